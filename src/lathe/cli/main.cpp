@@ -1,0 +1,68 @@
+// lathe: one binary, one subcommand per file (cmd_*.cpp). Errors a user can cause arrive here as
+// lathe::Error and are printed without a stack trace; exit code 1.
+#include <cstdio>
+#include <cstring>
+
+#include "lathe/cli/command.h"
+#include "lathe/core/error.h"
+#include "lathe/core/threads.h"
+#include "lathe/kernels/cpu/cpu.h"
+
+namespace lathe::cli {
+
+std::map<std::string, Command>& command_registry() {
+  static std::map<std::string, Command> registry;
+  return registry;
+}
+
+int& add_threads_option(CLI::App& app) {
+  static int threads = 0;
+  app.add_option("--threads", threads, "Threads for kernels and BLAS (0 = all cores)")
+      ->envname("LATHE_THREADS")
+      ->capture_default_str();
+  return threads;
+}
+
+void apply_threads(int n) { cpu_set_num_threads(n); }
+
+}  // namespace lathe::cli
+
+static void print_usage() {
+  std::printf("lathe — turn a pretrained language model into a domain expert\n\nusage: lathe COMMAND [options]\n\n");
+  for (auto& [name, cmd] : lathe::cli::command_registry()) std::printf("  %-16s %s\n", name.c_str(), cmd.help.c_str());
+  std::printf("\nlathe COMMAND --help shows the options of a command.\n");
+}
+
+int main(int argc, char** argv) {
+  auto& reg = lathe::cli::command_registry();
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("lathe 0.1.0\n");
+    return 0;
+  }
+  auto it = reg.find(argv[1]);
+  if (it == reg.end()) {
+    std::fprintf(stderr, "lathe: unknown command '%s' (lathe --help lists them)\n", argv[1]);
+    return 2;
+  }
+  CLI::App app{it->second.help, std::string("lathe ") + argv[1]};
+  app.set_help_flag("-h,--help", "Show the options of this command");
+  std::function<int()> run = it->second.setup(app);
+  try {
+    app.parse(argc - 1, argv + 1);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run();
+  } catch (const lathe::Error& e) {
+    std::fprintf(stderr, "lathe %s: error: %s\n", argv[1], e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lathe %s: error: %s\n", argv[1], e.what());
+    return 1;
+  }
+}

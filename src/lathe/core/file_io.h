@@ -1,0 +1,36 @@
+// Files: read-only memory maps (weights are never copied twice), whole-file reads, and atomic
+// writes (write to a temporary name in the same directory, fsync, rename) so a crash never
+// leaves a half-written file behind.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace lathe {
+
+class MappedFile {
+ public:
+  // Throws lathe::Error("[io] PATH: ...") when the file cannot be opened or mapped.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+std::string read_file(const std::string& path);  // throws "[io] PATH: ..." on failure
+void write_file_atomic(const std::string& path, const void* data, size_t n);
+inline void write_file_atomic(const std::string& path, const std::string& s) {
+  write_file_atomic(path, s.data(), s.size());
+}
+bool file_exists(const std::string& path);
+bool is_directory(const std::string& path);
+
+}  // namespace lathe

@@ -1,0 +1,181 @@
+#include "lathe/kernels/cpu/cpu.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "lathe/core/threads.h"
+
+namespace lathe {
+
+void cpu_set_num_threads(int n) {
+  set_num_threads(n);
+  openblas_set_num_threads(num_threads());
+}
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
+  if (M == 1) {
+    // Decode: a matrix-vector product, bandwidth bound; sgemv streams the weight once.
+    if (bias) std::memcpy(out, bias, sizeof(float) * N);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, weight, K, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+    return;
+  }
+  if (bias) {
+    for (int m = 0; m < M; m++) std::memcpy(out + size_t(m) * N, bias, sizeof(float) * N);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, weight, K, bias ? 1.0f : 0.0f, out,
+              N);
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if (N > 16)
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    float* y = out + size_t(n) * C;
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int c = 0; c < C; c++) ss += x[c] * x[c];
+    float r = 1.0f / std::sqrt(ss / C + eps);
+    if (rstd) rstd[n] = r;
+#pragma omp simd
+    for (int c = 0; c < C; c++) y[c] = x[c] * r * weight[c];
+  }
+}
+
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
+  int half = D / 2;
+#pragma omp parallel for schedule(static) if (T > 16)
+  for (int t = 0; t < T; t++) {
+    const float* ct = cos + size_t(t) * half;
+    const float* st = sin + size_t(t) * half;
+    for (int h = 0; h < H; h++) {
+      float* v = x + (size_t(t) * H + h) * D;
+#pragma omp simd
+      for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * ct[i] - b * st[i];
+        v[i + half] = b * ct[i] + a * st[i];
+      }
+    }
+  }
+}
+
+// Softmax of one score row over the first n entries, zero for the rest up to S.
+static void causal_softmax_row(float* p, int n, int S) {
+  float mx = -INFINITY;
+  for (int s = 0; s < n; s++) mx = std::max(mx, p[s]);
+  float sum = 0;
+  for (int s = 0; s < n; s++) sum += (p[s] = std::exp(p[s] - mx));
+  float inv = 1.0f / sum;
+#pragma omp simd
+  for (int s = 0; s < n; s++) p[s] *= inv;
+  for (int s = n; s < S; s++) p[s] = 0;
+}
+
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
+                       int H, int Hkv, int D, float* scratch) {
+  const int group = H / Hkv;
+  const float scale = 1.0f / std::sqrt(float(D));
+  float* P = probs ? probs : scratch;  // [H, T, S]
+  if (T == 1) {
+    // Decode: per head, dot products against the cache; too small for sgemm.
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; h++) {
+      const int g = h / group;
+      const float* qv = q + size_t(h) * D;
+      float* p = P + size_t(h) * S;
+      for (int s = 0; s < S; s++) {
+        const float* kv = k + (size_t(s) * Hkv + g) * D;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int d = 0; d < D; d++) dot += qv[d] * kv[d];
+        p[s] = dot * scale;
+      }
+      causal_softmax_row(p, S, S);
+      float* o = out + size_t(h) * D;
+      std::fill(o, o + D, 0.0f);
+      for (int s = 0; s < S; s++) {
+        const float* vv = v + (size_t(s) * Hkv + g) * D;
+        const float w = p[s];
+#pragma omp simd
+        for (int d = 0; d < D; d++) o[d] += w * vv[d];
+      }
+    }
+    return;
+  }
+  // Prefill / training: per head, scores = q_h k_g^T with sgemm (strided views into [T,H,D] and
+  // [S,Hkv,D]), causal softmax, then out_h = P v_g. Heads run in parallel; OpenBLAS runs
+  // single-threaded inside an OpenMP parallel region, so the pools do not nest.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < H; h++) {
+    const int g = h / group;
+    float* p = P + size_t(h) * T * S;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, scale, q + size_t(h) * D, H * D,
+                k + size_t(g) * D, Hkv * D, 0.0f, p, S);
+    for (int t = 0; t < T; t++) causal_softmax_row(p + size_t(t) * S, S - T + t + 1, S);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, 1.0f, p, S, v + size_t(g) * D, Hkv * D, 0.0f,
+                out + size_t(h) * D, H * D);
+  }
+}
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void softmax_forward(float* out, const float* inp, int N, int C) {
+#pragma omp parallel for schedule(static) if (N > 4)
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    float* y = out + size_t(n) * C;
+    float mx = -INFINITY;
+    for (int c = 0; c < C; c++) mx = std::max(mx, x[c]);
+    float sum = 0;
+    for (int c = 0; c < C; c++) sum += (y[c] = std::exp(x[c] - mx));
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int c = 0; c < C; c++) y[c] *= inv;
+  }
+}
+
+void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C) {
+  for (int n = 0; n < N; n++) std::memcpy(out + size_t(n) * C, table + size_t(ids[n]) * C, sizeof(float) * C);
+}
+
+void add_forward(float* out, const float* a, const float* b, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count) {
+  double total = 0;
+  int64_t cnt = 0;
+  // Fixed-order reduction: per-row results land in their slot, then a serial sum (deterministic).
+  std::vector<double> row(N, 0.0);
+#pragma omp parallel for schedule(static) if (N > 4)
+  for (int n = 0; n < N; n++) {
+    if (targets[n] < 0) continue;
+    const float* x = logits + size_t(n) * V;
+    float mx = -INFINITY;
+    for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
+    double sum = 0;
+    for (int c = 0; c < V; c++) sum += std::exp(double(x[c] - mx));
+    row[n] = std::log(sum) + mx - x[targets[n]];
+  }
+  for (int n = 0; n < N; n++)
+    if (targets[n] >= 0) {
+      total += row[n];
+      cnt++;
+    }
+  *count = cnt;
+  return total;
+}
+
+}  // namespace lathe

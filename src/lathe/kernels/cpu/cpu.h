@@ -1,0 +1,24 @@
+// Fast CPU kernels: the same contracts as kernels/ref (read ref.h for shapes and formulas),
+// implemented with OpenBLAS sgemm/sgemv and OpenMP loops that the compiler vectorises.
+// Tested against ref on odd shapes in tests/kernels.
+#pragma once
+#include <cstdint>
+
+namespace lathe {
+
+// Sets threads for OpenMP and OpenBLAS (one pool: the OpenMP build of OpenBLAS). n <= 0: all cores.
+void cpu_set_num_threads(int n);
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
+// `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
+                       int H, int Hkv, int D, float* scratch);
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void softmax_forward(float* out, const float* inp, int N, int C);
+void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count);
+
+}  // namespace lathe

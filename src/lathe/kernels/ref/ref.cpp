@@ -1,0 +1,118 @@
+#include "lathe/kernels/ref/ref.h"
+
+#include <cmath>
+#include <vector>
+
+namespace lathe::ref {
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      double acc = bias ? bias[n] : 0.0;
+      for (int k = 0; k < K; k++) acc += double(inp[size_t(m) * K + k]) * weight[size_t(n) * K + k];
+      out[size_t(m) * N + n] = float(acc);
+    }
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    double ss = 0;
+    for (int c = 0; c < C; c++) ss += double(x[c]) * x[c];
+    float r = float(1.0 / std::sqrt(ss / C + eps));
+    if (rstd) rstd[n] = r;
+    for (int c = 0; c < C; c++) out[size_t(n) * C + c] = x[c] * r * weight[c];
+  }
+}
+
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
+  int half = D / 2;
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < H; h++) {
+      float* v = x + (size_t(t) * H + h) * D;
+      for (int i = 0; i < half; i++) {
+        float c = cos[size_t(t) * half + i], s = sin[size_t(t) * half + i];
+        float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+}
+
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
+                       int H, int Hkv, int D) {
+  int group = H / Hkv;
+  double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> p(S);
+  for (int h = 0; h < H; h++) {
+    int g = h / group;
+    for (int t = 0; t < T; t++) {
+      int last = S - T + t;  // last visible key
+      const float* qv = q + (size_t(t) * H + h) * D;
+      double mx = -INFINITY;
+      for (int s = 0; s <= last; s++) {
+        const float* kv = k + (size_t(s) * Hkv + g) * D;
+        double dot = 0;
+        for (int d = 0; d < D; d++) dot += double(qv[d]) * kv[d];
+        p[s] = dot * scale;
+        mx = std::max(mx, p[s]);
+      }
+      double sum = 0;
+      for (int s = 0; s <= last; s++) sum += (p[s] = std::exp(p[s] - mx));
+      float* o = out + (size_t(t) * H + h) * D;
+      for (int d = 0; d < D; d++) o[d] = 0;
+      for (int s = 0; s < S; s++) {
+        double w = s <= last ? p[s] / sum : 0.0;
+        if (probs) probs[(size_t(h) * T + t) * S + s] = float(w);
+        if (s > last) continue;
+        const float* vv = v + (size_t(s) * Hkv + g) * D;
+        for (int d = 0; d < D; d++) o[d] += float(w * vv[d]);
+      }
+    }
+  }
+}
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void softmax_forward(float* out, const float* inp, int N, int C) {
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    float* y = out + size_t(n) * C;
+    double mx = -INFINITY, sum = 0;
+    for (int c = 0; c < C; c++) mx = std::max(mx, double(x[c]));
+    for (int c = 0; c < C; c++) sum += std::exp(double(x[c]) - mx);
+    for (int c = 0; c < C; c++) y[c] = float(std::exp(double(x[c]) - mx) / sum);
+  }
+}
+
+void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C) {
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) out[size_t(n) * C + c] = table[size_t(ids[n]) * C + c];
+}
+
+void add_forward(float* out, const float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count) {
+  double total = 0;
+  int64_t cnt = 0;
+  for (int n = 0; n < N; n++) {
+    if (targets[n] < 0) continue;
+    const float* x = logits + size_t(n) * V;
+    double mx = -INFINITY, sum = 0;
+    for (int c = 0; c < V; c++) mx = std::max(mx, double(x[c]));
+    for (int c = 0; c < V; c++) sum += std::exp(double(x[c]) - mx);
+    total += std::log(sum) + mx - x[targets[n]];
+    cnt++;
+  }
+  *count = cnt;
+  return total;
+}
+
+}  // namespace lathe::ref

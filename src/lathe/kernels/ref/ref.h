@@ -1,0 +1,46 @@
+// Plain scalar kernels: the specification of every op (STYLE.md §1). Each fast kernel in cpu/ is
+// tested against these on odd shapes, and the backward passes (training) are checked against
+// finite differences of these forwards.
+//
+// Letters: N rows (tokens), C channels, T query tokens, S key tokens (past + current), H query
+// heads, Hkv key/value heads (H % Hkv == 0, query head h reads kv head h / (H/Hkv)), D head dim,
+// F feed-forward width, V vocab. Every matrix is row-major. A Linear weight is [out, in] (PyTorch),
+// so matmul_forward computes out[M,N] = inp[M,K] · weight[N,K]^T + bias[N].
+#pragma once
+#include <cstdint>
+
+namespace lathe::ref {
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+
+// out[N,C] = inp * rstd * weight with rstd = 1/sqrt(mean(inp^2) + eps); rstd[N] is saved if non-null.
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+
+// Rotary embedding in place, Hugging Face "rotate half" pairing: for i < D/2 the pair is
+// (x[i], x[i + D/2]) rotated by angle pos * inv_freq[i]. x is [T, H, D]; cos/sin are [T, D/2].
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
+
+// Causal grouped-query attention. q [T,H,D], k and v [S,Hkv,D]; query t sits at position
+// S - T + t and sees keys 0..S-T+t (keys before the first query are past tokens or prefixes).
+// out [T,H,D] = softmax(q k^T / sqrt(D)) v. probs [H,T,S] (softmax result, 0 above the diagonal)
+// is saved if non-null.
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
+                       int H, int Hkv, int D);
+
+// out = silu(gate) * up, silu(x) = x / (1 + exp(-x)).
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+
+// Row-wise softmax of inp[N,C], numerically stable (max subtracted).
+void softmax_forward(float* out, const float* inp, int N, int C);
+
+// out[N,C] = table[ids[n], :].
+void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);
+
+// out = a + b (out may alias a).
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+
+// Mean negative log-likelihood of targets under softmax(logits[N,V]); targets < 0 are skipped.
+// Returns the sum of NLL; *count receives the number of counted rows.
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count);
+
+}  // namespace lathe::ref

@@ -1,0 +1,52 @@
+// Helpers shared by the tests: paths, fixtures that may be absent, temp dirs, running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace lathe::test {
+
+inline std::string source_path(const std::string& rel) { return std::string(LATHE_SOURCE_DIR) + "/" + rel; }
+inline std::string fixture_path(const std::string& rel) { return std::string(LATHE_FIXTURES) + "/" + rel; }
+inline bool has_fixture(const std::string& rel) { return std::filesystem::exists(fixture_path(rel)); }
+
+#define LATHE_REQUIRE_FIXTURE(rel)                                                       \
+  do {                                                                                   \
+    if (!::lathe::test::has_fixture(rel))                                                \
+      GTEST_SKIP() << "fixture absent: " << ::lathe::test::fixture_path(rel) << " (skipping)"; \
+  } while (0)
+
+// A fresh directory under the system temp dir, removed when the object dies.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lathe-test-XXXXXX").string();
+    char* p = mkdtemp(tmpl.data());
+    if (!p) std::abort();
+    path = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& rel) const { return path + "/" + rel; }
+};
+
+// Runs the lathe binary with `args` (a shell-quoted string); returns exit status, stdout in *out.
+inline int run_lathe(const std::string& args, std::string* out, bool merge_stderr = false) {
+  std::string cmd = std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : "");
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+  int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace lathe::test
