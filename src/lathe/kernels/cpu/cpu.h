@@ -14,7 +14,7 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
 // `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D, float* scratch);
+                       int H, int Hkv, int D, float* scratch = nullptr);
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void softmax_forward(float* out, const float* inp, int N, int C);
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);

@@ -1,0 +1,75 @@
+// lathe generate: continue a prompt with greedy decoding or sampling.
+#include <cstdio>
+
+#include "lathe/cli/cli_util.h"
+#include "lathe/cli/command.h"
+#include "lathe/core/error.h"
+#include "lathe/core/sys.h"
+#include "lathe/model/generate.h"
+
+namespace {
+
+struct Opts {
+  std::string model, prompt_ids, prompt, stop_ids;
+  lathe::GenerateParams gp;
+  bool json = false, stats = false;
+};
+
+std::function<int()> setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  int& threads = lathe::cli::add_threads_option(app);
+  auto& s = o->gp.sampling;
+  app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
+  auto* ids = app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
+  auto* text = app.add_option("--prompt", o->prompt, "Prompt text (tokenized with the model's tokenizer)");
+  ids->excludes(text);
+  app.add_option("--max-new-tokens", o->gp.max_new_tokens, "Tokens to generate")->capture_default_str();
+  app.add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
+  app.add_option("--top-k", s.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  app.add_option("--top-p", s.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  app.add_option("--min-p", s.min_p, "Drop tokens below min_p x top probability (0 = off)")->capture_default_str();
+  app.add_option("--repetition-penalty", s.repetition_penalty, "HF repetition penalty (1 = off)")->capture_default_str();
+  app.add_option("--seed", s.seed, "Sampling seed")->capture_default_str();
+  app.add_option("--stop-ids", o->stop_ids, "Stop after any of these ids: 2,3 (default: the model's eos)");
+  app.add_flag("--json", o->json, "Print {\"ids\":[...]} (generated ids only)");
+  app.add_flag("--stats", o->stats, "Print timing and memory as one JSON line on stderr");
+  return [o, &threads] {
+    lathe::cli::apply_threads(threads);
+    lathe::Model m = lathe::Model::load(o->model);
+    std::vector<int32_t> prompt;
+    if (!o->prompt_ids.empty()) {
+      prompt = lathe::cli::parse_id_list(o->prompt_ids, "--prompt-ids");
+    } else if (!o->prompt.empty()) {
+      lathe::fail("generate", "--prompt needs the tokenizer, which is not built yet; use --prompt-ids");
+    } else {
+      lathe::fail("generate", "give --prompt-ids or --prompt");
+    }
+    if (!o->stop_ids.empty())
+      o->gp.stop_ids = lathe::cli::parse_id_list(o->stop_ids, "--stop-ids");
+    else if (m.config.eos_token_id >= 0)
+      o->gp.stop_ids = {m.config.eos_token_id};
+    lathe::GenerateResult r = lathe::generate(m, prompt, o->gp);
+    if (o->json) {
+      std::printf("{\"ids\":[");
+      for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);
+      std::printf("]}\n");
+    } else {
+      for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? " " : "", r.ids[i]);
+      std::printf("\n");
+    }
+    if (o->stats) {
+      int decoded = int(r.ids.size()) - 1;  // the first new token comes from the prefill logits
+      std::fprintf(stderr,
+                   "{\"prompt_tokens\": %d, \"prefill_s\": %.6f, \"prefill_tok_s\": %.2f, \"new_tokens\": %zu, "
+                   "\"decode_s\": %.6f, \"decode_tok_s\": %.2f, \"peak_rss_bytes\": %zu, \"weight_bytes\": %zu, "
+                   "\"finish_reason\": \"%s\"}\n",
+                   r.prompt_tokens, r.prefill_s, r.prompt_tokens / r.prefill_s, r.ids.size(), r.decode_s,
+                   decoded > 0 ? decoded / r.decode_s : 0.0, lathe::peak_rss_bytes(), m.weight_bytes_f32,
+                   r.finish_reason.c_str());
+    }
+    return 0;
+  };
+}
+LATHE_COMMAND("generate", "Continue a prompt (greedy or sampled)", setup);
+
+}  // namespace

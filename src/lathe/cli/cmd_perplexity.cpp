@@ -1,0 +1,114 @@
+// lathe perplexity: mean negative log-likelihood (natural log) over every predicted token.
+// Each JSONL line {"input_ids":[...]} is an independent sequence; a sequence longer than
+// --context-length is scored as consecutive independent windows of that length (each window of
+// n ids predicts n-1 of them).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "lathe/cli/command.h"
+#include "lathe/core/error.h"
+#include "lathe/kernels/cpu/cpu.h"
+#include "lathe/model/forward.h"
+
+namespace {
+
+struct Opts {
+  std::string model, ids_file, text_file;
+  int context_length = 0;
+  bool json = false;
+};
+
+std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) lathe::fail("perplexity", "{}: cannot open", path);
+  std::vector<std::vector<int32_t>> seqs;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    lineno++;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      lathe::fail("perplexity", "{}:{}: invalid JSON: {}", path, lineno, e.what());
+    }
+    if (!j.is_object() || !j.contains("input_ids") || !j["input_ids"].is_array())
+      lathe::fail("perplexity", "{}:{}: expected an object with an \"input_ids\" array", path, lineno);
+    std::vector<int32_t> ids;
+    for (auto& v : j["input_ids"]) {
+      if (!v.is_number_integer()) lathe::fail("perplexity", "{}:{}: input_ids holds a non-integer: {}", path, lineno, v.dump());
+      ids.push_back(v.get<int32_t>());
+    }
+    seqs.push_back(std::move(ids));
+  }
+  return seqs;
+}
+
+}  // namespace
+
+namespace lathe::cli {
+
+// Sum of NLL and count of predicted tokens for one window, lm_head applied in row blocks so the
+// logits never occupy more than kRows x V floats.
+void score_window(Forward& fwd, const int32_t* ids, int n, double* nll, int64_t* count) {
+  if (n < 2) return;
+  const ModelConfig& c = fwd.model().config;
+  KVCache cache = KVCache::create(c, n);
+  const float* h = fwd.hidden(ids, n, &cache);
+  constexpr int kRows = 64;
+  std::vector<float> logits(size_t(kRows) * c.vocab_size);
+  for (int r0 = 0; r0 < n - 1; r0 += kRows) {
+    int rows = std::min(kRows, n - 1 - r0);
+    fwd.logits(h + size_t(r0) * c.hidden_size, rows, logits.data());
+    int64_t cnt = 0;
+    *nll += cross_entropy_sum(logits.data(), ids + r0 + 1, rows, c.vocab_size, &cnt);
+    *count += cnt;
+  }
+}
+
+}  // namespace lathe::cli
+
+namespace {
+
+std::function<int()> setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  int& threads = lathe::cli::add_threads_option(app);
+  app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
+  auto* ids = app.add_option("--ids-file", o->ids_file, "JSONL, one {\"input_ids\":[...]} per line");
+  auto* text = app.add_option("--text-file", o->text_file, "Plain text, tokenized with the model's tokenizer");
+  ids->excludes(text);
+  app.add_option("--context-length", o->context_length, "Window length (default: max_position_embeddings)");
+  app.add_flag("--json", o->json, "Print {\"tokens\",\"nll\",\"ppl\"} as one JSON line");
+  return [o, &threads] {
+    lathe::cli::apply_threads(threads);
+    if (o->ids_file.empty() && o->text_file.empty()) lathe::fail("perplexity", "give --ids-file or --text-file");
+    if (!o->text_file.empty()) lathe::fail("perplexity", "--text-file needs the tokenizer, which is not built yet");
+    lathe::Model m = lathe::Model::load(o->model);
+    auto seqs = read_ids_file(o->ids_file);
+    int ctx = o->context_length > 0 ? o->context_length : m.config.max_position_embeddings;
+    if (ctx < 2) lathe::fail("perplexity", "--context-length must be at least 2");
+    size_t longest = 0;
+    for (auto& s : seqs) longest = std::max(longest, s.size());
+    lathe::Forward fwd(m, int(std::min<size_t>(std::max<size_t>(longest, 2), size_t(ctx))));
+    double nll = 0;
+    int64_t count = 0;
+    for (auto& s : seqs)
+      for (size_t w = 0; w < s.size(); w += size_t(ctx)) {
+        int n = int(std::min(s.size() - w, size_t(ctx)));
+        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count);
+      }
+    if (count == 0) lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)", o->ids_file);
+    double mean = nll / double(count);
+    if (o->json)
+      std::printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g}\n", (long long)count, mean, std::exp(mean));
+    else
+      std::printf("tokens %lld  nll %.6f  perplexity %.4f\n", (long long)count, mean, std::exp(mean));
+    return 0;
+  };
+}
+LATHE_COMMAND("perplexity", "Mean NLL and perplexity of token sequences under a model", setup);
+
+}  // namespace

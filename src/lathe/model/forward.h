@@ -1,0 +1,52 @@
+// Inference forward of a Llama-family model: embedding -> L x (RMSNorm, attention with GQA+RoPE
+// (+bias, +q/k norm), residual, RMSNorm, SwiGLU MLP, residual) -> RMSNorm -> lm_head.
+// Tokens are processed in chunks that append to a KV cache; a sequence scored from scratch is
+// one chunk into an empty cache. Buffers are planned once per Forward and reused.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lathe/core/tensor.h"
+#include "lathe/model/model.h"
+
+namespace lathe {
+
+struct KVCache {
+  int capacity = 0;  // max positions
+  int len = 0;       // positions filled
+  std::vector<Tensor> k, v;  // per layer [capacity, Hkv*D], rows after RoPE (k) / projection (v)
+  static KVCache create(const ModelConfig& c, int capacity);
+  void clear() { len = 0; }
+  size_t bytes() const;
+};
+
+// RoPE frequencies with HF's scaling rules (linear, llama3), computed once per model.
+std::vector<float> rope_inv_freq(const ModelConfig& c);
+// cos/sin [T, D/2] for positions pos0 .. pos0+T-1.
+void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, float* sin);
+
+class Forward {
+ public:
+  // max_chunk: the most tokens passed to one hidden() call.
+  Forward(const Model& m, int max_chunk);
+  // Runs ids[T] at positions cache->len.. and appends them to the cache. Returns the final
+  // normed hidden states [T, C] (valid until the next call).
+  const float* hidden(const int32_t* ids, int T, KVCache* cache);
+  // logits[n, V] = hidden_rows[n, C] · lm_head^T.
+  void logits(const float* hidden_rows, int n, float* out) const;
+  const Model& model() const { return m_; }
+  size_t workspace_bytes() const;
+
+ private:
+  void attention_block(int l, int T, KVCache* cache);
+  void mlp_block(int l, int T);
+
+  const Model& m_;
+  int max_chunk_;
+  std::vector<float> inv_freq_;
+  // Activations for one chunk (T <= max_chunk): x residual stream [T,C], xn normed [T,C],
+  // q [T,H*D], att [T,H*D], proj [T,C], gate/up [T,F], rope cos/sin [T,D/2], scores [H,T,S].
+  std::vector<float> x_, xn_, q_, att_, proj_, gate_, up_, cos_, sin_, scores_;
+};
+
+}  // namespace lathe

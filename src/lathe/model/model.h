@@ -1,0 +1,35 @@
+// A loaded model: config + f32 weights (zero-copy views into a mapped f32 safetensors file, or
+// one converted copy for f16/bf16/quantized sources), plus where it came from.
+#pragma once
+#include <string>
+
+#include "lathe/model/config.h"
+#include "lathe/model/weights.h"
+
+namespace lathe {
+
+struct LoadedTensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string stored_dtype;  // as in the file
+};
+
+struct Model {
+  ModelConfig config;
+  ModelWeights weights;
+  std::string source;                         // path it was loaded from
+  std::string format;                         // "hf" or "gguf"
+  std::vector<LoadedTensorInfo> stored;       // tensors as stored in the source, in visit order
+  size_t weight_bytes_f32 = 0;                // bytes of the f32 weights held (tied counted once)
+
+  // PATH is an HF model directory (config.json + model.safetensors or sharded index) or a .gguf file.
+  static Model load(const std::string& path);
+  static Model load_hf_dir(const std::string& dir);
+  static Model load_gguf(const std::string& path);
+  // Random init with a fixed seed: matrices N(0, 0.02) like HF's initializer_range, norms 1, biases 0.
+  static Model init_random(const ModelConfig& cfg, uint64_t seed);
+  // Writes config.json + model.safetensors (F32) atomically into `dir` (created if needed).
+  void save_hf_dir(const std::string& dir) const;
+};
+
+}  // namespace lathe

@@ -1,0 +1,176 @@
+// Loading and saving models. Every path goes through for_each_tensor, so the name table in
+// weights.cpp is the only place that knows HF and GGUF tensor names.
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/rng.h"
+#include "lathe/formats/gguf.h"
+#include "lathe/formats/safetensors.h"
+#include "lathe/model/model.h"
+
+namespace lathe {
+
+namespace {
+
+void check_shape(const std::string& source, const std::string& name, const std::vector<int64_t>& got,
+                 const std::vector<int64_t>& want) {
+  if (got != want)
+    fail("model", "{}: tensor '{}' has shape {}, the config expects {}", source, name, shape_to_string(got),
+         shape_to_string(want));
+}
+
+void finish_tied(Model& m) {
+  if (m.config.tie_word_embeddings) m.weights.lm_head = m.weights.embed;
+  m.weight_bytes_f32 = 0;
+  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) { m.weight_bytes_f32 += s.tensor->nbytes(); });
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path) {
+  if (is_directory(path)) return load_hf_dir(path);
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return load_gguf(path);
+  if (!file_exists(path)) fail("model", "{}: no such file or directory", path);
+  fail("model", "{}: expected a Hugging Face model directory or a .gguf file", path);
+}
+
+Model Model::load_hf_dir(const std::string& dir) {
+  std::string cfg_path = dir + "/config.json";
+  if (!file_exists(cfg_path)) fail("model", "{}: no config.json (not a Hugging Face model directory)", dir);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(cfg_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("config", "{}: invalid JSON: {}", cfg_path, e.what());
+  }
+  Model m;
+  m.config = config_from_hf_json(j, cfg_path);
+  m.source = dir;
+  m.format = "hf";
+  SafetensorsCollection st = SafetensorsCollection::open_dir(dir);
+  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
+    if (!st.has(s.hf_name)) {
+      if (s.hf_name == "lm_head.weight")
+        fail("model", "{}: tensor 'lm_head.weight' is missing and tie_word_embeddings is false", dir);
+      fail("model", "{}: missing tensor '{}'", dir, s.hf_name);
+    }
+    Tensor t = st.tensor(s.hf_name);
+    check_shape(dir, s.hf_name, t.shape, s.shape);
+    m.stored.push_back({s.hf_name, t.shape, std::string(dtype_name(t.dtype))});
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+      fail("model", "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", dir, s.hf_name, dtype_name(t.dtype));
+    *s.tensor = to_f32(t);  // f32: zero-copy view into the mapping; f16/bf16: one converted copy
+  });
+  finish_tied(m);
+  return m;
+}
+
+Model Model::load_gguf(const std::string& path) {
+  GgufFile g = GgufFile::open(path);
+  std::string arch = g.get_string("general.architecture", "");
+  Model m;
+  ModelConfig& c = m.config;
+  if (arch == "llama") {
+    c.arch = Arch::Llama;
+  } else if (arch == "qwen2") {
+    c.arch = Arch::Qwen2;
+  } else if (arch == "qwen3") {
+    c.arch = Arch::Qwen3;
+  } else {
+    fail("model", "{}: unsupported GGUF architecture '{}' (supported: llama, qwen2, qwen3)", path, arch);
+  }
+  auto key = [&](const char* k) { return arch + "." + k; };
+  auto need = [&](const char* k) {
+    if (!g.has(key(k))) fail("model", "{}: missing GGUF key '{}'", path, key(k));
+    return g.get(key(k)).as_int();
+  };
+  c.hidden_size = int(need("embedding_length"));
+  c.intermediate_size = int(need("feed_forward_length"));
+  c.num_hidden_layers = int(need("block_count"));
+  c.num_attention_heads = int(need("attention.head_count"));
+  c.num_key_value_heads = int(g.get_int(key("attention.head_count_kv"), c.num_attention_heads));
+  c.head_dim = int(g.get_int(key("attention.key_length"), c.hidden_size / c.num_attention_heads));
+  c.rms_norm_eps = float(g.get_float(key("attention.layer_norm_rms_epsilon"), 1e-5));
+  c.rope_theta = float(g.get_float(key("rope.freq_base"), 10000.0));
+  c.max_position_embeddings = int(g.get_int(key("context_length"), 2048));
+  c.attention_bias = c.arch == Arch::Qwen2;
+  c.qk_norm = c.arch == Arch::Qwen3;
+  std::string scaling = g.get_string(key("rope.scaling.type"), "none");
+  if (scaling == "linear") {
+    c.rope_scaling.type = RopeScaling::Linear;
+    c.rope_scaling.factor = float(g.get_float(key("rope.scaling.factor"), 1.0));
+  } else if (scaling != "none") {
+    fail("model", "{}: unsupported rope scaling '{}' in GGUF", path, scaling);
+  }
+  if (!g.has_tensor("token_embd.weight")) fail("model", "{}: missing tensor 'token_embd.weight'", path);
+  c.vocab_size = int(g.tensor_info("token_embd.weight").shape()[0]);
+  c.tie_word_embeddings = !g.has_tensor("output.weight");
+  c.bos_token_id = int(g.get_int("tokenizer.ggml.bos_token_id", -1));
+  c.eos_token_id = int(g.get_int("tokenizer.ggml.eos_token_id", -1));
+  config_validate(c, path);
+  m.source = path;
+  m.format = "gguf";
+  // llama.cpp's converter permutes q/k rows only for the llama architecture (interleaved RoPE);
+  // qwen2/qwen3 use NEOX-style RoPE in llama.cpp and keep HF row order.
+  const bool permuted_arch = c.arch == Arch::Llama;
+  for_each_tensor(c, m.weights, [&](TensorSlot& s) {
+    if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
+    const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
+    Tensor t = g.tensor_f32(s.gguf_name);
+    check_shape(path, s.gguf_name, t.shape, s.shape);
+    m.stored.push_back({s.gguf_name, t.shape, std::to_string(info.ggml_type)});
+    if (s.rope_permuted && permuted_arch) {
+      Tensor hf = Tensor::empty(DType::F32, t.shape);
+      int64_t cols = t.ndim() == 2 ? t.shape[1] : 1;
+      rope_rows_gguf_to_hf(t.f32(), hf.f32(), s.rope_heads, c.head_dim, cols);
+      t = hf;
+    }
+    *s.tensor = t;
+  });
+  finish_tied(m);
+  return m;
+}
+
+Model Model::init_random(const ModelConfig& cfg, uint64_t seed) {
+  config_validate(cfg, "init-model");
+  Model m;
+  m.config = cfg;
+  m.source = "random(seed=" + std::to_string(seed) + ")";
+  m.format = "random";
+  Rng rng(seed);
+  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
+    Tensor t = Tensor::empty(DType::F32, s.shape);
+    float* p = t.f32();
+    int64_t n = t.numel();
+    switch (s.role) {
+      case TensorRole::Norm:
+        for (int64_t i = 0; i < n; i++) p[i] = 1.0f;
+        break;
+      case TensorRole::Bias:
+        for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
+        break;
+      default:
+        for (int64_t i = 0; i < n; i++) p[i] = 0.02f * rng.normal();
+    }
+    m.stored.push_back({s.hf_name, s.shape, "F32"});
+    *s.tensor = t;
+  });
+  finish_tied(m);
+  return m;
+}
+
+void Model::save_hf_dir(const std::string& dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("model", "{}: cannot create directory: {}", dir, ec.message());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  ModelWeights w = weights;  // shallow copies of views
+  for_each_tensor(config, w, [&](TensorSlot& s) { tensors.emplace_back(s.hf_name, *s.tensor); });
+  safetensors_write(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  nlohmann::json j = config_to_hf_json(config);
+  j["torch_dtype"] = "float32";
+  write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
+}
+
+}  // namespace lathe

@@ -1,0 +1,131 @@
+// The fast CPU kernels against the scalar references, on odd shapes (1, 7, 33, 4099 ...: sizes
+// that are not multiples of any SIMD width or BLAS tile).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "lathe/core/rng.h"
+#include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/ref/ref.h"
+
+namespace {
+
+std::vector<float> randv(size_t n, uint64_t seed, float scale = 1.0f) {
+  lathe::Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * r.normal();
+  return v;
+}
+
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol, const char* what) {
+  ASSERT_EQ(a.size(), b.size());
+  float worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    float d = std::fabs(a[i] - b[i]) / std::max(1.0f, std::fabs(b[i]));
+    if (d > worst) worst = d, at = i;
+  }
+  EXPECT_LE(worst, tol) << what << ": worst relative error at " << at << " (" << a[at] << " vs " << b[at] << ")";
+}
+
+TEST(Kernels, MatmulMatchesReference) {
+  for (auto [M, K, N] : std::vector<std::tuple<int, int, int>>{{1, 1, 1}, {1, 7, 33}, {7, 33, 5}, {64, 96, 130}, {3, 4099, 9}}) {
+    auto x = randv(size_t(M) * K, 1), w = randv(size_t(N) * K, 2), b = randv(N, 3);
+    for (bool bias : {false, true}) {
+      std::vector<float> got(size_t(M) * N), want(got.size());
+      lathe::matmul_forward(got.data(), x.data(), w.data(), bias ? b.data() : nullptr, M, K, N);
+      lathe::ref::matmul_forward(want.data(), x.data(), w.data(), bias ? b.data() : nullptr, M, K, N);
+      expect_close(got, want, 1e-4f, "matmul");
+    }
+  }
+}
+
+TEST(Kernels, RmsnormMatchesReference) {
+  for (auto [N, C] : std::vector<std::pair<int, int>>{{1, 1}, {7, 33}, {40, 4099}}) {
+    auto x = randv(size_t(N) * C, 4), w = randv(C, 5);
+    std::vector<float> got(x.size()), want(x.size()), rg(N), rw(N);
+    lathe::rmsnorm_forward(got.data(), rg.data(), x.data(), w.data(), N, C, 1e-5f);
+    lathe::ref::rmsnorm_forward(want.data(), rw.data(), x.data(), w.data(), N, C, 1e-5f);
+    expect_close(got, want, 1e-5f, "rmsnorm");
+    expect_close(rg, rw, 1e-5f, "rmsnorm rstd");
+  }
+}
+
+TEST(Kernels, RopeMatchesReference) {
+  for (auto [T, H, D] : std::vector<std::tuple<int, int, int>>{{1, 1, 2}, {7, 3, 10}, {33, 5, 64}}) {
+    auto x = randv(size_t(T) * H * D, 6);
+    auto c = randv(size_t(T) * D / 2, 7), s = randv(size_t(T) * D / 2, 8);
+    auto got = x, want = x;
+    lathe::rope_forward(got.data(), c.data(), s.data(), T, H, D);
+    lathe::ref::rope_forward(want.data(), c.data(), s.data(), T, H, D);
+    expect_close(got, want, 1e-6f, "rope");
+  }
+}
+
+TEST(Kernels, AttentionMatchesReference) {
+  // (T, S, H, Hkv, D): prefill (T == S), chunk after a cached past (T < S), decode (T == 1), GQA.
+  for (auto [T, S, H, Hkv, D] : std::vector<std::tuple<int, int, int, int, int>>{
+           {1, 1, 1, 1, 2}, {7, 7, 4, 2, 8}, {5, 13, 6, 3, 10}, {1, 33, 8, 2, 16}, {37, 37, 9, 3, 64}}) {
+    auto q = randv(size_t(T) * H * D, 9), k = randv(size_t(S) * Hkv * D, 10), v = randv(size_t(S) * Hkv * D, 11);
+    std::vector<float> got(size_t(T) * H * D), want(got.size());
+    std::vector<float> pg(size_t(H) * T * S), pw(pg.size());
+    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, nullptr);
+    lathe::ref::attention_forward(want.data(), pw.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D);
+    expect_close(got, want, 1e-5f, "attention out");
+    expect_close(pg, pw, 1e-5f, "attention probs");
+  }
+}
+
+TEST(Kernels, ElementwiseMatchReference) {
+  for (int n : {1, 7, 4099, 70001}) {
+    auto a = randv(n, 12, 4.0f), b = randv(n, 13);
+    std::vector<float> got(n), want(n);
+    lathe::swiglu_forward(got.data(), a.data(), b.data(), n);
+    lathe::ref::swiglu_forward(want.data(), a.data(), b.data(), n);
+    expect_close(got, want, 1e-6f, "swiglu");
+    lathe::add_forward(got.data(), a.data(), b.data(), n);
+    lathe::ref::add_forward(want.data(), a.data(), b.data(), n);
+    expect_close(got, want, 0.0f, "add");
+  }
+}
+
+TEST(Kernels, SoftmaxEmbeddingCrossEntropyMatchReference) {
+  const int N = 7, V = 4099, C = 33;
+  auto x = randv(size_t(N) * V, 14, 3.0f);
+  std::vector<float> got(x.size()), want(x.size());
+  lathe::softmax_forward(got.data(), x.data(), N, V);
+  lathe::ref::softmax_forward(want.data(), x.data(), N, V);
+  expect_close(got, want, 1e-5f, "softmax");
+
+  std::vector<int32_t> ids = {3, 0, 4098, 17, -100, 5, 1};
+  int64_t cg = 0, cw = 0;
+  double lg = lathe::cross_entropy_sum(x.data(), ids.data(), N, V, &cg);
+  double lw = lathe::ref::cross_entropy_sum(x.data(), ids.data(), N, V, &cw);
+  EXPECT_EQ(cg, 6);
+  EXPECT_EQ(cg, cw);
+  EXPECT_NEAR(lg, lw, 1e-4 * std::fabs(lw));
+
+  auto table = randv(size_t(V) * C, 15);
+  std::vector<int32_t> e = {0, 4098, 5, 5};
+  std::vector<float> eg(4 * C), ew(4 * C);
+  lathe::embedding_forward(eg.data(), e.data(), table.data(), 4, C);
+  lathe::ref::embedding_forward(ew.data(), e.data(), table.data(), 4, C);
+  expect_close(eg, ew, 0.0f, "embedding");
+}
+
+TEST(Kernels, AttentionIsCausal) {
+  // Changing a future key/value must not change earlier outputs.
+  const int T = 6, H = 2, Hkv = 1, D = 4;
+  auto q = randv(T * H * D, 16), k = randv(T * Hkv * D, 17), v = randv(T * Hkv * D, 18);
+  std::vector<float> a(T * H * D), b(T * H * D), scratch(H * T * T);
+  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data());
+  for (int d = 0; d < Hkv * D; d++) k[(T - 1) * Hkv * D + d] += 5.0f, v[(T - 1) * Hkv * D + d] -= 3.0f;
+  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data());
+  for (int i = 0; i < (T - 1) * H * D; i++) EXPECT_EQ(a[i], b[i]) << i;
+  bool last_changed = false;
+  for (int i = (T - 1) * H * D; i < T * H * D; i++) last_changed |= a[i] != b[i];
+  EXPECT_TRUE(last_changed);
+}
+
+}  // namespace
