@@ -21,4 +21,17 @@ void embedding_forward(float* out, const int32_t* ids, const float* table, int N
 void add_forward(float* out, const float* a, const float* b, int64_t n);
 double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count);
 
+// Backward: same contracts as kernels/ref (gradients accumulate; null pointers are skipped).
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C);
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D);
+// `scratch` must hold H * T * S floats (dP / dS per head).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C);
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count);
+
 }  // namespace lathe

@@ -116,3 +116,117 @@ double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int
 }
 
 }  // namespace lathe::ref
+
+namespace lathe::ref {
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N) {
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      float g = dout[size_t(m) * N + n];
+      if (dbias) dbias[n] += g;
+      for (int k = 0; k < K; k++) {
+        if (dinp) dinp[size_t(m) * K + k] += g * weight[size_t(n) * K + k];
+        if (dweight) dweight[size_t(n) * K + k] += g * inp[size_t(m) * K + k];
+      }
+    }
+}
+
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C) {
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    const float* dy = dout + size_t(n) * C;
+    double r = rstd[n], dot = 0;
+    for (int c = 0; c < C; c++) dot += double(weight[c]) * dy[c] * x[c];
+    for (int c = 0; c < C; c++) {
+      if (dweight) dweight[c] += float(dy[c] * x[c] * r);
+      if (dinp) dinp[size_t(n) * C + c] += float(r * weight[c] * dy[c] - r * r * r / C * x[c] * dot);
+    }
+  }
+}
+
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
+  int half = D / 2;
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < H; h++) {
+      float* v = dx + (size_t(t) * H + h) * D;
+      for (int i = 0; i < half; i++) {
+        float c = cos[size_t(t) * half + i], s = sin[size_t(t) * half + i];
+        float a = v[i], b = v[i + half];
+        v[i] = a * c + b * s;
+        v[i + half] = b * c - a * s;
+      }
+    }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D) {
+  int group = H / Hkv;
+  double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> dp(S);
+  for (int h = 0; h < H; h++) {
+    int g = h / group;
+    for (int t = 0; t < T; t++) {
+      const float* p = probs + (size_t(h) * T + t) * S;
+      const float* go = dout + (size_t(t) * H + h) * D;
+      double sum = 0;
+      for (int s = 0; s < S; s++) {
+        const float* vv = v + (size_t(s) * Hkv + g) * D;
+        double d = 0;
+        for (int i = 0; i < D; i++) d += double(go[i]) * vv[i];
+        dp[s] = d;
+        sum += d * p[s];
+        float* dvv = dv + (size_t(s) * Hkv + g) * D;
+        for (int i = 0; i < D; i++) dvv[i] += p[s] * go[i];
+      }
+      const float* qv = q + (size_t(t) * H + h) * D;
+      float* dqv = dq + (size_t(t) * H + h) * D;
+      for (int s = 0; s < S; s++) {
+        double ds = p[s] * (dp[s] - sum) * scale;
+        if (ds == 0) continue;
+        const float* kv = k + (size_t(s) * Hkv + g) * D;
+        float* dkv = dk + (size_t(s) * Hkv + g) * D;
+        for (int i = 0; i < D; i++) {
+          dqv[i] += float(ds * kv[i]);
+          dkv[i] += float(ds * qv[i]);
+        }
+      }
+    }
+  }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    double g = gate[i], s = 1.0 / (1.0 + std::exp(-g));
+    if (dgate) dgate[i] += float(dout[i] * up[i] * s * (1.0 + g * (1.0 - s)));
+    if (dup) dup[i] += float(dout[i] * g * s);
+  }
+}
+
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C) {
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) dtable[size_t(ids[n]) * C + c] += dout[size_t(n) * C + c];
+}
+
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count) {
+  double total = 0;
+  int64_t cnt = 0;
+  for (int n = 0; n < N; n++) {
+    float* x = logits + size_t(n) * V;
+    if (targets[n] < 0) {
+      for (int c = 0; c < V; c++) x[c] = 0;
+      continue;
+    }
+    double mx = -INFINITY, sum = 0;
+    for (int c = 0; c < V; c++) mx = std::max(mx, double(x[c]));
+    for (int c = 0; c < V; c++) sum += std::exp(double(x[c]) - mx);
+    total += std::log(sum) + mx - x[targets[n]];
+    cnt++;
+    for (int c = 0; c < V; c++) x[c] = float(scale * (std::exp(double(x[c]) - mx) / sum - (c == targets[n])));
+  }
+  *count = cnt;
+  return total;
+}
+
+}  // namespace lathe::ref

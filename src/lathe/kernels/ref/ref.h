@@ -43,4 +43,27 @@ void add_forward(float* out, const float* a, const float* b, int64_t n);
 // Returns the sum of NLL; *count receives the number of counted rows.
 double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count);
 
+// ---- Backward. Every gradient ACCUMULATES (+=) into its output, so a tensor used twice (tied
+// embeddings, residual streams) sums its contributions; any gradient pointer may be null (not needed).
+
+// dinp[M,K] += dout[M,N]·weight[N,K]; dweight[N,K] += dout^T·inp; dbias[N] += column sums of dout.
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N);
+// y = x·r·w, r = rstd saved by the forward: dx = r·(w∘dy) − r³/C · x · Σ(w∘dy∘x); dw += Σ_n dy∘x·r.
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C);
+// The transpose of the rotation (rotation by −angle), in place on dx [T,H,D].
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D);
+// Given probs [H,T,S] from the forward: dP = dout·v^T, dS = P∘(dP − Σ dP∘P),
+// dq += dS·k/√D, dk += dS^T·q/√D, dv += P^T·dout (kv heads sum over their query group).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D);
+// out = silu(g)·u: dg += dout·u·σ(g)(1 + g(1 − σ(g))), du += dout·silu(g).
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+// dtable[ids[n]] += dout[n].
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C);
+// Fused softmax + cross-entropy: returns Σ NLL over rows with target >= 0 (count in *count) and
+// OVERWRITES logits with d(loss·scale)/dlogits = scale·(softmax − onehot) (0 for ignored rows).
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count);
+
 }  // namespace lathe::ref

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets up everything and runs the main job on the bundled example.
+# Today (foundation stage) the example is: create a small Llama-architecture model with
+# `lathe init-model`, inspect it, score token sequences (perplexity) and generate greedily.
+# With ../shared/fixtures present it also runs the real stories260K model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh build
+LATHE=build/lathe
+OUT=${LATHE_EXAMPLE_OUT:-out/example}
+mkdir -p "$OUT"
+
+echo "== 1. a small Llama model (random init, seed 42)"
+$LATHE init-model --arch llama --hidden-size 128 --intermediate-size 344 --num-hidden-layers 4 \
+  --num-attention-heads 8 --num-key-value-heads 4 --vocab-size 1024 --seed 42 --output "$OUT/tiny-llama"
+$LATHE inspect "$OUT/tiny-llama" | head -8
+
+echo "== 2. perplexity of two token sequences (a random model scores near ln(1024) = 6.93)"
+printf '{"input_ids":[1,17,200,33,5,900,12,7,7,7]}\n{"input_ids":[1,2,3,4,5,6,7,8]}\n' > "$OUT/ids.jsonl"
+$LATHE perplexity --model "$OUT/tiny-llama" --ids-file "$OUT/ids.jsonl"
+
+echo "== 3. greedy generation from ids 1,17,200"
+$LATHE generate --model "$OUT/tiny-llama" --prompt-ids 1,17,200 --max-new-tokens 16 --stats
+
+FIX=../shared/fixtures/models
+if [ -f "$FIX/gguf/stories260K.gguf" ]; then
+  echo "== 4. the real stories260K model (GGUF): greedy continuation of BOS + 'Once upon a time'"
+  $LATHE generate --model "$FIX/gguf/stories260K.gguf" --prompt-ids 1,403,407,261,378 --max-new-tokens 40 --stats
+fi
+echo "== done: outputs in $OUT"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up everything (Debian packages, build) and runs the test suite.
+# Usage: scripts/test.sh            the whole suite (unit, golden, gradcheck, e2e labels)
+#        LATHE_TEST_LABEL=unit scripts/test.sh   one label only
+#        LATHE_SANITIZE=1 scripts/test.sh        ASan+UBSan build in build-asan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=build
+if [ "${LATHE_SANITIZE:-0}" = "1" ]; then
+  BUILD_DIR=build-asan
+  export LATHE_CMAKE_ARGS="${LATHE_CMAKE_ARGS:-} -DLATHE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_BENCH=OFF"
+  # OpenBLAS/OpenMP keep thread-local caches alive at exit; leak reports there are not ours.
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+scripts/setup.sh "$BUILD_DIR"
+args=(--test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)")
+[ -n "${LATHE_TEST_LABEL:-}" ] && args+=(-L "$LATHE_TEST_LABEL")
+ctest "${args[@]}"

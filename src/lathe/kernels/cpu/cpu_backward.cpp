@@ -1,0 +1,152 @@
+// Backward kernels for the CPU. Reductions over rows (weight gradients) either go through sgemm or
+// run in a fixed order, so results do not depend on thread timing (bitwise-reproducible training).
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "lathe/kernels/cpu/cpu.h"
+
+namespace lathe {
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N) {
+  if (dinp)  // dinp[M,K] += dout[M,N] · W[N,K]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, weight, K, 1.0f, dinp, K);
+  if (dweight)  // dW[N,K] += dout^T[N,M] · inp[M,K]
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dweight, K);
+  if (dbias)
+#pragma omp parallel for schedule(static) if (N > 256)
+    for (int n = 0; n < N; n++) {
+      float acc = 0;
+      for (int m = 0; m < M; m++) acc += dout[size_t(m) * N + n];
+      dbias[n] += acc;
+    }
+}
+
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C) {
+  if (dinp)
+#pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++) {
+      const float* x = inp + size_t(n) * C;
+      const float* dy = dout + size_t(n) * C;
+      float* dx = dinp + size_t(n) * C;
+      const float r = rstd[n];
+      float dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int c = 0; c < C; c++) dot += weight[c] * dy[c] * x[c];
+      const float k = r * r * r / C * dot;
+#pragma omp simd
+      for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
+    }
+  if (dweight)  // column sums in row order: deterministic
+#pragma omp parallel for schedule(static) if (C > 256)
+    for (int c = 0; c < C; c++) {
+      float acc = 0;
+      for (int n = 0; n < N; n++) acc += dout[size_t(n) * C + c] * inp[size_t(n) * C + c] * rstd[n];
+      dweight[c] += acc;
+    }
+}
+
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
+  const int half = D / 2;
+#pragma omp parallel for schedule(static) if (T > 16)
+  for (int t = 0; t < T; t++) {
+    const float* ct = cos + size_t(t) * half;
+    const float* st = sin + size_t(t) * half;
+    for (int h = 0; h < H; h++) {
+      float* v = dx + (size_t(t) * H + h) * D;
+#pragma omp simd
+      for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * ct[i] + b * st[i];
+        v[i + half] = b * ct[i] - a * st[i];
+      }
+    }
+  }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch) {
+  const int group = H / Hkv;
+  const float scale = 1.0f / std::sqrt(float(D));
+  // Per kv head g (its query heads run in order inside, so dk/dv accumulate deterministically):
+  //   dP_h = dout_h · v_g^T            [T,S]
+  //   dv_g += P_h^T · dout_h           [S,D]
+  //   dS_h = P_h ∘ (dP_h − rowsum(dP_h ∘ P_h)) · scale
+  //   dq_h += dS_h · k_g ; dk_g += dS_h^T · q_h
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int g = 0; g < Hkv; g++) {
+    for (int h = g * group; h < (g + 1) * group; h++) {
+      const float* P = probs + size_t(h) * T * S;
+      float* dS = scratch + size_t(h) * T * S;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dout + size_t(h) * D, H * D,
+                  v + size_t(g) * D, Hkv * D, 0.0f, dS, S);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dout + size_t(h) * D, H * D, 1.0f,
+                  dv + size_t(g) * D, Hkv * D);
+      for (int t = 0; t < T; t++) {
+        const float* p = P + size_t(t) * S;
+        float* ds = dS + size_t(t) * S;
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int s = 0; s < S; s++) sum += ds[s] * p[s];
+#pragma omp simd
+        for (int s = 0; s < S; s++) ds[s] = p[s] * (ds[s] - sum) * scale;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, 1.0f, dS, S, k + size_t(g) * D, Hkv * D, 1.0f,
+                  dq + size_t(h) * D, H * D);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, dS, S, q + size_t(h) * D, H * D, 1.0f,
+                  dk + size_t(g) * D, Hkv * D);
+    }
+  }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float g = gate[i], s = 1.0f / (1.0f + std::exp(-g));
+    if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    if (dup) dup[i] += dout[i] * g * s;
+  }
+}
+
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C) {
+  // Serial over rows: repeated ids must add in a fixed order.
+  for (int n = 0; n < N; n++) {
+    float* d = dtable + size_t(ids[n]) * C;
+    const float* g = dout + size_t(n) * C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) d[c] += g[c];
+  }
+}
+
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count) {
+  std::vector<double> row(N, 0.0);
+#pragma omp parallel for schedule(static) if (N > 4)
+  for (int n = 0; n < N; n++) {
+    float* x = logits + size_t(n) * V;
+    if (targets[n] < 0) {
+      std::fill(x, x + V, 0.0f);
+      continue;
+    }
+    float mx = -INFINITY;
+    for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
+    double sum = 0;
+    for (int c = 0; c < V; c++) sum += std::exp(double(x[c] - mx));
+    row[n] = std::log(sum) + mx - x[targets[n]];
+    const float inv = float(1.0 / sum);
+    for (int c = 0; c < V; c++) x[c] = scale * std::exp(x[c] - mx) * inv;
+    x[targets[n]] -= scale;
+  }
+  double total = 0;
+  int64_t cnt = 0;
+  for (int n = 0; n < N; n++)
+    if (targets[n] >= 0) total += row[n], cnt++;
+  *count = cnt;
+  return total;
+}
+
+}  // namespace lathe
