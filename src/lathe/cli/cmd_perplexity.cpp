@@ -53,10 +53,11 @@ namespace lathe::cli {
 
 // Sum of NLL and count of predicted tokens for one window, lm_head applied in row blocks so the
 // logits never occupy more than kRows x V floats.
-void score_window(Forward& fwd, const int32_t* ids, int n, double* nll, int64_t* count) {
+void score_window(Forward& fwd, const int32_t* ids, int n, double* nll, int64_t* count,
+                  const AdapterSet* adapters) {
   if (n < 2) return;
   const ModelConfig& c = fwd.model().config;
-  KVCache cache = KVCache::create(c, n);
+  KVCache cache = KVCache::create_for(c, n, adapters);
   const float* h = fwd.hidden(ids, n, &cache);
   constexpr int kRows = 64;
   std::vector<float> logits(size_t(kRows) * c.vocab_size);
@@ -98,7 +99,7 @@ std::function<int()> setup(CLI::App& app) {
     for (auto& s : seqs)
       for (size_t w = 0; w < s.size(); w += size_t(ctx)) {
         int n = int(std::min(s.size() - w, size_t(ctx)));
-        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count);
+        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count, nullptr);
       }
     if (count == 0) lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)", o->ids_file);
     double mean = nll / double(count);

@@ -18,6 +18,17 @@ KVCache KVCache::create(const ModelConfig& c, int capacity) {
   return kv;
 }
 
+KVCache KVCache::create_for(const ModelConfig& c, int tokens, const AdapterSet* adapters) {
+  const int P = adapters ? adapters->prefix_len : 0;
+  KVCache kv = create(c, tokens + P);
+  for (int l = 0; l < c.num_hidden_layers && P > 0; l++) {
+    std::memcpy(kv.k[l].f32(), adapters->prefix_k[l], sizeof(float) * P * c.kv_dim());
+    std::memcpy(kv.v[l].f32(), adapters->prefix_v[l], sizeof(float) * P * c.kv_dim());
+  }
+  kv.len = P;
+  return kv;
+}
+
 size_t KVCache::bytes() const {
   size_t b = 0;
   for (auto& t : k) b += t.nbytes();
@@ -60,7 +71,8 @@ void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, 
     }
 }
 
-Forward::Forward(const Model& m, int max_chunk) : m_(m), max_chunk_(max_chunk) {
+Forward::Forward(const Model& m, int max_chunk, const AdapterSet* adapters)
+    : m_(m), adapters_(adapters), max_chunk_(max_chunk) {
   const ModelConfig& c = m.config;
   inv_freq_ = rope_inv_freq(c);
   size_t T = size_t(max_chunk);
@@ -80,6 +92,23 @@ size_t Forward::workspace_bytes() const {
                           up_.size() + cos_.size() + sin_.size() + scores_.capacity());
 }
 
+LinearRef Forward::lin(int l, LinearId id) const {
+  const LayerWeights& w = m_.weights.layers[l];
+  LinearRef r;
+  switch (id) {
+    case LinearId::Q: r.w = &w.wq, r.b = m_.config.attention_bias ? &w.bq : nullptr; break;
+    case LinearId::K: r.w = &w.wk, r.b = m_.config.attention_bias ? &w.bk : nullptr; break;
+    case LinearId::V: r.w = &w.wv, r.b = m_.config.attention_bias ? &w.bv : nullptr; break;
+    case LinearId::O: r.w = &w.wo; break;
+    case LinearId::Gate: r.w = &w.w_gate; break;
+    case LinearId::Up: r.w = &w.w_up; break;
+    case LinearId::Down: r.w = &w.w_down; break;
+    default: break;
+  }
+  r.adapter = adapters_ ? adapters_->linear(l, id) : nullptr;
+  return r;
+}
+
 void Forward::attention_block(int l, int T, KVCache* cache) {
   const ModelConfig& c = m_.config;
   const LayerWeights& w = m_.weights.layers[l];
@@ -88,13 +117,11 @@ void Forward::attention_block(int l, int T, KVCache* cache) {
   float* kc = cache->k[l].f32() + size_t(pos0) * c.kv_dim();  // this chunk's rows in the cache
   float* vc = cache->v[l].f32() + size_t(pos0) * c.kv_dim();
 
+  ctx_.layer = l;
   rmsnorm_forward(xn_.data(), nullptr, x_.data(), w.attn_norm.f32(), T, C, c.rms_norm_eps);
-  const float* bq = c.attention_bias ? w.bq.f32() : nullptr;
-  const float* bk = c.attention_bias ? w.bk.f32() : nullptr;
-  const float* bv = c.attention_bias ? w.bv.f32() : nullptr;
-  matmul_forward(q_.data(), xn_.data(), w.wq.f32(), bq, T, C, c.q_dim());
-  matmul_forward(kc, xn_.data(), w.wk.f32(), bk, T, C, c.kv_dim());
-  matmul_forward(vc, xn_.data(), w.wv.f32(), bv, T, C, c.kv_dim());
+  linear_forward(lin(l, LinearId::Q), xn_.data(), q_.data(), T, ctx_);
+  linear_forward(lin(l, LinearId::K), xn_.data(), kc, T, ctx_);
+  linear_forward(lin(l, LinearId::V), xn_.data(), vc, T, ctx_);
   if (c.qk_norm) {  // Qwen3: RMSNorm over each head's D channels, before RoPE
     rmsnorm_forward(q_.data(), nullptr, q_.data(), w.q_norm.f32(), T * H, D, c.rms_norm_eps);
     rmsnorm_forward(kc, nullptr, kc, w.k_norm.f32(), T * Hkv, D, c.rms_norm_eps);
@@ -105,7 +132,7 @@ void Forward::attention_block(int l, int T, KVCache* cache) {
   if (scores_.size() < need) scores_.resize(need);
   attention_forward(att_.data(), nullptr, q_.data(), cache->k[l].f32(), cache->v[l].f32(), T, S, H, Hkv, D,
                     scores_.data());
-  matmul_forward(proj_.data(), att_.data(), w.wo.f32(), nullptr, T, c.q_dim(), C);
+  linear_forward(lin(l, LinearId::O), att_.data(), proj_.data(), T, ctx_);
   add_forward(x_.data(), x_.data(), proj_.data(), int64_t(T) * C);
 }
 
@@ -113,11 +140,12 @@ void Forward::mlp_block(int l, int T) {
   const ModelConfig& c = m_.config;
   const LayerWeights& w = m_.weights.layers[l];
   const int C = c.hidden_size, F = c.intermediate_size;
+  ctx_.layer = l;
   rmsnorm_forward(xn_.data(), nullptr, x_.data(), w.ffn_norm.f32(), T, C, c.rms_norm_eps);
-  matmul_forward(gate_.data(), xn_.data(), w.w_gate.f32(), nullptr, T, C, F);
-  matmul_forward(up_.data(), xn_.data(), w.w_up.f32(), nullptr, T, C, F);
+  linear_forward(lin(l, LinearId::Gate), xn_.data(), gate_.data(), T, ctx_);
+  linear_forward(lin(l, LinearId::Up), xn_.data(), up_.data(), T, ctx_);
   swiglu_forward(gate_.data(), gate_.data(), up_.data(), int64_t(T) * F);
-  matmul_forward(proj_.data(), gate_.data(), w.w_down.f32(), nullptr, T, F, C);
+  linear_forward(lin(l, LinearId::Down), gate_.data(), proj_.data(), T, ctx_);
   add_forward(x_.data(), x_.data(), proj_.data(), int64_t(T) * C);
 }
 

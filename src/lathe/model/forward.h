@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lathe/core/tensor.h"
+#include "lathe/model/linear.h"
 #include "lathe/model/model.h"
 
 namespace lathe {
@@ -16,6 +17,9 @@ struct KVCache {
   int len = 0;       // positions filled
   std::vector<Tensor> k, v;  // per layer [capacity, Hkv*D], rows after RoPE (k) / projection (v)
   static KVCache create(const ModelConfig& c, int capacity);
+  // A cache for `tokens` real tokens; with prefix tuning the prefix occupies its first P rows
+  // (len starts at P), so real tokens take positions P.. as in Hugging Face.
+  static KVCache create_for(const ModelConfig& c, int tokens, const AdapterSet* adapters);
   void clear() { len = 0; }
   size_t bytes() const;
 };
@@ -27,8 +31,9 @@ void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, 
 
 class Forward {
  public:
-  // max_chunk: the most tokens passed to one hidden() call.
-  Forward(const Model& m, int max_chunk);
+  // max_chunk: the most tokens passed to one hidden() call. `adapters` (optional) stay owned by
+  // the caller and are applied without merging.
+  Forward(const Model& m, int max_chunk, const AdapterSet* adapters = nullptr);
   // Runs ids[T] at positions cache->len.. and appends them to the cache. Returns the final
   // normed hidden states [T, C] (valid until the next call).
   const float* hidden(const int32_t* ids, int T, KVCache* cache);
@@ -41,7 +46,11 @@ class Forward {
   void attention_block(int l, int T, KVCache* cache);
   void mlp_block(int l, int T);
 
+  LinearRef lin(int l, LinearId id) const;
+
   const Model& m_;
+  const AdapterSet* adapters_;
+  AdapterContext ctx_;
   int max_chunk_;
   std::vector<float> inv_freq_;
   // Activations for one chunk (T <= max_chunk): x residual stream [T,C], xn normed [T,C],

@@ -8,12 +8,12 @@
 namespace lathe {
 
 GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateParams& p,
-                        const std::function<bool(int32_t)>& on_token) {
+                        const std::function<bool(int32_t)>& on_token, const AdapterSet* adapters) {
   if (prompt.empty()) fail("generate", "the prompt is empty (give at least one token, e.g. BOS)");
   const int V = m.config.vocab_size;
   const int capacity = int(prompt.size()) + std::max(p.max_new_tokens, 0);
-  KVCache cache = KVCache::create(m.config, capacity);
-  Forward fwd(m, int(prompt.size()));
+  KVCache cache = KVCache::create_for(m.config, capacity, adapters);
+  Forward fwd(m, int(prompt.size()), adapters);
   Sampler sampler(p.sampling);
   std::vector<float> logits(V);
   std::vector<int32_t> history = prompt;

@@ -25,6 +25,6 @@ struct GenerateResult {
 
 // on_token (optional) sees each new id as it is produced; returning false stops generation.
 GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateParams& p,
-                        const std::function<bool(int32_t)>& on_token = {});
+                        const std::function<bool(int32_t)>& on_token = {}, const AdapterSet* adapters = nullptr);
 
 }  // namespace lathe

@@ -1,0 +1,63 @@
+// The one projection function. Every Linear of the model (q/k/v/o, gate/up/down, lm_head) goes
+// through linear_forward / linear_backward, and this is the only place adapters attach (LoRA,
+// QLoRA, later DoRA/IA3 — STYLE.md §4). Prefix tuning attaches to attention's keys/values and
+// lives in AdapterSet too, so family files and blocks never know which method is active.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "lathe/core/tensor.h"
+
+namespace lathe {
+
+struct AdapterContext {
+  bool training = false;
+  uint64_t dropout_seed = 0;  // per (step, micro-batch); adapters derive per-module streams from it
+  int layer = -1;
+};
+
+class LinearAdapter {
+ public:
+  virtual ~LinearAdapter() = default;
+  // y[T, out] += Δ(x[T, in]).
+  virtual void forward(const float* x, float* y, int T, const AdapterContext& ctx) = 0;
+  // dx[T, in] += (∂Δ/∂x)^T dy (dx may be null), and accumulates the adapter's parameter gradients.
+  virtual void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) = 0;
+};
+
+enum class LinearId : int { Q, K, V, O, Gate, Up, Down, kCount };
+const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj" (PEFT target_modules names)
+
+// Adapters attached to a model. Empty = the plain base model.
+struct AdapterSet {
+  std::vector<std::array<LinearAdapter*, int(LinearId::kCount)>> linears;  // [layer][id], null = none
+  // Prefix tuning: per layer key/value prefixes [P, Hkv*D] (keys are not rotated; they are
+  // past key/values) and their gradients (null when not training). Real tokens take positions
+  // P.. as Hugging Face assigns them after a past of length P.
+  int prefix_len = 0;
+  std::vector<const float*> prefix_k, prefix_v;
+  std::vector<float*> prefix_dk, prefix_dv;
+
+  LinearAdapter* linear(int layer, LinearId id) const {
+    return layer < int(linears.size()) ? linears[layer][int(id)] : nullptr;
+  }
+};
+
+// A Linear: weight [out, in] (f32, or NF4 for QLoRA), optional bias, optional gradients (full
+// fine-tuning), optional adapter.
+struct LinearRef {
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+  Tensor* dw = nullptr;
+  Tensor* db = nullptr;
+  LinearAdapter* adapter = nullptr;
+};
+
+// y[T, out] = x[T, in] · W^T + b (+ adapter).
+void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx);
+// dx[T, in] += dy · W (+ adapter); dW += dy^T x and db += Σ dy when present.
+void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
+                     const AdapterContext& ctx);
+
+}  // namespace lathe
