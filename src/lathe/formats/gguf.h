@@ -33,6 +33,22 @@ struct GgufValue {
   const std::string& as_string() const;
 };
 
+// ggml tensor element types that lathe names (GgufTensorInfo::ggml_type holds the raw number, since
+// files may carry types newer than this list).
+enum class GgmlType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30
+};
+// Block layout of a ggml type: `block` elements take `bytes` bytes. Both are 0 for unknown types.
+struct GgmlTypeTraits {
+  const char* name = nullptr;
+  int64_t block = 0;
+  int64_t bytes = 0;
+};
+GgmlTypeTraits ggml_type_traits(uint32_t ggml_type);
+std::string ggml_type_name(uint32_t ggml_type);  // "Q8_0", or "type 99" when unknown
+
 struct GgufTensorInfo {
   std::string name;
   uint32_t ggml_type = 0;     // 0 F32, 1 F16, 2 Q4_0, 8 Q8_0, 30 BF16, ...
@@ -45,15 +61,26 @@ struct GgufTensorInfo {
 class GgufFile {
  public:
   static GgufFile open(const std::string& path);
+  // Parses an in-memory GGUF image; `name` is used in error messages, `owner` keeps `data` alive
+  // for the F32 views handed out (may be null when the caller guarantees the lifetime).
+  static GgufFile parse(const std::string& name, std::shared_ptr<void> owner, const uint8_t* data,
+                        size_t size);
 
   uint32_t version() const { return version_; }
-  const std::string& path() const { return file_->path(); }
+  uint32_t alignment() const { return alignment_; }  // general.alignment, default 32
+  const std::string& path() const { return path_; }
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   bool has(const std::string& key) const { return kv_.count(key) > 0; }
   const GgufValue& get(const std::string& key) const;  // throws "[gguf] PATH: missing key 'k'"
   std::string get_string(const std::string& key, const std::string& def) const;
   int64_t get_int(const std::string& key, int64_t def) const;
   double get_float(const std::string& key, double def) const;
+  // Whole arrays, for the tokenizer (tokenizer.ggml.tokens/.scores/.token_type/.merges). Throw when
+  // the key is missing or its elements are not of the asked kind (any integer type for ints, any
+  // numeric type for floats).
+  std::vector<std::string> get_string_array(const std::string& key) const;
+  std::vector<float> get_float_array(const std::string& key) const;
+  std::vector<int64_t> get_int_array(const std::string& key) const;
 
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   bool has_tensor(const std::string& name) const;
@@ -63,8 +90,13 @@ class GgufFile {
   const uint8_t* tensor_data(const std::string& name) const;
 
  private:
-  std::shared_ptr<MappedFile> file_;
+  [[noreturn]] void fail_key(const std::string& key, const std::string& why) const;
+  const GgufValue& get_array(const std::string& key) const;
+
+  std::string path_;
+  std::shared_ptr<void> owner_;  // the mapping (or caller's buffer) behind data_begin_
   uint32_t version_ = 0;
+  uint32_t alignment_ = 32;
   std::map<std::string, GgufValue> kv_;
   std::vector<GgufTensorInfo> tensors_;
   std::map<std::string, size_t> index_;
