@@ -2,6 +2,10 @@
 // {"name": {"dtype","shape","data_offsets":[begin,end]}, "__metadata__": {str: str}}, then the data.
 // Reading maps the file and hands out zero-copy views; every rule of the format is validated and a
 // violation throws lathe::Error naming the file and the tensor.
+//
+// Views are read-only (the mapping is PROT_READ). Kernels use a view's data as float*/int64_t*, so
+// when a tensor's bytes are not aligned to its element size (legal in the format, never produced by
+// the usual writers, which pad the header to 8 bytes) tensor() returns an aligned heap copy instead.
 #pragma once
 #include <map>
 #include <memory>
@@ -27,17 +31,25 @@ class SafetensorsFile {
   // header length beyond the file or over 100,000,000 bytes, invalid JSON, unknown dtype, offsets
   // out of range / overlapping / leaving holes, size not matching dtype x shape, duplicate names.
   static SafetensorsFile open(const std::string& path);
+  // Validates a whole file image held in memory (`path` only names it in messages). `owner` keeps
+  // `bytes` alive for the views tensor() returns; with a null owner the caller must keep them alive.
+  static SafetensorsFile parse(const std::string& path, const uint8_t* bytes, size_t size,
+                               std::shared_ptr<void> owner = nullptr);
 
+  // Sorted by name.
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
   bool has(const std::string& name) const;
   const SafetensorsEntry& entry(const std::string& name) const;  // throws naming file + tensor
   // Zero-copy view into the mapping (dtypes F32/F16/BF16/I32/I64/U8); throws for other dtypes.
   Tensor tensor(const std::string& name) const;
+  // The raw little-endian bytes of any entry (any dtype): entry.end - entry.begin bytes.
+  const uint8_t* raw_data(const SafetensorsEntry& e) const { return data_begin_ + e.begin; }
 
  private:
-  std::shared_ptr<MappedFile> file_;
+  std::string path_;
+  std::shared_ptr<void> owner_;          // the mapping (or caller's buffer) the views keep alive
   const uint8_t* data_begin_ = nullptr;  // start of the byte buffer
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, size_t> index_;
@@ -61,7 +73,8 @@ class SafetensorsCollection {
 };
 
 // Writes tensors (contiguous; F32/F16/BF16/I32/I64/U8) atomically, header padded to 8 bytes,
-// sorted by name. Throws on a duplicate name.
+// data laid out in name order; "__metadata__" only when `metadata` is non-empty. Throws on a
+// duplicate name, a non-contiguous tensor or an unsupported dtype.
 void safetensors_write(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

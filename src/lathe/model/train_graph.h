@@ -1,0 +1,69 @@
+// Training forward + backward of a Llama-family model over a packed micro-batch.
+//
+// A micro-batch is a set of sequences laid end to end (N tokens in all); every matmul runs over
+// all N rows at once, while attention runs per sequence (segment), so sequences never attend to
+// each other — the same mechanism serves padding-free batching and packing. Gradients flow
+// through linear_backward (the one projection function), so LoRA / QLoRA / full fine-tuning plug
+// in there, and prefix tuning through AdapterSet's key/value prefixes; this file never knows
+// which method is active. With gradient checkpointing only each block's input is kept and the
+// block is recomputed during backward.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lathe/model/linear.h"
+#include "lathe/model/model.h"
+
+namespace lathe {
+
+struct PackedBatch {
+  std::vector<int32_t> ids;      // [N]
+  std::vector<int32_t> targets;  // [N] the label of the next position in the same sequence; -100 = none
+  std::vector<int> seg_start, seg_len;
+  int num_tokens() const { return int(ids.size()); }
+  int max_segment() const;
+  int64_t num_targets() const;  // targets that carry loss
+  // Appends one sequence with Hugging Face's shift: targets[t] = labels[t + 1], last = -100.
+  void add(const std::vector<int32_t>& input_ids, const std::vector<int32_t>& labels);
+};
+
+class TrainGraph {
+ public:
+  // `grads` (full fine-tuning) mirrors the weights and receives their gradients (null: base
+  // frozen). For tied embeddings grads->lm_head must share grads->embed's storage.
+  TrainGraph(const Model& m, const AdapterSet* adapters, ModelWeights* grads, bool gradient_checkpointing);
+  ~TrainGraph();
+
+  // Forward and backward of one micro-batch; d(loss·scale) accumulates into every gradient.
+  // Returns Σ NLL over the counted targets, *count = their number.
+  double forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx);
+  // Forward only (evaluation): Σ NLL and count.
+  double forward_loss(const PackedBatch& b, int64_t* count);
+
+  // Bytes of saved activations and scratch for a micro-batch of N tokens whose longest sequence
+  // has T tokens (the memory plan printed before step 1).
+  static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing);
+
+ private:
+  struct Acts;  // per-block saved activations
+  void prepare(const PackedBatch& b);
+  void block_forward(int l, Acts& a, const float* x_in, float* x_out, const AdapterContext& ctx);
+  void block_backward(int l, Acts& a, const float* dx_out, float* dx_in, const AdapterContext& ctx);
+  LinearRef lin(int l, LinearId id) const;
+  double head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward, int64_t* count);
+
+  const Model& m_;
+  const AdapterSet* adapters_;
+  ModelWeights* grads_;
+  bool checkpointing_;
+  const PackedBatch* batch_ = nullptr;
+  int N_ = 0;
+  std::vector<Acts> acts_;                 // one per block (or one shared when checkpointing)
+  std::vector<std::vector<float>> x_in_;   // block inputs [L+1][N*C] (x_in_[L] = last block output)
+  std::vector<float> cos_, sin_;           // [N, D/2] at each token's position
+  std::vector<float> inv_freq_;
+  // Scratch for backward: residual grads, per-segment K/V with prefix, attention dP.
+  std::vector<float> dx_a_, dx_b_, scratch_;
+};
+
+}  // namespace lathe

@@ -1,0 +1,277 @@
+#include "lathe/peft/lora.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/rng.h"
+#include "lathe/formats/safetensors.h"
+#include "lathe/kernels/cpu/cpu.h"
+
+namespace lathe {
+
+namespace {
+constexpr int kNumLinear = int(LinearId::kCount);
+
+Param make_param(std::string name, std::vector<int64_t> shape) {
+  Param p;
+  p.name = std::move(name);
+  p.value = Tensor::zeros(DType::F32, shape);
+  p.grad = Tensor::zeros(DType::F32, shape);
+  return p;
+}
+
+std::string module_path(LinearId id) {
+  return (id <= LinearId::O ? "self_attn." : "mlp.") + std::string(linear_id_name(id));
+}
+
+// Counter-based uniform in [0,1) for dropout masks: the same (seed, layer, module, index) always
+// gives the same value, so backward and a checkpointed recompute see the forward's mask.
+float hash_uniform(uint64_t seed, uint64_t layer, uint64_t module, uint64_t i) {
+  uint64_t z = seed ^ (layer * 0x9e3779b97f4a7c15ull) ^ (module * 0xc2b2ae3d27d4eb4full) ^ (i * 0x165667b19e3779f9ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return float(z >> 40) * (1.0f / 16777216.0f);
+}
+}  // namespace
+
+float LoraConfig::scaling() const { return use_rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
+
+bool LoraConfig::targets(LinearId id) const {
+  for (auto& t : target_modules)
+    if (t == "all-linear" || t == linear_id_name(id)) return true;
+  return false;
+}
+
+std::vector<std::string> parse_target_modules(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string m = s.substr(i, j - i);
+    m.erase(0, m.find_first_not_of(" \t"));
+    m.erase(m.find_last_not_of(" \t") + 1);
+    if (!m.empty()) {
+      bool known = m == "all-linear";
+      for (int k = 0; k < kNumLinear; k++) known |= m == linear_id_name(LinearId(k));
+      if (!known)
+        fail("lora", "unknown target module '{}' (use q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj "
+             "or all-linear)", m);
+      out.push_back(m);
+    }
+    i = j + 1;
+  }
+  if (out.empty()) fail("lora", "lora_target_modules is empty");
+  return out;
+}
+
+LoraLinear::LoraLinear(std::string prefix, int in, int out, const LoraConfig& cfg, int module_index)
+    : A(make_param(prefix + ".lora_A.weight", {cfg.r, in})),
+      B(make_param(prefix + ".lora_B.weight", {out, cfg.r})),
+      scaling(cfg.scaling()),
+      in_(in),
+      out_(out),
+      r_(cfg.r),
+      module_index_(module_index),
+      dropout_(cfg.dropout) {}
+
+const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ctx) {
+  if (!ctx.training || dropout_ <= 0.0f) return x;
+  xd_.resize(size_t(T) * in_);
+  const float keep = 1.0f - dropout_, inv = 1.0f / keep;
+  for (size_t i = 0; i < xd_.size(); i++)
+    xd_[i] = hash_uniform(ctx.dropout_seed, uint64_t(ctx.layer), uint64_t(module_index_), i) < keep ? x[i] * inv : 0.0f;
+  return xd_.data();
+}
+
+void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
+  const float* xd = dropped(x, T, ctx);
+  h_.resize(size_t(T) * r_);
+  matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
+  for (auto& v : h_) v *= scaling;
+  // y += h B^T: accumulate through a temporary (matmul_forward overwrites).
+  std::vector<float> d(size_t(T) * out_);
+  matmul_forward(d.data(), h_.data(), B.value.f32(), nullptr, T, r_, out_);
+  for (size_t i = 0; i < d.size(); i++) y[i] += d[i];
+}
+
+void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
+  const float* xd = dropped(x, T, ctx);
+  h_.resize(size_t(T) * r_);
+  matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
+  for (auto& v : h_) v *= scaling;  // h = scaling · xd A^T
+  dh_.assign(size_t(T) * r_, 0.0f);
+  // y += h B^T  =>  dB += dy^T h,  dh = dy B
+  matmul_backward(dh_.data(), B.grad.f32(), nullptr, dy, h_.data(), B.value.f32(), T, r_, out_);
+  for (auto& v : dh_) v *= scaling;
+  // h' = xd A^T  =>  dA += dh'^T xd,  dxd = dh' A
+  if (xd == x) {
+    matmul_backward(dx, A.grad.f32(), nullptr, dh_.data(), xd, A.value.f32(), T, in_, r_);
+  } else {
+    std::vector<float> dxd(size_t(T) * in_, 0.0f);
+    matmul_backward(dx ? dxd.data() : nullptr, A.grad.f32(), nullptr, dh_.data(), xd, A.value.f32(), T, in_, r_);
+    if (dx) {
+      const float inv = 1.0f / (1.0f - dropout_);
+      for (size_t i = 0; i < dxd.size(); i++)
+        if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
+    }
+  }
+}
+
+void LoraAdapter::build(const ModelConfig& mc) {
+  set_.linears.assign(mc.num_hidden_layers, {});
+  for (int l = 0; l < mc.num_hidden_layers; l++)
+    for (int k = 0; k < kNumLinear; k++) {
+      LinearId id = LinearId(k);
+      if (!cfg_.targets(id)) continue;
+      int in = mc.hidden_size, out = mc.hidden_size;
+      switch (id) {
+        case LinearId::Q: out = mc.q_dim(); break;
+        case LinearId::K:
+        case LinearId::V: out = mc.kv_dim(); break;
+        case LinearId::O: in = mc.q_dim(); break;
+        case LinearId::Gate:
+        case LinearId::Up: out = mc.intermediate_size; break;
+        case LinearId::Down: in = mc.intermediate_size; break;
+        default: break;
+      }
+      std::string prefix = "base_model.model.model.layers." + std::to_string(l) + "." + module_path(id);
+      linears_.push_back(std::make_unique<LoraLinear>(prefix, in, out, cfg_, k));
+      set_.linears[l][k] = linears_.back().get();
+    }
+}
+
+std::unique_ptr<LoraAdapter> LoraAdapter::create(const ModelConfig& mc, const LoraConfig& cfg, uint64_t seed) {
+  if (cfg.r <= 0) fail("lora", "lora_r must be positive, got {}", cfg.r);
+  auto a = std::make_unique<LoraAdapter>();
+  a->cfg_ = cfg;
+  a->build(mc);
+  Rng rng(seed);
+  for (auto& lin : a->linears_) {
+    // PEFT: kaiming_uniform_(A, a=√5) => bound = √(6 / ((1 + 5) · fan_in)) = 1/√in.
+    const float bound = 1.0f / std::sqrt(float(lin->A.value.dim(1)));
+    float* p = lin->A.value.f32();
+    for (int64_t i = 0; i < lin->A.value.numel(); i++) p[i] = rng.uniform(-bound, bound);
+  }
+  return a;
+}
+
+ParamList LoraAdapter::params() {
+  ParamList out;
+  for (auto& l : linears_) out.push_back(&l->A), out.push_back(&l->B);
+  return out;
+}
+
+std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, const ModelConfig& mc) {
+  std::string cfg_path = dir + "/adapter_config.json";
+  if (!file_exists(cfg_path)) fail("lora", "{}: no adapter_config.json (not a PEFT adapter directory)", dir);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(cfg_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("lora", "{}: invalid JSON: {}", cfg_path, e.what());
+  }
+  std::string type = j.value("peft_type", "");
+  if (type != "LORA") fail("lora", "{}: peft_type is '{}', expected LORA", cfg_path, type);
+  if (j.value("use_dora", false)) fail("lora", "{}: DoRA adapters are not supported yet", cfg_path);
+  LoraConfig c;
+  c.r = j.value("r", 8);
+  c.alpha = j.value("lora_alpha", 8.0f);
+  c.dropout = j.value("lora_dropout", 0.0f);
+  c.use_rslora = j.value("use_rslora", false);
+  const auto& tm = j["target_modules"];
+  c.target_modules.clear();
+  if (tm.is_string()) {
+    c.target_modules = parse_target_modules(tm.get<std::string>());
+  } else if (tm.is_array()) {
+    for (auto& m : tm) c.target_modules.push_back(m.get<std::string>());
+    parse_target_modules([&] {
+      std::string s;
+      for (auto& m : c.target_modules) s += m + ",";
+      return s;
+    }());
+  } else {
+    fail("lora", "{}: target_modules must be a list or a string", cfg_path);
+  }
+  auto a = std::make_unique<LoraAdapter>();
+  a->cfg_ = c;
+  a->build(mc);
+  SafetensorsFile st = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+  size_t used = 0;
+  for (auto& lin : a->linears_)
+    for (Param* p : {&lin->A, &lin->B}) {
+      if (!st.has(p->name))
+        fail("lora", "{}/adapter_model.safetensors: missing tensor '{}'", dir, p->name);
+      Tensor t = to_f32(st.tensor(p->name));
+      if (t.shape != p->value.shape)
+        fail("lora", "{}/adapter_model.safetensors: tensor '{}' has shape {}, expected {} (r={} and the base "
+             "model's dimensions)", dir, p->name, t.shape_str(), p->value.shape_str(), c.r);
+      std::memcpy(p->value.data, t.data, p->value.nbytes());
+      used++;
+    }
+  if (used != st.entries().size())
+    for (auto& e : st.entries()) {
+      bool known = false;
+      for (auto& lin : a->linears_) known |= e.name == lin->A.name || e.name == lin->B.name;
+      if (!known)
+        fail("lora", "{}/adapter_model.safetensors: unexpected tensor '{}' (modules_to_save, DoRA and embedding "
+             "LoRA are not supported yet)", dir, e.name);
+    }
+  return a;
+}
+
+void LoraAdapter::save_peft(const std::string& dir, const std::string& base_model) const {
+  std::filesystem::create_directories(dir);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& lin : linears_) tensors.emplace_back(lin->A.name, lin->A.value), tensors.emplace_back(lin->B.name, lin->B.value);
+  safetensors_write(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+  nlohmann::json j;
+  j["peft_type"] = "LORA";
+  j["task_type"] = "CAUSAL_LM";
+  j["base_model_name_or_path"] = base_model;
+  j["r"] = cfg_.r;
+  j["lora_alpha"] = cfg_.alpha;
+  j["lora_dropout"] = cfg_.dropout;
+  j["use_rslora"] = cfg_.use_rslora;
+  j["use_dora"] = false;
+  j["bias"] = "none";
+  j["fan_in_fan_out"] = false;
+  j["inference_mode"] = true;
+  j["init_lora_weights"] = true;
+  j["modules_to_save"] = nullptr;
+  std::vector<std::string> targets;
+  for (int k = 0; k < kNumLinear; k++)
+    if (cfg_.targets(LinearId(k))) targets.push_back(linear_id_name(LinearId(k)));
+  j["target_modules"] = targets;
+  write_file_atomic(dir + "/adapter_config.json", j.dump(2) + "\n");
+}
+
+void LoraAdapter::merge_into(Model& m) const {
+  const ModelConfig& mc = m.config;
+  for (int l = 0; l < mc.num_hidden_layers; l++)
+    for (int k = 0; k < kNumLinear; k++) {
+      auto* lin = static_cast<LoraLinear*>(set_.linears[l][k]);
+      if (!lin) continue;
+      LayerWeights& w = m.weights.layers[l];
+      Tensor* targets[] = {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down};
+      Tensor& W = *targets[k];
+      Tensor copy = Tensor::empty(DType::F32, W.shape);  // never write through a read-only mapping
+      std::memcpy(copy.data, W.data, W.nbytes());
+      const int out = int(W.dim(0)), in = int(W.dim(1)), r = cfg_.r;
+      // W[out,in] += scaling · B[out,r] · A[r,in]
+      const float *A = lin->A.value.f32(), *B = lin->B.value.f32();
+      float* dst = copy.f32();
+      for (int o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) {
+          float b = lin->scaling * B[size_t(o) * r + j];
+          for (int i = 0; i < in; i++) dst[size_t(o) * in + i] += b * A[size_t(j) * in + i];
+        }
+      W = copy;
+    }
+}
+
+}  // namespace lathe

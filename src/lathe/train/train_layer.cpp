@@ -1,0 +1,1 @@
+// The train layer: optimizer, schedules, checkpoints, metrics, options, datasets, the trainer loop.
