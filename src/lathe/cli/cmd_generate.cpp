@@ -6,11 +6,12 @@
 #include "lathe/core/error.h"
 #include "lathe/core/sys.h"
 #include "lathe/model/generate.h"
+#include "lathe/peft/adapter.h"
 
 namespace {
 
 struct Opts {
-  std::string model, prompt_ids, prompt, stop_ids;
+  std::string model, adapter, prompt_ids, prompt, stop_ids;
   lathe::GenerateParams gp;
   bool json = false, stats = false;
 };
@@ -20,6 +21,7 @@ std::function<int()> setup(CLI::App& app) {
   int& threads = lathe::cli::add_threads_option(app);
   auto& s = o->gp.sampling;
   app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
+  app.add_option("--adapter", o->adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
   auto* ids = app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
   auto* text = app.add_option("--prompt", o->prompt, "Prompt text (tokenized with the model's tokenizer)");
   ids->excludes(text);
@@ -48,7 +50,9 @@ std::function<int()> setup(CLI::App& app) {
       o->gp.stop_ids = lathe::cli::parse_id_list(o->stop_ids, "--stop-ids");
     else if (m.config.eos_token_id >= 0)
       o->gp.stop_ids = {m.config.eos_token_id};
-    lathe::GenerateResult r = lathe::generate(m, prompt, o->gp);
+    lathe::LoadedAdapter ad;
+    if (!o->adapter.empty()) ad = lathe::load_peft_adapter(o->adapter, m.config);
+    lathe::GenerateResult r = lathe::generate(m, prompt, o->gp, {}, o->adapter.empty() ? nullptr : ad.set());
     if (o->json) {
       std::printf("{\"ids\":[");
       for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);
@@ -57,6 +61,7 @@ std::function<int()> setup(CLI::App& app) {
       for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? " " : "", r.ids[i]);
       std::printf("\n");
     }
+    std::fflush(stdout);
     if (o->stats) {
       int decoded = int(r.ids.size()) - 1;  // the first new token comes from the prefill logits
       std::fprintf(stderr,

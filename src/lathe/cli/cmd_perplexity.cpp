@@ -11,11 +11,12 @@
 #include "lathe/core/error.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
+#include "lathe/peft/adapter.h"
 
 namespace {
 
 struct Opts {
-  std::string model, ids_file, text_file;
+  std::string model, adapter, ids_file, text_file;
   int context_length = 0;
   bool json = false;
 };
@@ -78,6 +79,7 @@ std::function<int()> setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   int& threads = lathe::cli::add_threads_option(app);
   app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
+  app.add_option("--adapter", o->adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
   auto* ids = app.add_option("--ids-file", o->ids_file, "JSONL, one {\"input_ids\":[...]} per line");
   auto* text = app.add_option("--text-file", o->text_file, "Plain text, tokenized with the model's tokenizer");
   ids->excludes(text);
@@ -88,18 +90,21 @@ std::function<int()> setup(CLI::App& app) {
     if (o->ids_file.empty() && o->text_file.empty()) lathe::fail("perplexity", "give --ids-file or --text-file");
     if (!o->text_file.empty()) lathe::fail("perplexity", "--text-file needs the tokenizer, which is not built yet");
     lathe::Model m = lathe::Model::load(o->model);
+    lathe::LoadedAdapter ad;
+    if (!o->adapter.empty()) ad = lathe::load_peft_adapter(o->adapter, m.config);
+    const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();
     auto seqs = read_ids_file(o->ids_file);
     int ctx = o->context_length > 0 ? o->context_length : m.config.max_position_embeddings;
     if (ctx < 2) lathe::fail("perplexity", "--context-length must be at least 2");
     size_t longest = 0;
     for (auto& s : seqs) longest = std::max(longest, s.size());
-    lathe::Forward fwd(m, int(std::min<size_t>(std::max<size_t>(longest, 2), size_t(ctx))));
+    lathe::Forward fwd(m, int(std::min<size_t>(std::max<size_t>(longest, 2), size_t(ctx))), set);
     double nll = 0;
     int64_t count = 0;
     for (auto& s : seqs)
       for (size_t w = 0; w < s.size(); w += size_t(ctx)) {
         int n = int(std::min(s.size() - w, size_t(ctx)));
-        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count, nullptr);
+        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count, set);
       }
     if (count == 0) lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)", o->ids_file);
     double mean = nll / double(count);
