@@ -5,8 +5,8 @@
 namespace lathe {
 
 void set_num_threads(int n) {
-  if (n <= 0) n = omp_get_num_procs();
-  omp_set_num_threads(n);
+  // n <= 0 keeps OpenMP's own default: OMP_NUM_THREADS when set, else every core.
+  if (n > 0) omp_set_num_threads(n);
 }
 
 int num_threads() { return omp_get_max_threads(); }

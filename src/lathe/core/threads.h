@@ -3,7 +3,7 @@
 
 namespace lathe {
 
-// Sets the thread count for our kernels and BLAS. n <= 0 means "all cores".
+// Sets the thread count for our kernels. n <= 0 keeps the default (OMP_NUM_THREADS, else all cores).
 void set_num_threads(int n);
 int num_threads();
 

@@ -32,4 +32,16 @@ struct Model {
   void save_hf_dir(const std::string& dir) const;
 };
 
+// Copies tokenizer / generation files (tokenizer.json, tokenizer_config.json, generation_config.json,
+// ...) from an HF model directory to `to`, so exported and fine-tuned models keep their chat
+// template and EOS. A .gguf or missing source copies nothing.
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+
+// Replaces views into read-only mappings with owned heap copies (full fine-tuning updates weights).
+void make_weights_owned(Model& m);
+
+// QLoRA: replaces every Linear weight of the decoder blocks by its NF4 form (block 64, double
+// quantization); embeddings, norms and lm_head stay f32.
+void quantize_model_nf4(Model& m);
+
 }  // namespace lathe

@@ -1,5 +1,6 @@
 // Loading and saving models. Every path goes through for_each_tensor, so the name table in
 // weights.cpp is the only place that knows HF and GGUF tensor names.
+#include <cstring>
 #include <filesystem>
 
 #include "lathe/core/error.h"
@@ -171,6 +172,24 @@ void Model::save_hf_dir(const std::string& dir) const {
   nlohmann::json j = config_to_hf_json(config);
   j["torch_dtype"] = "float32";
   write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
+}
+
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  if (!is_directory(from)) return;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json",
+                        "tokenizer.model", "chat_template.jinja"}) {
+    std::string src = from + "/" + f;
+    if (file_exists(src)) write_file_atomic(to + "/" + f, read_file(src));
+  }
+}
+
+void make_weights_owned(Model& m) {
+  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
+    Tensor copy = Tensor::empty(DType::F32, s.tensor->shape);
+    std::memcpy(copy.data, s.tensor->data, copy.nbytes());
+    *s.tensor = copy;
+  });
+  if (m.config.tie_word_embeddings) m.weights.lm_head = m.weights.embed;
 }
 
 }  // namespace lathe

@@ -1,0 +1,160 @@
+#include "lathe/train/dataset.h"
+
+#include <fstream>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/rng.h"
+
+using nlohmann::json;
+
+namespace lathe {
+
+namespace {
+
+constexpr int32_t kIgnoreIndex = -100;  // HF/PyTorch CrossEntropyLoss ignore_index
+
+std::vector<int32_t> int_array(const json& v, const char* field, const std::string& where, bool allow_ignore) {
+  if (!v.is_array()) fail("dataset", "{}: \"{}\" must be an array of integers", where, field);
+  std::vector<int32_t> out;
+  out.reserve(v.size());
+  for (size_t k = 0; k < v.size(); k++) {
+    const json& x = v[k];
+    if (!x.is_number_integer())
+      fail("dataset", "{}: \"{}\"[{}] is {}, not an integer", where, field, k, x.dump());
+    const int64_t t = x.get<int64_t>();
+    if (!(t >= 0 && t <= INT32_MAX) && !(allow_ignore && t == kIgnoreIndex))
+      fail("dataset", "{}: \"{}\"[{}] = {} is not a token id{}", where, field, k, t, allow_ignore ? " or -100" : "");
+    out.push_back(int32_t(t));
+  }
+  return out;
+}
+
+}  // namespace
+
+json DataCursor::to_json() const { return json{{"epoch", epoch}, {"position", position}}; }
+
+DataCursor DataCursor::from_json(const json& j) {
+  if (!j.is_object() || !j.contains("epoch") || !j.contains("position") || !j["epoch"].is_number_integer() ||
+      !j["position"].is_number_integer())
+    fail("dataset", "data cursor must be {{\"epoch\": int, \"position\": int}}, got {}", j.dump());
+  DataCursor c{j["epoch"].get<int64_t>(), j["position"].get<int64_t>()};
+  if (c.epoch < 0 || c.position < 0) fail("dataset", "data cursor has a negative field: {}", j.dump());
+  return c;
+}
+
+TrainDataset TrainDataset::load(const std::string& path, int max_seq_length, uint64_t seed, bool shuffle) {
+  TrainDataset d;
+  d.path_ = path;
+  d.seed_ = seed;
+  d.shuffle_ = shuffle;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("dataset", "{}: cannot open", path);
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    lineno++;
+    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", path, lineno);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::parse_error& e) {
+      fail("dataset", "{}: malformed JSON: {}", where, e.what());
+    }
+    if (!j.is_object()) fail("dataset", "{}: expected a JSON object with \"input_ids\"", where);
+    if (!j.contains("input_ids")) fail("dataset", "{}: no \"input_ids\" (expected pre-tokenized records)", where);
+    std::vector<int32_t> ids = int_array(j["input_ids"], "input_ids", where, false);
+    if (ids.empty()) fail("dataset", "{}: \"input_ids\" is empty", where);
+    std::vector<int32_t> labels = ids;
+    if (j.contains("labels") && !j["labels"].is_null()) {
+      labels = int_array(j["labels"], "labels", where, true);
+      if (labels.size() != ids.size())
+        fail("dataset", "{}: \"labels\" has {} entries but \"input_ids\" has {}", where, labels.size(), ids.size());
+    }
+    if (max_seq_length > 0 && ids.size() > size_t(max_seq_length)) {
+      ids.resize(size_t(max_seq_length));
+      labels.resize(size_t(max_seq_length));
+      d.truncated_++;
+    }
+    for (int32_t t : ids) d.max_id_ = std::max(d.max_id_, t);
+    d.max_len_ = std::max(d.max_len_, int(ids.size()));
+    d.ids_.insert(d.ids_.end(), ids.begin(), ids.end());
+    d.labels_.insert(d.labels_.end(), labels.begin(), labels.end());
+    d.offsets_.push_back(d.ids_.size());
+    d.lines_.push_back(lineno);
+    if (d.label_tokens(d.size() - 1) == 0) d.no_loss_++;
+  }
+  if (in.bad()) fail("dataset", "{}: read error", path);
+  if (d.size() == 0) fail("dataset", "{}: no examples", path);
+  return d;
+}
+
+std::span<const int32_t> TrainDataset::input_ids(size_t i) const {
+  return {ids_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]};
+}
+
+std::span<const int32_t> TrainDataset::labels(size_t i) const {
+  return {labels_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]};
+}
+
+int64_t TrainDataset::label_tokens(size_t i) const {
+  int64_t n = 0;
+  auto l = labels(i);
+  for (size_t t = 1; t < l.size(); t++) n += l[t] != kIgnoreIndex;
+  return n;
+}
+
+int64_t TrainDataset::total_label_tokens(const std::vector<size_t>& batch) const {
+  int64_t n = 0;
+  for (size_t i : batch) n += label_tokens(i);
+  return n;
+}
+
+int64_t TrainDataset::total_label_tokens() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < size(); i++) n += label_tokens(i);
+  return n;
+}
+
+std::vector<size_t> TrainDataset::epoch_order(int64_t epoch) const {
+  std::vector<size_t> order(size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  if (!shuffle_) return order;
+  Rng rng(seed_ + uint64_t(epoch));
+  // Fisher-Yates from the back. The modulo's bias is below 2^-40 for any realistic size and, being
+  // deterministic, costs nothing in reproducibility.
+  for (size_t i = order.size(); i > 1; i--) {
+    size_t j = size_t(rng.next_u64() % uint64_t(i));
+    std::swap(order[i - 1], order[j]);
+  }
+  return order;
+}
+
+int64_t TrainDataset::batches_per_epoch(int n) const {
+  LATHE_CHECK(n >= 1);
+  return (int64_t(size()) + n - 1) / n;
+}
+
+std::vector<size_t> TrainDataset::next_batch(int n) {
+  LATHE_CHECK(n >= 1, "batch size {}", n);
+  if (order_epoch_ != cursor_.epoch) {
+    order_ = epoch_order(cursor_.epoch);
+    order_epoch_ = cursor_.epoch;
+  }
+  const size_t begin = size_t(cursor_.position);
+  const size_t end = std::min(size(), begin + size_t(n));
+  std::vector<size_t> batch(order_.begin() + long(begin), order_.begin() + long(end));
+  cursor_.position = int64_t(end);
+  if (end == size()) cursor_ = DataCursor{cursor_.epoch + 1, 0};
+  return batch;
+}
+
+void TrainDataset::set_cursor(const DataCursor& c) {
+  if (c.epoch < 0 || c.position < 0 || c.position >= int64_t(size()))
+    fail("dataset", "{}: data cursor (epoch {}, position {}) is outside the {} examples (different data?)", path_,
+         c.epoch, c.position, size());
+  cursor_ = c;
+}
+
+}  // namespace lathe

@@ -1,0 +1,269 @@
+#include "lathe/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/sys.h"
+#include "lathe/kernels/cpu/cpu.h"
+#include "lathe/model/train_graph.h"
+#include "lathe/peft/lora.h"
+#include "lathe/peft/prefix.h"
+#include "lathe/train/adamw.h"
+#include "lathe/train/checkpoint.h"
+#include "lathe/train/dataset.h"
+#include "lathe/train/grad_clip.h"
+#include "lathe/train/metrics.h"
+#include "lathe/train/model_prep.h"
+#include "lathe/train/schedule.h"
+
+namespace lathe {
+
+namespace {
+
+// The trainable state of one method: its parameters, the adapters the graph sees, and the
+// full-fine-tuning gradient mirror.
+struct Method {
+  std::unique_ptr<LoraAdapter> lora;
+  std::unique_ptr<PrefixAdapter> prefix;
+  ModelWeights full_grads;
+  std::vector<std::unique_ptr<Param>> full_params;
+  ParamList params;
+  const AdapterSet* adapters = nullptr;
+  ModelWeights* grads = nullptr;
+};
+
+Method setup_method(const TrainOptions& o, Model& m) {
+  Method s;
+  const ModelConfig& c = m.config;
+  if (o.method == "lora" || o.method == "qlora") {
+    if (!o.init_adapter.empty()) {
+      s.lora = LoraAdapter::load_peft(o.init_adapter, c);
+    } else {
+      LoraConfig lc;
+      lc.r = o.lora_r;
+      lc.alpha = float(o.lora_alpha);
+      lc.dropout = float(o.lora_dropout);
+      lc.use_rslora = o.use_rslora;
+      lc.target_modules = parse_target_modules(o.lora_target_modules);
+      s.lora = LoraAdapter::create(c, lc, uint64_t(o.seed));
+    }
+    s.params = s.lora->params();
+    s.adapters = &s.lora->adapters();
+  } else if (o.method == "prefix") {
+    if (!o.init_adapter.empty()) {
+      s.prefix = PrefixAdapter::load_peft(o.init_adapter, c);
+    } else {
+      PrefixConfig pc;
+      pc.num_virtual_tokens = o.num_virtual_tokens;
+      pc.prefix_projection = o.prefix_projection;
+      pc.encoder_hidden_size = o.encoder_hidden_size;
+      s.prefix = PrefixAdapter::create(c, pc, uint64_t(o.seed));
+    }
+    s.params = s.prefix->params();
+    s.adapters = &s.prefix->adapters();
+  } else {  // full: every weight is a parameter; its gradient lives in a mirror of the weights
+    for_each_tensor(c, s.full_grads, [&](TensorSlot& t) { *t.tensor = Tensor::zeros(DType::F32, t.shape); });
+    if (c.tie_word_embeddings) s.full_grads.lm_head = s.full_grads.embed;
+    std::vector<Tensor*> grads;
+    for_each_tensor(c, s.full_grads, [&](TensorSlot& t) { grads.push_back(t.tensor); });
+    size_t i = 0;
+    for_each_tensor(c, m.weights, [&](TensorSlot& t) {
+      auto p = std::make_unique<Param>();
+      p->name = t.hf_name;
+      p->value = *t.tensor;
+      p->grad = *grads[i++];
+      // HF Trainer: no weight decay on biases and norm weights.
+      p->weight_decay = t.role != TensorRole::Norm && t.role != TensorRole::Bias;
+      s.params.push_back(p.get());
+      s.full_params.push_back(std::move(p));
+    });
+    s.grads = &s.full_grads;
+  }
+  return s;
+}
+
+void zero_grads(Method& s) {
+  for (Param* p : s.params) std::memset(p->grad.data, 0, p->grad.nbytes());
+  if (s.prefix) s.prefix->zero_prefix_grads();
+}
+
+// Loss, gradients and token count of one optimizer step (all its micro-batches).
+struct StepOutcome {
+  double loss = 0;
+  int64_t tokens = 0, label_tokens = 0;
+};
+
+StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const TrainOptions& o, int64_t step) {
+  // HF semantics: the loss is averaged over every label token of the whole optimizer step, so
+  // the micro-batches are drawn first and the scale is 1 / (their label tokens).
+  std::vector<std::vector<size_t>> micro;
+  int64_t labels = 0;
+  for (int a = 0; a < o.gradient_accumulation_steps; a++) {
+    micro.push_back(data.next_batch(o.per_device_train_batch_size));
+    labels += data.total_label_tokens(micro.back());
+  }
+  StepOutcome r;
+  r.label_tokens = labels;
+  zero_grads(s);
+  if (labels == 0) return r;
+  double nll = 0;
+  for (size_t a = 0; a < micro.size(); a++) {
+    PackedBatch b;
+    for (size_t i : micro[a]) {
+      auto ids = data.input_ids(i);
+      auto lab = o.train_on_inputs ? data.input_ids(i) : data.labels(i);
+      b.add(std::vector<int32_t>(ids.begin(), ids.end()), std::vector<int32_t>(lab.begin(), lab.end()));
+      r.tokens += int64_t(ids.size());
+    }
+    AdapterContext ctx;
+    ctx.training = true;
+    ctx.dropout_seed = uint64_t(o.seed) * 0x9e3779b97f4a7c15ull + uint64_t(step) * 1000003ull + a;
+    int64_t cnt = 0;
+    nll += graph.forward_backward(b, float(1.0 / double(labels)), &cnt, ctx);
+  }
+  if (s.prefix) s.prefix->backward();
+  r.loss = nll / double(labels);
+  return r;
+}
+
+double evaluate(const std::string& path, const TrainOptions& o, TrainGraph& graph) {
+  TrainDataset ev = TrainDataset::load(path, o.max_seq_length, uint64_t(o.seed), false);
+  double nll = 0;
+  int64_t cnt = 0;
+  for (size_t i = 0; i < ev.size(); i++) {
+    PackedBatch b;
+    auto ids = ev.input_ids(i);
+    auto lab = ev.labels(i);
+    b.add(std::vector<int32_t>(ids.begin(), ids.end()), std::vector<int32_t>(lab.begin(), lab.end()));
+    int64_t c = 0;
+    nll += graph.forward_loss(b, &c);
+    cnt += c;
+  }
+  return cnt ? nll / double(cnt) : NAN;
+}
+
+void save_final(const TrainOptions& o, const Method& s, const Model& m) {
+  if (s.lora) {
+    s.lora->save_peft(o.output, o.model);
+    if (o.method == "qlora") mark_adapter_qlora(o.output);
+  } else if (s.prefix) {
+    s.prefix->save_peft(o.output, o.model);
+  } else {
+    m.save_hf_dir(o.output);
+  }
+  copy_tokenizer_files(o.model, o.output);
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& o) {
+  cpu_set_num_threads(o.threads);
+  std::filesystem::create_directories(o.output);
+  std::fprintf(stderr, "lathe train: resolved options\n%s", train_options_to_string(o).c_str());
+
+  Model m = Model::load(o.model);
+  prepare_model_for_method(m, o.method);
+  TrainDataset data = TrainDataset::load(o.data, o.max_seq_length, uint64_t(o.seed), o.shuffle);
+  if (data.size() == 0) fail("train", "{}: no training examples", o.data);
+  if (data.max_token_id() >= m.config.vocab_size)
+    fail("train", "{}: token id {} is outside the model's vocabulary (vocab_size {})", o.data, data.max_token_id(),
+         m.config.vocab_size);
+  if (data.truncated_count() > 0)
+    std::fprintf(stderr, "lathe train: warning: %lld of %zu examples were longer than max_seq_length=%d and were "
+                 "truncated\n", (long long)data.truncated_count(), data.size(), o.max_seq_length);
+
+  Method s = setup_method(o, m);
+  const int64_t steps_per_epoch =
+      std::max<int64_t>(1, (data.batches_per_epoch(o.per_device_train_batch_size) + o.gradient_accumulation_steps - 1) /
+                               o.gradient_accumulation_steps);
+  const int64_t max_steps =
+      o.max_steps > 0 ? o.max_steps : int64_t(std::ceil(o.num_train_epochs * double(steps_per_epoch)));
+  const int warmup = resolve_warmup_steps(o.warmup_steps, o.warmup_ratio, int(max_steps));
+
+  // Memory plan: refuse before step 1 rather than die at step 1000.
+  const int T = data.max_length();
+  const int N = T * o.per_device_train_batch_size;
+  const int P = s.prefix ? s.prefix->config().num_virtual_tokens : 0;
+  size_t trainable = 0;
+  for (Param* p : s.params) trainable += p->value.nbytes();
+  MemoryPlan plan = plan_memory(m, trainable, s.grads != nullptr,
+                                TrainGraph::activation_bytes(m.config, N, T, P, o.gradient_checkpointing));
+  print_memory_plan(plan, o, N, T);
+  check_memory_plan(plan, o);
+
+  TrainGraph graph(m, s.adapters, s.grads, o.gradient_checkpointing);
+  AdamW opt(s.params, AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay});
+  int64_t start = 0;
+  if (!o.resume_from_checkpoint.empty()) {
+    std::string dir = resolve_resume_checkpoint(o.resume_from_checkpoint, o.output);
+    TrainerState st;
+    checkpoint_load(dir, s.params, &opt, &st);
+    data.set_cursor(DataCursor::from_json(st.data_cursor));
+    start = st.global_step;
+    if (s.prefix) s.prefix->refresh();
+    std::fprintf(stderr, "lathe train: resumed from %s at step %lld\n", dir.c_str(), (long long)start);
+  }
+  clean_stale_checkpoint_tmp(o.output);
+  MetricsWriter metrics(o.output + "/metrics.jsonl", start);
+  ProgressReporter progress(max_steps, o.logging_steps, start);
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens_total = 0;
+  std::string last_ckpt;
+
+  for (int64_t step = start; step < max_steps; step++) {
+    auto ts = std::chrono::steady_clock::now();
+    StepOutcome r = run_step(data, graph, s, o, step);
+    std::string bad;
+    if (!std::isfinite(r.loss) || !grads_finite(s.params, &bad)) {
+      progress.finish();
+      std::fprintf(stderr, "lathe train: error: step %lld: %s is not finite; stopping. The last good checkpoint "
+                   "is %s. Try a lower learning_rate or max_grad_norm.\n", (long long)step + 1,
+                   std::isfinite(r.loss) ? ("the gradient of " + bad).c_str() : "the loss",
+                   last_ckpt.empty() ? "(none yet)" : last_ckpt.c_str());
+      return 3;
+    }
+    double norm = o.max_grad_norm > 0 ? clip_grad_norm(s.params, float(o.max_grad_norm)) : global_grad_norm(s.params);
+    double lr = lr_at(o.lr_scheduler_type, o.learning_rate, int(step), warmup, int(max_steps));
+    opt.step(lr);
+    if (s.prefix) s.prefix->refresh();
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    tokens_total += r.tokens;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    metrics.write({{"step", step + 1}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens", r.tokens},
+                   {"tokens_per_s", r.tokens / dt}, {"elapsed_s", elapsed},
+                   {"epoch", double(step + 1) / double(steps_per_epoch)}});
+    progress.update(step + 1, r.loss, lr, r.tokens / dt);
+    if (!o.eval_data.empty() && o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) {
+      double ev = evaluate(o.eval_data, o, graph);
+      metrics.write({{"step", step + 1}, {"eval_loss", ev}});
+      progress.message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev));
+    }
+    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && step + 1 < max_steps) {
+      TrainerState st;
+      st.global_step = step + 1;
+      st.scheduler_step = step + 1;
+      st.epoch = double(step + 1) / double(steps_per_epoch);
+      st.data_cursor = data.cursor().to_json();
+      st.config = train_options_to_json(o);
+      last_ckpt = checkpoint_save(o.output, s.params, opt, st, o.save_total_limit);
+    }
+  }
+  progress.finish();
+  if (!o.eval_data.empty()) {
+    double ev = evaluate(o.eval_data, o, graph);
+    metrics.write({{"step", max_steps}, {"eval_loss", ev}});
+    std::fprintf(stderr, "lathe train: final eval_loss %.6f\n", ev);
+  }
+  save_final(o, s, m);
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "lathe train: done: %lld steps, %lld tokens in %.1f s (%.1f tokens/s), peak RSS %.1f MiB; "
+               "output in %s\n", (long long)(max_steps - start), (long long)tokens_total, elapsed,
+               tokens_total / std::max(elapsed, 1e-9), peak_rss_bytes() / 1048576.0, o.output.c_str());
+  return 0;
+}
+
+}  // namespace lathe
