@@ -12,7 +12,7 @@ struct Opts {
   std::string arch = "llama", output;
   int hidden = 64, intermediate = 172, layers = 2, heads = 4, kv_heads = 0, vocab = 512, head_dim = 0;
   int max_pos = 2048;
-  float rope_theta = 10000.0f, rms_eps = 1e-5f;
+  float rope_theta = 10000.0f, rms_eps = 1e-5f, init_std = 0.02f;
   bool tie = false;
   uint64_t seed = 0;
 };
@@ -30,6 +30,8 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("--max-position-embeddings", o->max_pos, "max_position_embeddings")->capture_default_str();
   app.add_option("--rope-theta", o->rope_theta, "rope_theta")->capture_default_str();
   app.add_option("--rms-norm-eps", o->rms_eps, "rms_norm_eps")->capture_default_str();
+  app.add_option("--initializer-range", o->init_std, "Std of the normal init of matrices (HF initializer_range)")
+      ->capture_default_str();
   app.add_flag("--tie-word-embeddings", o->tie, "Share the embedding matrix with lm_head");
   app.add_option("--seed", o->seed, "Random seed")->capture_default_str();
   app.add_option("--output", o->output, "Output directory")->required();
@@ -52,7 +54,7 @@ std::function<int()> setup(CLI::App& app) {
     c.qk_norm = c.arch == lathe::Arch::Qwen3;
     c.bos_token_id = 1;
     c.eos_token_id = 2;
-    lathe::Model m = lathe::Model::init_random(c, o->seed);
+    lathe::Model m = lathe::Model::init_random(c, o->seed, o->init_std);
     m.save_hf_dir(o->output);
     std::printf("wrote %s: %s, %.2fM parameters\n", o->output.c_str(), lathe::arch_hf_name(c.arch),
                 double(c.num_parameters()) / 1e6);

@@ -26,8 +26,9 @@ struct Model {
   static Model load(const std::string& path);
   static Model load_hf_dir(const std::string& dir);
   static Model load_gguf(const std::string& path);
-  // Random init with a fixed seed: matrices N(0, 0.02) like HF's initializer_range, norms 1, biases 0.
-  static Model init_random(const ModelConfig& cfg, uint64_t seed);
+  // Random init with a fixed seed: matrices N(0, std) with std = HF's initializer_range (0.02 by
+  // default), norms 1, biases 0.
+  static Model init_random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
   // Writes config.json + model.safetensors (F32) atomically into `dir` (created if needed).
   void save_hf_dir(const std::string& dir) const;
 };

@@ -133,7 +133,7 @@ Model Model::load_gguf(const std::string& path) {
   return m;
 }
 
-Model Model::init_random(const ModelConfig& cfg, uint64_t seed) {
+Model Model::init_random(const ModelConfig& cfg, uint64_t seed, float std) {
   config_validate(cfg, "init-model");
   Model m;
   m.config = cfg;
@@ -152,7 +152,7 @@ Model Model::init_random(const ModelConfig& cfg, uint64_t seed) {
         for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
         break;
       default:
-        for (int64_t i = 0; i < n; i++) p[i] = 0.02f * rng.normal();
+        for (int64_t i = 0; i < n; i++) p[i] = std * rng.normal();
     }
     m.stored.push_back({s.hf_name, s.shape, "F32"});
     *s.tensor = t;

@@ -1,0 +1,203 @@
+// Normalizers of tokenizer.json: NFC/NFD/NFKC/NFKD (utf8proc), Lowercase, Strip, Replace, Prepend,
+// Sequence. Each rewrites one segment of text (the parts between added tokens).
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "lathe/core/error.h"
+#include "lathe/tokenizer/pipeline.h"
+
+namespace lathe::tok {
+namespace {
+
+using json = nlohmann::json;
+
+// Text made only of code points below U+0300 (no combining marks, no singleton decompositions) and
+// precomposed Hangul syllables is already NFC; skipping utf8proc there keeps Korean/English fast.
+bool nfc_quick_yes(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    uint8_t b = uint8_t(s[i]);
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    int len;
+    int32_t cp = utf8_decode(s, i, &len);
+    if (!(cp < 0x300 || (cp >= 0xAC00 && cp <= 0xD7A3))) return false;
+    // A syllable followed by a trailing jamo would compose; jamo are outside the fast set anyway.
+    i += len;
+  }
+  return true;
+}
+
+class UnicodeNorm : public Normalizer {
+ public:
+  explicit UnicodeNorm(int options, bool nfc) : options_(options), nfc_(nfc) {}
+  void apply(std::string& s) const override {
+    if (s.empty()) return;
+    if (nfc_ && nfc_quick_yes(s)) return;
+    utf8proc_uint8_t* out = nullptr;
+    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &out,
+                          utf8proc_option_t(options_));
+    if (n < 0) return;  // input is sanitized UTF-8, so this does not happen; keep the text as is
+    s.assign(reinterpret_cast<char*>(out), size_t(n));
+    std::free(out);
+  }
+
+ private:
+  int options_;
+  bool nfc_;
+};
+
+class Lowercase : public Normalizer {
+ public:
+  void apply(std::string& s) const override {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+      int len;
+      int32_t cp = utf8_decode(s, i, &len);
+      if (cp == 0x130) {
+        out += "i\xCC\x87";  // full lowercase mapping of U+0130, as Rust's to_lowercase
+      } else {
+        utf8_append(out, uint32_t(utf8proc_tolower(cp)));
+      }
+      i += len;
+    }
+    s.swap(out);
+  }
+};
+
+class Strip : public Normalizer {
+ public:
+  Strip(bool l, bool r) : left_(l), right_(r) {}
+  void apply(std::string& s) const override {
+    size_t b = 0, e = s.size();
+    if (left_) {
+      while (b < e) {
+        int len;
+        int32_t cp = utf8_decode(s, b, &len);
+        if (!is_whitespace(uint32_t(cp))) break;
+        b += len;
+      }
+    }
+    if (right_) {
+      while (e > b) {
+        size_t k = e - 1;
+        while (k > b && (uint8_t(s[k]) & 0xC0) == 0x80) k--;
+        int len;
+        int32_t cp = utf8_decode(s, k, &len);
+        if (!is_whitespace(uint32_t(cp))) break;
+        e = k;
+      }
+    }
+    s = s.substr(b, e - b);
+  }
+
+ private:
+  bool left_, right_;
+};
+
+class Replace : public Normalizer {
+ public:
+  Replace(const json& pattern, std::string content, const std::string& origin) : content_(std::move(content)) {
+    if (pattern.contains("String")) literal_ = pattern["String"].get<std::string>();
+    else if (pattern.contains("Regex")) re_ = std::make_unique<Regex>(pattern["Regex"].get<std::string>());
+    else fail("tokenizer", "{}: normalizer Replace: pattern needs String or Regex", origin);
+  }
+  void apply(std::string& s) const override {
+    std::string out;
+    if (re_) {
+      std::vector<std::pair<uint32_t, uint32_t>> m;
+      re_->find_all(s, m);
+      if (m.empty()) return;
+      size_t prev = 0;
+      for (auto [b, e] : m) {
+        out.append(s, prev, b - prev);
+        out += content_;
+        prev = e;
+      }
+      out.append(s, prev);
+    } else {
+      if (literal_.empty()) return;
+      size_t prev = 0, pos;
+      while ((pos = s.find(literal_, prev)) != std::string::npos) {
+        out.append(s, prev, pos - prev);
+        out += content_;
+        prev = pos + literal_.size();
+      }
+      if (prev == 0) return;
+      out.append(s, prev);
+    }
+    s.swap(out);
+  }
+
+ private:
+  std::string literal_, content_;
+  std::unique_ptr<Regex> re_;
+};
+
+class Prepend : public Normalizer {
+ public:
+  explicit Prepend(std::string p) : p_(std::move(p)) {}
+  void apply(std::string& s) const override {
+    if (!s.empty()) s.insert(0, p_);
+  }
+
+ private:
+  std::string p_;
+};
+
+class Sequence : public Normalizer {
+ public:
+  std::vector<std::unique_ptr<Normalizer>> items;
+  void apply(std::string& s) const override {
+    for (auto& n : items) n->apply(s);
+  }
+};
+
+class Identity : public Normalizer {
+ public:
+  void apply(std::string&) const override {}
+};
+
+}  // namespace
+
+std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& origin) {
+  if (j.is_null()) return nullptr;
+  std::string type = j.value("type", "");
+  if (type == "NFC") return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_COMPOSE, true);
+  if (type == "NFD") return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, false);
+  if (type == "NFKC")
+    return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, false);
+  if (type == "NFKD")
+    return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, false);
+  if (type == "Lowercase") return std::make_unique<Lowercase>();
+  if (type == "Strip") return std::make_unique<Strip>(j.value("left", true), j.value("right", true));
+  if (type == "Replace")
+    return std::make_unique<Replace>(j.at("pattern"), j.value("content", std::string()), origin);
+  if (type == "Prepend") return std::make_unique<Prepend>(j.value("prepend", std::string()));
+  if (type == "Sequence") {
+    auto seq = std::make_unique<Sequence>();
+    for (auto& item : j.at("normalizers"))
+      if (auto n = make_normalizer(item, origin)) seq->items.push_back(std::move(n));
+    return seq;
+  }
+  if (type == "BertNormalizer") {
+    // Only the lowercasing part; BERT models use WordPiece, which lathe does not target.
+    if (j.value("lowercase", true)) return std::make_unique<Lowercase>();
+    return std::make_unique<Identity>();
+  }
+  if (type == "Precompiled") return std::make_unique<Identity>();  // Unigram charsmap: not supported, no-op
+  fail("tokenizer", "{}: normalizer: unsupported type '{}'", origin, type);
+}
+
+std::unique_ptr<Normalizer> make_spm_normalizer(bool add_space_prefix) {
+  auto seq = std::make_unique<Sequence>();
+  if (add_space_prefix) seq->items.push_back(std::make_unique<Prepend>("\xE2\x96\x81"));
+  seq->items.push_back(std::make_unique<Replace>(json{{"String", " "}}, "\xE2\x96\x81", "gguf"));
+  return seq;
+}
+
+}  // namespace lathe::tok

@@ -1,0 +1,153 @@
+// Internal pieces of the tokenizer pipeline (not part of the public API): normalizers, pre-tokenizers,
+// models, post-processors and decoders, each a small class built from its tokenizer.json object.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+struct re_pattern_buffer;  // Oniguruma's regex_t
+
+namespace lathe::tok {
+
+// ---- UTF-8 helpers (unicode.cpp) ----
+// Decodes one code point at s[i]; sets *len (>= 1). Returns -1 for an invalid sequence (len = 1).
+int32_t utf8_decode(std::string_view s, size_t i, int* len);
+void utf8_append(std::string& out, uint32_t cp);
+// Replaces invalid sequences with U+FFFD; returns the number replaced. Valid input returns 0 and
+// leaves `out` empty (use the input as is).
+size_t utf8_sanitize(std::string_view in, std::string& out);
+// Length in bytes of the UTF-8 sequence starting with byte b (1 for invalid lead bytes).
+inline int utf8_len(uint8_t b) { return b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1; }
+bool is_whitespace(uint32_t cp);   // Rust char::is_whitespace
+bool is_numeric(uint32_t cp);      // Unicode N*
+bool is_punctuation(uint32_t cp);  // ASCII punctuation or Unicode P*
+bool is_alnum_or_underscore(uint32_t cp);
+
+// GPT-2's reversible byte <-> printable code point map.
+struct ByteLevelMap {
+  std::string byte_to_str[256];          // UTF-8 of the code point standing for each byte
+  char byte_utf8[256][2];                // the same, unboxed for the hot loop (1 or 2 bytes)
+  uint8_t byte_len[256];
+  int16_t cp_to_byte[324];               // code point (< 324) -> byte, -1 if none
+  static const ByteLevelMap& get();
+};
+
+// ---- Oniguruma regex, compiled once ----
+class Regex {
+ public:
+  explicit Regex(const std::string& pattern);  // throws lathe::Error on a bad pattern
+  ~Regex();
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+  // All non-empty, non-overlapping matches in s as (start, end) byte offsets.
+  void find_all(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const;
+
+ private:
+  re_pattern_buffer* re_ = nullptr;
+};
+
+// ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
+struct Span {
+  uint32_t off, len;
+  int32_t id;
+};
+struct Pieces {
+  std::string buf;
+  std::vector<Span> spans;
+};
+
+enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
+// Turns (range, is_match) runs covering a piece into the pieces HF keeps for `behavior`.
+void split_apply_behavior(std::vector<std::pair<uint32_t, uint32_t>>& matches, uint32_t n, SplitBehavior b,
+                          bool invert, std::vector<std::pair<uint32_t, uint32_t>>& out);
+
+class Normalizer {
+ public:
+  virtual ~Normalizer() = default;
+  virtual void apply(std::string& s) const = 0;
+};
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& origin);
+std::unique_ptr<Normalizer> make_spm_normalizer(bool add_space_prefix);  // Prepend ▁ + Replace ' '
+
+class PreTokenizer {
+ public:
+  virtual ~PreTokenizer() = default;
+  virtual void apply(Pieces& p) const = 0;
+};
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& origin);
+// Sequence of Isolated regex splits followed by byte-level mapping (GGUF gpt2 vocabularies).
+std::unique_ptr<PreTokenizer> make_regex_byte_level(const std::vector<std::string>& regexes);
+
+// Hash for string-keyed maps looked up with string_view (no temporary std::string).
+struct StrHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+using TokenMap = std::unordered_map<std::string, int32_t, StrHash, std::equal_to<>>;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual void tokenize(std::string_view word, std::vector<int32_t>& out) const = 0;
+  std::vector<std::string> vocab;  // id -> token
+  TokenMap token_ids;
+  int32_t find(std::string_view s) const {
+    auto it = token_ids.find(s);
+    return it == token_ids.end() ? -1 : it->second;
+  }
+  uint64_t instance = 0;  // unique per model, keys the per-thread word cache
+};
+
+struct BpeOptions {
+  std::string unk_token, continuing_subword_prefix, end_of_word_suffix;
+  bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
+};
+// vocab: id -> token (gaps allowed as empty strings); merges: pairs of token strings in rank order.
+std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
+                                const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
+                                const std::string& origin);
+std::unique_ptr<Model> make_bpe_from_json(const nlohmann::json& j, const std::string& origin);
+// SentencePiece BPE by scores (GGUF tokenizer.ggml.model = llama): merge the adjacent pair whose
+// concatenation is a vocabulary token of the highest score; byte-fallback <0xNN> for the rest.
+std::unique_ptr<Model> make_spm_scores(std::vector<std::string> vocab, std::vector<float> scores, int32_t unk_id);
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual void apply(std::vector<std::string>& tokens) const = 0;
+};
+std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string& origin);
+std::unique_ptr<Decoder> make_byte_level_decoder();
+std::unique_ptr<Decoder> make_spm_decoder(bool strip_leading_space);
+
+struct AddedToken {
+  std::string content;
+  int32_t id = -1;
+  bool special = false, lstrip = false, rstrip = false, normalized = false, single_word = false;
+};
+
+// The whole pipeline; Tokenizer owns one.
+struct Pipeline {
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Decoder> decoder;
+  std::vector<AddedToken> added;                   // all added tokens
+  std::unordered_map<int32_t, size_t> added_by_id;  // id -> index in added
+  std::vector<int32_t> prefix_ids, suffix_ids;      // post-processor (single sequence)
+  bool has_post_processor = false;
+  // First-byte index of added tokens for matching: bucket per byte, longest first.
+  std::vector<std::vector<uint32_t>> raw_index, norm_index;
+  int vocab_size = 0;
+
+  void index_added_tokens();
+  void encode(std::string_view text, std::vector<int32_t>& out) const;  // text must be valid UTF-8
+  std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
+};
+
+}  // namespace lathe::tok

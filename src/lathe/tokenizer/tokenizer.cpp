@@ -1,0 +1,305 @@
+// The encode/decode pipeline (HF order: added tokens -> normalizer -> pre-tokenizer -> model ->
+// post-processor), the per-thread word cache, the public Tokenizer methods and StreamDecoder.
+#include "lathe/tokenizer/tokenizer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "lathe/core/error.h"
+#include "lathe/tokenizer/pipeline.h"
+
+namespace lathe {
+namespace tok {
+namespace {
+
+using WordCache = std::unordered_map<std::string, std::vector<int32_t>, StrHash, std::equal_to<>>;
+constexpr size_t kCacheMaxWords = 1 << 16;  // per thread and model; cleared when full
+constexpr size_t kCacheMaxWordBytes = 96;    // longer words are rare and not worth keeping
+
+// One cache per (thread, model); the few most recent models per thread keep theirs.
+WordCache& thread_cache(uint64_t instance) {
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<WordCache>>> caches;
+  for (auto& c : caches)
+    if (c.first == instance) return *c.second;
+  if (caches.size() >= 4) caches.erase(caches.begin());
+  caches.emplace_back(instance, std::make_unique<WordCache>());
+  return *caches.back().second;
+}
+
+bool word_boundary_ok(std::string_view text, size_t b, size_t e) {
+  if (b > 0) {
+    size_t k = b - 1;
+    while (k > 0 && (uint8_t(text[k]) & 0xC0) == 0x80) k--;
+    int len;
+    int32_t cp = utf8_decode(text, k, &len);
+    if (cp >= 0 && is_alnum_or_underscore(uint32_t(cp))) return false;
+  }
+  if (e < text.size()) {
+    int len;
+    int32_t cp = utf8_decode(text, e, &len);
+    if (cp >= 0 && is_alnum_or_underscore(uint32_t(cp))) return false;
+  }
+  return true;
+}
+
+size_t skip_ws_forward(std::string_view s, size_t i) {
+  while (i < s.size()) {
+    int len;
+    int32_t cp = utf8_decode(s, i, &len);
+    if (cp < 0 || !is_whitespace(uint32_t(cp))) break;
+    i += len;
+  }
+  return i;
+}
+
+size_t skip_ws_backward(std::string_view s, size_t lo, size_t i) {
+  while (i > lo) {
+    size_t k = i - 1;
+    while (k > lo && (uint8_t(s[k]) & 0xC0) == 0x80) k--;
+    int len;
+    int32_t cp = utf8_decode(s, k, &len);
+    if (cp < 0 || !is_whitespace(uint32_t(cp))) break;
+    i = k;
+  }
+  return i;
+}
+
+}  // namespace
+
+void Pipeline::index_added_tokens() {
+  raw_index.assign(256, {});
+  norm_index.assign(256, {});
+  added_by_id.clear();
+  for (size_t i = 0; i < added.size(); i++) {
+    added_by_id[added[i].id] = i;
+    if (added[i].content.empty()) continue;
+    auto& idx = added[i].normalized ? norm_index : raw_index;
+    idx[uint8_t(added[i].content[0])].push_back(uint32_t(i));
+  }
+  for (auto* idx : {&raw_index, &norm_index})
+    for (auto& bucket : *idx)
+      std::stable_sort(bucket.begin(), bucket.end(),
+                       [&](uint32_t a, uint32_t b) { return added[a].content.size() > added[b].content.size(); });
+}
+
+// Splits `text` at added tokens of one index (leftmost-longest), calling on_text(view) for the text
+// between them and on_token(id) for each token. lstrip/rstrip swallow the whitespace beside a token.
+template <class OnText, class OnToken>
+static void split_added(const Pipeline& p, const std::vector<std::vector<uint32_t>>& index, std::string_view text,
+                        OnText&& on_text, OnToken&& on_token) {
+  bool any = false;
+  for (auto& b : index) any = any || !b.empty();
+  if (!any) {
+    on_text(text);
+    return;
+  }
+  size_t seg_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const auto& bucket = index[uint8_t(text[i])];
+    const AddedToken* hit = nullptr;
+    for (uint32_t k : bucket) {
+      const AddedToken& t = p.added[k];
+      if (text.size() - i >= t.content.size() && std::memcmp(text.data() + i, t.content.data(), t.content.size()) == 0 &&
+          (!t.single_word || word_boundary_ok(text, i, i + t.content.size()))) {
+        hit = &t;
+        break;
+      }
+    }
+    if (!hit) {
+      i++;
+      continue;
+    }
+    size_t b = i, e = i + hit->content.size();
+    if (hit->lstrip) b = skip_ws_backward(text, seg_start, b);
+    if (hit->rstrip) e = skip_ws_forward(text, e);
+    if (b > seg_start) on_text(text.substr(seg_start, b - seg_start));
+    on_token(hit->id);
+    seg_start = i = e;
+  }
+  if (seg_start < text.size()) on_text(text.substr(seg_start));
+}
+
+void Pipeline::encode(std::string_view text, std::vector<int32_t>& out) const {
+  thread_local Pieces pieces;
+  thread_local std::string seg;
+  pieces.buf.clear();
+  pieces.spans.clear();
+  split_added(
+      *this, raw_index, text,
+      [&](std::string_view raw) {
+        std::string_view norm = raw;
+        if (normalizer) {
+          seg.assign(raw);
+          normalizer->apply(seg);
+          norm = seg;
+        }
+        split_added(
+            *this, norm_index, norm,
+            [&](std::string_view t) {
+              pieces.spans.push_back({uint32_t(pieces.buf.size()), uint32_t(t.size()), -1});
+              pieces.buf.append(t);
+            },
+            [&](int32_t id) { pieces.spans.push_back({0, 0, id}); });
+      },
+      [&](int32_t id) { pieces.spans.push_back({0, 0, id}); });
+  if (pre_tokenizer) pre_tokenizer->apply(pieces);
+
+  WordCache& cache = thread_cache(model->instance);
+  for (const Span& s : pieces.spans) {
+    if (s.id >= 0) {
+      out.push_back(s.id);
+      continue;
+    }
+    std::string_view word(pieces.buf.data() + s.off, s.len);
+    if (word.size() > kCacheMaxWordBytes) {
+      model->tokenize(word, out);
+      continue;
+    }
+    auto it = cache.find(word);
+    if (it != cache.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      continue;
+    }
+    size_t start = out.size();
+    model->tokenize(word, out);
+    if (cache.size() >= kCacheMaxWords) cache.clear();
+    cache.emplace(std::string(word), std::vector<int32_t>(out.begin() + long(start), out.end()));
+  }
+}
+
+std::string Pipeline::decode(const int32_t* ids, size_t n, bool skip_special) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(n);
+  for (size_t i = 0; i < n; i++) {
+    int32_t id = ids[i];
+    auto it = added_by_id.find(id);
+    if (it != added_by_id.end()) {
+      const AddedToken& t = added[it->second];
+      if (skip_special && t.special) continue;
+      tokens.push_back(t.content);
+    } else if (id >= 0 && size_t(id) < model->vocab.size()) {
+      tokens.push_back(model->vocab[size_t(id)]);
+    }
+  }
+  if (!decoder) {
+    std::string s;
+    for (size_t i = 0; i < tokens.size(); i++) s += (i ? " " : "") + tokens[i];
+    return s;
+  }
+  decoder->apply(tokens);
+  std::string s;
+  for (auto& t : tokens) s += t;
+  return s;
+}
+
+}  // namespace tok
+
+// ---- Tokenizer ----
+
+namespace {
+thread_local size_t g_last_replacements = 0;
+}
+
+Tokenizer::Tokenizer() : p_(std::make_unique<tok::Pipeline>()) {}
+Tokenizer::~Tokenizer() = default;
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  size_t r = 0;
+  return encode(text, add_special_tokens, &r);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens, size_t* replacements) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 4);
+  if (add_special_tokens) out.insert(out.end(), p_->prefix_ids.begin(), p_->prefix_ids.end());
+  // Validate first; copy only when something must be replaced.
+  thread_local std::string clean;
+  size_t bad = tok::utf8_sanitize(text, clean);
+  *replacements = bad;
+  g_last_replacements = bad;
+  p_->encode(bad ? std::string_view(clean) : text, out);
+  if (add_special_tokens) out.insert(out.end(), p_->suffix_ids.begin(), p_->suffix_ids.end());
+  return out;
+}
+
+std::vector<std::vector<int32_t>> Tokenizer::encode_batch(std::span<const std::string> texts,
+                                                          bool add_special_tokens) const {
+  std::vector<std::vector<int32_t>> out(texts.size());
+  const long n = long(texts.size());
+#pragma omp parallel for schedule(dynamic, 4)
+  for (long i = 0; i < n; i++) out[size_t(i)] = encode(texts[size_t(i)], add_special_tokens);
+  return out;
+}
+
+size_t Tokenizer::last_encode_replacements() { return g_last_replacements; }
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  return p_->decode(ids.data(), ids.size(), skip_special_tokens);
+}
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+  auto it = p_->added_by_id.find(id);
+  if (it != p_->added_by_id.end()) return p_->added[it->second].content;
+  if (id >= 0 && size_t(id) < p_->model->vocab.size()) return p_->model->vocab[size_t(id)];
+  return "";
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const {
+  for (const auto& t : p_->added)
+    if (t.content == token) return t.id;
+  return p_->model->find(token);
+}
+
+int Tokenizer::vocab_size() const { return p_->vocab_size; }
+
+std::vector<int32_t> Tokenizer::eos_ids() const {
+  std::vector<int32_t> r;
+  if (eos_id_ >= 0) r.push_back(eos_id_);
+  for (int32_t id : extra_eos_)
+    if (id >= 0 && std::find(r.begin(), r.end(), id) == r.end()) r.push_back(id);
+  return r;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  auto it = p_->added_by_id.find(id);
+  return it != p_->added_by_id.end() && p_->added[it->second].special;
+}
+
+// ---- StreamDecoder (HF's DecodeStream algorithm) ----
+
+static bool ends_with_replacement(const std::string& s) {
+  return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+}
+
+std::string StreamDecoder::push(int32_t id) {
+  if (prefix_text_.empty() && !ids_.empty()) {
+    std::string p = tok_.decode(ids_, skip_special_);
+    if (!ends_with_replacement(p)) {
+      prefix_text_ = std::move(p);
+      prefix_index_ = ids_.size();
+    }
+  }
+  ids_.push_back(id);
+  std::string s = tok_.decode(ids_, skip_special_);
+  if (s.size() <= prefix_text_.size() || ends_with_replacement(s)) return "";
+  std::string fresh = s.compare(0, prefix_text_.size(), prefix_text_) == 0 ? s.substr(prefix_text_.size()) : s;
+  // Keep the ids after the old prefix as context for the next step.
+  size_t new_prefix_index = ids_.size() - prefix_index_;
+  ids_.erase(ids_.begin(), ids_.begin() + long(prefix_index_));
+  prefix_text_ = tok_.decode(ids_, skip_special_);
+  prefix_index_ = new_prefix_index;
+  return fresh;
+}
+
+std::string StreamDecoder::flush() {
+  std::string s = tok_.decode(ids_, skip_special_);
+  std::string rest;
+  if (s.size() > prefix_text_.size() && s.compare(0, prefix_text_.size(), prefix_text_) == 0)
+    rest = s.substr(prefix_text_.size());
+  ids_.clear();
+  prefix_text_.clear();
+  prefix_index_ = 0;
+  return rest;
+}
+
+}  // namespace lathe
