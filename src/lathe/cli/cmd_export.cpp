@@ -25,6 +25,7 @@ std::function<int()> setup(CLI::App& app) {
       if (o->adapter.empty()) lathe::fail("export", "--format merged needs --adapter");
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
       if (!a.lora) lathe::fail("export", "{}: only LoRA adapters can be merged (prefix tuning has no weights to merge)", o->adapter);
+      if (a.base_nf4) lathe::roundtrip_model_nf4(m);  // QLoRA: merge onto the base the adapter saw
       a.lora->merge_into(m);
       m.save_hf_dir(o->output);
       lathe::copy_tokenizer_files(o->model, o->output);

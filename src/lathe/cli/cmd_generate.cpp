@@ -51,7 +51,7 @@ std::function<int()> setup(CLI::App& app) {
     else if (m.config.eos_token_id >= 0)
       o->gp.stop_ids = {m.config.eos_token_id};
     lathe::LoadedAdapter ad;
-    if (!o->adapter.empty()) ad = lathe::load_peft_adapter(o->adapter, m.config);
+    if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
     lathe::GenerateResult r = lathe::generate(m, prompt, o->gp, {}, o->adapter.empty() ? nullptr : ad.set());
     if (o->json) {
       std::printf("{\"ids\":[");

@@ -91,7 +91,7 @@ std::function<int()> setup(CLI::App& app) {
     if (!o->text_file.empty()) lathe::fail("perplexity", "--text-file needs the tokenizer, which is not built yet");
     lathe::Model m = lathe::Model::load(o->model);
     lathe::LoadedAdapter ad;
-    if (!o->adapter.empty()) ad = lathe::load_peft_adapter(o->adapter, m.config);
+    if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
     const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();
     auto seqs = read_ids_file(o->ids_file);
     int ctx = o->context_length > 0 ? o->context_length : m.config.max_position_embeddings;

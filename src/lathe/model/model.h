@@ -44,5 +44,7 @@ void make_weights_owned(Model& m);
 // QLoRA: replaces every Linear weight of the decoder blocks by its NF4 form (block 64, double
 // quantization); embeddings, norms and lm_head stay f32.
 void quantize_model_nf4(Model& m);
+// The same matrices quantized to NF4 and back to f32: the base a QLoRA adapter saw, for merging.
+void roundtrip_model_nf4(Model& m);
 
 }  // namespace lathe

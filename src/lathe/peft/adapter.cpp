@@ -17,6 +17,7 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
   LoadedAdapter a;
   a.dir = dir;
   a.peft_type = j.value("peft_type", "");
+  a.base_nf4 = j.value("lathe_base_quantization", "") == "nf4";
   if (a.peft_type == "LORA") {
     a.lora = LoraAdapter::load_peft(dir, mc);
   } else if (a.peft_type == "PREFIX_TUNING") {
@@ -24,6 +25,12 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
   } else {
     fail("adapter", "{}: peft_type '{}' is not supported (LORA, PREFIX_TUNING)", cfg, a.peft_type);
   }
+  return a;
+}
+
+LoadedAdapter load_adapter_for(const std::string& dir, Model& m) {
+  LoadedAdapter a = load_peft_adapter(dir, m.config);
+  if (a.base_nf4) quantize_model_nf4(m);
   return a;
 }
 
