@@ -74,3 +74,21 @@ TEST(Stories260K, LongGreedyMatchesLlama2cText) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Stories260K, CliTextGenerationMatchesLlama2cWordForWord) {
+  // BOS + "Once upon a time" (5 ids), greedy to position 256 (252 new tokens): the llama2.c run.c reference text.
+  LATHE_REQUIRE_FIXTURE("models/gguf/stories260K.golden_greedy.txt");
+  std::string want = lathe::read_file(lathe::test::fixture_path("models/gguf/stories260K.golden_greedy.txt"));
+  while (!want.empty() && (want.back() == '\n' || want.back() == ' ')) want.pop_back();
+  for (const char* model : {"models/gguf/stories260K.gguf", "models/stories260K-hf"}) {
+    std::string out;
+    ASSERT_EQ(lathe::test::run_lathe("generate --model " + lathe::test::fixture_path(model) +
+                                         " --prompt 'Once upon a time' --max-new-tokens 252 --threads 1", &out), 0);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    EXPECT_EQ(out, want) << model;
+  }
+}
+
+}  // namespace

@@ -1,4 +1,5 @@
 // lathe generate: continue a prompt with greedy decoding or sampling.
+#include <algorithm>
 #include <cstdio>
 
 #include "lathe/cli/cli_util.h"
@@ -7,6 +8,7 @@
 #include "lathe/core/sys.h"
 #include "lathe/model/generate.h"
 #include "lathe/peft/adapter.h"
+#include "lathe/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -33,21 +35,25 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("--repetition-penalty", s.repetition_penalty, "HF repetition penalty (1 = off)")->capture_default_str();
   app.add_option("--seed", s.seed, "Sampling seed")->capture_default_str();
   app.add_option("--stop-ids", o->stop_ids, "Stop after any of these ids: 2,3 (default: the model's eos)");
-  app.add_flag("--json", o->json, "Print {\"ids\":[...]} (generated ids only)");
+  app.add_flag("--json", o->json, "Print {\"ids\":[...],\"text\":...} (generated ids only)");
   app.add_flag("--stats", o->stats, "Print timing and memory as one JSON line on stderr");
   return [o, &threads] {
     lathe::cli::apply_threads(threads);
     lathe::Model m = lathe::Model::load(o->model);
     std::vector<int32_t> prompt;
+    std::unique_ptr<lathe::Tokenizer> tok;
     if (!o->prompt_ids.empty()) {
       prompt = lathe::cli::parse_id_list(o->prompt_ids, "--prompt-ids");
     } else if (!o->prompt.empty()) {
-      lathe::fail("generate", "--prompt needs the tokenizer, which is not built yet; use --prompt-ids");
+      tok = lathe::Tokenizer::load(o->model);  // the model's own tokenizer (HF dir or GGUF vocabulary)
+      prompt = tok->encode(o->prompt, true);    // special tokens as the model's config says (e.g. BOS)
     } else {
       lathe::fail("generate", "give --prompt-ids or --prompt");
     }
     if (!o->stop_ids.empty())
       o->gp.stop_ids = lathe::cli::parse_id_list(o->stop_ids, "--stop-ids");
+    else if (tok && !tok->eos_ids().empty())
+      o->gp.stop_ids = tok->eos_ids();
     else if (m.config.eos_token_id >= 0)
       o->gp.stop_ids = {m.config.eos_token_id};
     lathe::LoadedAdapter ad;
@@ -57,6 +63,11 @@ std::function<int()> setup(CLI::App& app) {
       std::printf("{\"ids\":[");
       for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);
       std::printf("]}\n");
+    } else if (tok) {  // text in, text out: the prompt followed by its continuation
+      std::vector<int32_t> shown = r.ids;
+      if (!shown.empty() && std::find(o->gp.stop_ids.begin(), o->gp.stop_ids.end(), shown.back()) != o->gp.stop_ids.end())
+        shown.pop_back();
+      std::printf("%s%s\n", o->prompt.c_str(), tok->decode(shown, true).c_str());
     } else {
       for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? " " : "", r.ids[i]);
       std::printf("\n");

@@ -9,9 +9,11 @@
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 #include "lathe/peft/adapter.h"
+#include "lathe/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -88,12 +90,17 @@ std::function<int()> setup(CLI::App& app) {
   return [o, &threads] {
     lathe::cli::apply_threads(threads);
     if (o->ids_file.empty() && o->text_file.empty()) lathe::fail("perplexity", "give --ids-file or --text-file");
-    if (!o->text_file.empty()) lathe::fail("perplexity", "--text-file needs the tokenizer, which is not built yet");
     lathe::Model m = lathe::Model::load(o->model);
     lathe::LoadedAdapter ad;
     if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
     const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();
-    auto seqs = read_ids_file(o->ids_file);
+    std::vector<std::vector<int32_t>> seqs;
+    if (!o->ids_file.empty()) {
+      seqs = read_ids_file(o->ids_file);
+    } else {  // the whole file is one sequence, tokenized as the model's tokenizer does (BOS if configured)
+      auto tok = lathe::Tokenizer::load(o->model);
+      seqs.push_back(tok->encode(lathe::read_file(o->text_file), true));
+    }
     int ctx = o->context_length > 0 ? o->context_length : m.config.max_position_embeddings;
     if (ctx < 2) lathe::fail("perplexity", "--context-length must be at least 2");
     size_t longest = 0;
@@ -106,7 +113,9 @@ std::function<int()> setup(CLI::App& app) {
         int n = int(std::min(s.size() - w, size_t(ctx)));
         lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count, set);
       }
-    if (count == 0) lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)", o->ids_file);
+    if (count == 0)
+      lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)",
+                  o->ids_file.empty() ? o->text_file : o->ids_file);
     double mean = nll / double(count);
     if (o->json)
       std::printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g}\n", (long long)count, mean, std::exp(mean));
