@@ -17,7 +17,7 @@ export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PAT
 ref=$(/usr/bin/python3 bench/ref_torch_infer.py --threads "$THREADS" --prompt "$PROMPT" --new "$NEW")
 ours=$("$B/lathe" generate --model "$W/smollm2-shape" --prompt-ids "$ids" --max-new-tokens "$NEW" \
         --stop-ids -1 --threads "$THREADS" --stats 2>&1 >/dev/null | tail -1)
-peak=$("$B/sgemm_peak" "$THREADS")
+peak=$("$B/bench/sgemm_peak" "$THREADS")
 /usr/bin/python3 - "$ref" "$ours" "$peak" "$PROMPT" <<'PY'
 import json, sys
 ref, ours, peak, P = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
