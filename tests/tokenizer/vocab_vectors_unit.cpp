@@ -65,6 +65,9 @@ void run_vectors(const std::string& name, const std::string& vocab_rel) {
 
 TEST(VocabVectors, LlamaBpeFromTokenizerJson) { run_vectors("llama-bpe", "tokenizers/llama3/tokenizer.json"); }
 TEST(VocabVectors, Qwen2FromTokenizerJson) { run_vectors("qwen2", "tokenizers/qwen3/tokenizer.json"); }
+TEST(VocabVectors, LlamaSpmFromSentencePieceModel) {
+  run_vectors("llama-spm", "tokenizers/llama2-sentencepiece.model");  // the protobuf, not the GGUF
+}
 
 class GgufVocab : public testing::TestWithParam<const char*> {};
 TEST_P(GgufVocab, MatchesHuggingFace) {

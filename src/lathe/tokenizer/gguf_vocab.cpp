@@ -62,6 +62,35 @@ std::vector<std::string> gguf_pre_regexes(const std::string& pre, bool* ignore_m
   return {};
 }
 
+void build_spm_model(tok::Pipeline& p, const std::vector<std::string>& tokens, std::vector<float> scores,
+                     const std::vector<int64_t>& types, int32_t* unk, bool space_prefix) {
+  if (*unk < 0)
+    for (size_t i = 0; i < types.size(); i++)
+      if (types[i] == 2) *unk = int32_t(i);
+  // Byte tokens, control and unknown tokens never come out of merges; hide them from the model's map
+  // except bytes (byte fallback looks them up by name).
+  std::vector<std::string> model_vocab = tokens;
+  for (size_t i = 0; i < types.size(); i++)
+    if (types[i] == 3 || types[i] == 2 || types[i] == 5) model_vocab[i].clear();
+  p.model = tok::make_spm_scores(std::move(model_vocab), std::move(scores), *unk);
+  p.model->vocab = tokens;  // id -> text for decoding keeps every entry
+  p.normalizer = tok::make_spm_normalizer(space_prefix);
+  p.decoder = tok::make_spm_decoder(space_prefix);
+}
+
+void add_typed_tokens(tok::Pipeline& p, const std::vector<std::string>& tokens, const std::vector<int64_t>& types) {
+  for (size_t i = 0; i < tokens.size(); i++) {
+    if (types[i] != 3 && types[i] != 4) continue;  // control and user-defined tokens match as added tokens
+    tok::AddedToken a;
+    a.id = int32_t(i);
+    a.content = tokens[i];
+    a.special = types[i] == 3;
+    a.normalized = false;
+    p.added.push_back(std::move(a));
+  }
+  p.index_added_tokens();
+}
+
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   GgufFile g = GgufFile::open(path);
   std::string model = g.get_string("tokenizer.ggml.model", "");
@@ -99,33 +128,12 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   } else if (model == "llama") {
     std::vector<float> scores;
     if (g.has("tokenizer.ggml.scores")) scores = g.get_float_array("tokenizer.ggml.scores");
-    if (unk < 0)
-      for (size_t i = 0; i < types.size(); i++)
-        if (types[i] == 2) unk = int32_t(i);
-    bool space_prefix = g.get_int("tokenizer.ggml.add_space_prefix", 1) != 0;
-    // Byte tokens, control and unknown tokens never come out of merges; hide them from the model's map
-    // except bytes (byte fallback looks them up by name).
-    std::vector<std::string> model_vocab = tokens;
-    for (size_t i = 0; i < types.size(); i++)
-      if (types[i] == 3 || types[i] == 2 || types[i] == 5) model_vocab[i].clear();
-    p.model = tok::make_spm_scores(std::move(model_vocab), std::move(scores), unk);
-    p.model->vocab = tokens;  // id -> text for decoding keeps every entry
-    p.normalizer = tok::make_spm_normalizer(space_prefix);
-    p.decoder = tok::make_spm_decoder(space_prefix);
+    build_spm_model(p, tokens, std::move(scores), types, &unk, g.get_int("tokenizer.ggml.add_space_prefix", 1) != 0);
   } else {
     fail("tokenizer", "{}: tokenizer.ggml.model '{}' is not supported (gpt2 or llama)", path, model);
   }
 
-  for (size_t i = 0; i < tokens.size(); i++) {
-    if (types[i] != 3 && types[i] != 4) continue;
-    tok::AddedToken a;
-    a.id = int32_t(i);
-    a.content = tokens[i];
-    a.special = types[i] == 3;
-    a.normalized = false;
-    p.added.push_back(std::move(a));
-  }
-  p.index_added_tokens();
+  add_typed_tokens(p, tokens, types);
   p.vocab_size = int(tokens.size());
   bool add_bos = g.get_int("tokenizer.ggml.add_bos_token", model == "llama" ? 1 : 0) != 0;
   bool add_eos = g.get_int("tokenizer.ggml.add_eos_token", 0) != 0;

@@ -182,10 +182,12 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
       // A directory holding only a GGUF file is accepted too.
       for (auto& e : fs::directory_iterator(path))
         if (e.path().extension() == ".gguf") return load_gguf_tokenizer(e.path().string());
+      if (file_exists(path + "/tokenizer.model")) return load_sentencepiece_model(path + "/tokenizer.model");
       fail("tokenizer", "{}: no tokenizer.json in this directory", path);
     }
   } else {
     if (fs::path(path).extension() == ".gguf") return load_gguf_tokenizer(path);
+    if (fs::path(path).extension() == ".model") return load_sentencepiece_model(path);
     json_path = path;
     dir = fs::path(path).parent_path().string();
     if (dir.empty()) dir = ".";

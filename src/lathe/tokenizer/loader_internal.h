@@ -19,6 +19,13 @@ struct TokenizerLoader {
 
 // tokenizer.ggml.model gpt2 (byte-level BPE over merges) or llama (SentencePiece scores).
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
+// A SentencePiece model proto (tokenizer.model, BPE type), built like a GGUF 'llama' vocabulary.
+std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path);
+// Shared by GGUF 'llama' vocabularies and SentencePiece protos (token types use the same numbering:
+// 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte).
+void build_spm_model(tok::Pipeline& p, const std::vector<std::string>& tokens, std::vector<float> scores,
+                     const std::vector<int64_t>& types, int32_t* unk, bool space_prefix);
+void add_typed_tokens(tok::Pipeline& p, const std::vector<std::string>& tokens, const std::vector<int64_t>& types);
 // The pre-tokenizer regexes for a tokenizer.ggml.pre name (empty when the name is unknown).
 std::vector<std::string> gguf_pre_regexes(const std::string& pre, bool* ignore_merges);
 
