@@ -14,6 +14,8 @@
 
 namespace {
 
+const bool kTwoThreads = (lathe::cpu_set_num_threads(2), true);  // cover the parallel backward paths
+
 using Vec = std::vector<float>;
 
 Vec randv(size_t n, uint64_t seed, float scale = 1.0f) {

@@ -11,6 +11,9 @@
 
 namespace {
 
+// CTest runs tests with OMP_NUM_THREADS=1; these comparisons must also cover the parallel paths.
+const bool kTwoThreads = (lathe::cpu_set_num_threads(2), true);
+
 std::vector<float> randv(size_t n, uint64_t seed, float scale = 1.0f) {
   lathe::Rng r(seed);
   std::vector<float> v(n);

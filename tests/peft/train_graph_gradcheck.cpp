@@ -77,7 +77,9 @@ void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, 
     EXPECT_NEAR(ana, num, 2e-2 * std::max(std::fabs(num), 5e-2)) << what << " entry " << i;
     dot_an += ana * num, aa += ana * ana, nn += num * num;
   }
-  if (aa > 0 && nn > 0) EXPECT_GT(dot_an / std::sqrt(aa * nn), 0.999) << what << " cosine";
+  if (aa > 0 && nn > 0) {
+    EXPECT_GT(dot_an / std::sqrt(aa * nn), 0.999) << what << " cosine";
+  }
 }
 
 class GraphGradcheck : public ::testing::TestWithParam<lathe::Arch> {};
