@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh build
 LATHE=build/lathe
 OUT=${LATHE_EXAMPLE_OUT:-out/example}
-mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT"
 
 echo "== 1. a small Llama model (random init, seed 42)"
 $LATHE init-model --arch llama --hidden-size 128 --intermediate-size 344 --num-hidden-layers 4 \
-  --num-attention-heads 8 --num-key-value-heads 4 --vocab-size 1024 --seed 42 --output "$OUT/tiny-llama"
+  --num-attention-heads 8 --num-key-value-heads 4 --vocab-size 1024 --initializer-range 0.1 --seed 42 \
+  --output "$OUT/tiny-llama"
 $LATHE inspect "$OUT/tiny-llama" | head -8
 
 echo "== 2. perplexity of two token sequences (a random model scores near ln(1024) = 6.93)"
@@ -22,9 +23,15 @@ $LATHE perplexity --model "$OUT/tiny-llama" --ids-file "$OUT/ids.jsonl"
 echo "== 3. greedy generation from ids 1,17,200"
 $LATHE generate --model "$OUT/tiny-llama" --prompt-ids 1,17,200 --max-new-tokens 16 --stats
 
+echo "== 4. LoRA fine-tuning on the two sequences (tiny memorisation run), then perplexity with the adapter"
+$LATHE train --model "$OUT/tiny-llama" --data "$OUT/ids.jsonl" --output "$OUT/lora" --method lora \
+  --lora-target-modules all-linear --lora-r 8 --learning-rate 1e-2 --max-steps 40 --save-steps 20 \
+  --per-device-train-batch-size 2 --logging-steps 10 --threads 1  # a 1M-parameter model runs best on one core
+$LATHE perplexity --model "$OUT/tiny-llama" --adapter "$OUT/lora" --ids-file "$OUT/ids.jsonl"
+
 FIX=../shared/fixtures/models
 if [ -f "$FIX/gguf/stories260K.gguf" ]; then
-  echo "== 4. the real stories260K model (GGUF): greedy continuation of BOS + 'Once upon a time'"
-  $LATHE generate --model "$FIX/gguf/stories260K.gguf" --prompt-ids 1,403,407,261,378 --max-new-tokens 40 --stats
+  echo "== 5. the real stories260K model (GGUF, its own vocabulary): greedy continuation of 'Once upon a time'"
+  $LATHE generate --model "$FIX/gguf/stories260K.gguf" --prompt "Once upon a time" --max-new-tokens 60
 fi
 echo "== done: outputs in $OUT"
