@@ -30,6 +30,9 @@ void write_file_atomic(const std::string& path, const void* data, size_t n);
 inline void write_file_atomic(const std::string& path, const std::string& s) {
   write_file_atomic(path, s.data(), s.size());
 }
+// Tells the kernel the whole pages inside [p, p+n) of a read-only file mapping are no longer needed,
+// so they leave RSS (QLoRA drops the f32 pages of each matrix once it holds the NF4 copy).
+void release_mapped_pages(const void* p, size_t n);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 

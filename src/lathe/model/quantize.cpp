@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/kernels/quant/nf4.h"
 #include "lathe/model/model.h"
 
@@ -15,6 +16,9 @@ void quantize_model_nf4(Model& m) {
       auto q = std::make_shared<Nf4Tensor>(nf4_quantize(w->f32(), w->dim(0), w->dim(1), 64, true));
       before += w->nbytes();
       after += nf4_bytes(*q);
+      // A view into the model file's read-only mapping (owner shared by every tensor): drop its
+      // pages so peak RSS shows the 4-bit base. A heap copy (owner held once) is freed below anyway.
+      if (w->owner.use_count() > 1) release_mapped_pages(w->data, w->nbytes());
       // The Tensor keeps its [out, in] shape; its data is the Nf4Tensor (linear.cpp reads it back).
       Tensor t;
       t.dtype = DType::NF4;
