@@ -93,18 +93,7 @@ size_t Forward::workspace_bytes() const {
 }
 
 LinearRef Forward::lin(int l, LinearId id) const {
-  const LayerWeights& w = m_.weights.layers[l];
-  LinearRef r;
-  switch (id) {
-    case LinearId::Q: r.w = &w.wq, r.b = m_.config.attention_bias ? &w.bq : nullptr; break;
-    case LinearId::K: r.w = &w.wk, r.b = m_.config.attention_bias ? &w.bk : nullptr; break;
-    case LinearId::V: r.w = &w.wv, r.b = m_.config.attention_bias ? &w.bv : nullptr; break;
-    case LinearId::O: r.w = &w.wo; break;
-    case LinearId::Gate: r.w = &w.w_gate; break;
-    case LinearId::Up: r.w = &w.w_up; break;
-    case LinearId::Down: r.w = &w.w_down; break;
-    default: break;
-  }
+  LinearRef r = block_linear(m_, l, id);
   r.adapter = adapters_ ? adapters_->linear(l, id) : nullptr;
   return r;
 }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lathe/model/config.h"
+#include "lathe/model/linear.h"
 #include "lathe/model/weights.h"
 
 namespace lathe {
@@ -32,6 +33,10 @@ struct Model {
   // Writes config.json + model.safetensors (F32) atomically into `dir` (created if needed).
   void save_hf_dir(const std::string& dir) const;
 };
+
+// The Linear `id` of block `l`: weight, bias (Qwen2 q/k/v), and — when `grads` mirrors the weights
+// (full fine-tuning) — where their gradients go. Adapters are attached by the caller.
+LinearRef block_linear(const Model& m, int l, LinearId id, LayerWeights* grads = nullptr);
 
 // Copies tokenizer / generation files (tokenizer.json, tokenizer_config.json, generation_config.json,
 // ...) from an HF model directory to `to`, so exported and fine-tuned models keep their chat

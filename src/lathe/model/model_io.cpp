@@ -174,6 +174,26 @@ void Model::save_hf_dir(const std::string& dir) const {
   write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
 }
 
+LinearRef block_linear(const Model& m, int l, LinearId id, LayerWeights* g) {
+  const LayerWeights& w = m.weights.layers[l];
+  const bool bias = m.config.attention_bias;
+  LinearRef r;
+  auto set = [&](const Tensor& wt, Tensor* gw, const Tensor* b, Tensor* gb) {
+    r.w = &wt, r.b = b, r.dw = gw, r.db = gb;
+  };
+  switch (id) {
+    case LinearId::Q: set(w.wq, g ? &g->wq : nullptr, bias ? &w.bq : nullptr, g && bias ? &g->bq : nullptr); break;
+    case LinearId::K: set(w.wk, g ? &g->wk : nullptr, bias ? &w.bk : nullptr, g && bias ? &g->bk : nullptr); break;
+    case LinearId::V: set(w.wv, g ? &g->wv : nullptr, bias ? &w.bv : nullptr, g && bias ? &g->bv : nullptr); break;
+    case LinearId::O: set(w.wo, g ? &g->wo : nullptr, nullptr, nullptr); break;
+    case LinearId::Gate: set(w.w_gate, g ? &g->w_gate : nullptr, nullptr, nullptr); break;
+    case LinearId::Up: set(w.w_up, g ? &g->w_up : nullptr, nullptr, nullptr); break;
+    case LinearId::Down: set(w.w_down, g ? &g->w_down : nullptr, nullptr, nullptr); break;
+    default: break;
+  }
+  return r;
+}
+
 void copy_tokenizer_files(const std::string& from, const std::string& to) {
   if (!is_directory(from)) return;
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json",

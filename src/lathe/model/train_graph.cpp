@@ -84,26 +84,7 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
 }
 
 LinearRef TrainGraph::lin(int l, LinearId id) const {
-  const LayerWeights& w = m_.weights.layers[l];
-  LayerWeights* g = grads_ ? &grads_->layers[l] : nullptr;
-  const bool bias = m_.config.attention_bias;
-  LinearRef r;
-  auto set = [&](const Tensor& wt, Tensor* gw, const Tensor* b, Tensor* gb) {
-    r.w = &wt;
-    r.b = b;
-    r.dw = gw;
-    r.db = gb;
-  };
-  switch (id) {
-    case LinearId::Q: set(w.wq, g ? &g->wq : nullptr, bias ? &w.bq : nullptr, g && bias ? &g->bq : nullptr); break;
-    case LinearId::K: set(w.wk, g ? &g->wk : nullptr, bias ? &w.bk : nullptr, g && bias ? &g->bk : nullptr); break;
-    case LinearId::V: set(w.wv, g ? &g->wv : nullptr, bias ? &w.bv : nullptr, g && bias ? &g->bv : nullptr); break;
-    case LinearId::O: set(w.wo, g ? &g->wo : nullptr, nullptr, nullptr); break;
-    case LinearId::Gate: set(w.w_gate, g ? &g->w_gate : nullptr, nullptr, nullptr); break;
-    case LinearId::Up: set(w.w_up, g ? &g->w_up : nullptr, nullptr, nullptr); break;
-    case LinearId::Down: set(w.w_down, g ? &g->w_down : nullptr, nullptr, nullptr); break;
-    default: break;
-  }
+  LinearRef r = block_linear(m_, l, id, grads_ ? &grads_->layers[l] : nullptr);
   r.adapter = adapters_ ? adapters_->linear(l, id) : nullptr;
   return r;
 }
