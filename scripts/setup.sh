@@ -9,12 +9,17 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libopenblas0-openmp libfmt-dev nlohmann-json3-dev libcli11-dev
   libyaml-cpp-dev libcpp-httplib-dev libsqlite3-dev libonig-dev libutf8proc-dev libxxhash-dev
+  libpoppler-cpp-dev poppler-utils
   libgtest-dev libbenchmark-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm drive the serving tests with the official `openai` client. A machine that already has
+# node (e.g. from nodesource, whose nodejs bundles npm) keeps it: Debian's npm would conflict with it.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,0 +1,1 @@
+// The data layer: collect, map, clean, personal-data detection, deduplication, format, split, report.

@@ -1,0 +1,1 @@
+// The eval layer: test cases and assertions, variant runs, perplexity/forgetting, the report and the gate.

@@ -1,0 +1,74 @@
+// Training records → token ids and labels. One place decides what a record means, so `lathe train`
+// on raw JSONL and `lathe data prepare` produce the same tokens.
+//
+// Shapes (detect_record_shape): {"messages":[{role,content}]}, ShareGPT {"conversations":[{from,value}]},
+// Alpaca {"instruction","input"?,"output"}, {"prompt","completion"}, {"question","answer"}, {"text"},
+// pre-tokenized {"input_ids","labels"?}. All conversational shapes become messages and are rendered
+// with the chat template; the loss mask comes from the template's assistant turn spans (end-of-turn
+// token included, so the model learns to stop), or every token with train_on_inputs. {"text"} records
+// are encoded with the tokenizer's special tokens plus EOS, every token carrying loss.
+//
+// Tokens and spans: the rendered text is encoded once as a whole (what inference sees); a span
+// boundary at byte b maps to the number of leading tokens of the whole encoding that the encoding of
+// text[0, b) reproduces, so a token straddling a boundary belongs to the later segment.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/tokenizer/chat_template.h"
+
+namespace lathe {
+
+class Tokenizer;
+
+enum class RecordShape { Messages, ShareGPT, Alpaca, PromptCompletion, QuestionAnswer, Text, PreTokenized, Unknown };
+const char* record_shape_name(RecordShape s);  // "messages", "sharegpt", "alpaca", ...
+RecordShape detect_record_shape(const nlohmann::json& rec);
+
+// The conversation of a conversational record as [{"role","content"}, ...]: ShareGPT's from
+// human/gpt/system map to user/assistant/system; Alpaca's user turn is instruction + "\n\n" + input
+// (when input is non-empty). A "prompt" that is itself a message list (TRL's conversational
+// prompt/completion) is kept. Throws lathe::Error("[record] ...") naming the field that is missing
+// or of the wrong type.
+nlohmann::ordered_json record_to_messages(const nlohmann::json& rec, RecordShape shape);
+
+struct RecordFormatOptions {
+  bool train_on_inputs = false;  // loss on every token, not only the assistant turns
+  int max_seq_length = 0;        // <= 0: no limit; longer sequences are cut on the right
+  std::string system_prompt;     // prepended as a system message when the record has none
+};
+
+struct EncodedRecord {
+  std::vector<int32_t> input_ids, labels;  // labels: -100 = no loss
+  size_t full_length = 0;                  // tokens before truncation
+  bool truncated = false;
+  bool ends_with_eos = false;              // the last loss token is an EOS / end-of-turn id
+  std::string text;                        // the rendered text (empty for pre-tokenized records)
+};
+
+class RecordEncoder {
+ public:
+  // `tmpl` renders conversations; `render` carries bos/eos tokens and template extras.
+  RecordEncoder(const Tokenizer& tok, ChatTemplate tmpl, ChatRenderOptions render, RecordFormatOptions opts);
+  // For a model directory or GGUF: its tokenizer's chat template, or `template_name` (a built-in name
+  // or a .jinja path) when given or when the model has none (falls back to chatml).
+  static RecordEncoder for_model(const Tokenizer& tok, const std::string& model_path,
+                                 const std::string& template_name, RecordFormatOptions opts);
+  // Throws lathe::Error("[record] ...") for a record of no known shape or a malformed one.
+  EncodedRecord encode(const nlohmann::json& rec) const;
+  EncodedRecord encode_messages(const nlohmann::ordered_json& messages) const;
+  const ChatTemplate& chat_template() const { return tmpl_; }
+  const RecordFormatOptions& options() const { return opts_; }
+
+ private:
+  const Tokenizer& tok_;
+  ChatTemplate tmpl_;
+  ChatRenderOptions render_;
+  RecordFormatOptions opts_;
+  std::vector<int32_t> eos_ids_;
+};
+
+}  // namespace lathe
