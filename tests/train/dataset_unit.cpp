@@ -2,6 +2,9 @@
 #include <fstream>
 
 #include "lathe/core/error.h"
+#include "lathe/formats/token_shard.h"
+#include "lathe/tokenizer/record_format.h"
+#include "lathe/tokenizer/tokenizer.h"
 #include "lathe/train/dataset.h"
 #include "test_util.h"
 
@@ -60,7 +63,7 @@ TEST(Dataset, ErrorsNameFileAndLine) {
   EXPECT_NE(err("{\"input_ids\":[1]}\n\n{\"input_ids\":[1,2}\n").find(f + ":3: malformed JSON"), std::string::npos);
   EXPECT_NE(err("{\"input_ids\":[1,2],\"labels\":[1]}\n").find(f + ":1: \"labels\" has 1 entries but \"input_ids\" has 2"),
             std::string::npos);
-  EXPECT_NE(err("{\"text\":\"hi\"}\n").find(f + ":1: no \"input_ids\""), std::string::npos);
+  EXPECT_NE(err("{\"text\":\"hi\"}\n").find(f + ":1: not pre-tokenized (no \"input_ids\") and no tokenizer"), std::string::npos);
   EXPECT_NE(err("{\"input_ids\":[1,-100]}\n").find(f + ":1: \"input_ids\"[1] = -100 is not a token id"),
             std::string::npos);
   EXPECT_NE(err("{\"input_ids\":[1,2.5]}\n").find(f + ":1: \"input_ids\"[1] is 2.5"), std::string::npos);
@@ -117,6 +120,61 @@ TEST(Dataset, BatchesAndCursorResume) {
 
   EXPECT_THROW(c.set_cursor(DataCursor{0, 10}), Error);
   EXPECT_THROW(DataCursor::from_json({{"epoch", 1}}), Error);
+}
+
+}  // namespace
+}  // namespace lathe
+
+namespace lathe {
+namespace {
+
+TEST(Dataset, PreparedDirectoryWithPackedBins) {
+  test::TempDir dir;
+  TokenShardWriter w;
+  w.add(std::vector<int32_t>{1, 2, 3}, std::vector<int32_t>{-100, 2, 3});
+  w.add(std::vector<int32_t>{4, 5}, std::vector<int32_t>{-100, 5});
+  w.end_bin();
+  w.add(std::vector<int32_t>{6, 7}, std::vector<int32_t>{-100, -100});
+  w.end_bin();
+  w.write(dir / "train.tokens-00000.safetensors");
+  std::ofstream(dir / "manifest.json")
+      << R"({"format":"lathe-dataset-v1","splits":{"train":{"shards":["train.tokens-00000.safetensors"]}}})";
+  TrainDataset d = TrainDataset::load(dir.path, 0, 1, false);
+  EXPECT_TRUE(d.packed());
+  ASSERT_EQ(d.size(), 2u);  // two bins
+  EXPECT_EQ(d.sequences(), 3u);
+  EXPECT_EQ(d.example_sequences(0), (std::pair<size_t, size_t>{0, 2}));
+  EXPECT_EQ(d.max_length(), 5);       // the first bin holds 3 + 2 tokens
+  EXPECT_EQ(d.label_tokens(0), 3);    // 2, 3 and 5 (each sequence's first label never counts)
+  EXPECT_EQ(d.no_loss_count(), 1);    // the second bin
+  EXPECT_NE(error_of([&] { TrainDataset::load(dir.path, 0, 1, false, nullptr, "validation"); }).find("no split"),
+            std::string::npos);
+}
+
+TEST(Dataset, RawRecordsGoThroughTheEncoder) {
+  LATHE_REQUIRE_FIXTURE("tokenizers/qwen3");
+  const std::string tdir = test::fixture_path("tokenizers/qwen3");
+  auto tok = Tokenizer::load(tdir);
+  RecordEncoder enc = RecordEncoder::for_model(*tok, tdir, "", {});
+  int calls = 0;
+  RecordEncoderFactory f = [&]() -> const RecordEncoder& {
+    calls++;
+    return enc;
+  };
+  test::TempDir dir;
+  std::string p = write_jsonl(dir,
+                              "{\"question\":\"연차는?\",\"answer\":\"15일\"}\n"
+                              "{\"input_ids\":[1,2,3]}\n"
+                              "{\"text\":\"plain text\"}\n"
+                              "{\"oops\":1}\n");
+  EXPECT_NE(error_of([&] { TrainDataset::load(p, 0, 1, false, f); }).find(p + ":4: [record]"), std::string::npos);
+  std::ofstream(p) << "{\"question\":\"연차는?\",\"answer\":\"15일\"}\n{\"input_ids\":[1,2,3]}\n";
+  calls = 0;
+  TrainDataset d = TrainDataset::load(p, 0, 1, false, f);
+  EXPECT_EQ(calls, 1);  // the factory runs once per load, however many records need it
+  ASSERT_EQ(d.size(), 2u);
+  EncodedRecord want = enc.encode(nlohmann::json::parse("{\"question\":\"연차는?\",\"answer\":\"15일\"}"));
+  EXPECT_EQ(std::vector<int32_t>(d.labels(0).begin(), d.labels(0).end()), want.labels);
 }
 
 }  // namespace

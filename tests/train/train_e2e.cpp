@@ -207,3 +207,42 @@ TEST(Train, BadDataNamesFileAndLine) {
 }
 
 }  // namespace
+
+namespace {
+
+// Conversational records straight from JSONL: rendered with a chat template, loss on the answers
+// only; the model memorises the answers, and a record with a truncated answer is counted.
+TEST(Train, ChatRecordsTrainWithTemplateMasks) {
+  LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
+  lathe::test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 --initializer-range 0.2 "
+                      "--tokenizer " + lathe::test::fixture_path("models/stories260K-hf") + " --output " +
+                      dir / "base", &out, true), 0) << out;
+  std::ofstream f(dir / "chat.jsonl");
+  f << R"({"messages":[{"role":"user","content":"Who is Lily?"},{"role":"assistant","content":"Lily is a girl."}]})" "\n"
+    << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n"
+    << R"({"instruction":"Name the cat.","input":"","output":"The cat is Tom."})" "\n"
+    << R"({"prompt":"What did Tim eat?","completion":"Tim ate a red apple."})" "\n";
+  f.close();
+  ASSERT_EQ(run_lathe("train --model " + dir / "base" + " --data " + dir / "chat.jsonl" + " --output " + dir / "out" +
+                          " --chat-template chatml --method lora --lora-target-modules all-linear --lora-r 16 "
+                          "--lora-alpha 32 --learning-rate 3e-2 --max-steps 60 --per-device-train-batch-size 4 "
+                          "--save-steps 0 --lr-scheduler-type constant --threads 1", &out, true), 0) << out;
+  EXPECT_NE(out.find("4 examples"), std::string::npos) << out;
+  auto l = losses(dir / "out/metrics.jsonl");
+  ASSERT_EQ(l.size(), 60u);
+  EXPECT_LT(l.back(), 0.25 * l.front()) << "first " << l.front() << " last " << l.back();
+  // The tokens counted per step are the whole rendered conversations; the loss only the answers.
+  auto rows = metrics(dir / "out/metrics.jsonl");
+  EXPECT_GT(rows[0]["tokens"].get<int64_t>(), 40);
+
+  // max_seq_length that cuts every answer off: counted and warned, never silent.
+  ASSERT_EQ(run_lathe("train --model " + dir / "base" + " --data " + dir / "chat.jsonl" + " --output " +
+                          dir / "cut" + " --chat-template chatml --max-seq-length 6 --max-steps 1 --save-steps 0 "
+                          "--threads 1", &out, true), 0) << out;
+  EXPECT_NE(out.find("4 of 4 examples were longer than max_seq_length=6"), std::string::npos) << out;
+  EXPECT_NE(out.find("have no token that carries loss"), std::string::npos) << out;
+}
+
+}  // namespace

@@ -64,6 +64,7 @@ class RecordEncoder {
   const RecordFormatOptions& options() const { return opts_; }
 
  private:
+  void finish(EncodedRecord& e) const;  // truncation and the ends-with-EOS flag
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
   ChatRenderOptions render_;

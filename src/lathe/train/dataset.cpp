@@ -1,10 +1,13 @@
 #include "lathe/train/dataset.h"
 
+#include <filesystem>
 #include <fstream>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/rng.h"
+#include "lathe/formats/token_shard.h"
+#include "lathe/tokenizer/record_format.h"
 
 using nlohmann::json;
 
@@ -43,13 +46,23 @@ DataCursor DataCursor::from_json(const json& j) {
   return c;
 }
 
-TrainDataset TrainDataset::load(const std::string& path, int max_seq_length, uint64_t seed, bool shuffle) {
-  TrainDataset d;
-  d.path_ = path;
-  d.seed_ = seed;
-  d.shuffle_ = shuffle;
+void TrainDataset::add_sequence(std::vector<int32_t> ids, std::vector<int32_t> labels, int line, int max_seq_length) {
+  if (max_seq_length > 0 && ids.size() > size_t(max_seq_length)) {
+    ids.resize(size_t(max_seq_length));
+    labels.resize(size_t(max_seq_length));
+    truncated_++;
+  }
+  for (int32_t t : ids) max_id_ = std::max(max_id_, t);
+  ids_.insert(ids_.end(), ids.begin(), ids.end());
+  labels_.insert(labels_.end(), labels.begin(), labels.end());
+  offsets_.push_back(ids_.size());
+  lines_.push_back(line);
+}
+
+void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const RecordEncoderFactory& encoder) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("dataset", "{}: cannot open", path);
+  const RecordEncoder* enc = nullptr;
   std::string line;
   int lineno = 0;
   while (std::getline(in, line)) {
@@ -62,31 +75,85 @@ TrainDataset TrainDataset::load(const std::string& path, int max_seq_length, uin
     } catch (const json::parse_error& e) {
       fail("dataset", "{}: malformed JSON: {}", where, e.what());
     }
-    if (!j.is_object()) fail("dataset", "{}: expected a JSON object with \"input_ids\"", where);
-    if (!j.contains("input_ids")) fail("dataset", "{}: no \"input_ids\" (expected pre-tokenized records)", where);
-    std::vector<int32_t> ids = int_array(j["input_ids"], "input_ids", where, false);
-    if (ids.empty()) fail("dataset", "{}: \"input_ids\" is empty", where);
-    std::vector<int32_t> labels = ids;
-    if (j.contains("labels") && !j["labels"].is_null()) {
-      labels = int_array(j["labels"], "labels", where, true);
-      if (labels.size() != ids.size())
-        fail("dataset", "{}: \"labels\" has {} entries but \"input_ids\" has {}", where, labels.size(), ids.size());
+    if (!j.is_object()) fail("dataset", "{}: expected a JSON object (a record)", where);
+    std::vector<int32_t> ids, labels;
+    if (j.contains("input_ids")) {
+      ids = int_array(j["input_ids"], "input_ids", where, false);
+      if (ids.empty()) fail("dataset", "{}: \"input_ids\" is empty", where);
+      labels = ids;
+      if (j.contains("labels") && !j["labels"].is_null()) {
+        labels = int_array(j["labels"], "labels", where, true);
+        if (labels.size() != ids.size())
+          fail("dataset", "{}: \"labels\" has {} entries but \"input_ids\" has {}", where, labels.size(), ids.size());
+      }
+    } else {
+      if (!encoder) fail("dataset", "{}: not pre-tokenized (no \"input_ids\") and no tokenizer to encode it", where);
+      if (!enc) enc = &encoder();
+      EncodedRecord e;
+      try {
+        e = enc->encode(j);
+      } catch (const Error& err) {
+        fail("dataset", "{}: {}", where, err.what());
+      }
+      ids = std::move(e.input_ids);
+      labels = std::move(e.labels);
     }
-    if (max_seq_length > 0 && ids.size() > size_t(max_seq_length)) {
-      ids.resize(size_t(max_seq_length));
-      labels.resize(size_t(max_seq_length));
-      d.truncated_++;
-    }
-    for (int32_t t : ids) d.max_id_ = std::max(d.max_id_, t);
-    d.max_len_ = std::max(d.max_len_, int(ids.size()));
-    d.ids_.insert(d.ids_.end(), ids.begin(), ids.end());
-    d.labels_.insert(d.labels_.end(), labels.begin(), labels.end());
-    d.offsets_.push_back(d.ids_.size());
-    d.lines_.push_back(lineno);
-    if (d.label_tokens(d.size() - 1) == 0) d.no_loss_++;
+    add_sequence(std::move(ids), std::move(labels), lineno, max_seq_length);
+    examples_.push_back(sequences());
   }
   if (in.bad()) fail("dataset", "{}: read error", path);
+}
+
+void TrainDataset::load_prepared(const std::string& dir, const std::string& split, int max_seq_length) {
+  const std::string mpath = dir + "/manifest.json";
+  if (!std::filesystem::exists(mpath)) fail("dataset", "{}: a directory without manifest.json is not a prepared dataset", dir);
+  json m;
+  try {
+    m = json::parse(read_file(mpath));
+  } catch (const json::parse_error& e) {
+    fail("dataset", "{}: malformed JSON: {}", mpath, e.what());
+  }
+  if (!m.is_object() || m.value("format", "") != "lathe-dataset-v1")
+    fail("dataset", "{}: \"format\" is not \"lathe-dataset-v1\"", mpath);
+  if (!m.contains("splits") || !m["splits"].is_object() || !m["splits"].contains(split))
+    fail("dataset", "{}: no split \"{}\"", mpath, split);
+  const json& sp = m["splits"][split];
+  if (!sp.contains("shards") || !sp["shards"].is_array() || sp["shards"].empty())
+    fail("dataset", "{}: split \"{}\" has no token shards (was it prepared without --model?)", mpath, split);
+  for (const json& sh : sp["shards"]) {
+    if (!sh.is_string()) fail("dataset", "{}: split \"{}\": shard names must be strings", mpath, split);
+    TokenShard shard = TokenShard::open(dir + "/" + sh.get<std::string>());
+    const size_t first_seq = sequences();
+    for (size_t q = 0; q < shard.sequences(); q++) {
+      auto ids = shard.input_ids(q);
+      auto lab = shard.labels(q);
+      add_sequence({ids.begin(), ids.end()}, {lab.begin(), lab.end()}, 0, max_seq_length);
+    }
+    if (shard.packed()) {
+      packed_ = true;
+      for (size_t b = 0; b < shard.bins(); b++) examples_.push_back(first_seq + shard.bin(b).second);
+    } else {
+      for (size_t q = 0; q < shard.sequences(); q++) examples_.push_back(first_seq + q + 1);
+    }
+  }
+}
+
+TrainDataset TrainDataset::load(const std::string& path, int max_seq_length, uint64_t seed, bool shuffle,
+                                const RecordEncoderFactory& encoder, const std::string& split) {
+  TrainDataset d;
+  d.path_ = path;
+  d.seed_ = seed;
+  d.shuffle_ = shuffle;
+  if (std::filesystem::is_directory(path))
+    d.load_prepared(path, split, max_seq_length);
+  else
+    d.load_jsonl(path, max_seq_length, encoder);
   if (d.size() == 0) fail("dataset", "{}: no examples", path);
+  for (size_t i = 0; i < d.size(); i++) {
+    auto [a, z] = d.example_sequences(i);
+    d.max_len_ = std::max(d.max_len_, int(d.offsets_[z] - d.offsets_[a]));
+    if (d.label_tokens(i) == 0) d.no_loss_++;
+  }
   return d;
 }
 
@@ -100,8 +167,11 @@ std::span<const int32_t> TrainDataset::labels(size_t i) const {
 
 int64_t TrainDataset::label_tokens(size_t i) const {
   int64_t n = 0;
-  auto l = labels(i);
-  for (size_t t = 1; t < l.size(); t++) n += l[t] != kIgnoreIndex;
+  auto [a, z] = example_sequences(i);
+  for (size_t q = a; q < z; q++) {
+    auto l = labels(q);
+    for (size_t t = 1; t < l.size(); t++) n += l[t] != kIgnoreIndex;
+  }
   return n;
 }
 

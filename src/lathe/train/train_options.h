@@ -25,7 +25,7 @@ namespace lathe {
 // clang-format off
 #define LATHE_TRAIN_OPTIONS(X)                                                                                  \
   X(std::string, model, "", "Base model: a Hugging Face model directory or a GGUF file")                        \
-  X(std::string, data, "", "Training data: pre-tokenized JSONL ({\"input_ids\":[...], \"labels\":[...]})")      \
+  X(std::string, data, "", "Training data: JSONL records (messages, alpaca, prompt/completion, text, input_ids) or a prepared dataset dir") \
   X(std::string, eval_data, "", "Evaluation data (same format); empty = no evaluation")                         \
   X(std::string, output, "", "Output directory: checkpoints, metrics.jsonl, the final adapter")                 \
   X(std::string, method, "lora", "Fine-tuning method: lora | qlora | prefix | full")                             \
@@ -62,6 +62,8 @@ namespace lathe {
   X(bool, prefix_projection, false, "Prefix tuning: reparameterise the prefix through an MLP")                  \
   X(int, encoder_hidden_size, 0, "Prefix tuning: hidden size of that MLP; 0 = the model's hidden size")         \
   X(bool, train_on_inputs, false, "Also compute loss on prompt tokens (ignore -100 masking from formatting)")    \
+  X(std::string, chat_template, "", "Chat template for conversational records: built-in name or .jinja file (default: the model's)") \
+  X(std::string, system_prompt, "", "System message added to conversations that have none")                     \
   X(int, threads, 0, "Threads for kernels and BLAS; 0 = all cores")
 // clang-format on
 

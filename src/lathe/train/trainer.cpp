@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -14,6 +16,8 @@
 #include "lathe/peft/prefix.h"
 #include "lathe/train/adamw.h"
 #include "lathe/train/checkpoint.h"
+#include "lathe/tokenizer/record_format.h"
+#include "lathe/tokenizer/tokenizer.h"
 #include "lathe/train/dataset.h"
 #include "lathe/train/grad_clip.h"
 #include "lathe/train/metrics.h"
@@ -114,10 +118,13 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
   for (size_t a = 0; a < micro.size(); a++) {
     PackedBatch b;
     for (size_t i : micro[a]) {
-      auto ids = data.input_ids(i);
-      auto lab = o.train_on_inputs ? data.input_ids(i) : data.labels(i);
-      b.add(std::vector<int32_t>(ids.begin(), ids.end()), std::vector<int32_t>(lab.begin(), lab.end()));
-      r.tokens += int64_t(ids.size());
+      auto [first, last] = data.example_sequences(i);
+      for (size_t q = first; q < last; q++) {
+        auto ids = data.input_ids(q);
+        auto lab = o.train_on_inputs ? data.input_ids(q) : data.labels(q);
+        b.add(std::vector<int32_t>(ids.begin(), ids.end()), std::vector<int32_t>(lab.begin(), lab.end()));
+        r.tokens += int64_t(ids.size());
+      }
     }
     AdapterContext ctx;
     ctx.training = true;
@@ -130,11 +137,12 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
   return r;
 }
 
-double evaluate(const std::string& path, const TrainOptions& o, TrainGraph& graph) {
-  TrainDataset ev = TrainDataset::load(path, o.max_seq_length, uint64_t(o.seed), false);
+double evaluate(const std::string& path, const TrainOptions& o, TrainGraph& graph, const RecordEncoderFactory& enc) {
+  // A prepared dataset directory given as eval data means its validation split.
+  TrainDataset ev = TrainDataset::load(path, o.max_seq_length, uint64_t(o.seed), false, enc, "validation");
   double nll = 0;
   int64_t cnt = 0;
-  for (size_t i = 0; i < ev.size(); i++) {
+  for (size_t i = 0; i < ev.sequences(); i++) {
     PackedBatch b;
     auto ids = ev.input_ids(i);
     auto lab = ev.labels(i);
@@ -167,14 +175,35 @@ int run_training(const TrainOptions& o) {
 
   Model m = Model::load(o.model);
   prepare_model_for_method(m, o.method);
-  TrainDataset data = TrainDataset::load(o.data, o.max_seq_length, uint64_t(o.seed), o.shuffle);
+  // The tokenizer and chat template load only when a record needs them (pre-tokenized data and
+  // prepared datasets do not).
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::optional<RecordEncoder> encoder;
+  RecordEncoderFactory make_encoder = [&]() -> const RecordEncoder& {
+    if (!encoder) {
+      tokenizer = Tokenizer::load(o.model);
+      RecordFormatOptions fo;
+      fo.train_on_inputs = o.train_on_inputs;
+      fo.system_prompt = o.system_prompt;
+      encoder.emplace(RecordEncoder::for_model(*tokenizer, o.model, o.chat_template, fo));
+    }
+    return *encoder;
+  };
+  TrainDataset data = TrainDataset::load(o.data, o.max_seq_length, uint64_t(o.seed), o.shuffle, make_encoder);
   if (data.size() == 0) fail("train", "{}: no training examples", o.data);
   if (data.max_token_id() >= m.config.vocab_size)
     fail("train", "{}: token id {} is outside the model's vocabulary (vocab_size {})", o.data, data.max_token_id(),
          m.config.vocab_size);
   if (data.truncated_count() > 0)
     std::fprintf(stderr, "lathe train: warning: %lld of %zu examples were longer than max_seq_length=%d and were "
-                 "truncated\n", (long long)data.truncated_count(), data.size(), o.max_seq_length);
+                 "truncated\n", (long long)data.truncated_count(), data.sequences(), o.max_seq_length);
+  if (data.no_loss_count() > 0)
+    std::fprintf(stderr, "lathe train: warning: %lld examples have no token that carries loss (all labels -100, e.g. "
+                 "the assistant turn was truncated away); they add nothing to training\n",
+                 (long long)data.no_loss_count());
+  std::fprintf(stderr, "lathe train: %zu examples (%zu sequences%s), %lld tokens, %lld carry loss\n", data.size(),
+               data.sequences(), data.packed() ? ", packed" : "", (long long)data.total_tokens(),
+               (long long)data.total_label_tokens());
 
   Method s = setup_method(o, m);
   const int64_t steps_per_epoch =
@@ -238,7 +267,7 @@ int run_training(const TrainOptions& o) {
                    {"epoch", double(step + 1) / double(steps_per_epoch)}});
     progress.update(step + 1, r.loss, lr, r.tokens / dt);
     if (!o.eval_data.empty() && o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) {
-      double ev = evaluate(o.eval_data, o, graph);
+      double ev = evaluate(o.eval_data, o, graph, make_encoder);
       metrics.write({{"step", step + 1}, {"eval_loss", ev}});
       progress.message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev));
     }
@@ -254,7 +283,7 @@ int run_training(const TrainOptions& o) {
   }
   progress.finish();
   if (!o.eval_data.empty()) {
-    double ev = evaluate(o.eval_data, o, graph);
+    double ev = evaluate(o.eval_data, o, graph, make_encoder);
     metrics.write({{"step", max_steps}, {"eval_loss", ev}});
     std::fprintf(stderr, "lathe train: final eval_loss %.6f\n", ev);
   }
