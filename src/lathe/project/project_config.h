@@ -1,0 +1,43 @@
+// project.yaml: one file that states a fine-tuning project end to end — the goal and its acceptance
+// gates, the base model (or how to build a small one), and one section per stage whose keys are
+// exactly those of the stage's own command (data → `lathe data prepare`, train → `lathe train`,
+// eval → `lathe eval`'s suite, export, serve). Every key is documented in docs/project.md.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+namespace lathe::project {
+
+struct Gates {
+  double min_pass_rate = -1;   // < 0: no gate
+  double max_forgetting = -1;  // < 0: no gate
+};
+
+struct ProjectConfig {
+  std::string path;        // the project.yaml
+  std::string dir;         // its directory: relative paths in the file resolve against it
+  std::string name;
+  std::string output_dir;  // absolute; default DIR/out
+  YAML::Node root;
+  nlohmann::ordered_json json;  // the whole file, for hashing and the run registry
+  Gates gates;
+
+  bool has(const char* section) const { return root[section] && !root[section].IsNull(); }
+  YAML::Node section(const char* name) const { return root[name]; }
+  nlohmann::ordered_json section_json(const char* name) const;  // null when absent
+  std::string resolve(const std::string& p) const;              // relative to dir
+  std::string where(const YAML::Node& n) const;                 // "project.yaml:LINE"
+};
+
+// Reads and validates the top level (known sections, types of goal/gates/base_model/export); the
+// stage sections are checked by their commands. Throws "[project] FILE:LINE: ..." naming the key.
+ProjectConfig load_project(const std::string& path);
+
+// YAML → JSON, keeping map order; scalars become numbers/bools where YAML 1.2 core would read them.
+nlohmann::ordered_json yaml_to_json(const YAML::Node& n);
+YAML::Node json_to_yaml(const nlohmann::ordered_json& j);
+
+}  // namespace lathe::project

@@ -1,1 +1,0 @@
-// The project layer: project.yaml, the staged life-cycle runner and the run registry.

@@ -1,0 +1,133 @@
+#include "lathe/project/scaffold.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe::project {
+
+std::vector<std::string> example_roots() {
+  std::vector<std::string> roots;
+  if (const char* env = std::getenv("LATHE_EXAMPLES")) roots.emplace_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    roots.push_back((exe.parent_path() / "../share/lathe/examples").lexically_normal().string());
+    roots.push_back((exe.parent_path() / "../examples").lexically_normal().string());
+  }
+#ifdef LATHE_EXAMPLES_DIR
+  roots.emplace_back(LATHE_EXAMPLES_DIR);
+#endif
+  return roots;
+}
+
+std::vector<std::string> example_names() {
+  std::vector<std::string> names;
+  for (const std::string& r : example_roots()) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(r, ec))
+      if (fs::exists(e.path() / "project.yaml")) names.push_back(e.path().filename().string());
+    if (!names.empty()) break;
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string init_project(const std::string& dir, const std::string& example) {
+  const fs::path target(dir);
+  if (fs::exists(target / "project.yaml"))
+    fail("project", "{}: already holds a project.yaml (edit it, or choose another directory)", dir);
+  fs::create_directories(target);
+  if (example.empty()) {
+    for (const char* sub : {"data", "tests"}) fs::create_directories(target / sub);
+    write_file_atomic((target / "project.yaml").string(), project_template());
+    return (target / "project.yaml").string();
+  }
+  for (const std::string& r : example_roots()) {
+    const fs::path src = fs::path(r) / example;
+    if (!fs::exists(src / "project.yaml")) continue;
+    for (const auto& e : fs::recursive_directory_iterator(src)) {
+      const fs::path rel = fs::relative(e.path(), src);
+      const std::string first = rel.begin()->string();
+      if (first == "out" || first == ".lathe") continue;  // results of a run in the source tree
+      if (e.is_directory()) fs::create_directories(target / rel);
+      else if (e.is_regular_file()) fs::copy_file(e.path(), target / rel, fs::copy_options::overwrite_existing);
+    }
+    return (target / "project.yaml").string();
+  }
+  std::string known;
+  for (const std::string& n : example_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("project", "no bundled example named '{}' (available: {})", example, known.empty() ? "none found" : known);
+}
+
+const char* project_template() {
+  return R"(# lathe project file. `lathe run` executes the stages below in order (base → prepare → train →
+# eval → export), skipping any stage whose inputs have not changed. Every key: docs/project.md.
+
+project:
+  name: my-domain-expert
+  output_dir: out                 # where prepared data, adapters, reports and exports go
+
+# What the model will take over, for whom, and when it is good enough.
+goal:
+  task: "Answer employees' questions about our internal policies"
+  users: "employees of the company"
+  domain: "in-house policy QA, Korean and English"
+  gates:
+    min_pass_rate: 0.7            # eval fails (exit 3) when the tuned model passes fewer test cases
+    max_forgetting: 0.25          # ... or when general-text perplexity rises more than 25% over the base
+
+# The model to tune: a Hugging Face directory (config.json + safetensors + tokenizer) or a .gguf file.
+base_model:
+  path: models/SmolLM2-135M-Instruct
+
+# Data preparation (`lathe data prepare`): collect → map → clean → personal data → dedup → format → split.
+# Keys: docs/data.md.
+data:
+  inputs:
+    - data/                        # JSONL, JSON, CSV/TSV, Markdown, text, HTML, PDF
+  pii:
+    policy: redact                 # redact | drop | report
+  dedup:
+    near: true
+  format:
+    max_seq_length: 1024
+  split:
+    validation: 0.05
+    test: 0.0
+    seed: 42
+
+# Training (`lathe train` options; the same words as its flags). model, data and output are set by lathe run.
+train:
+  method: lora                     # lora | qlora | prefix | full
+  lora_r: 16
+  lora_alpha: 32
+  lora_target_modules: all-linear
+  learning_rate: 2.0e-4
+  num_train_epochs: 3
+  per_device_train_batch_size: 4
+  gradient_accumulation_steps: 1
+  lr_scheduler_type: cosine
+  warmup_ratio: 0.03
+  save_steps: 100
+  save_total_limit: 2
+
+# Evaluation (`lathe eval` suite): test cases with assertions, base vs prompting vs tuned. Keys: docs/eval.md.
+eval:
+  cases: tests/cases.yaml
+  generation:
+    max_new_tokens: 64
+
+# What to hand over: peft (adapter dir), merged (HF model dir), gguf (llama.cpp).
+export:
+  formats: [peft, merged]
+)";
+}
+
+}  // namespace lathe::project

@@ -1,0 +1,113 @@
+// `lathe run` end to end on a tiny model: every stage runs once, a second run skips them all, and a
+// changed key reruns exactly the stages downstream of it; the registry lists and compares the runs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/project/project_config.h"
+#include "lathe/project/scaffold.h"
+#include "test_util.h"
+
+namespace {
+
+using lathe::test::run_lathe;
+namespace fs = std::filesystem;
+
+std::string project_yaml(double lr, int max_new_tokens) {
+  return "project:\n  name: tiny\n"
+         "goal:\n  task: answer questions about the toy story world\n"
+         "base_model:\n  path: base\n"
+         "train:\n  method: lora\n  data: chat.jsonl\n  chat_template: chatml\n  lora_r: 8\n"
+         "  lora_target_modules: all-linear\n  max_steps: 12\n  per_device_train_batch_size: 4\n"
+         "  save_steps: 0\n  learning_rate: " + std::to_string(lr) + "\n"
+         "eval:\n  generation:\n    max_new_tokens: " + std::to_string(max_new_tokens) + "\n    template: chatml\n"
+         "  cases:\n"
+         "    - id: lily\n      prompt: Who is Lily?\n      assert:\n        - type: contains\n          value: girl\n"
+         "export:\n  formats: [peft]\n";
+}
+
+// Which stages a run printed as running / skipped.
+std::string stages_with(const std::string& out, const std::string& what) {
+  std::string s;
+  std::regex re("== (\\w+) +" + what);
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
+    s += (s.empty() ? "" : ",") + (*it)[1].str();
+  return s;
+}
+
+TEST(Project, RunSkipsUnchangedStagesAndRerunsDownstream) {
+  LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
+  lathe::test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
+                      "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
+                      " --output " + dir / "base", &out, true), 0) << out;
+  {
+    std::ofstream f(dir / "chat.jsonl");
+    f << R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
+      << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n";
+  }
+  lathe::write_file_atomic(dir / "project.yaml", project_yaml(0.02, 6));
+  const std::string run = "run --threads 1 --config " + dir.path;
+
+  int rc = run_lathe(run, &out, true);
+  ASSERT_TRUE(rc == 0 || rc == 3) << out;  // the gate is off, but a tiny model may fail its case either way
+  EXPECT_EQ(stages_with(out, "running"), "train,eval,export") << out;
+  EXPECT_TRUE(fs::exists(dir / "out/train/adapter_config.json"));
+  EXPECT_TRUE(fs::exists(dir / "out/eval/report.json"));
+  EXPECT_TRUE(fs::exists(dir / "out/eval/report.html"));
+  EXPECT_TRUE(fs::exists(dir / "out/export/peft/adapter_model.safetensors"));
+
+  ASSERT_EQ(run_lathe(run, &out, true), rc) << out;
+  EXPECT_EQ(stages_with(out, "running"), "") << out;
+  EXPECT_EQ(stages_with(out, "unchanged"), "train,eval,export") << out;
+
+  // An eval setting changes only the evaluation.
+  lathe::write_file_atomic(dir / "project.yaml", project_yaml(0.02, 7));
+  run_lathe(run, &out, true);
+  EXPECT_EQ(stages_with(out, "running"), "eval") << out;
+
+  // A training setting reruns training and everything that reads the adapter.
+  lathe::write_file_atomic(dir / "project.yaml", project_yaml(0.03, 7));
+  run_lathe(run, &out, true);
+  EXPECT_EQ(stages_with(out, "running"), "train,eval,export") << out;
+
+  // --from/--until select stages; --force ignores the fingerprints.
+  run_lathe(run + " --from eval --until eval --force", &out, true);
+  EXPECT_EQ(stages_with(out, "running"), "eval") << out;
+
+  ASSERT_EQ(run_lathe("runs --json --config " + dir.path, &out), 0) << out;
+  auto runs = nlohmann::json::parse(out);
+  ASSERT_EQ(runs.size(), 5u);
+  EXPECT_EQ(runs[0]["stages"].size(), 1u);
+  ASSERT_EQ(run_lathe("runs --compare 1 4 --config " + dir.path, &out), 0) << out;
+  EXPECT_NE(out.find("train.learning_rate: 0.02 -> 0.03"), std::string::npos) << out;
+  EXPECT_NE(out.find("eval.generation.max_new_tokens: 6 -> 7"), std::string::npos) << out;
+}
+
+TEST(Project, TemplateLoadsAndErrorsNameTheLine) {
+  lathe::test::TempDir dir;
+  std::string file = lathe::project::init_project(dir / "p", "");
+  lathe::project::ProjectConfig c = lathe::project::load_project(file);
+  EXPECT_EQ(c.name, "my-domain-expert");
+  EXPECT_DOUBLE_EQ(c.gates.min_pass_rate, 0.7);
+  EXPECT_THROW(lathe::project::init_project(dir / "p", ""), lathe::Error);  // never overwrites
+
+  lathe::write_file_atomic(dir / "bad.yaml", "base_model:\n  path: m\ntrain:\n  method: lora\ntrian:\n  x: 1\n");
+  try {
+    lathe::project::load_project(dir / "bad.yaml");
+    FAIL() << "expected an error";
+  } catch (const lathe::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.yaml:5: unknown section 'trian'"), std::string::npos) << e.what();
+  }
+  lathe::write_file_atomic(dir / "gate.yaml", "goal:\n  gates:\n    min_pass_rate: high\nbase_model:\n  path: m\ntrain: {}\n");
+  EXPECT_THROW(lathe::project::load_project(dir / "gate.yaml"), lathe::Error);
+}
+
+}  // namespace
