@@ -1,0 +1,196 @@
+#include "lathe/serve/feedback_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "lathe/core/error.h"
+
+namespace lathe::serve {
+namespace {
+
+// One prepared statement, finalized on scope exit; bind/step/column helpers throw "[feedback] ...".
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      fail("feedback", "prepare failed: {} ({})", sqlite3_errmsg(db), sql);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  void bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+  void bind(int i, const std::optional<std::string>& v) {
+    if (v) bind(i, *v);
+    else sqlite3_bind_null(s_, i);
+  }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
+  bool step() {  // true while a row is available
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail("feedback", "sqlite: {}", sqlite3_errmsg(db_));
+  }
+  std::optional<std::string> text(int i) {
+    if (sqlite3_column_type(s_, i) == SQLITE_NULL) return std::nullopt;
+    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s_, i)), size_t(sqlite3_column_bytes(s_, i)));
+  }
+  int64_t i64(int i) { return sqlite3_column_int64(s_, i); }
+  double f64(int i) { return sqlite3_column_double(s_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+}  // namespace
+
+std::string FeedbackStore::db_path(const std::string& data_dir) { return data_dir + "/feedback.sqlite"; }
+
+FeedbackStore::FeedbackStore(const std::string& data_dir) : path_(db_path(data_dir)) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail("feedback", "{}: cannot open: {}", path_, msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);  // `lathe feedback export` may read while the server writes
+  // WAL lets readers work beside the writer; FULL syncs the WAL on every commit, so a row whose
+  // insert returned is on disk before the HTTP 200 goes out.
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=FULL");
+  exec("CREATE TABLE IF NOT EXISTS completions ("
+       " id TEXT PRIMARY KEY, created INTEGER NOT NULL, model TEXT NOT NULL, adapter TEXT NOT NULL,"
+       " kind TEXT NOT NULL, request TEXT, answer TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,"
+       " latency_s REAL, finish_reason TEXT)");
+  exec("CREATE TABLE IF NOT EXISTS feedback ("
+       " id INTEGER PRIMARY KEY AUTOINCREMENT, completion_id TEXT NOT NULL REFERENCES completions(id),"
+       " created INTEGER NOT NULL, rating INTEGER NOT NULL, correction TEXT, comment TEXT, tags TEXT)");
+  exec("CREATE INDEX IF NOT EXISTS feedback_completion ON feedback(completion_id)");
+}
+
+FeedbackStore::~FeedbackStore() { sqlite3_close(db_); }
+
+void FeedbackStore::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    fail("feedback", "{}: {} ({})", path_, msg, sql);
+  }
+}
+
+void FeedbackStore::add_completion(const CompletionRecord& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO completions VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  s.bind(1, r.id);
+  s.bind(2, r.created);
+  s.bind(3, r.model);
+  s.bind(4, r.adapter);
+  s.bind(5, r.kind);
+  s.bind(6, r.request_json);
+  s.bind(7, r.answer);
+  s.bind(8, int64_t(r.prompt_tokens));
+  s.bind(9, int64_t(r.completion_tokens));
+  s.bind(10, r.latency_s);
+  s.bind(11, r.finish_reason);
+  s.step();
+}
+
+bool FeedbackStore::has_completion(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "SELECT 1 FROM completions WHERE id = ?");
+  s.bind(1, id);
+  return s.step();
+}
+
+int64_t FeedbackStore::add_feedback(const FeedbackRecord& f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    Stmt s(db_, "SELECT 1 FROM completions WHERE id = ?");
+    s.bind(1, f.completion_id);
+    if (!s.step()) fail("feedback", "unknown completion_id '{}'", f.completion_id);
+  }
+  Stmt s(db_, "INSERT INTO feedback (completion_id, created, rating, correction, comment, tags) VALUES (?,?,?,?,?,?)");
+  s.bind(1, f.completion_id);
+  s.bind(2, f.created);
+  s.bind(3, int64_t(f.rating));
+  s.bind(4, f.correction);
+  s.bind(5, f.comment);
+  s.bind(6, nlohmann::json(f.tags).dump());
+  s.step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+ExportSummary FeedbackStore::export_jsonl(const ExportOptions& o, std::string* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExportSummary sum;
+  // One record per feedback row, newest rating of a completion winning when rated twice.
+  Stmt s(db_,
+         "SELECT c.kind, c.request, c.answer, f.rating, f.correction FROM feedback f"
+         " JOIN completions c ON c.id = f.completion_id"
+         " WHERE f.id = (SELECT MAX(f2.id) FROM feedback f2 WHERE f2.completion_id = f.completion_id)"
+         " ORDER BY f.id");
+  while (s.step()) {
+    std::string kind = *s.text(0);
+    std::optional<std::string> request = s.text(1), answer = s.text(2), correction = s.text(4);
+    int rating = int(s.i64(3));
+    if (correction && correction->empty()) correction.reset();
+    if ((o.min_rating && rating < *o.min_rating && !correction) || (o.corrections_only && !correction)) {
+      sum.skipped_filtered++;
+      continue;
+    }
+    if (!request || (!answer && !correction)) {
+      sum.skipped_no_request++;  // logged with --log-prompts off
+      continue;
+    }
+    const std::string& reply = correction ? *correction : *answer;
+    nlohmann::ordered_json rec;
+    nlohmann::json req = nlohmann::json::parse(*request, nullptr, false);
+    if (req.is_discarded()) {
+      sum.skipped_no_request++;
+      continue;
+    }
+    if (kind == "chat") {
+      nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+      for (auto& m : req) msgs.push_back({{"role", m.value("role", "user")}, {"content", m.value("content", "")}});
+      msgs.push_back({{"role", "assistant"}, {"content", reply}});
+      rec["messages"] = std::move(msgs);
+    } else {
+      rec["prompt"] = req.is_string() ? req.get<std::string>() : req.dump();
+      rec["completion"] = reply;
+    }
+    out->append(rec.dump());
+    out->push_back('\n');
+    sum.written++;
+  }
+  return sum;
+}
+
+nlohmann::ordered_json FeedbackStore::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "SELECT c.model, c.adapter, date(f.created, 'unixepoch') AS day, COUNT(*), AVG(f.rating),"
+         " SUM(f.rating = 1), SUM(f.rating = -1), SUM(f.correction IS NOT NULL AND f.correction != ''),"
+         " AVG(c.latency_s) FROM feedback f JOIN completions c ON c.id = f.completion_id"
+         " GROUP BY c.model, c.adapter, day ORDER BY c.model, c.adapter, day");
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  while (s.step()) {
+    rows.push_back({{"model", *s.text(0)},
+                    {"adapter", *s.text(1)},
+                    {"day", s.text(2).value_or("")},
+                    {"count", s.i64(3)},
+                    {"mean_rating", s.f64(4)},
+                    {"thumbs_up", s.i64(5)},
+                    {"thumbs_down", s.i64(6)},
+                    {"corrections", s.i64(7)},
+                    {"mean_latency_s", s.f64(8)}});
+  }
+  Stmt t(db_, "SELECT COUNT(*) FROM completions");
+  t.step();
+  return {{"completions", t.i64(0)}, {"by_model_day", rows}};
+}
+
+}  // namespace lathe::serve

@@ -1,0 +1,175 @@
+#include "lathe/serve/openai_protocol.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+namespace lathe::serve {
+namespace {
+
+using json = nlohmann::json;
+
+std::string type_name(const json& v) { return v.type_name(); }
+
+double get_number(const json& body, const char* key, double lo, double hi, double def) {
+  if (!body.contains(key) || body[key].is_null()) return def;
+  const json& v = body[key];
+  if (!v.is_number()) bad_request(key, "'{}' must be a number, got {}", key, type_name(v));
+  double x = v.get<double>();
+  if (!(x >= lo && x <= hi)) bad_request(key, "'{}' must be in [{}, {}], got {}", key, lo, hi, x);
+  return x;
+}
+
+std::optional<int64_t> get_int(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return std::nullopt;
+  const json& v = body[key];
+  if (!v.is_number_integer()) bad_request(key, "'{}' must be an integer, got {}", key, type_name(v));
+  return v.get<int64_t>();
+}
+
+// OpenAI content: a string, or a list of parts of which the text parts are joined.
+std::string message_content(const json& m, size_t i) {
+  std::string param = fmt::format("messages[{}].content", i);
+  if (!m.contains("content") || m["content"].is_null()) return "";
+  const json& c = m["content"];
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) bad_request(param, "'{}' must be a string or a list of parts", param);
+  std::string text;
+  for (const json& part : c) {
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      bad_request(param, "'{}': only text parts ({{\"type\":\"text\",\"text\":...}}) are supported", param);
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string error_body(int status, const std::string& type, const std::string& code, const std::string& param,
+                       const std::string& message) {
+  json e = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
+  if (!param.empty()) e["param"] = param;
+  if (!code.empty()) e["code"] = code;
+  (void)status;
+  return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string error_body(const ApiError& e) { return error_body(e.status, e.type, e.code, e.param, e.what()); }
+
+CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
+  json body = json::parse(body_text, nullptr, false);
+  if (body.is_discarded())
+    throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not valid JSON");
+  if (!body.is_object()) bad_request("", "the request body must be a JSON object");
+  CompletionRequest r;
+  r.chat = chat;
+  if (!body.contains("model") || !body["model"].is_string()) bad_request("model", "'model' (a string) is required");
+  r.model = body["model"].get<std::string>();
+  if (chat) {
+    if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty())
+      bad_request("messages", "'messages' must be a non-empty list");
+    size_t i = 0;
+    for (const json& m : body["messages"]) {
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+        bad_request(fmt::format("messages[{}]", i), "messages[{}] must be an object with a string 'role'", i);
+      std::string role = m["role"].get<std::string>();
+      if (role == "developer") role = "system";  // OpenAI's newer name for the system role
+      r.messages.push_back({{"role", role}, {"content", message_content(m, i)}});
+      i++;
+    }
+  } else {
+    if (!body.contains("prompt")) bad_request("prompt", "'prompt' is required");
+    const json& p = body["prompt"];
+    if (p.is_string()) {
+      r.prompt = p.get<std::string>();
+    } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+      r.prompt = p[0].get<std::string>();
+    } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const json& x) { return x.is_number_integer(); })) {
+      for (const json& x : p) r.prompt_ids.push_back(x.get<int32_t>());
+    } else {
+      bad_request("prompt", "'prompt' must be a string, a list of one string, or a list of token ids (one prompt per request)");
+    }
+  }
+  if (auto n = get_int(body, "n"); n && *n != 1) bad_request("n", "only n = 1 is supported, got {}", *n);
+  r.sampling.temperature = float(get_number(body, "temperature", 0.0, 2.0, 1.0));
+  r.sampling.top_p = float(get_number(body, "top_p", 0.0, 1.0, 1.0));
+  if (r.sampling.top_p <= 0.0f) bad_request("top_p", "'top_p' must be > 0");
+  r.sampling.presence_penalty = float(get_number(body, "presence_penalty", -2.0, 2.0, 0.0));
+  r.sampling.frequency_penalty = float(get_number(body, "frequency_penalty", -2.0, 2.0, 0.0));
+  if (auto s = get_int(body, "seed")) {
+    r.sampling.seed = uint64_t(*s);
+    r.seed_given = true;
+  }
+  auto mt = get_int(body, "max_completion_tokens");
+  if (!mt) mt = get_int(body, "max_tokens");
+  if (mt) {
+    if (*mt < 1) bad_request(body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
+                             "the token limit must be at least 1, got {}", *mt);
+    r.max_tokens = int(std::min<int64_t>(*mt, 1 << 30));
+  }
+  if (body.contains("stop") && !body["stop"].is_null()) {
+    const json& s = body["stop"];
+    if (s.is_string()) {
+      r.stop.push_back(s.get<std::string>());
+    } else if (s.is_array() && s.size() <= 4) {
+      for (const json& x : s) {
+        if (!x.is_string()) bad_request("stop", "'stop' entries must be strings");
+        r.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      bad_request("stop", "'stop' must be a string or a list of up to 4 strings");
+    }
+    for (const auto& x : r.stop)
+      if (x.empty()) bad_request("stop", "'stop' strings must not be empty");
+  }
+  if (body.contains("stream") && !body["stream"].is_null()) {
+    if (!body["stream"].is_boolean()) bad_request("stream", "'stream' must be a boolean");
+    r.stream = body["stream"].get<bool>();
+  }
+  if (body.contains("stream_options") && body["stream_options"].is_object())
+    r.include_usage = body["stream_options"].value("include_usage", false);
+  if (body.contains("logprobs") && body["logprobs"].is_boolean() && body["logprobs"].get<bool>())
+    bad_request("logprobs", "logprobs are not supported");
+  if (body.contains("user") && body["user"].is_string()) r.user = body["user"].get<std::string>();
+  return r;
+}
+
+StopMatcher::StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+
+std::string StopMatcher::push(const std::string& piece) {
+  if (stopped_) return "";
+  pending_ += piece;
+  size_t cut = std::string::npos;
+  for (const auto& s : stops_) cut = std::min(cut, pending_.find(s));
+  if (cut != std::string::npos) {
+    std::string out = pending_.substr(0, cut);
+    pending_.clear();
+    stopped_ = true;
+    return out;
+  }
+  // Hold back the longest tail that is the start of some stop string (stop strings are valid
+  // UTF-8, so the cut never splits a character).
+  size_t hold = 0;
+  for (const auto& s : stops_)
+    for (size_t k = std::min(s.size() - 1, pending_.size()); k > hold; k--)
+      if (pending_.compare(pending_.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  std::string out = pending_.substr(0, pending_.size() - hold);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::string StopMatcher::flush() {
+  std::string out;
+  if (!stopped_) out.swap(pending_);
+  return out;
+}
+
+std::string new_completion_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^ uint64_t(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+  return fmt::format("{}{:016x}{:08x}", prefix, rng(), uint32_t(rng()));
+}
+
+}  // namespace lathe::serve

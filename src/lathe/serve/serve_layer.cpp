@@ -1,1 +1,0 @@
-// The serve layer: the OpenAI-compatible HTTP server, its scheduler, and the feedback store.

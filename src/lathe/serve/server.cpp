@@ -1,0 +1,268 @@
+#include "lathe/serve/server.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/sys.h"
+#include "lathe/serve/chat_stops.h"
+#include "lathe/serve/server_impl.h"
+
+namespace lathe::serve {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path)) {
+  if (o.served_model_name.empty()) {
+    std::filesystem::path p(o.model_path);
+    // A directory's name, or a file's name without its extension (model.gguf -> "model").
+    if (!p.has_filename()) p = p.parent_path();
+    o.served_model_name = std::filesystem::is_regular_file(p) ? p.stem().string() : p.filename().string();
+    if (o.served_model_name.empty()) o.served_model_name = "lathe";
+  }
+  if (o.admin_key.empty()) o.admin_key = o.api_key;
+  if (o.log_prompts != "on" && o.log_prompts != "off" && o.log_prompts != "redact")
+    fail("serve", "--log-prompts must be on, off or redact, got '{}'", o.log_prompts);
+  if (o.log_prompts == "redact") pii.emplace();
+  tok = Tokenizer::load(o.model_path);
+  ctx = o.ctx > 0 ? o.ctx : model.config.max_position_embeddings;
+  created = int64_t(std::time(nullptr));
+
+  // Chat template: --chat-template, else the model's own, else chatml (what `lathe train` uses for a
+  // model without one, so a model tuned here is served with the format it learned).
+  try {
+    tmpl_cfg = chat_template_config_load(o.model_path);
+  } catch (const Error&) {
+    tmpl_cfg = {};
+  }
+  if (tmpl_cfg.bos_token.empty()) tmpl_cfg.bos_token = tok->bos_token();
+  if (tmpl_cfg.eos_token.empty()) tmpl_cfg.eos_token = tok->eos_token();
+  if (!o.chat_template.empty()) {
+    auto names = ChatTemplate::builtin_names();
+    if (std::find(names.begin(), names.end(), o.chat_template) != names.end()) {
+      tmpl = ChatTemplate::builtin(o.chat_template);
+    } else {
+      tmpl = ChatTemplate::parse(read_file(o.chat_template));
+    }
+    tmpl_origin = o.chat_template;
+  } else if (!tmpl_cfg.source.empty()) {
+    tmpl = ChatTemplate::parse(tmpl_cfg.source);
+    tmpl_origin = "the model's";
+  } else {
+    tmpl = ChatTemplate::builtin("chatml");
+    tmpl_origin = "chatml (the model has none)";
+  }
+
+  ChatStops stops = chat_stops(*tok, tmpl->source(), model.config.eos_token_id);
+  stop_ids = stops.ids;
+  chat_text_stops = stops.texts;
+
+  adapters = std::make_unique<AdapterRegistry>(model);
+  for (auto& [name, dir] : o.adapters) {
+    if (name == o.served_model_name) fail("serve", "adapter name '{}' is the base model's name", name);
+    adapters->load(name, dir);
+  }
+  store = std::make_unique<FeedbackStore>(o.data_dir);
+  SchedulerOptions so{o.max_concurrency, o.queue_size, o.prefill_chunk, o.threads};
+  so.batch_decode = o.batch_decode;
+  scheduler = std::make_unique<Scheduler>(model, so);
+  setup_routes();
+}
+
+void Server::Impl::send_error(httplib::Response& res, const ApiError& e) const {
+  res.status = e.status;
+  res.set_content(error_body(e), "application/json");
+}
+
+bool Server::Impl::authorized(const httplib::Request& req, const std::string& key) const {
+  if (key.empty()) return true;
+  std::string h = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (h.size() != prefix.size() + key.size() || h.compare(0, prefix.size(), prefix) != 0) return false;
+  // Constant-time compare: the time taken does not tell how much of a guessed key was right.
+  unsigned char diff = 0;
+  for (size_t i = 0; i < key.size(); i++) diff |= static_cast<unsigned char>(h[prefix.size() + i] ^ key[i]);
+  return diff == 0;
+}
+
+std::optional<std::string> Server::Impl::loggable(const std::string& text) const {
+  if (o.log_prompts == "off") return std::nullopt;
+  if (o.log_prompts == "redact") return data::redact(text, pii->detect(text));
+  return text;
+}
+
+void Server::Impl::setup_routes() {
+  http.set_payload_max_length(o.max_body_bytes);
+  // Streams write one small event per token; without TCP_NODELAY, Nagle holds each one back until
+  // the previous is acknowledged, and delayed ACKs make that ~40 ms.
+  http.set_tcp_nodelay(true);
+  int threads = o.http_threads > 0 ? o.http_threads : std::min(o.max_concurrency + o.queue_size + 8, 512);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+
+  // Every /v1 route needs the API key when one is set; /health and /metrics stay open for probes.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) == 0 && !authorized(req, o.api_key) && !authorized(req, o.admin_key)) {
+      send_error(res, ApiError(401, "invalid_request_error", "invalid_api_key", "",
+                               "missing or wrong API key (send Authorization: Bearer KEY)"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Errors httplib produces itself (413 body too large, 404 no route, 400 bad request line) get
+  // OpenAI's shape too.
+  http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string msg = res.status == 413   ? fmt::format("the request body is too large (limit {} bytes; form-encoded bodies: 8192 bytes, send Content-Type: application/json)", o.max_body_bytes)
+                      : res.status == 404 ? fmt::format("no route {} {}", req.method, req.path)
+                                          : fmt::format("HTTP {}", res.status);
+    std::string type = res.status >= 500 ? "server_error" : "invalid_request_error";
+    res.set_content(error_body(res.status, type, "", "", msg), "application/json");
+  });
+  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string msg = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    } catch (...) {
+    }
+    send_error(res, ApiError(500, "server_error", "", "", msg));
+  });
+
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(json{{"status", "ok"}, {"model", o.served_model_name}}.dump(), "application/json");
+  });
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.render(scheduler->queue_depth(), scheduler->active(), scheduler->steps(), current_rss_bytes()),
+                    "text/plain; version=0.0.4");
+  });
+  http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    json data = json::array();
+    data.push_back({{"id", o.served_model_name}, {"object", "model"}, {"created", created}, {"owned_by", "lathe"},
+                    {"root", o.served_model_name}, {"parent", nullptr}, {"max_model_len", ctx}});
+    for (auto& a : adapters->list())
+      data.push_back({{"id", a->name}, {"object", "model"}, {"created", a->created}, {"owned_by", "lathe"},
+                      {"root", a->dir}, {"parent", o.served_model_name}, {"adapter_type", a->loaded.peft_type},
+                      {"max_model_len", ctx}});
+    res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+  });
+  http.Get("/v1/adapters", [this](const httplib::Request&, httplib::Response& res) {
+    json data = json::array();
+    for (auto& a : adapters->list())
+      data.push_back({{"name", a->name}, {"path", a->dir}, {"adapter_type", a->loaded.peft_type}, {"created", a->created}});
+    res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+  });
+  http.Post("/v1/adapters", [this](const httplib::Request& req, httplib::Response& res) {
+    auto t0 = Clock::now();
+    try {
+      if (!authorized(req, o.admin_key))
+        throw ApiError(401, "invalid_request_error", "invalid_api_key", "", "loading adapters needs the admin key");
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object())
+        throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not a JSON object");
+      if (!body.contains("name") || !body["name"].is_string()) bad_request("name", "'name' (a string) is required");
+      if (!body.contains("path") || !body["path"].is_string()) bad_request("path", "'path' (an adapter directory) is required");
+      std::string name = body["name"].get<std::string>();
+      if (name == o.served_model_name) bad_request("name", "'{}' is the base model's name", name);
+      if (adapters->get(name))
+        throw ApiError(409, "invalid_request_error", "adapter_exists", "name", fmt::format("adapter '{}' is already loaded", name));
+      std::shared_ptr<const ServedAdapter> a;
+      try {
+        a = adapters->load(name, body["path"].get<std::string>());
+      } catch (const Error& e) {
+        bad_request("path", "{}", e.what());
+      }
+      res.set_content(json{{"id", a->name}, {"object", "model"}, {"parent", o.served_model_name},
+                           {"adapter_type", a->loaded.peft_type}}.dump(), "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    }
+    metrics.request("/v1/adapters", res.status, seconds_since(t0));
+  });
+  http.Delete(R"(/v1/adapters/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1];
+    if (!authorized(req, o.admin_key))
+      return send_error(res, ApiError(401, "invalid_request_error", "invalid_api_key", "", "unloading adapters needs the admin key"));
+    if (!adapters->unload(name))
+      return send_error(res, ApiError(404, "invalid_request_error", "model_not_found", "name",
+                                      fmt::format("no adapter '{}' is loaded", name)));
+    res.set_content(json{{"id", name}, {"object", "model"}, {"deleted", true}}.dump(), "application/json");
+  });
+  http.Post("/v1/feedback", [this](const httplib::Request& req, httplib::Response& res) {
+    auto t0 = Clock::now();
+    try {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object())
+        throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not a JSON object");
+      FeedbackRecord f;
+      if (!body.contains("completion_id") || !body["completion_id"].is_string())
+        bad_request("completion_id", "'completion_id' (the id a completion returned) is required");
+      f.completion_id = body["completion_id"].get<std::string>();
+      if (!body.contains("rating") || !body["rating"].is_number_integer())
+        bad_request("rating", "'rating' must be an integer: +1/-1 or 1..5");
+      f.rating = body["rating"].get<int>();
+      if (f.rating < -1 || f.rating > 5 || f.rating == 0) bad_request("rating", "'rating' must be +1/-1 or 1..5, got {}", f.rating);
+      for (const char* k : {"correction", "comment"}) {
+        if (!body.contains(k) || body[k].is_null()) continue;
+        if (!body[k].is_string()) bad_request(k, "'{}' must be a string", k);
+        std::string v = body[k].get<std::string>();
+        (std::string(k) == "correction" ? f.correction : f.comment) = pii ? data::redact(v, pii->detect(v)) : v;
+      }
+      if (body.contains("tags") && !body["tags"].is_null()) {
+        if (!body["tags"].is_array()) bad_request("tags", "'tags' must be a list of strings");
+        for (auto& t : body["tags"]) {
+          if (!t.is_string()) bad_request("tags", "'tags' must be a list of strings");
+          f.tags.push_back(t.get<std::string>());
+        }
+      }
+      f.created = int64_t(std::time(nullptr));
+      if (!store->has_completion(f.completion_id))
+        throw ApiError(404, "invalid_request_error", "completion_not_found", "completion_id",
+                       fmt::format("no completion '{}' is recorded here", f.completion_id));
+      int64_t id = store->add_feedback(f);  // committed and synced before we answer
+      res.set_content(json{{"id", id}, {"object", "feedback"}, {"completion_id", f.completion_id}, {"stored", true}}.dump(),
+                      "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    } catch (const Error& e) {
+      send_error(res, ApiError(500, "server_error", "", "", e.what()));
+    }
+    metrics.request("/v1/feedback", res.status, seconds_since(t0));
+  });
+  add_completion_routes();
+}
+
+Server::Server(ServerOptions o) : impl_(std::make_unique<Impl>(std::move(o))) {}
+Server::~Server() = default;
+
+const std::string& Server::served_model_name() const { return impl_->o.served_model_name; }
+
+void Server::run(const std::function<void(int)>& on_listening) {
+  Impl& s = *impl_;
+  int port = s.o.port;
+  if (port == 0) {
+    port = s.http.bind_to_any_port(s.o.host);
+    if (port < 0) fail("serve", "cannot bind {} (any port)", s.o.host);
+  } else if (!s.http.bind_to_port(s.o.host, port)) {
+    fail("serve", "cannot bind {}:{} (in use, or not an address of this machine)", s.o.host, port);
+  }
+  std::fprintf(stderr, "lathe serve: model '%s' (%s), chat template %s, context %d, %zu adapter(s), data %s\n",
+               s.o.served_model_name.c_str(), s.o.model_path.c_str(), s.tmpl_origin.c_str(), s.ctx,
+               s.adapters->list().size(), FeedbackStore::db_path(s.o.data_dir).c_str());
+  if (on_listening) on_listening(port);
+  s.http.listen_after_bind();
+}
+
+void Server::stop() { impl_->http.stop(); }
+
+}  // namespace lathe::serve

@@ -1,0 +1,54 @@
+// Internals of Server shared by server.cpp (setup, small routes) and completions.cpp (the two
+// generation routes). Not part of the serve layer's interface.
+#pragma once
+#include <httplib.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lathe/data/pii.h"
+#include "lathe/model/model.h"
+#include "lathe/serve/adapter_registry.h"
+#include "lathe/serve/feedback_store.h"
+#include "lathe/serve/metrics.h"
+#include "lathe/serve/openai_protocol.h"
+#include "lathe/serve/scheduler.h"
+#include "lathe/serve/server.h"
+#include "lathe/tokenizer/chat_template.h"
+#include "lathe/tokenizer/tokenizer.h"
+
+namespace lathe::serve {
+
+struct Server::Impl {
+  ServerOptions o;
+  Model model;
+  std::unique_ptr<Tokenizer> tok;
+  std::optional<ChatTemplate> tmpl;
+  ChatTemplateConfig tmpl_cfg;
+  std::string tmpl_origin;            // "model", "chatml (fallback)", a file, ...
+  std::vector<int32_t> stop_ids;      // EOS and end-of-turn tokens
+  std::vector<std::string> chat_text_stops;  // end-of-turn markers that are not single tokens
+  int ctx = 0;
+  int64_t created = 0;
+  std::unique_ptr<AdapterRegistry> adapters;
+  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<FeedbackStore> store;
+  std::optional<data::PiiDetector> pii;
+  Metrics metrics;
+  httplib::Server http;
+
+  explicit Impl(ServerOptions opts);
+  void setup_routes();
+  void add_completion_routes();
+
+  // Writes an OpenAI-shaped error.
+  void send_error(httplib::Response& res, const ApiError& e) const;
+  // Checks "Authorization: Bearer KEY" against `key` (nothing to check when empty).
+  bool authorized(const httplib::Request& req, const std::string& key) const;
+  // The request/answer text as logged under --log-prompts.
+  std::optional<std::string> loggable(const std::string& text) const;
+};
+
+}  // namespace lathe::serve
