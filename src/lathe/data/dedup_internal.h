@@ -1,0 +1,31 @@
+// Pieces of the MinHash implementation shared by near-dup clustering and the contamination check.
+#pragma once
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "lathe/data/dedup.h"
+
+namespace lathe::data::detail {
+
+void shingle_hashes(std::string_view normalized, int n, std::vector<uint64_t>& out);
+
+struct Permutations {
+  explicit Permutations(const MinHashOptions& o);
+  std::vector<uint64_t> a, b;
+};
+
+// sig[0..num_perm) = per-permutation minimum over the text's shingles (all 0xFFFFFFFF when none).
+void signature_of(std::string_view normalized, const MinHashOptions& o, const Permutations& perm,
+                  std::vector<uint64_t>& shingles_scratch, uint32_t* sig);
+uint64_t band_key(const uint32_t* sig, int band, int rows);
+
+// Union-find whose root is always the smallest index of the set.
+struct UnionFind {
+  explicit UnionFind(int64_t n) : parent(n) { for (int64_t i = 0; i < n; ++i) parent[i] = i; }
+  int64_t find(int64_t x);
+  void unite(int64_t x, int64_t y);
+  std::vector<int64_t> parent;
+};
+
+}  // namespace lathe::data::detail

@@ -1,0 +1,116 @@
+// dedup_normalize and exact_hash: the text form that exact and near dedup compare (rules in dedup.h).
+#include <utf8proc.h>
+#include <xxhash.h>
+
+#include <cstdlib>
+
+#include "lathe/data/dedup.h"
+
+namespace lathe::data {
+
+uint64_t exact_hash(std::string_view normalized_text) {
+  return XXH3_64bits(normalized_text.data(), normalized_text.size());
+}
+
+namespace {
+
+// Bytes that end a word: ASCII whitespace and control characters.
+inline bool ascii_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+inline bool ascii_alnum(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+void append_utf8(std::string& out, int32_t cp) {
+  uint8_t buf[4];
+  utf8proc_ssize_t n = utf8proc_encode_char(cp, buf);
+  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+}
+
+// Why the NFC pass is conditional: utf8proc_map allocates and runs ~10x slower than the byte loop, and
+// nearly all Korean/English text is already composed. Only combining marks and conjoining jamo
+// (U+1100-U+11FF, U+A960-U+A97F, U+D7B0-U+D7FF) can change under NFC.
+bool may_change_under_nfc(int32_t cp) {
+  if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xA960 && cp <= 0xA97F) || (cp >= 0xD7B0 && cp <= 0xD7FF))
+    return true;
+  return utf8proc_get_property(cp)->combining_class != 0;
+}
+
+// Returns false (and leaves `out` partial) when the text needs NFC first.
+bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_restart) {
+  out.clear();
+  out.reserve(text.size());
+  bool pending_space = false;
+  auto emit_sep = [&] {
+    if (pending_space && !out.empty()) out.push_back(' ');
+    pending_space = false;
+  };
+  const auto* s = reinterpret_cast<const uint8_t*>(text.data());
+  size_t n = text.size(), i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    if (c < 0x80) {
+      if (ascii_alnum(c)) {
+        emit_sep();
+        out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+      } else if (ascii_space(c)) {
+        pending_space = true;
+      }  // ASCII punctuation and symbols are dropped
+      ++i;
+      continue;
+    }
+    // Precomposed Hangul syllables U+AC00-U+D7A3 (EA B0 80 .. ED 9E A3): letters with no case; copy.
+    if (c >= 0xEA && c <= 0xED && i + 2 < n) {
+      uint32_t cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+      if (cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
+        emit_sep();
+        out.append(text.data() + i, 3);
+        i += 3;
+        continue;
+      }
+    }
+    int32_t cp = -1;
+    utf8proc_ssize_t len = utf8proc_iterate(s + i, static_cast<utf8proc_ssize_t>(n - i), &cp);
+    if (len <= 0) {  // invalid UTF-8 byte: dropped, like a symbol
+      ++i;
+      continue;
+    }
+    i += static_cast<size_t>(len);
+    if (allow_nfc_restart && may_change_under_nfc(cp)) return false;
+    switch (utf8proc_category(cp)) {
+      case UTF8PROC_CATEGORY_ZS: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP:
+      case UTF8PROC_CATEGORY_CC:
+        pending_space = true;
+        break;
+      case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
+      case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
+      case UTF8PROC_CATEGORY_PO: case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC:
+      case UTF8PROC_CATEGORY_SK: case UTF8PROC_CATEGORY_SO: case UTF8PROC_CATEGORY_CF:
+        break;  // punctuation, symbols, format characters (zero-width joiners etc.): dropped
+      default:
+        emit_sep();
+        append_utf8(out, utf8proc_tolower(cp));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string dedup_normalize(std::string_view text) {
+  std::string out;
+  if (normalize_composed(text, out, true)) return out;
+  utf8proc_uint8_t* composed = nullptr;
+  utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                      static_cast<utf8proc_ssize_t>(text.size()), &composed,
+                                      static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (len < 0) {  // invalid UTF-8 somewhere: fall back to the byte loop without NFC
+    normalize_composed(text, out, false);
+    return out;
+  }
+  normalize_composed(std::string_view(reinterpret_cast<const char*>(composed), static_cast<size_t>(len)), out,
+                     false);
+  std::free(composed);
+  return out;
+}
+
+}  // namespace lathe::data

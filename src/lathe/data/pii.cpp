@@ -1,0 +1,188 @@
+// PiiDetector: the single byte pass that dispatches to the scanners, overlap resolution, redaction and
+// report masking.
+#include "lathe/data/pii.h"
+
+#include <algorithm>
+#include <map>
+
+#include "lathe/core/error.h"
+#include "lathe/data/pii_internal.h"
+
+namespace lathe::data {
+
+using namespace pii_detail;
+
+namespace {
+const char* const kNames[kPiiTypeCount] = {"EMAIL", "PHONE", "RRN",     "FRN",            "BRN",   "CARD",
+                                           "ACCOUNT", "PASSPORT", "DRIVER_LICENSE", "IP", "SECRET"};
+
+// What the byte at hand may start. Everything else (>= 0x80 included: Korean text is skipped a byte at
+// a time without any other test) is class 0.
+enum ByteClass : uint8_t { kNone = 0, kDigit, kPlusParen, kAt, kColon, kLetter, kDash };
+struct ClassTable {
+  uint8_t t[256] = {};
+  constexpr ClassTable() {
+    for (int c = '0'; c <= '9'; ++c) t[c] = kDigit;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = kLetter;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = kLetter;
+    t[static_cast<int>('+')] = kPlusParen;
+    t[static_cast<int>('(')] = kPlusParen;
+    t[static_cast<int>('@')] = kAt;
+    t[static_cast<int>(':')] = kColon;
+    t[static_cast<int>('-')] = kDash;
+  }
+};
+constexpr ClassTable kClass;
+}  // namespace
+
+const char* pii_type_name(PiiType type) {
+  int i = static_cast<int>(type);
+  LATHE_CHECK(i >= 0 && i < kPiiTypeCount, "bad PiiType {}", i);
+  return kNames[i];
+}
+
+PiiType pii_type_from_name(std::string_view name) {
+  std::string up(name);
+  for (char& c : up) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  for (int i = 0; i < kPiiTypeCount; ++i)
+    if (up == kNames[i]) return static_cast<PiiType>(i);
+  fail("pii", "unknown personal-data type '{}' (known: EMAIL, PHONE, RRN, FRN, BRN, CARD, ACCOUNT, PASSPORT, "
+              "DRIVER_LICENSE, IP, SECRET)", name);
+}
+
+std::vector<PiiType> all_pii_types() {
+  std::vector<PiiType> v;
+  for (int i = 0; i < kPiiTypeCount; ++i) v.push_back(static_cast<PiiType>(i));
+  return v;
+}
+
+PiiDetector::PiiDetector(PiiOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < kPiiTypeCount; ++i) enabled_[i] = options_.types.empty();
+  for (PiiType t : options_.types) enabled_[static_cast<int>(t)] = true;
+}
+
+std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
+  Candidates cands;
+  const auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    switch (kClass.t[b[i]]) {
+      case kNone: ++i; break;
+      case kDigit: i = scan_number(s, i, cands); break;
+      case kPlusParen:
+        if (i + 1 < n && is_digit(b[i + 1]) && (i == 0 || !is_word(b[i - 1]))) i = scan_number(s, i, cands);
+        else ++i;
+        break;
+      case kAt: scan_email(s, i, cands); ++i; break;
+      case kColon: i = scan_ipv6(s, i, cands); break;
+      case kLetter: i = scan_word(s, i, cands); break;
+      case kDash: i = scan_private_key(s, i, cands); break;
+    }
+  }
+  // Score, filter, then resolve overlaps: highest confidence first (longer span on ties), a candidate is
+  // kept only if it overlaps nothing kept so far.
+  struct Scored { Candidate c; float conf; };
+  std::vector<Scored> scored;
+  for (const Candidate& c : cands) {
+    if (!enabled_[static_cast<int>(c.type)]) continue;
+    float conf = score_with_context(s, c);
+    if (conf + 1e-6f >= options_.min_confidence) scored.push_back({c, conf});
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](const Scored& x, const Scored& y) {
+    if (x.conf != y.conf) return x.conf > y.conf;
+    if (x.c.end - x.c.begin != y.c.end - y.c.begin) return x.c.end - x.c.begin > y.c.end - y.c.begin;
+    return x.c.begin < y.c.begin;
+  });
+  std::map<size_t, size_t> kept;  // begin -> end of accepted spans
+  std::vector<PiiMatch> out;
+  for (const Scored& sc : scored) {
+    auto it = kept.lower_bound(sc.c.begin);
+    if (it != kept.end() && it->first < sc.c.end) continue;
+    if (it != kept.begin() && std::prev(it)->second > sc.c.begin) continue;
+    kept.emplace(sc.c.begin, sc.c.end);
+    out.push_back({sc.c.type, sc.c.begin, sc.c.end, sc.conf, sc.c.rule});
+  }
+  std::sort(out.begin(), out.end(), [](const PiiMatch& x, const PiiMatch& y) { return x.begin < y.begin; });
+  return out;
+}
+
+std::string redact(std::string_view text, const std::vector<PiiMatch>& matches) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  for (const PiiMatch& m : matches) {
+    if (m.begin < pos || m.end > text.size() || m.end <= m.begin) continue;
+    out.append(text.substr(pos, m.begin - pos));
+    out += '[';
+    out += pii_type_name(m.type);
+    out += ']';
+    pos = m.end;
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string mask_for_report(std::string_view text, const PiiMatch& m) {
+  if (m.end > text.size() || m.end <= m.begin) return "";
+  std::string v(text.substr(m.begin, m.end - m.begin));
+  auto digit_positions = [&] {
+    std::vector<size_t> p;
+    for (size_t k = 0; k < v.size(); ++k)
+      if (is_digit(static_cast<unsigned char>(v[k]))) p.push_back(k);
+    return p;
+  };
+  // Mask digits [keep_front, ndigits - keep_back) and keep separators, so the shape stays readable.
+  auto mask_digits = [&](size_t keep_front, size_t keep_back) {
+    auto p = digit_positions();
+    for (size_t k = 0; k < p.size(); ++k)
+      if (k >= keep_front && k + keep_back < p.size()) v[p[k]] = '*';
+    return v;
+  };
+  switch (m.type) {
+    case PiiType::Email: {
+      size_t at = v.find('@');
+      if (at == std::string::npos || at == 0) return "***";
+      return v.substr(0, 1) + "***" + v.substr(at);
+    }
+    case PiiType::Phone: {
+      // Keep the first group (carrier / area / country code) and the last four digits: "010-****-5678".
+      size_t first_sep = v.find_first_of("- .)", v[0] == '+' || v[0] == '(' ? 1 : 0);
+      size_t front = 0;
+      for (size_t k = 0; k < std::min(first_sep, v.size()); ++k) front += is_digit(static_cast<unsigned char>(v[k]));
+      if (first_sep == std::string::npos) front = 3;
+      return mask_digits(front, 4);
+    }
+    case PiiType::ResidentRegistrationNumber:
+    case PiiType::ForeignerRegistrationNumber:
+      return mask_digits(6, 0);  // the birth date stays (needed to judge a report), the rest goes
+    case PiiType::CardNumber:
+    case PiiType::BankAccount:
+    case PiiType::BusinessRegistrationNumber:
+    case PiiType::DriverLicense:
+      return mask_digits(0, 4);
+    case PiiType::Passport:
+      return v.substr(0, 1) + std::string(v.size() - 1, '*');
+    case PiiType::IpAddress: {
+      if (v.find(':') != std::string::npos) {  // IPv6: the first group only
+        size_t c = v.find(':');
+        return v.substr(0, c) + ":****";
+      }
+      size_t dots = 0;
+      for (char& c : v) {
+        if (c == '.') ++dots;
+        else if (dots >= 2) c = '*';
+      }
+      // collapse runs of '*' within an octet to one so "192.168.*.*"
+      std::string o;
+      for (char c : v)
+        if (!(c == '*' && !o.empty() && o.back() == '*')) o += c;
+      return o;
+    }
+    case PiiType::Secret:
+      return v.substr(0, std::min<size_t>(4, v.size())) + "***";
+  }
+  return "***";
+}
+
+}  // namespace lathe::data

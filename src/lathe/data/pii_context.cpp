@@ -1,0 +1,157 @@
+// Context words: Korean and English words near a candidate that raise (a label such as 주민등록번호,
+// 연락처, card) or lower (a decoy such as 주문번호, ISBN, version) its confidence.
+//
+// Window: 64 bytes before and 32 after the candidate (about 20 / 10 Hangul syllables or 10 / 5 English
+// words: a label usually precedes the value, "...번호는 X입니다" puts a short tail after it). English
+// words match case-insensitively as whole words; Korean words as substrings (particles attach to them).
+// Score = base + boost (if a positive word of the candidate's type is present) - 0.45 (if a decoy word is
+// present, or the number is glued to a unit/statute marker such as 원, 조, 제N조), clamped to [0, 1].
+#include <cstring>
+
+#include "lathe/data/pii_internal.h"
+
+namespace lathe::data::pii_detail {
+
+namespace {
+
+constexpr size_t kBefore = 64, kAfter = 32;
+constexpr float kDecoyPenalty = 0.45f;
+
+using WordList = std::vector<const char*>;
+
+const WordList& positive_words(PiiType t) {
+  static const WordList phone = {"전화", "연락처", "연락", "휴대폰", "핸드폰", "휴대전화", "문의", "팩스", "콜센터",
+                                 "고객센터", "대표번호", "tel", "phone", "telephone", "mobile", "cell", "cellphone",
+                                 "call", "fax", "contact", "number", "whatsapp"};
+  static const WordList rrn = {"주민등록번호", "주민번호", "주민등록", "주민", "rrn", "resident registration",
+                               "resident number", "social security"};
+  static const WordList frn = {"외국인등록번호", "외국인등록", "외국인번호", "외국인", "frn", "alien registration",
+                               "foreigner registration", "foreign resident", "registration"};
+  static const WordList brn = {"사업자등록번호", "사업자번호", "사업자", "brn", "business registration",
+                               "business number", "tax id"};
+  static const WordList card = {"카드", "결제", "신용", "체크카드", "card", "credit", "debit", "visa",
+                                "mastercard", "amex"};
+  static const WordList account = {"계좌", "입금", "송금", "이체", "예금주", "은행", "통장", "뱅크", "account",
+                                   "acct", "bank", "deposit", "transfer", "wire", "iban", "농협", "카카오뱅크",
+                                   "토스뱅크", "새마을금고", "우체국", "수협", "신협"};
+  static const WordList passport = {"여권", "passport"};
+  static const WordList license = {"운전면허", "면허번호", "면허", "driver", "driving", "licence", "license"};
+  static const WordList ip = {"아이피", "접속", "서버", "ip", "server", "host", "address", "addr", "client"};
+  static const WordList none = {};
+  switch (t) {
+    case PiiType::Phone: return phone;
+    case PiiType::ResidentRegistrationNumber: return rrn;
+    case PiiType::ForeignerRegistrationNumber: return frn;
+    case PiiType::BusinessRegistrationNumber: return brn;
+    case PiiType::CardNumber: return card;
+    case PiiType::BankAccount: return account;
+    case PiiType::Passport: return passport;
+    case PiiType::DriverLicense: return license;
+    case PiiType::IpAddress: return ip;
+    default: return none;
+  }
+}
+
+const WordList kDecoys = {"주문번호", "주문", "송장", "운송장", "택배", "배송", "order", "invoice", "tracking",
+                          "shipment", "isbn", "issn", "doi", "품번", "제품번호", "제품코드", "상품코드", "상품번호",
+                          "모델명", "모델", "sku", "model", "serial", "시리얼", "일련번호", "part no", "접수번호",
+                          "예약번호", "승인번호", "거래번호", "관리번호", "사건번호", "특허", "patent", "버전",
+                          "version", "barcode", "바코드", "우편번호", "zip", "postal", "법률", "시행령", "금액",
+                          "amount", "price", "가격", "합계", "total", "krw", "usd", "won", "학번", "사번",
+                          "회원번호", "ticket", "티켓", "reference", "ref", "doc", "문서번호", "coordinates",
+                          "좌표"};
+
+// Units and markers that, written right after a number, make it an amount, a count or a statute.
+const WordList kDecoySuffixes = {"원", "만", "억", "달러", "조", "항", "호", "번지", "년", "개", "명", "건", "%"};
+
+inline unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+// All context words in one table, bucketed by their first two (lowercased) bytes, so one pass over the
+// window with one bucket lookup per byte finds every word: candidates are frequent in number-heavy text
+// and a per-word search over the window cost more than the whole byte scan.
+struct ContextWord {
+  std::string_view w;
+  bool ascii;
+  uint32_t positive_mask;  // bit i: positive word for PiiType i
+  bool decoy;
+};
+struct ContextTable {
+  std::vector<ContextWord> words;
+  std::vector<std::vector<uint16_t>> bucket = std::vector<std::vector<uint16_t>>(65536);
+  ContextTable() {
+    auto add = [&](const char* w, uint32_t mask, bool decoy) {
+      std::string_view v(w);
+      for (auto& cw : words)
+        if (cw.w == v) { cw.positive_mask |= mask; cw.decoy |= decoy; return; }
+      words.push_back({v, static_cast<unsigned char>(w[0]) < 0x80, mask, decoy});
+    };
+    for (int t = 0; t < kPiiTypeCount; ++t)
+      for (const char* w : positive_words(static_cast<PiiType>(t))) add(w, 1u << t, false);
+    for (const char* w : kDecoys) add(w, 0, true);
+    for (size_t i = 0; i < words.size(); ++i) {
+      const auto& w = words[i].w;
+      bucket[(lower(w[0]) << 8) | lower(w[1])].push_back(static_cast<uint16_t>(i));
+    }
+  }
+};
+
+// Scans `win` once; ORs positive masks and the decoy flag of every word found.
+void scan_window(const ContextTable& tab, std::string_view win, uint32_t& mask, bool& decoy) {
+  const auto* b = reinterpret_cast<const unsigned char*>(win.data());
+  const size_t n = win.size();
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const auto& bk = tab.bucket[(lower(b[i]) << 8) | lower(b[i + 1])];
+    if (bk.empty()) continue;
+    for (uint16_t id : bk) {
+      const ContextWord& cw = tab.words[id];
+      size_t wl = cw.w.size();
+      if (i + wl > n) continue;
+      if (cw.ascii) {
+        size_t k = 2;
+        while (k < wl && lower(b[i + k]) == static_cast<unsigned char>(cw.w[k])) ++k;
+        if (k < wl) continue;
+        if (i > 0 && is_alpha(b[i - 1])) continue;
+        if (i + wl < n && is_alpha(b[i + wl])) continue;
+      } else if (std::memcmp(b + i + 2, cw.w.data() + 2, wl - 2) != 0) {
+        continue;
+      }
+      mask |= cw.positive_mask;
+      decoy |= cw.decoy;
+    }
+  }
+}
+
+}  // namespace
+
+float score_with_context(std::string_view s, const Candidate& c) {
+  if (c.type == PiiType::Email || c.type == PiiType::Secret) return c.base;  // self-evident shapes
+  size_t wb = c.begin > kBefore ? c.begin - kBefore : 0;
+  std::string_view before = s.substr(wb, c.begin - wb);
+  std::string_view after = s.substr(c.end, std::min(kAfter, s.size() - c.end));
+  static const ContextTable table;
+  float conf = c.base;
+  uint32_t mask = 0;
+  bool decoy = false;
+  scan_window(table, before, mask, decoy);
+  scan_window(table, after, mask, decoy);
+  if (mask & (1u << static_cast<int>(c.type))) conf += c.boost;
+  if (!decoy) {
+    std::string_view tail = after;
+    while (!tail.empty() && tail.front() == ' ') tail.remove_prefix(1);
+    for (const char* suf : kDecoySuffixes)
+      if (tail.substr(0, std::strlen(suf)) == suf) { decoy = true; break; }
+    // Currency signs and "#" before the number. (Statutes "제12조" are caught by the 조/항/호 suffix; a
+    // "제" prefix alone would also hit "제 010-..." = "my 010-...".)
+    static const WordList kPrefixes = {"₩", "$", "#"};
+    for (const char* pre : kPrefixes) {
+      size_t pl = std::strlen(pre);
+      std::string_view head = before;
+      while (!head.empty() && head.back() == ' ') head.remove_suffix(1);
+      if (head.size() >= pl && head.substr(head.size() - pl) == pre) { decoy = true; break; }
+    }
+  }
+  if (decoy) conf -= kDecoyPenalty;
+  return conf < 0 ? 0 : conf > 1 ? 1 : conf;
+}
+
+}  // namespace lathe::data::pii_detail
