@@ -1,24 +1,32 @@
-// lathe export: a merged Hugging Face model directory (base + LoRA), or the adapter in PEFT layout.
+// lathe export: a merged Hugging Face model directory (base + LoRA), the adapter in PEFT layout, a
+// GGUF model (base, or base + LoRA merged) with its tokenizer and chat template, or a llama.cpp GGUF
+// LoRA adapter.
 #include <cstdio>
 #include <filesystem>
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/model/gguf_export.h"
 #include "lathe/peft/adapter.h"
+#include "lathe/peft/gguf_adapter.h"
+#include "lathe/tokenizer/gguf_tokenizer_write.h"
 
 namespace {
 
 struct Opts {
-  std::string model, adapter, format = "merged", output;
+  std::string model, adapter, format = "merged", output, gguf_type = "f16", name;
 };
 
 std::function<int()> setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("--model", o->model, "Base model: HF directory or .gguf")->required();
   app.add_option("--adapter", o->adapter, "PEFT adapter directory");
-  app.add_option("--format", o->format, "merged | peft")->capture_default_str();
-  app.add_option("--output", o->output, "Output directory")->required();
+  app.add_option("--format", o->format, "merged | peft | gguf | gguf-lora")->capture_default_str();
+  app.add_option("--output", o->output, "Output directory (merged, peft) or .gguf file (gguf, gguf-lora)")
+      ->required();
+  app.add_option("--gguf-type", o->gguf_type, "GGUF matrix type: f32 | f16 | q8_0")->capture_default_str();
+  app.add_option("--name", o->name, "general.name written into a GGUF");
   return [o] {
     lathe::Model m = lathe::Model::load(o->model);
     if (o->format == "merged") {
@@ -36,12 +44,40 @@ std::function<int()> setup(CLI::App& app) {
       if (a.lora) a.lora->save_peft(o->output, o->model);
       else a.prefix->save_peft(o->output, o->model);
       std::printf("wrote PEFT adapter %s\n", o->output.c_str());
+    } else if (o->format == "gguf") {
+      lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
+      if (!o->adapter.empty()) {
+        lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
+        if (!a.lora) lathe::fail("export", "{}: only LoRA adapters can be merged into a GGUF", o->adapter);
+        if (a.base_nf4) lathe::roundtrip_model_nf4(m);
+        a.lora->merge_into(m);
+      }
+      lathe::GgufWriter w;
+      lathe::add_model_to_gguf(m, type, o->name, w);
+      if (m.format == "gguf") lathe::copy_gguf_tokenizer_keys(o->model, w);
+      else lathe::add_tokenizer_to_gguf(o->model, m.config.vocab_size, w);
+      w.write(o->output);
+      std::printf("wrote GGUF model %s (%s%s%s, %s)\n", o->output.c_str(), o->model.c_str(),
+                  o->adapter.empty() ? "" : " + ", o->adapter.c_str(), o->gguf_type.c_str());
+    } else if (o->format == "gguf-lora") {
+      if (o->adapter.empty()) lathe::fail("export", "--format gguf-lora needs --adapter");
+      lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
+      lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
+      if (!a.lora) lathe::fail("export", "{}: llama.cpp GGUF adapters are LoRA only (prefix tuning has none)", o->adapter);
+      if (a.base_nf4)
+        std::fprintf(stderr, "note: %s was trained on an NF4 (QLoRA) base; llama.cpp applies it to the GGUF base "
+                     "as it is\n", o->adapter.c_str());
+      lathe::GgufWriter w;
+      lathe::add_lora_to_gguf(*a.lora, m.config, type, o->name, w);
+      w.write(o->output);
+      std::printf("wrote GGUF LoRA adapter %s (alpha %g for llama.cpp, %s)\n", o->output.c_str(),
+                  double(lathe::gguf_lora_alpha(a.lora->config())), o->gguf_type.c_str());
     } else {
-      lathe::fail("export", "unknown --format '{}' (merged, peft)", o->format);
+      lathe::fail("export", "unknown --format '{}' (merged, peft, gguf, gguf-lora)", o->format);
     }
     return 0;
   };
 }
-LATHE_COMMAND("export", "Export a merged HF model or a PEFT adapter", setup);
+LATHE_COMMAND("export", "Export a merged HF model, a PEFT adapter, a GGUF model or a GGUF LoRA adapter", setup);
 
 }  // namespace

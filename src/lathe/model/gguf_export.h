@@ -1,0 +1,26 @@
+// Writing a Model as a llama.cpp-style GGUF (REFERENCE.md §2.5): the architecture keys llama.cpp
+// and Model::load_gguf read, every tensor under its GGUF name (for_each_tensor's table), q/k rows of
+// the llama architecture permuted to interleaved-RoPE order as convert_hf_to_gguf.py does.
+// Tokenizer metadata is added by the caller (tokenizer layer), since model does not know tokenizers.
+#pragma once
+#include <string>
+
+#include "lathe/formats/gguf_write.h"
+#include "lathe/model/model.h"
+
+namespace lathe {
+
+// "f32" | "f16" | "q8_0" -> the ggml type of the matrices; throws naming the bad value.
+GgmlType parse_gguf_type(const std::string& s);
+// The GGUF general.architecture for a config ("llama" for Llama and Mistral, "qwen2", "qwen3").
+// Throws for what Model::load_gguf could not read back (Llama 3 RoPE scaling, llama + bias).
+std::string gguf_arch_name(const ModelConfig& c);
+// Whether GGUF stores the q/k rows of this architecture permuted (llama only).
+bool gguf_rope_permuted(const ModelConfig& c);
+
+// Adds general.* and <arch>.* keys and all weights to `w`. Matrices are stored as `type` (Q8_0
+// falls back to F16 for a tensor whose rows are not a multiple of 32, as llama.cpp does); norms and
+// biases stay F32. Permuted copies are owned by the writer's tensor references.
+void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, GgufWriter& w);
+
+}  // namespace lathe

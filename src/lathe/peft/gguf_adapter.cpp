@@ -1,0 +1,45 @@
+#include "lathe/peft/gguf_adapter.h"
+
+#include <cmath>
+
+#include "lathe/model/gguf_export.h"
+
+namespace lathe {
+
+float gguf_lora_alpha(const LoraConfig& c) { return c.scaling() * float(c.r); }
+
+void add_lora_to_gguf(const LoraAdapter& a, const ModelConfig& mc, GgmlType type, const std::string& name,
+                      GgufWriter& w) {
+  const std::string arch = gguf_arch_name(mc);
+  w.set_string("general.architecture", arch);
+  w.set_string("general.type", "adapter");
+  if (!name.empty()) w.set_string("general.name", name);
+  w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 7u);
+  if (type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
+  w.set_string("adapter.type", "lora");
+  w.set_f32("adapter.lora.alpha", gguf_lora_alpha(a.config()));
+  static const char* kGgufNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  const bool permute = gguf_rope_permuted(mc);
+  auto pick = [&](const Tensor& t) {
+    return type == GgmlType::Q8_0 && t.shape.back() % 32 != 0 ? GgmlType::F16 : type;
+  };
+  const AdapterSet& set = a.adapters();
+  for (int l = 0; l < int(set.linears.size()); l++)
+    for (int k = 0; k < int(LinearId::kCount); k++) {
+      auto* lin = static_cast<const LoraLinear*>(set.linears[l][k]);
+      if (!lin) continue;
+      std::string base = "blk." + std::to_string(l) + "." + kGgufNames[k] + ".weight";
+      Tensor B = lin->B.value;
+      LinearId id = LinearId(k);
+      if (permute && (id == LinearId::Q || id == LinearId::K)) {
+        Tensor p = Tensor::empty(DType::F32, B.shape);
+        int heads = id == LinearId::Q ? mc.num_attention_heads : mc.num_key_value_heads;
+        rope_rows_hf_to_gguf(B.f32(), p.f32(), heads, mc.head_dim, B.shape[1]);
+        B = p;
+      }
+      w.add_tensor(base + ".lora_a", lin->A.value, pick(lin->A.value));
+      w.add_tensor(base + ".lora_b", B, pick(B));
+    }
+}
+
+}  // namespace lathe
