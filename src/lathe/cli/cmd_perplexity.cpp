@@ -10,7 +10,7 @@
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
-#include "lathe/kernels/cpu/cpu.h"
+#include "lathe/eval/perplexity.h"
 #include "lathe/model/forward.h"
 #include "lathe/peft/adapter.h"
 #include "lathe/tokenizer/tokenizer.h"
@@ -52,29 +52,6 @@ std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
 
 }  // namespace
 
-namespace lathe::cli {
-
-// Sum of NLL and count of predicted tokens for one window, lm_head applied in row blocks so the
-// logits never occupy more than kRows x V floats.
-void score_window(Forward& fwd, const int32_t* ids, int n, double* nll, int64_t* count,
-                  const AdapterSet* adapters) {
-  if (n < 2) return;
-  const ModelConfig& c = fwd.model().config;
-  KVCache cache = KVCache::create_for(c, n, adapters);
-  const float* h = fwd.hidden(ids, n, &cache);
-  constexpr int kRows = 64;
-  std::vector<float> logits(size_t(kRows) * c.vocab_size);
-  for (int r0 = 0; r0 < n - 1; r0 += kRows) {
-    int rows = std::min(kRows, n - 1 - r0);
-    fwd.logits(h + size_t(r0) * c.hidden_size, rows, logits.data());
-    int64_t cnt = 0;
-    *nll += cross_entropy_sum(logits.data(), ids + r0 + 1, rows, c.vocab_size, &cnt);
-    *count += cnt;
-  }
-}
-
-}  // namespace lathe::cli
-
 namespace {
 
 std::function<int()> setup(CLI::App& app) {
@@ -111,7 +88,7 @@ std::function<int()> setup(CLI::App& app) {
     for (auto& s : seqs)
       for (size_t w = 0; w < s.size(); w += size_t(ctx)) {
         int n = int(std::min(s.size() - w, size_t(ctx)));
-        lathe::cli::score_window(fwd, s.data() + w, n, &nll, &count, set);
+        lathe::eval::score_window(fwd, s.data() + w, nullptr, n, &nll, &count, set);
       }
     if (count == 0)
       lathe::fail("perplexity", "{}: no predicted tokens (every sequence is shorter than 2)",

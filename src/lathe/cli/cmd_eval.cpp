@@ -1,0 +1,118 @@
+// lathe eval: run a test suite on the base model, a prompt-engineering baseline and each adapter,
+// write report.json + report.html, and gate: exit status 3 when --min-pass-rate / --max-forgetting
+// (or the suite's gates) fail, with the failing cases listed on stderr. Errors exit 1 as elsewhere.
+#include <cstdio>
+#include <filesystem>
+
+#include "lathe/cli/command.h"
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/eval/report.h"
+#include "lathe/eval/runner.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Opts {
+  lathe::eval::RunOptions run;
+  std::vector<std::string> adapters, train_metrics;
+  std::string tests, output;
+  double min_pass_rate = -1, max_forgetting = -1;
+  bool json = false;
+};
+
+std::pair<std::string, std::string> split_named(const std::string& s, const char* flag) {
+  size_t eq = s.find('=');
+  if (eq == std::string::npos) {  // DIR alone: the directory's name names the variant
+    std::string name = fs::path(s).filename().string();
+    if (name.empty()) name = fs::path(s).parent_path().filename().string();
+    return {name, s};
+  }
+  if (eq == 0 || eq + 1 == s.size()) lathe::fail("eval", "{} {}: expected NAME=PATH", flag, s);
+  return {s.substr(0, eq), s.substr(eq + 1)};
+}
+
+std::function<int()> setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  int& threads = lathe::cli::add_threads_option(app);
+  app.add_option("--model", o->run.model_path, "Base model: HF directory or .gguf file")->required();
+  app.add_option("--adapter", o->adapters, "Adapter variant NAME=DIR (repeatable; DIR alone uses its folder name)");
+  app.add_option("--tests", o->tests, "Test suite: .yaml (suite) or .jsonl (cases)")->required();
+  app.add_option("--eval-data", o->run.eval_data,
+                 "Dataset directory (manifest.json: validation split for perplexity, train split for "
+                 "contamination) or a records .jsonl for validation perplexity");
+  app.add_option("--train-data", o->run.train_data, "Training records .jsonl to flag contaminated cases against");
+  app.add_option("--holdout", o->run.holdout, "General text (.txt, or .jsonl of {\"text\"}) to measure forgetting on");
+  app.add_option("--baseline", o->run.baseline, "Reference variant for fixed/broken counts: base or prompt")
+      ->capture_default_str();
+  app.add_option("--train-metrics", o->train_metrics,
+                 "Training metrics NAME=metrics.jsonl for the report's curves (default: DIR/metrics.jsonl of each adapter)");
+  app.add_option("--output", o->output, "Directory for report.json and report.html")->required();
+  app.add_option("--min-pass-rate", o->min_pass_rate, "Gate: each adapter must pass at least this fraction of cases");
+  app.add_option("--max-forgetting", o->max_forgetting, "Gate: holdout perplexity may rise at most this fraction over the base");
+  app.add_option("--context-length", o->run.context, "Perplexity window (default: max_position_embeddings)");
+  app.add_flag("--json", o->json, "Print report.json's variant summary and gate as one JSON line on stdout");
+  return [o, &threads] {
+    lathe::cli::apply_threads(threads);
+    lathe::eval::EvalSuite suite = lathe::eval::load_suite(o->tests);
+    if (o->min_pass_rate >= 0) suite.gates.min_pass_rate = o->min_pass_rate;
+    if (o->max_forgetting >= 0) suite.gates.max_forgetting = o->max_forgetting;
+    for (auto& a : o->adapters) o->run.adapters.push_back(split_named(a, "--adapter"));
+    o->run.progress = !o->json;
+
+    lathe::eval::EvalRun run = lathe::eval::run_eval(suite, o->run);
+
+    lathe::eval::ReportInputs in;
+    in.gates = suite.gates;
+    in.gate_failures = lathe::eval::evaluate_gates(run, suite.gates);
+    for (auto& t : o->train_metrics) in.train_metrics.push_back(split_named(t, "--train-metrics"));
+    for (auto& [name, dir] : o->run.adapters) {
+      bool given = false;
+      for (auto& [n, p] : in.train_metrics) given = given || n == name;
+      if (!given && lathe::file_exists(dir + "/metrics.jsonl")) in.train_metrics.emplace_back(name, dir + "/metrics.jsonl");
+    }
+    in.command_line = "lathe eval --model " + o->run.model_path + " --tests " + o->tests;
+    for (auto& a : o->adapters) in.command_line += " --adapter " + a;
+    if (!o->run.eval_data.empty()) in.command_line += " --eval-data " + o->run.eval_data;
+    if (!o->run.holdout.empty()) in.command_line += " --holdout " + o->run.holdout;
+    in.command_line += " --output " + o->output;
+
+    nlohmann::ordered_json report = lathe::eval::report_json(run, in);
+    fs::create_directories(o->output);
+    lathe::write_file_atomic(o->output + "/report.json", report.dump(2) + "\n");
+    lathe::write_file_atomic(o->output + "/report.html", lathe::eval::report_html(report));
+
+    if (o->json) {
+      nlohmann::ordered_json s;
+      s["variants"] = nlohmann::ordered_json::array();
+      for (auto& v : report["variants"])
+        s["variants"].push_back({{"name", v["name"]}, {"pass_rate", v["pass_rate"]}, {"weighted_score", v["weighted_score"]},
+                                 {"forgetting", v["forgetting"]}});
+      s["gate"] = report["gate"];
+      s["report"] = o->output + "/report.html";
+      std::printf("%s\n", s.dump().c_str());
+    } else {
+      std::printf("%-14s %9s %9s %9s %12s %12s\n", "variant", "passed", "score", "val ppl", "holdout ppl", "forgetting");
+      for (auto& v : run.variants)
+        std::printf("%-14s %4d/%-4zu %9.3f %9s %12s %12s\n", v.name.c_str(), v.passed, v.cases.size(), v.weighted_score,
+                    v.validation ? fmt::format("{:.3f}", v.validation->ppl).c_str() : "-",
+                    v.holdout ? fmt::format("{:.3f}", v.holdout->ppl).c_str() : "-",
+                    v.forgetting ? fmt::format("{:+.1f}%", 100 * *v.forgetting).c_str() : "-");
+      std::printf("report: %s/report.html\n", o->output.c_str());
+    }
+    std::fflush(stdout);
+    if (!in.gate_failures.empty()) {
+      for (auto& f : in.gate_failures) {
+        std::fprintf(stderr, "lathe eval: gate failed: %s %s = %.4f (limit %.4f)\n", f.variant.c_str(), f.gate.c_str(),
+                     f.value, f.limit);
+        for (auto& id : f.failing_cases) std::fprintf(stderr, "  failing case: %s\n", id.c_str());
+      }
+      return 3;
+    }
+    return 0;
+  };
+}
+LATHE_COMMAND("eval", "Evaluate base, prompting and adapters on test cases; report and CI gate", setup);
+
+}  // namespace

@@ -1,0 +1,125 @@
+// lathe tokenizer train --input FILE... --vocab-size N [--min-frequency 2] [--special-tokens LIST]
+//   [--chat-template chatml] --output DIR [--json]
+// Trains a byte-level BPE tokenizer on text (.txt and other files: the whole file) and JSONL files
+// (.jsonl: the text-bearing string fields of each record) and writes a Hugging Face tokenizer directory.
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "lathe/cli/command.h"
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/tokenizer/bpe_trainer.h"
+#include "lathe/tokenizer/chat_template.h"
+
+namespace {
+
+struct Options {
+  std::vector<std::string> inputs;
+  int vocab_size = 4000;
+  uint64_t min_frequency = 2;
+  std::string specials = "<|endoftext|>,<|im_start|>,<|im_end|>";
+  std::string chat_template, output;
+  bool json = false;
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t c = s.find(',', start);
+    if (c == std::string::npos) c = s.size();
+    std::string item = s.substr(start, c - start);
+    if (!item.empty()) out.push_back(item);
+    start = c + 1;
+  }
+  return out;
+}
+
+bool is_jsonl(const std::string& path) {
+  return path.size() >= 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
+}
+
+int run_train(const Options& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (!o.chat_template.empty()) lathe::ChatTemplate::builtin(o.chat_template);  // unknown name fails early
+  lathe::tok::BpeTrainOptions opt;
+  opt.vocab_size = o.vocab_size;
+  opt.min_frequency = o.min_frequency;
+  opt.special_tokens = split_commas(o.specials);
+  lathe::tok::BpeTrainer trainer(opt);
+  uint64_t bytes = 0, records = 0;
+  for (auto& path : o.inputs) {
+    std::string data = lathe::read_file(path);
+    bytes += data.size();
+    if (!is_jsonl(path)) {
+      trainer.add_text(data);
+      continue;
+    }
+    size_t line_no = 0, pos = 0;
+    std::vector<std::string> texts;
+    while (pos < data.size()) {
+      size_t nl = data.find('\n', pos);
+      if (nl == std::string::npos) nl = data.size();
+      std::string_view line(data.data() + pos, nl - pos);
+      pos = nl + 1;
+      line_no++;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      texts.clear();
+      try {
+        lathe::tok::collect_record_text(line, texts);
+      } catch (const nlohmann::json::exception& e) {
+        lathe::fail("tokenizer", "{}:{}: not valid JSON: {}", path, line_no, e.what());
+      }
+      for (auto& t : texts) trainer.add_text(t);
+      records++;
+    }
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  lathe::tok::BpeTrainResult r = trainer.train();
+  auto t2 = std::chrono::steady_clock::now();
+  lathe::tok::write_trained_tokenizer(o.output, r, o.chat_template);
+  double count_s = std::chrono::duration<double>(t1 - t0).count();
+  double merge_s = std::chrono::duration<double>(t2 - t1).count();
+  size_t vocab = r.vocab.size() + r.special_tokens.size();
+  if (o.json) {
+    nlohmann::ordered_json j = {{"output", o.output},       {"input_bytes", bytes},
+                                {"records", records},       {"distinct_words", r.distinct_words},
+                                {"vocab_size", vocab},      {"merges", r.merges.size()},
+                                {"special_tokens", r.special_tokens.size()},
+                                {"pairs_exhausted", r.pairs_exhausted},
+                                {"count_seconds", count_s}, {"merge_seconds", merge_s}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("wrote %s/tokenizer.json: vocab %zu (256 bytes + %zu merged + %zu special), %zu merges\n",
+                o.output.c_str(), vocab, r.vocab.size() - 256, r.special_tokens.size(), r.merges.size());
+    std::printf("input %llu bytes, %llu distinct words; counting %.2f s, merging %.2f s\n",
+                (unsigned long long)bytes, (unsigned long long)r.distinct_words, count_s, merge_s);
+    if (r.pairs_exhausted)
+      std::printf("note: stopped early, no pair occurs --min-frequency (%llu) times or more\n",
+                  (unsigned long long)o.min_frequency);
+  }
+  return 0;
+}
+
+std::function<int()> setup(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.require_subcommand(1);
+  CLI::App* train = app.add_subcommand("train", "Train a byte-level BPE tokenizer on text/JSONL files");
+  train->add_option("--input", o->inputs, "Text files (whole file) or .jsonl files (text fields)")->required();
+  train->add_option("--vocab-size", o->vocab_size, "Total vocabulary: 256 bytes + merges + special tokens")
+      ->required()->check(CLI::Range(257, 1 << 20));
+  train->add_option("--min-frequency", o->min_frequency, "Never merge a pair seen fewer times")->capture_default_str();
+  train->add_option("--special-tokens", o->specials, "Comma-separated special tokens (ids after the merges)")
+      ->capture_default_str();
+  train->add_option("--chat-template", o->chat_template, "Builtin chat template for tokenizer_config.json (chatml)");
+  train->add_option("--output", o->output, "Output directory")->required();
+  train->add_flag("--json", o->json, "Print the summary as JSON");
+  return [o, train] {
+    if (train->parsed()) return run_train(*o);
+    return 2;
+  };
+}
+LATHE_COMMAND("tokenizer", "Tokenizer tools: `lathe tokenizer train` builds a byte-level BPE tokenizer", setup);
+
+}  // namespace

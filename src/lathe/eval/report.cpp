@@ -1,0 +1,146 @@
+#include "lathe/eval/report.h"
+
+#include <cmath>
+#include <fstream>
+
+#include "lathe/core/file_io.h"
+
+namespace lathe::eval {
+
+using ojson = nlohmann::ordered_json;
+
+std::vector<GateFailure> evaluate_gates(const EvalRun& run, const Gates& gates) {
+  std::vector<GateFailure> out;
+  bool any_adapter = false;
+  for (auto& v : run.variants) any_adapter = any_adapter || v.kind == "adapter";
+  for (auto& v : run.variants) {
+    if (any_adapter ? v.kind != "adapter" : v.kind != "base") continue;
+    std::vector<std::string> failing;
+    for (size_t i = 0; i < v.cases.size(); i++)
+      if (!v.cases[i].pass) failing.push_back(run.suite.cases[i].id);
+    if (gates.min_pass_rate >= 0 && v.pass_rate < gates.min_pass_rate)
+      out.push_back({v.name, "min_pass_rate", v.pass_rate, gates.min_pass_rate, failing});
+    // The base's forgetting is 0 by definition; only adapters can forget.
+    if (gates.max_forgetting >= 0 && v.kind == "adapter" && v.forgetting && *v.forgetting > gates.max_forgetting)
+      out.push_back({v.name, "max_forgetting", *v.forgetting, gates.max_forgetting, {}});
+  }
+  return out;
+}
+
+ojson read_training_curve(const std::string& path) {
+  ojson rows = ojson::array();
+  std::ifstream in(path);
+  if (!in) return rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    ojson j = ojson::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("step")) continue;  // a torn last line
+    ojson r;
+    r["step"] = j["step"];
+    for (const char* k : {"loss", "eval_loss", "lr"})
+      if (j.contains(k) && j[k].is_number()) r[k] = j[k];
+    if (r.size() > 1) rows.push_back(r);
+  }
+  return rows;
+}
+
+static ojson ppl_json(const std::optional<PerplexityResult>& p) {
+  if (!p) return nullptr;
+  return ojson{{"tokens", p->tokens}, {"nll", p->nll}, {"ppl", p->ppl}};
+}
+
+ojson report_json(const EvalRun& run, const ReportInputs& in) {
+  const EvalSuite& s = run.suite;
+  ojson r;
+  r["format"] = "lathe-eval-report-v1";
+  ojson gen{{"max_new_tokens", s.generation.max_new_tokens}, {"temperature", s.generation.temperature},
+            {"top_k", s.generation.top_k},  {"top_p", s.generation.top_p},
+            {"seed", s.generation.seed},    {"stop", s.generation.stop},
+            {"template", s.generation.template_name}, {"template_used", run.template_used}};
+  ojson shots = ojson::array();
+  for (auto& f : s.baseline.few_shot) shots.push_back({{"prompt", f.prompt}, {"response", f.response}});
+  r["suite"] = {{"name", s.name}, {"source", s.source}, {"cases", s.cases.size()}, {"generation", gen},
+                {"baseline", {{"system", s.baseline.system}, {"few_shot", shots}}}};
+  ojson adapters = ojson::array();
+  for (auto& [name, dir] : run.options.adapters) {
+    ojson a{{"name", name}, {"dir", dir}};
+    if (file_exists(dir + "/adapter_config.json")) {
+      ojson cfg = ojson::parse(read_file(dir + "/adapter_config.json"), nullptr, false);
+      if (!cfg.is_discarded()) a["adapter_config"] = cfg;
+    }
+    adapters.push_back(a);
+  }
+  const RunOptions& o = run.options;
+  r["config"] = {{"model", o.model_path}, {"adapters", adapters},  {"eval_data", o.eval_data},
+                 {"train_data", o.train_data}, {"holdout", o.holdout}, {"reference", run.reference},
+                 {"command", in.command_line}};
+  ojson vars = ojson::array();
+  for (auto& v : run.variants) {
+    ojson tags = ojson::object();
+    for (auto& [t, st] : v.tags)
+      tags[t] = {{"cases", st.cases}, {"passed", st.passed}, {"pass_rate", double(st.passed) / st.cases}};
+    vars.push_back({{"name", v.name},
+                    {"kind", v.kind},
+                    {"adapter_dir", v.adapter_dir},
+                    {"cases", v.cases.size()},
+                    {"passed", v.passed},
+                    {"pass_rate", v.pass_rate},
+                    {"weighted_pass_rate", v.weighted_pass_rate},
+                    {"weighted_score", v.weighted_score},
+                    {"tags", tags},
+                    {"validation", ppl_json(v.validation)},
+                    {"holdout", ppl_json(v.holdout)},
+                    {"forgetting", v.forgetting ? ojson(*v.forgetting) : ojson(nullptr)},
+                    {"fixed_vs_reference", v.name == run.reference ? ojson(nullptr) : ojson(v.fixed)},
+                    {"broken_vs_reference", v.name == run.reference ? ojson(nullptr) : ojson(v.broken)},
+                    {"seconds", v.seconds}});
+  }
+  r["variants"] = vars;
+  ojson cases = ojson::array();
+  int contaminated = 0;
+  for (size_t i = 0; i < s.cases.size(); i++) {
+    const EvalCase& c = s.cases[i];
+    ojson cj{{"id", c.id}, {"where", c.where}};
+    if (c.messages.is_null())
+      cj["prompt"] = c.prompt;
+    else
+      cj["messages"] = c.messages;
+    cj["system"] = c.system;
+    cj["expected"] = c.has_expected ? ojson(c.expected) : ojson(nullptr);
+    cj["tags"] = c.tags;
+    cj["weight"] = c.weight;
+    const Contamination& ct = run.contamination[i];
+    contaminated += ct.flagged;
+    cj["contaminated"] = ct.flagged;
+    if (ct.flagged) cj["contamination_source"] = ct.source;
+    ojson res = ojson::object();
+    for (auto& v : run.variants) {
+      const CaseOutput& co = v.cases[i];
+      ojson as = ojson::array();
+      for (auto& a : co.results)
+        as.push_back({{"type", a.type}, {"pass", a.pass}, {"score", a.score}, {"detail", a.detail}});
+      res[v.name] = {{"pass", co.pass},           {"score", co.score},
+                     {"output", co.output},       {"prompt_text", co.prompt_text},
+                     {"prompt_tokens", co.prompt_tokens}, {"new_tokens", co.new_tokens},
+                     {"finish_reason", co.finish_reason}, {"assertions", as}};
+    }
+    cj["results"] = res;
+    cases.push_back(cj);
+  }
+  r["contaminated_cases"] = contaminated;
+  r["cases"] = cases;
+  ojson curves = ojson::object();
+  for (auto& [name, path] : in.train_metrics) curves[name] = {{"path", path}, {"rows", read_training_curve(path)}};
+  r["training_curves"] = curves;
+  ojson fails = ojson::array();
+  for (auto& f : in.gate_failures)
+    fails.push_back({{"variant", f.variant}, {"gate", f.gate}, {"value", f.value}, {"limit", f.limit},
+                     {"failing_cases", f.failing_cases}});
+  r["gate"] = {{"min_pass_rate", in.gates.min_pass_rate >= 0 ? ojson(in.gates.min_pass_rate) : ojson(nullptr)},
+               {"max_forgetting", in.gates.max_forgetting >= 0 ? ojson(in.gates.max_forgetting) : ojson(nullptr)},
+               {"passed", in.gate_failures.empty()},
+               {"failures", fails}};
+  return r;
+}
+
+}  // namespace lathe::eval

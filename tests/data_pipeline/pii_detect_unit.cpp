@@ -1,0 +1,211 @@
+// PII detector: each type's positives and decoys in Korean and English, context words raising and
+// lowering confidence, validators on published examples, redaction and report masks, options.
+#include <gtest/gtest.h>
+
+#include "lathe/core/error.h"
+#include "lathe/data/pii.h"
+
+namespace {
+
+using namespace lathe::data;
+
+// The single match of `type` in text (fails the test when there is not exactly one match overall).
+PiiMatch only(const std::string& text, PiiOptions opt = {}) {
+  auto m = PiiDetector(opt).detect(text);
+  EXPECT_EQ(m.size(), 1u) << text;
+  return m.empty() ? PiiMatch{PiiType::Email, 0, 0, 0, ""} : m[0];
+}
+std::string value(const std::string& text, const PiiMatch& m) { return text.substr(m.begin, m.end - m.begin); }
+bool none(const std::string& text) {
+  auto m = PiiDetector().detect(text);
+  for (auto& x : m) ADD_FAILURE() << "unexpected " << pii_type_name(x.type) << " '" << value(text, x) << "' in " << text;
+  return m.empty();
+}
+float conf_of(const std::string& text, PiiType t) {
+  PiiOptions o;
+  o.min_confidence = 0;
+  for (auto& m : PiiDetector(o).detect(text))
+    if (m.type == t) return m.confidence;
+  return -1;
+}
+
+TEST(PiiValidators, PublishedExamples) {
+  // Luhn: the standard test numbers of card networks, and a one-digit change.
+  EXPECT_TRUE(luhn_valid("4111111111111111"));
+  EXPECT_TRUE(luhn_valid("378282246310005"));
+  EXPECT_TRUE(luhn_valid("79927398713"));  // Wikipedia's Luhn example
+  EXPECT_FALSE(luhn_valid("4111111111111112"));
+  EXPECT_FALSE(luhn_valid("4012888888881882"));
+  // RRN/FRN: Presidio's valid and invalid examples (check digits computed by hand from the formula).
+  EXPECT_TRUE(kr_rrn_checksum_valid("9601211021413"));
+  EXPECT_TRUE(kr_rrn_checksum_valid("0509122000019"));
+  EXPECT_FALSE(kr_rrn_checksum_valid("9601211234567"));
+  EXPECT_TRUE(kr_frn_checksum_valid("9111245678906"));
+  EXPECT_TRUE(kr_frn_checksum_valid("0509126000012"));
+  EXPECT_FALSE(kr_frn_checksum_valid("9111245678901"));
+  EXPECT_TRUE(kr_registration_date_valid("0002293000000"));   // 2000-02-29 (leap year)
+  EXPECT_FALSE(kr_registration_date_valid("0102293000000"));  // 2001-02-29
+  EXPECT_FALSE(kr_registration_date_valid("0013321234567"));  // month 13
+  EXPECT_FALSE(kr_registration_date_valid("9603030021413"));  // gender digit 0
+  EXPECT_FALSE(kr_registration_date_valid("0511029234110"));  // gender digit 9 (1800s)
+  // BRN: 104-86-56659 valid, last digit changed invalid.
+  EXPECT_TRUE(kr_brn_checksum_valid("1048656659"));
+  EXPECT_FALSE(kr_brn_checksum_valid("1048656658"));
+  EXPECT_FALSE(kr_brn_checksum_valid("104865665"));
+}
+
+TEST(PiiDetect, TypeNames) {
+  for (PiiType t : all_pii_types()) EXPECT_EQ(pii_type_from_name(pii_type_name(t)), t);
+  EXPECT_EQ(pii_type_from_name("rrn"), PiiType::ResidentRegistrationNumber);
+  EXPECT_THROW(pii_type_from_name("SSN"), lathe::Error);
+}
+
+TEST(PiiDetect, KoreanPhones) {
+  for (std::string v : {"010-1234-5678", "010 1234 5678", "010.1234.5678", "011-345-6789", "02-123-4567",
+                        "031-987-6543", "1588-1234", "070-1234-5678", "+82 10-1234-5678", "+82-2-3456-7890"}) {
+    std::string text = "연락처 " + v + "입니다";
+    auto m = only(text);
+    EXPECT_EQ(m.type, PiiType::Phone) << v;
+    EXPECT_EQ(value(text, m), v);
+  }
+  std::string t = "(02) 555-1234 대표번호";
+  EXPECT_EQ(value(t, only(t)), "(02) 555-1234");
+  t = "홍길동(010-3333-4444)님";
+  EXPECT_EQ(value(t, only(t)), "010-3333-4444");
+}
+
+TEST(PiiDetect, InternationalPhones) {
+  for (std::string v : {"(415) 555-0132", "415-555-0132", "+1 415 555 0132", "+44 20 7946 0958", "+33 1 42 68 53 00"}) {
+    std::string text = "Call " + v + " now.";
+    auto m = only(text);
+    EXPECT_EQ(m.type, PiiType::Phone) << v;
+    EXPECT_EQ(value(text, m), v);
+  }
+}
+
+TEST(PiiDetect, RegistrationNumbers) {
+  std::string t = "주민등록번호: 960121-1021413";
+  auto m = only(t);
+  EXPECT_EQ(m.type, PiiType::ResidentRegistrationNumber);
+  EXPECT_EQ(m.rule, "rrn_checksum");
+  t = "외국인등록번호 911124-5678906";
+  EXPECT_EQ(only(t).type, PiiType::ForeignerRegistrationNumber);
+  // Invalid dates and gender digits are never registration numbers.
+  EXPECT_TRUE(none("번호 001332-1234567"));
+  EXPECT_TRUE(none("번호 960303-0021413"));
+  // Post-2020 numbers (no checksum): only with a context word.
+  EXPECT_LT(conf_of("번호 210315-3123456", PiiType::ResidentRegistrationNumber), 0.5f);
+  EXPECT_GE(conf_of("주민등록번호 210315-3123456", PiiType::ResidentRegistrationNumber), 0.8f);
+  EXPECT_GE(conf_of("주민번호는 2103153123456", PiiType::ResidentRegistrationNumber), 0.8f);
+}
+
+TEST(PiiDetect, BusinessCardLicencePassport) {
+  std::string t = "사업자등록번호 104-86-56659";
+  EXPECT_EQ(only(t).type, PiiType::BusinessRegistrationNumber);
+  EXPECT_TRUE(none("사업자등록번호 104-86-56658"));  // checksum fails
+  t = "카드번호 4111-1111-1111-1111";
+  EXPECT_EQ(only(t).type, PiiType::CardNumber);
+  t = "Amex 3782 822463 10005 on file";
+  EXPECT_EQ(value(t, only(t)), "3782 822463 10005");
+  EXPECT_TRUE(none("card 4111-1111-1111-1112"));  // Luhn fails
+  t = "운전면허 11-22-123456-12";
+  EXPECT_EQ(only(t).type, PiiType::DriverLicense);
+  EXPECT_TRUE(none("번호 99-22-123456-12"));  // no such region
+  t = "여권번호 M123A4567";
+  EXPECT_EQ(only(t).type, PiiType::Passport);
+  EXPECT_TRUE(none("code A123B4567"));
+}
+
+TEST(PiiDetect, AccountsNeedContext) {
+  std::string t = "입금 계좌 110-123-456789 (신한은행)";
+  auto m = only(t);
+  EXPECT_EQ(m.type, PiiType::BankAccount);
+  EXPECT_EQ(value(t, m), "110-123-456789");
+  EXPECT_TRUE(none("참고 110-123-456789 입니다"));
+  t = "Send it to bank account 1002-123-456789 please";
+  EXPECT_EQ(only(t).type, PiiType::BankAccount);
+}
+
+TEST(PiiDetect, EmailIpSecrets) {
+  std::string t = "메일 hong.gd@example.co.kr 로";
+  EXPECT_EQ(value(t, only(t)), "hong.gd@example.co.kr");
+  EXPECT_TRUE(none("my email is info@presidio."));
+  t = "from 8.8.8.8 today";
+  EXPECT_EQ(only(t).type, PiiType::IpAddress);
+  EXPECT_TRUE(none("gateway 192.168.0.1 (private)"));  // private range is below the default threshold
+  t = "addr 2001:db8:85a3::8a2e:370:7334 ok";
+  EXPECT_EQ(value(t, only(t)), "2001:db8:85a3::8a2e:370:7334");
+  EXPECT_TRUE(none("at 10:30:45 and std::vector"));
+  t = "AWS_SECRET=AKIAIOSFODNN7EXAMPLE";
+  EXPECT_EQ(only(t).type, PiiType::Secret);
+  t = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\nnext";
+  EXPECT_EQ(value(t, only(t)), "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----");
+}
+
+TEST(PiiDetect, DecoysSurvive) {
+  EXPECT_TRUE(none("2023-10-15 회의, 2023.10.15. 오후"));
+  EXPECT_TRUE(none("민법 제750조 및 형법 제307조 제1항"));
+  EXPECT_TRUE(none("총 1,234,567원, 2,000만원"));
+  EXPECT_TRUE(none("ISBN 978-89-374-6044-9"));
+  EXPECT_TRUE(none("제품코드 010-2345-6789"));
+  EXPECT_TRUE(none("Order #4111111111111111 refunded"));
+  EXPECT_TRUE(none("Version 1.2.3.4 and pi 3.141592653589793"));
+  EXPECT_TRUE(none("SKU AB-010-1234-5678"));
+}
+
+TEST(PiiDetect, ContextRaisesAndLowers) {
+  float plain = conf_of("값 01012345678 끝", PiiType::Phone);
+  float labelled = conf_of("휴대폰 01012345678 끝", PiiType::Phone);
+  float decoy = conf_of("주문번호 01012345678 끝", PiiType::Phone);
+  EXPECT_GT(labelled, plain);
+  EXPECT_LT(decoy, plain);
+  EXPECT_LT(decoy, 0.5f);
+  EXPECT_GT(conf_of("my phone 415-555-0132", PiiType::Phone), conf_of("x 415-555-0132", PiiType::Phone));
+  // English words match whole words only: "ship" holds no "ip".
+  EXPECT_EQ(conf_of("ship 203.0.113.5", PiiType::IpAddress), conf_of("x 203.0.113.5", PiiType::IpAddress));
+}
+
+TEST(PiiDetect, OptionsFilterTypesAndThreshold) {
+  std::string t = "메일 a@example.com 전화 010-1234-5678";
+  PiiOptions o;
+  o.types = {PiiType::Phone};
+  auto m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].type, PiiType::Phone);
+  o = {};
+  o.min_confidence = 0.99f;  // the labelled phone reaches 1.0, the e-mail stays at its base 0.95
+  m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].type, PiiType::Phone);
+}
+
+TEST(PiiRedact, PlaceholdersAndMasks) {
+  std::string t = "주민등록번호 960121-1021413, 전화 010-1234-5678, 메일 kim@example.com";
+  auto m = PiiDetector().detect(t);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(redact(t, m), "주민등록번호 [RRN], 전화 [PHONE], 메일 [EMAIL]");
+  EXPECT_EQ(mask_for_report(t, m[0]), "960121-*******");
+  EXPECT_EQ(mask_for_report(t, m[1]), "010-****-5678");
+  EXPECT_EQ(mask_for_report(t, m[2]), "k***@example.com");
+  std::string c = "card 4111-1111-1111-1111";
+  EXPECT_EQ(mask_for_report(c, only(c)), "****-****-****-1111");
+  std::string ip = "from 8.8.4.4 x";
+  EXPECT_EQ(mask_for_report(ip, only(ip)), "8.8.*.*");
+  EXPECT_EQ(redact("no pii here", {}), "no pii here");
+}
+
+TEST(PiiDetect, RobustOnOddInput) {
+  PiiDetector d;
+  std::string junk;
+  for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 131 + 7) % 256));
+  EXPECT_NO_THROW(d.detect(junk));
+  EXPECT_NO_THROW(d.detect(""));
+  EXPECT_NO_THROW(d.detect("@"));
+  EXPECT_NO_THROW(d.detect("+"));
+  EXPECT_NO_THROW(d.detect("::"));
+  EXPECT_NO_THROW(d.detect("-----BEGIN PRIVATE KEY-----"));
+  EXPECT_NO_THROW(d.detect(std::string(1000, '1')));
+  EXPECT_NO_THROW(d.detect("1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1"));
+}
+
+}  // namespace
