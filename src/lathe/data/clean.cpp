@@ -1,0 +1,309 @@
+#include "lathe/data/clean.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "lathe/data/collect.h"
+
+namespace lathe::data {
+
+namespace {
+
+// Decodes the code point at s[i] (input is valid UTF-8 after collect); advances i.
+uint32_t next_cp(std::string_view s, size_t& i) {
+  unsigned char c = s[i];
+  if (c < 0x80) {
+    i++;
+    return c;
+  }
+  int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  uint32_t cp = n == 4 ? c & 0x07 : n == 3 ? c & 0x0F : n == 2 ? c & 0x1F : c;
+  for (int k = 1; k < n && i + k < s.size(); k++) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  i += n;
+  return cp;
+}
+
+// Code points whose presence means NFC/NFKC could change the text. Precomposed Hangul syllables,
+// CJK unified ideographs, general punctuation and ASCII are stable, so most Korean and English text
+// skips utf8proc entirely (it costs ~10x the rest of cleaning).
+bool may_change_under_nfc(std::string_view s, bool compat) {
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      i++;
+      continue;
+    }
+    uint32_t cp = next_cp(s, i);
+    if (cp >= 0xAC00 && cp <= 0xD7A3) continue;
+    if (cp >= 0x4E00 && cp <= 0x9FFF) continue;
+    if (!compat && cp >= 0x2010 && cp <= 0x2027) continue;
+    if (!compat && cp >= 0x3001 && cp <= 0x303F) continue;
+    if (cp < 0x0300 && !compat) continue;  // Latin-1 and Latin Extended letters are precomposed
+    return true;
+  }
+  return false;
+}
+
+bool zero_width(uint32_t cp) { return (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF || cp == 0x00AD; }
+bool control(uint32_t cp) { return (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
+
+bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::vector<std::string_view> words_of(std::string_view s) {
+  std::vector<std::string_view> w;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_space(s[i])) i++;
+    size_t j = i;
+    while (j < s.size() && !is_space(s[j])) j++;
+    if (j > i) w.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return w;
+}
+
+const char* script_of(uint32_t cp) {
+  if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7)) return "latin";
+  if ((cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x3130 && cp <= 0x318F)) return "hangul";
+  if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0xF900 && cp <= 0xFAFF)) return "han";
+  if (cp >= 0x3040 && cp <= 0x30FF) return "kana";
+  if (cp >= 0x0400 && cp <= 0x04FF) return "cyrillic";
+  if (cp < 0x80) return nullptr;
+  auto cat = utf8proc_category(int32_t(cp));
+  if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) return "other";
+  return nullptr;
+}
+
+}  // namespace
+
+std::string strip_html_remnants(std::string_view s) {
+  static const std::unordered_set<std::string> tags = {
+      "br", "p", "div", "span", "b", "i", "u", "em", "strong", "a", "img", "li", "ul", "ol", "table", "tr",
+      "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "font", "center", "sup", "sub", "hr", "tbody", "thead",
+      "blockquote", "small", "big", "s", "strike", "label", "section", "article", "nav", "header", "footer"};
+  static const std::unordered_set<std::string> breaking = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4",
+                                                           "h5", "h6", "hr", "table", "ul", "ol", "blockquote"};
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '<') {
+      size_t j = i + 1 + (i + 1 < s.size() && s[i + 1] == '/');
+      size_t k = j;
+      while (k < s.size() && std::isalnum(static_cast<unsigned char>(s[k]))) k++;
+      std::string name(s.substr(j, k - j));
+      for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+      size_t gt = s.find('>', k);
+      size_t lt = s.find('<', k);
+      if (!name.empty() && tags.count(name) && gt != std::string_view::npos && gt - i < 400 && (lt == std::string_view::npos || lt > gt) &&
+          (k == gt || s[k] == ' ' || s[k] == '/' || s[k] == '\t')) {
+        if (breaking.count(name)) out += '\n';
+        i = gt;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  if (out.find('&') != std::string::npos) return decode_html_entities(out);
+  return out;
+}
+
+void clean_text(std::string& s, const CleanOptions& o) {
+  if (o.strip_html && (s.find('<') != std::string::npos || s.find('&') != std::string::npos)) s = strip_html_remnants(s);
+  bool compat = o.normalize == "nfkc";
+  if (o.normalize != "none" && may_change_under_nfc(s, compat)) {
+    int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (compat ? UTF8PROC_COMPAT : 0);
+    utf8proc_uint8_t* res = nullptr;
+    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &res,
+                          utf8proc_option_t(opts));
+    if (n >= 0 && res) s.assign(reinterpret_cast<char*>(res), size_t(n));
+    free(res);
+  }
+  // One pass: drop control / zero-width characters, map exotic spaces to ' ', normalise whitespace.
+  std::string out;
+  out.reserve(s.size());
+  const bool ws = o.normalize_whitespace;
+  size_t pending_spaces = 0, pending_newlines = 0;
+  bool line_start = true;
+  for (size_t i = 0; i < s.size();) {
+    size_t at = i;
+    uint32_t cp = next_cp(s, i);
+    if (cp == '\r') {
+      if (i < s.size() && s[i] == '\n') continue;  // CRLF → LF
+      cp = '\n';
+    }
+    if (o.remove_zero_width && zero_width(cp)) continue;
+    if (o.remove_control && control(cp)) continue;
+    if (ws && (cp == 0xA0 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F)) cp = ' ';
+    if (ws) {
+      if (cp == ' ' || (cp == '\t' && !line_start)) {
+        pending_spaces++;
+        continue;
+      }
+      if (cp == '\n') {
+        pending_spaces = 0;  // trailing spaces dropped
+        pending_newlines++;
+        line_start = true;
+        continue;
+      }
+      if (pending_newlines) {
+        if (!out.empty()) out.append(std::min<size_t>(pending_newlines, 2), '\n');
+        pending_newlines = 0;
+        if (line_start && pending_spaces && !out.empty()) out.append(pending_spaces, ' ');  // keep indentation
+        pending_spaces = 0;
+      } else if (pending_spaces) {
+        if (!out.empty()) out.append(line_start ? pending_spaces : 1, ' ');
+        pending_spaces = 0;
+      }
+      line_start = false;
+      if (cp == '\t') {
+        out += '\t';
+        continue;
+      }
+    }
+    out.append(s, at, i - at);
+  }
+  s.swap(out);
+}
+
+RepetitionStats repetition_stats(std::string_view text) {
+  RepetitionStats r;
+  // Lines (paragraph-level repetition; Gopher also checks paragraphs, which our blank-line chunking
+  // already separates).
+  std::unordered_map<std::string_view, int> seen;
+  size_t lines = 0, dup_lines = 0, chars = 0, dup_chars = 0;
+  for (size_t p = 0; p <= text.size();) {
+    size_t nl = std::min(text.find('\n', p), text.size());
+    std::string_view l = text.substr(p, nl - p);
+    p = nl + 1;
+    if (l.find_first_not_of(" \t") == std::string_view::npos) {
+      if (nl == text.size()) break;
+      continue;
+    }
+    lines++;
+    chars += l.size();
+    if (seen[l]++ > 0) {
+      dup_lines++;
+      dup_chars += l.size();
+    }
+    if (nl == text.size()) break;
+  }
+  if (lines) r.dup_line_fraction = double(dup_lines) / double(lines);
+  if (chars) r.dup_line_char_fraction = double(dup_chars) / double(chars);
+  auto words = words_of(text);
+  size_t word_chars = 0;
+  std::vector<uint64_t> wh(words.size());
+  for (size_t i = 0; i < words.size(); i++) {
+    word_chars += words[i].size();
+    wh[i] = std::hash<std::string_view>{}(words[i]);
+  }
+  if (word_chars == 0) return r;
+  auto ngram_hash = [&](size_t i, int n) {
+    uint64_t h = 1469598103934665603ull;
+    for (int k = 0; k < n; k++) h = (h ^ wh[i + k]) * 1099511628211ull + uint64_t(k);
+    return h;
+  };
+  for (int n = 2; n <= 10; n++) {
+    if (words.size() < size_t(n)) break;
+    std::unordered_map<uint64_t, std::pair<int, size_t>> counts;  // hash → (count, first index)
+    for (size_t i = 0; i + n <= words.size(); i++) {
+      auto& c = counts[ngram_hash(i, n)];
+      if (c.first++ == 0) c.second = i;
+    }
+    if (n <= 4) {
+      size_t best = 0;
+      for (auto& [h, c] : counts) {
+        if (c.first < 2) continue;
+        size_t len = 0;
+        for (int k = 0; k < n; k++) len += words[c.second + k].size();
+        best = std::max(best, len * size_t(c.first));
+      }
+      r.top_ngram[n - 2] = double(best) / double(word_chars);
+    } else {
+      std::vector<char> covered(words.size(), 0);
+      for (size_t i = 0; i + n <= words.size(); i++)
+        if (counts[ngram_hash(i, n)].first > 1) std::fill(covered.begin() + i, covered.begin() + i + n, 1);
+      size_t dup = 0;
+      for (size_t i = 0; i < words.size(); i++)
+        if (covered[i]) dup += words[i].size();
+      r.dup_ngram[n - 5] = double(dup) / double(word_chars);
+    }
+  }
+  return r;
+}
+
+void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp = next_cp(text, i);
+    if (const char* s = script_of(cp)) counts[s]++;
+  }
+}
+
+double script_ratio(std::string_view text, const std::string& script) {
+  size_t letters = 0, in_script = 0;
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp = next_cp(text, i);
+    if (const char* s = script_of(cp)) {
+      letters++;
+      in_script += script == s;
+    }
+  }
+  return letters ? double(in_script) / double(letters) : 0.0;
+}
+
+std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o) {
+  if (rec.contains("input_ids")) return std::nullopt;  // pre-tokenized: nothing to read
+  std::string text = record_text(rec);
+  size_t n = utf8_length(text);
+  if (n < std::max<size_t>(o.min_chars, 1)) return n == 0 ? "empty text" : "too short (chars)";
+  if (o.max_chars && n > o.max_chars) return "too long (chars)";
+  if (rec.contains("messages")) {
+    bool has_assistant = false;
+    for (auto& m : rec["messages"]) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
+    if (!has_assistant) return "no assistant turn";
+    std::string a = record_answer(rec);
+    size_t b = a.find_first_not_of(" \t\n"), e = a.find_last_not_of(" \t\n");
+    size_t alen = b == std::string::npos ? 0 : utf8_length(std::string_view(a).substr(b, e - b + 1));
+    if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";
+  }
+  if (o.repetition_filter && words_of(text).size() >= 20) {
+    auto r = repetition_stats(text);
+    if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
+      return "repeated lines";
+    for (int k = 0; k < 3; k++)
+      if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return "repeated n-grams";
+    for (int k = 0; k < 6; k++)
+      if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return "repeated n-grams";
+  }
+  if (!o.script.empty() && o.min_script_ratio > 0 && script_ratio(text, o.script) < o.min_script_ratio)
+    return "script ratio below " + o.script + " minimum";
+  return std::nullopt;
+}
+
+void clean_records(std::vector<Record>& records, const CleanOptions& o, StageCounts& counts) {
+  const int64_t n = int64_t(records.size());
+  std::vector<std::optional<std::string>> why(n);
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; i++) {
+    for_each_text(records[i].json, [&](std::string& s) { clean_text(s, o); });
+    why[i] = filter_record(records[i].json, o);
+  }
+  counts.in += records.size();
+  std::vector<Record> kept;
+  kept.reserve(records.size());
+  for (int64_t i = 0; i < n; i++) {
+    if (why[i]) {
+      std::string ex = record_text(records[i].json).substr(0, 120);
+      repair_utf8(ex);
+      counts.drop(*why[i], records[i].source.where() + ": " + ex);
+    } else {
+      kept.push_back(std::move(records[i]));
+    }
+  }
+  records.swap(kept);
+  counts.out += records.size();
+}
+
+}  // namespace lathe::data

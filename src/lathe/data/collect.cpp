@@ -1,0 +1,328 @@
+// Stage 1 readers for structured inputs (JSONL, JSON, CSV/TSV) and the dispatch by extension.
+// JSONL lines are parsed in parallel (OpenMP) because JSON parsing dominates collect time.
+#include "lathe/data/collect.h"
+
+#include <glob.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe::data {
+
+namespace {
+
+std::string lower_ext(const std::string& path) {
+  std::string e = fs::path(path).extension().string();
+  for (auto& c : e) c = char(std::tolower((unsigned char)c));
+  return e.empty() ? e : e.substr(1);
+}
+
+std::string record_id(const Source& s, size_t chunk) {
+  std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", s.file, s.line, s.page, s.item, chunk);
+  return hex64(XXH3_64bits(key.data(), key.size()));
+}
+
+void add_record(CollectResult& out, nlohmann::json j, Source src, size_t chunk = 0) {
+  Record r;
+  r.id = record_id(src, chunk);
+  r.json = std::move(j);
+  r.source = std::move(src);
+  out.records.push_back(std::move(r));
+}
+
+void bad(CollectResult& out, const CollectOptions& o, const std::string& reason, const std::string& where,
+         const std::string& detail) {
+  if (o.strict) fail("data", "{}: {}: {}", where, reason, detail);
+  out.counts.in++;
+  out.counts.drop(reason, where + ": " + detail);
+}
+
+void read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out) {
+  std::vector<std::pair<size_t, size_t>> lines;  // (offset, length) of non-blank lines
+  std::vector<int64_t> numbers;
+  size_t pos = 0;
+  int64_t lineno = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    lineno++;
+    std::string_view l = text.substr(pos, nl - pos);
+    if (l.find_first_not_of(" \t\r") != std::string_view::npos) {
+      lines.emplace_back(pos, nl - pos);
+      numbers.push_back(lineno);
+    }
+    pos = nl + 1;
+  }
+  const int64_t n = int64_t(lines.size());
+  std::vector<nlohmann::json> parsed(n);
+  std::vector<std::string> errors(n);
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t i = 0; i < n; i++) {
+    std::string_view l = text.substr(lines[i].first, lines[i].second);
+    if (l.size() > o.max_line_bytes) {
+      errors[i] = "line too long";
+      continue;
+    }
+    if (!valid_utf8(l)) {
+      errors[i] = "undecodable bytes";
+      continue;
+    }
+    parsed[i] = nlohmann::json::parse(l, nullptr, false);
+    if (parsed[i].is_discarded()) errors[i] = "malformed JSON";
+    else if (!parsed[i].is_object()) errors[i] = "not a JSON object";
+  }
+  for (int64_t i = 0; i < n; i++) {
+    std::string where = fmt::format("{}:{}", path, numbers[i]);
+    if (!errors[i].empty()) {
+      std::string_view l = text.substr(lines[i].first, std::min<size_t>(lines[i].second, 80));
+      std::string snippet(l);
+      repair_utf8(snippet);
+      bad(out, o, errors[i], where, errors[i] == "line too long" ? fmt::format("{} bytes", lines[i].second) : snippet);
+      continue;
+    }
+    out.counts.in++;
+    Source s{path, numbers[i], 0, 0};
+    add_record(out, std::move(parsed[i]), std::move(s));
+  }
+}
+
+void read_json(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    // Report the line of the parse error: the exception form gives the byte position.
+    std::string detail = "malformed JSON";
+    try {
+      auto again = nlohmann::json::parse(text);
+      (void)again;
+    } catch (const nlohmann::json::parse_error& e) {
+      size_t byte = std::min(e.byte, text.size());
+      int64_t line = 1 + std::count(text.begin(), text.begin() + byte, '\n');
+      return bad(out, o, "malformed JSON", fmt::format("{}:{}", path, line), e.what());
+    }
+    return bad(out, o, "malformed JSON", path, detail);
+  }
+  auto take_array = [&](const nlohmann::json& arr, const std::string& key) {
+    for (size_t i = 0; i < arr.size(); i++) {
+      Source s{path, 0, 0, int64_t(i + 1)};
+      if (!arr[i].is_object()) {
+        bad(out, o, "not a JSON object", s.where() + (key.empty() ? "" : " of \"" + key + "\""), arr[i].dump().substr(0, 80));
+        continue;
+      }
+      out.counts.in++;
+      if (!key.empty()) s.file = path + "#" + key;
+      add_record(out, arr[i], std::move(s));
+    }
+  };
+  if (j.is_array()) return take_array(j, "");
+  if (j.is_object()) {
+    bool any_array = false;
+    for (auto& [k, v] : j.items())
+      if (v.is_array()) {
+        any_array = true;
+        take_array(v, k);
+      }
+    if (!any_array) {  // a single record
+      out.counts.in++;
+      add_record(out, std::move(j), Source{path, 1, 0, 0});
+    }
+    return;
+  }
+  bad(out, o, "not a JSON array or object", path, j.dump().substr(0, 80));
+}
+
+// RFC 4180: fields separated by `delim`, optionally quoted with '"', '""' inside quotes is a quote,
+// quoted fields may span lines. Returns false at EOF inside quotes (broken quoting).
+bool csv_row(std::string_view t, size_t& pos, char delim, std::vector<std::string>& fields, int64_t& line) {
+  fields.clear();
+  std::string f;
+  bool quoted = false, was_quoted = false;
+  while (pos < t.size()) {
+    char c = t[pos++];
+    if (quoted) {
+      if (c == '"') {
+        if (pos < t.size() && t[pos] == '"') {
+          f += '"';
+          pos++;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') line++;
+        f += c;
+      }
+    } else if (c == '"' && f.empty() && !was_quoted) {
+      quoted = was_quoted = true;
+    } else if (c == delim) {
+      fields.push_back(std::move(f));
+      f.clear();
+      was_quoted = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && pos < t.size() && t[pos] == '\n') pos++;
+      line++;
+      fields.push_back(std::move(f));
+      return true;
+    } else {
+      f += c;
+    }
+  }
+  if (quoted) return false;
+  fields.push_back(std::move(f));
+  return true;
+}
+
+void read_csv(std::string_view text, const std::string& path, char delim, const CollectOptions& o, CollectResult& out) {
+  size_t pos = 0;
+  int64_t line = 1;
+  std::vector<std::string> header, fields;
+  while (pos < text.size() && header.empty()) {
+    int64_t start = line;
+    if (!csv_row(text, pos, delim, header, line)) return bad(out, o, "broken CSV quoting", fmt::format("{}:{}", path, start), "unterminated quote in the header");
+    if (header.size() == 1 && header[0].empty()) header.clear();
+  }
+  if (header.empty()) return;
+  while (pos < text.size()) {
+    int64_t start = line;
+    size_t row_start = pos;
+    if (!csv_row(text, pos, delim, fields, line)) {
+      bad(out, o, "broken CSV quoting", fmt::format("{}:{}", path, start), "quote opened here is never closed; rest of file skipped");
+      return;
+    }
+    if (fields.size() == 1 && fields[0].empty()) continue;  // blank line
+    std::string where = fmt::format("{}:{}", path, start);
+    if (pos - row_start > o.max_line_bytes) {
+      bad(out, o, "line too long", where, fmt::format("{} bytes", pos - row_start));
+      continue;
+    }
+    if (fields.size() != header.size()) {
+      bad(out, o, "CSV field count mismatch", where, fmt::format("{} fields, header has {}", fields.size(), header.size()));
+      continue;
+    }
+    nlohmann::json j = nlohmann::json::object();
+    for (size_t i = 0; i < header.size(); i++) j[header[i]] = fields[i];
+    out.counts.in++;
+    add_record(out, std::move(j), Source{path, start, 0, 0});
+  }
+}
+
+void read_document(std::string_view text, const std::string& path, bool markdown, const CollectOptions& o, CollectResult& out) {
+  size_t k = 0;
+  for (auto& c : chunk_document(text, o, markdown)) {
+    out.counts.in++;
+    add_record(out, nlohmann::json{{"text", std::move(c.text)}}, Source{path, c.line, 0, 0}, k++);
+  }
+}
+
+}  // namespace
+
+// PDF reading lives in collect_docs.cpp; declared here to keep poppler out of this file.
+void collect_pdf(std::string_view bytes, const std::string& path, const CollectOptions& o, CollectResult& out);
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
+  std::vector<std::string> files;
+  for (const auto& p : patterns) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(p, ec); it != fs::recursive_directory_iterator(); ++it) {
+        std::string name = it->path().filename().string();
+        if (!name.empty() && name[0] == '.') {
+          if (it->is_directory()) it.disable_recursion_pending();
+          continue;
+        }
+        if (it->is_regular_file()) found.push_back(it->path().string());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::exists(p, ec)) {
+      files.push_back(p);
+    } else {
+      glob_t g{};
+      int rc = glob(p.c_str(), 0, nullptr, &g);
+      if (rc != 0 || g.gl_pathc == 0) {
+        globfree(&g);
+        fail("data", "{}: no such file, directory or glob match", p);
+      }
+      for (size_t i = 0; i < g.gl_pathc; i++)
+        if (fs::is_regular_file(g.gl_pathv[i], ec)) files.push_back(g.gl_pathv[i]);
+      globfree(&g);
+    }
+  }
+  return files;
+}
+
+void collect_bytes(std::string_view bytes, const std::string& path, const std::string& format, const CollectOptions& o,
+                   CollectResult& out) {
+  if (format == "pdf") return collect_pdf(bytes, path, o, out);
+  if (bytes.empty()) return bad(out, o, "empty file", path, "no content");
+  std::string text;
+  std::string enc = to_utf8(bytes, text);
+  if (enc == "cp949") out.warnings.push_back(fmt::format("{}: not UTF-8; decoded as CP949/EUC-KR", path));
+  if (enc == "utf-16le" || enc == "utf-16be") out.warnings.push_back(fmt::format("{}: decoded from {}", path, enc));
+  bool structured = format == "jsonl" || format == "json" || format == "csv" || format == "tsv";
+  if (enc == "invalid" && !structured) {
+    size_t n = repair_utf8(text);
+    out.warnings.push_back(fmt::format("{}: {} undecodable byte sequence(s) replaced with U+FFFD", path, n));
+  }
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) return bad(out, o, "empty file", path, "only whitespace");
+  if (format == "jsonl") return read_jsonl(text, path, o, out);
+  if (enc == "invalid" && structured && format != "jsonl") {
+    // Whole-document formats cannot skip a line: report the first bad byte's line and skip the file.
+    int64_t line = 1;
+    for (size_t p = 0; p < text.size(); line++) {
+      size_t nl = std::min(text.find('\n', p), text.size());
+      if (!valid_utf8(std::string_view(text).substr(p, nl - p))) break;
+      p = nl + 1;
+    }
+    return bad(out, o, "undecodable bytes", fmt::format("{}:{}", path, line), "not UTF-8, UTF-16 or CP949; file skipped");
+  }
+  if (format == "json") return read_json(text, path, o, out);
+  if (format == "csv") return read_csv(text, path, ',', o, out);
+  if (format == "tsv") return read_csv(text, path, '\t', o, out);
+  if (format == "html") return read_document(html_to_text(text), path, false, o, out);
+  if (format == "md") return read_document(text, path, true, o, out);
+  return read_document(text, path, false, o, out);
+}
+
+void collect_file(const std::string& path, const CollectOptions& o, CollectResult& out, const std::string& hint) {
+  std::string ext = hint.empty() ? lower_ext(path) : hint;
+  std::string format;
+  if (ext == "jsonl" || ext == "ndjson") format = "jsonl";
+  else if (ext == "json") format = "json";
+  else if (ext == "csv") format = "csv";
+  else if (ext == "tsv" || ext == "tab") format = "tsv";
+  else if (ext == "md" || ext == "markdown") format = "md";
+  else if (ext == "html" || ext == "htm" || ext == "xhtml") format = "html";
+  else if (ext == "pdf") format = "pdf";
+  else if (ext == "txt" || ext == "text") format = "txt";
+  else return bad(out, o, "unsupported file type", path, "extension '." + ext + "'");
+  size_t before = out.records.size();
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const Error& e) {
+    return bad(out, o, "unreadable file", path, e.what());
+  }
+  collect_bytes(bytes, path, format, o, out);
+  out.counts.out = out.records.size();
+  InputFile f;
+  f.path = path;
+  f.hash = hex64(XXH3_64bits(bytes.data(), bytes.size()));
+  f.records = out.records.size() - before;
+  f.format = format;
+  out.inputs.push_back(std::move(f));
+}
+
+CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& o) {
+  CollectResult out;
+  for (const auto& f : expand_inputs(patterns)) collect_file(f, o, out);
+  out.counts.out = out.records.size();
+  return out;
+}
+
+}  // namespace lathe::data

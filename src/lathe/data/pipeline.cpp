@@ -1,0 +1,474 @@
+// The stage driver of `lathe data prepare`. Each stage takes the surviving records and a
+// StageCounts, so the report can show in/out/dropped-by-reason per stage and check they reconcile.
+#include "lathe/data/pipeline.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/data/dedup.h"
+#include "lathe/data/pii.h"
+#include "lathe/formats/token_shard.h"
+#include "lathe/tokenizer/record_format.h"
+#include "lathe/tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe::data {
+
+namespace {
+
+const char* kSplitNames[3] = {"train", "validation", "test"};
+
+std::string snippet(std::string s, size_t n = 160) {
+  if (s.size() > n) s.resize(n);
+  repair_utf8(s);
+  return s;
+}
+
+struct PiiSummary {
+  std::map<std::string, size_t> hits;
+  std::map<std::string, std::vector<std::string>> examples;
+};
+
+void pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, StageCounts& counts, PiiSummary& sum) {
+  counts.in = recs.size();
+  if (o.policy == "off") {
+    counts.out = recs.size();
+    return;
+  }
+  PiiOptions po;
+  po.min_confidence = o.min_confidence;
+  for (auto& t : o.types) po.types.push_back(pii_type_from_name(t));
+  PiiDetector det(po);
+  const int64_t n = int64_t(recs.size());
+  std::vector<std::vector<std::pair<std::string, std::string>>> found(n);  // (type, masked context)
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; i++) {
+    for_each_text(recs[i].json, [&](std::string& s) {
+      auto m = det.detect(s);
+      if (m.empty()) return;
+      for (auto& x : m) found[i].emplace_back(pii_type_name(x.type), mask_for_report(s, x));
+      if (o.policy == "redact") s = redact(s, m);
+    });
+  }
+  std::vector<Record> kept;
+  kept.reserve(recs.size());
+  for (int64_t i = 0; i < n; i++) {
+    for (auto& [t, ex] : found[i]) {
+      sum.hits[t]++;
+      auto& e = sum.examples[t];
+      if (e.size() < 5) e.push_back(recs[i].source.where() + ": " + ex);
+    }
+    if (o.policy == "drop" && !found[i].empty()) {
+      counts.drop("personal data (" + found[i][0].first + ")", recs[i].source.where() + ": " + found[i][0].second);
+      continue;
+    }
+    kept.push_back(std::move(recs[i]));
+  }
+  recs.swap(kept);
+  counts.out = recs.size();
+}
+
+// Prompts of an evaluation file: the user turns of any record shape, or each line of plain text.
+std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files, const CollectOptions& co) {
+  std::vector<std::string> prompts;
+  for (auto& f : files) {
+    CollectResult cr;
+    CollectOptions o = co;
+    o.strict = false;
+    collect_file(f, o, cr);
+    for (auto& r : cr.records) {
+      RecordShape s = detect_record_shape(r.json);
+      if (s == RecordShape::Text) {
+        prompts.push_back(r.json["text"]);
+      } else if (s != RecordShape::Unknown && s != RecordShape::PreTokenized) {
+        try {
+          for (auto& m : record_to_messages(r.json, s))
+            if (m.value("role", "") == "user") prompts.push_back(m.value("content", ""));
+        } catch (const Error&) {
+        }
+      } else if (r.json.contains("prompt") && r.json["prompt"].is_string()) {
+        prompts.push_back(r.json["prompt"]);
+      }
+    }
+  }
+  return prompts;
+}
+
+nlohmann::json dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, StageCounts& counts) {
+  const auto& o = cfg.dedup;
+  nlohmann::json info{{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
+  counts.in = recs.size();
+  std::vector<std::string> texts(recs.size());
+  for (size_t i = 0; i < recs.size(); i++)
+    texts[i] = recs[i].json.contains("input_ids") ? recs[i].json["input_ids"].dump() : record_text(recs[i].json);
+  std::vector<char> drop(recs.size(), 0);
+  auto views = [&] {
+    std::vector<std::string_view> v;
+    for (size_t i = 0; i < texts.size(); i++)
+      if (!drop[i]) v.push_back(texts[i]);
+    return v;
+  };
+  auto alive_index = [&] {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < texts.size(); i++)
+      if (!drop[i]) idx.push_back(i);
+    return idx;
+  };
+  auto report_clusters = [&](const std::vector<int64_t>& cl, const std::vector<size_t>& idx, nlohmann::json& out) {
+    std::map<int64_t, std::vector<size_t>> groups;
+    for (size_t k = 0; k < cl.size(); k++)
+      if (cl[k] != int64_t(k)) groups[cl[k]].push_back(k);
+    for (auto& [rep, members] : groups) {
+      if (out.size() >= 20) break;
+      nlohmann::json c{{"kept", recs[idx[rep]].source.where()}, {"kept_text", snippet(texts[idx[rep]])}, {"size", members.size() + 1}};
+      for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++) c["duplicates"].push_back(recs[idx[members[m]]].source.where());
+      out.push_back(c);
+    }
+  };
+  if (o.exact) {
+    auto idx = alive_index();
+    auto cl = exact_duplicate_clusters(views());
+    report_clusters(cl, idx, info["exact_clusters"]);
+    for (size_t k = 0; k < cl.size(); k++)
+      if (cl[k] != int64_t(k)) {
+        drop[idx[k]] = 1;
+        counts.drop("exact duplicate", recs[idx[k]].source.where() + ": duplicate of " + recs[idx[cl[k]]].source.where());
+      }
+  }
+  MinHashOptions mo;
+  mo.threshold = o.threshold;
+  mo.ngram = o.ngram;
+  if (o.near) {
+    auto idx = alive_index();
+    auto cl = near_duplicate_clusters(views(), mo);
+    report_clusters(cl, idx, info["near_clusters"]);
+    for (size_t k = 0; k < cl.size(); k++) {
+      recs[idx[k]].cluster = int64_t(idx[cl[k]]);
+      if (cl[k] != int64_t(k) && o.near_action == "drop") {
+        drop[idx[k]] = 1;
+        counts.drop("near duplicate", recs[idx[k]].source.where() + ": near " + recs[idx[cl[k]]].source.where());
+      }
+    }
+  }
+  if (!o.eval_prompts.empty()) {
+    auto prompts = read_eval_prompts(o.eval_prompts, cfg.collect);
+    std::vector<std::string_view> pv(prompts.begin(), prompts.end());
+    auto idx = alive_index();
+    auto m = contamination_matches(views(), pv, mo);
+    size_t hits = 0;
+    for (size_t k = 0; k < m.size(); k++) {
+      if (m[k] < 0) continue;
+      hits++;
+      std::string ex = recs[idx[k]].source.where() + ": matches eval prompt \"" + snippet(prompts[m[k]], 80) + "\"";
+      if (o.contamination_action == "drop") {
+        drop[idx[k]] = 1;
+        counts.drop("contaminated (eval prompt)", ex);
+      } else if (info["contamination_examples"].size() < 10) {
+        info["contamination_examples"].push_back(ex);
+      }
+    }
+    info["eval_prompts"] = prompts.size();
+    info["contaminated"] = hits;
+  }
+  std::vector<Record> kept;
+  for (size_t i = 0; i < recs.size(); i++)
+    if (!drop[i]) kept.push_back(std::move(recs[i]));
+  recs.swap(kept);
+  counts.out = recs.size();
+  return info;
+}
+
+std::vector<size_t> histogram(const std::vector<size_t>& v, const std::vector<size_t>& edges) {
+  std::vector<size_t> h(edges.size() + 1, 0);
+  for (size_t x : v) h[std::upper_bound(edges.begin(), edges.end(), x) - edges.begin()]++;
+  return h;
+}
+
+nlohmann::json hist_json(const std::vector<size_t>& v) {
+  std::vector<size_t> edges{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  return {{"edges", edges}, {"counts", histogram(v, edges)}};
+}
+
+// First-fit decreasing: sequences (indices into lens) into bins of at most `cap` tokens.
+std::vector<std::vector<size_t>> pack(const std::vector<size_t>& lens, size_t cap) {
+  std::vector<size_t> order(lens.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lens[a] > lens[b]; });
+  std::vector<std::vector<size_t>> bins;
+  std::vector<size_t> room;
+  for (size_t i : order) {
+    size_t b = 0;
+    while (b < bins.size() && room[b] < lens[i]) b++;
+    if (b == bins.size()) {
+      bins.emplace_back();
+      room.push_back(cap);
+    }
+    bins[b].push_back(i);
+    room[b] -= std::min(room[b], lens[i]);
+  }
+  return bins;
+}
+
+std::string hash_file(const std::string& path) {
+  std::string b = read_file(path);
+  return hex64(XXH3_64bits(b.data(), b.size()));
+}
+
+}  // namespace
+
+std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptions& o) {
+  // Group = near-duplicate cluster representative (its index) or the record itself.
+  std::map<std::string, std::vector<std::pair<uint64_t, int64_t>>> strata;  // stratum → (hash, group)
+  std::map<int64_t, std::vector<size_t>> members;
+  for (size_t i = 0; i < recs.size(); i++) {
+    int64_t g = recs[i].cluster >= 0 ? recs[i].cluster : int64_t(i);
+    members[g].push_back(i);
+  }
+  for (auto& [g, m] : members) {
+    const Record& rep = recs[size_t(g) < recs.size() ? size_t(g) : m[0]];
+    std::string key = fmt::format("{}\x1f{}", o.seed, rep.id);
+    strata[recs[m[0]].stratum].emplace_back(XXH3_64bits(key.data(), key.size()), g);
+  }
+  double sum = o.ratios[0] + o.ratios[1] + o.ratios[2];
+  std::vector<int> split(recs.size(), 0);
+  for (auto& [s, groups] : strata) {
+    std::sort(groups.begin(), groups.end());
+    size_t total = 0;
+    for (auto& [h, g] : groups) total += members[g].size();
+    // Cumulative record targets; a group goes to the split whose cumulative target it starts under.
+    double t0 = total * o.ratios[0] / sum, t1 = total * (o.ratios[0] + o.ratios[1]) / sum;
+    size_t done = 0;
+    for (auto& [h, g] : groups) {
+      double mid = done + 0.5;
+      int sp = mid < t0 ? 0 : mid < t1 ? 1 : 2;
+      for (size_t i : members[g]) split[i] = sp;
+      done += members[g].size();
+    }
+  }
+  return split;
+}
+
+nlohmann::json run_pipeline(const DataConfig& cfg) {
+  if (cfg.inputs.empty()) fail("data", "no inputs (give --input or data.inputs)");
+  if (cfg.output.empty()) fail("data", "no output directory (give --output or data.output)");
+  nlohmann::json report{{"format", "lathe-data-report-v1"}, {"config", cfg.to_json()}};
+  std::vector<StageCounts> stages;
+  std::vector<std::string> warnings;
+
+  std::unique_ptr<Tokenizer> tok;
+  CollectOptions co = cfg.collect;
+  if (!cfg.format.model.empty()) {
+    tok = Tokenizer::load(cfg.format.model);
+    const Tokenizer* t = tok.get();
+    co.count_tokens = [t](std::string_view s) { return t->encode(s, false).size(); };
+  }
+  // 1. collect
+  CollectResult cr = collect(cfg.inputs, co);
+  for (auto& w : cr.warnings) warnings.push_back(w);
+  std::vector<Record> recs = std::move(cr.records);
+  stages.push_back(cr.counts);
+  // 2. map
+  StageCounts mapc("map");
+  std::map<std::string, size_t> shapes;
+  MappingOptions mo = cfg.mapping;
+  if (mo.system_prompt.empty()) mo.system_prompt = cfg.format.system_prompt;
+  map_records(recs, mo, mapc, shapes);
+  stages.push_back(mapc);
+  report["shapes"] = shapes;
+  // 3. clean
+  StageCounts cleanc("clean");
+  clean_records(recs, cfg.clean, cleanc);
+  stages.push_back(cleanc);
+  // 4. personal data
+  StageCounts piic("pii");
+  PiiSummary ps;
+  pii_stage(recs, cfg.pii, piic, ps);
+  stages.push_back(piic);
+  report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
+  // 5. dedup
+  StageCounts dedupc("dedup");
+  report["dedup"] = dedup_stage(recs, cfg, dedupc);
+  stages.push_back(dedupc);
+  // Cluster ids are indices into the pre-compaction vector; renumber them by representative id.
+  {
+    std::map<int64_t, int64_t> remap;
+    for (size_t i = 0; i < recs.size(); i++)
+      if (recs[i].cluster >= 0 && !remap.count(recs[i].cluster)) remap[recs[i].cluster] = int64_t(i);
+    for (auto& r : recs)
+      if (r.cluster >= 0) r.cluster = remap[r.cluster];
+  }
+  // Text statistics (scripts, sources, character lengths) of what survived.
+  std::map<std::string, size_t> scripts, sources;
+  std::vector<size_t> char_lens;
+  for (auto& r : recs) {
+    std::string t = record_text(r.json);
+    count_scripts(t, scripts);
+    sources[r.source.file]++;
+    char_lens.push_back(utf8_length(t));
+  }
+  report["scripts"] = scripts;
+  std::vector<std::pair<size_t, std::string>> top;
+  for (auto& [f, n] : sources) top.emplace_back(n, f);
+  std::sort(top.rbegin(), top.rend());
+  for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++) report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
+  report["char_length_histogram"] = hist_json(char_lens);
+
+  // 6. format + tokenize
+  StageCounts fmtc("format");
+  fmtc.in = recs.size();
+  std::vector<EncodedRecord> enc;
+  std::string template_source;
+  if (tok) {
+    RecordFormatOptions ro;
+    ro.train_on_inputs = cfg.format.train_on_inputs;
+    ro.max_seq_length = cfg.format.max_seq_length;
+    RecordEncoder encoder = RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro);
+    template_source = encoder.chat_template().source();
+    std::vector<Record> kept;
+    std::vector<size_t> before, after;
+    size_t no_eos = 0, long_prompts = 0;
+    for (auto& r : recs) {
+      EncodedRecord e;
+      try {
+        e = encoder.encode(r.json);
+      } catch (const Error& ex) {
+        fmtc.drop("cannot encode", r.source.where() + ": " + ex.what());
+        continue;
+      }
+      if (e.truncated && cfg.format.truncation == "drop") {
+        fmtc.drop("longer than max_seq_length", fmt::format("{}: {} tokens", r.source.where(), e.full_length));
+        continue;
+      }
+      if (e.input_ids.size() < cfg.format.min_tokens) {
+        fmtc.drop("too short (tokens)", fmt::format("{}: {} tokens", r.source.where(), e.input_ids.size()));
+        continue;
+      }
+      if (std::none_of(e.labels.begin(), e.labels.end(), [](int32_t l) { return l != -100; })) {
+        fmtc.drop("no loss tokens", r.source.where() + ": every token is masked (answer truncated away?)");
+        continue;
+      }
+      if (!e.ends_with_eos && r.json.contains("messages") && no_eos++ < 5)
+        warnings.push_back(r.source.where() + ": answer never ends (no end-of-turn token after truncation)");
+      size_t first_loss = std::find_if(e.labels.begin(), e.labels.end(), [](int32_t l) { return l != -100; }) - e.labels.begin();
+      if (cfg.format.max_seq_length > 0 && first_loss > size_t(cfg.format.max_seq_length) * 3 / 4 && long_prompts++ < 5)
+        warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", r.source.where(), first_loss, e.input_ids.size()));
+      before.push_back(e.full_length);
+      after.push_back(e.input_ids.size());
+      enc.push_back(std::move(e));
+      kept.push_back(std::move(r));
+    }
+    recs.swap(kept);
+    if (no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", no_eos));
+    report["token_length_histogram"] = {{"before", hist_json(before)}, {"after", hist_json(after)}};
+  } else {
+    warnings.push_back("no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; rerun with --model)");
+  }
+  fmtc.out = recs.size();
+  stages.push_back(fmtc);
+
+  // 7. split
+  StageCounts splitc("split");
+  splitc.in = splitc.out = recs.size();
+  auto split = assign_splits(recs, cfg.split);
+  stages.push_back(splitc);
+
+  // Write the dataset directory.
+  fs::create_directories(cfg.output);
+  nlohmann::json manifest{{"format", "lathe-dataset-v1"}, {"config", cfg.to_json()}};
+  nlohmann::json splits = nlohmann::json::object();
+  std::string all_hashes;
+  for (int s = 0; s < 3; s++) {
+    std::string records_name = std::string(kSplitNames[s]) + ".records.jsonl";
+    std::string body;
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < recs.size(); i++)
+      if (split[i] == s) idx.push_back(i);
+    for (size_t i : idx) {
+      nlohmann::json j = recs[i].json;
+      j["_source"] = recs[i].source.to_json();
+      j["_id"] = recs[i].id;
+      body += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      body += '\n';
+    }
+    write_file_atomic(cfg.output + "/" + records_name, body);
+    nlohmann::json sp{{"records", records_name}, {"records_count", idx.size()}, {"shards", nlohmann::json::array()},
+                      {"sequences", 0}, {"tokens", 0}, {"label_tokens", 0}, {"packed", false}};
+    sp["records_hash"] = hex64(XXH3_64bits(body.data(), body.size()));
+    all_hashes += sp["records_hash"].get<std::string>();
+    if (tok && !idx.empty()) {
+      TokenShardWriter w;
+      size_t label_tokens = 0;
+      auto add = [&](size_t i) {
+        w.add(enc[i].input_ids, enc[i].labels);
+        for (int32_t l : enc[i].labels) label_tokens += l != -100;
+      };
+      if (cfg.format.packing && cfg.format.max_seq_length > 0) {
+        std::vector<size_t> lens;
+        for (size_t i : idx) lens.push_back(enc[i].input_ids.size());
+        auto bins = pack(lens, size_t(cfg.format.max_seq_length));
+        for (auto& b : bins) {
+          for (size_t k : b) add(idx[k]);
+          w.end_bin();
+        }
+        sp["bins"] = bins.size();
+        sp["packed"] = true;
+      } else {
+        for (size_t i : idx) add(i);
+      }
+      std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
+      w.write(cfg.output + "/" + shard, {{"split", kSplitNames[s]}});
+      sp["shards"].push_back(shard);
+      sp["sequences"] = w.sequences();
+      sp["tokens"] = w.tokens();
+      sp["label_tokens"] = label_tokens;
+      std::string h = hash_file(cfg.output + "/" + shard);
+      sp["shard_hashes"].push_back(h);
+      all_hashes += h;
+    }
+    splits[kSplitNames[s]] = sp;
+  }
+  manifest["splits"] = splits;
+  if (tok) {
+    std::string tj = fs::is_directory(cfg.format.model) ? cfg.format.model + "/tokenizer.json" : cfg.format.model;
+    manifest["tokenizer"] = {{"source", cfg.format.model}, {"hash", fs::exists(tj) ? hash_file(tj) : ""}};
+    manifest["chat_template"] = template_source;
+  }
+  nlohmann::json inputs = nlohmann::json::array();
+  for (auto& f : cr.inputs) inputs.push_back({{"path", f.path}, {"hash", f.hash}, {"records", f.records}, {"format", f.format}});
+  manifest["inputs"] = inputs;
+  nlohmann::json counts = nlohmann::json::object();
+  for (auto& st : stages) counts[st.stage] = {{"in", st.in}, {"out", st.out}, {"dropped", st.dropped}};
+  manifest["counts"] = counts;
+  manifest["content_hash"] = hex64(XXH3_64bits(all_hashes.data(), all_hashes.size()));
+  write_file_atomic(cfg.output + "/manifest.json", manifest.dump(2) + "\n");
+
+  nlohmann::json st = nlohmann::json::array();
+  bool ok = true;
+  for (size_t i = 0; i < stages.size(); i++) {
+    st.push_back(stages[i].to_json());
+    ok &= stages[i].reconciles() && (i == 0 || stages[i].in == stages[i - 1].out);
+  }
+  size_t dropped = 0;
+  for (auto& s : stages)
+    for (auto& [k, v] : s.dropped) dropped += v;
+  report["stages"] = st;
+  report["totals"] = {{"records_in", stages[0].in}, {"records_kept", recs.size()}, {"records_dropped", dropped},
+                      {"reconciles", ok && stages[0].in == recs.size() + dropped}};
+  report["splits"] = {{"train", splits["train"]["records_count"]}, {"validation", splits["validation"]["records_count"]},
+                      {"test", splits["test"]["records_count"]}};
+  report["inputs"] = inputs;
+  report["warnings"] = warnings;
+  report["tokenized"] = bool(tok);
+  write_file_atomic(cfg.output + "/report.json", report.dump(2) + "\n");
+  write_file_atomic(cfg.output + "/report.html", render_report_html(report));
+  return report;
+}
+
+}  // namespace lathe::data

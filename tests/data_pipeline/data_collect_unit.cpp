@@ -1,0 +1,189 @@
+// Stage 1 readers: each format, encodings (BOM, CP949), and bad input reported with file:line.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "lathe/core/error.h"
+#include "lathe/data/collect.h"
+#include "test_util.h"
+
+using namespace lathe::data;
+
+namespace {
+
+CollectResult read(const std::string& bytes, const std::string& format, CollectOptions o = {}) {
+  CollectResult r;
+  collect_bytes(bytes, "in." + format, format, o, r);
+  r.counts.out = r.records.size();
+  return r;
+}
+
+std::string first_example(const CollectResult& r, const std::string& reason) {
+  auto it = r.counts.examples.find(reason);
+  return it == r.counts.examples.end() || it->second.empty() ? "" : it->second[0];
+}
+
+// A one-page PDF with the text `line`, built by hand with a correct cross-reference table.
+std::string tiny_pdf(const std::string& line) {
+  std::vector<std::string> objs = {
+      "<< /Type /Catalog /Pages 2 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+      "",
+      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"};
+  std::string stream = "BT /F1 12 Tf 72 720 Td (" + line + ") Tj ET";
+  objs[3] = "<< /Length " + std::to_string(stream.size()) + " >>\nstream\n" + stream + "\nendstream";
+  std::string pdf = "%PDF-1.4\n";
+  std::vector<size_t> off;
+  for (size_t i = 0; i < objs.size(); i++) {
+    off.push_back(pdf.size());
+    pdf += std::to_string(i + 1) + " 0 obj\n" + objs[i] + "\nendobj\n";
+  }
+  size_t xref = pdf.size();
+  pdf += "xref\n0 6\n0000000000 65535 f \n";
+  for (size_t o : off) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%010zu 00000 n \n", o);
+    pdf += buf;
+  }
+  pdf += "trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+  return pdf;
+}
+
+}  // namespace
+
+TEST(DataCollect, JsonlMalformedLinesNamedWithFileAndLine) {
+  auto r = read("{\"text\":\"a\"}\n\n{broken\n[1,2]\n{\"text\":\"b\"}\n", "jsonl");
+  ASSERT_EQ(r.records.size(), 2u);
+  EXPECT_EQ(r.records[1].source.line, 5);
+  EXPECT_EQ(r.counts.dropped["malformed JSON"], 1u);
+  EXPECT_EQ(r.counts.dropped["not a JSON object"], 1u);
+  EXPECT_NE(first_example(r, "malformed JSON").find("in.jsonl:3"), std::string::npos);
+  EXPECT_EQ(r.counts.in, 4u);  // blank lines are not records
+  EXPECT_TRUE(r.counts.reconciles());
+}
+
+TEST(DataCollect, StrictThrowsOnFirstBadLine) {
+  CollectOptions o;
+  o.strict = true;
+  try {
+    read("{\"text\":\"a\"}\n{oops\n", "jsonl", o);
+    FAIL() << "no throw";
+  } catch (const lathe::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("in.jsonl:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DataCollect, HugeAndUndecodableLinesSkipped) {
+  CollectOptions o;
+  o.max_line_bytes = 64;
+  auto r = read("{\"text\":\"" + std::string(100, 'x') + "\"}\n{\"text\":\"\xff\xfe\xfa\"}\n{\"text\":\"ok\"}\n", "jsonl", o);
+  // The second line alone makes the file invalid UTF-8; it also is not CP949, so line-level checks apply.
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.counts.dropped["line too long"], 1u);
+  EXPECT_EQ(r.counts.dropped["undecodable bytes"], 1u);
+}
+
+TEST(DataCollect, EmptyFileReported) {
+  auto r = read("", "jsonl");
+  EXPECT_EQ(r.records.size(), 0u);
+  EXPECT_EQ(r.counts.dropped["empty file"], 1u);
+  auto w = read(" \n\n", "csv");
+  EXPECT_EQ(w.counts.dropped["empty file"], 1u);
+}
+
+TEST(DataCollect, JsonArrayAndObjectOfArrays) {
+  auto a = read("[{\"text\":\"a\"}, 3, {\"text\":\"b\"}]", "json");
+  ASSERT_EQ(a.records.size(), 2u);
+  EXPECT_EQ(a.records[1].source.item, 3);
+  EXPECT_EQ(a.counts.dropped["not a JSON object"], 1u);
+  auto o = read("{\"train\":[{\"text\":\"a\"}],\"test\":[{\"text\":\"b\"},{\"text\":\"c\"}]}", "json");
+  EXPECT_EQ(o.records.size(), 3u);
+  auto bad = read("{\n\"a\": [1,\n}", "json");
+  EXPECT_EQ(bad.counts.dropped["malformed JSON"], 1u);
+  EXPECT_NE(first_example(bad, "malformed JSON").find("in.json:3"), std::string::npos) << first_example(bad, "malformed JSON");
+}
+
+TEST(DataCollect, CsvQuotingBomAndFieldCount) {
+  auto r = read("\xEF\xBB\xBFquestion,answer\n\"Hi, there\",\"He said \"\"yes\"\"\nand left\"\nonly-one-field\nq3,a3\n", "csv");
+  ASSERT_EQ(r.records.size(), 2u);
+  EXPECT_EQ(r.records[0].json["question"], "Hi, there");  // BOM stripped from the header
+  EXPECT_EQ(r.records[0].json["answer"], "He said \"yes\"\nand left");
+  EXPECT_EQ(r.records[1].source.line, 5);  // the quoted newline counts as a line
+  EXPECT_EQ(r.counts.dropped["CSV field count mismatch"], 1u);
+  EXPECT_NE(first_example(r, "CSV field count mismatch").find("in.csv:4"), std::string::npos);
+}
+
+TEST(DataCollect, CsvBrokenQuotingReportedNotCrashing) {
+  auto r = read("a,b\n1,2\n\"unterminated,3\n4,5\n", "csv");
+  EXPECT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.counts.dropped["broken CSV quoting"], 1u);
+  EXPECT_NE(first_example(r, "broken CSV quoting").find("in.csv:3"), std::string::npos);
+}
+
+TEST(DataCollect, Cp949CsvDecodedWithWarning) {
+  // "이름,나이\n홍길동,30\n" in CP949 (KS X 1001 codes: 이 C0CC 름 B8A7 나 B3AA 홍 C8AB 길 B1E6 동 B5BF).
+  std::string bytes = "\xC0\xCC\xB8\xA7,\xB3\xAA\xC0\xCC\n\xC8\xAB\xB1\xE6\xB5\xBF,30\n";
+  auto r = read(bytes, "csv");
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].json["이름"], "홍길동");
+  EXPECT_EQ(r.records[0].json["나이"], "30");
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("CP949"), std::string::npos);
+}
+
+TEST(DataCollect, TsvByTab) {
+  auto r = read("prompt\tcompletion\nhello\tworld\n", "tsv");
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].json["completion"], "world");
+}
+
+TEST(DataCollect, MarkdownChunksAtHeadingsWithinBudget) {
+  CollectOptions o;
+  o.chunk_chars = 60;
+  std::string md = "# Title\n\nFirst paragraph here.\n\nSecond one.\n\n## Part two\n\n```\n# not a heading\n```\n\n" +
+                   std::string(150, 'x') + "\n";
+  auto r = read(md, "md", o);
+  ASSERT_GE(r.records.size(), 4u);
+  EXPECT_EQ(r.records[0].json["text"], "# Title\n\nFirst paragraph here.\n\nSecond one.");
+  EXPECT_EQ(r.records[0].source.line, 1);
+  EXPECT_EQ(r.records[1].source.line, 7);
+  EXPECT_NE(r.records[1].json["text"].get<std::string>().find("# not a heading"), std::string::npos);
+  for (auto& rec : r.records) EXPECT_LE(utf8_length(rec.json["text"].get<std::string>()), 60u);
+}
+
+TEST(DataCollect, HtmlDropsScriptsAndDecodesEntities) {
+  auto r = read("<html><head><title>t</title><style>p{}</style></head><body><script>var x=1;</script>"
+                "<p>Fish &amp; chips &#xAC00;</p><p>second</p></body></html>", "html");
+  ASSERT_EQ(r.records.size(), 1u);
+  std::string t = r.records[0].json["text"];
+  EXPECT_EQ(t.find("var x"), std::string::npos);
+  EXPECT_EQ(t.find("p{}"), std::string::npos);
+  EXPECT_NE(t.find("Fish & chips 가"), std::string::npos) << t;
+  EXPECT_NE(t.find("second"), std::string::npos);
+}
+
+TEST(DataCollect, PdfTextPerPage) {
+  auto r = read(tiny_pdf("Hello lathe PDF"), "pdf");
+  ASSERT_EQ(r.records.size(), 1u) << (r.counts.dropped.empty() ? "" : r.counts.dropped.begin()->first);
+  EXPECT_EQ(r.records[0].source.page, 1);
+  EXPECT_NE(r.records[0].json["text"].get<std::string>().find("Hello lathe PDF"), std::string::npos);
+  auto bad = read("%PDF-1.4 garbage", "pdf");
+  EXPECT_EQ(bad.records.size(), 0u);
+  EXPECT_EQ(bad.counts.in, 1u);
+}
+
+TEST(DataCollect, DirectoryExpansionSortedAndUnsupportedReported) {
+  lathe::test::TempDir d;
+  std::filesystem::create_directories(d / "sub");
+  std::ofstream(d / "b.jsonl") << "{\"text\":\"b\"}\n";
+  std::ofstream(d / "sub/a.txt") << "hello\n";
+  std::ofstream(d / "x.bin") << "zz";
+  std::ofstream(d / ".hidden.jsonl") << "{\"text\":\"h\"}\n";
+  auto r = collect({d.path}, {});
+  EXPECT_EQ(r.records.size(), 2u);
+  EXPECT_EQ(r.counts.dropped["unsupported file type"], 1u);
+  EXPECT_EQ(r.inputs.size(), 2u);
+  EXPECT_TRUE(r.counts.reconciles());
+  EXPECT_THROW(collect({d / "nope*.jsonl"}, {}), lathe::Error);
+}
