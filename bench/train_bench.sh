@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Training benchmark: lathe vs the PyTorch eager reference, same shape, same threads, one run.
 # SmolLM2-135M shape, seq 512, LoRA r=16 on all linear layers (or full FT), random weights and ids.
-# Usage: bench/train_bench.sh [BUILD_DIR]   (env: THREADS=2 BATCH=1 METHOD=lora|qlora|full STEPS=3)
+# Usage: bench/train_bench.sh [BUILD_DIR]   (env: THREADS=2 BATCH=1 METHOD=lora|qlora|full|prefix STEPS=3
+#        PREFIX_LEN=20 REF_CORETYPE=)
+# lathe re-selects OpenBLAS's AVX-512/AVX2 kernels when the library falls back to its generic
+# "Prescott" ones on a CPU model it does not know; PyTorch's OpenBLAS does not. REF_CORETYPE=SkylakeX
+# gives the reference those kernels too (OPENBLAS_CORETYPE), for a like-for-like comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -18,14 +22,19 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"input_ids": [random.randrange(49152) for _ in range(int(sys.argv[3]))]}) + "\n")
 PY
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-refm=$([ "$METHOD" = full ] && echo full || echo lora)
-ref=$(/usr/bin/python3 bench/ref_torch_train.py --threads "$THREADS" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --method "$refm")
+PREFIX_LEN=${PREFIX_LEN:-20}
+case "$METHOD" in full) refm=full ;; prefix) refm=prefix ;; *) refm=lora ;; esac
+method_args=(--lora-r 16 --lora-alpha 32 --lora-target-modules all-linear)
+[ "$METHOD" = prefix ] && method_args=(--num-virtual-tokens "$PREFIX_LEN")
+ref=$(${REF_CORETYPE:+env OPENBLAS_CORETYPE=$REF_CORETYPE} /usr/bin/python3 bench/ref_torch_train.py --threads "$THREADS" \
+  --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --method "$refm" --prefix-len "$PREFIX_LEN")
 /usr/bin/time -f "%M" -o "$W/rss" "$B/lathe" train --model "$W/m" --data "$W/data.jsonl" --output "$W/out" \
-  --method "$METHOD" --lora-r 16 --lora-alpha 32 --lora-target-modules all-linear --learning-rate 1e-4 \
+  --method "$METHOD" "${method_args[@]}" --learning-rate 1e-4 \
   --max-steps $((STEPS + 1)) --per-device-train-batch-size "$BATCH" --save-steps 0 --threads "$THREADS" 2>/dev/null
 peak=$("$B/bench/sgemm_peak" "$THREADS")
+export REF_CORETYPE=${REF_CORETYPE:-}
 /usr/bin/python3 - "$ref" "$W/out/metrics.jsonl" "$(cat "$W/rss")" "$peak" "$SEQ" "$METHOD" <<'PY'
-import json, sys
+import json, os, sys
 ref = json.loads(sys.argv[1]); rows = [json.loads(l) for l in open(sys.argv[2]) if '"loss"' in l]
 rss = int(sys.argv[3]) * 1024; peak = json.loads(sys.argv[4]); T = int(sys.argv[5]); method = sys.argv[6]
 rows = rows[1:]  # the first step warms up
@@ -33,7 +42,7 @@ tps = sum(r["tokens"] for r in rows) / sum(r["tokens"] / r["tokens_per_s"] for r
 N = 134.5e6; attn = 2 * 2 * 30 * 9 * 64 * T / 2
 flops = (6 if method == "full" else 4) * N + 3 * attn
 g = tps * flops / 1e9
-print(f"reference: {ref['impl']} ({ref['method']})")
+print(f"reference: {ref['impl']} ({ref['method']}), OPENBLAS_CORETYPE={os.environ.get('REF_CORETYPE') or '(library default)'}")
 print(f"{method:5s} seq {T}: lathe {tps:7.1f} tok/s   reference {ref['tokens_per_s']:7.1f} tok/s   ratio {tps/ref['tokens_per_s']:.2f}x (target >= 1.5x)")
 print(f"peak RSS  : lathe {rss/2**20:8.1f} MiB   reference {ref['peak_rss_bytes']/2**20:8.1f} MiB   ratio {rss/ref['peak_rss_bytes']:.2f}")
 print(f"GFLOP/s   : lathe {g:.1f} = MFU {100*g/peak['gflops']:.0f}% of measured sgemm peak {peak['gflops']:.1f}")

@@ -18,6 +18,9 @@
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
 #include "lathe/peft/prefix.h"
+#include "lathe/train/adamw.h"
+#include "lathe/train/checkpoint.h"
+#include "lathe/train/dataset.h"
 #include "test_util.h"
 
 namespace {
@@ -123,7 +126,10 @@ TEST(TrainGolden, FullFineTuningGradients) {
 }
 
 // The 5-step trajectory through `lathe train` itself.
-void check_trajectory(const std::string& c, const std::string& method_args) {
+// saved_name/aux_key: instead of trajectory.final, compare the saved tensor saved_name with
+// aux[aux_key] (prefix projection saves the post-MLP matrix, as PEFT does).
+void check_trajectory(const std::string& c, const std::string& method_args, const std::string& saved_name = "",
+                      const std::string& aux_key = "") {
   auto g = golden(c);
   lathe::test::TempDir d;
   const auto& hp = g["hparams"];
@@ -152,7 +158,9 @@ void check_trajectory(const std::string& c, const std::string& method_args) {
   std::string file = d / (lathe::file_exists(d / "out/adapter_model.safetensors") ? "out/adapter_model.safetensors"
                                                                                    : "out/model.safetensors");
   auto st = lathe::SafetensorsFile::open(file);
-  for (auto& [name, want] : g["trajectory"]["final"].items()) {
+  nlohmann::json finals = g["trajectory"]["final"];
+  if (!saved_name.empty()) finals = nlohmann::json{{saved_name, g["aux"][aux_key]}};
+  for (auto& [name, want] : finals.items()) {
     std::string key = name;
     if (!st.has(key)) {
       ADD_FAILURE() << c << ": " << key << " missing from " << file;
@@ -167,5 +175,33 @@ TEST(TrainGolden, TrajectoryLoraLlama) { check_trajectory("lora_llama", "--metho
 TEST(TrainGolden, TrajectoryLoraQwen2) { check_trajectory("lora_qwen2", "--method lora --init-adapter " + case_dir("lora_qwen2") + "/adapter_init"); }
 TEST(TrainGolden, TrajectoryPrefix) { check_trajectory("prefix_llama", "--method prefix --init-adapter " + case_dir("prefix_llama") + "/adapter_init"); }
 TEST(TrainGolden, TrajectoryFull) { check_trajectory("full_llama", "--method full"); }
+
+// Prefix tuning with projection: PEFT's adapter file holds only the post-MLP prefix matrix, so the
+// reference's initial MLP parameters reach `lathe train` as a step-0 checkpoint (fresh AdamW
+// moments) that the run resumes from; the 5 steps, the final MLP parameters and the saved
+// post-MLP matrix are then compared with the reference.
+TEST(TrainGolden, TrajectoryPrefixProjection) {
+  const std::string c = "prefix_llama_proj";
+  auto g = golden(c);
+  auto m = lathe::Model::load(case_dir(c) + "/base");
+  lathe::PrefixConfig pc;
+  pc.num_virtual_tokens = g["hparams"]["num_virtual_tokens"];
+  pc.prefix_projection = true;
+  pc.encoder_hidden_size = g["hparams"]["encoder_hidden_size"];
+  auto pre = lathe::PrefixAdapter::create(m.config, pc, 0);
+  for (auto* p : pre->params()) {
+    ASSERT_TRUE(g["init"].contains(p->name)) << p->name;
+    set_from(p, g["init"][p->name]);
+  }
+  lathe::test::TempDir init;
+  lathe::AdamW opt(pre->params(), lathe::AdamWConfig{0.9, 0.999, 1e-8, g["hparams"]["weight_decay"].get<double>()});
+  lathe::TrainerState st;
+  st.data_cursor = lathe::DataCursor{}.to_json();
+  std::string ckpt = lathe::checkpoint_save(init.path, pre->params(), opt, st);
+  check_trajectory(c, "--method prefix --num-virtual-tokens " + std::to_string(pc.num_virtual_tokens) +
+                          " --prefix-projection --encoder-hidden-size " + std::to_string(pc.encoder_hidden_size) +
+                          " --resume-from-checkpoint " + ckpt,
+                   "prompt_embeddings", "final_prompt_embeddings");
+}
 
 }  // namespace

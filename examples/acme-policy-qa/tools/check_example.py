@@ -4,7 +4,7 @@
 - every JSONL line parses, except exactly the lines PLANTED.md lists as malformed-json;
 - each exact-duplicate line equals an earlier line of the same file;
 - the planted resident registration number has a valid check digit and the card number passes Luhn;
-- no test prompt (tests/eval_prompts.txt) is a training question, and eval_prompts.txt matches cases.yaml;
+- no test prompt (tests/eval_prompts.jsonl) is a training question, and eval_prompts.jsonl matches cases.yaml;
 - every contains/icontains key of a case occurs in its `expected` sentence.
 Run from anywhere: /usr/bin/python3 examples/acme-policy-qa/tools/check_example.py (needs PyYAML).
 """
@@ -73,9 +73,9 @@ for f, n, kind, note in rows:
 
 suite = yaml.safe_load(open(os.path.join(ROOT, "tests/cases.yaml"), encoding="utf-8"))
 prompts = [c["prompt"] for c in suite["cases"]]
-listed = open(os.path.join(ROOT, "tests/eval_prompts.txt"), encoding="utf-8").read().split("\n")[:-1]
+listed = [json.loads(l)["prompt"] for l in open(os.path.join(ROOT, "tests/eval_prompts.jsonl"), encoding="utf-8") if l.strip()]
 if listed != prompts:
-    errors.append("tests/eval_prompts.txt does not list the prompts of tests/cases.yaml in order")
+    errors.append("tests/eval_prompts.jsonl does not list the prompts of tests/cases.yaml in order")
 norm = lambda s: re.sub(r"[\s?.!,]+", " ", s.lower()).strip()
 seen = {norm(q) for q in questions}
 for c in suite["cases"]:

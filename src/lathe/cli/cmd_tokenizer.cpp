@@ -69,7 +69,10 @@ int run_train(const Options& o) {
       try {
         lathe::tok::collect_record_text(line, texts);
       } catch (const nlohmann::json::exception& e) {
-        lathe::fail("tokenizer", "{}:{}: not valid JSON: {}", path, line_no, e.what());
+        // Tokenizer training only needs text: a bad line is skipped, said, and counted.
+        std::fprintf(stderr, "lathe tokenizer: warning: %s:%zu: skipped, not valid JSON: %s\n", path.c_str(), line_no,
+                     e.what());
+        continue;
       }
       for (auto& t : texts) trainer.add_text(t);
       records++;

@@ -36,31 +36,27 @@ int64_t PackedBatch::num_targets() const {
 // ---- saved activations of one block (letters as in kernels/ref/ref.h) ----
 
 struct TrainGraph::Acts {
-  std::vector<float> rstd1, xn1;           // [N], [N,C]
+  // Normalised inputs (xn1, xn2), the SwiGLU output and the attention probabilities are not kept:
+  // backward recomputes them (bitwise the same values, from the same kernels) into per-graph
+  // scratch, which takes them out of the per-layer footprint (probs alone were H·T² per sequence).
+  std::vector<float> rstd1;                // [N]
   std::vector<float> q_pre, k_pre;         // qk_norm only: [N,H*D], [N,Hkv*D] before the norm
   std::vector<float> rstd_q, rstd_k;       // qk_norm only: [N*H], [N*Hkv]
   std::vector<float> q, k, v;              // [N,H*D], [N,Hkv*D] x2 (q, k after RoPE)
-  std::vector<float> probs;                // per segment [H, T, P+T], concatenated
   std::vector<float> att;                  // [N,H*D]
-  std::vector<float> x_mid, rstd2, xn2;    // [N,C], [N], [N,C]
-  std::vector<float> gate, up, act;        // [N,F] x3
-  void resize(const ModelConfig& c, int N, size_t probs_floats) {
+  std::vector<float> x_mid, rstd2;         // [N,C], [N]
+  std::vector<float> gate, up;             // [N,F] x2
+  void resize(const ModelConfig& c, int N) {
     const size_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
-    rstd1.resize(N), xn1.resize(N * C), q.resize(N * QD), k.resize(N * KD), v.resize(N * KD);
+    rstd1.resize(N), q.resize(N * QD), k.resize(N * KD), v.resize(N * KD);
     if (c.qk_norm) {
       q_pre.resize(N * QD), k_pre.resize(N * KD);
       rstd_q.resize(size_t(N) * c.num_attention_heads), rstd_k.resize(size_t(N) * c.num_key_value_heads);
     }
-    probs.resize(probs_floats), att.resize(N * QD), x_mid.resize(N * C), rstd2.resize(N), xn2.resize(N * C);
-    gate.resize(N * F), up.resize(N * F), act.resize(N * F);
+    att.resize(N * QD), x_mid.resize(N * C), rstd2.resize(N);
+    gate.resize(N * F), up.resize(N * F);
   }
 };
-
-static size_t probs_floats(const PackedBatch& b, int H, int P) {
-  size_t n = 0;
-  for (int T : b.seg_len) n += size_t(H) * T * (P + T);
-  return n;
-}
 
 TrainGraph::TrainGraph(const Model& m, const AdapterSet* adapters, ModelWeights* grads, bool checkpointing)
     : m_(m), adapters_(adapters), grads_(grads), checkpointing_(checkpointing) {
@@ -72,14 +68,14 @@ TrainGraph::~TrainGraph() = default;
 
 size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, bool checkpointing) {
   const size_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
-  size_t per_token = 2 + 4 * C + 2 * QD + 2 * KD + 3 * F;  // one block's saved rows
+  size_t per_token = 2 + 2 * C + 2 * QD + 2 * KD + 2 * F;  // one block's saved rows
   if (c.qk_norm) per_token += QD + KD + c.num_attention_heads + c.num_key_value_heads;
-  size_t probs = size_t(c.num_attention_heads) * N * (P + T);  // N/T segments of T x (P+T)
-  size_t block = per_token * N + probs;
+  size_t block = per_token * N;
   size_t blocks = checkpointing ? 1 : size_t(c.num_hidden_layers);
   size_t inputs = size_t(c.num_hidden_layers + 1) * N * C;
-  size_t scratch = 2 * N * C + size_t(c.num_attention_heads) * T * (P + T) + 2 * size_t(P + T) * KD * 2 +
-                   size_t(256) * c.vocab_size;  // residual grads, dP, K/V buffers, logits chunk
+  // residual grads, recomputed xn / act / probs, dP, K/V buffers, logits chunk, backward temporaries
+  size_t scratch = 3 * N * C + N * F + 2 * size_t(c.num_attention_heads) * T * (P + T) +
+                   2 * size_t(P + T) * KD * 2 + size_t(256) * c.vocab_size + 3 * N * F + N * (QD + 2 * KD);
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 
@@ -99,8 +95,7 @@ void TrainGraph::prepare(const PackedBatch& b) {
   const size_t C = c.hidden_size;
   x_in_.resize(c.num_hidden_layers + 1);
   for (auto& x : x_in_) x.resize(size_t(N_) * C);
-  size_t pf = probs_floats(b, c.num_attention_heads, P);
-  for (auto& a : acts_) a.resize(c, N_, pf);
+  for (auto& a : acts_) a.resize(c, N_);
   // RoPE tables at each token's position: P + index within its sequence.
   const int half = c.head_dim / 2;
   cos_.resize(size_t(N_) * half);
@@ -112,6 +107,9 @@ void TrainGraph::prepare(const PackedBatch& b) {
   dx_a_.resize(size_t(N_) * C);
   dx_b_.resize(size_t(N_) * C);
   scratch_.resize(size_t(c.num_attention_heads) * T * (P + T) + 4 * size_t(P + T) * c.kv_dim());
+  xn_.resize(size_t(N_) * C);
+  act_.resize(size_t(N_) * c.intermediate_size);
+  probs_.resize(size_t(c.num_attention_heads) * T * (P + T));
 }
 
 void TrainGraph::block_forward(int l, Acts& a, const float* x_in, float* x_out, const AdapterContext& ctx0) {
@@ -123,10 +121,10 @@ void TrainGraph::block_forward(int l, Acts& a, const float* x_in, float* x_out, 
   AdapterContext ctx = ctx0;
   ctx.layer = l;
 
-  rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, w.attn_norm.f32(), N, C, c.rms_norm_eps);
-  linear_forward(lin(l, LinearId::Q), a.xn1.data(), a.q.data(), N, ctx);
-  linear_forward(lin(l, LinearId::K), a.xn1.data(), a.k.data(), N, ctx);
-  linear_forward(lin(l, LinearId::V), a.xn1.data(), a.v.data(), N, ctx);
+  rmsnorm_forward(xn_.data(), a.rstd1.data(), x_in, w.attn_norm.f32(), N, C, c.rms_norm_eps);
+  linear_forward(lin(l, LinearId::Q), xn_.data(), a.q.data(), N, ctx);
+  linear_forward(lin(l, LinearId::K), xn_.data(), a.k.data(), N, ctx);
+  linear_forward(lin(l, LinearId::V), xn_.data(), a.v.data(), N, ctx);
   if (c.qk_norm) {
     a.q_pre = a.q;
     a.k_pre = a.k;
@@ -137,7 +135,6 @@ void TrainGraph::block_forward(int l, Acts& a, const float* x_in, float* x_out, 
   rope_forward(a.k.data(), cos_.data(), sin_.data(), N, Hkv, D);
 
   // Attention per sequence; keys/values = [prefix (P rows); the sequence's rows].
-  size_t poff = 0;
   for (size_t s = 0; s < batch_->seg_start.size(); s++) {
     const int t0 = batch_->seg_start[s], T = batch_->seg_len[s], S = P + T;
     const float *kp = a.k.data() + size_t(t0) * KD, *vp = a.v.data() + size_t(t0) * KD;
@@ -150,19 +147,18 @@ void TrainGraph::block_forward(int l, Acts& a, const float* x_in, float* x_out, 
       std::memcpy(vb + size_t(P) * KD, vp, sizeof(float) * T * KD);
       kp = kb, vp = vb;
     }
-    attention_forward(a.att.data() + size_t(t0) * QD, a.probs.data() + poff, a.q.data() + size_t(t0) * QD, kp, vp,
-                      T, S, H, Hkv, D);
-    poff += size_t(H) * T * S;
+    attention_forward(a.att.data() + size_t(t0) * QD, probs_.data(), a.q.data() + size_t(t0) * QD, kp, vp, T, S, H,
+                      Hkv, D);
   }
   linear_forward(lin(l, LinearId::O), a.att.data(), a.x_mid.data(), N, ctx);
   add_forward(a.x_mid.data(), a.x_mid.data(), x_in, int64_t(N) * C);
 
   const int F = c.intermediate_size;
-  rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.f32(), N, C, c.rms_norm_eps);
-  linear_forward(lin(l, LinearId::Gate), a.xn2.data(), a.gate.data(), N, ctx);
-  linear_forward(lin(l, LinearId::Up), a.xn2.data(), a.up.data(), N, ctx);
-  swiglu_forward(a.act.data(), a.gate.data(), a.up.data(), int64_t(N) * F);
-  linear_forward(lin(l, LinearId::Down), a.act.data(), x_out, N, ctx);
+  rmsnorm_forward(xn_.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.f32(), N, C, c.rms_norm_eps);
+  linear_forward(lin(l, LinearId::Gate), xn_.data(), a.gate.data(), N, ctx);
+  linear_forward(lin(l, LinearId::Up), xn_.data(), a.up.data(), N, ctx);
+  swiglu_forward(act_.data(), a.gate.data(), a.up.data(), int64_t(N) * F);
+  linear_forward(lin(l, LinearId::Down), act_.data(), x_out, N, ctx);
   add_forward(x_out, x_out, a.x_mid.data(), int64_t(N) * C);
 }
 
@@ -180,11 +176,13 @@ void TrainGraph::block_backward(int l, Acts& a, const float* dx_out, float* dx_i
   // MLP: x_out = x_mid + down(silu(gate(xn2)) * up(xn2)).
   std::vector<float> dx_mid(dx_out, dx_out + size_t(N) * C);
   std::vector<float> dact(size_t(N) * F, 0.0f), dgate(size_t(N) * F, 0.0f), dup(size_t(N) * F, 0.0f);
-  linear_backward(lin(l, LinearId::Down), a.act.data(), dx_out, dact.data(), N, ctx);
+  swiglu_forward(act_.data(), a.gate.data(), a.up.data(), int64_t(N) * F);  // recompute (see Acts)
+  rmsnorm_forward(xn_.data(), nullptr, a.x_mid.data(), w.ffn_norm.f32(), N, C, c.rms_norm_eps);
+  linear_backward(lin(l, LinearId::Down), act_.data(), dx_out, dact.data(), N, ctx);
   swiglu_backward(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(), int64_t(N) * F);
   std::vector<float> dxn(size_t(N) * C, 0.0f);
-  linear_backward(lin(l, LinearId::Gate), a.xn2.data(), dgate.data(), dxn.data(), N, ctx);
-  linear_backward(lin(l, LinearId::Up), a.xn2.data(), dup.data(), dxn.data(), N, ctx);
+  linear_backward(lin(l, LinearId::Gate), xn_.data(), dgate.data(), dxn.data(), N, ctx);
+  linear_backward(lin(l, LinearId::Up), xn_.data(), dup.data(), dxn.data(), N, ctx);
   rmsnorm_backward(dx_mid.data(), g ? g->ffn_norm.f32() : nullptr, dxn.data(), a.x_mid.data(), w.ffn_norm.f32(),
                    a.rstd2.data(), N, C);
 
@@ -192,7 +190,6 @@ void TrainGraph::block_backward(int l, Acts& a, const float* dx_out, float* dx_i
   std::vector<float> datt(size_t(N) * QD, 0.0f), dq(size_t(N) * QD, 0.0f), dk(size_t(N) * KD, 0.0f),
       dv(size_t(N) * KD, 0.0f);
   linear_backward(lin(l, LinearId::O), a.att.data(), dx_mid.data(), datt.data(), N, ctx);
-  size_t poff = 0;
   for (size_t s = 0; s < batch_->seg_start.size(); s++) {
     const int t0 = batch_->seg_start[s], T = batch_->seg_len[s], S = P + T;
     float* dP = scratch_.data();
@@ -205,9 +202,12 @@ void TrainGraph::block_backward(int l, Acts& a, const float* dx_out, float* dx_i
     std::memcpy(kb + size_t(P) * KD, a.k.data() + size_t(t0) * KD, sizeof(float) * T * KD);
     std::memcpy(vb + size_t(P) * KD, a.v.data() + size_t(t0) * KD, sizeof(float) * T * KD);
     std::fill(dkb, dkb + 2 * size_t(S) * KD, 0.0f);
+    // Recompute this sequence's probabilities; the attention output (no longer needed: o_proj's
+    // backward is done) is rewritten with the same values.
+    attention_forward(a.att.data() + size_t(t0) * QD, probs_.data(), a.q.data() + size_t(t0) * QD, kb, vb, T, S, H,
+                      Hkv, D);
     attention_backward(dq.data() + size_t(t0) * QD, dkb, dvb, datt.data() + size_t(t0) * QD,
-                       a.q.data() + size_t(t0) * QD, kb, vb, a.probs.data() + poff, T, S, H, Hkv, D, dP);
-    poff += size_t(H) * T * S;
+                       a.q.data() + size_t(t0) * QD, kb, vb, probs_.data(), T, S, H, Hkv, D, dP);
     if (P > 0 && adapters_->prefix_dk.size() > size_t(l) && adapters_->prefix_dk[l]) {
       float *pk = adapters_->prefix_dk[l], *pv = adapters_->prefix_dv[l];
       for (size_t i = 0; i < size_t(P) * KD; i++) pk[i] += dkb[i], pv[i] += dvb[i];
@@ -227,9 +227,10 @@ void TrainGraph::block_backward(int l, Acts& a, const float* dx_out, float* dx_i
     dk.swap(dk_pre);
   }
   std::fill(dxn.begin(), dxn.end(), 0.0f);
-  linear_backward(lin(l, LinearId::Q), a.xn1.data(), dq.data(), dxn.data(), N, ctx);
-  linear_backward(lin(l, LinearId::K), a.xn1.data(), dk.data(), dxn.data(), N, ctx);
-  linear_backward(lin(l, LinearId::V), a.xn1.data(), dv.data(), dxn.data(), N, ctx);
+  rmsnorm_forward(xn_.data(), nullptr, x_in, w.attn_norm.f32(), N, C, c.rms_norm_eps);  // recompute xn1
+  linear_backward(lin(l, LinearId::Q), xn_.data(), dq.data(), dxn.data(), N, ctx);
+  linear_backward(lin(l, LinearId::K), xn_.data(), dk.data(), dxn.data(), N, ctx);
+  linear_backward(lin(l, LinearId::V), xn_.data(), dv.data(), dxn.data(), N, ctx);
   std::memcpy(dx_in, dx_mid.data(), sizeof(float) * N * C);
   rmsnorm_backward(dx_in, g ? g->attn_norm.f32() : nullptr, dxn.data(), x_in, w.attn_norm.f32(), a.rstd1.data(), N,
                    C);

@@ -64,6 +64,9 @@ class TrainGraph {
   std::vector<float> inv_freq_;
   // Scratch for backward: residual grads, per-segment K/V with prefix, attention dP.
   std::vector<float> dx_a_, dx_b_, scratch_;
+  // Recomputed in backward rather than kept per block: normalised block input, SwiGLU output,
+  // one sequence's attention probabilities [H, T, P+T].
+  std::vector<float> xn_, act_, probs_;
 };
 
 }  // namespace lathe

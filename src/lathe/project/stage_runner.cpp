@@ -336,8 +336,17 @@ int Runner::run_eval() {
     holdout = suite["holdout"].get<std::string>();
     suite.erase("holdout");
   }
-  write_yaml(gen, suite);
-  Args a = lathe({"eval", "--model", p.base_model, "--tests", gen, "--output", p.eval});
+  // `suite: FILE` points at a whole suite file (docs/eval.md) instead of writing it inline.
+  std::string tests = gen;
+  if (suite.contains("suite")) {
+    if (suite.size() != 1)
+      fail("project", "{}: eval.suite names a suite file; the other suite keys belong in that file (holdout may stay)",
+           cfg.where(cfg.root["eval"]["suite"]));
+    tests = suite["suite"].get<std::string>();
+  } else {
+    write_yaml(gen, suite);
+  }
+  Args a = lathe({"eval", "--model", p.base_model, "--tests", tests, "--output", p.eval});
   if (method != "full") {
     a.push_back("--adapter");
     a.push_back("tuned=" + p.train);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -12,7 +14,41 @@
 
 namespace lathe {
 
+// OpenBLAS builds with DYNAMIC_ARCH pick their kernels from the CPU model at load time. A model
+// the library does not know (0.3.21 on newer Xeons, or a VM that masks the model) falls back to
+// the SSE3 "Prescott" kernels, 4-5x slower than the AVX-512 ones this CPU can run. When that
+// happens and the user has not chosen (OPENBLAS_CORETYPE), re-select the core from the CPU's
+// features through OpenBLAS's own dynamic-init entry points (weak: absent in non-dynamic builds).
+extern "C" {
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
+}
+
+static void select_blas_core() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  if (std::getenv("OPENBLAS_CORETYPE") || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
+  const char* name = openblas_get_corename();
+  if (!name || std::strcmp(name, "Prescott") != 0) return;  // the generic fallback only
+  __builtin_cpu_init();
+  const char* want = nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    want = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    want = "Haswell";
+  if (!want) return;
+  setenv("OPENBLAS_CORETYPE", want, 1);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  unsetenv("OPENBLAS_CORETYPE");
+  if (std::getenv("LATHE_VERBOSE"))
+    std::fprintf(stderr, "lathe: OpenBLAS detected core Prescott; using %s kernels\n", openblas_get_corename());
+}
+
 void cpu_set_num_threads(int n) {
+  select_blas_core();
   set_num_threads(n);
   openblas_set_num_threads(num_threads());
 }
