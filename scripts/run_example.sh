@@ -1,37 +1,63 @@
 #!/usr/bin/env bash
-# Sets up everything and runs the main job on the bundled example.
-# Today (foundation stage) the example is: create a small Llama-architecture model with
-# `lathe init-model`, inspect it, score token sequences (perplexity) and generate greedily.
-# With ../shared/fixtures present it also runs the real stories260K model.
+# Sets up everything and runs the bundled example end to end: the ACME policy QA project
+# (examples/acme-policy-qa) through every stage of `lathe run` — build a small base model from the
+# project's own text, prepare the data (report), LoRA-tune, evaluate base vs prompting vs tuned
+# (report + gate), export (PEFT, merged HF, GGUF) — then serve the tuned model and ask it one question
+# through the OpenAI-compatible API, and rate the answer (feedback for the next round).
+#   scripts/run_example.sh                 project copy in out/acme-policy-qa (rerun: unchanged stages skip)
+#   LATHE_EXAMPLE_DIR=DIR scripts/run_example.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build
-LATHE=build/lathe
-OUT=${LATHE_EXAMPLE_OUT:-out/example}
-rm -rf "$OUT" && mkdir -p "$OUT"
+root=$(pwd)
+start=$(date +%s)
+LATHE_BUILD_TARGETS=lathe scripts/setup.sh build
+LATHE=$root/build/lathe
+DIR=${LATHE_EXAMPLE_DIR:-out/acme-policy-qa}
+built=$(date +%s)
 
-echo "== 1. a small Llama model (random init, seed 42)"
-$LATHE init-model --arch llama --hidden-size 128 --intermediate-size 344 --num-hidden-layers 4 \
-  --num-attention-heads 8 --num-key-value-heads 4 --vocab-size 1024 --initializer-range 0.1 --seed 42 \
-  --output "$OUT/tiny-llama"
-$LATHE inspect "$OUT/tiny-llama" | head -8
+# A copy of the example, so the checkout stays clean; a second run reuses it and skips what is unchanged.
+[ -f "$DIR/project.yaml" ] || "$LATHE" init "$DIR" --example acme-policy-qa
+cd "$DIR"
+echo "== lathe run ($(pwd)/project.yaml)"
+set +e
+"$LATHE" run
+rc=$?
+set -e
+if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then echo "lathe run failed (exit $rc)"; exit $rc; fi
+ran=$(date +%s)
 
-echo "== 2. perplexity of two token sequences (a random model scores near ln(1024) = 6.93)"
-printf '{"input_ids":[1,17,200,33,5,900,12,7,7,7]}\n{"input_ids":[1,2,3,4,5,6,7,8]}\n' > "$OUT/ids.jsonl"
-$LATHE perplexity --model "$OUT/tiny-llama" --ids-file "$OUT/ids.jsonl"
+echo "== serve smoke test: the tuned adapter behind the OpenAI-compatible API"
+log=$(mktemp)
+"$LATHE" serve --model out/base/model --adapter acme=out/train --port 0 --data-dir out/serve \
+  --served-model-name acme-base > "$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -nE 's/.*listening on http:\/\/[^:]+:([0-9]+).*/\1/p' "$log")
+  [ -n "$port" ] && break
+  kill -0 $pid 2>/dev/null || { cat "$log"; echo "lathe serve exited"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$log"; echo "lathe serve did not start"; exit 1; }
+question='연차 휴가는 며칠 받을 수 있나요?'
+echo "POST /v1/chat/completions  model=acme  \"$question\""
+resp=$(curl -sS --fail-with-body "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d "{\"model\":\"acme\",\"messages\":[{\"role\":\"user\",\"content\":\"$question\"}],\"max_tokens\":48,\"temperature\":0}")
+echo "$resp"
+id=$(echo "$resp" | sed -nE 's/.*"id":"([^"]+)".*/\1/p' | head -1)
+curl -sS --fail-with-body "http://127.0.0.1:$port/v1/feedback" -H 'Content-Type: application/json' \
+  -d "{\"completion_id\":\"$id\",\"rating\":1,\"comment\":\"correct: 15 days\"}" > /dev/null
+echo "feedback stored for $id"
+kill $pid; wait $pid 2>/dev/null || true
+"$LATHE" feedback stats --data-dir out/serve | head -5
+end=$(date +%s)
 
-echo "== 3. greedy generation from ids 1,17,200"
-$LATHE generate --model "$OUT/tiny-llama" --prompt-ids 1,17,200 --max-new-tokens 16 --stats
-
-echo "== 4. LoRA fine-tuning on the two sequences (tiny memorisation run), then perplexity with the adapter"
-$LATHE train --model "$OUT/tiny-llama" --data "$OUT/ids.jsonl" --output "$OUT/lora" --method lora \
-  --lora-target-modules all-linear --lora-r 8 --learning-rate 1e-2 --max-steps 40 --save-steps 20 \
-  --per-device-train-batch-size 2 --logging-steps 10 --threads 1  # a 1M-parameter model runs best on one core
-$LATHE perplexity --model "$OUT/tiny-llama" --adapter "$OUT/lora" --ids-file "$OUT/ids.jsonl"
-
-FIX=../shared/fixtures/models
-if [ -f "$FIX/gguf/stories260K.gguf" ]; then
-  echo "== 5. the real stories260K model (GGUF, its own vocabulary): greedy continuation of 'Once upon a time'"
-  $LATHE generate --model "$FIX/gguf/stories260K.gguf" --prompt "Once upon a time" --max-new-tokens 60
-fi
-echo "== done: outputs in $OUT"
+echo
+echo "== done in $((end - start)) s (setup+build $((built - start)) s, lathe run $((ran - built)) s, serve $((end - ran)) s)"
+echo "   project:      $(pwd)"
+echo "   data report:  $(pwd)/out/data/report.html"
+echo "   eval report:  $(pwd)/out/eval/report.html"
+echo "   adapter:      $(pwd)/out/export/peft   (merged HF model: out/export/merged, GGUF: out/export/*.gguf)"
+"$LATHE" runs | tail -n 1 | awk '{print "   pass rates:   " $(NF-2) " " $(NF-1) " " $NF " (held-out paraphrased questions)"}'
+exit $rc

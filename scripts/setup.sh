@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs lathe's build and test dependencies (Debian 12 packages only) and builds it.
 # Usage: scripts/setup.sh [BUILD_DIR]   (default: build). Safe to run again.
+#        LATHE_BUILD_TARGETS=lathe scripts/setup.sh   builds only the named targets (the example needs only lathe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
@@ -9,7 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libopenblas0-openmp libfmt-dev nlohmann-json3-dev libcli11-dev
   libyaml-cpp-dev libcpp-httplib-dev libsqlite3-dev libonig-dev libutf8proc-dev libxxhash-dev
-  libpoppler-cpp-dev poppler-utils
+  libpoppler-cpp-dev poppler-utils curl
   libgtest-dev libbenchmark-dev
 )
 missing=()
@@ -30,4 +31,4 @@ fi
 
 echo "== configuring and building in $BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LATHE_CMAKE_ARGS:-}
-ninja -C "$BUILD_DIR" -j "$(nproc)"
+ninja -C "$BUILD_DIR" -j "$(nproc)" ${LATHE_BUILD_TARGETS:-}

@@ -6,6 +6,7 @@
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/project/project_config.h"
 #include "lathe/project/run_registry.h"
 #include "lathe/project/scaffold.h"
@@ -34,6 +35,21 @@ std::function<int()> setup_init(CLI::App& app) {
   };
 }
 
+// "base 0/38 (0%) · prompt 0/38 (0%) · tuned 22/38 (58%)": the line a user looks for after a run.
+void print_pass_rates(const std::string& report) {
+  if (!fs::exists(report)) return;
+  try {
+    ordered_json rep = ordered_json::parse(lathe::read_file(report));
+    std::string line;
+    for (const auto& v : rep.value("variants", ordered_json::array()))
+      line += fmt::format("{}{} {}/{} ({:.0f}%)", line.empty() ? "" : " · ", v.value("name", "?"), v.value("passed", 0),
+                          v.value("cases", 0), 100.0 * v.value("pass_rate", 0.0));
+    if (!line.empty()) std::printf("  pass rates:   %s\n", line.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lathe run: cannot read %s: %s\n", report.c_str(), e.what());
+  }
+}
+
 std::function<int()> setup_run(CLI::App& app) {
   auto config = std::make_shared<std::string>();
   auto o = std::make_shared<RunOptions>();
@@ -47,8 +63,12 @@ std::function<int()> setup_run(CLI::App& app) {
     RunOutcome r = run_project(cfg, *o);
     ProjectPaths p = project_paths(cfg);
     std::printf("\nrun %lld of %s: %s\n", (long long)r.run_id, cfg.name.c_str(),
-                r.exit_code == 0 ? (r.verdict == "pass" ? "gate passed" : "done")
-                : r.exit_code == 3 ? "GATE FAILED" : "a stage failed");
+                r.exit_code == 3     ? "GATE FAILED"
+                : r.exit_code != 0   ? "a stage failed"
+                : r.verdict == "pass" ? "gate passed"
+                : r.verdict == "incomplete" ? "done (not evaluated in this run)"
+                                            : "done");
+    if (r.verdict == "pass" || r.verdict == "fail" || r.verdict == "no-gate") print_pass_rates(p.eval + "/report.json");
     for (const char* f : {"/report.html"}) {
       if (fs::exists(p.data + f)) std::printf("  data report:  %s%s\n", p.data.c_str(), f);
       if (fs::exists(p.eval + f)) std::printf("  eval report:  %s%s\n", p.eval.c_str(), f);

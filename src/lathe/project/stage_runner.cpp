@@ -379,7 +379,11 @@ int Runner::run_export() {
   std::vector<std::string> formats = {"peft"};
   if (ex.is_object() && ex.contains("formats")) formats = ex["formats"].get<std::vector<std::string>>();
   for (const std::string& f : formats) {
-    Args a = lathe({"export", "--model", p.base_model, "--format", f, "--output", p.export_dir + "/" + f});
+    // GGUF formats are single files; they get the name llama.cpp users expect to pass to -m / --lora.
+    const std::string dest = f == "gguf"        ? p.export_dir + "/" + cfg.name + ".gguf"
+                             : f == "gguf-lora" ? p.export_dir + "/" + cfg.name + "-lora.gguf"
+                                                : p.export_dir + "/" + f;
+    Args a = lathe({"export", "--model", p.base_model, "--format", f, "--output", dest});
     if (method != "full") {
       a.push_back("--adapter");
       a.push_back(p.train);
@@ -429,6 +433,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   RunRecord rec;
   rec.verdict = "incomplete";
   bool gate_failed = false;
+  bool evaluated = false;  // the eval stage ran or was skipped as unchanged in this run's range
   for (Stage s : stages) {
     if (s < from || s > until) continue;
     if (s == Stage::Export && gate_failed) {
@@ -444,6 +449,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
       std::printf("== %-8s unchanged, skipped\n", stage_name(s));
       reg.add_stage(out.run_id, {stage_name(s), "skipped", fp, 0, prev_rc});
       if (s == Stage::Eval && prev_rc == 3) gate_failed = true;
+      if (s == Stage::Eval) evaluated = true;
       continue;
     }
     std::printf("== %-8s running\n", stage_name(s));
@@ -469,6 +475,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
       return out;
     }
     gate_failed = gate_failed || gate;
+    if (s == Stage::Eval) evaluated = true;
     // Fingerprints are taken again after the run: a stage's own outputs never feed its fingerprint,
     // but the base stage creates the tokenizer that later fingerprints read.
     r.state["stages"][stage_name(s)] = {{"fingerprint", r.fingerprint(s)}, {"exit_code", rc}, {"finished_at", utc_now_iso()}};
@@ -487,7 +494,9 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
     }
   }
   const bool has_gate = cfg.gates.min_pass_rate >= 0 || cfg.gates.max_forgetting >= 0;
-  rec.verdict = gate_failed ? "fail" : has_gate ? "pass" : "no-gate";
+  // A run that stopped before eval (--until train) has no verdict yet, whatever an older report says.
+  if (cfg.has("eval") && !evaluated) rec.verdict = "incomplete";
+  else rec.verdict = gate_failed ? "fail" : has_gate ? "pass" : "no-gate";
   reg.finish_run(out.run_id, rec);
   out.verdict = rec.verdict;
   out.exit_code = gate_failed ? 3 : 0;

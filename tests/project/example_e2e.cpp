@@ -1,0 +1,133 @@
+// The bundled example (examples/acme-policy-qa), shrunk to seconds, through every stage of `lathe run`:
+// base build (tokenizer + init + pre-training), prepare (with its planted personal data and duplicates),
+// LoRA training, eval with the gate, export (PEFT, merged, GGUF). The project file is the example's own
+// with only sizes and step counts turned down, so a broken example or stage fails here, not in front of
+// a new user. Then: a second run skips everything, and a failing gate stops before export.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "lathe/core/file_io.h"
+#include "lathe/project/scaffold.h"
+#include "test_util.h"
+
+namespace {
+
+using lathe::test::run_lathe;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string stages_with(const std::string& out, const std::string& what) {
+  std::string s;
+  std::regex re("== (\\w+) +" + what);
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
+    s += (s.empty() ? "" : ",") + (*it)[1].str();
+  return s;
+}
+
+// The example's project.yaml with the model, the corpus passes and the step counts made tiny.
+void shrink(const std::string& file, double min_pass_rate) {
+  YAML::Node p = YAML::LoadFile(file);
+  YAML::Node b = p["base_model"]["build"];
+  ASSERT_TRUE(b) << "the example builds its own base model; this test expects base_model.build";
+  b["tokenizer"]["vocab_size"] = 400;
+  YAML::Node m = b["model"];
+  m["hidden_size"] = 32;
+  m["intermediate_size"] = 64;
+  m["num_hidden_layers"] = 1;
+  m["num_attention_heads"] = 2;
+  m["num_key_value_heads"] = 1;
+  b["train"].remove("num_train_epochs");
+  b["train"]["max_steps"] = 4;
+  p["train"].remove("num_train_epochs");
+  p["train"]["max_steps"] = 6;
+  p["train"]["lora_r"] = 4;
+  p["train"]["save_steps"] = 3;
+  p["goal"]["gates"]["min_pass_rate"] = min_pass_rate;
+  YAML::Emitter e;
+  e << p;
+  lathe::write_file_atomic(file, std::string(e.c_str()) + "\n");
+}
+
+json load_json(const std::string& path) { return json::parse(lathe::read_file(path)); }
+
+TEST(Example, ShrunkenExampleThroughEveryStage) {
+  lathe::test::TempDir dir;
+  const std::string proj = dir / "acme";
+  const std::string file = lathe::project::init_project(proj, "acme-policy-qa");
+  shrink(file, 0.0);
+  const std::string run = "run --threads 1 --config " + file;
+  std::string out;
+
+  ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
+  EXPECT_EQ(stages_with(out, "running"), "base,prepare,train,eval,export") << out;
+  EXPECT_NE(out.find("gate passed"), std::string::npos) << out;
+  EXPECT_NE(out.find("pass rates:   base "), std::string::npos) << out;
+
+  // Base: a tokenizer trained on the project's text, and a pre-trained HF model directory.
+  const std::string o = proj + "/out";
+  EXPECT_TRUE(fs::exists(o + "/base/model/config.json"));
+  EXPECT_TRUE(fs::exists(o + "/base/model/tokenizer.json"));
+
+  // Prepare: the planted personal data and duplicates are found, and counts reconcile.
+  json rep = load_json(o + "/data/report.json");
+  const std::string r = rep.dump();
+  EXPECT_TRUE(fs::exists(o + "/data/report.html"));
+  EXPECT_TRUE(fs::exists(o + "/data/manifest.json"));
+  std::string records;
+  for (const char* split : {"train", "validation", "test"})
+    if (fs::exists(o + "/data/" + split + ".records.jsonl")) records += lathe::read_file(o + "/data/" + split + ".records.jsonl");
+  EXPECT_EQ(records.find("010-"), std::string::npos) << "a planted phone number survived redaction";
+  EXPECT_NE(records.find("[PHONE]"), std::string::npos) << "no redaction placeholder in the records";
+  int dup_drops = 0;
+  for (const auto& st : rep["stages"]) {
+    EXPECT_EQ(st["reconciles"], true) << st.dump();
+    for (auto it = st["dropped"].begin(); it != st["dropped"].end(); ++it)
+      if (it.key().find("duplicate") != std::string::npos) dup_drops += it.value().get<int>();
+  }
+  EXPECT_GE(dup_drops, 10) << r.substr(0, 2000);
+
+  // Train: a PEFT adapter and per-step metrics.
+  EXPECT_TRUE(fs::exists(o + "/train/adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(o + "/train/metrics.jsonl"));
+
+  // Eval: base, prompt baseline and the tuned adapter on every case, with perplexities and the gate.
+  json ev = load_json(o + "/eval/report.json");
+  ASSERT_EQ(ev["variants"].size(), 3u) << ev["variants"].dump();
+  EXPECT_EQ(ev["variants"][0]["name"], "base");
+  EXPECT_EQ(ev["variants"][2]["name"], "tuned");
+  EXPECT_GT(ev["variants"][2]["cases"].get<int>(), 30);
+  EXPECT_TRUE(ev["variants"][2]["validation"].contains("ppl"));
+  EXPECT_TRUE(ev["variants"][2]["holdout"].contains("ppl"));
+  EXPECT_EQ(ev["gate"]["passed"], true);
+  EXPECT_TRUE(fs::exists(o + "/eval/report.html"));
+
+  // Export: every format the project asks for.
+  EXPECT_TRUE(fs::exists(o + "/export/peft/adapter_config.json"));
+  EXPECT_TRUE(fs::exists(o + "/export/merged/model.safetensors"));
+  EXPECT_TRUE(fs::exists(o + "/export/acme-policy-qa.gguf"));
+
+  // Nothing changed: nothing runs.
+  ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
+  EXPECT_EQ(stages_with(out, "running"), "") << out;
+  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,train,eval,export") << out;
+
+  // A gate this model cannot meet: eval reruns (its gate is part of its inputs), the run fails with
+  // exit code 3 and nothing is exported.
+  shrink(file, 0.99);
+  ASSERT_EQ(run_lathe(run, &out, true), 3) << out;
+  EXPECT_EQ(stages_with(out, "running"), "eval") << out;
+  EXPECT_NE(out.find("GATE FAILED"), std::string::npos) << out;
+  EXPECT_NE(out.find("export skipped"), std::string::npos) << out;
+
+  // --until stops before eval: no verdict, whatever an older report said.
+  ASSERT_EQ(run_lathe(run + " --until train", &out, true), 0) << out;
+  EXPECT_NE(out.find("not evaluated"), std::string::npos) << out;
+}
+
+}  // namespace
