@@ -46,11 +46,18 @@ resp=$(curl -sS --fail-with-body "http://127.0.0.1:$port/v1/chat/completions" -H
   -d "{\"model\":\"acme\",\"messages\":[{\"role\":\"user\",\"content\":\"$question\"}],\"max_tokens\":48,\"temperature\":0}")
 echo "$resp"
 id=$(echo "$resp" | sed -nE 's/.*"id":"([^"]+)".*/\1/p' | head -1)
-curl -sS --fail-with-body "http://127.0.0.1:$port/v1/feedback" -H 'Content-Type: application/json' \
-  -d "{\"completion_id\":\"$id\",\"rating\":1,\"comment\":\"correct: 15 days\"}" > /dev/null
+# Rate the answer as a reviewer would: the policy says 15 days. A wrong answer gets a correction, which
+# `lathe feedback export --corrections-only` turns into a training record for the next round.
+if echo "$resp" | grep -q '15'; then
+  fb="{\"completion_id\":\"$id\",\"rating\":1,\"comment\":\"correct\"}"
+else
+  fb="{\"completion_id\":\"$id\",\"rating\":-1,\"correction\":\"연차 휴가는 연 15일입니다.\"}"
+fi
+curl -sS --fail-with-body "http://127.0.0.1:$port/v1/feedback" -H 'Content-Type: application/json' -d "$fb" > /dev/null
 echo "feedback stored for $id"
 kill $pid; wait $pid 2>/dev/null || true
 "$LATHE" feedback stats --data-dir out/serve | head -5
+"$LATHE" feedback export --data-dir out/serve --output out/serve/feedback.jsonl | tail -n 1
 end=$(date +%s)
 
 echo
