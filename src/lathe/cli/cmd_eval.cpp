@@ -69,7 +69,7 @@ std::function<int()> setup(CLI::App& app) {
     for (auto& t : o->train_metrics) in.train_metrics.push_back(split_named(t, "--train-metrics"));
     for (auto& [name, dir] : o->run.adapters) {
       bool given = false;
-      for (auto& [n, p] : in.train_metrics) given = given || n == name;
+      for (auto& [n, p] : in.train_metrics) given = given || n == name || p == dir + "/metrics.jsonl";
       if (!given && lathe::file_exists(dir + "/metrics.jsonl")) in.train_metrics.emplace_back(name, dir + "/metrics.jsonl");
     }
     in.command_line = "lathe eval --model " + o->run.model_path + " --tests " + o->tests;

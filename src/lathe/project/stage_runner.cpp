@@ -361,7 +361,7 @@ int Runner::run_eval() {
   }
   if (fs::exists(p.train + "/metrics.jsonl")) {
     a.push_back("--train-metrics");
-    a.push_back(p.train + "/metrics.jsonl");
+    a.push_back((method == "full" ? "full=" : "tuned=") + p.train + "/metrics.jsonl");
   }
   if (cfg.gates.min_pass_rate >= 0) {
     a.push_back("--min-pass-rate");
