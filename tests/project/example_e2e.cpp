@@ -130,4 +130,36 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   EXPECT_NE(out.find("not evaluated"), std::string::npos) << out;
 }
 
+// `lathe init DIR` (no example): the commented template and its starter suite run as written once
+// base_model points at a model and data/ holds records.
+TEST(Example, TemplateProjectRunsAsWritten) {
+  lathe::test::TempDir dir;
+  const std::string proj = dir / "p";
+  const std::string file = lathe::project::init_project(proj, "");
+  {
+    std::ofstream f(proj + "/data/qa.jsonl");
+    for (int i = 0; i < 12; i++)
+      f << "{\"question\":\"How many days of leave in year " << 2000 + i << "?\",\"answer\":\"Leave is 15 days.\"}\n"
+        << "{\"question\":\"연차는 " << i + 1 << "년차에 며칠인가요?\",\"answer\":\"연차 휴가는 연 15일입니다.\"}\n";
+  }
+  std::string out;
+  ASSERT_EQ(run_lathe("tokenizer train --input " + proj + "/data/qa.jsonl --vocab-size 300 --chat-template chatml --output " +
+                          dir / "tok", &out, true), 0) << out;
+  ASSERT_EQ(run_lathe("init-model --hidden-size 32 --intermediate-size 64 --num-hidden-layers 1 --num-attention-heads 2 "
+                      "--num-key-value-heads 1 --seed 3 --tokenizer " + dir / "tok" + " --output " + dir / "model",
+                      &out, true), 0) << out;
+  YAML::Node p = YAML::LoadFile(file);
+  p["base_model"]["path"] = dir / "model";
+  p["train"]["num_train_epochs"] = 1;
+  YAML::Emitter e;
+  e << p;
+  lathe::write_file_atomic(file, std::string(e.c_str()) + "\n");
+  const int rc = run_lathe("run --threads 1 --config " + file, &out, true);
+  EXPECT_TRUE(rc == 0 || rc == 3) << out;  // a 1-epoch toy model may fail the 0.7 gate; nothing may break
+  EXPECT_EQ(stages_with(out, "running"), "prepare,train,eval" + std::string(rc == 0 ? ",export" : "")) << out;
+  json ev = load_json(proj + "/out/eval/report.json");
+  EXPECT_EQ(ev["variants"].size(), 3u);  // base, prompt (the starter suite's baseline), tuned
+  EXPECT_EQ(ev["suite"]["cases"], 2);
+}
+
 }  // namespace

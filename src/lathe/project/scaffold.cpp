@@ -47,6 +47,7 @@ std::string init_project(const std::string& dir, const std::string& example) {
   if (example.empty()) {
     for (const char* sub : {"data", "tests"}) fs::create_directories(target / sub);
     write_file_atomic((target / "project.yaml").string(), project_template());
+    write_file_atomic((target / "tests/cases.yaml").string(), cases_template());
     return (target / "project.yaml").string();
   }
   for (const std::string& r : example_roots()) {
@@ -66,6 +67,36 @@ std::string init_project(const std::string& dir, const std::string& example) {
   fail("project", "no bundled example named '{}' (available: {})", example, known.empty() ? "none found" : known);
 }
 
+const char* cases_template() {
+  return R"(# Test cases for `lathe eval` (every key: docs/eval.md). Ask questions that are NOT in data/ (new
+# paraphrases), so the report measures what the model learned, not what it memorised; lathe data
+# prepare removes training records that match these prompts (contamination check).
+name: my-domain-expert
+generation:
+  max_new_tokens: 64
+  temperature: 0                   # greedy: the same answer every run
+baseline:                          # the "prompt engineering" variant the tuned model has to beat
+  system: "You are the company's policy assistant. Answer in one short sentence."
+cases:
+  - id: annual-leave-ko
+    prompt: "연차 휴가는 며칠인가요?"
+    expected: "연차 휴가는 연 15일입니다."
+    assert:
+      - type: contains
+        value: "15일"
+    tags: [ko, leave]
+  - id: annual-leave-en
+    prompt: "How many days of annual leave do I get?"
+    expected: "Annual leave is 15 days a year."
+    assert:
+      - type: icontains
+        value: "15 days"
+      - type: rouge-l
+        threshold: 0.5
+    tags: [en, leave]
+)";
+}
+
 const char* project_template() {
   return R"(# lathe project file. `lathe run` executes the stages below in order (base → prepare → train →
 # eval → export), skipping any stage whose inputs have not changed. Every key: docs/project.md.
@@ -81,7 +112,8 @@ goal:
   domain: "in-house policy QA, Korean and English"
   gates:
     min_pass_rate: 0.7            # eval fails (exit 3) when the tuned model passes fewer test cases
-    max_forgetting: 0.25          # ... or when general-text perplexity rises more than 25% over the base
+    # max_forgetting: 0.25        # ... or when general-text perplexity rises more than 25% over the
+    #                             # base (needs eval.holdout)
 
 # The model to tune: a Hugging Face directory (config.json + safetensors + tokenizer) or a .gguf file.
 base_model:
@@ -99,8 +131,7 @@ data:
   format:
     max_seq_length: 1024
   split:
-    validation: 0.05
-    test: 0.0
+    ratios: [0.95, 0.05, 0.0]      # train, validation, test
     seed: 42
 
 # Training (`lathe train` options; the same words as its flags). model, data and output are set by lathe run.
@@ -120,13 +151,17 @@ train:
 
 # Evaluation (`lathe eval` suite): test cases with assertions, base vs prompting vs tuned. Keys: docs/eval.md.
 eval:
-  cases: tests/cases.yaml
-  generation:
-    max_new_tokens: 64
+  suite: tests/cases.yaml          # written by lathe init as a starting point; use questions not in data/
+  # holdout: general_text.md       # general text: its perplexity rise over the base is "forgetting"
 
-# What to hand over: peft (adapter dir), merged (HF model dir), gguf (llama.cpp).
+# What to hand over: peft (adapter dir), merged (HF model dir), gguf (llama.cpp), gguf-lora.
 export:
   formats: [peft, merged]
+
+# `lathe serve` settings for the tuned model (docs/serve.md); lathe run does not start a server.
+serve:
+  port: 8080
+  max_concurrency: 4
 )";
 }
 

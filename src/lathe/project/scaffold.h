@@ -14,5 +14,7 @@ std::vector<std::string> example_names();
 std::string init_project(const std::string& dir, const std::string& example);
 // The commented template written without --example.
 const char* project_template();
+// The starter test suite written beside it (tests/cases.yaml).
+const char* cases_template();
 
 }  // namespace lathe::project
