@@ -14,21 +14,15 @@
 
 #include "lathe/core/file_io.h"
 #include "lathe/project/scaffold.h"
+#include "project/project_test_util.h"
 #include "test_util.h"
 
 namespace {
 
 using lathe::test::run_lathe;
+using lathe::test::stages_with;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string stages_with(const std::string& out, const std::string& what) {
-  std::string s;
-  std::regex re("== (\\w+) +" + what);
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
-    s += (s.empty() ? "" : ",") + (*it)[1].str();
-  return s;
-}
 
 // The example's project.yaml with the model, the corpus passes and the step counts made tiny.
 void shrink(const std::string& file, double min_pass_rate) {

@@ -12,11 +12,13 @@
 #include "lathe/core/file_io.h"
 #include "lathe/project/project_config.h"
 #include "lathe/project/scaffold.h"
+#include "project/project_test_util.h"
 #include "test_util.h"
 
 namespace {
 
 using lathe::test::run_lathe;
+using lathe::test::stages_with;
 namespace fs = std::filesystem;
 
 std::string project_yaml(double lr, int max_new_tokens) {
@@ -30,15 +32,6 @@ std::string project_yaml(double lr, int max_new_tokens) {
          "  cases:\n"
          "    - id: lily\n      prompt: Who is Lily?\n      assert:\n        - type: contains\n          value: girl\n"
          "export:\n  formats: [peft]\n";
-}
-
-// Which stages a run printed as running / skipped.
-std::string stages_with(const std::string& out, const std::string& what) {
-  std::string s;
-  std::regex re("== (\\w+) +" + what);
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
-    s += (s.empty() ? "" : ",") + (*it)[1].str();
-  return s;
 }
 
 TEST(Project, RunSkipsUnchangedStagesAndRerunsDownstream) {
