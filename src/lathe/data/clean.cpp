@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,8 +53,8 @@ bool control(uint32_t cp) { return (cp < 0x20 && cp != '\n' && cp != '\t') || cp
 
 bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-std::vector<std::string_view> words_of(std::string_view s) {
-  std::vector<std::string_view> w;
+void words_into(std::string_view s, std::vector<std::string_view>& w) {
+  w.clear();
   size_t i = 0;
   while (i < s.size()) {
     while (i < s.size() && is_space(s[i])) i++;
@@ -62,19 +63,28 @@ std::vector<std::string_view> words_of(std::string_view s) {
     if (j > i) w.push_back(s.substr(i, j - i));
     i = j;
   }
-  return w;
 }
 
-const char* script_of(uint32_t cp) {
-  if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7)) return "latin";
-  if ((cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x3130 && cp <= 0x318F)) return "hangul";
-  if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0xF900 && cp <= 0xFAFF)) return "han";
-  if (cp >= 0x3040 && cp <= 0x30FF) return "kana";
-  if (cp >= 0x0400 && cp <= 0x04FF) return "cyrillic";
-  if (cp < 0x80) return nullptr;
+size_t count_words(std::string_view s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); i++)
+    if (!is_space(s[i]) && (i == 0 || is_space(s[i - 1]))) n++;
+  return n;
+}
+
+// Scripts by index, so per-character counting needs no string compares or map lookups.
+constexpr const char* kScripts[] = {"latin", "hangul", "han", "kana", "cyrillic", "other"};
+
+int script_id(uint32_t cp) {
+  if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7)) return 0;
+  if ((cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x3130 && cp <= 0x318F)) return 1;
+  if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0xF900 && cp <= 0xFAFF)) return 2;
+  if (cp >= 0x3040 && cp <= 0x30FF) return 3;
+  if (cp >= 0x0400 && cp <= 0x04FF) return 4;
+  if (cp < 0x80) return -1;
   auto cat = utf8proc_category(int32_t(cp));
-  if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) return "other";
-  return nullptr;
+  if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) return 5;
+  return -1;
 }
 
 }  // namespace
@@ -169,64 +179,97 @@ void clean_text(std::string& s, const CleanOptions& o) {
 }
 
 RepetitionStats repetition_stats(std::string_view text) {
+  // Runs on every record, so no hash maps: equal lines and equal n-grams are found by sorting one
+  // reusable buffer per thread (a map per n-gram size was most of the data pipeline's time).
   RepetitionStats r;
   // Lines (paragraph-level repetition; Gopher also checks paragraphs, which our blank-line chunking
-  // already separates).
-  std::unordered_map<std::string_view, int> seen;
-  size_t lines = 0, dup_lines = 0, chars = 0, dup_chars = 0;
+  // already separates). Every occurrence after a line's first counts as a duplicate.
+  thread_local std::vector<std::string_view> lines;
+  lines.clear();
+  size_t chars = 0;
   for (size_t p = 0; p <= text.size();) {
     size_t nl = std::min(text.find('\n', p), text.size());
     std::string_view l = text.substr(p, nl - p);
     p = nl + 1;
-    if (l.find_first_not_of(" \t") == std::string_view::npos) {
-      if (nl == text.size()) break;
-      continue;
-    }
-    lines++;
-    chars += l.size();
-    if (seen[l]++ > 0) {
-      dup_lines++;
-      dup_chars += l.size();
+    if (l.find_first_not_of(" \t") != std::string_view::npos) {
+      lines.push_back(l);
+      chars += l.size();
     }
     if (nl == text.size()) break;
   }
-  if (lines) r.dup_line_fraction = double(dup_lines) / double(lines);
-  if (chars) r.dup_line_char_fraction = double(dup_chars) / double(chars);
-  auto words = words_of(text);
-  size_t word_chars = 0;
-  std::vector<uint64_t> wh(words.size());
-  for (size_t i = 0; i < words.size(); i++) {
-    word_chars += words[i].size();
-    wh[i] = std::hash<std::string_view>{}(words[i]);
+  if (lines.size() > 1) {
+    std::sort(lines.begin(), lines.end());
+    size_t dup_lines = 0, dup_chars = 0;
+    for (size_t i = 1; i < lines.size(); i++)
+      if (lines[i] == lines[i - 1]) {
+        dup_lines++;
+        dup_chars += lines[i].size();
+      }
+    r.dup_line_fraction = double(dup_lines) / double(lines.size());
+    if (chars) r.dup_line_char_fraction = double(dup_chars) / double(chars);
   }
+  thread_local std::vector<std::string_view> words;
+  words_into(text, words);
+  const size_t W = words.size();
+  size_t word_chars = 0;
+  // h[i]: hash of the n-gram starting at word i, extended by one word per n (FNV-style fold).
+  thread_local std::vector<uint64_t> h;
+  h.assign(W, 1469598103934665603ull);
+  for (size_t i = 0; i < W; i++) word_chars += words[i].size();
   if (word_chars == 0) return r;
-  auto ngram_hash = [&](size_t i, int n) {
-    uint64_t h = 1469598103934665603ull;
-    for (int k = 0; k < n; k++) h = (h ^ wh[i + k]) * 1099511628211ull + uint64_t(k);
-    return h;
+  thread_local std::vector<uint64_t> wh;
+  wh.resize(W);
+  for (size_t i = 0; i < W; i++) wh[i] = std::hash<std::string_view>{}(words[i]);
+  // Counting n-grams: an open-addressing table reused across n-gram sizes, records and calls on this
+  // thread; a generation stamp marks which slots belong to the current n, so nothing is cleared.
+  struct Slot {
+    uint64_t key;
+    uint32_t count, first, gen;
   };
-  for (int n = 2; n <= 10; n++) {
-    if (words.size() < size_t(n)) break;
-    std::unordered_map<uint64_t, std::pair<int, size_t>> counts;  // hash → (count, first index)
-    for (size_t i = 0; i + n <= words.size(); i++) {
-      auto& c = counts[ngram_hash(i, n)];
-      if (c.first++ == 0) c.second = i;
+  thread_local std::vector<Slot> table;
+  thread_local uint32_t gen = 0;
+  thread_local std::vector<uint32_t> slot_of;  // position → its n-gram's slot
+  thread_local std::vector<char> covered;
+  size_t cap = 64;
+  while (cap < 2 * W) cap <<= 1;
+  if (table.size() < cap) {
+    table.assign(cap, Slot{0, 0, 0, 0});
+    gen = 0;
+  }
+  const size_t mask = cap - 1;
+  slot_of.resize(W);
+  for (int n = 1; n <= 10; n++) {
+    if (W < size_t(n)) break;
+    for (size_t i = 0; i + n <= W; i++) h[i] = (h[i] ^ wh[i + n - 1]) * 1099511628211ull + uint64_t(n - 1);
+    if (n < 2) continue;
+    if (++gen == 0) {  // the stamp wrapped: forget every slot once
+      for (Slot& sl : table) sl.gen = 0;
+      gen = 1;
+    }
+    for (size_t i = 0; i + n <= W; i++) {
+      size_t at = size_t(h[i] ^ (h[i] >> 29)) & mask;
+      while (table[at].gen == gen && table[at].key != h[i]) at = (at + 1) & mask;
+      Slot& sl = table[at];
+      if (sl.gen != gen) sl = Slot{h[i], 1, uint32_t(i), gen};
+      else sl.count++;
+      slot_of[i] = uint32_t(at);
     }
     if (n <= 4) {
       size_t best = 0;
-      for (auto& [h, c] : counts) {
-        if (c.first < 2) continue;
+      for (size_t i = 0; i + n <= W; i++) {
+        const Slot& sl = table[slot_of[i]];
+        if (sl.first != i || sl.count < 2) continue;
         size_t len = 0;
-        for (int k = 0; k < n; k++) len += words[c.second + k].size();
-        best = std::max(best, len * size_t(c.first));
+        for (int k = 0; k < n; k++) len += words[i + k].size();
+        best = std::max(best, len * size_t(sl.count));
       }
       r.top_ngram[n - 2] = double(best) / double(word_chars);
     } else {
-      std::vector<char> covered(words.size(), 0);
-      for (size_t i = 0; i + n <= words.size(); i++)
-        if (counts[ngram_hash(i, n)].first > 1) std::fill(covered.begin() + i, covered.begin() + i + n, 1);
+      covered.assign(W, 0);
+      for (size_t i = 0; i + n <= W; i++)
+        if (table[slot_of[i]].count > 1) std::fill(covered.begin() + i, covered.begin() + i + n, 1);
       size_t dup = 0;
-      for (size_t i = 0; i < words.size(); i++)
+      for (size_t i = 0; i < W; i++)
         if (covered[i]) dup += words[i].size();
       r.dup_ngram[n - 5] = double(dup) / double(word_chars);
     }
@@ -235,19 +278,25 @@ RepetitionStats repetition_stats(std::string_view text) {
 }
 
 void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
+  size_t local[std::size(kScripts)] = {};
   for (size_t i = 0; i < text.size();) {
-    uint32_t cp = next_cp(text, i);
-    if (const char* s = script_of(cp)) counts[s]++;
+    const int id = script_id(next_cp(text, i));
+    if (id >= 0) local[id]++;
   }
+  for (size_t k = 0; k < std::size(kScripts); k++)
+    if (local[k]) counts[kScripts[k]] += local[k];
 }
 
 double script_ratio(std::string_view text, const std::string& script) {
+  int want = -2;  // an unknown script name matches no letter
+  for (size_t k = 0; k < std::size(kScripts); k++)
+    if (script == kScripts[k]) want = int(k);
   size_t letters = 0, in_script = 0;
   for (size_t i = 0; i < text.size();) {
-    uint32_t cp = next_cp(text, i);
-    if (const char* s = script_of(cp)) {
+    const int id = script_id(next_cp(text, i));
+    if (id >= 0) {
       letters++;
-      in_script += script == s;
+      in_script += id == want;
     }
   }
   return letters ? double(in_script) / double(letters) : 0.0;
@@ -268,7 +317,7 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
     size_t alen = b == std::string::npos ? 0 : utf8_length(std::string_view(a).substr(b, e - b + 1));
     if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";
   }
-  if (o.repetition_filter && words_of(text).size() >= 20) {
+  if (o.repetition_filter && count_words(text) >= 20) {
     auto r = repetition_stats(text);
     if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
       return "repeated lines";

@@ -5,6 +5,9 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -261,6 +264,14 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   nlohmann::json report{{"format", "lathe-data-report-v1"}, {"config", cfg.to_json()}};
   std::vector<StageCounts> stages;
   std::vector<std::string> warnings;
+  // LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
+  const bool verbose = std::getenv("LATHE_VERBOSE") != nullptr;
+  auto t_last = std::chrono::steady_clock::now();
+  auto lap = [&](const char* what) {
+    auto now = std::chrono::steady_clock::now();
+    if (verbose) std::fprintf(stderr, "lathe data: %-8s %.3f s\n", what, std::chrono::duration<double>(now - t_last).count());
+    t_last = now;
+  };
 
   std::unique_ptr<Tokenizer> tok;
   CollectOptions co = cfg.collect;
@@ -274,6 +285,7 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   for (auto& w : cr.warnings) warnings.push_back(w);
   std::vector<Record> recs = std::move(cr.records);
   stages.push_back(cr.counts);
+  lap("collect");
   // 2. map
   StageCounts mapc("map");
   std::map<std::string, size_t> shapes;
@@ -281,21 +293,25 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   if (mo.system_prompt.empty()) mo.system_prompt = cfg.format.system_prompt;
   map_records(recs, mo, mapc, shapes);
   stages.push_back(mapc);
+  lap("map");
   report["shapes"] = shapes;
   // 3. clean
   StageCounts cleanc("clean");
   clean_records(recs, cfg.clean, cleanc);
   stages.push_back(cleanc);
+  lap("clean");
   // 4. personal data
   StageCounts piic("pii");
   PiiSummary ps;
   pii_stage(recs, cfg.pii, piic, ps);
   stages.push_back(piic);
+  lap("pii");
   report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   // 5. dedup
   StageCounts dedupc("dedup");
   report["dedup"] = dedup_stage(recs, cfg, dedupc);
   stages.push_back(dedupc);
+  lap("dedup");
   // Cluster ids are indices into the pre-compaction vector; renumber them by representative id.
   {
     std::map<int64_t, int64_t> remap;
@@ -306,19 +322,27 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   }
   // Text statistics (scripts, sources, character lengths) of what survived.
   std::map<std::string, size_t> scripts, sources;
-  std::vector<size_t> char_lens;
-  for (auto& r : recs) {
-    std::string t = record_text(r.json);
-    count_scripts(t, scripts);
-    sources[r.source.file]++;
-    char_lens.push_back(utf8_length(t));
+  std::vector<size_t> char_lens(recs.size());
+#pragma omp parallel
+  {
+    std::map<std::string, size_t> mine;
+#pragma omp for schedule(dynamic, 256)
+    for (int64_t i = 0; i < int64_t(recs.size()); i++) {
+      std::string t = record_text(recs[i].json);
+      count_scripts(t, mine);
+      char_lens[i] = utf8_length(t);
+    }
+#pragma omp critical
+    for (auto& [k, v] : mine) scripts[k] += v;
   }
+  for (auto& r : recs) sources[r.source.file]++;
   report["scripts"] = scripts;
   std::vector<std::pair<size_t, std::string>> top;
   for (auto& [f, n] : sources) top.emplace_back(n, f);
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++) report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
   report["char_length_histogram"] = hist_json(char_lens);
+  lap("stats");
 
   // 6. format + tokenize
   StageCounts fmtc("format");
@@ -378,6 +402,7 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   splitc.in = splitc.out = recs.size();
   auto split = assign_splits(recs, cfg.split);
   stages.push_back(splitc);
+  lap("format+split");
 
   // Write the dataset directory.
   fs::create_directories(cfg.output);
@@ -390,13 +415,23 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
     std::vector<size_t> idx;
     for (size_t i = 0; i < recs.size(); i++)
       if (split[i] == s) idx.push_back(i);
-    for (size_t i : idx) {
-      nlohmann::json j = recs[i].json;
-      j["_source"] = recs[i].source.to_json();
-      j["_id"] = recs[i].id;
-      body += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // Serialised in parallel, joined in split order.
+    std::vector<std::string> lines(idx.size());
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t k = 0; k < int64_t(idx.size()); k++) {
+      nlohmann::json j = recs[idx[k]].json;
+      j["_source"] = recs[idx[k]].source.to_json();
+      j["_id"] = recs[idx[k]].id;
+      lines[k] = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    size_t total = 0;
+    for (auto& l : lines) total += l.size() + 1;
+    body.reserve(total);
+    for (auto& l : lines) {
+      body += l;
       body += '\n';
     }
+    lines = {};
     write_file_atomic(cfg.output + "/" + records_name, body);
     nlohmann::json sp{{"records", records_name}, {"records_count", idx.size()}, {"shards", nlohmann::json::array()},
                       {"sequences", 0}, {"tokens", 0}, {"label_tokens", 0}, {"packed", false}};
@@ -448,6 +483,7 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   manifest["counts"] = counts;
   manifest["content_hash"] = hex64(XXH3_64bits(all_hashes.data(), all_hashes.size()));
   write_file_atomic(cfg.output + "/manifest.json", manifest.dump(2) + "\n");
+  lap("write");
 
   nlohmann::json st = nlohmann::json::array();
   bool ok = true;
@@ -468,6 +504,7 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   report["tokenized"] = bool(tok);
   write_file_atomic(cfg.output + "/report.json", report.dump(2) + "\n");
   write_file_atomic(cfg.output + "/report.html", render_report_html(report));
+  lap("report");
   return report;
 }
 
