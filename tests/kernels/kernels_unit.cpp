@@ -44,6 +44,17 @@ TEST(Kernels, MatmulMatchesReference) {
   }
 }
 
+TEST(Kernels, MatmulAccumulateMatchesReference) {
+  for (auto [M, K, N] : std::vector<std::tuple<int, int, int>>{{1, 7, 33}, {7, 33, 5}, {64, 16, 130}, {3, 4099, 9}}) {
+    auto x = randv(size_t(M) * K, 1), w = randv(size_t(N) * K, 2), y0 = randv(size_t(M) * N, 3);
+    std::vector<float> got = y0, want = y0;
+    lathe::matmul_forward_accumulate(got.data(), x.data(), w.data(), 0.5f, M, K, N);
+    lathe::ref::matmul_forward_accumulate(want.data(), x.data(), w.data(), 0.5f, M, K, N);
+    expect_close(got, want, 1e-4f, "matmul accumulate");
+    EXPECT_NE(got, y0);
+  }
+}
+
 TEST(Kernels, RmsnormMatchesReference) {
   for (auto [N, C] : std::vector<std::pair<int, int>>{{1, 1}, {7, 33}, {40, 4099}}) {
     auto x = randv(size_t(N) * C, 4), w = randv(C, 5);

@@ -92,11 +92,8 @@ void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& 
   const float* xd = dropped(x, T, ctx);
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
-  for (auto& v : h_) v *= scaling;
-  // y += h B^T: accumulate through a temporary (matmul_forward overwrites).
-  std::vector<float> d(size_t(T) * out_);
-  matmul_forward(d.data(), h_.data(), B.value.f32(), nullptr, T, r_, out_);
-  for (size_t i = 0; i < d.size(); i++) y[i] += d[i];
+  // y += scaling · h B^T, straight into y.
+  matmul_forward_accumulate(y, h_.data(), B.value.f32(), scaling, T, r_, out_);
 }
 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {

@@ -67,6 +67,15 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
               N);
 }
 
+void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N) {
+  // beta = 1: sgemm adds onto out in place, no temporary and no separate (serial) add pass.
+  if (M == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, weight, K, inp, 1, 1.0f, out, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, inp, K, weight, K, 1.0f, out, N);
+}
+
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
 #pragma omp parallel for schedule(static) if (N > 16)
   for (int n = 0; n < N; n++) {

@@ -10,6 +10,7 @@ namespace lathe {
 void cpu_set_num_threads(int n);
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
 // `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).

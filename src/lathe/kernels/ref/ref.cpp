@@ -14,6 +14,15 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     }
 }
 
+void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N) {
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      double acc = 0.0;
+      for (int k = 0; k < K; k++) acc += double(inp[size_t(m) * K + k]) * weight[size_t(n) * K + k];
+      out[size_t(m) * N + n] += float(alpha * acc);
+    }
+}
+
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
   for (int n = 0; n < N; n++) {
     const float* x = inp + size_t(n) * C;

@@ -12,6 +12,8 @@
 namespace lathe::ref {
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+// out[M,N] += alpha · inp[M,K] · weight[N,K]^T (adapters add their low-rank product onto the base output).
+void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
 
 // out[N,C] = inp * rstd * weight with rstd = 1/sqrt(mean(inp^2) + eps); rstd[N] is saved if non-null.
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
