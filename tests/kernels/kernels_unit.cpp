@@ -7,6 +7,7 @@
 
 #include "lathe/core/rng.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/fast_exp.h"
 #include "lathe/kernels/ref/ref.h"
 
 namespace {
@@ -53,6 +54,20 @@ TEST(Kernels, MatmulAccumulateMatchesReference) {
     expect_close(got, want, 1e-4f, "matmul accumulate");
     EXPECT_NE(got, y0);
   }
+}
+
+TEST(Kernels, FastExpWithinThreeUlp) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.000731) {
+    const double want = std::exp(double(float(x)));
+    const double got = lathe::fast_exp(float(x));
+    worst = std::max(worst, std::fabs(got - want) / want);
+  }
+  EXPECT_LE(worst, 3 * 5.97e-8) << "relative error (1 ulp of float is 5.96e-8)";
+  EXPECT_EQ(lathe::fast_exp(-INFINITY), 0.0f);
+  EXPECT_EQ(lathe::fast_exp(-1000.0f), 0.0f);
+  EXPECT_EQ(lathe::fast_exp(0.0f), 1.0f);
+  EXPECT_TRUE(std::isinf(lathe::fast_exp(100.0f)));
 }
 
 TEST(Kernels, RmsnormMatchesReference) {

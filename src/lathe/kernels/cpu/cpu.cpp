@@ -1,4 +1,5 @@
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/fast_exp.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -112,9 +113,11 @@ void rope_forward(float* x, const float* cos, const float* sin, int T, int H, in
 // Softmax of one score row over the first n entries, zero for the rest up to S.
 static void causal_softmax_row(float* p, int n, int S) {
   float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
   for (int s = 0; s < n; s++) mx = std::max(mx, p[s]);
   float sum = 0;
-  for (int s = 0; s < n; s++) sum += (p[s] = std::exp(p[s] - mx));
+#pragma omp simd reduction(+ : sum)
+  for (int s = 0; s < n; s++) sum += (p[s] = fast_exp(p[s] - mx));
   float inv = 1.0f / sum;
 #pragma omp simd
   for (int s = 0; s < n; s++) p[s] *= inv;
@@ -171,7 +174,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    out[i] = g / (1.0f + fast_exp(-g)) * up[i];
   }
 }
 
@@ -181,9 +184,11 @@ void softmax_forward(float* out, const float* inp, int N, int C) {
     const float* x = inp + size_t(n) * C;
     float* y = out + size_t(n) * C;
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int c = 0; c < C; c++) mx = std::max(mx, x[c]);
     float sum = 0;
-    for (int c = 0; c < C; c++) sum += (y[c] = std::exp(x[c] - mx));
+#pragma omp simd reduction(+ : sum)
+    for (int c = 0; c < C; c++) sum += (y[c] = fast_exp(x[c] - mx));
     float inv = 1.0f / sum;
 #pragma omp simd
     for (int c = 0; c < C; c++) y[c] *= inv;
@@ -209,9 +214,11 @@ double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int
     if (targets[n] < 0) continue;
     const float* x = logits + size_t(n) * V;
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
     double sum = 0;
-    for (int c = 0; c < V; c++) sum += std::exp(double(x[c] - mx));
+#pragma omp simd reduction(+ : sum)
+    for (int c = 0; c < V; c++) sum += double(fast_exp(x[c] - mx));
     row[n] = std::log(sum) + mx - x[targets[n]];
   }
   for (int n = 0; n < N; n++)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/fast_exp.h"
 
 namespace lathe {
 
@@ -107,7 +108,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
-    float g = gate[i], s = 1.0f / (1.0f + std::exp(-g));
+    float g = gate[i], s = 1.0f / (1.0f + fast_exp(-g));
     if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
     if (dup) dup[i] += dout[i] * g * s;
   }
@@ -133,12 +134,20 @@ double cross_entropy_backward(float* logits, const int32_t* targets, int N, int 
       continue;
     }
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
-    double sum = 0;
-    for (int c = 0; c < V; c++) sum += std::exp(double(x[c] - mx));
-    row[n] = std::log(sum) + mx - x[targets[n]];
-    const float inv = float(1.0 / sum);
-    for (int c = 0; c < V; c++) x[c] = scale * std::exp(x[c] - mx) * inv;
+    const float target_logit = x[targets[n]];
+    double sum = 0;  // e^(x - max) is computed once, kept in x, and scaled in a second pass
+#pragma omp simd reduction(+ : sum)
+    for (int c = 0; c < V; c++) {
+      const float e = fast_exp(x[c] - mx);
+      x[c] = e;
+      sum += double(e);
+    }
+    row[n] = std::log(sum) + mx - target_logit;
+    const float k = scale * float(1.0 / sum);
+#pragma omp simd
+    for (int c = 0; c < V; c++) x[c] *= k;
     x[targets[n]] -= scale;
   }
   double total = 0;
