@@ -157,16 +157,22 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
   }
   // Prefill / training: per head, scores = q_h k_g^T with sgemm (strided views into [T,H,D] and
   // [S,Hkv,D]), causal softmax, then out_h = P v_g. Heads run in parallel; OpenBLAS runs
-  // single-threaded inside an OpenMP parallel region, so the pools do not nest.
+  // single-threaded inside an OpenMP parallel region, so the pools do not nest. Rows go in blocks:
+  // rows [t0, t1) see only the first S - T + t1 keys, so the masked upper-right part of the score
+  // matrix is never computed (at T = S = 512 this skips about 3/8 of the attention FLOPs).
+  const int P0 = S - T;  // keys before the first query (KV cache or prefix): row t sees [0, P0 + t]
 #pragma omp parallel for schedule(dynamic, 1)
   for (int h = 0; h < H; h++) {
     const int g = h / group;
     float* p = P + size_t(h) * T * S;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, scale, q + size_t(h) * D, H * D,
-                k + size_t(g) * D, Hkv * D, 0.0f, p, S);
-    for (int t = 0; t < T; t++) causal_softmax_row(p + size_t(t) * S, S - T + t + 1, S);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, 1.0f, p, S, v + size_t(g) * D, Hkv * D, 0.0f,
-                out + size_t(h) * D, H * D);
+    for (int t0 = 0; t0 < T; t0 += kAttnRowBlock) {
+      const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = P0 + t1;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q + (size_t(t0) * H + h) * D, H * D,
+                  k + size_t(g) * D, Hkv * D, 0.0f, p + size_t(t0) * S, S);
+      for (int t = t0; t < t1; t++) causal_softmax_row(p + size_t(t) * S, P0 + t + 1, S);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, p + size_t(t0) * S, S,
+                  v + size_t(g) * D, Hkv * D, 0.0f, out + (size_t(t0) * H + h) * D, H * D);
+    }
   }
 }
 

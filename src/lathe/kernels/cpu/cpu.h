@@ -6,6 +6,9 @@
 
 namespace lathe {
 
+// Attention works on blocks of this many query rows so the causally masked blocks are skipped.
+constexpr int kAttnRowBlock = 128;
+
 // Sets threads for OpenMP and OpenBLAS (one pool: the OpenMP build of OpenBLAS). n <= 0: all cores.
 void cpu_set_num_threads(int n);
 

@@ -74,35 +74,59 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch) {
   const int group = H / Hkv;
   const float scale = 1.0f / std::sqrt(float(D));
-  // Per kv head g (its query heads run in order inside, so dk/dv accumulate deterministically):
+  const int P0 = S - T;  // row t attends to keys [0, P0 + t]
+  // Per query head h (in parallel; with 3 kv heads on 2 threads a per-kv-head split left a thread idle),
+  // in blocks of rows that skip the masked keys (see attention_forward):
   //   dP_h = dout_h · v_g^T            [T,S]
-  //   dv_g += P_h^T · dout_h           [S,D]
+  //   dv_h  = P_h^T · dout_h           [S,D]   (this head's share of dv_g)
   //   dS_h = P_h ∘ (dP_h − rowsum(dP_h ∘ P_h)) · scale
-  //   dq_h += dS_h · k_g ; dk_g += dS_h^T · q_h
+  //   dq_h += dS_h · k_g ; dk_h = dS_h^T · q_h
+  // The per-head shares are then added into dk_g / dv_g in head order, so the result does not depend
+  // on the thread count.
+  thread_local std::vector<float> part_buf;  // this (calling) thread's; workers use the pointer below
+  part_buf.assign(size_t(2) * H * S * D, 0.0f);
+  float* const part = part_buf.data();
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int g = 0; g < Hkv; g++) {
-    for (int h = g * group; h < (g + 1) * group; h++) {
-      const float* P = probs + size_t(h) * T * S;
-      float* dS = scratch + size_t(h) * T * S;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dout + size_t(h) * D, H * D,
-                  v + size_t(g) * D, Hkv * D, 0.0f, dS, S);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dout + size_t(h) * D, H * D, 1.0f,
-                  dv + size_t(g) * D, Hkv * D);
-      for (int t = 0; t < T; t++) {
-        const float* p = P + size_t(t) * S;
-        float* ds = dS + size_t(t) * S;
+  for (int h = 0; h < H; h++) {
+    const int g = h / group;
+    const float* P = probs + size_t(h) * T * S;
+    float* dS = scratch + size_t(h) * T * S;
+    float* dkh = part + size_t(h) * S * D;
+    float* dvh = part + size_t(H + h) * S * D;
+    for (int t0 = 0; t0 < T; t0 += kAttnRowBlock) {
+      const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = P0 + t1;
+      const float* dout_b = dout + (size_t(t0) * H + h) * D;
+      const float* P_b = P + size_t(t0) * S;
+      float* dS_b = dS + size_t(t0) * S;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, 1.0f, dout_b, H * D, v + size_t(g) * D,
+                  Hkv * D, 0.0f, dS_b, S);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, P_b, S, dout_b, H * D, 1.0f, dvh, D);
+      for (int t = 0; t < rows; t++) {
+        const float* p = P_b + size_t(t) * S;
+        float* ds = dS_b + size_t(t) * S;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int s = 0; s < S; s++) sum += ds[s] * p[s];
+        for (int s = 0; s < cols; s++) sum += ds[s] * p[s];
 #pragma omp simd
-        for (int s = 0; s < S; s++) ds[s] = p[s] * (ds[s] - sum) * scale;
+        for (int s = 0; s < cols; s++) ds[s] = p[s] * (ds[s] - sum) * scale;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, 1.0f, dS, S, k + size_t(g) * D, Hkv * D, 1.0f,
-                  dq + size_t(h) * D, H * D);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, dS, S, q + size_t(h) * D, H * D, 1.0f,
-                  dk + size_t(g) * D, Hkv * D);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, dS_b, S, k + size_t(g) * D, Hkv * D,
+                  1.0f, dq + (size_t(t0) * H + h) * D, H * D);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, dS_b, S, q + (size_t(t0) * H + h) * D,
+                  H * D, 1.0f, dkh, D);
     }
   }
+#pragma omp parallel for schedule(static) if (S > 16)
+  for (int s = 0; s < S; s++)
+    for (int h = 0; h < H; h++) {
+      const int g = h / group;
+      const float* sk = part + (size_t(h) * S + s) * D;
+      const float* sv = part + (size_t(H + h) * S + s) * D;
+      float* ok = dk + (size_t(s) * Hkv + g) * D;
+      float* ov = dv + (size_t(s) * Hkv + g) * D;
+#pragma omp simd
+      for (int d = 0; d < D; d++) ok[d] += sk[d], ov[d] += sv[d];
+    }
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
