@@ -83,3 +83,23 @@ TEST(ExportGguf, BadInputFailsWithAMessage) {
                                &out, true));
   EXPECT_NE(out.find("q4_k"), std::string::npos) << out;
 }
+
+// llama.cpp's qwen2 loader expects attn_q/attn_output of hidden×hidden (it ignores
+// attention.key_length), so a qwen2 model whose head_dim × heads differs from hidden_size is refused
+// rather than written as a file llama.cpp fails to load ("wrong shape"). llama and qwen3 read
+// key_length and export such models.
+TEST(ExportGguf, Qwen2WithOtherHeadDimIsRefused) {
+  test::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(0, test::run_lathe("init-model --arch qwen2 --hidden-size 64 --num-attention-heads 4 --head-dim 8 "
+                               "--num-hidden-layers 1 --output " + (tmp / "q2"), &out, true)) << out;
+  EXPECT_NE(0, test::run_lathe("export --model " + (tmp / "q2") + " --format gguf --gguf-type f32 --output " +
+                                   (tmp / "q2.gguf"), &out, true));
+  EXPECT_NE(out.find("qwen2 model with head_dim 8 x 4 heads != hidden_size 64"), std::string::npos) << out;
+
+  ASSERT_EQ(0, test::run_lathe("init-model --arch qwen3 --hidden-size 64 --num-attention-heads 4 --head-dim 8 "
+                               "--num-hidden-layers 1 --output " + (tmp / "q3"), &out, true)) << out;
+  test::run_lathe("export --model " + (tmp / "q3") + " --format gguf --gguf-type f32 --output " + (tmp / "q3.gguf"),
+                  &out, true);
+  EXPECT_EQ(out.find("head_dim"), std::string::npos) << out;  // (it may still stop at the missing tokenizer)
+}

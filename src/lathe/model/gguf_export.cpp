@@ -21,7 +21,14 @@ std::string gguf_arch_name(const ModelConfig& c) {
       if (c.rope_scaling.type == RopeScaling::Llama3)
         fail("export", "GGUF export of Llama 3 RoPE scaling (rope_freqs) is not supported yet");
       return "llama";
-    case Arch::Qwen2: return "qwen2";
+    case Arch::Qwen2:
+      // llama.cpp's qwen2 loader fixes attn_q/attn_output at hidden×hidden and ignores
+      // attention.key_length, so such a file would not load there ("wrong shape"); qwen3 and llama
+      // read key_length.
+      if (c.head_dim * c.num_attention_heads != c.hidden_size)
+        fail("export", "GGUF export of a qwen2 model with head_dim {} x {} heads != hidden_size {} is not supported "
+             "(llama.cpp's qwen2 architecture cannot load it)", c.head_dim, c.num_attention_heads, c.hidden_size);
+      return "qwen2";
     case Arch::Qwen3: return "qwen3";
   }
   fail("export", "architecture has no GGUF name");
