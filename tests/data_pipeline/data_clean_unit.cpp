@@ -137,3 +137,94 @@ TEST(DataSplit, DeterministicRatiosAndClustersTogether) {
   EXPECT_NEAR(double(even_train), 250, 20);
   for (int s : c) EXPECT_NE(s, 2);
 }
+
+namespace {
+
+// The character-at-a-time loop clean_text used before its fast path for untouched runs: the reference
+// the fast path must reproduce byte for byte (normalize "none", strip_html off, so only this pass runs).
+std::string clean_pass_ref(std::string_view s, const CleanOptions& o) {
+  auto next_cp = [](std::string_view t, size_t& i) -> uint32_t {
+    unsigned char c = t[i];
+    if (c < 0x80) return i++, c;
+    int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    uint32_t cp = n == 4 ? c & 0x07 : n == 3 ? c & 0x0F : n == 2 ? c & 0x1F : c;
+    for (int k = 1; k < n && i + k < t.size(); k++) cp = (cp << 6) | (static_cast<unsigned char>(t[i + k]) & 0x3F);
+    i += n;
+    return cp;
+  };
+  auto zero_width = [](uint32_t cp) { return (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF || cp == 0x00AD; };
+  auto control = [](uint32_t cp) { return (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); };
+  std::string out;
+  const bool ws = o.normalize_whitespace;
+  size_t pending_spaces = 0, pending_newlines = 0;
+  bool line_start = true;
+  for (size_t i = 0; i < s.size();) {
+    size_t at = i;
+    uint32_t cp = next_cp(s, i);
+    if (cp == '\r') {
+      if (i < s.size() && s[i] == '\n') continue;
+      cp = '\n';
+    }
+    if (o.remove_zero_width && zero_width(cp)) continue;
+    if (o.remove_control && control(cp)) continue;
+    if (ws && (cp == 0xA0 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F)) cp = ' ';
+    if (ws) {
+      if (cp == ' ' || (cp == '\t' && !line_start)) {
+        pending_spaces++;
+        continue;
+      }
+      if (cp == '\n') {
+        pending_spaces = 0;
+        pending_newlines++;
+        line_start = true;
+        continue;
+      }
+      if (pending_newlines) {
+        if (!out.empty()) out.append(std::min<size_t>(pending_newlines, 2), '\n');
+        pending_newlines = 0;
+        if (line_start && pending_spaces && !out.empty()) out.append(pending_spaces, ' ');
+        pending_spaces = 0;
+      } else if (pending_spaces) {
+        if (!out.empty()) out.append(line_start ? pending_spaces : 1, ' ');
+        pending_spaces = 0;
+      }
+      line_start = false;
+      if (cp == '\t') {
+        out += '\t';
+        continue;
+      }
+    }
+    out.append(s, at, std::min(i, s.size()) - at);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(DataClean, FastPathMatchesCharacterLoop) {
+  // Pieces that exercise every branch: plain ASCII, Hangul, Latin-1, exotic spaces, zero-width and
+  // control characters, CRLF, tabs at line starts, an overlong newline, stray and truncated bytes.
+  const char* pieces[] = {"ab", "Z9", " ", "  ", "\t", "\n", "\r\n", "\r", "\x01", "\x7f", "한국", "é", "\u00A0",
+                          "\u00AD", "\u0085", "\u2003", "\u200B", "\u2060", "\u3000", "\uFEFF", "\u202F", "ＡＢ",
+                          "中", "😀", "\xE0\x80\x8A", "\x80", "\xC2", "\xE4\xB8", "\xED\x9E\xA3", "-", "~"};
+  uint64_t rng = 12345;
+  for (int round = 0; round < 4000; round++) {
+    std::string s;
+    int len = 1 + int(rng % 24);
+    for (int k = 0; k < len; k++) {
+      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      s += pieces[(rng >> 33) % std::size(pieces)];
+    }
+    for (int opts = 0; opts < 8; opts++) {
+      CleanOptions o;
+      o.normalize = "none";
+      o.strip_html = false;
+      o.remove_control = opts & 1;
+      o.remove_zero_width = opts & 2;
+      o.normalize_whitespace = opts & 4;
+      std::string got = s;
+      clean_text(got, o);
+      ASSERT_EQ(got, clean_pass_ref(s, o)) << "input bytes: " << testing::PrintToString(s) << " options " << opts;
+    }
+  }
+}

@@ -5,6 +5,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/data/collect.h"
+#include "lathe/data/json_fast.h"
 #include "test_util.h"
 
 using namespace lathe::data;
@@ -186,4 +187,43 @@ TEST(DataCollect, DirectoryExpansionSortedAndUnsupportedReported) {
   EXPECT_EQ(r.inputs.size(), 2u);
   EXPECT_TRUE(r.counts.reconciles());
   EXPECT_THROW(collect({d / "nope*.jsonl"}, {}), lathe::Error);
+}
+
+TEST(DataCollect, FastJsonMatchesNlohmann) {
+  // json_parse_fast either builds exactly nlohmann's value or declines (then nlohmann decides).
+  const char* inputs[] = {
+      R"({"a":"x","b":[1,-2,0,-0,true,false,null],"c":{}})", R"( { "k" : [ ] , "k2":"\u00e9\ud55c\ud83d\ude00" } )",
+      R"({"dup":1,"dup":"second"})", R"({"e":"\"\\\/\b\f\n\r\t\u0000\u001f"})", R"({"n":123456789012345678})",
+      R"({"n":1234567890123456789})", R"({"n":18446744073709551616})", R"({"f":1.5})", R"({"f":1e3})", R"({"z":01})",
+      R"({"u":"\ud800"})", R"({"u":"\udc00x"})", R"({"u":"\uZZZZ"})", R"({"a":1,})", R"({"a" 1})", R"([1,2)",
+      R"({"a":"raw	tab"})", R"({"a":tru})", R"({"a":"x"} trailing)", R"("just a string")", R"(-)", "", "   ",
+      "\xEF\xBB\xBF{\"bom\":1}", R"({"한":"글","nested":[[[{"x":[]}]]]})", R"({"a":"unterminated)", R"({"a":"\x"})"};
+  for (const char* in : inputs) {
+    nlohmann::json fast;
+    const bool ok = json_parse_fast(in, fast);
+    nlohmann::json ref = nlohmann::json::parse(in, nullptr, false);
+    if (ok) {
+      ASSERT_FALSE(ref.is_discarded()) << in;
+      EXPECT_EQ(fast, ref) << in;
+      EXPECT_EQ(fast.dump(), ref.dump()) << in;
+    }
+  }
+  nlohmann::json deep = nlohmann::json::parse(std::string(300, '[') + std::string(300, ']'));
+  nlohmann::json fast;
+  EXPECT_FALSE(json_parse_fast(deep.dump(), fast));  // too deep: left to nlohmann
+  EXPECT_TRUE(json_parse_fast(R"({"messages":[{"role":"user","content":"안녕 \"hi\"\n"}],"x":-7})", fast));
+  EXPECT_EQ(fast["x"].type(), nlohmann::json::value_t::number_integer);
+  EXPECT_TRUE(json_parse_fast(R"({"x":7})", fast));
+  EXPECT_EQ(fast["x"].type(), nlohmann::json::value_t::number_unsigned);
+
+  // json_dump_fast writes what dump(-1, ' ', false, replace) writes.
+  nlohmann::json v = nlohmann::json::object();
+  v["s"] = std::string("tab\t nl\n cr\r bs\b ff\f q\" back\\ slash/ nul") + std::string(1, '\0') + "\x1f\x7f 한글 😀";
+  v["bad"] = "\xff\xfe broken \xe4\xb8";
+  v["nums"] = {0, -1, 18446744073709551615ull, -9223372036854775807ll - 1, 1.5, 1e300, -0.0};
+  v["nested"] = {{"a", nlohmann::json::array()}, {"b", nlohmann::json::object()}, {"c", nullptr}, {"d", true}};
+  v["키"] = "값";
+  std::string out;
+  json_dump_fast(v, out);
+  EXPECT_EQ(out, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }

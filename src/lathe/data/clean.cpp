@@ -33,9 +33,18 @@ uint32_t next_cp(std::string_view s, size_t& i) {
 // skips utf8proc entirely (it costs ~10x the rest of cleaning).
 bool may_change_under_nfc(std::string_view s, bool compat) {
   for (size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
       i++;
       continue;
+    }
+    if (c >= 0xEA && c <= 0xED && i + 2 < s.size()) {  // Hangul syllables, decoded as next_cp does
+      const uint32_t cp = ((c & 0x0Fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |
+                          (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
+      if (cp >= 0xAC00 && cp <= 0xD7A3) {
+        i += 3;
+        continue;
+      }
     }
     uint32_t cp = next_cp(s, i);
     if (cp >= 0xAC00 && cp <= 0xD7A3) continue;
@@ -50,6 +59,21 @@ bool may_change_under_nfc(std::string_view s, bool compat) {
 
 bool zero_width(uint32_t cp) { return (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF || cp == 0x00AD; }
 bool control(uint32_t cp) { return (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
+
+inline bool continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Bytes of the character at s[i] when no cleaning option can touch it (it is no space, control,
+// zero-width or exotic-space character and is well formed), else 0. Those characters all start with
+// a byte below 0x21, 0x7F, 0xC2, 0xE2, 0xE3 or 0xEF (or are 4-byte); overlong forms (0xC0, 0xC1,
+// 0xE0) are left to the careful path, which decodes them as clean_text always has.
+inline size_t plain_char_bytes(std::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c >= 0x21 && c <= 0x7E) return 1;
+  if (c >= 0xC3 && c <= 0xDF) return i + 1 < s.size() && continuation(s[i + 1]) ? 2 : 0;
+  if ((c == 0xE1 || (c >= 0xE4 && c <= 0xEE)) && i + 2 < s.size() && continuation(s[i + 1]) && continuation(s[i + 2]))
+    return 3;
+  return 0;
+}
 
 bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -137,7 +161,30 @@ void clean_text(std::string& s, const CleanOptions& o) {
   const bool ws = o.normalize_whitespace;
   size_t pending_spaces = 0, pending_newlines = 0;
   bool line_start = true;
-  for (size_t i = 0; i < s.size();) {
+  // Before an ordinary character: the spaces and newlines held back are written out.
+  auto flush_pending = [&] {
+    if (pending_newlines) {
+      if (!out.empty()) out.append(std::min<size_t>(pending_newlines, 2), '\n');
+      pending_newlines = 0;
+      if (line_start && pending_spaces && !out.empty()) out.append(pending_spaces, ' ');  // keep indentation
+      pending_spaces = 0;
+    } else if (pending_spaces) {
+      if (!out.empty()) out.append(line_start ? pending_spaces : 1, ' ');
+      pending_spaces = 0;
+    }
+    line_start = false;
+  };
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    // Fast path: a run of characters no option touches is copied whole.
+    if (size_t k = plain_char_bytes(s, i)) {
+      size_t j = i + k;
+      while (j < n && (k = plain_char_bytes(s, j))) j += k;
+      if (ws) flush_pending();
+      out.append(s, i, j - i);
+      i = j;
+      continue;
+    }
     size_t at = i;
     uint32_t cp = next_cp(s, i);
     if (cp == '\r') {
@@ -158,16 +205,7 @@ void clean_text(std::string& s, const CleanOptions& o) {
         line_start = true;
         continue;
       }
-      if (pending_newlines) {
-        if (!out.empty()) out.append(std::min<size_t>(pending_newlines, 2), '\n');
-        pending_newlines = 0;
-        if (line_start && pending_spaces && !out.empty()) out.append(pending_spaces, ' ');  // keep indentation
-        pending_spaces = 0;
-      } else if (pending_spaces) {
-        if (!out.empty()) out.append(line_start ? pending_spaces : 1, ' ');
-        pending_spaces = 0;
-      }
-      line_start = false;
+      flush_pending();
       if (cp == '\t') {
         out += '\t';
         continue;
@@ -238,7 +276,11 @@ RepetitionStats repetition_stats(std::string_view text) {
   }
   const size_t mask = cap - 1;
   slot_of.resize(W);
-  for (int n = 1; n <= 10; n++) {
+  // Once no n-gram occurs twice, no longer one can (a repeated (n+1)-gram starts with a repeated
+  // n-gram; hashes aside, whose 64-bit collisions the counting already accepts), so every later
+  // fraction is 0 and the loop stops: most texts have no repeated 5-gram.
+  bool repeats = true;
+  for (int n = 1; n <= 10 && repeats; n++) {
     if (W < size_t(n)) break;
     for (size_t i = 0; i + n <= W; i++) h[i] = (h[i] ^ wh[i + n - 1]) * 1099511628211ull + uint64_t(n - 1);
     if (n < 2) continue;
@@ -254,6 +296,8 @@ RepetitionStats repetition_stats(std::string_view text) {
       else sl.count++;
       slot_of[i] = uint32_t(at);
     }
+    repeats = false;
+    for (size_t i = 0; i + n <= W && !repeats; i++) repeats = table[slot_of[i]].count > 1;
     if (n <= 4) {
       size_t best = 0;
       for (size_t i = 0; i + n <= W; i++) {
@@ -279,7 +323,24 @@ RepetitionStats repetition_stats(std::string_view text) {
 
 void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
   size_t local[std::size(kScripts)] = {};
-  for (size_t i = 0; i < text.size();) {
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    // ASCII and precomposed Hangul (U+AC00-U+D7A3: EA B0 80 .. ED 9E A3) without decoding.
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      local[0] += (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+      i++;
+      continue;
+    }
+    if (c >= 0xEA && c <= 0xED && i + 2 < n) {
+      const uint32_t cp = ((c & 0x0Fu) << 12) | ((static_cast<unsigned char>(text[i + 1]) & 0x3Fu) << 6) |
+                          (static_cast<unsigned char>(text[i + 2]) & 0x3Fu);
+      if (cp >= 0xAC00 && cp <= 0xD7A3) {
+        local[1]++;
+        i += 3;
+        continue;
+      }
+    }
     const int id = script_id(next_cp(text, i));
     if (id >= 0) local[id]++;
   }

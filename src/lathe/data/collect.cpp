@@ -10,6 +10,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/data/json_fast.h"
 
 namespace fs = std::filesystem;
 
@@ -43,7 +44,9 @@ void bad(CollectResult& out, const CollectOptions& o, const std::string& reason,
   out.counts.drop(reason, where + ": " + detail);
 }
 
-void read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out) {
+// `text_valid`: the whole text is known to be valid UTF-8, so lines need no check of their own.
+void read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out,
+                bool text_valid) {
   std::vector<std::pair<size_t, size_t>> lines;  // (offset, length) of non-blank lines
   std::vector<int64_t> numbers;
   size_t pos = 0;
@@ -69,17 +72,18 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
       errors[i] = "line too long";
       continue;
     }
-    if (!valid_utf8(l)) {
+    if (!text_valid && !valid_utf8(l)) {
       errors[i] = "undecodable bytes";
       continue;
     }
-    parsed[i] = nlohmann::json::parse(l, nullptr, false);
+    if (!json_parse_fast(l, parsed[i])) parsed[i] = nlohmann::json::parse(l, nullptr, false);
     if (parsed[i].is_discarded()) errors[i] = "malformed JSON";
     else if (!parsed[i].is_object()) errors[i] = "not a JSON object";
   }
+  out.records.reserve(out.records.size() + size_t(n));
   for (int64_t i = 0; i < n; i++) {
-    std::string where = fmt::format("{}:{}", path, numbers[i]);
     if (!errors[i].empty()) {
+      std::string where = fmt::format("{}:{}", path, numbers[i]);
       std::string_view l = text.substr(lines[i].first, std::min<size_t>(lines[i].second, 80));
       std::string snippet(l);
       repair_utf8(snippet);
@@ -270,7 +274,7 @@ void collect_bytes(std::string_view bytes, const std::string& path, const std::s
     out.warnings.push_back(fmt::format("{}: {} undecodable byte sequence(s) replaced with U+FFFD", path, n));
   }
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return bad(out, o, "empty file", path, "only whitespace");
-  if (format == "jsonl") return read_jsonl(text, path, o, out);
+  if (format == "jsonl") return read_jsonl(text, path, o, out, enc == "utf-8" || enc == "utf-8-bom" || enc == "cp949");
   if (enc == "invalid" && structured && format != "jsonl") {
     // Whole-document formats cannot skip a line: report the first bad byte's line and skip the file.
     int64_t line = 1;

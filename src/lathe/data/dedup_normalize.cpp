@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdlib>
+#include <vector>
 
 #include "lathe/data/dedup.h"
 
@@ -20,12 +21,6 @@ inline bool ascii_alnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-void append_utf8(std::string& out, int32_t cp) {
-  uint8_t buf[4];
-  utf8proc_ssize_t n = utf8proc_encode_char(cp, buf);
-  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-}
-
 // Why the NFC pass is conditional: utf8proc_map allocates and runs ~10x slower than the byte loop, and
 // nearly all Korean/English text is already composed. Only combining marks and conjoining jamo
 // (U+1100-U+11FF, U+A960-U+A97F, U+D7B0-U+D7FF) can change under NFC.
@@ -36,22 +31,29 @@ bool may_change_under_nfc(int32_t cp) {
 }
 
 // Returns false (and leaves `out` partial) when the text needs NFC first.
+// Written through a raw pointer into a per-thread scratch buffer (push_back per byte was most of the
+// cost): a character of L >= 2 bytes lower-cases to at most 4 bytes, an ASCII byte to at most 1 plus
+// the separator its preceding space byte owes, so 2 * size + 4 bytes always suffice.
 bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_restart) {
-  out.clear();
-  out.reserve(text.size());
+  thread_local std::vector<char> scratch;
+  const size_t n = text.size();
+  if (scratch.size() < 2 * n + 4) scratch.resize(2 * n + 4);
+  char* const begin = scratch.data();
+  char* o = begin;
   bool pending_space = false;
   auto emit_sep = [&] {
-    if (pending_space && !out.empty()) out.push_back(' ');
+    if (pending_space && o != begin) *o++ = ' ';
     pending_space = false;
   };
   const auto* s = reinterpret_cast<const uint8_t*>(text.data());
-  size_t n = text.size(), i = 0;
+  size_t i = 0;
+  bool complete = true;
   while (i < n) {
     uint8_t c = s[i];
     if (c < 0x80) {
       if (ascii_alnum(c)) {
         emit_sep();
-        out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+        *o++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
       } else if (ascii_space(c)) {
         pending_space = true;
       }  // ASCII punctuation and symbols are dropped
@@ -63,7 +65,8 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
       uint32_t cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
       if (cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
         emit_sep();
-        out.append(text.data() + i, 3);
+        o[0] = char(s[i]), o[1] = char(s[i + 1]), o[2] = char(s[i + 2]);
+        o += 3;
         i += 3;
         continue;
       }
@@ -75,7 +78,10 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
       continue;
     }
     i += static_cast<size_t>(len);
-    if (allow_nfc_restart && may_change_under_nfc(cp)) return false;
+    if (allow_nfc_restart && may_change_under_nfc(cp)) {
+      complete = false;
+      break;
+    }
     switch (utf8proc_category(cp)) {
       case UTF8PROC_CATEGORY_ZS: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP:
       case UTF8PROC_CATEGORY_CC:
@@ -88,10 +94,11 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
         break;  // punctuation, symbols, format characters (zero-width joiners etc.): dropped
       default:
         emit_sep();
-        append_utf8(out, utf8proc_tolower(cp));
+        o += utf8proc_encode_char(utf8proc_tolower(cp), reinterpret_cast<uint8_t*>(o));
     }
   }
-  return true;
+  out.assign(begin, size_t(o - begin));
+  return complete;
 }
 
 }  // namespace

@@ -74,6 +74,18 @@ bool valid_utf8(std::string_view sv) {
         continue;
       }
     }
+    // Three-byte characters with no range exception (U+1000-U+CFFF, U+E000-U+FFFF: Hangul, CJK, most
+    // of the BMP) are checked inline; the rest goes through utf8_seq.
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n && (s[i + 1] & 0xC0) == 0x80 &&
+        (s[i + 2] & 0xC0) == 0x80) {
+      i += 3;
+      continue;
+    }
     size_t k = utf8_seq(s, n, i);
     if (k == 0) return false;
     i += k;

@@ -42,6 +42,51 @@ nlohmann::json unordered(const nlohmann::ordered_json& o) {
   return nullptr;
 }
 
+bool is_string(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string();
+}
+
+// The common shapes without record_to_messages' detour through ordered_json (a dump and re-parse per
+// message, then a conversion back): the same messages, built directly. Returns false when the record is
+// anything but plain strings in the usual places; record_to_messages then handles (or rejects) it.
+bool messages_fast(nlohmann::json& rec, RecordShape shape, nlohmann::json& msgs) {
+  if (shape == RecordShape::Messages) {
+    auto& list = rec["messages"];
+    if (!list.is_array()) return false;
+    for (auto& m : list) {
+      // Only string values: record_to_messages' conversion would turn e.g. unsigned numbers signed.
+      if (!m.is_object() || !is_string(m, "role") || !is_string(m, "content")) return false;
+      for (auto& [k, v] : m.items())
+        if (!v.is_string()) return false;
+    }
+    msgs = std::move(list);
+    return true;
+  }
+  if (shape == RecordShape::Alpaca) {
+    if (!is_string(rec, "instruction") || !is_string(rec, "output")) return false;
+    auto in = rec.find("input");
+    if (in != rec.end() && !in->is_null() && !in->is_string()) return false;
+    auto message = [](const char* role, std::string content) {
+      nlohmann::json m = nlohmann::json::object();
+      m["role"] = role;
+      m["content"] = std::move(content);
+      return m;
+    };
+    msgs = nlohmann::json::array();
+    auto sys = rec.find("system");
+    if (sys != rec.end() && sys->is_string() && !sys->get_ref<const std::string&>().empty())
+      msgs.push_back(message("system", std::move(sys->get_ref<std::string&>())));
+    std::string user = std::move(rec["instruction"].get_ref<std::string&>());
+    if (in != rec.end() && in->is_string() && !in->get_ref<const std::string&>().empty())
+      user += "\n\n" + in->get_ref<const std::string&>();
+    msgs.push_back(message("user", std::move(user)));
+    msgs.push_back(message("assistant", std::move(rec["output"].get_ref<std::string&>())));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<std::string> map_record(Record& r, const MappingOptions& o) {
@@ -64,7 +109,9 @@ std::optional<std::string> map_record(Record& r, const MappingOptions& o) {
   }
   if (shape == RecordShape::Text) {
     if (!r.json["text"].is_string()) return "\"text\" is not a string";
-    r.json = nlohmann::json{{"text", r.json["text"]}};
+    nlohmann::json text = std::move(r.json["text"]);
+    r.json = nlohmann::json::object();
+    r.json["text"] = std::move(text);
     return std::nullopt;
   }
   if (shape == RecordShape::PreTokenized) {
@@ -74,7 +121,8 @@ std::optional<std::string> map_record(Record& r, const MappingOptions& o) {
     return std::nullopt;
   }
   try {
-    nlohmann::json msgs = unordered(record_to_messages(r.json, shape));
+    nlohmann::json msgs;
+    if (!messages_fast(r.json, shape, msgs)) msgs = unordered(record_to_messages(r.json, shape));
     if (!o.system_prompt.empty() && (msgs.empty() || msgs[0].value("role", "") != "system"))
       msgs.insert(msgs.begin(), nlohmann::json{{"role", "system"}, {"content", o.system_prompt}});
     r.json = nlohmann::json{{"messages", std::move(msgs)}};

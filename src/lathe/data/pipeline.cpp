@@ -15,6 +15,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/data/dedup.h"
+#include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/tokenizer/record_format.h"
@@ -227,32 +228,55 @@ std::string hash_file(const std::string& path) {
 }  // namespace
 
 std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptions& o) {
-  // Group = near-duplicate cluster representative (its index) or the record itself.
-  std::map<std::string, std::vector<std::pair<uint64_t, int64_t>>> strata;  // stratum → (hash, group)
-  std::map<int64_t, std::vector<size_t>> members;
-  for (size_t i = 0; i < recs.size(); i++) {
-    int64_t g = recs[i].cluster >= 0 ? recs[i].cluster : int64_t(i);
-    members[g].push_back(i);
-  }
-  for (auto& [g, m] : members) {
-    const Record& rep = recs[size_t(g) < recs.size() ? size_t(g) : m[0]];
-    std::string key = fmt::format("{}\x1f{}", o.seed, rep.id);
-    strata[recs[m[0]].stratum].emplace_back(XXH3_64bits(key.data(), key.size()), g);
+  // Group = near-duplicate cluster representative (its index) or the record itself. Members of a group
+  // in record order: records sorted by (group, index), one range per group.
+  const size_t n = recs.size();
+  std::vector<int64_t> group(n);
+  for (size_t i = 0; i < n; i++) group[i] = recs[i].cluster >= 0 ? recs[i].cluster : int64_t(i);
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (!std::is_sorted(group.begin(), group.end()))  // only with clusters kept
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return group[a] < group[b]; });
+  struct Group {
+    uint64_t hash;
+    int64_t id;
+    size_t first, count;  // range of `order`
+  };
+  std::map<std::string, std::vector<Group>> strata;
+  const std::string prefix = fmt::format("{}\x1f", o.seed);  // the hash key is "{seed}\x1f{id}"
+  std::string key;
+  std::vector<Group>* last = nullptr;
+  const std::string* last_stratum = nullptr;
+  for (size_t a = 0; a < n;) {
+    size_t b = a;
+    while (b < n && group[order[b]] == group[order[a]]) b++;
+    const int64_t g = group[order[a]];
+    const size_t m0 = order[a];
+    const Record& rep = recs[size_t(g) < n ? size_t(g) : m0];
+    key.assign(prefix).append(rep.id);
+    const std::string& st = recs[m0].stratum;
+    if (!last_stratum || *last_stratum != st) {
+      last = &strata[st];
+      last_stratum = &st;
+    }
+    last->push_back({XXH3_64bits(key.data(), key.size()), g, a, b - a});
+    a = b;
   }
   double sum = o.ratios[0] + o.ratios[1] + o.ratios[2];
-  std::vector<int> split(recs.size(), 0);
+  std::vector<int> split(n, 0);
   for (auto& [s, groups] : strata) {
-    std::sort(groups.begin(), groups.end());
+    std::sort(groups.begin(), groups.end(),
+              [](const Group& x, const Group& y) { return x.hash != y.hash ? x.hash < y.hash : x.id < y.id; });
     size_t total = 0;
-    for (auto& [h, g] : groups) total += members[g].size();
+    for (auto& gr : groups) total += gr.count;
     // Cumulative record targets; a group goes to the split whose cumulative target it starts under.
     double t0 = total * o.ratios[0] / sum, t1 = total * (o.ratios[0] + o.ratios[1]) / sum;
     size_t done = 0;
-    for (auto& [h, g] : groups) {
+    for (auto& gr : groups) {
       double mid = done + 0.5;
       int sp = mid < t0 ? 0 : mid < t1 ? 1 : 2;
-      for (size_t i : members[g]) split[i] = sp;
-      done += members[g].size();
+      for (size_t k = gr.first; k < gr.first + gr.count; k++) split[order[k]] = sp;
+      done += gr.count;
     }
   }
   return split;
@@ -415,23 +439,28 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
     std::vector<size_t> idx;
     for (size_t i = 0; i < recs.size(); i++)
       if (split[i] == s) idx.push_back(i);
-    // Serialised in parallel, joined in split order.
-    std::vector<std::string> lines(idx.size());
-#pragma omp parallel for schedule(dynamic, 256)
-    for (int64_t k = 0; k < int64_t(idx.size()); k++) {
-      nlohmann::json j = recs[idx[k]].json;
-      j["_source"] = recs[idx[k]].source.to_json();
-      j["_id"] = recs[idx[k]].id;
-      lines[k] = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // Serialised in parallel in blocks of records, joined in split order. "_source" and "_id" go into
+    // the records themselves (nothing reads them after this), which spares a copy of every record.
+    constexpr int64_t kBlock = 1024;
+    const int64_t nblocks = (int64_t(idx.size()) + kBlock - 1) / kBlock;
+    std::vector<std::string> blocks(nblocks);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblocks; b++) {
+      for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(idx.size()), (b + 1) * kBlock); k++) {
+        Record& r = recs[idx[k]];
+        r.json["_source"] = r.source.to_json();
+        r.json["_id"] = r.id;
+        json_dump_fast(r.json, blocks[b]);
+        blocks[b] += '\n';
+      }
     }
     size_t total = 0;
-    for (auto& l : lines) total += l.size() + 1;
+    for (auto& b : blocks) total += b.size();
     body.reserve(total);
-    for (auto& l : lines) {
-      body += l;
-      body += '\n';
+    for (auto& b : blocks) {
+      body += b;
+      b = {};
     }
-    lines = {};
     write_file_atomic(cfg.output + "/" + records_name, body);
     nlohmann::json sp{{"records", records_name}, {"records_count", idx.size()}, {"shards", nlohmann::json::array()},
                       {"sequences", 0}, {"tokens", 0}, {"label_tokens", 0}, {"packed", false}};
