@@ -64,9 +64,10 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
   }
   const int64_t n = int64_t(lines.size());
   std::vector<nlohmann::json> parsed(n);
-  std::vector<std::string> errors(n);
+  std::vector<std::string> errors(n), ids(n);
 #pragma omp parallel for schedule(dynamic, 256)
   for (int64_t i = 0; i < n; i++) {
+    ids[i] = record_id(Source{path, numbers[i], 0, 0}, 0);
     std::string_view l = text.substr(lines[i].first, lines[i].second);
     if (l.size() > o.max_line_bytes) {
       errors[i] = "line too long";
@@ -91,8 +92,11 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
       continue;
     }
     out.counts.in++;
-    Source s{path, numbers[i], 0, 0};
-    add_record(out, std::move(parsed[i]), std::move(s));
+    Record r;
+    r.id = std::move(ids[i]);
+    r.json = std::move(parsed[i]);
+    r.source = Source{path, numbers[i], 0, 0};
+    out.records.push_back(std::move(r));
   }
 }
 

@@ -110,7 +110,8 @@ nlohmann::json dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, Sta
   nlohmann::json info{{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
   counts.in = recs.size();
   std::vector<std::string> texts(recs.size());
-  for (size_t i = 0; i < recs.size(); i++)
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t i = 0; i < int64_t(recs.size()); i++)
     texts[i] = recs[i].json.contains("input_ids") ? recs[i].json["input_ids"].dump() : record_text(recs[i].json);
   std::vector<char> drop(recs.size(), 0);
   auto views = [&] {
