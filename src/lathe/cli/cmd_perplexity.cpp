@@ -35,7 +35,7 @@ std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
       lathe::fail("perplexity", "{}:{}: invalid JSON: {}", path, lineno, e.what());
     }
     if (!j.is_object() || !j.contains("input_ids") || !j["input_ids"].is_array())

@@ -112,6 +112,10 @@ void read_json(std::string_view text, const std::string& path, const CollectOpti
       size_t byte = std::min(e.byte, text.size());
       int64_t line = 1 + std::count(text.begin(), text.begin() + byte, '\n');
       return bad(out, o, "malformed JSON", fmt::format("{}:{}", path, line), e.what());
+    } catch (const nlohmann::json::exception& e) {
+      // Not a syntax error but a value nlohmann refuses (a number overflowing a double, e.g. 9E888888):
+      // it carries no byte position, so the file is named without a line.
+      return bad(out, o, "malformed JSON", path, e.what());
     }
     return bad(out, o, "malformed JSON", path, detail);
   }

@@ -42,7 +42,7 @@ Model Model::load_hf_dir(const std::string& dir) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
     fail("config", "{}: invalid JSON: {}", cfg_path, e.what());
   }
   Model m;

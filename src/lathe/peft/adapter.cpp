@@ -11,7 +11,7 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(cfg));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
     fail("adapter", "{}: invalid JSON: {}", cfg, e.what());
   }
   LoadedAdapter a;

@@ -169,7 +169,7 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
     fail("lora", "{}: invalid JSON: {}", cfg_path, e.what());
   }
   std::string type = j.value("peft_type", "");
