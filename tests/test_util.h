@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -35,6 +36,19 @@ struct TempDir {
   }
   std::string operator/(const std::string& rel) const { return path + "/" + rel; }
 };
+
+// numpy.allclose's rule: |got - want| <= atol + rtol * |want|. Numeric comparisons scale with the
+// magnitude they compare: an fp32 sum of n terms moves by about n * 2^-24 * |sum| when the summation
+// order changes (AVX2 vs AVX-512 kernels, another OpenBLAS core, -O2 vs -O3), so a bare absolute
+// tolerance tuned on one CPU fails on another for large values (a 59.6 gradient off by 1.1e-5).
+inline ::testing::AssertionResult all_close(double got, double want, double rtol, double atol) {
+  const double diff = std::fabs(got - want), allowed = atol + rtol * std::fabs(want);
+  if (diff <= allowed) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << got << " vs " << want << ": |diff| " << diff << " > " << allowed
+                                       << " (atol " << atol << " + rtol " << rtol << " * |want|)";
+}
+#define LATHE_EXPECT_CLOSE(got, want, rtol, atol) EXPECT_TRUE(::lathe::test::all_close((got), (want), (rtol), (atol)))
+#define LATHE_ASSERT_CLOSE(got, want, rtol, atol) ASSERT_TRUE(::lathe::test::all_close((got), (want), (rtol), (atol)))
 
 // Runs the lathe binary with `args` (a shell-quoted string); returns exit status, stdout in *out.
 inline int run_lathe(const std::string& args, std::string* out, bool merge_stderr = false) {

@@ -11,6 +11,7 @@
 #include "lathe/core/rng.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/ref/ref.h"
+#include "test_util.h"
 
 namespace {
 
@@ -206,12 +207,12 @@ TEST(Gradcheck, CrossEntropy) {
   int64_t cnt = 0;
   double l = lathe::ref::cross_entropy_backward(d.data(), tgt.data(), N, V, scale, &cnt);
   EXPECT_EQ(cnt, 3);
-  EXPECT_NEAR(l * scale, loss()[0], 1e-6);
+  LATHE_EXPECT_CLOSE(l * scale, loss()[0], 1e-6, 1e-7);
   check_grad("cross-entropy", x, loss, Vec{1.0f}, d, {.step = 1e-3f, .floor = 1e-2f});
   Vec c = x;
   int64_t cc = 0;
   double lc = lathe::cross_entropy_backward(c.data(), tgt.data(), N, V, scale, &cc);
-  EXPECT_NEAR(lc, l, 1e-5);
+  LATHE_EXPECT_CLOSE(lc, l, 1e-6, 1e-6);
   expect_same(c, d, 1e-6f, "cpu cross-entropy");
 }
 

@@ -79,11 +79,11 @@ TEST_P(Golden, IncrementalDecodingMatchesFullForward) {
   int first = std::min(3, T);
   const float* h = fwd.hidden(ids.data(), first, &cache);
   fwd.logits(h + size_t(first - 1) * m.config.hidden_size, 1, step.data());
-  for (int v = 0; v < V; v++) EXPECT_NEAR(step[v], full[size_t(first - 1) * V + v], 1e-4f);
+  for (int v = 0; v < V; v++) LATHE_EXPECT_CLOSE(step[v], full[size_t(first - 1) * V + v], 1e-5, 1e-4);
   for (int t = first; t < T; t++) {
     h = fwd.hidden(&ids[t], 1, &cache);
     fwd.logits(h, 1, step.data());
-    for (int v = 0; v < V; v++) ASSERT_NEAR(step[v], full[size_t(t) * V + v], 1e-4f) << "position " << t;
+    for (int v = 0; v < V; v++) LATHE_ASSERT_CLOSE(step[v], full[size_t(t) * V + v], 1e-5, 1e-4) << "position " << t;
   }
 }
 

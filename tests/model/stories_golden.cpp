@@ -35,9 +35,10 @@ TEST(Stories260K, GgufAndHfGiveIdenticalLogits) {
   ASSERT_EQ(hf.config.num_key_value_heads, gg.config.num_key_value_heads);
   std::vector<int32_t> ids = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
   auto a = all_logits(hf, ids), b = all_logits(gg, ids);
-  float worst = 0;
+  float worst = 0, scale = 1.0f;
   for (size_t i = 0; i < a.size(); i++) worst = std::max(worst, std::fabs(a[i] - b[i]));
-  EXPECT_LE(worst, 1e-5f) << "max |logit diff| between GGUF and HF";
+  for (float v : a) scale = std::max(scale, std::fabs(v));
+  EXPECT_LE(worst, 1e-5f * scale) << "max |logit diff| between GGUF and HF at logit scale " << scale;
 }
 
 TEST(Stories260K, GreedyReproducesReference) {

@@ -60,7 +60,7 @@ TEST(TrainGolden, LoraGradients) {
     int64_t n = 0;
     double nll = graph.forward_backward(b, 1.0f / float(b.num_targets()), &n, {.training = true});
     EXPECT_EQ(n, g["hparams"]["counted_label_tokens"].get<int64_t>());
-    EXPECT_NEAR(nll / double(n), g["loss"].get<double>(), 1e-5) << c;
+    LATHE_EXPECT_CLOSE(nll / double(n), g["loss"].get<double>(), 1e-5, 1e-5) << c;
     ASSERT_EQ(lora->params().size(), g["grads"].size());
     for (auto* p : lora->params()) expect_close(p->grad.f32(), g["grads"][p->name], std::string(c) + " " + p->name);
 
@@ -101,7 +101,7 @@ TEST(TrainGolden, PrefixGradients) {
     int64_t n = 0;
     double nll = graph.forward_backward(b, 1.0f / float(b.num_targets()), &n, {.training = true});
     pre->backward();
-    EXPECT_NEAR(nll / double(n), g["loss"].get<double>(), 1e-5) << c;
+    LATHE_EXPECT_CLOSE(nll / double(n), g["loss"].get<double>(), 1e-5, 1e-5) << c;
     for (auto* p : pre->params()) expect_close(p->grad.f32(), g["grads"][p->name], std::string(c) + " " + p->name);
   }
 }
@@ -115,7 +115,7 @@ TEST(TrainGolden, FullFineTuningGradients) {
   lathe::TrainGraph graph(m, nullptr, &grads, false);
   int64_t n = 0;
   double nll = graph.forward_backward(b, 1.0f / float(b.num_targets()), &n, {.training = true});
-  EXPECT_NEAR(nll / double(n), g["loss"].get<double>(), 1e-5);
+  LATHE_EXPECT_CLOSE(nll / double(n), g["loss"].get<double>(), 1e-5, 1e-5);
   size_t checked = 0;
   lathe::for_each_tensor(m.config, grads, [&](lathe::TensorSlot& s) {
     ASSERT_TRUE(g["grads"].contains(s.hf_name)) << s.hf_name;
@@ -147,7 +147,7 @@ void check_trajectory(const std::string& c, const std::string& method_args, cons
     auto row = nlohmann::json::parse(line);
     if (!row.contains("loss")) continue;
     ASSERT_LT(i, 5u);
-    EXPECT_NEAR(row["loss"].get<double>(), g["trajectory"]["losses"][i].get<double>(), 2e-5) << c << " step " << i + 1;
+    LATHE_EXPECT_CLOSE(row["loss"].get<double>(), g["trajectory"]["losses"][i].get<double>(), 1e-5, 2e-5) << c << " step " << i + 1;
     EXPECT_NEAR(row["lr"].get<double>(), g["trajectory"]["lrs"][i].get<double>(), 1e-9) << c << " step " << i + 1;
     EXPECT_NEAR(row["grad_norm"].get<double>(), g["trajectory"]["grad_norms"][i].get<double>(),
                 1e-4 * g["trajectory"]["grad_norms"][i].get<double>()) << c << " step " << i + 1;

@@ -11,6 +11,7 @@
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
 #include "lathe/peft/prefix.h"
+#include "test_util.h"
 
 namespace {
 
@@ -186,8 +187,9 @@ TEST(TrainGraph, CheckpointingAndPackingChangeNothing) {
   auto base = run(false, true), ck = run(true, true), sep = run(false, false);
   EXPECT_EQ(base.first, ck.first);
   EXPECT_EQ(base.second, ck.second);  // checkpointing recomputes the same numbers: bitwise equal
-  EXPECT_NEAR(base.first, sep.first, 1e-4);
-  for (size_t i = 0; i < base.second.size(); i++) ASSERT_NEAR(base.second[i], sep.second[i], 1e-5) << i;
+  // Packed vs separate micro-batches sum in another order: equal up to fp32 rounding of the magnitude.
+  LATHE_EXPECT_CLOSE(base.first, sep.first, 1e-5, 1e-6);
+  for (size_t i = 0; i < base.second.size(); i++) LATHE_ASSERT_CLOSE(base.second[i], sep.second[i], 1e-5, 1e-6) << i;
 }
 
 }  // namespace

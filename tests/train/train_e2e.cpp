@@ -129,7 +129,7 @@ TEST(Train, AdapterAppliedEqualsMergedAndPrefixServes) {
   ASSERT_EQ(run_lathe("perplexity --model " + fx.base + " --adapter " + fx.dir / "lora --ids-file " + fx.data +
                           " --json --threads 1", &pa), 0) << pa;
   ASSERT_EQ(run_lathe("perplexity --model " + fx.dir / "merged --ids-file " + fx.data + " --json --threads 1", &pb), 0);
-  EXPECT_NEAR(nlohmann::json::parse(pa)["nll"].get<double>(), nlohmann::json::parse(pb)["nll"].get<double>(), 1e-4);
+  LATHE_EXPECT_CLOSE(nlohmann::json::parse(pa)["nll"].get<double>(), nlohmann::json::parse(pb)["nll"].get<double>(), 1e-6, 1e-4);
 
   for (const char* proj : {"", " --prefix-projection --encoder-hidden-size 32"}) {
     std::string dir = fx.dir / (std::string("prefix") + (*proj ? "_proj" : ""));
@@ -184,7 +184,7 @@ TEST(Train, QloraTrainsOnA4BitBaseAndMerges) {
   ASSERT_EQ(run_lathe("perplexity --model " + fx.base + " --adapter " + fx.dir / "qlora --ids-file " + fx.data +
                           " --json --threads 1", &pa), 0) << pa;
   ASSERT_EQ(run_lathe("perplexity --model " + fx.dir / "qmerged --ids-file " + fx.data + " --json --threads 1", &pb), 0);
-  EXPECT_NEAR(nlohmann::json::parse(pa)["nll"].get<double>(), nlohmann::json::parse(pb)["nll"].get<double>(), 1e-3);
+  LATHE_EXPECT_CLOSE(nlohmann::json::parse(pa)["nll"].get<double>(), nlohmann::json::parse(pb)["nll"].get<double>(), 1e-5, 1e-3);
 }
 
 TEST(Train, NonFiniteLossStopsTheRun) {

@@ -34,6 +34,13 @@ static void print_usage() {
 }
 
 int main(int argc, char** argv) {
+  if (const char* missing = lathe::cpu_missing_build_feature()) {
+    std::fprintf(stderr,
+                 "lathe: this binary was built for a CPU with %s, which this CPU lacks; rebuild here "
+                 "(scripts/setup.sh), or build a portable binary with -DLATHE_NATIVE=OFF -DLATHE_ARCH=x86-64-v3\n",
+                 missing);
+    return 1;
+  }
   auto& reg = lathe::cli::command_registry();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();

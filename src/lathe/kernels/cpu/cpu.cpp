@@ -48,6 +48,25 @@ static void select_blas_core() {
     std::fprintf(stderr, "lathe: OpenBLAS detected core Prescott; using %s kernels\n", openblas_get_corename());
 }
 
+const char* cpu_missing_build_feature() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+#if defined(__AVX512F__)
+  if (!__builtin_cpu_supports("avx512f")) return "avx512f";
+#endif
+#if defined(__AVX512BW__)
+  if (!__builtin_cpu_supports("avx512bw")) return "avx512bw";
+#endif
+#if defined(__AVX2__)
+  if (!__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+#if defined(__FMA__)
+  if (!__builtin_cpu_supports("fma")) return "fma";
+#endif
+#endif
+  return nullptr;
+}
+
 void cpu_set_num_threads(int n) {
   select_blas_core();
   set_num_threads(n);

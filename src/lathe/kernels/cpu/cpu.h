@@ -10,6 +10,11 @@ namespace lathe {
 constexpr int kAttnRowBlock = 128;
 
 // Sets threads for OpenMP and OpenBLAS (one pool: the OpenMP build of OpenBLAS). n <= 0: all cores.
+// The first instruction-set extension this binary was compiled for (LATHE_NATIVE / LATHE_ARCH) that
+// the running CPU lacks, or nullptr. A -march=native build copied to an older CPU would otherwise die
+// with SIGILL somewhere in a kernel; main() checks this first and names the fix.
+const char* cpu_missing_build_feature();
+
 void cpu_set_num_threads(int n);
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
