@@ -132,7 +132,9 @@ TEST(PiiDetect, EmailIpSecrets) {
   EXPECT_TRUE(none("my email is info@presidio."));
   t = "from 8.8.8.8 today";
   EXPECT_EQ(only(t).type, PiiType::IpAddress);
-  EXPECT_TRUE(none("gateway 192.168.0.1 (private)"));  // private range is below the default threshold
+  // Internal hosts are redacted like public ones by default (ip_ranges = All).
+  t = "gateway 192.168.0.1 (private)";
+  EXPECT_EQ(value(t, only(t)), "192.168.0.1");
   t = "addr 2001:db8:85a3::8a2e:370:7334 ok";
   EXPECT_EQ(value(t, only(t)), "2001:db8:85a3::8a2e:370:7334");
   EXPECT_TRUE(none("at 10:30:45 and std::vector"));
@@ -140,6 +142,102 @@ TEST(PiiDetect, EmailIpSecrets) {
   EXPECT_EQ(only(t).type, PiiType::Secret);
   t = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\nnext";
   EXPECT_EQ(value(t, only(t)), "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----");
+}
+
+TEST(PiiDetect, PhoneSeparatorsAndGlue) {
+  // Every Korean shape with space, dot, dash and no separator; labelled or not.
+  for (std::string v : {"010 2345 6789", "010.2345.6789", "010-2345-6789", "01023456789", "02 765 4321",
+                        "02.765.4321", "031 765 4321", "064.712.3456", "070 1234 5678", "0505-123-4567",
+                        "1577 1234", "1661.2345", "1899-0000"}) {
+    for (std::string pre : {"", "담당 ", "Tel. ", "번호는 "}) {
+      std::string text = pre + v + " 입니다";
+      auto m = PiiDetector().detect(text);
+      ASSERT_EQ(m.size(), 1u) << text;
+      EXPECT_EQ(m[0].type, PiiType::Phone) << text;
+      EXPECT_EQ(value(text, m[0]), v) << text;
+    }
+  }
+  // Parenthesised area codes glued to Hangul or Latin words keep their parenthesis.
+  for (std::string t : {"본점(02)765-4321로", "branch(031)765-4321 open", "지점(051) 743-2211"}) {
+    auto m = only(t);
+    EXPECT_EQ(m.type, PiiType::Phone) << t;
+    EXPECT_EQ(t.substr(m.begin, 1), "(") << t;
+  }
+  std::string t = "Tel.010-7777-1212";
+  EXPECT_EQ(value(t, only(t)), "010-7777-1212");
+  t = "1. 010 5678 1234";  // a list marker is no part of the number
+  EXPECT_EQ(value(t, only(t)), "010 5678 1234");
+  EXPECT_TRUE(none("pi 3.010 1234 5678"));  // digits after a decimal point stay decimals
+}
+
+TEST(PiiDetect, NearestLabelWins) {
+  // A decoy elsewhere in the sentence does not hide a labelled value...
+  std::string t = "Please pay the invoice total to account number 3333-05-7654321 today.";
+  EXPECT_EQ(only(t).type, PiiType::BankAccount);
+  t = "주문 관련 문의: 010 4321 8765";
+  EXPECT_EQ(only(t).type, PiiType::Phone);
+  // ...but a decoy that labels the number itself still does, generic words ("number") do not outrank it.
+  EXPECT_TRUE(none("Order number 123-456-7890 shipped."));
+  EXPECT_TRUE(none("주문번호 010-2345-6789 확인"));
+  EXPECT_TRUE(none("Your order 1234-567-890123 has shipped; check your account page."));
+  // A strong shape needs the decoy right at it; a weak one is hit from further away.
+  EXPECT_GE(conf_of("주문하신 분 010-2323-4545", PiiType::Phone), 0.5f);
+  EXPECT_LT(conf_of("주문하신 분 01023234545", PiiType::Phone), 0.5f);
+}
+
+TEST(PiiDetect, AccountsOfMajorBanks) {
+  for (std::string v : {"123456-01-234567", "110-234-567890", "1002-345-678901", "123-456789-01234",
+                        "302-1234-5678-91", "123-456789-01-012", "3333-12-3456789", "1000-2345-6789",
+                        "110 234 567890", "1002345678901"}) {
+    for (std::string pre : {"입금 계좌 ", "account ", "KB국민은행 ", "Shinhan acct "}) {
+      std::string text = pre + v + " 로";
+      auto m = PiiDetector().detect(text);
+      ASSERT_EQ(m.size(), 1u) << text;
+      EXPECT_EQ(m[0].type, PiiType::BankAccount) << text;
+      EXPECT_EQ(value(text, m[0]), v) << text;
+    }
+    EXPECT_TRUE(none("참고 " + v + " 입니다")) << v;
+  }
+}
+
+TEST(PiiDetect, LuhnFailingCardShapes) {
+  // A 16-digit number in card groups that fails Luhn (asserted) and holds a "1588 1234" phone shape.
+  std::string bad = "4532 1588 1234 5674";
+  std::string digits;
+  for (char c : bad)
+    if (c != ' ') digits += c;
+  ASSERT_FALSE(luhn_valid(digits));
+  EXPECT_TRUE(none("value " + bad + " fails the checksum"));
+  EXPECT_TRUE(none("card 4485-0123-4567-8902 rejected"));
+  EXPECT_TRUE(none("카드번호 1234561688234567 오류"));
+  // It is an account only where the text says so, and then the whole run.
+  std::string t = "입금 계좌 " + bad;
+  auto m = only(t);
+  EXPECT_EQ(m.type, PiiType::BankAccount);
+  EXPECT_EQ(value(t, m), bad);
+}
+
+TEST(PiiDetect, IpPolicy) {
+  std::string t = "internal host 10.20.30.40 and public 8.8.4.4, ULA fd12:3456:789a::10";
+  auto m = PiiDetector().detect(t);
+  ASSERT_EQ(m.size(), 3u);
+  PiiOptions o;
+  o.ip_ranges = IpRanges::Public;
+  m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(value(t, m[0]), "8.8.4.4");
+  o.ip_ranges = IpRanges::Private;
+  m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(value(t, m[0]), "10.20.30.40");
+  EXPECT_EQ(value(t, m[1]), "fd12:3456:789a::10");
+  EXPECT_EQ(ip_ranges_from_name("PUBLIC"), IpRanges::Public);
+  EXPECT_THROW(ip_ranges_from_name("internal"), lathe::Error);
+  // Not host addresses: versions, sections, out-of-range octets, netmasks, multicast, longer dotted runs.
+  for (std::string d : {"version 10.2.0.1", "버전 3.10.2.1 배포", "firmware 2.4.10.8", "release 1.0.0.12",
+                        "see section 4.2.1.3", "octet 300.1.2.3", "mask 255.255.255.0", "group 239.1.2.3",
+                        "OID 1.3.6.1.4.1", "0.0.0.0 binds all", "ver.1.2.3.4", "v1.2.3.4"})
+    EXPECT_TRUE(none(d)) << d;
 }
 
 TEST(PiiDetect, DecoysSurvive) {

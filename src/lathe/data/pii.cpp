@@ -50,6 +50,15 @@ PiiType pii_type_from_name(std::string_view name) {
               "DRIVER_LICENSE, IP, SECRET)", name);
 }
 
+IpRanges ip_ranges_from_name(std::string_view name) {
+  std::string low(name);
+  for (char& c : low) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  if (low == "all") return IpRanges::All;
+  if (low == "public") return IpRanges::Public;
+  if (low == "private") return IpRanges::Private;
+  fail("pii", "unknown ip_ranges '{}' (known: all, public, private)", name);
+}
+
 std::vector<PiiType> all_pii_types() {
   std::vector<PiiType> v;
   for (int i = 0; i < kPiiTypeCount; ++i) v.push_back(static_cast<PiiType>(i));
@@ -86,6 +95,10 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
   std::vector<Scored> scored;
   for (const Candidate& c : cands) {
     if (!enabled_[static_cast<int>(c.type)]) continue;
+    if (c.type == PiiType::IpAddress && options_.ip_ranges != IpRanges::All) {
+      bool priv = std::string_view(c.rule).ends_with("_private");
+      if (priv != (options_.ip_ranges == IpRanges::Private)) continue;
+    }
     float conf = score_with_context(s, c);
     if (conf + 1e-6f >= options_.min_confidence) scored.push_back({c, conf});
   }

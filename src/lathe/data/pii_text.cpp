@@ -211,10 +211,11 @@ size_t scan_ipv6(std::string_view s, size_t colon, Candidates& out) {
   if (!ok || colons < 2) return colon + 1;
   char lbuf[8];
   std::string_view low = lower_ascii(tok.substr(0, 4), lbuf, sizeof lbuf);
+  if (low.size() == 4 && starts_with(low, "ff")) return rb > colon ? rb : colon + 1;  // multicast: no host
   bool priv = starts_with(low, "fe8") || starts_with(low, "fe9") || starts_with(low, "fea") ||
-              starts_with(low, "feb") || starts_with(low, "fc") || starts_with(low, "fd") ||
-              starts_with(low, "ff") || tok == "::1";
-  emit(out, PiiType::IpAddress, lb, rb, priv ? 0.4f : 0.75f, 0.15f, priv ? "ipv6_private" : "ipv6");
+              starts_with(low, "feb") || starts_with(low, "fc") || starts_with(low, "fd") || tok == "::1";
+  // Same policy as IPv4 (pii_numbers.cpp): internal addresses score like public ones.
+  emit(out, PiiType::IpAddress, lb, rb, 0.75f, 0.15f, priv ? "ipv6_private" : "ipv6");
   return rb > colon ? rb : colon + 1;
 }
 
