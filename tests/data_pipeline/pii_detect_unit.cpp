@@ -240,6 +240,22 @@ TEST(PiiDetect, IpPolicy) {
     EXPECT_TRUE(none(d)) << d;
 }
 
+TEST(PiiDetect, FullWidthDigits) {
+  // Korean input methods type full-width digits and separators; spans are the original bytes.
+  for (std::string v : {"０１０－２３４５－６７８９", "０１０-２３４５-６７８９", "（０２）７６５－４３２１"}) {
+    std::string t = "연락처 " + v + "입니다";
+    auto m = only(t);
+    EXPECT_EQ(m.type, PiiType::Phone) << t;
+    EXPECT_EQ(value(t, m), v);
+  }
+  std::string t = "연락처 ０１０－２３４５－６７８９";
+  EXPECT_EQ(mask_for_report(t, only(t)), "010-****-6789");  // no full-width digit survives the mask
+  t = "계좌 １１０－２３４－５６７８９０ 로";
+  EXPECT_EQ(only(t).type, PiiType::BankAccount);
+  EXPECT_TRUE(none("２０２４년 １０월 ５일, Ｗｉｄｅ ＡＢＣ"));
+  EXPECT_TRUE(none("코드 ０１０-２３４５-６７８９A"));
+}
+
 TEST(PiiDetect, DecoysSurvive) {
   EXPECT_TRUE(none("2023-10-15 회의, 2023.10.15. 오후"));
   EXPECT_TRUE(none("민법 제750조 및 형법 제307조 제1항"));

@@ -383,4 +383,68 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
   return end > pos ? end : pos + 1;
 }
 
+namespace {
+// Full-width forms (U+FF08 '(', U+FF09 ')', U+FF0D '-', U+FF0E '.', U+FF10-FF19 digits) as typed by
+// Korean and Japanese input methods, and the ideographic space U+3000: the ASCII byte each stands for,
+// and its UTF-8 length; 0 when the bytes at p are none of these (nor an ASCII digit or separator).
+char wide_ascii(const uint8_t* b, size_t p, size_t n, int* len) {
+  uint8_t c = b[p];
+  if (is_digit(c) || c == '-' || c == '.' || c == ' ' || c == '(' || c == ')') { *len = 1; return static_cast<char>(c); }
+  if (p + 2 >= n) return 0;
+  *len = 3;
+  if (c == 0xEF && b[p + 1] == 0xBC) {
+    uint8_t d = b[p + 2];
+    if (d >= 0x90 && d <= 0x99) return static_cast<char>('0' + (d - 0x90));
+    if (d == 0x8D) return '-';
+    if (d == 0x8E) return '.';
+    if (d == 0x88) return '(';
+    if (d == 0x89) return ')';
+  }
+  if (c == 0xE3 && b[p + 1] == 0x80 && b[p + 2] == 0x80) return ' ';
+  return 0;
+}
+}  // namespace
+
+size_t scan_wide_number(std::string_view s, size_t pos, Candidates& out) {
+  const auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size();
+  // Rewrite the run as ASCII with a map back to byte offsets, then read it as any other number. Runs
+  // longer than kMaxWideRun characters are read in pieces (no personal-data shape is that long).
+  constexpr size_t kMaxWideRun = 96;
+  char buf[kMaxWideRun + 2];
+  size_t off[kMaxWideRun + 2];
+  size_t k = 0, p = pos;
+  int len = 0;
+  while (p < n && k < kMaxWideRun) {
+    char a = wide_ascii(b, p, n, &len);
+    if (!a) break;
+    buf[k] = a;
+    off[k++] = p;
+    p += len;
+  }
+  off[k] = p;
+  size_t run = k;
+  if (p < n && b[p] < 0x80) {  // one byte of right context: "０１０-１２３４-５６７８A" is a code
+    buf[k] = static_cast<char>(b[p]);
+    off[++k] = p + 1;
+  }
+  // Left context: a word character glued before the run makes it a code, as for ASCII numbers.
+  if (pos > 0 && is_word(b[pos - 1])) return p > pos ? p : pos + 1;
+  Candidates local;
+  std::string_view view(buf, k);
+  for (size_t i = 0; i < run;) {
+    if (is_digit(static_cast<unsigned char>(buf[i])) || ((buf[i] == '(' || buf[i] == '+') && i + 1 < run &&
+                                                         is_digit(static_cast<unsigned char>(buf[i + 1]))))
+      i = scan_number(view, i, local);
+    else
+      ++i;
+  }
+  for (Candidate c : local) {
+    c.begin = off[c.begin];
+    c.end = off[c.end];
+    out.push_back(c);
+  }
+  return p > pos ? p : pos + 1;
+}
+
 }  // namespace lathe::data::pii_detail
