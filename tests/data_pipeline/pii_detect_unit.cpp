@@ -4,6 +4,9 @@
 
 #include "lathe/core/error.h"
 #include "lathe/data/pii.h"
+#include "lathe/data/pipeline.h"
+
+#include <yaml-cpp/yaml.h>
 
 namespace {
 
@@ -254,6 +257,19 @@ TEST(PiiDetect, FullWidthDigits) {
   EXPECT_EQ(only(t).type, PiiType::BankAccount);
   EXPECT_TRUE(none("２０２４년 １０월 ５일, Ｗｉｄｅ ＡＢＣ"));
   EXPECT_TRUE(none("코드 ０１０-２３４５-６７８９A"));
+}
+
+TEST(PiiDetect, IpRangesConfigKey) {
+  auto c = lathe::data::parse_data_config(YAML::Load("pii: {policy: redact, ip_ranges: public}"), "project.yaml:data");
+  EXPECT_EQ(c.pii.ip_ranges, "public");
+  EXPECT_EQ(c.to_json()["pii"]["ip_ranges"], "public");
+  EXPECT_EQ(lathe::data::parse_data_config(YAML::Load("pii: {policy: redact}"), "d").pii.ip_ranges, "all");
+  try {
+    lathe::data::parse_data_config(YAML::Load("pii: {ip_ranges: internal}"), "project.yaml:data");
+    ADD_FAILURE() << "no error";
+  } catch (const lathe::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ip_ranges"), std::string::npos) << e.what();
+  }
 }
 
 TEST(PiiDetect, DecoysSurvive) {
