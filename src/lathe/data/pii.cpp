@@ -109,6 +109,9 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
       bool priv = std::string_view(c.rule).ends_with("_private");
       if (priv != (options_.ip_ranges == IpRanges::Private)) continue;
     }
+    // Context only adds the boost (or subtracts): a candidate that cannot reach the threshold even
+    // with it is not worth reading the words around it (most contiguous-digit account candidates).
+    if (c.base + c.boost + 1e-6f < options_.min_confidence) continue;
     float conf = score_with_context(s, c);
     if (conf + 1e-6f >= options_.min_confidence) scored.push_back({c, conf});
   }

@@ -104,6 +104,14 @@ const WordList kDecoySuffixes = {"원", "만", "억", "달러", "조", "항", "�
 
 inline unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
+// Bucket key of a word starting at p: its first two bytes for ASCII; for a multi-byte character the
+// two bytes after the lead byte, which tell Hangul syllables apart (the lead byte EA-ED only names a
+// block of 1024 syllables, so keying on it would put 사무소, 사업자 and 사건번호 together). The two key
+// spaces are disjoint (< 0x80 vs >= 0x80 bytes).
+inline unsigned key_at(const unsigned char* p) {
+  return p[0] < 0x80 ? (lower(p[0]) << 8) | lower(p[1]) : (p[1] << 8) | p[2];
+}
+
 // All context words in one table, bucketed by their first two (lowercased) bytes, so one pass over the
 // window with one bucket lookup per byte finds every word: candidates are frequent in number-heavy text
 // and a per-word search over the window cost more than the whole byte scan.
@@ -117,6 +125,7 @@ struct ContextWord {
 struct ContextTable {
   std::vector<ContextWord> words;
   std::vector<std::vector<uint16_t>> bucket = std::vector<std::vector<uint16_t>>(65536);
+  uint64_t nonempty[1024] = {};  // bit per bucket: an 8 KiB test that stays in L1, unlike the vectors
   ContextTable() {
     auto add = [&](const char* w, uint32_t mask, uint32_t weak, bool decoy) {
       std::string_view v(w);
@@ -131,7 +140,9 @@ struct ContextTable {
     for (const char* w : kDecoys) add(w, 0, 0, true);
     for (size_t i = 0; i < words.size(); ++i) {
       const auto& w = words[i].w;
-      bucket[(lower(w[0]) << 8) | lower(w[1])].push_back(static_cast<uint16_t>(i));
+      unsigned key = key_at(reinterpret_cast<const unsigned char*>(w.data()));
+      bucket[key].push_back(static_cast<uint16_t>(i));
+      nonempty[key >> 6] |= uint64_t{1} << (key & 63);
     }
   }
 };
@@ -150,8 +161,13 @@ void scan_window(const ContextTable& tab, std::string_view win, bool is_before, 
   const auto* b = reinterpret_cast<const unsigned char*>(win.data());
   const size_t n = win.size();
   for (size_t i = 0; i + 1 < n; ++i) {
-    const auto& bk = tab.bucket[(lower(b[i]) << 8) | lower(b[i + 1])];
-    if (bk.empty()) continue;
+    // Words start at a UTF-8 lead byte, and English ones at a word boundary: skip the rest unseen.
+    if (b[i] >= 0x80 && b[i] < 0xC0) continue;
+    if (b[i] < 0x80 && i > 0 && is_alpha(b[i - 1])) continue;
+    if (b[i] >= 0x80 && i + 2 >= n) continue;
+    unsigned key = key_at(b + i);
+    if (!(tab.nonempty[key >> 6] >> (key & 63) & 1)) continue;
+    const auto& bk = tab.bucket[key];
     for (uint16_t id : bk) {
       const ContextWord& cw = tab.words[id];
       size_t wl = cw.w.size();
@@ -161,9 +177,8 @@ void scan_window(const ContextTable& tab, std::string_view win, bool is_before, 
         size_t k = 2;
         while (k < wl && lower(b[i + k]) == static_cast<unsigned char>(cw.w[k])) ++k;
         if (k < wl) continue;
-        if (i > 0 && is_alpha(b[i - 1])) continue;
         if (i + wl < n && is_alpha(b[i + wl])) continue;
-      } else if (std::memcmp(b + i + 2, cw.w.data() + 2, wl - 2) != 0) {
+      } else if (std::memcmp(b + i + 3, cw.w.data() + 3, wl - 3) != 0 || b[i] != static_cast<unsigned char>(cw.w[0])) {
         continue;
       }
       size_t gap = is_before ? n - (i + wl) : i;
