@@ -166,6 +166,10 @@ TEST(PiiDetect, PhoneSeparatorsAndGlue) {
     EXPECT_EQ(m.type, PiiType::Phone) << t;
     EXPECT_EQ(t.substr(m.begin, 1), "(") << t;
   }
+  for (std::string v : {"010 1234-5678", "010-1234 5678", "010.1234-5678"}) {  // mixed separators: mobiles only
+    std::string text = "번호 " + v;
+    EXPECT_EQ(value(text, only(text)), v);
+  }
   std::string t = "Tel.010-7777-1212";
   EXPECT_EQ(value(t, only(t)), "010-7777-1212");
   t = "1. 010 5678 1234";  // a list marker is no part of the number

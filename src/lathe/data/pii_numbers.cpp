@@ -193,8 +193,9 @@ int match_phone(const Token& t, int k, Candidates& out) {
   bool mobile_prefix = L >= 3 && t.at(k, 0) == '0' && t.at(k, 1) == '1' && std::strchr("016789", c2);
   bool paren_first = k == 0 && t.lparen;
   // Korean mobile 010-1234-5678 (011/016-019 with 3 or 4 middle digits).
+  // The 01x prefix is distinctive enough to accept mixed separators ("010 1234-5678", "010-1234.5678").
   if (L == 3 && mobile_prefix && k + 2 < t.ng && t.len(k + 1) >= 3 && t.len(k + 1) <= 4 && t.len(k + 2) == 4 &&
-      t.uniform(k, 3, seps)) {
+      std::strchr(seps, t.sep[k]) && std::strchr(seps, t.sep[k + 1]) && t.sep[k] && t.sep[k + 1]) {
     emit(out, PiiType::Phone, t.begin_of(k), t.ge[k + 2], 0.75f, 0.25f, "phone_kr_mobile");
     return 3;
   }
