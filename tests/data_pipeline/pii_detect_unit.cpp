@@ -187,6 +187,11 @@ TEST(PiiDetect, NearestLabelWins) {
   EXPECT_TRUE(none("Order number 123-456-7890 shipped."));
   EXPECT_TRUE(none("주문번호 010-2345-6789 확인"));
   EXPECT_TRUE(none("Your order 1234-567-890123 has shipped; check your account page."));
+  // The nearest label decides alone: the server word does not lift the version.
+  std::string v = "version 1.2.3.4 server 10.0.0.1";
+  auto m = PiiDetector().detect(v);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(value(v, m[0]), "10.0.0.1");
   // A strong shape needs the decoy right at it; a weak one is hit from further away.
   EXPECT_GE(conf_of("주문하신 분 010-2323-4545", PiiType::Phone), 0.5f);
   EXPECT_LT(conf_of("주문하신 분 01023234545", PiiType::Phone), 0.5f);

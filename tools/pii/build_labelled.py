@@ -300,6 +300,7 @@ case("en", f"charge the card {quad(luhn_complete('453201511283036'), '-')} tonig
 case("en", "Tel.010-7777-1212 (mobile, after 7pm)", ("PHONE", "010-7777-1212"))
 case("en", "Acct# 123-456-789012, Shinhan", ("ACCOUNT", "123-456-789012"))
 case("en", "ssh admin@10.0.0.12 -p 2222", ("IP", "10.0.0.12"))
+case("en", "build 2.3.4.5 runs on host 10.8.0.3 since Monday", ("IP", "10.8.0.3"))
 case("ko", "주문하신 분 010-2323-4545 께 연락드렸습니다", ("PHONE", "010-2323-4545"))
 case("ko", "연락처 ０１０-２３４５-６７８９", ("PHONE", "０１０-２３４５-６７８９"))  # full-width digits
 

@@ -4,9 +4,9 @@
 // Window: 64 bytes before and 32 after the candidate (about 20 / 10 Hangul syllables or 10 / 5 English
 // words: a label usually precedes the value, "...번호는 X입니다" puts a short tail after it). English
 // words match case-insensitively as whole words; Korean words as substrings (particles attach to them).
-// Score = base + boost (if a positive word of the candidate's type is present) - 0.45 (if a decoy word
-// labels the number, or the number is glued to a unit/statute marker such as 원, 조, 제N조), clamped
-// to [0, 1].
+// Score = base + boost (if a positive word of the candidate's type is present and no decoy word labels
+// the number) - 0.45 (if a decoy word labels the number, or the number is glued to a unit/statute
+// marker such as 원, 조, 제N조), clamped to [0, 1].
 //
 // Which label belongs to the number: a sentence often holds both kinds ("invoice amount ... to account
 // number X", "주문 관련 문의는 연락처 X"), so the nearest one wins. A decoy word counts only when it is
@@ -203,13 +203,15 @@ float score_with_context(std::string_view s, const Candidate& c) {
   Found f;
   scan_window(table, before, true, tbit, f);
   scan_window(table, after, false, tbit, f);
-  if (f.strong_dist != kFar || f.weak) conf += c.boost;
   const bool strong_shape = c.base >= kStrongBase - 1e-6f;
   size_t decoy_dist = kFar;
   if (f.decoy_before <= (strong_shape ? kStrongDecoyBefore : kDecoyBefore)) decoy_dist = f.decoy_before;
   if (f.decoy_after <= (strong_shape ? kStrongDecoyAfter : kDecoyAfter))
     decoy_dist = std::min(decoy_dist, 2 * f.decoy_after);
   bool decoy = decoy_dist < f.strong_dist;
+  // The nearest label decides: when a decoy labels the number, the positive words further away label
+  // something else and add nothing ("version 1.2.3.4, server 10.0.0.1").
+  if (!decoy && (f.strong_dist != kFar || f.weak)) conf += c.boost;
   if (!decoy) {
     std::string_view tail = after;
     while (!tail.empty() && tail.front() == ' ') tail.remove_prefix(1);
