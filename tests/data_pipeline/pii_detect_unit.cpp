@@ -222,6 +222,8 @@ TEST(PiiDetect, LuhnFailingCardShapes) {
   EXPECT_TRUE(none("value " + bad + " fails the checksum"));
   EXPECT_TRUE(none("card 4485-0123-4567-8902 rejected"));
   EXPECT_TRUE(none("카드번호 1234561688234567 오류"));
+  std::string intl = "call +861391234567891 now";  // 15 digits after '+' fail Luhn, still a phone
+  EXPECT_EQ(only(intl).type, PiiType::Phone);
   // It is an account only where the text says so, and then the whole run.
   std::string t = "입금 계좌 " + bad;
   auto m = only(t);
@@ -345,6 +347,13 @@ TEST(PiiDetect, RobustOnOddInput) {
   EXPECT_NO_THROW(d.detect("-----BEGIN PRIVATE KEY-----"));
   EXPECT_NO_THROW(d.detect(std::string(1000, '1')));
   EXPECT_NO_THROW(d.detect("1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1"));
+  // Full-width forms cut at the end of the text, and runs longer than the full-width reader's buffer.
+  for (std::string t : {"\xEF", "\xEF\xBC", "\xEF\xBC\x91", "１２\xEF\xBC", "（\xEF\xBC", "１\xE3\x80"}) {
+    EXPECT_NO_THROW(d.detect(t));
+  }
+  std::string wide;
+  for (int i = 0; i < 300; ++i) wide += (i % 5 == 4) ? "－" : "７";
+  EXPECT_NO_THROW(d.detect(wide));
 }
 
 }  // namespace

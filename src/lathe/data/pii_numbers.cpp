@@ -111,8 +111,9 @@ int match_card(const Token& t, int k, Candidates& out) {
   char d[24];
   int nd = t.digits(k, m, d, 19);
   if (!luhn_valid(std::string_view(d, nd))) {
-    // 13 and 14 contiguous digits are also registration and account shapes: leave them to those rules.
-    if (grouped || nd >= 15) {
+    // 13 and 14 contiguous digits are also registration and account shapes, "+" digits an international
+    // phone number: leave them to those rules.
+    if ((grouped || nd >= 15) && !(k == 0 && t.plus)) {
       emit(out, PiiType::BankAccount, t.begin_of(k), t.ge[k + m - 1], 0.1f, 0.6f, "account_context");
       return -m;
     }
