@@ -224,6 +224,9 @@ TEST(PiiDetect, LuhnFailingCardShapes) {
   EXPECT_TRUE(none("카드번호 1234561688234567 오류"));
   std::string intl = "call +861391234567891 now";  // 15 digits after '+' fail Luhn, still a phone
   EXPECT_EQ(only(intl).type, PiiType::Phone);
+  // A bank's card brand is card context, not account context.
+  EXPECT_TRUE(none("신한카드 " + bad + " 승인 거절"));
+  EXPECT_TRUE(none("NH농협카드 " + bad));
   // It is an account only where the text says so, and then the whole run.
   std::string t = "입금 계좌 " + bad;
   auto m = only(t);

@@ -153,11 +153,13 @@ struct Found {
   size_t strong_dist = kFar;   // distance of the nearest strong word of the candidate's type
   size_t decoy_before = kFar;  // gap to the nearest decoy word before the candidate
   size_t decoy_after = kFar;   // gap to the nearest decoy word after it
+  size_t rival_dist = kFar;    // distance of the nearest strong word of the rival type (see below)
 };
 
 // Scans `win` once for the words of candidate type bit `tbit`. Distances are bytes between the word and
 // the candidate; words after the candidate count double (a label usually precedes its value).
-void scan_window(const ContextTable& tab, std::string_view win, bool is_before, uint32_t tbit, Found& f) {
+void scan_window(const ContextTable& tab, std::string_view win, bool is_before, uint32_t tbit, uint32_t rival,
+                 Found& f) {
   const auto* b = reinterpret_cast<const unsigned char*>(win.data());
   const size_t n = win.size();
   for (size_t i = 0; i + 1 < n; ++i) {
@@ -172,7 +174,7 @@ void scan_window(const ContextTable& tab, std::string_view win, bool is_before, 
       const ContextWord& cw = tab.words[id];
       size_t wl = cw.w.size();
       if (i + wl > n) continue;
-      if (!cw.decoy && !((cw.positive_mask | cw.weak_mask) & tbit)) continue;
+      if (!cw.decoy && !((cw.positive_mask | cw.weak_mask) & (tbit | rival))) continue;
       if (cw.ascii) {
         size_t k = 2;
         while (k < wl && lower(b[i + k]) == static_cast<unsigned char>(cw.w[k])) ++k;
@@ -184,6 +186,7 @@ void scan_window(const ContextTable& tab, std::string_view win, bool is_before, 
       size_t gap = is_before ? n - (i + wl) : i;
       size_t dist = is_before ? gap : 2 * gap;  // words after the number are weaker labels
       if (cw.positive_mask & tbit) f.strong_dist = std::min(f.strong_dist, dist);
+      if (cw.positive_mask & rival) f.rival_dist = std::min(f.rival_dist, dist);
       if (cw.weak_mask & tbit) f.weak = true;
       if (cw.decoy) (is_before ? f.decoy_before : f.decoy_after) = std::min(is_before ? f.decoy_before : f.decoy_after, gap);
     }
@@ -200,9 +203,13 @@ float score_with_context(std::string_view s, const Candidate& c) {
   static const ContextTable table;
   const uint32_t tbit = 1u << static_cast<int>(c.type);
   float conf = c.base;
+  // An account number and a card number share shapes and bank names ("신한카드", "NH농협카드"): for an
+  // account candidate a card word at least as near as the nearest account word cancels its boost.
+  const uint32_t rival = c.type == PiiType::BankAccount ? 1u << static_cast<int>(PiiType::CardNumber) : 0;
   Found f;
-  scan_window(table, before, true, tbit, f);
-  scan_window(table, after, false, tbit, f);
+  scan_window(table, before, true, tbit, rival, f);
+  scan_window(table, after, false, tbit, rival, f);
+  if (f.rival_dist <= f.strong_dist) f.strong_dist = kFar;
   const bool strong_shape = c.base >= kStrongBase - 1e-6f;
   size_t decoy_dist = kFar;
   if (f.decoy_before <= (strong_shape ? kStrongDecoyBefore : kDecoyBefore)) decoy_dist = f.decoy_before;
