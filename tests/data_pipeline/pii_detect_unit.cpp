@@ -24,6 +24,8 @@ bool none(const std::string& text) {
   for (auto& x : m) ADD_FAILURE() << "unexpected " << pii_type_name(x.type) << " '" << value(text, x) << "' in " << text;
   return m.empty();
 }
+// The match starts at the first digit (no letters of a glued label in it).
+bool is_digit_start(const std::string& text, const PiiMatch& m) { return text[m.begin] >= '0' && text[m.begin] <= '9'; }
 float conf_of(const std::string& text, PiiType t) {
   PiiOptions o;
   o.min_confidence = 0;
@@ -170,6 +172,14 @@ TEST(PiiDetect, PhoneSeparatorsAndGlue) {
     std::string text = "번호 " + v;
     EXPECT_EQ(value(text, only(text)), v);
   }
+  // A phone label glued to the digits is still a label; other letters make a code.
+  for (std::string v : {"Tel010-1234-5678", "HP010 2345 6789", "is415-555-0132", "Fax02-765-4321"}) {
+    auto m = only(v);
+    EXPECT_EQ(m.type, PiiType::Phone) << v;
+    EXPECT_TRUE(is_digit_start(v, m)) << v;
+  }
+  EXPECT_TRUE(none("SKU010-2345-6789 stock"));
+  EXPECT_TRUE(none("part AB010 1234 5678"));
   std::string t = "Tel.010-7777-1212";
   EXPECT_EQ(value(t, only(t)), "010-7777-1212");
   t = "1. 010 5678 1234";  // a list marker is no part of the number

@@ -302,7 +302,7 @@ int match_ipv4(const Token& t, int k, Candidates& out) {
 
 }  // namespace
 
-size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
+size_t scan_number(std::string_view s, size_t pos, Candidates& out, bool after_label) {
   const auto* b = reinterpret_cast<const uint8_t*>(s.data());
   const size_t n = s.size();
   Token t;
@@ -318,7 +318,7 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
   if (pos >= 2 && (b[pos - 1] == '-' || b[pos - 1] == ',' || b[pos - 1] == '/') && is_alnum(b[pos - 2]))
     left_ok = false;
   if (pos >= 2 && b[pos - 1] == '.' && is_digit(b[pos - 2])) left_ok = false;
-  if (pos >= 1 && is_word(b[pos - 1])) left_ok = false;
+  if (pos >= 1 && is_word(b[pos - 1]) && !after_label) left_ok = false;
   size_t end = i;
   while (true) {
     size_t j = i;

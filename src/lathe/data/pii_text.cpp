@@ -1,5 +1,6 @@
 // Non-numeric personal data: e-mail addresses, IPv6, passports (letter-led), secrets (known key
 // prefixes, JWTs, bearer tokens, key/password assignments, PEM private keys).
+#include <algorithm>
 #include <cstring>
 
 #include "lathe/data/pii_internal.h"
@@ -81,6 +82,20 @@ size_t scan_word(std::string_view s, size_t pos, Candidates& out) {
       emit(out, PiiType::Passport, pos, e, 0.3f, 0.45f, "passport_kr_old");
   }
 
+  // A phone label glued to its number ("Tel010-1234-5678", "HP010 1234 5678", "is415-555-0132"): read
+  // the number as if a space separated them. Other letters glued to digits stay a code ("SM-G991N",
+  // "AB010...").
+  {
+    size_t le = pos;
+    while (le < e && is_alpha(b[le])) ++le;
+    if (le < e && le - pos >= 2 && le - pos <= 6 && is_digit(b[le])) {
+      char lb[40];
+      std::string_view label = lower_ascii(s.substr(pos, le - pos), lb, sizeof lb);
+      static const char* const kLabels[] = {"tel", "hp", "ph", "phone", "mobile", "cell", "fax", "call", "is", "at"};
+      for (const char* l : kLabels)
+        if (label == l) return std::max(scan_number(s, le, out, true), e);
+    }
+  }
   // Vendor keys may contain '-', so they are read as a longer token. Only words long enough and starting
   // with a letter some key format starts with get that far (this runs for every English word).
   if (w[0] == 'A' || w[0] == 's' || w[0] == 'r' || w[0] == 'g' || w[0] == 'x' || w[0] == 'h') {
