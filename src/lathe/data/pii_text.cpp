@@ -85,7 +85,7 @@ size_t scan_word(std::string_view s, size_t pos, Candidates& out) {
   // A phone label glued to its number ("Tel010-1234-5678", "HP010 1234 5678", "is415-555-0132"): read
   // the number as if a space separated them. Other letters glued to digits stay a code ("SM-G991N",
   // "AB010...").
-  {
+  if (is_digit(b[e - 1])) {  // cheap gate: this runs for every English word
     size_t le = pos;
     while (le < e && is_alpha(b[le])) ++le;
     if (le < e && le - pos >= 2 && le - pos <= 6 && is_digit(b[le])) {
