@@ -4,6 +4,9 @@
 
 #include "lathe/core/error.h"
 #include "lathe/data/pii.h"
+#include "lathe/data/pipeline.h"
+
+#include <yaml-cpp/yaml.h>
 
 namespace {
 
@@ -21,6 +24,8 @@ bool none(const std::string& text) {
   for (auto& x : m) ADD_FAILURE() << "unexpected " << pii_type_name(x.type) << " '" << value(text, x) << "' in " << text;
   return m.empty();
 }
+// The match starts at the first digit (no letters of a glued label in it).
+bool is_digit_start(const std::string& text, const PiiMatch& m) { return text[m.begin] >= '0' && text[m.begin] <= '9'; }
 float conf_of(const std::string& text, PiiType t) {
   PiiOptions o;
   o.min_confidence = 0;
@@ -132,7 +137,9 @@ TEST(PiiDetect, EmailIpSecrets) {
   EXPECT_TRUE(none("my email is info@presidio."));
   t = "from 8.8.8.8 today";
   EXPECT_EQ(only(t).type, PiiType::IpAddress);
-  EXPECT_TRUE(none("gateway 192.168.0.1 (private)"));  // private range is below the default threshold
+  // Internal hosts are redacted like public ones by default (ip_ranges = All).
+  t = "gateway 192.168.0.1 (private)";
+  EXPECT_EQ(value(t, only(t)), "192.168.0.1");
   t = "addr 2001:db8:85a3::8a2e:370:7334 ok";
   EXPECT_EQ(value(t, only(t)), "2001:db8:85a3::8a2e:370:7334");
   EXPECT_TRUE(none("at 10:30:45 and std::vector"));
@@ -140,6 +147,153 @@ TEST(PiiDetect, EmailIpSecrets) {
   EXPECT_EQ(only(t).type, PiiType::Secret);
   t = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\nnext";
   EXPECT_EQ(value(t, only(t)), "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----");
+}
+
+TEST(PiiDetect, PhoneSeparatorsAndGlue) {
+  // Every Korean shape with space, dot, dash and no separator; labelled or not.
+  for (std::string v : {"010 2345 6789", "010.2345.6789", "010-2345-6789", "01023456789", "02 765 4321",
+                        "02.765.4321", "031 765 4321", "064.712.3456", "070 1234 5678", "0505-123-4567",
+                        "1577 1234", "1661.2345", "1899-0000"}) {
+    for (std::string pre : {"", "담당 ", "Tel. ", "번호는 "}) {
+      std::string text = pre + v + " 입니다";
+      auto m = PiiDetector().detect(text);
+      ASSERT_EQ(m.size(), 1u) << text;
+      EXPECT_EQ(m[0].type, PiiType::Phone) << text;
+      EXPECT_EQ(value(text, m[0]), v) << text;
+    }
+  }
+  // Parenthesised area codes glued to Hangul or Latin words keep their parenthesis.
+  for (std::string t : {"본점(02)765-4321로", "branch(031)765-4321 open", "지점(051) 743-2211"}) {
+    auto m = only(t);
+    EXPECT_EQ(m.type, PiiType::Phone) << t;
+    EXPECT_EQ(t.substr(m.begin, 1), "(") << t;
+  }
+  for (std::string v : {"010 1234-5678", "010-1234 5678", "010.1234-5678"}) {  // mixed separators: mobiles only
+    std::string text = "번호 " + v;
+    EXPECT_EQ(value(text, only(text)), v);
+  }
+  // A phone label glued to the digits is still a label; other letters make a code.
+  for (std::string v : {"Tel010-1234-5678", "HP010 2345 6789", "is415-555-0132", "Fax02-765-4321"}) {
+    auto m = only(v);
+    EXPECT_EQ(m.type, PiiType::Phone) << v;
+    EXPECT_TRUE(is_digit_start(v, m)) << v;
+  }
+  EXPECT_TRUE(none("SKU010-2345-6789 stock"));
+  EXPECT_TRUE(none("part AB010 1234 5678"));
+  std::string t = "Tel.010-7777-1212";
+  EXPECT_EQ(value(t, only(t)), "010-7777-1212");
+  t = "1. 010 5678 1234";  // a list marker is no part of the number
+  EXPECT_EQ(value(t, only(t)), "010 5678 1234");
+  EXPECT_TRUE(none("pi 3.010 1234 5678"));  // digits after a decimal point stay decimals
+}
+
+TEST(PiiDetect, NearestLabelWins) {
+  // A decoy elsewhere in the sentence does not hide a labelled value...
+  std::string t = "Please pay the invoice total to account number 3333-05-7654321 today.";
+  EXPECT_EQ(only(t).type, PiiType::BankAccount);
+  t = "주문 관련 문의: 010 4321 8765";
+  EXPECT_EQ(only(t).type, PiiType::Phone);
+  // ...but a decoy that labels the number itself still does, generic words ("number") do not outrank it.
+  EXPECT_TRUE(none("Order number 123-456-7890 shipped."));
+  EXPECT_TRUE(none("주문번호 010-2345-6789 확인"));
+  EXPECT_TRUE(none("Your order 1234-567-890123 has shipped; check your account page."));
+  // The nearest label decides alone: the server word does not lift the version.
+  std::string v = "version 1.2.3.4 server 10.0.0.1";
+  auto m = PiiDetector().detect(v);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(value(v, m[0]), "10.0.0.1");
+  // A strong shape needs the decoy right at it; a weak one is hit from further away.
+  EXPECT_GE(conf_of("주문하신 분 010-2323-4545", PiiType::Phone), 0.5f);
+  EXPECT_LT(conf_of("주문하신 분 01023234545", PiiType::Phone), 0.5f);
+}
+
+TEST(PiiDetect, AccountsOfMajorBanks) {
+  for (std::string v : {"123456-01-234567", "110-234-567890", "1002-345-678901", "123-456789-01234",
+                        "302-1234-5678-91", "123-456789-01-012", "3333-12-3456789", "1000-2345-6789",
+                        "110 234 567890", "1002345678901"}) {
+    for (std::string pre : {"입금 계좌 ", "account ", "KB국민은행 ", "Shinhan acct "}) {
+      std::string text = pre + v + " 로";
+      auto m = PiiDetector().detect(text);
+      ASSERT_EQ(m.size(), 1u) << text;
+      EXPECT_EQ(m[0].type, PiiType::BankAccount) << text;
+      EXPECT_EQ(value(text, m[0]), v) << text;
+    }
+    EXPECT_TRUE(none("참고 " + v + " 입니다")) << v;
+  }
+}
+
+TEST(PiiDetect, LuhnFailingCardShapes) {
+  // A 16-digit number in card groups that fails Luhn (asserted) and holds a "1588 1234" phone shape.
+  std::string bad = "4532 1588 1234 5674";
+  std::string digits;
+  for (char c : bad)
+    if (c != ' ') digits += c;
+  ASSERT_FALSE(luhn_valid(digits));
+  EXPECT_TRUE(none("value " + bad + " fails the checksum"));
+  EXPECT_TRUE(none("card 4485-0123-4567-8902 rejected"));
+  EXPECT_TRUE(none("카드번호 1234561688234567 오류"));
+  std::string intl = "call +861391234567891 now";  // 15 digits after '+' fail Luhn, still a phone
+  EXPECT_EQ(only(intl).type, PiiType::Phone);
+  // A bank's card brand is card context, not account context.
+  EXPECT_TRUE(none("신한카드 " + bad + " 승인 거절"));
+  EXPECT_TRUE(none("NH농협카드 " + bad));
+  // It is an account only where the text says so, and then the whole run.
+  std::string t = "입금 계좌 " + bad;
+  auto m = only(t);
+  EXPECT_EQ(m.type, PiiType::BankAccount);
+  EXPECT_EQ(value(t, m), bad);
+}
+
+TEST(PiiDetect, IpPolicy) {
+  std::string t = "internal host 10.20.30.40 and public 8.8.4.4, ULA fd12:3456:789a::10";
+  auto m = PiiDetector().detect(t);
+  ASSERT_EQ(m.size(), 3u);
+  PiiOptions o;
+  o.ip_ranges = IpRanges::Public;
+  m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(value(t, m[0]), "8.8.4.4");
+  o.ip_ranges = IpRanges::Private;
+  m = PiiDetector(o).detect(t);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(value(t, m[0]), "10.20.30.40");
+  EXPECT_EQ(value(t, m[1]), "fd12:3456:789a::10");
+  EXPECT_EQ(ip_ranges_from_name("PUBLIC"), IpRanges::Public);
+  EXPECT_THROW(ip_ranges_from_name("internal"), lathe::Error);
+  // Not host addresses: versions, sections, out-of-range octets, netmasks, multicast, longer dotted runs.
+  for (std::string d : {"version 10.2.0.1", "버전 3.10.2.1 배포", "firmware 2.4.10.8", "release 1.0.0.12",
+                        "see section 4.2.1.3", "octet 300.1.2.3", "mask 255.255.255.0", "group 239.1.2.3",
+                        "OID 1.3.6.1.4.1", "0.0.0.0 binds all", "ver.1.2.3.4", "v1.2.3.4"})
+    EXPECT_TRUE(none(d)) << d;
+}
+
+TEST(PiiDetect, FullWidthDigits) {
+  // Korean input methods type full-width digits and separators; spans are the original bytes.
+  for (std::string v : {"０１０－２３４５－６７８９", "０１０-２３４５-６７８９", "（０２）７６５－４３２１"}) {
+    std::string t = "연락처 " + v + "입니다";
+    auto m = only(t);
+    EXPECT_EQ(m.type, PiiType::Phone) << t;
+    EXPECT_EQ(value(t, m), v);
+  }
+  std::string t = "연락처 ０１０－２３４５－６７８９";
+  EXPECT_EQ(mask_for_report(t, only(t)), "010-****-6789");  // no full-width digit survives the mask
+  t = "계좌 １１０－２３４－５６７８９０ 로";
+  EXPECT_EQ(only(t).type, PiiType::BankAccount);
+  EXPECT_TRUE(none("２０２４년 １０월 ５일, Ｗｉｄｅ ＡＢＣ"));
+  EXPECT_TRUE(none("코드 ０１０-２３４５-６７８９A"));
+}
+
+TEST(PiiDetect, IpRangesConfigKey) {
+  auto c = lathe::data::parse_data_config(YAML::Load("pii: {policy: redact, ip_ranges: public}"), "project.yaml:data");
+  EXPECT_EQ(c.pii.ip_ranges, "public");
+  EXPECT_EQ(c.to_json()["pii"]["ip_ranges"], "public");
+  EXPECT_EQ(lathe::data::parse_data_config(YAML::Load("pii: {policy: redact}"), "d").pii.ip_ranges, "all");
+  try {
+    lathe::data::parse_data_config(YAML::Load("pii: {ip_ranges: internal}"), "project.yaml:data");
+    ADD_FAILURE() << "no error";
+  } catch (const lathe::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ip_ranges"), std::string::npos) << e.what();
+  }
 }
 
 TEST(PiiDetect, DecoysSurvive) {
@@ -206,6 +360,13 @@ TEST(PiiDetect, RobustOnOddInput) {
   EXPECT_NO_THROW(d.detect("-----BEGIN PRIVATE KEY-----"));
   EXPECT_NO_THROW(d.detect(std::string(1000, '1')));
   EXPECT_NO_THROW(d.detect("1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1"));
+  // Full-width forms cut at the end of the text, and runs longer than the full-width reader's buffer.
+  for (std::string t : {"\xEF", "\xEF\xBC", "\xEF\xBC\x91", "１２\xEF\xBC", "（\xEF\xBC", "１\xE3\x80"}) {
+    EXPECT_NO_THROW(d.detect(t));
+  }
+  std::string wide;
+  for (int i = 0; i < 300; ++i) wide += (i % 5 == 4) ? "－" : "７";
+  EXPECT_NO_THROW(d.detect(wide));
 }
 
 }  // namespace

@@ -88,15 +88,16 @@ TEST(PiiLabelled, ProjectSetPrecisionRecall) {
     score(text, gold, pred, {}, per_type, all, &report);
     ++n;
   }
-  ASSERT_GE(n, 140);
+  ASSERT_GE(n, 220);
   print("labelled set (tests/data/pii/labelled.jsonl)", per_type, all);
   std::printf("  decoys with no match: %d / %d\n", clean_decoys, decoys);
   for (auto& r : report) std::printf("  %s\n", r.c_str());
   // Thresholds: the set is small and written with the rules in mind, so we demand a lot of it; a rule
   // change that loses a few cases shows up here with the exact sentences printed above.
-  EXPECT_GE(all.precision(), 0.95);
-  EXPECT_GE(all.recall(), 0.93);
-  EXPECT_GE(double(clean_decoys) / decoys, 0.95);
+  // Reached: P 1.000, R 0.981 (153 of 156; misses listed in docs/pii_dedup.md), 85 of 85 decoys clean.
+  EXPECT_GE(all.precision(), 0.98);
+  EXPECT_GE(all.recall(), 0.96);
+  EXPECT_GE(double(clean_decoys) / decoys, 0.97);
 }
 
 TEST(PiiLabelled, PresidioCasesPrecisionRecall) {
@@ -133,8 +134,10 @@ TEST(PiiLabelled, PresidioCasesPrecisionRecall) {
   // Presidio reports some shapes at 0.05-0.5 that we only accept with a context word (contiguous
   // licence numbers, old passports, non-checksum RRNs without a label), and its phone cases include
   // regions we do not model; the floors below are what the rules reach, kept as a regression guard.
-  EXPECT_GE(all.precision(), 0.9);
-  EXPECT_GE(all.recall(), 0.85);
+  // Reached: P 0.979, R 0.905. The text "... one is415-555-0132" appears twice with contradicting
+  // expectations (one or two phones), so it scores one TP and one FP whichever way we decide.
+  EXPECT_GE(all.precision(), 0.97);
+  EXPECT_GE(all.recall(), 0.87);
 }
 
 }  // namespace

@@ -235,6 +235,101 @@ for t in decoys_en:
     case("en", t)
 
 
+# ---- added after a held-out evaluation (spacing variants, glued landlines, internal IPs, accounts in
+# English, Luhn-failing card-shaped numbers). Written fresh (not the evaluation's sentences); appended
+# after the older cases with their own random stream so earlier lines stay byte-identical.
+RNG2 = random.Random(20261202)
+
+
+def luhn_fail(prefix15):
+    good = luhn_complete(prefix15)
+    return good[:-1] + str((int(good[-1]) + 1 + RNG2.randrange(9)) % 10)
+
+
+def quad(s, sep=" "):
+    return sep.join(s[i:i + 4] for i in range(0, 16, 4))
+
+
+# phones: space / dot / plain variants, numbered lists, parenthesised area codes glued to words, 050x
+case("ko", "HP 010 2345 6789로 문자 남겨주세요", ("PHONE", "010 2345 6789"))
+case("ko", "김대리 010 8765 4321 확인 부탁", ("PHONE", "010 8765 4321"))
+case("en", "Text me at 010 3456 7890 after 6pm.", ("PHONE", "010 3456 7890"))
+case("ko", "1. 010 5678 1234 (김영수)\n2. 010 4455 6677 (박지민)", ("PHONE", "010 5678 1234"), ("PHONE", "010 4455 6677"))
+case("ko", "주문 관련 문의: 010 4321 8765", ("PHONE", "010 4321 8765"))
+case("ko", "주문하신 상품이 오늘 도착했습니다. 궁금한 점은 010 9988 7766 으로 연락주세요",
+     ("PHONE", "010 9988 7766"))
+case("ko", "본사(031)987-6543로 연락 바랍니다", ("PHONE", "(031)987-6543"))
+case("ko", "지점(051) 743-2211 평일 운영", ("PHONE", "(051) 743-2211"))
+case("en", "Our Busan branch(051)743-2211 opens at 9.", ("PHONE", "(051)743-2211"))
+case("en", "Seoul office: 02 2345 6789", ("PHONE", "02 2345 6789"))
+case("ko", "제주 사무소 064.712.3456", ("PHONE", "064.712.3456"))
+case("ko", "인터넷전화 070 8765 4321", ("PHONE", "070 8765 4321"))
+case("ko", "안심번호 0504-1234-5678 로 전화 주세요", ("PHONE", "0504-1234-5678"))
+case("ko", "콜센터 1577.1234 / 1899 0000", ("PHONE", "1577.1234"), ("PHONE", "1899 0000"))
+case("en", "For refunds call 1661-2345, not the order line.", ("PHONE", "1661-2345"))
+case("ko", "연락처:02)7654-3210", ("PHONE", "02)7654-3210"))
+case("en", "Please pay the invoice total and then reach me on 010-2020-3030.", ("PHONE", "010-2020-3030"))
+
+# IP addresses: internal hosts are redacted like public ones (docs/pii_dedup.md)
+case("ko", "사내 DB 서버는 10.20.30.40 입니다", ("IP", "10.20.30.40"))
+case("en", "VPN gateway 172.20.1.254 timed out twice.", ("IP", "172.20.1.254"))
+case("ko", "내부망 192.168.100.12에서 접근이 차단되었습니다", ("IP", "192.168.100.12"))
+case("en", "Jenkins runs on 10.1.15.7 behind the firewall.", ("IP", "10.1.15.7"))
+case("ko", "NAS는 192.168.0.20, 프린터는 192.168.0.21", ("IP", "192.168.0.20"), ("IP", "192.168.0.21"))
+case("en", "The printer has the ULA fd12:3456:789a::10 on the office LAN.", ("IP", "fd12:3456:789a::10"))
+case("en", "traffic from 100.72.4.9 (carrier NAT) was dropped", ("IP", "100.72.4.9"))
+
+# bank accounts: the major banks' groupings, Korean and English labels
+case("en", "Please send the refund to my KB account 123456-01-234567.", ("ACCOUNT", "123456-01-234567"))
+case("en", "Deposit to Hana Bank acct 123-456789-01234 before noon.", ("ACCOUNT", "123-456789-01234"))
+case("ko", "IBK기업은행 123-456789-01-012 예금주 박민수", ("ACCOUNT", "123-456789-01-012"))
+case("en", "Toss Bank account 1000-2345-6789 (payee: Lee)", ("ACCOUNT", "1000-2345-6789"))
+case("ko", "송금 계좌 농협 351-2345-6789-01", ("ACCOUNT", "351-2345-6789-01"))
+case("en", "Payment of the invoice total should go to account number 1002-456-789012 at Woori.",
+     ("ACCOUNT", "1002-456-789012"))
+case("en", "My Shinhan account is 110 234 567890.", ("ACCOUNT", "110 234 567890"))
+case("ko", "카카오뱅크 3333-12-3456789로 입금 부탁드립니다", ("ACCOUNT", "3333-12-3456789"))
+case("en", "beneficiary account: 302-0123-4567-81 (NH Nonghyup)", ("ACCOUNT", "302-0123-4567-81"))
+case("ko", "환불받을 계좌는 우리은행 1002345678901 입니다", ("ACCOUNT", "1002345678901"))
+
+# cards: a valid test number; Luhn-failing card-shaped numbers follow among the decoys
+case("ko", "결제 카드 5105 1051 0510 5100 로 승인", ("CARD", "5105 1051 0510 5100"))
+case("en", f"charge the card {quad(luhn_complete('453201511283036'), '-')} tonight",
+     ("CARD", quad(luhn_complete('453201511283036'), '-')))
+
+case("en", "Tel.010-7777-1212 (mobile, after 7pm)", ("PHONE", "010-7777-1212"))
+case("en", "Acct# 123-456-789012, Shinhan", ("ACCOUNT", "123-456-789012"))
+case("en", "ssh admin@10.0.0.12 -p 2222", ("IP", "10.0.0.12"))
+case("en", "build 2.3.4.5 runs on host 10.8.0.3 since Monday", ("IP", "10.8.0.3"))
+case("ko", "야간 HP010-8080-9090 (당직자)", ("PHONE", "010-8080-9090"))
+case("ko", "주문하신 분 010-2323-4545 께 연락드렸습니다", ("PHONE", "010-2323-4545"))
+case("ko", "연락처 ０１０-２３４５-６７８９", ("PHONE", "０１０-２３４５-６７８９"))  # full-width digits
+
+decoys_new = [
+    # Luhn-failing 16-digit numbers (grouped with spaces or dashes, contiguous), some with 15xx/16xx/0xxx
+    # groups inside that a phone rule could take
+    f"The 16-digit value {quad(luhn_fail('453215881234567'))} fails the Luhn check.",
+    f"카드번호 {quad(luhn_fail('123456168823456'))} 는 검증에 실패한 번호입니다",
+    f"invalid card {quad(luhn_fail('448501234567890'), '-')} was rejected",
+    f"reference {luhn_fail('492912345678123')} on the statement",
+    f"테스트용 번호 {quad(luhn_fail('540012340567890'), '-')} (체크섬 불일치)",
+    # versions, section numbers, out-of-range octets, netmasks
+    "version 10.2.0.1 ships today", "버전 3.10.2.1 배포 완료", "firmware 2.4.10.8 is required",
+    "Chrome 120.0.6099.109 on Windows", "octets like 300.1.2.3 are invalid", "subnet mask 255.255.255.0",
+    "see section 4.2.1.3 for details", "release 1.0.0.12 notes", "Ubuntu 22.04.3 LTS",
+    # order, invoice, tracking numbers shaped like accounts or phones
+    "주문번호 123456-01-234567 처리 완료", "Invoice no. 2024-08-000931 total 1,200,000 KRW",
+    "Your order 1234-567-890123 has shipped; check your account page.", "Order ID 1588 2044 shipped",
+    "송장번호 5012-3456-7890 배송 조회", "ISBN 979-11-6050-123-4",
+    # amounts, dates, times, code
+    "총 12,345,678원 입금 예정", "$ 1,599.00 per seat", "2024-10-15 10:30 ~ 2024-10-15 18:00",
+    "운영시간 09:00-18:00 (주말 휴무)", "hash = 0x0101234567801", "사건번호 2024노1234",
+    "2024. 10. 15. 회의 결과", "SKU010-2345-6789 재고 3개", "신한카드 4532-0151-1283-0367 승인 거절",
+]
+for t in decoys_new:
+    case("ko" if any("\uac00" <= ch <= "\ud7a3" for ch in t) else "en", t)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out_path = os.path.join(root, "tests", "data", "pii", "labelled.jsonl")

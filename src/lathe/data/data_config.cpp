@@ -103,11 +103,13 @@ DataConfig parse_data_config(const YAML::Node& root, const std::string& where, c
   }
   if (auto n = root["pii"]) {
     std::string w = where + ".pii";
-    only_keys(n, w, {"policy", "min_confidence", "types"});
+    only_keys(n, w, {"policy", "min_confidence", "types", "ip_ranges"});
     get(n, "policy", c.pii.policy, w);
     one_of(c.pii.policy, w + ".policy", {"redact", "drop", "report", "off"});
     get(n, "min_confidence", c.pii.min_confidence, w);
     get(n, "types", c.pii.types, w);
+    get(n, "ip_ranges", c.pii.ip_ranges, w);
+    one_of(c.pii.ip_ranges, w + ".ip_ranges", {"all", "public", "private"});
   }
   if (auto n = root["dedup"]) {
     std::string w = where + ".dedup";
@@ -183,7 +185,7 @@ nlohmann::json DataConfig::to_json() const {
             {"max_chars", clean.max_chars}, {"repetition_filter", clean.repetition_filter},
             {"max_dup_line_fraction", clean.max_dup_line_fraction}, {"max_dup_line_char_fraction", clean.max_dup_line_char_fraction},
             {"script", clean.script}, {"min_script_ratio", clean.min_script_ratio}, {"min_answer_chars", clean.min_answer_chars}}},
-          {"pii", {{"policy", pii.policy}, {"min_confidence", pii.min_confidence}, {"types", pii.types}}},
+          {"pii", {{"policy", pii.policy}, {"min_confidence", pii.min_confidence}, {"types", pii.types}, {"ip_ranges", pii.ip_ranges}}},
           {"dedup",
            {{"exact", dedup.exact}, {"near", dedup.near}, {"near_action", dedup.near_action}, {"threshold", dedup.threshold},
             {"ngram", dedup.ngram}, {"eval_prompts", dedup.eval_prompts}, {"contamination_action", dedup.contamination_action}}},

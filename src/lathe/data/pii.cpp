@@ -18,7 +18,7 @@ const char* const kNames[kPiiTypeCount] = {"EMAIL", "PHONE", "RRN",     "FRN",  
 
 // What the byte at hand may start. Everything else (>= 0x80 included: Korean text is skipped a byte at
 // a time without any other test) is class 0.
-enum ByteClass : uint8_t { kNone = 0, kDigit, kPlusParen, kAt, kColon, kLetter, kDash };
+enum ByteClass : uint8_t { kNone = 0, kDigit, kPlusParen, kAt, kColon, kLetter, kDash, kWide };
 struct ClassTable {
   uint8_t t[256] = {};
   constexpr ClassTable() {
@@ -30,6 +30,7 @@ struct ClassTable {
     t[static_cast<int>('@')] = kAt;
     t[static_cast<int>(':')] = kColon;
     t[static_cast<int>('-')] = kDash;
+    t[0xEF] = kWide;  // lead byte of full-width forms (U+FF00-FFEF); Hangul syllables lead with EA-ED
   }
 };
 constexpr ClassTable kClass;
@@ -48,6 +49,15 @@ PiiType pii_type_from_name(std::string_view name) {
     if (up == kNames[i]) return static_cast<PiiType>(i);
   fail("pii", "unknown personal-data type '{}' (known: EMAIL, PHONE, RRN, FRN, BRN, CARD, ACCOUNT, PASSPORT, "
               "DRIVER_LICENSE, IP, SECRET)", name);
+}
+
+IpRanges ip_ranges_from_name(std::string_view name) {
+  std::string low(name);
+  for (char& c : low) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  if (low == "all") return IpRanges::All;
+  if (low == "public") return IpRanges::Public;
+  if (low == "private") return IpRanges::Private;
+  fail("pii", "unknown ip_ranges '{}' (known: all, public, private)", name);
 }
 
 std::vector<PiiType> all_pii_types() {
@@ -78,6 +88,15 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
       case kColon: i = scan_ipv6(s, i, cands); break;
       case kLetter: i = scan_word(s, i, cands); break;
       case kDash: i = scan_private_key(s, i, cands); break;
+      case kWide: {
+        // full-width digit U+FF10-FF19, or '(' U+FF08 followed by one
+        auto wide_digit = [&](size_t p) { return p + 2 < n && b[p] == 0xEF && b[p + 1] == 0xBC && b[p + 2] >= 0x90 && b[p + 2] <= 0x99; };
+        if (wide_digit(i) || (i + 2 < n && b[i + 1] == 0xBC && b[i + 2] == 0x88 && wide_digit(i + 3)))
+          i = scan_wide_number(s, i, cands);
+        else
+          ++i;
+        break;
+      }
     }
   }
   // Score, filter, then resolve overlaps: highest confidence first (longer span on ties), a candidate is
@@ -86,6 +105,13 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
   std::vector<Scored> scored;
   for (const Candidate& c : cands) {
     if (!enabled_[static_cast<int>(c.type)]) continue;
+    if (c.type == PiiType::IpAddress && options_.ip_ranges != IpRanges::All) {
+      bool priv = std::string_view(c.rule).ends_with("_private");
+      if (priv != (options_.ip_ranges == IpRanges::Private)) continue;
+    }
+    // Context only adds the boost (or subtracts): a candidate that cannot reach the threshold even
+    // with it is not worth reading the words around it (most contiguous-digit account candidates).
+    if (c.base + c.boost + 1e-6f < options_.min_confidence) continue;
     float conf = score_with_context(s, c);
     if (conf + 1e-6f >= options_.min_confidence) scored.push_back({c, conf});
   }
@@ -126,6 +152,22 @@ std::string redact(std::string_view text, const std::vector<PiiMatch>& matches) 
 std::string mask_for_report(std::string_view text, const PiiMatch& m) {
   if (m.end > text.size() || m.end <= m.begin) return "";
   std::string v(text.substr(m.begin, m.end - m.begin));
+  // Full-width digits and separators are rewritten as ASCII first, so that masking sees every digit.
+  if (v.find('\xEF') != std::string::npos) {
+    std::string a;
+    for (size_t k = 0; k < v.size(); ++k) {
+      auto u = [&](size_t q) { return static_cast<unsigned char>(v[q]); };
+      if (k + 2 < v.size() && u(k) == 0xEF && u(k + 1) == 0xBC) {
+        unsigned char d = u(k + 2);
+        char c = d >= 0x90 && d <= 0x99 ? static_cast<char>('0' + d - 0x90)
+                 : d == 0x8D ? '-' : d == 0x8E ? '.' : d == 0x88 ? '(' : d == 0x89 ? ')' : 0;
+        if (c) { a += c; k += 2; continue; }
+      }
+      if (k + 2 < v.size() && u(k) == 0xE3 && u(k + 1) == 0x80 && u(k + 2) == 0x80) { a += ' '; k += 2; continue; }
+      a += v[k];
+    }
+    v = a;
+  }
   auto digit_positions = [&] {
     std::vector<size_t> p;
     for (size_t k = 0; k < v.size(); ++k)

@@ -44,9 +44,18 @@ struct PiiMatch {
   std::string rule;           // which rule fired, e.g. "rrn_checksum", "phone_kr_mobile"
 };
 
+// Which IP addresses count as personal data. Default All: private, loopback and link-local addresses
+// (10/8, 172.16/12, 192.168/16, 127/8, 169.254/16, 100.64/10, fc00::/7, fe80::/10, ::1) name hosts of an
+// internal network, which an in-house corpus must not leak any more than public ones. Public keeps only
+// internet-routable addresses (datatrove's PIIFormatter default); Private keeps only the internal ones.
+enum class IpRanges { All, Public, Private };
+// "all", "public", "private" (case-insensitive); throws lathe::Error naming the value otherwise.
+IpRanges ip_ranges_from_name(std::string_view name);
+
 struct PiiOptions {
   float min_confidence = 0.5f;  // matches below this are not returned
   std::vector<PiiType> types;   // empty = all types
+  IpRanges ip_ranges = IpRanges::All;
 };
 
 class PiiDetector {

@@ -25,7 +25,11 @@ inline bool is_word(unsigned char c) { return is_alnum(c) || c == '_'; }
 inline bool is_hex(unsigned char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
 
 // Scanners. Each starts at `pos`, appends candidates and returns the position to continue from (> pos).
-size_t scan_number(std::string_view s, size_t pos, Candidates& out);  // at a digit, '+' or '('
+// At a digit, '+' or '('. `after_label`: the digits follow a phone label glued to them ("Tel010-..."),
+// which lifts the rule that a number glued to a word is a code.
+size_t scan_number(std::string_view s, size_t pos, Candidates& out, bool after_label = false);
+// At a full-width digit or parenthesis (bytes EF BC ..): the run read as ASCII, offsets mapped back.
+size_t scan_wide_number(std::string_view s, size_t pos, Candidates& out);
 size_t scan_word(std::string_view s, size_t pos, Candidates& out);    // at an ASCII letter word start
 void scan_email(std::string_view s, size_t at, Candidates& out);      // at '@'
 size_t scan_ipv6(std::string_view s, size_t colon, Candidates& out);  // at ':'

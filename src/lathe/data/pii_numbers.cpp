@@ -89,6 +89,10 @@ int match_registration(const Token& t, int k, Candidates& out) {
   return m;
 }
 
+// Returns the groups used; negative when the groups have a card's shape (4-4-4-4, 4-6-5, 15-19 digits)
+// but fail Luhn: such a number is no card, and no phone or account hides inside it either ("4532 1588
+// 1234 5678" holds "1588 1234"), so the caller skips its groups. It may still be an account number when
+// the text says so: a low-base account candidate covers the whole run.
 int match_card(const Token& t, int k, Candidates& out) {
   int m = 0;
   bool grouped = true;
@@ -106,7 +110,15 @@ int match_card(const Token& t, int k, Candidates& out) {
   }
   char d[24];
   int nd = t.digits(k, m, d, 19);
-  if (!luhn_valid(std::string_view(d, nd))) return 0;
+  if (!luhn_valid(std::string_view(d, nd))) {
+    // 13 and 14 contiguous digits are also registration and account shapes, "+" digits an international
+    // phone number: leave them to those rules.
+    if ((grouped || nd >= 15) && !(k == 0 && t.plus)) {
+      emit(out, PiiType::BankAccount, t.begin_of(k), t.ge[k + m - 1], 0.1f, 0.6f, "account_context");
+      return -m;
+    }
+    return 0;
+  }
   // Issuer prefixes 1-6 (UATP, Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard/Maestro,
   // Discover/UnionPay); 13-digit numbers only exist for Visa.
   bool known = d[0] >= '1' && d[0] <= '6' && (nd != 13 || d[0] == '4');
@@ -159,6 +171,8 @@ int kr_area_prefix(const char* d, int len) {
   return ok ? 3 : 0;
 }
 bool kr_area_code(const Token& t, int k) {
+  // 0502-0508: personal "safe numbers" (안심번호) of delivery apps, 050x-xxxx-xxxx.
+  if (t.len(k) == 4 && starts(t, k, "050") && t.at(k, 3) >= '2' && t.at(k, 3) <= '8') return true;
   return t.len(k) >= 2 && t.len(k) <= 3 && kr_area_prefix(t.s.data() + t.gb[k], t.len(k)) == t.len(k);
 }
 
@@ -180,8 +194,9 @@ int match_phone(const Token& t, int k, Candidates& out) {
   bool mobile_prefix = L >= 3 && t.at(k, 0) == '0' && t.at(k, 1) == '1' && std::strchr("016789", c2);
   bool paren_first = k == 0 && t.lparen;
   // Korean mobile 010-1234-5678 (011/016-019 with 3 or 4 middle digits).
+  // The 01x prefix is distinctive enough to accept mixed separators ("010 1234-5678", "010-1234.5678").
   if (L == 3 && mobile_prefix && k + 2 < t.ng && t.len(k + 1) >= 3 && t.len(k + 1) <= 4 && t.len(k + 2) == 4 &&
-      t.uniform(k, 3, seps)) {
+      std::strchr(seps, t.sep[k]) && std::strchr(seps, t.sep[k + 1]) && t.sep[k] && t.sep[k + 1]) {
     emit(out, PiiType::Phone, t.begin_of(k), t.ge[k + 2], 0.75f, 0.25f, "phone_kr_mobile");
     return 3;
   }
@@ -231,13 +246,18 @@ int match_phone(const Token& t, int k, Candidates& out) {
   return 0;
 }
 
-// Bank accounts have no checksum or common shape (110-123-456789, 1002-123-456789, 123-456789-01-001):
-// any 10-14 digits in dash groups only count next to 계좌/account words (the big context boost).
+// Bank accounts have no public checksum and each bank its own grouping: KB 6-2-6 (14 digits), Shinhan
+// 3-3-6 (12), Woori 4-3-6 (13), Hana 3-6-5 (14), NH 3-4-4-2 (13) / 6-2-6, IBK 3-6-2-3 (14), Kakao Bank
+// 4-2-7 (13, 3333-), Toss Bank 4-4-4 (12), K Bank 3-3-6, SC 3-2-6 (11), Shinhan's chosen "lifetime"
+// numbers 10-14 digits. So any 10-14 digits in 2-4 groups (dashes or spaces, one kind), or contiguous,
+// count, and only next to 계좌/account words (the big context boost).
 int match_account(const Token& t, int k, Candidates& out) {
   int best = 0, total = t.len(k);
   if (t.len(k) >= 2) {
+    char kind = k + 1 < t.ng ? t.sep[k] : 0;
     for (int m = 2; m <= 4 && k + m <= t.ng; ++m) {
-      if (t.sep[k + m - 2] != '-' || t.len(k + m - 1) < 2) break;
+      char sp = t.sep[k + m - 2];
+      if ((sp != '-' && sp != ' ') || sp != kind || t.len(k + m - 1) < 2) break;
       total += t.len(k + m - 1);
       if (total > 14) break;
       if (total >= 10) best = m;
@@ -267,17 +287,22 @@ int match_ipv4(const Token& t, int k, Candidates& out) {
     oct[j] = v;
   }
   if (k == 0 && (t.plus || t.lparen)) return 0;
-  // Private, loopback, link-local, multicast and reserved ranges identify no one on the internet.
-  bool priv = oct[0] == 10 || oct[0] == 127 || oct[0] == 0 || oct[0] >= 224 ||
-              (oct[0] == 172 && oct[1] >= 16 && oct[1] <= 31) || (oct[0] == 192 && oct[1] == 168) ||
-              (oct[0] == 169 && oct[1] == 254);
-  emit(out, PiiType::IpAddress, t.gb[k], t.ge[k + 3], priv ? 0.4f : 0.8f, 0.15f, priv ? "ipv4_private" : "ipv4");
+  // 0.0.0.0/8 ("this network"), multicast, reserved and broadcast (>= 224, netmasks such as
+  // 255.255.255.0) name no host.
+  if (oct[0] == 0 || oct[0] >= 224) return 0;
+  // Private, loopback and link-local ranges name hosts of an internal network: in an in-house corpus that
+  // is infrastructure data as sensitive as a public address, so they score the same; the detector's
+  // ip_ranges option keeps one kind or the other (rule "ipv4_private" vs "ipv4").
+  bool priv = oct[0] == 10 || oct[0] == 127 || (oct[0] == 172 && oct[1] >= 16 && oct[1] <= 31) ||
+              (oct[0] == 192 && oct[1] == 168) || (oct[0] == 169 && oct[1] == 254) ||
+              (oct[0] == 100 && oct[1] >= 64 && oct[1] <= 127);  // 100.64/10: carrier-grade NAT
+  emit(out, PiiType::IpAddress, t.gb[k], t.ge[k + 3], 0.8f, 0.15f, priv ? "ipv4_private" : "ipv4");
   return 4;
 }
 
 }  // namespace
 
-size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
+size_t scan_number(std::string_view s, size_t pos, Candidates& out, bool after_label) {
   const auto* b = reinterpret_cast<const uint8_t*>(s.data());
   const size_t n = s.size();
   Token t;
@@ -286,12 +311,14 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
   size_t i = pos;
   if (b[i] == '+') { t.plus = true; ++i; }
   else if (b[i] == '(') { t.lparen = true; ++i; }
+  else if (pos >= 1 && b[pos - 1] == '(') { t.lparen = true; t.start = pos - 1; }  // "office(02)..." glued
   // A number glued to a code on its left ("AB-010-1234", "3.14", "1,234") is not personal data.
   bool left_ok = true;
-  if (pos >= 2 && (b[pos - 1] == '-' || b[pos - 1] == '.' || b[pos - 1] == ',' || b[pos - 1] == '/') &&
-      is_alnum(b[pos - 2]))
+  // After '.', only digits block ("3.14"); a letter is an abbreviation ("Tel.010-1234-5678", "No.").
+  if (pos >= 2 && (b[pos - 1] == '-' || b[pos - 1] == ',' || b[pos - 1] == '/') && is_alnum(b[pos - 2]))
     left_ok = false;
-  if (pos >= 1 && is_word(b[pos - 1])) left_ok = false;
+  if (pos >= 2 && b[pos - 1] == '.' && is_digit(b[pos - 2])) left_ok = false;
+  if (pos >= 1 && is_word(b[pos - 1]) && !after_label) left_ok = false;
   size_t end = i;
   while (true) {
     size_t j = i;
@@ -314,6 +341,8 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
       ++k;
     }
     if (k == j || k >= n || !is_digit(b[k]) || dashdot > 1 || paren > 1 || space > 2) break;
+    // ". " ends a sentence or a list marker ("1. 010 1234 5678"), it joins no number.
+    if (b[j] == '.' && b[j + 1] == ' ') break;
     if (t.ng <= kMaxGroups) {
       char kind = paren ? 'p' : dashdot ? static_cast<char>(b[j] == '-' || (k > j + 1 && b[j + 1] == '-') ? '-' : '.')
                                         : ' ';
@@ -340,7 +369,12 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
     int used = 0;
     auto take = [&used](int m) { if (m > used) used = m; };
     take(match_registration(t, k, out));
-    take(match_card(t, k, out));
+    int card = match_card(t, k, out);
+    if (card < 0) {  // card-shaped, Luhn fails: nothing else inside (see match_card)
+      k += -card;
+      continue;
+    }
+    take(card);
     take(match_brn(t, k, out));
     take(match_driver_license(t, k, out));
     take(match_phone(t, k, out));
@@ -349,6 +383,70 @@ size_t scan_number(std::string_view s, size_t pos, Candidates& out) {
     k += used > 0 ? used : 1;
   }
   return end > pos ? end : pos + 1;
+}
+
+namespace {
+// Full-width forms (U+FF08 '(', U+FF09 ')', U+FF0D '-', U+FF0E '.', U+FF10-FF19 digits) as typed by
+// Korean and Japanese input methods, and the ideographic space U+3000: the ASCII byte each stands for,
+// and its UTF-8 length; 0 when the bytes at p are none of these (nor an ASCII digit or separator).
+char wide_ascii(const uint8_t* b, size_t p, size_t n, int* len) {
+  uint8_t c = b[p];
+  if (is_digit(c) || c == '-' || c == '.' || c == ' ' || c == '(' || c == ')') { *len = 1; return static_cast<char>(c); }
+  if (p + 2 >= n) return 0;
+  *len = 3;
+  if (c == 0xEF && b[p + 1] == 0xBC) {
+    uint8_t d = b[p + 2];
+    if (d >= 0x90 && d <= 0x99) return static_cast<char>('0' + (d - 0x90));
+    if (d == 0x8D) return '-';
+    if (d == 0x8E) return '.';
+    if (d == 0x88) return '(';
+    if (d == 0x89) return ')';
+  }
+  if (c == 0xE3 && b[p + 1] == 0x80 && b[p + 2] == 0x80) return ' ';
+  return 0;
+}
+}  // namespace
+
+size_t scan_wide_number(std::string_view s, size_t pos, Candidates& out) {
+  const auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size();
+  // Rewrite the run as ASCII with a map back to byte offsets, then read it as any other number. Runs
+  // longer than kMaxWideRun characters are read in pieces (no personal-data shape is that long).
+  constexpr size_t kMaxWideRun = 96;
+  char buf[kMaxWideRun + 2];
+  size_t off[kMaxWideRun + 2];
+  size_t k = 0, p = pos;
+  int len = 0;
+  while (p < n && k < kMaxWideRun) {
+    char a = wide_ascii(b, p, n, &len);
+    if (!a) break;
+    buf[k] = a;
+    off[k++] = p;
+    p += len;
+  }
+  off[k] = p;
+  size_t run = k;
+  if (p < n && b[p] < 0x80) {  // one byte of right context: "０１０-１２３４-５６７８A" is a code
+    buf[k] = static_cast<char>(b[p]);
+    off[++k] = p + 1;
+  }
+  // Left context: a word character glued before the run makes it a code, as for ASCII numbers.
+  if (pos > 0 && is_word(b[pos - 1])) return p > pos ? p : pos + 1;
+  Candidates local;
+  std::string_view view(buf, k);
+  for (size_t i = 0; i < run;) {
+    if (is_digit(static_cast<unsigned char>(buf[i])) || ((buf[i] == '(' || buf[i] == '+') && i + 1 < run &&
+                                                         is_digit(static_cast<unsigned char>(buf[i + 1]))))
+      i = scan_number(view, i, local);
+    else
+      ++i;
+  }
+  for (Candidate c : local) {
+    c.begin = off[c.begin];
+    c.end = off[c.end];
+    out.push_back(c);
+  }
+  return p > pos ? p : pos + 1;
 }
 
 }  // namespace lathe::data::pii_detail

@@ -1,5 +1,6 @@
 // Non-numeric personal data: e-mail addresses, IPv6, passports (letter-led), secrets (known key
 // prefixes, JWTs, bearer tokens, key/password assignments, PEM private keys).
+#include <algorithm>
 #include <cstring>
 
 #include "lathe/data/pii_internal.h"
@@ -81,6 +82,20 @@ size_t scan_word(std::string_view s, size_t pos, Candidates& out) {
       emit(out, PiiType::Passport, pos, e, 0.3f, 0.45f, "passport_kr_old");
   }
 
+  // A phone label glued to its number ("Tel010-1234-5678", "HP010 1234 5678", "is415-555-0132"): read
+  // the number as if a space separated them. Other letters glued to digits stay a code ("SM-G991N",
+  // "AB010...").
+  if (is_digit(b[e - 1])) {  // cheap gate: this runs for every English word
+    size_t le = pos;
+    while (le < e && is_alpha(b[le])) ++le;
+    if (le < e && le - pos >= 2 && le - pos <= 6 && is_digit(b[le])) {
+      char lb[40];
+      std::string_view label = lower_ascii(s.substr(pos, le - pos), lb, sizeof lb);
+      static const char* const kLabels[] = {"tel", "hp", "ph", "phone", "mobile", "cell", "fax", "call", "is", "at"};
+      for (const char* l : kLabels)
+        if (label == l) return std::max(scan_number(s, le, out, true), e);
+    }
+  }
   // Vendor keys may contain '-', so they are read as a longer token. Only words long enough and starting
   // with a letter some key format starts with get that far (this runs for every English word).
   if (w[0] == 'A' || w[0] == 's' || w[0] == 'r' || w[0] == 'g' || w[0] == 'x' || w[0] == 'h') {
@@ -211,10 +226,11 @@ size_t scan_ipv6(std::string_view s, size_t colon, Candidates& out) {
   if (!ok || colons < 2) return colon + 1;
   char lbuf[8];
   std::string_view low = lower_ascii(tok.substr(0, 4), lbuf, sizeof lbuf);
+  if (low.size() == 4 && starts_with(low, "ff")) return rb > colon ? rb : colon + 1;  // multicast: no host
   bool priv = starts_with(low, "fe8") || starts_with(low, "fe9") || starts_with(low, "fea") ||
-              starts_with(low, "feb") || starts_with(low, "fc") || starts_with(low, "fd") ||
-              starts_with(low, "ff") || tok == "::1";
-  emit(out, PiiType::IpAddress, lb, rb, priv ? 0.4f : 0.75f, 0.15f, priv ? "ipv6_private" : "ipv6");
+              starts_with(low, "feb") || starts_with(low, "fc") || starts_with(low, "fd") || tok == "::1";
+  // Same policy as IPv4 (pii_numbers.cpp): internal addresses score like public ones.
+  emit(out, PiiType::IpAddress, lb, rb, 0.75f, 0.15f, priv ? "ipv6_private" : "ipv6");
   return rb > colon ? rb : colon + 1;
 }
 

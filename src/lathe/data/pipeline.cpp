@@ -49,6 +49,7 @@ void pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, StageCounts&
   PiiOptions po;
   po.min_confidence = o.min_confidence;
   for (auto& t : o.types) po.types.push_back(pii_type_from_name(t));
+  po.ip_ranges = ip_ranges_from_name(o.ip_ranges);
   PiiDetector det(po);
   const int64_t n = int64_t(recs.size());
   std::vector<std::vector<std::pair<std::string, std::string>>> found(n);  // (type, masked context)

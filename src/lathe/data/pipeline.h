@@ -22,6 +22,7 @@ struct PiiStageOptions {
   std::string policy = "redact";  // redact | drop | report | off
   float min_confidence = 0.5f;
   std::vector<std::string> types;  // empty = all
+  std::string ip_ranges = "all";   // all | public | private (which IP addresses count; see pii.h IpRanges)
 };
 
 struct DedupStageOptions {
