@@ -68,8 +68,9 @@ int run_train(const Options& o) {
       texts.clear();
       try {
         lathe::tok::collect_record_text(line, texts);
-      } catch (const nlohmann::json::exception& e) {
-        // Tokenizer training only needs text: a bad line is skipped, said, and counted.
+      } catch (const lathe::Error& e) {
+        // Tokenizer training only needs text: a bad line (malformed, or nested deeper than
+        // kMaxJsonDepth) is skipped, said, and counted.
         std::fprintf(stderr, "lathe tokenizer: warning: %s:%zu: skipped, not valid JSON: %s\n", path.c_str(), line_no,
                      e.what());
         continue;
