@@ -46,6 +46,11 @@ TEST(JsonIo, DepthCapIsExact) {
   for (int i = 0; i < lathe::kMaxJsonDepth + 1; i++) objs += "{\"k\":";
   objs += "1" + std::string(size_t(lathe::kMaxJsonDepth + 1), '}');
   EXPECT_FALSE(lathe::try_parse_json_bounded(objs, j, &e));
+  // A NUL outside a string ends nlohmann's input: what follows is never read, so it does not count
+  // (regression from fuzz/json_bounded.cpp).
+  std::string after_nul = std::string("38") + '\0' + nested(1000);
+  ASSERT_TRUE(lathe::try_parse_json_bounded(after_nul, j, &e)) << e.message;
+  EXPECT_EQ(j, nlohmann::json::parse(after_nul));
   std::string in_string = "{\"s\":\"\\\"" + std::string(1000, '[') + "\"}";
   EXPECT_TRUE(lathe::try_parse_json_bounded(in_string, j, &e)) << e.message;
 }
