@@ -7,6 +7,7 @@
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_io.h"
 #include "lathe/tokenizer/chat_template.h"
 
 namespace {
@@ -29,12 +30,9 @@ int run(const Opts& o) {
     if (source.empty())
       lathe::fail("chat-template", "{}: the model has no chat template; pass --template chatml|llama3|alpaca|FILE",
                   o.model.empty() ? std::string("(no --model)") : o.model);
-    nlohmann::ordered_json msgs;
-    try {
-      msgs = nlohmann::ordered_json::parse(lathe::read_file(o.messages));
-    } catch (const nlohmann::json::exception& e) {
-      lathe::fail("chat-template", "{}: invalid JSON: {}", o.messages, e.what());
-    }
+    // Bounded parse: a value nested deeper than kMaxJsonDepth is refused with file:line before the
+    // recursive conversion to template values sees it.
+    nlohmann::ordered_json msgs = lathe::read_ordered_json_file_bounded(o.messages, "chat-template");
     // Accept a bare array or an object with "messages" (the OpenAI / dataset record shape).
     lathe::ChatRenderOptions ro;
     if (msgs.is_object()) {
@@ -43,7 +41,7 @@ int run(const Opts& o) {
       msgs = msgs.value("messages", nlohmann::ordered_json::array());
     }
     if (!o.vars.empty()) {
-      auto vars = nlohmann::ordered_json::parse(lathe::read_file(o.vars));
+      auto vars = lathe::read_ordered_json_file_bounded(o.vars, "chat-template");
       if (!vars.is_object()) lathe::fail("chat-template", "{}: --vars must hold a JSON object", o.vars);
       for (auto it = vars.begin(); it != vars.end(); ++it) ro.extra[it.key()] = it.value();
     }

@@ -9,6 +9,7 @@
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/eval/perplexity.h"
 #include "lathe/model/forward.h"
@@ -33,11 +34,9 @@ std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
     lineno++;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
-      lathe::fail("perplexity", "{}:{}: invalid JSON: {}", path, lineno, e.what());
-    }
+    lathe::JsonError err;  // also refuses nesting deeper than kMaxJsonDepth
+    if (!lathe::try_parse_json_bounded(line, j, &err))
+      lathe::fail("perplexity", "{}:{}: invalid JSON: {}", path, lineno, err.message);
     if (!j.is_object() || !j.contains("input_ids") || !j["input_ids"].is_array())
       lathe::fail("perplexity", "{}:{}: expected an object with an \"input_ids\" array", path, lineno);
     std::vector<int32_t> ids;

@@ -6,6 +6,7 @@
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/project/project_config.h"
 #include "lathe/project/run_registry.h"
@@ -39,7 +40,7 @@ std::function<int()> setup_init(CLI::App& app) {
 void print_pass_rates(const std::string& report) {
   if (!fs::exists(report)) return;
   try {
-    ordered_json rep = ordered_json::parse(lathe::read_file(report));
+    ordered_json rep = lathe::read_ordered_json_file_bounded(report, "project");
     std::string line;
     for (const auto& v : rep.value("variants", ordered_json::array()))
       line += fmt::format("{}{} {}/{} ({:.0f}%)", line.empty() ? "" : " · ", v.value("name", "?"), v.value("passed", 0),

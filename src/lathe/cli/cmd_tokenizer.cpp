@@ -8,6 +8,7 @@
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/tokenizer/bpe_trainer.h"
 #include "lathe/tokenizer/chat_template.h"
@@ -66,10 +67,16 @@ int run_train(const Options& o) {
       line_no++;
       if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
       texts.clear();
+      if (line.size() > lathe::kMaxJsonlLineBytes) {  // the same cap as every JSONL reader
+        std::fprintf(stderr, "lathe tokenizer: warning: %s:%zu: skipped, line longer than %zu bytes\n", path.c_str(),
+                     line_no, lathe::kMaxJsonlLineBytes);
+        continue;
+      }
       try {
         lathe::tok::collect_record_text(line, texts);
-      } catch (const nlohmann::json::exception& e) {
-        // Tokenizer training only needs text: a bad line is skipped, said, and counted.
+      } catch (const lathe::Error& e) {
+        // Tokenizer training only needs text: a bad line (malformed, or nested deeper than
+        // kMaxJsonDepth) is skipped, said, and counted.
         std::fprintf(stderr, "lathe tokenizer: warning: %s:%zu: skipped, not valid JSON: %s\n", path.c_str(), line_no,
                      e.what());
         continue;

@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_io.h"
 #include "lathe/data/json_fast.h"
 
 namespace fs = std::filesystem;
@@ -36,6 +38,9 @@ void add_record(CollectResult& out, nlohmann::json j, Source src, size_t chunk =
   r.source = std::move(src);
   out.records.push_back(std::move(r));
 }
+
+// Drop reason for a value nested deeper than kMaxJsonDepth (see core/json_io.h).
+constexpr const char* kTooDeep = "JSON nested too deep";
 
 void bad(CollectResult& out, const CollectOptions& o, const std::string& reason, const std::string& where,
          const std::string& detail) {
@@ -77,9 +82,16 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
       errors[i] = "undecodable bytes";
       continue;
     }
-    if (!json_parse_fast(l, parsed[i])) parsed[i] = nlohmann::json::parse(l, nullptr, false);
-    if (parsed[i].is_discarded()) errors[i] = "malformed JSON";
-    else if (!parsed[i].is_object()) errors[i] = "not a JSON object";
+    // The fast reader caps nesting itself; the fallback must reject deep values before they are
+    // built, since copying or dumping them later recurses once per level.
+    if (!json_parse_fast(l, parsed[i])) {
+      JsonError e;
+      if (!try_parse_json_bounded(l, parsed[i], &e)) {
+        errors[i] = e.too_deep ? kTooDeep : "malformed JSON";
+        continue;
+      }
+    }
+    if (!parsed[i].is_object()) errors[i] = "not a JSON object";
   }
   out.records.reserve(out.records.size() + size_t(n));
   for (int64_t i = 0; i < n; i++) {
@@ -88,7 +100,10 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
       std::string_view l = text.substr(lines[i].first, std::min<size_t>(lines[i].second, 80));
       std::string snippet(l);
       repair_utf8(snippet);
-      bad(out, o, errors[i], where, errors[i] == "line too long" ? fmt::format("{} bytes", lines[i].second) : snippet);
+      std::string detail = snippet;
+      if (errors[i] == "line too long") detail = fmt::format("{} bytes", lines[i].second);
+      if (errors[i] == kTooDeep) detail = fmt::format("nesting deeper than {} levels", kMaxJsonDepth);
+      bad(out, o, errors[i], where, detail);
       continue;
     }
     out.counts.in++;
@@ -101,23 +116,13 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
 }
 
 void read_json(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) {
-    // Report the line of the parse error: the exception form gives the byte position.
-    std::string detail = "malformed JSON";
-    try {
-      auto again = nlohmann::json::parse(text);
-      (void)again;
-    } catch (const nlohmann::json::parse_error& e) {
-      size_t byte = std::min(e.byte, text.size());
-      int64_t line = 1 + std::count(text.begin(), text.begin() + byte, '\n');
-      return bad(out, o, "malformed JSON", fmt::format("{}:{}", path, line), e.what());
-    } catch (const nlohmann::json::exception& e) {
-      // Not a syntax error but a value nlohmann refuses (a number overflowing a double, e.g. 9E888888):
-      // it carries no byte position, so the file is named without a line.
-      return bad(out, o, "malformed JSON", path, e.what());
-    }
-    return bad(out, o, "malformed JSON", path, detail);
+  nlohmann::json j;
+  JsonError e;
+  if (!try_parse_json_bounded(text, j, &e)) {
+    // A number nlohmann refuses (overflowing a double, e.g. 9E888888) carries no position: the file
+    // is named without a line.
+    std::string where = e.line > 0 ? fmt::format("{}:{}", path, e.line) : path;
+    return bad(out, o, e.too_deep ? kTooDeep : "malformed JSON", where, e.message);
   }
   auto take_array = [&](const nlohmann::json& arr, const std::string& key) {
     for (size_t i = 0; i < arr.size(); i++) {
@@ -235,24 +240,102 @@ void read_document(std::string_view text, const std::string& path, bool markdown
 // PDF reading lives in collect_docs.cpp; declared here to keep poppler out of this file.
 void collect_pdf(std::string_view bytes, const std::string& path, const CollectOptions& o, CollectResult& out);
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
+namespace {
+
+// Why `p` (a directory entry or a pattern naming one path) cannot be read as a file, or "" when it
+// is a regular file (through symlinks). Sets `dir` when it is a directory.
+std::string entry_problem(const fs::path& p, bool& dir, std::string& detail) {
+  std::error_code ec;
+  dir = false;
+  fs::file_status st = fs::status(p, ec);  // follows symlinks
+  if (ec) {
+    detail = ec.message();
+    if (ec == std::errc::too_many_symbolic_link_levels) return "symlink loop";
+    if (ec == std::errc::no_such_file_or_directory && fs::is_symlink(fs::symlink_status(p, ec)))
+      return "dangling symlink";
+    return "unreadable entry";
+  }
+  if (st.type() == fs::file_type::not_found) {
+    detail = "target does not exist";
+    return fs::is_symlink(fs::symlink_status(p, ec)) ? "dangling symlink" : "unreadable entry";
+  }
+  if (st.type() == fs::file_type::directory) {
+    dir = true;
+    return "";
+  }
+  if (st.type() != fs::file_type::regular) {
+    detail = "a device, FIFO or socket, not a file";  // reading a FIFO could block forever
+    return "not a regular file";
+  }
+  return "";
+}
+
+// Every regular file under `root`, depth first without recursion. Directory symlinks are followed;
+// a directory whose canonical path is already open above it is a loop, and one already read
+// through another path is not read twice; both, and every entry that cannot be read, are reported
+// in `skipped` rather than aborting the walk.
+void walk_directory(const fs::path& root, std::vector<std::string>& found, std::vector<SkippedSource>& skipped) {
+  struct Frame {
+    fs::directory_iterator it;
+    std::string canon;
+  };
+  std::vector<Frame> stack;
+  std::set<std::string> open, seen;
+  auto enter = [&](const fs::path& dir) {
+    std::error_code ec;
+    std::string canon = fs::canonical(dir, ec).string();
+    if (ec) return skipped.push_back({dir.string(), "unreadable directory", ec.message()});
+    if (open.count(canon)) return skipped.push_back({dir.string(), "symlink loop", "leads back to a directory that contains it"});
+    if (!seen.insert(canon).second)
+      return skipped.push_back({dir.string(), "directory already read", "reached twice through symlinks"});
+    fs::directory_iterator it(dir, fs::directory_options::none, ec);
+    if (ec) return skipped.push_back({dir.string(), "unreadable directory", ec.message()});
+    open.insert(canon);
+    stack.push_back({std::move(it), canon});
+  };
+  enter(root);
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.it == fs::directory_iterator()) {
+      open.erase(f.canon);
+      stack.pop_back();
+      continue;
+    }
+    fs::path p = f.it->path();
+    std::error_code ec;
+    f.it.increment(ec);
+    if (ec) {  // the rest of this directory cannot be listed
+      skipped.push_back({p.parent_path().string(), "unreadable directory", ec.message()});
+      f.it = fs::directory_iterator();
+    }
+    std::string name = p.filename().string();
+    if (!name.empty() && name[0] == '.') continue;  // hidden files and directories, by design
+    bool dir = false;
+    std::string detail, problem = entry_problem(p, dir, detail);
+    if (!problem.empty()) skipped.push_back({p.string(), problem, detail});
+    else if (dir) enter(p);  // may invalidate `f`
+    else found.push_back(p.string());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns, std::vector<SkippedSource>* skipped) {
   std::vector<std::string> files;
+  std::vector<SkippedSource> skip;
   for (const auto& p : patterns) {
     std::error_code ec;
-    if (fs::is_directory(p, ec)) {
+    bool dir = false;
+    std::string detail, problem = entry_problem(p, dir, detail);
+    if (problem.empty() && dir) {
       std::vector<std::string> found;
-      for (auto it = fs::recursive_directory_iterator(p, ec); it != fs::recursive_directory_iterator(); ++it) {
-        std::string name = it->path().filename().string();
-        if (!name.empty() && name[0] == '.') {
-          if (it->is_directory()) it.disable_recursion_pending();
-          continue;
-        }
-        if (it->is_regular_file()) found.push_back(it->path().string());
-      }
+      walk_directory(p, found, skip);
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
-    } else if (fs::exists(p, ec)) {
+    } else if (problem.empty()) {
       files.push_back(p);
+    } else if (fs::symlink_status(p, ec).type() != fs::file_type::not_found) {
+      skip.push_back({p, problem, detail});  // the name exists (a loop, a dangling link, a FIFO...)
     } else {
       glob_t g{};
       int rc = glob(p.c_str(), 0, nullptr, &g);
@@ -260,11 +343,17 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
         globfree(&g);
         fail("data", "{}: no such file, directory or glob match", p);
       }
-      for (size_t i = 0; i < g.gl_pathc; i++)
-        if (fs::is_regular_file(g.gl_pathv[i], ec)) files.push_back(g.gl_pathv[i]);
+      for (size_t i = 0; i < g.gl_pathc; i++) {
+        std::string m = g.gl_pathv[i];
+        std::string why = entry_problem(m, dir, detail);
+        if (why.empty() && !dir) files.push_back(m);
+        else if (!why.empty()) skip.push_back({m, why, detail});
+      }
       globfree(&g);
     }
   }
+  std::sort(skip.begin(), skip.end(), [](const SkippedSource& a, const SkippedSource& b) { return a.path < b.path; });
+  if (skipped) skipped->insert(skipped->end(), skip.begin(), skip.end());
   return files;
 }
 
@@ -312,12 +401,16 @@ void collect_file(const std::string& path, const CollectOptions& o, CollectResul
   else if (ext == "html" || ext == "htm" || ext == "xhtml") format = "html";
   else if (ext == "pdf") format = "pdf";
   else if (ext == "txt" || ext == "text") format = "txt";
-  else return bad(out, o, "unsupported file type", path, "extension '." + ext + "'");
+  else {
+    out.skipped.push_back({path, "unsupported file type", "extension '." + ext + "'"});
+    return bad(out, o, "unsupported file type", path, "extension '." + ext + "'");
+  }
   size_t before = out.records.size();
   std::string bytes;
   try {
     bytes = read_file(path);
   } catch (const Error& e) {
+    out.skipped.push_back({path, "unreadable file", e.what()});
     return bad(out, o, "unreadable file", path, e.what());
   }
   collect_bytes(bytes, path, format, o, out);
@@ -332,7 +425,15 @@ void collect_file(const std::string& path, const CollectOptions& o, CollectResul
 
 CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& o) {
   CollectResult out;
-  for (const auto& f : expand_inputs(patterns)) collect_file(f, o, out);
+  std::vector<SkippedSource> skipped;
+  std::vector<std::string> files = expand_inputs(patterns, &skipped);
+  // An entry the walk could not use is one dropped source, counted and named like a bad file, and
+  // never a reason to lose the good files.
+  for (auto& s : skipped) {
+    bad(out, o, s.reason, s.path, s.detail);
+    out.skipped.push_back(std::move(s));
+  }
+  for (const auto& f : files) collect_file(f, o, out);
   out.counts.out = out.records.size();
   return out;
 }

@@ -31,16 +31,26 @@ struct InputFile {
   std::string format;
 };
 
+// A source that was found but not read, and why ("symlink loop", "dangling symlink", "unreadable
+// directory", "unreadable file", "unsupported file type", "not a regular file", ...).
+struct SkippedSource {
+  std::string path, reason, detail;
+};
+
 struct CollectResult {
   std::vector<Record> records;
   StageCounts counts{"collect"};  // in = units read (lines, rows, chunks, pages, files that failed)
-  std::vector<InputFile> inputs;
+  std::vector<InputFile> inputs;  // sources read
+  std::vector<SkippedSource> skipped;  // sources seen but not read: seen = inputs + skipped
   std::vector<std::string> warnings;
 };
 
 // Files named by each pattern: a file, every file under a directory (sorted, recursive, hidden
-// files skipped), or a glob. Throws when a pattern matches nothing.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+// files skipped, directory symlinks followed once), or a glob. Throws when a pattern matches
+// nothing. An entry that cannot be used (a symlink loop, a dangling symlink, an unreadable
+// directory, a FIFO/device) never aborts the walk: it is appended to `skipped` with its reason.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
+                                       std::vector<SkippedSource>* skipped = nullptr);
 
 CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& options);
 // One file's records appended to `out` (the format from the extension; `format_hint` overrides).

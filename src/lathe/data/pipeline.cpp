@@ -531,6 +531,11 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   report["splits"] = {{"train", splits["train"]["records_count"]}, {"validation", splits["validation"]["records_count"]},
                       {"test", splits["test"]["records_count"]}};
   report["inputs"] = inputs;
+  // Every source the inputs named: read, or skipped with its reason (seen = read + skipped).
+  nlohmann::json skipped = nlohmann::json::array();
+  for (auto& k : cr.skipped) skipped.push_back({{"path", k.path}, {"reason", k.reason}, {"detail", k.detail}});
+  report["sources"] = {{"seen", cr.inputs.size() + cr.skipped.size()}, {"read", cr.inputs.size()},
+                       {"skipped", skipped}};
   report["warnings"] = warnings;
   report["tokenized"] = bool(tok);
   write_file_atomic(cfg.output + "/report.json", report.dump(2) + "\n");

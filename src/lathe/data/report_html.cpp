@@ -146,7 +146,18 @@ std::string render_report_html(const nlohmann::json& r) {
   for (auto& f : r["inputs"])
     o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>", esc(str(f["path"])), esc(str(f["format"])),
                      str(f["records"]), str(f["hash"]));
-  o += "</table><h2>Configuration</h2><pre>" + esc(r["config"].dump(2)) + "</pre></body></html>\n";
+  o += "</table>";
+  if (r.contains("sources") && !r["sources"]["skipped"].empty()) {
+    const auto& src = r["sources"];
+    o += fmt::format("<h2>Skipped sources</h2><p>Seen {} · read {} · skipped {}</p>", str(src["seen"]), str(src["read"]),
+                     src["skipped"].size());
+    o += "<table><tr><th>path</th><th>reason</th><th>detail</th></tr>";
+    for (auto& k : src["skipped"])
+      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(str(k["path"])), esc(str(k["reason"])),
+                       esc(str(k["detail"])));
+    o += "</table>";
+  }
+  o += "<h2>Configuration</h2><pre>" + esc(r["config"].dump(2)) + "</pre></body></html>\n";
   return o;
 }
 

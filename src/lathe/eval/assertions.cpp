@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/eval/text_metrics.h"
 
 namespace lathe::eval {
@@ -269,8 +270,8 @@ AssertionResult evaluate_assertion(const Assertion& a, std::string_view output, 
       set(m, m, m ? "matched" : "no match");
     }
   } else if (t == "is-json") {
-    nlohmann::json j = nlohmann::json::parse(trim(output), nullptr, false);
-    if (j.is_discarded()) {
+    nlohmann::json j;  // model output: deep nesting must not reach the recursive schema check
+    if (!try_parse_json_bounded(trim(output), j)) {
       set(false, 0, "not valid JSON");
     } else {
       std::string why;

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_io.h"
 
 namespace lathe::eval {
 
@@ -33,8 +34,8 @@ ojson read_training_curve(const std::string& path) {
   if (!in) return rows;
   std::string line;
   while (std::getline(in, line)) {
-    ojson j = ojson::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("step")) continue;  // a torn last line
+    ojson j;
+    if (!try_parse_json_bounded(line, j) || !j.is_object() || !j.contains("step")) continue;  // a torn last line
     ojson r;
     r["step"] = j["step"];
     for (const char* k : {"loss", "eval_loss", "lr"})
@@ -65,8 +66,8 @@ ojson report_json(const EvalRun& run, const ReportInputs& in) {
   for (auto& [name, dir] : run.options.adapters) {
     ojson a{{"name", name}, {"dir", dir}};
     if (file_exists(dir + "/adapter_config.json")) {
-      ojson cfg = ojson::parse(read_file(dir + "/adapter_config.json"), nullptr, false);
-      if (!cfg.is_discarded()) a["adapter_config"] = cfg;
+      ojson cfg;
+      if (try_parse_json_bounded(read_file(dir + "/adapter_config.json"), cfg)) a["adapter_config"] = cfg;
     }
     adapters.push_back(a);
   }

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/data/dedup.h"
 #include "lathe/eval/text_metrics.h"
@@ -128,8 +129,9 @@ std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::stri
   while (std::getline(in, line) && (limit == 0 || out.size() < limit)) {
     lineno++;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded()) fail("eval", "{}:{}: invalid JSON", path, lineno);
+    nlohmann::json j;
+    JsonError err;
+    if (!try_parse_json_bounded(line, j, &err)) fail("eval", "{}:{}: invalid JSON: {}", path, lineno, err.message);
     out.emplace_back(std::move(j), path + ":" + std::to_string(lineno));
   }
   return out;
@@ -139,8 +141,8 @@ std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::stri
 std::string manifest_split(const std::string& dir, const std::string& split) {
   std::string mpath = dir + "/manifest.json";
   if (!file_exists(mpath)) fail("eval", "{}: no manifest.json (give a dataset directory or a .jsonl file)", dir);
-  nlohmann::json m = nlohmann::json::parse(read_file(mpath), nullptr, false);
-  if (m.is_discarded() || !m.is_object()) fail("eval", "{}: invalid JSON", mpath);
+  nlohmann::json m;
+  if (!try_parse_json_bounded(read_file(mpath), m) || !m.is_object()) fail("eval", "{}: invalid JSON", mpath);
   if (!m.contains("splits") || !m["splits"].contains(split)) return "";
   const auto& s = m["splits"][split];
   if (!s.contains("records") || !s["records"].is_string()) return "";

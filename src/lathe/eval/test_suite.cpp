@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 
 namespace lathe::eval {
@@ -181,8 +182,9 @@ std::vector<EvalCase> parse_cases_jsonl(const std::string& text, const std::stri
     lineno++;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = origin + ":" + std::to_string(lineno);
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded()) fail("eval", "{}: invalid JSON", where);
+    nlohmann::json j;
+    JsonError err;
+    if (!try_parse_json_bounded(line, j, &err)) fail("eval", "{}: invalid JSON: {}", where, err.message);
     cases.push_back(case_from_json(j, where));
   }
   finish_cases(cases, origin);

@@ -1,6 +1,7 @@
 #include "lathe/peft/adapter.h"
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 
 namespace lathe {
@@ -9,11 +10,8 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
   std::string cfg = dir + "/adapter_config.json";
   if (!file_exists(cfg)) fail("adapter", "{}: no adapter_config.json (not a PEFT adapter directory)", dir);
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cfg));
-  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
-    fail("adapter", "{}: invalid JSON: {}", cfg, e.what());
-  }
+  JsonError err;
+  if (!try_parse_json_bounded(read_file(cfg), j, &err)) fail("adapter", "{}: invalid JSON: {}", cfg, err.message);
   LoadedAdapter a;
   a.dir = dir;
   a.peft_type = j.value("peft_type", "");

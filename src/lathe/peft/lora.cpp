@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/safetensors.h"
@@ -167,11 +168,8 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   std::string cfg_path = dir + "/adapter_config.json";
   if (!file_exists(cfg_path)) fail("lora", "{}: no adapter_config.json (not a PEFT adapter directory)", dir);
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for an overflowing number
-    fail("lora", "{}: invalid JSON: {}", cfg_path, e.what());
-  }
+  JsonError err;
+  if (!try_parse_json_bounded(read_file(cfg_path), j, &err)) fail("lora", "{}: invalid JSON: {}", cfg_path, err.message);
   std::string type = j.value("peft_type", "");
   if (type != "LORA") fail("lora", "{}: peft_type is '{}', expected LORA", cfg_path, type);
   if (j.value("use_dora", false)) fail("lora", "{}: DoRA adapters are not supported yet", cfg_path);

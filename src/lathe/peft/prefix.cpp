@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/safetensors.h"
@@ -143,7 +144,7 @@ void PrefixAdapter::backward() {
 std::unique_ptr<PrefixAdapter> PrefixAdapter::load_peft(const std::string& dir, const ModelConfig& mc) {
   std::string cfg_path = dir + "/adapter_config.json";
   if (!file_exists(cfg_path)) fail("prefix", "{}: no adapter_config.json", dir);
-  nlohmann::json j = nlohmann::json::parse(read_file(cfg_path));
+  nlohmann::json j = read_json_file_bounded(cfg_path, "prefix");
   if (j.value("peft_type", "") != "PREFIX_TUNING")
     fail("prefix", "{}: peft_type is '{}', expected PREFIX_TUNING", cfg_path, j.value("peft_type", ""));
   PrefixConfig c;

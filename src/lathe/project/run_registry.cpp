@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 
 using nlohmann::ordered_json;
 
@@ -56,7 +57,9 @@ struct Stmt {
   ordered_json json_col(int c) const {
     std::string t = text(c);
     if (t.empty()) return nullptr;
-    return ordered_json::parse(t, nullptr, false);
+    ordered_json j;  // a damaged or over-deep column reads as discarded, as before
+    if (!try_parse_json_bounded(t, j)) return ordered_json(ordered_json::value_t::discarded);
+    return j;
   }
 };
 

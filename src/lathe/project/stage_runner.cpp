@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/project/content_hash.h"
 #include "lathe/project/run_registry.h"
@@ -302,7 +303,7 @@ int Runner::run_train() {
   tr["output"] = p.train;
   // The validation split, when the data has one, is the trainer's eval set.
   try {
-    ordered_json m = ordered_json::parse(read_file(p.data + "/manifest.json"));
+    ordered_json m = read_ordered_json_file_bounded(p.data + "/manifest.json", "project");
     if (m["splits"].contains("validation") && m["splits"]["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
       tr["eval_data"] = p.data;
   } catch (...) {
@@ -411,7 +412,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
            ordered_json::object(), reg, out.run_id};
   if (fs::exists(r.state_path())) {
     try {
-      r.state = ordered_json::parse(read_file(r.state_path()));
+      r.state = read_ordered_json_file_bounded(r.state_path(), "project");
     } catch (...) {
       r.state = ordered_json::object();  // a damaged state file only costs reruns
     }
@@ -487,7 +488,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
                    {"export", p.export_dir}};
   if (fs::exists(p.eval + "/report.json")) {
     try {
-      ordered_json rep = ordered_json::parse(read_file(p.eval + "/report.json"));
+      ordered_json rep = read_ordered_json_file_bounded(p.eval + "/report.json", "project");
       rec.metrics = rep.contains("summary") ? rep["summary"] : rep.value("variants", ordered_json());
       if (rep.contains("gate")) rec.metrics["gate"] = rep["gate"];
     } catch (...) {

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/tokenizer/chat_template.h"
 #include "lathe/tokenizer/pipeline.h"
@@ -293,7 +294,9 @@ void collect_record_text(std::string_view line, std::vector<std::string>& out) {
   static const std::unordered_set<std::string> kFields = {"text",   "content", "value",  "instruction",
                                                           "input",  "output",  "prompt", "completion",
                                                           "question", "answer"};
-  nlohmann::json j = nlohmann::json::parse(line);  // caller reports parse errors with file:line
+  nlohmann::json j;
+  JsonError err;  // the caller reports parse errors with file:line
+  if (!try_parse_json_bounded(line, j, &err)) fail("tokenizer", "{}", err.message);  // names the depth cap
   std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& v) {
     if (v.is_object()) {
       for (auto& [k, x] : v.items()) {

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/tokenizer/jinja_eval.h"
@@ -290,11 +291,9 @@ ChatTemplateConfig chat_template_config_load(const std::string& path, const std:
     lathe::fail("chat-template", "{}: no tokenizer_config.json", path);
   }
   nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::exception& e) {
-    lathe::fail("chat-template", "{}: invalid JSON: {}", cfg_path, e.what());
-  }
+  lathe::JsonError err;
+  if (!lathe::try_parse_json_bounded(read_file(cfg_path), cfg, &err))
+    lathe::fail("chat-template", "{}: invalid JSON: {}", cfg_path, err.message);
   if (!cfg.is_object()) lathe::fail("chat-template", "{}: not a JSON object", cfg_path);
   if (c.source.empty() && cfg.contains("chat_template")) c.source = pick_template(cfg["chat_template"], cfg_path, name);
   c.bos_token = token_text(cfg, "bos_token");

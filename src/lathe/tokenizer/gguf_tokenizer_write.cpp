@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/tokenizer/loader_internal.h"
@@ -80,11 +81,8 @@ struct Vocab {
 Vocab read_vocab(const std::string& dir, const Tokenizer& t, int vocab_size) {
   std::string path = dir + "/tokenizer.json";
   json tj;
-  try {
-    tj = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("export", "{}: not valid JSON: {}", path, e.what());
-  }
+  JsonError err;
+  if (!try_parse_json_bounded(read_file(path), tj, &err)) fail("export", "{}: not valid JSON: {}", path, err.message);
   const json& m = tj.at("model");
   if (m.value("type", "BPE") != "BPE")
     fail("export", "{}: model.type '{}' cannot be written as a GGUF vocabulary (BPE only)", path,

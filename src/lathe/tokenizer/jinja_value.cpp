@@ -4,6 +4,9 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
+
 namespace lathe::jinja {
 
 Str str_slice(const Str& in, size_t a, size_t b) {
@@ -103,31 +106,43 @@ Value Value::undefined(std::string name) {
   return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j, int source) {
+namespace {
+
+// Recursive by nature (a Value mirrors the JSON tree); the depth check keeps hostile JSON that did
+// not come through core/json_io.h's bounded parser (a value built in memory, an HTTP request) from
+// overflowing the stack.
+Value value_from_json(const nlohmann::ordered_json& j, int source, int depth) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return none();
-    case nlohmann::ordered_json::value_t::boolean: return boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return integer(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_unsigned: return integer(static_cast<int64_t>(j.get<uint64_t>()));
-    case nlohmann::ordered_json::value_t::number_float: return number(j.get<double>());
+    case nlohmann::ordered_json::value_t::null: return Value::none();
+    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned: return Value::integer(static_cast<int64_t>(j.get<uint64_t>()));
+    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
     case nlohmann::ordered_json::value_t::string: {
       Str s{j.get<std::string>(), {}};
       if (source >= 0) s.origins.push_back(Origin{0, s.s.size(), source, 0});
-      return string(std::move(s));
+      return Value::string(std::move(s));
     }
-    case nlohmann::ordered_json::value_t::array: {
-      List l;
-      for (const auto& e : j) l.push_back(from_json(e, source));
-      return list(std::move(l));
-    }
-    case nlohmann::ordered_json::value_t::object: {
-      Dict d;
-      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), from_json(it.value(), source));
-      return dict(std::move(d));
-    }
+    case nlohmann::ordered_json::value_t::array:
+    case nlohmann::ordered_json::value_t::object:
+      if (depth >= lathe::kMaxJsonDepth)
+        lathe::fail("chat-template", "template variable nested deeper than {} levels", lathe::kMaxJsonDepth);
+      if (j.is_array()) {
+        List l;
+        for (const auto& e : j) l.push_back(value_from_json(e, source, depth + 1));
+        return Value::list(std::move(l));
+      } else {
+        Dict d;
+        for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), value_from_json(it.value(), source, depth + 1));
+        return Value::dict(std::move(d));
+      }
     default: return Value();
   }
 }
+
+}  // namespace
+
+Value Value::from_json(const nlohmann::ordered_json& j, int source) { return value_from_json(j, source, 0); }
 
 Value* Value::find(std::string_view key) const {
   if (!is_mapping()) return nullptr;

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/formats/safetensors.h"
 
@@ -80,11 +81,8 @@ json read_checksums(const std::string& dir) {
   if (!is_directory(dir)) fail("checkpoint", "{}: not a directory", dir);
   if (!file_exists(path)) fail("checkpoint", "{}: missing (not a complete checkpoint)", path);
   json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("checkpoint", "{}: invalid JSON: {}", path, e.what());
-  }
+  JsonError err;
+  if (!try_parse_json_bounded(read_file(path), j, &err)) fail("checkpoint", "{}: invalid JSON: {}", path, err.message);
   if (!j.is_object() || j.value("algorithm", "") != "xxh64" || !j.contains("files") || !j["files"].is_object())
     fail("checkpoint", "{}: expected {{\"algorithm\": \"xxh64\", \"files\": {{...}}}}", path);
   return j["files"];
@@ -115,7 +113,7 @@ json state_to_json(const TrainerState& st, const AdamW& opt) {
 TrainerState state_from_json(const std::string& path, const std::string& text, int64_t* optimizer_step) {
   TrainerState st;
   try {
-    json j = json::parse(text);
+    json j = parse_json_bounded(text, path, "checkpoint");
     int version = j.at("format_version").get<int>();
     if (version > kCheckpointFormatVersion)
       fail("checkpoint", "{}: format_version {} is newer than this lathe reads ({})", path, version,

@@ -5,6 +5,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/tokenizer/record_format.h"
@@ -60,21 +61,14 @@ void TrainDataset::add_sequence(std::vector<int32_t> ids, std::vector<int32_t> l
 }
 
 void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const RecordEncoderFactory& encoder) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("dataset", "{}: cannot open", path);
+  // Bounded reads: a line over kMaxJsonlLineBytes or nested deeper than kMaxJsonDepth is an error
+  // naming path:line (core/json_io.h), before any recursive code sees the value.
+  JsonlReader in(path, "dataset");
   const RecordEncoder* enc = nullptr;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    lineno++;
-    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
-    const std::string where = fmt::format("{}:{}", path, lineno);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      fail("dataset", "{}: malformed JSON: {}", where, e.what());
-    }
+  json j;
+  while (in.next(j)) {
+    const int lineno = int(in.line());
+    const std::string where = in.where();
     if (!j.is_object()) fail("dataset", "{}: expected a JSON object (a record)", where);
     std::vector<int32_t> ids, labels;
     if (j.contains("input_ids")) {
@@ -101,18 +95,12 @@ void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const
     add_sequence(std::move(ids), std::move(labels), lineno, max_seq_length);
     examples_.push_back(sequences());
   }
-  if (in.bad()) fail("dataset", "{}: read error", path);
 }
 
 void TrainDataset::load_prepared(const std::string& dir, const std::string& split, int max_seq_length) {
   const std::string mpath = dir + "/manifest.json";
   if (!std::filesystem::exists(mpath)) fail("dataset", "{}: a directory without manifest.json is not a prepared dataset", dir);
-  json m;
-  try {
-    m = json::parse(read_file(mpath));
-  } catch (const json::parse_error& e) {
-    fail("dataset", "{}: malformed JSON: {}", mpath, e.what());
-  }
+  json m = read_json_file_bounded(mpath, "dataset");
   if (!m.is_object() || m.value("format", "") != "lathe-dataset-v1")
     fail("dataset", "{}: \"format\" is not \"lathe-dataset-v1\"", mpath);
   if (!m.contains("splits") || !m["splits"].is_object() || !m["splits"].contains(split))

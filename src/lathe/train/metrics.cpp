@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 
 using nlohmann::json;
@@ -23,11 +24,7 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : pat
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       json row;
-      try {
-        row = json::parse(line);
-      } catch (const json::exception&) {
-        continue;  // a line torn by a crash mid-write
-      }
+      if (!try_parse_json_bounded(line, row)) continue;  // a line torn by a crash mid-write
       if (row.is_object() && row.contains("step") && row["step"].is_number() &&
           row["step"].get<double>() > double(resume_step))
         continue;

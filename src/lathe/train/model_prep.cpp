@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/sys.h"
 
@@ -18,7 +19,7 @@ void prepare_model_for_method(Model& m, const std::string& method) {
 
 void mark_adapter_qlora(const std::string& dir) {
   std::string path = dir + "/adapter_config.json";
-  nlohmann::json j = nlohmann::json::parse(read_file(path));
+  nlohmann::json j = read_json_file_bounded(path, "train");
   // Not a PEFT key (PEFT ignores unknown keys); tells `lathe export --format merged` to merge onto
   // the NF4-dequantized base, as the adapter saw it during training.
   j["lathe_base_quantization"] = "nf4";
