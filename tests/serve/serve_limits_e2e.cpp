@@ -273,7 +273,7 @@ TEST(ServeLimits, CtxIsCheckedAtStartup) {
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("--ctx 1000000000"), std::string::npos) << out;
   EXPECT_NE(out.find("max_position_embeddings 512"), std::string::npos) << out;
-  rc = run_lathe("serve --port 0 --model " + models().stories + " --data-dir " + data.path + " --ctx -5", &out, true);
+  rc = run_lathe("serve --port 0 --model " + models().stories + " --data-dir " + data.path + " --ctx=-5", &out, true);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("--ctx"), std::string::npos) << out;
   // A model that claims 1e8 positions: an explicit --ctx of that size does not fit in memory.

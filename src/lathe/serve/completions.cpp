@@ -35,7 +35,12 @@ struct Generation {
   std::string finish_reason, error;
 
   Generation(Server::Impl& s, CompletionRequest r, Clock::time_point t0)
-      : s(s), req(std::move(r)), dec(*s.tok, true), matcher(req.stop), t0(t0) {}
+      : s(s), req(std::move(r)), dec(*s.tok, true), matcher(req.stop), t0(t0) {
+    s.open_generations++;
+  }
+  // The last owner is the handler (whole answers) or httplib's response (streams, once written).
+  ~Generation() { s.open_generations--; }
+  Generation(const Generation&) = delete;
 
   // Takes the ids generated since the last call (waiting up to `wait` for some) and returns the
   // text that became visible. Sets `finished` once the answer is complete.

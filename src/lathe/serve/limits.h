@@ -34,5 +34,7 @@ inline constexpr size_t kMaxFeedbackTagBytes = 256; // each tag (400, param "tag
 // Shutdown: after SIGINT/SIGTERM, in-flight generations are cancelled at their next step; if the
 // server has still not drained after this long, the process exits anyway (status 1).
 inline constexpr double kDrainTimeoutS = 15;
+// How long stop() waits for cancelled answers to be written before closing the listener.
+inline constexpr double kStreamDrainS = 3;
 
 }  // namespace lathe::serve

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -337,9 +338,13 @@ void Server::run(const std::function<void(int)>& on_listening) {
 
 void Server::stop() {
   Impl& s = *impl_;
-  s.http.begin_shutdown();  // idle connections and requests still arriving end now
-  s.http.stop();            // no new connections
+  s.http.begin_shutdown();  // idle connections and requests still arriving end now; new ones are closed
   s.scheduler->shutdown();  // queued and generating requests are cancelled at their next step
+  // Let the cancelled answers be written (503, or a stream's error event and [DONE]) before httplib
+  // stops: once its listener is closed it cuts streams short without their end.
+  auto until = Clock::now() + std::chrono::milliseconds(int64_t(kStreamDrainS * 1000));
+  while (s.open_generations.load() > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s.http.stop();            // no new connections; run() returns once the open ones end
 }
 
 }  // namespace lathe::serve

@@ -3,6 +3,7 @@
 #pragma once
 #include <httplib.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,7 @@ struct Server::Impl {
   std::optional<data::PiiDetector> pii;
   Metrics metrics;
   GuardedHttpServer http;
+  std::atomic<int> open_generations{0};  // completion responses not yet fully written (see stop())
 
   explicit Impl(ServerOptions opts);
   void setup_routes();
