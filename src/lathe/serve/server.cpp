@@ -1,5 +1,7 @@
 #include "lathe/serve/server.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -62,6 +64,11 @@ int serve_context_length(int requested, int max_concurrency, const ModelConfig& 
 }
 
 Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path)) {
+  // Request bodies (up to --max-body-bytes) are read on the HTTP pool's threads. glibc raises its mmap
+  // threshold to the size of the first large block freed, after which such buffers come from
+  // per-thread arenas that keep them: RSS would grow by a body's worth per arena (8 x cores of
+  // them) and stay. A fixed threshold keeps large buffers mmapped, so they go back when freed.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   if (o.served_model_name.empty()) {
     std::filesystem::path p(o.model_path);
     // A directory's name, or a file's name without its extension (model.gguf -> "model").
