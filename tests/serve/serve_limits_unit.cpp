@@ -135,9 +135,10 @@ TEST(ServeLimitsUnit, ContextLengthCheckedAgainstModelAndMemory) {
   EXPECT_NE(message(4096, 4, avail).find("--ctx 4096"), std::string::npos);
   EXPECT_NE(message(4096, 4, avail).find("--max-concurrency 4"), std::string::npos);
   EXPECT_EQ(message(1000, 4, avail), "accepted");
-  // The default is lowered to what fits, with a note.
-  EXPECT_EQ(serve_context_length(0, 4, c, avail, &note), 1000);
-  EXPECT_NE(note.find("context lowered to 1000"), std::string::npos) << note;
+  // The default is lowered to what fits in half the memory, with a note.
+  EXPECT_EQ(serve_context_length(0, 4, c, avail, &note), 500);
+  EXPECT_NE(note.find("context lowered to 500"), std::string::npos) << note;
+  EXPECT_EQ(serve_context_length(0, 4, c, per_token * 4 * 8192, &note), 4096);  // fits in half: not lowered
   EXPECT_NE(message(0, 4, per_token).find("--max-concurrency"), std::string::npos);
 }
 

@@ -34,6 +34,7 @@ size_t kv_cache_bytes(const ModelConfig& c, int64_t tokens) {
 
 int serve_context_length(int requested, int max_concurrency, const ModelConfig& c, size_t available_bytes,
                          std::string* note) {
+  if (note) note->clear();
   const int model_max = c.max_position_embeddings;
   if (model_max <= 0) fail("serve", "the model's max_position_embeddings is {}; pass --ctx N", model_max);
   if (requested < 0) fail("serve", "--ctx must be > 0 (or 0 for the model's max_position_embeddings {}), got {}", model_max, requested);
@@ -49,15 +50,17 @@ int serve_context_length(int requested, int max_concurrency, const ModelConfig& 
            gib(double(per_token) * requested), gib(double(available_bytes)));
     return requested;
   }
+  // By default, leave half of the memory to everything else (activations, the OS, other processes).
+  const size_t budget = available_bytes / 2;
   int ctx = model_max;
-  if (available_bytes > 0 && per_token * size_t(ctx) > available_bytes) {
-    ctx = int(available_bytes / per_token);
+  if (available_bytes > 0 && per_token * size_t(ctx) > budget) {
+    ctx = int(std::min<size_t>(budget / per_token, size_t(model_max)));
     if (ctx < 16)
-      fail("serve", "the KV caches of --max-concurrency {} requests do not fit in the {:.2f} GiB of memory available even "
-           "at 16 tokens; lower --max-concurrency", conc, gib(double(available_bytes)));
+      fail("serve", "the KV caches of --max-concurrency {} requests do not fit in half of the {:.2f} GiB of memory "
+           "available even at 16 tokens; lower --max-concurrency or pass --ctx", conc, gib(double(available_bytes)));
     if (note)
       *note = fmt::format("context lowered to {} tokens (the model allows {}): --max-concurrency {} KV caches of the "
-                          "full length would need {:.2f} GiB, {:.2f} GiB are available; set --ctx to choose",
+                          "full length would need {:.2f} GiB, more than half of the {:.2f} GiB available; set --ctx to choose",
                           ctx, model_max, conc, gib(double(per_token) * model_max), gib(double(available_bytes)));
   }
   return ctx;

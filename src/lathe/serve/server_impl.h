@@ -26,7 +26,7 @@ namespace lathe::serve {
 // The context length to serve: `requested` (--ctx; 0 = the model's max_position_embeddings) checked
 // to be positive, within max_position_embeddings, and such that `max_concurrency` KV caches of that
 // length fit in `available_bytes` (0 = unknown: not checked). An explicit --ctx that does not fit
-// is an error naming the flag; the default is lowered to what fits, with `note` saying so.
+// is an error naming the flag; the default is lowered to what fits in half of it, with `note` saying so.
 int serve_context_length(int requested, int max_concurrency, const ModelConfig& c, size_t available_bytes,
                          std::string* note);
 // KV cache bytes of one request of `tokens` positions (f32 keys and values, every layer).
