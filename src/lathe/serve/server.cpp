@@ -170,6 +170,9 @@ void Server::Impl::setup_routes() {
   http.set_guard_options(g);
   http.set_read_timeout(time_t(kReadIdleTimeoutS));
   http.set_write_timeout(time_t(kWriteTimeoutS));
+  // The guard's connection loop enforces these; httplib only advertises them (Keep-Alive header).
+  http.set_keep_alive_max_count(size_t(kKeepAliveMaxRequests));
+  http.set_keep_alive_timeout(time_t(kKeepAliveIdleS));
   // Streams write one small event per token; without TCP_NODELAY, Nagle holds each one back until
   // the previous is acknowledged, and delayed ACKs make that ~40 ms.
   http.set_tcp_nodelay(true);
