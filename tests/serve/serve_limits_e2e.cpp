@@ -192,6 +192,21 @@ TEST(ServeLimits, HeaderCapsAnswer431) {
   EXPECT_EQ(s.client().Get("/health")->status, 200);
 }
 
+// A request answered without reading its body (401 here) closes the connection: the body, which
+// here looks like a second request, must not be served as one.
+TEST(ServeLimits, UnreadBodyIsNeverParsedAsTheNextRequest) {
+  LATHE_REQUIRE_FIXTURE(kStories);
+  TempDir data;
+  ServeProcess s({"--model", models().stories, "--data-dir", data.path, "--api-key", "k"}, data.path);
+  Conn c(s.port());
+  std::string inner = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.send_all("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(inner.size()) + "\r\n\r\n" + inner);
+  std::string r = c.read_all(3);
+  EXPECT_EQ(status_of(r), 401) << r;
+  EXPECT_EQ(r.find("HTTP/1.1 200"), std::string::npos) << r;
+  EXPECT_TRUE(c.closed());
+}
+
 // Slow request heads: one header line every 300 ms, never finished.
 TEST(ServeLimits, SlowlorisDoesNotStarveOtherClients) {
   LATHE_REQUIRE_FIXTURE(kStories);
