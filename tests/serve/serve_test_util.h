@@ -89,6 +89,7 @@ class ServeProcess {
     return status_;
   }
   bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
+  pid_t pid() const { return pid_; }
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string stderr_text() const { return slurp(err_); }

@@ -1,11 +1,15 @@
 // lathe serve: the OpenAI-compatible HTTP server (docs/serve.md).
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/serve/limits.h"
 #include "lathe/serve/server.h"
 
 namespace {
@@ -43,7 +47,14 @@ std::function<int()> setup(CLI::App& app) {
                "Decode all generating requests in one batched step (off: one step per request)")
       ->capture_default_str();
   app.add_option("--timeout", o->timeout_s, "Per-request timeout in seconds, queueing included")->capture_default_str();
-  app.add_option("--max-body-bytes", o->max_body_bytes, "Larger request bodies get HTTP 413")->capture_default_str();
+  app.add_option("--max-body-bytes", o->max_body_bytes, "Larger request bodies (chunked included) get HTTP 413")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-client", o->max_connections_per_client,
+                 "Open connections per client address; more are refused with 429 (0 = no cap)")
+      ->capture_default_str();
+  app.add_option("--header-timeout", o->header_timeout_s,
+                 "Seconds within which a request's line and headers must all arrive (else 408, connection closed)")
+      ->capture_default_str();
   return [o, adapters, key_file, &threads] {
     lathe::cli::apply_threads(threads);
     o->threads = threads;  // the generation worker applies it to itself (OpenMP settings are per thread)
@@ -69,25 +80,40 @@ std::function<int()> setup(CLI::App& app) {
     sigaddset(&set, SIGUSR1);  // our own wake-up when the server ends for another reason
     pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started below
     lathe::serve::Server server(*o);
-    std::thread waiter([&server, set] {
+    std::atomic<bool> finished{false};
+    std::thread waiter([&server, &finished, set] {
       int sig = 0;
       sigwait(&set, &sig);
       if (sig == SIGUSR1) return;
       std::fprintf(stderr, "lathe serve: signal %d, stopping\n", sig);
-      server.stop();
+      auto t0 = std::chrono::steady_clock::now();
+      server.stop();  // in-flight generations are cancelled at their next step
+      // Draining is bounded by the I/O timeouts; should something still hang, do not hang with it.
+      while (!finished.load()) {
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (s > lathe::serve::kDrainTimeoutS) {
+          std::fprintf(stderr, "lathe serve: connections did not drain within %.0f s; exiting\n", lathe::serve::kDrainTimeoutS);
+          std::fflush(stderr);
+          std::_Exit(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
     });
     struct JoinWaiter {  // wakes and joins the waiter however run() ends
       std::thread& t;
+      std::atomic<bool>& finished;
       ~JoinWaiter() {
+        finished = true;
         pthread_kill(t.native_handle(), SIGUSR1);  // harmless when it already returned (not yet joined)
         t.join();
       }
-    } join_waiter{waiter};
+    } join_waiter{waiter, finished};
     server.run([&](int port) {
       std::printf("lathe serve: listening on http://%s:%d (model '%s')\n", o->host.c_str(), port,
                   server.served_model_name().c_str());
       std::fflush(stdout);
     });
+    std::fprintf(stderr, "lathe serve: stopped\n");
     return 0;
   };
 }

@@ -31,11 +31,16 @@ struct Generation {
   size_t seen = 0;          // job ids consumed
   int completion_tokens = 0;
   std::string text;         // answer shown so far
-  bool finished = false, sent_role = false, recorded = false, timed_out = false;
+  bool finished = false, sent_role = false, recorded = false, timed_out = false, shut_down = false;
   std::string finish_reason, error;
 
   Generation(Server::Impl& s, CompletionRequest r, Clock::time_point t0)
-      : s(s), req(std::move(r)), dec(*s.tok, true), matcher(req.stop), t0(t0) {}
+      : s(s), req(std::move(r)), dec(*s.tok, true), matcher(req.stop), t0(t0) {
+    s.open_generations++;
+  }
+  // The last owner is the handler (whole answers) or httplib's response (streams, once written).
+  ~Generation() { s.open_generations--; }
+  Generation(const Generation&) = delete;
 
   // Takes the ids generated since the last call (waiting up to `wait` for some) and returns the
   // text that became visible. Sets `finished` once the answer is complete.
@@ -76,6 +81,7 @@ struct Generation {
       } else {
         finish_reason = "error";
         timed_out = reason == "timeout";
+        shut_down = reason == "cancelled";
         error = reason == "timeout" ? "the request ran past its timeout" : reason == "cancelled" ? "the server is shutting down" : err;
       }
     }
@@ -192,22 +198,35 @@ std::shared_ptr<Generation> start_generation(Server::Impl& s, const std::string&
                    fmt::format("this model's maximum context length is {} tokens, but the prompt has {} tokens "
                                "(no room left to generate)", limit, j.prompt.size()));
   const int room = limit - int(j.prompt.size());
+  // prompt + max_tokens must fit the context: the KV cache reserved for the request and the
+  // generation's length are both bounded by it (OpenAI answers the same 400).
+  if (r.max_tokens && *r.max_tokens > room)
+    throw ApiError(400, "invalid_request_error", "context_length_exceeded", r.max_tokens_param,
+                   fmt::format("this model's maximum context length is {} tokens; the prompt has {} tokens and {} "
+                               "asks for {} more (at most {} fit)", limit, j.prompt.size(), r.max_tokens_param,
+                               *r.max_tokens, room));
   // OpenAI's defaults: a chat answer may run to the end of the context, a text completion to 16 tokens.
   j.max_tokens = std::min(r.max_tokens.value_or(chat ? room : 16), room);
   j.sampling = r.sampling;
   if (!r.seed_given) j.sampling.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
   j.stop_ids = s.stop_ids;
   j.deadline = Clock::now() + std::chrono::microseconds(int64_t(s.o.timeout_s * 1e6));
-  if (!s.scheduler->submit(g->job))
+  if (s.scheduler->stopped())
+    throw ApiError(503, "server_error", "server_shutting_down", "", "the server is shutting down");
+  if (!s.scheduler->submit(g->job)) {
+    if (s.scheduler->stopped())
+      throw ApiError(503, "server_error", "server_shutting_down", "", "the server is shutting down");
     throw ApiError(429, "requests", "rate_limit_exceeded", "",
                    fmt::format("the server is busy ({} requests generating, queue of {} full); retry later",
                                s.o.max_concurrency, s.o.queue_size));
+  }
   return g;
 }
 
 void respond_whole(const std::shared_ptr<Generation>& g, httplib::Response& res) {
   while (!g->finished) g->pull(std::chrono::milliseconds(200));
   if (g->finish_reason == "error") {
+    if (g->shut_down) throw ApiError(503, "server_error", "server_shutting_down", "", g->error);
     throw ApiError(g->timed_out ? 504 : 500, g->timed_out ? "timeout" : "server_error", "", "", g->error);
   }
   json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", g->finish_reason}};

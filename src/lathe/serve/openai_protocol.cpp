@@ -1,8 +1,11 @@
 #include "lathe/serve/openai_protocol.h"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <thread>
+
+#include "lathe/serve/limits.h"
 
 namespace lathe::serve {
 namespace {
@@ -56,11 +59,38 @@ std::string error_body(int status, const std::string& type, const std::string& c
 
 std::string error_body(const ApiError& e) { return error_body(e.status, e.type, e.code, e.param, e.what()); }
 
-CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
-  json body = json::parse(body_text, nullptr, false);
+bool json_nesting_exceeds(const std::string& text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return false;
+}
+
+json parse_json_object(const std::string& text) {
+  if (json_nesting_exceeds(text, kMaxJsonDepth))
+    throw ApiError(400, "invalid_request_error", "json_too_deep", "",
+                   fmt::format("the request body nests arrays/objects more than {} levels deep", kMaxJsonDepth));
+  json body = json::parse(text, nullptr, false);
   if (body.is_discarded())
     throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not valid JSON");
   if (!body.is_object()) bad_request("", "the request body must be a JSON object");
+  return body;
+}
+
+CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
+  json body = parse_json_object(body_text);
   CompletionRequest r;
   r.chat = chat;
   if (!body.contains("model") || !body["model"].is_string()) bad_request("model", "'model' (a string) is required");
@@ -68,6 +98,8 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   if (chat) {
     if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty())
       bad_request("messages", "'messages' must be a non-empty list");
+    if (body["messages"].size() > kMaxMessages)
+      bad_request("messages", "'messages' has {} messages; at most {} are accepted", body["messages"].size(), kMaxMessages);
     size_t i = 0;
     for (const json& m : body["messages"]) {
       if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
@@ -85,7 +117,13 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
       r.prompt = p[0].get<std::string>();
     } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const json& x) { return x.is_number_integer(); })) {
-      for (const json& x : p) r.prompt_ids.push_back(x.get<int32_t>());
+      for (const json& x : p) {
+        // Checked before narrowing, so 2^32 + 1 is refused rather than read as token 1.
+        if (x.is_number_unsigned() ? x.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max())
+                                   : x.get<int64_t>() < 0 || x.get<int64_t>() > std::numeric_limits<int32_t>::max())
+          bad_request("prompt", "token id {} is out of range", x.dump());
+        r.prompt_ids.push_back(int32_t(x.get<int64_t>()));
+      }
     } else {
       bad_request("prompt", "'prompt' must be a string, a list of one string, or a list of token ids (one prompt per request)");
     }
@@ -103,24 +141,28 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   auto mt = get_int(body, "max_completion_tokens");
   if (!mt) mt = get_int(body, "max_tokens");
   if (mt) {
-    if (*mt < 1) bad_request(body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
-                             "the token limit must be at least 1, got {}", *mt);
-    r.max_tokens = int(std::min<int64_t>(*mt, 1 << 30));
+    if (body.contains("max_completion_tokens") && !body["max_completion_tokens"].is_null())
+      r.max_tokens_param = "max_completion_tokens";
+    if (*mt < 1) bad_request(r.max_tokens_param, "the token limit must be at least 1, got {}", *mt);
+    r.max_tokens = int(std::min<int64_t>(*mt, 1 << 30));  // checked against the context when the prompt is known
   }
   if (body.contains("stop") && !body["stop"].is_null()) {
     const json& s = body["stop"];
     if (s.is_string()) {
       r.stop.push_back(s.get<std::string>());
-    } else if (s.is_array() && s.size() <= 4) {
+    } else if (s.is_array() && s.size() <= kMaxStopStrings) {
       for (const json& x : s) {
         if (!x.is_string()) bad_request("stop", "'stop' entries must be strings");
         r.stop.push_back(x.get<std::string>());
       }
     } else {
-      bad_request("stop", "'stop' must be a string or a list of up to 4 strings");
+      bad_request("stop", "'stop' must be a string or a list of up to {} strings", kMaxStopStrings);
     }
-    for (const auto& x : r.stop)
+    for (const auto& x : r.stop) {
       if (x.empty()) bad_request("stop", "'stop' strings must not be empty");
+      if (x.size() > kMaxStopStringBytes)
+        bad_request("stop", "a 'stop' string has {} bytes; at most {} are accepted", x.size(), kMaxStopStringBytes);
+    }
   }
   if (body.contains("stream") && !body["stream"].is_null()) {
     if (!body["stream"].is_boolean()) bad_request("stream", "'stream' must be a boolean");
@@ -132,6 +174,38 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     bad_request("logprobs", "logprobs are not supported");
   if (body.contains("user") && body["user"].is_string()) r.user = body["user"].get<std::string>();
   return r;
+}
+
+FeedbackRecord parse_feedback_request(const std::string& body_text) {
+  json body = parse_json_object(body_text);
+  FeedbackRecord f;
+  if (!body.contains("completion_id") || !body["completion_id"].is_string())
+    bad_request("completion_id", "'completion_id' (the id a completion returned) is required");
+  f.completion_id = body["completion_id"].get<std::string>();
+  if (!body.contains("rating") || !body["rating"].is_number_integer())
+    bad_request("rating", "'rating' must be an integer: +1/-1 or 1..5");
+  // Read wide, so a huge value is refused instead of wrapping into range.
+  const json& rv = body["rating"];
+  int64_t rating = rv.is_number_unsigned() && rv.get<uint64_t>() > 5 ? 6 : rv.get<int64_t>();
+  if (rating < -1 || rating > 5 || rating == 0) bad_request("rating", "'rating' must be +1/-1 or 1..5, got {}", rv.dump());
+  f.rating = int(rating);
+  for (const char* k : {"correction", "comment"}) {
+    if (!body.contains(k) || body[k].is_null()) continue;
+    if (!body[k].is_string()) bad_request(k, "'{}' must be a string", k);
+    (std::string(k) == "correction" ? f.correction : f.comment) = body[k].get<std::string>();
+  }
+  if (body.contains("tags") && !body["tags"].is_null()) {
+    const json& tags = body["tags"];
+    if (!tags.is_array()) bad_request("tags", "'tags' must be a list of strings");
+    if (tags.size() > kMaxFeedbackTags) bad_request("tags", "'tags' has {} entries; at most {} are accepted", tags.size(), kMaxFeedbackTags);
+    for (const json& t : tags) {
+      if (!t.is_string()) bad_request("tags", "'tags' must be a list of strings");
+      if (t.get_ref<const std::string&>().size() > kMaxFeedbackTagBytes)
+        bad_request("tags", "a tag has {} bytes; at most {} are accepted", t.get_ref<const std::string&>().size(), kMaxFeedbackTagBytes);
+      f.tags.push_back(t.get<std::string>());
+    }
+  }
+  return f;
 }
 
 StopMatcher::StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}

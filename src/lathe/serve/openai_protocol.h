@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/model/sampling.h"
+#include "lathe/serve/feedback_store.h"
 
 namespace lathe::serve {
 
@@ -42,13 +43,26 @@ struct CompletionRequest {
   SamplingParams sampling;
   bool seed_given = false;
   std::optional<int> max_tokens;
+  std::string max_tokens_param = "max_tokens";  // the field it came from, for errors
   std::vector<std::string> stop;
   bool stream = false, include_usage = false;
   std::string user;
 };
 
-// Throws ApiError(400) for malformed JSON, missing/mistyped fields or values out of range.
+// A request body that must be a JSON object. Nesting is checked on the raw text before parsing
+// (kMaxJsonDepth), so a body of 100k '[' is a cheap 400, not a deep parse; malformed JSON, a value
+// that is not an object, or too deep a body: ApiError(400).
+nlohmann::json parse_json_object(const std::string& body);
+// True when `text` opens more than `limit` arrays/objects at once (brackets inside strings do not count).
+bool json_nesting_exceeds(const std::string& text, int limit);
+
+// Throws ApiError(400) for malformed JSON, missing/mistyped fields or values out of range, and
+// for lengths over the caps of limits.h (naming the field).
 CompletionRequest parse_completion_request(const std::string& body, bool chat);
+
+// POST /v1/feedback: {"completion_id", "rating", "correction"?, "comment"?, "tags"?}; `created`
+// is left 0 and nothing is redacted. Throws ApiError(400) naming the field.
+FeedbackRecord parse_feedback_request(const std::string& body);
 
 // Cuts generated text at the first stop string. push() returns the text that can be shown now: it
 // holds back a tail that could still grow into a stop string, so a streamed answer never shows the

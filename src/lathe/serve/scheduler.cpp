@@ -35,14 +35,20 @@ Scheduler::Scheduler(const Model& m, SchedulerOptions o) : m_(m), o_(o) {
   worker_ = std::thread([this] { run(); });
 }
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::shutdown() {
+  std::lock_guard<std::mutex> once(shutdown_mu_);
+  std::deque<std::shared_ptr<GenJob>> queued;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    stopped_ = true;
+    queued.swap(queue_);
   }
   cv_.notify_all();
-  worker_.join();
-  for (auto& j : queue_) {  // never started: tell whoever waits
+  if (worker_.joinable()) worker_.join();  // the worker cancels the running jobs as it leaves
+  for (auto& j : queued) {  // never started: tell whoever waits
     std::lock_guard<std::mutex> lock(j->mu);
     j->done = true;
     j->finish_reason = "cancelled";
@@ -53,6 +59,7 @@ Scheduler::~Scheduler() {
 bool Scheduler::submit(std::shared_ptr<GenJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return false;
     // Admission counts queued plus running, so max_active + queue_size requests are in at once.
     if (int(queue_.size()) + active_count_.load() >= o_.max_active + o_.queue_size) return false;
     job->submitted = GenJob::Clock::now();

@@ -77,8 +77,12 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // false when the queue is full (the job is not taken).
+  // false when the queue is full or the scheduler is shut down (the job is not taken).
   bool submit(std::shared_ptr<GenJob> job);
+  // Cancels every queued and running job (finish_reason "cancelled"; a running one at its next
+  // step, so within one prefill chunk or decode step) and stops the worker. Idempotent.
+  void shutdown();
+  bool stopped() const { return stopped_.load(); }
   int queue_depth() const;
   int active() const { return active_count_.load(); }
   uint64_t steps() const { return steps_.load(); }
@@ -100,6 +104,8 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<GenJob>> queue_;
   bool stop_ = false;
+  std::atomic<bool> stopped_{false};
+  std::mutex shutdown_mu_;  // serializes shutdown() (a signal thread and the destructor may both call it)
   std::atomic<int> active_count_{0};
   std::atomic<uint64_t> steps_{0};
   std::thread worker_;

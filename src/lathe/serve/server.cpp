@@ -1,15 +1,19 @@
 #include "lathe/serve/server.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/sys.h"
 #include "lathe/serve/chat_stops.h"
+#include "lathe/serve/limits.h"
 #include "lathe/serve/server_impl.h"
 
 namespace lathe::serve {
@@ -20,9 +24,54 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+double gib(double bytes) { return bytes / double(1ull << 30); }
+
 }  // namespace
 
+size_t kv_cache_bytes(const ModelConfig& c, int64_t tokens) {
+  return size_t(2) * size_t(c.num_hidden_layers) * size_t(c.kv_dim()) * sizeof(float) * size_t(std::max<int64_t>(tokens, 0));
+}
+
+int serve_context_length(int requested, int max_concurrency, const ModelConfig& c, size_t available_bytes,
+                         std::string* note) {
+  if (note) note->clear();
+  const int model_max = c.max_position_embeddings;
+  if (model_max <= 0) fail("serve", "the model's max_position_embeddings is {}; pass --ctx N", model_max);
+  if (requested < 0) fail("serve", "--ctx must be > 0 (or 0 for the model's max_position_embeddings {}), got {}", model_max, requested);
+  if (requested > model_max)
+    fail("serve", "--ctx {} exceeds the model's max_position_embeddings {}; positions beyond it were never trained",
+         requested, model_max);
+  const int conc = std::max(max_concurrency, 1);
+  const size_t per_token = kv_cache_bytes(c, 1) * size_t(conc);
+  if (requested > 0) {
+    if (available_bytes > 0 && per_token * size_t(requested) > available_bytes)
+      fail("serve", "--ctx {}: the KV caches of --max-concurrency {} requests at that context need {:.2f} GiB, more than "
+           "the {:.2f} GiB of memory available; lower --ctx or --max-concurrency", requested, conc,
+           gib(double(per_token) * requested), gib(double(available_bytes)));
+    return requested;
+  }
+  // By default, leave half of the memory to everything else (activations, the OS, other processes).
+  const size_t budget = available_bytes / 2;
+  int ctx = model_max;
+  if (available_bytes > 0 && per_token * size_t(ctx) > budget) {
+    ctx = int(std::min<size_t>(budget / per_token, size_t(model_max)));
+    if (ctx < 16)
+      fail("serve", "the KV caches of --max-concurrency {} requests do not fit in half of the {:.2f} GiB of memory "
+           "available even at 16 tokens; lower --max-concurrency or pass --ctx", conc, gib(double(available_bytes)));
+    if (note)
+      *note = fmt::format("context lowered to {} tokens (the model allows {}): --max-concurrency {} KV caches of the "
+                          "full length would need {:.2f} GiB, more than half of the {:.2f} GiB available; set --ctx to choose",
+                          ctx, model_max, conc, gib(double(per_token) * model_max), gib(double(available_bytes)));
+  }
+  return ctx;
+}
+
 Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path)) {
+  // Request bodies (up to --max-body-bytes) are read on the HTTP pool's threads. glibc raises its mmap
+  // threshold to the size of the first large block freed, after which such buffers come from
+  // per-thread arenas that keep them: RSS would grow by a body's worth per arena (8 x cores of
+  // them) and stay. A fixed threshold keeps large buffers mmapped, so they go back when freed.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   if (o.served_model_name.empty()) {
     std::filesystem::path p(o.model_path);
     // A directory's name, or a file's name without its extension (model.gguf -> "model").
@@ -34,8 +83,19 @@ Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o
   if (o.log_prompts != "on" && o.log_prompts != "off" && o.log_prompts != "redact")
     fail("serve", "--log-prompts must be on, off or redact, got '{}'", o.log_prompts);
   if (o.log_prompts == "redact") pii.emplace();
+  if (o.max_concurrency < 1) fail("serve", "--max-concurrency must be at least 1, got {}", o.max_concurrency);
+  if (o.queue_size < 0) fail("serve", "--queue-size must be >= 0, got {}", o.queue_size);
+  if (o.prefill_chunk < 1) fail("serve", "--prefill-chunk must be at least 1, got {}", o.prefill_chunk);
+  if (o.max_body_bytes == 0) fail("serve", "--max-body-bytes must be > 0");
+  if (!(o.timeout_s > 0)) fail("serve", "--timeout must be > 0 seconds, got {}", o.timeout_s);
+  if (!(o.header_timeout_s > 0) || o.header_timeout_s > 3600)
+    fail("serve", "--header-timeout must be in (0, 3600] seconds, got {}", o.header_timeout_s);
+  if (o.max_connections_per_client < 0)
+    fail("serve", "--max-connections-per-client must be >= 0 (0 = no cap), got {}", o.max_connections_per_client);
   tok = Tokenizer::load(o.model_path);
-  ctx = o.ctx > 0 ? o.ctx : model.config.max_position_embeddings;
+  std::string ctx_note;
+  ctx = serve_context_length(o.ctx, o.max_concurrency, model.config, available_ram_bytes(), &ctx_note);
+  if (!ctx_note.empty()) std::fprintf(stderr, "lathe serve: %s\n", ctx_note.c_str());
   created = int64_t(std::time(nullptr));
 
   // Chat template: --chat-template, else the model's own, else chatml (what `lathe train` uses for a
@@ -102,11 +162,25 @@ std::optional<std::string> Server::Impl::loggable(const std::string& text) const
 }
 
 void Server::Impl::setup_routes() {
-  http.set_payload_max_length(o.max_body_bytes);
+  http.set_payload_max_length(o.max_body_bytes);  // Content-Length bodies; the guard covers every framing
+  HttpGuardOptions g;
+  g.max_body_bytes = o.max_body_bytes;
+  g.header_timeout_s = o.header_timeout_s;
+  g.max_connections_per_client = o.max_connections_per_client;
+  http.set_guard_options(g);
+  http.set_read_timeout(time_t(kReadIdleTimeoutS));
+  http.set_write_timeout(time_t(kWriteTimeoutS));
+  // The guard's connection loop enforces these; httplib only advertises them (Keep-Alive header).
+  http.set_keep_alive_max_count(size_t(kKeepAliveMaxRequests));
+  http.set_keep_alive_timeout(time_t(kKeepAliveIdleS));
   // Streams write one small event per token; without TCP_NODELAY, Nagle holds each one back until
   // the previous is acknowledged, and delayed ACKs make that ~40 ms.
   http.set_tcp_nodelay(true);
-  int threads = o.http_threads > 0 ? o.http_threads : std::min(o.max_concurrency + o.queue_size + 8, 512);
+  // One thread per open connection: every admitted request (generating or queued) may hold one, one
+  // client may hold up to its connection cap (slow ones for at most the header timeout), and a few
+  // more keep /health and short requests answered meanwhile.
+  int per_client = o.max_connections_per_client > 0 ? o.max_connections_per_client : 32;
+  int threads = o.http_threads > 0 ? o.http_threads : std::min(o.max_concurrency + o.queue_size + per_client + 16, 1024);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
   // Every /v1 route needs the API key when one is set; /health and /metrics stay open for probes.
@@ -118,15 +192,49 @@ void Server::Impl::setup_routes() {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  // Errors httplib produces itself (413 body too large, 404 no route, 400 bad request line) get
-  // OpenAI's shape too.
+  // Errors httplib produces itself (413 body too large, 404 no route, 400 bad request line) and
+  // the caps the connection guard enforced get OpenAI's shape too.
   http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    HttpViolation v = GuardedHttpServer::current_violation();
+    if (v != HttpViolation::None) {
+      res.body.clear();
+      res.set_header("Connection", "close");  // the rest of the request is not read
+    }
     if (!res.body.empty()) return;
-    std::string msg = res.status == 413   ? fmt::format("the request body is too large (limit {} bytes; form-encoded bodies: 8192 bytes, send Content-Type: application/json)", o.max_body_bytes)
-                      : res.status == 404 ? fmt::format("no route {} {}", req.method, req.path)
-                                          : fmt::format("HTTP {}", res.status);
+    std::string msg, code;
+    switch (v) {
+      case HttpViolation::BodyTooLarge:
+        res.status = 413;
+        break;
+      case HttpViolation::HeaderTooLarge:
+        res.status = 431;
+        code = "header_too_large";
+        msg = fmt::format("the request line and headers are too large (limit {} bytes, {} header lines)", kMaxHeaderBytes,
+                          kMaxHeaderCount);
+        break;
+      case HttpViolation::HeaderTimeout:
+      case HttpViolation::BodyTimeout:
+        res.status = 408;
+        code = "request_timeout";
+        msg = v == HttpViolation::HeaderTimeout
+                  ? fmt::format("the request headers did not arrive within {} s", o.header_timeout_s)
+                  : fmt::format("the request body did not arrive within {} s", kBodyTimeoutS);
+        break;
+      case HttpViolation::BadChunk:
+        res.status = 400;
+        code = "bad_chunked_body";
+        msg = fmt::format("malformed chunked body (a chunk-size line over {} bytes or without a hex size)", kMaxChunkLineBytes);
+        break;
+      case HttpViolation::None:
+        break;
+    }
+    if (msg.empty())
+      msg = res.status == 413   ? fmt::format("the request body is too large (limit {} bytes, --max-body-bytes; form-encoded bodies: 8192 bytes, send Content-Type: application/json)", o.max_body_bytes)
+            : res.status == 404 ? fmt::format("no route {} {}", req.method, req.path)
+                                : fmt::format("HTTP {}", res.status);
+    if (res.status == 413) code = "body_too_large";
     std::string type = res.status >= 500 ? "server_error" : "invalid_request_error";
-    res.set_content(error_body(res.status, type, "", "", msg), "application/json");
+    res.set_content(error_body(res.status, type, code, "", msg), "application/json");
   });
   http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string msg = "internal error";
@@ -167,9 +275,7 @@ void Server::Impl::setup_routes() {
     try {
       if (!authorized(req, o.admin_key))
         throw ApiError(401, "invalid_request_error", "invalid_api_key", "", "loading adapters needs the admin key");
-      json body = json::parse(req.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object())
-        throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not a JSON object");
+      json body = parse_json_object(req.body);
       if (!body.contains("name") || !body["name"].is_string()) bad_request("name", "'name' (a string) is required");
       if (!body.contains("path") || !body["path"].is_string()) bad_request("path", "'path' (an adapter directory) is required");
       std::string name = body["name"].get<std::string>();
@@ -201,30 +307,10 @@ void Server::Impl::setup_routes() {
   http.Post("/v1/feedback", [this](const httplib::Request& req, httplib::Response& res) {
     auto t0 = Clock::now();
     try {
-      json body = json::parse(req.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object())
-        throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not a JSON object");
-      FeedbackRecord f;
-      if (!body.contains("completion_id") || !body["completion_id"].is_string())
-        bad_request("completion_id", "'completion_id' (the id a completion returned) is required");
-      f.completion_id = body["completion_id"].get<std::string>();
-      if (!body.contains("rating") || !body["rating"].is_number_integer())
-        bad_request("rating", "'rating' must be an integer: +1/-1 or 1..5");
-      f.rating = body["rating"].get<int>();
-      if (f.rating < -1 || f.rating > 5 || f.rating == 0) bad_request("rating", "'rating' must be +1/-1 or 1..5, got {}", f.rating);
-      for (const char* k : {"correction", "comment"}) {
-        if (!body.contains(k) || body[k].is_null()) continue;
-        if (!body[k].is_string()) bad_request(k, "'{}' must be a string", k);
-        std::string v = body[k].get<std::string>();
-        (std::string(k) == "correction" ? f.correction : f.comment) = pii ? data::redact(v, pii->detect(v)) : v;
-      }
-      if (body.contains("tags") && !body["tags"].is_null()) {
-        if (!body["tags"].is_array()) bad_request("tags", "'tags' must be a list of strings");
-        for (auto& t : body["tags"]) {
-          if (!t.is_string()) bad_request("tags", "'tags' must be a list of strings");
-          f.tags.push_back(t.get<std::string>());
-        }
-      }
+      FeedbackRecord f = parse_feedback_request(req.body);
+      if (pii)
+        for (auto* v : {&f.correction, &f.comment})
+          if (*v) *v = data::redact(**v, pii->detect(**v));
       f.created = int64_t(std::time(nullptr));
       if (!store->has_completion(f.completion_id))
         throw ApiError(404, "invalid_request_error", "completion_not_found", "completion_id",
@@ -263,6 +349,15 @@ void Server::run(const std::function<void(int)>& on_listening) {
   s.http.listen_after_bind();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  Impl& s = *impl_;
+  s.http.begin_shutdown();  // idle connections and requests still arriving end now; new ones are closed
+  s.scheduler->shutdown();  // queued and generating requests are cancelled at their next step
+  // Let the cancelled answers be written (503, or a stream's error event and [DONE]) before httplib
+  // stops: once its listener is closed it cuts streams short without their end.
+  auto until = Clock::now() + std::chrono::milliseconds(int64_t(kStreamDrainS * 1000));
+  while (s.open_generations.load() > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s.http.stop();            // no new connections; run() returns once the open ones end
+}
 
 }  // namespace lathe::serve

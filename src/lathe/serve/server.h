@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "lathe/serve/limits.h"
+
 namespace lathe::serve {
 
 struct ServerOptions {
@@ -27,10 +29,12 @@ struct ServerOptions {
   std::string log_prompts = "on";  // on | off | redact (PII replaced by [EMAIL], [PHONE], ...)
   std::string chat_template;       // built-in name or .jinja file; default: the model's own, else chatml
   double timeout_s = 300;          // per request, queueing included
-  size_t max_body_bytes = 4u << 20;
-  int http_threads = 0;
+  size_t max_body_bytes = 4u << 20;  // every framing, chunked included (413)
+  int http_threads = 0;            // 0: enough for every admitted request, one client's connections and a few
+  int max_connections_per_client = kDefaultMaxConnectionsPerClient;  // open connections per client address (429 beyond; 0 = no cap)
+  double header_timeout_s = kDefaultHeaderTimeoutS;    // a request's line and headers must all arrive within this (408)
   bool batch_decode = true;        // one batched decode step for all generating requests
-  int threads = 0;                 // kernel threads of the generation worker (0 = OpenMP's default)            // 0: enough for every admitted request plus a few
+  int threads = 0;                 // kernel threads of the generation worker (0 = OpenMP's default)
 };
 
 class Server {
@@ -40,7 +44,10 @@ class Server {
   ~Server();
   // Binds and serves until stop() (from another thread or a signal handler thread); on_listening
   // gets the bound port once the socket is listening. Throws lathe::Error when it cannot bind.
+  // Returns once every connection has ended.
   void run(const std::function<void(int port)>& on_listening = {});
+  // Stops accepting, drops requests still arriving, and cancels every queued and generating request
+  // at its next scheduler step (their clients get 503 / an error event), so run() returns promptly.
   void stop();
   const std::string& served_model_name() const;
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <httplib.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "lathe/model/model.h"
 #include "lathe/serve/adapter_registry.h"
 #include "lathe/serve/feedback_store.h"
+#include "lathe/serve/http_guard.h"
 #include "lathe/serve/metrics.h"
 #include "lathe/serve/openai_protocol.h"
 #include "lathe/serve/scheduler.h"
@@ -20,6 +22,15 @@
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace lathe::serve {
+
+// The context length to serve: `requested` (--ctx; 0 = the model's max_position_embeddings) checked
+// to be positive, within max_position_embeddings, and such that `max_concurrency` KV caches of that
+// length fit in `available_bytes` (0 = unknown: not checked). An explicit --ctx that does not fit
+// is an error naming the flag; the default is lowered to what fits in half of it, with `note` saying so.
+int serve_context_length(int requested, int max_concurrency, const ModelConfig& c, size_t available_bytes,
+                         std::string* note);
+// KV cache bytes of one request of `tokens` positions (f32 keys and values, every layer).
+size_t kv_cache_bytes(const ModelConfig& c, int64_t tokens);
 
 struct Server::Impl {
   ServerOptions o;
@@ -30,14 +41,15 @@ struct Server::Impl {
   std::string tmpl_origin;            // "model", "chatml (fallback)", a file, ...
   std::vector<int32_t> stop_ids;      // EOS and end-of-turn tokens
   std::vector<std::string> chat_text_stops;  // end-of-turn markers that are not single tokens
-  int ctx = 0;
+  int ctx = 0;                        // served context length (validated against the model and memory)
   int64_t created = 0;
   std::unique_ptr<AdapterRegistry> adapters;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FeedbackStore> store;
   std::optional<data::PiiDetector> pii;
   Metrics metrics;
-  httplib::Server http;
+  GuardedHttpServer http;
+  std::atomic<int> open_generations{0};  // completion responses not yet fully written (see stop())
 
   explicit Impl(ServerOptions opts);
   void setup_routes();
