@@ -39,9 +39,9 @@ TEST(ServeLimitsUnit, JsonNestingPrescan) {
   // Brackets inside strings, escaped quotes included, do not count.
   EXPECT_FALSE(json_nesting_exceeds(R"({"a":"[[[[[[\"[[[[["})", 1));
   EXPECT_FALSE(json_nesting_exceeds("[][][][][][][]", 1));
-  std::string at_cap = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
-  EXPECT_FALSE(json_nesting_exceeds(at_cap, kMaxJsonDepth));
-  EXPECT_TRUE(json_nesting_exceeds("[" + at_cap + "]", kMaxJsonDepth));
+  std::string at_cap = std::string(kMaxRequestJsonDepth, '[') + std::string(kMaxRequestJsonDepth, ']');
+  EXPECT_FALSE(json_nesting_exceeds(at_cap, kMaxRequestJsonDepth));
+  EXPECT_TRUE(json_nesting_exceeds("[" + at_cap + "]", kMaxRequestJsonDepth));
   EXPECT_EQ(code_of([] { parse_json_object(std::string(100000, '[')); }), "json_too_deep");
   EXPECT_EQ(code_of([] { parse_json_object(std::string(100000, '{')); }), "json_too_deep");
   // Deep but within the cap parses (and is then judged on its fields).

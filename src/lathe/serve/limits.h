@@ -22,7 +22,7 @@ inline constexpr double kLingerS = 1;                 // after refusing a body, 
                                                       // client reads the error instead of a reset
 
 // Request bodies (openai_protocol.cpp). The body itself is capped by --max-body-bytes (413).
-inline constexpr int kMaxJsonDepth = 64;            // nesting of arrays/objects in a request body (400)
+inline constexpr int kMaxRequestJsonDepth = 64;            // nesting of arrays/objects in a request body (400)
 inline constexpr size_t kMaxMessages = 4096;        // chat messages in one request (400, param "messages")
 inline constexpr size_t kMaxStopStrings = 4;        // OpenAI's limit (400, param "stop")
 inline constexpr size_t kMaxStopStringBytes = 512;  // each stop string (400, param "stop")

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "lathe/core/json_io.h"
 #include "lathe/serve/limits.h"
 
 namespace lathe::serve {
@@ -60,28 +61,13 @@ std::string error_body(int status, const std::string& type, const std::string& c
 std::string error_body(const ApiError& e) { return error_body(e.status, e.type, e.code, e.param, e.what()); }
 
 bool json_nesting_exceeds(const std::string& text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return false;
+  return json_depth_exceeded(text, limit) != std::string_view::npos;  // core/json_io's string-aware scan
 }
 
 json parse_json_object(const std::string& text) {
-  if (json_nesting_exceeds(text, kMaxJsonDepth))
+  if (json_nesting_exceeds(text, kMaxRequestJsonDepth))
     throw ApiError(400, "invalid_request_error", "json_too_deep", "",
-                   fmt::format("the request body nests arrays/objects more than {} levels deep", kMaxJsonDepth));
+                   fmt::format("the request body nests arrays/objects more than {} levels deep", kMaxRequestJsonDepth));
   json body = json::parse(text, nullptr, false);
   if (body.is_discarded())
     throw ApiError(400, "invalid_request_error", "invalid_json", "", "the request body is not valid JSON");

@@ -50,7 +50,7 @@ struct CompletionRequest {
 };
 
 // A request body that must be a JSON object. Nesting is checked on the raw text before parsing
-// (kMaxJsonDepth), so a body of 100k '[' is a cheap 400, not a deep parse; malformed JSON, a value
+// (kMaxRequestJsonDepth), so a body of 100k '[' is a cheap 400, not a deep parse; malformed JSON, a value
 // that is not an object, or too deep a body: ApiError(400).
 nlohmann::json parse_json_object(const std::string& body);
 // True when `text` opens more than `limit` arrays/objects at once (brackets inside strings do not count).
