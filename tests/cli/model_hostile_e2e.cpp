@@ -2,6 +2,9 @@
 // model files and lengths exits with a normal error (status 1, not a signal such as SIGFPE or an
 // abort) whose message names the offending key, and huge generation lengths are clamped.
 #include <fstream>
+#include <limits>
+
+#include <nlohmann/json.hpp>
 
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"

@@ -3,6 +3,8 @@
 // pre-tokenizer regexes are errors naming the file they came from.
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "lathe/core/error.h"
 #include "lathe/tokenizer/tokenizer.h"
 #include "test_util.h"

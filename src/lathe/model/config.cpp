@@ -106,6 +106,9 @@ void set_token_id(ModelConfig& c, int ModelConfig::*field, const nlohmann::json&
     for (size_t i = v->size(); i-- > 0;) {  // backwards, so the first entry is what stays
       std::string k = fmt::format("{}[{}]", key, i);
       config_set_int(c, field, json_int((*v)[i], source, k), source, k);
+      // Only the first is kept in ModelConfig, so config_validate cannot see the others: check here.
+      if (c.*field >= c.vocab_size)
+        fail("config", "{}: {} = {} is outside the vocabulary [0, {})", source, k, c.*field, c.vocab_size);
     }
     return;
   }

@@ -126,8 +126,13 @@ Model Model::load_gguf(const std::string& path) {
          shape_to_string(embd_shape));
   config_set_int(c, &ModelConfig::vocab_size, embd_shape[0], path, keys.vocab_size);
   c.tie_word_embeddings = !g.has_tensor("output.weight");
-  config_set_int(c, &ModelConfig::bos_token_id, int_of(keys.bos_token_id, -1), path, keys.bos_token_id);
-  config_set_int(c, &ModelConfig::eos_token_id, int_of(keys.eos_token_id, -1), path, keys.eos_token_id);
+  // llama.cpp writes "no token" (-1) as u32 0xFFFFFFFF.
+  auto token_of = [&](const std::string& k) {
+    int64_t v = int_of(k, -1);
+    return v == 0xFFFFFFFF ? -1 : v;
+  };
+  config_set_int(c, &ModelConfig::bos_token_id, token_of(keys.bos_token_id), path, keys.bos_token_id);
+  config_set_int(c, &ModelConfig::eos_token_id, token_of(keys.eos_token_id), path, keys.eos_token_id);
   config_validate(c, path, keys);
   m.source = path;
   m.format = "gguf";

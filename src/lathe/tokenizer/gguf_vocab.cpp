@@ -105,6 +105,7 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   // 64-bit reads range-checked before narrowing (-1 = none), so a huge id cannot wrap into the vocabulary.
   auto special_id = [&](const char* key) {
     int64_t v = g.get_int(key, -1);
+    if (v == 0xFFFFFFFF) v = -1;  // llama.cpp writes "no token" (-1) as a u32
     if (v < -1 || v > tok::kMaxTokenId) fail("tokenizer", "{}: {} = {} is not a token id", path, key, v);
     return int32_t(v);
   };
