@@ -266,6 +266,8 @@ TEST(ConfigValidateGguf, EveryKeyIsRangeCheckedByName) {
       {"tokenizer.ggml.eos_token_id", gguf_u32(512), "tokenizer.ggml.eos_token_id = 512 is outside the vocabulary"},
       {"llama.attention.head_count", gguf_f32(8), "llama.attention.head_count"},
       {"llama.feed_forward_length", gguf_u64(~0ull), "llama.feed_forward_length"},
+      // A valid but wrong size: the tensor shape is checked against the config before dequantizing.
+      {"llama.embedding_length", gguf_u32(32), "the config expects [512, 32]"},
   };
   for (auto& c : cases) {
     std::string p = gguf_with(dir, c.key, c.v);

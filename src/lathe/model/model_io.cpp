@@ -142,8 +142,8 @@ Model Model::load_gguf(const std::string& path) {
   for_each_tensor(c, m.weights, [&](TensorSlot& s) {
     if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
     const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
+    check_shape(path, s.gguf_name, info.shape(), s.shape);  // before dequantizing: sizes come from the validated config
     Tensor t = g.tensor_f32(s.gguf_name);
-    check_shape(path, s.gguf_name, t.shape, s.shape);
     m.stored.push_back({s.gguf_name, t.shape, std::to_string(info.ggml_type)});
     if (s.rope_permuted && permuted_arch) {
       Tensor hf = Tensor::empty(DType::F32, t.shape);
