@@ -307,6 +307,11 @@ TEST(Gguf, MalformedFilesThrowNamingTheProblem) {
       {"offset_beyond", Raw().header(1, 0).tensor("w", {1}, 0, kHuge).pad().s, "runs past the end"},
       {"dup_tensor", Raw().header(2, 0).tensor("w", {4}, 0, 0).tensor("w", {4}, 0, 32).pad().zeros(64).s,
        "duplicate tensor name"},
+      // Review item 14: tensors sharing bytes used to be accepted (safetensors refuses them).
+      {"overlap", Raw().header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(64).s,
+       "tensors 'a' [0, 64) and 'b' [32, 64) overlap"},
+      {"alias", Raw().header(2, 0).tensor("a", {8}, 0, 0).tensor("b", {8}, 0, 0).pad().zeros(32).s,
+       "tensors 'a' [0, 32) and 'b' [0, 32) overlap"},
       {"tensor_info_truncated", Raw().header(1, 0).str("w").u32(4).u64(4).u64(4).u64(4).s, "tensor 'w': file truncated"},
   };
   // Arrays nested past the depth cap are refused rather than recursed into.
@@ -344,6 +349,9 @@ TEST(Gguf, ValidHandBuiltEdgeCases) {
   GgufFile g = parse_bytes("edge2", r.s);
   EXPECT_EQ(g.version(), 2u);
   EXPECT_EQ(g.tensor_f32("h").f32()[0], 1.5f);
+  // Adjacent tensors, listed out of offset order, do not overlap.
+  GgufFile adj = parse_bytes("edge4", Raw().header(2, 0).tensor("b", {8}, 0, 32).tensor("a", {8}, 0, 0).pad().zeros(64).s);
+  EXPECT_EQ(adj.tensors().size(), 2u);
   // A zero-element tensor is legal.
   GgufFile z = parse_bytes("edge3", Raw().header(1, 0).tensor("z", {0, 5}, 0, 0).s);
   EXPECT_EQ(z.tensor_f32("z").numel(), 0);

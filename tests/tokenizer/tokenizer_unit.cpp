@@ -113,7 +113,8 @@ TEST(Tokenizer, SideConfigsEosListAndChatTemplateList) {
     auto t = Tokenizer::load(own("tiny_bytelevel"));
     end = t->token_to_id("<|im_end|>");
   }
-  json gen = {{"eos_token_id", json::array({end, end + 1000})}};
+  // A second extra id inside the vocabulary (ids outside it are now refused, see tokenizer_validate_unit).
+  json gen = {{"eos_token_id", json::array({end, 5})}};
   lathe::write_file_atomic(dir / "generation_config.json", gen.dump());
   auto tok = Tokenizer::load(dir.path);
   EXPECT_EQ(tok->bos_token(), "<|im_start|>");

@@ -67,9 +67,26 @@ TEST(Dataset, ErrorsNameFileAndLine) {
   EXPECT_NE(err("{\"input_ids\":[1,-100]}\n").find(f + ":1: \"input_ids\"[1] = -100 is not a token id"),
             std::string::npos);
   EXPECT_NE(err("{\"input_ids\":[1,2.5]}\n").find(f + ":1: \"input_ids\"[1] is 2.5"), std::string::npos);
+  // Review item 5: ids are read as 64-bit before the range check (5000000000 was reported as
+  // 705032704), and 2^64-100 is not the ignore index -100.
+  EXPECT_NE(err("{\"input_ids\":[1,5000000000]}\n").find(f + ":1: \"input_ids\"[1] = 5000000000 is not a token id"),
+            std::string::npos);
+  EXPECT_NE(err("{\"input_ids\":[1,2],\"labels\":[1,18446744073709551516]}\n").find("\"labels\"[1] is 18446744073709551516"),
+            std::string::npos);
+  EXPECT_NE(err("{\"input_ids\":[1,2],\"labels\":[1,4294967196]}\n").find("\"labels\"[1] = 4294967196 is not a token id or -100"),
+            std::string::npos);
+  EXPECT_NE(err("{\"input_ids\":[1,1e999]}\n").find(f + ":1: malformed JSON"), std::string::npos);
   EXPECT_NE(err("{\"input_ids\":[]}\n").find(f + ":1: \"input_ids\" is empty"), std::string::npos);
   EXPECT_NE(err("\n\n").find(f + ": no examples"), std::string::npos);
   EXPECT_NE(error_of([&] { TrainDataset::load(dir / "nope.jsonl", 16); }).find("cannot open"), std::string::npos);
+}
+
+// Labels index the logits as much as ids do, so they count toward the id checked against the
+// model's vocabulary (a label of 900 with a 512-token model used to reach the loss unchecked).
+TEST(Dataset, MaxTokenIdCoversLabels) {
+  test::TempDir dir;
+  TrainDataset d = TrainDataset::load(write_jsonl(dir, "{\"input_ids\":[1,2],\"labels\":[-100,900]}\n"), 16);
+  EXPECT_EQ(d.max_token_id(), 900);
 }
 
 std::string numbered(int n) {

@@ -27,7 +27,8 @@ std::function<int()> setup(CLI::App& app) {
   auto* ids = app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
   auto* text = app.add_option("--prompt", o->prompt, "Prompt text (tokenized with the model's tokenizer)");
   ids->excludes(text);
-  app.add_option("--max-new-tokens", o->gp.max_new_tokens, "Tokens to generate")->capture_default_str();
+  app.add_option("--max-new-tokens", o->gp.max_new_tokens,
+                 "Tokens to generate (clamped, with a warning, so prompt + new tokens fit max_position_embeddings)")->capture_default_str();
   app.add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
   app.add_option("--top-k", s.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
   app.add_option("--top-p", s.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
@@ -58,7 +59,14 @@ std::function<int()> setup(CLI::App& app) {
       o->gp.stop_ids = {m.config.eos_token_id};
     lathe::LoadedAdapter ad;
     if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
-    lathe::GenerateResult r = lathe::generate(m, prompt, o->gp, {}, o->adapter.empty() ? nullptr : ad.set());
+    const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();
+    // Clamped to the model's context like llama.cpp's n_ctx, with a warning, instead of sizing a KV
+    // cache from whatever --max-new-tokens says (1e9 used to abort allocating 128 GB).
+    lathe::GenerationBudget budget = lathe::bounded_generation_length(
+        m.config, int64_t(prompt.size()), o->gp.max_new_tokens, set ? set->prefix_len : 0);
+    if (budget.clamped) std::fprintf(stderr, "lathe: warning: %s\n", budget.message.c_str());
+    o->gp.max_new_tokens = budget.max_new_tokens;
+    lathe::GenerateResult r = lathe::generate(m, prompt, o->gp, {}, set);
     if (o->json) {
       std::printf("{\"ids\":[");
       for (size_t i = 0; i < r.ids.size(); i++) std::printf("%s%d", i ? "," : "", r.ids[i]);

@@ -11,6 +11,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_int.h"
 #include "lathe/eval/perplexity.h"
 #include "lathe/model/forward.h"
 #include "lathe/peft/adapter.h"
@@ -24,7 +25,7 @@ struct Opts {
   bool json = false;
 };
 
-std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
+std::vector<std::vector<int32_t>> read_ids_file(const std::string& path, int64_t vocab_size) {
   std::ifstream in(path);
   if (!in) lathe::fail("perplexity", "{}: cannot open", path);
   std::vector<std::vector<int32_t>> seqs;
@@ -40,9 +41,16 @@ std::vector<std::vector<int32_t>> read_ids_file(const std::string& path) {
     if (!j.is_object() || !j.contains("input_ids") || !j["input_ids"].is_array())
       lathe::fail("perplexity", "{}:{}: expected an object with an \"input_ids\" array", path, lineno);
     std::vector<int32_t> ids;
-    for (auto& v : j["input_ids"]) {
-      if (!v.is_number_integer()) lathe::fail("perplexity", "{}:{}: input_ids holds a non-integer: {}", path, lineno, v.dump());
-      ids.push_back(v.get<int32_t>());
+    for (size_t k = 0; k < j["input_ids"].size(); k++) {
+      const auto& v = j["input_ids"][k];
+      int64_t id;
+      // Read as 64-bit and range-checked before narrowing: get<int32_t>() turned 5000000000 into 705032704.
+      if (!lathe::json_to_int64(v, &id))
+        lathe::fail("perplexity", "{}:{}: input_ids[{}] is {}", path, lineno, k, lathe::json_int_problem(v));
+      if (id < 0 || id >= vocab_size)
+        lathe::fail("perplexity", "{}:{}: input_ids[{}] = {} is outside the vocabulary [0, {})", path, lineno, k, id,
+                    vocab_size);
+      ids.push_back(int32_t(id));
     }
     seqs.push_back(std::move(ids));
   }
@@ -72,13 +80,18 @@ std::function<int()> setup(CLI::App& app) {
     const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();
     std::vector<std::vector<int32_t>> seqs;
     if (!o->ids_file.empty()) {
-      seqs = read_ids_file(o->ids_file);
+      seqs = read_ids_file(o->ids_file, m.config.vocab_size);
     } else {  // the whole file is one sequence, tokenized as the model's tokenizer does (BOS if configured)
       auto tok = lathe::Tokenizer::load(o->model);
       seqs.push_back(tok->encode(lathe::read_file(o->text_file), true));
     }
     int ctx = o->context_length > 0 ? o->context_length : m.config.max_position_embeddings;
     if (ctx < 2) lathe::fail("perplexity", "--context-length must be at least 2");
+    // The window sizes the workspace and KV cache, so it is bounded by what the model was trained
+    // on. Refused rather than clamped: a silently shorter window would measure something else.
+    if (ctx > m.config.max_position_embeddings)
+      lathe::fail("perplexity", "--context-length {} is longer than the model's context {} (max_position_embeddings)",
+                  ctx, m.config.max_position_embeddings);
     size_t longest = 0;
     for (auto& s : seqs) longest = std::max(longest, s.size());
     lathe::Forward fwd(m, int(std::min<size_t>(std::max<size_t>(longest, 2), size_t(ctx))), set);

@@ -22,5 +22,9 @@ static size_t read_kb_field(const char* file, const char* field) {
 size_t peak_rss_bytes() { return read_kb_field("/proc/self/status", "VmHWM:"); }
 size_t current_rss_bytes() { return read_kb_field("/proc/self/status", "VmRSS:"); }
 size_t available_ram_bytes() { return read_kb_field("/proc/meminfo", "MemAvailable:"); }
+size_t available_memory_bytes() {
+  size_t ram = available_ram_bytes();
+  return ram ? ram + read_kb_field("/proc/meminfo", "SwapFree:") : 0;
+}
 
 }  // namespace lathe

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_int.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/data/dedup.h"
@@ -162,8 +163,16 @@ std::vector<std::pair<std::string, std::string>> training_prompts(const std::str
         std::vector<int32_t> prompt;
         const auto& ids = rec["input_ids"];
         bool has_labels = rec.contains("labels") && rec["labels"].is_array() && rec["labels"].size() == ids.size();
-        for (size_t i = 0; i < ids.size(); i++)
-          if (!has_labels || rec["labels"][i].get<int64_t>() < 0) prompt.push_back(ids[i].get<int32_t>());
+        for (size_t i = 0; i < ids.size(); i++) {
+          // 64-bit reads, range-checked before narrowing (get<int32_t>() made 5000000000 into 705032704).
+          int64_t id, label = -1;
+          if (!json_to_int64(ids[i], &id) || id < 0 || id >= tok.vocab_size())
+            fail("eval", "\"input_ids\"[{}] = {} is not a token id of this tokenizer (vocabulary {})", i,
+                 ids[i].dump(), tok.vocab_size());
+          if (has_labels && !json_to_int64(rec["labels"][i], &label))
+            fail("eval", "\"labels\"[{}] is {}", i, json_int_problem(rec["labels"][i]));
+          if (!has_labels || label < 0) prompt.push_back(int32_t(id));
+        }
         out.emplace_back(tok.decode(prompt, true), where);
       } else if (shape != RecordShape::Unknown) {
         for (auto& m : record_to_messages(rec, shape))

@@ -3,6 +3,7 @@
 // a huge allocation or a read past the mapping.
 #include "lathe/formats/gguf.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -307,6 +308,23 @@ GgufFile GgufFile::parse(const std::string& name, std::shared_ptr<void> owner, c
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
       fail("gguf", "{}: tensor '{}': data [{}, {}) runs past the end of the tensor data ({} bytes at file offset {})",
            name, printable(t.name), t.offset, t.offset + t.nbytes, data_size, data_off);
+  }
+  // Two tensors sharing bytes would alias: writing one (full fine-tuning of a zero-copy view) or
+  // reading it as another type would silently corrupt the other. The safetensors reader refuses
+  // this too. Empty tensors occupy nothing and may sit anywhere.
+  std::vector<const GgufTensorInfo*> by_offset;
+  by_offset.reserve(f.tensors_.size());
+  for (const auto& t : f.tensors_)
+    if (t.nbytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](const GgufTensorInfo* a, const GgufTensorInfo* b) {
+    return a->offset < b->offset;
+  });
+  for (size_t i = 1; i < by_offset.size(); i++) {
+    const GgufTensorInfo& a = *by_offset[i - 1];
+    const GgufTensorInfo& b = *by_offset[i];
+    if (b.offset < a.offset + a.nbytes)
+      fail("gguf", "{}: tensors '{}' [{}, {}) and '{}' [{}, {}) overlap in the tensor data", name, printable(a.name),
+           a.offset, a.offset + a.nbytes, printable(b.name), b.offset, b.offset + b.nbytes);
   }
   return f;
 }

@@ -2,6 +2,7 @@
 // One struct for all families: the family only decides which optional pieces exist
 // (Qwen2: q/k/v bias; Qwen3: per-head q_norm/k_norm).
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -44,15 +45,68 @@ struct ModelConfig {
   int64_t num_parameters() const;
 };
 
+// Upper caps on what a config file (config.json or GGUF metadata) may declare. Generous: each is
+// several times the largest open model of 2026 (noted after it), so no real model is refused, but a
+// hostile value is rejected by name before any arithmetic or allocation. They also keep every product
+// the code forms (q_dim, kv_dim, tensor sizes in 64-bit) far from overflow.
+inline constexpr int64_t kMaxVocabSize = int64_t(1) << 24;         // 16,777,216 ids (Gemma 3: 262,144)
+inline constexpr int64_t kMaxHiddenSize = int64_t(1) << 16;        // 65,536 (Llama 3.1 405B: 16,384)
+inline constexpr int64_t kMaxIntermediateSize = int64_t(1) << 19;  // 524,288 (Llama 3.1 405B: 53,248)
+inline constexpr int64_t kMaxLayers = 1024;                        // (Llama 3.1 405B: 126)
+inline constexpr int64_t kMaxHeads = 1024;                         // attention and kv heads (405B: 128)
+inline constexpr int64_t kMaxHeadDim = 1024;                       // (Gemma 2: 256)
+inline constexpr int64_t kMaxProjectionDim = int64_t(1) << 17;     // heads x head_dim (405B: 16,384)
+inline constexpr int64_t kMaxContextLength = int64_t(1) << 24;     // 16,777,216 positions (Llama 4 Scout: 10M)
+
+// Names of the config fields as the source file spells them, so validation errors point at the
+// key the user must fix (HF config.json names by default; config_keys_gguf for GGUF metadata).
+struct ConfigKeys {
+  std::string vocab_size = "vocab_size";
+  std::string hidden_size = "hidden_size";
+  std::string intermediate_size = "intermediate_size";
+  std::string num_hidden_layers = "num_hidden_layers";
+  std::string num_attention_heads = "num_attention_heads";
+  std::string num_key_value_heads = "num_key_value_heads";
+  std::string head_dim = "head_dim";
+  std::string rms_norm_eps = "rms_norm_eps";
+  std::string rope_theta = "rope_theta";
+  std::string max_position_embeddings = "max_position_embeddings";
+  std::string bos_token_id = "bos_token_id";
+  std::string eos_token_id = "eos_token_id";
+  std::string rope_factor = "rope_scaling.factor";
+  std::string rope_low_freq_factor = "rope_scaling.low_freq_factor";
+  std::string rope_high_freq_factor = "rope_scaling.high_freq_factor";
+  std::string rope_original_max_position_embeddings = "rope_scaling.original_max_position_embeddings";
+};
+ConfigKeys config_keys_gguf(const std::string& arch);  // "llama.embedding_length", ...
+
 const char* arch_hf_name(Arch a);  // "LlamaForCausalLM", ...
 const char* arch_short_name(Arch a);  // "llama", ...
 bool arch_from_short_name(const std::string& s, Arch* out);
 
 // Parses config.json. `source` names the file in errors. Throws "[config] ..." for unknown
-// architectures or missing / inconsistent fields.
+// architectures or missing / inconsistent fields. Integers are read as 64-bit and range-checked
+// before they are narrowed; a float where an integer is needed is an error naming the key.
 ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& source);
 nlohmann::json config_to_hf_json(const ModelConfig& c);
-// Checks invariants (heads divide, head_dim even, ...); throws "[config] source: ...".
-void config_validate(const ModelConfig& c, const std::string& source);
+
+// Stores an integer read from a file into the int field `field` of `c` after checking it against
+// that field's range (1..cap for sizes, -1..cap for bos/eos ids): the only way parsers narrow a
+// 64-bit file value, so 4294967360 can never become 64. Throws "[config] source: key ...".
+void config_set_int(ModelConfig& c, int ModelConfig::*field, int64_t value, const std::string& source,
+                    const std::string& key);
+
+// The one validation step every model config passes (config.json, GGUF metadata, init-model)
+// before anything divides by a head count or allocates a tensor: every integer within its range
+// and cap, heads divisible by kv heads, head_dim even, heads x head_dim within kMaxProjectionDim,
+// rms_norm_eps and rope_theta finite and positive, context positive, bos/eos ids inside the
+// vocabulary, rope scaling factors sane, and the f32 weights (num_parameters() x 4, computed with
+// overflow checks) within the memory this machine has available. Errors name `source` and the
+// offending key as spelled in `keys`. Throws "[config] source: ...".
+void config_validate(const ModelConfig& c, const std::string& source, const ConfigKeys& keys = {});
+
+// Bytes of the model's weights held as f32 (what lathe computes in), with overflow checks; throws
+// naming `source` when the product does not fit in 64 bits.
+uint64_t config_weight_bytes_f32(const ModelConfig& c, const std::string& source);
 
 }  // namespace lathe

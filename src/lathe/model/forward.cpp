@@ -4,11 +4,22 @@
 #include <cstring>
 
 #include "lathe/core/error.h"
+#include "lathe/core/sys.h"
 #include "lathe/kernels/cpu/cpu.h"
 
 namespace lathe {
 
 KVCache KVCache::create(const ModelConfig& c, int capacity) {
+  // Callers bound `capacity` by the context (bounded_generation_length), but the cache is the one
+  // allocation that grows with a user-chosen length, so its size is checked here too, before any
+  // tensor exists: a clear error instead of std::bad_alloc or the OOM killer.
+  if (capacity < 0 || capacity > kMaxContextLength + kMaxContextLength)
+    fail("model", "KV cache of {} positions is outside [0, {}]", capacity, 2 * kMaxContextLength);
+  const uint64_t bytes = 2ull * uint64_t(c.num_hidden_layers) * uint64_t(capacity) * uint64_t(c.kv_dim()) * sizeof(float);
+  const uint64_t avail = available_memory_bytes();
+  if (avail > 0 && bytes > avail)
+    fail("model", "a KV cache for {} positions needs {:.1f} MiB but only {:.1f} MiB of memory is available; "
+         "ask for fewer tokens", capacity, double(bytes) / 1048576.0, double(avail) / 1048576.0);
   KVCache kv;
   kv.capacity = capacity;
   for (int l = 0; l < c.num_hidden_layers; l++) {

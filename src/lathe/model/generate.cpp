@@ -7,11 +7,35 @@
 
 namespace lathe {
 
+GenerationBudget bounded_generation_length(const ModelConfig& c, int64_t prompt_tokens, int64_t requested,
+                                           int64_t reserved) {
+  if (requested < 0) fail("generate", "max_new_tokens must be >= 0, got {}", requested);
+  GenerationBudget b;
+  const int64_t context = int64_t(c.max_position_embeddings) - std::max<int64_t>(reserved, 0);
+  b.context = int(std::max<int64_t>(context, 0));
+  const int64_t room = context - prompt_tokens;
+  if (room < 0 || (room == 0 && requested > 0))
+    fail("generate", "the prompt has {} tokens{}, which leaves no room in the model's context of {} "
+         "(max_position_embeddings); shorten the prompt", prompt_tokens,
+         reserved > 0 ? fmt::format(" (+{} prefix positions)", reserved) : "", c.max_position_embeddings);
+  b.max_new_tokens = int(std::min(requested, room));
+  if (requested > room) {
+    b.clamped = true;
+    b.message = fmt::format("max_new_tokens {} clamped to {}: the prompt has {} tokens and the model's context "
+                            "(max_position_embeddings) is {}", requested, room, prompt_tokens, c.max_position_embeddings);
+  }
+  return b;
+}
+
 GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<bool(int32_t)>& on_token, const AdapterSet* adapters) {
   if (prompt.empty()) fail("generate", "the prompt is empty (give at least one token, e.g. BOS)");
   const int V = m.config.vocab_size;
-  const int capacity = int(prompt.size()) + std::max(p.max_new_tokens, 0);
+  // The KV cache is sized from the bounded length, never from the raw request.
+  const int max_new = bounded_generation_length(m.config, int64_t(prompt.size()), std::max(p.max_new_tokens, 0),
+                                                adapters ? adapters->prefix_len : 0)
+                          .max_new_tokens;
+  const int capacity = int(prompt.size()) + max_new;
   KVCache cache = KVCache::create_for(m.config, capacity, adapters);
   Forward fwd(m, int(prompt.size()), adapters);
   Sampler sampler(p.sampling);
@@ -28,7 +52,7 @@ GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, cons
   auto t1 = clock::now();
   r.prefill_s = std::chrono::duration<double>(t1 - t0).count();
 
-  for (int i = 0; i < p.max_new_tokens; i++) {
+  for (int i = 0; i < max_new; i++) {
     int32_t next = sampler.sample(logits.data(), V, history);
     r.ids.push_back(next);
     history.push_back(next);
@@ -41,7 +65,7 @@ GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, cons
       r.finish_reason = "stop";
       break;
     }
-    if (i + 1 == p.max_new_tokens) break;
+    if (i + 1 == max_new) break;
     h = fwd.hidden(&next, 1, &cache);
     fwd.logits(h, 1, logits.data());
   }

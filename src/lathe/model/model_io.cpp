@@ -2,6 +2,7 @@
 // weights.cpp is the only place that knows HF and GGUF tensor names.
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -81,35 +82,58 @@ Model Model::load_gguf(const std::string& path) {
   } else {
     fail("model", "{}: unsupported GGUF architecture '{}' (supported: llama, qwen2, qwen3)", path, arch);
   }
+  // Every integer is read as int64 and goes through config_set_int (range check naming the GGUF key,
+  // then narrowing) before anything uses it; head_count is checked before head_dim's default
+  // divides by it. config_validate then does the cross-field and memory checks, also naming keys.
+  const ConfigKeys keys = config_keys_gguf(arch);
   auto key = [&](const char* k) { return arch + "." + k; };
-  auto need = [&](const char* k) {
-    if (!g.has(key(k))) fail("model", "{}: missing GGUF key '{}'", path, key(k));
-    return g.get(key(k)).as_int();
+  auto int_of = [&](const std::string& k, std::optional<int64_t> def) -> int64_t {
+    if (!g.has(k)) {
+      if (!def) fail("model", "{}: missing GGUF key '{}'", path, k);
+      return *def;
+    }
+    return g.get_int(k, 0);  // throws naming the key for a non-integer or a u64 above INT64_MAX
   };
-  c.hidden_size = int(need("embedding_length"));
-  c.intermediate_size = int(need("feed_forward_length"));
-  c.num_hidden_layers = int(need("block_count"));
-  c.num_attention_heads = int(need("attention.head_count"));
-  c.num_key_value_heads = int(g.get_int(key("attention.head_count_kv"), c.num_attention_heads));
-  c.head_dim = int(g.get_int(key("attention.key_length"), c.hidden_size / c.num_attention_heads));
-  c.rms_norm_eps = float(g.get_float(key("attention.layer_norm_rms_epsilon"), 1e-5));
-  c.rope_theta = float(g.get_float(key("rope.freq_base"), 10000.0));
-  c.max_position_embeddings = int(g.get_int(key("context_length"), 2048));
+  auto float_of = [&](const std::string& k, double def) { return g.get_float(k, def); };
+  config_set_int(c, &ModelConfig::hidden_size, int_of(keys.hidden_size, std::nullopt), path, keys.hidden_size);
+  config_set_int(c, &ModelConfig::intermediate_size, int_of(keys.intermediate_size, std::nullopt), path,
+                 keys.intermediate_size);
+  config_set_int(c, &ModelConfig::num_hidden_layers, int_of(keys.num_hidden_layers, std::nullopt), path,
+                 keys.num_hidden_layers);
+  config_set_int(c, &ModelConfig::num_attention_heads, int_of(keys.num_attention_heads, std::nullopt), path,
+                 keys.num_attention_heads);
+  config_set_int(c, &ModelConfig::num_key_value_heads, int_of(keys.num_key_value_heads, c.num_attention_heads), path,
+                 keys.num_key_value_heads);
+  config_set_int(c, &ModelConfig::head_dim, int_of(keys.head_dim, c.hidden_size / c.num_attention_heads), path,
+                 keys.head_dim);
+  config_set_int(c, &ModelConfig::max_position_embeddings, int_of(keys.max_position_embeddings, 2048), path,
+                 keys.max_position_embeddings);
+  c.rms_norm_eps = float(float_of(keys.rms_norm_eps, 1e-5));
+  c.rope_theta = float(float_of(keys.rope_theta, 10000.0));
   c.attention_bias = c.arch == Arch::Qwen2;
   c.qk_norm = c.arch == Arch::Qwen3;
   std::string scaling = g.get_string(key("rope.scaling.type"), "none");
   if (scaling == "linear") {
     c.rope_scaling.type = RopeScaling::Linear;
-    c.rope_scaling.factor = float(g.get_float(key("rope.scaling.factor"), 1.0));
+    c.rope_scaling.factor = float(float_of(keys.rope_factor, 1.0));
   } else if (scaling != "none") {
     fail("model", "{}: unsupported rope scaling '{}' in GGUF", path, scaling);
   }
   if (!g.has_tensor("token_embd.weight")) fail("model", "{}: missing tensor 'token_embd.weight'", path);
-  c.vocab_size = int(g.tensor_info("token_embd.weight").shape()[0]);
+  const std::vector<int64_t> embd_shape = g.tensor_info("token_embd.weight").shape();
+  if (embd_shape.size() != 2)
+    fail("model", "{}: tensor 'token_embd.weight' has shape {}, expected [vocab, hidden]", path,
+         shape_to_string(embd_shape));
+  config_set_int(c, &ModelConfig::vocab_size, embd_shape[0], path, keys.vocab_size);
   c.tie_word_embeddings = !g.has_tensor("output.weight");
-  c.bos_token_id = int(g.get_int("tokenizer.ggml.bos_token_id", -1));
-  c.eos_token_id = int(g.get_int("tokenizer.ggml.eos_token_id", -1));
-  config_validate(c, path);
+  // llama.cpp writes "no token" (-1) as u32 0xFFFFFFFF.
+  auto token_of = [&](const std::string& k) {
+    int64_t v = int_of(k, -1);
+    return v == 0xFFFFFFFF ? -1 : v;
+  };
+  config_set_int(c, &ModelConfig::bos_token_id, token_of(keys.bos_token_id), path, keys.bos_token_id);
+  config_set_int(c, &ModelConfig::eos_token_id, token_of(keys.eos_token_id), path, keys.eos_token_id);
+  config_validate(c, path, keys);
   m.source = path;
   m.format = "gguf";
   // llama.cpp's converter permutes q/k rows only for the llama architecture (interleaved RoPE);
@@ -118,8 +142,8 @@ Model Model::load_gguf(const std::string& path) {
   for_each_tensor(c, m.weights, [&](TensorSlot& s) {
     if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
     const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
+    check_shape(path, s.gguf_name, info.shape(), s.shape);  // before dequantizing: sizes come from the validated config
     Tensor t = g.tensor_f32(s.gguf_name);
-    check_shape(path, s.gguf_name, t.shape, s.shape);
     m.stored.push_back({s.gguf_name, t.shape, std::to_string(info.ggml_type)});
     if (s.rope_permuted && permuted_arch) {
       Tensor hf = Tensor::empty(DType::F32, t.shape);

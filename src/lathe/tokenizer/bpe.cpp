@@ -9,6 +9,7 @@
 #include <queue>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_int.h"
 #include "lathe/tokenizer/pipeline.h"
 
 namespace lathe::tok {
@@ -287,11 +288,22 @@ std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& orig
   if (type != "BPE") fail("tokenizer", "{}: model.type '{}' is not supported (BPE only)", origin, type);
   const json& v = j.at("vocab");
   if (!v.is_object()) fail("tokenizer", "{}: model.vocab must be an object", origin);
+  if (v.empty()) fail("tokenizer", "{}: model.vocab is empty", origin);
   std::vector<std::string> vocab;
+  std::vector<bool> taken;  // ids seen, so a second token claiming one is reported, not silently kept
   for (auto it = v.begin(); it != v.end(); ++it) {
-    int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > 4'000'000) fail("tokenizer", "{}: model.vocab['{}']: id {} out of range", origin, it.key(), id);
-    if (size_t(id) >= vocab.size()) vocab.resize(size_t(id) + 1);
+    int64_t id;
+    if (!json_to_int64(it.value(), &id))
+      fail("tokenizer", "{}: model.vocab['{}']: id is {}", origin, it.key(), json_int_problem(it.value()));
+    if (id < 0 || id > kMaxTokenId)
+      fail("tokenizer", "{}: model.vocab['{}']: id {} is outside [0, {}]", origin, it.key(), id, kMaxTokenId);
+    if (size_t(id) >= vocab.size()) {
+      vocab.resize(size_t(id) + 1);
+      taken.resize(size_t(id) + 1);
+    }
+    if (taken[size_t(id)])
+      fail("tokenizer", "{}: model.vocab: id {} is used by both '{}' and '{}'", origin, id, vocab[size_t(id)], it.key());
+    taken[size_t(id)] = true;
     vocab[size_t(id)] = it.key();
   }
   std::vector<std::pair<std::string, std::string>> merges;

@@ -102,10 +102,17 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
 
   auto t = TokenizerLoader::make();
   tok::Pipeline& p = TokenizerLoader::pipeline(*t);
-  int32_t bos = int32_t(g.get_int("tokenizer.ggml.bos_token_id", -1));
-  int32_t eos = int32_t(g.get_int("tokenizer.ggml.eos_token_id", -1));
-  int32_t unk = int32_t(g.get_int("tokenizer.ggml.unknown_token_id", -1));
-  int32_t pad = int32_t(g.get_int("tokenizer.ggml.padding_token_id", -1));
+  // 64-bit reads range-checked before narrowing (-1 = none), so a huge id cannot wrap into the vocabulary.
+  auto special_id = [&](const char* key) {
+    int64_t v = g.get_int(key, -1);
+    if (v == 0xFFFFFFFF) v = -1;  // llama.cpp writes "no token" (-1) as a u32
+    if (v < -1 || v > tok::kMaxTokenId) fail("tokenizer", "{}: {} = {} is not a token id", path, key, v);
+    return int32_t(v);
+  };
+  int32_t bos = special_id("tokenizer.ggml.bos_token_id");
+  int32_t eos = special_id("tokenizer.ggml.eos_token_id");
+  int32_t unk = special_id("tokenizer.ggml.unknown_token_id");
+  int32_t pad = special_id("tokenizer.ggml.padding_token_id");
 
   if (model == "gpt2") {
     std::string pre = g.get_string("tokenizer.ggml.pre", "default");
@@ -142,8 +149,9 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   p.has_post_processor = true;
   TokenizerLoader::set_special(*t, bos, eos, pad, unk);
   TokenizerLoader::set_chat_template(*t, g.get_string("tokenizer.chat_template", ""));
-  if (g.has("tokenizer.ggml.eot_token_id"))
-    TokenizerLoader::add_eos_ids(*t, {int32_t(g.get_int("tokenizer.ggml.eot_token_id", -1))});
+  if (g.has("tokenizer.ggml.eot_token_id") && special_id("tokenizer.ggml.eot_token_id") >= 0)
+    TokenizerLoader::add_eos_ids(*t, {special_id("tokenizer.ggml.eot_token_id")});
+  validate_tokenizer(*t, path);
   return t;
 }
 

@@ -1,10 +1,13 @@
 // Loading: tokenizer.json (+ tokenizer_config.json and generation_config.json beside it), model
 // directories, and GGUF files (gguf_vocab.cpp builds the pipeline from the GGUF vocabulary).
+#include <algorithm>
 #include <filesystem>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_int.h"
 #include "lathe/tokenizer/loader_internal.h"
 #include "lathe/tokenizer/pipeline.h"
 #include "lathe/tokenizer/tokenizer.h"
@@ -16,6 +19,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A token id from tokenizer JSON: 64-bit read, floats and huge values refused, then range-checked
+// before narrowing (get<int32_t>() turned 5000000000 into 705032704). `what` names the field.
+int32_t token_id(const json& v, const std::string& origin, const std::string& what) {
+  int64_t id;
+  if (!json_to_int64(v, &id)) fail("tokenizer", "{}: {}: id is {}", origin, what, json_int_problem(v));
+  if (id < 0 || id > tok::kMaxTokenId)
+    fail("tokenizer", "{}: {}: id {} is outside [0, {}]", origin, what, id, tok::kMaxTokenId);
+  return int32_t(id);
+}
+
 // Post-processor -> ids added before/after a single sequence.
 void parse_post_processor(tok::Pipeline& p, const json& j, const std::string& origin) {
   if (j.is_null()) return;
@@ -24,7 +37,12 @@ void parse_post_processor(tok::Pipeline& p, const json& j, const std::string& or
     p.has_post_processor = true;
     std::map<std::string, std::vector<int32_t>> specials;
     if (j.contains("special_tokens"))
-      for (auto& [k, v] : j["special_tokens"].items()) specials[k] = v.at("ids").get<std::vector<int32_t>>();
+      for (auto& [k, v] : j["special_tokens"].items()) {
+        const json& ids = v.at("ids");
+        if (!ids.is_array()) fail("tokenizer", "{}: post_processor.special_tokens['{}'].ids must be a list", origin, k);
+        for (size_t i = 0; i < ids.size(); i++)
+          specials[k].push_back(token_id(ids[i], origin, fmt::format("post_processor.special_tokens['{}'].ids[{}]", k, i)));
+      }
     bool after = false;
     for (auto& item : j.at("single")) {
       if (item.contains("Sequence")) {
@@ -40,8 +58,8 @@ void parse_post_processor(tok::Pipeline& p, const json& j, const std::string& or
     }
   } else if (type == "BertProcessing" || type == "RobertaProcessing") {
     p.has_post_processor = true;
-    p.prefix_ids.push_back(j.at("cls").at(1).get<int32_t>());
-    p.suffix_ids.push_back(j.at("sep").at(1).get<int32_t>());
+    p.prefix_ids.push_back(token_id(j.at("cls").at(1), origin, "post_processor.cls"));
+    p.suffix_ids.push_back(token_id(j.at("sep").at(1), origin, "post_processor.sep"));
   } else if (type == "Sequence") {
     for (auto& item : j.at("processors")) parse_post_processor(p, item, origin);
   } else if (type == "ByteLevel") {
@@ -58,6 +76,40 @@ std::string token_string(const json& j) {
 }
 
 }  // namespace
+
+// The one validation step of a loaded tokenizer (tokenizer.json, plus the side configs that add
+// special ids): a non-empty vocabulary within kMaxTokenId, no id claimed by two different added
+// tokens or by an added token and a different model.vocab entry, and every special / post-processor
+// / eos id inside the vocabulary. Duplicate ids inside model.vocab and invalid pre-tokenizer regexes
+// are caught where they are parsed (bpe.cpp, make_pre_tokenizer), with the same file in the error.
+void validate_tokenizer(const Tokenizer& t, const std::string& origin) {
+  const tok::Pipeline& p = t.pipeline();
+  if (!p.model) fail("tokenizer", "{}: no tokenizer model", origin);
+  const auto& vocab = p.model->vocab;
+  if (std::none_of(vocab.begin(), vocab.end(), [](const std::string& s) { return !s.empty(); }))
+    fail("tokenizer", "{}: the vocabulary is empty", origin);
+  if (int64_t(p.vocab_size) - 1 > tok::kMaxTokenId)
+    fail("tokenizer", "{}: vocabulary of {} ids is larger than the supported {}", origin, p.vocab_size, tok::kMaxTokenId + 1);
+  std::unordered_map<int32_t, const std::string*> added_ids;
+  for (const auto& a : p.added) {
+    auto [it, fresh] = added_ids.emplace(a.id, &a.content);
+    if (!fresh && *it->second != a.content)
+      fail("tokenizer", "{}: added_tokens: id {} is used by both '{}' and '{}'", origin, a.id, *it->second, a.content);
+    if (size_t(a.id) < vocab.size() && !vocab[size_t(a.id)].empty() && vocab[size_t(a.id)] != a.content)
+      fail("tokenizer", "{}: added_tokens: id {} is '{}' but model.vocab has '{}' at that id", origin, a.id, a.content,
+           vocab[size_t(a.id)]);
+  }
+  auto in_vocab = [&](int32_t id, const char* what) {
+    if (id >= p.vocab_size)
+      fail("tokenizer", "{}: {} id {} is outside the vocabulary [0, {})", origin, what, id, p.vocab_size);
+  };
+  for (int32_t id : p.prefix_ids) in_vocab(id, "post-processor prefix");
+  for (int32_t id : p.suffix_ids) in_vocab(id, "post-processor suffix");
+  in_vocab(t.bos_id(), "bos");
+  in_vocab(t.pad_id(), "pad");
+  in_vocab(t.unk_id(), "unk");
+  for (int32_t id : t.eos_ids()) in_vocab(id, "eos");
+}
 
 std::unique_ptr<Tokenizer> TokenizerLoader::make() { return std::unique_ptr<Tokenizer>(new Tokenizer()); }
 
@@ -89,15 +141,13 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
       for (auto& a : j["added_tokens"]) {
         tok::AddedToken at;
-        at.id = a.at("id").get<int32_t>();
         at.content = a.at("content").get<std::string>();
+        at.id = token_id(a.at("id"), origin, fmt::format("added_tokens '{}'", at.content));
         at.special = a.value("special", false);
         at.lstrip = a.value("lstrip", false);
         at.rstrip = a.value("rstrip", false);
         at.normalized = a.value("normalized", !at.special);
         at.single_word = a.value("single_word", false);
-        if (at.id < 0 || at.id > 4'000'000)
-          fail("tokenizer", "{}: added_tokens: id {} out of range for '{}'", origin, at.id, at.content);
         p.added.push_back(std::move(at));
       }
     }
@@ -109,6 +159,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
   for (auto& a : p.added) p.vocab_size = std::max(p.vocab_size, a.id + 1);
   std::string unk = j["model"].value("unk_token", json()).is_string() ? j["model"]["unk_token"].get<std::string>() : "";
   if (!unk.empty()) t->unk_id_ = t->token_to_id(unk);
+  validate_tokenizer(*t, origin);
   return t;
 }
 
@@ -157,14 +208,17 @@ static void apply_side_configs(Tokenizer& t, const std::string& dir) {
     std::vector<int32_t> ids;
     if (g.contains("eos_token_id")) {
       const json& e = g["eos_token_id"];
-      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
-      else if (e.is_array())
-        for (auto& x : e)
-          if (x.is_number_integer()) ids.push_back(x.get<int32_t>());
+      if (e.is_array()) {
+        for (size_t i = 0; i < e.size(); i++) ids.push_back(token_id(e[i], gen_path, fmt::format("eos_token_id[{}]", i)));
+      } else if (!e.is_null()) {
+        ids.push_back(token_id(e, gen_path, "eos_token_id"));
+      }
     }
     TokenizerLoader::add_eos_ids(t, ids);
-    if (t.bos_id() < 0 && g.contains("bos_token_id") && g["bos_token_id"].is_number_integer())
-      TokenizerLoader::set_special(t, g["bos_token_id"].get<int32_t>(), t.eos_id(), t.pad_id(), t.unk_id());
+    if (t.bos_id() < 0 && g.contains("bos_token_id") && !g["bos_token_id"].is_null())
+      TokenizerLoader::set_special(t, token_id(g["bos_token_id"], gen_path, "bos_token_id"), t.eos_id(), t.pad_id(),
+                                   t.unk_id());
+    validate_tokenizer(t, gen_path);  // its ids must exist in the vocabulary
   }
 }
 

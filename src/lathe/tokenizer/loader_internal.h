@@ -17,6 +17,10 @@ struct TokenizerLoader {
   static tok::Pipeline& pipeline(Tokenizer& t);
 };
 
+// Checks a loaded tokenizer (empty vocabulary, ids beyond kMaxTokenId, conflicting added-token ids,
+// special and post-processor ids outside the vocabulary); errors name `origin` (the file).
+void validate_tokenizer(const Tokenizer& t, const std::string& origin);
+
 // tokenizer.ggml.model gpt2 (byte-level BPE over merges) or llama (SentencePiece scores).
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
 // A SentencePiece model proto (tokenizer.model, BPE type), built like a GGUF 'llama' vocabulary.

@@ -107,6 +107,11 @@ struct BpeOptions {
   std::string unk_token, continuing_subword_prefix, end_of_word_suffix;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
 };
+// Largest token id a tokenizer file may use (model.vocab, added_tokens, post-processor and special
+// ids). Real vocabularies stop near 262k; the cap keeps a hostile id from sizing the id -> token
+// table (it is resized to the largest id).
+inline constexpr int64_t kMaxTokenId = 4'000'000;
+
 // vocab: id -> token (gaps allowed as empty strings); merges: pairs of token strings in rank order.
 std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
                                 const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,

@@ -217,7 +217,15 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
     const json& pat = j.at("pattern");
     SplitBehavior b = parse_behavior(j.value("behavior", json("Isolated")), origin);
     bool invert = j.value("invert", false);
-    if (pat.contains("Regex")) return std::make_unique<RegexSplit>(pat["Regex"].get<std::string>(), true, b, invert);
+    if (pat.contains("Regex")) {
+      try {
+        return std::make_unique<RegexSplit>(pat["Regex"].get<std::string>(), true, b, invert);
+      } catch (const Error& e) {  // Regex knows the pattern, not the file it came from
+        std::string why = e.what();
+        if (why.rfind("[tokenizer] ", 0) == 0) why.erase(0, 12);
+        fail("tokenizer", "{}: pre_tokenizer Split: {}", origin, why);
+      }
+    }
     if (pat.contains("String"))
       return std::make_unique<RegexSplit>(pat["String"].get<std::string>(), false, b, invert);
     fail("tokenizer", "{}: pre_tokenizer Split: pattern needs String or Regex", origin);

@@ -8,6 +8,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_int.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 using nlohmann::json;
@@ -189,8 +190,8 @@ std::vector<int32_t> token_list(const json& v, const char* field, bool allow_ign
   std::vector<int32_t> out;
   out.reserve(v.size());
   for (size_t k = 0; k < v.size(); k++) {
-    if (!v[k].is_number_integer()) fail("record", "\"{}\"[{}] is {}, not an integer", field, k, v[k].dump());
-    int64_t t = v[k].get<int64_t>();
+    int64_t t;  // 64-bit, floats and values above INT64_MAX refused, before the range check narrows
+    if (!json_to_int64(v[k], &t)) fail("record", "\"{}\"[{}] is {}", field, k, json_int_problem(v[k]));
     if (!(t >= 0 && t <= INT32_MAX) && !(allow_ignore && t == kIgnore))
       fail("record", "\"{}\"[{}] = {} is not a token id{}", field, k, t, allow_ignore ? " or -100" : "");
     out.push_back(int32_t(t));

@@ -124,6 +124,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path) {
   if (valid(bos) >= 0) p.prefix_ids = {valid(bos)};  // Llama 2 tokenizers add BOS
   p.has_post_processor = true;
   TokenizerLoader::set_special(*t, valid(bos), valid(eos), valid(pad), unk32);
+  validate_tokenizer(*t, path);
   return t;
 }
 

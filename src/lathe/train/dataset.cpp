@@ -5,6 +5,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_int.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/token_shard.h"
@@ -24,9 +25,10 @@ std::vector<int32_t> int_array(const json& v, const char* field, const std::stri
   out.reserve(v.size());
   for (size_t k = 0; k < v.size(); k++) {
     const json& x = v[k];
-    if (!x.is_number_integer())
-      fail("dataset", "{}: \"{}\"[{}] is {}, not an integer", where, field, k, x.dump());
-    const int64_t t = x.get<int64_t>();
+    // 64-bit read that refuses floats and unsigned values above INT64_MAX (get<int64_t>() turned
+    // 2^64-100 into the ignore index -100), then the range check, then narrowing.
+    int64_t t;
+    if (!json_to_int64(x, &t)) fail("dataset", "{}: \"{}\"[{}] is {}", where, field, k, json_int_problem(x));
     if (!(t >= 0 && t <= INT32_MAX) && !(allow_ignore && t == kIgnoreIndex))
       fail("dataset", "{}: \"{}\"[{}] = {} is not a token id{}", where, field, k, t, allow_ignore ? " or -100" : "");
     out.push_back(int32_t(t));
@@ -54,6 +56,7 @@ void TrainDataset::add_sequence(std::vector<int32_t> ids, std::vector<int32_t> l
     truncated_++;
   }
   for (int32_t t : ids) max_id_ = std::max(max_id_, t);
+  for (int32_t t : labels) max_id_ = std::max(max_id_, t);  // labels index the logits too (-100 never wins)
   ids_.insert(ids_.end(), ids.begin(), ids.end());
   labels_.insert(labels_.end(), labels.begin(), labels.end());
   offsets_.push_back(ids_.size());
