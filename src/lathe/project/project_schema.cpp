@@ -42,7 +42,7 @@ Spec strs(std::string k, std::vector<std::string> choices = {}) { return {std::m
 Spec integer(std::string k, double lo, double hi = INT_MAX) { return {std::move(k), Ty::Int, lo, hi, false, {}, {}, {}}; }
 Spec num(std::string k, double lo, double hi = INFINITY, bool lo_open = false) { return {std::move(k), Ty::Num, lo, hi, lo_open, {}, {}, {}}; }
 Spec boolean(std::string k) { return {std::move(k), Ty::Bool, -INFINITY, INFINITY, false, {}, {}, {}}; }
-Spec map(std::string k, std::vector<Spec> sub) { return {std::move(k), Ty::Map, -INFINITY, INFINITY, false, {}, std::move(sub), {}}; }
+Spec mapping(std::string k, std::vector<Spec> sub) { return {std::move(k), Ty::Map, -INFINITY, INFINITY, false, {}, std::move(sub), {}}; }
 Spec delegated(std::string k, Check c) { return {std::move(k), Ty::Map, -INFINITY, INFINITY, false, {}, {}, std::move(c)}; }
 
 struct Ctx {
@@ -299,15 +299,15 @@ void check_eval(const Ctx& c, const YAML::Node& n, const std::string& path) {
 
 const std::vector<Spec>& sections() {
   static const std::vector<Spec> s = {
-      map("project", {str("name"), str("output_dir")}),
-      map("goal", {str("task"), str("users"), str("domain"),
-                   map("gates", {num("min_pass_rate", 0, 1), num("max_forgetting", 0)})}),
-      map("base_model",
+      mapping("project", {str("name"), str("output_dir")}),
+      mapping("goal", {str("task"), str("users"), str("domain"),
+                   mapping("gates", {num("min_pass_rate", 0, 1), num("max_forgetting", 0)})}),
+      mapping("base_model",
           {str("path"),
-           map("build",
-               {map("tokenizer", {strs("inputs"), integer("vocab_size", 257), integer("min_frequency", 1),
+           mapping("build",
+               {mapping("tokenizer", {strs("inputs"), integer("vocab_size", 257), integer("min_frequency", 1),
                                   str("special_tokens"), str("chat_template")}),
-                map("model", {str("arch", {"llama", "mistral", "qwen2", "qwen3"}), integer("hidden_size", 1),
+                mapping("model", {str("arch", {"llama", "mistral", "qwen2", "qwen3"}), integer("hidden_size", 1),
                               integer("intermediate_size", 1), integer("num_hidden_layers", 1),
                               integer("num_attention_heads", 1), integer("num_key_value_heads", 1),
                               integer("head_dim", 1), integer("vocab_size", 1), integer("max_position_embeddings", 1),
@@ -319,9 +319,9 @@ const std::vector<Spec>& sections() {
       delegated("data", check_data),
       delegated("train", [](const Ctx& c, const YAML::Node& n, const std::string& p) { check_train(c, n, p, false); }),
       delegated("eval", check_eval),
-      map("export", {strs("formats", {"peft", "merged", "gguf", "gguf-lora"}), str("gguf_type", {"f32", "f16", "q8_0"}),
+      mapping("export", {strs("formats", {"peft", "merged", "gguf", "gguf-lora"}), str("gguf_type", {"f32", "f16", "q8_0"}),
                      str("name")}),
-      map("serve", {str("host"), integer("port", 0, 65535), str("api_key_file"), str("served_model_name"),
+      mapping("serve", {str("host"), integer("port", 0, 65535), str("api_key_file"), str("served_model_name"),
                     integer("max_concurrency", 1), integer("queue_size", 0), integer("ctx", 0),
                     integer("prefill_chunk", 1), str("data_dir"), str("log_prompts", {"on", "off", "redact"}),
                     str("chat_template"), boolean("batch_decode"), num("timeout", 0, INFINITY, true),

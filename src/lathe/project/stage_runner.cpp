@@ -304,7 +304,7 @@ int Runner::prepare_data(ordered_json data, const std::string& name, const std::
     obj.erase(key);
     for (const auto& x : v.is_array() ? v : ordered_json::array({v})) {
       a.push_back(flag);
-      a.push_back(rel(cfg.resolve(x.get<std::string>())));
+      a.push_back(rel(cfg.resolve(x.is_string() ? x.get<std::string>() : x.dump())));
     }
   };
   take(data, "inputs", "--input");
