@@ -1,6 +1,8 @@
 #include "lathe/project/project_config.h"
 
+#include <cmath>
 #include <filesystem>
+#include <stdexcept>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -24,13 +26,14 @@ ordered_json scalar_to_json(const YAML::Node& n) {
     size_t used = 0;
     long long v = std::stoll(s, &used, 10);
     if (used == s.size()) return v;
-  } catch (...) {
+  } catch (const std::logic_error&) {  // not an integer, or beyond 64 bits: maybe a float
   }
   try {
     size_t used = 0;
     double v = std::stod(s, &used);
-    if (used == s.size()) return v;
-  } catch (...) {
+    // "inf" and "nan" are strings in YAML 1.2 (its infinity is ".inf"), and JSON has no such numbers.
+    if (used == s.size() && std::isfinite(v)) return v;
+  } catch (const std::logic_error&) {  // not a number, or out of double range: a string
   }
   return s;
 }
