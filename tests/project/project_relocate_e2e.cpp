@@ -14,7 +14,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <yaml-cpp/yaml.h>
+
 #include "lathe/core/file_io.h"
+#include "lathe/project/scaffold.h"
 #include "project/project_test_util.h"
 #include "test_util.h"
 
@@ -83,6 +86,39 @@ TEST(ProjectRelocate, PrepareWritesTheSameBytesAnywhereAndMovingKeepsFingerprint
   ASSERT_EQ(run_lathe("run --threads 1 --until prepare --config " + pc, &out, true), 0) << out;
   EXPECT_EQ(stages_with(out, "running"), "") << out;
   EXPECT_EQ(stages_with(out, "unchanged"), "prepare") << out;
+}
+
+// The bundled example with its base model made tiny: base (tokenizer, init, pre-training) and
+// prepare, in two directories, give the same bytes.
+TEST(ProjectRelocate, ExamplePrepareIsTheSameInTwoDirectories) {
+  lathe::test::TempDir a, b;
+  std::string out;
+  std::map<std::string, std::string> data[2];
+  int i = 0;
+  for (const std::string& dir : {a / "acme", b / "x/y/acme"}) {
+    const std::string file = lathe::project::init_project(dir, "acme-policy-qa");
+    YAML::Node p = YAML::LoadFile(file);
+    YAML::Node m = p["base_model"]["build"]["model"];
+    p["base_model"]["build"]["tokenizer"]["vocab_size"] = 300;
+    m["hidden_size"] = 16;
+    m["intermediate_size"] = 32;
+    m["num_hidden_layers"] = 1;
+    m["num_attention_heads"] = 2;
+    m["num_key_value_heads"] = 1;
+    p["base_model"]["build"]["train"].remove("num_train_epochs");
+    p["base_model"]["build"]["train"]["max_steps"] = 2;
+    YAML::Emitter e;
+    e << p;
+    lathe::write_file_atomic(file, std::string(e.c_str()) + "\n");
+    ASSERT_EQ(run_lathe("run --threads 1 --until prepare --config " + file, &out, true), 0) << out;
+    EXPECT_EQ(stages_with(out, "running"), "base,prepare") << out;
+    data[i++] = files_under(dir + "/out/data");
+  }
+  ASSERT_GT(data[0].size(), 2u);
+  for (const auto& [name, bytes] : data[0]) {
+    ASSERT_TRUE(data[1].count(name)) << name;
+    EXPECT_TRUE(bytes == data[1].at(name)) << name << " differs between the two project directories";
+  }
 }
 
 TEST(ProjectRelocate, KilledStageIsNotRecordedAsDone) {
