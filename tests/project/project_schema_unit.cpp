@@ -76,6 +76,21 @@ TEST(ProjectYamlStrict, ValidQuotedScalarsStillLoad) {
   EXPECT_EQ(c.root["goal"]["task"].Scalar(), "flow map");
 }
 
+TEST(ProjectYamlStrict, AliasBombsAndDeepNestingAreRefused) {
+  // Ten levels of ten aliases: 10^10 values from a dozen lines.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 10; i++) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; k++) bomb += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  EXPECT_ERROR("goal:\n  task: x\n  domain:\n" + bomb, "more than 100000 values");
+  std::string deep = "goal:\n  task: ";
+  for (int i = 0; i < 100; i++) deep += "[";
+  for (int i = 0; i < 100; i++) deep += "]";
+  EXPECT_ERROR(project(deep + "\n"), "nested deeper than 64 levels");
+}
+
 TEST(ProjectYamlStrict, CliStopsBeforeAnyStage) {
   lathe::test::TempDir dir;
   lathe::write_file_atomic(dir / "project.yaml",

@@ -1,5 +1,7 @@
 #include "lathe/project/yaml_strict.h"
 
+#include <set>
+
 #include "lathe/core/error.h"
 
 namespace lathe::project {
@@ -9,6 +11,8 @@ namespace {
 struct Checker {
   const std::string& text;
   const std::string& file;
+  size_t visited = 0;
+  std::set<std::pair<long, int>> checked;  // (position, indent): an aliased scalar is scanned once
 
   // 1-based line and column of byte `pos`, for messages about a position inside a scalar.
   std::pair<int, int> line_col(size_t pos) const {
@@ -27,7 +31,8 @@ struct Checker {
   // The quoted scalar opening at `start` (a ' or "): every line it continues onto must be indented
   // more than `indent` (YAML 1.2 §7.3: flow scalar lines in block context at indentation n), or be
   // empty; it must be closed before the end of the text. `is_key`: an implicit key fits on one line.
-  void check_quoted(size_t start, int indent, bool is_key) const {
+  void check_quoted(size_t start, int indent, bool is_key) {
+    if (!checked.insert({long(start), is_key ? -2 : indent}).second) return;
     const char q = text[start];
     size_t i = start + 1;
     while (i < text.size()) {
@@ -75,8 +80,14 @@ struct Checker {
   }
 
   // `indent`: the column of the block key or sequence entry the node is the value of (-1 at the top).
-  void walk(const YAML::Node& n, int indent, int depth) const {
-    if (depth > kMaxDepth) fail("project", "{}:{}: nested deeper than {} levels", file, n.Mark().line + 1, kMaxDepth);
+  void walk(const YAML::Node& n, int indent, int depth) {
+    if (depth > kMaxProjectYamlDepth)
+      fail("project", "{}:{}: nested deeper than {} levels", file, n.Mark().line + 1, kMaxProjectYamlDepth);
+    // Aliases share nodes, so a few lines of anchors can stand for billions of values ("billion
+    // laughs"); everything after this walk (schema, JSON copy, hashing) would visit them all.
+    if (++visited > kMaxProjectYamlNodes)
+      fail("project", "{}: more than {} values (counting each use of an alias); a project file states settings",
+           file, kMaxProjectYamlNodes);
     if (n.IsScalar()) {
       if (quoted_at(n)) check_quoted(size_t(n.Mark().pos), indent, false);
       return;
@@ -93,14 +104,13 @@ struct Checker {
       }
     }
   }
-
-  static constexpr int kMaxDepth = 64;
 };
 
 }  // namespace
 
 void check_yaml_strict(const std::string& text, const YAML::Node& root, const std::string& file) {
-  Checker{text, file}.walk(root, -1, 0);
+  Checker c{text, file};
+  c.walk(root, -1, 0);
 }
 
 }  // namespace lathe::project

@@ -10,6 +10,10 @@
 
 namespace lathe::project {
 
+// Also bounds the tree: at most this deep, and at most this many nodes with aliases expanded.
+constexpr int kMaxProjectYamlDepth = 64;
+constexpr size_t kMaxProjectYamlNodes = 100000;
+
 // `root` must come from YAML::Load(text); `file` names the source in messages.
 void check_yaml_strict(const std::string& text, const YAML::Node& root, const std::string& file);
 
