@@ -89,6 +89,8 @@ TEST(ProjectYamlStrict, AliasBombsAndDeepNestingAreRefused) {
   for (int i = 0; i < 100; i++) deep += "[";
   for (int i = 0; i < 100; i++) deep += "]";
   EXPECT_ERROR(project(deep + "\n"), "nested deeper than 64 levels");
+  // JSON (the run registry, fingerprints) holds only valid UTF-8.
+  EXPECT_ERROR(project("goal:\n  task: a\xed\xa0\x80" "b\n"), "project.yaml:2:9: not valid UTF-8");
 }
 
 TEST(ProjectYamlStrict, CliStopsBeforeAnyStage) {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "lathe/core/error.h"
+#include "lathe/data/collect.h"
 
 namespace lathe::project {
 
@@ -73,6 +74,14 @@ struct Checker {
     fail("project", "{}:{}:{}: unterminated quoted string (no closing {} before the end of the file)", file, l, c, q);
   }
 
+  // Values end up in JSON (the run registry, fingerprints), which holds only valid UTF-8; yaml-cpp
+  // passes raw bytes of plain and quoted scalars through unchecked.
+  void check_utf8(const YAML::Node& n) const {
+    if (!lathe::data::valid_utf8(n.Scalar()))
+      fail("project", "{}:{}:{}: not valid UTF-8 text", file, n.Mark().line + 1,
+           n.Mark().column + 1);
+  }
+
   bool quoted_at(const YAML::Node& n) const {
     if (!n.IsScalar() || n.Tag() != "!") return false;  // yaml-cpp tags non-plain scalars "!"
     const auto pos = n.Mark().pos;
@@ -90,6 +99,7 @@ struct Checker {
            file, kMaxProjectYamlNodes);
     if (n.IsScalar()) {
       if (quoted_at(n)) check_quoted(size_t(n.Mark().pos), indent, false);
+      check_utf8(n);
       return;
     }
     const bool flow = n.Style() == YAML::EmitterStyle::Flow;
@@ -99,7 +109,7 @@ struct Checker {
       for (auto it = n.begin(); it != n.end(); ++it) {
         const int key_col = it->first.Mark().column;
         if (quoted_at(it->first)) check_quoted(size_t(it->first.Mark().pos), key_col, true);
-        else walk(it->first, flow ? indent : key_col, depth + 1);
+        walk(it->first, flow ? indent : key_col, depth + 1);
         walk(it->second, flow ? indent : key_col, depth + 1);
       }
     }
@@ -109,7 +119,7 @@ struct Checker {
 }  // namespace
 
 void check_yaml_strict(const std::string& text, const YAML::Node& root, const std::string& file) {
-  Checker c{text, file};
+  Checker c{text, file, 0, {}};
   c.walk(root, -1, 0);
 }
 
