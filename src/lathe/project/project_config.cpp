@@ -119,12 +119,11 @@ ProjectConfig parse_project(const std::string& text, const std::string& path, co
   // yaml-cpp reads some invalid YAML (an unclosed quote swallowing the next keys) as valid.
   check_yaml_strict(text, c.root, path);
   validate_project_schema(c);
-  c.name = c.has("project") && c.root["project"]["name"] ? c.root["project"]["name"].Scalar()
-                                                          : fs::path(c.dir).filename().string();
-  c.output_dir = c.resolve(c.has("project") && c.root["project"]["output_dir"] ? c.root["project"]["output_dir"].Scalar()
-                                                                                : "out");
-  if (c.has("goal") && c.root["goal"]["gates"]) {
-    const YAML::Node g = c.root["goal"]["gates"];
+  const YAML::Node& r = c.root;  // const lookups: operator[] on a non-const node inserts the key
+  c.name = c.has("project") && r["project"]["name"] ? r["project"]["name"].Scalar() : fs::path(c.dir).filename().string();
+  c.output_dir = c.resolve(c.has("project") && r["project"]["output_dir"] ? r["project"]["output_dir"].Scalar() : "out");
+  if (c.has("goal") && r["goal"]["gates"]) {
+    const YAML::Node g = r["goal"]["gates"];
     if (g["min_pass_rate"]) c.gates.min_pass_rate = yaml_to_json(g["min_pass_rate"]).get<double>();
     if (g["max_forgetting"]) c.gates.max_forgetting = yaml_to_json(g["max_forgetting"]).get<double>();
   }

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <regex>
+#include <cctype>
 
 #include "lathe/core/error.h"
 #include "lathe/data/pipeline.h"
@@ -163,20 +163,33 @@ void validate_map(const Ctx& c, const YAML::Node& n, const std::string& path, co
       size_t j = rest.find('.', i + 1);
       if (j == std::string::npos) j = rest.size();
       const std::string k = rest.substr(i + 1, j - i - 1);
-      if (!at.IsMap() || !at[k]) break;
-      at = at[k];
+      // Const lookups and reset(): operator[] on a non-const node inserts, and Node::operator= would
+      // overwrite the section in the tree instead of moving `at` to its child.
+      const YAML::Node& cur = at;
+      if (!cur.IsMap() || !cur[k]) break;
+      at.reset(cur[k]);
       at_path += "." + k;
       i = j;
     }
     if (colon != std::string::npos) msg = msg.substr(colon + 2 <= msg.size() ? colon + 2 : msg.size());
   }
-  static const std::regex unknown("unknown key '([^']*)'(?:.*(?:expected one of|allowed): ([^)]*)\\))?");
-  std::smatch m;
-  if (std::regex_search(msg, m, unknown) && at.IsMap()) {
+  // Plain string search, not std::regex: libstdc++'s regex recurses per character and a long key
+  // in the file would overflow the stack.
+  const std::string uk = "unknown key '";
+  const size_t u = msg.find(uk), e = u == std::string::npos ? u : msg.find('\'', u + uk.size());
+  if (e != std::string::npos && at.IsMap()) {
+    const std::string key = msg.substr(u + uk.size(), e - u - uk.size());
+    std::string list;
+    for (const std::string intro : {"expected one of: ", "allowed: "}) {
+      const size_t l = msg.find(intro, e);
+      if (l == std::string::npos) continue;
+      const size_t close = msg.find(')', l);
+      list = msg.substr(l + intro.size(), close == std::string::npos ? std::string::npos : close - l - intro.size());
+      break;
+    }
     for (auto it = at.begin(); it != at.end(); ++it)
-      if (it->first.IsScalar() && it->first.Scalar() == m[1].str()) {
+      if (it->first.IsScalar() && it->first.Scalar() == key) {
         std::vector<std::string> known;
-        std::string list = m[2].str();
         for (size_t p = 0; !list.empty() && p != std::string::npos;) {
           size_t q = list.find(", ", p);
           known.push_back(list.substr(p, q == std::string::npos ? std::string::npos : q - p));
@@ -251,13 +264,12 @@ void check_train(const Ctx& c, const YAML::Node& n, const std::string& path, boo
   try {
     validate_train_options(train_options_from_json(opts));
   } catch (const lathe::Error& e) {
-    const std::string msg = e.what();
-    static const std::regex flag("--([a-z0-9-]+): (.*)");
-    std::smatch m;
-    if (std::regex_search(msg, m, flag)) {
-      std::string k = m[1].str();
+    const std::string msg = e.what();  // "[train] --learning-rate: must be > 0 (got -1)"
+    const size_t d = msg.find("] --"), colon = d == std::string::npos ? d : msg.find(": ", d);
+    if (colon != std::string::npos) {
+      std::string k = msg.substr(d + 4, colon - d - 4);
       std::replace(k.begin(), k.end(), '-', '_');
-      fail("project", "{}: {}.{}: {}", c.at(n[k] ? n[k] : n), path, k, m[2].str());
+      fail("project", "{}: {}.{}: {}", c.at(n[k] ? n[k] : n), path, k, msg.substr(colon + 2));
     }
     fail("project", "{}: {}: {}", c.at(n), path, msg);
   }
@@ -292,7 +304,12 @@ void check_eval(const Ctx& c, const YAML::Node& n, const std::string& path) {
   } catch (const lathe::Error& e) {
     std::string msg = e.what();
     // The eval layer counts lines in the re-emitted section; the section's own line is the one to show.
-    msg = std::regex_replace(msg, std::regex("^\\[eval\\] " + path + ":[0-9]+"), path);
+    const std::string pre = "[eval] " + path + ":";
+    if (msg.rfind(pre, 0) == 0) {
+      size_t i = pre.size();
+      while (i < msg.size() && std::isdigit((unsigned char)msg[i])) i++;
+      msg = path + msg.substr(i);
+    }
     map_back(c, n, path, msg);
   }
 }
