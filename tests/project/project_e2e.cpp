@@ -97,7 +97,7 @@ TEST(Project, TemplateLoadsAndErrorsNameTheLine) {
     lathe::project::load_project(dir / "bad.yaml");
     FAIL() << "expected an error";
   } catch (const lathe::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.yaml:5: unknown section 'trian'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.yaml:5:1: unknown section 'trian' (did you mean 'train'?"), std::string::npos) << e.what();
   }
   lathe::write_file_atomic(dir / "gate.yaml", "goal:\n  gates:\n    min_pass_rate: high\nbase_model:\n  path: m\ntrain: {}\n");
   EXPECT_THROW(lathe::project::load_project(dir / "gate.yaml"), lathe::Error);

@@ -26,8 +26,26 @@ std::string lower_ext(const std::string& path) {
   return e.empty() ? e : e.substr(1);
 }
 
+// A record's id names its source position, with the file as the path relative to the working
+// directory when it lies under it (lathe run runs stages in the project directory): the same project
+// copied elsewhere keeps its ids, and so its train/validation split.
 std::string record_id(const Source& s, size_t chunk) {
-  std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", s.file, s.line, s.page, s.item, chunk);
+  static const fs::path cwd = [] {
+    std::error_code ec;
+    fs::path p = fs::current_path(ec);
+    return ec ? fs::path() : p.lexically_normal();
+  }();
+  // Every line of a file asks for the same path: the last answer is kept per thread.
+  thread_local std::string last_in, last_out;
+  if (s.file != last_in || last_out.empty()) {
+    last_in = s.file;
+    last_out = s.file;
+    if (!cwd.empty() && fs::path(s.file).is_absolute()) {
+      const fs::path rel = fs::path(s.file).lexically_normal().lexically_relative(cwd);
+      if (!rel.empty() && *rel.begin() != "..") last_out = rel.string();
+    }
+  }
+  std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", last_out, s.line, s.page, s.item, chunk);
   return hex64(XXH3_64bits(key.data(), key.size()));
 }
 

@@ -89,9 +89,16 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
   return out;
 }
 
-std::string hash_paths(const std::vector<std::string>& paths) {
+std::string relative_to(const std::string& path, const std::string& base) {
+  if (base.empty() || !fs::path(path).is_absolute()) return path;
+  const fs::path rel = fs::path(path).lexically_normal().lexically_relative(fs::path(base).lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") return path;
+  return rel.string();
+}
+
+std::string hash_paths(const std::vector<std::string>& paths, const std::string& base) {
   std::string acc;
-  for (const std::string& p : paths) acc += p + "\t" + hash_path(p) + "\n";
+  for (const std::string& p : paths) acc += relative_to(p, base) + "\t" + hash_path(p) + "\n";
   return hash_bytes(acc);
 }
 

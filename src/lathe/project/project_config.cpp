@@ -1,9 +1,13 @@
 #include "lathe/project/project_config.h"
 
+#include <cmath>
 #include <filesystem>
-#include <set>
+#include <stdexcept>
 
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/project/project_schema.h"
+#include "lathe/project/yaml_strict.h"
 
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
@@ -11,8 +15,6 @@ using nlohmann::ordered_json;
 namespace lathe::project {
 
 namespace {
-
-const std::set<std::string> kSections = {"project", "goal", "base_model", "data", "train", "eval", "export", "serve"};
 
 ordered_json scalar_to_json(const YAML::Node& n) {
   const std::string& s = n.Scalar();
@@ -24,13 +26,14 @@ ordered_json scalar_to_json(const YAML::Node& n) {
     size_t used = 0;
     long long v = std::stoll(s, &used, 10);
     if (used == s.size()) return v;
-  } catch (...) {
+  } catch (const std::logic_error&) {  // not an integer, or beyond 64 bits: maybe a float
   }
   try {
     size_t used = 0;
     double v = std::stod(s, &used);
-    if (used == s.size()) return v;
-  } catch (...) {
+    // "inf" and "nan" are strings in YAML 1.2 (its infinity is ".inf"), and JSON has no such numbers.
+    if (used == s.size() && std::isfinite(v)) return v;
+  } catch (const std::logic_error&) {  // not a number, or out of double range: a string
   }
   return s;
 }
@@ -87,72 +90,43 @@ std::string ProjectConfig::resolve(const std::string& p) const {
 }
 
 std::string ProjectConfig::where(const YAML::Node& n) const {
-  return fmt::format("{}:{}", path, n.Mark().line >= 0 ? n.Mark().line + 1 : 0);
+  return fmt::format("{}:{}:{}", path, n.Mark().line >= 0 ? n.Mark().line + 1 : 0, n.Mark().column >= 0 ? n.Mark().column + 1 : 0);
 }
-
-namespace {
-
-double gate_value(const ProjectConfig& c, const YAML::Node& gates, const char* key) {
-  if (!gates[key]) return -1;
-  try {
-    double v = gates[key].as<double>();
-    if (v < 0) fail("project", "{}: goal.gates.{} must be >= 0", c.where(gates[key]), key);
-    return v;
-  } catch (const YAML::Exception&) {
-    fail("project", "{}: goal.gates.{} must be a number", c.where(gates[key]), key);
-  }
-}
-
-void require_map(const ProjectConfig& c, const char* name) {
-  if (c.has(name) && !c.root[name].IsMap()) fail("project", "{}: section '{}' must be a mapping", c.where(c.root[name]), name);
-}
-
-}  // namespace
 
 ProjectConfig load_project(const std::string& path) {
+  const std::string dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    fail("project", "{}: cannot read the project file (create one with `lathe init DIR`)", path);
+  if (fs::file_size(path, ec) > kMaxProjectFileBytes)
+    fail("project", "{}: larger than {} bytes; a project file states settings, data belongs in files it names", path,
+         kMaxProjectFileBytes);
+  return parse_project(read_file(path), path, dir);
+}
+
+ProjectConfig parse_project(const std::string& text, const std::string& path, const std::string& dir) {
   ProjectConfig c;
   c.path = path;
-  c.dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
+  c.dir = dir;
+  if (text.size() > kMaxProjectFileBytes)
+    fail("project", "{}: larger than {} bytes; a project file states settings, data belongs in files it names", path,
+         kMaxProjectFileBytes);
   try {
-    c.root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    fail("project", "{}: cannot read the project file (create one with `lathe init DIR`)", path);
+    c.root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    fail("project", "{}:{}: invalid YAML: {}", path, e.mark.line + 1, e.msg);
+    fail("project", "{}:{}:{}: invalid YAML: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
-  if (!c.root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", path);
-  for (auto it = c.root.begin(); it != c.root.end(); ++it) {
-    const std::string key = it->first.Scalar();
-    if (!kSections.count(key))
-      fail("project", "{}: unknown section '{}' (expected one of: project, goal, base_model, data, train, eval, "
-                      "export, serve)", c.where(it->first), key);
+  // yaml-cpp reads some invalid YAML (an unclosed quote swallowing the next keys) as valid.
+  check_yaml_strict(text, c.root, path);
+  validate_project_schema(c);
+  const YAML::Node& r = c.root;  // const lookups: operator[] on a non-const node inserts the key
+  c.name = c.has("project") && r["project"]["name"] ? r["project"]["name"].Scalar() : fs::path(c.dir).filename().string();
+  c.output_dir = c.resolve(c.has("project") && r["project"]["output_dir"] ? r["project"]["output_dir"].Scalar() : "out");
+  if (c.has("goal") && r["goal"]["gates"]) {
+    const YAML::Node g = r["goal"]["gates"];
+    if (g["min_pass_rate"]) c.gates.min_pass_rate = yaml_to_json(g["min_pass_rate"]).get<double>();
+    if (g["max_forgetting"]) c.gates.max_forgetting = yaml_to_json(g["max_forgetting"]).get<double>();
   }
-  for (const char* s : {"project", "goal", "base_model", "data", "train", "eval", "export", "serve"}) require_map(c, s);
-  c.name = c.has("project") && c.root["project"]["name"] ? c.root["project"]["name"].as<std::string>()
-                                                          : fs::path(c.dir).filename().string();
-  std::string out = c.has("project") && c.root["project"]["output_dir"] ? c.root["project"]["output_dir"].as<std::string>()
-                                                                          : "out";
-  c.output_dir = c.resolve(out);
-  if (c.has("goal") && c.root["goal"]["gates"]) {
-    YAML::Node g = c.root["goal"]["gates"];
-    if (!g.IsMap()) fail("project", "{}: goal.gates must be a mapping", c.where(g));
-    for (auto it = g.begin(); it != g.end(); ++it) {
-      const std::string k = it->first.Scalar();
-      if (k != "min_pass_rate" && k != "max_forgetting")
-        fail("project", "{}: unknown gate '{}' (min_pass_rate, max_forgetting)", c.where(it->first), k);
-    }
-    c.gates.min_pass_rate = gate_value(c, g, "min_pass_rate");
-    c.gates.max_forgetting = gate_value(c, g, "max_forgetting");
-  }
-  if (!c.has("base_model")) fail("project", "{}: section 'base_model' is required (path: or build:)", path);
-  YAML::Node b = c.root["base_model"];
-  if (!b["path"] && !b["build"]) fail("project", "{}: base_model needs 'path' (an HF directory or .gguf) or 'build'", c.where(b));
-  for (auto it = b.begin(); it != b.end(); ++it) {
-    const std::string k = it->first.Scalar();
-    if (k != "path" && k != "build")
-      fail("project", "{}: unknown key base_model.{} (path, build)", c.where(it->first), k);
-  }
-  if (!c.has("train")) fail("project", "{}: section 'train' is required", path);
   c.json = yaml_to_json(c.root);
   return c;
 }

@@ -29,12 +29,18 @@ struct ProjectConfig {
   YAML::Node section(const char* name) const { return root[name]; }
   nlohmann::ordered_json section_json(const char* name) const;  // null when absent
   std::string resolve(const std::string& p) const;              // relative to dir
-  std::string where(const YAML::Node& n) const;                 // "project.yaml:LINE"
+  std::string where(const YAML::Node& n) const;                 // "project.yaml:LINE:COL"
 };
 
-// Reads and validates the top level (known sections, types of goal/gates/base_model/export); the
-// stage sections are checked by their commands. Throws "[project] FILE:LINE: ..." naming the key.
+// A project file is settings, not data: larger files are refused before parsing.
+constexpr size_t kMaxProjectFileBytes = 1 << 20;
+
+// Reads the file, rejects what YAML 1.2 rejects but yaml-cpp accepts (yaml_strict.h), and validates
+// every key of every section against the schema (project_schema.h) before anything runs. Throws
+// "[project] FILE:LINE:COL: section.key: ..." naming the key.
 ProjectConfig load_project(const std::string& path);
+// The same from text already read; `path` names it in messages, `dir` is the project directory.
+ProjectConfig parse_project(const std::string& text, const std::string& path, const std::string& dir);
 
 // YAML → JSON, keeping map order; scalars become numbers/bools where YAML 1.2 core would read them.
 nlohmann::ordered_json yaml_to_json(const YAML::Node& n);

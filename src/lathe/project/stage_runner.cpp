@@ -58,6 +58,14 @@ namespace {
 
 using Args = std::vector<std::string>;
 
+const char* section_of(Stage s) {
+  switch (s) {
+    case Stage::Base: return "base_model";
+    case Stage::Prepare: return "data";
+    default: return stage_name(s);
+  }
+}
+
 std::string flag_of(const std::string& key) {
   std::string f = "--" + key;
   for (char& ch : f)
@@ -150,6 +158,11 @@ struct Runner {
   std::string state_path() const { return p.state_dir + "/state.json"; }
   void save_state() { write_file_atomic(state_path(), state.dump(2) + "\n"); }
 
+  // Paths handed to stages are relative to the project directory (their working directory), so
+  // nothing a stage writes — record ids, manifests, resolved configs — depends on where the
+  // project lives.
+  std::string rel(const std::string& path) const { return relative_to(path, cfg.dir); }
+
   Args lathe(std::initializer_list<std::string> a) const {
     Args v{exe};
     v.insert(v.end(), a);
@@ -195,7 +208,7 @@ struct Runner {
         parts["base"] = base_hash();
         break;
     }
-    parts["inputs"] = hash_paths(inputs);
+    parts["inputs"] = hash_paths(inputs, cfg.dir);
     return hash_bytes(parts.dump());
   }
 
@@ -203,7 +216,7 @@ struct Runner {
     if (!cfg.has("eval")) return "";
     std::vector<std::string> in;
     collect_paths(cfg, cfg.section_json("eval"), in);
-    return hash_paths(in);
+    return hash_paths(in, cfg.dir);
   }
 
   bool outputs_exist(Stage s) const {
@@ -217,6 +230,7 @@ struct Runner {
     return false;
   }
 
+  int prepare_data(ordered_json data, const std::string& name, const std::string& model, const std::string& output);
   int run_base();
   int run_prepare();
   int run_train();
@@ -228,7 +242,7 @@ int Runner::run_base() {
   YAML::Node b = cfg.root["base_model"]["build"];
   const std::string tok_dir = p.base_dir + "/tokenizer", init_dir = p.base_dir + "/init";
   // 1. A byte-level BPE tokenizer trained on the project's own text.
-  Args tok = lathe({"tokenizer", "train", "--output", tok_dir});
+  Args tok = lathe({"tokenizer", "train", "--output", rel(tok_dir)});
   ordered_json tj = yaml_to_json(b["tokenizer"]);
   if (!tj.is_object()) fail("project", "{}: base_model.build.tokenizer must be a mapping", cfg.where(b));
   for (auto it = tj.begin(); it != tj.end(); ++it) {
@@ -237,7 +251,7 @@ int Runner::run_base() {
       for (const auto& x : it.value()) files.push_back(cfg.resolve(x.get<std::string>()));
       for (const std::string& f : expand_inputs(files)) {
         tok.push_back("--input");
-        tok.push_back(f);
+        tok.push_back(rel(f));
       }
     } else {
       tok.push_back(flag_of(it.key()));
@@ -246,7 +260,7 @@ int Runner::run_base() {
   }
   if (int rc = spawn(tok, cfg.dir)) return rc;
   // 2. A randomly initialised model of the stated shape carrying that tokenizer.
-  Args init = lathe({"init-model", "--tokenizer", tok_dir, "--output", init_dir});
+  Args init = lathe({"init-model", "--tokenizer", rel(tok_dir), "--output", rel(init_dir)});
   ordered_json mj = yaml_to_json(b["model"]);
   for (auto it = mj.begin(); it != mj.end(); ++it) {
     if (it.value().is_boolean()) {
@@ -258,55 +272,77 @@ int Runner::run_base() {
   }
   if (int rc = spawn(init, cfg.dir)) return rc;
   // 3. The pre-training text through the data pipeline, 4. full training from scratch.
-  const std::string gen = p.state_dir + "/stages/base_data.yaml";
-  ordered_json dj = ordered_json::object();
-  dj["data"] = absolutize(cfg, yaml_to_json(b["data"]));
-  write_yaml(gen, dj);
-  if (int rc = spawn(lathe({"data", "prepare", "--config", gen, "--model", init_dir, "--output", p.base_dir + "/data"}),
-                     cfg.dir))
-    return rc;
-  ordered_json tr = absolutize(cfg, yaml_to_json(b["train"]));
+  if (int rc = prepare_data(yaml_to_json(b["data"]), "base_data", init_dir, p.base_dir + "/data")) return rc;
+  // Trained into a side directory and moved into place when done: an interrupted run never leaves a
+  // half-written base model (or an emptied metrics.jsonl) where the next run would find it.
+  const std::string partial = p.base_model + ".partial";
+  fs::remove_all(partial);
+  ordered_json tr = yaml_to_json(b["train"]);
   if (!tr.is_object()) tr = ordered_json::object();
   tr["method"] = "full";
-  tr["model"] = init_dir;
-  tr["data"] = p.base_dir + "/data";
-  tr["output"] = p.base_model;
+  tr["model"] = rel(init_dir);
+  tr["data"] = rel(p.base_dir + "/data");
+  tr["output"] = rel(partial);
   if (o.threads > 0) tr["threads"] = o.threads;
   const std::string tgen = p.state_dir + "/stages/base_train.yaml";
   write_yaml(tgen, tr);
-  return spawn(lathe({"train", "--config", tgen}), cfg.dir);
+  if (int rc = spawn(lathe({"train", "--config", rel(tgen)}), cfg.dir)) return rc;
+  fs::remove_all(p.base_model);
+  fs::rename(partial, p.base_model);
+  return 0;
 }
 
-int Runner::run_prepare() {
-  const std::string gen = p.state_dir + "/stages/prepare.yaml";
+// `lathe data prepare` with the section's paths passed as flags relative to the project directory:
+// in the generated config they would be resolved against .lathe/stages/ (so they had to be made
+// absolute, and record ids and the manifest then carried the project's location).
+int Runner::prepare_data(ordered_json data, const std::string& name, const std::string& model,
+                         const std::string& output) {
+  if (!data.is_object()) data = ordered_json::object();
+  Args a = lathe({"data", "prepare", "--model", rel(model), "--output", rel(output)});
+  auto take = [&](ordered_json& obj, const char* key, const char* flag) {
+    if (!obj.is_object() || !obj.contains(key)) return;
+    const ordered_json v = obj[key];
+    obj.erase(key);
+    for (const auto& x : v.is_array() ? v : ordered_json::array({v})) {
+      a.push_back(flag);
+      a.push_back(rel(cfg.resolve(x.is_string() ? x.get<std::string>() : x.dump())));
+    }
+  };
+  take(data, "inputs", "--input");
+  if (data.contains("dedup")) take(data["dedup"], "eval_prompts", "--eval-prompts");
+  const std::string gen = p.state_dir + "/stages/" + name + ".yaml";
   ordered_json dj = ordered_json::object();
-  dj["data"] = absolutize(cfg, cfg.section_json("data"));
+  dj["data"] = data;
   write_yaml(gen, dj);
-  Args a = lathe({"data", "prepare", "--config", gen, "--model", p.base_model, "--output", p.data});
+  a.insert(a.begin() + 3, {"--config", rel(gen)});
   return spawn(a, cfg.dir);
 }
 
+int Runner::run_prepare() { return prepare_data(cfg.section_json("data"), "prepare", p.base_model, p.data); }
+
 int Runner::run_train() {
-  ordered_json tr = absolutize(cfg, cfg.section_json("train"));
-  for (auto it = tr.begin(); it != tr.end(); ++it) {
-    const auto keys = train_option_keys();
-    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end())
-      fail("project", "{}: train.{} is not a lathe train option (see lathe train --help)",
-           cfg.where(cfg.root["train"][it.key()]), it.key());
-    if (it.key() == "model" || it.key() == "output" || (it.key() == "data" && cfg.has("data")))
-      fail("project", "{}: train.{} is set by lathe run (base_model, the prepared data, out/train)",
-           cfg.where(cfg.root["train"][it.key()]), it.key());
-  }
+  // Keys, types and ranges were checked against the schema when project.yaml was loaded; relative
+  // paths stay relative: the trainer runs in the project directory.
+  ordered_json tr = cfg.section_json("train");
+  if (!tr.is_object()) tr = ordered_json::object();
   method = tr.value("method", std::string("lora"));
-  tr["model"] = p.base_model;
-  tr["data"] = fs::exists(p.data + "/manifest.json") ? p.data : cfg.resolve(tr.value("data", std::string()));
-  tr["output"] = p.train;
+  tr["model"] = rel(p.base_model);
+  const std::string manifest = p.data + "/manifest.json";
+  if (fs::exists(manifest)) tr["data"] = rel(p.data);
+  tr["output"] = rel(p.train);
   // The validation split, when the data has one, is the trainer's eval set.
-  try {
-    ordered_json m = read_ordered_json_file_bounded(p.data + "/manifest.json", "project");
-    if (m["splits"].contains("validation") && m["splits"]["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
-      tr["eval_data"] = p.data;
-  } catch (...) {
+  if (fs::exists(manifest)) {
+    ordered_json m;
+    try {
+      m = read_ordered_json_file_bounded(manifest, "project");
+    } catch (const std::exception& e) {
+      fail("project", "{}: the prepared data's manifest is unreadable ({}); rerun with --from prepare --force", manifest,
+           e.what());
+    }
+    const ordered_json splits = m.value("splits", ordered_json::object());
+    if (splits.is_object() && splits.contains("validation") && splits["validation"].is_object() &&
+        splits["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
+      tr["eval_data"] = rel(p.data);
   }
   if (o.threads > 0) tr["threads"] = o.threads;
   // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint.
@@ -325,7 +361,7 @@ int Runner::run_train() {
   save_state();
   const std::string gen = p.state_dir + "/stages/train.yaml";
   write_yaml(gen, tr);
-  return spawn(lathe({"train", "--config", gen}), cfg.dir);
+  return spawn(lathe({"train", "--config", rel(gen)}), cfg.dir);
 }
 
 int Runner::run_eval() {
@@ -347,14 +383,14 @@ int Runner::run_eval() {
   } else {
     write_yaml(gen, suite);
   }
-  Args a = lathe({"eval", "--model", p.base_model, "--tests", tests, "--output", p.eval});
+  Args a = lathe({"eval", "--model", rel(p.base_model), "--tests", rel(tests), "--output", rel(p.eval)});
   if (method != "full") {
     a.push_back("--adapter");
-    a.push_back("tuned=" + p.train);
+    a.push_back("tuned=" + rel(p.train));
   }
   if (fs::exists(p.data + "/manifest.json")) {
     a.push_back("--eval-data");
-    a.push_back(p.data);
+    a.push_back(rel(p.data));
   }
   if (!holdout.empty()) {
     a.push_back("--holdout");
@@ -362,7 +398,7 @@ int Runner::run_eval() {
   }
   if (fs::exists(p.train + "/metrics.jsonl")) {
     a.push_back("--train-metrics");
-    a.push_back((method == "full" ? "full=" : "tuned=") + p.train + "/metrics.jsonl");
+    a.push_back((method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
   }
   if (cfg.gates.min_pass_rate >= 0) {
     a.push_back("--min-pass-rate");
@@ -384,10 +420,10 @@ int Runner::run_export() {
     const std::string dest = f == "gguf"        ? p.export_dir + "/" + cfg.name + ".gguf"
                              : f == "gguf-lora" ? p.export_dir + "/" + cfg.name + "-lora.gguf"
                                                 : p.export_dir + "/" + f;
-    Args a = lathe({"export", "--model", p.base_model, "--format", f, "--output", dest});
+    Args a = lathe({"export", "--model", rel(p.base_model), "--format", f, "--output", rel(dest)});
     if (method != "full") {
       a.push_back("--adapter");
-      a.push_back(p.train);
+      a.push_back(rel(p.train));
     }
     if (ex.is_object())
       for (auto it = ex.begin(); it != ex.end(); ++it)
@@ -413,8 +449,12 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   if (fs::exists(r.state_path())) {
     try {
       r.state = read_ordered_json_file_bounded(r.state_path(), "project");
-    } catch (...) {
-      r.state = ordered_json::object();  // a damaged state file only costs reruns
+      if (!r.state.is_object()) throw std::runtime_error("not a JSON object");
+    } catch (const std::exception& e) {
+      // A damaged state file only costs reruns, but the user is told why everything runs again.
+      std::fprintf(stderr, "lathe run: warning: %s is unreadable (%s); every stage runs again\n", r.state_path().c_str(),
+                   e.what());
+      r.state = ordered_json::object();
     }
   }
   if (!r.state.contains("stages")) r.state["stages"] = ordered_json::object();
@@ -453,6 +493,10 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
       if (s == Stage::Eval) evaluated = true;
       continue;
     }
+    // Not done until it finishes: a run killed mid-stage must not leave the old record claiming the
+    // (now partly rewritten) outputs are current.
+    r.state["stages"].erase(stage_name(s));
+    r.save_state();
     std::printf("== %-8s running\n", stage_name(s));
     const auto t0 = std::chrono::steady_clock::now();
     int rc = 0;
@@ -468,8 +512,8 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
     reg.add_stage(out.run_id, {stage_name(s), rc == 0 ? "ran" : gate ? "gate-failed" : "failed", fp, secs, rc});
     std::printf("== %-8s %s in %.1f s\n", stage_name(s), rc == 0 ? "done" : gate ? "GATE FAILED" : "FAILED", secs);
     if (rc != 0 && !gate) {
-      r.state["stages"].erase(stage_name(s));
-      r.save_state();
+      std::fprintf(stderr, "lathe run: stage %s failed (exit %d); its settings come from %s (section '%s')\n",
+                   stage_name(s), rc, cfg.path.c_str(), section_of(s));
       out.exit_code = rc;
       reg.finish_run(out.run_id, rec);
       out.verdict = "incomplete";
@@ -491,7 +535,9 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
       ordered_json rep = read_ordered_json_file_bounded(p.eval + "/report.json", "project");
       rec.metrics = rep.contains("summary") ? rep["summary"] : rep.value("variants", ordered_json());
       if (rep.contains("gate")) rec.metrics["gate"] = rep["gate"];
-    } catch (...) {
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lathe run: warning: %s/report.json is unreadable (%s); the run is recorded without metrics\n",
+                   p.eval.c_str(), e.what());
     }
   }
   const bool has_gate = cfg.gates.min_pass_rate >= 0 || cfg.gates.max_forgetting >= 0;

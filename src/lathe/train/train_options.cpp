@@ -215,7 +215,10 @@ json train_options_to_json(const TrainOptions& opt) {
 TrainOptions train_options_from_json(const json& j) {
   TrainOptions opt;
   if (!j.is_object()) fail("train", "options JSON must be an object");
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Named references, not a structured binding: clang 14 cannot capture bindings in the lambdas below.
+    const std::string& key = item.key();
+    const json& value = item.value();
     const OptionSpec* spec = find_spec(key);
     if (!spec) fail("train", "options JSON: unknown key '{}'", key);
     std::visit(Overloaded{
