@@ -54,14 +54,18 @@ std::string hash_path(const std::string& path) {
   if (fs::is_regular_file(path, ec)) return hash_file(path);
   if (!fs::is_directory(path, ec)) return "";
   std::vector<std::pair<std::string, std::string>> files;
-  for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  // error_code forms throughout: a symlink loop or a dangling link inside a data directory is data
+  // collect's to report (as a skipped source), never a reason for the fingerprint to throw.
+  for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    const fs::path rel = fs::relative(it->path(), path);
+    const fs::path rel = it->path().lexically_relative(path);  // lexical: no syscalls that can throw
     if (skipped(rel)) {
-      if (it->is_directory()) it.disable_recursion_pending();
+      if (std::error_code de; it->is_directory(de)) it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file()) files.emplace_back(rel.generic_string(), hash_file(it->path().string()));
+    std::error_code fe;
+    if (it->is_regular_file(fe)) files.emplace_back(rel.generic_string(), hash_file(it->path().string()));
   }
   std::sort(files.begin(), files.end());
   std::string acc;
