@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include "lathe/core/error.h"
 
 namespace lathe::test {
 
@@ -49,6 +52,16 @@ inline ::testing::AssertionResult all_close(double got, double want, double rtol
 }
 #define LATHE_EXPECT_CLOSE(got, want, rtol, atol) EXPECT_TRUE(::lathe::test::all_close((got), (want), (rtol), (atol)))
 #define LATHE_ASSERT_CLOSE(got, want, rtol, atol) ASSERT_TRUE(::lathe::test::all_close((got), (want), (rtol), (atol)))
+
+// The message of the lathe::Error that f() throws, or "(no error)" when it returns normally.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ::lathe::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // Runs the lathe binary with `args` (a shell-quoted string); returns exit status, stdout in *out.
 inline int run_lathe(const std::string& args, std::string* out, bool merge_stderr = false) {

@@ -16,14 +16,7 @@ std::string nested(int depth, const std::string& inner = "1") {
   return std::string(size_t(depth), '[') + inner + std::string(size_t(depth), ']');
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const lathe::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::lathe::test::error_of;
 
 TEST(JsonIo, SameValueAsNlohmannOnOrdinaryInput) {
   for (const char* t : {R"({"a":[1,2,{"b":"x[y{"}],"c":null})", R"([1.5,-2,"\"[[[",{"k":{"l":[true,false]}}])",

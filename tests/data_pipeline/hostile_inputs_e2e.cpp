@@ -30,14 +30,7 @@ void write(const std::string& path, const std::string& s) {
   f << s;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const lathe::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::lathe::test::error_of;
 
 std::string first_example(const lathe::data::CollectResult& r, const std::string& reason) {
   auto it = r.counts.examples.find(reason);

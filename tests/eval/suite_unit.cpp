@@ -15,14 +15,7 @@ namespace {
 
 using namespace lathe::eval;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const lathe::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 const char* kSuite = R"(name: 환불 상담
 generation:

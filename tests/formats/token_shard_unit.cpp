@@ -7,14 +7,7 @@
 namespace lathe {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 TEST(TokenShard, RoundTripWithBins) {
   test::TempDir dir;

@@ -20,14 +20,7 @@ namespace {
 constexpr const char* kGguf = "models/gguf/stories260K.gguf";
 constexpr const char* kHf = "models/stories260K-hf";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 // A valid config (the shape of stories260K), written as text so a test can splice in any literal,
 // including numbers nlohmann would not produce itself.

@@ -12,14 +12,7 @@
 namespace lathe {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 // A small valid byte-less BPE tokenizer; tests replace one part of it.
 nlohmann::json base() {

@@ -17,14 +17,7 @@ std::string write_jsonl(const test::TempDir& dir, const std::string& text) {
   return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 TEST(Dataset, ParsesTruncatesAndCounts) {
   test::TempDir dir;

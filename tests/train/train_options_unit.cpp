@@ -22,14 +22,7 @@ const std::string kRequired = "--model m --data d.jsonl --output out";
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ::lathe::test::error_of;
 
 TEST(TrainOptions, DefaultsMatchHF) {
   TrainOptions o = parse(kRequired);

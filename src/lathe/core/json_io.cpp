@@ -87,6 +87,7 @@ Json parse_or_fail(std::string_view text, const std::string& source, const char*
   JsonError e;
   if (!try_parse(text, out, &e)) {
     const std::string what = e.too_deep ? e.message : "malformed JSON: " + e.message;
+    if (e.line == 0 && text.find('\n') == std::string_view::npos) e.line = 1;  // one line (a JSONL record): it is that line
     if (e.line > 0) fail(component, "{}:{}: {}", source, first_line + e.line - 1, what);
     fail(component, "{}: {}", source, what);
   }
