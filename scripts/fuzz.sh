@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan+UBSan, coverage) into build-fuzz/ and runs each for a while.
 # Usage: scripts/fuzz.sh [TARGET ...]        every fuzz/<name>.cpp, or only the named ones
-#        FUZZ_SECONDS=600 scripts/fuzz.sh    the long run (default 30 s a target, what CI runs)
+#        FUZZ_SECONDS=600 FUZZ_SEED=0 scripts/fuzz.sh    the long run, random seed (default: 30 s a
+#                                    target with seed 1, so a short CI run replays a path already
+#                                    explored here instead of failing at random on a new finding)
 # Each target starts from its seed corpus fuzz/corpus/<name>/ (copied, so the tree stays clean) and
 # fails the script on its first finding; the crashing input is left in build-fuzz/findings/<name>/.
 set -euo pipefail
@@ -20,7 +22,10 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DLATHE_FUZZ=ON -DLATHE_TESTS=OFF -DLATHE_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo ${LATHE_CMAKE_ARGS:-} >/dev/null
-ninja -C "$BUILD_DIR" -j "$(nproc)" "${targets[@]/#/fuzz_}"
+if ! ninja -C "$BUILD_DIR" -j "$(nproc)" "${targets[@]/#/fuzz_}" >"$BUILD_DIR/build.log" 2>&1; then
+  grep -v "loop not vectorized" "$BUILD_DIR/build.log" | tail -n 80 >&2
+  exit 1
+fi
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 for t in "${targets[@]}"; do
@@ -29,10 +34,13 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$findings"
   [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
   echo "== fuzz_$t for ${SECONDS_EACH} s"
-  "$BUILD_DIR/fuzz_$t" "$work" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=20 \
-    -artifact_prefix="$findings/" -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==|SUMMARY|ERROR)" || true
-  if [ -n "$(ls -A "$findings")" ]; then
-    echo "fuzz_$t: finding(s) in $findings" >&2
+  rc=0
+  "$BUILD_DIR/fuzz/fuzz_$t" "$work" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=20 \
+    -seed="${FUZZ_SEED:-1}" -artifact_prefix="$findings/" -print_final_stats=1 >"$BUILD_DIR/fuzz_$t.log" 2>&1 || rc=$?
+  grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|SUMMARY|ERROR)" "$BUILD_DIR/fuzz_$t.log" || true
+  if [ "$rc" -ne 0 ] || [ -n "$(ls -A "$findings")" ]; then
+    tail -n 60 "$BUILD_DIR/fuzz_$t.log" >&2
+    echo "fuzz_$t: exit status $rc; finding(s), if any, in $findings" >&2
     exit 1
   fi
 done

@@ -297,6 +297,9 @@ TEST(Gguf, MalformedFilesThrowNamingTheProblem) {
       {"align_string", Raw().header(0, 1).str("general.alignment").u32(8).str("32").s, "expected an integer"},
       {"n_dims_5", Raw().header(1, 0).tensor("w", {1, 1, 1, 1, 1}, 0, 0).pad().zeros(32).s, "n_dims 5"},
       {"dims_overflow", Raw().header(1, 0).tensor("w", {1ull << 40, 1ull << 40}, 0, 0).pad().s, "overflows"},
+      // Found by fuzz_gguf: a zero dim first made the product 0, so the overflow of the other dims went
+      // unchecked until shape() multiplied them in reverse order.
+      {"dims_overflow_after_zero", Raw().header(1, 0).tensor("w", {0, 1ull << 40, 1ull << 40}, 0, 0).pad().s, "overflows"},
       {"dim_negative", Raw().header(1, 0).tensor("w", {~0ull}, 0, 0).pad().s, "tensor 'w'"},
       {"bytes_overflow", Raw().header(1, 0).tensor("w", {1ull << 31, 1ull << 31}, 0, 0).pad().s, "overflows"},
       {"type_unknown", Raw().header(1, 0).tensor("w", {4}, 99, 0).pad().zeros(32).s, "unknown ggml type 99"},

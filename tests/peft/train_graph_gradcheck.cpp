@@ -4,6 +4,7 @@
 // models of each family; gradient checkpointing and packing must not change anything.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -187,9 +188,15 @@ TEST(TrainGraph, CheckpointingAndPackingChangeNothing) {
   auto base = run(false, true), ck = run(true, true), sep = run(false, false);
   EXPECT_EQ(base.first, ck.first);
   EXPECT_EQ(base.second, ck.second);  // checkpointing recomputes the same numbers: bitwise equal
-  // Packed vs separate micro-batches sum in another order: equal up to fp32 rounding of the magnitude.
+  // Packed vs separate micro-batches sum in another order: equal up to fp32 rounding. A gradient
+  // entry is a sum of terms that can cancel (-0.0265 from terms near the tensor's largest entries),
+  // so its rounding scales with the largest entry, not with itself: on the AVX2 path one such entry
+  // moved by 1e-4 of its own size, while a 59.6 entry moved by 2e-7.
   LATHE_EXPECT_CLOSE(base.first, sep.first, 1e-5, 1e-6);
-  for (size_t i = 0; i < base.second.size(); i++) LATHE_ASSERT_CLOSE(base.second[i], sep.second[i], 1e-5, 1e-6) << i;
+  double scale = 0;
+  for (float g : sep.second) scale = std::max(scale, double(std::fabs(g)));
+  for (size_t i = 0; i < base.second.size(); i++)
+    LATHE_ASSERT_CLOSE(base.second[i], sep.second[i], 0, 1e-5 * scale + 1e-6) << i << " (largest entry " << scale << ")";
 }
 
 }  // namespace

@@ -277,11 +277,15 @@ GgufFile GgufFile::parse(const std::string& name, std::shared_ptr<void> owner, c
     r.item = fmt::format("tensor '{}'", printable(t.name));
     uint32_t n_dims = r.get<uint32_t>("n_dims");
     if (n_dims > 4) r.error("n_dims {} is more than 4", n_dims);
-    int64_t numel = 1;
+    // The overflow check runs over the non-zero dims: with a zero dim the product is 0 in this
+    // order, but a later product in another order (shape() reverses the dims) could still overflow.
+    int64_t numel = 1, nonzero = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
       uint64_t dim = r.get<uint64_t>("dims");
-      if (dim > uint64_t(std::numeric_limits<int64_t>::max()) || !mul_ok(numel, int64_t(dim), &numel))
+      if (dim > uint64_t(std::numeric_limits<int64_t>::max()) ||
+          !mul_ok(nonzero, std::max<int64_t>(int64_t(dim), 1), &nonzero))
         r.error("dims product overflows (dim {} = {})", d, dim);
+      numel *= int64_t(dim);  // |numel| <= nonzero: cannot overflow
       t.dims.push_back(int64_t(dim));
     }
     t.ggml_type = r.get<uint32_t>("ggml type");
