@@ -16,9 +16,8 @@ const lathe::Tokenizer* tiny(int which) {
   static std::unique_ptr<lathe::Tokenizer> t[2];
   if (!t[which]) {
     const char* name = which ? "/tests/data/tokenizer/tiny_spm" : "/tests/data/tokenizer/tiny_bytelevel";
-    // The repository root is two levels above this file (__FILE__ is absolute in CMake builds).
-    std::string root = __FILE__;
-    root = root.substr(0, root.rfind("/fuzz/"));
+    // The repository root comes from CMake (__FILE__ is relative under ccache's base_dir).
+    std::string root = LATHE_SOURCE_DIR;
     t[which] = lathe::Tokenizer::load(root + name);
   }
   return t[which].get();
