@@ -79,7 +79,16 @@ TEST(Project, RunSkipsUnchangedStagesAndRerunsDownstream) {
   auto runs = nlohmann::json::parse(out);
   ASSERT_EQ(runs.size(), 5u);
   EXPECT_EQ(runs[0]["stages"].size(), 1u);
+  // Every run that evaluated records the eval report's pass rates (an unreadable report used to be
+  // swallowed, leaving the registry without metrics).
+  for (const auto& r : runs) {
+    ASSERT_TRUE(r["metrics"].is_object()) << r.dump();
+    bool has_rate = false;
+    for (const auto& [name, v] : r["metrics"].items()) has_rate |= v.is_object() && v.contains("pass_rate");
+    EXPECT_TRUE(has_rate) << r["metrics"].dump();
+  }
   ASSERT_EQ(run_lathe("runs --compare 1 4 --config " + dir.path, &out), 0) << out;
+  EXPECT_EQ(out.find("pass rates: -"), std::string::npos) << out;
   EXPECT_NE(out.find("train.learning_rate: 0.02 -> 0.03"), std::string::npos) << out;
   EXPECT_NE(out.find("eval.generation.max_new_tokens: 6 -> 7"), std::string::npos) << out;
 }

@@ -533,7 +533,15 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   if (fs::exists(p.eval + "/report.json")) {
     try {
       ordered_json rep = read_ordered_json_file_bounded(p.eval + "/report.json", "project");
-      rec.metrics = rep.contains("summary") ? rep["summary"] : rep.value("variants", ordered_json());
+      // One object keyed by variant name (plus the gate), whether the report has a summary or only
+      // its list of variants; `lathe runs` reads pass rates from either shape.
+      if (rep.contains("summary") && rep["summary"].is_object()) {
+        rec.metrics = rep["summary"];
+      } else {
+        rec.metrics = ordered_json::object();
+        for (const auto& v : rep.value("variants", ordered_json::array()))
+          if (v.is_object()) rec.metrics[v.value("name", std::string("?"))] = v;
+      }
       if (rep.contains("gate")) rec.metrics["gate"] = rep["gate"];
     } catch (const std::exception& e) {
       std::fprintf(stderr, "lathe run: warning: %s/report.json is unreadable (%s); the run is recorded without metrics\n",
