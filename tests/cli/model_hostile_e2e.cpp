@@ -9,6 +9,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/formats/gguf_write.h"
+#include "gguf_rewrite.h"
 #include "test_util.h"
 
 namespace lathe {
@@ -17,21 +18,7 @@ namespace {
 constexpr const char* kGguf = "models/gguf/stories260K.gguf";
 constexpr const char* kHf = "models/stories260K-hf";
 
-// The stories GGUF with one metadata key replaced.
-std::string gguf_with(const test::TempDir& dir, const std::string& key, GgufValue v) {
-  GgufFile src = GgufFile::open(test::fixture_path(kGguf));
-  GgufWriter w;
-  w.set_alignment(src.alignment());
-  for (const auto& [k, val] : src.metadata())
-    if (k != "general.alignment") w.set_value(k, k == key ? v : val);
-  for (const auto& t : src.tensors()) {
-    const uint8_t* p = src.tensor_data(t.name);
-    w.add_tensor_raw(t.name, t.shape(), t.ggml_type, std::vector<uint8_t>(p, p + t.nbytes));
-  }
-  std::string out = dir / "hostile.gguf";
-  w.write(out);
-  return out;
-}
+using test::gguf_with;
 
 // The stories HF directory with config.json edited by `edit`.
 std::string hf_with(const test::TempDir& dir, const std::function<void(nlohmann::json&)>& edit) {

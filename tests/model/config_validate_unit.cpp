@@ -12,6 +12,7 @@
 #include "lathe/model/forward.h"
 #include "lathe/model/generate.h"
 #include "lathe/model/model.h"
+#include "gguf_rewrite.h"
 #include "test_util.h"
 
 namespace lathe {
@@ -194,42 +195,10 @@ TEST(ConfigValidate, WeightBytesMatchTheLoadedTensors) {
 
 // ---- GGUF metadata -----------------------------------------------------------------------------
 
-// A copy of the stories260K GGUF with `key` replaced by `v` (or removed when v.type is STRING and
-// the value is "@remove"), written into `dir`.
-std::string gguf_with(const test::TempDir& dir, const std::string& key, const GgufValue& v) {
-  GgufFile src = GgufFile::open(test::fixture_path(kGguf));
-  GgufWriter w;
-  w.set_alignment(src.alignment());
-  for (const auto& [k, val] : src.metadata())
-    if (k != "general.alignment") w.set_value(k, k == key ? v : val);
-  if (!src.has(key)) w.set_value(key, v);
-  for (const auto& t : src.tensors()) {
-    const uint8_t* p = src.tensor_data(t.name);
-    w.add_tensor_raw(t.name, t.shape(), t.ggml_type, std::vector<uint8_t>(p, p + t.nbytes));
-  }
-  std::string out = dir / "hostile.gguf";
-  w.write(out);
-  return out;
-}
-
-GgufValue gguf_u32(uint64_t x) {
-  GgufValue v;
-  v.type = GgufType::U32;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_u64(uint64_t x) {
-  GgufValue v;
-  v.type = GgufType::U64;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_f32(double x) {
-  GgufValue v;
-  v.type = GgufType::F32;
-  v.scalar = x;
-  return v;
-}
+using test::gguf_f32;
+using test::gguf_u32;
+using test::gguf_u64;
+using test::gguf_with;
 
 TEST(ConfigValidateGguf, HeadCountZeroIsAnErrorNotSigfpe) {  // item 1
   LATHE_REQUIRE_FIXTURE(kGguf);
