@@ -7,7 +7,7 @@
 #include <string>
 
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_eval.h"
+#include "lathe/chat/jinja_eval.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace jj = lathe::jinja;

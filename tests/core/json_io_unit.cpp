@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_value.h"
+#include "lathe/chat/jinja_value.h"
 #include "test_util.h"
 
 namespace {

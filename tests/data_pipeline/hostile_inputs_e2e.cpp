@@ -12,7 +12,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/data/collect.h"
 #include "lathe/tokenizer/bpe_trainer.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 #include "lathe/train/dataset.h"
 #include "test_util.h"
 

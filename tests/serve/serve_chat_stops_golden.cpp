@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "lathe/serve/chat_stops.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 #include "lathe/tokenizer/tokenizer.h"
 #include "test_util.h"
 

@@ -3,7 +3,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/formats/token_shard.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
 #include "lathe/train/dataset.h"
 #include "test_util.h"

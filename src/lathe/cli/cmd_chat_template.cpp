@@ -8,7 +8,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/json_io.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 
 namespace {
 

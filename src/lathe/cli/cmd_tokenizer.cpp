@@ -11,7 +11,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/tokenizer/bpe_trainer.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/data/collect.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 
 namespace lathe::data {
 

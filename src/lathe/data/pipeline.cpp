@@ -18,7 +18,7 @@
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
 #include "lathe/formats/token_shard.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;

@@ -19,8 +19,8 @@
 #include "lathe/model/generate.h"
 #include "lathe/model/model.h"
 #include "lathe/peft/adapter.h"
-#include "lathe/tokenizer/chat_template.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/chat/chat_template.h"
+#include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace lathe::eval {

@@ -18,7 +18,7 @@
 #include "lathe/serve/openai_protocol.h"
 #include "lathe/serve/scheduler.h"
 #include "lathe/serve/server.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace lathe::serve {

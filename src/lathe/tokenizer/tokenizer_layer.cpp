@@ -1,2 +1,3 @@
-// The tokenizer layer: HF tokenizer.json and GGUF vocabularies, chat templates. Depends on core and
-// formats only; model and tokenizer never include each other.
+// The tokenizer layer: HF tokenizer.json and GGUF vocabularies, BPE training. Depends on core,
+// formats and chat (a trained tokenizer carries a chat template); model and tokenizer never include
+// each other.

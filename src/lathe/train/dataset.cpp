@@ -9,7 +9,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/token_shard.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 
 using nlohmann::json;
 

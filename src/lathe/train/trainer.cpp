@@ -16,7 +16,7 @@
 #include "lathe/peft/prefix.h"
 #include "lathe/train/adamw.h"
 #include "lathe/train/checkpoint.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
 #include "lathe/train/dataset.h"
 #include "lathe/train/grad_clip.h"

@@ -1,4 +1,4 @@
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 
 namespace lathe {
 

@@ -8,7 +8,7 @@
 #include <ctime>
 
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_interp.h"
+#include "lathe/chat/jinja_interp.h"
 
 namespace lathe::jinja {
 namespace {

@@ -1,4 +1,4 @@
-#include "lathe/tokenizer/jinja_value.h"
+#include "lathe/chat/jinja_value.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_ast.h"
+#include "lathe/chat/jinja_ast.h"
 
 #include <cctype>
 

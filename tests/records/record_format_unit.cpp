@@ -3,7 +3,7 @@
 // and SentencePiece-style (Mistral) tokenizers. The expectations come from the template text itself:
 // the decoded labelled tokens must be the assistant turns, and all tokens must decode to the render.
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/record_format.h"
+#include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
 #include "test_util.h"
 

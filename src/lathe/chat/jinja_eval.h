@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "lathe/tokenizer/jinja_ast.h"
-#include "lathe/tokenizer/jinja_value.h"
+#include "lathe/chat/jinja_ast.h"
+#include "lathe/chat/jinja_value.h"
 
 namespace lathe::jinja {
 

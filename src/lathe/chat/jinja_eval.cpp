@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_interp.h"
+#include "lathe/chat/jinja_interp.h"
 
 namespace lathe::jinja {
 

@@ -3,7 +3,7 @@
 #include <fstream>
 
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 #include "test_util.h"
 
 using lathe::ChatRender;

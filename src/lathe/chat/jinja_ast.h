@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "lathe/tokenizer/jinja_value.h"
+#include "lathe/chat/jinja_value.h"
 
 namespace lathe::jinja {
 

@@ -5,7 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "lathe/tokenizer/jinja_eval.h"
+#include "lathe/chat/jinja_eval.h"
 
 namespace lathe::jinja {
 

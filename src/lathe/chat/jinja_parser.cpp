@@ -4,7 +4,7 @@
 // and tests `is t` binding tighter than any binary operator (`messages|length - 1` is
 // `(messages|length) - 1`).
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_ast.h"
+#include "lathe/chat/jinja_ast.h"
 
 namespace lathe::jinja {
 namespace {

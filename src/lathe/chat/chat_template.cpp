@@ -1,4 +1,4 @@
-#include "lathe/tokenizer/chat_template.h"
+#include "lathe/chat/chat_template.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,7 +7,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"
-#include "lathe/tokenizer/jinja_eval.h"
+#include "lathe/chat/jinja_eval.h"
 
 namespace lathe {
 

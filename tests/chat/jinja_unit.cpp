@@ -1,7 +1,7 @@
 // The Jinja subset construct by construct (jinja_ast.h / jinja_eval.h), with Python Jinja2's output
 // as transformers renders it (trim_blocks, lstrip_blocks), and error positions for what we refuse.
 #include "lathe/core/error.h"
-#include "lathe/tokenizer/jinja_eval.h"
+#include "lathe/chat/jinja_eval.h"
 #include "test_util.h"
 
 namespace jj = lathe::jinja;
