@@ -99,6 +99,60 @@ TEST(JsonIo, JsonlReaderNamesLinesAndBoundsLineLength) {
   EXPECT_EQ(l.line(), 3);
 }
 
+TEST(JsonIo, JsonlErrorsNameFileAndLine) {
+  lathe::test::TempDir d;
+  {
+    std::ofstream f(d / "b.jsonl", std::ios::binary);
+    f << "{\"n\":1}\n \t\r\n{\"n\": tru}\n{\"n\":1e999}\n[1,\n{\"n\":5}\n";
+  }
+  lathe::JsonlReader r(d / "b.jsonl", "eval");
+  nlohmann::json j;
+  ASSERT_TRUE(r.next(j));
+  std::string msg = error_of([&] { r.next(j); });  // the blank line 2 is skipped but counted
+  EXPECT_NE(msg.find("[eval] " + d / "b.jsonl" + ":3: malformed JSON"), std::string::npos) << msg;
+  EXPECT_EQ(r.where(), d / "b.jsonl" + ":3");
+  msg = error_of([&] { r.next(j); });  // a number nlohmann refuses has no position: still its line
+  EXPECT_NE(msg.find("b.jsonl:4: malformed JSON"), std::string::npos) << msg;
+  msg = error_of([&] { r.next(j); });  // a record is one line: an array left open is an error there
+  EXPECT_NE(msg.find("b.jsonl:5: malformed JSON"), std::string::npos) << msg;
+  ASSERT_TRUE(r.next(j));
+  EXPECT_EQ(j["n"], 5);
+  EXPECT_EQ(r.line(), 6);
+  EXPECT_FALSE(r.next(j));
+
+  // Raw lines keep their bytes ('\r' included); whitespace-only lines are skipped.
+  lathe::JsonlReader raw(d / "b.jsonl");
+  std::string line;
+  ASSERT_TRUE(raw.next_line(line));
+  ASSERT_TRUE(raw.next_line(line));
+  EXPECT_EQ(line, "{\"n\": tru}");
+  EXPECT_EQ(raw.line(), 3);
+
+  msg = error_of([&] { lathe::JsonlReader missing(d / "none.jsonl", "perplexity"); });
+  EXPECT_NE(msg.find("[perplexity] " + d / "none.jsonl" + ": cannot open"), std::string::npos) << msg;
+}
+
+TEST(JsonIo, JsonlTextLinesCountsLikeTheFileReader) {
+  const std::string text = "{\"a\":1}\n\n  \r\n{\"a\":2}\r\n{\"a\":3}";
+  lathe::JsonlTextLines lines(text);
+  std::string_view l;
+  ASSERT_TRUE(lines.next(l));
+  EXPECT_EQ(l, "{\"a\":1}");
+  EXPECT_EQ(lines.line(), 1);
+  ASSERT_TRUE(lines.next(l));
+  EXPECT_EQ(l, "{\"a\":2}\r");
+  EXPECT_EQ(lines.line(), 4);
+  ASSERT_TRUE(lines.next(l));
+  EXPECT_EQ(l, "{\"a\":3}");  // no final newline: still a line
+  EXPECT_EQ(lines.line(), 5);
+  EXPECT_FALSE(lines.next(l));
+  EXPECT_EQ(l.data() + l.size(), text.data() + text.size());  // views into the text, no copies
+
+  lathe::JsonlTextLines empty("\n\n");
+  EXPECT_FALSE(empty.next(l));
+  EXPECT_EQ(empty.line(), 2);
+}
+
 TEST(JsonIo, TemplateValueFromDeepJsonIsAnError) {
   // Built in memory (not through the bounded parser), as an HTTP request body could be.
   nlohmann::ordered_json j = 1;

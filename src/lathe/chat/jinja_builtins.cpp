@@ -8,6 +8,8 @@
 #include <ctime>
 
 #include "lathe/core/error.h"
+#include "lathe/core/html_escape.h"
+#include "lathe/core/utf8.h"
 #include "lathe/chat/jinja_interp.h"
 
 namespace lathe::jinja {
@@ -202,7 +204,7 @@ List Interp::iterate(Pos pos, const Value& v) {
       const std::string& s = v.s();
       for (size_t i = 0; i < s.size();) {
         size_t j = i + 1;
-        while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xC0) == 0x80) ++j;
+        while (j < s.size() && utf8_is_continuation(s[j])) ++j;
         chars.push_back(Value::string(str_slice(v.str(), i, j)));
         i = j;
       }
@@ -286,19 +288,8 @@ Value Interp::apply_filter(Pos pos, const std::string& name, const Value& v, Arg
   if (name == "string") return str_of(v);
   if (name == "safe" || name == "e" || name == "escape" || name == "forceescape") {
     if (name == "safe") return v;
-    // Jinja's escape: & < > " ' become entities.
-    std::string s = v.to_str(), out;
-    for (char c : s) {
-      switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-      }
-    }
-    return Value::string(std::move(out));
+    // Jinja's escape: & < > " ' become entities, '"' spelled &#34; as markupsafe does.
+    return Value::string(html_escape(v.to_str(), HtmlQuote::kNumeric));
   }
   if (name == "int") {
     Value dflt = arg(args, kw, 0, "default");

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "lathe/core/error.h"
+#include "lathe/core/scope_exit.h"
 #include "lathe/chat/jinja_interp.h"
 
 namespace lathe::jinja {
@@ -204,33 +205,29 @@ Value Interp::call_macro(Pos pos, const Stmt& def, Args args, Dict kwargs) {
   frames_.emplace_back();
   ++call_depth_;
   loop_depth_ = 0;
-  Str body;
-  try {
-    for (size_t i = 0; i < def.params.size(); ++i) {
-      const auto& [name, dflt] = def.params[i];
-      Value v;
-      bool given = false;
-      for (auto& [k, kv] : kwargs)
-        if (k == name) {
-          v = kv;
-          given = true;
-        }
-      if (i < args.size()) v = args[i];
-      else if (!given) v = dflt ? eval(*dflt) : Value::undefined(name);
-      assign(name, std::move(v));
-    }
-    exec_body(def.body, body);
-  } catch (...) {
+  // The caller's frames and counters come back however the macro ends (an error inside it is caught
+  // by the caller's own handlers, which must see the interpreter as it was).
+  ScopeExit restore([&] {
     frames_.resize(base_);
     base_ = saved_base;
     --call_depth_;
     loop_depth_ = saved_loops;
-    throw;
+  });
+  Str body;
+  for (size_t i = 0; i < def.params.size(); ++i) {
+    const auto& [name, dflt] = def.params[i];
+    Value v;
+    bool given = false;
+    for (auto& [k, kv] : kwargs)
+      if (k == name) {
+        v = kv;
+        given = true;
+      }
+    if (i < args.size()) v = args[i];
+    else if (!given) v = dflt ? eval(*dflt) : Value::undefined(name);
+    assign(name, std::move(v));
   }
-  frames_.resize(base_);
-  base_ = saved_base;
-  --call_depth_;
-  loop_depth_ = saved_loops;
+  exec_body(def.body, body);
   return Value::string(std::move(body));
 }
 

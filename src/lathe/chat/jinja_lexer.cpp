@@ -1,4 +1,5 @@
 #include "lathe/core/error.h"
+#include "lathe/core/utf8.h"
 #include "lathe/chat/jinja_ast.h"
 
 #include <cctype>
@@ -87,7 +88,7 @@ class Lexer {
       if (src_[i_] == '\n') {
         ++pos_.line;
         pos_.col = 1;
-      } else if ((static_cast<unsigned char>(src_[i_]) & 0xC0) != 0x80) {
+      } else if (!utf8_is_continuation(src_[i_])) {
         ++pos_.col;
       }
     }
@@ -175,24 +176,6 @@ class Lexer {
     advance_to(j);
   }
 
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   // Python string escapes, as Jinja decodes literals.
   void lex_string(Pos p) {
     char q = src_[i_];
@@ -235,12 +218,12 @@ class Lexer {
         case 'a': s += '\a'; break;
         case '0': s += '\0'; break;
         case '\n': break;  // line continuation
-        case 'x': append_utf8(s, hex(2)); break;
-        case 'u': append_utf8(s, hex(4)); break;
+        case 'x': utf8_append(s, hex(2)); break;
+        case 'u': utf8_append(s, hex(4)); break;
         case 'U': {
           uint32_t cp = hex(8);
           if (cp > 0x10FFFF) fail_at(p, "bad escape in string literal");
-          append_utf8(s, cp);
+          utf8_append(s, cp);
           break;
         }
         default:  // unknown escapes keep the backslash, as Python does

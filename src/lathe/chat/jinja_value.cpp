@@ -403,20 +403,4 @@ std::string python_json_dumps(const Value& v, int indent, bool sort_keys, const 
   return out;
 }
 
-size_t utf8_length(std::string_view s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-size_t utf8_offset(std::string_view s, size_t cp) {
-  size_t i = 0;
-  while (i < s.size() && cp > 0) {
-    ++i;
-    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
-    --cp;
-  }
-  return i;
-}
-
 }  // namespace lathe::jinja

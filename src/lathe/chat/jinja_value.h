@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/core/utf8.h"  // utf8_length, utf8_offset: strings index by code point, as in Python
+
 namespace lathe::jinja {
 
 // A run of bytes [pos, pos+len) of a string that is bytes [src_pos, src_pos+len) of source `source`.
@@ -126,10 +128,5 @@ std::string python_float(double d);
 // tojson does it; indent < 0 means none.
 std::string python_json_dumps(const Value& v, int indent, bool sort_keys,
                               const std::string& item_sep, const std::string& key_sep);
-
-// UTF-8 helpers: strings are indexed by code point, as in Python.
-size_t utf8_length(std::string_view s);
-// Byte offset of code point `cp` (clamped to s.size()).
-size_t utf8_offset(std::string_view s, size_t cp);
 
 }  // namespace lathe::jinja

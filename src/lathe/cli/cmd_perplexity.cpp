@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
@@ -26,18 +25,11 @@ struct Opts {
 };
 
 std::vector<std::vector<int32_t>> read_ids_file(const std::string& path, int64_t vocab_size) {
-  std::ifstream in(path);
-  if (!in) lathe::fail("perplexity", "{}: cannot open", path);
+  lathe::JsonlReader in(path, "perplexity");  // malformed or too deep: "[perplexity] path:line: ..."
   std::vector<std::vector<int32_t>> seqs;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    lineno++;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    lathe::JsonError err;  // also refuses nesting deeper than kMaxJsonDepth
-    if (!lathe::try_parse_json_bounded(line, j, &err))
-      lathe::fail("perplexity", "{}:{}: invalid JSON: {}", path, lineno, err.message);
+  nlohmann::json j;
+  while (in.next(j)) {
+    const int64_t lineno = in.line();
     if (!j.is_object() || !j.contains("input_ids") || !j["input_ids"].is_array())
       lathe::fail("perplexity", "{}:{}: expected an object with an \"input_ids\" array", path, lineno);
     std::vector<int32_t> ids;

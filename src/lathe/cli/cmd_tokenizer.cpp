@@ -57,15 +57,11 @@ int run_train(const Options& o) {
       trainer.add_text(data);
       continue;
     }
-    size_t line_no = 0, pos = 0;
+    lathe::JsonlTextLines lines(data);
+    std::string_view line;
     std::vector<std::string> texts;
-    while (pos < data.size()) {
-      size_t nl = data.find('\n', pos);
-      if (nl == std::string::npos) nl = data.size();
-      std::string_view line(data.data() + pos, nl - pos);
-      pos = nl + 1;
-      line_no++;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    while (lines.next(line)) {
+      const size_t line_no = size_t(lines.line());
       texts.clear();
       if (line.size() > lathe::kMaxJsonlLineBytes) {  // the same cap as every JSONL reader
         std::fprintf(stderr, "lathe tokenizer: warning: %s:%zu: skipped, line longer than %zu bytes\n", path.c_str(),

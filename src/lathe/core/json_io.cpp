@@ -169,6 +169,18 @@ bool JsonlReader::next_line(std::string& line) {
   return false;
 }
 
+bool JsonlTextLines::next(std::string_view& line) {
+  while (pos_ < text_.size()) {
+    size_t nl = text_.find('\n', pos_);
+    if (nl == std::string_view::npos) nl = text_.size();
+    line = text_.substr(pos_, nl - pos_);
+    pos_ = nl + 1;
+    line_++;
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 bool JsonlReader::next(nlohmann::json& out) {
   std::string line;
   if (!next_line(line)) return false;

@@ -83,4 +83,19 @@ class JsonlReader {
   int64_t line_ = 0;
 };
 
+// The same walk over JSONL text already in memory: non-blank lines (blank: only spaces, tabs, '\r')
+// with their 1-based line numbers, lines split at '\n' only (a '\r' stays on its line).
+class JsonlTextLines {
+ public:
+  explicit JsonlTextLines(std::string_view text) : text_(text) {}
+  // The next non-blank line; false at the end of the text.
+  bool next(std::string_view& line);
+  int64_t line() const { return line_; }  // line number of the last line returned
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  int64_t line_ = 0;
+};
+
 }  // namespace lathe

@@ -8,25 +8,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "lathe/core/utf8.h"
 #include "lathe/data/collect.h"
 
 namespace lathe::data {
 
 namespace {
-
-// Decodes the code point at s[i] (input is valid UTF-8 after collect); advances i.
-uint32_t next_cp(std::string_view s, size_t& i) {
-  unsigned char c = s[i];
-  if (c < 0x80) {
-    i++;
-    return c;
-  }
-  int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-  uint32_t cp = n == 4 ? c & 0x07 : n == 3 ? c & 0x0F : n == 2 ? c & 0x1F : c;
-  for (int k = 1; k < n && i + k < s.size(); k++) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  i += n;
-  return cp;
-}
 
 // Code points whose presence means NFC/NFKC could change the text. Precomposed Hangul syllables,
 // CJK unified ideographs, general punctuation and ASCII are stable, so most Korean and English text
@@ -38,7 +25,9 @@ bool may_change_under_nfc(std::string_view s, bool compat) {
       i++;
       continue;
     }
-    if (c >= 0xEA && c <= 0xED && i + 2 < s.size()) {  // Hangul syllables, decoded as next_cp does
+    // Hangul syllables, decoded as utf8_decode_unchecked does (input is valid UTF-8 after collect, so
+    // clean decodes unchecked throughout)
+    if (c >= 0xEA && c <= 0xED && i + 2 < s.size()) {
       const uint32_t cp = ((c & 0x0Fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |
                           (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
       if (cp >= 0xAC00 && cp <= 0xD7A3) {
@@ -46,7 +35,7 @@ bool may_change_under_nfc(std::string_view s, bool compat) {
         continue;
       }
     }
-    uint32_t cp = next_cp(s, i);
+    uint32_t cp = utf8_decode_unchecked(s, i);
     if (cp >= 0xAC00 && cp <= 0xD7A3) continue;
     if (cp >= 0x4E00 && cp <= 0x9FFF) continue;
     if (!compat && cp >= 0x2010 && cp <= 0x2027) continue;
@@ -60,8 +49,6 @@ bool may_change_under_nfc(std::string_view s, bool compat) {
 bool zero_width(uint32_t cp) { return (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF || cp == 0x00AD; }
 bool control(uint32_t cp) { return (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
 
-inline bool continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
-
 // Bytes of the character at s[i] when no cleaning option can touch it (it is no space, control,
 // zero-width or exotic-space character and is well formed), else 0. Those characters all start with
 // a byte below 0x21, 0x7F, 0xC2, 0xE2, 0xE3 or 0xEF (or are 4-byte); overlong forms (0xC0, 0xC1,
@@ -69,8 +56,9 @@ inline bool continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0)
 inline size_t plain_char_bytes(std::string_view s, size_t i) {
   const unsigned char c = static_cast<unsigned char>(s[i]);
   if (c >= 0x21 && c <= 0x7E) return 1;
-  if (c >= 0xC3 && c <= 0xDF) return i + 1 < s.size() && continuation(s[i + 1]) ? 2 : 0;
-  if ((c == 0xE1 || (c >= 0xE4 && c <= 0xEE)) && i + 2 < s.size() && continuation(s[i + 1]) && continuation(s[i + 2]))
+  if (c >= 0xC3 && c <= 0xDF) return i + 1 < s.size() && utf8_is_continuation(s[i + 1]) ? 2 : 0;
+  if ((c == 0xE1 || (c >= 0xE4 && c <= 0xEE)) && i + 2 < s.size() && utf8_is_continuation(s[i + 1]) &&
+      utf8_is_continuation(s[i + 2]))
     return 3;
   return 0;
 }
@@ -186,7 +174,7 @@ void clean_text(std::string& s, const CleanOptions& o) {
       continue;
     }
     size_t at = i;
-    uint32_t cp = next_cp(s, i);
+    uint32_t cp = utf8_decode_unchecked(s, i);
     if (cp == '\r') {
       if (i < s.size() && s[i] == '\n') continue;  // CRLF → LF
       cp = '\n';
@@ -341,7 +329,7 @@ void count_scripts(std::string_view text, std::map<std::string, size_t>& counts)
         continue;
       }
     }
-    const int id = script_id(next_cp(text, i));
+    const int id = script_id(utf8_decode_unchecked(text, i));
     if (id >= 0) local[id]++;
   }
   for (size_t k = 0; k < std::size(kScripts); k++)
@@ -354,7 +342,7 @@ double script_ratio(std::string_view text, const std::string& script) {
     if (script == kScripts[k]) want = int(k);
   size_t letters = 0, in_script = 0;
   for (size_t i = 0; i < text.size();) {
-    const int id = script_id(next_cp(text, i));
+    const int id = script_id(utf8_decode_unchecked(text, i));
     if (id >= 0) {
       letters++;
       in_script += id == want;

@@ -72,18 +72,10 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
                 bool text_valid) {
   std::vector<std::pair<size_t, size_t>> lines;  // (offset, length) of non-blank lines
   std::vector<int64_t> numbers;
-  size_t pos = 0;
-  int64_t lineno = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    lineno++;
-    std::string_view l = text.substr(pos, nl - pos);
-    if (l.find_first_not_of(" \t\r") != std::string_view::npos) {
-      lines.emplace_back(pos, nl - pos);
-      numbers.push_back(lineno);
-    }
-    pos = nl + 1;
+  JsonlTextLines walk(text);
+  for (std::string_view l; walk.next(l);) {
+    lines.emplace_back(size_t(l.data() - text.data()), l.size());
+    numbers.push_back(walk.line());
   }
   const int64_t n = int64_t(lines.size());
   std::vector<nlohmann::json> parsed(n);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lathe/core/utf8.h"
 #include "lathe/data/record.h"
 
 namespace lathe::data {
@@ -61,13 +62,14 @@ void collect_bytes(std::string_view bytes, const std::string& path, const std::s
                    const CollectOptions& options, CollectResult& out);
 
 // --- helpers shared by the readers (encoding.cpp, collect_docs.cpp) ---
-bool valid_utf8(std::string_view s);
+// UTF-8 checks live in core/utf8.h; these names stay usable as data::.
+using ::lathe::repair_utf8;
+using ::lathe::utf8_length;
+using ::lathe::valid_utf8;
 // Converts file bytes to UTF-8: strips a UTF-8 BOM, converts UTF-16 (BOM) and CP949/EUC-KR (when the
 // bytes are not UTF-8 but CP949 decodes them). Returns the name of the encoding found ("utf-8",
 // "utf-8-bom", "utf-16le", "utf-16be", "cp949"), or "invalid" leaving the bytes as they are.
 std::string to_utf8(std::string_view bytes, std::string& out);
-// Replaces invalid UTF-8 sequences with U+FFFD; returns how many were replaced.
-size_t repair_utf8(std::string& s);
 // Splits a document into chunks at headings and blank lines, each within the budget; `first_line`
 // of each chunk is reported as its source line.
 struct TextChunk {
@@ -79,6 +81,5 @@ std::vector<TextChunk> chunk_document(std::string_view text, const CollectOption
 // entities decoded).
 std::string html_to_text(std::string_view html);
 std::string decode_html_entities(std::string_view s);
-size_t utf8_length(std::string_view s);
 
 }  // namespace lathe::data

@@ -20,17 +20,6 @@ bool is_heading(std::string_view l) {
   return i > 0 && i < l.size() && (l[i] == ' ' || l[i] == '\t');
 }
 
-// Byte offset of the n-th code point of s (s.size() when shorter).
-size_t utf8_offset(std::string_view s, size_t n) {
-  size_t i = 0;
-  while (i < s.size() && n > 0) {
-    i++;
-    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) i++;
-    n--;
-  }
-  return i;
-}
-
 // Cuts an over-long paragraph into pieces of at most `chars` code points, preferring to end a piece
 // after ". ", "? ", "! ", "다. " style sentence ends, then at a space, else mid-word.
 // Linear in the paragraph: the code points left are kept as a running count (recounting the
@@ -178,10 +167,7 @@ std::string decode_html_entities(std::string_view s) {
         cp = cp * (hex ? 16 : 10) + uint32_t(d);
       }
       if (ok && cp > 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) {
-        if (cp < 0x80) out += char(cp);
-        else if (cp < 0x800) out += {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-        else if (cp < 0x10000) out += {char(0xE0 | (cp >> 12)), char(0x80 | ((cp >> 6) & 0x3F)), char(0x80 | (cp & 0x3F))};
-        else out += {char(0xF0 | (cp >> 18)), char(0x80 | ((cp >> 12) & 0x3F)), char(0x80 | ((cp >> 6) & 0x3F)), char(0x80 | (cp & 0x3F))};
+        utf8_append(out, cp);
         done = true;
       }
     } else {

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "lathe/core/error.h"
+#include "lathe/core/utf8.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/dedup_internal.h"
 
@@ -44,7 +45,7 @@ void shingle_hashes(std::string_view s, int n, std::vector<uint64_t>& out) {
   if (!by_word) {
     starts.clear();
     for (size_t i = 0; i < s.size(); ++i)
-      if ((static_cast<uint8_t>(s[i]) & 0xC0) != 0x80) starts.push_back(static_cast<uint32_t>(i));
+      if (!utf8_is_continuation(s[i])) starts.push_back(static_cast<uint32_t>(i));
   }
   size_t units = starts.size();
   if (units < static_cast<size_t>(n)) {

@@ -3,24 +3,12 @@
 // data, duplicates, length histograms, script mix, sources, warnings.
 #include <fmt/format.h>
 
+#include "lathe/core/html_escape.h"
 #include "lathe/data/pipeline.h"
 
 namespace lathe::data {
 
 namespace {
-
-std::string esc(const std::string& s) {
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
 
 std::string str(const nlohmann::json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
 
@@ -30,10 +18,10 @@ std::string bars(const std::vector<std::pair<std::string, double>>& rows, const 
   for (auto& [l, v] : rows) mx = std::max(mx, v);
   const int h = 22, w = 640, label_w = 170;
   std::string s = fmt::format("<figure><figcaption>{}</figcaption><svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' role='img'>",
-                              esc(title), w, h * rows.size() + 4);
+                              html_escape(title), w, h * rows.size() + 4);
   for (size_t i = 0; i < rows.size(); i++) {
     double bw = mx > 0 ? (w - label_w - 80) * rows[i].second / mx : 0;
-    s += fmt::format("<text x='{}' y='{}' text-anchor='end' font-size='12'>{}</text>", label_w - 6, i * h + 15, esc(rows[i].first));
+    s += fmt::format("<text x='{}' y='{}' text-anchor='end' font-size='12'>{}</text>", label_w - 6, i * h + 15, html_escape(rows[i].first));
     s += fmt::format("<rect x='{}' y='{}' width='{:.1f}' height='{}' fill='#4a7ab5'/>", label_w, i * h + 3, bw, h - 6);
     s += fmt::format("<text x='{:.1f}' y='{}' font-size='12'>{}</text>", label_w + bw + 4, i * h + 15, rows[i].second);
   }
@@ -73,19 +61,19 @@ std::string render_report_html(const nlohmann::json& r) {
                    r.value("tokenized", false) ? "Tokenized: token shards written." : "<b>Not tokenized</b> (no model given): no token shards.");
   if (!r["warnings"].empty()) {
     o += "<h2>Warnings</h2><ul>";
-    for (auto& w : r["warnings"]) o += "<li>" + esc(str(w)) + "</li>";
+    for (auto& w : r["warnings"]) o += "<li>" + html_escape(str(w)) + "</li>";
     o += "</ul>";
   }
   o += "<h2>Stages</h2><table><tr><th>stage</th><th>in</th><th>out</th><th>dropped (reason: count, examples)</th></tr>";
   for (auto& s : r["stages"]) {
     std::string d;
     for (auto& [reason, n] : s["dropped"].items()) {
-      d += fmt::format("<div><b>{}</b>: {}", esc(reason), str(n));
+      d += fmt::format("<div><b>{}</b>: {}", html_escape(reason), str(n));
       if (s["examples"].contains(reason))
-        for (auto& ex : s["examples"][reason]) d += "<div class='ex'>" + esc(str(ex)) + "</div>";
+        for (auto& ex : s["examples"][reason]) d += "<div class='ex'>" + html_escape(str(ex)) + "</div>";
       d += "</div>";
     }
-    o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(str(s["stage"])), str(s["in"]), str(s["out"]), d);
+    o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", html_escape(str(s["stage"])), str(s["in"]), str(s["out"]), d);
   }
   o += "</table>";
   if (r.contains("shapes")) {
@@ -94,15 +82,15 @@ std::string render_report_html(const nlohmann::json& r) {
     if (!rows.empty()) o += "<h2>Record shapes</h2>" + bars(rows, "records per input shape");
   }
   const auto& pii = r["pii"];
-  o += fmt::format("<h2>Personal data (policy: {})</h2>", esc(str(pii["policy"])));
+  o += fmt::format("<h2>Personal data (policy: {})</h2>", html_escape(str(pii["policy"])));
   if (pii["hits"].empty()) {
     o += "<p>No personal data found.</p>";
   } else {
     o += "<table><tr><th>type</th><th>hits</th><th>masked examples</th></tr>";
     for (auto& [k, v] : pii["hits"].items()) {
       std::string ex;
-      for (auto& e : pii["examples"][k]) ex += "<div class='ex'>" + esc(str(e)) + "</div>";
-      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(k), str(v), ex);
+      for (auto& e : pii["examples"][k]) ex += "<div class='ex'>" + html_escape(str(e)) + "</div>";
+      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", html_escape(k), str(v), ex);
     }
     o += "</table>";
   }
@@ -114,9 +102,9 @@ std::string render_report_html(const nlohmann::json& r) {
     o += "<table><tr><th>kept</th><th>size</th><th>duplicates</th><th>text</th></tr>";
     for (auto& c : cl) {
       std::string dups;
-      for (auto& d : c["duplicates"]) dups += esc(str(d)) + "<br>";
-      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td class='ex'>{}</td></tr>", esc(str(c["kept"])), str(c["size"]), dups,
-                       esc(str(c["kept_text"])));
+      for (auto& d : c["duplicates"]) dups += html_escape(str(d)) + "<br>";
+      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td class='ex'>{}</td></tr>", html_escape(str(c["kept"])), str(c["size"]), dups,
+                       html_escape(str(c["kept_text"])));
     }
     o += "</table>";
   }
@@ -144,7 +132,7 @@ std::string render_report_html(const nlohmann::json& r) {
   }
   o += "<h2>Inputs</h2><table><tr><th>file</th><th>format</th><th>records read</th><th>xxh3</th></tr>";
   for (auto& f : r["inputs"])
-    o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>", esc(str(f["path"])), esc(str(f["format"])),
+    o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>", html_escape(str(f["path"])), html_escape(str(f["format"])),
                      str(f["records"]), str(f["hash"]));
   o += "</table>";
   if (r.contains("sources") && !r["sources"]["skipped"].empty()) {
@@ -153,11 +141,11 @@ std::string render_report_html(const nlohmann::json& r) {
                      src["skipped"].size());
     o += "<table><tr><th>path</th><th>reason</th><th>detail</th></tr>";
     for (auto& k : src["skipped"])
-      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(str(k["path"])), esc(str(k["reason"])),
-                       esc(str(k["detail"])));
+      o += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", html_escape(str(k["path"])), html_escape(str(k["reason"])),
+                       html_escape(str(k["detail"])));
     o += "</table>";
   }
-  o += "<h2>Configuration</h2><pre>" + esc(r["config"].dump(2)) + "</pre></body></html>\n";
+  o += "<h2>Configuration</h2><pre>" + html_escape(r["config"].dump(2)) + "</pre></body></html>\n";
   return o;
 }
 

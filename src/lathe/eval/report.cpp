@@ -1,7 +1,6 @@
 #include "lathe/eval/report.h"
 
 #include <cmath>
-#include <fstream>
 
 #include "lathe/core/file_io.h"
 #include "lathe/core/json_io.h"
@@ -30,10 +29,10 @@ std::vector<GateFailure> evaluate_gates(const EvalRun& run, const Gates& gates) 
 
 ojson read_training_curve(const std::string& path) {
   ojson rows = ojson::array();
-  std::ifstream in(path);
-  if (!in) return rows;
+  if (!file_exists(path)) return rows;
+  JsonlReader in(path, "eval");
   std::string line;
-  while (std::getline(in, line)) {
+  while (in.next_line(line)) {
     ojson j;
     if (!try_parse_json_bounded(line, j) || !j.is_object() || !j.contains("step")) continue;  // a torn last line
     ojson r;

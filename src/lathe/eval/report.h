@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/core/html_escape.h"
 #include "lathe/eval/runner.h"
 
 namespace lathe::eval {
@@ -35,6 +36,6 @@ nlohmann::ordered_json report_json(const EvalRun& run, const ReportInputs& in);
 // A self-contained page (inline CSS and SVG, no scripts from elsewhere); every text is escaped.
 std::string report_html(const nlohmann::ordered_json& report);
 
-std::string html_escape(std::string_view s);
+using ::lathe::html_escape;  // core/html_escape.h
 
 }  // namespace lathe::eval

@@ -14,22 +14,6 @@ namespace lathe::eval {
 
 using ojson = nlohmann::ordered_json;
 
-std::string html_escape(std::string_view s) {
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o.push_back(c);
-    }
-  }
-  return o;
-}
-
 namespace {
 
 std::string esc(const ojson& j) { return html_escape(j.is_string() ? j.get<std::string>() : j.dump()); }

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include <omp.h>
@@ -122,19 +121,10 @@ std::string last_user_turn(const EvalCase& c) {
 }
 
 std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::string& path, size_t limit) {
-  std::ifstream in(path);
-  if (!in) fail("eval", "{}: cannot open", path);
+  JsonlReader in(path, "eval");  // malformed or too deep: "[eval] path:line: ..."
   std::vector<std::pair<nlohmann::json, std::string>> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line) && (limit == 0 || out.size() < limit)) {
-    lineno++;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    JsonError err;
-    if (!try_parse_json_bounded(line, j, &err)) fail("eval", "{}:{}: invalid JSON: {}", path, lineno, err.message);
-    out.emplace_back(std::move(j), path + ":" + std::to_string(lineno));
-  }
+  nlohmann::json j;
+  while ((limit == 0 || out.size() < limit) && in.next(j)) out.emplace_back(std::move(j), in.where());
   return out;
 }
 

@@ -173,15 +173,10 @@ EvalCase case_from_json(const nlohmann::json& j, const std::string& where) {
 
 std::vector<EvalCase> parse_cases_jsonl(const std::string& text, const std::string& origin) {
   std::vector<EvalCase> cases;
-  size_t pos = 0;
-  int lineno = 0;
-  while (pos <= text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text.size() + 1 : nl + 1;
-    lineno++;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::string where = origin + ":" + std::to_string(lineno);
+  JsonlTextLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    std::string where = origin + ":" + std::to_string(lines.line());
     nlohmann::json j;
     JsonError err;
     if (!try_parse_json_bounded(line, j, &err)) fail("eval", "{}: invalid JSON: {}", where, err.message);

@@ -7,39 +7,18 @@
 
 namespace lathe::eval {
 
-std::vector<char32_t> utf8_code_points(std::string_view s) {
-  std::vector<char32_t> out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    utf8proc_int32_t cp;
-    auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i), utf8proc_ssize_t(s.size() - i), &cp);
-    if (n <= 0) {  // invalid byte: U+FFFD, advance one byte
-      out.push_back(0xFFFD);
-      i++;
-      continue;
-    }
-    out.push_back(char32_t(cp));
-    i += size_t(n);
-  }
-  return out;
-}
-
-static void append_utf8(std::string& out, char32_t c) {
-  utf8proc_uint8_t buf[4];
-  auto n = utf8proc_encode_char(utf8proc_int32_t(c), buf);
-  out.append(reinterpret_cast<const char*>(buf), size_t(n));
-}
-
+// utf8proc_encode_char, used here before core/utf8, wrote U+FFFE/U+FFFF as the single bytes 0xFE/0xFF
+// (its internal markers), which is not UTF-8; utf8_append writes their 3-byte forms. Every other code
+// point is encoded the same (checked over all of U+0000..U+10FFFF).
 std::string utf8_from_code_points(const std::vector<char32_t>& cps) {
   std::string out;
-  for (char32_t c : cps) append_utf8(out, c);
+  for (char32_t c : cps) utf8_append(out, c);
   return out;
 }
 
 std::string unicode_lower(std::string_view s) {
   std::string out;
-  for (char32_t c : utf8_code_points(s)) append_utf8(out, char32_t(utf8proc_tolower(utf8proc_int32_t(c))));
+  for (char32_t c : utf8_code_points(s)) utf8_append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(c))));
   return out;
 }
 
@@ -172,7 +151,7 @@ std::vector<std::string> diff_units(std::string_view s, bool chars) {
   for (char32_t c : utf8_code_points(s)) {
     if (chars) {
       std::string u;
-      append_utf8(u, c);
+      utf8_append(u, c);
       out.push_back(std::move(u));
       continue;
     }
@@ -182,7 +161,7 @@ std::vector<std::string> diff_units(std::string_view s, bool chars) {
       cur.clear();
     }
     in_space = sp;
-    append_utf8(cur, c);
+    utf8_append(cur, c);
   }
   if (!cur.empty()) out.push_back(std::move(cur));
   return out;

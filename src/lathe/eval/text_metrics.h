@@ -7,9 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "lathe/core/utf8.h"
+
 namespace lathe::eval {
 
-std::vector<char32_t> utf8_code_points(std::string_view s);
+using ::lathe::utf8_code_points;  // core/utf8.h: strict, each invalid byte is U+FFFD
 std::string utf8_from_code_points(const std::vector<char32_t>& cps);
 std::string unicode_lower(std::string_view s);  // Unicode simple lowercase (utf8proc)
 bool is_unicode_space(char32_t c);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "lathe/core/error.h"
+#include "lathe/core/scope_exit.h"
 
 namespace lathe {
 
@@ -274,35 +275,31 @@ void GgufWriter::write(const std::string& path) const {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("gguf", "{}: cannot create: {}", tmp, std::strerror(errno));
-  try {
-    emit([&](const void* data, size_t n) {
-      const char* p = static_cast<const char*>(data);
-      while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-          if (errno == EINTR) continue;
-          fail("gguf", "{}: write failed: {}", tmp, std::strerror(errno));
-        }
-        p += w;
-        n -= size_t(w);
+  // Any failure below closes and removes the partial file; the error (its message formatted before
+  // this runs, so errno is the failing call's) propagates as it is.
+  ScopeExit discard([&] {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+  });
+  emit([&](const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      ssize_t w = ::write(fd, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail("gguf", "{}: write failed: {}", tmp, std::strerror(errno));
       }
-    });
-    if (fsync(fd) != 0) fail("gguf", "{}: cannot flush: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("gguf", "{}: cannot close: {}", tmp, std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("gguf", "{}: cannot rename into place: {}", path, std::strerror(e));
-  }
+      p += w;
+      n -= size_t(w);
+    }
+  });
+  if (fsync(fd) != 0) fail("gguf", "{}: cannot flush: {}", tmp, std::strerror(errno));
+  const int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0) fail("gguf", "{}: cannot close: {}", tmp, std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    fail("gguf", "{}: cannot rename into place: {}", path, std::strerror(errno));
+  discard.dismiss();
 }
 
 }  // namespace lathe

@@ -236,13 +236,15 @@ void Server::Impl::setup_routes() {
     std::string type = res.status >= 500 ? "server_error" : "invalid_request_error";
     res.set_content(error_body(res.status, type, code, "", msg), "application/json");
   });
-  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+  http.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string msg = "internal error";
     try {
       if (ep) std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       msg = e.what();
-    } catch (...) {
+    } catch (...) {  // reported, not swallowed: the client gets a 500 and the operator a log line
+      msg = "internal error: an exception that is not a std::exception";
+      std::fprintf(stderr, "lathe serve: %s on %s %s\n", msg.c_str(), req.method.c_str(), req.path.c_str());
     }
     send_error(res, ApiError(500, "server_error", "", "", msg));
   });

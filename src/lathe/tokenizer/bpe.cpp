@@ -94,7 +94,7 @@ class Bpe : public Model {
     };
     const bool affix = !opt.continuing_subword_prefix.empty() || !opt.end_of_word_suffix.empty();
     for (size_t i = 0; i < word.size();) {
-      uint32_t len = uint32_t(std::min<size_t>(utf8_len(uint8_t(word[i])), word.size() - i));
+      uint32_t len = uint32_t(std::min<size_t>(utf8_lead_len(uint8_t(word[i])), word.size() - i));
       std::string_view c = word.substr(i, len);
       int32_t id;
       if (affix) {
@@ -195,7 +195,7 @@ class SpmScores : public Model {
     thread_local std::vector<Symbol> syms;
     syms.clear();
     for (size_t i = 0; i < word.size();) {
-      uint32_t len = uint32_t(std::min<size_t>(utf8_len(uint8_t(word[i])), word.size() - i));
+      uint32_t len = uint32_t(std::min<size_t>(utf8_lead_len(uint8_t(word[i])), word.size() - i));
       syms.push_back({-1, int32_t(syms.size()) - 1, int32_t(syms.size()) + 1, uint32_t(i), len});
       i += len;
     }

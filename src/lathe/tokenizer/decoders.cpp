@@ -9,45 +9,6 @@ namespace lathe::tok {
 namespace {
 
 using json = nlohmann::json;
-const char* kReplacementChar = "\xEF\xBF\xBD";
-
-// Like Rust's String::from_utf8_lossy: each maximal invalid subpart becomes one U+FFFD.
-std::string utf8_lossy(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    uint8_t b = p[i];
-    if (b < 0x80) {
-      out.push_back(char(b));
-      i++;
-      continue;
-    }
-    int len;
-    if (utf8_decode(s, i, &len) >= 0) {
-      out.append(s.data() + i, len);
-      i += len;
-      continue;
-    }
-    // Invalid: swallow the longest prefix that could still have started a valid sequence.
-    size_t k = i + 1;
-    int need = (b >= 0xC2 && b <= 0xDF) ? 1 : (b >= 0xE0 && b <= 0xEF) ? 2 : (b >= 0xF0 && b <= 0xF4) ? 3 : 0;
-    for (int c = 0; c < need && k < n; c++, k++) {
-      uint8_t lo = 0x80, hi = 0xBF;
-      if (c == 0) {
-        if (b == 0xE0) lo = 0xA0;
-        if (b == 0xED) hi = 0x9F;
-        if (b == 0xF0) lo = 0x90;
-        if (b == 0xF4) hi = 0x8F;
-      }
-      if (p[k] < lo || p[k] > hi) break;
-    }
-    out += kReplacementChar;
-    i = k;
-  }
-  return out;
-}
 
 class ByteLevelDec : public Decoder {
  public:
@@ -63,7 +24,7 @@ class ByteLevelDec : public Decoder {
         i += len;
       }
     }
-    tokens.assign(1, utf8_lossy(bytes));
+    tokens.assign(1, utf8_lossy(bytes));  // Rust from_utf8_lossy, as HF
   }
 };
 
@@ -82,7 +43,7 @@ class ByteFallbackDec : public Decoder {
       if (dummy == 0) {
         out.push_back(std::move(pending));
       } else {
-        for (size_t k = 0; k < pending_n; k++) out.push_back(kReplacementChar);
+        for (size_t k = 0; k < pending_n; k++) out.emplace_back(kUtf8Replacement);
       }
       pending.clear();
       pending_n = 0;

@@ -10,6 +10,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/scope_exit.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/tokenizer/loader_internal.h"
 #include "lathe/tokenizer/tokenizer.h"
@@ -197,14 +198,14 @@ std::unique_ptr<Tokenizer> reload(const Vocab& v, const std::string& pre, const 
   std::string tmp = (std::filesystem::temp_directory_path() /
                      ("lathe-vocab-" + std::to_string(getpid()) + "-" + pre + ".gguf")).string();
   tw.write(tmp);
-  std::unique_ptr<Tokenizer> out;
-  try {
-    out = load_gguf_tokenizer(tmp);
-  } catch (...) {
-    std::filesystem::remove(tmp);
-    throw;
-  }
-  std::filesystem::remove(tmp);
+  // A load that fails still removes the file; its error, not the removal's, propagates.
+  ScopeExit remove_on_error([&] {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+  });
+  std::unique_ptr<Tokenizer> out = load_gguf_tokenizer(tmp);
+  remove_on_error.dismiss();
+  std::filesystem::remove(tmp);  // throws if the file cannot be removed
   return out;
 }
 

@@ -84,8 +84,7 @@ class Strip : public Normalizer {
     }
     if (right_) {
       while (e > b) {
-        size_t k = e - 1;
-        while (k > b && (uint8_t(s[k]) & 0xC0) == 0x80) k--;
+        size_t k = utf8_char_start(s, e - 1, b);
         int len;
         int32_t cp = utf8_decode(s, k, &len);
         if (!is_whitespace(uint32_t(cp))) break;

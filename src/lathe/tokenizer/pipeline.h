@@ -10,19 +10,13 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "lathe/core/utf8.h"
+
 struct re_pattern_buffer;  // Oniguruma's regex_t
 
 namespace lathe::tok {
 
-// ---- UTF-8 helpers (unicode.cpp) ----
-// Decodes one code point at s[i]; sets *len (>= 1). Returns -1 for an invalid sequence (len = 1).
-int32_t utf8_decode(std::string_view s, size_t i, int* len);
-void utf8_append(std::string& out, uint32_t cp);
-// Replaces invalid sequences with U+FFFD; returns the number replaced. Valid input returns 0 and
-// leaves `out` empty (use the input as is).
-size_t utf8_sanitize(std::string_view in, std::string& out);
-// Length in bytes of the UTF-8 sequence starting with byte b (1 for invalid lead bytes).
-inline int utf8_len(uint8_t b) { return b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1; }
+// ---- Unicode classes (unicode.cpp); UTF-8 decoding lives in core/utf8.h ----
 bool is_whitespace(uint32_t cp);   // Rust char::is_whitespace
 bool is_numeric(uint32_t cp);      // Unicode N*
 bool is_punctuation(uint32_t cp);  // ASCII punctuation or Unicode P*

@@ -28,8 +28,7 @@ WordCache& thread_cache(uint64_t instance) {
 
 bool word_boundary_ok(std::string_view text, size_t b, size_t e) {
   if (b > 0) {
-    size_t k = b - 1;
-    while (k > 0 && (uint8_t(text[k]) & 0xC0) == 0x80) k--;
+    size_t k = utf8_char_start(text, b - 1);
     int len;
     int32_t cp = utf8_decode(text, k, &len);
     if (cp >= 0 && is_alnum_or_underscore(uint32_t(cp))) return false;
@@ -54,8 +53,7 @@ size_t skip_ws_forward(std::string_view s, size_t i) {
 
 size_t skip_ws_backward(std::string_view s, size_t lo, size_t i) {
   while (i > lo) {
-    size_t k = i - 1;
-    while (k > lo && (uint8_t(s[k]) & 0xC0) == 0x80) k--;
+    size_t k = utf8_char_start(s, i - 1, lo);
     int len;
     int32_t cp = utf8_decode(s, k, &len);
     if (cp < 0 || !is_whitespace(uint32_t(cp))) break;
@@ -214,7 +212,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   if (add_special_tokens) out.insert(out.end(), p_->prefix_ids.begin(), p_->prefix_ids.end());
   // Validate first; copy only when something must be replaced.
   thread_local std::string clean;
-  size_t bad = tok::utf8_sanitize(text, clean);
+  size_t bad = utf8_sanitize(text, clean);
   *replacements = bad;
   g_last_replacements = bad;
   p_->encode(bad ? std::string_view(clean) : text, out);
@@ -268,7 +266,7 @@ bool Tokenizer::is_special(int32_t id) const {
 // ---- StreamDecoder (HF's DecodeStream algorithm) ----
 
 static bool ends_with_replacement(const std::string& s) {
-  return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+  return s.ends_with(kUtf8Replacement);
 }
 
 std::string StreamDecoder::push(int32_t id) {

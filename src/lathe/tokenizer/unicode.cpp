@@ -1,4 +1,4 @@
-// UTF-8 helpers, Unicode character classes (via utf8proc), GPT-2's byte map and the Oniguruma wrapper.
+// Unicode character classes (via utf8proc), GPT-2's byte map and the Oniguruma wrapper.
 #include <oniguruma.h>
 #include <utf8proc.h>
 
@@ -10,94 +10,6 @@
 #include "lathe/tokenizer/pipeline.h"
 
 namespace lathe::tok {
-
-int32_t utf8_decode(std::string_view s, size_t i, int* len) {
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data()) + i;
-  size_t left = s.size() - i;
-  uint8_t b = p[0];
-  *len = 1;
-  if (b < 0x80) return b;
-  int n;
-  uint32_t cp, min;
-  if ((b & 0xE0) == 0xC0) n = 2, cp = b & 0x1F, min = 0x80;
-  else if ((b & 0xF0) == 0xE0) n = 3, cp = b & 0x0F, min = 0x800;
-  else if ((b & 0xF8) == 0xF0) n = 4, cp = b & 0x07, min = 0x10000;
-  else return -1;
-  if (left < size_t(n)) return -1;
-  for (int k = 1; k < n; k++) {
-    if ((p[k] & 0xC0) != 0x80) return -1;
-    cp = (cp << 6) | (p[k] & 0x3F);
-  }
-  // Overlong forms, surrogates and values past U+10FFFF are invalid, as in Rust's from_utf8.
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
-  *len = n;
-  return int32_t(cp);
-}
-
-void utf8_append(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(char(cp));
-  } else if (cp < 0x800) {
-    out.push_back(char(0xC0 | (cp >> 6)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(char(0xE0 | (cp >> 12)));
-    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(char(0xF0 | (cp >> 18)));
-    out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cp & 0x3F)));
-  }
-}
-
-size_t utf8_sanitize(std::string_view in, std::string& out) {
-  out.clear();
-  // Most input is valid: check first (ASCII runs 8 bytes at a time) and copy only when needed.
-  {
-    size_t i = 0;
-    bool ok = true;
-    while (i < in.size()) {
-      if (i + 8 <= in.size()) {
-        uint64_t w;
-        std::memcpy(&w, in.data() + i, 8);
-        if ((w & 0x8080808080808080ull) == 0) {
-          i += 8;
-          continue;
-        }
-      }
-      if (uint8_t(in[i]) < 0x80) {
-        i++;
-        continue;
-      }
-      int len;
-      if (utf8_decode(in, i, &len) < 0) {
-        ok = false;
-        break;
-      }
-      i += len;
-    }
-    if (ok) return 0;
-  }
-  out.reserve(in.size());
-  size_t bad = 0;
-  for (size_t i = 0; i < in.size();) {
-    if (uint8_t(in[i]) < 0x80) {
-      out.push_back(in[i++]);
-      continue;
-    }
-    int len;
-    if (utf8_decode(in, i, &len) < 0) {
-      out += "\xEF\xBF\xBD";
-      bad++;
-    } else {
-      out.append(in.data() + i, len);
-    }
-    i += len;
-  }
-  return bad;
-}
 
 bool is_whitespace(uint32_t cp) {
   if (cp <= 0x20) return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);

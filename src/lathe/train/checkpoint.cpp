@@ -16,6 +16,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/scope_exit.h"
 #include "lathe/formats/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -207,40 +208,41 @@ std::string checkpoint_save(const std::string& output_dir, const ParamList& para
   fs::create_directory(tmp_dir, ec);
   if (ec) fail("checkpoint", "{}: cannot create: {}", tmp_dir, ec.message());
 
-  try {
-    std::vector<std::pair<std::string, Tensor>> values;
-    for (const Param* p : params) values.emplace_back(p->name, p->value);
-    safetensors_write(tmp_dir + "/" + kTrainable, values, {{"format", "pt"}});
-    safetensors_write(tmp_dir + "/" + kOptimizer, optimizer.export_state(),
-                      {{"format", "lathe-adamw"}, {"step", std::to_string(optimizer.step_count())}});
-    write_file_atomic(tmp_dir + "/" + kState, state_to_json(state, optimizer).dump(2) + "\n");
+  // A save that fails leaves no partial directory behind; its error propagates as it is.
+  ScopeExit remove_partial([&] {
+    std::error_code ignored;  // the save's own error is the one to report
+    fs::remove_all(tmp_dir, ignored);
+  });
+  std::vector<std::pair<std::string, Tensor>> values;
+  for (const Param* p : params) values.emplace_back(p->name, p->value);
+  safetensors_write(tmp_dir + "/" + kTrainable, values, {{"format", "pt"}});
+  safetensors_write(tmp_dir + "/" + kOptimizer, optimizer.export_state(),
+                    {{"format", "lathe-adamw"}, {"step", std::to_string(optimizer.step_count())}});
+  write_file_atomic(tmp_dir + "/" + kState, state_to_json(state, optimizer).dump(2) + "\n");
 
-    // Hash what is on disk (each writer above already fsynced its file).
-    json files = json::object();
-    for (const char* f : {kTrainable, kOptimizer, kState}) {
-      std::string bytes = read_file(tmp_dir + "/" + f);
-      files[f] = hex64(XXH64(bytes.data(), bytes.size(), 0));
-    }
-    // checksums.json is written last: list_checkpoints treats its presence as "complete".
-    write_file_atomic(tmp_dir + "/" + kChecksums, json{{"algorithm", "xxh64"}, {"files", files}}.dump(2) + "\n");
-    fsync_dir(tmp_dir);
-
-    if (fs::exists(final_dir)) {
-      // Same step saved again (e.g. after resuming from an older checkpoint): swap atomically, then
-      // drop the old copy, which now sits under the .tmp name and would be cleaned as stale anyway.
-      if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
-        fail("checkpoint", "{}: cannot replace with {}: {}", final_dir, tmp_dir, std::strerror(errno));
-      fsync_dir(output_dir);
-      remove_dir(tmp_dir);
-    } else {
-      if (std::rename(tmp_dir.c_str(), final_dir.c_str()) != 0)
-        fail("checkpoint", "{}: cannot rename {} into place: {}", final_dir, tmp_dir, std::strerror(errno));
-    }
-    fsync_dir(output_dir);
-  } catch (...) {
-    fs::remove_all(tmp_dir, ec);
-    throw;
+  // Hash what is on disk (each writer above already fsynced its file).
+  json files = json::object();
+  for (const char* f : {kTrainable, kOptimizer, kState}) {
+    std::string bytes = read_file(tmp_dir + "/" + f);
+    files[f] = hex64(XXH64(bytes.data(), bytes.size(), 0));
   }
+  // checksums.json is written last: list_checkpoints treats its presence as "complete".
+  write_file_atomic(tmp_dir + "/" + kChecksums, json{{"algorithm", "xxh64"}, {"files", files}}.dump(2) + "\n");
+  fsync_dir(tmp_dir);
+
+  if (fs::exists(final_dir)) {
+    // Same step saved again (e.g. after resuming from an older checkpoint): swap atomically, then
+    // drop the old copy, which now sits under the .tmp name and would be cleaned as stale anyway.
+    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
+      fail("checkpoint", "{}: cannot replace with {}: {}", final_dir, tmp_dir, std::strerror(errno));
+    fsync_dir(output_dir);
+    remove_dir(tmp_dir);
+  } else {
+    if (std::rename(tmp_dir.c_str(), final_dir.c_str()) != 0)
+      fail("checkpoint", "{}: cannot rename {} into place: {}", final_dir, tmp_dir, std::strerror(errno));
+  }
+  fsync_dir(output_dir);
+  remove_partial.dismiss();
   prune_checkpoints(output_dir, save_total_limit);
   return final_dir;
 }

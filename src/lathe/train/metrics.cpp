@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
@@ -19,10 +18,9 @@ namespace lathe {
 MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : path_(path) {
   if (resume_step >= 0 && file_exists(path)) {
     std::string kept;
-    std::ifstream in(path);
+    JsonlReader in(path, "metrics");
     std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
+    while (in.next_line(line)) {
       json row;
       if (!try_parse_json_bounded(line, row)) continue;  // a line torn by a crash mid-write
       if (row.is_object() && row.contains("step") && row["step"].is_number() &&
