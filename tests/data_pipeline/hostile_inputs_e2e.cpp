@@ -11,6 +11,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/data/collect.h"
+#include "lathe/records/record_shape.h"
 #include "lathe/tokenizer/bpe_trainer.h"
 #include "lathe/chat/chat_template.h"
 #include "lathe/train/dataset.h"
@@ -67,7 +68,7 @@ TEST(HostileJson, TrainDatasetAndTokenizerTextAndTemplate) {
   EXPECT_TRUE(has(msg, d / "train.jsonl" + ":2: nesting deeper than 256")) << msg;
 
   std::vector<std::string> texts;
-  msg = error_of([&] { lathe::tok::collect_record_text("{\"text\":\"a\",\"x\":" + kDeep + "}", texts); });
+  msg = error_of([&] { lathe::record_training_texts("{\"text\":\"a\",\"x\":" + kDeep + "}", texts); });
   EXPECT_TRUE(has(msg, "nesting deeper than 256")) << msg;
 
   // A message's extra field built in memory (the serve path) reaches the template's conversion.

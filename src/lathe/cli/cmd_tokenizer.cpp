@@ -10,6 +10,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/records/record_shape.h"
 #include "lathe/tokenizer/bpe_trainer.h"
 #include "lathe/chat/chat_template.h"
 
@@ -69,7 +70,7 @@ int run_train(const Options& o) {
         continue;
       }
       try {
-        lathe::tok::collect_record_text(line, texts);
+        lathe::record_training_texts(line, texts);
       } catch (const lathe::Error& e) {
         // Tokenizer training only needs text: a bad line (malformed, or nested deeper than
         // kMaxJsonDepth) is skipped, said, and counted.

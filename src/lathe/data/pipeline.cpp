@@ -1,5 +1,6 @@
-// The stage driver of `lathe data prepare`. Each stage takes the surviving records and a
-// StageCounts, so the report can show in/out/dropped-by-reason per stage and check they reconcile.
+// The stage driver of `lathe data prepare`. Each stage is one function that takes the surviving
+// records and returns its StageCounts (in = out + dropped, each drop with its reason), so the report
+// can show in/out/dropped-by-reason per stage and check they reconcile; run_pipeline only chains them.
 #include "lathe/data/pipeline.h"
 
 #include <xxhash.h>
@@ -17,6 +18,7 @@
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
 #include "lathe/tokenizer/tokenizer.h"
@@ -40,11 +42,13 @@ struct PiiSummary {
   std::map<std::string, std::vector<std::string>> examples;
 };
 
-void pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, StageCounts& counts, PiiSummary& sum) {
+// 4. personal data: detected per text, redacted, dropped or only reported by policy.
+StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum) {
+  StageCounts counts("pii");
   counts.in = recs.size();
   if (o.policy == "off") {
     counts.out = recs.size();
-    return;
+    return counts;
   }
   PiiOptions po;
   po.min_confidence = o.min_confidence;
@@ -78,6 +82,7 @@ void pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, StageCounts&
   }
   recs.swap(kept);
   counts.out = recs.size();
+  return counts;
 }
 
 // Prompts of an evaluation file: the user turns of any record shape, or each line of plain text.
@@ -89,26 +94,23 @@ std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files
     o.strict = false;
     collect_file(f, o, cr);
     for (auto& r : cr.records) {
-      RecordShape s = detect_record_shape(r.json);
-      if (s == RecordShape::Text) {
-        prompts.push_back(r.json["text"]);
-      } else if (s != RecordShape::Unknown && s != RecordShape::PreTokenized) {
-        try {
-          for (auto& m : record_to_messages(r.json, s))
-            if (m.value("role", "") == "user") prompts.push_back(m.value("content", ""));
-        } catch (const Error&) {
-        }
-      } else if (r.json.contains("prompt") && r.json["prompt"].is_string()) {
-        prompts.push_back(r.json["prompt"]);
+      try {
+        for (auto& p : record_prompts(r.json)) prompts.push_back(std::move(p));
+      } catch (const RecordError&) {
+        // An evaluation record that is no record has no prompt to protect; the file is not ours to
+        // validate (`lathe eval` reports it), and one bad line must not stop the preparation.
       }
     }
   }
   return prompts;
 }
 
-nlohmann::json dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, StageCounts& counts) {
+// 5. dedup: exact and near duplicates, and records that contain an evaluation prompt. `info` gets
+// the report's clusters and contamination figures.
+StageCounts dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, nlohmann::json& info) {
   const auto& o = cfg.dedup;
-  nlohmann::json info{{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
+  StageCounts counts("dedup");
+  info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
   counts.in = recs.size();
   std::vector<std::string> texts(recs.size());
 #pragma omp parallel for schedule(dynamic, 256)
@@ -188,7 +190,13 @@ nlohmann::json dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, Sta
     if (!drop[i]) kept.push_back(std::move(recs[i]));
   recs.swap(kept);
   counts.out = recs.size();
-  return info;
+  // Cluster ids are indices into the pre-compaction vector; renumber them by representative id.
+  std::map<int64_t, int64_t> remap;
+  for (size_t i = 0; i < recs.size(); i++)
+    if (recs[i].cluster >= 0 && !remap.count(recs[i].cluster)) remap[recs[i].cluster] = int64_t(i);
+  for (auto& r : recs)
+    if (r.cluster >= 0) r.cluster = remap[r.cluster];
+  return counts;
 }
 
 std::vector<size_t> histogram(const std::vector<size_t>& v, const std::vector<size_t>& edges) {
@@ -284,69 +292,34 @@ std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptio
   return split;
 }
 
-nlohmann::json run_pipeline(const DataConfig& cfg) {
-  if (cfg.inputs.empty()) fail("data", "no inputs (give --input or data.inputs)");
-  if (cfg.output.empty()) fail("data", "no output directory (give --output or data.output)");
-  nlohmann::json report{{"format", "lathe-data-report-v1"}, {"config", cfg.to_json()}};
-  std::vector<StageCounts> stages;
-  std::vector<std::string> warnings;
-  // LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
-  const bool verbose = std::getenv("LATHE_VERBOSE") != nullptr;
-  auto t_last = std::chrono::steady_clock::now();
-  auto lap = [&](const char* what) {
-    auto now = std::chrono::steady_clock::now();
-    if (verbose) std::fprintf(stderr, "lathe data: %-8s %.3f s\n", what, std::chrono::duration<double>(now - t_last).count());
-    t_last = now;
-  };
+namespace {
 
-  std::unique_ptr<Tokenizer> tok;
+// 1. collect: every input read into records (the tokenizer, when given, counts chunk tokens).
+StageCounts collect_stage(const DataConfig& cfg, const Tokenizer* tok, CollectResult& cr) {
   CollectOptions co = cfg.collect;
-  if (!cfg.format.model.empty()) {
-    tok = Tokenizer::load(cfg.format.model);
-    const Tokenizer* t = tok.get();
-    co.count_tokens = [t](std::string_view s) { return t->encode(s, false).size(); };
-  }
-  // 1. collect
-  CollectResult cr = collect(cfg.inputs, co);
-  for (auto& w : cr.warnings) warnings.push_back(w);
-  std::vector<Record> recs = std::move(cr.records);
-  stages.push_back(cr.counts);
-  lap("collect");
-  // 2. map
-  StageCounts mapc("map");
-  std::map<std::string, size_t> shapes;
+  if (tok) co.count_tokens = [tok](std::string_view s) { return tok->encode(s, false).size(); };
+  cr = collect(cfg.inputs, co);
+  return cr.counts;
+}
+
+// 2. map: every record to its canonical shape; `shapes` counts the shapes seen.
+StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes) {
+  StageCounts counts("map");
   MappingOptions mo = cfg.mapping;
   if (mo.system_prompt.empty()) mo.system_prompt = cfg.format.system_prompt;
-  map_records(recs, mo, mapc, shapes);
-  stages.push_back(mapc);
-  lap("map");
-  report["shapes"] = shapes;
-  // 3. clean
-  StageCounts cleanc("clean");
-  clean_records(recs, cfg.clean, cleanc);
-  stages.push_back(cleanc);
-  lap("clean");
-  // 4. personal data
-  StageCounts piic("pii");
-  PiiSummary ps;
-  pii_stage(recs, cfg.pii, piic, ps);
-  stages.push_back(piic);
-  lap("pii");
-  report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
-  // 5. dedup
-  StageCounts dedupc("dedup");
-  report["dedup"] = dedup_stage(recs, cfg, dedupc);
-  stages.push_back(dedupc);
-  lap("dedup");
-  // Cluster ids are indices into the pre-compaction vector; renumber them by representative id.
-  {
-    std::map<int64_t, int64_t> remap;
-    for (size_t i = 0; i < recs.size(); i++)
-      if (recs[i].cluster >= 0 && !remap.count(recs[i].cluster)) remap[recs[i].cluster] = int64_t(i);
-    for (auto& r : recs)
-      if (r.cluster >= 0) r.cluster = remap[r.cluster];
-  }
-  // Text statistics (scripts, sources, character lengths) of what survived.
+  map_records(recs, mo, counts, shapes);
+  return counts;
+}
+
+// 3. clean: normalization and the quality filters.
+StageCounts clean_stage(std::vector<Record>& recs, const CleanOptions& o) {
+  StageCounts counts("clean");
+  clean_records(recs, o, counts);
+  return counts;
+}
+
+// Text statistics (scripts, sources, character lengths) of what survived dedup; no records change.
+void text_statistics(const std::vector<Record>& recs, nlohmann::json& report) {
   std::map<std::string, size_t> scripts, sources;
   std::vector<size_t> char_lens(recs.size());
 #pragma omp parallel
@@ -368,154 +341,184 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++) report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
   report["char_length_histogram"] = hist_json(char_lens);
-  lap("stats");
+}
 
-  // 6. format + tokenize
-  StageCounts fmtc("format");
-  fmtc.in = recs.size();
-  std::vector<EncodedRecord> enc;
+struct Formatted {
+  std::vector<EncodedRecord> enc;  // enc[i] belongs to recs[i]
   std::string template_source;
-  if (tok) {
-    RecordFormatOptions ro;
-    ro.train_on_inputs = cfg.format.train_on_inputs;
-    ro.max_seq_length = cfg.format.max_seq_length;
-    RecordEncoder encoder = RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro);
-    template_source = encoder.chat_template().source();
-    std::vector<Record> kept;
-    std::vector<size_t> before, after;
-    size_t no_eos = 0, long_prompts = 0;
-    for (auto& r : recs) {
-      EncodedRecord e;
-      try {
-        e = encoder.encode(r.json);
-      } catch (const Error& ex) {
-        fmtc.drop("cannot encode", r.source.where() + ": " + ex.what());
-        continue;
-      }
-      if (e.truncated && cfg.format.truncation == "drop") {
-        fmtc.drop("longer than max_seq_length", fmt::format("{}: {} tokens", r.source.where(), e.full_length));
-        continue;
-      }
-      if (e.input_ids.size() < cfg.format.min_tokens) {
-        fmtc.drop("too short (tokens)", fmt::format("{}: {} tokens", r.source.where(), e.input_ids.size()));
-        continue;
-      }
-      if (std::none_of(e.labels.begin(), e.labels.end(), [](int32_t l) { return l != -100; })) {
-        fmtc.drop("no loss tokens", r.source.where() + ": every token is masked (answer truncated away?)");
-        continue;
-      }
-      if (!e.ends_with_eos && r.json.contains("messages") && no_eos++ < 5)
-        warnings.push_back(r.source.where() + ": answer never ends (no end-of-turn token after truncation)");
-      size_t first_loss = std::find_if(e.labels.begin(), e.labels.end(), [](int32_t l) { return l != -100; }) - e.labels.begin();
-      if (cfg.format.max_seq_length > 0 && first_loss > size_t(cfg.format.max_seq_length) * 3 / 4 && long_prompts++ < 5)
-        warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", r.source.where(), first_loss, e.input_ids.size()));
-      before.push_back(e.full_length);
-      after.push_back(e.input_ids.size());
-      enc.push_back(std::move(e));
-      kept.push_back(std::move(r));
-    }
-    recs.swap(kept);
-    if (no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", no_eos));
-    report["token_length_histogram"] = {{"before", hist_json(before)}, {"after", hist_json(after)}};
-  } else {
+};
+
+// 6. format + tokenize: each record rendered with the chat template and encoded with its loss mask;
+// records that cannot be encoded, are too long (truncation: drop), too short or carry no loss are
+// dropped. Without a tokenizer every record passes untokenized.
+StageCounts format_stage(std::vector<Record>& recs, const DataConfig& cfg, const Tokenizer* tok, Formatted& out,
+                         std::vector<std::string>& warnings, nlohmann::json& report) {
+  StageCounts counts("format");
+  counts.in = recs.size();
+  if (!tok) {
     warnings.push_back("no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; rerun with --model)");
+    counts.out = recs.size();
+    return counts;
   }
-  fmtc.out = recs.size();
-  stages.push_back(fmtc);
+  const FormatOptions& f = cfg.format;
+  RecordFormatOptions ro;
+  ro.train_on_inputs = f.train_on_inputs;
+  ro.max_seq_length = f.max_seq_length;
+  RecordEncoder encoder = RecordEncoder::for_model(*tok, f.model, f.chat_template, ro);
+  out.template_source = encoder.chat_template().source();
+  std::vector<Record> kept;
+  std::vector<size_t> before, after;
+  size_t no_eos = 0, long_prompts = 0;
+  for (auto& r : recs) {
+    EncodedRecord e;
+    try {
+      e = encoder.encode(r.json);
+    } catch (const Error& ex) {
+      counts.drop("cannot encode", r.source.where() + ": " + ex.what());
+      continue;
+    }
+    if (e.truncated && f.truncation == "drop") {
+      counts.drop("longer than max_seq_length", fmt::format("{}: {} tokens", r.source.where(), e.full_length));
+      continue;
+    }
+    if (e.input_ids.size() < f.min_tokens) {
+      counts.drop("too short (tokens)", fmt::format("{}: {} tokens", r.source.where(), e.input_ids.size()));
+      continue;
+    }
+    const size_t first_loss = first_loss_index(e.labels);
+    if (first_loss == e.labels.size()) {
+      counts.drop("no loss tokens", r.source.where() + ": every token is masked (answer truncated away?)");
+      continue;
+    }
+    if (!e.ends_with_eos && r.json.contains("messages") && no_eos++ < 5)
+      warnings.push_back(r.source.where() + ": answer never ends (no end-of-turn token after truncation)");
+    if (f.max_seq_length > 0 && first_loss > size_t(f.max_seq_length) * 3 / 4 && long_prompts++ < 5)
+      warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", r.source.where(), first_loss, e.input_ids.size()));
+    before.push_back(e.full_length);
+    after.push_back(e.input_ids.size());
+    out.enc.push_back(std::move(e));
+    kept.push_back(std::move(r));
+  }
+  recs.swap(kept);
+  if (no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", no_eos));
+  report["token_length_histogram"] = {{"before", hist_json(before)}, {"after", hist_json(after)}};
+  counts.out = recs.size();
+  return counts;
+}
 
-  // 7. split
-  StageCounts splitc("split");
-  splitc.in = splitc.out = recs.size();
-  auto split = assign_splits(recs, cfg.split);
-  stages.push_back(splitc);
-  lap("format+split");
+// 7. split: train/validation/test per record (assign_splits); no record is dropped.
+StageCounts split_stage(const std::vector<Record>& recs, const SplitOptions& o, std::vector<int>& split) {
+  StageCounts counts("split");
+  counts.in = counts.out = recs.size();
+  split = assign_splits(recs, o);
+  return counts;
+}
 
-  // Write the dataset directory.
+// <split>.records.jsonl: serialised in parallel in blocks of records, joined in split order.
+// "_source" and "_id" go into the records themselves (nothing reads them after this), which spares
+// a copy of every record. Returns the file's bytes.
+std::string records_jsonl(std::vector<Record>& recs, const std::vector<size_t>& idx) {
+  constexpr int64_t kBlock = 1024;
+  const int64_t nblocks = (int64_t(idx.size()) + kBlock - 1) / kBlock;
+  std::vector<std::string> blocks(nblocks);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t b = 0; b < nblocks; b++) {
+    for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(idx.size()), (b + 1) * kBlock); k++) {
+      Record& r = recs[idx[k]];
+      r.json["_source"] = r.source.to_json();
+      r.json["_id"] = r.id;
+      json_dump_fast(r.json, blocks[b]);
+      blocks[b] += '\n';
+    }
+  }
+  size_t total = 0;
+  for (auto& b : blocks) total += b.size();
+  std::string body;
+  body.reserve(total);
+  for (auto& b : blocks) {
+    body += b;
+    b = {};
+  }
+  return body;
+}
+
+// The split's token shard (packed into bins of max_seq_length when packing), recorded in `sp`.
+void write_shard(const DataConfig& cfg, const char* name, const std::vector<EncodedRecord>& enc,
+                 const std::vector<size_t>& idx, DatasetSplit& sp) {
+  TokenShardWriter w;
+  size_t label_tokens = 0;
+  auto add = [&](size_t i) {
+    w.add(enc[i].input_ids, enc[i].labels);
+    label_tokens += count_loss_labels(enc[i].labels);
+  };
+  if (cfg.format.packing && cfg.format.max_seq_length > 0) {
+    std::vector<size_t> lens;
+    for (size_t i : idx) lens.push_back(enc[i].input_ids.size());
+    auto bins = pack(lens, size_t(cfg.format.max_seq_length));
+    for (auto& b : bins) {
+      for (size_t k : b) add(idx[k]);
+      w.end_bin();
+    }
+    sp.bins = bins.size();
+    sp.packed = true;
+  } else {
+    for (size_t i : idx) add(i);
+  }
+  std::string shard = std::string(name) + ".tokens-00000.safetensors";
+  w.write(cfg.output + "/" + shard, {{"split", name}});
+  sp.shards.push_back(shard);
+  sp.sequences = w.sequences();
+  sp.tokens = w.tokens();
+  sp.label_tokens = label_tokens;
+  sp.shard_hashes.push_back(hash_file(cfg.output + "/" + shard));
+}
+
+// Writes the dataset directory: per split its records and (tokenized) token shard, then the manifest.
+DatasetManifest write_dataset(const DataConfig& cfg, std::vector<Record>& recs, const std::vector<int>& split,
+                              const Tokenizer* tok, const Formatted& formatted, const CollectResult& cr,
+                              const std::vector<StageCounts>& stages) {
   fs::create_directories(cfg.output);
-  nlohmann::json manifest{{"format", "lathe-dataset-v1"}, {"config", cfg.to_json()}};
-  nlohmann::json splits = nlohmann::json::object();
+  DatasetManifest m;
+  m.config = cfg.to_json();
   std::string all_hashes;
   for (int s = 0; s < 3; s++) {
-    std::string records_name = std::string(kSplitNames[s]) + ".records.jsonl";
-    std::string body;
+    DatasetSplit& sp = m.splits[kSplitNames[s]];
     std::vector<size_t> idx;
     for (size_t i = 0; i < recs.size(); i++)
       if (split[i] == s) idx.push_back(i);
-    // Serialised in parallel in blocks of records, joined in split order. "_source" and "_id" go into
-    // the records themselves (nothing reads them after this), which spares a copy of every record.
-    constexpr int64_t kBlock = 1024;
-    const int64_t nblocks = (int64_t(idx.size()) + kBlock - 1) / kBlock;
-    std::vector<std::string> blocks(nblocks);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < nblocks; b++) {
-      for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(idx.size()), (b + 1) * kBlock); k++) {
-        Record& r = recs[idx[k]];
-        r.json["_source"] = r.source.to_json();
-        r.json["_id"] = r.id;
-        json_dump_fast(r.json, blocks[b]);
-        blocks[b] += '\n';
-      }
-    }
-    size_t total = 0;
-    for (auto& b : blocks) total += b.size();
-    body.reserve(total);
-    for (auto& b : blocks) {
-      body += b;
-      b = {};
-    }
-    write_file_atomic(cfg.output + "/" + records_name, body);
-    nlohmann::json sp{{"records", records_name}, {"records_count", idx.size()}, {"shards", nlohmann::json::array()},
-                      {"sequences", 0}, {"tokens", 0}, {"label_tokens", 0}, {"packed", false}};
-    sp["records_hash"] = hex64(XXH3_64bits(body.data(), body.size()));
-    all_hashes += sp["records_hash"].get<std::string>();
+    sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
+    const std::string body = records_jsonl(recs, idx);
+    write_file_atomic(cfg.output + "/" + sp.records, body);
+    sp.records_count = idx.size();
+    sp.records_hash = hex64(XXH3_64bits(body.data(), body.size()));
+    all_hashes += sp.records_hash;
     if (tok && !idx.empty()) {
-      TokenShardWriter w;
-      size_t label_tokens = 0;
-      auto add = [&](size_t i) {
-        w.add(enc[i].input_ids, enc[i].labels);
-        for (int32_t l : enc[i].labels) label_tokens += l != -100;
-      };
-      if (cfg.format.packing && cfg.format.max_seq_length > 0) {
-        std::vector<size_t> lens;
-        for (size_t i : idx) lens.push_back(enc[i].input_ids.size());
-        auto bins = pack(lens, size_t(cfg.format.max_seq_length));
-        for (auto& b : bins) {
-          for (size_t k : b) add(idx[k]);
-          w.end_bin();
-        }
-        sp["bins"] = bins.size();
-        sp["packed"] = true;
-      } else {
-        for (size_t i : idx) add(i);
-      }
-      std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-      w.write(cfg.output + "/" + shard, {{"split", kSplitNames[s]}});
-      sp["shards"].push_back(shard);
-      sp["sequences"] = w.sequences();
-      sp["tokens"] = w.tokens();
-      sp["label_tokens"] = label_tokens;
-      std::string h = hash_file(cfg.output + "/" + shard);
-      sp["shard_hashes"].push_back(h);
-      all_hashes += h;
+      write_shard(cfg, kSplitNames[s], formatted.enc, idx, sp);
+      all_hashes += sp.shard_hashes.back();
     }
-    splits[kSplitNames[s]] = sp;
   }
-  manifest["splits"] = splits;
   if (tok) {
     std::string tj = fs::is_directory(cfg.format.model) ? cfg.format.model + "/tokenizer.json" : cfg.format.model;
-    manifest["tokenizer"] = {{"source", cfg.format.model}, {"hash", fs::exists(tj) ? hash_file(tj) : ""}};
-    manifest["chat_template"] = template_source;
+    m.tokenizer = DatasetManifest::Tokenizer{cfg.format.model, fs::exists(tj) ? hash_file(tj) : ""};
+    m.chat_template = formatted.template_source;
   }
-  nlohmann::json inputs = nlohmann::json::array();
-  for (auto& f : cr.inputs) inputs.push_back({{"path", f.path}, {"hash", f.hash}, {"records", f.records}, {"format", f.format}});
-  manifest["inputs"] = inputs;
-  nlohmann::json counts = nlohmann::json::object();
-  for (auto& st : stages) counts[st.stage] = {{"in", st.in}, {"out", st.out}, {"dropped", st.dropped}};
-  manifest["counts"] = counts;
-  manifest["content_hash"] = hex64(XXH3_64bits(all_hashes.data(), all_hashes.size()));
-  write_file_atomic(cfg.output + "/manifest.json", manifest.dump(2) + "\n");
-  lap("write");
+  for (auto& f : cr.inputs) m.inputs.push_back({f.path, f.hash, f.format, f.records});
+  for (auto& st : stages) {
+    DatasetStageTotals& t = m.counts[st.stage];
+    t.in = st.in;
+    t.out = st.out;
+    t.dropped.insert(st.dropped.begin(), st.dropped.end());
+  }
+  m.content_hash = hex64(XXH3_64bits(all_hashes.data(), all_hashes.size()));
+  write_dataset_manifest(cfg.output, m);
+  return m;
+}
 
+// report.json / report.html: per-stage accounting (each stage reconciles, and each stage's input is
+// the previous one's output), totals, splits, inputs and sources.
+void write_report(const DataConfig& cfg, const std::vector<StageCounts>& stages, size_t kept, const DatasetManifest& m,
+                  const CollectResult& cr, const std::vector<std::string>& warnings, bool tokenized,
+                  nlohmann::json& report) {
   nlohmann::json st = nlohmann::json::array();
   bool ok = true;
   for (size_t i = 0; i < stages.size(); i++) {
@@ -526,20 +529,75 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   for (auto& s : stages)
     for (auto& [k, v] : s.dropped) dropped += v;
   report["stages"] = st;
-  report["totals"] = {{"records_in", stages[0].in}, {"records_kept", recs.size()}, {"records_dropped", dropped},
-                      {"reconciles", ok && stages[0].in == recs.size() + dropped}};
-  report["splits"] = {{"train", splits["train"]["records_count"]}, {"validation", splits["validation"]["records_count"]},
-                      {"test", splits["test"]["records_count"]}};
-  report["inputs"] = inputs;
+  report["totals"] = {{"records_in", stages[0].in}, {"records_kept", kept}, {"records_dropped", dropped},
+                      {"reconciles", ok && stages[0].in == kept + dropped}};
+  report["splits"] = {{"train", m.split("train")->records_count}, {"validation", m.split("validation")->records_count},
+                      {"test", m.split("test")->records_count}};
+  report["inputs"] = m.to_json()["inputs"];
   // Every source the inputs named: read, or skipped with its reason (seen = read + skipped).
   nlohmann::json skipped = nlohmann::json::array();
   for (auto& k : cr.skipped) skipped.push_back({{"path", k.path}, {"reason", k.reason}, {"detail", k.detail}});
   report["sources"] = {{"seen", cr.inputs.size() + cr.skipped.size()}, {"read", cr.inputs.size()},
                        {"skipped", skipped}};
   report["warnings"] = warnings;
-  report["tokenized"] = bool(tok);
+  report["tokenized"] = tokenized;
   write_file_atomic(cfg.output + "/report.json", report.dump(2) + "\n");
   write_file_atomic(cfg.output + "/report.html", render_report_html(report));
+}
+
+// LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
+class Laps {
+ public:
+  void operator()(const char* what) {
+    auto now = std::chrono::steady_clock::now();
+    if (verbose_) std::fprintf(stderr, "lathe data: %-8s %.3f s\n", what, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  bool verbose_ = std::getenv("LATHE_VERBOSE") != nullptr;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+nlohmann::json run_pipeline(const DataConfig& cfg) {
+  if (cfg.inputs.empty()) fail("data", "no inputs (give --input or data.inputs)");
+  if (cfg.output.empty()) fail("data", "no output directory (give --output or data.output)");
+  nlohmann::json report{{"format", "lathe-data-report-v1"}, {"config", cfg.to_json()}};
+  std::vector<StageCounts> stages;
+  std::vector<std::string> warnings;
+  Laps lap;
+  std::unique_ptr<Tokenizer> tok;
+  if (!cfg.format.model.empty()) tok = Tokenizer::load(cfg.format.model);
+
+  CollectResult cr;
+  stages.push_back(collect_stage(cfg, tok.get(), cr));
+  warnings = cr.warnings;
+  std::vector<Record> recs = std::move(cr.records);
+  lap("collect");
+  std::map<std::string, size_t> shapes;
+  stages.push_back(map_stage(recs, cfg, shapes));
+  report["shapes"] = shapes;
+  lap("map");
+  stages.push_back(clean_stage(recs, cfg.clean));
+  lap("clean");
+  PiiSummary ps;
+  stages.push_back(pii_stage(recs, cfg.pii, ps));
+  report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
+  lap("pii");
+  stages.push_back(dedup_stage(recs, cfg, report["dedup"]));
+  lap("dedup");
+  text_statistics(recs, report);
+  lap("stats");
+  Formatted formatted;
+  stages.push_back(format_stage(recs, cfg, tok.get(), formatted, warnings, report));
+  std::vector<int> split;
+  stages.push_back(split_stage(recs, cfg.split, split));
+  lap("format+split");
+  DatasetManifest manifest = write_dataset(cfg, recs, split, tok.get(), formatted, cr, stages);
+  lap("write");
+  write_report(cfg, stages, recs.size(), manifest, cr, warnings, bool(tok), report);
   lap("report");
   return report;
 }

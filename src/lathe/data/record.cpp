@@ -37,29 +37,6 @@ nlohmann::json StageCounts::to_json() const {
   return j;
 }
 
-std::string record_text(const nlohmann::json& rec) {
-  std::string out;
-  auto add = [&](const std::string& s) {
-    if (!out.empty()) out += '\n';
-    out += s;
-  };
-  if (rec.contains("messages") && rec["messages"].is_array())
-    for (auto& m : rec["messages"])
-      if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
-  if (rec.contains("text") && rec["text"].is_string()) add(rec["text"].get_ref<const std::string&>());
-  return out;
-}
-
-std::string record_answer(const nlohmann::json& rec) {
-  if (rec.contains("text") && rec["text"].is_string()) return rec["text"];
-  if (!rec.contains("messages") || !rec["messages"].is_array()) return "";
-  const auto& ms = rec["messages"];
-  for (size_t i = ms.size(); i-- > 0;)
-    if (ms[i].is_object() && ms[i].value("role", "") == "assistant" && ms[i].contains("content") && ms[i]["content"].is_string())
-      return ms[i]["content"];
-  return "";
-}
-
 std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
 
 }  // namespace lathe::data

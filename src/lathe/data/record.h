@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/records/record_shape.h"
+
 namespace lathe::data {
 
 struct Source {
@@ -41,20 +43,8 @@ struct StageCounts {
   nlohmann::json to_json() const;
 };
 
-// Every text a record carries, joined by '\n' (message contents or "text"); what cleaning filters,
-// PII detection and dedup look at.
-std::string record_text(const nlohmann::json& rec);
-// The content of the last assistant turn ("" when none; the text itself for {"text"} records).
-std::string record_answer(const nlohmann::json& rec);
-// Applies `f` to every string a person wrote (message contents, "text"); used by clean and redact.
-template <class F>
-void for_each_text(nlohmann::json& rec, F&& f) {
-  if (rec.contains("messages") && rec["messages"].is_array()) {
-    for (auto& m : rec["messages"])
-      if (m.is_object() && m.contains("content") && m["content"].is_string()) f(m["content"].get_ref<std::string&>());
-  }
-  if (rec.contains("text") && rec["text"].is_string()) f(rec["text"].get_ref<std::string&>());
-}
+// The texts of a record (record_text, record_answer, for_each_text) are the records layer's
+// (lathe/records/record_shape.h), the same for every reader of a prepared record.
 
 std::string hex64(uint64_t v);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lathe/core/error.h"
+#include "lathe/core/ignore_index.h"
 #include "lathe/kernels/cpu/cpu.h"
 
 namespace lathe::eval {
@@ -42,7 +43,7 @@ PerplexityResult sequence_perplexity(const Model& m, const std::vector<std::vect
     const auto& s = ids[i];
     if (!labels.empty()) {  // labels[j] is what position j-1 predicts
       LATHE_CHECK(labels[i].size() == s.size(), "labels {} vs ids {}", labels[i].size(), s.size());
-      targets.assign(s.size(), -100);
+      targets.assign(s.size(), kIgnoreIndex);
       for (size_t j = 1; j < s.size(); j++) targets[j - 1] = labels[i][j];
     }
     for (size_t w = 0; w < s.size(); w += size_t(context)) {

@@ -10,10 +10,10 @@
 #include <omp.h>
 
 #include "lathe/core/error.h"
-#include "lathe/core/json_int.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/data/dedup.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/eval/text_metrics.h"
 #include "lathe/model/generate.h"
 #include "lathe/model/model.h"
@@ -130,43 +130,24 @@ std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::stri
 
 // splits.<split>.records of a dataset directory's manifest.json; "" when absent.
 std::string manifest_split(const std::string& dir, const std::string& split) {
-  std::string mpath = dir + "/manifest.json";
-  if (!file_exists(mpath)) fail("eval", "{}: no manifest.json (give a dataset directory or a .jsonl file)", dir);
-  nlohmann::json m;
-  if (!try_parse_json_bounded(read_file(mpath), m) || !m.is_object()) fail("eval", "{}: invalid JSON", mpath);
-  if (!m.contains("splits") || !m["splits"].contains(split)) return "";
-  const auto& s = m["splits"][split];
-  if (!s.contains("records") || !s["records"].is_string()) return "";
-  fs::path p(s["records"].get<std::string>());
-  return (p.is_relative() ? fs::path(dir) / p : p).string();
+  if (!has_dataset_manifest(dir)) fail("eval", "{}: no manifest.json (give a dataset directory or a .jsonl file)", dir);
+  const DatasetSplit* s = read_dataset_manifest(dir).split(split);
+  if (!s || s->records.empty()) return "";
+  return dataset_file(dir, s->records);
 }
 
-// Prompt texts of training records for the contamination check.
+// Prompt texts of training records for the contamination check: the records layer's prompt of each
+// record; for pre-tokenized records the decoded ids that carry no loss (every id without labels).
 std::vector<std::pair<std::string, std::string>> training_prompts(const std::string& path, const Tokenizer& tok) {
   std::vector<std::pair<std::string, std::string>> out;
   for (auto& [rec, where] : read_records(path, 0)) {
-    RecordShape shape = detect_record_shape(rec);
     try {
-      if (shape == RecordShape::Text) {
-        out.emplace_back(rec["text"].get<std::string>(), where);
-      } else if (shape == RecordShape::PreTokenized) {
-        std::vector<int32_t> prompt;
-        const auto& ids = rec["input_ids"];
-        bool has_labels = rec.contains("labels") && rec["labels"].is_array() && rec["labels"].size() == ids.size();
-        for (size_t i = 0; i < ids.size(); i++) {
-          // 64-bit reads, range-checked before narrowing (get<int32_t>() made 5000000000 into 705032704).
-          int64_t id, label = -1;
-          if (!json_to_int64(ids[i], &id) || id < 0 || id >= tok.vocab_size())
-            fail("eval", "\"input_ids\"[{}] = {} is not a token id of this tokenizer (vocabulary {})", i,
-                 ids[i].dump(), tok.vocab_size());
-          if (has_labels && !json_to_int64(rec["labels"][i], &label))
-            fail("eval", "\"labels\"[{}] is {}", i, json_int_problem(rec["labels"][i]));
-          if (!has_labels || label < 0) prompt.push_back(int32_t(id));
-        }
-        out.emplace_back(tok.decode(prompt, true), where);
-      } else if (shape != RecordShape::Unknown) {
-        for (auto& m : record_to_messages(rec, shape))
-          if (m["role"] == "user" && m["content"].is_string()) out.emplace_back(m["content"].get<std::string>(), where);
+      if (detect_record_shape(rec) == RecordShape::PreTokenized) {
+        TokenizedRecord t = read_pretokenized(rec);
+        check_token_ids_in_vocab(t.input_ids, tok.vocab_size(), "input_ids");
+        out.emplace_back(tok.decode(prompt_token_ids(t), true), where);
+      } else {
+        for (auto& p : record_prompts(rec)) out.emplace_back(std::move(p), where);
       }
     } catch (const Error& e) {
       fail("eval", "{}: {}", where, e.what());

@@ -8,6 +8,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/records/record_shape.h"
 
 namespace lathe::eval {
 
@@ -124,7 +125,7 @@ EvalCase case_from_json_impl(const nlohmann::json& j, const std::string& where,
         fail("eval", "{}: messages[{}] must be {{role, content}} with string values", where, i);
     }
     if (m.back()["role"] != "user") fail("eval", "{}: the last message must be a user turn", where);
-    c.messages = nlohmann::ordered_json::parse(m.dump());
+    c.messages = record_to_messages(j, RecordShape::Messages);  // value for value, as training reads them
   }
   if (c.prompt.empty() == c.messages.is_null())
     fail("eval", "{}: give exactly one of 'prompt' or 'messages'", where);

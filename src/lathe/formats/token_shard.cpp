@@ -1,6 +1,7 @@
 #include "lathe/formats/token_shard.h"
 
 #include "lathe/core/error.h"
+#include "lathe/core/ignore_index.h"
 #include "lathe/formats/safetensors.h"
 
 namespace lathe {
@@ -84,8 +85,8 @@ TokenShard TokenShard::open(const std::string& path) {
   }
   for (size_t i = 0; i < s.ids_.size(); i++) {
     if (s.ids_[i] < 0) fail("formats", "{}: \"input_ids\"[{}] = {} is negative", path, i, s.ids_[i]);
-    if (s.labels_[i] < 0 && s.labels_[i] != -100)
-      fail("formats", "{}: \"labels\"[{}] = {} is neither a token id nor -100", path, i, s.labels_[i]);
+    if (s.labels_[i] < 0 && s.labels_[i] != kIgnoreIndex)
+      fail("formats", "{}: \"labels\"[{}] = {} is neither a token id nor {}", path, i, s.labels_[i], kIgnoreIndex);
   }
   return s;
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "lathe/core/error.h"
+#include "lathe/core/ignore_index.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -17,7 +18,7 @@ void PackedBatch::add(const std::vector<int32_t>& input_ids, const std::vector<i
   seg_len.push_back(int(input_ids.size()));
   for (size_t t = 0; t < input_ids.size(); t++) {
     ids.push_back(input_ids[t]);
-    targets.push_back(t + 1 < labels.size() ? labels[t + 1] : -100);
+    targets.push_back(t + 1 < labels.size() ? labels[t + 1] : kIgnoreIndex);
   }
 }
 

@@ -1,12 +1,12 @@
-// Training records → token ids and labels. One place decides what a record means, so `lathe train`
-// on raw JSONL and `lathe data prepare` produce the same tokens.
+// Training records → token ids and labels: rendering with the chat template and the loss mask. One
+// place decides what a record means (record_shape.h, token_labels.h), so `lathe train` on raw JSONL,
+// `lathe data prepare` and `lathe eval` produce the same tokens.
 //
-// Shapes (detect_record_shape): {"messages":[{role,content}]}, ShareGPT {"conversations":[{from,value}]},
-// Alpaca {"instruction","input"?,"output"}, {"prompt","completion"}, {"question","answer"}, {"text"},
-// pre-tokenized {"input_ids","labels"?}. All conversational shapes become messages and are rendered
-// with the chat template; the loss mask comes from the template's assistant turn spans (end-of-turn
-// token included, so the model learns to stop), or every token with train_on_inputs. {"text"} records
-// are encoded with the tokenizer's special tokens plus EOS, every token carrying loss.
+// All conversational shapes become messages (record_to_messages) and are rendered with the chat
+// template; the loss mask comes from the template's assistant turn spans (end-of-turn token
+// included, so the model learns to stop), or every token with train_on_inputs. {"text"} records are
+// encoded with the tokenizer's special tokens plus EOS, every token carrying loss. Pre-tokenized
+// records are read as they are (read_pretokenized).
 //
 // Tokens and spans: the rendered text is encoded once as a whole (what inference sees); a span
 // boundary at byte b maps to the number of leading tokens of the whole encoding that the encoding of
@@ -19,21 +19,12 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/chat/chat_template.h"
+#include "lathe/records/record_shape.h"
+#include "lathe/records/token_labels.h"
 
 namespace lathe {
 
 class Tokenizer;
-
-enum class RecordShape { Messages, ShareGPT, Alpaca, PromptCompletion, QuestionAnswer, Text, PreTokenized, Unknown };
-const char* record_shape_name(RecordShape s);  // "messages", "sharegpt", "alpaca", ...
-RecordShape detect_record_shape(const nlohmann::json& rec);
-
-// The conversation of a conversational record as [{"role","content"}, ...]: ShareGPT's from
-// human/gpt/system map to user/assistant/system; Alpaca's user turn is instruction + "\n\n" + input
-// (when input is non-empty). A "prompt" that is itself a message list (TRL's conversational
-// prompt/completion) is kept. Throws lathe::Error("[record] ...") naming the field that is missing
-// or of the wrong type.
-nlohmann::ordered_json record_to_messages(const nlohmann::json& rec, RecordShape shape);
 
 struct RecordFormatOptions {
   bool train_on_inputs = false;  // loss on every token, not only the assistant turns
@@ -42,7 +33,7 @@ struct RecordFormatOptions {
 };
 
 struct EncodedRecord {
-  std::vector<int32_t> input_ids, labels;  // labels: -100 = no loss
+  std::vector<int32_t> input_ids, labels;  // labels: kIgnoreIndex = no loss
   size_t full_length = 0;                  // tokens before truncation
   bool truncated = false;
   bool ends_with_eos = false;              // the last loss token is an EOS / end-of-turn id
@@ -57,7 +48,7 @@ class RecordEncoder {
   // or a .jinja path) when given or when the model has none (falls back to chatml).
   static RecordEncoder for_model(const Tokenizer& tok, const std::string& model_path,
                                  const std::string& template_name, RecordFormatOptions opts);
-  // Throws lathe::Error("[record] ...") for a record of no known shape or a malformed one.
+  // Throws RecordError ("[record] ...") for a record of no known shape or a malformed one.
   EncodedRecord encode(const nlohmann::json& rec) const;
   EncodedRecord encode_messages(const nlohmann::ordered_json& messages) const;
   const ChatTemplate& chat_template() const { return tmpl_; }

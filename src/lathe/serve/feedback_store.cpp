@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "lathe/core/error.h"
+#include "lathe/records/record_shape.h"
 
 namespace lathe::serve {
 namespace {
@@ -153,15 +154,10 @@ ExportSummary FeedbackStore::export_jsonl(const ExportOptions& o, std::string* o
       sum.skipped_no_request++;
       continue;
     }
-    if (kind == "chat") {
-      nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
-      for (auto& m : req) msgs.push_back({{"role", m.value("role", "user")}, {"content", m.value("content", "")}});
-      msgs.push_back({{"role", "assistant"}, {"content", reply}});
-      rec["messages"] = std::move(msgs);
-    } else {
-      rec["prompt"] = req.is_string() ? req.get<std::string>() : req.dump();
-      rec["completion"] = reply;
-    }
+    if (kind == "chat")
+      rec = chat_record(req, reply);
+    else
+      rec = completion_record(req.is_string() ? req.get<std::string>() : req.dump(), reply);
     out->append(rec.dump());
     out->push_back('\n');
     sum.written++;

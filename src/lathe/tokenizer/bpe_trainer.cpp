@@ -5,13 +5,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <unordered_set>
 
 #include "lathe/core/error.h"
-#include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/chat/chat_template.h"
 #include "lathe/tokenizer/pipeline.h"
@@ -288,29 +286,6 @@ void write_trained_tokenizer(const std::string& dir, const BpeTrainResult& r, co
   write_file_atomic(dir + "/tokenizer.json", bpe_tokenizer_json(r));
   write_file_atomic(dir + "/tokenizer_config.json", cfg.dump(2) + "\n");
   write_file_atomic(dir + "/generation_config.json", gen.dump(2) + "\n");
-}
-
-void collect_record_text(std::string_view line, std::vector<std::string>& out) {
-  static const std::unordered_set<std::string> kFields = {"text",   "content", "value",  "instruction",
-                                                          "input",  "output",  "prompt", "completion",
-                                                          "question", "answer"};
-  nlohmann::json j;
-  JsonError err;  // the caller reports parse errors with file:line
-  if (!try_parse_json_bounded(line, j, &err)) fail("tokenizer", "{}", err.message);  // names the depth cap
-  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& v) {
-    if (v.is_object()) {
-      for (auto& [k, x] : v.items()) {
-        if (x.is_string()) {
-          if (kFields.count(k)) out.push_back(x.get<std::string>());
-        } else {
-          walk(x);
-        }
-      }
-    } else if (v.is_array()) {
-      for (auto& x : v) walk(x);
-    }
-  };
-  walk(j);
 }
 
 }  // namespace lathe::tok

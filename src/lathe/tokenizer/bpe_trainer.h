@@ -49,10 +49,4 @@ std::string bpe_tokenizer_json(const BpeTrainResult& r);
 // given and present among the specials, else <|endoftext|> when present; both go to eos_token_id.
 void write_trained_tokenizer(const std::string& dir, const BpeTrainResult& r, const std::string& chat_template);
 
-// String values of the text-bearing fields of one JSON record (text, content, value, instruction, input,
-// output, prompt, completion, question, answer), searched recursively (messages[].content included).
-// Throws lathe::Error "[tokenizer] malformed JSON: ..." / "nesting deeper than N levels" (the caller
-// adds file:line); nesting is capped at kMaxJsonDepth before the recursive walk.
-void collect_record_text(std::string_view json_line, std::vector<std::string>& out);
-
 }  // namespace lathe::tok

@@ -5,38 +5,15 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
-#include "lathe/core/json_int.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/rng.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
 
 using nlohmann::json;
 
 namespace lathe {
-
-namespace {
-
-constexpr int32_t kIgnoreIndex = -100;  // HF/PyTorch CrossEntropyLoss ignore_index
-
-std::vector<int32_t> int_array(const json& v, const char* field, const std::string& where, bool allow_ignore) {
-  if (!v.is_array()) fail("dataset", "{}: \"{}\" must be an array of integers", where, field);
-  std::vector<int32_t> out;
-  out.reserve(v.size());
-  for (size_t k = 0; k < v.size(); k++) {
-    const json& x = v[k];
-    // 64-bit read that refuses floats and unsigned values above INT64_MAX (get<int64_t>() turned
-    // 2^64-100 into the ignore index -100), then the range check, then narrowing.
-    int64_t t;
-    if (!json_to_int64(x, &t)) fail("dataset", "{}: \"{}\"[{}] is {}", where, field, k, json_int_problem(x));
-    if (!(t >= 0 && t <= INT32_MAX) && !(allow_ignore && t == kIgnoreIndex))
-      fail("dataset", "{}: \"{}\"[{}] = {} is not a token id{}", where, field, k, t, allow_ignore ? " or -100" : "");
-    out.push_back(int32_t(t));
-  }
-  return out;
-}
-
-}  // namespace
 
 json DataCursor::to_json() const { return json{{"epoch", epoch}, {"position", position}}; }
 
@@ -74,15 +51,16 @@ void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const
     const std::string where = in.where();
     if (!j.is_object()) fail("dataset", "{}: expected a JSON object (a record)", where);
     std::vector<int32_t> ids, labels;
-    if (j.contains("input_ids")) {
-      ids = int_array(j["input_ids"], "input_ids", where, false);
-      if (ids.empty()) fail("dataset", "{}: \"input_ids\" is empty", where);
-      labels = ids;
-      if (j.contains("labels") && !j["labels"].is_null()) {
-        labels = int_array(j["labels"], "labels", where, true);
-        if (labels.size() != ids.size())
-          fail("dataset", "{}: \"labels\" has {} entries but \"input_ids\" has {}", where, labels.size(), ids.size());
+    if (detect_record_shape(j) == RecordShape::PreTokenized) {
+      // Read without the tokenizer (pre-tokenized files need none); errors name the line, not "[record]".
+      TokenizedRecord t;
+      try {
+        t = read_pretokenized(j);
+      } catch (const RecordError& err) {
+        fail("dataset", "{}: {}", where, err.detail());
       }
+      ids = std::move(t.input_ids);
+      labels = std::move(t.labels);
     } else {
       if (!encoder) fail("dataset", "{}: not pre-tokenized (no \"input_ids\") and no tokenizer to encode it", where);
       if (!enc) enc = &encoder();
@@ -101,19 +79,14 @@ void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const
 }
 
 void TrainDataset::load_prepared(const std::string& dir, const std::string& split, int max_seq_length) {
-  const std::string mpath = dir + "/manifest.json";
-  if (!std::filesystem::exists(mpath)) fail("dataset", "{}: a directory without manifest.json is not a prepared dataset", dir);
-  json m = read_json_file_bounded(mpath, "dataset");
-  if (!m.is_object() || m.value("format", "") != "lathe-dataset-v1")
-    fail("dataset", "{}: \"format\" is not \"lathe-dataset-v1\"", mpath);
-  if (!m.contains("splits") || !m["splits"].is_object() || !m["splits"].contains(split))
-    fail("dataset", "{}: no split \"{}\"", mpath, split);
-  const json& sp = m["splits"][split];
-  if (!sp.contains("shards") || !sp["shards"].is_array() || sp["shards"].empty())
-    fail("dataset", "{}: split \"{}\" has no token shards (was it prepared without --model?)", mpath, split);
-  for (const json& sh : sp["shards"]) {
-    if (!sh.is_string()) fail("dataset", "{}: split \"{}\": shard names must be strings", mpath, split);
-    TokenShard shard = TokenShard::open(dir + "/" + sh.get<std::string>());
+  const DatasetManifest m = read_dataset_manifest(dir);
+  const DatasetSplit* sp = m.split(split);
+  if (!sp) fail("dataset", "{}: no split \"{}\"", dataset_manifest_path(dir), split);
+  if (sp->shards.empty())
+    fail("dataset", "{}: split \"{}\" has no token shards (was it prepared without --model?)",
+         dataset_manifest_path(dir), split);
+  for (const std::string& name : sp->shards) {
+    TokenShard shard = TokenShard::open(dataset_file(dir, name));
     const size_t first_seq = sequences();
     for (size_t q = 0; q < shard.sequences(); q++) {
       auto ids = shard.input_ids(q);
@@ -161,7 +134,7 @@ int64_t TrainDataset::label_tokens(size_t i) const {
   auto [a, z] = example_sequences(i);
   for (size_t q = a; q < z; q++) {
     auto l = labels(q);
-    for (size_t t = 1; t < l.size(); t++) n += l[t] != kIgnoreIndex;
+    n += int64_t(count_loss_labels(l, 1));
   }
   return n;
 }

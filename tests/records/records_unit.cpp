@@ -1,0 +1,232 @@
+// The records module as one definition: every shape to messages (ordered for the chat template,
+// consumed for storage, the same either way), the prompt side of a record, record texts, pre-tokenized
+// validation with errors naming the field, the loss-mask helpers, tokenizer-training texts, the
+// records made from feedback, and (with a fixture tokenizer) the mask of an Alpaca record.
+#include "lathe/core/error.h"
+#include "lathe/records/record_format.h"
+#include "lathe/records/record_shape.h"
+#include "lathe/records/token_labels.h"
+#include "lathe/tokenizer/tokenizer.h"
+#include "test_util.h"
+
+namespace lathe {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+// The message of the RecordError f() throws ("(no error)" / "(other error)" otherwise).
+template <class F>
+std::string record_error(F&& f) {
+  try {
+    f();
+  } catch (const RecordError& e) {
+    return e.what();
+  } catch (const Error& e) {
+    return std::string("(other error) ") + e.what();
+  }
+  return "(no error)";
+}
+
+json messages_of(const char* text) {
+  json r = json::parse(text);
+  const RecordShape shape = detect_record_shape(r);
+  json ordered_view = json::parse(record_to_messages(r, shape).dump());
+  json consumed = record_messages(json(r), shape);
+  EXPECT_EQ(ordered_view, consumed) << text;  // one conversion, whichever output type
+  return consumed;
+}
+
+TEST(Records, EveryShapeMapsToMessages) {
+  const json qa = json::parse(R"([{"role":"user","content":"q"},{"role":"assistant","content":"a"}])");
+  EXPECT_EQ(messages_of(R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})"), qa);
+  EXPECT_EQ(messages_of(R"({"conversations":[{"from":"human","value":"q"},{"from":"gpt","value":"a"}]})"), qa);
+  EXPECT_EQ(messages_of(R"({"instruction":"q","output":"a"})"), qa);
+  EXPECT_EQ(messages_of(R"({"instruction":"q","input":null,"output":"a"})"), qa);
+  EXPECT_EQ(messages_of(R"({"prompt":"q","completion":"a"})"), qa);
+  EXPECT_EQ(messages_of(R"({"question":"q","answer":"a"})"), qa);
+  // Alpaca's input joins the instruction; a top-level system leads.
+  EXPECT_EQ(messages_of(R"({"system":"s","instruction":"q","input":"ctx","output":"a"})"),
+            json::parse(R"([{"role":"system","content":"s"},{"role":"user","content":"q\n\nctx"},
+                            {"role":"assistant","content":"a"}])"));
+  // TRL's conversational prompt/completion keeps its message lists.
+  EXPECT_EQ(messages_of(R"({"prompt":[{"role":"user","content":"q"}],"completion":[{"role":"assistant","content":"a"}]})"), qa);
+  // ShareGPT speakers.
+  EXPECT_EQ(messages_of(R"({"conversations":[{"from":"system","value":"s"},{"from":"human","value":"q"},
+                                             {"from":"observation","value":"o"}]})")[2]["role"],
+            "tool");
+  EXPECT_FALSE(is_conversation(RecordShape::Text));
+  EXPECT_FALSE(is_conversation(RecordShape::PreTokenized));
+  EXPECT_TRUE(is_conversation(RecordShape::QuestionAnswer));
+}
+
+TEST(Records, MessagesKeepExtraKeysValueForValue) {
+  // No dump and re-parse: an unsigned above INT64_MAX, a float and a nested object survive as they are.
+  json r = json::parse(R"({"messages":[{"role":"user","content":"q","n":18446744073709551615,"w":0.1,
+                                        "meta":{"k":[1,2]}}]})");
+  ordered_json o = record_to_messages(r, RecordShape::Messages);
+  EXPECT_EQ(o[0]["n"].get<uint64_t>(), 18446744073709551615ull);
+  EXPECT_TRUE(o[0]["n"].is_number_unsigned());
+  EXPECT_EQ(o[0]["w"].get<double>(), 0.1);
+  EXPECT_EQ(o[0]["meta"].dump(), R"({"k":[1,2]})");
+  json c = record_messages(std::move(r), RecordShape::Messages);
+  EXPECT_EQ(c[0]["n"].get<uint64_t>(), 18446744073709551615ull);
+  // Built messages are {role, content} in that order (what a template iterating keys sees).
+  json a = json::parse(R"({"question":"q","answer":"a"})");
+  EXPECT_EQ(record_to_messages(a, RecordShape::QuestionAnswer)[0].dump(), R"({"role":"user","content":"q"})");
+}
+
+TEST(Records, MalformedRecordsNameTheField) {
+  auto err = [](const char* text) {
+    json r = json::parse(text);
+    return record_error([&] { record_to_messages(r, detect_record_shape(r)); });
+  };
+  EXPECT_NE(err(R"({"messages":[{"role":"user"}]})").find("[record] \"messages\"[0] has no string \"content\""),
+            std::string::npos);
+  EXPECT_NE(err(R"({"messages":{"role":"user"}})").find("\"messages\" must be a list of messages"), std::string::npos);
+  EXPECT_NE(err(R"({"messages":[]})").find("the conversation has no messages"), std::string::npos);
+  EXPECT_NE(err(R"({"conversations":[{"from":"alien","value":"x"}]})").find("\"conversations\"[0]: unknown speaker"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"instruction":"q","input":3,"output":"a"})").find("alpaca record: \"input\" must be a string, got number"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"prompt":"q","completion":[{"content":"a"}]})").find("\"completion\"[0] has no string \"role\""),
+            std::string::npos);
+  EXPECT_NE(err(R"({"text":"t"})").find("a text record is not a conversation"), std::string::npos);
+  // detail() is the message without the component, for callers that prefix file:line themselves.
+  try {
+    record_to_messages(json::parse(R"({"question":1,"answer":"a"})"), RecordShape::QuestionAnswer);
+    FAIL() << "no error";
+  } catch (const RecordError& e) {
+    EXPECT_EQ(e.detail(), "question/answer record: \"question\" must be a string, got number");
+  }
+}
+
+TEST(Records, SystemPromptIsAddedOnce) {
+  json m = json::parse(R"([{"role":"user","content":"q"}])");
+  add_system_prompt(m, "");
+  EXPECT_EQ(m.size(), 1u);
+  add_system_prompt(m, "be brief");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0], json::parse(R"({"role":"system","content":"be brief"})"));
+  add_system_prompt(m, "other");
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0]["content"], "be brief");
+}
+
+TEST(Records, PromptExtraction) {
+  auto prompts = [](const char* text) { return record_prompts(json::parse(text)); };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(prompts(R"({"instruction":"q","input":"ctx","output":"a"})"), (V{"q\n\nctx"}));
+  EXPECT_EQ(prompts(R"({"messages":[{"role":"system","content":"s"},{"role":"user","content":"1"},
+                                    {"role":"assistant","content":"a"},{"role":"user","content":"2"}]})"),
+            (V{"1", "2"}));
+  EXPECT_EQ(prompts(R"({"text":"plain"})"), (V{"plain"}));
+  EXPECT_EQ(prompts(R"({"prompt":"only a prompt"})"), (V{"only a prompt"}));
+  EXPECT_EQ(prompts(R"({"input_ids":[1,2]})"), V{});
+  EXPECT_EQ(prompts(R"({"foo":"bar"})"), V{});
+  EXPECT_NE(record_error([&] { prompts(R"({"text":5})"); }).find("text record: \"text\" must be a string"),
+            std::string::npos);
+  EXPECT_NE(record_error([&] { prompts(R"({"question":"q","answer":null})"); }).find("\"answer\""), std::string::npos);
+}
+
+TEST(Records, TextsOfCanonicalRecords) {
+  json r = json::parse(R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a1"},
+                                       {"role":"assistant","content":"a2"}]})");
+  EXPECT_EQ(record_text(r), "q\na1\na2");
+  EXPECT_EQ(record_answer(r), "a2");
+  EXPECT_EQ(record_answer(json::parse(R"({"text":"t"})")), "t");
+  EXPECT_EQ(record_answer(json::parse(R"({"input_ids":[1]})")), "");
+  for_each_text(r, [](std::string& s) { s += "!"; });
+  EXPECT_EQ(record_text(r), "q!\na1!\na2!");
+}
+
+TEST(Records, PreTokenizedValidationNamesTheField) {
+  TokenizedRecord t = read_pretokenized(json::parse(R"({"input_ids":[5,6,7],"labels":[-100,6,7]})"));
+  EXPECT_EQ(t.input_ids, (std::vector<int32_t>{5, 6, 7}));
+  EXPECT_EQ(t.labels, (std::vector<int32_t>{kIgnoreIndex, 6, 7}));
+  EXPECT_TRUE(t.has_labels);
+  EXPECT_EQ(prompt_token_ids(t), (std::vector<int32_t>{5}));
+  TokenizedRecord u = read_pretokenized(json::parse(R"({"input_ids":[5,6],"labels":null})"));
+  EXPECT_FALSE(u.has_labels);
+  EXPECT_EQ(u.labels, u.input_ids);
+  EXPECT_EQ(prompt_token_ids(u), u.input_ids);  // no labels: the whole sequence is the prompt
+
+  auto err = [](const char* text) { return record_error([&] { read_pretokenized(json::parse(text)); }); };
+  EXPECT_EQ(err(R"({"input_ids":[1,-100]})"), "[record] \"input_ids\"[1] = -100 is not a token id");
+  EXPECT_EQ(err(R"({"input_ids":[1,2],"labels":[1,-5]})"), "[record] \"labels\"[1] = -5 is not a token id or -100");
+  EXPECT_EQ(err(R"({"input_ids":[1,2],"labels":[1]})"), "[record] \"labels\" has 1 entries but \"input_ids\" has 2");
+  EXPECT_EQ(err(R"({"input_ids":[]})"), "[record] \"input_ids\" is empty");
+  EXPECT_EQ(err(R"({"input_ids":"1 2"})"), "[record] \"input_ids\" must be a list of integers");
+  EXPECT_NE(err(R"({"input_ids":[1,2.5]})").find("[record] \"input_ids\"[1] is 2.5"), std::string::npos);
+  EXPECT_NE(err(R"({"input_ids":[1,5000000000]})").find("\"input_ids\"[1] = 5000000000 is not a token id"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"text":"x"})").find("needs \"input_ids\""), std::string::npos);
+
+  const std::vector<int32_t> ids{1, 2, 9};
+  EXPECT_EQ(record_error([&] { check_token_ids_in_vocab(ids, 10, "input_ids"); }), "(no error)");
+  EXPECT_EQ(record_error([&] { check_token_ids_in_vocab(ids, 9, "input_ids"); }),
+            "[record] \"input_ids\"[2] = 9 is not a token id of this tokenizer (vocabulary 9)");
+}
+
+TEST(Records, LossMaskHelpers) {
+  EXPECT_EQ(kIgnoreIndex, -100);
+  const std::vector<int32_t> labels{kIgnoreIndex, kIgnoreIndex, 7, kIgnoreIndex, 9};
+  EXPECT_EQ(first_loss_index(labels), 2u);
+  EXPECT_TRUE(has_loss(labels));
+  EXPECT_EQ(count_loss_labels(labels), 2u);
+  EXPECT_EQ(count_loss_labels(std::vector<int32_t>{3, kIgnoreIndex, 4}, 1), 1u);  // labels[0] never counts in training
+  const std::vector<int32_t> none{kIgnoreIndex, kIgnoreIndex};
+  EXPECT_EQ(first_loss_index(none), none.size());
+  EXPECT_FALSE(has_loss(none));
+}
+
+TEST(Records, TokenizerTrainingTexts) {
+  std::vector<std::string> out;
+  record_training_texts(R"({"instruction":"i","input":"x","output":"o","id":"not text","n":1})", out);
+  record_training_texts(R"({"messages":[{"role":"user","content":"c1"},{"role":"assistant","content":"c2"}]})", out);
+  // Keys of a parsed object in sorted order (input < instruction < output); "id" is no text field.
+  EXPECT_EQ(out, (std::vector<std::string>{"x", "i", "o", "c1", "c2"}));
+  EXPECT_NE(record_error([&] { record_training_texts("{\"text\":", out); }).find("[record] "), std::string::npos);
+}
+
+TEST(Records, FeedbackRecords) {
+  json req = json::parse(R"([{"role":"system","content":"s"},{"content":"q"}])");
+  EXPECT_EQ(chat_record(req, "fixed").dump(),
+            R"({"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},)"
+            R"({"role":"assistant","content":"fixed"}]})");
+  EXPECT_EQ(completion_record("p", "c").dump(), R"({"prompt":"p","completion":"c"})");
+  // A feedback record reads back as the conversation it was made from.
+  json rec = json::parse(chat_record(req, "fixed").dump());
+  EXPECT_EQ(record_prompts(rec), (std::vector<std::string>{"q"}));
+}
+
+// With a real tokenizer: an Alpaca record and the same conversation as messages encode to the same
+// tokens, and only the assistant turn carries loss.
+TEST(Records, AlpacaMaskCoversOnlyTheAnswer) {
+  LATHE_REQUIRE_FIXTURE("tokenizers/qwen3");
+  const std::string dir = test::fixture_path("tokenizers/qwen3");
+  auto tok = Tokenizer::load(dir);
+  RecordEncoder enc = RecordEncoder::for_model(*tok, dir, "chatml", {});
+  EncodedRecord a = enc.encode(json::parse(R"({"instruction":"How many days?","input":"full-time","output":"Fifteen."})"));
+  EncodedRecord m = enc.encode(json::parse(R"({"messages":[{"role":"user","content":"How many days?\n\nfull-time"},
+                                                          {"role":"assistant","content":"Fifteen."}]})"));
+  EXPECT_EQ(a.input_ids, m.input_ids);
+  EXPECT_EQ(a.labels, m.labels);
+  const size_t first = first_loss_index(a.labels);
+  ASSERT_LT(first, a.labels.size());
+  std::vector<int32_t> answer;
+  for (size_t t = first; t < a.labels.size(); t++)
+    if (carries_loss(a.labels[t])) answer.push_back(a.labels[t]);
+  const std::string labelled = tok->decode(answer);
+  EXPECT_EQ(labelled.rfind("Fifteen.<|im_end|>", 0), 0u) << labelled;
+  EXPECT_EQ(labelled.find("How many"), std::string::npos) << labelled;
+  EXPECT_NE(tok->decode(std::vector<int32_t>(a.input_ids.begin(), a.input_ids.begin() + long(first))).find("full-time"),
+            std::string::npos);
+  EXPECT_TRUE(a.ends_with_eos);
+  // Errors of encode are RecordErrors too.
+  EXPECT_NE(record_error([&] { enc.encode(json::parse(R"({"foo":1})")); }).find("[record] no known record shape"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lathe
