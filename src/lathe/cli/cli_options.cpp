@@ -13,7 +13,7 @@ const char* type_name(OptionKind k) {
     case OptionKind::Bool: return "";
     case OptionKind::Int: return "INT";
     case OptionKind::Number: return "NUMBER";
-    case OptionKind::StringList: return "TEXT ...";
+    case OptionKind::StringList: return "TEXT";
     case OptionKind::StringMap: return "K=V,...";
     case OptionKind::NumberList: return "N,N,...";
   }
@@ -65,7 +65,7 @@ CliOptions::CliOptions(CLI::App& app, const OptionTableBase& table, const std::v
             }
             return "";
           },
-          type_name(o.kind)));
+          ""));
     }
     if (o.kind != OptionKind::Bool) b->cli->type_name(type_name(o.kind));
     if (!o.default_text.empty() && o.default_text != "[]" && o.default_text != "{}") b->cli->default_str(o.default_text);

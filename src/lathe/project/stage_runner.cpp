@@ -467,6 +467,21 @@ int Runner::run_export() {
 
 }  // namespace
 
+const OptionTable<RunCommandOptions>& run_options_table() {
+  using C = RunCommandOptions;
+  static const OptionTable<C> table = [] {
+    OptionTable<C> t("run");
+    const std::vector<std::string> stages = {"base", "prepare", "train", "eval", "export"};
+    t.add("config", &C::config, "The project file (default: ./project.yaml), or its directory");
+    t.add("from", [](C& c) -> auto& { return c.run.from; }, "First stage to consider").one_of(stages);
+    t.add("until", [](C& c) -> auto& { return c.run.until; }, "Last stage to run").one_of(stages);
+    t.add("force", [](C& c) -> auto& { return c.run.force; }, "Run stages even when their inputs are unchanged");
+    t.add("threads", [](C& c) -> auto& { return c.run.threads; }, "Threads for each stage (0 = all cores)").min(0);
+    return t;
+  }();
+  return table;
+}
+
 RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   ProjectPaths p = project_paths(cfg);
   fs::create_directories(p.state_dir);
