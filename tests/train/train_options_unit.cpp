@@ -1,6 +1,7 @@
 // TrainOptions: one declaration drives flags, YAML and JSON; defaults < YAML < explicit flags.
 #include <fstream>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/core/error.h"
 #include "lathe/train/train_options.h"
 #include "test_util.h"
@@ -11,11 +12,9 @@ namespace {
 // Parses `args` (no program name) the way `lathe train` would.
 TrainOptions parse(const std::string& args) {
   CLI::App app("lathe train");
-  TrainOptions opt;
-  declare_train_options(app, opt);
+  cli::CliOptions flags(app, train_options_table());
   app.parse(args, false);
-  finalize_train_options(app, opt);
-  return opt;
+  return resolve_train_options(flags.overrides());
 }
 
 const std::string kRequired = "--model m --data d.jsonl --output out";

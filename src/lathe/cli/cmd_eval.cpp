@@ -4,23 +4,17 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/eval/eval_options.h"
 #include "lathe/eval/report.h"
 #include "lathe/eval/runner.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Opts {
-  lathe::eval::RunOptions run;
-  std::vector<std::string> adapters, train_metrics;
-  std::string tests, output;
-  double min_pass_rate = -1, max_forgetting = -1;
-  bool json = false;
-};
 
 std::pair<std::string, std::string> split_named(const std::string& s, const char* flag) {
   size_t eq = s.find('=');
@@ -34,27 +28,14 @@ std::pair<std::string, std::string> split_named(const std::string& s, const char
 }
 
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  int& threads = lathe::cli::add_threads_option(app);
-  app.add_option("--model", o->run.model_path, "Base model: HF directory or .gguf file")->required();
-  app.add_option("--adapter", o->adapters, "Adapter variant NAME=DIR (repeatable; DIR alone uses its folder name)");
-  app.add_option("--tests", o->tests, "Test suite: .yaml (suite) or .jsonl (cases)")->required();
-  app.add_option("--eval-data", o->run.eval_data,
-                 "Dataset directory (manifest.json: validation split for perplexity, train split for "
-                 "contamination) or a records .jsonl for validation perplexity");
-  app.add_option("--train-data", o->run.train_data, "Training records .jsonl to flag contaminated cases against");
-  app.add_option("--holdout", o->run.holdout, "General text (.txt, or .jsonl of {\"text\"}) to measure forgetting on");
-  app.add_option("--baseline", o->run.baseline, "Reference variant for fixed/broken counts: base or prompt")
-      ->capture_default_str();
-  app.add_option("--train-metrics", o->train_metrics,
-                 "Training metrics NAME=metrics.jsonl for the report's curves (default: DIR/metrics.jsonl of each adapter)");
-  app.add_option("--output", o->output, "Directory for report.json and report.html")->required();
-  app.add_option("--min-pass-rate", o->min_pass_rate, "Gate: each adapter must pass at least this fraction of cases");
-  app.add_option("--max-forgetting", o->max_forgetting, "Gate: holdout perplexity may rise at most this fraction over the base");
-  app.add_option("--context-length", o->run.context, "Perplexity window (default: max_position_embeddings)");
-  app.add_flag("--json", o->json, "Print report.json's variant summary and gate as one JSON line on stdout");
-  return [o, &threads] {
-    lathe::cli::apply_threads(threads);
+  const auto& table = lathe::eval::eval_options_table();
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, table);
+  return [flags, &table] {
+    // defaults < LATHE_* environment < flags (eval/eval_options.h)
+    auto o = std::make_shared<lathe::eval::EvalCommandOptions>();
+    table.apply(*o, flags->overrides());
+    table.check(*o);
+    lathe::cli::apply_threads(o->threads);
     lathe::eval::EvalSuite suite = lathe::eval::load_suite(o->tests);
     if (o->min_pass_rate >= 0) suite.gates.min_pass_rate = o->min_pass_rate;
     if (o->max_forgetting >= 0) suite.gates.max_forgetting = o->max_forgetting;

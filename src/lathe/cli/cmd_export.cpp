@@ -4,30 +4,26 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/model/gguf_export.h"
 #include "lathe/peft/adapter.h"
+#include "lathe/peft/export_options.h"
 #include "lathe/peft/gguf_adapter.h"
 #include "lathe/tokenizer/gguf_tokenizer_write.h"
 
 namespace {
 
-struct Opts {
-  std::string model, adapter, format = "merged", output, gguf_type = "f16", name;
-};
-
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "Base model: HF directory or .gguf")->required();
-  app.add_option("--adapter", o->adapter, "PEFT adapter directory");
-  app.add_option("--format", o->format, "merged | peft | gguf | gguf-lora")->capture_default_str();
-  app.add_option("--output", o->output, "Output directory (merged, peft) or .gguf file (gguf, gguf-lora)")
-      ->required();
-  app.add_option("--gguf-type", o->gguf_type, "GGUF matrix type: f32 | f16 | q8_0")->capture_default_str();
-  app.add_option("--name", o->name, "general.name written into a GGUF");
-  return [o] {
+  const auto& table = lathe::export_options_table();
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, table);
+  return [flags, &table] {
+    // defaults < LATHE_* environment < flags (peft/export_options.h)
+    auto o = std::make_shared<lathe::ExportOptions>();
+    table.apply(*o, flags->overrides());
+    table.check(*o);
     lathe::Model m = lathe::Model::load(o->model);
     if (o->format == "merged") {
       if (o->adapter.empty()) lathe::fail("export", "--format merged needs --adapter");

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/cli_util.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
@@ -16,30 +17,44 @@ struct Opts {
   std::string model, adapter, prompt_ids, prompt, stop_ids;
   lathe::GenerateParams gp;
   bool json = false, stats = false;
+  int threads = 0;
 };
 
+// The command's options, declared once (core/options.h): flags, LATHE_* environment, defaults (the
+// structs' own), help.
+const lathe::OptionTable<Opts>& generate_options() {
+  static const lathe::OptionTable<Opts> table = [] {
+    lathe::OptionTable<Opts> t("generate");
+    t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
+    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("prompt_ids", &Opts::prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
+    t.add("prompt", &Opts::prompt, "Prompt text (tokenized with the model's tokenizer)");
+    t.add("max_new_tokens", [](Opts& o) -> auto& { return o.gp.max_new_tokens; },
+          "Tokens to generate (clamped, with a warning, so prompt + new tokens fit max_position_embeddings)");
+    t.add("temperature", [](Opts& o) -> auto& { return o.gp.sampling.temperature; }, "0 = greedy");
+    t.add("top_k", [](Opts& o) -> auto& { return o.gp.sampling.top_k; }, "Keep the k most likely tokens (0 = off)");
+    t.add("top_p", [](Opts& o) -> auto& { return o.gp.sampling.top_p; }, "Nucleus sampling mass (1 = off)");
+    t.add("min_p", [](Opts& o) -> auto& { return o.gp.sampling.min_p; }, "Drop tokens below min_p x top probability (0 = off)");
+    t.add("repetition_penalty", [](Opts& o) -> auto& { return o.gp.sampling.repetition_penalty; },
+          "HF repetition penalty (1 = off)");
+    t.add("seed", [](Opts& o) -> auto& { return o.gp.sampling.seed; }, "Sampling seed");
+    t.add("stop_ids", &Opts::stop_ids, "Stop after any of these ids: 2,3 (default: the model's eos)");
+    t.add("json", &Opts::json, "Print {\"ids\":[...],\"text\":...} (generated ids only)");
+    t.add("stats", &Opts::stats, "Print timing and memory as one JSON line on stderr");
+    t.add("threads", &Opts::threads, "Threads for kernels and BLAS (0 = all cores)").min(0);
+    return t;
+  }();
+  return table;
+}
+
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  int& threads = lathe::cli::add_threads_option(app);
-  auto& s = o->gp.sampling;
-  app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
-  app.add_option("--adapter", o->adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
-  auto* ids = app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
-  auto* text = app.add_option("--prompt", o->prompt, "Prompt text (tokenized with the model's tokenizer)");
-  ids->excludes(text);
-  app.add_option("--max-new-tokens", o->gp.max_new_tokens,
-                 "Tokens to generate (clamped, with a warning, so prompt + new tokens fit max_position_embeddings)")->capture_default_str();
-  app.add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
-  app.add_option("--top-k", s.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-  app.add_option("--top-p", s.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
-  app.add_option("--min-p", s.min_p, "Drop tokens below min_p x top probability (0 = off)")->capture_default_str();
-  app.add_option("--repetition-penalty", s.repetition_penalty, "HF repetition penalty (1 = off)")->capture_default_str();
-  app.add_option("--seed", s.seed, "Sampling seed")->capture_default_str();
-  app.add_option("--stop-ids", o->stop_ids, "Stop after any of these ids: 2,3 (default: the model's eos)");
-  app.add_flag("--json", o->json, "Print {\"ids\":[...],\"text\":...} (generated ids only)");
-  app.add_flag("--stats", o->stats, "Print timing and memory as one JSON line on stderr");
-  return [o, &threads] {
-    lathe::cli::apply_threads(threads);
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, generate_options());
+  return [flags] {
+    auto o = std::make_shared<Opts>();
+    generate_options().apply(*o, flags->overrides());  // defaults < LATHE_* environment < flags
+    generate_options().check(*o);
+    if (!o->prompt_ids.empty() && !o->prompt.empty()) lathe::fail("generate", "--prompt-ids and --prompt: give one of them");
+    lathe::cli::apply_threads(o->threads);
     lathe::Model m = lathe::Model::load(o->model);
     std::vector<int32_t> prompt;
     std::unique_ptr<lathe::Tokenizer> tok;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -20,28 +21,43 @@ struct Opts {
   uint64_t seed = 0;
 };
 
+// The command's options, declared once (core/options.h): flags (the HF config.json names), LATHE_*
+// environment, defaults, help. project.yaml's base_model.build.model passes its keys on as these flags.
+const lathe::OptionTable<Opts>& init_model_options() {
+  static const lathe::OptionTable<Opts> table = [] {
+    lathe::OptionTable<Opts> t("init-model");
+    t.add("arch", &Opts::arch, "Architecture").one_of({"llama", "mistral", "qwen2", "qwen3"});
+    t.add("hidden_size", &Opts::hidden, "hidden_size (C)").min(1);
+    t.add("intermediate_size", &Opts::intermediate, "intermediate_size (F)").min(1);
+    t.add("num_hidden_layers", &Opts::layers, "num_hidden_layers (L)").min(1);
+    t.add("num_attention_heads", &Opts::heads, "num_attention_heads (H)").min(1);
+    t.add("num_key_value_heads", &Opts::kv_heads, "num_key_value_heads (0 = num_attention_heads)").min(0);
+    t.add("head_dim", &Opts::head_dim, "head_dim (0 = hidden_size / num_attention_heads)").min(0);
+    t.add("vocab_size", &Opts::vocab, "vocab_size (V)").min(1);
+    t.add("tokenizer", &Opts::tokenizer,
+          "Copy this tokenizer (a directory with tokenizer.json, or a tokenizer.json) into the model; vocab_size and "
+          "bos/eos ids follow it unless vocab_size is given");
+    t.add("max_position_embeddings", &Opts::max_pos, "max_position_embeddings").min(1);
+    t.add("rope_theta", &Opts::rope_theta, "rope_theta").above(0);
+    t.add("rms_norm_eps", &Opts::rms_eps, "rms_norm_eps").above(0);
+    t.add("initializer_range", &Opts::init_std, "Std of the normal init of matrices (HF initializer_range)").above(0);
+    t.add("tie_word_embeddings", &Opts::tie, "Share the embedding matrix with lm_head");
+    t.add("seed", &Opts::seed, "Random seed");
+    t.add("output", &Opts::output, "Output directory").needed();
+    return t;
+  }();
+  return table;
+}
+
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  app.add_option("--arch", o->arch, "llama | mistral | qwen2 | qwen3")->capture_default_str();
-  app.add_option("--hidden-size", o->hidden, "hidden_size (C)")->capture_default_str();
-  app.add_option("--intermediate-size", o->intermediate, "intermediate_size (F)")->capture_default_str();
-  app.add_option("--num-hidden-layers", o->layers, "num_hidden_layers (L)")->capture_default_str();
-  app.add_option("--num-attention-heads", o->heads, "num_attention_heads (H)")->capture_default_str();
-  app.add_option("--num-key-value-heads", o->kv_heads, "num_key_value_heads (default: = heads)");
-  app.add_option("--head-dim", o->head_dim, "head_dim (default: hidden / heads)");
-  auto* vocab_opt = app.add_option("--vocab-size", o->vocab, "vocab_size (V)")->capture_default_str();
-  app.add_option("--tokenizer", o->tokenizer,
-                 "Copy this tokenizer (a directory with tokenizer.json, or a tokenizer.json) into the model; "
-                 "vocab_size and bos/eos ids follow it unless --vocab-size is given");
-  app.add_option("--max-position-embeddings", o->max_pos, "max_position_embeddings")->capture_default_str();
-  app.add_option("--rope-theta", o->rope_theta, "rope_theta")->capture_default_str();
-  app.add_option("--rms-norm-eps", o->rms_eps, "rms_norm_eps")->capture_default_str();
-  app.add_option("--initializer-range", o->init_std, "Std of the normal init of matrices (HF initializer_range)")
-      ->capture_default_str();
-  app.add_flag("--tie-word-embeddings", o->tie, "Share the embedding matrix with lm_head");
-  app.add_option("--seed", o->seed, "Random seed")->capture_default_str();
-  app.add_option("--output", o->output, "Output directory")->required();
-  return [o, vocab_opt] {
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, init_model_options());
+  return [flags] {
+    auto o = std::make_shared<Opts>();
+    const lathe::OptionSettings given = flags->overrides();  // defaults < LATHE_* environment < flags
+    init_model_options().apply(*o, given);
+    init_model_options().check(*o);
+    bool vocab_given = false;
+    for (const auto& g : given) vocab_given = vocab_given || g.option->key == "vocab_size";
     lathe::ModelConfig c;
     if (!lathe::arch_from_short_name(o->arch, &c.arch))
       lathe::fail("init-model", "unknown --arch '{}' (llama, mistral, qwen2, qwen3)", o->arch);
@@ -63,7 +79,7 @@ std::function<int()> setup(CLI::App& app) {
     std::unique_ptr<lathe::Tokenizer> tok;
     if (!o->tokenizer.empty()) {
       tok = lathe::Tokenizer::load(o->tokenizer);
-      if (vocab_opt->count() == 0) c.vocab_size = tok->vocab_size();
+      if (!vocab_given) c.vocab_size = tok->vocab_size();
       if (c.vocab_size < tok->vocab_size())
         lathe::fail("init-model", "--vocab-size {} is smaller than the tokenizer's {} tokens", c.vocab_size,
                     tok->vocab_size());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
@@ -22,7 +23,24 @@ struct Opts {
   std::string model, adapter, ids_file, text_file;
   int context_length = 0;
   bool json = false;
+  int threads = 0;
 };
+
+// The command's options, declared once (core/options.h): flags, LATHE_* environment, defaults, help.
+const lathe::OptionTable<Opts>& perplexity_options() {
+  static const lathe::OptionTable<Opts> table = [] {
+    lathe::OptionTable<Opts> t("perplexity");
+    t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
+    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("ids_file", &Opts::ids_file, "JSONL, one {\"input_ids\":[...]} per line");
+    t.add("text_file", &Opts::text_file, "Plain text, tokenized with the model's tokenizer");
+    t.add("context_length", &Opts::context_length, "Window length (0 = max_position_embeddings)");
+    t.add("json", &Opts::json, "Print {\"tokens\",\"nll\",\"ppl\"} as one JSON line");
+    t.add("threads", &Opts::threads, "Threads for kernels and BLAS (0 = all cores)").min(0);
+    return t;
+  }();
+  return table;
+}
 
 std::vector<std::vector<int32_t>> read_ids_file(const std::string& path, int64_t vocab_size) {
   lathe::JsonlReader in(path, "perplexity");  // malformed or too deep: "[perplexity] path:line: ..."
@@ -54,17 +72,13 @@ std::vector<std::vector<int32_t>> read_ids_file(const std::string& path, int64_t
 namespace {
 
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  int& threads = lathe::cli::add_threads_option(app);
-  app.add_option("--model", o->model, "HF model directory or .gguf file")->required();
-  app.add_option("--adapter", o->adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
-  auto* ids = app.add_option("--ids-file", o->ids_file, "JSONL, one {\"input_ids\":[...]} per line");
-  auto* text = app.add_option("--text-file", o->text_file, "Plain text, tokenized with the model's tokenizer");
-  ids->excludes(text);
-  app.add_option("--context-length", o->context_length, "Window length (default: max_position_embeddings)");
-  app.add_flag("--json", o->json, "Print {\"tokens\",\"nll\",\"ppl\"} as one JSON line");
-  return [o, &threads] {
-    lathe::cli::apply_threads(threads);
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, perplexity_options());
+  return [flags] {
+    auto o = std::make_shared<Opts>();
+    perplexity_options().apply(*o, flags->overrides());  // defaults < LATHE_* environment < flags
+    perplexity_options().check(*o);
+    if (!o->ids_file.empty() && !o->text_file.empty()) lathe::fail("perplexity", "--ids-file and --text-file: give one of them");
+    lathe::cli::apply_threads(o->threads);
     if (o->ids_file.empty() && o->text_file.empty()) lathe::fail("perplexity", "give --ids-file or --text-file");
     lathe::Model m = lathe::Model::load(o->model);
     lathe::LoadedAdapter ad;

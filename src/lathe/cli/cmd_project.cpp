@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
@@ -52,16 +53,12 @@ void print_pass_rates(const std::string& report) {
 }
 
 std::function<int()> setup_run(CLI::App& app) {
-  auto config = std::make_shared<std::string>();
-  auto o = std::make_shared<RunOptions>();
-  app.add_option("--config", *config, "The project file (default: ./project.yaml), or its directory");
-  app.add_option("--from", o->from, "First stage to consider: base | prepare | train | eval | export");
-  app.add_option("--until", o->until, "Last stage to run");
-  app.add_flag("--force", o->force, "Run stages even when their inputs are unchanged");
-  app.add_option("--threads", o->threads, "Threads for each stage (0 = all cores)");
+  auto flags = std::make_shared<lathe::cli::CliOptions>(app, run_options_table());
   return [=] {
-    ProjectConfig cfg = load_project(find_project_file(*config));
-    RunOutcome r = run_project(cfg, *o);
+    RunCommandOptions o;
+    run_options_table().apply(o, flags->overrides());  // defaults < LATHE_* environment < flags
+    ProjectConfig cfg = load_project(find_project_file(o.config));
+    RunOutcome r = run_project(cfg, o.run);
     ProjectPaths p = project_paths(cfg);
     std::printf("\nrun %lld of %s: %s\n", (long long)r.run_id, cfg.name.c_str(),
                 r.exit_code == 3     ? "GATE FAILED"

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
@@ -109,22 +110,35 @@ int run_train(const Options& o) {
   return 0;
 }
 
+// `lathe tokenizer train`'s options, declared once (core/options.h): flags, LATHE_* environment,
+// defaults, help. project.yaml's base_model.build.tokenizer passes its keys on as these flags.
+const lathe::OptionTable<Options>& train_tokenizer_options() {
+  static const lathe::OptionTable<Options> table = [] {
+    lathe::OptionTable<Options> t("tokenizer");
+    t.add("inputs", &Options::inputs, "Text files (whole file) or .jsonl files (text fields); repeatable")
+        .with_flag("--input")
+        .needed();
+    t.add("vocab_size", &Options::vocab_size, "Total vocabulary: 256 bytes + merges + special tokens").range(257, 1 << 20);
+    t.add("min_frequency", &Options::min_frequency, "Never merge a pair seen fewer times");
+    t.add("special_tokens", &Options::specials, "Comma-separated special tokens (ids after the merges)");
+    t.add("chat_template", &Options::chat_template, "Builtin chat template for tokenizer_config.json (chatml)");
+    t.add("output", &Options::output, "Output directory").needed();
+    t.add("json", &Options::json, "Print the summary as JSON");
+    return t;
+  }();
+  return table;
+}
+
 std::function<int()> setup(CLI::App& app) {
-  auto o = std::make_shared<Options>();
   app.require_subcommand(1);
   CLI::App* train = app.add_subcommand("train", "Train a byte-level BPE tokenizer on text/JSONL files");
-  train->add_option("--input", o->inputs, "Text files (whole file) or .jsonl files (text fields)")->required();
-  train->add_option("--vocab-size", o->vocab_size, "Total vocabulary: 256 bytes + merges + special tokens")
-      ->required()->check(CLI::Range(257, 1 << 20));
-  train->add_option("--min-frequency", o->min_frequency, "Never merge a pair seen fewer times")->capture_default_str();
-  train->add_option("--special-tokens", o->specials, "Comma-separated special tokens (ids after the merges)")
-      ->capture_default_str();
-  train->add_option("--chat-template", o->chat_template, "Builtin chat template for tokenizer_config.json (chatml)");
-  train->add_option("--output", o->output, "Output directory")->required();
-  train->add_flag("--json", o->json, "Print the summary as JSON");
-  return [o, train] {
-    if (train->parsed()) return run_train(*o);
-    return 2;
+  auto flags = std::make_shared<lathe::cli::CliOptions>(*train, train_tokenizer_options());
+  return [flags, train] {
+    if (!train->parsed()) return 2;
+    Options o;
+    train_tokenizer_options().apply(o, flags->overrides());  // defaults < LATHE_* environment < flags
+    train_tokenizer_options().check(o);
+    return run_train(o);
   };
 }
 LATHE_COMMAND("tokenizer", "Tokenizer tools: `lathe tokenizer train` builds a byte-level BPE tokenizer", setup);

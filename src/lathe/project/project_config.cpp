@@ -6,6 +6,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/options_yaml.h"
 #include "lathe/project/project_schema.h"
 #include "lathe/project/yaml_strict.h"
 
@@ -14,52 +15,7 @@ using nlohmann::ordered_json;
 
 namespace lathe::project {
 
-namespace {
-
-ordered_json scalar_to_json(const YAML::Node& n) {
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "!") return s;  // quoted in the file: a string, whatever it looks like
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
-  if (s == "null" || s == "~" || s.empty()) return nullptr;
-  try {
-    size_t used = 0;
-    long long v = std::stoll(s, &used, 10);
-    if (used == s.size()) return v;
-  } catch (const std::logic_error&) {  // not an integer, or beyond 64 bits: maybe a float
-  }
-  try {
-    size_t used = 0;
-    double v = std::stod(s, &used);
-    // "inf" and "nan" are strings in YAML 1.2 (its infinity is ".inf"), and JSON has no such numbers.
-    if (used == s.size() && std::isfinite(v)) return v;
-  } catch (const std::logic_error&) {  // not a number, or out of double range: a string
-  }
-  return s;
-}
-
-}  // namespace
-
-ordered_json yaml_to_json(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(n);
-    case YAML::NodeType::Sequence: {
-      ordered_json a = ordered_json::array();
-      for (const auto& x : n) a.push_back(yaml_to_json(x));
-      return a;
-    }
-    case YAML::NodeType::Map: {
-      ordered_json o = ordered_json::object();
-      for (auto it = n.begin(); it != n.end(); ++it) o[it->first.Scalar()] = yaml_to_json(it->second);
-      return o;
-    }
-  }
-  return nullptr;
-}
+ordered_json yaml_to_json(const YAML::Node& n) { return lathe::yaml_to_json(n); }
 
 YAML::Node json_to_yaml(const ordered_json& j) {
   YAML::Node n;

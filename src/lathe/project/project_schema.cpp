@@ -1,49 +1,135 @@
 #include "lathe/project/project_schema.h"
 
 #include <algorithm>
-#include <climits>
-#include <cmath>
-#include <filesystem>
-#include <functional>
-#include <limits>
 #include <cctype>
+#include <filesystem>
 
 #include "lathe/core/error.h"
-#include "lathe/data/pipeline.h"
+#include "lathe/core/options_yaml.h"
+#include "lathe/data/data_config.h"
+#include "lathe/eval/eval_options.h"
 #include "lathe/eval/test_suite.h"
+#include "lathe/peft/export_options.h"
 #include "lathe/project/project_config.h"
+#include "lathe/serve/serve_options.h"
 #include "lathe/train/train_options.h"
 
 namespace fs = std::filesystem;
-using nlohmann::ordered_json;
 
 namespace lathe::project {
 
 namespace {
 
-enum class Ty { Str, Int, Num, Bool, StrList, Map };
-
-struct Ctx;
-using Check = std::function<void(const Ctx&, const YAML::Node&, const std::string& path)>;
-
-struct Spec {
-  std::string key;
-  Ty type;
-  double lo = -std::numeric_limits<double>::infinity();
-  double hi = std::numeric_limits<double>::infinity();
-  bool lo_open = false;                // lo itself is not allowed (learning rates, epsilons: > 0)
-  std::vector<std::string> choices;    // for Str and StrList items
-  std::vector<Spec> sub;               // Map: its keys
-  Check check;                         // Map whose keys another layer declares
+// The project's own sections, declared like any command's options.
+struct ProjectSection {
+  std::string name, output_dir;
+};
+struct GoalSection {
+  std::string task, users, domain;
+  double min_pass_rate = -1, max_forgetting = -1;
+};
+// base_model: the path of a model, or how to build a small one. The build keys are the flags of
+// `lathe tokenizer train` and `lathe init-model`, which lathe run calls with them.
+struct BaseModelSection {
+  std::string path;
+  std::vector<std::string> inputs;
+  int vocab_size = 0, min_frequency = 0;
+  std::string special_tokens, chat_template;
+  std::string arch;
+  int hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0, num_key_value_heads = 0,
+      head_dim = 0, model_vocab_size = 0, max_position_embeddings = 0;
+  double rope_theta = 0, rms_norm_eps = 0, initializer_range = 0;
+  bool tie_word_embeddings = false;
+  int seed = 0;
+};
+struct ExportSection {
+  std::vector<std::string> formats{"peft"};
+};
+struct EvalSection {
+  std::string suite, holdout;
 };
 
-Spec str(std::string k, std::vector<std::string> choices = {}) { return {std::move(k), Ty::Str, -INFINITY, INFINITY, false, std::move(choices), {}, {}}; }
-Spec strs(std::string k, std::vector<std::string> choices = {}) { return {std::move(k), Ty::StrList, -INFINITY, INFINITY, false, std::move(choices), {}, {}}; }
-Spec integer(std::string k, double lo, double hi = INT_MAX) { return {std::move(k), Ty::Int, lo, hi, false, {}, {}, {}}; }
-Spec num(std::string k, double lo, double hi = INFINITY, bool lo_open = false) { return {std::move(k), Ty::Num, lo, hi, lo_open, {}, {}, {}}; }
-Spec boolean(std::string k) { return {std::move(k), Ty::Bool, -INFINITY, INFINITY, false, {}, {}, {}}; }
-Spec mapping(std::string k, std::vector<Spec> sub) { return {std::move(k), Ty::Map, -INFINITY, INFINITY, false, {}, std::move(sub), {}}; }
-Spec delegated(std::string k, Check c) { return {std::move(k), Ty::Map, -INFINITY, INFINITY, false, {}, {}, std::move(c)}; }
+const OptionTable<ProjectSection>& project_table() {
+  static const OptionTable<ProjectSection> t = [] {
+    OptionTable<ProjectSection> t("project");
+    t.add("name", &ProjectSection::name, "Shown in lathe run and the reports (default: the directory name)");
+    t.add("output_dir", &ProjectSection::output_dir, "Where stage outputs go, relative to the project file (default: out)");
+    return t;
+  }();
+  return t;
+}
+
+const OptionTable<GoalSection>& goal_table() {
+  static const OptionTable<GoalSection> t = [] {
+    OptionTable<GoalSection> t("project");
+    t.add("task", &GoalSection::task, "What the model takes over");
+    t.add("users", &GoalSection::users, "For whom");
+    t.add("domain", &GoalSection::domain, "In which domain");
+    const auto& ev = eval::eval_options_table();
+    t.add_like(*ev.find("min_pass_rate"), "gates.min_pass_rate", [](GoalSection& g) -> auto& { return g.min_pass_rate; });
+    t.add_like(*ev.find("max_forgetting"), "gates.max_forgetting", [](GoalSection& g) -> auto& { return g.max_forgetting; });
+    return t;
+  }();
+  return t;
+}
+
+const OptionTable<BaseModelSection>& base_table() {
+  using B = BaseModelSection;
+  static const OptionTable<B> t = [] {
+    OptionTable<B> t("project");
+    t.add("path", &B::path, "A Hugging Face model directory or .gguf file");
+    t.add("build.tokenizer.inputs", &B::inputs, "Text files or globs the tokenizer is trained on").with_flag("--input");
+    t.add("build.tokenizer.vocab_size", &B::vocab_size, "Total vocabulary").min(257).with_flag("--vocab-size");
+    t.add("build.tokenizer.min_frequency", &B::min_frequency, "Never merge a pair seen fewer times")
+        .min(1)
+        .with_flag("--min-frequency");
+    t.add("build.tokenizer.special_tokens", &B::special_tokens, "Comma-separated special tokens")
+        .with_flag("--special-tokens");
+    t.add("build.tokenizer.chat_template", &B::chat_template, "Built-in chat template").with_flag("--chat-template");
+    t.add("build.model.arch", &B::arch, "Architecture").one_of({"llama", "mistral", "qwen2", "qwen3"}).with_flag("--arch");
+    auto size = [&](const char* key, int B::*m) { t.add(std::string("build.model.") + key, m, key).min(1).with_flag(option_flag_of(key)); };
+    size("hidden_size", &B::hidden_size);
+    size("intermediate_size", &B::intermediate_size);
+    size("num_hidden_layers", &B::num_hidden_layers);
+    size("num_attention_heads", &B::num_attention_heads);
+    size("num_key_value_heads", &B::num_key_value_heads);
+    size("head_dim", &B::head_dim);
+    size("vocab_size", &B::model_vocab_size);
+    size("max_position_embeddings", &B::max_position_embeddings);
+    auto positive = [&](const char* key, double B::*m) {
+      t.add(std::string("build.model.") + key, m, key).above(0).with_flag(option_flag_of(key));
+    };
+    positive("rope_theta", &B::rope_theta);
+    positive("rms_norm_eps", &B::rms_norm_eps);
+    positive("initializer_range", &B::initializer_range);
+    t.add("build.model.tie_word_embeddings", &B::tie_word_embeddings, "Share the embedding matrix with lm_head")
+        .with_flag("--tie-word-embeddings");
+    t.add("build.model.seed", &B::seed, "Random seed").min(0).with_flag("--seed");
+    return t;
+  }();
+  return t;
+}
+
+const OptionTable<ExportSection>& export_table() {
+  static const OptionTable<ExportSection> t = [] {
+    OptionTable<ExportSection> t("project");
+    t.add("formats", &ExportSection::formats, "One lathe export run per format")
+        .one_of({"peft", "merged", "gguf", "gguf-lora"})
+        .no_flag();
+    return t;
+  }();
+  return t;
+}
+
+const OptionTable<EvalSection>& eval_section_table() {
+  static const OptionTable<EvalSection> t = [] {
+    OptionTable<EvalSection> t("project");
+    t.add("suite", &EvalSection::suite, "A suite file instead of an inline suite");
+    t.add_like(*eval::eval_options_table().find("holdout"), "holdout", [](EvalSection& e) -> auto& { return e.holdout; });
+    return t;
+  }();
+  return t;
+}
 
 struct Ctx {
   const ProjectConfig& cfg;
@@ -51,6 +137,7 @@ struct Ctx {
     const YAML::Mark m = n.Mark();
     return fmt::format("{}:{}:{}", cfg.path, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0);
   }
+  YamlOptionSource source(const std::string& section) const { return {"project", cfg.path, true, section, cfg.dir, {}}; }
 };
 
 std::string join(const std::vector<std::string>& v) {
@@ -59,97 +146,95 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-std::string shown(const YAML::Node& n) {
-  if (n.IsScalar()) {
-    std::string s = n.Scalar();
-    if (s.size() > 60) s = s.substr(0, 57) + "...";
-    return "'" + s + "'";
-  }
-  return n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "nothing";
+// An option's error as project.yaml words it: "FILE:LINE:COL: section.key: problem".
+[[noreturn]] void reword(const OptionError& e, const std::string& section) {
+  if (e.names_key) fail("project", "{}: {}", e.where, e.problem);
+  fail("project", "{}: {}.{}: {}", e.where, section, e.key, e.problem);
 }
 
-[[noreturn]] void unknown_key(const Ctx& c, const YAML::Node& key, const std::string& section,
-                              const std::vector<std::string>& known) {
-  const std::string k = key.Scalar(), near = closest_key(k, known);
-  if (!near.empty()) fail("project", "{}: unknown key '{}' in '{}' (did you mean '{}'?)", c.at(key), k, section, near);
-  fail("project", "{}: unknown key '{}' in '{}' (expected one of: {})", c.at(key), k, section, join(known));
-}
-
-void require_map(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  if (!n.IsMap()) fail("project", "{}: {}: must be a mapping of key: value (got {})", c.at(n), path, shown(n));
-  for (auto it = n.begin(); it != n.end(); ++it)
-    if (!it->first.IsScalar()) fail("project", "{}: {}: keys must be plain names", c.at(it->first), path);
-}
-
-void validate_map(const Ctx& c, const YAML::Node& n, const std::string& path, const std::vector<Spec>& specs);
-
-void validate_value(const Ctx& c, const YAML::Node& n, const std::string& path, const Spec& s) {
-  auto bad = [&](const char* want) { fail("project", "{}: {}: must be {} (got {})", c.at(n), path, want, shown(n)); };
-  auto in_choices = [&](const std::string& v, const YAML::Node& at) {
-    if (s.choices.empty()) return;
-    for (const auto& x : s.choices)
-      if (v == x) return;
-    const std::string near = closest_key(v, s.choices);
-    fail("project", "{}: {}: '{}' is not one of: {}{}", c.at(at), path, v, join(s.choices),
-         near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near));
-  };
-  auto in_range = [&](double v) {
-    const bool low = s.lo_open ? !(v > s.lo) : !(v >= s.lo);
-    if (!std::isfinite(v) || low || v > s.hi) {
-      std::string rule = std::isinf(s.hi) ? fmt::format("{} {}", s.lo_open ? ">" : ">=", s.lo)
-                                          : fmt::format("in {}{}, {}]", s.lo_open ? "(" : "[", s.lo, s.hi);
-      fail("project", "{}: {}: must be {} (got {})", c.at(n), path, rule, shown(n));
-    }
-  };
-  switch (s.type) {
-    case Ty::Str:
-      if (!n.IsScalar() || yaml_to_json(n).is_null()) bad("a string");
-      in_choices(n.Scalar(), n);
-      break;
-    case Ty::Int: {
-      const ordered_json j = n.IsScalar() ? yaml_to_json(n) : ordered_json();
-      if (!j.is_number_integer()) bad("an integer");
-      in_range(double(j.get<long long>()));
-      break;
-    }
-    case Ty::Num: {
-      const ordered_json j = n.IsScalar() ? yaml_to_json(n) : ordered_json();
-      if (!j.is_number()) bad("a number");
-      in_range(j.get<double>());
-      break;
-    }
-    case Ty::Bool:
-      if (!n.IsScalar() || !yaml_to_json(n).is_boolean()) bad("true or false");
-      break;
-    case Ty::StrList:
-      if (!n.IsSequence()) bad("a list of strings, e.g. [a, b]");
-      for (const auto& x : n) {
-        if (!x.IsScalar() || yaml_to_json(x).is_null()) bad("a list of strings, e.g. [a, b]");
-        in_choices(x.Scalar(), x);
+// Reads `n` against `options`, skipping the sub-sections in `skip` (checked by the caller), and
+// converts every value (type, range, choices); returns the settings.
+OptionSettings read_section(const Ctx& c, const YAML::Node& n, const std::string& section,
+                            std::vector<const Option*> options, const std::vector<std::string>& skip = {}) {
+  OptionSettings settings;
+  try {
+    YamlOptionSource src = c.source(section);
+    src.skip = skip;
+    settings = options_from_yaml(n, options, src);
+    for (const auto& s : settings) {
+      try {
+        option_convert(*s.option, s.value);
+      } catch (const OptionProblem& p) {
+        throw OptionError("project", s.value.where, s.option->key, p.message, false, OptionSource::File);
       }
-      break;
-    case Ty::Map:
-      if (s.check) s.check(c, n, path);
-      else validate_map(c, n, path, s.sub);
-      break;
+    }
+  } catch (const OptionError& e) {
+    reword(e, section);
+  }
+  return settings;
+}
+
+// data: and base_model.build.data: the data layer's table.
+void check_data(const Ctx& c, const YAML::Node& n, const std::string& path) {
+  if (n.IsMap()) {
+    if (n["output"]) fail("project", "{}: {}.output: set by lathe run (OUTPUT_DIR/data); remove it", c.at(n["output"]), path);
+    if (n["format"] && n["format"].IsMap() && n["format"]["model"])
+      fail("project", "{}: {}.format.model: set by lathe run (the base model's tokenizer formats the data); remove it",
+           c.at(n["format"]["model"]), path);
+  }
+  const auto& t = data::data_options_table();
+  data::DataConfig d;
+  try {
+    t.apply(d, options_from_yaml(n, all_options(t), c.source(path)));
+  } catch (const OptionError& e) {
+    reword(e, path);
+  }
+  try {
+    data::finish_data_config(d, path);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    const size_t br = msg.find("] ");
+    fail("project", "{}: {}", c.at(n), br == std::string::npos ? msg : msg.substr(br + 2));
   }
 }
 
-void validate_map(const Ctx& c, const YAML::Node& n, const std::string& path, const std::vector<Spec>& specs) {
-  require_map(c, n, path);
-  std::vector<std::string> known;
-  for (const auto& s : specs) known.push_back(s.key);
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    const Spec* spec = nullptr;
-    for (const auto& s : specs)
-      if (s.key == it->first.Scalar()) spec = &s;
-    if (!spec) unknown_key(c, it->first, path, known);
-    validate_value(c, it->second, path + "." + spec->key, *spec);
+// train: and base_model.build.train: the train layer's table and validate_train_options.
+void check_train(const Ctx& c, const YAML::Node& n, const std::string& path, bool for_base) {
+  const auto& t = train_options_table();
+  TrainOptions o;
+  if (n.IsMap())
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string k = it->first.IsScalar() ? it->first.Scalar() : "";
+      const bool by_run = k == "model" || k == "output" || k == "config" || (for_base && (k == "data" || k == "method")) ||
+                          (!for_base && k == "data" && c.cfg.has("data"));
+      if (by_run)
+        fail("project", "{}: {}.{}: set by lathe run (base_model, the prepared data, OUTPUT_DIR/{}); remove it",
+             c.at(it->first), path, k, for_base ? "base" : "train");
+    }
+  try {
+    t.apply(o, options_from_yaml(n, all_options(t), c.source(path)));
+  } catch (const OptionError& e) {
+    reword(e, path);
+  }
+  // Placeholders for what lathe run fills in, so only the file's own values are judged.
+  for (std::string* s : {&o.model, &o.data, &o.output})
+    if (s->empty()) *s = "(set by lathe run)";
+  try {
+    validate_train_options(o);
+  } catch (const lathe::Error& e) {
+    const std::string msg = e.what();  // "[train] --learning-rate: must be > 0 (got -1)"
+    const size_t d = msg.find("] --"), colon = d == std::string::npos ? d : msg.find(": ", d);
+    if (colon != std::string::npos) {
+      std::string k = msg.substr(d + 4, colon - d - 4);
+      std::replace(k.begin(), k.end(), '-', '_');
+      fail("project", "{}: {}.{}: {}", c.at(n[k] ? n[k] : n), path, k, msg.substr(colon + 2));
+    }
+    fail("project", "{}: {}: {}", c.at(n), path, msg);
   }
 }
 
-// A message from the data or eval layer names a dotted key path that starts with `path` (the
-// `where` it was given: "data", "base_model.build.data"); this finds that key in project.yaml.
+// A message from the eval layer's suite parser names a dotted key path that starts with `path`;
+// this finds that key in project.yaml.
 [[noreturn]] void map_back(const Ctx& c, const YAML::Node& section, const std::string& path, std::string msg) {
   const size_t br = msg.find("] ");
   if (msg.rfind("[", 0) == 0 && br != std::string::npos) msg = msg.substr(br + 2);
@@ -179,109 +264,32 @@ void validate_map(const Ctx& c, const YAML::Node& n, const std::string& path, co
   const size_t u = msg.find(uk), e = u == std::string::npos ? u : msg.find('\'', u + uk.size());
   if (e != std::string::npos && at.IsMap()) {
     const std::string key = msg.substr(u + uk.size(), e - u - uk.size());
-    std::string list;
-    for (const std::string intro : {"expected one of: ", "allowed: "}) {
-      const size_t l = msg.find(intro, e);
-      if (l == std::string::npos) continue;
-      const size_t close = msg.find(')', l);
-      list = msg.substr(l + intro.size(), close == std::string::npos ? std::string::npos : close - l - intro.size());
-      break;
-    }
     for (auto it = at.begin(); it != at.end(); ++it)
-      if (it->first.IsScalar() && it->first.Scalar() == key) {
-        std::vector<std::string> known;
-        for (size_t p = 0; !list.empty() && p != std::string::npos;) {
-          size_t q = list.find(", ", p);
-          known.push_back(list.substr(p, q == std::string::npos ? std::string::npos : q - p));
-          p = q == std::string::npos ? q : q + 2;
-        }
-        unknown_key(c, it->first, at_path, known);
-      }
+      if (it->first.IsScalar() && it->first.Scalar() == key)
+        fail("project", "{}: {} (in '{}')", c.at(it->first), msg.substr(u), at_path);
   }
-  if (msg.find("bad conversion") != std::string::npos) msg = fmt::format("wrong type for this key (got {})", shown(at));
+  if (msg.find("bad conversion") != std::string::npos) msg = "wrong type for this key";
   fail("project", "{}: {}: {}", c.at(at), at_path, msg);
-}
-
-// data: and base_model.build.data: the data layer's parser is the declaration of its keys.
-void check_data(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  require_map(c, n, path);
-  for (const char* k : {"output"})
-    if (n[k]) fail("project", "{}: {}.{}: set by lathe run (OUTPUT_DIR/data); remove it", c.at(n[k]), path, k);
-  if (n["format"] && n["format"].IsMap() && n["format"]["model"])
-    fail("project", "{}: {}.format.model: set by lathe run (the base model's tokenizer formats the data); remove it",
-         c.at(n["format"]["model"]), path);
-  try {
-    lathe::data::parse_data_config(n, path, c.cfg.dir);
-  } catch (const lathe::Error& e) {
-    map_back(c, n, path, e.what());
-  } catch (const YAML::Exception& e) {
-    map_back(c, n, path, fmt::format("{}: {}", path, e.msg));
-  }
-}
-
-// train: and base_model.build.train: keys, types (from the defaults) and ranges come from
-// LATHE_TRAIN_OPTIONS and validate_train_options.
-void check_train(const Ctx& c, const YAML::Node& n, const std::string& path, bool for_base) {
-  require_map(c, n, path);
-  const std::vector<std::string> keys = train_option_keys();
-  const nlohmann::json defaults = train_options_to_json(TrainOptions());
-  nlohmann::json opts = nlohmann::json::object();
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    const std::string k = it->first.Scalar();
-    const YAML::Node v = it->second;
-    const std::string kp = path + "." + k;
-    if (!defaults.contains(k)) unknown_key(c, it->first, path, keys);
-    const bool by_run = k == "model" || k == "output" || k == "config" || (for_base && (k == "data" || k == "method")) ||
-                        (!for_base && k == "data" && c.cfg.has("data"));
-    if (by_run)
-      fail("project", "{}: {}: set by lathe run (base_model, the prepared data, OUTPUT_DIR/{}); remove it", c.at(it->first),
-           kp, for_base ? "base" : "train");
-    const nlohmann::json& d = defaults[k];
-    if (d.is_string()) {
-      if (k == "lora_target_modules" && v.IsSequence()) {
-        validate_value(c, v, kp, strs(k));
-        std::string joined;
-        for (const auto& x : v) joined += (joined.empty() ? "" : ",") + x.Scalar();
-        opts[k] = joined;
-      } else {
-        validate_value(c, v, kp, str(k));
-        opts[k] = v.Scalar();
-      }
-    } else if (d.is_boolean()) {
-      validate_value(c, v, kp, boolean(k));
-      opts[k] = yaml_to_json(v).get<bool>();
-    } else if (d.is_number_integer()) {
-      validate_value(c, v, kp, integer(k, INT_MIN, INT_MAX));
-      opts[k] = yaml_to_json(v).get<long long>();
-    } else {
-      validate_value(c, v, kp, num(k, -INFINITY));
-      opts[k] = yaml_to_json(v).get<double>();
-    }
-  }
-  // Placeholders for what lathe run fills in, so only the file's own values are judged.
-  for (const char* k : {"model", "data", "output", "eval_data"})
-    if (!opts.contains(k) || opts[k].get<std::string>().empty()) opts[k] = "(set by lathe run)";
-  try {
-    validate_train_options(train_options_from_json(opts));
-  } catch (const lathe::Error& e) {
-    const std::string msg = e.what();  // "[train] --learning-rate: must be > 0 (got -1)"
-    const size_t d = msg.find("] --"), colon = d == std::string::npos ? d : msg.find(": ", d);
-    if (colon != std::string::npos) {
-      std::string k = msg.substr(d + 4, colon - d - 4);
-      std::replace(k.begin(), k.end(), '-', '_');
-      fail("project", "{}: {}.{}: {}", c.at(n[k] ? n[k] : n), path, k, msg.substr(colon + 2));
-    }
-    fail("project", "{}: {}: {}", c.at(n), path, msg);
-  }
 }
 
 // eval: either `suite: FILE` (plus holdout) or a suite written inline; the eval layer's parser is
 // the declaration of the suite's keys.
 void check_eval(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  require_map(c, n, path);
-  if (n["holdout"]) validate_value(c, n["holdout"], path + ".holdout", str("holdout"));
+  if (!n.IsMap()) read_section(c, n, path, all_options(eval_section_table()));  // reports the shape
+  for (const char* k : {"suite", "holdout"}) {
+    if (!n[k]) continue;
+    try {
+      OptionValue v;
+      v.source = OptionSource::File;
+      v.where = c.at(n[k]);
+      if (n[k].IsScalar()) v.is_text = true, v.quoted = n[k].Tag() == "!", v.text = n[k].Scalar();
+      else v.json = yaml_to_json(n[k]);
+      option_convert(*eval_section_table().find(k), v);
+    } catch (const OptionProblem& p) {
+      fail("project", "{}: {}.{}: {}", c.at(n[k]), path, k, p.message);
+    }
+  }
   if (n["suite"]) {
-    validate_value(c, n["suite"], path + ".suite", str("suite"));
     for (auto it = n.begin(); it != n.end(); ++it)
       if (it->first.Scalar() != "suite" && it->first.Scalar() != "holdout")
         fail("project", "{}: {}.{}: eval.suite names a suite file; the other suite keys belong in that file (holdout "
@@ -314,89 +322,56 @@ void check_eval(const Ctx& c, const YAML::Node& n, const std::string& path) {
   }
 }
 
-const std::vector<Spec>& sections() {
-  static const std::vector<Spec> s = {
-      mapping("project", {str("name"), str("output_dir")}),
-      mapping("goal", {str("task"), str("users"), str("domain"),
-                   mapping("gates", {num("min_pass_rate", 0, 1), num("max_forgetting", 0)})}),
-      mapping("base_model",
-          {str("path"),
-           mapping("build",
-               {mapping("tokenizer", {strs("inputs"), integer("vocab_size", 257), integer("min_frequency", 1),
-                                  str("special_tokens"), str("chat_template")}),
-                mapping("model", {str("arch", {"llama", "mistral", "qwen2", "qwen3"}), integer("hidden_size", 1),
-                              integer("intermediate_size", 1), integer("num_hidden_layers", 1),
-                              integer("num_attention_heads", 1), integer("num_key_value_heads", 1),
-                              integer("head_dim", 1), integer("vocab_size", 1), integer("max_position_embeddings", 1),
-                              num("rope_theta", 0, INFINITY, true), num("rms_norm_eps", 0, INFINITY, true),
-                              num("initializer_range", 0, INFINITY, true), boolean("tie_word_embeddings"),
-                              integer("seed", 0)}),
-                delegated("data", check_data),
-                delegated("train", [](const Ctx& c, const YAML::Node& n, const std::string& p) { check_train(c, n, p, true); })})}),
-      delegated("data", check_data),
-      delegated("train", [](const Ctx& c, const YAML::Node& n, const std::string& p) { check_train(c, n, p, false); }),
-      delegated("eval", check_eval),
-      mapping("export", {strs("formats", {"peft", "merged", "gguf", "gguf-lora"}), str("gguf_type", {"f32", "f16", "q8_0"}),
-                     str("name")}),
-      mapping("serve", {str("host"), integer("port", 0, 65535), str("api_key_file"), str("served_model_name"),
-                    integer("max_concurrency", 1), integer("queue_size", 0), integer("ctx", 0),
-                    integer("prefill_chunk", 1), str("data_dir"), str("log_prompts", {"on", "off", "redact"}),
-                    str("chat_template"), boolean("batch_decode"), num("timeout", 0, INFINITY, true),
-                    integer("max_body_bytes", 1), integer("threads", 0)}),
-  };
-  return s;
+std::vector<const Option*> serve_section_options() {
+  std::vector<const Option*> v;
+  // lathe run does not serve: the model and adapters are named when serving; keys stay out of the file.
+  for (const auto& o : serve::serve_options_table().options())
+    if (o.key != "model" && o.key != "adapter" && o.key != "api_key" && o.key != "admin_key") v.push_back(&o);
+  return v;
+}
+
+void check_section(const Ctx& c, const std::string& k, const YAML::Node& n) {
+  if (k == "project") read_section(c, n, k, all_options(project_table()));
+  else if (k == "goal") read_section(c, n, k, all_options(goal_table()));
+  else if (k == "base_model") {
+    read_section(c, n, k, all_options(base_table()), {"build.data", "build.train"});
+    const YAML::Node& b = n;
+    if (b.IsMap() && b["build"] && b["build"].IsMap()) {
+      if (b["build"]["data"]) check_data(c, b["build"]["data"], "base_model.build.data");
+      if (b["build"]["train"]) check_train(c, b["build"]["train"], "base_model.build.train", true);
+    }
+  } else if (k == "data") check_data(c, n, k);
+  else if (k == "train") check_train(c, n, k, false);
+  else if (k == "eval") check_eval(c, n, k);
+  else if (k == "export") read_section(c, n, k, export_section_options());
+  else if (k == "serve") read_section(c, n, k, serve_section_options());
 }
 
 }  // namespace
 
-std::string closest_key(const std::string& key, const std::vector<std::string>& known) {
-  // Optimal string alignment distance: insert, delete, substitute, swap neighbours, each 1.
-  auto dist = [](const std::string& a, const std::string& b) {
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); i++) d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); j++) d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); i++)
-      for (size_t j = 1; j <= b.size(); j++) {
-        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
-        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    return d[a.size()][b.size()];
-  };
-  if (key.size() > 64) return "";  // not a typo of any key; spares the quadratic table
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& k : known) {
-    std::string a = key;
-    std::replace(a.begin(), a.end(), '-', '_');  // flag spelling of a key: a typo of 0
-    const size_t d = dist(a, k);
-    if (d < best_d) {
-      best_d = d;
-      best = k;
-    }
-  }
-  const size_t limit = std::min<size_t>(2, std::max<size_t>(1, key.size() / 3));
-  return best_d <= limit ? best : "";
+const OptionTableBase& base_model_options_table() { return base_table(); }
+
+std::vector<const Option*> export_section_options() {
+  std::vector<const Option*> v = all_options(export_table());
+  for (const char* k : {"gguf_type", "name"}) v.push_back(export_options_table().find(k));
+  return v;
 }
 
 void validate_project_schema(const ProjectConfig& cfg) {
   Ctx c{cfg};
   const YAML::Node& root = cfg.root;
   if (!root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", cfg.path);
-  std::vector<std::string> names;
-  for (const auto& s : sections()) names.push_back(s.key);
+  const std::vector<std::string> names = {"project", "goal", "base_model", "data", "train", "eval", "export", "serve"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) fail("project", "{}: section names must be plain names", c.at(it->first));
     const std::string k = it->first.Scalar();
-    const Spec* spec = nullptr;
-    for (const auto& s : sections())
-      if (s.key == k) spec = &s;
-    if (!spec) {
+    if (std::find(names.begin(), names.end(), k) == names.end()) {
       const std::string near = closest_key(k, names);
       fail("project", "{}: unknown section '{}' ({}expected one of: {})", c.at(it->first), k,
            near.empty() ? "" : fmt::format("did you mean '{}'? ", near), join(names));
     }
     if (it->second.IsNull()) continue;  // an empty section is an absent one
-    validate_value(c, it->second, k, *spec);
+    check_section(c, k, it->second);
   }
   if (!cfg.has("base_model")) fail("project", "{}: section 'base_model' is required (path: or build:)", cfg.path);
   const YAML::Node b = root["base_model"];

@@ -1,14 +1,17 @@
 // The schema of project.yaml: every key of every section with its type, range and allowed values,
 // checked when the file is loaded — before any stage runs — so a typo or a wrong type is reported
 // as "[project] project.yaml:LINE:COL: section.key: ..." instead of surfacing (or being ignored) in a
-// stage. The keys passed through to a stage's own command are not listed twice: train (and
-// base_model.build.train) takes its keys, types and ranges from LATHE_TRAIN_OPTIONS, data (and
-// base_model.build.data) is checked by the data layer's own parser, an inline eval suite by the
-// eval layer's; their messages are mapped back to the line in project.yaml. The sections' own keys
-// (project, goal, base_model, export, serve, eval's suite/holdout) are declared in project_schema.cpp.
+// stage. Every section is read through option tables (core/options.h): the keys passed on to a
+// stage's command come from that command's own table (train: train_options_table, data:
+// data_options_table, export: export_options_table, serve: serve_options_table, eval.holdout and
+// goal.gates: eval_options_table); the project's own keys (project, goal, base_model and its
+// build.tokenizer / build.model, export.formats, eval.suite) are declared in project_schema.cpp. An
+// inline eval suite is checked by the eval layer's parser.
 #pragma once
 #include <string>
 #include <vector>
+
+#include "lathe/core/options.h"
 
 namespace lathe::project {
 
@@ -16,8 +19,16 @@ struct ProjectConfig;
 
 void validate_project_schema(const ProjectConfig& c);
 
-// The closest of `known` to `key` by edit distance (a swap of two neighbours counts 1), or "" when
-// none is close enough to be what was meant.
-std::string closest_key(const std::string& key, const std::vector<std::string>& known);
+// base_model's own keys: path, build.tokenizer.* (`lathe tokenizer train`'s flags) and build.model.*
+// (`lathe init-model`'s flags). build.data and build.train are a data and a train section.
+const OptionTableBase& base_model_options_table();
+// export's keys: formats (one `lathe export --format` run per entry) and export_options_table's
+// gguf_type and name, passed on as flags.
+std::vector<const Option*> export_section_options();
+
+// The closest of `known` to `key` (core/options.h).
+inline std::string closest_key(const std::string& key, const std::vector<std::string>& known) {
+  return lathe::closest_key(key, known);
+}
 
 }  // namespace lathe::project

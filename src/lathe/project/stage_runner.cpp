@@ -3,15 +3,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/data/data_config.h"
+#include "lathe/eval/eval_options.h"
+#include "lathe/peft/export_options.h"
 #include "lathe/project/content_hash.h"
+#include "lathe/project/project_schema.h"
 #include "lathe/project/run_registry.h"
 #include "lathe/train/train_options.h"
 
@@ -66,12 +72,16 @@ const char* section_of(Stage s) {
   }
 }
 
-std::string flag_of(const std::string& key) {
-  std::string f = "--" + key;
-  for (char& ch : f)
-    if (ch == '_') ch = '-';
-  return f;
+// The flag of `key` in `table`: stages are called with the flags their commands declare. The schema
+// checked every key of project.yaml against these tables, so a key without a flag is a bug here.
+std::string flag_of(const OptionTableBase& table, const std::string& key) {
+  const Option* o = table.find(key);
+  LATHE_CHECK(o && !o->flag.empty(), "no flag for '{}' in the {} options", key, table.component());
+  return o->flag;
 }
+
+// A value as a command-line argument: strings as they are, numbers and bools as JSON writes them.
+std::string arg_of(const ordered_json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 // Runs `args` in the project directory (so relative paths in stage configs mean what they mean in
 // project.yaml), with the terminal as its output. Returns the exit status.
@@ -81,16 +91,25 @@ int spawn(const Args& args, const std::string& cwd) {
   pid_t pid = fork();
   if (pid < 0) fail("project", "cannot start {}: fork failed", args[0]);
   if (pid == 0) {
-    if (chdir(cwd.c_str()) != 0) _exit(127);
+    // Only async-signal-safe calls between fork and exec: write(2), not stdio.
+    auto say = [](const std::string& what, const std::string& path) {
+      const std::string m = "lathe run: cannot " + what + " " + path + "\n";
+      if (write(2, m.data(), m.size()) < 0) _exit(127);
+    };
+    if (chdir(cwd.c_str()) != 0) {
+      say("enter the project directory", cwd);
+      _exit(127);
+    }
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
+    say("run", args[0]);
     _exit(127);
   }
   int st = 0;
-  while (waitpid(pid, &st, 0) < 0) {
-  }
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) fail("project", "waiting for {} failed: {}", args[0], std::strerror(errno));
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
@@ -169,6 +188,17 @@ struct Runner {
     return v;
   }
 
+  // What lathe run decides (paths, threads, resuming) goes to a stage as flags, which win over the
+  // generated config file and the environment (core/options.h precedence).
+  static void train_flag(Args& a, const std::string& key, const std::string& value) {
+    a.push_back(flag_of(train_options_table(), key));
+    a.push_back(value);
+  }
+  static void eval_flag(Args& a, const std::string& key, const std::string& value) {
+    a.push_back(flag_of(eval::eval_options_table(), key));
+    a.push_back(value);
+  }
+
   // Fingerprint parts shared by several stages.
   std::string base_hash() const { return hash_path(p.base_model); }
 
@@ -242,32 +272,36 @@ int Runner::run_base() {
   YAML::Node b = cfg.root["base_model"]["build"];
   const std::string tok_dir = p.base_dir + "/tokenizer", init_dir = p.base_dir + "/init";
   // 1. A byte-level BPE tokenizer trained on the project's own text.
+  const OptionTableBase& bt = base_model_options_table();
   Args tok = lathe({"tokenizer", "train", "--output", rel(tok_dir)});
   ordered_json tj = yaml_to_json(b["tokenizer"]);
   if (!tj.is_object()) fail("project", "{}: base_model.build.tokenizer must be a mapping", cfg.where(b));
   for (auto it = tj.begin(); it != tj.end(); ++it) {
+    const std::string flag = flag_of(bt, "build.tokenizer." + it.key());
     if (it.key() == "inputs") {
       std::vector<std::string> files;
-      for (const auto& x : it.value()) files.push_back(cfg.resolve(x.get<std::string>()));
+      for (const auto& x : it.value()) files.push_back(cfg.resolve(arg_of(x)));
       for (const std::string& f : expand_inputs(files)) {
-        tok.push_back("--input");
+        tok.push_back(flag);
         tok.push_back(rel(f));
       }
     } else {
-      tok.push_back(flag_of(it.key()));
-      tok.push_back(it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+      tok.push_back(flag);
+      tok.push_back(arg_of(it.value()));
     }
   }
   if (int rc = spawn(tok, cfg.dir)) return rc;
   // 2. A randomly initialised model of the stated shape carrying that tokenizer.
   Args init = lathe({"init-model", "--tokenizer", rel(tok_dir), "--output", rel(init_dir)});
   ordered_json mj = yaml_to_json(b["model"]);
+  if (!mj.is_object()) fail("project", "{}: base_model.build.model must be a mapping", cfg.where(b));
   for (auto it = mj.begin(); it != mj.end(); ++it) {
+    const std::string flag = flag_of(bt, "build.model." + it.key());
     if (it.value().is_boolean()) {
-      if (it.value().get<bool>()) init.push_back(flag_of(it.key()));
+      if (it.value().get<bool>()) init.push_back(flag);  // init-model's switches have no --no- form
     } else {
-      init.push_back(flag_of(it.key()));
-      init.push_back(it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+      init.push_back(flag);
+      init.push_back(arg_of(it.value()));
     }
   }
   if (int rc = spawn(init, cfg.dir)) return rc;
@@ -279,14 +313,16 @@ int Runner::run_base() {
   fs::remove_all(partial);
   ordered_json tr = yaml_to_json(b["train"]);
   if (!tr.is_object()) tr = ordered_json::object();
-  tr["method"] = "full";
-  tr["model"] = rel(init_dir);
-  tr["data"] = rel(p.base_dir + "/data");
-  tr["output"] = rel(partial);
-  if (o.threads > 0) tr["threads"] = o.threads;
   const std::string tgen = p.state_dir + "/stages/base_train.yaml";
   write_yaml(tgen, tr);
-  if (int rc = spawn(lathe({"train", "--config", rel(tgen)}), cfg.dir)) return rc;
+  Args ta = lathe({"train"});
+  train_flag(ta, "config", rel(tgen));
+  train_flag(ta, "method", "full");
+  train_flag(ta, "model", rel(init_dir));
+  train_flag(ta, "data", rel(p.base_dir + "/data"));
+  train_flag(ta, "output", rel(partial));
+  if (o.threads > 0) train_flag(ta, "threads", std::to_string(o.threads));
+  if (int rc = spawn(ta, cfg.dir)) return rc;
   fs::remove_all(p.base_model);
   fs::rename(partial, p.base_model);
   return 0;
@@ -298,18 +334,20 @@ int Runner::run_base() {
 int Runner::prepare_data(ordered_json data, const std::string& name, const std::string& model,
                          const std::string& output) {
   if (!data.is_object()) data = ordered_json::object();
-  Args a = lathe({"data", "prepare", "--model", rel(model), "--output", rel(output)});
-  auto take = [&](ordered_json& obj, const char* key, const char* flag) {
-    if (!obj.is_object() || !obj.contains(key)) return;
-    const ordered_json v = obj[key];
-    obj.erase(key);
+  const auto& dt = data::data_options_table();
+  Args a = lathe({"data", "prepare", flag_of(dt, "format.model"), rel(model), flag_of(dt, "output"), rel(output)});
+  auto take = [&](ordered_json& obj, const std::string& key) {
+    const std::string leaf = key.substr(key.rfind('.') + 1);
+    if (!obj.is_object() || !obj.contains(leaf)) return;
+    const ordered_json v = obj[leaf];
+    obj.erase(leaf);
     for (const auto& x : v.is_array() ? v : ordered_json::array({v})) {
-      a.push_back(flag);
-      a.push_back(rel(cfg.resolve(x.is_string() ? x.get<std::string>() : x.dump())));
+      a.push_back(flag_of(dt, key));
+      a.push_back(rel(cfg.resolve(arg_of(x))));
     }
   };
-  take(data, "inputs", "--input");
-  if (data.contains("dedup")) take(data["dedup"], "eval_prompts", "--eval-prompts");
+  take(data, "inputs");
+  if (data.contains("dedup")) take(data["dedup"], "dedup.eval_prompts");
   const std::string gen = p.state_dir + "/stages/" + name + ".yaml";
   ordered_json dj = ordered_json::object();
   dj["data"] = data;
@@ -326,10 +364,11 @@ int Runner::run_train() {
   ordered_json tr = cfg.section_json("train");
   if (!tr.is_object()) tr = ordered_json::object();
   method = tr.value("method", std::string("lora"));
-  tr["model"] = rel(p.base_model);
+  Args a = lathe({"train"});
+  train_flag(a, "model", rel(p.base_model));
   const std::string manifest = p.data + "/manifest.json";
-  if (fs::exists(manifest)) tr["data"] = rel(p.data);
-  tr["output"] = rel(p.train);
+  if (fs::exists(manifest)) train_flag(a, "data", rel(p.data));
+  train_flag(a, "output", rel(p.train));
   // The validation split, when the data has one, is the trainer's eval set.
   if (fs::exists(manifest)) {
     ordered_json m;
@@ -342,15 +381,15 @@ int Runner::run_train() {
     const ordered_json splits = m.value("splits", ordered_json::object());
     if (splits.is_object() && splits.contains("validation") && splits["validation"].is_object() &&
         splits["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
-      tr["eval_data"] = rel(p.data);
+      train_flag(a, "eval_data", rel(p.data));
   }
-  if (o.threads > 0) tr["threads"] = o.threads;
+  if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
   // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint.
   const std::string fp = fingerprint(Stage::Train);
   if (state["attempts"].value("train", "") == fp && fs::exists(p.train)) {
     for (const auto& e : fs::directory_iterator(p.train))
       if (e.path().filename().string().rfind("checkpoint-", 0) == 0) {
-        tr["resume_from_checkpoint"] = "latest";
+        train_flag(a, "resume_from_checkpoint", "latest");
         std::fprintf(stderr, "lathe run: resuming the interrupted training from its latest checkpoint\n");
         break;
       }
@@ -361,7 +400,8 @@ int Runner::run_train() {
   save_state();
   const std::string gen = p.state_dir + "/stages/train.yaml";
   write_yaml(gen, tr);
-  return spawn(lathe({"train", "--config", rel(gen)}), cfg.dir);
+  train_flag(a, "config", rel(gen));
+  return spawn(a, cfg.dir);
 }
 
 int Runner::run_eval() {
@@ -383,31 +423,17 @@ int Runner::run_eval() {
   } else {
     write_yaml(gen, suite);
   }
-  Args a = lathe({"eval", "--model", rel(p.base_model), "--tests", rel(tests), "--output", rel(p.eval)});
-  if (method != "full") {
-    a.push_back("--adapter");
-    a.push_back("tuned=" + rel(p.train));
-  }
-  if (fs::exists(p.data + "/manifest.json")) {
-    a.push_back("--eval-data");
-    a.push_back(rel(p.data));
-  }
-  if (!holdout.empty()) {
-    a.push_back("--holdout");
-    a.push_back(holdout);
-  }
-  if (fs::exists(p.train + "/metrics.jsonl")) {
-    a.push_back("--train-metrics");
-    a.push_back((method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
-  }
-  if (cfg.gates.min_pass_rate >= 0) {
-    a.push_back("--min-pass-rate");
-    a.push_back(fmt::format("{}", cfg.gates.min_pass_rate));
-  }
-  if (cfg.gates.max_forgetting >= 0) {
-    a.push_back("--max-forgetting");
-    a.push_back(fmt::format("{}", cfg.gates.max_forgetting));
-  }
+  Args a = lathe({"eval"});
+  eval_flag(a, "model", rel(p.base_model));
+  eval_flag(a, "tests", rel(tests));
+  eval_flag(a, "output", rel(p.eval));
+  if (method != "full") eval_flag(a, "adapter", "tuned=" + rel(p.train));
+  if (fs::exists(p.data + "/manifest.json")) eval_flag(a, "eval_data", rel(p.data));
+  if (!holdout.empty()) eval_flag(a, "holdout", holdout);
+  if (fs::exists(p.train + "/metrics.jsonl"))
+    eval_flag(a, "train_metrics", (method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
+  if (cfg.gates.min_pass_rate >= 0) eval_flag(a, "min_pass_rate", fmt::format("{}", cfg.gates.min_pass_rate));
+  if (cfg.gates.max_forgetting >= 0) eval_flag(a, "max_forgetting", fmt::format("{}", cfg.gates.max_forgetting));
   return spawn(a, cfg.dir);
 }
 
@@ -420,16 +446,19 @@ int Runner::run_export() {
     const std::string dest = f == "gguf"        ? p.export_dir + "/" + cfg.name + ".gguf"
                              : f == "gguf-lora" ? p.export_dir + "/" + cfg.name + "-lora.gguf"
                                                 : p.export_dir + "/" + f;
-    Args a = lathe({"export", "--model", rel(p.base_model), "--format", f, "--output", rel(dest)});
+    const auto& et = export_options_table();
+    Args a = lathe({"export", flag_of(et, "model"), rel(p.base_model), flag_of(et, "format"), f, flag_of(et, "output"),
+                    rel(dest)});
     if (method != "full") {
-      a.push_back("--adapter");
+      a.push_back(flag_of(et, "adapter"));
       a.push_back(rel(p.train));
     }
+    // The section's other keys are export_options_table's (project_schema.h), passed on as flags.
     if (ex.is_object())
       for (auto it = ex.begin(); it != ex.end(); ++it)
         if (it.key() != "formats") {
-          a.push_back(flag_of(it.key()));
-          a.push_back(it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+          a.push_back(flag_of(et, it.key()));
+          a.push_back(arg_of(it.value()));
         }
     if (int rc = spawn(a, cfg.dir)) return rc;
   }
@@ -437,6 +466,21 @@ int Runner::run_export() {
 }
 
 }  // namespace
+
+const OptionTable<RunCommandOptions>& run_options_table() {
+  using C = RunCommandOptions;
+  static const OptionTable<C> table = [] {
+    OptionTable<C> t("run");
+    const std::vector<std::string> stages = {"base", "prepare", "train", "eval", "export"};
+    t.add("config", &C::config, "The project file (default: ./project.yaml), or its directory");
+    t.add("from", [](C& c) -> auto& { return c.run.from; }, "First stage to consider").one_of(stages);
+    t.add("until", [](C& c) -> auto& { return c.run.until; }, "Last stage to run").one_of(stages);
+    t.add("force", [](C& c) -> auto& { return c.run.force; }, "Run stages even when their inputs are unchanged");
+    t.add("threads", [](C& c) -> auto& { return c.run.threads; }, "Threads for each stage (0 = all cores)").min(0);
+    return t;
+  }();
+  return table;
+}
 
 RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   ProjectPaths p = project_paths(cfg);

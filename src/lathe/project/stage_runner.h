@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "lathe/core/options.h"
 #include "lathe/project/project_config.h"
 
 namespace lathe::project {
@@ -26,6 +27,13 @@ struct RunOptions {
   std::string exe;          // the lathe binary (default: /proc/self/exe)
   bool quiet = false;
 };
+
+// `lathe run`'s options, declared once (core/options.h): flags, LATHE_* environment, defaults, help.
+struct RunCommandOptions {
+  std::string config;  // the project file or its directory; "" = ./project.yaml
+  RunOptions run;
+};
+const OptionTable<RunCommandOptions>& run_options_table();
 
 struct RunOutcome {
   int exit_code = 0;            // 0 ok; 3 gate failed; other = a stage failed
