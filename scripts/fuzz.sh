@@ -20,8 +20,9 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in fuzz/*.cpp; do targets+=("$(basename "$f" .cpp)"); done
 fi
+# -O1 -g1: as libFuzzer recommends (-O1), line tables only (faster builds; reports keep file:line).
 CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DLATHE_FUZZ=ON -DLATHE_TESTS=OFF -DLATHE_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo ${LATHE_CMAKE_ARGS:-} >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" ${LATHE_CMAKE_ARGS:-} >/dev/null
 if ! ninja -C "$BUILD_DIR" -j "$(nproc)" "${targets[@]/#/fuzz_}" >"$BUILD_DIR/build.log" 2>&1; then
   grep -v "loop not vectorized" "$BUILD_DIR/build.log" | tail -n 80 >&2
   exit 1

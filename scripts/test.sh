@@ -13,6 +13,13 @@ if [ "${LATHE_SANITIZE:-0}" = "1" ]; then
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
+# One label set only: build just its test executables (and lathe, which they run).
+if [ -n "${LATHE_TEST_LABEL:-}" ] && [ -z "${LATHE_BUILD_TARGETS:-}" ]; then
+  targets=(lathe)
+  while IFS= read -r f; do targets+=("$(basename "$f" .cpp)"); done \
+    < <(find tests -name '*.cpp' | grep -E "_(${LATHE_TEST_LABEL})\.cpp$" | sort)
+  export LATHE_BUILD_TARGETS="${targets[*]}"
+fi
 scripts/setup.sh "$BUILD_DIR"
 # The serve e2e tests drive the server with the official `openai` npm package (installed under the
 # build dir; needs node + npm and the registry). Never fatal here: without it that one test fails

@@ -17,6 +17,15 @@ std::string_view dtype_name(DType t);
 // Parses the safetensors spelling ("F32", "BF16", ...); returns false when unknown.
 bool dtype_from_name(std::string_view name, DType* out);
 
+// A T stored at an unaligned address in a file's bytes. The formats (safetensors, GGUF) are
+// little-endian, as are the CPUs lathe builds for.
+template <class T>
+inline T load_le(const void* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // IEEE half <-> float. Handles subnormals, inf and NaN exactly.
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);

@@ -52,46 +52,39 @@ std::vector<int64_t> contamination_matches(const std::vector<std::string_view>& 
   const int need = static_cast<int>(std::ceil(o.threshold * P - 1e-9));
 
   std::vector<int64_t> out(n_train, -1);
-#pragma omp parallel
-  {
-    std::vector<uint64_t> shingles;
-    std::vector<uint32_t> sig(P);
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t t = 0; t < n_train; ++t) {
-      std::string s = dedup_normalize(train_texts[t]);
-      if (s.empty()) continue;
-      int64_t best = -1;
-      auto take = [&best](int64_t e) { if (best < 0 || e < best) best = e; };
-      auto [lo, hi] = exact.equal_range(exact_hash(s));
-      for (auto it = lo; it != hi; ++it)
-        if (eval_norm[it->second] == s) take(it->second);
-      if (!anchors.empty() && s.size() >= kMinContainedPromptChars) {
-        for (size_t p = 0; p + kMinContainedPromptChars <= s.size(); ++p) {
-          if (p > 0 && s[p - 1] != ' ') continue;
-          auto [alo, ahi] = anchors.equal_range(XXH3_64bits(s.data() + p, kAnchorBytes));
-          for (auto it = alo; it != ahi; ++it) {
-            const std::string& q = eval_norm[it->second];
-            if (p + q.size() <= s.size() && s.compare(p, q.size(), q) == 0 &&
-                (p + q.size() == s.size() || s[p + q.size()] == ' '))
-              take(it->second);
+  detail::for_each_signature(
+      n_train, [&](int64_t t) { return train_texts[t]; }, o, perm, 64,
+      [&](int64_t t, const std::string& s, const uint32_t* sig) {
+        int64_t best = -1;
+        auto take = [&best](int64_t e) { if (best < 0 || e < best) best = e; };
+        auto [lo, hi] = exact.equal_range(exact_hash(s));
+        for (auto it = lo; it != hi; ++it)
+          if (eval_norm[it->second] == s) take(it->second);
+        if (!anchors.empty() && s.size() >= kMinContainedPromptChars) {
+          for (size_t p = 0; p + kMinContainedPromptChars <= s.size(); ++p) {
+            if (p > 0 && s[p - 1] != ' ') continue;
+            auto [alo, ahi] = anchors.equal_range(XXH3_64bits(s.data() + p, kAnchorBytes));
+            for (auto it = alo; it != ahi; ++it) {
+              const std::string& q = eval_norm[it->second];
+              if (p + q.size() <= s.size() && s.compare(p, q.size(), q) == 0 &&
+                  (p + q.size() == s.size() || s[p + q.size()] == ' '))
+                take(it->second);
+            }
           }
         }
-      }
-      detail::signature_of(s, o, perm, shingles, sig.data());
-      for (int b = 0; b < B; ++b) {
-        auto [blo, bhi] = bands[b].equal_range(detail::band_key(sig.data(), b, R));
-        for (auto it = blo; it != bhi; ++it) {
-          int64_t e = it->second;
-          if (best >= 0 && e >= best) continue;
-          const uint32_t* es = eval_sig.data() + e * P;
-          int eq = 0;
-          for (int p = 0; p < P; ++p) eq += es[p] == sig[p];
-          if (eq >= need) take(e);
+        for (int b = 0; b < B; ++b) {
+          auto [blo, bhi] = bands[b].equal_range(detail::band_key(sig, b, R));
+          for (auto it = blo; it != bhi; ++it) {
+            int64_t e = it->second;
+            if (best >= 0 && e >= best) continue;
+            const uint32_t* es = eval_sig.data() + e * P;
+            int eq = 0;
+            for (int p = 0; p < P; ++p) eq += es[p] == sig[p];
+            if (eq >= need) take(e);
+          }
         }
-      }
-      out[t] = best;
-    }
-  }
+        out[t] = best;
+      });
   return out;
 }
 

@@ -147,19 +147,11 @@ std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>
   // Pass 1: band keys per text. Texts with no shingles (empty after normalization) get no keys.
   std::vector<uint64_t> keys(static_cast<size_t>(n) * B);
   std::vector<uint8_t> has_shingles(n, 0);
-#pragma omp parallel
-  {
-    std::vector<uint64_t> shingles;
-    std::vector<uint32_t> sig(P);
-#pragma omp for schedule(dynamic, 256)
-    for (int64_t i = 0; i < n; ++i) {
-      std::string norm = dedup_normalize(texts[i]);
-      if (norm.empty()) continue;
-      has_shingles[i] = 1;
-      detail::signature_of(norm, o, perm, shingles, sig.data());
-      for (int band = 0; band < B; ++band) keys[i * B + band] = detail::band_key(sig.data(), band, R);
-    }
-  }
+  detail::for_each_signature(
+      n, [&](int64_t i) { return texts[i]; }, o, perm, 256, [&](int64_t i, const std::string&, const uint32_t* sig) {
+        has_shingles[i] = 1;
+        for (int band = 0; band < B; ++band) keys[i * B + band] = detail::band_key(sig, band, R);
+      });
   // Pass 2: per band, sort (key, index); every member of a bucket pairs with the bucket's first index.
   std::vector<std::pair<int64_t, int64_t>> cand;
   std::vector<std::pair<uint64_t, int64_t>> bucket;

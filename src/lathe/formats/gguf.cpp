@@ -71,12 +71,6 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-
 // A cursor over the buffer. `item` names what is being read ("key 'x'", "tensor 'y'") so every
 // error says where it happened.
 class Reader {
@@ -101,8 +95,7 @@ class Reader {
   template <class T>
   T get(const char* what) {
     need(sizeof(T), what);
-    T v;
-    std::memcpy(&v, data_ + pos_, sizeof v);
+    T v = load_le<T>(data_ + pos_);
     pos_ += sizeof v;
     return v;
   }
@@ -379,38 +372,33 @@ const GgufValue& GgufFile::get_array(const std::string& key) const {
   return v;
 }
 
-std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
+template <class T, class Accepts, class Convert>
+std::vector<T> GgufFile::get_array_as(const std::string& key, Accepts accepts, const char* what, Convert convert) const {
   const GgufValue& v = get_array(key);
-  if (v.elem_type != GgufType::STRING)
-    fail_key(key, fmt::format("expected an array of strings, got an array of {}", value_type_name(uint32_t(v.elem_type))));
-  std::vector<std::string> out;
-  out.reserve(v.array.size());
-  for (const auto& e : v.array) out.push_back(std::get<std::string>(e.scalar));
-  return out;
-}
-
-std::vector<float> GgufFile::get_float_array(const std::string& key) const {
-  const GgufValue& v = get_array(key);
-  if (!is_numeric_type(v.elem_type))
-    fail_key(key, fmt::format("expected an array of numbers, got an array of {}", value_type_name(uint32_t(v.elem_type))));
-  std::vector<float> out;
-  out.reserve(v.array.size());
-  for (const auto& e : v.array) out.push_back(float(e.as_float()));
-  return out;
-}
-
-std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
-  const GgufValue& v = get_array(key);
-  if (!is_int_type(v.elem_type))
-    fail_key(key, fmt::format("expected an array of integers, got an array of {}", value_type_name(uint32_t(v.elem_type))));
-  std::vector<int64_t> out;
+  if (!accepts(v.elem_type))
+    fail_key(key, fmt::format("expected an array of {}, got an array of {}", what, value_type_name(uint32_t(v.elem_type))));
+  std::vector<T> out;
   out.reserve(v.array.size());
   try {
-    for (const auto& e : v.array) out.push_back(e.as_int());
+    for (const auto& e : v.array) out.push_back(convert(e));
   } catch (const Error& e) {
     fail_key(key, e.what());
   }
   return out;
+}
+
+std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
+  return get_array_as<std::string>(
+      key, [](GgufType t) { return t == GgufType::STRING; }, "strings",
+      [](const GgufValue& e) { return std::get<std::string>(e.scalar); });
+}
+
+std::vector<float> GgufFile::get_float_array(const std::string& key) const {
+  return get_array_as<float>(key, is_numeric_type, "numbers", [](const GgufValue& e) { return float(e.as_float()); });
+}
+
+std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
+  return get_array_as<int64_t>(key, is_int_type, "integers", [](const GgufValue& e) { return e.as_int(); });
 }
 
 // ---- tensors -------------------------------------------------------------------------------------
@@ -438,10 +426,10 @@ Tensor GgufFile::tensor_f32(const std::string& name) const {
     case GgmlType::F32: std::memcpy(dst, src, size_t(n) * 4); break;  // misaligned in the file
     // Element loads go through memcpy: with general.alignment 1 a half can sit at an odd address.
     case GgmlType::F16:
-      for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(load_u16(src + 2 * i));
+      for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(load_le<uint16_t>(src + 2 * i));
       break;
     case GgmlType::BF16:
-      for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(load_u16(src + 2 * i));
+      for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(load_le<uint16_t>(src + 2 * i));
       break;
     case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); break;
@@ -456,7 +444,7 @@ Tensor GgufFile::tensor_f32(const std::string& name) const {
 void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n) {
   LATHE_CHECK(n % 32 == 0, "Q8_0 needs a multiple of 32 elements, got {}", n);
   for (int64_t b = 0; b < n / 32; b++, src += 34, dst += 32) {
-    float d = f16_to_f32(load_u16(src));
+    float d = f16_to_f32(load_le<uint16_t>(src));
     for (int j = 0; j < 32; j++) dst[j] = d * float(int8_t(src[2 + j]));
   }
 }
@@ -466,7 +454,7 @@ void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n) {
 void dequantize_q4_0(const uint8_t* src, float* dst, int64_t n) {
   LATHE_CHECK(n % 32 == 0, "Q4_0 needs a multiple of 32 elements, got {}", n);
   for (int64_t b = 0; b < n / 32; b++, src += 18, dst += 32) {
-    float d = f16_to_f32(load_u16(src));
+    float d = f16_to_f32(load_le<uint16_t>(src));
     for (int j = 0; j < 16; j++) {
       uint8_t q = src[2 + j];
       dst[j] = d * float(int(q & 0x0f) - 8);

@@ -92,6 +92,9 @@ class GgufFile {
  private:
   [[noreturn]] void fail_key(const std::string& key, const std::string& why) const;
   const GgufValue& get_array(const std::string& key) const;
+  // Array `key` converted element by element; `accepts` its element type or an error naming `what`.
+  template <class T, class Accepts, class Convert>
+  std::vector<T> get_array_as(const std::string& key, Accepts accepts, const char* what, Convert convert) const;
 
   std::string path_;
   std::shared_ptr<void> owner_;  // the mapping (or caller's buffer) behind data_begin_

@@ -56,12 +56,6 @@ bool lathe_dtype(const std::string& name, DType* out) {
   return false;
 }
 
-uint64_t read_u64_le(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
 // nlohmann keeps the last of two equal keys silently, but the format forbids duplicates (a second
 // "w" could hide the first from one reader and not another). This parser callback sees every key
 // as it is read, so it records the first duplicate at any depth together with its enclosing key.
@@ -251,7 +245,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 SafetensorsFile SafetensorsFile::parse(const std::string& path, const uint8_t* bytes, size_t size,
                                        std::shared_ptr<void> owner) {
   if (size < 8) fail("safetensors", "{}: file is {} bytes, shorter than the 8-byte header length", path, size);
-  uint64_t n = read_u64_le(bytes);
+  uint64_t n = load_le<uint64_t>(bytes);
   if (n > kMaxHeaderBytes)
     fail("safetensors", "{}: header length {} exceeds the limit of {} bytes", path, n, kMaxHeaderBytes);
   if (n > size - 8)

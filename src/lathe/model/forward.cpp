@@ -86,87 +86,52 @@ Forward::Forward(const Model& m, int max_chunk, const AdapterSet* adapters)
     : m_(m), adapters_(adapters), max_chunk_(max_chunk) {
   const ModelConfig& c = m.config;
   inv_freq_ = rope_inv_freq(c);
-  size_t T = size_t(max_chunk);
-  x_.resize(T * c.hidden_size);
-  xn_.resize(T * c.hidden_size);
-  q_.resize(T * c.q_dim());
-  att_.resize(T * c.q_dim());
-  proj_.resize(T * c.hidden_size);
-  gate_.resize(T * c.intermediate_size);
-  up_.resize(T * c.intermediate_size);
-  cos_.resize(T * c.head_dim / 2);
-  sin_.resize(T * c.head_dim / 2);
+  x_.resize(size_t(max_chunk) * c.hidden_size);
+  acts_.resize(c, max_chunk, /*saved=*/false);
+  scratch_.xn.resize(size_t(max_chunk) * c.hidden_size);
 }
 
 size_t Forward::workspace_bytes() const {
-  return sizeof(float) * (x_.size() + xn_.size() + q_.size() + att_.size() + proj_.size() + gate_.size() +
-                          up_.size() + cos_.size() + sin_.size() + scores_.capacity());
-}
-
-LinearRef Forward::lin(int l, LinearId id) const {
-  LinearRef r = block_linear(m_, l, id);
-  r.adapter = adapters_ ? adapters_->linear(l, id) : nullptr;
-  return r;
-}
-
-void Forward::attention_block(int l, int T, KVCache* cache) {
-  const ModelConfig& c = m_.config;
-  const LayerWeights& w = m_.weights.layers[l];
-  const int C = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
-  const int pos0 = cache->len, S = pos0 + T;
-  float* kc = cache->k[l].f32() + size_t(pos0) * c.kv_dim();  // this chunk's rows in the cache
-  float* vc = cache->v[l].f32() + size_t(pos0) * c.kv_dim();
-
-  ctx_.layer = l;
-  rmsnorm_forward(xn_.data(), nullptr, x_.data(), w.attn_norm.f32(), T, C, c.rms_norm_eps);
-  linear_forward(lin(l, LinearId::Q), xn_.data(), q_.data(), T, ctx_);
-  linear_forward(lin(l, LinearId::K), xn_.data(), kc, T, ctx_);
-  linear_forward(lin(l, LinearId::V), xn_.data(), vc, T, ctx_);
-  if (c.qk_norm) {  // Qwen3: RMSNorm over each head's D channels, before RoPE
-    rmsnorm_forward(q_.data(), nullptr, q_.data(), w.q_norm.f32(), T * H, D, c.rms_norm_eps);
-    rmsnorm_forward(kc, nullptr, kc, w.k_norm.f32(), T * Hkv, D, c.rms_norm_eps);
-  }
-  rope_forward(q_.data(), cos_.data(), sin_.data(), T, H, D);
-  rope_forward(kc, cos_.data(), sin_.data(), T, Hkv, D);
-  size_t need = size_t(H) * T * S;
-  if (scores_.size() < need) scores_.resize(need);
-  attention_forward(att_.data(), nullptr, q_.data(), cache->k[l].f32(), cache->v[l].f32(), T, S, H, Hkv, D,
-                    scores_.data());
-  linear_forward(lin(l, LinearId::O), att_.data(), proj_.data(), T, ctx_);
-  add_forward(x_.data(), x_.data(), proj_.data(), int64_t(T) * C);
-}
-
-void Forward::mlp_block(int l, int T) {
-  const ModelConfig& c = m_.config;
-  const LayerWeights& w = m_.weights.layers[l];
-  const int C = c.hidden_size, F = c.intermediate_size;
-  ctx_.layer = l;
-  rmsnorm_forward(xn_.data(), nullptr, x_.data(), w.ffn_norm.f32(), T, C, c.rms_norm_eps);
-  linear_forward(lin(l, LinearId::Gate), xn_.data(), gate_.data(), T, ctx_);
-  linear_forward(lin(l, LinearId::Up), xn_.data(), up_.data(), T, ctx_);
-  swiglu_forward(gate_.data(), gate_.data(), up_.data(), int64_t(T) * F);
-  linear_forward(lin(l, LinearId::Down), gate_.data(), proj_.data(), T, ctx_);
-  add_forward(x_.data(), x_.data(), proj_.data(), int64_t(T) * C);
+  const BlockActs& a = acts_;
+  const BlockScratch& s = scratch_;
+  return sizeof(float) * (x_.size() + a.q.size() + a.k.size() + a.v.size() + a.att.size() + a.x_mid.size() +
+                          a.gate.size() + a.up.size() + rows_.cos.capacity() + rows_.sin.capacity() + s.xn.size() +
+                          s.probs.capacity());
 }
 
 const float* Forward::hidden(const int32_t* ids, int T, KVCache* cache) {
+  SequenceChunk chunk{cache, T, nullptr};
+  return hidden(ids, &chunk, 1);
+}
+
+const float* Forward::hidden(const int32_t* ids, const SequenceChunk* chunks, int n) {
   const ModelConfig& c = m_.config;
-  LATHE_CHECK(T > 0 && T <= max_chunk_, "chunk of {} tokens, workspace holds {}", T, max_chunk_);
-  if (cache->len + T > cache->capacity)
-    fail("model", "sequence of {} tokens exceeds the KV cache capacity of {}", cache->len + T, cache->capacity);
-  for (int t = 0; t < T; t++)
-    if (ids[t] < 0 || ids[t] >= c.vocab_size)
-      fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[t], cache->len + t,
-           c.vocab_size);
-  embedding_forward(x_.data(), ids, m_.weights.embed.f32(), T, c.hidden_size);
-  rope_fill(inv_freq_, cache->len, T, cos_.data(), sin_.data());
-  for (int l = 0; l < c.num_hidden_layers; l++) {
-    attention_block(l, T, cache);
-    mlp_block(l, T);
+  rows_.seqs.clear();
+  int N = 0;
+  for (int i = 0; i < n; i++) {
+    const SequenceChunk& ch = chunks[i];
+    LATHE_CHECK(ch.tokens > 0, "a chunk of {} tokens", ch.tokens);
+    KVCache* cache = ch.cache;
+    if (cache->len + ch.tokens > cache->capacity)
+      fail("model", "sequence of {} tokens exceeds the KV cache capacity of {}", cache->len + ch.tokens,
+           cache->capacity);
+    for (int t = 0; t < ch.tokens; t++)
+      if (ids[N + t] < 0 || ids[N + t] >= c.vocab_size)
+        fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[N + t], cache->len + t,
+             c.vocab_size);
+    rows_.seqs.push_back({N, ch.tokens, cache->len, cache, ch.adapters});
+    N += ch.tokens;
   }
-  cache->len += T;
-  rmsnorm_forward(xn_.data(), nullptr, x_.data(), m_.weights.final_norm.f32(), T, c.hidden_size, c.rms_norm_eps);
-  return xn_.data();
+  LATHE_CHECK(N > 0 && N <= max_chunk_, "chunk of {} tokens, workspace holds {}", N, max_chunk_);
+  rows_.N = N;
+  rows_.set_rope(inv_freq_);
+  BlockContext bc{m_, adapters_, nullptr, AdapterContext{}};
+  embedding_forward(x_.data(), ids, m_.weights.embed.f32(), N, c.hidden_size);
+  for (int l = 0; l < c.num_hidden_layers; l++) block_forward(bc, l, rows_, acts_, scratch_, x_.data(), x_.data());
+  for (const BlockSequence& sq : rows_.seqs) sq.cache->len += sq.rows;
+  float* xn = scratch_.xn.data();
+  rmsnorm_forward(xn, nullptr, x_.data(), m_.weights.final_norm.f32(), N, c.hidden_size, c.rms_norm_eps);
+  return xn;
 }
 
 void Forward::logits(const float* hidden_rows, int n, float* out) const {

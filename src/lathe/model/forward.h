@@ -1,12 +1,14 @@
-// Inference forward of a Llama-family model: embedding -> L x (RMSNorm, attention with GQA+RoPE
-// (+bias, +q/k norm), residual, RMSNorm, SwiGLU MLP, residual) -> RMSNorm -> lm_head.
+// Inference forward: embedding -> L x block (model/block.h) -> final norm -> lm_head.
 // Tokens are processed in chunks that append to a KV cache; a sequence scored from scratch is
-// one chunk into an empty cache. Buffers are planned once per Forward and reused.
+// one chunk into an empty cache. One call may also carry chunks of several sequences, each with
+// its own cache and adapters (batched serving, model/batched_decode.h). Buffers are planned once
+// per Forward and reused.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "lathe/core/tensor.h"
+#include "lathe/model/block.h"
 #include "lathe/model/linear.h"
 #include "lathe/model/model.h"
 
@@ -29,6 +31,13 @@ std::vector<float> rope_inv_freq(const ModelConfig& c);
 // cos/sin [T, D/2] for positions pos0 .. pos0+T-1.
 void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, float* sin);
 
+// The new tokens of one sequence in a Forward call.
+struct SequenceChunk {
+  KVCache* cache = nullptr;              // its tokens go at positions cache->len..
+  int tokens = 0;
+  const AdapterSet* adapters = nullptr;  // null: the Forward's adapters
+};
+
 class Forward {
  public:
   // max_chunk: the most tokens passed to one hidden() call. `adapters` (optional) stay owned by
@@ -37,25 +46,24 @@ class Forward {
   // Runs ids[T] at positions cache->len.. and appends them to the cache. Returns the final
   // normed hidden states [T, C] (valid until the next call).
   const float* hidden(const int32_t* ids, int T, KVCache* cache);
+  // Several sequences at once: ids holds chunk 0's tokens, then chunk 1's, ...; each goes into its
+  // own cache. Returns the final normed hidden states of all rows, in the same order.
+  const float* hidden(const int32_t* ids, const SequenceChunk* chunks, int n);
   // logits[n, V] = hidden_rows[n, C] · lm_head^T.
   void logits(const float* hidden_rows, int n, float* out) const;
   const Model& model() const { return m_; }
   size_t workspace_bytes() const;
 
  private:
-  void attention_block(int l, int T, KVCache* cache);
-  void mlp_block(int l, int T);
-
-  LinearRef lin(int l, LinearId id) const;
-
   const Model& m_;
   const AdapterSet* adapters_;
-  AdapterContext ctx_;
   int max_chunk_;
   std::vector<float> inv_freq_;
-  // Activations for one chunk (T <= max_chunk): x residual stream [T,C], xn normed [T,C],
-  // q [T,H*D], att [T,H*D], proj [T,C], gate/up [T,F], rope cos/sin [T,D/2], scores [H,T,S].
-  std::vector<float> x_, xn_, q_, att_, proj_, gate_, up_, cos_, sin_, scores_;
+  // One call's rows (<= max_chunk): the residual stream x [T,C], the block's activations and scratch.
+  std::vector<float> x_;
+  BlockRows rows_;
+  BlockActs acts_;
+  BlockScratch scratch_;
 };
 
 }  // namespace lathe

@@ -36,15 +36,21 @@ std::string gguf_arch_name(const ModelConfig& c) {
 
 bool gguf_rope_permuted(const ModelConfig& c) { return c.arch == Arch::Llama || c.arch == Arch::Mistral; }
 
-void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, GgufWriter& w) {
-  const ModelConfig& c = m.config;
+std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
+                             GgufWriter& w) {
   const std::string arch = gguf_arch_name(c);
   w.set_string("general.architecture", arch);
-  w.set_string("general.type", "model");
+  w.set_string("general.type", general_type);
   if (!name.empty()) w.set_string("general.name", name);
   // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7.
   w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 7u);
   if (type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
+  return arch;
+}
+
+void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, GgufWriter& w) {
+  const ModelConfig& c = m.config;
+  const std::string arch = add_gguf_general(c, type, "model", name, w);
   auto k = [&](const char* key) { return arch + "." + key; };
   w.set_u32(k("vocab_size"), uint32_t(c.vocab_size));
   w.set_u32(k("context_length"), uint32_t(c.max_position_embeddings));

@@ -18,6 +18,12 @@ std::string gguf_arch_name(const ModelConfig& c);
 // Whether GGUF stores the q/k rows of this architecture permuted (llama only).
 bool gguf_rope_permuted(const ModelConfig& c);
 
+// The general.* keys every lathe GGUF starts with: architecture, general.type ("model" or
+// "adapter"), name (when given), file_type and quantization_version for `type`. Returns the
+// architecture name.
+std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
+                             GgufWriter& w);
+
 // Adds general.* and <arch>.* keys and all weights to `w`. Matrices are stored as `type` (Q8_0
 // falls back to F16 for a tensor whose rows are not a multiple of 32, as llama.cpp does); norms and
 // biases stay F32. Permuted copies are owned by the writer's tensor references.

@@ -22,6 +22,26 @@ static float* nf4_scratch(const Nf4Tensor& w) {
   return buf.data();
 }
 
+// The adapter deltas of `l` on x[T, in] -> y[T, out]: one call for all rows, or one per row group.
+static void adapters_forward(const LinearRef& l, const float* x, float* y, int T, int in, int out,
+                             const AdapterContext& ctx) {
+  if (l.adapter) l.adapter->forward(x, y, T, ctx);
+  if (!l.row_adapters) return;
+  for (const AdapterRows& g : *l.row_adapters) {
+    LATHE_CHECK(g.row0 >= 0 && g.row0 + g.rows <= T, "adapter rows [{}, {}) outside {} rows", g.row0, g.row0 + g.rows, T);
+    g.adapter->forward(x + size_t(g.row0) * in, y + size_t(g.row0) * out, g.rows, ctx);
+  }
+}
+
+static void adapters_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T, int in, int out,
+                              const AdapterContext& ctx) {
+  if (l.adapter) l.adapter->backward(x, dy, dx, T, ctx);
+  if (!l.row_adapters) return;
+  for (const AdapterRows& g : *l.row_adapters)
+    g.adapter->backward(x + size_t(g.row0) * in, dy + size_t(g.row0) * out, dx ? dx + size_t(g.row0) * in : nullptr,
+                        g.rows, ctx);
+}
+
 void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx) {
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
   const float* bias = l.b ? l.b->f32() : nullptr;
@@ -32,7 +52,7 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
     LATHE_CHECK(l.w->dtype == DType::F32, "linear_forward: weight dtype {} not supported", dtype_name(l.w->dtype));
     matmul_forward(y, x, l.w->f32(), bias, T, in, out);
   }
-  if (l.adapter) l.adapter->forward(x, y, T, ctx);
+  adapters_forward(l, x, y, T, in, out, ctx);
 }
 
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
@@ -43,12 +63,12 @@ void linear_backward(const LinearRef& l, const float* x, const float* dy, float*
     const Nf4Tensor& q = nf4_of(*l.w);
     if (dx) nf4_matmul_backward_input(dx, dy, q, T, in, out, nf4_scratch(q));
     if (l.db) matmul_backward(nullptr, nullptr, l.db->f32(), dy, x, nullptr, T, in, out);
-    if (l.adapter) l.adapter->backward(x, dy, dx, T, ctx);
+    adapters_backward(l, x, dy, dx, T, in, out, ctx);
     return;
   }
   LATHE_CHECK(l.w->dtype == DType::F32, "linear_backward: weight dtype {} not supported", dtype_name(l.w->dtype));
   matmul_backward(dx, l.dw ? l.dw->f32() : nullptr, l.db ? l.db->f32() : nullptr, dy, x, l.w->f32(), T, in, out);
-  if (l.adapter) l.adapter->backward(x, dy, dx, T, ctx);
+  adapters_backward(l, x, dy, dx, T, in, out, ctx);
 }
 
 }  // namespace lathe

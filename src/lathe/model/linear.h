@@ -44,14 +44,22 @@ struct AdapterSet {
   }
 };
 
+// An adapter that applies to rows [row0, row0 + rows) of a projection's input only: batched
+// serving runs requests for different adapters (or none) through one base matmul.
+struct AdapterRows {
+  int row0 = 0, rows = 0;
+  LinearAdapter* adapter = nullptr;
+};
+
 // A Linear: weight [out, in] (f32, or NF4 for QLoRA), optional bias, optional gradients (full
-// fine-tuning), optional adapter.
+// fine-tuning), and an adapter for all rows or per row group.
 struct LinearRef {
   const Tensor* w = nullptr;
   const Tensor* b = nullptr;
   Tensor* dw = nullptr;
   Tensor* db = nullptr;
-  LinearAdapter* adapter = nullptr;
+  LinearAdapter* adapter = nullptr;                       // every row
+  const std::vector<AdapterRows>* row_adapters = nullptr;  // or these row groups (then adapter is null)
 };
 
 // y[T, out] = x[T, in] · W^T + b (+ adapter).

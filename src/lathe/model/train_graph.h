@@ -1,16 +1,18 @@
-// Training forward + backward of a Llama-family model over a packed micro-batch.
+// Training forward + backward over a packed micro-batch: embedding -> L x block (model/block.h,
+// forward and backward) -> final norm -> lm_head -> cross-entropy.
 //
 // A micro-batch is a set of sequences laid end to end (N tokens in all); every matmul runs over
 // all N rows at once, while attention runs per sequence (segment), so sequences never attend to
-// each other — the same mechanism serves padding-free batching and packing. Gradients flow
-// through linear_backward (the one projection function), so LoRA / QLoRA / full fine-tuning plug
-// in there, and prefix tuning through AdapterSet's key/value prefixes; this file never knows
-// which method is active. With gradient checkpointing only each block's input is kept and the
+// each other — the same mechanism serves padding-free batching and packing (each sequence is a
+// BlockSequence). Gradients flow through linear_backward (the one projection function), so LoRA /
+// QLoRA / full fine-tuning plug in there, and prefix tuning through AdapterSet's key/value
+// prefixes; this file never knows which method is active. With gradient checkpointing only each block's input is kept and the
 // block is recomputed during backward.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "lathe/model/block.h"
 #include "lathe/model/linear.h"
 #include "lathe/model/model.h"
 
@@ -45,11 +47,7 @@ class TrainGraph {
   static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing);
 
  private:
-  struct Acts;  // per-block saved activations
   void prepare(const PackedBatch& b);
-  void block_forward(int l, Acts& a, const float* x_in, float* x_out, const AdapterContext& ctx);
-  void block_backward(int l, Acts& a, const float* dx_out, float* dx_in, const AdapterContext& ctx);
-  LinearRef lin(int l, LinearId id) const;
   double head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward, int64_t* count);
 
   const Model& m_;
@@ -58,15 +56,12 @@ class TrainGraph {
   bool checkpointing_;
   const PackedBatch* batch_ = nullptr;
   int N_ = 0;
-  std::vector<Acts> acts_;                 // one per block (or one shared when checkpointing)
+  BlockRows rows_;                         // the batch's sequences, at positions P.. (after the prefix)
+  std::vector<BlockActs> acts_;            // one per block (or one shared when checkpointing)
   std::vector<std::vector<float>> x_in_;   // block inputs [L+1][N*C] (x_in_[L] = last block output)
-  std::vector<float> cos_, sin_;           // [N, D/2] at each token's position
   std::vector<float> inv_freq_;
-  // Scratch for backward: residual grads, per-segment K/V with prefix, attention dP.
-  std::vector<float> dx_a_, dx_b_, scratch_;
-  // Recomputed in backward rather than kept per block: normalised block input, SwiGLU output,
-  // one sequence's attention probabilities [H, T, P+T].
-  std::vector<float> xn_, act_, probs_;
+  std::vector<float> dx_a_, dx_b_;         // residual gradients
+  BlockScratch scratch_;
 };
 
 }  // namespace lathe

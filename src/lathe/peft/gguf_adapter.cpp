@@ -10,12 +10,7 @@ float gguf_lora_alpha(const LoraConfig& c) { return c.scaling() * float(c.r); }
 
 void add_lora_to_gguf(const LoraAdapter& a, const ModelConfig& mc, GgmlType type, const std::string& name,
                       GgufWriter& w) {
-  const std::string arch = gguf_arch_name(mc);
-  w.set_string("general.architecture", arch);
-  w.set_string("general.type", "adapter");
-  if (!name.empty()) w.set_string("general.name", name);
-  w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 7u);
-  if (type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
+  add_gguf_general(mc, type, "adapter", name, w);
   w.set_string("adapter.type", "lora");
   w.set_f32("adapter.lora.alpha", gguf_lora_alpha(a.config()));
   static const char* kGgufNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "lathe/kernels/cpu/cpu.h"
-#include "lathe/serve/batched_decode.h"
+#include "lathe/model/batched_decode.h"
 #include "lathe/model/forward.h"
 
 namespace lathe::serve {

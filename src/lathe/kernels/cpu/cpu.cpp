@@ -1,5 +1,6 @@
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
+#include "lathe/kernels/cpu/rope_rotate.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -112,36 +113,25 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 }
 
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
-  int half = D / 2;
-#pragma omp parallel for schedule(static) if (T > 16)
-  for (int t = 0; t < T; t++) {
-    const float* ct = cos + size_t(t) * half;
-    const float* st = sin + size_t(t) * half;
-    for (int h = 0; h < H; h++) {
-      float* v = x + (size_t(t) * H + h) * D;
-#pragma omp simd
-      for (int i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half];
-        v[i] = a * ct[i] - b * st[i];
-        v[i + half] = b * ct[i] + a * st[i];
-      }
-    }
-  }
+  rope_rotate<false>(x, cos, sin, T, H, D);
 }
 
-// Softmax of one score row over the first n entries, zero for the rest up to S.
-static void causal_softmax_row(float* p, int n, int S) {
+// Softmax of x[0, n) into y[0, n) (y may be x), zero for y[n, S): one row of a softmax, or of a
+// causal attention score matrix whose row sees only its first n keys.
+static void softmax_row(const float* x, float* y, int n, int S) {
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-  for (int s = 0; s < n; s++) mx = std::max(mx, p[s]);
+  for (int s = 0; s < n; s++) mx = std::max(mx, x[s]);
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int s = 0; s < n; s++) sum += (p[s] = fast_exp(p[s] - mx));
+  for (int s = 0; s < n; s++) sum += (y[s] = fast_exp(x[s] - mx));
   float inv = 1.0f / sum;
 #pragma omp simd
-  for (int s = 0; s < n; s++) p[s] *= inv;
-  for (int s = n; s < S; s++) p[s] = 0;
+  for (int s = 0; s < n; s++) y[s] *= inv;
+  for (int s = n; s < S; s++) y[s] = 0;
 }
+
+static void causal_softmax_row(float* p, int n, int S) { softmax_row(p, p, n, S); }
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
                        int H, int Hkv, int D, float* scratch) {
@@ -205,19 +195,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 
 void softmax_forward(float* out, const float* inp, int N, int C) {
 #pragma omp parallel for schedule(static) if (N > 4)
-  for (int n = 0; n < N; n++) {
-    const float* x = inp + size_t(n) * C;
-    float* y = out + size_t(n) * C;
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int c = 0; c < C; c++) mx = std::max(mx, x[c]);
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int c = 0; c < C; c++) sum += (y[c] = fast_exp(x[c] - mx));
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int c = 0; c < C; c++) y[c] *= inv;
-  }
+  for (int n = 0; n < N; n++) softmax_row(inp + size_t(n) * C, out + size_t(n) * C, C, C);
 }
 
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C) {

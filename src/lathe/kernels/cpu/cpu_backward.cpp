@@ -9,6 +9,7 @@
 
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
+#include "lathe/kernels/cpu/rope_rotate.h"
 
 namespace lathe {
 
@@ -53,21 +54,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 }
 
 void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
-  const int half = D / 2;
-#pragma omp parallel for schedule(static) if (T > 16)
-  for (int t = 0; t < T; t++) {
-    const float* ct = cos + size_t(t) * half;
-    const float* st = sin + size_t(t) * half;
-    for (int h = 0; h < H; h++) {
-      float* v = dx + (size_t(t) * H + h) * D;
-#pragma omp simd
-      for (int i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half];
-        v[i] = a * ct[i] + b * st[i];
-        v[i + half] = b * ct[i] - a * st[i];
-      }
-    }
-  }
+  rope_rotate<true>(dx, cos, sin, T, H, D);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,

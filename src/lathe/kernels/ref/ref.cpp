@@ -34,7 +34,10 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   }
 }
 
-void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
+// The rotation of each row by its angles; Inverse rotates back (rope_backward: a rotation's
+// transpose is its inverse).
+template <bool Inverse>
+static void rope_rotate_ref(float* x, const float* cos, const float* sin, int T, int H, int D) {
   int half = D / 2;
   for (int t = 0; t < T; t++)
     for (int h = 0; h < H; h++) {
@@ -42,10 +45,19 @@ void rope_forward(float* x, const float* cos, const float* sin, int T, int H, in
       for (int i = 0; i < half; i++) {
         float c = cos[size_t(t) * half + i], s = sin[size_t(t) * half + i];
         float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+        if constexpr (Inverse) {
+          v[i] = a * c + b * s;
+          v[i + half] = b * c - a * s;
+        } else {
+          v[i] = a * c - b * s;
+          v[i + half] = b * c + a * s;
+        }
       }
     }
+}
+
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
+  rope_rotate_ref<false>(x, cos, sin, T, H, D);
 }
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
@@ -156,17 +168,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 }
 
 void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
-  int half = D / 2;
-  for (int t = 0; t < T; t++)
-    for (int h = 0; h < H; h++) {
-      float* v = dx + (size_t(t) * H + h) * D;
-      for (int i = 0; i < half; i++) {
-        float c = cos[size_t(t) * half + i], s = sin[size_t(t) * half + i];
-        float a = v[i], b = v[i + half];
-        v[i] = a * c + b * s;
-        v[i + half] = b * c - a * s;
-      }
-    }
+  rope_rotate_ref<true>(dx, cos, sin, T, H, D);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,

@@ -1,0 +1,89 @@
+// The decoder block: the one place where an architecture's block is wired (norms, projections,
+// q/k norm, RoPE, attention, MLP, residuals), forward and backward side by side. Every path runs
+// it: inference and generation (Forward), batched serving (BatchedDecoder) and training
+// (TrainGraph). Those drivers differ only in how they arrange rows:
+//
+//   - a call runs N rows at once through every projection (one matmul over all rows);
+//   - the rows split into sequences (BlockSequence), and attention runs per sequence, so sequences
+//     never see each other: one chunk of one request (Forward), one new token of each of n
+//     requests (BatchedDecoder), or the sequences of a packed micro-batch (TrainGraph);
+//   - a sequence's keys/values either go into its KV cache (inference; a prefix-tuning prefix
+//     fills the cache's first rows) or, without a cache (training), are its own rows after the
+//     adapter's key/value prefix — the K/V hook of prefix tuning.
+//
+// Adapters attach only through linear_forward / linear_backward (the projection hook) and the K/V
+// prefix: this file never knows which PEFT method is active. docs/architecture.md says how an
+// architecture or a PEFT method is added.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lathe/model/linear.h"
+#include "lathe/model/model.h"
+
+namespace lathe {
+
+struct KVCache;
+
+// One sequence's rows in a block call.
+struct BlockSequence {
+  int row0 = 0, rows = 0;  // its rows among the call's N
+  int pos0 = 0;            // position of its first row (RoPE; the keys/values before it)
+  KVCache* cache = nullptr;              // inference: keys/values appended at rows pos0.. of the cache
+  const AdapterSet* adapters = nullptr;  // its own adapters (serving); null: the call's adapters
+};
+
+// The rows of one call: N rows in sequences, with each row's RoPE angles.
+struct BlockRows {
+  int N = 0;
+  std::vector<BlockSequence> seqs;
+  std::vector<float> cos, sin;  // [N, D/2] at each row's position
+  // Fills cos/sin from the sequences' positions (pos0 + index within the sequence).
+  void set_rope(const std::vector<float>& inv_freq);
+  bool per_sequence_adapters() const;
+};
+
+// What a block's forward leaves behind. Training keeps one per layer (`saved`: the values its
+// backward needs); inference reuses one and skips what only backward reads.
+struct BlockActs {
+  std::vector<float> rstd1;           // [N]                      (saved)
+  std::vector<float> q_pre, k_pre;    // [N,H*D], [N,Hkv*D]       (saved, qk_norm: before the norm)
+  std::vector<float> rstd_q, rstd_k;  // [N*H], [N*Hkv]           (saved, qk_norm)
+  std::vector<float> q, k, v;         // [N,H*D], [N,Hkv*D] x2 (q, k after RoPE)
+  std::vector<float> att;             // [N,H*D]
+  std::vector<float> x_mid, rstd2;    // [N,C], [N] (rstd2 saved)
+  std::vector<float> gate, up;        // [N,F] x2 (inference: gate receives the SwiGLU output)
+  void resize(const ModelConfig& c, int N, bool saved);
+};
+
+// Scratch shared by all blocks of a driver. Normalised inputs, the SwiGLU output and the attention
+// probabilities are recomputed in backward rather than kept per layer (bitwise the same values from
+// the same kernels), which takes them out of the per-layer footprint (probs alone were H·T² per
+// sequence).
+struct BlockScratch {
+  std::vector<float> xn;     // [N,C] normalised block input
+  std::vector<float> act;    // [N,F] SwiGLU output (training)
+  std::vector<float> probs;  // [H, T, S] one sequence's attention probabilities
+  std::vector<float> kv;     // one sequence's [prefix; rows] keys, values and their gradients (4 x S x Hkv*D)
+  std::vector<float> dP;     // [H, T, S] attention backward
+};
+
+// What a block reads besides its rows: the model, the adapters applied to every row (unless a
+// sequence brings its own), the weight gradients of full fine-tuning, and the adapter context.
+struct BlockContext {
+  const Model& m;
+  const AdapterSet* adapters = nullptr;
+  ModelWeights* grads = nullptr;
+  AdapterContext actx;
+};
+
+// x_out[N,C] = block l (x_in[N,C]); x_out may alias x_in (inference). Appends each cached
+// sequence's keys/values at its pos0 (the caller advances cache->len after the last block).
+void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockActs& a, BlockScratch& s,
+                   const float* x_in, float* x_out);
+// dx_in[N,C] = ∂/∂x_in given dx_out, from the activations of block_forward(saved) with input
+// x_in; accumulates weight, adapter and prefix gradients. Training only (no caches).
+void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockActs& a, BlockScratch& s,
+                    const float* x_in, const float* dx_out, float* dx_in);
+
+}  // namespace lathe
