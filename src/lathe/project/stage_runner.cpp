@@ -11,6 +11,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/project/content_hash.h"
 #include "lathe/project/run_registry.h"
 #include "lathe/train/train_options.h"
@@ -222,7 +223,7 @@ struct Runner {
   bool outputs_exist(Stage s) const {
     switch (s) {
       case Stage::Base: return fs::exists(p.base_model + "/config.json");
-      case Stage::Prepare: return fs::exists(p.data + "/manifest.json");
+      case Stage::Prepare: return has_dataset_manifest(p.data);
       case Stage::Train: return fs::exists(p.train + "/adapter_config.json") || fs::exists(p.train + "/config.json");
       case Stage::Eval: return fs::exists(p.eval + "/report.json");
       case Stage::Export: return fs::exists(p.export_dir);
@@ -327,22 +328,20 @@ int Runner::run_train() {
   if (!tr.is_object()) tr = ordered_json::object();
   method = tr.value("method", std::string("lora"));
   tr["model"] = rel(p.base_model);
-  const std::string manifest = p.data + "/manifest.json";
-  if (fs::exists(manifest)) tr["data"] = rel(p.data);
+  const bool prepared = has_dataset_manifest(p.data);
+  if (prepared) tr["data"] = rel(p.data);
   tr["output"] = rel(p.train);
   // The validation split, when the data has one, is the trainer's eval set.
-  if (fs::exists(manifest)) {
-    ordered_json m;
+  if (prepared) {
+    DatasetManifest m;
     try {
-      m = read_ordered_json_file_bounded(manifest, "project");
+      m = read_dataset_manifest(p.data);
     } catch (const std::exception& e) {
-      fail("project", "{}: the prepared data's manifest is unreadable ({}); rerun with --from prepare --force", manifest,
-           e.what());
+      fail("project", "{}: the prepared data's manifest is unreadable ({}); rerun with --from prepare --force",
+           dataset_manifest_path(p.data), e.what());
     }
-    const ordered_json splits = m.value("splits", ordered_json::object());
-    if (splits.is_object() && splits.contains("validation") && splits["validation"].is_object() &&
-        splits["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
-      tr["eval_data"] = rel(p.data);
+    const DatasetSplit* validation = m.split("validation");
+    if (validation && validation->sequences > 0 && !tr.contains("eval_data")) tr["eval_data"] = rel(p.data);
   }
   if (o.threads > 0) tr["threads"] = o.threads;
   // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint.
@@ -388,7 +387,7 @@ int Runner::run_eval() {
     a.push_back("--adapter");
     a.push_back("tuned=" + rel(p.train));
   }
-  if (fs::exists(p.data + "/manifest.json")) {
+  if (has_dataset_manifest(p.data)) {
     a.push_back("--eval-data");
     a.push_back(rel(p.data));
   }
