@@ -131,7 +131,8 @@ std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::stri
 // splits.<split>.records of a dataset directory's manifest.json; "" when absent.
 std::string manifest_split(const std::string& dir, const std::string& split) {
   if (!has_dataset_manifest(dir)) fail("eval", "{}: no manifest.json (give a dataset directory or a .jsonl file)", dir);
-  const DatasetSplit* s = read_dataset_manifest(dir).split(split);
+  const DatasetManifest m = read_dataset_manifest(dir);
+  const DatasetSplit* s = m.split(split);
   if (!s || s->records.empty()) return "";
   return dataset_file(dir, s->records);
 }

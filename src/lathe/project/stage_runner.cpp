@@ -15,6 +15,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/data/data_config.h"
 #include "lathe/eval/eval_options.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/peft/export_options.h"
 #include "lathe/project/content_hash.h"
 #include "lathe/project/project_schema.h"
@@ -252,7 +253,7 @@ struct Runner {
   bool outputs_exist(Stage s) const {
     switch (s) {
       case Stage::Base: return fs::exists(p.base_model + "/config.json");
-      case Stage::Prepare: return fs::exists(p.data + "/manifest.json");
+      case Stage::Prepare: return has_dataset_manifest(p.data);
       case Stage::Train: return fs::exists(p.train + "/adapter_config.json") || fs::exists(p.train + "/config.json");
       case Stage::Eval: return fs::exists(p.eval + "/report.json");
       case Stage::Export: return fs::exists(p.export_dir);
@@ -366,22 +367,20 @@ int Runner::run_train() {
   method = tr.value("method", std::string("lora"));
   Args a = lathe({"train"});
   train_flag(a, "model", rel(p.base_model));
-  const std::string manifest = p.data + "/manifest.json";
-  if (fs::exists(manifest)) train_flag(a, "data", rel(p.data));
+  const bool prepared = has_dataset_manifest(p.data);
+  if (prepared) train_flag(a, "data", rel(p.data));
   train_flag(a, "output", rel(p.train));
   // The validation split, when the data has one, is the trainer's eval set.
-  if (fs::exists(manifest)) {
-    ordered_json m;
+  if (prepared) {
+    DatasetManifest m;
     try {
-      m = read_ordered_json_file_bounded(manifest, "project");
+      m = read_dataset_manifest(p.data);
     } catch (const std::exception& e) {
-      fail("project", "{}: the prepared data's manifest is unreadable ({}); rerun with --from prepare --force", manifest,
-           e.what());
+      fail("project", "{}: the prepared data's manifest is unreadable ({}); rerun with --from prepare --force",
+           dataset_manifest_path(p.data), e.what());
     }
-    const ordered_json splits = m.value("splits", ordered_json::object());
-    if (splits.is_object() && splits.contains("validation") && splits["validation"].is_object() &&
-        splits["validation"].value("sequences", 0) > 0 && !tr.contains("eval_data"))
-      train_flag(a, "eval_data", rel(p.data));
+    const DatasetSplit* validation = m.split("validation");
+    if (validation && validation->sequences > 0 && !tr.contains("eval_data")) train_flag(a, "eval_data", rel(p.data));
   }
   if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
   // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint.
@@ -428,7 +427,7 @@ int Runner::run_eval() {
   eval_flag(a, "tests", rel(tests));
   eval_flag(a, "output", rel(p.eval));
   if (method != "full") eval_flag(a, "adapter", "tuned=" + rel(p.train));
-  if (fs::exists(p.data + "/manifest.json")) eval_flag(a, "eval_data", rel(p.data));
+  if (has_dataset_manifest(p.data)) eval_flag(a, "eval_data", rel(p.data));
   if (!holdout.empty()) eval_flag(a, "holdout", holdout);
   if (fs::exists(p.train + "/metrics.jsonl"))
     eval_flag(a, "train_metrics", (method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
