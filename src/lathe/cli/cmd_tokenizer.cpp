@@ -10,6 +10,7 @@
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
+#include "lathe/core/strings.h"
 #include "lathe/core/file_io.h"
 #include "lathe/records/record_shape.h"
 #include "lathe/tokenizer/bpe_trainer.h"
@@ -26,16 +27,11 @@ struct Options {
   bool json = false;
 };
 
+// Special tokens as given: not trimmed (a token may start with a space), empty items dropped.
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t c = s.find(',', start);
-    if (c == std::string::npos) c = s.size();
-    std::string item = s.substr(start, c - start);
-    if (!item.empty()) out.push_back(item);
-    start = c + 1;
-  }
+  for (std::string& item : lathe::split_list(s, ',', /*trim=*/false))
+    if (!item.empty()) out.push_back(std::move(item));
   return out;
 }
 

@@ -1,4 +1,5 @@
 #include "lathe/core/options.h"
+#include "lathe/core/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -74,19 +75,7 @@ bool parse_number_text(const std::string& s, double* out) {
   return true;
 }
 
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    std::string item = s.substr(i, j - i);
-    const size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
-    out.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
-    i = j + 1;
-  }
-  return out;
-}
+std::vector<std::string> split_csv(const std::string& s) { return split_list(s, ',', true); }
 
 std::string fmt_bound(long double v) { return fmt::format("{}", double(v)); }
 

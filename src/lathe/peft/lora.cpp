@@ -1,5 +1,7 @@
 #include "lathe/peft/lora.h"
 
+#include "lathe/core/strings.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -8,6 +10,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/rng.h"
+#include "lathe/core/strings.h"
 #include "lathe/formats/safetensors.h"
 #include "lathe/kernels/cpu/cpu.h"
 
@@ -49,13 +52,7 @@ bool LoraConfig::targets(LinearId id) const {
 
 std::vector<std::string> parse_target_modules(const std::string& s) {
   std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    std::string m = s.substr(i, j - i);
-    m.erase(0, m.find_first_not_of(" \t"));
-    m.erase(m.find_last_not_of(" \t") + 1);
+  for (const std::string& m : split_list(s, ',', /*trim=*/true)) {
     if (!m.empty()) {
       bool known = m == "all-linear";
       for (int k = 0; k < kNumLinear; k++) known |= m == linear_id_name(LinearId(k));
@@ -64,7 +61,6 @@ std::vector<std::string> parse_target_modules(const std::string& s) {
              "or all-linear)", m);
       out.push_back(m);
     }
-    i = j + 1;
   }
   if (out.empty()) fail("lora", "lora_target_modules is empty");
   return out;

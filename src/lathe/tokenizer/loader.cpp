@@ -7,6 +7,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/json_int.h"
 #include "lathe/tokenizer/loader_internal.h"
 #include "lathe/tokenizer/pipeline.h"
@@ -167,12 +168,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
 static void apply_side_configs(Tokenizer& t, const std::string& dir) {
   std::string cfg_path = dir + "/tokenizer_config.json";
   if (file_exists(cfg_path)) {
-    json c;
-    try {
-      c = json::parse(read_file(cfg_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("tokenizer", "{}: not valid JSON: {}", cfg_path, e.what());
-    }
+    const json c = read_json_file_bounded(cfg_path, "tokenizer");
     auto id_of = [&](const char* key, int32_t cur) {
       if (!c.contains(key)) return cur;
       std::string s = token_string(c[key]);
@@ -199,12 +195,7 @@ static void apply_side_configs(Tokenizer& t, const std::string& dir) {
   }
   std::string gen_path = dir + "/generation_config.json";
   if (file_exists(gen_path)) {
-    json g;
-    try {
-      g = json::parse(read_file(gen_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("tokenizer", "{}: not valid JSON: {}", gen_path, e.what());
-    }
+    const json g = read_json_file_bounded(gen_path, "tokenizer");
     std::vector<int32_t> ids;
     if (g.contains("eos_token_id")) {
       const json& e = g["eos_token_id"];
