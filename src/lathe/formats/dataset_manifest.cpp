@@ -58,6 +58,15 @@ struct Fields {
     if (!j.is_object()) bad(field, "an object");
     return j;
   }
+  // fn(key, value, path) for each member of the object `j` at `field`, each itself an object.
+  template <class Fn>
+  void objects(const json& j, const std::string& field, Fn fn) const {
+    object(j, field);
+    for (auto& [key, v] : j.items()) {
+      const std::string p = name(field, key);
+      fn(key, object(v, p), p);
+    }
+  }
 };
 
 }  // namespace
@@ -98,10 +107,7 @@ DatasetManifest DatasetManifest::from_json(const json& j, const std::string& whe
     fail("dataset", "{}: \"format\" is not \"{}\"", where, kDatasetManifestFormat);
   const json* splits = f.find(j, "splits");
   if (!splits) fail("dataset", "{}: no \"splits\"", where);
-  f.object(*splits, "\"splits\"");
-  for (auto& [name, sj] : splits->items()) {
-    const std::string p = Fields::name("\"splits\"", name);
-    f.object(sj, p);
+  f.objects(*splits, "\"splits\"", [&](const std::string& name, const json& sj, const std::string& p) {
     DatasetSplit& s = m.splits[name];
     f.str(sj, p, "records", s.records);
     f.count(sj, p, "records_count", s.records_count);
@@ -113,7 +119,7 @@ DatasetManifest DatasetManifest::from_json(const json& j, const std::string& whe
     f.count(sj, p, "label_tokens", s.label_tokens);
     f.flag(sj, p, "packed", s.packed);
     f.count(sj, p, "bins", s.bins);
-  }
+  });
   if (const json* c = f.find(j, "config")) m.config = f.object(*c, "\"config\"");
   if (const json* t = f.find(j, "tokenizer")) {
     f.object(*t, "\"tokenizer\"");
@@ -135,10 +141,7 @@ DatasetManifest DatasetManifest::from_json(const json& j, const std::string& whe
     }
   }
   if (const json* c = f.find(j, "counts")) {
-    f.object(*c, "\"counts\"");
-    for (auto& [stage, cj] : c->items()) {
-      const std::string p = Fields::name("\"counts\"", stage);
-      f.object(cj, p);
+    f.objects(*c, "\"counts\"", [&](const std::string& stage, const json& cj, const std::string& p) {
       DatasetStageTotals& t = m.counts[stage];
       f.count(cj, p, "in", t.in);
       f.count(cj, p, "out", t.out);
@@ -151,7 +154,7 @@ DatasetManifest DatasetManifest::from_json(const json& j, const std::string& whe
           t.dropped[reason] = v;
         }
       }
-    }
+    });
   }
   f.str(j, "", "content_hash", m.content_hash);
   return m;
