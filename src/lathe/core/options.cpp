@@ -370,7 +370,7 @@ void OptionTableBase::check(const void* obj, const void* defaults) const {
   for (const auto& o : options_) {
     OptionValue v;
     v.json = o.get(obj);
-    const bool is_default = v.json == o.get(defaults);
+    const bool is_default = json(v.json) == o.get(defaults);  // both as json: clang finds ordered_json == json ambiguous
     v.source = OptionSource::Flag;
     v.where = o.flag.empty() ? o.key : o.flag;
     if (o.required && (v.json.is_null() || (v.json.is_string() && v.json.get<std::string>().empty()) ||
