@@ -159,6 +159,113 @@ TEST(Gradcheck, Attention) {
   }
 }
 
+TEST(Gradcheck, AttentionFamilyOptions) {
+  // Gemma's scale (query_pre_attn_scalar), Gemma 2's soft-capping, and sliding windows shorter than
+  // the keys, after a cached past and without.
+  const std::vector<lathe::AttentionOpts> opts = {
+      {.scale = 0.3f, .softcap = 0.0f, .window = 0},
+      {.scale = 0.0f, .softcap = 1.5f, .window = 0},
+      {.scale = 0.0f, .softcap = 0.0f, .window = 2},
+      {.scale = 0.45f, .softcap = 1.2f, .window = 3},
+  };
+  for (const lathe::AttentionOpts& o : opts)
+    for (auto [T, S] : std::vector<std::pair<int, int>>{{5, 5}, {3, 6}, {1, 6}}) {
+      const int H = 4, Hkv = 2, D = 4;
+      Vec q = randv(T * H * D, 31, 1.5f), k = randv(S * Hkv * D, 32, 1.5f), v = randv(S * Hkv * D, 33),
+          R = randv(T * H * D, 34);
+      Vec probs(H * T * S);
+      auto fwd = [&] {
+        Vec y(T * H * D);
+        lathe::ref::attention_forward(y.data(), probs.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, o);
+        return y;
+      };
+      Vec want = fwd();
+      Vec got(T * H * D), gprobs(H * T * S);
+      lathe::attention_forward(got.data(), gprobs.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, nullptr, o);
+      expect_same(got, want, 1e-5f, "cpu attention forward with options");
+      Vec dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+      lathe::ref::attention_backward(dq.data(), dk.data(), dv.data(), R.data(), q.data(), k.data(), v.data(),
+                                     probs.data(), T, S, H, Hkv, D, o);
+      check_grad("attention(opts) dq", q, fwd, R, dq, {.step = 1e-3f});
+      check_grad("attention(opts) dk", k, fwd, R, dk, {.step = 1e-3f});
+      check_grad("attention(opts) dv", v, fwd, R, dv, {.step = 1e-3f});
+      fwd();
+      Vec cq(q.size(), 0), ck(k.size(), 0), cv(v.size(), 0), scratch(H * T * S);
+      lathe::attention_backward(cq.data(), ck.data(), cv.data(), R.data(), q.data(), k.data(), v.data(),
+                                probs.data(), T, S, H, Hkv, D, scratch.data(), o);
+      expect_same(cq, dq, 1e-5f, "cpu attention(opts) dq");
+      expect_same(ck, dk, 1e-5f, "cpu attention(opts) dk");
+      expect_same(cv, dv, 1e-5f, "cpu attention(opts) dv");
+    }
+}
+
+TEST(Gradcheck, PartialRope) {
+  const int T = 3, H = 2, D = 10, R_dims = 6;  // Phi-3 style: the first 6 of 10 channels rotate
+  Vec x = randv(T * H * D, 41), R = randv(T * H * D, 42);
+  Vec ang = randv(T * R_dims / 2, 43, 2.0f), c(ang.size()), s(ang.size());
+  for (size_t i = 0; i < ang.size(); i++) c[i] = std::cos(ang[i]), s[i] = std::sin(ang[i]);
+  auto fwd = [&] {
+    Vec y = x;
+    lathe::ref::rope_forward(y.data(), c.data(), s.data(), T, H, D, R_dims);
+    return y;
+  };
+  Vec y = fwd();
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < H; h++)
+      for (int d = R_dims; d < D; d++) EXPECT_EQ(y[(t * H + h) * D + d], x[(t * H + h) * D + d]) << "pass-through";
+  Vec dx = R;
+  lathe::ref::rope_backward(dx.data(), c.data(), s.data(), T, H, D, R_dims);
+  check_grad("partial rope", x, fwd, R, dx);
+  Vec cx = R;
+  lathe::rope_backward(cx.data(), c.data(), s.data(), T, H, D, R_dims);
+  expect_same(cx, dx, 1e-6f, "cpu partial rope");
+  Vec cy = x;
+  lathe::rope_forward(cy.data(), c.data(), s.data(), T, H, D, R_dims);
+  expect_same(cy, y, 1e-6f, "cpu partial rope forward");
+}
+
+TEST(Gradcheck, Geglu) {
+  const int n = 29;
+  Vec g = randv(n, 44, 2.5f), u = randv(n, 45), R = randv(n, 46);
+  auto fwd = [&] {
+    Vec y(n);
+    lathe::ref::geglu_forward(y.data(), g.data(), u.data(), n);
+    return y;
+  };
+  Vec want = fwd(), got(n);
+  lathe::geglu_forward(got.data(), g.data(), u.data(), n);
+  expect_same(got, want, 1e-5f, "cpu geglu forward");
+  Vec dg(n, 0), du(n, 0);
+  lathe::ref::geglu_backward(dg.data(), du.data(), R.data(), g.data(), u.data(), n);
+  check_grad("geglu dgate", g, fwd, R, dg, {.step = 1e-3f});
+  check_grad("geglu dup", u, fwd, R, du, {.step = 1e-3f});
+  Vec cg(n, 0), cu(n, 0);
+  lathe::geglu_backward(cg.data(), cu.data(), R.data(), g.data(), u.data(), n);
+  expect_same(cg, dg, 1e-5f, "cpu geglu dgate");
+  expect_same(cu, du, 1e-5f, "cpu geglu dup");
+}
+
+TEST(Gradcheck, Softcap) {
+  const int n = 31;
+  const float cap = 2.0f;
+  Vec x = randv(n, 47, 3.0f), R = randv(n, 48);
+  auto fwd = [&] {
+    Vec y = x;
+    lathe::ref::softcap_forward(y.data(), n, cap);
+    return y;
+  };
+  Vec y = fwd();
+  Vec dx = R;
+  lathe::ref::softcap_backward(dx.data(), y.data(), n, cap);
+  check_grad("softcap", x, fwd, R, dx, {.step = 1e-3f});
+  Vec cy = x;
+  lathe::softcap_forward(cy.data(), n, cap);
+  expect_same(cy, y, 1e-5f, "cpu softcap forward");
+  Vec cx = R;
+  lathe::softcap_backward(cx.data(), y.data(), n, cap);
+  expect_same(cx, dx, 1e-5f, "cpu softcap backward");
+}
+
 TEST(Gradcheck, Swiglu) {
   const int n = 23;
   Vec g = randv(n, 15, 3.0f), u = randv(n, 16), R = randv(n, 17);

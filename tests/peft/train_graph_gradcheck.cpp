@@ -28,8 +28,43 @@ lathe::ModelConfig tiny(lathe::Arch arch, bool tied) {
   c.head_dim = 4;
   c.rms_norm_eps = 1e-5f;
   c.tie_word_embeddings = tied;
-  c.attention_bias = arch == lathe::Arch::Qwen2;
-  c.qk_norm = arch == lathe::Arch::Qwen3;
+  lathe::config_set_family_flags(c);
+  // Each family's features switched on at sizes where they matter for 6-token sequences.
+  switch (arch) {
+    case lathe::Arch::Gemma2:
+      c.query_pre_attn_scalar = 7.0f;
+      c.attn_logit_softcapping = 2.5f;
+      c.final_logit_softcapping = 4.0f;
+      c.sliding_window = 3;
+      c.layer_sliding = {1, 0};
+      break;
+    case lathe::Arch::Gemma3:
+      c.query_pre_attn_scalar = 5.0f;
+      c.sliding_window = 2;
+      c.layer_sliding = {1, 0};
+      c.rope_local_theta = 100.0f;
+      c.rope_theta = 1e6f;
+      break;
+    case lathe::Arch::Phi3:
+      c.head_dim = 6;
+      c.partial_rotary_factor = 0.67f;  // 4 of 6 channels
+      c.rope_scaling.type = lathe::RopeScaling::LongRope;
+      c.rope_scaling.short_factor = {1.0f, 2.0f};
+      c.rope_scaling.long_factor = {1.5f, 4.0f};
+      c.rope_scaling.original_max_position_embeddings = 4;  // the 6-token sequence uses the long factors
+      c.rope_scaling.attention_factor = 1.2f;
+      break;
+    case lathe::Arch::SmolLM3:
+      c.layer_rope = {0, 1};
+      break;
+    case lathe::Arch::Exaone4:
+      c.sliding_window = 2;
+      c.layer_sliding = {1, 0};
+      c.layer_rope = {1, 0};
+      break;
+    default:
+      break;
+  }
   return c;
 }
 
@@ -103,11 +138,8 @@ TEST_P(GraphGradcheck, Lora) {
   int64_t n = 0;
   g.forward_backward(b, 1.0f / float(b.num_targets()), &n, {.training = true});
   EXPECT_EQ(n, b.num_targets());
-  for (auto* p : lora->params())
-    if (p->name.find("layers.1.self_attn.k_proj") != std::string::npos ||
-        p->name.find("layers.0.mlp.down_proj") != std::string::npos ||
-        p->name.find("layers.0.self_attn.q_proj") != std::string::npos)
-      check(p->name.c_str(), g, b, p->value.f32(), p->grad.f32(), p->value.numel());
+  for (auto* p : lora->params())  // every adapted projection of every layer
+    check(p->name.c_str(), g, b, p->value.f32(), p->grad.f32(), p->value.numel());
 }
 
 TEST_P(GraphGradcheck, FullFineTuning) {
@@ -154,7 +186,9 @@ TEST_P(GraphGradcheck, Prefix) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GraphGradcheck,
-                         ::testing::Values(lathe::Arch::Llama, lathe::Arch::Qwen2, lathe::Arch::Qwen3),
+                         ::testing::Values(lathe::Arch::Llama, lathe::Arch::Qwen2, lathe::Arch::Qwen3,
+                                           lathe::Arch::Gemma2, lathe::Arch::Gemma3, lathe::Arch::Phi3,
+                                           lathe::Arch::SmolLM3, lathe::Arch::Exaone, lathe::Arch::Exaone4),
                          [](const auto& info) { return std::string(lathe::arch_short_name(info.param)); });
 
 TEST(TrainGraph, CheckpointingAndPackingChangeNothing) {

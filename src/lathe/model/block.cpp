@@ -1,8 +1,10 @@
 #include "lathe/model/block.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
+#include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
@@ -11,12 +13,24 @@ namespace lathe {
 
 // ---- rows ----
 
-void BlockRows::set_rope(const std::vector<float>& inv_freq) {
-  const size_t half = inv_freq.size();
+void BlockRows::set_rope(const RopeFreqs& f) {
+  const size_t half = f.inv_freq.size();
   cos.resize(size_t(N) * half);
   sin.resize(size_t(N) * half);
+  for (const BlockSequence& s : seqs) {
+    // Longrope's factors switch on the sequence's length; a cached sequence decides once, by its
+    // cache's capacity (as llama.cpp does by its context), so keys already cached keep their angles.
+    const int length = s.cache ? s.cache->capacity : s.pos0 + s.rows;
+    const bool use_long = !f.inv_freq_long.empty() && length > f.long_from;
+    rope_fill(use_long ? f.inv_freq_long : f.inv_freq, s.pos0, s.rows, cos.data() + size_t(s.row0) * half,
+              sin.data() + size_t(s.row0) * half, f.mscale);
+  }
+  if (f.inv_freq_local.empty()) return;
+  cos_local.resize(size_t(N) * half);
+  sin_local.resize(size_t(N) * half);
   for (const BlockSequence& s : seqs)
-    rope_fill(inv_freq, s.pos0, s.rows, cos.data() + size_t(s.row0) * half, sin.data() + size_t(s.row0) * half);
+    rope_fill(f.inv_freq_local, s.pos0, s.rows, cos_local.data() + size_t(s.row0) * half,
+              sin_local.data() + size_t(s.row0) * half);
 }
 
 bool BlockRows::per_sequence_adapters() const {
@@ -30,8 +44,12 @@ void BlockActs::resize(const ModelConfig& c, int N, bool saved) {
   q.resize(N * QD), k.resize(N * KD), v.resize(N * KD);
   att.resize(N * QD), x_mid.resize(N * C);
   gate.resize(N * F), up.resize(N * F);
+  if (c.post_attn_norm) o_out.resize(N * C);
+  if (c.post_ffn_norm) down_out.resize(N * C);
   if (saved) {
     rstd1.resize(N), rstd2.resize(N);
+    if (c.post_attn_norm) rstd_pa.resize(N);
+    if (c.post_ffn_norm) rstd_pf.resize(N);
     if (c.qk_norm) {
       q_pre.resize(N * QD), k_pre.resize(N * KD);
       rstd_q.resize(size_t(N) * c.num_attention_heads), rstd_k.resize(size_t(N) * c.num_key_value_heads);
@@ -85,6 +103,94 @@ static int sequence_kv(const BlockContext& bc, const BlockSequence& sq, int l, c
   return P;
 }
 
+// ---- family pieces shared with the drivers ----
+
+const float* norm_weight(const ModelConfig& c, const Tensor& w, std::vector<float>& buf) {
+  if (!c.norm_plus_one) return w.f32();
+  const int64_t n = w.numel();
+  buf.resize(size_t(n));
+  for (int64_t i = 0; i < n; i++) buf[size_t(i)] = 1.0f + w.f32()[i];
+  return buf.data();
+}
+
+// sqrt(C) as the checkpoint's dtype holds it (HF builds the normalizer in the embedding dtype).
+static float embed_scale(const ModelConfig& c) {
+  const float s = std::sqrt(float(c.hidden_size));
+  if (c.torch_dtype == "bfloat16") return bf16_to_f32(f32_to_bf16(s));
+  if (c.torch_dtype == "float16") return f16_to_f32(f32_to_f16(s));
+  return s;
+}
+
+void embed_rows(const Model& m, const int32_t* ids, int N, float* x) {
+  const ModelConfig& c = m.config;
+  embedding_forward(x, ids, m.weights.embed.f32(), N, c.hidden_size);
+  if (!c.embed_scale) return;
+  const float s = embed_scale(c);
+  for (size_t i = 0; i < size_t(N) * c.hidden_size; i++) x[i] *= s;
+}
+
+void embed_rows_backward(const Model& m, float* dtable, const float* dx, const int32_t* ids, int N) {
+  const ModelConfig& c = m.config;
+  if (!c.embed_scale) return embedding_backward(dtable, dx, ids, N, c.hidden_size);
+  std::vector<float> scaled(dx, dx + size_t(N) * c.hidden_size);
+  const float s = embed_scale(c);
+  for (float& v : scaled) v *= s;
+  embedding_backward(dtable, scaled.data(), ids, N, c.hidden_size);
+}
+
+void logits_softcap(const ModelConfig& c, float* logits, int64_t n) {
+  if (c.final_logit_softcapping > 0.0f) softcap_forward(logits, n * c.vocab_size, c.final_logit_softcapping);
+}
+
+static AttentionOpts attention_opts(const ModelConfig& c, int l) {
+  AttentionOpts o;
+  o.scale = c.attention_scale();
+  o.softcap = c.attn_logit_softcapping;
+  o.window = c.layer_is_sliding(l) ? c.sliding_window : 0;
+  return o;
+}
+
+// The RoPE table layer l uses (null: the layer has no RoPE).
+static const std::vector<float>* rope_cos(const ModelConfig& c, const BlockRows& rows, int l, bool sine) {
+  if (!c.layer_uses_rope(l)) return nullptr;
+  if (c.layer_uses_local_rope(l)) return sine ? &rows.sin_local : &rows.cos_local;
+  return sine ? &rows.sin : &rows.cos;
+}
+
+static void rope_layer(const ModelConfig& c, const BlockRows& rows, int l, float* q, float* k, bool backward) {
+  const std::vector<float>* cs = rope_cos(c, rows, l, false);
+  if (!cs) return;
+  const std::vector<float>* sn = rope_cos(c, rows, l, true);
+  const int N = rows.N, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, R = c.rotary_dim();
+  auto rot = backward ? rope_backward : rope_forward;
+  rot(q, cs->data(), sn->data(), N, H, D, R);
+  rot(k, cs->data(), sn->data(), N, Hkv, D, R);
+}
+
+// Splits a fused projection's rows [N, a + b (+ c)] into its parts, or packs parts into it.
+static void split_cols(const float* src, int N, std::initializer_list<std::pair<float*, int>> parts) {
+  int W = 0;
+  for (auto& p : parts) W += p.second;
+  for (int n = 0; n < N; n++) {
+    int off = 0;
+    for (auto& [dst, w] : parts) {
+      std::memcpy(dst + size_t(n) * w, src + size_t(n) * W + off, sizeof(float) * w);
+      off += w;
+    }
+  }
+}
+static void pack_cols(float* dst, int N, std::initializer_list<std::pair<const float*, int>> parts) {
+  int W = 0;
+  for (auto& p : parts) W += p.second;
+  for (int n = 0; n < N; n++) {
+    int off = 0;
+    for (auto& [src, w] : parts) {
+      std::memcpy(dst + size_t(n) * W + off, src + size_t(n) * w, sizeof(float) * w);
+      off += w;
+    }
+  }
+}
+
 // ---- forward ----
 
 void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockActs& a, BlockScratch& s,
@@ -98,25 +204,36 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   ctx.layer = l;
   std::vector<AdapterRows> groups;
   auto lin = [&](LinearId id) { return block_lin(bc, rows, l, id, groups); };
+  auto normw = [&](const Tensor& t) { return norm_weight(c, t, s.norm_w); };
   float* xn = at_least(s.xn, size_t(N) * C);
 
-  // Attention: x_mid = x_in + o(attention(rope(q), rope(k), v)).
-  rmsnorm_forward(xn, saved ? a.rstd1.data() : nullptr, x_in, w.attn_norm.f32(), N, C, c.rms_norm_eps);
-  linear_forward(lin(LinearId::Q), xn, a.q.data(), N, ctx);
-  linear_forward(lin(LinearId::K), xn, a.k.data(), N, ctx);
-  linear_forward(lin(LinearId::V), xn, a.v.data(), N, ctx);
-  if (c.qk_norm) {  // Qwen3: RMSNorm over each head's D channels, before RoPE
+  // Attention: x_mid = x_in + [post-norm](o(attention(rope(q), rope(k), v))) of [pre-norm](x_in).
+  const float* ain = x_in;
+  if (c.pre_attn_norm) {
+    rmsnorm_forward(xn, saved ? a.rstd1.data() : nullptr, x_in, normw(w.attn_norm), N, C, c.rms_norm_eps);
+    ain = xn;
+  }
+  if (c.fused_qkv) {  // Phi-3: one projection, rows [q; k; v]
+    float* qkv = at_least(s.fused, size_t(N) * (QD + 2 * KD));
+    linear_forward(lin(LinearId::QKV), ain, qkv, N, ctx);
+    split_cols(qkv, N, {{a.q.data(), QD}, {a.k.data(), KD}, {a.v.data(), KD}});
+  } else {
+    linear_forward(lin(LinearId::Q), ain, a.q.data(), N, ctx);
+    linear_forward(lin(LinearId::K), ain, a.k.data(), N, ctx);
+    linear_forward(lin(LinearId::V), ain, a.v.data(), N, ctx);
+  }
+  if (c.qk_norm) {  // RMSNorm over each head's D channels, before RoPE
     const float* q_in = a.q.data();
     const float* k_in = a.k.data();
     if (saved) {  // backward needs the inputs of the norms
       a.q_pre = a.q, a.k_pre = a.k;
       q_in = a.q_pre.data(), k_in = a.k_pre.data();
     }
-    rmsnorm_forward(a.q.data(), saved ? a.rstd_q.data() : nullptr, q_in, w.q_norm.f32(), N * H, D, c.rms_norm_eps);
-    rmsnorm_forward(a.k.data(), saved ? a.rstd_k.data() : nullptr, k_in, w.k_norm.f32(), N * Hkv, D, c.rms_norm_eps);
+    rmsnorm_forward(a.q.data(), saved ? a.rstd_q.data() : nullptr, q_in, normw(w.q_norm), N * H, D, c.rms_norm_eps);
+    rmsnorm_forward(a.k.data(), saved ? a.rstd_k.data() : nullptr, k_in, normw(w.k_norm), N * Hkv, D, c.rms_norm_eps);
   }
-  rope_forward(a.q.data(), rows.cos.data(), rows.sin.data(), N, H, D);
-  rope_forward(a.k.data(), rows.cos.data(), rows.sin.data(), N, Hkv, D);
+  rope_layer(c, rows, l, a.q.data(), a.k.data(), /*backward=*/false);
+  const AttentionOpts opts = attention_opts(c, l);
   for (const BlockSequence& sq : rows.seqs) {
     const int t0 = sq.row0, T = sq.rows;
     const float* k_rows = a.k.data() + size_t(t0) * KD;
@@ -132,19 +249,43 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
       S = sequence_kv(bc, sq, l, k_rows, v_rows, KD, s, &k, &v) + T;
     }
     float* probs = at_least(s.probs, size_t(H) * T * S);
-    attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D);
+    attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
+                      nullptr, opts);
   }
-  linear_forward(lin(LinearId::O), a.att.data(), a.x_mid.data(), N, ctx);
+  if (c.post_attn_norm) {
+    linear_forward(lin(LinearId::O), a.att.data(), a.o_out.data(), N, ctx);
+    rmsnorm_forward(a.x_mid.data(), saved ? a.rstd_pa.data() : nullptr, a.o_out.data(), normw(w.post_attn_norm), N,
+                    C, c.rms_norm_eps);
+  } else {
+    linear_forward(lin(LinearId::O), a.att.data(), a.x_mid.data(), N, ctx);
+  }
   add_forward(a.x_mid.data(), a.x_mid.data(), x_in, int64_t(N) * C);
 
-  // MLP: x_out = x_mid + down(silu(gate(xn2)) * up(xn2)).
-  rmsnorm_forward(xn, saved ? a.rstd2.data() : nullptr, a.x_mid.data(), w.ffn_norm.f32(), N, C, c.rms_norm_eps);
-  linear_forward(lin(LinearId::Gate), xn, a.gate.data(), N, ctx);
-  linear_forward(lin(LinearId::Up), xn, a.up.data(), N, ctx);
+  // MLP: x_out = x_mid + [post-norm](down(act(gate(m)) * up(m))), m = [pre-norm](x_mid).
+  const float* min = a.x_mid.data();
+  if (c.pre_ffn_norm) {
+    rmsnorm_forward(xn, saved ? a.rstd2.data() : nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
+    min = xn;
+  }
+  if (c.fused_gate_up) {  // Phi-3: one projection, rows [gate; up]
+    float* gu = at_least(s.fused, size_t(N) * 2 * F);
+    linear_forward(lin(LinearId::GateUp), min, gu, N, ctx);
+    split_cols(gu, N, {{a.gate.data(), F}, {a.up.data(), F}});
+  } else {
+    linear_forward(lin(LinearId::Gate), min, a.gate.data(), N, ctx);
+    linear_forward(lin(LinearId::Up), min, a.up.data(), N, ctx);
+  }
   // Training keeps gate and up for backward; inference writes the product over gate.
   float* act = saved ? at_least(s.act, size_t(N) * F) : a.gate.data();
-  swiglu_forward(act, a.gate.data(), a.up.data(), int64_t(N) * F);
-  linear_forward(lin(LinearId::Down), act, x_out, N, ctx);
+  (c.hidden_act == Activation::GeluTanh ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(),
+                                                                          int64_t(N) * F);
+  if (c.post_ffn_norm) {
+    linear_forward(lin(LinearId::Down), act, a.down_out.data(), N, ctx);
+    rmsnorm_forward(x_out, saved ? a.rstd_pf.data() : nullptr, a.down_out.data(), normw(w.post_ffn_norm), N, C,
+                    c.rms_norm_eps);
+  } else {
+    linear_forward(lin(LinearId::Down), act, x_out, N, ctx);
+  }
   add_forward(x_out, x_out, a.x_mid.data(), int64_t(N) * C);
 }
 
@@ -162,26 +303,63 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   ctx.layer = l;
   std::vector<AdapterRows> groups;
   auto lin = [&](LinearId id) { return block_lin(bc, rows, l, id, groups); };
+  auto normw = [&](const Tensor& t) { return norm_weight(c, t, s.norm_w); };
+  auto gnorm = [&](Tensor LayerWeights::*t) { return g ? (g->*t).f32() : nullptr; };
   float* xn = at_least(s.xn, size_t(N) * C);
   float* act = at_least(s.act, size_t(N) * F);
+  // dy of a projection whose output went through a post-norm: back through that norm first.
+  auto through_post_norm = [&](const float* dout, const std::vector<float>& y, const std::vector<float>& rstd,
+                               Tensor LayerWeights::*t) {
+    std::vector<float> dy(size_t(N) * C, 0.0f);
+    rmsnorm_backward(dy.data(), gnorm(t), dout, y.data(), normw(w.*t), rstd.data(), N, C);
+    return dy;
+  };
 
-  // MLP: x_out = x_mid + down(silu(gate(xn2)) * up(xn2)).
+  // MLP: x_out = x_mid + [post-norm](down(act(gate(m)) * up(m))), m = [pre-norm](x_mid).
   std::vector<float> dx_mid(dx_out, dx_out + size_t(N) * C);
+  std::vector<float> d_down;
+  const float* ddown = dx_out;
+  if (c.post_ffn_norm) {
+    d_down = through_post_norm(dx_out, a.down_out, a.rstd_pf, &LayerWeights::post_ffn_norm);
+    ddown = d_down.data();
+  }
   std::vector<float> dact(size_t(N) * F, 0.0f), dgate(size_t(N) * F, 0.0f), dup(size_t(N) * F, 0.0f);
-  swiglu_forward(act, a.gate.data(), a.up.data(), int64_t(N) * F);  // recompute (see BlockScratch)
-  rmsnorm_forward(xn, nullptr, a.x_mid.data(), w.ffn_norm.f32(), N, C, c.rms_norm_eps);
-  linear_backward(lin(LinearId::Down), act, dx_out, dact.data(), N, ctx);
-  swiglu_backward(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(), int64_t(N) * F);
+  const bool gelu = c.hidden_act == Activation::GeluTanh;
+  (gelu ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(), int64_t(N) * F);  // recompute (see BlockScratch)
+  const float* min = a.x_mid.data();
+  if (c.pre_ffn_norm) {
+    rmsnorm_forward(xn, nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
+    min = xn;
+  }
+  linear_backward(lin(LinearId::Down), act, ddown, dact.data(), N, ctx);
+  (gelu ? geglu_backward : swiglu_backward)(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(),
+                                            int64_t(N) * F);
   std::vector<float> dxn(size_t(N) * C, 0.0f);
-  linear_backward(lin(LinearId::Gate), xn, dgate.data(), dxn.data(), N, ctx);
-  linear_backward(lin(LinearId::Up), xn, dup.data(), dxn.data(), N, ctx);
-  rmsnorm_backward(dx_mid.data(), g ? g->ffn_norm.f32() : nullptr, dxn.data(), a.x_mid.data(), w.ffn_norm.f32(),
-                   a.rstd2.data(), N, C);
+  if (c.fused_gate_up) {
+    float* dgu = at_least(s.fused, size_t(N) * 2 * F);
+    pack_cols(dgu, N, {{dgate.data(), F}, {dup.data(), F}});
+    linear_backward(lin(LinearId::GateUp), min, dgu, dxn.data(), N, ctx);
+  } else {
+    linear_backward(lin(LinearId::Gate), min, dgate.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::Up), min, dup.data(), dxn.data(), N, ctx);
+  }
+  if (c.pre_ffn_norm)
+    rmsnorm_backward(dx_mid.data(), gnorm(&LayerWeights::ffn_norm), dxn.data(), a.x_mid.data(), normw(w.ffn_norm),
+                     a.rstd2.data(), N, C);
+  else
+    add_forward(dx_mid.data(), dx_mid.data(), dxn.data(), int64_t(N) * C);
 
-  // Attention: x_mid = x_in + o(attention(rope(q), rope(k), v)).
+  // Attention: x_mid = x_in + [post-norm](o(attention(rope(q), rope(k), v))) of [pre-norm](x_in).
   std::vector<float> datt(size_t(N) * QD, 0.0f), dq(size_t(N) * QD, 0.0f), dk(size_t(N) * KD, 0.0f),
       dv(size_t(N) * KD, 0.0f);
-  linear_backward(lin(LinearId::O), a.att.data(), dx_mid.data(), datt.data(), N, ctx);
+  std::vector<float> d_o;
+  const float* dO = dx_mid.data();
+  if (c.post_attn_norm) {
+    d_o = through_post_norm(dx_mid.data(), a.o_out, a.rstd_pa, &LayerWeights::post_attn_norm);
+    dO = d_o.data();
+  }
+  linear_backward(lin(LinearId::O), a.att.data(), dO, datt.data(), N, ctx);
+  const AttentionOpts opts = attention_opts(c, l);
   for (const BlockSequence& sq : rows.seqs) {
     LATHE_CHECK(sq.cache == nullptr, "block_backward runs on training rows, not on a KV cache");
     const int t0 = sq.row0, T = sq.rows;
@@ -196,9 +374,10 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     float* dP = at_least(s.dP, size_t(H) * T * S);
     // Recompute this sequence's probabilities; the attention output (no longer needed: o_proj's
     // backward is done) is rewritten with the same values.
-    attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D);
+    attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
+                      nullptr, opts);
     attention_backward(dq.data() + size_t(t0) * QD, dkb, dvb, datt.data() + size_t(t0) * QD,
-                       a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, dP);
+                       a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, dP, opts);
     if (P > 0 && as->prefix_dk.size() > size_t(l) && as->prefix_dk[l]) {
       float *pk = as->prefix_dk[l], *pv = as->prefix_dv[l];
       for (size_t i = 0; i < size_t(P) * KD; i++) pk[i] += dkb[i], pv[i] += dvb[i];
@@ -206,25 +385,37 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     std::memcpy(dk.data() + size_t(t0) * KD, dkb + size_t(P) * KD, sizeof(float) * T * KD);
     std::memcpy(dv.data() + size_t(t0) * KD, dvb + size_t(P) * KD, sizeof(float) * T * KD);
   }
-  rope_backward(dq.data(), rows.cos.data(), rows.sin.data(), N, H, D);
-  rope_backward(dk.data(), rows.cos.data(), rows.sin.data(), N, Hkv, D);
+  rope_layer(c, rows, l, dq.data(), dk.data(), /*backward=*/true);
   if (c.qk_norm) {
     std::vector<float> dq_pre(dq.size(), 0.0f), dk_pre(dk.size(), 0.0f);
-    rmsnorm_backward(dq_pre.data(), g ? g->q_norm.f32() : nullptr, dq.data(), a.q_pre.data(), w.q_norm.f32(),
+    rmsnorm_backward(dq_pre.data(), gnorm(&LayerWeights::q_norm), dq.data(), a.q_pre.data(), normw(w.q_norm),
                      a.rstd_q.data(), N * H, D);
-    rmsnorm_backward(dk_pre.data(), g ? g->k_norm.f32() : nullptr, dk.data(), a.k_pre.data(), w.k_norm.f32(),
+    rmsnorm_backward(dk_pre.data(), gnorm(&LayerWeights::k_norm), dk.data(), a.k_pre.data(), normw(w.k_norm),
                      a.rstd_k.data(), N * Hkv, D);
     dq.swap(dq_pre);
     dk.swap(dk_pre);
   }
   std::fill(dxn.begin(), dxn.end(), 0.0f);
-  rmsnorm_forward(xn, nullptr, x_in, w.attn_norm.f32(), N, C, c.rms_norm_eps);  // recompute xn1
-  linear_backward(lin(LinearId::Q), xn, dq.data(), dxn.data(), N, ctx);
-  linear_backward(lin(LinearId::K), xn, dk.data(), dxn.data(), N, ctx);
-  linear_backward(lin(LinearId::V), xn, dv.data(), dxn.data(), N, ctx);
+  const float* ain = x_in;
+  if (c.pre_attn_norm) {
+    rmsnorm_forward(xn, nullptr, x_in, normw(w.attn_norm), N, C, c.rms_norm_eps);  // recompute xn1
+    ain = xn;
+  }
+  if (c.fused_qkv) {
+    float* dqkv = at_least(s.fused, size_t(N) * (QD + 2 * KD));
+    pack_cols(dqkv, N, {{dq.data(), QD}, {dk.data(), KD}, {dv.data(), KD}});
+    linear_backward(lin(LinearId::QKV), ain, dqkv, dxn.data(), N, ctx);
+  } else {
+    linear_backward(lin(LinearId::Q), ain, dq.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::K), ain, dk.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::V), ain, dv.data(), dxn.data(), N, ctx);
+  }
   std::memcpy(dx_in, dx_mid.data(), sizeof(float) * N * C);
-  rmsnorm_backward(dx_in, g ? g->attn_norm.f32() : nullptr, dxn.data(), x_in, w.attn_norm.f32(), a.rstd1.data(), N,
-                   C);
+  if (c.pre_attn_norm)
+    rmsnorm_backward(dx_in, gnorm(&LayerWeights::attn_norm), dxn.data(), x_in, normw(w.attn_norm), a.rstd1.data(), N,
+                     C);
+  else
+    add_forward(dx_in, dx_in, dxn.data(), int64_t(N) * C);
 }
 
 }  // namespace lathe

@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "lathe/kernels/attention_opts.h"
 #include "lathe/model/linear.h"
 #include "lathe/model/model.h"
+#include "lathe/model/rope.h"
 
 namespace lathe {
 
@@ -37,22 +39,26 @@ struct BlockSequence {
 struct BlockRows {
   int N = 0;
   std::vector<BlockSequence> seqs;
-  std::vector<float> cos, sin;  // [N, D/2] at each row's position
-  // Fills cos/sin from the sequences' positions (pos0 + index within the sequence).
-  void set_rope(const std::vector<float>& inv_freq);
+  std::vector<float> cos, sin;              // [N, R/2] at each row's position (global layers)
+  std::vector<float> cos_local, sin_local;  // the same for Gemma 3's sliding layers
+  // Fills the tables from the sequences' positions (pos0 + index within the sequence); a longrope
+  // sequence longer than the original context (a cached one: its cache's capacity) uses the long factors.
+  void set_rope(const RopeFreqs& f);
   bool per_sequence_adapters() const;
 };
 
 // What a block's forward leaves behind. Training keeps one per layer (`saved`: the values its
 // backward needs); inference reuses one and skips what only backward reads.
 struct BlockActs {
-  std::vector<float> rstd1;           // [N]                      (saved)
+  std::vector<float> rstd1;           // [N]                      (saved, pre_attn_norm)
   std::vector<float> q_pre, k_pre;    // [N,H*D], [N,Hkv*D]       (saved, qk_norm: before the norm)
   std::vector<float> rstd_q, rstd_k;  // [N*H], [N*Hkv]           (saved, qk_norm)
   std::vector<float> q, k, v;         // [N,H*D], [N,Hkv*D] x2 (q, k after RoPE)
   std::vector<float> att;             // [N,H*D]
   std::vector<float> x_mid, rstd2;    // [N,C], [N] (rstd2 saved)
   std::vector<float> gate, up;        // [N,F] x2 (inference: gate receives the SwiGLU output)
+  std::vector<float> o_out, rstd_pa;  // [N,C], [N]  post_attn_norm: o_proj's output and its norm's rstd (saved)
+  std::vector<float> down_out, rstd_pf;  // [N,C], [N]  post_ffn_norm: down_proj's output and rstd (saved)
   void resize(const ModelConfig& c, int N, bool saved);
 };
 
@@ -66,6 +72,8 @@ struct BlockScratch {
   std::vector<float> probs;  // [H, T, S] one sequence's attention probabilities
   std::vector<float> kv;     // one sequence's [prefix; rows] keys, values and their gradients (4 x S x Hkv*D)
   std::vector<float> dP;     // [H, T, S] attention backward
+  std::vector<float> fused;  // [N, QD + 2 KD] or [N, 2F]: a fused projection's output or gradient
+  std::vector<float> norm_w; // Gemma: (1 + w) of the norm in use
 };
 
 // What a block reads besides its rows: the model, the adapters applied to every row (unless a
@@ -76,6 +84,16 @@ struct BlockContext {
   ModelWeights* grads = nullptr;
   AdapterContext actx;
 };
+
+// The scale an RMSNorm applies: its weight, or (1 + w) for Gemma (written into `buf`).
+const float* norm_weight(const ModelConfig& c, const Tensor& w, std::vector<float>& buf);
+// Token embeddings of ids[N] into x[N,C], times sqrt(C) for Gemma (rounded to the checkpoint's
+// dtype, as HF multiplies in the embedding dtype).
+void embed_rows(const Model& m, const int32_t* ids, int N, float* x);
+// Full fine-tuning: the embedding table's gradient from dx[N,C] (the same scale applied).
+void embed_rows_backward(const Model& m, float* dtable, const float* dx, const int32_t* ids, int N);
+// Final-logit soft-capping (Gemma 2) on logits[n, V] in place, if the model has it.
+void logits_softcap(const ModelConfig& c, float* logits, int64_t n);
 
 // x_out[N,C] = block l (x_in[N,C]); x_out may alias x_in (inference). Appends each cached
 // sequence's keys/values at its pos0 (the caller advances cache->len after the last block).

@@ -1,22 +1,34 @@
-// Architecture of a Llama-family decoder, read from an HF config.json or GGUF metadata.
-// One struct for all families: the family only decides which optional pieces exist
-// (Qwen2: q/k/v bias; Qwen3: per-head q_norm/k_norm).
+// Architecture of a decoder-only transformer, read from an HF config.json or GGUF metadata.
+// One struct for all families: the family only decides which optional pieces exist (Qwen2: q/k/v
+// bias; Qwen3: per-head q_norm/k_norm; Gemma: (1 + w) norms, sandwich norms, GeGLU, soft-capping,
+// sliding-window layers; Phi-3: fused projections, partial rotary, longrope; SmolLM3 / EXAONE 4:
+// layers without RoPE). The block (model/block.cpp) switches on these fields, never on `arch`.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace lathe {
 
-enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+enum class Arch { Llama, Mistral, Qwen2, Qwen3, Gemma2, Gemma3, Phi3, SmolLM3, Exaone, Exaone4 };
+
+// The MLP's gate activation: SwiGLU (silu) or GeGLU with tanh-approximated GELU (Gemma's
+// "gelu_pytorch_tanh").
+enum class Activation { SiLU, GeluTanh };
 
 struct RopeScaling {
-  enum Type { None, Linear, Llama3 } type = None;
+  enum Type { None, Linear, Llama3, LongRope } type = None;
   float factor = 1.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int original_max_position_embeddings = 8192;
+  // longrope (Phi-3): per-frequency divisors, one per rotary pair; `long_factor` applies once a
+  // sequence runs past original_max_position_embeddings. cos/sin are multiplied by
+  // attention_factor (HF: sqrt(1 + ln(factor) / ln(original)) unless the config gives it).
+  std::vector<float> short_factor, long_factor;
+  float attention_factor = 1.0f;
 };
 
 struct ModelConfig {
@@ -33,14 +45,42 @@ struct ModelConfig {
   int max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
   bool attention_bias = false;      // q/k/v bias (always for Qwen2)
-  bool qk_norm = false;             // Qwen3
+  bool qk_norm = false;             // Qwen3, Gemma 3, EXAONE 4
   RopeScaling rope_scaling;
   int bos_token_id = -1;
   int eos_token_id = -1;
   std::string torch_dtype = "float32";
 
+  // ---- family features (defaults: Llama) ----
+  Activation hidden_act = Activation::SiLU;
+  bool norm_plus_one = false;   // Gemma: every RMSNorm scales by (1 + w); the file stores w
+  bool embed_scale = false;     // Gemma: embeddings x sqrt(hidden), rounded to torch_dtype
+  bool pre_attn_norm = true;    // input_layernorm before attention (EXAONE 4: none)
+  bool pre_ffn_norm = true;     // a norm before the MLP (EXAONE 4: none)
+  bool post_attn_norm = false;  // a norm on the attention output before the residual (Gemma 2/3, EXAONE 4)
+  bool post_ffn_norm = false;   // a norm on the MLP output before the residual (Gemma 2/3, EXAONE 4)
+  bool fused_qkv = false;       // Phi-3: one qkv_proj [q; k; v]
+  bool fused_gate_up = false;   // Phi-3: one gate_up_proj [gate; up]
+  float query_pre_attn_scalar = 0.0f;   // attention scale 1/sqrt(this); 0: 1/sqrt(head_dim)
+  float attn_logit_softcapping = 0.0f;  // Gemma 2: scores -> cap * tanh(scores / cap); 0: off
+  float final_logit_softcapping = 0.0f; // Gemma 2: logits -> cap * tanh(logits / cap); 0: off
+  int sliding_window = 0;               // keys a sliding layer sees (itself included); 0: none
+  std::vector<uint8_t> layer_sliding;   // [L] 1: sliding-window layer; empty: every layer when sliding_window > 0
+  std::vector<uint8_t> layer_rope;      // [L] 0: the layer skips RoPE (SmolLM3, EXAONE 4 global); empty: all use it
+  float rope_local_theta = 0.0f;        // Gemma 3: RoPE base of sliding layers (unscaled); 0: as global
+  float partial_rotary_factor = 1.0f;   // Phi-3 / Phi-4-mini: RoPE on the first head_dim * this channels
+
   int q_dim() const { return num_attention_heads * head_dim; }
   int kv_dim() const { return num_key_value_heads * head_dim; }
+  // Channels of each head that RoPE rotates (even; head_dim unless partial_rotary_factor < 1).
+  int rotary_dim() const;
+  bool layer_is_sliding(int l) const {
+    return sliding_window > 0 && (layer_sliding.empty() || layer_sliding[size_t(l)] != 0);
+  }
+  bool layer_uses_rope(int l) const { return layer_rope.empty() || layer_rope[size_t(l)] != 0; }
+  // Sliding layers of Gemma 3 have their own RoPE table (rope_local_theta, no scaling).
+  bool layer_uses_local_rope(int l) const { return rope_local_theta > 0 && layer_is_sliding(l); }
+  float attention_scale() const;
   // Parameter count of the model as stored (tied embeddings counted once).
   int64_t num_parameters() const;
 };
@@ -79,6 +119,12 @@ struct ConfigKeys {
   std::string rope_original_max_position_embeddings = "rope_scaling.original_max_position_embeddings";
 };
 ConfigKeys config_keys_gguf(const std::string& arch);  // "llama.embedding_length", ...
+
+// Sets the structural flags that follow from c.arch alone (norm layout, activation, q/k norm,
+// fused projections, Qwen2's bias); config.json / GGUF readers and init-model call it.
+void config_set_family_flags(ModelConfig& c);
+// RMSNorm weight vectors per layer (2 for Llama, 4 for Gemma's sandwich norms, 2 for EXAONE 4's post-norms).
+int config_norms_per_layer(const ModelConfig& c);
 
 const char* arch_hf_name(Arch a);  // "LlamaForCausalLM", ...
 const char* arch_short_name(Arch a);  // "llama", ...

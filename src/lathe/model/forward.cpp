@@ -47,45 +47,10 @@ size_t KVCache::bytes() const {
   return b;
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
-  std::vector<float> inv(half);
-  // HF computes base ** (arange(0, D, 2) / D) in float32; same here.
-  for (int i = 0; i < half; i++) inv[i] = 1.0f / std::pow(c.rope_theta, float(2 * i) / float(c.head_dim));
-  const RopeScaling& rs = c.rope_scaling;
-  if (rs.type == RopeScaling::Linear) {
-    for (float& f : inv) f /= rs.factor;
-  } else if (rs.type == RopeScaling::Llama3) {
-    // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
-    const float orig = float(rs.original_max_position_embeddings);
-    const float low_wavelen = orig / rs.low_freq_factor, high_wavelen = orig / rs.high_freq_factor;
-    for (float& f : inv) {
-      float wavelen = 2.0f * float(M_PI) / f;
-      if (wavelen > low_wavelen) {
-        f = f / rs.factor;
-      } else if (wavelen >= high_wavelen) {
-        float smooth = (orig / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
-        f = (1.0f - smooth) * f / rs.factor + smooth * f;
-      }
-    }
-  }
-  return inv;
-}
-
-void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, float* sin) {
-  const int half = int(inv_freq.size());
-  for (int t = 0; t < T; t++)
-    for (int i = 0; i < half; i++) {
-      float angle = float(pos0 + t) * inv_freq[i];
-      cos[size_t(t) * half + i] = float(std::cos(double(angle)));
-      sin[size_t(t) * half + i] = float(std::sin(double(angle)));
-    }
-}
-
 Forward::Forward(const Model& m, int max_chunk, const AdapterSet* adapters)
     : m_(m), adapters_(adapters), max_chunk_(max_chunk) {
   const ModelConfig& c = m.config;
-  inv_freq_ = rope_inv_freq(c);
+  rope_ = RopeFreqs::of(c);
   x_.resize(size_t(max_chunk) * c.hidden_size);
   acts_.resize(c, max_chunk, /*saved=*/false);
   scratch_.xn.resize(size_t(max_chunk) * c.hidden_size);
@@ -124,19 +89,21 @@ const float* Forward::hidden(const int32_t* ids, const SequenceChunk* chunks, in
   }
   LATHE_CHECK(N > 0 && N <= max_chunk_, "chunk of {} tokens, workspace holds {}", N, max_chunk_);
   rows_.N = N;
-  rows_.set_rope(inv_freq_);
+  rows_.set_rope(rope_);
   BlockContext bc{m_, adapters_, nullptr, AdapterContext{}};
-  embedding_forward(x_.data(), ids, m_.weights.embed.f32(), N, c.hidden_size);
+  embed_rows(m_, ids, N, x_.data());
   for (int l = 0; l < c.num_hidden_layers; l++) block_forward(bc, l, rows_, acts_, scratch_, x_.data(), x_.data());
   for (const BlockSequence& sq : rows_.seqs) sq.cache->len += sq.rows;
   float* xn = scratch_.xn.data();
-  rmsnorm_forward(xn, nullptr, x_.data(), m_.weights.final_norm.f32(), N, c.hidden_size, c.rms_norm_eps);
+  rmsnorm_forward(xn, nullptr, x_.data(), norm_weight(c, m_.weights.final_norm, scratch_.norm_w), N, c.hidden_size,
+                  c.rms_norm_eps);
   return xn;
 }
 
 void Forward::logits(const float* hidden_rows, int n, float* out) const {
   const ModelConfig& c = m_.config;
   matmul_forward(out, hidden_rows, m_.weights.lm_head.f32(), nullptr, n, c.hidden_size, c.vocab_size);
+  logits_softcap(c, out, n);
 }
 
 }  // namespace lathe

@@ -11,6 +11,7 @@
 #include "lathe/model/block.h"
 #include "lathe/model/linear.h"
 #include "lathe/model/model.h"
+#include "lathe/model/rope.h"
 
 namespace lathe {
 
@@ -26,10 +27,6 @@ struct KVCache {
   size_t bytes() const;
 };
 
-// RoPE frequencies with HF's scaling rules (linear, llama3), computed once per model.
-std::vector<float> rope_inv_freq(const ModelConfig& c);
-// cos/sin [T, D/2] for positions pos0 .. pos0+T-1.
-void rope_fill(const std::vector<float>& inv_freq, int pos0, int T, float* cos, float* sin);
 
 // The new tokens of one sequence in a Forward call.
 struct SequenceChunk {
@@ -58,7 +55,7 @@ class Forward {
   const Model& m_;
   const AdapterSet* adapters_;
   int max_chunk_;
-  std::vector<float> inv_freq_;
+  RopeFreqs rope_;
   // One call's rows (<= max_chunk): the residual stream x [T,C], the block's activations and scratch.
   std::vector<float> x_;
   BlockRows rows_;

@@ -9,7 +9,8 @@
 namespace lathe {
 
 const char* linear_id_name(LinearId id) {
-  static const char* kNames[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const char* kNames[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",      "gate_proj",
+                                 "up_proj",   "down_proj", "qkv_proj", "gate_up_proj"};
   return kNames[int(id)];
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lathe/core/tensor.h"
+#include "lathe/model/weights.h"
 
 namespace lathe {
 
@@ -26,8 +27,7 @@ class LinearAdapter {
   virtual void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) = 0;
 };
 
-enum class LinearId : int { Q, K, V, O, Gate, Up, Down, kCount };
-const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj" (PEFT target_modules names)
+const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
 
 // Adapters attached to a model. Empty = the plain base model.
 struct AdapterSet {

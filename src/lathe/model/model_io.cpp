@@ -169,8 +169,8 @@ Model Model::init_random(const ModelConfig& cfg, uint64_t seed, float std) {
     float* p = t.f32();
     int64_t n = t.numel();
     switch (s.role) {
-      case TensorRole::Norm:
-        for (int64_t i = 0; i < n; i++) p[i] = 1.0f;
+      case TensorRole::Norm:  // a scale of 1 (Gemma stores it as 1 + w, so w = 0)
+        for (int64_t i = 0; i < n; i++) p[i] = cfg.norm_plus_one ? 0.0f : 1.0f;
         break;
       case TensorRole::Bias:
         for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
@@ -213,6 +213,8 @@ LinearRef block_linear(const Model& m, int l, LinearId id, LayerWeights* g) {
     case LinearId::Gate: set(w.w_gate, g ? &g->w_gate : nullptr, nullptr, nullptr); break;
     case LinearId::Up: set(w.w_up, g ? &g->w_up : nullptr, nullptr, nullptr); break;
     case LinearId::Down: set(w.w_down, g ? &g->w_down : nullptr, nullptr, nullptr); break;
+    case LinearId::QKV: set(w.wqkv, g ? &g->wqkv : nullptr, nullptr, nullptr); break;
+    case LinearId::GateUp: set(w.w_gate_up, g ? &g->w_gate_up : nullptr, nullptr, nullptr); break;
     default: break;
   }
   return r;

@@ -36,7 +36,7 @@ int64_t PackedBatch::num_targets() const {
 
 TrainGraph::TrainGraph(const Model& m, const AdapterSet* adapters, ModelWeights* grads, bool checkpointing)
     : m_(m), adapters_(adapters), grads_(grads), checkpointing_(checkpointing) {
-  inv_freq_ = rope_inv_freq(m.config);
+  rope_ = RopeFreqs::of(m.config);
   acts_.resize(checkpointing ? 1 : m.config.num_hidden_layers);
 }
 
@@ -46,6 +46,8 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   const size_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
   size_t per_token = 2 + 2 * C + 2 * QD + 2 * KD + 2 * F;  // one block's saved rows
   if (c.qk_norm) per_token += QD + KD + c.num_attention_heads + c.num_key_value_heads;
+  if (c.post_attn_norm) per_token += C + 1;  // o_proj output + rstd
+  if (c.post_ffn_norm) per_token += C + 1;   // down_proj output + rstd
   size_t block = per_token * N;
   size_t blocks = checkpointing ? 1 : size_t(c.num_hidden_layers);
   size_t inputs = size_t(c.num_hidden_layers + 1) * N * C;
@@ -70,7 +72,7 @@ void TrainGraph::prepare(const PackedBatch& b) {
   rows_.N = N_;
   rows_.seqs.clear();
   for (size_t s = 0; s < b.seg_start.size(); s++) rows_.seqs.push_back({b.seg_start[s], b.seg_len[s], P, nullptr, nullptr});
-  rows_.set_rope(inv_freq_);
+  rows_.set_rope(rope_);
   dx_a_.resize(size_t(N_) * C);
   dx_b_.resize(size_t(N_) * C);
 }
@@ -81,11 +83,14 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
                                          int64_t* count) {
   const ModelConfig& c = m_.config;
   const int N = N_, C = c.hidden_size, V = c.vocab_size;
-  std::vector<float> hn(size_t(N) * C), rstd(N), dhn;
-  rmsnorm_forward(hn.data(), rstd.data(), x_last, m_.weights.final_norm.f32(), N, C, c.rms_norm_eps);
+  std::vector<float> hn(size_t(N) * C), rstd(N), dhn, norm_buf;
+  const float* final_w = norm_weight(c, m_.weights.final_norm, norm_buf);
+  rmsnorm_forward(hn.data(), rstd.data(), x_last, final_w, N, C, c.rms_norm_eps);
   if (backward) dhn.assign(size_t(N) * C, 0.0f);
-  constexpr int kRows = 256;
-  std::vector<float> logits(size_t(std::min(kRows, N)) * V);
+  // Rows per chunk: 256, fewer for large vocabularies (Gemma's 262k) so a chunk stays <= 2^24 floats.
+  const int kRows = int(std::clamp<int64_t>((int64_t(1) << 24) / V, 16, 256));
+  const float cap = c.final_logit_softcapping;
+  std::vector<float> logits(size_t(std::min(kRows, N)) * V), capped;
   double total = 0;
   *count = 0;
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
@@ -96,9 +101,12 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
     for (int i = 0; i < rows; i++) any |= tgt[i] >= 0;
     if (!any) continue;  // rows without loss contribute neither loss nor gradient
     matmul_forward(logits.data(), hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
+    logits_softcap(c, logits.data(), rows);
+    if (backward && cap > 0.0f) capped.assign(logits.begin(), logits.begin() + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
       total += cross_entropy_backward(logits.data(), tgt, rows, V, scale, &cnt);
+      if (cap > 0.0f) softcap_backward(logits.data(), capped.data(), int64_t(rows) * V, cap);
       matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits.data(),
                       hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
     } else {
@@ -108,8 +116,8 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   }
   if (backward) {
     std::fill(dx_last, dx_last + size_t(N) * C, 0.0f);
-    rmsnorm_backward(dx_last, grads_ ? grads_->final_norm.f32() : nullptr, dhn.data(), x_last,
-                     m_.weights.final_norm.f32(), rstd.data(), N, C);
+    rmsnorm_backward(dx_last, grads_ ? grads_->final_norm.f32() : nullptr, dhn.data(), x_last, final_w, rstd.data(), N,
+                     C);
   }
   return total;
 }
@@ -118,7 +126,7 @@ double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* 
   const ModelConfig& c = m_.config;
   const int L = c.num_hidden_layers;
   prepare(b);
-  embedding_forward(x_in_[0].data(), b.ids.data(), m_.weights.embed.f32(), N_, c.hidden_size);
+  embed_rows(m_, b.ids.data(), N_, x_in_[0].data());
   const BlockContext bc{m_, adapters_, grads_, ctx};
   for (int l = 0; l < L; l++)
     block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
@@ -132,7 +140,7 @@ double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* 
     block_backward(bc, l, rows_, a, scratch_, x_in_[l].data(), dx_a_.data(), dx_b_.data());
     dx_a_.swap(dx_b_);
   }
-  if (grads_) embedding_backward(grads_->embed.f32(), dx_a_.data(), b.ids.data(), N_, c.hidden_size);
+  if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), b.ids.data(), N_);
   return loss;
 }
 
@@ -141,7 +149,7 @@ double TrainGraph::forward_loss(const PackedBatch& b, int64_t* count) {
   const int L = c.num_hidden_layers;
   prepare(b);
   const BlockContext bc{m_, adapters_, grads_, AdapterContext{}};  // eval: no dropout
-  embedding_forward(x_in_[0].data(), b.ids.data(), m_.weights.embed.f32(), N_, c.hidden_size);
+  embed_rows(m_, b.ids.data(), N_, x_in_[0].data());
   for (int l = 0; l < L; l++)
     block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
   return head_forward_backward(x_in_[L].data(), nullptr, 0.0f, false, count);

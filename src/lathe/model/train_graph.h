@@ -59,7 +59,7 @@ class TrainGraph {
   BlockRows rows_;                         // the batch's sequences, at positions P.. (after the prefix)
   std::vector<BlockActs> acts_;            // one per block (or one shared when checkpointing)
   std::vector<std::vector<float>> x_in_;   // block inputs [L+1][N*C] (x_in_[L] = last block output)
-  std::vector<float> inv_freq_;
+  RopeFreqs rope_;
   std::vector<float> dx_a_, dx_b_;         // residual gradients
   BlockScratch scratch_;
 };

@@ -12,12 +12,16 @@
 namespace lathe {
 
 struct LayerWeights {
-  Tensor attn_norm;           // [C]
+  Tensor attn_norm;           // [C]                       (pre_attn_norm)
   Tensor wq, wk, wv, wo;      // [H*D, C], [Hkv*D, C], [Hkv*D, C], [C, H*D]
+  Tensor wqkv;                // [(H + 2 Hkv) D, C]        (fused_qkv: Phi-3, instead of wq/wk/wv)
   Tensor bq, bk, bv;          // [H*D], [Hkv*D], [Hkv*D]   (attention_bias: Qwen2)
-  Tensor q_norm, k_norm;      // [D]                       (qk_norm: Qwen3)
-  Tensor ffn_norm;            // [C]
+  Tensor q_norm, k_norm;      // [D]                       (qk_norm: Qwen3, Gemma 3, EXAONE 4)
+  Tensor post_attn_norm;      // [C]                       (post_attn_norm: Gemma 2/3, EXAONE 4)
+  Tensor ffn_norm;            // [C]                       (pre_ffn_norm)
   Tensor w_gate, w_up, w_down;  // [F, C], [F, C], [C, F]
+  Tensor w_gate_up;           // [2F, C]                   (fused_gate_up: Phi-3, instead of w_gate/w_up)
+  Tensor post_ffn_norm;       // [C]                       (post_ffn_norm: Gemma 2/3, EXAONE 4)
 };
 
 struct ModelWeights {
@@ -42,6 +46,21 @@ struct TensorSlot {
 
 // Visits every stored tensor of the model described by `cfg` (lm_head skipped when tied).
 void for_each_tensor(const ModelConfig& cfg, ModelWeights& w, const std::function<void(TensorSlot&)>& fn);
+
+// The projections of a block. Q/K/V and Gate/Up exist separately or, for families that fuse them
+// (Phi-3), as QKV and GateUp.
+enum class LinearId : int { Q, K, V, O, Gate, Up, Down, QKV, GateUp, kCount };
+// The projections the model described by `cfg` has, in block order.
+std::vector<LinearId> linear_ids(const ModelConfig& cfg);
+// Its module name as PEFT's target_modules spell it for this family ("q_proj", "qkv_proj",
+// EXAONE 3's "out_proj" / "c_fc_0" ...) and its module path in the HF checkpoint
+// ("model.layers.3.self_attn.q_proj"): the adapter's tensor names derive from it.
+std::string linear_module_name(const ModelConfig& cfg, LinearId id);
+std::string linear_module_path(const ModelConfig& cfg, int layer, LinearId id);
+// The weight of projection `id` in a layer.
+Tensor& linear_weight(LayerWeights& w, LinearId id);
+// [out, in] of the projection.
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& cfg, LinearId id);
 
 // GGUF stores q/k rows permuted for interleaved RoPE: per head, rows [0..D/2) of HF's rotate-half
 // layout become the even rows. These convert between the two orders (rows of width `cols`).

@@ -13,7 +13,8 @@ void add_lora_to_gguf(const LoraAdapter& a, const ModelConfig& mc, GgmlType type
   add_gguf_general(mc, type, "adapter", name, w);
   w.set_string("adapter.type", "lora");
   w.set_f32("adapter.lora.alpha", gguf_lora_alpha(a.config()));
-  static const char* kGgufNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  static const char* kGgufNames[] = {"attn_q",   "attn_k",   "attn_v",   "attn_output", "ffn_gate",
+                                     "ffn_up",   "ffn_down", "attn_qkv", "ffn_up"};  // Phi-3: [gate; up] in ffn_up
   const bool permute = gguf_rope_permuted(mc);
   auto pick = [&](const Tensor& t) {
     return type == GgmlType::Q8_0 && t.shape.back() % 32 != 0 ? GgmlType::F16 : type;

@@ -27,9 +27,11 @@ Param make_param(std::string name, std::vector<int64_t> shape) {
   return p;
 }
 
-std::string module_path(LinearId id) {
-  return (id <= LinearId::O ? "self_attn." : "mlp.") + std::string(linear_id_name(id));
-}
+// Every module name a supported family gives its projections (Llama-style, Phi-3's fused ones,
+// EXAONE 3's GPT-2-style ones).
+const char* const kKnownModules[] = {"q_proj",    "k_proj",       "v_proj", "o_proj",   "gate_proj", "up_proj",
+                                     "down_proj", "qkv_proj",     "gate_up_proj", "out_proj", "c_fc_0",
+                                     "c_fc_1",    "c_proj"};
 
 // Counter-based uniform in [0,1) for dropout masks: the same (seed, layer, module, index) always
 // gives the same value, so backward and a checkpointed recompute see the forward's mask.
@@ -44,9 +46,10 @@ float hash_uniform(uint64_t seed, uint64_t layer, uint64_t module, uint64_t i) {
 
 float LoraConfig::scaling() const { return use_rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
 
-bool LoraConfig::targets(LinearId id) const {
+bool LoraConfig::targets(const ModelConfig& mc, LinearId id) const {
+  const std::string name = linear_module_name(mc, id);
   for (auto& t : target_modules)
-    if (t == "all-linear" || t == linear_id_name(id)) return true;
+    if (t == "all-linear" || t == name) return true;
   return false;
 }
 
@@ -55,10 +58,10 @@ std::vector<std::string> parse_target_modules(const std::string& s) {
   for (const std::string& m : split_list(s, ',', /*trim=*/true)) {
     if (!m.empty()) {
       bool known = m == "all-linear";
-      for (int k = 0; k < kNumLinear; k++) known |= m == linear_id_name(LinearId(k));
+      for (const char* k : kKnownModules) known |= m == k;
       if (!known)
-        fail("lora", "unknown target module '{}' (use q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj "
-             "or all-linear)", m);
+        fail("lora", "unknown target module '{}' (use the model's projection names, e.g. q_proj,k_proj,v_proj,"
+             "o_proj,gate_proj,up_proj,down_proj; qkv_proj,gate_up_proj for Phi-3; or all-linear)", m);
       out.push_back(m);
     }
   }
@@ -117,25 +120,30 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
 }
 
 void LoraAdapter::build(const ModelConfig& mc) {
+  mc_ = mc;
+  // Each requested module must be one of this model's projections (PEFT refuses a target it
+  // cannot find, too).
+  const std::vector<LinearId> ids = linear_ids(mc);
+  for (const std::string& t : cfg_.target_modules) {
+    if (t == "all-linear") continue;
+    bool found = false;
+    std::string have;
+    for (LinearId id : ids) {
+      found |= t == linear_module_name(mc, id);
+      have += (have.empty() ? "" : ",") + linear_module_name(mc, id);
+    }
+    if (!found)
+      fail("lora", "target module '{}' is not a projection of {} (its projections: {})", t, arch_hf_name(mc.arch),
+           have);
+  }
   set_.linears.assign(mc.num_hidden_layers, {});
   for (int l = 0; l < mc.num_hidden_layers; l++)
-    for (int k = 0; k < kNumLinear; k++) {
-      LinearId id = LinearId(k);
-      if (!cfg_.targets(id)) continue;
-      int in = mc.hidden_size, out = mc.hidden_size;
-      switch (id) {
-        case LinearId::Q: out = mc.q_dim(); break;
-        case LinearId::K:
-        case LinearId::V: out = mc.kv_dim(); break;
-        case LinearId::O: in = mc.q_dim(); break;
-        case LinearId::Gate:
-        case LinearId::Up: out = mc.intermediate_size; break;
-        case LinearId::Down: in = mc.intermediate_size; break;
-        default: break;
-      }
-      std::string prefix = "base_model.model.model.layers." + std::to_string(l) + "." + module_path(id);
-      linears_.push_back(std::make_unique<LoraLinear>(prefix, in, out, cfg_, k));
-      set_.linears[l][k] = linears_.back().get();
+    for (LinearId id : ids) {
+      if (!cfg_.targets(mc, id)) continue;
+      auto [out, in] = linear_shape(mc, id);
+      std::string prefix = "base_model.model." + linear_module_path(mc, l, id);
+      linears_.push_back(std::make_unique<LoraLinear>(prefix, int(in), int(out), cfg_, int(id)));
+      set_.linears[l][int(id)] = linears_.back().get();
     }
 }
 
@@ -235,8 +243,8 @@ void LoraAdapter::save_peft(const std::string& dir, const std::string& base_mode
   j["init_lora_weights"] = true;
   j["modules_to_save"] = nullptr;
   std::vector<std::string> targets;
-  for (int k = 0; k < kNumLinear; k++)
-    if (cfg_.targets(LinearId(k))) targets.push_back(linear_id_name(LinearId(k)));
+  for (LinearId id : linear_ids(mc_))
+    if (cfg_.targets(mc_, id)) targets.push_back(linear_module_name(mc_, id));
   j["target_modules"] = targets;
   write_file_atomic(dir + "/adapter_config.json", j.dump(2) + "\n");
 }
@@ -247,9 +255,7 @@ void LoraAdapter::merge_into(Model& m) const {
     for (int k = 0; k < kNumLinear; k++) {
       auto* lin = static_cast<LoraLinear*>(set_.linears[l][k]);
       if (!lin) continue;
-      LayerWeights& w = m.weights.layers[l];
-      Tensor* targets[] = {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down};
-      Tensor& W = *targets[k];
+      Tensor& W = linear_weight(m.weights.layers[l], LinearId(k));
       Tensor copy = Tensor::empty(DType::F32, W.shape);  // never write through a read-only mapping
       std::memcpy(copy.data, W.data, W.nbytes());
       const int out = int(W.dim(0)), in = int(W.dim(1)), r = cfg_.r;

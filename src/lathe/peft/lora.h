@@ -21,10 +21,12 @@ struct LoraConfig {
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or {"all-linear"}
   bool use_rslora = false;
   float scaling() const;
-  bool targets(LinearId id) const;
+  // Whether the projection `id` of a model of config `mc` is adapted (its PEFT module name, or all-linear).
+  bool targets(const ModelConfig& mc, LinearId id) const;
 };
 
-// Parses "q_proj,v_proj" / "all-linear"; throws naming an unknown module.
+// Parses "q_proj,v_proj" / "all-linear"; throws naming an unknown module (a name no family has;
+// LoraAdapter checks each against the model's own projections).
 std::vector<std::string> parse_target_modules(const std::string& s);
 
 class LoraLinear final : public LinearAdapter {
@@ -59,6 +61,7 @@ class LoraAdapter {
  private:
   void build(const ModelConfig& mc);
   LoraConfig cfg_;
+  ModelConfig mc_;  // the model it was built for (module names in save_peft)
   std::vector<std::unique_ptr<LoraLinear>> linears_;
   AdapterSet set_;
 };

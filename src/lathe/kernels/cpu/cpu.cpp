@@ -112,8 +112,8 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   }
 }
 
-void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
-  rope_rotate<false>(x, cos, sin, T, H, D);
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
+  rope_rotate<false>(x, cos, sin, T, H, D, R);
 }
 
 // Softmax of x[0, n) into y[0, n) (y may be x), zero for y[n, S): one row of a softmax, or of a
@@ -131,12 +131,18 @@ static void softmax_row(const float* x, float* y, int n, int S) {
   for (int s = n; s < S; s++) y[s] = 0;
 }
 
-static void causal_softmax_row(float* p, int n, int S) { softmax_row(p, p, n, S); }
+// One score row of a query that sees keys [lo, hi): soft-capped (when on), softmaxed, 0 elsewhere.
+static void causal_softmax_row(float* p, int lo, int hi, int S, float cap) {
+  if (cap > 0.0f)
+    for (int s = lo; s < hi; s++) p[s] = cap * std::tanh(p[s] / cap);
+  softmax_row(p + lo, p + lo, hi - lo, S - lo);
+  std::fill(p, p + lo, 0.0f);
+}
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D, float* scratch) {
+                       int H, int Hkv, int D, float* scratch, const AttentionOpts& o) {
   const int group = H / Hkv;
-  const float scale = 1.0f / std::sqrt(float(D));
+  const float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(float(D));
   float* P = probs ? probs : scratch;  // [H, T, S]
   if (T == 1) {
     // Decode: per head, dot products against the cache; too small for sgemm.
@@ -152,7 +158,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
         for (int d = 0; d < D; d++) dot += qv[d] * kv[d];
         p[s] = dot * scale;
       }
-      causal_softmax_row(p, S, S);
+      causal_softmax_row(p, attention_first_key(o, S - 1), S, S, o.softcap);
       float* o = out + size_t(h) * D;
       std::fill(o, o + D, 0.0f);
       for (int s = 0; s < S; s++) {
@@ -178,7 +184,8 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = P0 + t1;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q + (size_t(t0) * H + h) * D, H * D,
                   k + size_t(g) * D, Hkv * D, 0.0f, p + size_t(t0) * S, S);
-      for (int t = t0; t < t1; t++) causal_softmax_row(p + size_t(t) * S, P0 + t + 1, S);
+      for (int t = t0; t < t1; t++)
+        causal_softmax_row(p + size_t(t) * S, attention_first_key(o, P0 + t), P0 + t + 1, S, o.softcap);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, p + size_t(t0) * S, S,
                   v + size_t(g) * D, Hkv * D, 0.0f, out + (size_t(t0) * H + h) * D, H * D);
     }
@@ -191,6 +198,22 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
     float g = gate[i];
     out[i] = g / (1.0f + fast_exp(-g)) * up[i];
   }
+}
+
+// GELU with the tanh approximation (PyTorch's approximate="tanh").
+static inline float gelu_tanh(float x) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+}
+
+void geglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void softcap_forward(float* x, int64_t n, float cap) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 void softmax_forward(float* out, const float* inp, int N, int C) {

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "lathe/kernels/attention_opts.h"
+
 namespace lathe {
 
 // Attention works on blocks of this many query rows so the causally masked blocks are skipped.
@@ -20,11 +22,13 @@ void cpu_set_num_threads(int n);
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
 void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
-void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R = 0);
 // `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D, float* scratch = nullptr);
+                       int H, int Hkv, int D, float* scratch = nullptr, const AttentionOpts& o = {});
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void geglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void softcap_forward(float* x, int64_t n, float cap);
 void softmax_forward(float* out, const float* inp, int N, int C);
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);
 void add_forward(float* out, const float* a, const float* b, int64_t n);
@@ -35,11 +39,14 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      const float* weight, int M, int K, int N);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
-void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D);
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D, int R = 0);
 // `scratch` must hold H * T * S floats (dP / dS per head).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch);
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch,
+                        const AttentionOpts& o = {});
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void softcap_backward(float* dy, const float* y, int64_t n, float cap);
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C);
 double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count);
 

@@ -53,14 +53,16 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
     }
 }
 
-void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
-  rope_rotate<true>(dx, cos, sin, T, H, D);
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D, int R) {
+  rope_rotate<true>(dx, cos, sin, T, H, D, R);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch) {
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch,
+                        const AttentionOpts& o) {
   const int group = H / Hkv;
-  const float scale = 1.0f / std::sqrt(float(D));
+  const float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(float(D));
+  const float cap = o.softcap;
   const int P0 = S - T;  // row t attends to keys [0, P0 + t]
   // Per query head h (in parallel; with 3 kv heads on 2 threads a per-kv-head split left a thread idle),
   // in blocks of rows that skip the masked keys (see attention_forward):
@@ -88,6 +90,18 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, 1.0f, dout_b, H * D, v + size_t(g) * D,
                   Hkv * D, 0.0f, dS_b, S);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, P_b, S, dout_b, H * D, 1.0f, dvh, D);
+      // Soft-capping: the capped score's derivative 1 - tanh²(raw / cap), from the raw scores
+      // recomputed as the forward computed them.
+      thread_local std::vector<float> raw;
+      if (cap > 0.0f) {
+        raw.resize(size_t(rows) * cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q + (size_t(t0) * H + h) * D, H * D,
+                    k + size_t(g) * D, Hkv * D, 0.0f, raw.data(), cols);
+        for (float& r : raw) {
+          const float th = std::tanh(r / cap);
+          r = 1.0f - th * th;
+        }
+      }
       for (int t = 0; t < rows; t++) {
         const float* p = P_b + size_t(t) * S;
         float* ds = dS_b + size_t(t) * S;
@@ -96,6 +110,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         for (int s = 0; s < cols; s++) sum += ds[s] * p[s];
 #pragma omp simd
         for (int s = 0; s < cols; s++) ds[s] = p[s] * (ds[s] - sum) * scale;
+        if (cap > 0.0f)
+          for (int s = 0; s < cols; s++) ds[s] *= raw[size_t(t) * cols + s];
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, dS_b, S, k + size_t(g) * D, Hkv * D,
                   1.0f, dq + (size_t(t0) * H + h) * D, H * D);
@@ -122,6 +138,27 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
     float g = gate[i], s = 1.0f / (1.0f + fast_exp(-g));
     if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
     if (dup) dup[i] += dout[i] * g * s;
+  }
+}
+
+void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    const float g = gate[i], u = g * g;
+    const float th = std::tanh(k * (g + 0.044715f * u * g));
+    const float gelu = 0.5f * g * (1.0f + th);
+    const float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * u);
+    if (dgate) dgate[i] += dout[i] * up[i] * dgelu;
+    if (dup) dup[i] += dout[i] * gelu;
+  }
+}
+
+void softcap_backward(float* dy, const float* y, int64_t n, float cap) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    const float t = y[i] / cap;
+    dy[i] *= 1.0f - t * t;
   }
 }
 

@@ -6,9 +6,10 @@
 
 namespace lathe {
 
+// R: rotated channels per head (partial rotary; 0 = D); cos/sin are [T, R/2].
 template <bool Inverse>
-inline void rope_rotate(float* x, const float* cos, const float* sin, int T, int H, int D) {
-  const int half = D / 2;
+inline void rope_rotate(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
+  const int half = (R > 0 ? R : D) / 2;
 #pragma omp parallel for schedule(static) if (T > 16)
   for (int t = 0; t < T; t++) {
     const float* ct = cos + size_t(t) * half;

@@ -37,8 +37,8 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 // The rotation of each row by its angles; Inverse rotates back (rope_backward: a rotation's
 // transpose is its inverse).
 template <bool Inverse>
-static void rope_rotate_ref(float* x, const float* cos, const float* sin, int T, int H, int D) {
-  int half = D / 2;
+static void rope_rotate_ref(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
+  int half = (R > 0 ? R : D) / 2;
   for (int t = 0; t < T; t++)
     for (int h = 0; h < H; h++) {
       float* v = x + (size_t(t) * H + h) * D;
@@ -56,41 +56,67 @@ static void rope_rotate_ref(float* x, const float* cos, const float* sin, int T,
     }
 }
 
-void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D) {
-  rope_rotate_ref<false>(x, cos, sin, T, H, D);
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
+  rope_rotate_ref<false>(x, cos, sin, T, H, D, R);
+}
+
+// scale · q_t·k_s of query head h against kv head g.
+static double attention_score(const float* q, const float* k, int t, int s, int h, int g, int H, int Hkv, int D,
+                              double scale) {
+  const float* qv = q + (size_t(t) * H + h) * D;
+  const float* kv = k + (size_t(s) * Hkv + g) * D;
+  double dot = 0;
+  for (int d = 0; d < D; d++) dot += double(qv[d]) * kv[d];
+  return dot * scale;
+}
+
+static double attention_scale_of(const AttentionOpts& o, int D) {
+  return o.scale > 0.0f ? double(o.scale) : 1.0 / std::sqrt(double(D));
 }
 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D) {
+                       int H, int Hkv, int D, const AttentionOpts& opt) {
   int group = H / Hkv;
-  double scale = 1.0 / std::sqrt(double(D));
+  const double scale = attention_scale_of(opt, D), cap = opt.softcap;
   std::vector<double> p(S);
   for (int h = 0; h < H; h++) {
     int g = h / group;
     for (int t = 0; t < T; t++) {
       int last = S - T + t;  // last visible key
-      const float* qv = q + (size_t(t) * H + h) * D;
+      int first = attention_first_key(opt, last);
       double mx = -INFINITY;
-      for (int s = 0; s <= last; s++) {
-        const float* kv = k + (size_t(s) * Hkv + g) * D;
-        double dot = 0;
-        for (int d = 0; d < D; d++) dot += double(qv[d]) * kv[d];
-        p[s] = dot * scale;
+      for (int s = first; s <= last; s++) {
+        p[s] = attention_score(q, k, t, s, h, g, H, Hkv, D, scale);
+        if (cap > 0) p[s] = cap * std::tanh(p[s] / cap);
         mx = std::max(mx, p[s]);
       }
       double sum = 0;
-      for (int s = 0; s <= last; s++) sum += (p[s] = std::exp(p[s] - mx));
+      for (int s = first; s <= last; s++) sum += (p[s] = std::exp(p[s] - mx));
       float* o = out + (size_t(t) * H + h) * D;
       for (int d = 0; d < D; d++) o[d] = 0;
       for (int s = 0; s < S; s++) {
-        double w = s <= last ? p[s] / sum : 0.0;
+        const bool seen = s >= first && s <= last;
+        double w = seen ? p[s] / sum : 0.0;
         if (probs) probs[(size_t(h) * T + t) * S + s] = float(w);
-        if (s > last) continue;
+        if (!seen) continue;
         const float* vv = v + (size_t(s) * Hkv + g) * D;
         for (int d = 0; d < D; d++) o[d] += float(w * vv[d]);
       }
     }
   }
+}
+
+static double gelu_tanh_ref(double x) {
+  const double k = std::sqrt(2.0 / M_PI);
+  return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+}
+
+void geglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = float(gelu_tanh_ref(gate[i]) * up[i]);
+}
+
+void softcap_forward(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; i++) x[i] = float(double(cap) * std::tanh(double(x[i]) / cap));
 }
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
@@ -167,14 +193,15 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
   }
 }
 
-void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D) {
-  rope_rotate_ref<true>(dx, cos, sin, T, H, D);
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D, int R) {
+  rope_rotate_ref<true>(dx, cos, sin, T, H, D, R);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D) {
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D,
+                        const AttentionOpts& opt) {
   int group = H / Hkv;
-  double scale = 1.0 / std::sqrt(double(D));
+  const double scale = attention_scale_of(opt, D), cap = opt.softcap;
   std::vector<double> dp(S);
   for (int h = 0; h < H; h++) {
     int g = h / group;
@@ -196,6 +223,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       for (int s = 0; s < S; s++) {
         double ds = p[s] * (dp[s] - sum) * scale;
         if (ds == 0) continue;
+        if (cap > 0) {  // through the cap: d(cap·tanh(r/cap))/dr = 1 − tanh²(r/cap)
+          const double th = std::tanh(attention_score(q, k, t, s, h, g, H, Hkv, D, scale) / cap);
+          ds *= 1.0 - th * th;
+        }
         const float* kv = k + (size_t(s) * Hkv + g) * D;
         float* dkv = dk + (size_t(s) * Hkv + g) * D;
         for (int i = 0; i < D; i++) {
@@ -204,6 +235,23 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         }
       }
     }
+  }
+}
+
+void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  const double k = std::sqrt(2.0 / M_PI);
+  for (int64_t i = 0; i < n; i++) {
+    const double g = gate[i], th = std::tanh(k * (g + 0.044715 * g * g * g));
+    const double dgelu = 0.5 * (1.0 + th) + 0.5 * g * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * g * g);
+    if (dgate) dgate[i] += float(dout[i] * up[i] * dgelu);
+    if (dup) dup[i] += float(dout[i] * gelu_tanh_ref(g));
+  }
+}
+
+void softcap_backward(float* dy, const float* y, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; i++) {
+    const double t = double(y[i]) / cap;
+    dy[i] = float(dy[i] * (1.0 - t * t));
   }
 }
 

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "lathe/kernels/attention_opts.h"
+
 namespace lathe::ref {
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
@@ -18,19 +20,26 @@ void matmul_forward_accumulate(float* out, const float* inp, const float* weight
 // out[N,C] = inp * rstd * weight with rstd = 1/sqrt(mean(inp^2) + eps); rstd[N] is saved if non-null.
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 
-// Rotary embedding in place, Hugging Face "rotate half" pairing: for i < D/2 the pair is
-// (x[i], x[i + D/2]) rotated by angle pos * inv_freq[i]. x is [T, H, D]; cos/sin are [T, D/2].
-void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D);
+// Rotary embedding in place, Hugging Face "rotate half" pairing over the first R channels of each
+// head (R = D, or the rotary dimension of partial rotary; 0 means D): for i < R/2 the pair is
+// (x[i], x[i + R/2]) rotated by angle pos * inv_freq[i]; channels R.. are untouched. x is
+// [T, H, D]; cos/sin are [T, R/2].
+void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R = 0);
 
 // Causal grouped-query attention. q [T,H,D], k and v [S,Hkv,D]; query t sits at position
 // S - T + t and sees keys 0..S-T+t (keys before the first query are past tokens or prefixes).
-// out [T,H,D] = softmax(q k^T / sqrt(D)) v. probs [H,T,S] (softmax result, 0 above the diagonal)
-// is saved if non-null.
+// out [T,H,D] = softmax(cap(q k^T · scale)) v, scale 1/sqrt(D) unless `o` gives it, cap the
+// soft-capping of `o` (identity when off), keys outside `o`'s window masked like future ones.
+// probs [H,T,S] (softmax result, 0 where masked) is saved if non-null.
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D);
+                       int H, int Hkv, int D, const AttentionOpts& o = {});
 
 // out = silu(gate) * up, silu(x) = x / (1 + exp(-x)).
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+// out = gelu_tanh(gate) * up, gelu_tanh(x) = x/2 · (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GeGLU, Gemma).
+void geglu_forward(float* out, const float* gate, const float* up, int64_t n);
+// x = cap * tanh(x / cap) in place (Gemma 2's final-logit soft-capping).
+void softcap_forward(float* x, int64_t n, float cap);
 
 // Row-wise softmax of inp[N,C], numerically stable (max subtracted).
 void softmax_forward(float* out, const float* inp, int N, int C);
@@ -55,13 +64,19 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
 // The transpose of the rotation (rotation by −angle), in place on dx [T,H,D].
-void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D);
+void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D, int R = 0);
 // Given probs [H,T,S] from the forward: dP = dout·v^T, dS = P∘(dP − Σ dP∘P),
 // dq += dS·k/√D, dk += dS^T·q/√D, dv += P^T·dout (kv heads sum over their query group).
+// With soft-capping, dS is further multiplied by cap'(raw) = 1 − tanh²(raw / cap), raw recomputed.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D);
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D,
+                        const AttentionOpts& o = {});
 // out = silu(g)·u: dg += dout·u·σ(g)(1 + g(1 − σ(g))), du += dout·silu(g).
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+// out = gelu_tanh(g)·u: dg += dout·u·gelu_tanh'(g), du += dout·gelu_tanh(g).
+void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+// Given y = softcap(x) (the forward's output): dx = dy · (1 − (y / cap)²), in place on dy.
+void softcap_backward(float* dy, const float* y, int64_t n, float cap);
 // dtable[ids[n]] += dout[n].
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C);
 // Fused softmax + cross-entropy: returns Σ NLL over rows with target >= 0 (count in *count) and
