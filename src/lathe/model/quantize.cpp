@@ -11,7 +11,8 @@ namespace lathe {
 void quantize_model_nf4(Model& m) {
   size_t before = 0, after = 0;
   for (auto& lw : m.weights.layers)
-    for (Tensor* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
+    for (LinearId id : linear_ids(m.config)) {
+      Tensor* w = &linear_weight(lw, id);
       LATHE_CHECK(w->dtype == DType::F32, "quantize_model_nf4 expects f32 weights");
       auto q = std::make_shared<Nf4Tensor>(nf4_quantize(w->f32(), w->dim(0), w->dim(1), 64, true));
       before += w->nbytes();
@@ -36,7 +37,8 @@ namespace lathe {
 
 void roundtrip_model_nf4(Model& m) {
   for (auto& lw : m.weights.layers)
-    for (Tensor* w : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
+    for (LinearId id : linear_ids(m.config)) {
+      Tensor* w = &linear_weight(lw, id);
       Nf4Tensor q = nf4_quantize(w->f32(), w->dim(0), w->dim(1), 64, true);
       Tensor t = Tensor::empty(DType::F32, w->shape);
       nf4_dequantize(q, t.f32());

@@ -42,6 +42,11 @@ TrainGraph::TrainGraph(const Model& m, const AdapterSet* adapters, ModelWeights*
 
 TrainGraph::~TrainGraph() = default;
 
+int TrainGraph::head_chunk_rows(int V) {
+  // 256 rows, fewer for large vocabularies (Gemma's 262k) so a chunk's logits stay <= 2^24 floats.
+  return int(std::clamp<int64_t>((int64_t(1) << 24) / V, 16, 256));
+}
+
 size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, bool checkpointing) {
   const size_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
   size_t per_token = 2 + 2 * C + 2 * QD + 2 * KD + 2 * F;  // one block's saved rows
@@ -53,7 +58,8 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   size_t inputs = size_t(c.num_hidden_layers + 1) * N * C;
   // residual grads, recomputed xn / act / probs, dP, K/V buffers, logits chunk, backward temporaries
   size_t scratch = 3 * N * C + N * F + 2 * size_t(c.num_attention_heads) * T * (P + T) +
-                   2 * size_t(P + T) * KD * 2 + size_t(256) * c.vocab_size + 3 * N * F + N * (QD + 2 * KD);
+                   2 * size_t(P + T) * KD * 2 +
+                   size_t(head_chunk_rows(c.vocab_size)) * c.vocab_size * (c.final_logit_softcapping > 0 ? 2 : 1) + 3 * N * F + N * (QD + 2 * KD);
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 
@@ -87,8 +93,7 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   const float* final_w = norm_weight(c, m_.weights.final_norm, norm_buf);
   rmsnorm_forward(hn.data(), rstd.data(), x_last, final_w, N, C, c.rms_norm_eps);
   if (backward) dhn.assign(size_t(N) * C, 0.0f);
-  // Rows per chunk: 256, fewer for large vocabularies (Gemma's 262k) so a chunk stays <= 2^24 floats.
-  const int kRows = int(std::clamp<int64_t>((int64_t(1) << 24) / V, 16, 256));
+  const int kRows = head_chunk_rows(V);
   const float cap = c.final_logit_softcapping;
   std::vector<float> logits(size_t(std::min(kRows, N)) * V), capped;
   double total = 0;

@@ -44,6 +44,8 @@ class TrainGraph {
 
   // Bytes of saved activations and scratch for a micro-batch of N tokens whose longest sequence
   // has T tokens (the memory plan printed before step 1).
+  // Rows of one logits chunk of the loss head (the [rows, V] logits are never larger).
+  static int head_chunk_rows(int V);
   static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing);
 
  private:
