@@ -240,12 +240,21 @@ def rope(x, pos, inv, mscale, R):
     return torch.cat((xr, xp), dim=-1)
 
 
-def forward(case, w, ids):
-    """ids: one sequence; returns float64 logits [T, V]."""
+def forward(case, w, ids, lora=None, lora_scaling=1.0):
+    """ids: one sequence; returns float64 logits [T, V]. `w` may hold float64 tensors that require
+    grad; `lora` maps a module path ("model.layers.0.self_attn.q_proj") to its (A [r, in], B [out, r])."""
     a, x_ = case["arch"], case.get("extra", {})
     C, H, Hkv, D, F, eps = case["hidden"], case["heads"], case["kv_heads"], case["head_dim"], case["inter"], case["eps"]
     gem = is_gemma(case)
     W = {k: v.double() for k, v in w.items()}
+
+    def lin(x, name):  # PEFT LoRA: y = x W^T + scaling (x A^T) B^T
+        y = x @ W[name + ".weight"].t()
+        if lora and name in lora:
+            A, B = lora[name]
+            y = y + lora_scaling * ((x @ A.t()) @ B.t())
+        return y
+
     T = len(ids)
     pos = torch.arange(T)
     exa = a == "exaone"
@@ -270,10 +279,10 @@ def forward(case, w, ids):
         res = h
         xin = h if a == "exaone4" else norm(h, p + ("ln_1.weight" if exa else "input_layernorm.weight"))
         if a == "phi3":
-            qkv = xin @ W[ap + "qkv_proj.weight"].t()
+            qkv = lin(xin, ap + "qkv_proj")
             q, k, v = qkv.split([H * D, Hkv * D, Hkv * D], dim=-1)
         else:
-            q, k, v = (xin @ W[ap + n + "_proj.weight"].t() for n in "qkv")
+            q, k, v = (lin(xin, ap + n + "_proj") for n in "qkv")
         q, k, v = q.view(T, H, D), k.view(T, Hkv, D), v.view(T, Hkv, D)
         if a in ("gemma3", "exaone4"):
             q, k = norm(q, ap + "q_norm.weight"), norm(k, ap + "k_norm.weight")
@@ -292,7 +301,7 @@ def forward(case, w, ids):
             masked = masked | (j <= i - window)
         sc = sc.masked_fill(masked[None], float("-inf"))
         att = torch.einsum("hts,shd->thd", torch.softmax(sc, dim=-1), v).reshape(T, H * D)
-        o = att @ W[ap + ("out_proj.weight" if exa else "o_proj.weight")].t()
+        o = lin(att, ap + ("out_proj" if exa else "o_proj"))
         if gem or a == "exaone4":
             o = norm(o, p + "post_attention_layernorm.weight")
         h = res + o
@@ -304,13 +313,13 @@ def forward(case, w, ids):
         else:
             m = norm(h, p + ("ln_2.weight" if exa else "post_attention_layernorm.weight"))
         if a == "phi3":
-            gate, up = (m @ W[mp + "gate_up_proj.weight"].t()).split([F, F], dim=-1)
+            gate, up = lin(m, mp + "gate_up_proj").split([F, F], dim=-1)
         elif exa:
-            gate, up = m @ W[mp + "c_fc_0.weight"].t(), m @ W[mp + "c_fc_1.weight"].t()
+            gate, up = lin(m, mp + "c_fc_0"), lin(m, mp + "c_fc_1")
         else:
-            gate, up = m @ W[mp + "gate_proj.weight"].t(), m @ W[mp + "up_proj.weight"].t()
+            gate, up = lin(m, mp + "gate_proj"), lin(m, mp + "up_proj")
         act = (gelu_tanh(gate) if gem else torch.nn.functional.silu(gate)) * up
-        y = act @ W[mp + ("c_proj.weight" if exa else "down_proj.weight")].t()
+        y = lin(act, mp + ("c_proj" if exa else "down_proj"))
         if gem or a == "exaone4":
             y = norm(y, p + "post_feedforward_layernorm.weight")
         h = res + y
@@ -321,6 +330,43 @@ def forward(case, w, ids):
     if fcap:
         logits = fcap * torch.tanh(logits / fcap)
     return logits
+
+
+LORA_R, LORA_ALPHA = 2, 3.0
+
+
+def causal_lm_loss(logits, ids):
+    """Hugging Face's causal-LM loss: mean cross-entropy of token t+1 given 0..t."""
+    return torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(ids[1:]))
+
+
+def make_lora(case, w, seed):
+    """A PEFT LoRA adapter on every projection (r=2, alpha=3), A and B both random so both get gradients."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, shape, kind in tensor_names(case):
+        if kind != "mat" or name == "lm_head.weight":
+            continue
+        path = name[: -len(".weight")]
+        rows, cols = shape
+        out[path] = (torch.randn(LORA_R, cols, generator=g) * 0.3, torch.randn(rows, LORA_R, generator=g) * 0.3)
+    return out
+
+
+def gradients(case, w, ids, lora):
+    """d(loss)/d(LoRA A, B) with the base frozen, and d(loss)/d(every base tensor) for full fine-tuning."""
+    lw = {p: (A.double().requires_grad_(), B.double().requires_grad_()) for p, (A, B) in lora.items()}
+    loss = causal_lm_loss(forward(case, w, ids, lw, LORA_ALPHA / LORA_R), ids)
+    loss.backward()
+    lora_grads = {}
+    for p, (A, B) in lw.items():
+        lora_grads["base_model.model." + p + ".lora_A.weight"] = A.grad.float()
+        lora_grads["base_model.model." + p + ".lora_B.weight"] = B.grad.float()
+    fw = {k: v.double().requires_grad_() for k, v in w.items()}
+    full_loss = causal_lm_loss(forward(case, fw, ids), ids)
+    full_loss.backward()
+    full_grads = {k: v.grad.float() for k, v in fw.items()}
+    return float(loss), lora_grads, float(full_loss), full_grads
 
 
 def greedy(case, w, prompt, steps):
@@ -381,6 +427,31 @@ def gen_case(case):
     check_features(case, w, input_ids[0], logits[0])
     ids, margin = greedy(case, w, prompt, GREEDY_STEPS)
     assert margin > 1e-3, "%s: greedy argmax too close to a tie (%g)" % (case["name"], margin)
+    # Training: the loss and its gradients for LoRA (adapter saved in PEFT's layout) and full fine-tuning.
+    lora = make_lora(case, w, case["seed"] + 7)
+    adir = os.path.join(outdir, "lora")
+    os.makedirs(adir)
+    tensors = []
+    for p, (A, B) in lora.items():
+        tensors += [("base_model.model." + p + ".lora_A.weight", A), ("base_model.model." + p + ".lora_B.weight", B)]
+    base.write_safetensors(os.path.join(adir, "adapter_model.safetensors"), tensors, "F32")
+    modules = sorted(set(p.rsplit(".", 1)[-1] for p in lora))
+    with open(os.path.join(adir, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": LORA_R, "lora_alpha": LORA_ALPHA,
+                   "lora_dropout": 0.0, "target_modules": modules, "bias": "none", "use_rslora": False,
+                   "use_dora": False}, f, indent=2)
+        f.write("\n")
+    lora_loss, lora_grads, full_loss, full_grads = gradients(case, w, input_ids[0], lora)
+    # Full fine-tuning: layer 0 and the tensors outside the layers cover every kind of tensor.
+    layer0 = lambda k: not any(k.startswith(p) for p in ("model.layers.", "transformer.h.")) or \
+        k.startswith("model.layers.0.") or k.startswith("transformer.h.0.")  # noqa: E731
+    short = lambda t: [float("%.8g" % x) for x in t.reshape(-1).tolist()]  # noqa: E731
+    grads = {"ids": input_ids[0], "lora_loss": lora_loss, "full_loss": full_loss,
+             "lora": {k: short(v) for k, v in lora_grads.items()},
+             "full": {k: short(v) for k, v in full_grads.items() if layer0(k)}}
+    with open(os.path.join(outdir, "grads.json"), "w") as f:
+        json.dump(grads, f, separators=(",", ":"))
+        f.write("\n")
     golden = {"note": case["note"], "input_ids": input_ids,
               "logits": [base.f32_list(lg) for lg in logits],
               "input_ids_ragged": ragged, "logits_ragged": [base.f32_list(lg) for lg in logits_ragged],
