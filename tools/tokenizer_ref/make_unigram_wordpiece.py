@@ -191,6 +191,10 @@ def tiny_unigram():
         if p[0] not in seen:
             seen.add(p[0])
             vocab.append(p)
+    # A positive score makes the unknown-piece penalty decide: "♞☃☃" (the lowest score) against unknown "♞"
+    # (lowest - 10) plus "☃☃" (+5).
+    low = min(score for _, score in vocab)
+    vocab += [["\u2603\u2603", 5.0], ["\u265e\u2603\u2603", low]]
     vocab.append(["<mask>", 0.0])
     mask = len(vocab) - 1
     return {
