@@ -167,6 +167,14 @@ TEST(BertNormalizer, StripAccentsFollowsLowercaseWhenNull) {
   EXPECT_EQ(load(j)->encode("É"), Ids{10});
 }
 
+TEST(StripNormalizer, ReadsHfFieldNames) {  // tokenizer.json writes strip_left / strip_right
+  json j = wordpiece();
+  j["normalizer"] = {{"type", "Strip"}, {"strip_left", false}, {"strip_right", true}};
+  EXPECT_EQ(load(j)->encode(" a "), Ids{0});  // " a" is not a piece
+  j["normalizer"]["strip_left"] = true;
+  EXPECT_EQ(load(j)->encode(" a "), Ids{4});
+}
+
 // ---- Precompiled ----
 
 std::string base64(const std::string& raw) {

@@ -216,7 +216,8 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& or
   if (type == "NFKD")
     return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, false);
   if (type == "Lowercase") return std::make_unique<Lowercase>();
-  if (type == "Strip") return std::make_unique<Strip>(j.value("left", true), j.value("right", true));
+  if (type == "Strip")  // HF serializes the sides as strip_left / strip_right
+    return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
   if (type == "Replace")
     return std::make_unique<Replace>(j.at("pattern"), j.value("content", std::string()), origin);
   if (type == "Prepend") return std::make_unique<Prepend>(j.value("prepend", std::string()));
