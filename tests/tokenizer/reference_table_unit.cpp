@@ -1,6 +1,8 @@
 // The project's own text table (tests/data/tokenizer/cases.jsonl: Korean, emoji/ZWJ, whitespace, code,
 // digits, special tokens inside text) against ids from the reference @huggingface/tokenizers, stored in
 // expected_<name>.jsonl. Regenerate with tools/tokenizer_ref/gen_expected.mjs (see its README).
+// The Unigram and WordPiece tokenizers (tools/tokenizer_ref/make_unigram_wordpiece.py) are checked on that
+// table plus cases_retrieval.jsonl (edge cases) against the Rust library itself (npm `tokenizers`).
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -54,3 +56,11 @@ TEST(ReferenceTable, Llama3) { check_table({"llama3", "tokenizers/llama3", true}
 TEST(ReferenceTable, Qwen3) { check_table({"qwen3", "tokenizers/qwen3", true}); }
 TEST(ReferenceTable, MistralV01) { check_table({"mistral-v0.1", "tokenizers/mistral-v0.1", true}); }
 TEST(ReferenceTable, Stories260K) { check_table({"stories260K", "models/stories260K-hf", true}); }
+TEST(ReferenceTable, TinyUnigram) { check_table({"tiny_unigram", "tests/data/tokenizer/tiny_unigram", false}); }
+TEST(ReferenceTable, TinyUnigramByteFallback) {
+  check_table({"tiny_unigram_bf", "tests/data/tokenizer/tiny_unigram_bf", false});
+}
+TEST(ReferenceTable, TinyWordPiece) { check_table({"tiny_wordpiece", "tests/data/tokenizer/tiny_wordpiece", false}); }
+TEST(ReferenceTable, TinyWordPieceCased) {
+  check_table({"tiny_wordpiece_cased", "tests/data/tokenizer/tiny_wordpiece_cased", false});
+}

@@ -61,14 +61,6 @@ struct Symbol {
   uint32_t off, len;  // bytes of the word this symbol covers
 };
 
-void fill_byte_ids(const Model& m, int32_t* byte_ids) {
-  for (int b = 0; b < 256; b++) {
-    char name[8];
-    std::snprintf(name, sizeof name, "<0x%02X>", b);
-    byte_ids[b] = m.find(name);
-  }
-}
-
 class Bpe : public Model {
  public:
   BpeOptions opt;
@@ -246,7 +238,9 @@ class SpmScores : public Model {
   }
 };
 
-void set_vocab(Model& m, std::vector<std::string> vocab) {
+}  // namespace
+
+void set_model_vocab(Model& m, std::vector<std::string> vocab) {
   m.vocab = std::move(vocab);
   m.token_ids.reserve(m.vocab.size());
   for (size_t i = 0; i < m.vocab.size(); i++)
@@ -254,13 +248,20 @@ void set_vocab(Model& m, std::vector<std::string> vocab) {
   m.instance = g_instances.fetch_add(1);
 }
 
-}  // namespace
+void fill_byte_ids(const Model& m, int32_t* byte_ids) {
+  for (int b = 0; b < 256; b++) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    byte_ids[b] = m.find(name);
+  }
+}
+
 
 std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
                                 const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
                                 const std::string& origin) {
   auto m = std::make_unique<Bpe>();
-  set_vocab(*m, std::move(vocab));
+  set_model_vocab(*m, std::move(vocab));
   m->opt = std::move(opt);
   if (!m->opt.unk_token.empty()) m->unk_id = m->find(m->opt.unk_token);
   fill_byte_ids(*m, m->byte_ids);
@@ -283,10 +284,7 @@ std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
   return m;
 }
 
-std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& origin) {
-  std::string type = j.value("type", "BPE");
-  if (type != "BPE") fail("tokenizer", "{}: model.type '{}' is not supported (BPE only)", origin, type);
-  const json& v = j.at("vocab");
+std::vector<std::string> parse_vocab_object(const json& v, const std::string& origin) {
   if (!v.is_object()) fail("tokenizer", "{}: model.vocab must be an object", origin);
   if (v.empty()) fail("tokenizer", "{}: model.vocab is empty", origin);
   std::vector<std::string> vocab;
@@ -306,6 +304,13 @@ std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& orig
     taken[size_t(id)] = true;
     vocab[size_t(id)] = it.key();
   }
+  return vocab;
+}
+
+std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& origin) {
+  std::string type = j.value("type", "BPE");
+  if (type != "BPE") fail("tokenizer", "{}: model.type '{}' is not supported (BPE, Unigram or WordPiece)", origin, type);
+  std::vector<std::string> vocab = parse_vocab_object(j.at("vocab"), origin);
   std::vector<std::pair<std::string, std::string>> merges;
   if (j.contains("merges") && j["merges"].is_array()) {
     merges.reserve(j["merges"].size());
@@ -336,7 +341,7 @@ std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& orig
 
 std::unique_ptr<Model> make_spm_scores(std::vector<std::string> vocab, std::vector<float> scores, int32_t unk_id) {
   auto m = std::make_unique<SpmScores>();
-  set_vocab(*m, std::move(vocab));
+  set_model_vocab(*m, std::move(vocab));
   scores.resize(m->vocab.size(), 0.0f);
   m->scores = std::move(scores);
   m->unk_id = unk_id;

@@ -1,5 +1,5 @@
 // Decoders of tokenizer.json: ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, BPEDecoder,
-// Sequence. Each rewrites the list of token strings, as HF's decode_chain does.
+// WordPiece, Sequence. Each rewrites the list of token strings, as HF's decode_chain does.
 #include <nlohmann/json.hpp>
 
 #include "lathe/core/error.h"
@@ -129,15 +129,16 @@ class ReplaceDec : public Decoder {
 class MetaspaceDec : public Decoder {
  public:
   MetaspaceDec(std::string repl, bool strip_first) : repl_(std::move(repl)), strip_first_(strip_first) {}
+  // As HF: in the first token every replacement is dropped (not only a leading one), unless the scheme is
+  // "never"; elsewhere each becomes a space.
   void apply(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); i++) {
       std::string& t = tokens[i];
       std::string out;
-      size_t pos = 0;
-      if (i == 0 && strip_first_ && t.compare(0, repl_.size(), repl_) == 0) pos = repl_.size();
-      for (; pos < t.size();) {
-        if (t.compare(pos, repl_.size(), repl_) == 0) {
-          out.push_back(' ');
+      const bool drop = i == 0 && strip_first_;
+      for (size_t pos = 0; pos < t.size();) {
+        if (!repl_.empty() && t.compare(pos, repl_.size(), repl_) == 0) {
+          if (!drop) out.push_back(' ');
           pos += repl_.size();
         } else {
           out.push_back(t[pos++]);
@@ -175,6 +176,43 @@ class SuffixDec : public Decoder {  // BPEDecoder: the end-of-word suffix become
   std::string s_;
 };
 
+// WordPiece: pieces after the first lose their prefix ("##") or get a leading space; `cleanup` undoes the
+// spaces BERT's splitting put before punctuation and contractions, token by token as HF does.
+class WordPieceDec : public Decoder {
+ public:
+  WordPieceDec(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  void apply(std::vector<std::string>& tokens) const override {
+    static const std::pair<const char*, const char*> kCleanup[] = {
+        {" .", "."},       {" ?", "?"},        {" !", "!"},      {" ,", ","},    {" ' ", "'"},   {" n't", "n't"},
+        {" 'm", "'m"},     {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t i = 0; i < tokens.size(); i++) {
+      std::string& t = tokens[i];
+      if (i != 0) {
+        if (t.starts_with(prefix_)) t.erase(0, prefix_.size());
+        else t.insert(0, " ");
+      }
+      if (!cleanup_) continue;
+      for (auto [from, to] : kCleanup) {
+        std::string_view f(from);
+        std::string out;
+        size_t prev = 0, pos;
+        while ((pos = t.find(f, prev)) != std::string::npos) {
+          out.append(t, prev, pos - prev);
+          out += to;
+          prev = pos + f.size();
+        }
+        if (prev == 0) continue;
+        out.append(t, prev);
+        t.swap(out);
+      }
+    }
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
 class SequenceDec : public Decoder {
  public:
   std::vector<std::unique_ptr<Decoder>> items;
@@ -200,6 +238,9 @@ std::unique_ptr<Decoder> make_decoder(const json& j, const std::string& origin) 
     if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string()) strip = j["prepend_scheme"] != "never";
     else if (j.contains("add_prefix_space")) strip = j.value("add_prefix_space", true);
     return std::make_unique<MetaspaceDec>(j.value("replacement", std::string("\xE2\x96\x81")), strip);
+  }
+  if (type == "WordPiece") {
+    return std::make_unique<WordPieceDec>(j.value("prefix", std::string("##")), j.value("cleanup", true));
   }
   if (type == "BPEDecoder") return std::make_unique<SuffixDec>(j.value("suffix", std::string("</w>")));
   if (type == "Sequence") {

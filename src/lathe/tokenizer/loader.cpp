@@ -136,7 +136,13 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
   try {
     p.normalizer = tok::make_normalizer(j.value("normalizer", json()), origin);
     p.pre_tokenizer = tok::make_pre_tokenizer(j.value("pre_tokenizer", json()), origin);
-    p.model = tok::make_bpe_from_json(j["model"], origin);
+    const json& model = j["model"];
+    const std::string type = model.is_object() ? model.value("type", "BPE") : "BPE";
+    int32_t unigram_unk = -1;
+    if (type == "Unigram") p.model = tok::make_unigram_from_json(model, origin, &unigram_unk);
+    else if (type == "WordPiece") p.model = tok::make_wordpiece_from_json(model, origin);
+    else p.model = tok::make_bpe_from_json(model, origin);
+    t->unk_id_ = unigram_unk;
     p.decoder = tok::make_decoder(j.value("decoder", json()), origin);
     parse_post_processor(p, j.value("post_processor", json()), origin);
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {

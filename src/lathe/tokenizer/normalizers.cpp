@@ -1,5 +1,6 @@
 // Normalizers of tokenizer.json: NFC/NFD/NFKC/NFKD (utf8proc), Lowercase, Strip, Replace, Prepend,
-// Sequence. Each rewrites one segment of text (the parts between added tokens).
+// BertNormalizer, Sequence (Precompiled is in precompiled.cpp). Each rewrites one segment of text (the parts
+// between added tokens).
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -156,9 +157,51 @@ class Sequence : public Normalizer {
   }
 };
 
-class Identity : public Normalizer {
+// HF's BertNormalizer, in its order: clean_text, CJK spacing, strip accents (NFD, then nonspacing marks
+// dropped), lowercase. The character classes are the Rust library's (bert_tables.inc).
+class BertNorm : public Normalizer {
  public:
-  void apply(std::string&) const override {}
+  BertNorm(bool clean, bool cjk, bool strip, bool lower) : clean_(clean), cjk_(cjk), strip_(strip), lower_(lower) {}
+  void apply(std::string& s) const override {
+    if (clean_ || cjk_) {
+      std::string out;
+      out.reserve(s.size() + 8);
+      for (size_t i = 0; i < s.size();) {
+        int len;
+        uint32_t cp = uint32_t(utf8_decode(s, i, &len));
+        i += size_t(len);
+        if (clean_ && (cp == 0xFFFD || bert_is_removed(cp))) continue;
+        if (clean_ && (cp == '\t' || cp == '\n' || cp == '\r' || is_whitespace(cp))) {
+          out.push_back(' ');
+        } else if (cjk_ && bert_is_cjk(cp)) {
+          out.push_back(' ');
+          utf8_append(out, cp);
+          out.push_back(' ');
+        } else {
+          utf8_append(out, cp);
+        }
+      }
+      s.swap(out);
+    }
+    if (strip_) {
+      nfd_.apply(s);
+      std::string out;
+      out.reserve(s.size());
+      for (size_t i = 0; i < s.size();) {
+        int len;
+        int32_t cp = utf8_decode(s, i, &len);
+        if (!bert_is_mark(uint32_t(cp))) out.append(s, i, size_t(len));
+        i += size_t(len);
+      }
+      s.swap(out);
+    }
+    if (lower_) lowercase_.apply(s);
+  }
+
+ private:
+  bool clean_, cjk_, strip_, lower_;
+  UnicodeNorm nfd_{UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, false};
+  Lowercase lowercase_;
 };
 
 }  // namespace
@@ -173,7 +216,8 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& or
   if (type == "NFKD")
     return std::make_unique<UnicodeNorm>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, false);
   if (type == "Lowercase") return std::make_unique<Lowercase>();
-  if (type == "Strip") return std::make_unique<Strip>(j.value("left", true), j.value("right", true));
+  if (type == "Strip")  // HF serializes the sides as strip_left / strip_right
+    return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
   if (type == "Replace")
     return std::make_unique<Replace>(j.at("pattern"), j.value("content", std::string()), origin);
   if (type == "Prepend") return std::make_unique<Prepend>(j.value("prepend", std::string()));
@@ -184,11 +228,16 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& or
     return seq;
   }
   if (type == "BertNormalizer") {
-    // Only the lowercasing part; BERT models use WordPiece, which lathe does not target.
-    if (j.value("lowercase", true)) return std::make_unique<Lowercase>();
-    return std::make_unique<Identity>();
+    auto flag = [&](const char* k, bool dflt) {
+      if (!j.contains(k) || j[k].is_null()) return dflt;
+      if (!j[k].is_boolean()) fail("tokenizer", "{}: normalizer BertNormalizer: '{}' must be true, false or null", origin, k);
+      return j[k].get<bool>();
+    };
+    bool lower = flag("lowercase", true);
+    return std::make_unique<BertNorm>(flag("clean_text", true), flag("handle_chinese_chars", true),
+                                      flag("strip_accents", lower), lower);  // null strip_accents follows lowercase
   }
-  if (type == "Precompiled") return std::make_unique<Identity>();  // Unigram charsmap: not supported, no-op
+  if (type == "Precompiled") return make_precompiled(j, origin);
   fail("tokenizer", "{}: normalizer: unsupported type '{}'", origin, type);
 }
 

@@ -19,8 +19,12 @@ namespace lathe::tok {
 // ---- Unicode classes (unicode.cpp); UTF-8 decoding lives in core/utf8.h ----
 bool is_whitespace(uint32_t cp);   // Rust char::is_whitespace
 bool is_numeric(uint32_t cp);      // Unicode N*
-bool is_punctuation(uint32_t cp);  // ASCII punctuation or Unicode P*
 bool is_alnum_or_underscore(uint32_t cp);
+// The classes of HF's BERT components, from the old Unicode tables of the Rust library (bert_tables.inc).
+bool bert_is_removed(uint32_t cp);  // BertNormalizer clean_text drops it
+bool bert_is_mark(uint32_t cp);     // nonspacing mark: strip_accents drops it after NFD
+bool bert_is_punct(uint32_t cp);    // BertPreTokenizer / Punctuation split it off
+bool bert_is_cjk(uint32_t cp);      // handle_chinese_chars puts spaces around it
 
 // GPT-2's reversible byte <-> printable code point map.
 struct ByteLevelMap {
@@ -68,6 +72,9 @@ class Normalizer {
 std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& origin);
 std::unique_ptr<Normalizer> make_spm_normalizer(bool add_space_prefix);  // Prepend ▁ + Replace ' '
 
+// normalizer Precompiled (precompiled.cpp): SentencePiece's charsmap, a double-array trie of rewrite rules.
+std::unique_ptr<Normalizer> make_precompiled(const nlohmann::json& j, const std::string& origin);
+
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
@@ -111,6 +118,16 @@ std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
                                 const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
                                 const std::string& origin);
 std::unique_ptr<Model> make_bpe_from_json(const nlohmann::json& j, const std::string& origin);
+// Unigram (unigram.cpp): Viterbi over [piece, score] pairs, as HF's Unigram with its unknown-piece penalty.
+// *unk_id receives model.unk_id.
+std::unique_ptr<Model> make_unigram_from_json(const nlohmann::json& j, const std::string& origin, int32_t* unk_id);
+// WordPiece (wordpiece.cpp): greedy longest match with a continuing-subword prefix, as BERT.
+std::unique_ptr<Model> make_wordpiece_from_json(const nlohmann::json& j, const std::string& origin);
+// Shared by the models: the id -> token table, its reverse map and a fresh cache key; byte-fallback ids.
+void set_model_vocab(Model& m, std::vector<std::string> vocab);
+void fill_byte_ids(const Model& m, int32_t* byte_ids);  // <0xNN> ids, -1 where absent
+// model.vocab as {token: id} (BPE, WordPiece) -> id -> token; ids checked and unique.
+std::vector<std::string> parse_vocab_object(const nlohmann::json& v, const std::string& origin);
 // SentencePiece BPE by scores (GGUF tokenizer.ggml.model = llama): merge the adjacent pair whose
 // concatenation is a vocabulary token of the highest score; byte-fallback <0xNN> for the rest.
 std::unique_ptr<Model> make_spm_scores(std::vector<std::string> vocab, std::vector<float> scores, int32_t unk_id);

@@ -148,7 +148,9 @@ class Metaspace : public PreTokenizer {
   Metaspace(std::string repl, Prepend scheme, bool split) : repl_(std::move(repl)), scheme_(scheme), split_(split) {}
   void apply(Pieces& p) const override {
     transform_pieces(p, [&](std::string_view s, size_t idx, std::string& out) {
-      bool prepend = scheme_ == Prepend::Always || (scheme_ == Prepend::First && idx == 0);
+      // "first": only the piece that starts the text (HF: original offset 0), so not a word after leading
+      // spaces that an earlier WhitespaceSplit removed, nor text after an added token.
+      bool prepend = scheme_ == Prepend::Always || (scheme_ == Prepend::First && idx == 0 && p.spans[0].off == 0);
       // HF replaces spaces first, so a leading space already counts as the replacement.
       if (prepend && !s.starts_with(' ') && !s.starts_with(repl_)) out += repl_;
       for (char c : s) {
@@ -248,7 +250,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
   }
   if (type == "Punctuation") {
     SplitBehavior b = parse_behavior(j.value("behavior", json("Isolated")), origin);
-    return char_split([](uint32_t c) { return is_punctuation(c); }, true, b);
+    return char_split([](uint32_t c) { return bert_is_punct(c); }, true, b);
   }
   if (type == "WhitespaceSplit")
     return char_split([](uint32_t c) { return is_whitespace(c); }, false, SplitBehavior::Removed);
@@ -257,7 +259,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
   if (type == "BertPreTokenizer") {
     auto seq = std::make_unique<Sequence>();
     seq->items.push_back(char_split([](uint32_t c) { return is_whitespace(c); }, false, SplitBehavior::Removed));
-    seq->items.push_back(char_split([](uint32_t c) { return is_punctuation(c); }, true, SplitBehavior::Isolated));
+    seq->items.push_back(char_split([](uint32_t c) { return bert_is_punct(c); }, true, SplitBehavior::Isolated));
     return seq;
   }
   if (type == "Sequence") {

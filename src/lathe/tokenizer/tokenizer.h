@@ -1,7 +1,8 @@
 // Tokenizers exact to the Hugging Face reference: tokenizer.json (byte-level BPE as in GPT-2 / Llama 3 /
-// Qwen, SentencePiece-style BPE with byte fallback as in Llama 2 / Mistral) and GGUF vocabularies
-// (tokenizer.ggml.model gpt2 and llama). The pipeline is HF's: added tokens are split out of the raw
-// text, the rest is normalized, pre-tokenized into words, and each word goes through the model (BPE);
+// Qwen, SentencePiece-style BPE with byte fallback as in Llama 2 / Mistral, Unigram as in XLM-R / T5 with
+// SentencePiece's precompiled charsmap, WordPiece as in BERT) and GGUF vocabularies (tokenizer.ggml.model
+// gpt2 and llama). The pipeline is HF's: added tokens are split out of the raw text, the rest is
+// normalized, pre-tokenized into words, and each word goes through the model (BPE, Unigram, WordPiece);
 // the post-processor adds special tokens when asked. Decoding runs the decoder chain over token strings.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Unicode character classes (via utf8proc), GPT-2's byte map and the Oniguruma wrapper.
+// Unicode character classes (via utf8proc, and HF's BERT tables), GPT-2's byte map and the Oniguruma wrapper.
 #include <oniguruma.h>
 #include <utf8proc.h>
 
@@ -23,19 +23,35 @@ bool is_numeric(uint32_t cp) {
   return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
 }
 
-bool is_punctuation(uint32_t cp) {
-  if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
-                        (cp >= 0x7B && cp <= 0x7E);
-  auto c = utf8proc_category(utf8proc_int32_t(cp));
-  return c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_PO;
-}
-
 bool is_alnum_or_underscore(uint32_t cp) {
   if (cp == '_') return true;
   auto c = utf8proc_category(utf8proc_int32_t(cp));
   return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
          (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO) ||
          (c >= UTF8PROC_CATEGORY_MN && c <= UTF8PROC_CATEGORY_ME);
+}
+
+namespace {
+struct CodeRange {
+  uint32_t lo, hi;
+};
+#include "lathe/tokenizer/bert_tables.inc"
+
+template <size_t N>
+bool in_ranges(const CodeRange (&r)[N], uint32_t cp) {
+  auto it = std::upper_bound(r, r + N, cp, [](uint32_t c, const CodeRange& x) { return c < x.lo; });
+  return it != r && cp <= (it - 1)->hi;
+}
+}  // namespace
+
+bool bert_is_removed(uint32_t cp) { return in_ranges(kBertRemoved, cp); }
+bool bert_is_mark(uint32_t cp) { return cp >= 0x300 && in_ranges(kBertMarks, cp); }
+bool bert_is_punct(uint32_t cp) { return in_ranges(kBertPunct, cp); }
+
+bool bert_is_cjk(uint32_t cp) {  // the CJK Unified Ideographs blocks and compatibility ideographs, as HF
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
+         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
+         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
 const ByteLevelMap& ByteLevelMap::get() {
