@@ -1,5 +1,6 @@
 #include "lathe/train/trainer.h"
 
+#include <cstdio>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -53,6 +54,13 @@ Method setup_method(const TrainOptions& o, Model& m) {
       lc.dropout = float(o.lora_dropout);
       lc.use_rslora = o.use_rslora;
       lc.target_modules = parse_target_modules(o.lora_target_modules);
+      // PEFT's default targets are per family; for Phi-3's fused projections they are qkv_proj
+      // (q_proj/v_proj do not exist there).
+      if (o.lora_target_modules == "q_proj,v_proj" && c.fused_qkv) {
+        lc.target_modules = {"qkv_proj"};
+        std::fprintf(stderr, "lathe train: %s has a fused qkv_proj; LoRA targets qkv_proj (PEFT's default for it)\n",
+                     arch_hf_name(c.arch));
+      }
       s.lora = LoraAdapter::create(c, lc, uint64_t(o.seed));
     }
     s.params = s.lora->params();
