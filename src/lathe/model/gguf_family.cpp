@@ -158,9 +158,9 @@ float positive_float(const GgufFile& g, const std::string& key, double def, cons
 
 std::string gguf_arch_name(const ModelConfig& c) {
   const GgufArch& g = gguf_arch(c.arch);
-  // llama.cpp's qwen2 and phi3 loaders fix attn_q / attn_output at hidden x hidden and ignore
-  // attention.key_length, so such a file would not load there ("wrong shape").
-  if ((c.arch == Arch::Qwen2 || c.arch == Arch::Phi3) && c.head_dim * c.num_attention_heads != c.hidden_size)
+  // llama.cpp's qwen2, phi3 and exaone4 loaders fix attn_q or attn_output at hidden x hidden,
+  // so such a file would not load there ("wrong shape").
+  if ((c.arch == Arch::Qwen2 || c.arch == Arch::Phi3 || c.arch == Arch::Exaone4) && c.head_dim * c.num_attention_heads != c.hidden_size)
     fail("export", "GGUF export of a {} model with head_dim {} x {} heads != hidden_size {} is not supported "
          "(llama.cpp's {} architecture cannot load it)", g.name, c.head_dim, c.num_attention_heads, c.hidden_size,
          g.name);
