@@ -264,6 +264,11 @@ TEST(GgufFamilyKeys, OddOrMissingKeysNameTheKey) {
   odd.type = GgufType::U32;
   odd.scalar = uint64_t(5);
   EXPECT_NE(err("phi3", "phi3.rope.dimension_count", &odd).find("phi3.rope.dimension_count"), std::string::npos);
+  GgufValue half;
+  half.type = GgufType::U32;
+  half.scalar = uint64_t(4);
+  EXPECT_NE(err("smollm3", "smollm3.rope.dimension_count", &half).find("smollm3.rope.dimension_count = 4 differs"),
+            std::string::npos);
   GgufValue flags;
   flags.type = GgufType::ARRAY;
   flags.elem_type = GgufType::BOOL;

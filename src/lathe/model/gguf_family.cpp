@@ -252,15 +252,14 @@ void gguf_write_family(const ModelConfig& c, const std::string& arch, GgufWriter
 void gguf_read_family(ModelConfig& c, const GgufFile& g, const std::string& arch, const std::string& path) {
   auto k = [&](const char* key) { return arch + "." + key; };
   const int L = c.num_hidden_layers;
-  // rope.dimension_count: partial rotary (Phi-3) rotates fewer channels than head_dim.
+  // rope.dimension_count: partial rotary (Phi-3) rotates fewer channels than head_dim. Other
+  // families must rotate all of them; Model::load_gguf checks that after the tensor shapes
+  // (gguf_check_rope_dimensions), so a file whose sizes are wrong says so first.
   const std::string rot_key = k("rope.dimension_count");
-  const int64_t n_rot = g.has(rot_key) ? g.get_int(rot_key, 0) : c.head_dim;
+  const int64_t n_rot = g.has(rot_key) && c.arch == Arch::Phi3 ? g.get_int(rot_key, 0) : c.head_dim;
   if (n_rot < 2 || n_rot > c.head_dim || n_rot % 2 != 0)
     fail("model", "{}: {} = {} must be even and in [2, head_dim {}]", path, rot_key, n_rot, c.head_dim);
   if (n_rot != c.head_dim) {
-    if (c.arch != Arch::Phi3)
-      fail("model", "{}: {} = {} differs from head_dim {}; partial rotary is supported for phi3 only", path, rot_key,
-           n_rot, c.head_dim);
     c.partial_rotary_factor = float(n_rot) / float(c.head_dim);
     while (c.rotary_dim() < n_rot) c.partial_rotary_factor = std::nextafter(c.partial_rotary_factor, 2.0f);
   }
@@ -356,6 +355,16 @@ void gguf_read_family(ModelConfig& c, const GgufFile& g, const std::string& arch
       c.sliding_window = window(0);
       break;
   }
+}
+
+void gguf_check_rope_dimensions(const ModelConfig& c, const GgufFile& g, const std::string& arch,
+                                const std::string& path) {
+  const std::string rot_key = arch + ".rope.dimension_count";
+  if (c.arch == Arch::Phi3 || !g.has(rot_key)) return;
+  const int64_t n_rot = g.get_int(rot_key, 0);
+  if (n_rot != c.head_dim)
+    fail("model", "{}: {} = {} differs from head_dim {}; partial rotary is supported for phi3 only", path, rot_key,
+         n_rot, c.head_dim);
 }
 
 std::vector<std::string> gguf_llamacpp_notes(const ModelConfig& c) {

@@ -38,6 +38,11 @@ void gguf_write_family(const ModelConfig& c, const std::string& arch, GgufWriter
 // already set). Throws "[model] path: ..." naming the key or tensor that is missing or odd.
 void gguf_read_family(ModelConfig& c, const GgufFile& g, const std::string& arch, const std::string& path);
 
+// Families other than phi3 rotate every channel: rope.dimension_count, when given, must equal
+// head_dim. Called once the tensors are read, so a wrongly sized file reports its shapes first.
+void gguf_check_rope_dimensions(const ModelConfig& c, const GgufFile& g, const std::string& arch,
+                                const std::string& path);
+
 // One line per way llama.cpp will compute differently from lathe on this model's GGUF (empty when
 // they agree), for `lathe export` to print.
 std::vector<std::string> gguf_llamacpp_notes(const ModelConfig& c);

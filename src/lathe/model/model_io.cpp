@@ -153,6 +153,7 @@ Model Model::load_gguf(const std::string& path) {
     }
     *s.tensor = t;
   });
+  gguf_check_rope_dimensions(c, g, arch, path);
   finish_tied(m);
   return m;
 }
