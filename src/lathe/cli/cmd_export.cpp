@@ -50,6 +50,9 @@ std::function<int()> setup(CLI::App& app) {
       }
       lathe::GgufWriter w;
       lathe::add_model_to_gguf(m, type, o->name, w);
+      // What llama.cpp cannot express for this model: lathe reads the file back as it is, llama.cpp will not.
+      for (const std::string& note : lathe::gguf_llamacpp_notes(m.config))
+        std::fprintf(stderr, "note: llama.cpp: %s\n", note.c_str());
       if (m.format == "gguf") lathe::copy_gguf_tokenizer_keys(o->model, w);
       else lathe::add_tokenizer_to_gguf(o->model, m.config.vocab_size, w);
       w.write(o->output);

@@ -140,6 +140,9 @@ void GgufWriter::set_i32_array(const std::string& k, const std::vector<int32_t>&
 void GgufWriter::set_u32_array(const std::string& k, const std::vector<uint32_t>& v) { set(k, array_value(GgufType::U32, v)); }
 void GgufWriter::set_i64_array(const std::string& k, const std::vector<int64_t>& v) { set(k, array_value(GgufType::I64, v)); }
 void GgufWriter::set_f32_array(const std::string& k, const std::vector<float>& v) { set(k, array_value(GgufType::F32, v)); }
+void GgufWriter::set_bool_array(const std::string& k, const std::vector<bool>& v) {
+  set(k, array_value(GgufType::BOOL, std::vector<int64_t>(v.begin(), v.end())));
+}
 void GgufWriter::set_value(const std::string& k, GgufValue v) { set(k, std::move(v)); }
 
 void GgufWriter::set_alignment(uint32_t a) {

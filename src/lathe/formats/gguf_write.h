@@ -39,6 +39,7 @@ class GgufWriter {
   void set_u32_array(const std::string& key, const std::vector<uint32_t>& v);
   void set_i64_array(const std::string& key, const std::vector<int64_t>& v);
   void set_f32_array(const std::string& key, const std::vector<float>& v);
+  void set_bool_array(const std::string& key, const std::vector<bool>& v);  // per-layer flags
   // Any value, nested arrays included; the value's `type`/`elem_type` decide the encoding (for an
   // integer type the scalar may hold int64 or uint64; for a float type, a double).
   void set_value(const std::string& key, GgufValue v);

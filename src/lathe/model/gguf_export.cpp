@@ -11,31 +11,6 @@ GgmlType parse_gguf_type(const std::string& s) {
   fail("export", "unknown GGUF tensor type '{}' (f32, f16, q8_0)", s);
 }
 
-std::string gguf_arch_name(const ModelConfig& c) {
-  switch (c.arch) {
-    case Arch::Llama:
-    case Arch::Mistral:
-      // Model::load_gguf reads biases only for qwen2, and lathe's GGUF loader knows no Llama 3 RoPE
-      // factors tensor: refuse rather than write a file that loads with different outputs.
-      if (c.attention_bias) fail("export", "GGUF export of a llama model with attention biases is not supported");
-      if (c.rope_scaling.type == RopeScaling::Llama3)
-        fail("export", "GGUF export of Llama 3 RoPE scaling (rope_freqs) is not supported yet");
-      return "llama";
-    case Arch::Qwen2:
-      // llama.cpp's qwen2 loader fixes attn_q/attn_output at hidden×hidden and ignores
-      // attention.key_length, so such a file would not load there ("wrong shape"); qwen3 and llama
-      // read key_length.
-      if (c.head_dim * c.num_attention_heads != c.hidden_size)
-        fail("export", "GGUF export of a qwen2 model with head_dim {} x {} heads != hidden_size {} is not supported "
-             "(llama.cpp's qwen2 architecture cannot load it)", c.head_dim, c.num_attention_heads, c.hidden_size);
-      return "qwen2";
-    case Arch::Qwen3: return "qwen3";
-  }
-  fail("export", "architecture has no GGUF name");
-}
-
-bool gguf_rope_permuted(const ModelConfig& c) { return c.arch == Arch::Llama || c.arch == Arch::Mistral; }
-
 std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
                              GgufWriter& w) {
   const std::string arch = gguf_arch_name(c);
@@ -57,7 +32,7 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
   w.set_u32(k("embedding_length"), uint32_t(c.hidden_size));
   w.set_u32(k("block_count"), uint32_t(c.num_hidden_layers));
   w.set_u32(k("feed_forward_length"), uint32_t(c.intermediate_size));
-  w.set_u32(k("rope.dimension_count"), uint32_t(c.head_dim));
+  w.set_u32(k("rope.dimension_count"), uint32_t(c.rotary_dim()));  // < head_dim for partial rotary (Phi-3)
   w.set_u32(k("attention.head_count"), uint32_t(c.num_attention_heads));
   w.set_u32(k("attention.head_count_kv"), uint32_t(c.num_key_value_heads));
   if (c.head_dim * c.num_attention_heads != c.hidden_size) {
@@ -70,7 +45,9 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
     w.set_string(k("rope.scaling.type"), "linear");
     w.set_f32(k("rope.scaling.factor"), c.rope_scaling.factor);
   }
+  gguf_write_family(c, arch, w);
   const bool permute = gguf_rope_permuted(c);
+  const float norm_shift = gguf_norm_shift(c);
   ModelWeights weights = m.weights;  // shallow copies; for_each_tensor wants a mutable reference
   for_each_tensor(c, weights, [&](TensorSlot& s) {
     Tensor t = *s.tensor;
@@ -78,6 +55,11 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
     if (s.rope_permuted && permute) {
       Tensor p = Tensor::empty(DType::F32, t.shape);
       rope_rows_hf_to_gguf(t.f32(), p.f32(), s.rope_heads, c.head_dim, t.ndim() == 2 ? t.shape[1] : 1);
+      t = p;
+    }
+    if (s.role == TensorRole::Norm && norm_shift != 0.0f) {  // Gemma: llama.cpp multiplies by the stored 1 + w
+      Tensor p = Tensor::empty(DType::F32, t.shape);
+      for (int64_t i = 0; i < t.numel(); i++) p.f32()[i] = t.f32()[i] + norm_shift;
       t = p;
     }
     GgmlType out = type;

@@ -1,23 +1,19 @@
 // Writing a Model as a llama.cpp-style GGUF (REFERENCE.md §2.5): the architecture keys llama.cpp
 // and Model::load_gguf read, every tensor under its GGUF name (for_each_tensor's table), q/k rows of
-// the llama architecture permuted to interleaved-RoPE order as convert_hf_to_gguf.py does.
+// NORM-RoPE architectures (llama, smollm3) permuted to interleaved order and Gemma's norms stored
+// as 1 + w, as convert_hf_to_gguf.py does; the family keys and RoPE tensors come from gguf_family.
 // Tokenizer metadata is added by the caller (tokenizer layer), since model does not know tokenizers.
 #pragma once
 #include <string>
 
 #include "lathe/formats/gguf_write.h"
+#include "lathe/model/gguf_family.h"  // gguf_arch_name, gguf_rope_permuted
 #include "lathe/model/model.h"
 
 namespace lathe {
 
 // "f32" | "f16" | "q8_0" -> the ggml type of the matrices; throws naming the bad value.
 GgmlType parse_gguf_type(const std::string& s);
-// The GGUF general.architecture for a config ("llama" for Llama and Mistral, "qwen2", "qwen3").
-// Throws for what Model::load_gguf could not read back (Llama 3 RoPE scaling, llama + bias).
-std::string gguf_arch_name(const ModelConfig& c);
-// Whether GGUF stores the q/k rows of this architecture permuted (llama only).
-bool gguf_rope_permuted(const ModelConfig& c);
-
 // The general.* keys every lathe GGUF starts with: architecture, general.type ("model" or
 // "adapter"), name (when given), file_type and quantization_version for `type`. Returns the
 // architecture name.

@@ -9,6 +9,7 @@
 #include "lathe/core/rng.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/formats/safetensors.h"
+#include "lathe/model/gguf_family.h"
 #include "lathe/model/model.h"
 
 namespace lathe {
@@ -73,15 +74,10 @@ Model Model::load_gguf(const std::string& path) {
   std::string arch = g.get_string("general.architecture", "");
   Model m;
   ModelConfig& c = m.config;
-  if (arch == "llama") {
-    c.arch = Arch::Llama;
-  } else if (arch == "qwen2") {
-    c.arch = Arch::Qwen2;
-  } else if (arch == "qwen3") {
-    c.arch = Arch::Qwen3;
-  } else {
-    fail("model", "{}: unsupported GGUF architecture '{}' (supported: llama, qwen2, qwen3)", path, arch);
-  }
+  if (!gguf_arch_from_name(arch, &c.arch))
+    fail("model", "{}: unsupported GGUF architecture '{}' (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3, "
+         "smollm3, exaone, exaone4)", path, arch);
+  config_set_family_flags(c);  // norm layout, activation, q/k norm, fused projections, Qwen2's bias
   // Every integer is read as int64 and goes through config_set_int (range check naming the GGUF key,
   // then narrowing) before anything uses it; head_count is checked before head_dim's default
   // divides by it. config_validate then does the cross-field and memory checks, also naming keys.
@@ -110,14 +106,11 @@ Model Model::load_gguf(const std::string& path) {
                  keys.max_position_embeddings);
   c.rms_norm_eps = float(float_of(keys.rms_norm_eps, 1e-5));
   c.rope_theta = float(float_of(keys.rope_theta, 10000.0));
-  c.attention_bias = c.arch == Arch::Qwen2;
-  c.qk_norm = c.arch == Arch::Qwen3;
-  std::string scaling = g.get_string(key("rope.scaling.type"), "none");
-  if (scaling == "linear") {
+  // Llama-family q/k/v biases are optional tensors in llama.cpp (Qwen2 always has them).
+  if (g.has_tensor("blk.0.attn_q.bias")) c.attention_bias = true;
+  if (g.get_string(key("rope.scaling.type"), "none") == "linear") {
     c.rope_scaling.type = RopeScaling::Linear;
     c.rope_scaling.factor = float(float_of(keys.rope_factor, 1.0));
-  } else if (scaling != "none") {
-    fail("model", "{}: unsupported rope scaling '{}' in GGUF", path, scaling);
   }
   if (!g.has_tensor("token_embd.weight")) fail("model", "{}: missing tensor 'token_embd.weight'", path);
   const std::vector<int64_t> embd_shape = g.tensor_info("token_embd.weight").shape();
@@ -133,12 +126,14 @@ Model Model::load_gguf(const std::string& path) {
   };
   config_set_int(c, &ModelConfig::bos_token_id, token_of(keys.bos_token_id), path, keys.bos_token_id);
   config_set_int(c, &ModelConfig::eos_token_id, token_of(keys.eos_token_id), path, keys.eos_token_id);
+  gguf_read_family(c, g, arch, path);  // needs max_position_embeddings and the sizes
   config_validate(c, path, keys);
   m.source = path;
   m.format = "gguf";
-  // llama.cpp's converter permutes q/k rows only for the llama architecture (interleaved RoPE);
-  // qwen2/qwen3 use NEOX-style RoPE in llama.cpp and keep HF row order.
-  const bool permuted_arch = c.arch == Arch::Llama;
+  // llama.cpp's converter permutes q/k rows only for NORM-RoPE architectures (llama, smollm3);
+  // the NEOX-style ones keep HF row order. Gemma's norms are stored as 1 + w.
+  const bool permuted_arch = gguf_rope_permuted(c);
+  const float norm_shift = gguf_norm_shift(c);
   for_each_tensor(c, m.weights, [&](TensorSlot& s) {
     if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
     const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
@@ -151,8 +146,14 @@ Model Model::load_gguf(const std::string& path) {
       rope_rows_gguf_to_hf(t.f32(), hf.f32(), s.rope_heads, c.head_dim, cols);
       t = hf;
     }
+    if (s.role == TensorRole::Norm && norm_shift != 0.0f) {
+      Tensor w = Tensor::empty(DType::F32, t.shape);
+      for (int64_t i = 0; i < t.numel(); i++) w.f32()[i] = t.f32()[i] - norm_shift;
+      t = w;
+    }
     *s.tensor = t;
   });
+  gguf_check_rope_dimensions(c, g, arch, path);
   finish_tied(m);
   return m;
 }

@@ -3,7 +3,8 @@
 // adapter.lora.alpha, and per targeted weight `<gguf name>.lora_a` (PEFT A [r, in], ggml ne
 // [in, r]) and `.lora_b` (PEFT B [out, r], ne [r, out]).
 // llama.cpp scales by alpha / r, so rsLoRA (alpha / √r) is folded in as alpha' = alpha·√r; on the
-// llama architecture the rows of B for q/k are permuted like the base q/k weights.
+// NORM-RoPE architectures (llama, smollm3) the rows of B for q/k are permuted like the base q/k
+// weights. Fused Phi-3 modules keep llama.cpp's names: qkv_proj -> attn_qkv, gate_up_proj -> ffn_up.
 #pragma once
 #include "lathe/formats/gguf_write.h"
 #include "lathe/peft/lora.h"
