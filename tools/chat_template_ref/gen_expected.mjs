@@ -62,6 +62,13 @@ const TEMPLATES = {
     sets: [...SMOLLM3_SETS, "think", "tools"] },
   "smollm3-no-thinking": { file: "smollm3.jinja", bos: "", eos: "<|im_end|>", end: "<|im_end|>", now: 1751976000,
     vars: { enable_thinking: false }, sets: [...SMOLLM3_SETS, "think"] },
+  // SmolLM3's xml_tools are printed with `| string`, which jinja.js refuses for a dict (Python prints
+  // its repr): no jinja.js case, gen_jinja2.py renders it.
+  "smollm3-xml-tools": { file: "smollm3.jinja", bos: "", eos: "<|im_end|>", end: "<|im_end|>", now: 1751976000,
+    vars: { enable_thinking: false, xml_tools: [{ type: "function", function: { name: "get_weather",
+      description: "Current weather for a city", parameters: { type: "object",
+        properties: { city: { type: "string", description: "City name, e.g. 서울" } }, required: ["city"] } } }] },
+    sets: [] },
   "exaone3.5": { file: "exaone3.5.jinja", bos: "[BOS]", eos: "[|endofturn|]", end: "[|endofturn|]", sets: ALL },
   "exaone4": { file: "exaone4.jinja", bos: "[BOS]", eos: "[|endofturn|]", end: "[|endofturn|]",
     sets: [...EXAONE4_SETS, "think"] },
