@@ -63,6 +63,12 @@ TEST(JinjaExpressions, UndefinedIsLenient) {
   EXPECT_EQ(render("{{ nope is defined }} {{ nope is undefined }} {{ nope | default('d') }} {{ '' | default('e', true) }}"),
             "False True d e");
   EXPECT_EQ(render("{% for x in nope %}x{% else %}empty{% endfor %}"), "empty");
+  // Membership in an undefined value is false, as in Jinja2 (SmolLM3 without a system message).
+  EXPECT_EQ(render("{{ 'a' in nope }} {{ 'a' not in nope }} {{ 'a' is in nope }}"), "False True False");
+  // What a loop iteration wrote before `continue` stays in the output (EXAONE 4.0's system turn).
+  EXPECT_EQ(render("{% for x in xs %}<{{ x }}{% if x == 1 %}>{% continue %}{% endif %}.{% endfor %}",
+                   R"({"xs": [1, 2]})"),
+            "<1><2.");
 }
 
 TEST(JinjaStatements, ForLoopVariablesFilterElseUnpackBreakContinue) {

@@ -511,7 +511,9 @@ bool Interp::apply_test(Pos pos, const std::string& name, const Value& v, const 
       return false;
     }
     if (c.is_mapping()) return v.is_string() && c.find(v.s()) != nullptr;
-    if (c.is_undefined()) fail_at(pos, fmt::format("'{}' is undefined", c.undefined_name()));
+    // An undefined container holds nothing (Jinja2's Undefined iterates as empty; jinja.js agrees):
+    // SmolLM3 asks `"/system_override" in system_message` when there is no system message.
+    if (c.is_undefined()) return false;
     fail_at(pos, fmt::format("a {} value does not support 'in'", c.type_name()));
   }
   if (name == "lt" || name == "lessthan" || name == "gt" || name == "greaterthan" || name == "le" || name == "ge") {

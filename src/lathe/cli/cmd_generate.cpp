@@ -9,6 +9,8 @@
 #include "lathe/core/sys.h"
 #include "lathe/model/generate.h"
 #include "lathe/peft/adapter.h"
+#include "lathe/chat/chat_template.h"
+#include "lathe/tokenizer/stop_tokens.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace {
@@ -38,7 +40,8 @@ const lathe::OptionTable<Opts>& generate_options() {
     t.add("repetition_penalty", [](Opts& o) -> auto& { return o.gp.sampling.repetition_penalty; },
           "HF repetition penalty (1 = off)");
     t.add("seed", [](Opts& o) -> auto& { return o.gp.sampling.seed; }, "Sampling seed");
-    t.add("stop_ids", &Opts::stop_ids, "Stop after any of these ids: 2,3 (default: the model's eos)");
+    t.add("stop_ids", &Opts::stop_ids,
+          "Stop after any of these ids: 2,3 (default: the model's eos ids and its chat template's end-of-turn token)");
     t.add("json", &Opts::json, "Print {\"ids\":[...],\"text\":...} (generated ids only)");
     t.add("stats", &Opts::stats, "Print timing and memory as one JSON line on stderr");
     t.add("threads", &Opts::threads, "Threads for kernels and BLAS (0 = all cores)").min(0);
@@ -66,12 +69,28 @@ std::function<int()> setup(CLI::App& app) {
     } else {
       lathe::fail("generate", "give --prompt-ids or --prompt");
     }
-    if (!o->stop_ids.empty())
+    if (!o->stop_ids.empty()) {
       o->gp.stop_ids = lathe::cli::parse_id_list(o->stop_ids, "--stop-ids");
-    else if (tok && !tok->eos_ids().empty())
-      o->gp.stop_ids = tok->eos_ids();
-    else if (m.config.eos_token_id >= 0)
-      o->gp.stop_ids = {m.config.eos_token_id};
+    } else {
+      // What the model declares (generation_config.json, then config.json: Gemma 3's [1, 106],
+      // Phi-4-mini's [200020, 199999]) and, with a text prompt, the tokenizer's eos and the end-of-turn
+      // marker of its chat template, so each family stops at the end of its turn.
+      std::vector<int32_t> declared = lathe::declared_eos_ids(o->model);
+      if (m.config.eos_token_id >= 0) declared.push_back(m.config.eos_token_id);
+      if (tok) {
+        std::string tmpl = tok->chat_template();
+        try {
+          tmpl = lathe::chat_template_config_load(o->model).source;  // chat_template.jinja or the config's
+        } catch (const lathe::Error&) {
+          // A bare tokenizer.json (no tokenizer_config.json): the tokenizer's own template, if any.
+        }
+        o->gp.stop_ids = lathe::stop_tokens(*tok, tmpl, declared).ids;
+      } else {
+        std::sort(declared.begin(), declared.end());
+        declared.erase(std::unique(declared.begin(), declared.end()), declared.end());
+        o->gp.stop_ids = declared;
+      }
+    }
     lathe::LoadedAdapter ad;
     if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
     const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();

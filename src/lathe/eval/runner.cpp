@@ -20,6 +20,7 @@
 #include "lathe/peft/adapter.h"
 #include "lathe/chat/chat_template.h"
 #include "lathe/records/record_format.h"
+#include "lathe/tokenizer/stop_tokens.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace lathe::eval {
@@ -230,8 +231,11 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
   auto tok = Tokenizer::load(opt.model_path);
   Prompting prompting = choose_prompting(suite.generation.template_name, opt.model_path, *tok);
   run.template_used = prompting.origin;
-  std::vector<int32_t> stop_ids = tok->eos_ids();
-  if (stop_ids.empty() && base.config.eos_token_id >= 0) stop_ids = {base.config.eos_token_id};
+  // Answers end where the family's turn ends (tokenizer/stop_tokens.h), as in generate and serve.
+  std::vector<int32_t> declared = declared_eos_ids(opt.model_path);
+  if (base.config.eos_token_id >= 0) declared.push_back(base.config.eos_token_id);
+  std::vector<int32_t> stop_ids =
+      stop_tokens(*tok, prompting.tmpl ? prompting.tmpl->source() : std::string(), declared).ids;
   int ctx = opt.context > 0 ? opt.context : base.config.max_position_embeddings;
 
   // Perplexity inputs, encoded once: validation records as training sees them (loss on the

@@ -8,6 +8,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/tokenizer/stop_tokens.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 using nlohmann::json;
@@ -20,8 +21,8 @@ RecordEncoder::RecordEncoder(const Tokenizer& tok, ChatTemplate tmpl, ChatRender
   render_.add_generation_prompt = false;
   render_.turn_spans = true;
   eos_ids_ = tok_.eos_ids();
-  // End-of-turn markers of common templates count as "the model learned to stop".
-  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<end_of_turn>", "<|endoftext|>"}) {
+  // End-of-turn markers of the template families count as "the model learned to stop".
+  for (const char* t : end_of_turn_markers()) {
     int32_t id = tok_.token_to_id(t);
     if (id >= 0 && std::find(eos_ids_.begin(), eos_ids_.end(), id) == eos_ids_.end()) eos_ids_.push_back(id);
   }

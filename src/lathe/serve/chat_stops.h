@@ -1,9 +1,11 @@
-// Where a chat answer ends: the tokenizer's EOS ids plus the end-of-turn markers the chat template
-// writes (<|im_end|>, <|eot_id|>, <end_of_turn>, ...). A marker that is one special token of the
-// vocabulary becomes a stop id; otherwise (a built-in template over a vocabulary without it) it
-// becomes a stop string, so generation still ends at the end of the turn.
+// Where a chat answer ends: the tokenizer's EOS ids, the ids the model declares, plus the end-of-turn
+// markers the chat template writes (<|im_end|>, <|eot_id|>, <end_of_turn>, [|endofturn|], ...). A
+// marker that is one special token of the vocabulary becomes a stop id; otherwise (a built-in template
+// over a vocabulary without it) it becomes a stop string, so generation still ends at the end of the
+// turn. The rule itself is tokenizer/stop_tokens.h, shared with `generate` and `eval`.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,7 +20,9 @@ struct ChatStops {
   std::vector<std::string> texts;  // markers that are not single tokens
 };
 
-// config_eos: the model config's eos_token_id (-1 when none).
+// declared_eos: the ids the model declares (declared_eos_ids(): generation_config + config lists).
+ChatStops chat_stops(const Tokenizer& tok, const std::string& template_source, std::span<const int32_t> declared_eos);
+// config_eos: one declared id (-1 when none).
 ChatStops chat_stops(const Tokenizer& tok, const std::string& template_source, int32_t config_eos);
 
 }  // namespace lathe::serve

@@ -13,6 +13,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/core/sys.h"
 #include "lathe/serve/chat_stops.h"
+#include "lathe/tokenizer/stop_tokens.h"
 #include "lathe/serve/limits.h"
 #include "lathe/serve/server_impl.h"
 
@@ -123,7 +124,11 @@ Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o
     tmpl_origin = "chatml (the model has none)";
   }
 
-  ChatStops stops = chat_stops(*tok, tmpl->source(), model.config.eos_token_id);
+  // The family's end of a turn: what its generation_config/config declare (Gemma 3's [1, 106]) and
+  // the template's end-of-turn marker (a directory without generation_config still stops there).
+  std::vector<int32_t> declared = declared_eos_ids(o.model_path);
+  if (model.config.eos_token_id >= 0) declared.push_back(model.config.eos_token_id);
+  ChatStops stops = chat_stops(*tok, tmpl->source(), declared);
   stop_ids = stops.ids;
   chat_text_stops = stops.texts;
 
