@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <ostream>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +35,8 @@ const Family kFamilies[] = {
     {"exaone4", "--sliding-window 4 --sliding-window-pattern 2",
      {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
 };
+
+void PrintTo(const Family& f, std::ostream* os) { *os << f.arch; }
 
 double nll_of(const std::string& json) { return nlohmann::json::parse(json)["nll"].get<double>(); }
 
