@@ -213,10 +213,6 @@ std::vector<uint8_t> sliding_every(int L, int64_t period) {
   return out;
 }
 
-std::string activation_of(const nlohmann::json& j, const char* key, const char* def, const std::string& source) {
-  return get_or<std::string>(j, key, def, source);
-}
-
 // What config.json says beyond the common fields, per family (HF modeling_*.py defaults).
 void read_family(ModelConfig& c, const nlohmann::json& j, const std::string& source) {
   config_set_family_flags(c);
@@ -239,7 +235,7 @@ void read_family(ModelConfig& c, const nlohmann::json& j, const std::string& sou
     case Arch::Gemma2:
     case Arch::Gemma3: {
       const bool g3 = c.arch == Arch::Gemma3;
-      std::string act = activation_of(j, "hidden_activation", activation_of(j, "hidden_act", "gelu_pytorch_tanh", source).c_str(), source);
+      std::string act = get_or<std::string>(j, "hidden_activation", get_or<std::string>(j, "hidden_act", "gelu_pytorch_tanh", source), source);
       if (act != "gelu_pytorch_tanh" && act != "gelu_tanh")
         fail("config", "{}: hidden_activation '{}' is not supported for {} (gelu_pytorch_tanh)", source, act,
              arch_hf_name(c.arch));
@@ -275,7 +271,7 @@ void read_family(ModelConfig& c, const nlohmann::json& j, const std::string& sou
       if (get_or<bool>(j, "use_sliding_window", false, source)) c.sliding_window = read_sliding_window(j, 0, source);
       break;
     case Arch::Exaone: {
-      std::string act = activation_of(j, "activation_function", "silu", source);
+      std::string act = get_or<std::string>(j, "activation_function", "silu", source);
       if (act != "silu") fail("config", "{}: activation_function '{}' is not supported (silu)", source, act);
       c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", true, source);
       break;

@@ -200,23 +200,16 @@ void Model::save_hf_dir(const std::string& dir) const {
 }
 
 LinearRef block_linear(const Model& m, int l, LinearId id, LayerWeights* g) {
+  // The weight through the one id -> tensor table (linear_weight); biases exist only on q/k/v.
   const LayerWeights& w = m.weights.layers[l];
-  const bool bias = m.config.attention_bias;
   LinearRef r;
-  auto set = [&](const Tensor& wt, Tensor* gw, const Tensor* b, Tensor* gb) {
-    r.w = &wt, r.b = b, r.dw = gw, r.db = gb;
-  };
-  switch (id) {
-    case LinearId::Q: set(w.wq, g ? &g->wq : nullptr, bias ? &w.bq : nullptr, g && bias ? &g->bq : nullptr); break;
-    case LinearId::K: set(w.wk, g ? &g->wk : nullptr, bias ? &w.bk : nullptr, g && bias ? &g->bk : nullptr); break;
-    case LinearId::V: set(w.wv, g ? &g->wv : nullptr, bias ? &w.bv : nullptr, g && bias ? &g->bv : nullptr); break;
-    case LinearId::O: set(w.wo, g ? &g->wo : nullptr, nullptr, nullptr); break;
-    case LinearId::Gate: set(w.w_gate, g ? &g->w_gate : nullptr, nullptr, nullptr); break;
-    case LinearId::Up: set(w.w_up, g ? &g->w_up : nullptr, nullptr, nullptr); break;
-    case LinearId::Down: set(w.w_down, g ? &g->w_down : nullptr, nullptr, nullptr); break;
-    case LinearId::QKV: set(w.wqkv, g ? &g->wqkv : nullptr, nullptr, nullptr); break;
-    case LinearId::GateUp: set(w.w_gate_up, g ? &g->w_gate_up : nullptr, nullptr, nullptr); break;
-    default: break;
+  r.w = &linear_weight(w, id);
+  r.dw = g ? &linear_weight(*g, id) : nullptr;
+  if (m.config.attention_bias && (id == LinearId::Q || id == LinearId::K || id == LinearId::V)) {
+    Tensor LayerWeights::*bias = id == LinearId::Q ? &LayerWeights::bq : id == LinearId::K ? &LayerWeights::bk
+                                                                                           : &LayerWeights::bv;
+    r.b = &(w.*bias);
+    r.db = g ? &(g->*bias) : nullptr;
   }
   return r;
 }

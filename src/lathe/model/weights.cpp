@@ -75,6 +75,10 @@ Tensor& linear_weight(LayerWeights& w, LinearId id) {
   return *t[int(id)];
 }
 
+const Tensor& linear_weight(const LayerWeights& w, LinearId id) {
+  return linear_weight(const_cast<LayerWeights&>(w), id);  // the same table; nothing is written
+}
+
 std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearId id) {
   const int64_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
   switch (id) {

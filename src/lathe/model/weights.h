@@ -59,6 +59,7 @@ std::string linear_module_name(const ModelConfig& cfg, LinearId id);
 std::string linear_module_path(const ModelConfig& cfg, int layer, LinearId id);
 // The weight of projection `id` in a layer.
 Tensor& linear_weight(LayerWeights& w, LinearId id);
+const Tensor& linear_weight(const LayerWeights& w, LinearId id);
 // [out, in] of the projection.
 std::pair<int64_t, int64_t> linear_shape(const ModelConfig& cfg, LinearId id);
 
