@@ -1,16 +1,46 @@
 // lathe index build|search|info: a searchable index of the user's documents for retrieval-augmented
 // answers (docs/retrieval.md). build is incremental (content hashes); search prints ranked passages
 // with their sources.
+#include <chrono>
 #include <cstdio>
+#include <sstream>
 
 #include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/core/utf8.h"
 #include "lathe/retrieval/augment.h"
 #include "lathe/retrieval/index_options.h"
 
 namespace {
+
+// --queries: one JSON line per query, {"query", "ms", "hits"}, timed in process (what eval and serve
+// pay per question, without the process start of one `lathe index search` per query).
+int search_many(const lathe::retrieval::Index& index, const std::string& file, const lathe::retrieval::SearchOptions& so) {
+  const bool jsonl = file.size() > 6 && file.substr(file.size() - 6) == ".jsonl";
+  std::istringstream in(lathe::read_file(file));
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    n++;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string q = line;
+    if (jsonl) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object() || !j.contains("query") || !j["query"].is_string())
+        lathe::fail("index", "{}:{}: expected {{\"query\": \"...\"}}", file, n);
+      q = j["query"].get<std::string>();
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto hits = index.search(q, so);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::ordered_json j{{"query", q}, {"ms", ms}, {"hits", nlohmann::ordered_json::array()}};
+    for (auto& h : hits) j["hits"].push_back(h.to_json());
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
 
 std::function<int()> setup(CLI::App& app) {
   app.require_subcommand(1);
@@ -63,10 +93,12 @@ std::function<int()> setup(CLI::App& app) {
       lathe::retrieval::SearchCommandOptions o;
       st.apply(o, sflags->overrides());
       st.check(o);
+      if (o.query.empty() == o.queries.empty()) lathe::fail("index", "search: give --query TEXT or --queries FILE");
       lathe::retrieval::Index index(o.index);
       lathe::retrieval::SearchOptions so;
       so.k = o.k;
       so.mode = o.mode;
+      if (!o.queries.empty()) return search_many(index, o.queries, so);
       auto hits = index.search(o.query, so);
       if (o.json) {
         nlohmann::ordered_json j;

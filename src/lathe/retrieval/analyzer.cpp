@@ -127,7 +127,36 @@ const char* analyzer_fts_tokenizer(Analyzer a) {
   return a == Analyzer::Trigram ? "trigram" : "porter unicode61 remove_diacritics 2";
 }
 
+namespace {
+
+// Text of ASCII and precomposed Hangul syllables only (most Korean/English documents) is its own NFKC
+// form; case folding is then ASCII lowercasing. Anything else goes through utf8proc.
+bool ascii_or_hangul(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if ((c & 0xF0) != 0xE0 || i + 2 >= s.size()) return false;
+    unsigned char c1 = static_cast<unsigned char>(s[i + 1]), c2 = static_cast<unsigned char>(s[i + 2]);
+    if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) return false;
+    char32_t cp = char32_t(c & 0x0F) << 12 | char32_t(c1 & 0x3F) << 6 | char32_t(c2 & 0x3F);
+    if (cp < 0xAC00 || cp > 0xD7A3) return false;
+    i += 3;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string normalize_for_search(std::string_view text) {
+  if (ascii_or_hangul(text)) {
+    std::string s(text);
+    for (char& c : s)
+      if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+    return s;
+  }
   utf8proc_uint8_t* out = nullptr;
   auto opts = utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
   utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),

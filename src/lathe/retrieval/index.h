@@ -84,6 +84,7 @@ class Index {
   std::string dir_;
   std::unique_ptr<SqliteDb> db_;
   Analyzer analyzer_ = Analyzer::Bigram;
+  size_t n_passages_ = 0;  // at open: the document-frequency cut-off of search_bm25
 };
 
 std::string index_db_path(const std::string& dir);  // DIR/index.sqlite (a path ending .sqlite as is)

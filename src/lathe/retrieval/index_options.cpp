@@ -68,7 +68,9 @@ const OptionTable<SearchCommandOptions>& index_search_options_table() {
   static const OptionTable<C> table = [] {
     OptionTable<C> t("index");
     t.add("index", &C::index, "Index directory (from lathe index build)").path().needed();
-    t.add("query", &C::query, "Search text").needed();
+    t.add("query", &C::query, "Search text");
+    t.add("queries", &C::queries, "Many searches: a .txt file (one query a line) or .jsonl of {\"query\"}; one JSON line "
+          "each with the hits and the search time").path();
     t.add("k", &C::k, "Passages to return").min(1).max(1000);
     t.add("mode", &C::mode, "Ranking: auto (hybrid when the index has vectors), bm25, dense, hybrid")
         .one_of({"auto", "bm25", "dense", "hybrid"});

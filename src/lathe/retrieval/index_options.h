@@ -11,7 +11,7 @@
 namespace lathe::retrieval {
 
 struct SearchCommandOptions {
-  std::string index, query, mode = "auto";
+  std::string index, query, queries, mode = "auto";
   int k = 5;
   bool json = false;
 };
