@@ -1,0 +1,288 @@
+#include "lathe/retrieval/index.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/data/collect.h"
+#include "lathe/formats/sqlite_db.h"
+#include "lathe/retrieval/chunker.h"
+#include "lathe/tokenizer/tokenizer.h"
+
+namespace lathe::retrieval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kIndexFormat = 1;
+constexpr size_t kMaxProblems = 50;
+
+std::string xxh3_hex(std::string_view bytes) { return data::hex64(XXH3_64bits(bytes.data(), bytes.size())); }
+
+// What identifies the tokenizer that measured the passages: its tokenizer.json bytes (a model
+// directory or the file itself); a GGUF file by path and size (hashing gigabytes to notice a
+// changed vocabulary is not worth it).
+std::string tokenizer_identity(const std::string& model) {
+  if (model.empty()) return "chars/3";
+  std::string file = is_directory(model) ? model + "/tokenizer.json" : model;
+  if (file.size() > 5 && file.substr(file.size() - 5) == ".gguf")
+    return fmt::format("gguf:{}:{}", model, fs::file_size(file));
+  if (!file_exists(file)) return "model:" + model;
+  return "tokenizer.json:" + xxh3_hex(read_file(file));
+}
+
+void create_schema(SqliteDb& db, Analyzer an) {
+  db.exec(
+      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS docs (path TEXT PRIMARY KEY, hash TEXT NOT NULL, format TEXT NOT NULL,"
+      " passages INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS passages (id INTEGER PRIMARY KEY, file TEXT NOT NULL, ord INTEGER NOT NULL,"
+      " text TEXT NOT NULL, line INTEGER NOT NULL, page INTEGER NOT NULL, item INTEGER NOT NULL,"
+      " tokens INTEGER NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS passages_file ON passages(file);");
+  db.exec(fmt::format("CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(terms, tokenize='{}')",
+                      analyzer_fts_tokenizer(an)));
+}
+
+void delete_file_passages(SqliteDb& db, const std::string& path) {
+  SqliteStmt a(db, "DELETE FROM passages_fts WHERE rowid IN (SELECT id FROM passages WHERE file = ?)");
+  a.bind(1, path).run();
+  SqliteStmt b(db, "DELETE FROM passages WHERE file = ?");
+  b.bind(1, path).run();
+  SqliteStmt c(db, "DELETE FROM docs WHERE path = ?");
+  c.bind(1, path).run();
+}
+
+void note_problem(BuildReport& r, std::string s) {
+  if (r.problems.size() < kMaxProblems) r.problems.push_back(std::move(s));
+}
+
+}  // namespace
+
+std::string index_db_path(const std::string& dir) {
+  if (dir.size() > 7 && dir.substr(dir.size() - 7) == ".sqlite") return dir;
+  return (fs::path(dir) / "index.sqlite").string();
+}
+
+nlohmann::ordered_json BuildReport::to_json() const {
+  nlohmann::ordered_json j;
+  j["files"] = {{"seen", files_seen},         {"added", files_added},     {"changed", files_changed},
+                {"unchanged", files_unchanged}, {"removed", files_removed}, {"failed", files_failed}};
+  j["units_in"] = units_in;
+  j["passages_out"] = passages_out;
+  j["passages_dropped"] = passages_dropped;
+  j["dropped"] = dropped;
+  j["passages_total"] = passages_total;
+  j["bytes_read"] = bytes_read;
+  j["seconds"] = seconds;
+  j["mb_per_s"] = seconds > 0 ? double(bytes_read) / 1e6 / seconds : 0.0;
+  j["rebuilt_all"] = rebuilt_all;
+  if (!settings_change.empty()) j["settings_change"] = settings_change;
+  j["problems"] = problems;
+  return j;
+}
+
+BuildReport build_index(const BuildOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (o.output.empty()) fail("index", "--output: an index directory is required");
+  if (o.chunk_tokens < 8) fail("index", "--chunk-tokens {}: must be at least 8", o.chunk_tokens);
+  if (o.overlap >= o.chunk_tokens) fail("index", "--overlap {}: must be below --chunk-tokens {}", o.overlap, o.chunk_tokens);
+  Analyzer an = analyzer_from_name(o.analyzer);
+  std::unique_ptr<Tokenizer> tok;
+  if (!o.model.empty()) tok = Tokenizer::load(o.model);
+  nlohmann::ordered_json settings = {{"format", kIndexFormat},       {"chunk_tokens", o.chunk_tokens},
+                                     {"overlap", o.overlap},         {"analyzer", analyzer_name(an)},
+                                     {"tokenizer", tokenizer_identity(o.model)}};
+  // Files first: a pattern that matches nothing is an error before anything is written.
+  std::vector<data::SkippedSource> skipped;
+  std::vector<std::string> files = data::expand_inputs(o.inputs, &skipped);
+
+  fs::create_directories(o.output);
+  SqliteDb db(index_db_path(o.output), SqliteDb::Mode::ReadWrite, "index");
+  db.exec("PRAGMA journal_mode=WAL");
+  BuildReport r;
+  SqliteTransaction tx(db);
+  bool have_meta = db.has_table("meta");
+  std::optional<std::string> old = have_meta ? db.scalar_text("SELECT value FROM meta WHERE key = 'settings'")
+                                             : std::nullopt;
+  if (!old || *old != settings.dump()) {
+    r.rebuilt_all = true;
+    if (old) r.settings_change = "settings changed from " + *old;
+    db.exec("DROP TABLE IF EXISTS passages_fts; DROP TABLE IF EXISTS passages; DROP TABLE IF EXISTS docs;");
+  }
+  create_schema(db, an);
+  {
+    SqliteStmt st(db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('settings', ?)");
+    st.bind(1, settings.dump()).run();
+  }
+
+  r.files_seen = files.size() + skipped.size();
+  for (auto& s : skipped) {
+    r.files_failed++;
+    note_problem(r, s.path + ": " + s.reason + (s.detail.empty() ? "" : ": " + s.detail));
+  }
+  ChunkOptions co;
+  co.chunk_tokens = o.chunk_tokens;
+  co.overlap = o.overlap;
+  co.tokenizer = tok.get();
+  SqliteStmt find_doc(db, "SELECT hash FROM docs WHERE path = ?");
+  SqliteStmt put_passage(db, "INSERT INTO passages(file, ord, text, line, page, item, tokens) VALUES (?,?,?,?,?,?,?)");
+  SqliteStmt put_terms(db, "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)");
+  SqliteStmt put_doc(db, "INSERT OR REPLACE INTO docs(path, hash, format, passages, bytes) VALUES (?,?,?,?,?)");
+  std::set<std::string> present;
+  for (size_t fi = 0; fi < files.size(); fi++) {
+    const std::string& path = files[fi];
+    present.insert(path);
+    std::string bytes;
+    try {
+      bytes = read_file(path);
+    } catch (const Error& e) {
+      r.files_failed++;
+      note_problem(r, e.what());
+      delete_file_passages(db, path);
+      continue;
+    }
+    r.bytes_read += bytes.size();
+    std::string hash = xxh3_hex(bytes);
+    find_doc.reset();
+    find_doc.bind(1, path);
+    bool known = find_doc.step();
+    bool same = known && find_doc.text(0) == hash;
+    if (same) {
+      r.files_unchanged++;
+      continue;
+    }
+    FileChunks fc = chunk_file(path, co);
+    delete_file_passages(db, path);
+    r.units_in += fc.counts.in;
+    for (auto& [reason, n] : fc.counts.dropped) {
+      r.dropped[reason] += n;
+      r.passages_dropped += n;
+      for (auto& ex : fc.counts.examples[reason]) note_problem(r, ex + ": " + reason);
+    }
+    for (auto& w : fc.warnings) note_problem(r, w);
+    if (fc.failed) {
+      r.files_failed++;
+      continue;
+    }
+    (known ? r.files_changed : r.files_added)++;
+    for (size_t i = 0; i < fc.passages.size(); i++) {
+      const Passage& p = fc.passages[i];
+      put_passage.reset();
+      put_passage.bind(1, path).bind(2, int64_t(i)).bind(3, p.text).bind(4, p.source.line).bind(5, p.source.page);
+      put_passage.bind(6, p.source.item).bind(7, int64_t(p.tokens)).run();
+      put_terms.reset();
+      put_terms.bind(1, db.last_insert_rowid()).bind(2, analyze_document(p.text, an)).run();
+    }
+    r.passages_out += fc.passages.size();
+    put_doc.reset();
+    put_doc.bind(1, path).bind(2, hash).bind(3, fc.format).bind(4, int64_t(fc.passages.size()));
+    put_doc.bind(5, int64_t(bytes.size())).run();
+    if (o.progress)
+      std::fprintf(stderr, "[index] %zu/%zu %s: %zu passages\n", fi + 1, files.size(), path.c_str(),
+                   fc.passages.size());
+  }
+  // Files indexed before and not among the inputs now are gone from the index too.
+  std::vector<std::string> gone;
+  {
+    SqliteStmt st(db, "SELECT path FROM docs");
+    while (st.step())
+      if (!present.count(st.text(0))) gone.push_back(st.text(0));
+  }
+  for (auto& g : gone) delete_file_passages(db, g);
+  r.files_removed = gone.size();
+  // Dense vectors for the new passages are added here when an encoder is given (embedder.h).
+  if (!o.encoder.empty())
+    fail("index", "--encoder {}: dense search is not available in this build yet (BM25 only)", o.encoder);
+  r.passages_total = size_t(std::stoll(db.scalar_text("SELECT count(*) FROM passages").value_or("0")));
+  tx.commit();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+nlohmann::ordered_json Hit::to_json() const {
+  nlohmann::ordered_json j{{"text", text}, {"source", source}, {"score", score}, {"file", file}};
+  if (line > 0) j["line"] = line;
+  if (page > 0) j["page"] = page;
+  if (item > 0) j["item"] = item;
+  j["id"] = id;
+  return j;
+}
+
+Index::Index(const std::string& dir) : dir_(dir) {
+  std::string path = index_db_path(dir);
+  if (!file_exists(path)) fail("index", "{}: no index here (build one with `lathe index build --output {}`)", dir, dir);
+  db_ = std::make_unique<SqliteDb>(path, SqliteDb::Mode::ReadOnly, "index");
+  if (!db_->has_table("meta") || !db_->has_table("passages_fts"))
+    fail("index", "{}: not a lathe index (tables meta/passages_fts missing)", path);
+  auto s = db_->scalar_text("SELECT value FROM meta WHERE key = 'settings'");
+  if (!s) fail("index", "{}: meta has no settings row", path);
+  nlohmann::json j = nlohmann::json::parse(*s, nullptr, false);
+  if (!j.is_object() || !j.contains("analyzer") || !j["analyzer"].is_string())
+    fail("index", "{}: meta settings unreadable: {}", path, *s);
+  if (j.value("format", 0) != kIndexFormat)
+    fail("index", "{}: index format {} (this lathe reads {}): rebuild it", path, j.value("format", 0), kIndexFormat);
+  analyzer_ = analyzer_from_name(j["analyzer"].get<std::string>());
+}
+
+Index::~Index() = default;
+
+size_t Index::passages() const {
+  return size_t(std::stoll(db_->scalar_text("SELECT count(*) FROM passages").value_or("0")));
+}
+
+std::vector<Hit> Index::search_bm25(const std::string& query, int k) const {
+  std::vector<Hit> hits;
+  std::string expr = fts_match_expression(query_terms(query, analyzer_));
+  if (expr.empty() || k <= 0) return hits;
+  SqliteStmt st(*db_,
+                "SELECT p.id, p.text, p.file, p.line, p.page, p.item, -bm25(passages_fts) FROM passages_fts"
+                " JOIN passages p ON p.id = passages_fts.rowid WHERE passages_fts MATCH ?"
+                " ORDER BY bm25(passages_fts), p.id LIMIT ?");
+  st.bind(1, expr).bind(2, int64_t(k));
+  while (st.step()) {
+    Hit h;
+    h.id = st.i64(0);
+    h.text = st.text(1);
+    h.file = st.text(2);
+    h.line = st.i64(3);
+    h.page = st.i64(4);
+    h.item = st.i64(5);
+    h.score = st.f64(6);
+    data::Source src;
+    src.file = h.file;
+    src.line = h.line;
+    src.page = h.page;
+    src.item = h.item;
+    h.source = src.where();
+    hits.push_back(std::move(h));
+  }
+  return hits;
+}
+
+std::vector<Hit> Index::search(const std::string& query, const SearchOptions& o) const {
+  if (o.mode != "auto" && o.mode != "bm25")
+    fail("index", "search mode '{}': this index has no vectors (built without --encoder); use bm25", o.mode);
+  return search_bm25(query, o.k);
+}
+
+nlohmann::ordered_json Index::info() const {
+  nlohmann::ordered_json j;
+  j["index"] = dir_;
+  j["settings"] = nlohmann::ordered_json::parse(db_->scalar_text("SELECT value FROM meta WHERE key = 'settings'").value());
+  j["passages"] = passages();
+  j["files"] = nlohmann::ordered_json::array();
+  SqliteStmt st(*db_, "SELECT path, format, passages, bytes, hash FROM docs ORDER BY path");
+  while (st.step())
+    j["files"].push_back({{"path", st.text(0)}, {"format", st.text(1)}, {"passages", st.i64(2)},
+                          {"bytes", st.i64(3)}, {"hash", st.text(4)}});
+  return j;
+}
+
+}  // namespace lathe::retrieval
