@@ -202,24 +202,34 @@ std::vector<float> Encoder::forward_packed(std::span<const std::vector<int32_t>>
   const float eps = c.layer_norm_eps;
   layernorm_forward(x.data(), x.data(), weights_.ln_w.f32(), weights_.ln_b.f32(), int(N), C, eps);
 
+  std::vector<int64_t> starts(seqs.size());  // first row of each sequence
+  for (size_t b = 1; b < seqs.size(); b++) starts[b] = starts[b - 1] + int64_t(seqs[b - 1].size());
   AttentionOpts bidir;
   bidir.causal = false;
   for (const EncoderLayerWeights& L : weights_.layers) {
     matmul_forward(q.data(), x.data(), L.wq.f32(), L.bq.f32(), int(N), C, C);
     matmul_forward(k.data(), x.data(), L.wk.f32(), L.bk.f32(), int(N), C, C);
     matmul_forward(v.data(), x.data(), L.wv.f32(), L.bv.f32(), int(N), C, C);
-    // Each sequence attends over its own rows only: the packed form of the padding mask.
-    int64_t start = 0;
-    for (const auto& s : seqs) {
-      const int S = int(s.size());
-      const size_t kv = size_t(start) * C;
-      for (int t0 = 0; t0 < S; t0 += chunk) {
-        const int rows = std::min(chunk, S - t0);
-        const size_t qo = size_t(start + t0) * C;
-        attention_forward(att.data() + qo, nullptr, q.data() + qo, k.data() + kv, v.data() + kv, rows, S, H, H, D,
-                          scratch.data(), bidir);
+    // Each sequence attends over its own rows only: the packed form of the padding mask. Several
+    // sequences run in parallel, one per thread (the kernel then runs serially inside: OpenMP does
+    // not nest); a single sequence leaves the parallelism to the kernel's loop over heads. Short
+    // retrieval passages would otherwise pay one parallel region per sequence and layer.
+    const bool per_thread = seqs.size() > 1;
+#pragma omp parallel if (per_thread)
+    {
+      std::vector<float> own(per_thread ? scratch.size() : 0);
+      float* sc = per_thread ? own.data() : scratch.data();
+#pragma omp for schedule(dynamic, 1)
+      for (size_t b = 0; b < seqs.size(); b++) {
+        const int S = int(seqs[b].size());
+        const size_t kv = size_t(starts[b]) * C;
+        for (int t0 = 0; t0 < S; t0 += chunk) {
+          const int rows = std::min(chunk, S - t0);
+          const size_t qo = size_t(starts[b] + t0) * C;
+          attention_forward(att.data() + qo, nullptr, q.data() + qo, k.data() + kv, v.data() + kv, rows, S, H, H, D,
+                            sc, bidir);
+        }
       }
-      start += S;
     }
     matmul_forward(tmp.data(), att.data(), L.wo.f32(), L.bo.f32(), int(N), C, C);
     add_forward(tmp.data(), tmp.data(), x.data(), N * C);
