@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything and runs the bundled example end to end: the ACME policy QA project
 # (examples/acme-policy-qa) through every stage of `lathe run` — build a small base model from the
-# project's own text, prepare the data (report), LoRA-tune, evaluate base vs prompting vs tuned
+# project's own text, prepare the data (report), index the documents, LoRA-tune, evaluate base vs
+# prompting vs retrieval vs tuned vs tuned+retrieval
 # (report + gate), export (PEFT, merged HF, GGUF) — then serve the tuned model and ask it one question
 # through the OpenAI-compatible API, and rate the answer (feedback for the next round).
 #   scripts/run_example.sh                 project copy in out/acme-policy-qa (rerun: unchanged stages skip)
@@ -66,5 +67,5 @@ echo "   project:      $(pwd)"
 echo "   data report:  $(pwd)/out/data/report.html"
 echo "   eval report:  $(pwd)/out/eval/report.html"
 echo "   adapter:      $(pwd)/out/export/peft   (merged HF model: out/export/merged, GGUF: out/export/*.gguf)"
-"$LATHE" runs | tail -n 1 | awk '{print "   pass rates:   " $(NF-2) " " $(NF-1) " " $NF " (held-out paraphrased questions)"}'
+echo "   pass rates:   $("$LATHE" runs | sed -n 2p | grep -oE '[a-z+]+=[0-9.]+' | tr '\n' ' ')(held-out paraphrased questions)"
 exit $rc

@@ -59,7 +59,7 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   std::string out;
 
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
-  EXPECT_EQ(stages_with(out, "running"), "base,prepare,train,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "running"), "base,prepare,index,train,eval,export") << out;
   EXPECT_NE(out.find("gate passed"), std::string::npos) << out;
   EXPECT_NE(out.find("pass rates:   base "), std::string::npos) << out;
 
@@ -90,14 +90,22 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   EXPECT_TRUE(fs::exists(o + "/train/adapter_model.safetensors"));
   EXPECT_TRUE(fs::exists(o + "/train/metrics.jsonl"));
 
-  // Eval: base, prompt baseline and the tuned adapter on every case, with perplexities and the gate.
+  // Index: the policy documents, searchable.
+  EXPECT_TRUE(fs::exists(o + "/index/index.sqlite"));
+
+  // Eval: base, prompt baseline, retrieval, the tuned adapter and tuned + retrieval on every case,
+  // with perplexities, retrieval hits, the decision box and the gate.
   json ev = load_json(o + "/eval/report.json");
-  ASSERT_EQ(ev["variants"].size(), 3u) << ev["variants"].dump();
-  EXPECT_EQ(ev["variants"][0]["name"], "base");
-  EXPECT_EQ(ev["variants"][2]["name"], "tuned");
-  EXPECT_GT(ev["variants"][2]["cases"].get<int>(), 30);
-  EXPECT_TRUE(ev["variants"][2]["validation"].contains("ppl"));
-  EXPECT_TRUE(ev["variants"][2]["holdout"].contains("ppl"));
+  ASSERT_EQ(ev["variants"].size(), 5u) << ev["variants"].dump();
+  std::vector<std::string> names;
+  for (auto& v : ev["variants"]) names.push_back(v["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag"}));
+  EXPECT_GT(ev["variants"][3]["cases"].get<int>(), 30);
+  EXPECT_TRUE(ev["variants"][3]["validation"].contains("ppl"));
+  EXPECT_TRUE(ev["variants"][3]["holdout"].contains("ppl"));
+  // The questions are paraphrases of facts in docs/: retrieval finds most of them in its top k.
+  EXPECT_GE(ev["retrieval"]["hit_at_k"].back().get<double>(), 0.8) << ev["retrieval"].dump();
+  EXPECT_TRUE(ev["decision"].contains("overall")) << ev["decision"].dump();
   EXPECT_EQ(ev["gate"]["passed"], true);
   EXPECT_TRUE(fs::exists(o + "/eval/report.html"));
 
@@ -109,7 +117,7 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   // Nothing changed: nothing runs.
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
   EXPECT_EQ(stages_with(out, "running"), "") << out;
-  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,train,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,index,train,eval,export") << out;
 
   // A gate this model cannot meet: eval reruns (its gate is part of its inputs), the run fails with
   // exit code 3 and nothing is exported.
