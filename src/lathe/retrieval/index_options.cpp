@@ -58,6 +58,9 @@ const OptionTable<RetrievalSection>& retrieval_section_table() {
     t.add_like(*b.find("chunk_tokens"), "chunk_tokens", [](C& c) -> auto& { return c.build.chunk_tokens; });
     t.add_like(*b.find("overlap"), "overlap", [](C& c) -> auto& { return c.build.overlap; });
     t.add_like(*b.find("encoder"), "encoder", [](C& c) -> auto& { return c.build.encoder; });
+    t.add_like(*b.find("query_prefix"), "query_prefix", [](C& c) -> auto& { return c.build.query_prefix; });
+    t.add_like(*b.find("passage_prefix"), "passage_prefix", [](C& c) -> auto& { return c.build.passage_prefix; });
+    t.add_like(*b.find("pooling"), "pooling", [](C& c) -> auto& { return c.build.pooling; });
     t.add_like(*b.find("analyzer"), "analyzer", [](C& c) -> auto& { return c.build.analyzer; });
     const auto& a = index_augment_options_table();
     t.add_like(*a.find("k"), "k", [](C& c) -> auto& { return c.k; });
