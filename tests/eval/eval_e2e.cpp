@@ -256,6 +256,10 @@ TEST(EvalE2E, RetrievalVariantsAndDecisionBox) {
   std::string filler;  // a long document: five of its passages cannot all fit stories260K's 512 tokens
   for (int i = 0; i < 60; i++) filler += "The weather in Zog was mild on day " + std::to_string(i) + " of the long year. ";
   std::ofstream(s.dir / "docs/weather.md") << "# Weather\n\n" << filler << "\n";
+  // Unrelated notes, so that "zog" is in fewer than half of the passages (a term in more carries no
+  // BM25 weight and is not searched for).
+  for (int i = 0; i < 12; i++)
+    std::ofstream(s.dir / ("docs/note" + std::to_string(i) + ".md")) << "# Note\n\nApples and pears, note " << i << ".\n";
   std::string out;
   ASSERT_EQ(run_lathe("index build --input " + s.dir / "docs" + " --output " + s.dir / "index --model " + s.model +
                           " --chunk-tokens 200 --overlap 16 --no-progress",

@@ -106,6 +106,66 @@ TEST(Kernels, AttentionMatchesReference) {
   }
 }
 
+TEST(Kernels, BidirectionalAttentionMatchesReference) {
+  // Encoders: every query sees every key, also when T < S (a padded batch row's queries against
+  // its real keys only) and for T == 1.
+  lathe::AttentionOpts o;
+  o.causal = false;
+  for (auto [T, S, H, Hkv, D] : std::vector<std::tuple<int, int, int, int, int>>{
+           {1, 1, 1, 1, 2}, {7, 7, 4, 4, 8}, {9, 5, 6, 3, 10}, {1, 33, 8, 2, 16}, {131, 131, 3, 3, 64}}) {
+    auto q = randv(size_t(T) * H * D, 19), k = randv(size_t(S) * Hkv * D, 20), v = randv(size_t(S) * Hkv * D, 21);
+    std::vector<float> got(size_t(T) * H * D), want(got.size());
+    std::vector<float> pg(size_t(H) * T * S), pw(pg.size());
+    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, nullptr, o);
+    lathe::ref::attention_forward(want.data(), pw.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, o);
+    expect_close(got, want, 1e-5f, "bidirectional attention out");
+    expect_close(pg, pw, 1e-5f, "bidirectional attention probs");
+    for (size_t i = 0; i < pg.size(); i++) ASSERT_GT(pg[i], 0.0f) << "a key was masked at " << i;
+  }
+}
+
+TEST(Kernels, BidirectionalAttentionSeesLaterKeys) {
+  // The first query's output changes when only the last key/value does.
+  const int T = 6, H = 2, Hkv = 1, D = 4;
+  lathe::AttentionOpts o;
+  o.causal = false;
+  auto q = randv(T * H * D, 22), k = randv(T * Hkv * D, 23), v = randv(T * Hkv * D, 24);
+  std::vector<float> a(T * H * D), b(T * H * D), scratch(H * T * T);
+  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data(), o);
+  for (int d = 0; d < Hkv * D; d++) v[(T - 1) * Hkv * D + d] -= 3.0f;
+  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data(), o);
+  for (int i = 0; i < H * D; i++) EXPECT_NE(a[i], b[i]) << i;
+}
+
+TEST(Kernels, LayernormMatchesReference) {
+  for (auto [N, C] : std::vector<std::pair<int, int>>{{1, 1}, {1, 7}, {17, 33}, {40, 1024}, {3, 4099}}) {
+    // An offset far from zero: the centred variance must not cancel.
+    auto x = randv(size_t(N) * C, 25, 2.0f), w = randv(C, 26), b = randv(C, 27);
+    for (auto& e : x) e += 30.0f;
+    std::vector<float> got(x.size()), want(x.size());
+    lathe::layernorm_forward(got.data(), x.data(), w.data(), b.data(), N, C, 1e-12f);
+    lathe::ref::layernorm_forward(want.data(), x.data(), w.data(), b.data(), N, C, 1e-12f);
+    expect_close(got, want, C == 1 ? 0.0f : 2e-5f, "layernorm");
+    auto inplace = x;
+    lathe::layernorm_forward(inplace.data(), inplace.data(), w.data(), b.data(), N, C, 1e-12f);
+    expect_close(inplace, got, 0.0f, "layernorm in place");
+  }
+}
+
+TEST(Kernels, GeluMatchesReference) {
+  for (int n : {1, 7, 4099, 70001}) {
+    auto x = randv(n, 28, 4.0f);
+    std::vector<float> got(n), want(n);
+    lathe::gelu_forward(got.data(), x.data(), n);
+    lathe::ref::gelu_forward(want.data(), x.data(), n);
+    expect_close(got, want, 1e-6f, "gelu");
+  }
+  // Exact (erf) GELU, not the tanh approximation: gelu(1) = 0.841344746, gelu_tanh(1) = 0.841191990.
+  float one = 1.0f, y = 0;
+  lathe::gelu_forward(&y, &one, 1);
+  EXPECT_NEAR(y, 0.841344746f, 1e-6f);
+}
+
 TEST(Kernels, ElementwiseMatchReference) {
   for (int n : {1, 7, 4099, 70001}) {
     auto a = randv(n, 12, 4.0f), b = randv(n, 13);

@@ -87,6 +87,12 @@ std::function<int()> setup(CLI::App& app) {
           r.files_seen, r.files_added, r.files_changed, r.files_unchanged, r.files_removed, r.files_failed,
           r.passages_out, r.passages_dropped, r.passages_total, double(r.bytes_read) / 1e6, r.seconds,
           r.seconds > 0 ? double(r.bytes_read) / 1e6 / r.seconds : 0.0, r.rebuilt_all ? " (full build)" : "");
+      if (!r.encoder.empty())
+        std::printf("embedded %zu passages with %s in %.2f s (%.1f passages/s); %zu vectors in the index%s\n",
+                    r.passages_embedded, r.encoder.c_str(), r.embed_seconds,
+                    r.embed_seconds > 0 ? double(r.passages_embedded) / r.embed_seconds : 0.0, r.vectors_total,
+                    r.encoder_change.empty() ? "" : " (encoder changed: all re-embedded)");
+      if (r.vectors_dropped) std::printf("dense vectors dropped (built without --encoder)\n");
       return 0;
     }
     if (search->parsed()) {
@@ -95,6 +101,7 @@ std::function<int()> setup(CLI::App& app) {
       st.check(o);
       if (o.query.empty() == o.queries.empty()) lathe::fail("index", "search: give --query TEXT or --queries FILE");
       lathe::retrieval::Index index(o.index);
+      if (!o.encoder.empty()) index.set_encoder(o.encoder);
       lathe::retrieval::SearchOptions so;
       so.k = o.k;
       so.mode = o.mode;

@@ -393,7 +393,7 @@ int Runner::run_index() {
   const auto& bt = retrieval::index_build_options_table();
   Args a = lathe({"index", "build", flag_of(bt, "output"), rel(p.index), flag_of(bt, "model"), rel(p.base_model),
                   "--no-progress"});
-  for (const char* k : {"chunk_tokens", "overlap", "encoder", "analyzer"})
+  for (const char* k : {"chunk_tokens", "overlap", "encoder", "query_prefix", "passage_prefix", "pooling", "analyzer"})
     if (r.contains(k)) {
       a.push_back(flag_of(bt, k));
       a.push_back(std::string(k) == "encoder" ? rel(cfg.resolve(arg_of(r[k]))) : arg_of(r[k]));

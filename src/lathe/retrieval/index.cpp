@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "lathe/data/collect.h"
 #include "lathe/formats/sqlite_db.h"
 #include "lathe/retrieval/chunker.h"
+#include "lathe/retrieval/dense.h"
 #include "lathe/tokenizer/tokenizer.h"
 
 namespace lathe::retrieval {
@@ -55,6 +57,7 @@ void create_schema(SqliteDb& db, Analyzer an) {
 }
 
 void delete_file_passages(SqliteDb& db, const std::string& path, Analyzer an) {
+  dense_delete_file(db, path);
   SqliteStmt old(db, "SELECT id, text FROM passages WHERE file = ?");
   old.bind(1, path);
   SqliteStmt del(db, "INSERT INTO passages_fts(passages_fts, rowid, terms) VALUES ('delete', ?, ?)");
@@ -93,6 +96,15 @@ nlohmann::ordered_json BuildReport::to_json() const {
   j["mb_per_s"] = seconds > 0 ? double(bytes_read) / 1e6 / seconds : 0.0;
   j["rebuilt_all"] = rebuilt_all;
   if (!settings_change.empty()) j["settings_change"] = settings_change;
+  if (!encoder.empty()) {
+    j["encoder"] = encoder;
+    j["passages_embedded"] = passages_embedded;
+    j["vectors_total"] = vectors_total;
+    j["embed_seconds"] = embed_seconds;
+    j["passages_per_s"] = embed_seconds > 0 ? double(passages_embedded) / embed_seconds : 0.0;
+    if (!encoder_change.empty()) j["encoder_change"] = encoder_change;
+  }
+  if (vectors_dropped) j["vectors_dropped"] = true;
   j["problems"] = problems;
   return j;
 }
@@ -127,6 +139,7 @@ BuildReport build_index(const BuildOptions& o) {
     if (old) r.settings_change = "settings changed from " + *old;
     db.exec("DROP TABLE IF EXISTS passages_vocab; DROP TABLE IF EXISTS passages_fts; DROP TABLE IF EXISTS passages;"
             " DROP TABLE IF EXISTS docs;");
+    dense_drop(db);
   }
   create_schema(db, an);
   {
@@ -209,9 +222,23 @@ BuildReport build_index(const BuildOptions& o) {
   }
   for (auto& g : gone) delete_file_passages(db, g, an);
   r.files_removed = gone.size();
-  // Dense vectors for the new passages are added here when an encoder is given (embedder.h).
-  if (!o.encoder.empty())
-    fail("index", "--encoder {}: dense search is not available in this build yet (BM25 only)", o.encoder);
+  // Dense vectors for the passages that have none yet (dense.h); without --encoder, none at all.
+  if (!o.encoder.empty()) {
+    DenseBuildOptions d;
+    d.encoder = o.encoder;
+    d.progress = o.progress;
+    if (o.query_prefix != "auto") d.embedder.query_prefix = o.query_prefix;
+    if (o.passage_prefix != "auto") d.embedder.passage_prefix = o.passage_prefix;
+    d.embedder.pooling = o.pooling;
+    DenseBuildResult dr = dense_update(db, d);
+    r.passages_embedded = dr.embedded;
+    r.vectors_total = dr.vectors;
+    r.embed_seconds = dr.seconds;
+    r.encoder = dr.encoder.value("name", "");
+    r.encoder_change = dr.change;
+  } else {
+    r.vectors_dropped = dense_drop(db);
+  }
   r.passages_total = size_t(std::stoll(db.scalar_text("SELECT count(*) FROM passages").value_or("0")));
   tx.commit();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -242,12 +269,38 @@ Index::Index(const std::string& dir) : dir_(dir) {
     fail("index", "{}: index format {} (this lathe reads {}): rebuild it", path, j.value("format", 0), kIndexFormat);
   analyzer_ = analyzer_from_name(j["analyzer"].get<std::string>());
   n_passages_ = passages();
+  if (auto enc = db_->scalar_text("SELECT value FROM meta WHERE key = 'encoder'"); enc && db_->has_table("passage_vectors"))
+    dense_ = std::make_unique<DenseSearcher>(*db_, nlohmann::json::parse(*enc, nullptr, false), path);
+}
+
+void Index::set_encoder(const std::string& dir) {
+  if (!dense_) fail("index", "{}: --encoder {}: this index has no vectors (built without --encoder)", dir_, dir);
+  dense_->set_encoder_dir(dir);
 }
 
 Index::~Index() = default;
 
 size_t Index::passages() const {
   return size_t(std::stoll(db_->scalar_text("SELECT count(*) FROM passages").value_or("0")));
+}
+
+// A passage row (id, text, file, line, page, item) as a hit with `score`.
+static Hit hit_of_row(const SqliteStmt& st, double score) {
+  Hit h;
+  h.id = st.i64(0);
+  h.text = st.text(1);
+  h.file = st.text(2);
+  h.line = st.i64(3);
+  h.page = st.i64(4);
+  h.item = st.i64(5);
+  h.score = score;
+  data::Source src;
+  src.file = h.file;
+  src.line = h.line;
+  src.page = h.page;
+  src.item = h.item;
+  h.source = src.where();
+  return h;
 }
 
 std::vector<Hit> Index::search_bm25(const std::string& query, int k) const {
@@ -277,30 +330,46 @@ std::vector<Hit> Index::search_bm25(const std::string& query, int k) const {
                 " (SELECT rowid, rank FROM passages_fts WHERE passages_fts MATCH ? ORDER BY rank, rowid LIMIT ?) AS top"
                 " JOIN passages p ON p.id = top.rowid ORDER BY top.rank, p.id");
   st.bind(1, expr).bind(2, int64_t(k));
-  while (st.step()) {
-    Hit h;
-    h.id = st.i64(0);
-    h.text = st.text(1);
-    h.file = st.text(2);
-    h.line = st.i64(3);
-    h.page = st.i64(4);
-    h.item = st.i64(5);
-    h.score = st.f64(6);
-    data::Source src;
-    src.file = h.file;
-    src.line = h.line;
-    src.page = h.page;
-    src.item = h.item;
-    h.source = src.where();
-    hits.push_back(std::move(h));
-  }
+  while (st.step()) hits.push_back(hit_of_row(st, st.f64(6)));
   return hits;
 }
 
+Hit Index::hit_by_id(int64_t id, double score) const {
+  SqliteStmt st(*db_, "SELECT id, text, file, line, page, item FROM passages WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) fail("index", "{}: passage {} has a vector but no row (rebuild the index)", dir_, id);
+  return hit_of_row(st, score);
+}
+
 std::vector<Hit> Index::search(const std::string& query, const SearchOptions& o) const {
-  if (o.mode != "auto" && o.mode != "bm25")
+  const std::string mode = o.mode == "auto" ? (dense_ ? "hybrid" : "bm25") : o.mode;
+  if (mode == "bm25") return search_bm25(query, o.k);
+  if (mode != "dense" && mode != "hybrid")
+    fail("index", "search mode '{}': unknown (auto, bm25, dense, hybrid)", o.mode);
+  if (!dense_)
     fail("index", "search mode '{}': this index has no vectors (built without --encoder); use bm25", o.mode);
-  return search_bm25(query, o.k);
+  std::vector<Hit> hits;
+  if (o.k <= 0) return hits;
+  if (mode == "dense") {
+    for (auto& [id, cos] : dense_->search(query, size_t(o.k))) hits.push_back(hit_by_id(id, cos));
+    return hits;
+  }
+  // Hybrid: reciprocal rank fusion of the two rankings (dense.h); a hit's score is its fused score.
+  const int depth = std::max(o.k, kFusionDepth);
+  std::vector<Hit> lexical = search_bm25(query, depth);
+  std::vector<std::vector<int64_t>> lists(2);
+  for (auto& h : lexical) lists[0].push_back(h.id);
+  for (auto& [id, cos] : dense_->search(query, size_t(depth))) lists[1].push_back(id);
+  for (auto& [id, fused] : rrf_fuse(lists, size_t(o.k))) {
+    auto it = std::find_if(lexical.begin(), lexical.end(), [&](const Hit& h) { return h.id == id; });
+    if (it != lexical.end()) {
+      hits.push_back(*it);
+      hits.back().score = fused;
+    } else {
+      hits.push_back(hit_by_id(id, fused));
+    }
+  }
+  return hits;
 }
 
 nlohmann::ordered_json Index::info() const {
@@ -308,6 +377,10 @@ nlohmann::ordered_json Index::info() const {
   j["index"] = dir_;
   j["settings"] = nlohmann::ordered_json::parse(db_->scalar_text("SELECT value FROM meta WHERE key = 'settings'").value());
   j["passages"] = passages();
+  if (dense_) {
+    j["encoder"] = dense_->encoder_row();
+    j["vectors"] = std::stoll(db_->scalar_text("SELECT count(*) FROM passage_vectors").value_or("0"));
+  }
   j["files"] = nlohmann::ordered_json::array();
   SqliteStmt st(*db_, "SELECT path, format, passages, bytes, hash FROM docs ORDER BY path");
   while (st.step())

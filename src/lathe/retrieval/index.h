@@ -7,6 +7,7 @@
 // bytes, format, passages), passages (text, file, line/page/item, tokens) and passages_fts (the
 // analyzed terms, rowid = passage id). A build runs in one transaction: a killed build leaves the
 // previous index as it was, and readers (a running server) see either the old or the new one.
+// With an encoder, passage_vectors and meta 'encoder' hold the dense side (dense.h).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -31,6 +32,8 @@ struct BuildOptions {
   size_t overlap = 32;
   std::string model;                // HF directory or tokenizer.json whose tokenizer measures passages
   std::string encoder;              // dense encoder directory (embedder.h); empty: BM25 only
+  // The encoder's text prefixes and pooling; "auto": the directory's sentence-transformers files.
+  std::string query_prefix = "auto", passage_prefix = "auto", pooling = "auto";
   std::string analyzer = "bigram";
   bool progress = true;             // a line per file on stderr
 };
@@ -46,6 +49,12 @@ struct BuildReport {
   double seconds = 0;
   bool rebuilt_all = false;  // the settings changed (or the index is new)
   std::string settings_change;
+  // Dense side: passages embedded by this build, vectors afterwards, the encoder's name; whether
+  // vectors of an earlier build were dropped (built without --encoder this time).
+  size_t passages_embedded = 0, vectors_total = 0;
+  double embed_seconds = 0;
+  std::string encoder, encoder_change;
+  bool vectors_dropped = false;
   nlohmann::ordered_json to_json() const;
 };
 
@@ -64,6 +73,8 @@ struct SearchOptions {
   std::string mode = "auto";  // auto (hybrid when the index has vectors, else bm25) | bm25 | dense | hybrid
 };
 
+class DenseSearcher;
+
 class Index {
  public:
   // Opens DIR (or DIR/index.sqlite) read-only; throws "[index] DIR: ..." when it is not an index.
@@ -75,14 +86,20 @@ class Index {
   // Thread-safe (SQLite's serialized mode; one connection per Index).
   std::vector<Hit> search(const std::string& query, const SearchOptions& o = {}) const;
   size_t passages() const;
+  bool has_vectors() const { return dense_ != nullptr; }
+  // Embed queries with this encoder directory instead of the one recorded at build time (a moved
+  // model); it must give the same vectors (identity checked on the first dense search).
+  void set_encoder(const std::string& dir);
   Analyzer analyzer() const { return analyzer_; }
   const std::string& dir() const { return dir_; }
   nlohmann::ordered_json info() const;  // settings, counts, files
 
  private:
   std::vector<Hit> search_bm25(const std::string& query, int k) const;
+  Hit hit_by_id(int64_t id, double score) const;
   std::string dir_;
   std::unique_ptr<SqliteDb> db_;
+  std::unique_ptr<DenseSearcher> dense_;  // set when the index has vectors
   Analyzer analyzer_ = Analyzer::Bigram;
   size_t n_passages_ = 0;  // at open: the document-frequency cut-off of search_bm25
 };

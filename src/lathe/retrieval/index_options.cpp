@@ -14,6 +14,13 @@ const OptionTable<BuildOptions>& index_build_options_table() {
     t.add("model", &C::model, "Model directory or tokenizer.json whose tokenizer counts tokens (else 3 characters = 1 token)")
         .path();
     t.add("encoder", &C::encoder, "Encoder model directory for dense search (BERT / XLM-RoBERTa); empty: BM25 only").path();
+    t.add("query_prefix", &C::query_prefix,
+          "Text put before each query for the encoder (e5: 'query: '); auto: the encoder's "
+          "config_sentence_transformers.json prompts, else none");
+    t.add("passage_prefix", &C::passage_prefix,
+          "Text put before each passage for the encoder (e5: 'passage: '); auto: as for query_prefix");
+    t.add("pooling", &C::pooling, "Encoder pooling: auto (the encoder's sentence-transformers Pooling, else mean), cls, mean")
+        .one_of({"auto", "cls", "mean"});
     t.add("analyzer", &C::analyzer, "Lexical terms: bigram (words + Hangul/CJK bigrams), words, trigram")
         .one_of({"bigram", "words", "trigram"});
     t.add("progress", &C::progress, "A line per indexed file on stderr");
@@ -51,6 +58,9 @@ const OptionTable<RetrievalSection>& retrieval_section_table() {
     t.add_like(*b.find("chunk_tokens"), "chunk_tokens", [](C& c) -> auto& { return c.build.chunk_tokens; });
     t.add_like(*b.find("overlap"), "overlap", [](C& c) -> auto& { return c.build.overlap; });
     t.add_like(*b.find("encoder"), "encoder", [](C& c) -> auto& { return c.build.encoder; });
+    t.add_like(*b.find("query_prefix"), "query_prefix", [](C& c) -> auto& { return c.build.query_prefix; });
+    t.add_like(*b.find("passage_prefix"), "passage_prefix", [](C& c) -> auto& { return c.build.passage_prefix; });
+    t.add_like(*b.find("pooling"), "pooling", [](C& c) -> auto& { return c.build.pooling; });
     t.add_like(*b.find("analyzer"), "analyzer", [](C& c) -> auto& { return c.build.analyzer; });
     const auto& a = index_augment_options_table();
     t.add_like(*a.find("k"), "k", [](C& c) -> auto& { return c.k; });
@@ -75,6 +85,7 @@ const OptionTable<SearchCommandOptions>& index_search_options_table() {
     t.add("mode", &C::mode, "Ranking: auto (hybrid when the index has vectors), bm25, dense, hybrid")
         .one_of({"auto", "bm25", "dense", "hybrid"});
     t.add("json", &C::json, "Print {\"hits\":[{text, source, score}]} as JSON");
+    t.add("encoder", &C::encoder, "Encoder directory for the query (default: the one the index was built with)").path();
     return t;
   }();
   return table;

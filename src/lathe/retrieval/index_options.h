@@ -12,6 +12,7 @@ namespace lathe::retrieval {
 
 struct SearchCommandOptions {
   std::string index, query, queries, mode = "auto";
+  std::string encoder;  // overrides the encoder directory recorded in the index
   int k = 5;
   bool json = false;
 };

@@ -112,6 +112,26 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   }
 }
 
+// Two passes over the row (mean, then the centred sum of squares): the one-pass E[x²] − E[x]²
+// cancels badly when |mean| is large against the spread, which embeddings + residuals can be.
+void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if (N > 16)
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    float* y = out + size_t(n) * C;
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int c = 0; c < C; c++) sum += x[c];
+    const float mean = sum / C;
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int c = 0; c < C; c++) ss += (x[c] - mean) * (x[c] - mean);
+    const float r = 1.0f / std::sqrt(ss / C + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++) y[c] = (x[c] - mean) * r * weight[c] + bias[c];
+  }
+}
+
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
   rope_rotate<false>(x, cos, sin, T, H, D, R);
 }
@@ -158,7 +178,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
         for (int d = 0; d < D; d++) dot += qv[d] * kv[d];
         p[s] = dot * scale;
       }
-      causal_softmax_row(p, attention_first_key(o, S - 1), S, S, o.softcap);
+      causal_softmax_row(p, o.causal ? attention_first_key(o, S - 1) : 0, S, S, o.softcap);
       float* o = out + size_t(h) * D;
       std::fill(o, o + D, 0.0f);
       for (int s = 0; s < S; s++) {
@@ -175,17 +195,22 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
   // single-threaded inside an OpenMP parallel region, so the pools do not nest. Rows go in blocks:
   // rows [t0, t1) see only the first S - T + t1 keys, so the masked upper-right part of the score
   // matrix is never computed (at T = S = 512 this skips about 3/8 of the attention FLOPs).
+  // Bidirectional (encoders): every row sees all S keys, so a block's score matrix is [rows, S].
   const int P0 = S - T;  // keys before the first query (KV cache or prefix): row t sees [0, P0 + t]
 #pragma omp parallel for schedule(dynamic, 1)
   for (int h = 0; h < H; h++) {
     const int g = h / group;
     float* p = P + size_t(h) * T * S;
     for (int t0 = 0; t0 < T; t0 += kAttnRowBlock) {
-      const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = P0 + t1;
+      const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = o.causal ? P0 + t1 : S;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q + (size_t(t0) * H + h) * D, H * D,
                   k + size_t(g) * D, Hkv * D, 0.0f, p + size_t(t0) * S, S);
-      for (int t = t0; t < t1; t++)
-        causal_softmax_row(p + size_t(t) * S, attention_first_key(o, P0 + t), P0 + t + 1, S, o.softcap);
+      for (int t = t0; t < t1; t++) {
+        if (o.causal)
+          causal_softmax_row(p + size_t(t) * S, attention_first_key(o, P0 + t), P0 + t + 1, S, o.softcap);
+        else
+          causal_softmax_row(p + size_t(t) * S, 0, S, S, o.softcap);
+      }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, p + size_t(t0) * S, S,
                   v + size_t(g) * D, Hkv * D, 0.0f, out + (size_t(t0) * H + h) * D, H * D);
     }
@@ -209,6 +234,12 @@ static inline float gelu_tanh(float x) {
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void gelu_forward(float* out, const float* x, int64_t n) {
+  const float k = 0.7071067811865476f;  // 1 / sqrt(2)
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * k));
 }
 
 void softcap_forward(float* x, int64_t n, float cap) {

@@ -22,12 +22,14 @@ void cpu_set_num_threads(int n);
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
 void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps);
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R = 0);
 // `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
                        int H, int Hkv, int D, float* scratch = nullptr, const AttentionOpts& o = {});
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void gelu_forward(float* out, const float* x, int64_t n);
 void softcap_forward(float* x, int64_t n, float cap);
 void softmax_forward(float* out, const float* inp, int N, int C);
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);

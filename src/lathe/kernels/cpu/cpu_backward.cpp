@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lathe/core/error.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
 #include "lathe/kernels/cpu/rope_rotate.h"
@@ -60,6 +61,8 @@ void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch,
                         const AttentionOpts& o) {
+  // The row blocks below skip the causally masked keys; encoders (causal = false) only run forward.
+  LATHE_CHECK(o.causal, "attention_backward supports causal attention only");
   const int group = H / Hkv;
   const float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(float(D));
   const float cap = o.softcap;

@@ -34,6 +34,18 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   }
 }
 
+void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps) {
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + size_t(n) * C;
+    double mean = 0, var = 0;
+    for (int c = 0; c < C; c++) mean += x[c];
+    mean /= C;
+    for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+    const double r = 1.0 / std::sqrt(var / C + eps);
+    for (int c = 0; c < C; c++) out[size_t(n) * C + c] = float((x[c] - mean) * r * weight[c] + bias[c]);
+  }
+}
+
 // The rotation of each row by its angles; Inverse rotates back (rope_backward: a rotation's
 // transpose is its inverse).
 template <bool Inverse>
@@ -82,8 +94,8 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
   for (int h = 0; h < H; h++) {
     int g = h / group;
     for (int t = 0; t < T; t++) {
-      int last = S - T + t;  // last visible key
-      int first = attention_first_key(opt, last);
+      const int last = opt.causal ? S - T + t : S - 1;  // last visible key
+      const int first = opt.causal ? attention_first_key(opt, last) : 0;
       double mx = -INFINITY;
       for (int s = first; s <= last; s++) {
         p[s] = attention_score(q, k, t, s, h, g, H, Hkv, D, scale);
@@ -113,6 +125,10 @@ static double gelu_tanh_ref(double x) {
 
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = float(gelu_tanh_ref(gate[i]) * up[i]);
+}
+
+void gelu_forward(float* out, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = float(0.5 * x[i] * (1.0 + std::erf(double(x[i]) / std::sqrt(2.0))));
 }
 
 void softcap_forward(float* x, int64_t n, float cap) {

@@ -20,6 +20,10 @@ void matmul_forward_accumulate(float* out, const float* inp, const float* weight
 // out[N,C] = inp * rstd * weight with rstd = 1/sqrt(mean(inp^2) + eps); rstd[N] is saved if non-null.
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 
+// LayerNorm (BERT-family encoders): out[N,C] = (inp - mean) / sqrt(var + eps) * weight + bias, mean
+// and the biased variance over each row's C channels. out may alias inp.
+void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps);
+
 // Rotary embedding in place, Hugging Face "rotate half" pairing over the first R channels of each
 // head (R = D, or the rotary dimension of partial rotary; 0 means D): for i < R/2 the pair is
 // (x[i], x[i + R/2]) rotated by angle pos * inv_freq[i]; channels R.. are untouched. x is
@@ -29,7 +33,8 @@ void rope_forward(float* x, const float* cos, const float* sin, int T, int H, in
 // Causal grouped-query attention. q [T,H,D], k and v [S,Hkv,D]; query t sits at position
 // S - T + t and sees keys 0..S-T+t (keys before the first query are past tokens or prefixes).
 // out [T,H,D] = softmax(cap(q k^T · scale)) v, scale 1/sqrt(D) unless `o` gives it, cap the
-// soft-capping of `o` (identity when off), keys outside `o`'s window masked like future ones.
+// soft-capping of `o` (identity when off), keys outside `o`'s window masked like future ones. With
+// o.causal false every query sees all S keys (bidirectional encoder attention).
 // probs [H,T,S] (softmax result, 0 where masked) is saved if non-null.
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
                        int H, int Hkv, int D, const AttentionOpts& o = {});
@@ -38,6 +43,8 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // out = gelu_tanh(gate) * up, gelu_tanh(x) = x/2 · (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GeGLU, Gemma).
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n);
+// out = gelu(x) = x/2 · (1 + erf(x / sqrt(2))), the exact GELU of BERT's hidden_act "gelu". out may alias x.
+void gelu_forward(float* out, const float* x, int64_t n);
 // x = cap * tanh(x / cap) in place (Gemma 2's final-logit soft-capping).
 void softcap_forward(float* x, int64_t n, float cap);
 
