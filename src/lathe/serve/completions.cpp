@@ -236,7 +236,7 @@ std::shared_ptr<Generation> start_generation(Server::Impl& s, const std::string&
         if (g->hits.empty() || int64_t(j.prompt.size()) + answer_room <= limit) break;
         g->hits.pop_back();
       }
-      s.metrics.retrieval(search_s, int(g->hits.size()), int(found - g->hits.size()));
+      s.metrics.retrieval(search_s, int(found), int(g->hits.size()));
     }
     for (const auto& m : s.chat_text_stops) r.stop.push_back(m);
     g->matcher = StopMatcher(r.stop);

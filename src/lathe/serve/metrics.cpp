@@ -40,12 +40,12 @@ void Metrics::time_to_first_token(double s) {
   ttft_.observe(s);
 }
 
-void Metrics::retrieval(double latency_s, int passages, int dropped) {
+void Metrics::retrieval(double latency_s, int found, int sent) {
   std::lock_guard<std::mutex> lock(mu_);
   retrievals_++;
-  if (passages == 0) retrieval_empty_++;
-  retrieval_passages_ += uint64_t(passages);
-  retrieval_dropped_ += uint64_t(dropped);
+  if (found == 0) retrieval_empty_++;
+  retrieval_passages_ += uint64_t(sent);
+  retrieval_dropped_ += uint64_t(found - sent);
   retrieval_latency_.observe(latency_s);
 }
 

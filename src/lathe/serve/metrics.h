@@ -36,9 +36,9 @@ class Metrics {
   void request(const std::string& route, int status, double latency_s);
   void tokens(int prompt, int completion);
   void time_to_first_token(double s);
-  // One index search for a chat completion: its latency, the passages put into the prompt, those
-  // dropped because the prompt would not fit the context.
-  void retrieval(double latency_s, int passages, int dropped);
+  // One index search for a chat completion: its latency, the passages it found, and how many of
+  // them went into the prompt (the rest were dropped so that the prompt fits the context).
+  void retrieval(double latency_s, int found, int sent);
   void retrieval_error();
   std::string render(int queue_depth, int active, uint64_t scheduler_steps, size_t rss_bytes) const;
 
