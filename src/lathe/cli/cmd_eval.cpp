@@ -57,6 +57,7 @@ std::function<int()> setup(CLI::App& app) {
     for (auto& a : o->adapters) in.command_line += " --adapter " + a;
     if (!o->run.eval_data.empty()) in.command_line += " --eval-data " + o->run.eval_data;
     if (!o->run.holdout.empty()) in.command_line += " --holdout " + o->run.holdout;
+    if (!o->run.retrieval.empty()) in.command_line += " --retrieval " + o->run.retrieval;
     in.command_line += " --output " + o->output;
 
     nlohmann::ordered_json report = lathe::eval::report_json(run, in);
@@ -80,6 +81,20 @@ std::function<int()> setup(CLI::App& app) {
                     v.validation ? fmt::format("{:.3f}", v.validation->ppl).c_str() : "-",
                     v.holdout ? fmt::format("{:.3f}", v.holdout->ppl).c_str() : "-",
                     v.forgetting ? fmt::format("{:+.1f}%", 100 * *v.forgetting).c_str() : "-");
+      if (report.contains("retrieval")) {
+        const auto& rt = report["retrieval"];
+        std::string hk;
+        int j = 1;
+        for (auto& x : rt["hit_at_k"]) hk += fmt::format(" @{} {:.1f}%", j++, 100 * x.get<double>());
+        std::printf("retrieval: %s, hit@k over %d cases with a key:%s; search %.1f ms p50\n",
+                    rt["index"].get<std::string>().c_str(), rt["cases_with_key"].get<int>(), hk.c_str(),
+                    rt["latency_ms_p50"].get<double>());
+      }
+      const auto& d = report["decision"];
+      std::printf("decision: %s\n  %s\n",
+                  d["overall"]["choice"].is_null() ? "no variant passes"
+                                                   : ("choose " + d["overall"]["choice"].get<std::string>()).c_str(),
+                  d["summary"].get<std::string>().c_str());
       std::printf("report: %s/report.html\n", o->output.c_str());
     }
     std::fflush(stdout);

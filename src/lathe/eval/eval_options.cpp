@@ -27,6 +27,15 @@ const OptionTable<EvalCommandOptions>& eval_options_table() {
     t.add("context_length", [](C& c) -> auto& { return c.run.context; },
           "Perplexity window (0 = max_position_embeddings)")
         .min(0);
+    t.add("retrieval", [](C& c) -> auto& { return c.run.retrieval; },
+          "Index directory (lathe index build): adds the variants rag and NAME+rag (default: the suite's retrieval.index)")
+        .path();
+    t.add("retrieval_k", [](C& c) -> auto& { return c.run.retrieval_k; },
+          "Passages retrieved per question (0: the suite's retrieval.k, default 3)")
+        .range(0, 50);
+    t.add("rag_template", [](C& c) -> auto& { return c.run.rag_template; },
+          "RAG prompt template file with {context} and {question} (default: docs/retrieval.md's layout)")
+        .path();
     t.add("json", &C::json, "Print report.json's variant summary and gate as one JSON line on stdout");
     t.add("threads", &C::threads, "Threads for kernels and BLAS (0 = all cores)").min(0);
     return t;

@@ -1,9 +1,11 @@
 #include "lathe/eval/report.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "lathe/core/file_io.h"
 #include "lathe/core/json_io.h"
+#include "lathe/eval/decision.h"
 
 namespace lathe::eval {
 
@@ -93,7 +95,11 @@ ojson report_json(const EvalRun& run, const ReportInputs& in) {
                     {"forgetting", v.forgetting ? ojson(*v.forgetting) : ojson(nullptr)},
                     {"fixed_vs_reference", v.name == run.reference ? ojson(nullptr) : ojson(v.fixed)},
                     {"broken_vs_reference", v.name == run.reference ? ojson(nullptr) : ojson(v.broken)},
-                    {"seconds", v.seconds}});
+                    {"seconds", v.seconds},
+                    {"mean_prompt_tokens", v.mean_prompt_tokens},
+                    {"mean_new_tokens", v.mean_new_tokens},
+                    {"mean_latency_s", v.mean_latency_s},
+                    {"pass_given_hit", v.pass_given_hit ? ojson(*v.pass_given_hit) : ojson(nullptr)}});
   }
   r["variants"] = vars;
   ojson cases = ojson::array();
@@ -123,11 +129,43 @@ ojson report_json(const EvalRun& run, const ReportInputs& in) {
                      {"output", co.output},       {"prompt_text", co.prompt_text},
                      {"prompt_tokens", co.prompt_tokens}, {"new_tokens", co.new_tokens},
                      {"finish_reason", co.finish_reason}, {"assertions", as}};
+      if (v.uses_retrieval()) res[v.name]["passages_used"] = co.passages_used;
     }
     cj["results"] = res;
+    if (i < run.retrieval.size()) {
+      const CaseRetrieval& cr = run.retrieval[i];
+      ojson ps = ojson::array();
+      for (auto& h : cr.hits) ps.push_back({{"source", h.source}, {"score", h.score}, {"text", h.text}});
+      cj["retrieval"] = {{"query", cr.query},
+                         {"has_key", cr.has_key},
+                         {"hit", cr.hit_rank > 0},
+                         {"hit_rank", cr.hit_rank},
+                         {"seconds", cr.seconds},
+                         {"passages", ps}};
+    }
     cases.push_back(cj);
   }
   r["contaminated_cases"] = contaminated;
+  if (!run.retrieval_index.empty()) {
+    std::vector<double> hk = hit_at_k(run.retrieval, run.retrieval_k);
+    int with_key = 0;
+    double secs = 0;
+    std::vector<double> lat;
+    for (auto& c : run.retrieval) {
+      with_key += c.has_key;
+      lat.push_back(c.seconds);
+    }
+    std::sort(lat.begin(), lat.end());
+    for (double x : lat) secs += x;
+    r["retrieval"] = {{"index", run.retrieval_index},
+                      {"k", run.retrieval_k},
+                      {"cases_with_key", with_key},
+                      {"hit_at_k", hk},
+                      {"latency_ms_mean", lat.empty() ? 0.0 : 1e3 * secs / double(lat.size())},
+                      {"latency_ms_p50", lat.empty() ? 0.0 : 1e3 * lat[lat.size() / 2]},
+                      {"latency_ms_max", lat.empty() ? 0.0 : 1e3 * lat.back()}};
+  }
+  r["decision"] = decision_json(run, in.gates);
   r["cases"] = cases;
   ojson curves = ojson::object();
   for (auto& [name, path] : in.train_metrics) curves[name] = {{"path", path}, {"rows", read_training_curve(path)}};

@@ -33,7 +33,7 @@ th{background:#f3f5f9} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#116b2e;font-weight:600} .fail{color:#a3122a;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.85em;margin-right:4px}
 .b-pass{background:#dff3e4;color:#116b2e} .b-fail{background:#fbe1e5;color:#a3122a} .b-warn{background:#fff1cc;color:#7a5600} .b-tag{background:#e8ecf4;color:#334}
-.gate{padding:12px 16px;border-radius:6px;margin:12px 0} .gate.ok{background:#dff3e4} .gate.bad{background:#fbe1e5}
+.gate{padding:12px 16px;border-radius:6px;margin:12px 0} .gate.ok{background:#dff3e4} .gate.bad{background:#fbe1e5} .gate.decision{background:#e8eefb}
 .case{border:1px solid #d6dbe4;border-radius:6px;margin:16px 0;padding:12px} .case h3{margin:0 0 6px 0}
 .grid{display:grid;gap:10px;grid-template-columns:repeat(auto-fit,minmax(280px,1fr))}
 .col{border:1px solid #e3e7ee;border-radius:4px;padding:8px;background:#fbfcfe}
@@ -116,6 +116,49 @@ std::string diff_html(const std::string& expected, const std::string& actual) {
 
 }  // namespace
 
+// The decision box: the chosen variant overall and per tag, and the cases only one approach fixes.
+std::string decision_box_html(const ojson& r) {
+  std::ostringstream h;
+  const ojson& d = r["decision"];
+  auto choice = [&](const ojson& j) {
+    if (j["choice"].is_null()) return std::string("none passes") + (j.contains("best_pass_rate") ? " (best " + pct(j["best_pass_rate"].get<double>()) + ")" : "");
+    return "<b>" + esc(j["choice"]) + "</b> (" + pct(j["pass_rate"].get<double>()) + ", " +
+           fmt::format("{:.0f}", j["tokens_per_answer"].get<double>()) + " tokens per answer)";
+  };
+  h << "<div class='gate decision'><b>Tune, prompt or retrieve?</b> " << esc(d["rule"]) << ".<div>Overall: "
+    << choice(d["overall"]) << "</div>";
+  if (!d["per_tag"].empty()) {
+    h << "<div>By tag: ";
+    const char* sep = "";
+    for (auto& [t, j] : d["per_tag"].items()) {
+      h << sep << html_escape(t) << " &rarr; " << choice(j);
+      sep = "; ";
+    }
+    h << "</div>";
+  }
+  for (const char* k : {"only_retrieval_fixes", "only_tuning_fixes"}) {
+    if (d[k].empty()) continue;
+    h << "<div>" << (std::string(k) == "only_retrieval_fixes" ? "Only retrieval fixes: " : "Only tuning fixes: ");
+    const char* sep = "";
+    for (auto& c : d[k]) {
+      h << sep << "<a href='#case-" << esc(c) << "'>" << esc(c) << "</a>";
+      sep = ", ";
+    }
+    h << "</div>";
+  }
+  h << "<div>" << esc(d["summary"]) << "</div>";
+  if (r.contains("retrieval")) {
+    const ojson& rt = r["retrieval"];
+    h << "<div class='small'>Retrieval: index <code>" << esc(rt["index"]) << "</code>, k = " << rt["k"].dump()
+      << "; hit@k over " << rt["cases_with_key"].dump() << " cases with an answer key:";
+    int j = 1;
+    for (auto& x : rt["hit_at_k"]) h << " @" << j++ << " " << pct(x.get<double>());
+    h << "; search " << fmt::format("{:.1f}", rt["latency_ms_p50"].get<double>()) << " ms p50.</div>";
+  }
+  h << "</div>";
+  return h.str();
+}
+
 std::string report_html(const ojson& r) {
   std::ostringstream h;
   const ojson& suite = r["suite"];
@@ -152,15 +195,23 @@ std::string report_html(const ojson& r) {
     h << "</div>";
   }
 
+  // Tune, prompt or retrieve: the answer to the question the report exists for.
+  if (r.contains("decision")) h << decision_box_html(r);
+
   h << "<h2>Summary</h2><p class='small'>Pass rate: share of cases whose every check passed. Score: weighted mean of "
        "check scores (0&ndash;1). Fixed / broken: cases that pass now but failed with the reference, and the "
        "reverse. Perplexity: lower is better; forgetting is how much worse the model got on general text than "
-       "the base (+10% means 10% higher perplexity).</p>";
+       "the base (+10% means 10% higher perplexity). Tokens per answer: prompt plus generated tokens, the "
+       "cost paid on every request; latency includes retrieval for the rag variants.</p>";
   h << "<table><tr><th>Variant</th><th>Passed</th><th>Pass rate</th><th>Weighted score</th><th>Fixed</th><th>Broken</th>"
-       "<th>Validation perplexity</th><th>Holdout perplexity</th><th>Forgetting</th></tr>";
+       "<th>Validation perplexity</th><th>Holdout perplexity</th><th>Forgetting</th><th>Tokens / answer</th>"
+       "<th>Latency</th><th>Pass rate given a retrieval hit</th></tr>";
   for (auto& v : vars) {
-    std::string kind = v["kind"] == "prompt" ? " <span class='badge b-tag'>prompting</span>"
-                       : v["kind"] == "adapter" ? " <span class='badge b-tag'>tuned</span>" : "";
+    std::string kind = v["kind"] == "prompt"        ? " <span class='badge b-tag'>prompting</span>"
+                       : v["kind"] == "adapter"     ? " <span class='badge b-tag'>tuned</span>"
+                       : v["kind"] == "rag"         ? " <span class='badge b-tag'>retrieval</span>"
+                       : v["kind"] == "adapter+rag" ? " <span class='badge b-tag'>tuned + retrieval</span>"
+                                                    : "";
     h << "<tr><td>" << esc(v["name"]) << kind << "</td><td class='n'>" << v["passed"].get<int>() << " / "
       << v["cases"].get<size_t>() << "</td><td class='n'>" << pct(v["pass_rate"].get<double>()) << "</td><td class='n'>"
       << num(v["weighted_score"]) << "</td><td class='n'>" << (v["fixed_vs_reference"].is_null() ? "&mdash;" : v["fixed_vs_reference"].dump())
@@ -169,6 +220,10 @@ std::string report_html(const ojson& r) {
       h << "<td class='n'>" << (v[k].is_null() ? (v["kind"] == "prompt" ? "= base" : "&mdash;") : num(v[k]["ppl"], "{:.3f}"))
         << "</td>";
     h << "<td class='n'>" << (v["forgetting"].is_null() ? "&mdash;" : fmt::format("{:+.1f}%", 100 * v["forgetting"].get<double>()))
+      << "</td>";
+    h << "<td class='n'>" << fmt::format("{:.0f}", v.value("mean_prompt_tokens", 0.0) + v.value("mean_new_tokens", 0.0))
+      << "</td><td class='n'>" << fmt::format("{:.0f} ms", 1e3 * v.value("mean_latency_s", 0.0)) << "</td><td class='n'>"
+      << (v.contains("pass_given_hit") && !v["pass_given_hit"].is_null() ? pct(v["pass_given_hit"].get<double>()) : "&mdash;")
       << "</td></tr>";
   }
   h << "</table>";
@@ -244,6 +299,17 @@ std::string report_html(const ojson& r) {
     else
       for (auto& m : c["messages"]) h << "<div><b>" << esc(m["role"]) << "</b><pre>" << esc(m["content"]) << "</pre></div>";
     if (!c["expected"].is_null()) h << "<div><b>Expected</b><pre>" << esc(c["expected"]) << "</pre></div>";
+    if (c.contains("retrieval")) {
+      const ojson& rt = c["retrieval"];
+      h << "<details><summary class='small'>retrieved passages: "
+        << (rt["has_key"].get<bool>() ? (rt["hit"].get<bool>() ? "hit at rank " + rt["hit_rank"].dump() : std::string("miss"))
+                                      : std::string("no answer key"))
+        << "</summary><ol>";
+      for (auto& ps : rt["passages"])
+        h << "<li><code>" << esc(ps["source"]) << "</code> <span class='small'>" << num(ps["score"]) << "</span><pre>"
+          << esc(ps["text"]) << "</pre></li>";
+      h << "</ol></details>";
+    }
     h << "<div class='grid'>";
     for (auto& v : vars) {
       const ojson& res = c["results"][v["name"].get<std::string>()];

@@ -20,6 +20,7 @@
 #include "lathe/peft/adapter.h"
 #include "lathe/chat/chat_template.h"
 #include "lathe/records/record_format.h"
+#include "lathe/retrieval/rag_prompt.h"
 #include "lathe/tokenizer/stop_tokens.h"
 #include "lathe/tokenizer/tokenizer.h"
 
@@ -86,7 +87,10 @@ Prompting choose_prompting(const std::string& name, const std::string& model_pat
 
 // The case as text the model continues. Plain mode: system, few-shot pairs and the prompt joined
 // as "SYSTEM\n\nP1R1\n\nP2R2\n\nPROMPT" (the suite writes prompts in the form it wants).
-std::string render_prompt(const EvalCase& c, const PromptBaseline* baseline, const Prompting& p) {
+// `user_turn`, when given, replaces the content of the case's last user turn (the rag variants put
+// the retrieved passages there).
+std::string render_prompt(const EvalCase& c, const PromptBaseline* baseline, const Prompting& p,
+                          const std::string* user_turn = nullptr) {
   std::string system = baseline ? baseline->system : "";
   if (!c.system.empty()) system += (system.empty() ? "" : "\n\n") + c.system;
   if (!p.tmpl) {
@@ -94,7 +98,7 @@ std::string render_prompt(const EvalCase& c, const PromptBaseline* baseline, con
     std::string text = system.empty() ? "" : system + "\n\n";
     if (baseline)
       for (auto& f : baseline->few_shot) text += f.prompt + f.response + "\n\n";
-    return text + c.prompt;
+    return text + (user_turn ? *user_turn : c.prompt);
   }
   nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
   nlohmann::ordered_json conv = c.messages.is_null()
@@ -110,16 +114,17 @@ std::string render_prompt(const EvalCase& c, const PromptBaseline* baseline, con
       msgs.push_back({{"role", "user"}, {"content", f.prompt}});
       msgs.push_back({{"role", "assistant"}, {"content", f.response}});
     }
+  if (user_turn)
+    for (size_t i = conv.size(); i-- > 0;)
+      if (conv[i]["role"] == "user") {
+        conv[i]["content"] = *user_turn;
+        break;
+      }
   for (auto& m : conv) msgs.push_back(m);
   return p.tmpl->render_text(msgs, p.render);
 }
 
-std::string last_user_turn(const EvalCase& c) {
-  if (c.messages.is_null()) return c.prompt;
-  for (size_t i = c.messages.size(); i-- > 0;)
-    if (c.messages[i]["role"] == "user") return c.messages[i]["content"].get<std::string>();
-  return "";
-}
+std::string last_user_turn(const EvalCase& c) { return retrieval_query(c); }
 
 std::vector<std::pair<nlohmann::json, std::string>> read_records(const std::string& path, size_t limit) {
   JsonlReader in(path, "eval");  // malformed or too deep: "[eval] path:line: ..."
@@ -317,28 +322,47 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
     plans.back().v.name = "prompt";
     plans.back().v.kind = "prompt";
   }
+  // Retrieval: every case retrieves once; the rag variants share the passages.
+  std::string index_dir = !opt.retrieval.empty() ? opt.retrieval : suite.retrieval.index;
+  retrieval::RagPrompt rag_prompt;
+  if (!index_dir.empty()) {
+    run.retrieval_index = index_dir;
+    run.retrieval_k = opt.retrieval_k > 0 ? opt.retrieval_k : suite.retrieval.k;
+    std::string tpl = !opt.rag_template.empty() ? opt.rag_template : suite.retrieval.template_path;
+    if (!tpl.empty()) rag_prompt = retrieval::RagPrompt::from_file(tpl);
+    retrieval::Index index(index_dir);
+    run.retrieval = retrieve_cases(index, suite.cases, run.retrieval_k);
+    plans.push_back({});
+    plans.back().v.name = "rag";
+    plans.back().v.kind = "rag";
+  }
   for (auto& [name, dir] : opt.adapters) {
-    for (auto& p : plans)
-      if (p.v.name == name) fail("eval", "--adapter {}={}: the variant name '{}' is taken", name, dir, name);
-    Plan p;
-    p.v.name = name;
-    p.v.kind = "adapter";
-    p.v.adapter_dir = dir;
-    p.adapter = load_peft_adapter(dir, base.config);
-    if (p.adapter.base_nf4) {
-      p.own_base = std::make_unique<Model>(Model::load(opt.model_path));
-      quantize_model_nf4(*p.own_base);
+    for (int with_rag = 0; with_rag <= int(!index_dir.empty()); with_rag++) {
+      std::string vname = with_rag ? name + "+rag" : name;
+      for (auto& p : plans)
+        if (p.v.name == vname) fail("eval", "--adapter {}={}: the variant name '{}' is taken", name, dir, vname);
+      Plan p;
+      p.v.name = vname;
+      p.v.kind = with_rag ? "adapter+rag" : "adapter";
+      p.v.adapter_dir = dir;
+      p.adapter = load_peft_adapter(dir, base.config);
+      if (p.adapter.base_nf4) {
+        p.own_base = std::make_unique<Model>(Model::load(opt.model_path));
+        quantize_model_nf4(*p.own_base);
+      }
+      plans.push_back(std::move(p));
     }
-    plans.push_back(std::move(p));
   }
 
   for (auto& p : plans) {
     auto t0 = clock::now();
     const Model& m = p.own_base ? *p.own_base : base;
-    const AdapterSet* set = p.v.kind == "adapter" ? p.adapter.set() : nullptr;
+    const bool with_adapter = p.v.kind == "adapter" || p.v.kind == "adapter+rag";
+    const AdapterSet* set = with_adapter ? p.adapter.set() : nullptr;
     const PromptBaseline* bl = p.v.kind == "prompt" ? &suite.baseline : nullptr;
     VariantResult& v = p.v;
     double wsum = 0, wpass = 0, wscore = 0;
+    int hits = 0, pass_on_hit = 0;
     // Cases run side by side, one per thread (each generate() then runs its kernels on one
     // thread: OpenMP does not nest by default). Greedy decoding gives the same text either way.
     // Adapters keep forward scratch inside their modules (LoraLinear), so every thread gets its
@@ -354,8 +378,27 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
     for (int i = 0; i < n_cases; i++) {
       try {
         const AdapterSet* mine = set ? thread_adapters[size_t(omp_get_thread_num())].set() : nullptr;
-        outs[i] = generate_case(m, mine, *tok, render_prompt(suite.cases[i], bl, prompting), prompting.tmpl.has_value(),
-                                suite.generation, stop_ids);
+        auto c0 = clock::now();
+        std::string text;
+        int used = 0;
+        if (p.v.uses_retrieval()) {
+          // Passages that would push the prompt past the context (less the answer's room) are left
+          // out from the last one up, as a server must; the case records how many were used.
+          const auto& hits = run.retrieval[i].hits;
+          const int64_t room = m.config.max_position_embeddings - suite.generation.max_new_tokens;
+          for (used = int(hits.size()); used >= 0; used--) {
+            std::vector<retrieval::Hit> some(hits.begin(), hits.begin() + used);
+            std::string turn = retrieval::rag_user_message(last_user_turn(suite.cases[i]), some, rag_prompt);
+            text = render_prompt(suite.cases[i], bl, prompting, &turn);
+            if (used == 0 || int64_t(tok->encode(text, !prompting.tmpl).size()) <= room) break;
+          }
+        } else {
+          text = render_prompt(suite.cases[i], bl, prompting);
+        }
+        outs[i] = generate_case(m, mine, *tok, text, prompting.tmpl.has_value(), suite.generation, stop_ids);
+        outs[i].passages_used = used;
+        outs[i].seconds = std::chrono::duration<double>(clock::now() - c0).count() +
+                          (p.v.uses_retrieval() ? run.retrieval[i].seconds : 0.0);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
@@ -374,13 +417,26 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
         v.tags[t].cases++;
         v.tags[t].passed += o.pass;
       }
+      if (v.uses_retrieval() && run.retrieval[i].hit_rank > 0) {
+        hits++;
+        pass_on_hit += o.pass;
+      }
+      v.mean_prompt_tokens += o.prompt_tokens;
+      v.mean_new_tokens += o.new_tokens;
+      v.mean_latency_s += o.seconds;
       v.cases.push_back(std::move(o));
     }
+    const double n = double(std::max<size_t>(suite.cases.size(), 1));
+    v.mean_prompt_tokens /= n;
+    v.mean_new_tokens /= n;
+    v.mean_latency_s /= n;
+    if (hits > 0) v.pass_given_hit = double(pass_on_hit) / hits;
     v.pass_rate = double(v.passed) / double(suite.cases.size());
     v.weighted_pass_rate = wsum > 0 ? wpass / wsum : 0;
     v.weighted_score = wsum > 0 ? wscore / wsum : 0;
-    // The prompt variant has the base's weights: its perplexities are the base's, not recomputed.
-    if (p.v.kind != "prompt") {
+    // The prompt and rag variants have the weights of a variant before them: their perplexities
+    // are that variant's, not recomputed.
+    if (p.v.kind == "base" || p.v.kind == "adapter") {
       if (!val_ids.empty()) v.validation = sequence_perplexity(m, val_ids, val_labels, ctx, set);
       if (!hold_ids.empty()) v.holdout = sequence_perplexity(m, hold_ids, {}, ctx, set);
     }
@@ -395,6 +451,16 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
   const VariantResult* ref = nullptr;
   for (auto& p : plans)
     if (p.v.name == run.reference) ref = &p.v;
+  // Same weights, same perplexities: rag shares the base's, NAME+rag the adapter's.
+  for (auto& p : plans) {
+    if (!p.v.uses_retrieval()) continue;
+    std::string of = p.v.kind == "rag" ? "base" : p.v.name.substr(0, p.v.name.size() - 4);
+    for (auto& q : plans)
+      if (q.v.name == of) {
+        p.v.validation = q.v.validation;
+        p.v.holdout = q.v.holdout;
+      }
+  }
   for (auto& p : plans) {
     if (b.holdout && p.v.holdout && b.holdout->ppl > 0) p.v.forgetting = p.v.holdout->ppl / b.holdout->ppl - 1.0;
     if (ref && &p.v != ref)

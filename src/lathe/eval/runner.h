@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/eval/perplexity.h"
+#include "lathe/eval/retrieval_eval.h"
 #include "lathe/eval/test_suite.h"
 
 namespace lathe::eval {
@@ -30,6 +31,11 @@ struct RunOptions {
   int context = 0;                 // perplexity window (0: max_position_embeddings)
   size_t max_ppl_records = 2000;   // cap on validation / holdout records scored
   bool progress = true;            // one line per variant on stderr
+  // Retrieval (eval/retrieval_eval.h): an index dir adds the variants "rag" (base + retrieved
+  // passages) and "NAME+rag" for each adapter; empty: the suite's retrieval.index, if any.
+  std::string retrieval;
+  int retrieval_k = 0;             // passages per question (0: the suite's retrieval.k)
+  std::string rag_template;        // prompt template file ({context}, {question}); empty: the suite's or the default
 };
 
 struct CaseOutput {
@@ -40,6 +46,8 @@ struct CaseOutput {
   double score = 0;          // weighted mean of assertion scores
   int prompt_tokens = 0, new_tokens = 0;
   std::string finish_reason;  // stop | length | stop-sequence
+  double seconds = 0;         // retrieval (rag variants) + generation of this answer
+  int passages_used = 0;      // rag variants: retrieved passages that fit the context
 };
 
 struct TagStats {
@@ -47,7 +55,7 @@ struct TagStats {
 };
 
 struct VariantResult {
-  std::string name, kind, adapter_dir;  // kind: base | prompt | adapter
+  std::string name, kind, adapter_dir;  // kind: base | prompt | adapter | rag | adapter+rag
   std::vector<CaseOutput> cases;        // in suite order
   int passed = 0;
   double pass_rate = 0, weighted_pass_rate = 0, weighted_score = 0;
@@ -56,6 +64,10 @@ struct VariantResult {
   std::optional<double> forgetting;     // holdout ppl / base holdout ppl - 1
   int fixed = 0, broken = 0;            // vs the reference variant: fail->pass, pass->fail
   double seconds = 0;
+  // Cost per answer: means over the cases.
+  double mean_prompt_tokens = 0, mean_new_tokens = 0, mean_latency_s = 0;
+  std::optional<double> pass_given_hit;  // rag variants: pass rate over the cases whose retrieval hit
+  bool uses_retrieval() const { return kind == "rag" || kind == "adapter+rag"; }
 };
 
 struct Contamination {
@@ -70,6 +82,10 @@ struct EvalRun {
   std::vector<VariantResult> variants;
   std::vector<Contamination> contamination;  // per case
   std::string reference;                     // the variant fixed/broken counts compare against
+  // Retrieval, when an index was given: per case (suite order), shared by every rag variant.
+  std::string retrieval_index;
+  int retrieval_k = 0;
+  std::vector<CaseRetrieval> retrieval;
 };
 
 EvalRun run_eval(const EvalSuite& suite, const RunOptions& options);

@@ -106,12 +106,14 @@ Assertion assertion_from_json(const nlohmann::json& j, const std::string& where,
 EvalCase case_from_json_impl(const nlohmann::json& j, const std::string& where,
                              const std::vector<std::string>* assert_wheres) {
   if (!j.is_object()) fail("eval", "{}: a test case must be an object", where);
-  check_keys(j, {"id", "prompt", "messages", "system", "expected", "assert", "tags", "weight"}, where, "a test case");
+  check_keys(j, {"id", "prompt", "messages", "system", "expected", "assert", "tags", "weight", "source"}, where,
+             "a test case");
   EvalCase c;
   c.where = where;
   if (j.contains("id")) c.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
   c.prompt = get_string(j, "prompt", where);
   c.system = get_string(j, "system", where);
+  c.source = get_string(j, "source", where);
   if (j.contains("expected") && !j["expected"].is_null()) {
     c.expected = j["expected"].is_string() ? j["expected"].get<std::string>() : j["expected"].dump();
     c.has_expected = true;
@@ -198,7 +200,7 @@ EvalSuite parse_suite_yaml(const std::string& text, const std::string& origin, c
   EvalSuite s;
   s.source = origin;
   nlohmann::json top = yaml_to_json(root);
-  check_keys(top, {"name", "description", "generation", "baseline", "gates", "cases", "cases_file"},
+  check_keys(top, {"name", "description", "generation", "baseline", "gates", "retrieval", "cases", "cases_file"},
              at_line(origin, root), "the suite");
   s.name = get_string(top, "name", at_line(origin, root));
   if (root["generation"]) {
@@ -251,6 +253,21 @@ EvalSuite parse_suite_yaml(const std::string& text, const std::string& origin, c
     check_keys(g, {"min_pass_rate", "max_forgetting"}, w, "gates");
     s.gates.min_pass_rate = get_number(g, "min_pass_rate", -1, w);
     s.gates.max_forgetting = get_number(g, "max_forgetting", -1, w);
+  }
+  if (root["retrieval"]) {
+    std::string w = at_line(origin, root["retrieval"]);
+    const auto& r = top["retrieval"];
+    if (!r.is_object()) fail("eval", "{}: 'retrieval' must be a mapping (index, k, template)", w);
+    check_keys(r, {"index", "k", "template"}, w, "retrieval");
+    auto resolve = [&](const std::string& f) {
+      std::filesystem::path p(f);
+      return f.empty() || p.is_absolute() ? f : (std::filesystem::path(base_dir) / p).string();
+    };
+    s.retrieval.index = resolve(get_string(r, "index", w));
+    s.retrieval.template_path = resolve(get_string(r, "template", w));
+    double k = get_number(r, "k", s.retrieval.k, w);
+    if (k < 1 || k > 50 || k != double(int(k))) fail("eval", "{}: retrieval.k must be an integer in [1, 50]", w);
+    s.retrieval.k = int(k);
   }
   if (root["cases"] && root["cases_file"])
     fail("eval", "{}: give 'cases' or 'cases_file', not both", at_line(origin, root["cases_file"]));

@@ -23,6 +23,9 @@ struct EvalCase {
   std::vector<std::string> tags;
   double weight = 1;
   std::string where;                  // "file:line"
+  // Retrieval only: the document the answer lives in (a path or its tail, e.g. "02-leave-ko.md");
+  // a retrieved passage from it counts as a retrieval hit.
+  std::string source;
 };
 
 struct GenerationSettings {
@@ -53,12 +56,21 @@ struct Gates {
   double max_forgetting = -1;  // < 0: off
 };
 
+// The suite's `retrieval:` section: the index the rag variants search, passages per question and an
+// optional prompt template ({context}, {question}; retrieval/rag_prompt.h). Paths resolve against
+// the suite's directory.
+struct SuiteRetrieval {
+  std::string index, template_path;
+  int k = 3;
+};
+
 struct EvalSuite {
   std::string name;
   std::string source;  // the file it came from
   GenerationSettings generation;
   PromptBaseline baseline;
   Gates gates;
+  SuiteRetrieval retrieval;
   std::vector<EvalCase> cases;
 };
 

@@ -15,6 +15,11 @@ bool starts_with_heading(std::string_view s) {
   return i < s.size() && s[i] == '#';
 }
 
+bool is_lone_heading(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.remove_suffix(1);
+  return starts_with_heading(s) && s.find('\n') == std::string_view::npos;
+}
+
 // The last words of `prev` worth at least `overlap` tokens (the whole text when it is shorter).
 std::string tail_tokens(const std::string& prev, size_t overlap, const Tokenizer* tok) {
   if (overlap == 0) return {};
@@ -77,7 +82,16 @@ FileChunks chunk_file(const std::string& path, const ChunkOptions& o) {
   if (!cr.inputs.empty()) fc.format = cr.inputs.back().format;
   const bool documents = fc.format == "txt" || fc.format == "md" || fc.format == "html" || fc.format == "pdf";
   const data::Source* prev_src = nullptr;
-  std::string prev_text;
+  std::string prev_text, heading;
+  data::Source heading_src;
+  auto emit_heading = [&] {
+    Passage p;
+    p.text = heading;
+    p.source = heading_src;
+    p.tokens = count_tokens(p.text, tok);
+    fc.passages.push_back(std::move(p));
+    heading.clear();
+  };
   for (auto& r : cr.records) {
     std::string where = r.source.where();
     std::string text;
@@ -92,10 +106,28 @@ FileChunks chunk_file(const std::string& path, const ChunkOptions& o) {
       fc.counts.drop("empty passage", where);
       continue;
     }
+    // A heading the collector left alone (its section was over the budget) leads the next passage
+    // of the same page instead of being a passage without content.
+    if (documents && is_lone_heading(text)) {
+      if (!heading.empty()) emit_heading();
+      heading = text;
+      heading_src = r.source;
+      continue;
+    }
     // Overlap joins pieces of one running text: not records, not across PDF pages, not at a heading.
     bool continues = documents && prev_src && prev_src->page == r.source.page && !starts_with_heading(text);
     Passage p;
     p.source = r.source;
+    if (!heading.empty()) {
+      if (heading_src.page == r.source.page) {
+        text = heading + "\n\n" + text;
+        p.source = heading_src;
+        continues = false;
+      } else {
+        emit_heading();
+      }
+      heading.clear();
+    }
     p.text = continues ? tail_tokens(prev_text, o.overlap, tok) : std::string();
     if (!p.text.empty()) p.text += ' ';
     p.text += text;
@@ -104,6 +136,7 @@ FileChunks chunk_file(const std::string& path, const ChunkOptions& o) {
     fc.passages.push_back(std::move(p));
     prev_src = &r.source;
   }
+  if (!heading.empty()) emit_heading();
   fc.counts.out = fc.passages.size();
   return fc;
 }

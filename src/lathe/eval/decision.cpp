@@ -1,0 +1,138 @@
+#include "lathe/eval/decision.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace lathe::eval {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+struct Cost {
+  double tokens = 0, latency = 0;
+  bool operator<(const Cost& o) const { return tokens != o.tokens ? tokens < o.tokens : latency < o.latency; }
+};
+
+// Pass rate and cost of a variant over the cases selected by `in` (all cases, or one tag's).
+struct Score {
+  int cases = 0, passed = 0;
+  Cost cost;
+  double rate() const { return cases ? double(passed) / cases : 0.0; }
+};
+
+template <class Pred>
+Score score_of(const EvalRun& run, const VariantResult& v, Pred in) {
+  Score s;
+  for (size_t i = 0; i < v.cases.size(); i++) {
+    if (!in(run.suite.cases[i])) continue;
+    s.cases++;
+    s.passed += v.cases[i].pass;
+    s.cost.tokens += v.cases[i].prompt_tokens + v.cases[i].new_tokens;
+    s.cost.latency += v.cases[i].seconds;
+  }
+  if (s.cases) {
+    s.cost.tokens /= s.cases;
+    s.cost.latency /= s.cases;
+  }
+  return s;
+}
+
+template <class Pred>
+ojson choose(const EvalRun& run, double gate, Pred in) {
+  std::vector<std::pair<const VariantResult*, Score>> scored;
+  double best = -1;
+  for (auto& v : run.variants) {
+    scored.emplace_back(&v, score_of(run, v, in));
+    best = std::max(best, scored.back().second.rate());
+  }
+  const double need = gate >= 0 ? gate : best;
+  const std::pair<const VariantResult*, Score>* pick = nullptr;
+  ojson passing = ojson::array();
+  for (auto& c : scored) {
+    if (c.second.rate() + 1e-12 < need) continue;
+    passing.push_back(c.first->name);
+    if (!pick || c.second.cost < pick->second.cost) pick = &c;
+  }
+  ojson j;
+  j["choice"] = pick ? ojson(pick->first->name) : ojson(nullptr);
+  if (pick) {
+    j["pass_rate"] = pick->second.rate();
+    j["tokens_per_answer"] = pick->second.cost.tokens;
+    j["latency_s"] = pick->second.cost.latency;
+  } else {
+    j["best_pass_rate"] = best;
+  }
+  j["passing"] = passing;
+  return j;
+}
+
+}  // namespace
+
+ojson decision_json(const EvalRun& run, const Gates& gates) {
+  ojson d;
+  const double gate = gates.min_pass_rate;
+  d["gate"] = gate >= 0 ? ojson(gate) : ojson(nullptr);
+  d["rule"] = gate >= 0 ? "the cheapest variant (tokens per answer, then latency) whose pass rate meets the gate"
+                        : "no gate: the cheapest variant (tokens per answer, then latency) with the highest pass rate";
+  d["overall"] = choose(run, gate, [](const EvalCase&) { return true; });
+  std::map<std::string, int> tags;
+  for (auto& c : run.suite.cases)
+    for (auto& t : c.tags) tags[t]++;
+  ojson per_tag = ojson::object();
+  for (auto& [t, n] : tags) {
+    ojson j = choose(run, gate, [&](const EvalCase& c) { return std::find(c.tags.begin(), c.tags.end(), t) != c.tags.end(); });
+    j["cases"] = n;
+    per_tag[t] = j;
+  }
+  d["per_tag"] = per_tag;
+
+  const VariantResult *base = nullptr, *rag = nullptr;
+  std::vector<const VariantResult*> tuned;
+  for (auto& v : run.variants) {
+    if (v.kind == "base") base = &v;
+    if (v.kind == "rag") rag = &v;
+    if (v.kind == "adapter") tuned.push_back(&v);
+  }
+  ojson only_rag = ojson::array(), only_tune = ojson::array();
+  int both = 0, neither = 0, tune_only_misses = 0;
+  if (base && rag) {
+    for (size_t i = 0; i < run.suite.cases.size(); i++) {
+      if (base->cases[i].pass) continue;
+      bool by_rag = rag->cases[i].pass, by_tune = false;
+      for (auto* t : tuned) by_tune = by_tune || t->cases[i].pass;
+      const std::string& id = run.suite.cases[i].id;
+      if (by_rag && !by_tune) only_rag.push_back(id);
+      if (by_tune && !by_rag) {
+        only_tune.push_back(id);
+        tune_only_misses += i < run.retrieval.size() && run.retrieval[i].has_key && run.retrieval[i].hit_rank == 0;
+      }
+      both += by_rag && by_tune;
+      bool any = false;
+      for (auto& v : run.variants) any = any || v.cases[i].pass;
+      neither += !any;
+    }
+  }
+  d["only_retrieval_fixes"] = only_rag;
+  d["only_tuning_fixes"] = only_tune;
+  d["both_fix"] = both;
+  d["still_failing"] = neither;
+  std::string line;
+  if (!rag) {
+    line = "No retrieval index was given: only prompting and tuning were compared.";
+  } else if (tuned.empty()) {
+    line = fmt::format("Retrieval fixes {} case(s) the base model fails; no tuned adapter was evaluated.", only_rag.size());
+  } else {
+    line = fmt::format(
+        "Retrieval alone fixes {} case(s) no tuned model answers: facts the documents hold that training did not "
+        "teach. Tuning alone fixes {} case(s) retrieval does not ({} of them had no retrieved passage with the "
+        "answer): what the model must know or say without looking it up. {} case(s) both fix; {} fail in every variant.",
+        only_rag.size(), only_tune.size(), tune_only_misses, both, neither);
+  }
+  d["summary"] = line;
+  return d;
+}
+
+}  // namespace lathe::eval

@@ -1,0 +1,20 @@
+// The report's decision box: tune, prompt or retrieve? Among the variants of one evaluation it names
+// the one that passes the gate at the lowest cost per answer, overall and per tag, and lists the
+// cases only retrieval fixes and those only tuning fixes.
+//
+// Cost per answer is the tokens the model processes for it (prompt tokens + generated tokens, mean
+// over the cases), then latency: a longer prompt (few-shot examples, retrieved passages) is paid on
+// every request, a tuned adapter once at training time. Without a min_pass_rate gate the candidates
+// are the variants with the highest pass rate. "Only retrieval fixes": the base fails, `rag` passes
+// and no adapter without retrieval passes; "only tuning fixes": the base fails, some adapter without
+// retrieval passes and `rag` fails.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "lathe/eval/runner.h"
+
+namespace lathe::eval {
+
+nlohmann::ordered_json decision_json(const EvalRun& run, const Gates& gates);
+
+}  // namespace lathe::eval
