@@ -240,3 +240,91 @@ TEST(EvalE2E, QloraGetsItsOwnBase) {
 }
 
 }  // namespace
+
+// Retrieval as variants: an index over a few documents about Zog, `--retrieval` adds rag and
+// tuned+rag; every case's retrieved passages, hit and cost are in the report, the rag prompts carry
+// the passages with their sources, passages that overflow the context are left out, and the
+// decision box agrees with the variants' own pass flags.
+TEST(EvalE2E, RetrievalVariantsAndDecisionBox) {
+  LATHE_REQUIRE_FIXTURE(kModel);
+  ZogRun s;
+  ASSERT_EQ(s.train_rc, 0) << s.train_log;
+  std::filesystem::create_directories(s.dir / "docs");
+  std::ofstream(s.dir / "docs/zog.md") << "# Zog\n\nThe sky in Zog is green. The king of Zog is Bob.\n\n"
+                                         "# Moons\n\nZog has three moons.\n";
+  std::ofstream(s.dir / "docs/pets.md") << "# Pets\n\nLily has a frog. Tom eats cake every day.\n";
+  std::string filler;  // a long document: five of its passages cannot all fit stories260K's 512 tokens
+  for (int i = 0; i < 60; i++) filler += "The weather in Zog was mild on day " + std::to_string(i) + " of the long year. ";
+  std::ofstream(s.dir / "docs/weather.md") << "# Weather\n\n" << filler << "\n";
+  std::string out;
+  ASSERT_EQ(run_lathe("index build --input " + s.dir / "docs" + " --output " + s.dir / "index --model " + s.model +
+                          " --chunk-tokens 200 --overlap 16 --no-progress",
+                      &out, true),
+            0)
+      << out;
+  // The unseen case names its document: a hit without a contains key.
+  std::string suite = lathe::read_file(s.suite);
+  suite += "    source: zog.md\n";
+  std::ofstream(s.dir / "suite_rag.yaml") << suite;
+  int rc = run_lathe("eval --model " + s.model + " --adapter tuned=" + s.adapter + " --tests " + s.dir / "suite_rag.yaml" +
+                         " --retrieval " + s.dir / "index --retrieval-k 5 --min-pass-rate 0.75 --threads 1 --output " +
+                         s.dir / "rag",
+                     &out, true);
+  ASSERT_TRUE(rc == 0 || rc == 3) << out;
+  EXPECT_NE(out.find("retrieval: "), std::string::npos) << out;
+  EXPECT_NE(out.find("decision: "), std::string::npos) << out;
+  auto r = nlohmann::json::parse(lathe::read_file(s.dir / "rag/report.json"));
+  std::vector<std::string> names;
+  for (auto& v : r["variants"]) names.push_back(v["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag"}));
+  ASSERT_EQ(r["retrieval"]["k"], 5);
+  int with_key = 0, hits = 0;
+  bool trimmed = false;
+  for (auto& c : r["cases"]) {
+    const auto& rt = c["retrieval"];
+    ASSERT_TRUE(rt.is_object()) << c["id"];
+    EXPECT_TRUE(rt["has_key"].get<bool>()) << c["id"];  // icontains keys, and the unseen case's source
+    with_key += rt["has_key"].get<bool>();
+    hits += rt["hit_rank"].get<int>() >= 1;
+    ASSERT_FALSE(rt["passages"].empty()) << c["id"];
+    const auto& rag = c["results"]["rag"];
+    int used = rag["passages_used"].get<int>();
+    EXPECT_GE(used, 1) << c["id"];
+    trimmed = trimmed || used < int(rt["passages"].size());
+    // The prompt carries the first passage with its source, and ends with the case's question.
+    const std::string pt = rag["prompt_text"];
+    EXPECT_NE(pt.find("[1] " + rt["passages"][0]["source"].get<std::string>() + "\n"), std::string::npos) << pt;
+    EXPECT_TRUE(pt.ends_with(c["prompt"].get<std::string>())) << pt;
+    EXPECT_GT(rag["prompt_tokens"].get<int>(), c["results"]["base"]["prompt_tokens"].get<int>());
+  }
+  EXPECT_TRUE(trimmed) << "no rag prompt had to leave a passage out";
+  EXPECT_EQ(r["retrieval"]["cases_with_key"], with_key);
+  EXPECT_EQ(hits, 5);  // every answer is in docs/
+  EXPECT_DOUBLE_EQ(r["retrieval"]["hit_at_k"][4].get<double>(), 1.0);
+  // The decision box, from the variants' own flags.
+  const auto& d = r["decision"];
+  auto pass = [&](const nlohmann::json& c, const char* v) { return c["results"][v]["pass"].get<bool>(); };
+  std::vector<std::string> only_rag, only_tune;
+  for (auto& c : r["cases"]) {
+    if (pass(c, "base")) continue;
+    if (pass(c, "rag") && !pass(c, "tuned")) only_rag.push_back(c["id"]);
+    if (pass(c, "tuned") && !pass(c, "rag")) only_tune.push_back(c["id"]);
+  }
+  EXPECT_EQ(d["only_retrieval_fixes"].get<std::vector<std::string>>(), only_rag);
+  EXPECT_EQ(d["only_tuning_fixes"].get<std::vector<std::string>>(), only_tune);
+  // The cheapest variant at or above the gate: tuned passes the four memorised facts (0.8) at the
+  // base's prompt length, which no rag variant can match.
+  double best_tokens = 1e18;
+  std::string cheapest;
+  for (auto& v : r["variants"]) {
+    if (v["pass_rate"].get<double>() < 0.75) continue;
+    double t = v["mean_prompt_tokens"].get<double>() + v["mean_new_tokens"].get<double>();
+    if (t < best_tokens) best_tokens = t, cheapest = v["name"];
+  }
+  EXPECT_EQ(d["overall"]["choice"], cheapest);
+  EXPECT_EQ(cheapest, "tuned") << r["variants"].dump();
+  EXPECT_TRUE(d["per_tag"].contains("memorised"));
+  std::string html = lathe::read_file(s.dir / "rag/report.html");
+  EXPECT_NE(html.find("Tune, prompt or retrieve?"), std::string::npos);
+  EXPECT_NE(html.find("retrieved passages"), std::string::npos);
+}

@@ -15,6 +15,7 @@
 #include "lathe/eval/eval_options.h"
 #include "lathe/peft/export_options.h"
 #include "lathe/project/project_schema.h"
+#include "lathe/retrieval/index_options.h"
 #include "lathe/serve/serve_options.h"
 #include "lathe/train/train_options.h"
 #include "test_util.h"
@@ -107,6 +108,13 @@ TEST(OptionsDocs, DataKeysMatchTheExampleInDocsDataMd) {
 }
 
 TEST(OptionsDocs, CommandFlagsMatchTheirPages) {
+  const std::string rdoc = doc("retrieval.md");
+  EXPECT_EQ(documented_flags(section(rdoc, "### `lathe index build`"), lathe::retrieval::index_build_options_table()),
+            declared(lathe::retrieval::index_build_options_table()));
+  EXPECT_EQ(documented_flags(section(rdoc, "### `lathe index search`"), lathe::retrieval::index_search_options_table()),
+            declared(lathe::retrieval::index_search_options_table()));
+  EXPECT_EQ(documented_flags(section(rdoc, "### `lathe index augment`"), lathe::retrieval::index_augment_options_table()),
+            declared(lathe::retrieval::index_augment_options_table()));
   EXPECT_EQ(documented_flags(section(doc("eval.md"), "## Options"), lathe::eval::eval_options_table()),
             declared(lathe::eval::eval_options_table()));
   EXPECT_EQ(documented_flags(section(doc("serve.md"), "## Options"), lathe::serve::serve_options_table()),
@@ -132,6 +140,9 @@ TEST(OptionsDocs, ProjectSectionsNameEveryKey) {
   const std::string exp = section(text, "### export");
   for (const Option* o : lathe::project::export_section_options())
     EXPECT_TRUE(named(exp, o->key)) << "export." << o->key << " is not in docs/project.md";
+  const std::string retrieval = section(text, "### retrieval");
+  for (const auto& o : lathe::retrieval::retrieval_section_table().options())
+    EXPECT_TRUE(named(retrieval, o.key)) << "retrieval." << o.key << " is not in docs/project.md";
   const std::string base = section(text, "### base_model");
   for (const auto& o : lathe::project::base_model_options_table().options()) {
     const std::string leaf = o.key.substr(o.key.rfind('.') + 1);

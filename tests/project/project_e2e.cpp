@@ -113,3 +113,57 @@ TEST(Project, TemplateLoadsAndErrorsNameTheLine) {
 }
 
 }  // namespace
+
+// A retrieval: section adds the index stage: built once, skipped when nothing changed, rebuilt (with
+// the evaluation after it) when a document changes; the evaluation gets the rag variants. With
+// retrieval.train the index stage writes augmented records and training reads them.
+TEST(Project, RetrievalSectionAddsTheIndexStage) {
+  LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
+  lathe::test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
+                      "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
+                      " --output " + dir / "base", &out, true), 0) << out;
+  {
+    std::ofstream f(dir / "chat.jsonl");
+    f << R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
+      << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n";
+  }
+  fs::create_directories(dir / "docs");
+  lathe::write_file_atomic(dir / "docs/lily.md", "# Lily\n\nLily is a girl who has a red ball.\n");
+  lathe::write_file_atomic(dir / "docs/park.md", "# Park\n\nThe ball is in the park near the tree.\n");
+  auto yaml = [](bool rag_train) {
+    return project_yaml(0.02, 6) + "retrieval:\n  inputs: [docs/]\n  chunk_tokens: 64\n  overlap: 8\n  k: 2\n" +
+           (rag_train ? "  train: true\n  distractor_fraction: 0.5\n" : "");
+  };
+  lathe::write_file_atomic(dir / "project.yaml", yaml(false));
+  const std::string run = "run --threads 1 --config " + dir.path;
+  int rc = run_lathe(run, &out, true);
+  ASSERT_TRUE(rc == 0 || rc == 3) << out;
+  EXPECT_EQ(stages_with(out, "running"), "index,train,eval,export") << out;
+  EXPECT_TRUE(fs::exists(dir / "out/index/index.sqlite"));
+  auto report = nlohmann::json::parse(lathe::read_file(dir / "out/eval/report.json"));
+  std::vector<std::string> names;
+  for (auto& v : report["variants"]) names.push_back(v["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "rag", "tuned", "tuned+rag"}));
+  EXPECT_EQ(report["retrieval"]["k"], 2);
+  EXPECT_EQ(report["cases"][0]["retrieval"]["passages"][0]["source"], "docs/lily.md:1");
+
+  run_lathe(run, &out, true);
+  EXPECT_EQ(stages_with(out, "running"), "") << out;
+  // A changed document rebuilds the index and re-evaluates; the adapter does not read it.
+  lathe::write_file_atomic(dir / "docs/park.md", "# Park\n\nThe ball is under the bench in the park.\n");
+  run_lathe(run, &out, true);
+  EXPECT_EQ(stages_with(out, "running"), "index,eval") << out;
+
+  // Training with retrieval: the index stage augments train.data, training reads the result.
+  lathe::write_file_atomic(dir / "project.yaml", yaml(true));
+  rc = run_lathe(run, &out, true);
+  ASSERT_TRUE(rc == 0 || rc == 3) << out;
+  EXPECT_EQ(stages_with(out, "running"), "index,train,eval,export") << out;
+  const std::string aug = lathe::read_file(dir / "out/index/train_rag.jsonl");
+  EXPECT_NE(aug.find("Answer the question using the passages below."), std::string::npos) << aug;
+  EXPECT_NE(aug.find("Who is Lily?"), std::string::npos);
+  EXPECT_NE(lathe::read_file(dir / ".lathe/stages/train.yaml").find("chat_template"), std::string::npos);
+  EXPECT_NE(out.find("out/index/train_rag.jsonl"), std::string::npos) << out;
+}

@@ -7,6 +7,7 @@
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/utf8.h"
+#include "lathe/retrieval/augment.h"
 #include "lathe/retrieval/index_options.h"
 
 namespace {
@@ -16,13 +17,34 @@ std::function<int()> setup(CLI::App& app) {
   auto* build = app.add_subcommand("build", "Index documents (incremental: unchanged files are kept)");
   auto* search = app.add_subcommand("search", "Search an index");
   auto* info = app.add_subcommand("info", "Settings, passages and files of an index (JSON)");
+  auto* augment = app.add_subcommand("augment", "Training records with retrieved passages in the prompt (RAG fine-tuning)");
+  const auto& at = lathe::retrieval::index_augment_options_table();
+  auto aflags = std::make_shared<lathe::cli::CliOptions>(*augment, at);
   const auto& bt = lathe::retrieval::index_build_options_table();
   const auto& st = lathe::retrieval::index_search_options_table();
   auto bflags = std::make_shared<lathe::cli::CliOptions>(*build, bt);
   auto sflags = std::make_shared<lathe::cli::CliOptions>(*search, st);
   auto info_dir = std::make_shared<std::string>();
   info->add_option("--index", *info_dir, "Index directory")->required();
-  return [=, &bt, &st] {
+  return [=, &bt, &st, &at] {
+    if (augment->parsed()) {
+      lathe::retrieval::AugmentCommandOptions o;
+      at.apply(o, aflags->overrides());
+      at.check(o);
+      lathe::retrieval::Index index(o.index);
+      lathe::retrieval::AugmentOptions ao;
+      ao.k = o.k;
+      ao.distractor_fraction = o.distractor_fraction;
+      ao.keep_plain = o.keep_plain;
+      ao.seed = uint64_t(o.seed);
+      if (!o.rag_template.empty()) ao.prompt = lathe::retrieval::RagPrompt::from_file(o.rag_template);
+      auto r = lathe::retrieval::augment_file(index, o.data, o.output, ao);
+      std::printf("augmented %zu of %zu records (%zu with the top %d passages, %zu with distractors, %zu without any "
+                  "hit, %zu not conversational): %zu records written to %s\n",
+                  r.with_top_passages + r.with_distractors, r.records_in, r.with_top_passages, o.k, r.with_distractors,
+                  r.without_hits, r.passed_through, r.written, o.output.c_str());
+      return 0;
+    }
     if (build->parsed()) {
       lathe::retrieval::BuildOptions o;
       bt.apply(o, bflags->overrides());

@@ -11,6 +11,7 @@
 #include "lathe/eval/test_suite.h"
 #include "lathe/peft/export_options.h"
 #include "lathe/project/project_config.h"
+#include "lathe/retrieval/index_options.h"
 #include "lathe/serve/serve_options.h"
 #include "lathe/train/train_options.h"
 
@@ -345,6 +346,7 @@ void check_section(const Ctx& c, const std::string& k, const YAML::Node& n) {
   else if (k == "eval") check_eval(c, n, k);
   else if (k == "export") read_section(c, n, k, export_section_options());
   else if (k == "serve") read_section(c, n, k, serve_section_options());
+  else if (k == "retrieval") read_section(c, n, k, all_options(retrieval::retrieval_section_table()));
 }
 
 }  // namespace
@@ -361,7 +363,8 @@ void validate_project_schema(const ProjectConfig& cfg) {
   Ctx c{cfg};
   const YAML::Node& root = cfg.root;
   if (!root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", cfg.path);
-  const std::vector<std::string> names = {"project", "goal", "base_model", "data", "train", "eval", "export", "serve"};
+  const std::vector<std::string> names = {"project", "goal", "base_model", "data", "retrieval",
+                                            "train", "eval", "export", "serve"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) fail("project", "{}: section names must be plain names", c.at(it->first));
     const std::string k = it->first.Scalar();

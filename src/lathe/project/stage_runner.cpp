@@ -20,6 +20,7 @@
 #include "lathe/project/content_hash.h"
 #include "lathe/project/project_schema.h"
 #include "lathe/project/run_registry.h"
+#include "lathe/retrieval/index_options.h"
 #include "lathe/train/train_options.h"
 
 namespace fs = std::filesystem;
@@ -31,6 +32,7 @@ const char* stage_name(Stage s) {
   switch (s) {
     case Stage::Base: return "base";
     case Stage::Prepare: return "prepare";
+    case Stage::Index: return "index";
     case Stage::Train: return "train";
     case Stage::Eval: return "eval";
     case Stage::Export: return "export";
@@ -39,7 +41,7 @@ const char* stage_name(Stage s) {
 }
 
 bool stage_from_name(const std::string& n, Stage* out) {
-  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Train, Stage::Eval, Stage::Export})
+  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Index, Stage::Train, Stage::Eval, Stage::Export})
     if (n == stage_name(s)) {
       *out = s;
       return true;
@@ -55,6 +57,7 @@ ProjectPaths project_paths(const ProjectConfig& c) {
   p.base_model = c.has("base_model") && c.root["base_model"]["build"] ? p.base_dir + "/model"
                                                                         : c.resolve(c.root["base_model"]["path"].as<std::string>());
   p.data = c.output_dir + "/data";
+  p.index = c.output_dir + "/index";
   p.train = c.output_dir + "/train";
   p.eval = c.output_dir + "/eval";
   p.export_dir = c.output_dir + "/export";
@@ -69,6 +72,7 @@ const char* section_of(Stage s) {
   switch (s) {
     case Stage::Base: return "base_model";
     case Stage::Prepare: return "data";
+    case Stage::Index: return "retrieval";
     default: return stage_name(s);
   }
 }
@@ -176,6 +180,11 @@ struct Runner {
   std::string method = "lora";
 
   std::string state_path() const { return p.state_dir + "/state.json"; }
+  // retrieval.train: the train stage reads the index stage's augmented records.
+  bool rag_training() const {
+    return cfg.has("retrieval") && cfg.root["retrieval"]["train"] && cfg.root["retrieval"]["train"].as<bool>();
+  }
+  std::string rag_records() const { return p.index + "/train_rag.jsonl"; }
   void save_state() { write_file_atomic(state_path(), state.dump(2) + "\n"); }
 
   // Paths handed to stages are relative to the project directory (their working directory), so
@@ -219,11 +228,22 @@ struct Runner {
         for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) parts[f] = hash_path(p.base_model + "/" + f);
         parts["eval_prompts"] = eval_prompts_hash();
         break;
+      case Stage::Index:
+        parts["retrieval"] = cfg.section_json("retrieval");
+        collect_paths(cfg, parts["retrieval"], inputs);
+        parts["tokenizer.json"] = hash_path(p.base_model + "/tokenizer.json");  // counts the passages' tokens
+        if (rag_training()) {  // the records augmented into train_rag.jsonl
+          parts["data"] = hash_path(p.data);
+          parts["train_data"] = cfg.section_json("train").value("data", ordered_json());
+          collect_paths(cfg, parts["train_data"], inputs);
+        }
+        break;
       case Stage::Train:
         parts["train"] = cfg.section_json("train");
         collect_paths(cfg, parts["train"], inputs);
         parts["data"] = hash_path(p.data);
         parts["base"] = base_hash();
+        if (rag_training()) parts["rag_records"] = hash_path(rag_records());
         break;
       case Stage::Eval:
         parts["eval"] = cfg.section_json("eval");
@@ -232,6 +252,10 @@ struct Runner {
         parts["adapter"] = hash_path(p.train);
         parts["data"] = hash_path(p.data);
         parts["base"] = base_hash();
+        if (cfg.has("retrieval")) {
+          parts["retrieval"] = cfg.section_json("retrieval");
+          parts["index"] = hash_path(p.index + "/index.sqlite");
+        }
         break;
       case Stage::Export:
         parts["export"] = cfg.section_json("export");
@@ -254,6 +278,7 @@ struct Runner {
     switch (s) {
       case Stage::Base: return fs::exists(p.base_model + "/config.json");
       case Stage::Prepare: return has_dataset_manifest(p.data);
+      case Stage::Index: return fs::exists(p.index + "/index.sqlite") && (!rag_training() || fs::exists(rag_records()));
       case Stage::Train: return fs::exists(p.train + "/adapter_config.json") || fs::exists(p.train + "/config.json");
       case Stage::Eval: return fs::exists(p.eval + "/report.json");
       case Stage::Export: return fs::exists(p.export_dir);
@@ -264,6 +289,7 @@ struct Runner {
   int prepare_data(ordered_json data, const std::string& name, const std::string& model, const std::string& output);
   int run_base();
   int run_prepare();
+  int run_index();
   int run_train();
   int run_eval();
   int run_export();
@@ -359,6 +385,51 @@ int Runner::prepare_data(ordered_json data, const std::string& name, const std::
 
 int Runner::run_prepare() { return prepare_data(cfg.section_json("data"), "prepare", p.base_model, p.data); }
 
+// `lathe index build` over the section's inputs with the base model's tokenizer (passages are
+// measured in the tokens the model will read), then, with retrieval.train, `lathe index augment` of
+// the prepared train split into index/train_rag.jsonl for the train stage.
+int Runner::run_index() {
+  ordered_json r = cfg.section_json("retrieval");
+  const auto& bt = retrieval::index_build_options_table();
+  Args a = lathe({"index", "build", flag_of(bt, "output"), rel(p.index), flag_of(bt, "model"), rel(p.base_model),
+                  "--no-progress"});
+  for (const char* k : {"chunk_tokens", "overlap", "encoder", "analyzer"})
+    if (r.contains(k)) {
+      a.push_back(flag_of(bt, k));
+      a.push_back(std::string(k) == "encoder" ? rel(cfg.resolve(arg_of(r[k]))) : arg_of(r[k]));
+    }
+  const ordered_json inputs = r.value("inputs", ordered_json::array());
+  for (const auto& x : inputs.is_array() ? inputs : ordered_json::array({inputs})) {
+    a.push_back(flag_of(bt, "inputs"));
+    a.push_back(rel(cfg.resolve(arg_of(x))));
+  }
+  if (int rc = spawn(a, cfg.dir)) return rc;
+  if (!rag_training()) return 0;
+  // The records training would read: the prepared data, else train.data.
+  std::string records = p.data;
+  if (!has_dataset_manifest(p.data)) {
+    const YAML::Node td = cfg.has("train") ? cfg.root["train"]["data"] : YAML::Node();
+    if (!td || !td.IsScalar())
+      fail("project", "{}: retrieval.train needs training records (a data: section or train.data)",
+           cfg.where(cfg.root["retrieval"]["train"]));
+    records = cfg.resolve(td.as<std::string>());
+  }
+  const auto& at = retrieval::index_augment_options_table();
+  Args g = lathe({"index", "augment", flag_of(at, "index"), rel(p.index), flag_of(at, "data"), rel(records),
+                  flag_of(at, "output"), rel(rag_records())});
+  for (const char* k : {"k", "distractor_fraction"})
+    if (r.contains(k)) {
+      g.push_back(flag_of(at, k));
+      g.push_back(arg_of(r[k]));
+    }
+  if (r.contains("keep_plain")) g.push_back(r["keep_plain"].get<bool>() ? "--keep-plain" : "--no-keep-plain");
+  if (r.contains("rag_template")) {
+    g.push_back(flag_of(at, "rag_template"));
+    g.push_back(rel(cfg.resolve(arg_of(r["rag_template"]))));
+  }
+  return spawn(g, cfg.dir);
+}
+
 int Runner::run_train() {
   // Keys, types and ranges were checked against the schema when project.yaml was loaded; relative
   // paths stay relative: the trainer runs in the project directory.
@@ -368,7 +439,8 @@ int Runner::run_train() {
   Args a = lathe({"train"});
   train_flag(a, "model", rel(p.base_model));
   const bool prepared = has_dataset_manifest(p.data);
-  if (prepared) train_flag(a, "data", rel(p.data));
+  if (rag_training()) train_flag(a, "data", rel(rag_records()));
+  else if (prepared) train_flag(a, "data", rel(p.data));
   train_flag(a, "output", rel(p.train));
   // The validation split, when the data has one, is the trainer's eval set.
   if (prepared) {
@@ -429,6 +501,12 @@ int Runner::run_eval() {
   if (method != "full") eval_flag(a, "adapter", "tuned=" + rel(p.train));
   if (has_dataset_manifest(p.data)) eval_flag(a, "eval_data", rel(p.data));
   if (!holdout.empty()) eval_flag(a, "holdout", holdout);
+  if (cfg.has("retrieval")) {
+    const ordered_json r = absolutize(cfg, cfg.section_json("retrieval"));
+    eval_flag(a, "retrieval", rel(p.index));
+    if (r.contains("k")) eval_flag(a, "retrieval_k", arg_of(r["k"]));
+    if (r.contains("rag_template")) eval_flag(a, "rag_template", arg_of(r["rag_template"]));
+  }
   if (fs::exists(p.train + "/metrics.jsonl"))
     eval_flag(a, "train_metrics", (method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
   if (cfg.gates.min_pass_rate >= 0) eval_flag(a, "min_pass_rate", fmt::format("{}", cfg.gates.min_pass_rate));
@@ -470,7 +548,7 @@ const OptionTable<RunCommandOptions>& run_options_table() {
   using C = RunCommandOptions;
   static const OptionTable<C> table = [] {
     OptionTable<C> t("run");
-    const std::vector<std::string> stages = {"base", "prepare", "train", "eval", "export"};
+    const std::vector<std::string> stages = {"base", "prepare", "index", "train", "eval", "export"};
     t.add("config", &C::config, "The project file (default: ./project.yaml), or its directory");
     t.add("from", [](C& c) -> auto& { return c.run.from; }, "First stage to consider").one_of(stages);
     t.add("until", [](C& c) -> auto& { return c.run.until; }, "Last stage to run").one_of(stages);
@@ -507,6 +585,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   std::vector<Stage> stages;
   if (cfg.root["base_model"]["build"]) stages.push_back(Stage::Base);
   if (cfg.has("data")) stages.push_back(Stage::Prepare);
+  if (cfg.has("retrieval")) stages.push_back(Stage::Index);
   stages.push_back(Stage::Train);
   if (cfg.has("eval")) stages.push_back(Stage::Eval);
   if (cfg.has("export")) stages.push_back(Stage::Export);
@@ -546,6 +625,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
     switch (s) {
       case Stage::Base: rc = r.run_base(); break;
       case Stage::Prepare: rc = r.run_prepare(); break;
+      case Stage::Index: rc = r.run_index(); break;
       case Stage::Train: rc = r.run_train(); break;
       case Stage::Eval: rc = r.run_eval(); break;
       case Stage::Export: rc = r.run_export(); break;

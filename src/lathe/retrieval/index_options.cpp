@@ -22,6 +22,47 @@ const OptionTable<BuildOptions>& index_build_options_table() {
   return table;
 }
 
+const OptionTable<AugmentCommandOptions>& index_augment_options_table() {
+  using C = AugmentCommandOptions;
+  static const OptionTable<C> table = [] {
+    OptionTable<C> t("index");
+    t.add("index", &C::index, "Index directory (from lathe index build)").path().needed();
+    t.add("data", &C::data, "Training records: a .jsonl, or a prepared dataset directory (its train split)").path().needed();
+    t.add("output", &C::output, "Augmented records .jsonl").path().needed();
+    t.add("k", &C::k, "Passages in each augmented prompt").range(1, 50);
+    t.add("distractor_fraction", &C::distractor_fraction,
+          "Share of augmented records whose passages are the ones ranked below the top k (context without the answer)")
+        .range(0, 1);
+    t.add("keep_plain", &C::keep_plain, "Keep each original record too, so the adapter also answers without retrieval");
+    t.add("seed", &C::seed, "Seed of the top-k / distractor draw").min(0);
+    t.add("rag_template", &C::rag_template, "Prompt template file with {context} and {question} (default layout: docs/retrieval.md)")
+        .path();
+    return t;
+  }();
+  return table;
+}
+
+const OptionTable<RetrievalSection>& retrieval_section_table() {
+  using C = RetrievalSection;
+  static const OptionTable<C> table = [] {
+    OptionTable<C> t("retrieval");
+    const auto& b = index_build_options_table();
+    t.add_like(*b.find("inputs"), "inputs", [](C& c) -> auto& { return c.build.inputs; });
+    t.add_like(*b.find("chunk_tokens"), "chunk_tokens", [](C& c) -> auto& { return c.build.chunk_tokens; });
+    t.add_like(*b.find("overlap"), "overlap", [](C& c) -> auto& { return c.build.overlap; });
+    t.add_like(*b.find("encoder"), "encoder", [](C& c) -> auto& { return c.build.encoder; });
+    t.add_like(*b.find("analyzer"), "analyzer", [](C& c) -> auto& { return c.build.analyzer; });
+    const auto& a = index_augment_options_table();
+    t.add_like(*a.find("k"), "k", [](C& c) -> auto& { return c.k; });
+    t.add_like(*a.find("rag_template"), "rag_template", [](C& c) -> auto& { return c.rag_template; });
+    t.add("train", &C::train, "Train on records with retrieved context (retrieval-augmented fine-tuning)");
+    t.add_like(*a.find("distractor_fraction"), "distractor_fraction", [](C& c) -> auto& { return c.distractor_fraction; });
+    t.add_like(*a.find("keep_plain"), "keep_plain", [](C& c) -> auto& { return c.keep_plain; });
+    return t;
+  }();
+  return table;
+}
+
 const OptionTable<SearchCommandOptions>& index_search_options_table() {
   using C = SearchCommandOptions;
   static const OptionTable<C> table = [] {

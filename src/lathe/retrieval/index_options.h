@@ -2,6 +2,7 @@
 // serve the command line, LATHE_* environment variables and the `retrieval:` section of project.yaml
 // and eval suites (docs/retrieval.md lists them).
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "lathe/core/options.h"
@@ -15,7 +16,30 @@ struct SearchCommandOptions {
   bool json = false;
 };
 
+// `lathe index augment`: training records with retrieved context (augment.h).
+struct AugmentCommandOptions {
+  std::string index, data, output, rag_template;
+  int k = 3;
+  double distractor_fraction = 0.2;
+  bool keep_plain = true;
+  int64_t seed = 0;
+};
+
+// project.yaml's `retrieval:` section: what `lathe run` builds the index from (its stage runs `lathe
+// index build` with the base model's tokenizer), how eval retrieves, and whether training records
+// get retrieved context.
+struct RetrievalSection {
+  BuildOptions build;
+  int k = 3;
+  std::string rag_template;
+  bool train = false;
+  double distractor_fraction = 0.2;
+  bool keep_plain = true;
+};
+
 const OptionTable<BuildOptions>& index_build_options_table();
+const OptionTable<AugmentCommandOptions>& index_augment_options_table();
+const OptionTable<RetrievalSection>& retrieval_section_table();
 const OptionTable<SearchCommandOptions>& index_search_options_table();
 
 }  // namespace lathe::retrieval
