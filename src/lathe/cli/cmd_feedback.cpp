@@ -13,7 +13,7 @@ namespace {
 struct Opts {
   std::string data_dir = "lathe-data", output;
   int min_rating = 0;
-  bool corrections_only = false, json = false;
+  bool corrections_only = false, with_context = false, json = false;
 };
 
 std::function<int()> setup(CLI::App& app) {
@@ -23,6 +23,9 @@ std::function<int()> setup(CLI::App& app) {
   exp->add_option("--data-dir", o->data_dir, "The server's --data-dir")->capture_default_str();
   auto* mr = exp->add_option("--min-rating", o->min_rating, "Keep completions rated at least R (+1/-1 or 1..5); corrections always kept");
   exp->add_flag("--corrections-only", o->corrections_only, "Only completions with a correction");
+  exp->add_flag("--with-context", o->with_context,
+                "Completions answered with retrieval: the user turn as the model saw it (passages + question), "
+                "not the question as asked");
   exp->add_option("--output", o->output, "Output JSONL file")->required();
   auto* st = app.add_subcommand("stats", "Ratings per model and adapter per day");
   st->add_option("--data-dir", o->data_dir, "The server's --data-dir")->capture_default_str();
@@ -35,6 +38,7 @@ std::function<int()> setup(CLI::App& app) {
       lathe::serve::ExportOptions eo;
       if (mr->count()) eo.min_rating = o->min_rating;
       eo.corrections_only = o->corrections_only;
+      eo.with_context = o->with_context;
       std::string out;
       lathe::serve::ExportSummary s = store.export_jsonl(eo, &out);
       lathe::write_file_atomic(o->output, out);

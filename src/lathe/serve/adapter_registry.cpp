@@ -15,7 +15,7 @@ bool AdapterRegistry::valid_name(const std::string& name) {
   return true;
 }
 
-std::shared_ptr<const ServedAdapter> AdapterRegistry::load(const std::string& name, const std::string& dir) {
+std::shared_ptr<const ServedAdapter> AdapterRegistry::load(const std::string& name, const std::string& dir, bool rag) {
   if (!valid_name(name)) fail("serve", "adapter name '{}': use 1-128 characters from A-Z a-z 0-9 - _ . : /", name);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -24,6 +24,7 @@ std::shared_ptr<const ServedAdapter> AdapterRegistry::load(const std::string& na
   auto a = std::make_shared<ServedAdapter>();
   a->name = name;
   a->dir = dir;
+  a->rag = rag;
   a->created = int64_t(std::time(nullptr));
   a->loaded = load_peft_adapter(dir, base_.config);  // file reading only: no model compute, any thread
   if (a->loaded.base_nf4)

@@ -20,7 +20,8 @@ class AdapterRegistry {
  public:
   explicit AdapterRegistry(const Model& base) : base_(base) {}
   // Throws lathe::Error "[serve] ..." for a bad name, a duplicate, or an adapter that does not fit.
-  std::shared_ptr<const ServedAdapter> load(const std::string& name, const std::string& dir);
+  // `rag`: whether its chat completions retrieve (the server decides from --rag-models or the request).
+  std::shared_ptr<const ServedAdapter> load(const std::string& name, const std::string& dir, bool rag = false);
   bool unload(const std::string& name);
   std::shared_ptr<const ServedAdapter> get(const std::string& name) const;
   std::vector<std::shared_ptr<const ServedAdapter>> list() const;

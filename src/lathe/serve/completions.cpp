@@ -1,5 +1,6 @@
-// POST /v1/chat/completions and POST /v1/completions: parse, render the prompt, submit to the
-// scheduler, then either wait for the whole answer or stream it as server-sent events.
+// POST /v1/chat/completions and POST /v1/completions: parse, retrieve (chat, with --index), render
+// the prompt, submit to the scheduler, then either wait for the whole answer or stream it as
+// server-sent events.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +34,12 @@ struct Generation {
   std::string text;         // answer shown so far
   bool finished = false, sent_role = false, recorded = false, timed_out = false, shut_down = false;
   std::string finish_reason, error;
+  // Retrieval (rag.h): on for this request, the user message searched for, the passages put into
+  // the prompt, and that message as the model saw it.
+  bool rag = false;
+  int rag_message = -1;
+  std::vector<retrieval::Hit> hits;
+  std::string rag_user_message;
 
   Generation(Server::Impl& s, CompletionRequest r, Clock::time_point t0)
       : s(s), req(std::move(r)), dec(*s.tok, true), matcher(req.stop), t0(t0) {
@@ -127,6 +134,11 @@ struct Generation {
     r.completion_tokens = completion_tokens;
     r.latency_s = seconds_between(t0, now);
     r.finish_reason = finish_reason;
+    if (rag) {
+      std::optional<std::string> seen;
+      if (!hits.empty()) seen = s.loggable(rag_user_message);
+      r.retrieval_json = retrieval_log_json(rag_message, s.rag.k, hits, seen);
+    }
     try {
       s.store->add_completion(r);
     } catch (const std::exception& e) {  // the answer is still good; feedback on it will be refused
@@ -154,6 +166,24 @@ std::string sse(const json& j) {
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
+// Searches the index for the last user message of a chat request (rag.h) and returns the search's
+// seconds (-1: no user message, nothing searched; the request is answered as is, "sources": []).
+double retrieve(Server::Impl& s, Generation& g) {
+  g.rag_message = last_user_message(g.req.messages);
+  if (g.rag_message < 0) return -1;
+  const std::string& question = g.req.messages[size_t(g.rag_message)]["content"].get_ref<const std::string&>();
+  auto t = Clock::now();
+  try {
+    retrieval::SearchOptions so;
+    so.k = s.rag.k;
+    g.hits = s.rag.index->search(question, so);
+  } catch (const Error& e) {  // the index is unreadable (removed, corrupt): the server's fault, not the request's
+    s.metrics.retrieval_error();
+    throw ApiError(500, "server_error", "retrieval_failed", "", fmt::format("retrieval failed: {}", e.what()));
+  }
+  return seconds_between(t, Clock::now());
+}
+
 // Parses, resolves the model, renders and checks the prompt, and submits the job.
 std::shared_ptr<Generation> start_generation(Server::Impl& s, const std::string& body, bool chat, Clock::time_point t0) {
   auto g = std::make_shared<Generation>(s, parse_completion_request(body, chat), t0);
@@ -167,21 +197,51 @@ std::shared_ptr<Generation> start_generation(Server::Impl& s, const std::string&
                      fmt::format("the model '{}' does not exist (GET /v1/models lists them)", r.model));
     g->adapter_name = r.model;
   }
+  const int P = j.adapter ? j.adapter->loaded.set()->prefix_len : 0;
+  const int limit = s.ctx - P;
   if (chat) {
+    // The request's "rag" wins over the model's setting (--rag-models, or the adapter's "rag").
+    g->rag = r.rag.value_or(j.adapter ? j.adapter->rag : s.rag.on_for(s.o.served_model_name));
+    if (g->rag && !s.rag.index) bad_request("rag", "this server has no retrieval index (start it with --index DIR)");
+    double search_s = g->rag ? retrieve(s, *g) : -1;
     ChatRenderOptions ro;
     ro.add_generation_prompt = true;
     ro.bos_token = s.tmpl_cfg.bos_token;
     ro.eos_token = s.tmpl_cfg.eos_token;
     ro.turn_spans = false;
-    std::string text;
-    try {
-      text = s.tmpl->render_text(r.messages, ro);
-    } catch (const Error& e) {  // e.g. the template's own raise_exception("roles must alternate")
-      bad_request("messages", "the chat template rejected the messages: {}", e.what());
+    auto render = [&](const nlohmann::ordered_json& messages) {
+      std::string text;
+      try {
+        text = s.tmpl->render_text(messages, ro);
+      } catch (const Error& e) {  // e.g. the template's own raise_exception("roles must alternate")
+        bad_request("messages", "the chat template rejected the messages: {}", e.what());
+      }
+      return s.tok->encode(text, false);  // the template writes BOS itself, as HF's apply_chat_template
+    };
+    if (search_s < 0) {
+      j.prompt = render(r.messages);
+    } else {
+      // The passages go into the searched user message; those that would not fit the context are
+      // left out from the lowest-ranked up, so a long passage costs context rather than the request.
+      // The answer's room: max_tokens when given, else a quarter of the context (at most 256 tokens),
+      // so passages never leave an answer without room to be written.
+      const int64_t answer_room = r.max_tokens ? *r.max_tokens : std::min(256, limit / 4);
+      const size_t found = g->hits.size();
+      nlohmann::ordered_json messages = r.messages;
+      const std::string question = messages[size_t(g->rag_message)]["content"].get<std::string>();
+      for (;;) {
+        g->rag_user_message = retrieval::rag_user_message(question, g->hits, s.rag.prompt);
+        messages[size_t(g->rag_message)]["content"] = g->rag_user_message;
+        j.prompt = render(messages);
+        if (g->hits.empty() || int64_t(j.prompt.size()) + answer_room <= limit) break;
+        g->hits.pop_back();
+      }
+      s.metrics.retrieval(search_s, int(found), int(g->hits.size()));
     }
-    j.prompt = s.tok->encode(text, false);  // the template writes BOS itself, as HF's apply_chat_template
     for (const auto& m : s.chat_text_stops) r.stop.push_back(m);
     g->matcher = StopMatcher(r.stop);
+  } else if (r.rag && *r.rag) {
+    bad_request("rag", "retrieval applies to chat completions (/v1/chat/completions)");
   } else if (!r.prompt_ids.empty()) {
     for (int32_t id : r.prompt_ids)
       if (id < 0 || id >= s.model.config.vocab_size)
@@ -191,8 +251,6 @@ std::shared_ptr<Generation> start_generation(Server::Impl& s, const std::string&
     j.prompt = s.tok->encode(r.prompt, true);
   }
   if (j.prompt.empty()) bad_request(chat ? "messages" : "prompt", "the prompt is empty");
-  const int P = j.adapter ? j.adapter->loaded.set()->prefix_len : 0;
-  const int limit = s.ctx - P;
   if (int(j.prompt.size()) >= limit)
     throw ApiError(400, "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt",
                    fmt::format("this model's maximum context length is {} tokens, but the prompt has {} tokens "
@@ -234,6 +292,7 @@ void respond_whole(const std::shared_ptr<Generation>& g, httplib::Response& res)
   else choice["text"] = g->text;
   json out = {{"id", g->id}, {"object", g->req.chat ? "chat.completion" : "text_completion"}, {"created", g->created},
               {"model", g->req.model}, {"choices", json::array({choice})}, {"usage", g->usage()}};
+  if (g->rag) out["sources"] = sources_json(g->hits);  // lathe's extra field; OpenAI clients pass it through
   g->record(200);  // stored before the client sees the id, so feedback on it always finds it
   res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
@@ -248,7 +307,9 @@ bool stream_step(Generation& g, httplib::DataSink& sink) {
   };
   if (!g.sent_role) {
     g.sent_role = true;
-    if (!send(sse(g.chunk("", nullptr, g.req.chat)))) return false;
+    json first = g.chunk("", nullptr, g.req.chat);
+    if (g.rag) first["sources"] = sources_json(g.hits);  // once, in the first chunk (with the role)
+    if (!send(sse(first))) return false;
   }
   std::string piece = g.pull(std::chrono::milliseconds(100));
   if (!sink.is_writable()) {

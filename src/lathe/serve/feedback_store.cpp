@@ -43,6 +43,17 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
+// --with-context: the user turn the model saw (retrieved passages + question) replaces the one the
+// client sent. Completions without retrieval, or whose turn was not logged, stay as asked.
+void put_context(nlohmann::json& messages, const std::optional<std::string>& retrieval) {
+  if (!retrieval || !messages.is_array()) return;
+  nlohmann::json r = nlohmann::json::parse(*retrieval, nullptr, false);
+  if (!r.is_object() || !r.contains("user_message") || !r["user_message"].is_string()) return;
+  const int64_t i = r.value("message_index", int64_t(-1));
+  if (i < 0 || size_t(i) >= messages.size() || !messages[size_t(i)].is_object()) return;
+  messages[size_t(i)]["content"] = r["user_message"];
+}
+
 }  // namespace
 
 std::string FeedbackStore::db_path(const std::string& data_dir) { return data_dir + "/feedback.sqlite"; }
@@ -70,6 +81,13 @@ FeedbackStore::FeedbackStore(const std::string& data_dir) : path_(db_path(data_d
        " id INTEGER PRIMARY KEY AUTOINCREMENT, completion_id TEXT NOT NULL REFERENCES completions(id),"
        " created INTEGER NOT NULL, rating INTEGER NOT NULL, correction TEXT, comment TEXT, tags TEXT)");
   exec("CREATE INDEX IF NOT EXISTS feedback_completion ON feedback(completion_id)");
+  // Added with retrieval (lathe serve --index); a database written before it gets the column here.
+  bool has_retrieval = false;
+  {
+    Stmt t(db_, "SELECT 1 FROM pragma_table_info('completions') WHERE name = 'retrieval'");
+    has_retrieval = t.step();
+  }
+  if (!has_retrieval) exec("ALTER TABLE completions ADD COLUMN retrieval TEXT");
 }
 
 FeedbackStore::~FeedbackStore() { sqlite3_close(db_); }
@@ -85,7 +103,9 @@ void FeedbackStore::exec(const char* sql) {
 
 void FeedbackStore::add_completion(const CompletionRecord& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "INSERT OR REPLACE INTO completions VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO completions (id, created, model, adapter, kind, request, answer, prompt_tokens,"
+         " completion_tokens, latency_s, finish_reason, retrieval) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, r.id);
   s.bind(2, r.created);
   s.bind(3, r.model);
@@ -97,6 +117,7 @@ void FeedbackStore::add_completion(const CompletionRecord& r) {
   s.bind(9, int64_t(r.completion_tokens));
   s.bind(10, r.latency_s);
   s.bind(11, r.finish_reason);
+  s.bind(12, r.retrieval_json);
   s.step();
 }
 
@@ -130,7 +151,7 @@ ExportSummary FeedbackStore::export_jsonl(const ExportOptions& o, std::string* o
   ExportSummary sum;
   // One record per feedback row, newest rating of a completion winning when rated twice.
   Stmt s(db_,
-         "SELECT c.kind, c.request, c.answer, f.rating, f.correction FROM feedback f"
+         "SELECT c.kind, c.request, c.answer, f.rating, f.correction, c.retrieval FROM feedback f"
          " JOIN completions c ON c.id = f.completion_id"
          " WHERE f.id = (SELECT MAX(f2.id) FROM feedback f2 WHERE f2.completion_id = f.completion_id)"
          " ORDER BY f.id");
@@ -154,6 +175,7 @@ ExportSummary FeedbackStore::export_jsonl(const ExportOptions& o, std::string* o
       sum.skipped_no_request++;
       continue;
     }
+    if (kind == "chat" && o.with_context) put_context(req, s.text(5));
     if (kind == "chat")
       rec = chat_record(req, reply);
     else

@@ -25,6 +25,10 @@ struct CompletionRecord {
   int prompt_tokens = 0, completion_tokens = 0;
   double latency_s = 0;
   std::string finish_reason;
+  // A chat completion answered with retrieval (lathe serve --index): rag.h's retrieval_log_json.
+  // request_json keeps the messages as the client sent them; this holds the sources and, when
+  // prompts are logged, the user turn the model saw instead (passages + question).
+  std::optional<std::string> retrieval_json;
 };
 
 struct FeedbackRecord {
@@ -38,6 +42,10 @@ struct FeedbackRecord {
 struct ExportOptions {
   std::optional<int> min_rating;   // keep feedback with rating >= this
   bool corrections_only = false;
+  // Completions answered with retrieval: false writes the user's question as asked (the next round's
+  // retrieval-augmented training adds passages itself); true writes the user turn as the model saw
+  // it, passages included.
+  bool with_context = false;
 };
 
 struct ExportSummary {
@@ -59,7 +67,7 @@ class FeedbackStore {
 
   // Training records {"messages":[...]} (the correction replaces the answer when given), one JSON
   // object per line, for every chat completion with feedback passing `o`. Text completions become
-  // {"prompt","completion"} records.
+  // {"prompt","completion"} records. Retrieval's sources stay in the database, not in the records.
   ExportSummary export_jsonl(const ExportOptions& o, std::string* out);
   // Ratings per model (and adapter) per day: count, mean, thumbs up/down, corrections.
   nlohmann::ordered_json stats();

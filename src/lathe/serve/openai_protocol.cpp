@@ -159,6 +159,10 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   if (body.contains("logprobs") && body["logprobs"].is_boolean() && body["logprobs"].get<bool>())
     bad_request("logprobs", "logprobs are not supported");
   if (body.contains("user") && body["user"].is_string()) r.user = body["user"].get<std::string>();
+  if (body.contains("rag") && !body["rag"].is_null()) {
+    if (!body["rag"].is_boolean()) bad_request("rag", "'rag' must be a boolean, got {}", type_name(body["rag"]));
+    r.rag = body["rag"].get<bool>();
+  }
   return r;
 }
 

@@ -47,6 +47,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false, include_usage = false;
   std::string user;
+  std::optional<bool> rag;          // lathe's extra field: retrieve or not, over the model's setting
 };
 
 // A request body that must be a JSON object. Nesting is checked on the raw text before parsing

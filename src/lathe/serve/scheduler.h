@@ -32,6 +32,7 @@ struct ServedAdapter {
   std::string name, dir;
   LoadedAdapter loaded;
   int64_t created = 0;
+  bool rag = false;  // its chat completions retrieve (lathe serve --index, --rag-models)
 };
 
 struct GenJob {

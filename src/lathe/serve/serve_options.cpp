@@ -46,6 +46,16 @@ const OptionTable<ServeCommandOptions>& serve_options_table() {
           "Seconds within which a request's line and headers must all arrive (else 408, connection closed)")
         .above(0);
     t.add("threads", [](C& c) -> auto& { return c.server.threads; }, "Threads for kernels and BLAS (0 = all cores)").min(0);
+    t.add("index", [](C& c) -> auto& { return c.server.index_dir; },
+          "Retrieval index directory (lathe index build): chat completions retrieve passages before generating");
+    t.add("rag_k", [](C& c) -> auto& { return c.server.rag_k; }, "Passages retrieved per chat completion (needs --index)")
+        .range(1, 50);
+    t.add("rag_template", [](C& c) -> auto& { return c.server.rag_template; },
+          "RAG prompt template file with {context} and {question} (default: the built-in layout; needs --index)");
+    t.add("rag_models", [](C& c) -> auto& { return c.server.rag_models; },
+          "Models whose chat completions retrieve: all, none, or NAME,NAME (the base's name, adapter names)")
+        .one_or_list()
+        .repeatable_flag = false;  // one comma-separated value: --rag-models base,support
     return t;
   }();
   return table;

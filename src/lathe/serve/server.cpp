@@ -132,10 +132,13 @@ Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o
   stop_ids = stops.ids;
   chat_text_stops = stops.texts;
 
+  std::vector<std::string> adapter_names;
+  for (auto& [name, dir] : o.adapters) adapter_names.push_back(name);
+  rag = make_serve_rag(o, o.served_model_name, adapter_names);
   adapters = std::make_unique<AdapterRegistry>(model);
   for (auto& [name, dir] : o.adapters) {
     if (name == o.served_model_name) fail("serve", "adapter name '{}' is the base model's name", name);
-    adapters->load(name, dir);
+    adapters->load(name, dir, rag.on_for(name));
   }
   store = std::make_unique<FeedbackStore>(o.data_dir);
   SchedulerOptions so{o.max_concurrency, o.queue_size, o.prefill_chunk, o.threads};
@@ -265,16 +268,21 @@ void Server::Impl::setup_routes() {
     json data = json::array();
     data.push_back({{"id", o.served_model_name}, {"object", "model"}, {"created", created}, {"owned_by", "lathe"},
                     {"root", o.served_model_name}, {"parent", nullptr}, {"max_model_len", ctx}});
-    for (auto& a : adapters->list())
+    if (rag.index) data.back()["rag"] = rag.on_for(o.served_model_name);
+    for (auto& a : adapters->list()) {
       data.push_back({{"id", a->name}, {"object", "model"}, {"created", a->created}, {"owned_by", "lathe"},
                       {"root", a->dir}, {"parent", o.served_model_name}, {"adapter_type", a->loaded.peft_type},
                       {"max_model_len", ctx}});
+      if (rag.index) data.back()["rag"] = a->rag;
+    }
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
   http.Get("/v1/adapters", [this](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
-    for (auto& a : adapters->list())
+    for (auto& a : adapters->list()) {
       data.push_back({{"name", a->name}, {"path", a->dir}, {"adapter_type", a->loaded.peft_type}, {"created", a->created}});
+      if (rag.index) data.back()["rag"] = a->rag;
+    }
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
   http.Post("/v1/adapters", [this](const httplib::Request& req, httplib::Response& res) {
@@ -289,14 +297,22 @@ void Server::Impl::setup_routes() {
       if (name == o.served_model_name) bad_request("name", "'{}' is the base model's name", name);
       if (adapters->get(name))
         throw ApiError(409, "invalid_request_error", "adapter_exists", "name", fmt::format("adapter '{}' is already loaded", name));
+      // "rag": whether its chat completions retrieve; default: --rag-models (all, or naming it).
+      bool with_rag = rag.on_for(name);
+      if (body.contains("rag") && !body["rag"].is_null()) {
+        if (!body["rag"].is_boolean()) bad_request("rag", "'rag' must be a boolean");
+        with_rag = body["rag"].get<bool>();
+        if (with_rag && !rag.index) bad_request("rag", "this server has no retrieval index (start it with --index DIR)");
+      }
       std::shared_ptr<const ServedAdapter> a;
       try {
-        a = adapters->load(name, body["path"].get<std::string>());
+        a = adapters->load(name, body["path"].get<std::string>(), with_rag);
       } catch (const Error& e) {
         bad_request("path", "{}", e.what());
       }
-      res.set_content(json{{"id", a->name}, {"object", "model"}, {"parent", o.served_model_name},
-                           {"adapter_type", a->loaded.peft_type}}.dump(), "application/json");
+      json out{{"id", a->name}, {"object", "model"}, {"parent", o.served_model_name}, {"adapter_type", a->loaded.peft_type}};
+      if (rag.index) out["rag"] = a->rag;
+      res.set_content(out.dump(), "application/json");
     } catch (const ApiError& e) {
       send_error(res, e);
     }
@@ -352,6 +368,13 @@ void Server::run(const std::function<void(int)>& on_listening) {
   std::fprintf(stderr, "lathe serve: model '%s' (%s), chat template %s, context %d, %zu adapter(s), data %s\n",
                s.o.served_model_name.c_str(), s.o.model_path.c_str(), s.tmpl_origin.c_str(), s.ctx,
                s.adapters->list().size(), FeedbackStore::db_path(s.o.data_dir).c_str());
+  if (s.rag.index) {
+    std::string who = s.rag.all ? "all models" : s.rag.models.empty() ? "no model unless a request asks" : "";
+    for (const std::string& n : s.rag.models) who += (who.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "lathe serve: retrieval from %s (%zu passages), k %d, prompt %s, for %s\n", s.o.index_dir.c_str(),
+                 s.rag.index->passages(), s.rag.k, s.o.rag_template.empty() ? "built-in" : s.o.rag_template.c_str(),
+                 who.c_str());
+  }
   if (on_listening) on_listening(port);
   s.http.listen_after_bind();
 }

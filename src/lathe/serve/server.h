@@ -1,7 +1,8 @@
 // lathe serve: an OpenAI-compatible HTTP server (cpp-httplib) over one base model and any number of
 // adapters, with a feedback store. Routes: GET /health, GET /metrics, GET /v1/models,
 // POST /v1/chat/completions, POST /v1/completions (both with stream: true as server-sent events),
-// GET/POST /v1/adapters, DELETE /v1/adapters/NAME, POST /v1/feedback. docs/serve.md describes them.
+// GET/POST /v1/adapters, DELETE /v1/adapters/NAME, POST /v1/feedback. With an index, chat
+// completions retrieve passages first. docs/serve.md describes them.
 #pragma once
 #include <functional>
 #include <memory>
@@ -35,6 +36,12 @@ struct ServerOptions {
   double header_timeout_s = kDefaultHeaderTimeoutS;    // a request's line and headers must all arrive within this (408)
   bool batch_decode = true;        // one batched decode step for all generating requests
   int threads = 0;                 // kernel threads of the generation worker (0 = OpenMP's default)
+  // Retrieval (docs/serve.md, "Retrieval"): chat completions of the models named in rag_models put
+  // the top rag_k passages of the index into the last user message (retrieval/rag_prompt.h).
+  std::string index_dir;           // empty: no retrieval
+  int rag_k = 3;
+  std::string rag_template;        // a template file; empty: the built-in layout
+  std::vector<std::string> rag_models = {"all"};  // all | none | the names of the base and adapters
 };
 
 class Server {

@@ -16,6 +16,7 @@
 #include "lathe/serve/http_guard.h"
 #include "lathe/serve/metrics.h"
 #include "lathe/serve/openai_protocol.h"
+#include "lathe/serve/rag.h"
 #include "lathe/serve/scheduler.h"
 #include "lathe/serve/server.h"
 #include "lathe/chat/chat_template.h"
@@ -47,6 +48,7 @@ struct Server::Impl {
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<FeedbackStore> store;
   std::optional<data::PiiDetector> pii;
+  ServeRag rag;                       // --index: which models retrieve, the index and the prompt layout
   Metrics metrics;
   GuardedHttpServer http;
   std::atomic<int> open_generations{0};  // completion responses not yet fully written (see stop())
