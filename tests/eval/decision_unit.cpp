@@ -57,6 +57,11 @@ TEST(Decision, CheapestAtTheGateOverallAndPerTag) {
   EXPECT_EQ(d["both_fix"], 1);
   EXPECT_EQ(d["still_failing"], 0);
   EXPECT_NE(d["summary"].get<std::string>().find("Retrieval alone fixes 2"), std::string::npos);
+  // tuned 0011 vs tuned+rag 1111: retrieval fixes c0 and c1 on top of tuning, breaks nothing.
+  ASSERT_EQ(d["retrieval_with_adapter"].size(), 1u);
+  EXPECT_EQ(d["retrieval_with_adapter"][0]["adapter"], "tuned");
+  EXPECT_EQ(d["retrieval_with_adapter"][0]["fixes"], nlohmann::json::array({"c0", "c1"}));
+  EXPECT_TRUE(d["retrieval_with_adapter"][0]["breaks"].empty());
 
   g.min_pass_rate = 1.0;
   d = decision_json(r, g);

@@ -34,18 +34,22 @@ std::string project_yaml(double lr, int max_new_tokens) {
          "export:\n  formats: [peft]\n";
 }
 
-TEST(Project, RunSkipsUnchangedStagesAndRerunsDownstream) {
-  LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
-  lathe::test::TempDir dir;
+// The tiny base model (stories260K's tokenizer, random weights) and two chat records.
+void make_base_and_data(const lathe::test::TempDir& dir) {
   std::string out;
   ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
                       "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
                       " --output " + dir / "base", &out, true), 0) << out;
-  {
-    std::ofstream f(dir / "chat.jsonl");
-    f << R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
-      << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n";
-  }
+  std::ofstream f(dir / "chat.jsonl");
+  f << R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
+    << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n";
+}
+
+TEST(Project, RunSkipsUnchangedStagesAndRerunsDownstream) {
+  LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
+  lathe::test::TempDir dir;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(make_base_and_data(dir));
   lathe::write_file_atomic(dir / "project.yaml", project_yaml(0.02, 6));
   const std::string run = "run --threads 1 --config " + dir.path;
 
@@ -121,14 +125,7 @@ TEST(Project, RetrievalSectionAddsTheIndexStage) {
   LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
   lathe::test::TempDir dir;
   std::string out;
-  ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
-                      "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
-                      " --output " + dir / "base", &out, true), 0) << out;
-  {
-    std::ofstream f(dir / "chat.jsonl");
-    f << R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
-      << R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n";
-  }
+  ASSERT_NO_FATAL_FAILURE(make_base_and_data(dir));
   fs::create_directories(dir / "docs");
   lathe::write_file_atomic(dir / "docs/lily.md", "# Lily\n\nLily is a girl who has a red ball.\n");
   lathe::write_file_atomic(dir / "docs/park.md", "# Park\n\nThe ball is in the park near the tree.\n");

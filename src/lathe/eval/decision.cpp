@@ -131,6 +131,22 @@ ojson decision_json(const EvalRun& run, const Gates& gates) {
         "answer): what the model must know or say without looking it up. {} case(s) both fix; {} fail in every variant.",
         only_rag.size(), only_tune.size(), tune_only_misses, both, neither);
   }
+  // What retrieval changes for each adapter: the cases NAME+rag passes and NAME fails, and the reverse.
+  ojson with_tuned = ojson::array();
+  for (auto* t : tuned) {
+    const VariantResult* tr = nullptr;
+    for (auto& v : run.variants)
+      if (v.kind == "adapter+rag" && v.name == t->name + "+rag") tr = &v;
+    if (!tr) continue;
+    ojson fixes = ojson::array(), breaks = ojson::array();
+    for (size_t i = 0; i < run.suite.cases.size(); i++) {
+      if (tr->cases[i].pass && !t->cases[i].pass) fixes.push_back(run.suite.cases[i].id);
+      if (!tr->cases[i].pass && t->cases[i].pass) breaks.push_back(run.suite.cases[i].id);
+    }
+    line += fmt::format(" Retrieval on top of {} fixes {} case(s) and breaks {}.", t->name, fixes.size(), breaks.size());
+    with_tuned.push_back({{"adapter", t->name}, {"fixes", fixes}, {"breaks", breaks}});
+  }
+  d["retrieval_with_adapter"] = with_tuned;
   d["summary"] = line;
   return d;
 }

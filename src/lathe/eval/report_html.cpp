@@ -146,6 +146,18 @@ std::string decision_box_html(const ojson& r) {
     }
     h << "</div>";
   }
+  if (d.contains("retrieval_with_adapter"))
+    for (auto& a : d["retrieval_with_adapter"])
+      for (const char* k : {"fixes", "breaks"}) {
+        if (a[k].empty()) continue;
+        h << "<div>Retrieval on top of " << esc(a["adapter"]) << " " << k << ": ";
+        const char* sep = "";
+        for (auto& c : a[k]) {
+          h << sep << "<a href='#case-" << esc(c) << "'>" << esc(c) << "</a>";
+          sep = ", ";
+        }
+        h << "</div>";
+      }
   h << "<div>" << esc(d["summary"]) << "</div>";
   if (r.contains("retrieval")) {
     const ojson& rt = r["retrieval"];

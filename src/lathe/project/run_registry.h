@@ -4,13 +4,17 @@
 // runs` lists and compares them, so a team can see which config change moved the pass rate.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-struct sqlite3;
+
+namespace lathe {
+class SqliteDb;
+}
 
 namespace lathe::project {
 
@@ -46,8 +50,7 @@ class RunRegistry {
   std::optional<RunRecord> get(int64_t id) const;
 
  private:
-  void exec(const std::string& sql) const;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<SqliteDb> db_;
   std::string path_;
 };
 
