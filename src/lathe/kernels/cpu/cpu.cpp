@@ -119,14 +119,17 @@ void layernorm_forward(float* out, const float* inp, const float* weight, const 
   for (int n = 0; n < N; n++) {
     const float* x = inp + size_t(n) * C;
     float* y = out + size_t(n) * C;
-    float sum = 0;
+    // Sums in double: activations far from zero (a mean of 30 over 4k channels) lose the centred
+    // part in a float sum, by an amount that depends on the vector width (AVX2 and AVX-512 differed
+    // by 5e-5 relative). Layer norm is not the hot path of the encoder; the GEMMs are.
+    double sum = 0;
 #pragma omp simd reduction(+ : sum)
-    for (int c = 0; c < C; c++) sum += x[c];
-    const float mean = sum / C;
-    float ss = 0;
+    for (int c = 0; c < C; c++) sum += double(x[c]);
+    const float mean = float(sum / C);
+    double ss = 0;
 #pragma omp simd reduction(+ : ss)
-    for (int c = 0; c < C; c++) ss += (x[c] - mean) * (x[c] - mean);
-    const float r = 1.0f / std::sqrt(ss / C + eps);
+    for (int c = 0; c < C; c++) ss += double(x[c] - mean) * double(x[c] - mean);
+    const float r = float(1.0 / std::sqrt(ss / C + double(eps)));
 #pragma omp simd
     for (int c = 0; c < C; c++) y[c] = (x[c] - mean) * r * weight[c] + bias[c];
   }
