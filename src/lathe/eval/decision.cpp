@@ -82,7 +82,8 @@ ojson decision_json(const EvalRun& run, const Gates& gates) {
   for (auto& c : run.suite.cases)
     for (auto& t : c.tags) tags[t]++;
   ojson per_tag = ojson::object();
-  for (auto& [t, n] : tags) {
+  for (auto& [tag, n] : tags) {
+    const std::string& t = tag;  // a lambda may not capture a structured binding (clang 14)
     ojson j = choose(run, gate, [&](const EvalCase& c) { return std::find(c.tags.begin(), c.tags.end(), t) != c.tags.end(); });
     j["cases"] = n;
     per_tag[t] = j;

@@ -360,7 +360,8 @@ std::vector<Hit> Index::search(const std::string& query, const SearchOptions& o)
   std::vector<std::vector<int64_t>> lists(2);
   for (auto& h : lexical) lists[0].push_back(h.id);
   for (auto& [id, cos] : dense_->search(query, size_t(depth))) lists[1].push_back(id);
-  for (auto& [id, fused] : rrf_fuse(lists, size_t(o.k))) {
+  for (auto& [fused_id, fused] : rrf_fuse(lists, size_t(o.k))) {
+    const int64_t id = fused_id;  // a lambda may not capture a structured binding (clang 14)
     auto it = std::find_if(lexical.begin(), lexical.end(), [&](const Hit& h) { return h.id == id; });
     if (it != lexical.end()) {
       hits.push_back(*it);
