@@ -25,7 +25,8 @@ namespace lathe {
   X(std::string, data, "", "Training data: JSONL records (messages, alpaca, prompt/completion, text, input_ids) or a prepared dataset dir", ) \
   X(std::string, eval_data, "", "Evaluation data (same format); empty = no evaluation", )                       \
   X(std::string, output, "", "Output directory: checkpoints, metrics.jsonl, the final adapter", )               \
-  X(std::string, method, "lora", "Fine-tuning method: lora | qlora | prefix | full", )                           \
+  X(std::string, method, "lora", "Fine-tuning method: lora | qlora | prefix | full, or a preference method dpo | kto | orpo", ) \
+  X(std::string, finetuning_type, "", "What a preference method trains: lora | qlora | full (default: lora, or the --init-adapter's kind)", ) \
   X(std::string, init_adapter, "", "Start from this PEFT adapter directory instead of a fresh one", )           \
   X(std::string, config, "", "YAML file of these options (keys as listed here); environment and flags override it", ) \
   X(double, learning_rate, 2e-4, "Peak learning rate (AdamW)", .above(0))                                       \
@@ -61,6 +62,11 @@ namespace lathe {
   X(bool, train_on_inputs, false, "Also compute loss on prompt tokens (ignore -100 masking from formatting)", )  \
   X(std::string, chat_template, "", "Chat template for conversational records: built-in name or .jinja file (default: the model's)", ) \
   X(std::string, system_prompt, "", "System message added to conversations that have none", )                   \
+  X(double, beta, 0.1, "Preference methods: DPO/KTO temperature of the implicit reward; ORPO's lambda (TRL's beta)", .above(0)) \
+  X(std::string, loss_type, "sigmoid", "DPO loss: sigmoid (summed log-probabilities) | ipo (averaged per token)", ) \
+  X(double, label_smoothing, 0.0, "DPO sigmoid: probability that a preference label is wrong (conservative DPO)", .range(0, 0.5)) \
+  X(double, desirable_weight, 1.0, "KTO: weight of the desirable (thumbs-up) completions' losses", .above(0)) \
+  X(double, undesirable_weight, 1.0, "KTO: weight of the undesirable (thumbs-down) completions' losses", .above(0)) \
   X(int, threads, 0, "Threads for kernels and BLAS; 0 = all cores", .min(0))
 // clang-format on
 
