@@ -284,10 +284,15 @@ void record_training_texts(std::string_view line, std::vector<std::string>& out)
   walk(j);
 }
 
-ordered_json chat_record(const json& request_messages, const std::string& reply) {
+ordered_json chat_prompt(const json& request_messages) {
   ordered_json msgs = ordered_json::array();
   for (auto& m : request_messages)
     msgs.push_back({{"role", m.value("role", "user")}, {"content", m.value("content", "")}});
+  return msgs;
+}
+
+ordered_json chat_record(const json& request_messages, const std::string& reply) {
+  ordered_json msgs = chat_prompt(request_messages);
   msgs.push_back({{"role", "assistant"}, {"content", reply}});
   ordered_json rec;
   rec["messages"] = std::move(msgs);

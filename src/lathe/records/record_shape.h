@@ -94,7 +94,9 @@ void record_training_texts(std::string_view json_line, std::vector<std::string>&
 
 // Records made from served completions (`lathe feedback export`): a chat request's messages (only
 // role and content kept; role defaults to "user") followed by the assistant `reply`, or a text
-// request as {"prompt","completion"}.
+// request as {"prompt","completion"}. chat_prompt is the request's messages alone (the "prompt" of
+// a preference record made from the completion).
+nlohmann::ordered_json chat_prompt(const nlohmann::json& request_messages);
 nlohmann::ordered_json chat_record(const nlohmann::json& request_messages, const std::string& reply);
 nlohmann::ordered_json completion_record(const std::string& prompt, const std::string& reply);
 
