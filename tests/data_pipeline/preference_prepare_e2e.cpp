@@ -10,8 +10,10 @@
 
 #include "lathe/core/file_io.h"
 #include "lathe/formats/dataset_manifest.h"
+#include "lathe/records/record_format.h"
 #include "lathe/records/record_shape.h"
 #include "lathe/serve/feedback_store.h"
+#include "lathe/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 using lathe::test::run_lathe;
@@ -155,10 +157,24 @@ TEST(PreferencePrepareE2E, KtoExportThroughPrepareWithATokenizer) {
   EXPECT_EQ(sum["written"], 10);
   EXPECT_EQ(sum["desirable"], 6);
   EXPECT_EQ(sum["undesirable"], 4);
+  // The reference: each record's prompt + completion rendered with chatml and encoded in-process.
+  const std::string tok_dir = lathe::test::fixture_path("tokenizers/qwen3");
+  auto tok = lathe::Tokenizer::load(tok_dir);
+  lathe::RecordEncoder enc = lathe::RecordEncoder::for_model(*tok, tok_dir, "chatml", {});
+  const size_t max_len = 36;
+  int too_long = 0;
+  for (auto& rec : read_jsonl(t / "kto.jsonl")) {
+    lathe::PreferenceMessages m = lathe::preference_messages(rec, lathe::PreferenceShape::Unpaired);
+    nlohmann::ordered_json seq = m.prompt;
+    seq.push_back(m.completion[0]);
+    too_long += enc.encode_messages(seq).full_length > max_len;
+  }
+  ASSERT_GE(too_long, 1);  // the refund question's records are the longest
+  ASSERT_LT(too_long, 10);
   std::string log;
-  const std::string tok = lathe::test::fixture_path("tokenizers/qwen3");
-  ASSERT_EQ(run_lathe("data prepare --input " + t / "kto.jsonl" + " --output " + t / "ds --model " + tok +
-                          " --chat-template chatml --max-seq-length 40 --format-truncation drop --split 1,0,0 --json",
+  ASSERT_EQ(run_lathe("data prepare --input " + t / "kto.jsonl" + " --output " + t / "ds --model " + tok_dir +
+                          " --chat-template chatml --max-seq-length " + std::to_string(max_len) +
+                          " --format-truncation drop --pii off --split 1,0,0 --json",
                       &log),
             0)
       << log;
@@ -166,10 +182,10 @@ TEST(PreferencePrepareE2E, KtoExportThroughPrepareWithATokenizer) {
   EXPECT_EQ(r["preference"], "unpaired");
   EXPECT_TRUE(r["totals"]["reconciles"].get<bool>()) << r.dump();
   EXPECT_EQ(r["totals"]["records_in"], 10);
-  // The refund question is the longest: rendered with chatml it passes 40 tokens.
   const json& format = r["stages"][5];
   ASSERT_EQ(format["stage"], "format");
-  EXPECT_GE(format["dropped"]["longer than max_seq_length"].get<int>(), 2) << format;
+  EXPECT_EQ(format["dropped"].value("longer than max_seq_length", 0), too_long) << format;
+  EXPECT_EQ(r["totals"]["records_kept"], 10 - too_long);
   auto prepared = read_jsonl(t / "ds/train.records.jsonl");
   EXPECT_EQ(prepared.size(), r["totals"]["records_kept"].get<size_t>());
   for (auto& rec : prepared) {
