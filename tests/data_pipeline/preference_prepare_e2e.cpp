@@ -127,6 +127,16 @@ TEST(PreferencePrepareE2E, DpoExportThroughPrepare) {
   EXPECT_TRUE(m.split("train")->shards.empty());
   EXPECT_EQ(m.split("train")->records_count, 5u);
 
+  // The preference trainer reads the prepared records file as it is.
+  if (lathe::test::has_fixture("models/stories260K-hf/tokenizer.json")) {
+    ASSERT_EQ(run_lathe("train --method dpo --model " + lathe::test::fixture_path("models/stories260K-hf") +
+                            " --chat-template chatml --data " + t / "ds/train.records.jsonl" + " --output " + t / "run" +
+                            " --max-steps 1 --threads 1",
+                        &log, true),
+              0)
+        << log;
+  }
+
   // Keyed by the prompt, the second France pair is a duplicate.
   ASSERT_EQ(run_lathe("data prepare --input " + t / "pairs.jsonl" + " --output " + t / "ds2" +
                           " --split 1,0,0 --dedup-preference-key prompt --json",
@@ -195,6 +205,14 @@ TEST(PreferencePrepareE2E, KtoExportThroughPrepareWithATokenizer) {
   json report = json::parse(lathe::read_file(t / "ds/report.json"));
   EXPECT_TRUE(report["token_length_histogram"].contains("before"));
   EXPECT_FALSE(report["tokenized"].get<bool>());
+  if (lathe::test::has_fixture("models/stories260K-hf/tokenizer.json")) {
+    ASSERT_EQ(run_lathe("train --method kto --model " + lathe::test::fixture_path("models/stories260K-hf") +
+                            " --chat-template chatml --data " + t / "ds/train.records.jsonl" + " --output " + t / "run" +
+                            " --max-steps 1 --threads 1",
+                        &log, true),
+              0)
+        << log;
+  }
 }
 
 TEST(PreferencePrepareE2E, MixedFileIsRefusedByLine) {

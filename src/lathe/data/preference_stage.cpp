@@ -90,7 +90,8 @@ StageCounts measure_preference_records(std::vector<Record>& recs, const FormatOp
   const int64_t n = int64_t(recs.size());
   std::vector<std::vector<size_t>> lens(n);
   std::vector<std::string> error(n);
-#pragma omp parallel for schedule(dynamic, 16)
+  // One thread, as the SFT format stage: the encoder (template interpreter, tokenizer caches) is not
+  // shared across threads.
   for (int64_t i = 0; i < n; i++) {
     const nlohmann::json& r = recs[i].json;
     const PreferenceShape ps = preference_shape_of(r);
@@ -108,6 +109,7 @@ StageCounts measure_preference_records(std::vector<Record>& recs, const FormatOp
           lens[i].push_back(encoder.encode_messages(seq).full_length);
         }
       }
+      if (lens[i].empty()) error[i] = "no answer to measure";
     } catch (const Error& e) {
       error[i] = e.what();
     }
