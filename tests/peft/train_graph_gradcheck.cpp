@@ -12,6 +12,7 @@
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
 #include "lathe/peft/prefix.h"
+#include "lathe/train/preference.h"
 #include "test_util.h"
 
 namespace {
@@ -93,9 +94,9 @@ double loss_of(lathe::TrainGraph& g, const lathe::PackedBatch& b) {
   return s / double(n);
 }
 
-// Finite differences of the mean loss at a few entries of `t` against `grad`.
-void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, float* t, const float* grad, int64_t n,
-           const std::function<void()>& after_change = {}) {
+// Finite differences of `loss` at a few entries of `t` against `grad`.
+void check_fn(const char* what, const std::function<double()>& loss, float* t, const float* grad, int64_t n,
+              const std::function<void()>& after_change = {}) {
   lathe::Rng pick(3);
   double dot_an = 0, aa = 0, nn = 0;
   for (int k = 0; k < 6; k++) {
@@ -104,10 +105,10 @@ void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, 
     const float h = 2e-3f;
     t[i] = orig + h;
     if (after_change) after_change();
-    double lp = loss_of(g, b);
+    double lp = loss();
     t[i] = orig - h;
     if (after_change) after_change();
-    double lm = loss_of(g, b);
+    double lm = loss();
     t[i] = orig;
     if (after_change) after_change();
     double num = (lp - lm) / (2 * h), ana = grad[i];
@@ -117,6 +118,11 @@ void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, 
   if (aa > 0 && nn > 0) {
     EXPECT_GT(dot_an / std::sqrt(aa * nn), 0.999) << what << " cosine";
   }
+}
+
+void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, float* t, const float* grad, int64_t n,
+           const std::function<void()>& after_change = {}) {
+  check_fn(what, [&] { return loss_of(g, b); }, t, grad, n, after_change);
 }
 
 class GraphGradcheck : public ::testing::TestWithParam<lathe::Arch> {};
@@ -183,6 +189,97 @@ TEST_P(GraphGradcheck, Prefix) {
     for (auto* p : pre->params())
       check(p->name.c_str(), g, b, p->value.f32(), p->grad.f32(), p->value.numel(), [&] { pre->refresh(); });
   }
+}
+
+// Preference losses: the weighted backward (d loss / d sequence log-probability spread over the
+// completion tokens) against finite differences of the loss, for each method, with the reference
+// policy as the base without the adapter, as a frozen second adapter, and (full fine-tuning) as a
+// frozen copy of the model.
+lathe::PreferenceBatch preference_batch(bool kto) {
+  lathe::PreferenceBatch b;
+  auto add = [&](std::vector<int32_t> prompt, std::vector<int32_t> answer) {
+    std::vector<int32_t> ids = prompt, lab(prompt.size(), -100);
+    ids.insert(ids.end(), answer.begin(), answer.end());
+    lab.insert(lab.end(), answer.begin(), answer.end());
+    b.ids.push_back(ids);
+    b.labels.push_back(lab);
+    b.prompt_len.push_back(int(prompt.size()));
+  };
+  add({1, 5, 9}, {3, 30, 2});  // chosen / desirable
+  add({1, 5, 9}, {7, 2});      // rejected / undesirable
+  add({4, 8}, {36, 11, 12, 2});
+  add({4, 8}, {36, 2});
+  if (kto) b.desirable = {true, false, false, true};
+  return b;
+}
+
+TEST_P(GraphGradcheck, PreferenceLora) {
+  auto c = tiny(GetParam(), GetParam() == lathe::Arch::Qwen2);
+  auto m = model_for(c);
+  lathe::LoraConfig lc;
+  lc.r = 2;
+  lc.alpha = 4;
+  lc.target_modules = {"all-linear"};
+  auto lora = lathe::LoraAdapter::create(c, lc, 1);
+  auto frozen = lathe::LoraAdapter::create(c, lc, 9);
+  lathe::Rng r(2);
+  for (auto* a : {lora.get(), frozen.get()})
+    for (auto* p : a->params())
+      if (p->name.find("lora_B") != std::string::npos)
+        for (int64_t i = 0; i < p->value.numel(); i++) p->value.f32()[i] = 0.3f * r.normal();
+  lathe::TrainGraph g(m, &lora->adapters(), nullptr, false);
+  struct Case { const char* method; const char* loss_type; double ls; bool frozen_ref; };
+  for (Case k : {Case{"dpo", "sigmoid", 0.0, false}, Case{"dpo", "sigmoid", 0.2, true}, Case{"dpo", "ipo", 0.0, false},
+                 Case{"kto", "sigmoid", 0.0, true}, Case{"orpo", "sigmoid", 0.0, false}}) {
+    lathe::PreferenceOptions o;
+    o.method = k.method;
+    o.loss_type = k.loss_type;
+    o.label_smoothing = k.ls;
+    o.beta = 0.7;
+    o.desirable_weight = 1.3;
+    const auto b = preference_batch(o.method == "kto");
+    lathe::ReferencePolicy ref{&g, k.frozen_ref ? &frozen->adapters() : nullptr};
+    if (o.method == "orpo") ref = {};
+    for (auto* p : lora->params()) std::memset(p->grad.data, 0, p->grad.nbytes());
+    auto l = lathe::preference_micro_step(g, &lora->adapters(), ref, b, o, 1.0f, {.training = true});
+    EXPECT_TRUE(std::isfinite(l.loss));
+    auto loss = [&] { return lathe::preference_micro_step(g, &lora->adapters(), ref, b, o, 1.0f, {}, false).loss; };
+    EXPECT_NEAR(loss(), l.loss, 1e-9) << k.method;
+    const std::string what = std::string(k.method) + "/" + k.loss_type;
+    auto ps = lora->params();
+    for (size_t i = 0; i < ps.size(); i += 3)  // a third of the factors: every kind of projection over the cases
+      check_fn((what + " " + ps[i]->name).c_str(), loss, ps[i]->value.f32(), ps[i]->grad.f32(), ps[i]->value.numel());
+  }
+}
+
+TEST_P(GraphGradcheck, PreferenceFull) {
+  auto c = tiny(GetParam(), GetParam() != lathe::Arch::Llama);
+  auto m = model_for(c);
+  auto ref_model = model_for(c);
+  lathe::ModelWeights grads;
+  lathe::for_each_tensor(c, grads, [&](lathe::TensorSlot& s) {
+    *s.tensor = lathe::Tensor::zeros(lathe::DType::F32, s.shape);
+  });
+  if (c.tie_word_embeddings) grads.lm_head = grads.embed;
+  // The policy moves away from the reference so that the loss is not at its symmetric point.
+  lathe::Rng r(8);
+  float* wo = m.weights.layers[0].wo.f32();
+  for (int64_t i = 0; i < m.weights.layers[0].wo.numel(); i++) wo[i] += 0.1f * r.normal();
+  lathe::TrainGraph g(m, nullptr, &grads, false), rg(ref_model, nullptr, nullptr, false);
+  lathe::PreferenceOptions o;
+  o.beta = 0.5;
+  const auto b = preference_batch(false);
+  lathe::ReferencePolicy ref{&rg, nullptr};
+  lathe::preference_micro_step(g, nullptr, ref, b, o, 1.0f, {.training = true});
+  auto loss = [&] { return lathe::preference_micro_step(g, nullptr, ref, b, o, 1.0f, {}, false).loss; };
+  lathe::for_each_tensor(c, m.weights, [&](lathe::TensorSlot& s) {
+    if (s.layer > 0) return;
+    lathe::Tensor* gt = nullptr;
+    lathe::for_each_tensor(c, grads, [&](lathe::TensorSlot& gs) {
+      if (gs.hf_name == s.hf_name) gt = gs.tensor;
+    });
+    check_fn(s.hf_name.c_str(), loss, s.tensor->f32(), gt->f32(), s.tensor->numel());
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GraphGradcheck,

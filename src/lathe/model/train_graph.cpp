@@ -63,13 +63,13 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 
-void TrainGraph::prepare(const PackedBatch& b) {
+void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
   const ModelConfig& c = m_.config;
   batch_ = &b;
   N_ = b.num_tokens();
   for (int32_t id : b.ids)
     if (id < 0 || id >= c.vocab_size) fail("train", "token id {} is outside the vocabulary [0, {})", id, c.vocab_size);
-  const int P = adapters_ ? adapters_->prefix_len : 0;
+  const int P = adapters ? adapters->prefix_len : 0;
   const size_t C = c.hidden_size;
   x_in_.resize(c.num_hidden_layers + 1);
   for (auto& x : x_in_) x.resize(size_t(N_) * C);
@@ -86,7 +86,7 @@ void TrainGraph::prepare(const PackedBatch& b) {
 // Final norm + lm_head + cross-entropy, in row chunks so logits never take more than
 // kRows x V floats. With `backward`, writes d(loss·scale)/dx_last into dx_last.
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
-                                         int64_t* count) {
+                                         int64_t* count, const float* row_weight, double* row_nll) {
   const ModelConfig& c = m_.config;
   const int N = N_, C = c.hidden_size, V = c.vocab_size;
   std::vector<float> hn(size_t(N) * C), rstd(N), dhn, norm_buf;
@@ -99,6 +99,7 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   double total = 0;
   *count = 0;
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
+  if (row_nll) std::fill(row_nll, row_nll + N, 0.0);
   for (int r0 = 0; r0 < N; r0 += kRows) {
     const int rows = std::min(kRows, N - r0);
     const int32_t* tgt = batch_->targets.data() + r0;
@@ -110,12 +111,12 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
     if (backward && cap > 0.0f) capped.assign(logits.begin(), logits.begin() + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
-      total += cross_entropy_backward(logits.data(), tgt, rows, V, scale, &cnt);
+      total += cross_entropy_backward(logits.data(), tgt, rows, V, scale, &cnt, row_weight ? row_weight + r0 : nullptr);
       if (cap > 0.0f) softcap_backward(logits.data(), capped.data(), int64_t(rows) * V, cap);
       matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits.data(),
                       hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
     } else {
-      total += cross_entropy_sum(logits.data(), tgt, rows, V, &cnt);
+      total += cross_entropy_sum(logits.data(), tgt, rows, V, &cnt, row_nll ? row_nll + r0 : nullptr);
     }
     *count += cnt;
   }
@@ -127,37 +128,61 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   return total;
 }
 
-double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx) {
-  const ModelConfig& c = m_.config;
-  const int L = c.num_hidden_layers;
-  prepare(b);
-  embed_rows(m_, b.ids.data(), N_, x_in_[0].data());
-  const BlockContext bc{m_, adapters_, grads_, ctx};
+void TrainGraph::forward_blocks(const BlockContext& bc) {
+  const int L = m_.config.num_hidden_layers;
+  embed_rows(m_, batch_->ids.data(), N_, x_in_[0].data());
   for (int l = 0; l < L; l++)
     block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
-  double loss = head_forward_backward(x_in_[L].data(), dx_a_.data(), scale, true, count);
-  for (int l = L - 1; l >= 0; l--) {
+}
+
+// From d loss / d(last block output) in dx_a_ down to the embeddings.
+void TrainGraph::backward_blocks(const BlockContext& bc) {
+  for (int l = m_.config.num_hidden_layers - 1; l >= 0; l--) {
     BlockActs& a = acts_[checkpointing_ ? 0 : l];
     if (checkpointing_) {  // recompute this block's activations from its saved input
-      std::vector<float> out(size_t(N_) * c.hidden_size);
+      std::vector<float> out(size_t(N_) * m_.config.hidden_size);
       block_forward(bc, l, rows_, a, scratch_, x_in_[l].data(), out.data());
     }
     block_backward(bc, l, rows_, a, scratch_, x_in_[l].data(), dx_a_.data(), dx_b_.data());
     dx_a_.swap(dx_b_);
   }
-  if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), b.ids.data(), N_);
+  if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), batch_->ids.data(), N_);
+}
+
+double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx) {
+  prepare(b, adapters_);
+  const BlockContext bc{m_, adapters_, grads_, ctx};
+  forward_blocks(bc);
+  double loss = head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), dx_a_.data(), scale, true, count);
+  backward_blocks(bc);
   return loss;
 }
 
 double TrainGraph::forward_loss(const PackedBatch& b, int64_t* count) {
-  const ModelConfig& c = m_.config;
-  const int L = c.num_hidden_layers;
-  prepare(b);
-  const BlockContext bc{m_, adapters_, grads_, AdapterContext{}};  // eval: no dropout
-  embed_rows(m_, b.ids.data(), N_, x_in_[0].data());
-  for (int l = 0; l < L; l++)
-    block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
-  return head_forward_backward(x_in_[L].data(), nullptr, 0.0f, false, count);
+  prepare(b, adapters_);
+  forward_blocks(BlockContext{m_, adapters_, grads_, AdapterContext{}});  // eval: no dropout
+  return head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), nullptr, 0.0f, false, count);
+}
+
+void TrainGraph::forward_logps(const PackedBatch& b, const AdapterSet* adapters, const AdapterContext& ctx,
+                               std::vector<double>* logp) {
+  prepare(b, adapters);
+  ctx_ = ctx;
+  logps_adapters_ = adapters;
+  forward_blocks(BlockContext{m_, adapters, adapters == adapters_ ? grads_ : nullptr, ctx});
+  logp->assign(size_t(N_), 0.0);
+  int64_t count = 0;
+  head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), nullptr, 0.0f, false, &count, nullptr,
+                        logp->data());
+  for (double& v : *logp) v = -v;
+}
+
+void TrainGraph::backward_weighted(const std::vector<float>& weight) {
+  LATHE_CHECK(batch_ && int(weight.size()) == N_, "backward_weighted: {} weights for {} rows", weight.size(), N_);
+  LATHE_CHECK(logps_adapters_ == adapters_, "backward_weighted after a forward with other adapters than the graph's");
+  int64_t count = 0;
+  head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), dx_a_.data(), 1.0f, true, &count, weight.data());
+  backward_blocks(BlockContext{m_, adapters_, grads_, ctx_});
 }
 
 }  // namespace lathe

@@ -42,6 +42,18 @@ class TrainGraph {
   // Forward only (evaluation): Σ NLL and count.
   double forward_loss(const PackedBatch& b, int64_t* count);
 
+  // Preference training splits the step in two, because its per-token weights depend on the whole
+  // sequence's log-probability. forward_logps runs the batch with `adapters` in place of the graph's
+  // own (the reference policy passes its own, or null for the bare base; the policy passes the
+  // graph's) and writes each row's log p(target) into logp (0 where the target is -100).
+  // backward_weighted then runs the backward of Σ_t weight[t]·NLL[t] for the batch of the last
+  // forward_logps, which must have used the graph's own adapters (and `ctx`'s dropout, kept for
+  // recompute). The head's logits are recomputed chunk by chunk, never kept.
+  void forward_logps(const PackedBatch& b, const AdapterSet* adapters, const AdapterContext& ctx,
+                     std::vector<double>* logp);
+  void backward_weighted(const std::vector<float>& weight);
+  const AdapterSet* adapters() const { return adapters_; }
+
   // Bytes of saved activations and scratch for a micro-batch of N tokens whose longest sequence
   // has T tokens (the memory plan printed before step 1).
   // Rows of one logits chunk of the loss head (the [rows, V] logits are never larger).
@@ -49,14 +61,20 @@ class TrainGraph {
   static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing);
 
  private:
-  void prepare(const PackedBatch& b);
-  double head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward, int64_t* count);
+  void prepare(const PackedBatch& b, const AdapterSet* adapters);
+  void forward_blocks(const BlockContext& bc);
+  void backward_blocks(const BlockContext& bc);
+  // `row_weight` (backward) scales each row's loss; `row_nll` (forward) receives each row's NLL.
+  double head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward, int64_t* count,
+                               const float* row_weight = nullptr, double* row_nll = nullptr);
 
   const Model& m_;
   const AdapterSet* adapters_;
   ModelWeights* grads_;
   bool checkpointing_;
   const PackedBatch* batch_ = nullptr;
+  AdapterContext ctx_;                      // of the last forward_logps (backward_weighted recomputes with it)
+  const AdapterSet* logps_adapters_ = nullptr;  // and the adapters it ran with
   int N_ = 0;
   BlockRows rows_;                         // the batch's sequences, at positions P.. (after the prefix)
   std::vector<BlockActs> acts_;            // one per block (or one shared when checkpointing)

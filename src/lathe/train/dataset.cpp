@@ -113,12 +113,33 @@ TrainDataset TrainDataset::load(const std::string& path, int max_seq_length, uin
   else
     d.load_jsonl(path, max_seq_length, encoder);
   if (d.size() == 0) fail("dataset", "{}: no examples", path);
-  for (size_t i = 0; i < d.size(); i++) {
-    auto [a, z] = d.example_sequences(i);
-    d.max_len_ = std::max(d.max_len_, int(d.offsets_[z] - d.offsets_[a]));
-    if (d.label_tokens(i) == 0) d.no_loss_++;
-  }
+  d.finish();
   return d;
+}
+
+TrainDataset TrainDataset::from_examples(const std::string& path, std::vector<std::vector<Sequence>> examples,
+                                         const std::vector<int>& lines, uint64_t seed, bool shuffle) {
+  LATHE_CHECK(lines.size() == examples.size(), "from_examples: {} lines for {} examples", lines.size(),
+              examples.size());
+  TrainDataset d;
+  d.path_ = path;
+  d.seed_ = seed;
+  d.shuffle_ = shuffle;
+  for (size_t i = 0; i < examples.size(); i++) {
+    for (Sequence& q : examples[i]) d.add_sequence(std::move(q.ids), std::move(q.labels), lines[i], 0);
+    d.examples_.push_back(d.sequences());
+  }
+  if (d.size() == 0) fail("dataset", "{}: no examples", path);
+  d.finish();
+  return d;
+}
+
+void TrainDataset::finish() {
+  for (size_t i = 0; i < size(); i++) {
+    auto [a, z] = example_sequences(i);
+    max_len_ = std::max(max_len_, int(offsets_[z] - offsets_[a]));
+    if (label_tokens(i) == 0) no_loss_++;
+  }
 }
 
 std::span<const int32_t> TrainDataset::input_ids(size_t i) const {

@@ -45,6 +45,14 @@ class TrainDataset {
   static TrainDataset load(const std::string& path, int max_seq_length, uint64_t seed = 42, bool shuffle = true,
                            const RecordEncoderFactory& encoder = nullptr, const std::string& split = "train");
 
+  // Examples another loader built (preference data: a chosen and a rejected sequence per example),
+  // with the order, cursor and counts of any dataset. `lines[i]` is example i's line in `path`.
+  struct Sequence {
+    std::vector<int32_t> ids, labels;
+  };
+  static TrainDataset from_examples(const std::string& path, std::vector<std::vector<Sequence>> examples,
+                                    const std::vector<int>& lines, uint64_t seed, bool shuffle);
+
   size_t size() const { return examples_.size() - 1; }  // examples
   size_t sequences() const { return offsets_.size() - 1; }
   // Sequence s (for unpacked data, sequence i is example i).
@@ -95,6 +103,7 @@ class TrainDataset {
   void add_sequence(std::vector<int32_t> ids, std::vector<int32_t> labels, int line, int max_seq_length);
   void load_jsonl(const std::string& path, int max_seq_length, const RecordEncoderFactory& encoder);
   void load_prepared(const std::string& dir, const std::string& split, int max_seq_length);
+  void finish();  // lengths and no-loss counts, once every example is in
   mutable int64_t order_epoch_ = -1;  // epoch whose order is cached in order_
   mutable std::vector<size_t> order_;
 };

@@ -69,8 +69,8 @@ struct SequenceLogps {
 // for tests; preference_micro_step calls it.
 struct PreferenceLoss {
   double loss = 0;
-  std::vector<double> dloss_dsum;  // per policy sequence (chosen/rejected or KTO completion)
-  double nll_weight = 0;           // ORPO: weight of each chosen completion token's NLL (1 / their count)
+  std::vector<double> dloss_dsum;  // per policy sequence (chosen/rejected or KTO completion); ORPO's
+                                   // NLL term is in it too (its tokens are the chosen completions')
   std::map<std::string, double> metrics;  // TRL's names: rewards/chosen, ..., logps/rejected, kl
   // Sums behind the metrics, so a step's metrics are means over all its micro-batches:
   std::map<std::string, double> metric_sums;
@@ -83,8 +83,9 @@ PreferenceLoss preference_loss(const PreferenceOptions& o, const PreferenceBatch
 // One micro-batch: reference forward (no gradient), policy forward, the loss, and the policy's
 // backward; d(loss · scale) accumulates into the trainable parameters' gradients (those the graph
 // was built with). `ctx` carries dropout for the policy's forward. Returns the loss (unscaled).
+// backward = false: the loss and metrics only (evaluation).
 PreferenceLoss preference_micro_step(TrainGraph& graph, const AdapterSet* policy, const ReferencePolicy& reference,
                                      const PreferenceBatch& b, const PreferenceOptions& o, float scale,
-                                     const AdapterContext& ctx);
+                                     const AdapterContext& ctx, bool backward = true);
 
 }  // namespace lathe

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lathe/core/error.h"
+#include "lathe/core/json_io.h"
 #include "lathe/core/options_yaml.h"
 #include "lathe/train/schedule.h"
 
@@ -55,9 +56,25 @@ void validate_train_options(const TrainOptions& o) {
   if (o.model.empty()) bad_value("model", "required (a Hugging Face model directory or a GGUF file)");
   if (o.data.empty()) bad_value("data", "required (pre-tokenized JSONL)");
   if (o.output.empty()) bad_value("output", "required (the output directory)");
-  static const std::vector<std::string> methods = {"lora", "qlora", "prefix", "full"};
+  static const std::vector<std::string> methods = {"lora", "qlora", "prefix", "full", "dpo", "kto", "orpo"};
   if (std::find(methods.begin(), methods.end(), o.method) == methods.end())
-    bad_value("method", fmt::format("unknown method '{}' (valid: lora, qlora, prefix, full)", o.method));
+    bad_value("method", fmt::format("unknown method '{}' (valid: lora, qlora, prefix, full, dpo, kto, orpo)", o.method));
+  const bool pref = is_preference_method(o.method);
+  if (!o.finetuning_type.empty()) {
+    if (!pref)
+      bad_value("finetuning_type", fmt::format("applies to the preference methods dpo, kto and orpo (method is '{}'; "
+                                               "the method itself says what trains)", o.method));
+    if (o.finetuning_type != "lora" && o.finetuning_type != "qlora" && o.finetuning_type != "full")
+      bad_value("finetuning_type", fmt::format("unknown '{}' (valid: lora, qlora, full)", o.finetuning_type));
+  }
+  if (o.loss_type != "sigmoid" && o.loss_type != "ipo")
+    bad_value("loss_type", fmt::format("unknown '{}' (valid: sigmoid, ipo)", o.loss_type));
+  if (o.loss_type != "sigmoid" && o.method != "dpo")
+    bad_value("loss_type", fmt::format("'{}' is a DPO loss (method is '{}')", o.loss_type, o.method));
+  if (o.finetuning_type == "full" && !o.init_adapter.empty())
+    bad_value("init_adapter", "full fine-tuning starts from --model (give the SFT model directory there)");
+  if (pref && o.train_on_inputs)
+    bad_value("train_on_inputs", "preference methods compare completions; the prompt never carries loss");
   validate_lr_schedule_type(o.lr_scheduler_type);
   train_options_table().check(o);  // types and ranges as declared in LATHE_TRAIN_OPTIONS
   auto need = [](bool ok, const char* key, const std::string& rule, auto value) {
@@ -68,6 +85,24 @@ void validate_train_options(const TrainOptions& o) {
        o.num_train_epochs);
   if (o.eval_steps > 0 && o.eval_data.empty()) bad_value("eval_steps", "needs --eval-data");
   if (o.lora_target_modules.empty()) bad_value("lora_target_modules", "must name at least one module");
+}
+
+bool is_preference_method(const std::string& method) {
+  return method == "dpo" || method == "kto" || method == "orpo";
+}
+
+std::string trained_kind(const TrainOptions& o) {
+  if (!is_preference_method(o.method)) return o.method;
+  if (!o.finetuning_type.empty()) return o.finetuning_type;
+  if (!o.init_adapter.empty()) {
+    const std::string path = o.init_adapter + "/adapter_config.json";
+    json j = read_json_file_bounded(path, "train");
+    const std::string type = j.is_object() ? j.value("peft_type", std::string("LORA")) : std::string();
+    if (type != "LORA")
+      fail("train", "{}: peft_type '{}': preference methods train LoRA adapters (or full weights)", path, type);
+    return j.value("lathe_base_quantization", std::string()) == "nf4" ? "qlora" : "lora";
+  }
+  return "lora";
 }
 
 json train_options_to_json(const TrainOptions& opt) { return train_options_table().to_json(opt); }

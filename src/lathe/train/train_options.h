@@ -99,6 +99,13 @@ OptionSettings train_options_from_yaml(const std::string& path);
 // throws "[train] --key: ..." naming the option.
 void validate_train_options(const TrainOptions& opt);
 
+// dpo | kto | orpo: the preference methods (the rest train on supervised records).
+bool is_preference_method(const std::string& method);
+// What trains: the method itself for lora | qlora | prefix | full; for a preference method its
+// finetuning_type, else the --init-adapter's kind (qlora when its adapter_config.json records the NF4
+// base), else lora.
+std::string trained_kind(const TrainOptions& opt);
+
 // The resolved options as {"key": value, ...}, and back; from_json rejects
 // unknown keys and wrong types (integers read exactly), naming them.
 nlohmann::json train_options_to_json(const TrainOptions& opt);

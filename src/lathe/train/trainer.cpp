@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <optional>
 
 #include "lathe/core/error.h"
@@ -23,6 +24,7 @@
 #include "lathe/train/grad_clip.h"
 #include "lathe/train/metrics.h"
 #include "lathe/train/model_prep.h"
+#include "lathe/train/preference_data.h"
 #include "lathe/train/schedule.h"
 
 namespace lathe {
@@ -41,10 +43,12 @@ struct Method {
   ModelWeights* grads = nullptr;
 };
 
-Method setup_method(const TrainOptions& o, Model& m) {
+// `kind`: what trains (lora | qlora | prefix | full), the method itself or a preference method's
+// finetuning_type.
+Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
   Method s;
   const ModelConfig& c = m.config;
-  if (o.method == "lora" || o.method == "qlora") {
+  if (kind == "lora" || kind == "qlora") {
     if (!o.init_adapter.empty()) {
       s.lora = LoraAdapter::load_peft(o.init_adapter, c);
     } else {
@@ -65,7 +69,7 @@ Method setup_method(const TrainOptions& o, Model& m) {
     }
     s.params = s.lora->params();
     s.adapters = &s.lora->adapters();
-  } else if (o.method == "prefix") {
+  } else if (kind == "prefix") {
     if (!o.init_adapter.empty()) {
       s.prefix = PrefixAdapter::load_peft(o.init_adapter, c);
     } else {
@@ -107,6 +111,7 @@ void zero_grads(Method& s) {
 struct StepOutcome {
   double loss = 0;
   int64_t tokens = 0, label_tokens = 0;
+  nlohmann::json metrics = nlohmann::json::object();  // preference methods: TRL's rewards/* and logps/*
 };
 
 StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const TrainOptions& o, int64_t step) {
@@ -145,6 +150,77 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
   return r;
 }
 
+PreferenceOptions preference_options(const TrainOptions& o) {
+  PreferenceOptions p;
+  p.method = o.method;
+  p.loss_type = o.loss_type;
+  p.beta = o.beta;
+  p.label_smoothing = o.label_smoothing;
+  p.desirable_weight = o.desirable_weight;
+  p.undesirable_weight = o.undesirable_weight;
+  return p;
+}
+
+// Step-level metrics: means over every example of the step's micro-batches (margins from the means,
+// as TRL's KTO reports them).
+nlohmann::json step_metrics(const std::map<std::string, double>& sums, const std::map<std::string, int64_t>& counts,
+                            const std::string& prefix) {
+  nlohmann::json j = nlohmann::json::object();
+  for (auto& [k, v] : sums) j[prefix + k] = v / double(counts.at(k));
+  if (!sums.count("rewards/margins") && j.contains(prefix + "rewards/chosen") && j.contains(prefix + "rewards/rejected"))
+    j[prefix + "rewards/margins"] = j[prefix + "rewards/chosen"].get<double>() - j[prefix + "rewards/rejected"].get<double>();
+  return j;
+}
+
+// One optimizer step of DPO / KTO / ORPO: each micro-batch's loss is its mean over examples (TRL),
+// scaled by 1 / gradient_accumulation_steps (HF Trainer's accumulation).
+StepOutcome run_preference_step(PreferenceData& data, TrainGraph& graph, Method& s, const ReferencePolicy& ref,
+                                const TrainOptions& o, int64_t step) {
+  StepOutcome r;
+  zero_grads(s);
+  const PreferenceOptions po = preference_options(o);
+  std::map<std::string, double> sums;
+  std::map<std::string, int64_t> counts;
+  for (int a = 0; a < o.gradient_accumulation_steps; a++) {
+    std::vector<size_t> picks = data.examples().next_batch(o.per_device_train_batch_size);
+    PreferenceBatch b = data.batch(picks);
+    for (auto& ids : b.ids) r.tokens += int64_t(ids.size());
+    r.label_tokens += data.examples().total_label_tokens(picks);
+    AdapterContext ctx;
+    ctx.training = true;
+    ctx.dropout_seed = uint64_t(o.seed) * 0x9e3779b97f4a7c15ull + uint64_t(step) * 1000003ull + a;
+    PreferenceLoss l = preference_micro_step(graph, s.adapters, ref, b, po,
+                                             float(1.0 / o.gradient_accumulation_steps), ctx);
+    r.loss += l.loss / o.gradient_accumulation_steps;
+    for (auto& [k, v] : l.metric_sums) sums[k] += v, counts[k] += l.metric_counts[k];
+  }
+  r.metrics = step_metrics(sums, counts, "");
+  return r;
+}
+
+// Loss and metrics of preference data (eval_data) without gradients: "eval_loss", "eval_rewards/...".
+nlohmann::json evaluate_preference(const std::string& path, const TrainOptions& o, TrainGraph& graph,
+                                   const Method& s, const ReferencePolicy& ref, const RecordEncoderFactory& enc) {
+  PreferenceData ev = PreferenceData::load(path, o.method, o.max_seq_length, uint64_t(o.seed), false, enc);
+  const PreferenceOptions po = preference_options(o);
+  std::map<std::string, double> sums;
+  std::map<std::string, int64_t> counts;
+  double loss = 0;
+  int64_t batches = 0;
+  const int n = o.per_device_train_batch_size;
+  for (size_t i = 0; i < ev.examples().size(); i += size_t(n), batches++) {
+    std::vector<size_t> picks;
+    for (size_t k = i; k < std::min(ev.examples().size(), i + size_t(n)); k++) picks.push_back(k);
+    PreferenceLoss l = preference_micro_step(graph, s.adapters, ref, ev.batch(picks), po, 0.0f, AdapterContext{},
+                                             /*backward=*/false);
+    loss += l.loss;
+    for (auto& [k, v] : l.metric_sums) sums[k] += v, counts[k] += l.metric_counts[k];
+  }
+  nlohmann::json j = step_metrics(sums, counts, "eval_");
+  j["eval_loss"] = loss / double(std::max<int64_t>(1, batches));
+  return j;
+}
+
 double evaluate(const std::string& path, const TrainOptions& o, TrainGraph& graph, const RecordEncoderFactory& enc) {
   // A prepared dataset directory given as eval data means its validation split.
   TrainDataset ev = TrainDataset::load(path, o.max_seq_length, uint64_t(o.seed), false, enc, "validation");
@@ -162,10 +238,10 @@ double evaluate(const std::string& path, const TrainOptions& o, TrainGraph& grap
   return cnt ? nll / double(cnt) : NAN;
 }
 
-void save_final(const TrainOptions& o, const Method& s, const Model& m) {
+void save_final(const TrainOptions& o, const std::string& kind, const Method& s, const Model& m) {
   if (s.lora) {
     s.lora->save_peft(o.output, o.model);
-    if (o.method == "qlora") mark_adapter_qlora(o.output);
+    if (kind == "qlora") mark_adapter_qlora(o.output);
   } else if (s.prefix) {
     s.prefix->save_peft(o.output, o.model);
   } else {
@@ -181,8 +257,10 @@ int run_training(const TrainOptions& o) {
   std::filesystem::create_directories(o.output);
   std::fprintf(stderr, "lathe train: resolved options\n%s", train_options_to_string(o).c_str());
 
+  const bool preference = is_preference_method(o.method);
+  const std::string kind = trained_kind(o);  // lora | qlora | prefix | full
   Model m = Model::load(o.model);
-  prepare_model_for_method(m, o.method);
+  prepare_model_for_method(m, kind);
   // The tokenizer and chat template load only when a record needs them (pre-tokenized data and
   // prepared datasets do not).
   std::unique_ptr<Tokenizer> tokenizer;
@@ -197,23 +275,49 @@ int run_training(const TrainOptions& o) {
     }
     return *encoder;
   };
-  TrainDataset data = TrainDataset::load(o.data, o.max_seq_length, uint64_t(o.seed), o.shuffle, make_encoder);
+  std::optional<PreferenceData> pref_data;
+  std::optional<TrainDataset> sft_data;
+  if (preference)
+    pref_data.emplace(PreferenceData::load(o.data, o.method, o.max_seq_length, uint64_t(o.seed), o.shuffle, make_encoder));
+  else
+    sft_data.emplace(TrainDataset::load(o.data, o.max_seq_length, uint64_t(o.seed), o.shuffle, make_encoder));
+  TrainDataset& data = preference ? pref_data->examples() : *sft_data;
   if (data.size() == 0) fail("train", "{}: no training examples", o.data);
   if (data.max_token_id() >= m.config.vocab_size)
     fail("train", "{}: token id {} is outside the model's vocabulary (vocab_size {})", o.data, data.max_token_id(),
          m.config.vocab_size);
-  if (data.truncated_count() > 0)
-    std::fprintf(stderr, "lathe train: warning: %lld of %zu examples were longer than max_seq_length=%d and were "
-                 "truncated\n", (long long)data.truncated_count(), data.sequences(), o.max_seq_length);
-  if (data.no_loss_count() > 0)
-    std::fprintf(stderr, "lathe train: warning: %lld examples have no token that carries loss (all labels -100, e.g. "
-                 "the assistant turn was truncated away); they add nothing to training\n",
-                 (long long)data.no_loss_count());
-  std::fprintf(stderr, "lathe train: %zu examples (%zu sequences%s), %lld tokens, %lld carry loss\n", data.size(),
-               data.sequences(), data.packed() ? ", packed" : "", (long long)data.total_tokens(),
-               (long long)data.total_label_tokens());
+  if (preference) {
+    const PreferenceData& pd = *pref_data;
+    if (pd.truncated() > 0)
+      std::fprintf(stderr, "lathe train: warning: %lld sequences were longer than max_seq_length=%d; their completions "
+                   "were cut\n", (long long)pd.truncated(), o.max_seq_length);
+    if (pd.unpaired())
+      std::fprintf(stderr, "lathe train: %lld records -> %lld desirable and %lld undesirable completions (%lld "
+                   "skipped), %lld tokens, trains %s with %s\n", (long long)pd.records(), (long long)pd.desirable(),
+                   (long long)pd.undesirable(), (long long)pd.dropped(), (long long)data.total_tokens(), kind.c_str(),
+                   o.method.c_str());
+    else
+      std::fprintf(stderr, "lathe train: %lld records -> %zu preference pairs (%lld skipped), %lld tokens, trains %s "
+                   "with %s\n", (long long)pd.records(), data.size(), (long long)pd.dropped(),
+                   (long long)data.total_tokens(), kind.c_str(), o.method.c_str());
+    if (o.method == "kto" && o.per_device_train_batch_size < 2)
+      std::fprintf(stderr, "lathe train: warning: KTO's KL estimate pairs each prompt with another example's "
+                   "completion in the micro-batch; with per_device_train_batch_size 1 it pairs an example with "
+                   "itself (use 2 or more)\n");
+  } else {
+    if (data.truncated_count() > 0)
+      std::fprintf(stderr, "lathe train: warning: %lld of %zu examples were longer than max_seq_length=%d and were "
+                   "truncated\n", (long long)data.truncated_count(), data.sequences(), o.max_seq_length);
+    if (data.no_loss_count() > 0)
+      std::fprintf(stderr, "lathe train: warning: %lld examples have no token that carries loss (all labels -100, e.g. "
+                   "the assistant turn was truncated away); they add nothing to training\n",
+                   (long long)data.no_loss_count());
+    std::fprintf(stderr, "lathe train: %zu examples (%zu sequences%s), %lld tokens, %lld carry loss\n", data.size(),
+                 data.sequences(), data.packed() ? ", packed" : "", (long long)data.total_tokens(),
+                 (long long)data.total_label_tokens());
+  }
 
-  Method s = setup_method(o, m);
+  Method s = setup_method(o, kind, m);
   const int64_t steps_per_epoch =
       std::max<int64_t>(1, (data.batches_per_epoch(o.per_device_train_batch_size) + o.gradient_accumulation_steps - 1) /
                                o.gradient_accumulation_steps);
@@ -229,10 +333,33 @@ int run_training(const TrainOptions& o) {
   for (Param* p : s.params) trainable += p->value.nbytes();
   MemoryPlan plan = plan_memory(m, trainable, s.grads != nullptr,
                                 TrainGraph::activation_bytes(m.config, N, T, P, o.gradient_checkpointing));
+  const bool reference_copy = preference && kind == "full" && o.method != "orpo";
+  if (reference_copy) {  // full fine-tuning's reference is a frozen copy of the starting weights
+    plan.weights += m.weight_bytes_f32;
+    plan.total += m.weight_bytes_f32;
+  }
   print_memory_plan(plan, o, N, T);
   check_memory_plan(plan, o);
 
   TrainGraph graph(m, s.adapters, s.grads, o.gradient_checkpointing);
+  // The reference policy of DPO / KTO: the base with the adapter off (no copy), base + a frozen copy
+  // of --init-adapter, or for full fine-tuning a frozen copy of the starting model. ORPO has none.
+  ReferencePolicy ref;
+  std::unique_ptr<LoraAdapter> ref_lora;
+  std::optional<Model> ref_model;
+  std::unique_ptr<TrainGraph> ref_graph;
+  if (preference && o.method != "orpo") {
+    if (reference_copy) {
+      ref_model.emplace(Model::load(o.model));
+      ref_graph = std::make_unique<TrainGraph>(*ref_model, nullptr, nullptr, o.gradient_checkpointing);
+      ref = {ref_graph.get(), nullptr};
+    } else if (!o.init_adapter.empty()) {
+      ref_lora = LoraAdapter::load_peft(o.init_adapter, m.config);
+      ref = {&graph, &ref_lora->adapters()};
+    } else {
+      ref = {&graph, nullptr};
+    }
+  }
   AdamW opt(s.params, AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay});
   int64_t start = 0;
   if (!o.resume_from_checkpoint.empty()) {
@@ -253,7 +380,7 @@ int run_training(const TrainOptions& o) {
 
   for (int64_t step = start; step < max_steps; step++) {
     auto ts = std::chrono::steady_clock::now();
-    StepOutcome r = run_step(data, graph, s, o, step);
+    StepOutcome r = preference ? run_preference_step(*pref_data, graph, s, ref, o, step) : run_step(data, graph, s, o, step);
     std::string bad;
     if (!std::isfinite(r.loss) || !grads_finite(s.params, &bad)) {
       progress.finish();
@@ -270,14 +397,18 @@ int run_training(const TrainOptions& o) {
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     tokens_total += r.tokens;
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    metrics.write({{"step", step + 1}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens", r.tokens},
-                   {"tokens_per_s", r.tokens / dt}, {"elapsed_s", elapsed},
-                   {"epoch", double(step + 1) / double(steps_per_epoch)}});
+    nlohmann::json row = {{"step", step + 1}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens", r.tokens},
+                          {"tokens_per_s", r.tokens / dt}, {"elapsed_s", elapsed},
+                          {"epoch", double(step + 1) / double(steps_per_epoch)}};
+    row.update(r.metrics);
+    metrics.write(row);
     progress.update(step + 1, r.loss, lr, r.tokens / dt);
     if (!o.eval_data.empty() && o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) {
-      double ev = evaluate(o.eval_data, o, graph, make_encoder);
-      metrics.write({{"step", step + 1}, {"eval_loss", ev}});
-      progress.message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev));
+      nlohmann::json ev = preference ? evaluate_preference(o.eval_data, o, graph, s, ref, make_encoder)
+                                     : nlohmann::json{{"eval_loss", evaluate(o.eval_data, o, graph, make_encoder)}};
+      ev["step"] = step + 1;
+      metrics.write(ev);
+      progress.message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev["eval_loss"].get<double>()));
     }
     if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && step + 1 < max_steps) {
       TrainerState st;
@@ -291,11 +422,16 @@ int run_training(const TrainOptions& o) {
   }
   progress.finish();
   if (!o.eval_data.empty()) {
-    double ev = evaluate(o.eval_data, o, graph, make_encoder);
-    metrics.write({{"step", max_steps}, {"eval_loss", ev}});
-    std::fprintf(stderr, "lathe train: final eval_loss %.6f\n", ev);
+    nlohmann::json ev = preference ? evaluate_preference(o.eval_data, o, graph, s, ref, make_encoder)
+                                   : nlohmann::json{{"eval_loss", evaluate(o.eval_data, o, graph, make_encoder)}};
+    ev["step"] = max_steps;
+    metrics.write(ev);
+    std::fprintf(stderr, "lathe train: final eval_loss %.6f\n", ev["eval_loss"].get<double>());
+    if (ev.contains("eval_rewards/accuracies"))
+      std::fprintf(stderr, "lathe train: final eval rewards/accuracies %.4f, rewards/margins %.4f\n",
+                   ev["eval_rewards/accuracies"].get<double>(), ev.value("eval_rewards/margins", 0.0));
   }
-  save_final(o, s, m);
+  save_final(o, kind, s, m);
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "lathe train: done: %lld steps, %lld tokens in %.1f s (%.1f tokens/s), peak RSS %.1f MiB; "
                "output in %s\n", (long long)(max_steps - start), (long long)tokens_total, elapsed,

@@ -264,7 +264,7 @@ void add_forward(float* out, const float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count) {
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count, double* row_nll) {
   double total = 0;
   int64_t cnt = 0;
   // Fixed-order reduction: per-row results land in their slot, then a serial sum (deterministic).
@@ -281,6 +281,7 @@ double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int
     for (int c = 0; c < V; c++) sum += double(fast_exp(x[c] - mx));
     row[n] = std::log(sum) + mx - x[targets[n]];
   }
+  if (row_nll) std::copy(row.begin(), row.end(), row_nll);
   for (int n = 0; n < N; n++)
     if (targets[n] >= 0) {
       total += row[n];

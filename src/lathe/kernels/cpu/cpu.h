@@ -34,7 +34,9 @@ void softcap_forward(float* x, int64_t n, float cap);
 void softmax_forward(float* out, const float* inp, int N, int C);
 void embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C);
 void add_forward(float* out, const float* a, const float* b, int64_t n);
-double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count);
+// Σ NLL over targets >= 0; `row_nll` (optional, N entries) receives each row's NLL (0 where no target).
+double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int V, int64_t* count,
+                         double* row_nll = nullptr);
 
 // Backward: same contracts as kernels/ref (gradients accumulate; null pointers are skipped).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -50,6 +52,8 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void softcap_backward(float* dy, const float* y, int64_t n, float cap);
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C);
-double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count);
+// Overwrites logits with d(scale · w_n · NLL_n)/dlogits per row (w_n = row_weight[n], or 1 when null).
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count,
+                              const float* row_weight = nullptr);
 
 }  // namespace lathe

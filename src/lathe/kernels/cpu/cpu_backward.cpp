@@ -175,7 +175,8 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
   }
 }
 
-double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count) {
+double cross_entropy_backward(float* logits, const int32_t* targets, int N, int V, float scale, int64_t* count,
+                              const float* row_weight) {
   std::vector<double> row(N, 0.0);
 #pragma omp parallel for schedule(static) if (N > 4)
   for (int n = 0; n < N; n++) {
@@ -196,10 +197,11 @@ double cross_entropy_backward(float* logits, const int32_t* targets, int N, int 
       sum += double(e);
     }
     row[n] = std::log(sum) + mx - target_logit;
-    const float k = scale * float(1.0 / sum);
+    const float s = row_weight ? scale * row_weight[n] : scale;
+    const float k = s * float(1.0 / sum);
 #pragma omp simd
     for (int c = 0; c < V; c++) x[c] *= k;
-    x[targets[n]] -= scale;
+    x[targets[n]] -= s;
   }
   double total = 0;
   int64_t cnt = 0;
