@@ -199,7 +199,7 @@ TEST(Preference, BadRecordsNameTheLine) {
   PrefFixture fx;
   REQUIRE_PREF_FIXTURE(fx);
   struct Case { std::string line, want; };
-  for (const Case& c : {Case{R"({"prompt":"a","chosen":"b"})", "needs both \"chosen\" and \"rejected\""},
+  for (const Case& c : {Case{R"({"prompt":"a","chosen":"b"})", "has no \"rejected\""},
                         Case{R"({"prompt":"a","completion":"b","label":true})", "needs --method kto"},
                         Case{R"({"prompt":"a","chosen":"b","rejected":3})", "\"rejected\" must be a string"},
                         Case{R"({"messages":[{"role":"user","content":"a"}]})", "not a preference record"},
