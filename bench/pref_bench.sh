@@ -4,7 +4,9 @@
 # RSS for DPO vs SFT LoRA on the same sequences (DPO: 1 pair per micro-batch = 2 rows of
 # PROMPT+COMPLETION tokens; SFT: the same 2 rows as a batch of 2), target ratio <= 1.15.
 # Random weights (SmolLM2-135M shape unless LAYERS is smaller), random ids, LoRA r=16 all-linear.
-# Usage: bench/pref_bench.sh [BUILD_DIR]   (env: THREADS=2 STEPS=2 PROMPT=128 COMPLETION=128 LAYERS=30)
+# Usage: bench/pref_bench.sh [BUILD_DIR]   (env: THREADS=2 STEPS=2 PROMPT=128 COMPLETION=128 LAYERS=30
+#        REF_CORETYPE=: e.g. Haswell or SkylakeX gives the reference's OpenBLAS the kernels lathe selects, see
+#        bench/train_bench.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -27,7 +29,7 @@ with open(w + "/sft.jsonl", "w") as f:
         f.write(json.dumps({"input_ids": p + comp, "labels": [-100] * P + comp}) + "\n")
 PY
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-ref=$(/usr/bin/python3 bench/ref_torch_pref.py --threads "$THREADS" --layers "$LAYERS" --prompt-len "$PROMPT" \
+ref=$(${REF_CORETYPE:+env OPENBLAS_CORETYPE=$REF_CORETYPE} /usr/bin/python3 bench/ref_torch_pref.py --threads "$THREADS" --layers "$LAYERS" --prompt-len "$PROMPT" \
   --completion-len "$COMPLETION" --pairs 1 --steps "$STEPS")
 common=(--model "$W/m" --lora-r 16 --lora-alpha 32 --lora-target-modules all-linear --learning-rate 1e-4
         --max-steps $((STEPS + 1)) --save-steps 0 --threads "$THREADS" --max-seq-length $((PROMPT + COMPLETION)))
@@ -35,8 +37,9 @@ common=(--model "$W/m" --lora-r 16 --lora-alpha 32 --lora-target-modules all-lin
   --method dpo --per-device-train-batch-size 1 2>/dev/null
 /usr/bin/time -f "%M" -o "$W/rss_sft" "$B/lathe" train "${common[@]}" --data "$W/sft.jsonl" --output "$W/sft" \
   --method lora --per-device-train-batch-size 2 --no-shuffle 2>/dev/null
+export REF_CORETYPE=${REF_CORETYPE:-}
 /usr/bin/python3 - "$ref" "$W" "$LAYERS" "$PROMPT" "$COMPLETION" <<'PY'
-import json, sys
+import json, os, sys
 ref = json.loads(sys.argv[1]); w = sys.argv[2]
 def rows(name):
     return [json.loads(l) for l in open(f"{w}/{name}/metrics.jsonl") if '"loss"' in l][1:]  # step 1 warms up
@@ -45,7 +48,7 @@ def tps(rs):
 dpo, sft = tps(rows("dpo")), tps(rows("sft"))
 rss = {k: int(open(f"{w}/rss_{k}").read()) * 1024 for k in ("dpo", "sft")}
 print(f"shape: SmolLM2-135M with {sys.argv[3]} layers, 1 pair = 2 rows of {sys.argv[4]}+{sys.argv[5]} tokens, LoRA r16 all-linear")
-print(f"DPO step: lathe {dpo:7.1f} tok/s   reference {ref['tokens_per_s']:7.1f} tok/s ({ref['impl']})   ratio {dpo/ref['tokens_per_s']:.2f}x")
+print(f"DPO step: lathe {dpo:7.1f} tok/s   reference {ref['tokens_per_s']:7.1f} tok/s ({ref['impl']}, OPENBLAS_CORETYPE={os.environ.get('REF_CORETYPE') or 'default'})   ratio {dpo/ref['tokens_per_s']:.2f}x")
 print(f"SFT step (same rows): lathe {sft:7.1f} tok/s   DPO/SFT time ratio {sft/dpo:.2f} (reference forward + policy forward/backward vs forward/backward)")
 print(f"peak RSS: DPO {rss['dpo']/2**20:8.1f} MiB   SFT {rss['sft']/2**20:8.1f} MiB   ratio {rss['dpo']/rss['sft']:.3f} (target <= 1.15)"
       f"   reference DPO {ref['peak_rss_bytes']/2**20:.1f} MiB")
