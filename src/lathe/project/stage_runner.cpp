@@ -183,7 +183,7 @@ struct Runner {
   int64_t run_id;
   std::string method = "lora";
   // align.feedback exported once per lathe run (its content is part of the align fingerprint).
-  mutable std::string feedback_records;
+  mutable std::string feedback_records = "";
 
   std::string state_path() const { return p.state_dir + "/state.json"; }
   // retrieval.train: the train stage reads the index stage's augmented records.
