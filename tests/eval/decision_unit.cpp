@@ -1,6 +1,6 @@
 // The decision box's rules on hand-made variant results: the cheapest variant at or above the gate
 // overall and per tag, none when nothing passes, the highest pass rate without a gate, and the
-// cases only retrieval / only tuning fixes.
+// cases only retrieval / only tuning fixes; what a later round (tuned+dpo on tuned) fixed and broke.
 #include <gtest/gtest.h>
 
 #include "lathe/eval/decision.h"
@@ -81,6 +81,50 @@ TEST(Decision, NothingPassesAndNoRetrieval) {
   EXPECT_DOUBLE_EQ(d["overall"]["best_pass_rate"].get<double>(), 0.25);
   EXPECT_TRUE(d["only_retrieval_fixes"].empty());
   EXPECT_NE(d["summary"].get<std::string>().find("No retrieval index"), std::string::npos);
+}
+
+// A feedback round is named after its parent: tuned+dpo continues tuned, tuned+dpo+rag is compared
+// with tuned+rag. Cases: c0 ko, c1 ko, c2 en, c3 en (run_of).
+TEST(Decision, FeedbackRoundsListFixedAndBrokenCases) {
+  EvalRun r = run_of({variant("base", "base", "0000", 20), variant("tuned", "adapter", "0110", 20),
+                      variant("tuned+rag", "adapter+rag", "0100", 400), variant("tuned+dpo", "adapter", "1011", 20),
+                      variant("tuned+dpo+rag", "adapter+rag", "0100", 400), variant("other", "adapter", "1111", 20)});
+  Gates g;
+  g.min_pass_rate = 0.75;
+  auto d = decision_json(r, g);
+  const auto& rounds = d["feedback_rounds"];
+  ASSERT_EQ(rounds.size(), 2u) << rounds.dump();
+  // tuned 0110 -> tuned+dpo 1011: fixed c0 and c3, broke c1.
+  EXPECT_EQ(rounds[0]["variant"], "tuned+dpo");
+  EXPECT_EQ(rounds[0]["parent"], "tuned");
+  EXPECT_EQ(rounds[0]["fixed"], nlohmann::json::array({"c0", "c3"}));
+  EXPECT_EQ(rounds[0]["broken"], nlohmann::json::array({"c1"}));
+  EXPECT_EQ(rounds[0]["parent_passed"], 2);
+  EXPECT_EQ(rounds[0]["passed"], 3);
+  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["fixed"], nlohmann::json::array({"c0"}));
+  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["broken"], nlohmann::json::array({"c1"}));
+  EXPECT_EQ(rounds[0]["per_tag"]["en"]["fixed"], nlohmann::json::array({"c3"}));
+  EXPECT_TRUE(rounds[0]["per_tag"]["en"]["broken"].empty());
+  // With retrieval the round is compared with its parent's retrieval variant: nothing changed.
+  EXPECT_EQ(rounds[1]["variant"], "tuned+dpo+rag");
+  EXPECT_EQ(rounds[1]["parent"], "tuned+rag");
+  EXPECT_TRUE(rounds[1]["fixed"].empty());
+  EXPECT_TRUE(rounds[1]["broken"].empty());
+  EXPECT_TRUE(rounds[1]["per_tag"].empty());
+  // The round is a candidate like the others: at 0.75 tuned+dpo and other pass, other comes later.
+  EXPECT_EQ(d["overall"]["passing"], nlohmann::json::array({"tuned+dpo", "other"}));
+  EXPECT_EQ(d["overall"]["choice"], "tuned+dpo");
+  EXPECT_NE(d["summary"].get<std::string>().find("tuned+dpo fixes 2 case(s) tuned failed and breaks 1"),
+            std::string::npos) << d["summary"];
+
+  // The longest parent wins; a name whose prefix is no adapter variant is no round.
+  r = run_of({variant("tuned", "adapter", "0000", 20), variant("tuned+dpo", "adapter", "1000", 20),
+              variant("tuned+dpo+kto", "adapter", "1100", 20), variant("x+dpo", "adapter", "1111", 20)});
+  d = decision_json(r, g);
+  ASSERT_EQ(d["feedback_rounds"].size(), 2u) << d["feedback_rounds"].dump();
+  EXPECT_EQ(d["feedback_rounds"][1]["variant"], "tuned+dpo+kto");
+  EXPECT_EQ(d["feedback_rounds"][1]["parent"], "tuned+dpo");
+  EXPECT_EQ(d["feedback_rounds"][1]["fixed"], nlohmann::json::array({"c1"}));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The bundled example (examples/acme-policy-qa), shrunk to seconds, through every stage of `lathe run`:
 // base build (tokenizer + init + pre-training), prepare (with its planted personal data and duplicates),
-// LoRA training, eval with the gate, export (PEFT, merged, GGUF). The project file is the example's own
+// LoRA training, the DPO round on the reviewers' corrections (feedback/corrections.jsonl), eval with the
+// gate and the round's fixed/broken cases, export (PEFT, merged, GGUF). The project file is the example's own
 // with only sizes and step counts turned down, so a broken example or stage fails here, not in front of
 // a new user. Then: a second run skips everything, and a failing gate stops before export.
 #include <gtest/gtest.h>
@@ -42,6 +43,9 @@ void shrink(const std::string& file, double min_pass_rate) {
   p["train"]["max_steps"] = 6;
   p["train"]["lora_r"] = 4;
   p["train"]["save_steps"] = 3;
+  ASSERT_TRUE(p["align"]) << "the example's second round: an align section";
+  p["align"].remove("num_train_epochs");
+  p["align"]["max_steps"] = 2;
   p["goal"]["gates"]["min_pass_rate"] = min_pass_rate;
   YAML::Emitter e;
   e << p;
@@ -59,8 +63,10 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   std::string out;
 
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
-  EXPECT_EQ(stages_with(out, "running"), "base,prepare,index,train,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "running"), "base,prepare,index,train,align,eval,export") << out;
   EXPECT_NE(out.find("gate passed"), std::string::npos) << out;
+  // The corrections ask paraphrases of failing questions, never a test prompt: nothing is dropped.
+  EXPECT_EQ(out.find("repeat an evaluation prompt"), std::string::npos) << out;
   EXPECT_NE(out.find("pass rates:   base "), std::string::npos) << out;
 
   // Base: a tokenizer trained on the project's text, and a pre-trained HF model directory.
@@ -90,16 +96,26 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   EXPECT_TRUE(fs::exists(o + "/train/adapter_model.safetensors"));
   EXPECT_TRUE(fs::exists(o + "/train/metrics.jsonl"));
 
+  // Align: the DPO round on the corrections, continued from the tuned adapter.
+  EXPECT_TRUE(fs::exists(o + "/align/adapter_model.safetensors"));
+  json ad = load_json(o + "/align_data/report.json");
+  EXPECT_GE(ad["kept"].get<int>(), 10) << ad.dump();
+  EXPECT_EQ(ad["kept"], ad["records"]) << ad.dump();
+
   // Index: the policy documents, searchable.
   EXPECT_TRUE(fs::exists(o + "/index/index.sqlite"));
 
-  // Eval: base, prompt baseline, retrieval, the tuned adapter and tuned + retrieval on every case,
-  // with perplexities, retrieval hits, the decision box and the gate.
+  // Eval: base, prompt baseline, retrieval, the tuned adapter and tuned + retrieval, the DPO round with
+  // and without retrieval on every case, with perplexities, retrieval hits, the decision box, the
+  // round's fixed/broken cases and the gate.
   json ev = load_json(o + "/eval/report.json");
-  ASSERT_EQ(ev["variants"].size(), 5u) << ev["variants"].dump();
+  ASSERT_EQ(ev["variants"].size(), 7u) << ev["variants"].dump();
   std::vector<std::string> names;
   for (auto& v : ev["variants"]) names.push_back(v["name"]);
-  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag", "tuned+dpo", "tuned+dpo+rag"}));
+  ASSERT_EQ(ev["decision"]["feedback_rounds"].size(), 2u) << ev["decision"].dump();
+  EXPECT_EQ(ev["decision"]["feedback_rounds"][0]["parent"], "tuned");
+  EXPECT_EQ(ev["decision"]["feedback_rounds"][1]["parent"], "tuned+rag");
   EXPECT_GT(ev["variants"][3]["cases"].get<int>(), 30);
   EXPECT_TRUE(ev["variants"][3]["validation"].contains("ppl"));
   EXPECT_TRUE(ev["variants"][3]["holdout"].contains("ppl"));
@@ -117,7 +133,7 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   // Nothing changed: nothing runs.
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
   EXPECT_EQ(stages_with(out, "running"), "") << out;
-  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,index,train,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,index,train,align,eval,export") << out;
 
   // A gate this model cannot meet: eval reruns (its gate is part of its inputs), the run fails with
   // exit code 3 and nothing is exported.

@@ -156,6 +156,48 @@ TEST(ProjectSchema, TypesAndRangesNameTheKey) {
   EXPECT_ERROR(goal + "base_model:\n  path: m\n", "section 'train' is required");
 }
 
+// align: a preference round. Its keys are lathe train's (same table, same validation) plus data and
+// feedback; errors name the line and the key. The project's data file p.jsonl exists here.
+std::string align_error(const std::string& align) {
+  lathe::test::TempDir dir;
+  lathe::write_file_atomic(dir / "p.jsonl", "{\"prompt\":\"q\",\"chosen\":\"a\",\"rejected\":\"b\"}\n");
+  try {
+    parse_project(project("goal:\n  task: x\n", align), "project.yaml", dir.path);
+  } catch (const lathe::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ProjectSchema, AlignSectionErrorsNameTheKey) {
+  auto expect = [](const std::string& align, std::vector<std::string> want) {
+    const std::string err = align_error(align);
+    ASSERT_FALSE(err.empty()) << "accepted:\n" << align;
+    for (const auto& w : want) EXPECT_NE(err.find(w), std::string::npos) << "want '" << w << "' in: " << err;
+  };
+  // Lines: goal 1-2, base_model 3-4, train 5-6, align from 7.
+  EXPECT_EQ(align_error("align:\n  method: dpo\n  data: p.jsonl\n  beta: 0.2\n  loss_type: ipo\n  max_steps: 4\n"), "");
+  EXPECT_EQ(align_error("align:\n  method: kto\n  data: [p.jsonl, p.jsonl]\n  desirable_weight: 1.5\n"), "");
+  expect("align:\n  data: p.jsonl\n", {"project.yaml:8:3: align.method: required (dpo, kto or orpo)"});
+  expect("align:\n  method: lora\n  data: p.jsonl\n", {"project.yaml:8:11: align.method: must be dpo, kto or orpo (got 'lora')"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  bta: 0.1\n", {"project.yaml:10:3: unknown key 'bta' in 'align' (did you mean 'beta'?)"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  beta: -1\n", {"project.yaml:10:9: align.beta: must be > 0"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  max_steps: many\n", {"project.yaml:10:14: align.max_steps: must be an integer"});
+  expect("align:\n  method: kto\n  data: p.jsonl\n  loss_type: ipo\n", {"project.yaml:10:14: align.loss_type:", "DPO loss"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  label_smoothing: 0.9\n", {"project.yaml:10:20: align.label_smoothing"});
+  expect("align:\n  method: dpo\n  data: missing.jsonl\n", {"project.yaml:9:9: align.data: no such file"});
+  expect("align:\n  method: dpo\n  data: [p.jsonl, gone.jsonl]\n", {"project.yaml:9:19: align.data: no such file"});
+  expect("align:\n  method: dpo\n  data: {a: 1}\n", {"project.yaml:9:9: align.data: must be a file or a list of files"});
+  expect("align:\n  method: dpo\n", {"project.yaml:8:3: align: needs data"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  init_adapter: x\n", {"project.yaml:10:3: align.init_adapter: set by lathe run"});
+  expect("align:\n  method: dpo\n  data: p.jsonl\n  model: x\n", {"project.yaml:10:3: align.model: set by lathe run"});
+  expect("align: [dpo]\n", {"project.yaml:7:8: align: expected a mapping"});
+  // What the round continues: a prefix adapter cannot be.
+  const std::string err = error_of("goal:\n  task: x\nbase_model:\n  path: m\ntrain:\n  method: prefix\n"
+                                   "align:\n  method: dpo\n  feedback: serve-data\n");
+  EXPECT_NE(err.find("project.yaml:8:3: align: train.method is prefix"), std::string::npos) << err;
+}
+
 TEST(ProjectSchema, ValidProjectsInTheRepositoryLoad) {
   lathe::test::TempDir dir;
   // The init template (it names tests/cases.yaml, which init writes).

@@ -5,7 +5,8 @@
 - each exact-duplicate line equals an earlier line of the same file;
 - the planted resident registration number has a valid check digit and the card number passes Luhn;
 - no test prompt (tests/eval_prompts.jsonl) is a training question, and eval_prompts.jsonl matches cases.yaml;
-- every contains/icontains key of a case occurs in its `expected` sentence.
+- every contains/icontains key of a case occurs in its `expected` sentence;
+- feedback/corrections.jsonl holds DPO pairs whose prompts are not test prompts.
 Run from anywhere: /usr/bin/python3 examples/acme-policy-qa/tools/check_example.py (needs PyYAML).
 """
 import csv, json, os, re, sys
@@ -87,8 +88,24 @@ for c in suite["cases"]:
             if key not in hay:
                 errors.append(f"case {c['id']}: key {a['value']!r} not in expected {c['expected']!r}")
 
+# The reviewer's corrections (the align round): DPO pairs whose prompt is no test prompt, whose chosen
+# answer is a case's expected sentence and whose rejected answer is not.
+expected = {c["expected"] for c in suite["cases"]}
+pairs = 0
+for n, text in enumerate(open(os.path.join(ROOT, "feedback/corrections.jsonl"), encoding="utf-8"), 1):
+    j = json.loads(text)
+    pairs += 1
+    if set(j) != {"prompt", "chosen", "rejected"}:
+        errors.append(f"feedback/corrections.jsonl:{n}: fields {sorted(j)}, expected prompt, chosen, rejected")
+        continue
+    if norm(j["prompt"]) in {norm(p) for p in prompts}:
+        errors.append(f"feedback/corrections.jsonl:{n}: the prompt is a test prompt")
+    if j["chosen"] not in expected or j["rejected"] == j["chosen"]:
+        errors.append(f"feedback/corrections.jsonl:{n}: chosen is not a case's expected answer, or equals rejected")
+
 for e in errors:
     print("error:", e)
-print(f"{len(rows)} planted records, {len(questions)} distinct training questions, {len(prompts)} test cases: "
+print(f"{len(rows)} planted records, {len(questions)} distinct training questions, {len(prompts)} test cases, "
+      f"{pairs} correction pairs: "
       + ("OK" if not errors else f"{len(errors)} problem(s)"))
 sys.exit(1 if errors else 0)

@@ -95,6 +95,16 @@ std::function<int()> setup(CLI::App& app) {
                   d["overall"]["choice"].is_null() ? "no variant passes"
                                                    : ("choose " + d["overall"]["choice"].get<std::string>()).c_str(),
                   d["summary"].get<std::string>().c_str());
+      for (auto& fr : d["feedback_rounds"]) {
+        auto ids = [](const nlohmann::ordered_json& a) {
+          std::string s;
+          for (auto& c : a) s += (s.empty() ? "" : " ") + c.get<std::string>();
+          return s.empty() ? std::string("-") : s;
+        };
+        std::printf("round %s on %s: fixed %zu: %s\n  broke %zu: %s\n", fr["variant"].get<std::string>().c_str(),
+                    fr["parent"].get<std::string>().c_str(), fr["fixed"].size(), ids(fr["fixed"]).c_str(),
+                    fr["broken"].size(), ids(fr["broken"]).c_str());
+      }
       std::printf("report: %s/report.html\n", o->output.c_str());
     }
     std::fflush(stdout);

@@ -71,6 +71,51 @@ ojson choose(const EvalRun& run, double gate, Pred in) {
 
 }  // namespace
 
+ojson feedback_rounds_json(const EvalRun& run) {
+  auto find = [&](const std::string& name, const char* kind) -> const VariantResult* {
+    for (auto& v : run.variants)
+      if (v.name == name && v.kind == kind) return &v;
+    return nullptr;
+  };
+  // The parent adapter of an adapter variant's name: the longest proper prefix ending before a '+'.
+  auto parent_of = [&](const std::string& name) -> std::string {
+    for (size_t at = name.rfind('+'); at != std::string::npos && at > 0; at = name.rfind('+', at - 1))
+      if (find(name.substr(0, at), "adapter")) return name.substr(0, at);
+    return "";
+  };
+  ojson rounds = ojson::array();
+  for (auto& v : run.variants) {
+    const VariantResult* parent = nullptr;
+    if (v.kind == "adapter") {
+      const std::string p = parent_of(v.name);
+      if (!p.empty()) parent = find(p, "adapter");
+    } else if (v.kind == "adapter+rag" && v.name.size() > 4) {
+      const std::string p = parent_of(v.name.substr(0, v.name.size() - 4));
+      if (!p.empty()) parent = find(p + "+rag", "adapter+rag");
+    }
+    if (!parent) continue;
+    ojson fixed = ojson::array(), broken = ojson::array(), per_tag = ojson::object();
+    for (size_t i = 0; i < run.suite.cases.size(); i++) {
+      const bool was = parent->cases[i].pass, now = v.cases[i].pass;
+      if (was == now) continue;
+      const EvalCase& c = run.suite.cases[i];
+      (now ? fixed : broken).push_back(c.id);
+      for (auto& t : c.tags) {
+        if (!per_tag.contains(t)) per_tag[t] = {{"fixed", ojson::array()}, {"broken", ojson::array()}};
+        per_tag[t][now ? "fixed" : "broken"].push_back(c.id);
+      }
+    }
+    rounds.push_back({{"variant", v.name},
+                      {"parent", parent->name},
+                      {"passed", v.passed},
+                      {"parent_passed", parent->passed},
+                      {"fixed", fixed},
+                      {"broken", broken},
+                      {"per_tag", per_tag}});
+  }
+  return rounds;
+}
+
 ojson decision_json(const EvalRun& run, const Gates& gates) {
   ojson d;
   const double gate = gates.min_pass_rate;
@@ -148,6 +193,11 @@ ojson decision_json(const EvalRun& run, const Gates& gates) {
     with_tuned.push_back({{"adapter", t->name}, {"fixes", fixes}, {"breaks", breaks}});
   }
   d["retrieval_with_adapter"] = with_tuned;
+  d["feedback_rounds"] = feedback_rounds_json(run);
+  for (auto& r : d["feedback_rounds"])
+    line += fmt::format(" {} fixes {} case(s) {} failed and breaks {} it passed ({} -> {} passed).",
+                        r["variant"].get<std::string>(), r["fixed"].size(), r["parent"].get<std::string>(),
+                        r["broken"].size(), r["parent_passed"].get<int>(), r["passed"].get<int>());
   d["summary"] = line;
   return d;
 }

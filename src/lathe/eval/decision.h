@@ -17,4 +17,12 @@ namespace lathe::eval {
 
 nlohmann::ordered_json decision_json(const EvalRun& run, const Gates& gates);
 
+// Later rounds of an adapter (a preference round on top of the supervised one, say): an adapter
+// variant named PARENT+SUFFIX, where PARENT is another adapter variant of the run, is a round of
+// PARENT (`tuned+dpo` of `tuned`; the longest such PARENT when several fit); with retrieval,
+// PARENT+SUFFIX+rag is likewise a round of PARENT+rag. Per round: the cases it fixed (PARENT fails,
+// the round passes) and broke (the reverse), overall and per tag, in suite order. decision_json
+// puts them under "feedback_rounds".
+nlohmann::ordered_json feedback_rounds_json(const EvalRun& run);
+
 }  // namespace lathe::eval

@@ -158,6 +158,28 @@ std::string decision_box_html(const ojson& r) {
         }
         h << "</div>";
       }
+  auto case_links = [&](const ojson& ids) {
+    std::string s;
+    for (auto& c : ids) s += (s.empty() ? "" : ", ") + ("<a href='#case-" + esc(c) + "'>" + esc(c) + "</a>");
+    return s.empty() ? std::string("none") : s;
+  };
+  if (d.contains("feedback_rounds"))
+    for (auto& fr : d["feedback_rounds"]) {
+      h << "<div><b>" << esc(fr["variant"]) << "</b> (a round on " << esc(fr["parent"]) << ", "
+        << fr["parent_passed"].get<int>() << " &rarr; " << fr["passed"].get<int>() << " passed) fixed "
+        << fr["fixed"].size() << ": " << case_links(fr["fixed"]) << "; broke " << fr["broken"].size() << ": "
+        << case_links(fr["broken"]);
+      if (!fr["per_tag"].empty()) {
+        h << "<div class='small'>By tag:";
+        const char* sep = " ";
+        for (auto& [t, j] : fr["per_tag"].items()) {
+          h << sep << html_escape(t) << " fixed " << j["fixed"].size() << ", broke " << j["broken"].size();
+          sep = "; ";
+        }
+        h << "</div>";
+      }
+      h << "</div>";
+    }
   h << "<div>" << esc(d["summary"]) << "</div>";
   if (r.contains("retrieval")) {
     const ojson& rt = r["retrieval"];

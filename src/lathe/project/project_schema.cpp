@@ -234,6 +234,78 @@ void check_train(const Ctx& c, const YAML::Node& n, const std::string& path, boo
   }
 }
 
+// align: a preference round after `train` (docs/project.md). Its keys are `lathe train`'s, read
+// through the same table and validate_train_options, plus `data` (a file or a list of files) and
+// `feedback` (a server's --data-dir); `method` must be a preference method.
+void check_align(const Ctx& c, const YAML::Node& n, const std::string& path) {
+  if (!n.IsMap()) fail("project", "{}: {}: expected a mapping of keys (method, data, beta, ...)", c.at(n), path);
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string k = it->first.IsScalar() ? it->first.Scalar() : "";
+    if (k == "model" || k == "output" || k == "config" || k == "init_adapter" || k == "finetuning_type")
+      fail("project", "{}: {}.{}: set by lathe run (the train stage's adapter or model, OUTPUT_DIR/align); remove it",
+           c.at(it->first), path, k);
+  }
+  if (!n["method"])
+    fail("project", "{}: {}.method: required (dpo, kto or orpo)", c.at(n), path);
+  const YAML::Node& data = n["data"];
+  const YAML::Node& feedback = n["feedback"];
+  if (!data && !feedback)
+    fail("project", "{}: {}: needs data (a preference JSONL file or a list of them) or feedback (a lathe serve "
+                    "--data-dir)", c.at(n), path);
+  if (data) {
+    if (!data.IsScalar() && !data.IsSequence())
+      fail("project", "{}: {}.data: must be a file or a list of files", c.at(data), path);
+    std::vector<YAML::Node> files;
+    if (data.IsScalar()) files.push_back(data);
+    else
+      for (const auto& x : data) files.push_back(x);
+    if (files.empty()) fail("project", "{}: {}.data: the list is empty", c.at(data), path);
+    for (const auto& f : files) {
+      if (!f.IsScalar() || f.Scalar().empty())
+        fail("project", "{}: {}.data: each entry must be a file name", c.at(f), path);
+      const std::string file = c.cfg.resolve(f.Scalar());
+      if (!fs::is_regular_file(file)) fail("project", "{}: {}.data: no such file {}", c.at(f), path, file);
+    }
+  }
+  if (feedback) {
+    if (!feedback.IsScalar() || feedback.Scalar().empty())
+      fail("project", "{}: {}.feedback: must be a directory (a lathe serve --data-dir)", c.at(feedback), path);
+  }
+  const auto& t = train_options_table();
+  TrainOptions o;
+  try {
+    YamlOptionSource src = c.source(path);
+    src.skip = {"data", "feedback"};
+    t.apply(o, options_from_yaml(n, all_options(t), src));
+  } catch (const OptionError& e) {
+    reword(e, path);
+  }
+  if (!is_preference_method(o.method))
+    fail("project", "{}: {}.method: must be dpo, kto or orpo (got '{}'); supervised training belongs in train:",
+         c.at(n["method"]), path, o.method);
+  // What the round continues: a LoRA/QLoRA adapter, or full weights.
+  const YAML::Node& tr = c.cfg.root["train"];
+  const std::string train_method = tr && tr.IsMap() && tr["method"] ? tr["method"].Scalar() : "lora";
+  if (train_method == "prefix")
+    fail("project", "{}: {}: train.method is prefix; preference methods continue a LoRA or QLoRA adapter or full "
+                    "weights", c.at(n), path);
+  o.finetuning_type = train_method == "full" ? "full" : "";
+  for (std::string* s : {&o.model, &o.data, &o.output})
+    if (s->empty()) *s = "(set by lathe run)";
+  try {
+    validate_train_options(o);
+  } catch (const lathe::Error& e) {
+    const std::string msg = e.what();  // "[train] --beta: must be > 0 (got -1)"
+    const size_t d = msg.find("] --"), colon = d == std::string::npos ? d : msg.find(": ", d);
+    if (colon != std::string::npos) {
+      std::string k = msg.substr(d + 4, colon - d - 4);
+      std::replace(k.begin(), k.end(), '-', '_');
+      fail("project", "{}: {}.{}: {}", c.at(n[k] ? n[k] : n), path, k, msg.substr(colon + 2));
+    }
+    fail("project", "{}: {}: {}", c.at(n), path, msg);
+  }
+}
+
 // A message from the eval layer's suite parser names a dotted key path that starts with `path`;
 // this finds that key in project.yaml.
 [[noreturn]] void map_back(const Ctx& c, const YAML::Node& section, const std::string& path, std::string msg) {
@@ -343,6 +415,7 @@ void check_section(const Ctx& c, const std::string& k, const YAML::Node& n) {
     }
   } else if (k == "data") check_data(c, n, k);
   else if (k == "train") check_train(c, n, k, false);
+  else if (k == "align") check_align(c, n, k);
   else if (k == "eval") check_eval(c, n, k);
   else if (k == "export") read_section(c, n, k, export_section_options());
   else if (k == "serve") read_section(c, n, k, serve_section_options());
@@ -364,7 +437,7 @@ void validate_project_schema(const ProjectConfig& cfg) {
   const YAML::Node& root = cfg.root;
   if (!root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", cfg.path);
   const std::vector<std::string> names = {"project", "goal", "base_model", "data", "retrieval",
-                                            "train", "eval", "export", "serve"};
+                                            "train", "align", "eval", "export", "serve"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) fail("project", "{}: section names must be plain names", c.at(it->first));
     const std::string k = it->first.Scalar();

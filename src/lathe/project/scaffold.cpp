@@ -99,7 +99,7 @@ cases:
 
 const char* project_template() {
   return R"(# lathe project file. `lathe run` executes the stages below in order (base → prepare → train →
-# eval → export), skipping any stage whose inputs have not changed. Every key: docs/project.md.
+# align → eval → export), skipping any stage whose inputs have not changed. Every key: docs/project.md.
 
 project:
   name: my-domain-expert
@@ -148,6 +148,16 @@ train:
   warmup_ratio: 0.03
   save_steps: 100
   save_total_limit: 2
+
+# A second round from reviewers' feedback (optional): a preference method continues the adapter above
+# and the evaluation adds the variant tuned+dpo, with the cases it fixed and broke. Keys: docs/project.md.
+# align:
+#   method: dpo                    # dpo | kto | orpo
+#   data: [feedback/corrections.jsonl]   # {"prompt","chosen","rejected"} per line (kto: also {"prompt","completion","label"})
+#   feedback: out/serve            # a lathe serve --data-dir: its ratings and corrections, exported at run time
+#   beta: 0.1
+#   learning_rate: 5.0e-5
+#   num_train_epochs: 1
 
 # Evaluation (`lathe eval` suite): test cases with assertions, base vs prompting vs tuned. Keys: docs/eval.md.
 eval:

@@ -17,6 +17,7 @@
 #include "lathe/eval/eval_options.h"
 #include "lathe/formats/dataset_manifest.h"
 #include "lathe/peft/export_options.h"
+#include "lathe/project/align_stage.h"
 #include "lathe/project/content_hash.h"
 #include "lathe/project/project_schema.h"
 #include "lathe/project/run_registry.h"
@@ -34,6 +35,7 @@ const char* stage_name(Stage s) {
     case Stage::Prepare: return "prepare";
     case Stage::Index: return "index";
     case Stage::Train: return "train";
+    case Stage::Align: return "align";
     case Stage::Eval: return "eval";
     case Stage::Export: return "export";
   }
@@ -41,7 +43,7 @@ const char* stage_name(Stage s) {
 }
 
 bool stage_from_name(const std::string& n, Stage* out) {
-  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Index, Stage::Train, Stage::Eval, Stage::Export})
+  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Index, Stage::Train, Stage::Align, Stage::Eval, Stage::Export})
     if (n == stage_name(s)) {
       *out = s;
       return true;
@@ -59,6 +61,8 @@ ProjectPaths project_paths(const ProjectConfig& c) {
   p.data = c.output_dir + "/data";
   p.index = c.output_dir + "/index";
   p.train = c.output_dir + "/train";
+  p.align = c.output_dir + "/align";
+  p.align_data = c.output_dir + "/align_data";
   p.eval = c.output_dir + "/eval";
   p.export_dir = c.output_dir + "/export";
   return p;
@@ -178,6 +182,8 @@ struct Runner {
   RunRegistry& reg;
   int64_t run_id;
   std::string method = "lora";
+  // align.feedback exported once per lathe run (its content is part of the align fingerprint).
+  mutable std::string feedback_records = "";
 
   std::string state_path() const { return p.state_dir + "/state.json"; }
   // retrieval.train: the train stage reads the index stage's augmented records.
@@ -245,11 +251,29 @@ struct Runner {
         parts["base"] = base_hash();
         if (rag_training()) parts["rag_records"] = hash_path(rag_records());
         break;
+      case Stage::Align: {
+        ordered_json al = cfg.section_json("align");
+        parts["align"] = al;
+        al.erase("feedback");  // a server's data directory: its export is the input, not its files
+        collect_paths(cfg, al, inputs);
+        if (!feedback_export().empty()) parts["feedback"] = hash_path(feedback_export());
+        parts["adapter"] = hash_path(p.train);
+        parts["base"] = base_hash();
+        parts["train_method"] = method;
+        parts["chat"] = {cfg.section_json("train").value("chat_template", ordered_json()),
+                         cfg.section_json("train").value("system_prompt", ordered_json())};
+        // The eval prompts and data.dedup decide which records the contamination check drops.
+        parts["eval_prompts"] = eval_prompts_hash();
+        parts["dedup"] = cfg.section_json("data").is_object() ? cfg.section_json("data").value("dedup", ordered_json())
+                                                               : ordered_json();
+        break;
+      }
       case Stage::Eval:
         parts["eval"] = cfg.section_json("eval");
         parts["gates"] = {cfg.gates.min_pass_rate, cfg.gates.max_forgetting};
         collect_paths(cfg, parts["eval"], inputs);
         parts["adapter"] = hash_path(p.train);
+        if (cfg.has("align")) parts["aligned"] = hash_path(p.align);
         parts["data"] = hash_path(p.data);
         parts["base"] = base_hash();
         if (cfg.has("retrieval")) {
@@ -280,6 +304,7 @@ struct Runner {
       case Stage::Prepare: return has_dataset_manifest(p.data);
       case Stage::Index: return fs::exists(p.index + "/index.sqlite") && (!rag_training() || fs::exists(rag_records()));
       case Stage::Train: return fs::exists(p.train + "/adapter_config.json") || fs::exists(p.train + "/config.json");
+      case Stage::Align: return fs::exists(p.align + "/adapter_config.json") || fs::exists(p.align + "/config.json");
       case Stage::Eval: return fs::exists(p.eval + "/report.json");
       case Stage::Export: return fs::exists(p.export_dir);
     }
@@ -291,6 +316,9 @@ struct Runner {
   int run_prepare();
   int run_index();
   int run_train();
+  int run_align();
+  std::string feedback_export() const;
+  void fresh_or_resume(Stage s, const std::string& dir, Args& a);
   int run_eval();
   int run_export();
 };
@@ -455,22 +483,93 @@ int Runner::run_train() {
     if (validation && validation->sequences > 0 && !tr.contains("eval_data")) train_flag(a, "eval_data", rel(p.data));
   }
   if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
-  // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint.
-  const std::string fp = fingerprint(Stage::Train);
-  if (state["attempts"].value("train", "") == fp && fs::exists(p.train)) {
-    for (const auto& e : fs::directory_iterator(p.train))
-      if (e.path().filename().string().rfind("checkpoint-", 0) == 0) {
-        train_flag(a, "resume_from_checkpoint", "latest");
-        std::fprintf(stderr, "lathe run: resuming the interrupted training from its latest checkpoint\n");
-        break;
-      }
-  } else if (fs::exists(p.train)) {
-    fs::remove_all(p.train);  // other inputs: old checkpoints must not be resumed
-  }
-  state["attempts"]["train"] = fp;
-  save_state();
+  fresh_or_resume(Stage::Train, p.train, a);
   const std::string gen = p.state_dir + "/stages/train.yaml";
   write_yaml(gen, tr);
+  train_flag(a, "config", rel(gen));
+  return spawn(a, cfg.dir);
+}
+
+// An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint; with
+// other inputs the old output goes first, so its checkpoints are never resumed into a different run.
+void Runner::fresh_or_resume(Stage s, const std::string& dir, Args& a) {
+  const std::string fp = fingerprint(s);
+  if (state["attempts"].value(stage_name(s), "") == fp && fs::exists(dir)) {
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().filename().string().rfind("checkpoint-", 0) == 0) {
+        train_flag(a, "resume_from_checkpoint", "latest");
+        std::fprintf(stderr, "lathe run: resuming the interrupted %s stage from its latest checkpoint\n", stage_name(s));
+        break;
+      }
+  } else if (fs::exists(dir)) {
+    fs::remove_all(dir);
+  }
+  state["attempts"][stage_name(s)] = fp;
+  save_state();
+}
+
+// align.feedback: `lathe feedback export` of the server's data directory in the format the method
+// reads (dpo pairs for dpo and orpo, kto's rated completions for kto), once per lathe run. "" when
+// the section has no feedback key.
+std::string Runner::feedback_export() const {
+  if (!cfg.has("align") || !cfg.root["align"]["feedback"]) return "";
+  if (!feedback_records.empty()) return feedback_records;
+  const YAML::Node& fb = cfg.root["align"]["feedback"];
+  const std::string dir = cfg.resolve(fb.Scalar()), out = p.state_dir + "/stages/align_feedback.jsonl";
+  const std::string m = cfg.root["align"]["method"].Scalar();
+  fs::create_directories(fs::path(out).parent_path());
+  const int rc = spawn(lathe({"feedback", "export", "--data-dir", rel(dir), "--format", m == "kto" ? "kto" : "dpo",
+                              "--output", rel(out)}),
+                       cfg.dir);
+  if (rc != 0) fail("project", "{}: align.feedback: lathe feedback export of {} failed (exit {})", cfg.where(fb), dir, rc);
+  feedback_records = out;
+  return out;
+}
+
+// A preference round (dpo | kto | orpo) that continues the train stage's adapter — the reference
+// policy is that adapter, frozen — or, after full fine-tuning, its model. The records of align.data
+// and of the exported feedback are gathered into OUTPUT_DIR/align_data/records.jsonl first, without
+// those that repeat an evaluation prompt (align_stage.h).
+int Runner::run_align() {
+  ordered_json al = cfg.section_json("align");
+  const std::string m = al["method"].get<std::string>();
+  std::vector<std::string> files, names;
+  if (al.contains("data"))
+    for (const auto& x : al["data"].is_array() ? al["data"] : ordered_json::array({al["data"]})) {
+      files.push_back(cfg.resolve(arg_of(x)));
+      names.push_back(rel(files.back()));
+    }
+  if (!feedback_export().empty()) {
+    files.push_back(feedback_export());
+    names.push_back(rel(cfg.resolve(cfg.root["align"]["feedback"].Scalar())) + " (exported)");
+  }
+  const ContaminationPolicy policy = project_contamination_policy(cfg);
+  const std::string records = p.align_data + "/records.jsonl";
+  const AlignDataSummary sum = gather_align_data(files, names, m, project_eval_prompts(cfg), policy, records);
+  report_align_data(sum, policy, p.align_data + "/report.json");
+  if (sum.kept == 0) fail("project", "{}: align: no preference records to train on", cfg.where(cfg.root["align"]));
+
+  Args a = lathe({"train"});
+  if (method == "full") {
+    train_flag(a, "model", rel(p.train));
+    train_flag(a, "finetuning_type", "full");
+  } else {
+    train_flag(a, "model", rel(p.base_model));
+    train_flag(a, "init_adapter", rel(p.train));
+  }
+  train_flag(a, "data", rel(records));
+  train_flag(a, "output", rel(p.align));
+  if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
+  fresh_or_resume(Stage::Align, p.align, a);
+  // The round sees prompts as SFT did: the train section's chat template and system prompt, unless
+  // the align section sets its own.
+  const ordered_json tr = cfg.section_json("train");
+  for (const char* k : {"chat_template", "system_prompt"})
+    if (!al.contains(k) && tr.is_object() && tr.contains(k)) al[k] = tr[k];
+  al.erase("data");
+  al.erase("feedback");
+  const std::string gen = p.state_dir + "/stages/align.yaml";
+  write_yaml(gen, absolutize(cfg, al));
   train_flag(a, "config", rel(gen));
   return spawn(a, cfg.dir);
 }
@@ -499,6 +598,14 @@ int Runner::run_eval() {
   eval_flag(a, "tests", rel(tests));
   eval_flag(a, "output", rel(p.eval));
   if (method != "full") eval_flag(a, "adapter", "tuned=" + rel(p.train));
+  // The preference round, named after its parent: the report lists what it fixed and broke (docs/eval.md).
+  const std::string aligned = cfg.has("align") ? "tuned+" + cfg.root["align"]["method"].Scalar() : "";
+  if (!aligned.empty() && method != "full") {
+    if (!outputs_exist(Stage::Align))
+      fail("project", "{}: align: {} has no adapter yet; run the align stage first (lathe run --from align)",
+           cfg.where(cfg.root["align"]), p.align);
+    eval_flag(a, "adapter", aligned + "=" + rel(p.align));
+  }
   if (has_dataset_manifest(p.data)) eval_flag(a, "eval_data", rel(p.data));
   if (!holdout.empty()) eval_flag(a, "holdout", holdout);
   if (cfg.has("retrieval")) {
@@ -509,6 +616,8 @@ int Runner::run_eval() {
   }
   if (fs::exists(p.train + "/metrics.jsonl"))
     eval_flag(a, "train_metrics", (method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
+  if (!aligned.empty() && method != "full" && fs::exists(p.align + "/metrics.jsonl"))
+    eval_flag(a, "train_metrics", aligned + "=" + rel(p.align) + "/metrics.jsonl");
   if (cfg.gates.min_pass_rate >= 0) eval_flag(a, "min_pass_rate", fmt::format("{}", cfg.gates.min_pass_rate));
   if (cfg.gates.max_forgetting >= 0) eval_flag(a, "max_forgetting", fmt::format("{}", cfg.gates.max_forgetting));
   return spawn(a, cfg.dir);
@@ -548,7 +657,7 @@ const OptionTable<RunCommandOptions>& run_options_table() {
   using C = RunCommandOptions;
   static const OptionTable<C> table = [] {
     OptionTable<C> t("run");
-    const std::vector<std::string> stages = {"base", "prepare", "index", "train", "eval", "export"};
+    const std::vector<std::string> stages = {"base", "prepare", "index", "train", "align", "eval", "export"};
     t.add("config", &C::config, "The project file (default: ./project.yaml), or its directory");
     t.add("from", [](C& c) -> auto& { return c.run.from; }, "First stage to consider").one_of(stages);
     t.add("until", [](C& c) -> auto& { return c.run.until; }, "Last stage to run").one_of(stages);
@@ -587,6 +696,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   if (cfg.has("data")) stages.push_back(Stage::Prepare);
   if (cfg.has("retrieval")) stages.push_back(Stage::Index);
   stages.push_back(Stage::Train);
+  if (cfg.has("align")) stages.push_back(Stage::Align);
   if (cfg.has("eval")) stages.push_back(Stage::Eval);
   if (cfg.has("export")) stages.push_back(Stage::Export);
   Stage from = stages.front(), until = stages.back();
@@ -627,6 +737,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
       case Stage::Prepare: rc = r.run_prepare(); break;
       case Stage::Index: rc = r.run_index(); break;
       case Stage::Train: rc = r.run_train(); break;
+      case Stage::Align: rc = r.run_align(); break;
       case Stage::Eval: rc = r.run_eval(); break;
       case Stage::Export: rc = r.run_export(); break;
     }
@@ -653,6 +764,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   rec.base_hash = r.base_hash();
   rec.artifacts = {{"base_model", p.base_model}, {"data", p.data}, {"train", p.train}, {"eval", p.eval},
                    {"export", p.export_dir}};
+  if (cfg.has("align")) rec.artifacts["align"] = p.align;
   if (fs::exists(p.eval + "/report.json")) {
     try {
       ordered_json rep = read_ordered_json_file_bounded(p.eval + "/report.json", "project");
