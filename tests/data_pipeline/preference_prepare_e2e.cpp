@@ -135,6 +135,15 @@ TEST(PreferencePrepareE2E, DpoExportThroughPrepare) {
                         &log, true),
               0)
         << log;
+    // ... and the prepared directory (its train split), the same 5 pairs; the SFT trainer refuses it.
+    ASSERT_EQ(run_lathe("train --method dpo --model " + lathe::test::fixture_path("models/stories260K-hf") +
+                            " --chat-template chatml --data " + t / "ds" + " --output " + t / "run_dir" +
+                            " --max-steps 1 --threads 1", &log, true), 0) << log;
+    EXPECT_NE(log.find("5 preference pairs"), std::string::npos) << log;
+    EXPECT_NE(run_lathe("train --method lora --model " + lathe::test::fixture_path("models/stories260K-hf") +
+                            " --chat-template chatml --data " + t / "ds" + " --output " + t / "run_sft" +
+                            " --max-steps 1 --threads 1", &log, true), 0);
+    EXPECT_NE(log.find("train them with --method dpo, kto or orpo"), std::string::npos) << log;
   }
 
   // Keyed by the prompt, the second France pair is a duplicate.

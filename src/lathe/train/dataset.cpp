@@ -80,6 +80,9 @@ void TrainDataset::load_jsonl(const std::string& path, int max_seq_length, const
 
 void TrainDataset::load_prepared(const std::string& dir, const std::string& split, int max_seq_length) {
   const DatasetManifest m = read_dataset_manifest(dir);
+  if (!m.preference.empty())
+    fail("dataset", "{}: holds {} preference records; train them with --method dpo, kto or orpo",
+         dataset_manifest_path(dir), m.preference);
   const DatasetSplit* sp = m.split(split);
   if (!sp) fail("dataset", "{}: no split \"{}\"", dataset_manifest_path(dir), split);
   if (sp->shards.empty())

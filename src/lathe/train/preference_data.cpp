@@ -1,10 +1,12 @@
 #include "lathe/train/preference_data.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "lathe/core/error.h"
 #include "lathe/core/ignore_index.h"
 #include "lathe/core/json_io.h"
+#include "lathe/formats/dataset_manifest.h"
 #include "lathe/records/record_format.h"
 #include "lathe/records/record_shape.h"
 
@@ -85,7 +87,20 @@ int64_t loss_tokens(const TrainDataset::Sequence& q) {
 }  // namespace
 
 PreferenceData PreferenceData::load(const std::string& path, const std::string& method, int max_seq_length,
-                                    uint64_t seed, bool shuffle, const RecordEncoderFactory& encoder) {
+                                    uint64_t seed, bool shuffle, const RecordEncoderFactory& encoder,
+                                    const std::string& split) {
+  // A prepared dataset directory (`lathe data prepare` on preference records): its train split's
+  // records file (preference data keeps text, not token shards).
+  if (std::filesystem::is_directory(path)) {
+    const DatasetManifest m = read_dataset_manifest(path);
+    if (m.preference.empty())
+      fail("dataset", "{}: holds SFT records, not preference records (prepare a file of {{\"prompt\",\"chosen\","
+           "\"rejected\"}} or {{\"prompt\",\"completion\",\"label\"}} records)", dataset_manifest_path(path));
+    const DatasetSplit* sp = m.split(split);
+    if (!sp || sp->records.empty())
+      fail("dataset", "{}: no records for split \"{}\"", dataset_manifest_path(path), split);
+    return load(dataset_file(path, sp->records), method, max_seq_length, seed, shuffle, encoder);
+  }
   PreferenceData d;
   const bool kto = method == "kto";
   std::vector<std::vector<TrainDataset::Sequence>> examples;

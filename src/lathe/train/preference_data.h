@@ -28,9 +28,11 @@ namespace lathe {
 class PreferenceData {
  public:
   // `method`: dpo | kto | orpo. Throws "[dataset] PATH:LINE: ..." naming the field of a bad record,
-  // or a record of the other kind (an SFT record, or unpaired data for DPO/ORPO).
+  // or a record of the other kind (an SFT record, or unpaired data for DPO/ORPO). A directory is a
+  // prepared dataset (`lathe data prepare` on preference records): `split`'s records file.
   static PreferenceData load(const std::string& path, const std::string& method, int max_seq_length,
-                             uint64_t seed, bool shuffle, const RecordEncoderFactory& encoder);
+                             uint64_t seed, bool shuffle, const RecordEncoderFactory& encoder,
+                             const std::string& split = "train");
 
   TrainDataset& examples() { return set_; }
   const TrainDataset& examples() const { return set_; }

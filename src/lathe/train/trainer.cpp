@@ -201,7 +201,7 @@ StepOutcome run_preference_step(PreferenceData& data, TrainGraph& graph, Method&
 // Loss and metrics of preference data (eval_data) without gradients: "eval_loss", "eval_rewards/...".
 nlohmann::json evaluate_preference(const std::string& path, const TrainOptions& o, TrainGraph& graph,
                                    const Method& s, const ReferencePolicy& ref, const RecordEncoderFactory& enc) {
-  PreferenceData ev = PreferenceData::load(path, o.method, o.max_seq_length, uint64_t(o.seed), false, enc);
+  PreferenceData ev = PreferenceData::load(path, o.method, o.max_seq_length, uint64_t(o.seed), false, enc, "validation");
   const PreferenceOptions po = preference_options(o);
   std::map<std::string, double> sums;
   std::map<std::string, int64_t> counts;
