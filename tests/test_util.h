@@ -1,14 +1,18 @@
 // Helpers shared by the tests: paths, fixtures that may be absent, temp dirs, running the CLI.
 #pragma once
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "lathe/core/error.h"
 
@@ -74,6 +78,24 @@ inline int run_lathe(const std::string& args, std::string* out, bool merge_stder
   while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Starts `lathe ARGS` (output discarded) and SIGKILLs it as soon as `path` exists (at most
+// `timeout_s`). Returns true when the kill cut the run short, false when it had already ended.
+inline bool run_lathe_killed_when(const std::string& args, const std::string& path, int timeout_s = 120) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = "exec " + std::string(LATHE_BINARY) + " " + args + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
 }
 
 }  // namespace lathe::test

@@ -129,20 +129,26 @@ void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, 
   check_fn(what, [&] { return loss_of(g, b); }, t, grad, n, after_change);
 }
 
+// An all-linear LoRA adapter of rank r with B non-zero too (so A's gradient is non-zero).
+std::unique_ptr<lathe::LoraAdapter> lora_with_b(const lathe::ModelConfig& c, int r, uint64_t seed) {
+  lathe::LoraConfig lc;
+  lc.r = r;
+  lc.alpha = 2 * r;
+  lc.target_modules = {"all-linear"};
+  auto lora = lathe::LoraAdapter::create(c, lc, seed);
+  lathe::Rng rng(seed + 1);
+  for (auto* p : lora->params())
+    if (p->name.find("lora_B") != std::string::npos)
+      for (int64_t i = 0; i < p->value.numel(); i++) p->value.f32()[i] = 0.3f * rng.normal();
+  return lora;
+}
+
 class GraphGradcheck : public ::testing::TestWithParam<lathe::Arch> {};
 
 TEST_P(GraphGradcheck, Lora) {
   auto c = tiny(GetParam(), GetParam() == lathe::Arch::Qwen2);
   auto m = model_for(c);
-  lathe::LoraConfig lc;
-  lc.r = 3;
-  lc.alpha = 6;
-  lc.target_modules = {"all-linear"};
-  auto lora = lathe::LoraAdapter::create(c, lc, 1);
-  lathe::Rng r(2);
-  for (auto* p : lora->params())  // B non-zero so A's gradient is non-zero
-    if (p->name.find("lora_B") != std::string::npos)
-      for (int64_t i = 0; i < p->value.numel(); i++) p->value.f32()[i] = 0.3f * r.normal();
+  auto lora = lora_with_b(c, 3, 1);
   auto b = batch();
   lathe::TrainGraph g(m, &lora->adapters(), nullptr, false);
   int64_t n = 0;
@@ -220,17 +226,7 @@ lathe::PreferenceBatch preference_batch(bool kto) {
 TEST_P(GraphGradcheck, PreferenceLora) {
   auto c = tiny(GetParam(), GetParam() == lathe::Arch::Qwen2);
   auto m = model_for(c);
-  lathe::LoraConfig lc;
-  lc.r = 2;
-  lc.alpha = 4;
-  lc.target_modules = {"all-linear"};
-  auto lora = lathe::LoraAdapter::create(c, lc, 1);
-  auto frozen = lathe::LoraAdapter::create(c, lc, 9);
-  lathe::Rng r(2);
-  for (auto* a : {lora.get(), frozen.get()})
-    for (auto* p : a->params())
-      if (p->name.find("lora_B") != std::string::npos)
-        for (int64_t i = 0; i < p->value.numel(); i++) p->value.f32()[i] = 0.3f * r.normal();
+  auto lora = lora_with_b(c, 2, 1), frozen = lora_with_b(c, 2, 9);
   lathe::TrainGraph g(m, &lora->adapters(), nullptr, false);
   struct Case { const char* method; const char* loss_type; double ls; bool frozen_ref; };
   const Case cases[] = {{"dpo", "sigmoid", 0.0, false}, {"dpo", "sigmoid", 0.2, true}, {"dpo", "ipo", 0.0, false},

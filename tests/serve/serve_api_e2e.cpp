@@ -297,7 +297,7 @@ TEST(ServeApi, PromptLoggingOffAndRedacted) {
     lathe::serve::ExportSummary sum = store.export_jsonl({}, &out);
     if (std::string(mode) == "off") {
       EXPECT_EQ(sum.written, 0);
-      EXPECT_EQ(sum.skipped_no_request, 1);
+      EXPECT_EQ(sum.skipped["no logged request"], 1);
     } else {
       ASSERT_EQ(sum.written, 1) << out;
       EXPECT_EQ(out.find("kim.minsu@example.com"), std::string::npos) << out;

@@ -287,7 +287,8 @@ TEST(ServeFeedbackStore, ExportFiltersAndCorrections) {
   o.min_rating = 5;
   sum = s.export_jsonl(o, &out);
   EXPECT_EQ(sum.written, 2);  // c1 (5) and c2 (a correction is kept whatever its rating)
-  EXPECT_EQ(sum.skipped_filtered, 1);
+  EXPECT_EQ(sum.skipped["rated below --min-rating"], 1);
+  EXPECT_TRUE(sum.reconciles());
   out.clear();
   o = {};
   o.corrections_only = true;

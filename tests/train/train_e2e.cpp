@@ -89,19 +89,8 @@ TEST(Train, SigkillThenResumeIsBitwiseIdentical) {
 
   // The same run, killed with SIGKILL once a checkpoint exists, then resumed from the latest one.
   std::string killed = fx.dir / "killed";
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string cmd = std::string(LATHE_BINARY) + " train --output " + killed + args + " >/dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(killed + "/checkpoint-50") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed; make it longer";
+  ASSERT_TRUE(lathe::test::run_lathe_killed_when("train --output " + killed + args, killed + "/checkpoint-50"))
+      << "the run finished before it could be killed; make it longer";
   ASSERT_FALSE(fs::exists(killed + "/adapter_model.safetensors"));
   ASSERT_EQ(run_lathe("train --output " + killed + args + " --resume-from-checkpoint latest", &out, true), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;

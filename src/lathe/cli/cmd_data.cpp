@@ -70,7 +70,9 @@ std::function<int()> setup(CLI::App& app) {
     if (prep->parsed()) {
       nlohmann::json r = lathe::data::run_pipeline(c);
       if (o->json) {
-        std::printf("%s\n", nlohmann::json{{"totals", r["totals"]}, {"splits", r["splits"]}, {"stages", r["stages"]}}.dump(2).c_str());
+        nlohmann::json j{{"totals", r["totals"]}, {"splits", r["splits"]}, {"stages", r["stages"]}};
+        if (r.contains("preference")) j["preference"] = r["preference"];
+        std::printf("%s\n", j.dump(2).c_str());
       } else {
         for (auto& s : r["stages"]) {
           std::printf("%-9s %8zu in %8zu out", s["stage"].get<std::string>().c_str(), s["in"].get<size_t>(), s["out"].get<size_t>());
@@ -78,8 +80,10 @@ std::function<int()> setup(CLI::App& app) {
           std::printf("\n");
         }
         for (auto& w : r["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
-        std::printf("kept %zu of %zu records (train %zu, validation %zu, test %zu) → %s (report.html)\n",
+        const std::string pref = r.value("preference", "");
+        std::printf("kept %zu of %zu %s (train %zu, validation %zu, test %zu) → %s (report.html)\n",
                     r["totals"]["records_kept"].get<size_t>(), r["totals"]["records_in"].get<size_t>(),
+                    pref == "paired" ? "preference pairs" : pref == "unpaired" ? "labelled completions (KTO)" : "records",
                     r["splits"]["train"].get<size_t>(), r["splits"]["validation"].get<size_t>(), r["splits"]["test"].get<size_t>(),
                     c.output.c_str());
       }

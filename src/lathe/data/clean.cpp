@@ -351,8 +351,50 @@ double script_ratio(std::string_view text, const std::string& script) {
   return letters ? double(in_script) / double(letters) : 0.0;
 }
 
+namespace {
+
+std::optional<std::string> repetition_reason(std::string_view text, const CleanOptions& o) {
+  if (!o.repetition_filter || count_words(text) < 20) return std::nullopt;
+  auto r = repetition_stats(text);
+  if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
+    return "repeated lines";
+  for (int k = 0; k < 3; k++)
+    if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return "repeated n-grams";
+  for (int k = 0; k < 6; k++)
+    if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return "repeated n-grams";
+  return std::nullopt;
+}
+
+size_t trimmed_length(const std::string& a) {
+  size_t b = a.find_first_not_of(" \t\n"), e = a.find_last_not_of(" \t\n");
+  return b == std::string::npos ? 0 : utf8_length(std::string_view(a).substr(b, e - b + 1));
+}
+
+// A preference record is filtered per sequence the trainer builds (prompt + one answer): a chosen
+// answer that repeats much of the rejected one is a normal correction, not repetition. Every answer
+// is checked for emptiness, and a pair whose answers are equal teaches nothing.
+std::optional<std::string> filter_preference(const nlohmann::json& rec, const CleanOptions& o) {
+  const PreferenceTexts t = preference_texts(rec);
+  for (const std::string& answer : t.answers) {
+    const std::string seq = t.prompt.empty() ? answer : t.prompt + "\n" + answer;
+    const size_t n = utf8_length(seq);
+    if (n < std::max<size_t>(o.min_chars, 1)) return n == 0 ? "empty text" : "too short (chars)";
+    if (o.max_chars && n > o.max_chars) return "too long (chars)";
+    const size_t alen = trimmed_length(answer);
+    if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";
+    if (auto why = repetition_reason(seq, o)) return why;
+  }
+  if (rec.contains("chosen") && rec.contains("rejected") && rec["chosen"] == rec["rejected"]) return "chosen equals rejected";
+  if (!o.script.empty() && o.min_script_ratio > 0 && script_ratio(record_text(rec), o.script) < o.min_script_ratio)
+    return "script ratio below " + o.script + " minimum";
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o) {
-  if (rec.contains("input_ids")) return std::nullopt;  // pre-tokenized: nothing to read
+  if (rec.contains("input_ids") || rec.contains("prompt_input_ids")) return std::nullopt;  // pre-tokenized: nothing to read
+  if (preference_shape_of(rec) != PreferenceShape::None) return filter_preference(rec, o);
   std::string text = record_text(rec);
   size_t n = utf8_length(text);
   if (n < std::max<size_t>(o.min_chars, 1)) return n == 0 ? "empty text" : "too short (chars)";
@@ -361,20 +403,10 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
     bool has_assistant = false;
     for (auto& m : rec["messages"]) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
     if (!has_assistant) return "no assistant turn";
-    std::string a = record_answer(rec);
-    size_t b = a.find_first_not_of(" \t\n"), e = a.find_last_not_of(" \t\n");
-    size_t alen = b == std::string::npos ? 0 : utf8_length(std::string_view(a).substr(b, e - b + 1));
+    const size_t alen = trimmed_length(record_answer(rec));
     if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";
   }
-  if (o.repetition_filter && count_words(text) >= 20) {
-    auto r = repetition_stats(text);
-    if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
-      return "repeated lines";
-    for (int k = 0; k < 3; k++)
-      if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return "repeated n-grams";
-    for (int k = 0; k < 6; k++)
-      if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return "repeated n-grams";
-  }
+  if (auto why = repetition_reason(text, o)) return why;
   if (!o.script.empty() && o.min_script_ratio > 0 && script_ratio(text, o.script) < o.min_script_ratio)
     return "script ratio below " + o.script + " minimum";
   return std::nullopt;

@@ -92,6 +92,9 @@ const OptionTable<DataConfig>& data_options_table() {
     t.add("dedup.contamination_action", [](C& c) -> auto& { return c.dedup.contamination_action; },
           "Records that contain an evaluation prompt: drop or only report them")
         .one_of({"drop", "report"});
+    t.add("dedup.preference_key", [](C& c) -> auto& { return c.dedup.preference_key; },
+          "Preference records: duplicates when the whole pair matches (pair) or when the prompt does (prompt)")
+        .one_of({"pair", "prompt"});
     t.add("format.model", [](C& c) -> auto& { return c.format.model; },
           "Model directory or .gguf whose tokenizer and chat template format the data (omit: no token shards)")
         .with_flag("--model")

@@ -25,7 +25,7 @@ const nlohmann::json* lookup(const nlohmann::json& j, const std::string& path) {
 
 }  // namespace
 
-std::optional<std::string> map_record(Record& r, const MappingOptions& o, RecordShape* shape_out) {
+std::optional<std::string> map_record(Record& r, const MappingOptions& o, RecordShape* shape_out, PreferenceShape* pref_out) {
   if (!o.stratify_by.empty()) {
     const nlohmann::json* v = lookup(r.json, o.stratify_by);
     r.stratum = !v ? "" : v->is_string() ? v->get<std::string>() : v->dump();
@@ -38,6 +38,19 @@ std::optional<std::string> map_record(Record& r, const MappingOptions& o, Record
   }
   const RecordShape shape = detect_record_shape(r.json);
   if (shape_out) *shape_out = shape;
+  if (pref_out) *pref_out = PreferenceShape::None;
+  if (shape == RecordShape::Preference) {
+    const PreferenceShape ps = preference_shape_of(r.json);
+    if (pref_out) *pref_out = ps;
+    try {
+      nlohmann::json stored = preference_record(r.json, ps);
+      if (stored.contains("prompt") && stored["prompt"].is_array()) add_system_prompt(stored["prompt"], o.system_prompt);
+      r.json = std::move(stored);
+    } catch (const Error& e) {
+      return std::string("malformed ") + preference_shape_name(ps) + " preference record: " + e.what();
+    }
+    return std::nullopt;
+  }
   if (shape == RecordShape::Unknown) {
     std::string keys;
     if (r.json.is_object())
@@ -68,16 +81,60 @@ std::optional<std::string> map_record(Record& r, const MappingOptions& o, Record
   return std::nullopt;
 }
 
-void map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
-                 std::map<std::string, size_t>& shapes) {
+const char* dataset_kind_name(DatasetKind k) {
+  switch (k) {
+    case DatasetKind::Paired: return "paired";
+    case DatasetKind::Unpaired: return "unpaired";
+    case DatasetKind::Sft: break;
+  }
+  return "sft";
+}
+
+namespace {
+
+std::optional<DatasetKind> kind_of(RecordShape s, PreferenceShape p) {
+  if (s == RecordShape::Unknown) return std::nullopt;
+  if (s != RecordShape::Preference) return DatasetKind::Sft;
+  return is_paired(p) ? DatasetKind::Paired : DatasetKind::Unpaired;
+}
+
+const char* kind_words(DatasetKind k) {
+  switch (k) {
+    case DatasetKind::Paired: return "a paired preference record (chosen/rejected)";
+    case DatasetKind::Unpaired: return "an unpaired preference record (completion/label)";
+    case DatasetKind::Sft: break;
+  }
+  return "an SFT record";
+}
+
+}  // namespace
+
+DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
+                        std::map<std::string, size_t>& shapes) {
   const int64_t n = int64_t(records.size());
   std::vector<std::optional<std::string>> why(n);
   std::vector<RecordShape> shape(n);
+  std::vector<PreferenceShape> pref(n);
 #pragma omp parallel for schedule(dynamic, 256)
-  for (int64_t i = 0; i < n; i++) why[i] = map_record(records[i], o, &shape[i]);
+  for (int64_t i = 0; i < n; i++) why[i] = map_record(records[i], o, &shape[i], &pref[i]);
   counts.in += records.size();
   std::vector<Record> kept;
   kept.reserve(records.size());
+  // The first record's kind (shape after mapping.fields, malformed or not) is the set's; the first
+  // record of another kind stops the preparation.
+  std::optional<DatasetKind> kind;
+  int64_t first = -1;
+  for (int64_t i = 0; i < n; i++) {
+    const std::optional<DatasetKind> k = kind_of(shape[i], pref[i]);
+    if (k && !kind) {
+      kind = k;
+      first = i;
+    } else if (k && *k != *kind) {
+      fail("data", "{}: {} among records of another kind ({} at {}): a prepared dataset holds SFT records or one kind of "
+           "preference records, not a mix; prepare them separately",
+           records[i].source.where(), kind_words(*k), kind_words(*kind), records[first].source.where());
+    }
+  }
   for (int64_t i = 0; i < n; i++) {
     if (why[i]) {
       // The reason names the fields; group the report by its first words so reasons stay few.
@@ -86,11 +143,13 @@ void map_records(std::vector<Record>& records, const MappingOptions& o, StageCou
       counts.drop(reason, records[i].source.where() + ": " + *why[i]);
       continue;
     }
-    shapes[o.fields.empty() ? record_shape_name(shape[i]) : "mapped"]++;
+    const char* name = shape[i] == RecordShape::Preference ? preference_shape_name(pref[i]) : record_shape_name(shape[i]);
+    shapes[o.fields.empty() ? name : "mapped"]++;
     kept.push_back(std::move(records[i]));
   }
   records.swap(kept);
   counts.out += records.size();
+  return kind.value_or(DatasetKind::Sft);
 }
 
 }  // namespace lathe::data

@@ -20,10 +20,26 @@ struct MappingOptions {
   std::string system_prompt;                  // added as a system message when a conversation has none
 };
 
+// Preference records (record_shape.h: TRL's {"prompt","chosen","rejected"}, implicit-prompt
+// {"chosen","rejected"}, KTO's {"prompt","completion","label"} and their pre-tokenized forms) become
+// their stored form, lathe::preference_record: only the shape's fields, the prompt explicit, strings
+// kept strings and message lists kept lists; `system_prompt` is added to message-list prompts.
+//
 // Maps one record in place; returns the drop reason on failure ("no known shape (fields: a, b)" or
-// the conversion error). `shape`, when given, receives the shape detected (after field mapping).
-std::optional<std::string> map_record(Record& r, const MappingOptions& o, RecordShape* shape = nullptr);
-void map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
-                 std::map<std::string, size_t>& shapes);
+// the conversion error). `shape`, when given, receives the shape detected (after field mapping), and
+// `pref` its preference shape (None for SFT shapes).
+std::optional<std::string> map_record(Record& r, const MappingOptions& o, RecordShape* shape = nullptr,
+                                      PreferenceShape* pref = nullptr);
+
+// What the records of one preparation are: SFT records, or paired (DPO/ORPO) or unpaired (KTO)
+// preference records. Never several: a prepared dataset trains one way.
+enum class DatasetKind { Sft, Paired, Unpaired };
+const char* dataset_kind_name(DatasetKind k);  // "sft", "paired", "unpaired"
+
+// Maps every record; drops are counted in `counts`, shapes seen in `shapes`. Returns the kind of the
+// records (Sft when none has a known shape). Throws "[data] FILE:LINE: ..." naming the first record
+// whose kind differs from the first record's (records of no known shape are dropped, not counted).
+DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
+                        std::map<std::string, size_t>& shapes);
 
 }  // namespace lathe::data

@@ -18,6 +18,7 @@
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
+#include "lathe/data/preference_stage.h"
 #include "lathe/formats/dataset_manifest.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
@@ -107,15 +108,18 @@ std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files
 
 // 5. dedup: exact and near duplicates, and records that contain an evaluation prompt. `info` gets
 // the report's clusters and contamination figures.
-StageCounts dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, nlohmann::json& info) {
+StageCounts dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, DatasetKind kind, nlohmann::json& info) {
   const auto& o = cfg.dedup;
   StageCounts counts("dedup");
   info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
   counts.in = recs.size();
   std::vector<std::string> texts(recs.size());
+  const bool by_prompt = o.preference_key == "prompt";
 #pragma omp parallel for schedule(dynamic, 256)
   for (int64_t i = 0; i < int64_t(recs.size()); i++)
-    texts[i] = recs[i].json.contains("input_ids") ? recs[i].json["input_ids"].dump() : record_text(recs[i].json);
+    texts[i] = kind != DatasetKind::Sft                ? preference_dedup_text(recs[i].json, by_prompt)
+               : recs[i].json.contains("input_ids") ? recs[i].json["input_ids"].dump()
+                                                     : record_text(recs[i].json);
   std::vector<char> drop(recs.size(), 0);
   auto views = [&] {
     std::vector<std::string_view> v;
@@ -303,11 +307,12 @@ StageCounts collect_stage(const DataConfig& cfg, const Tokenizer* tok, CollectRe
 }
 
 // 2. map: every record to its canonical shape; `shapes` counts the shapes seen.
-StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes) {
+StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes,
+                      DatasetKind& kind) {
   StageCounts counts("map");
   MappingOptions mo = cfg.mapping;
   if (mo.system_prompt.empty()) mo.system_prompt = cfg.format.system_prompt;
-  map_records(recs, mo, counts, shapes);
+  kind = map_records(recs, mo, counts, shapes);
   return counts;
 }
 
@@ -406,6 +411,17 @@ StageCounts format_stage(std::vector<Record>& recs, const DataConfig& cfg, const
   return counts;
 }
 
+// 6. preference records: measured, not encoded (preference_stage.h); the report's token lengths.
+StageCounts format_preference_stage(std::vector<Record>& recs, const DataConfig& cfg, const Tokenizer* tok,
+                                    std::vector<std::string>& warnings, nlohmann::json& report) {
+  warnings.push_back("preference records: written as records (<split>.records.jsonl) without token shards; the preference "
+                     "trainer tokenizes each pair");
+  std::vector<size_t> before, after;
+  StageCounts counts = measure_preference_records(recs, cfg.format, tok, before, after);
+  if (tok) report["token_length_histogram"] = {{"before", hist_json(before)}, {"after", hist_json(after)}};
+  return counts;
+}
+
 // 7. split: train/validation/test per record (assign_splits); no record is dropped.
 StageCounts split_stage(const std::vector<Record>& recs, const SplitOptions& o, std::vector<int>& split) {
   StageCounts counts("split");
@@ -476,10 +492,14 @@ void write_shard(const DataConfig& cfg, const char* name, const std::vector<Enco
 // Writes the dataset directory: per split its records and (tokenized) token shard, then the manifest.
 DatasetManifest write_dataset(const DataConfig& cfg, std::vector<Record>& recs, const std::vector<int>& split,
                               const Tokenizer* tok, const Formatted& formatted, const CollectResult& cr,
-                              const std::vector<StageCounts>& stages) {
+                              const std::vector<StageCounts>& stages, DatasetKind kind) {
   fs::create_directories(cfg.output);
   DatasetManifest m;
   m.config = cfg.to_json();
+  if (kind != DatasetKind::Sft) {
+    m.preference = dataset_kind_name(kind);
+    tok = nullptr;  // preference records are stored as records only: no shards, no tokenizer entry
+  }
   std::string all_hashes;
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
@@ -577,8 +597,11 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   std::vector<Record> recs = std::move(cr.records);
   lap("collect");
   std::map<std::string, size_t> shapes;
-  stages.push_back(map_stage(recs, cfg, shapes));
+  DatasetKind kind = DatasetKind::Sft;
+  stages.push_back(map_stage(recs, cfg, shapes, kind));
   report["shapes"] = shapes;
+  // Preference data: every count below is of records = pairs (paired) or labelled completions.
+  if (kind != DatasetKind::Sft) report["preference"] = dataset_kind_name(kind);
   lap("map");
   stages.push_back(clean_stage(recs, cfg.clean));
   lap("clean");
@@ -586,18 +609,20 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   stages.push_back(pii_stage(recs, cfg.pii, ps));
   report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   lap("pii");
-  stages.push_back(dedup_stage(recs, cfg, report["dedup"]));
+  stages.push_back(dedup_stage(recs, cfg, kind, report["dedup"]));
+  if (kind != DatasetKind::Sft) report["dedup"]["records_sharing_a_prompt"] = group_by_prompt(recs);
   lap("dedup");
   text_statistics(recs, report);
   lap("stats");
   Formatted formatted;
-  stages.push_back(format_stage(recs, cfg, tok.get(), formatted, warnings, report));
+  if (kind == DatasetKind::Sft) stages.push_back(format_stage(recs, cfg, tok.get(), formatted, warnings, report));
+  else stages.push_back(format_preference_stage(recs, cfg, tok.get(), warnings, report));
   std::vector<int> split;
   stages.push_back(split_stage(recs, cfg.split, split));
   lap("format+split");
-  DatasetManifest manifest = write_dataset(cfg, recs, split, tok.get(), formatted, cr, stages);
+  DatasetManifest manifest = write_dataset(cfg, recs, split, tok.get(), formatted, cr, stages, kind);
   lap("write");
-  write_report(cfg, stages, recs.size(), manifest, cr, warnings, bool(tok), report);
+  write_report(cfg, stages, recs.size(), manifest, cr, warnings, bool(tok) && kind == DatasetKind::Sft, report);
   lap("report");
   return report;
 }

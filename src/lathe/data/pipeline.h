@@ -33,6 +33,10 @@ struct DedupStageOptions {
   int ngram = 5;
   std::vector<std::string> eval_prompts;     // files (JSONL/JSON/CSV/text) whose prompts must not leak
   std::string contamination_action = "drop";  // drop | report
+  // Preference records: what makes two records duplicates. pair: the prompt and every answer (and a
+  // KTO label) match, so several pairs of one prompt survive; prompt: the prompt alone, one record per
+  // prompt. Records that share a prompt always land in the same split.
+  std::string preference_key = "pair";  // pair | prompt
 };
 
 struct FormatOptions {

@@ -56,9 +56,15 @@ std::string render_report_html(const nlohmann::json& r) {
   o += fmt::format("<p>Records in: <b>{}</b> · kept: <b>{}</b> · dropped: <b>{}</b> · <span class='{}'>{}</span></p>",
                    str(t["records_in"]), str(t["records_kept"]), str(t["records_dropped"]), ok ? "ok" : "bad",
                    ok ? "counts reconcile (in = kept + dropped)" : "COUNTS DO NOT RECONCILE");
+  // Preference data is never tokenized here: its records are the output (the trainer tokenizes pairs).
+  const std::string pref = r.value("preference", "");
   o += fmt::format("<p>Splits: train {} · validation {} · test {}. {}</p>", str(r["splits"]["train"]), str(r["splits"]["validation"]),
                    str(r["splits"]["test"]),
-                   r.value("tokenized", false) ? "Tokenized: token shards written." : "<b>Not tokenized</b> (no model given): no token shards.");
+                   !pref.empty() ? "<b>Preference data (" + html_escape(pref) + ")</b>: every count is of " +
+                                       (pref == "paired" ? "chosen/rejected pairs" : "labelled completions") +
+                                       "; written as records, no token shards."
+                   : r.value("tokenized", false) ? "Tokenized: token shards written."
+                                                 : "<b>Not tokenized</b> (no model given): no token shards.");
   if (!r["warnings"].empty()) {
     o += "<h2>Warnings</h2><ul>";
     for (auto& w : r["warnings"]) o += "<li>" + html_escape(str(w)) + "</li>";

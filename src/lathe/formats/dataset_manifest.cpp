@@ -83,6 +83,7 @@ json DatasetManifest::to_json() const {
     sp[name] = std::move(j);
   }
   m["splits"] = std::move(sp);
+  if (!preference.empty()) m["preference"] = preference;
   if (tokenizer) {
     m["tokenizer"] = {{"source", tokenizer->source}, {"hash", tokenizer->hash}};
     m["chat_template"] = chat_template;
@@ -128,6 +129,9 @@ DatasetManifest DatasetManifest::from_json(const json& j, const std::string& whe
     f.str(*t, "\"tokenizer\"", "hash", m.tokenizer->hash);
   }
   f.str(j, "", "chat_template", m.chat_template);
+  f.str(j, "", "preference", m.preference);
+  if (!m.preference.empty() && m.preference != "paired" && m.preference != "unpaired")
+    fail("dataset", "{}: \"preference\" must be \"paired\" or \"unpaired\", got \"{}\"", where, m.preference);
   if (const json* in = f.find(j, "inputs")) {
     if (!in->is_array()) f.bad("\"inputs\"", "a list");
     for (size_t i = 0; i < in->size(); i++) {

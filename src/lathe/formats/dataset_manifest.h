@@ -7,6 +7,9 @@
 //                          tokens, label_tokens, packed, bins}}      (required; split fields optional)
 //   config         the `data:` configuration that produced it
 //   tokenizer      {source, hash} and chat_template, when the records were tokenized
+//   preference     "paired" | "unpaired" when the records are preference records (record_shape.h:
+//                  {"prompt","chosen","rejected"} / {"prompt","completion","label"} or their
+//                  pre-tokenized forms), which have no token shards; absent for SFT records
 //   inputs         [{path, hash, records, format}]
 //   counts         {stage: {in, out, dropped: {reason: n}}}
 //   content_hash   xxh3 over records and shards (same inputs + config → same hash)
@@ -58,6 +61,7 @@ struct DatasetManifest {
   };
   std::optional<Tokenizer> tokenizer;
   std::string chat_template;
+  std::string preference;  // "" (SFT), "paired" or "unpaired"
   std::vector<DatasetInputFile> inputs;
   std::map<std::string, DatasetStageTotals> counts;
   std::string content_hash;

@@ -79,6 +79,11 @@ EncodedRecord RecordEncoder::encode(const json& r) const {
       if (!r.is_object()) throw RecordError(fmt::format("expected a JSON object, got {}", r.type_name()));
       throw RecordError("no known record shape (messages, conversations, instruction/output, prompt/completion, "
                         "question/answer, text, input_ids)");
+    case RecordShape::Preference: {
+      const PreferenceShape ps = preference_shape_of(r);
+      throw RecordError(fmt::format("a preference record ({}) is not an SFT record: train it with {}", preference_shape_name(ps),
+                                    is_paired(ps) ? "--method dpo or orpo" : "--method kto"));
+    }
     case RecordShape::PreTokenized: {
       TokenizedRecord t = read_pretokenized(r);
       e.input_ids = std::move(t.input_ids);

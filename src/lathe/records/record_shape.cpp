@@ -1,10 +1,12 @@
 #include "lathe/records/record_shape.h"
 
+#include <algorithm>
 #include <functional>
 #include <type_traits>
 #include <unordered_set>
 
 #include "lathe/core/json_io.h"
+#include "lathe/records/token_labels.h"
 
 using nlohmann::json;
 using nlohmann::ordered_json;
@@ -76,9 +78,8 @@ J message(const char* role, std::string content) {
   return m;
 }
 
-// A list of {role, content} objects, validated; other keys are kept for templates that use them.
-template <class J, class R>
-void append_checked_messages(R& list, const char* field, J& out) {
+// A list of {role, content} objects; throws naming the field and index otherwise.
+void check_messages(const json& list, const char* field) {
   if (!list.is_array()) bad("\"{}\" must be a list of messages, got {}", field, list.type_name());
   for (size_t i = 0; i < list.size(); i++) {
     const json& m = list[i];
@@ -87,6 +88,12 @@ void append_checked_messages(R& list, const char* field, J& out) {
     if (!m.contains("content") || !(m["content"].is_string() || m["content"].is_null()))
       bad("\"{}\"[{}] has no string \"content\"", field, i);
   }
+}
+
+// A list of {role, content} objects, validated; other keys are kept for templates that use them.
+template <class J, class R>
+void append_checked_messages(R& list, const char* field, J& out) {
+  check_messages(list, field);
   for (auto& m : list) out.push_back(take<J>(m));
 }
 
@@ -172,6 +179,7 @@ const char* record_shape_name(RecordShape s) {
     case RecordShape::QuestionAnswer: return "question_answer";
     case RecordShape::Text: return "text";
     case RecordShape::PreTokenized: return "pretokenized";
+    case RecordShape::Preference: return "preference";
     case RecordShape::Unknown: break;
   }
   return "unknown";
@@ -179,6 +187,8 @@ const char* record_shape_name(RecordShape s) {
 
 RecordShape detect_record_shape(const json& r) {
   if (!r.is_object()) return RecordShape::Unknown;
+  // Before prompt/completion: a KTO record has those fields too, and must not train as SFT.
+  if (preference_shape_of(r) != PreferenceShape::None) return RecordShape::Preference;
   if (r.contains("input_ids")) return RecordShape::PreTokenized;
   if (r.contains("messages")) return RecordShape::Messages;
   if (r.contains("conversations")) return RecordShape::ShareGPT;
@@ -190,7 +200,8 @@ RecordShape detect_record_shape(const json& r) {
 }
 
 bool is_conversation(RecordShape s) {
-  return s != RecordShape::Text && s != RecordShape::PreTokenized && s != RecordShape::Unknown;
+  return s != RecordShape::Text && s != RecordShape::PreTokenized && s != RecordShape::Preference &&
+         s != RecordShape::Unknown;
 }
 
 ordered_json record_to_messages(const json& rec, RecordShape shape) { return to_messages<ordered_json>(rec, shape); }
@@ -208,6 +219,11 @@ std::vector<std::string> record_prompts(const json& rec) {
   } else if (is_conversation(shape)) {
     for (auto& m : record_to_messages(rec, shape))
       if (m["role"] == "user" && m["content"].is_string()) out.push_back(m["content"].get<std::string>());
+  } else if (shape == RecordShape::Preference) {
+    const PreferenceShape ps = preference_shape_of(rec);
+    if (!is_tokenized(ps))
+      for (auto& m : preference_messages(rec, ps).prompt)
+        if (m["role"] == "user" && m["content"].is_string()) out.push_back(m["content"].get<std::string>());
   } else if (shape == RecordShape::Unknown && has_string(rec, "prompt")) {
     out.push_back(rec["prompt"].get<std::string>());
   }
@@ -224,6 +240,14 @@ std::string record_text(const json& rec) {
     for (auto& m : rec["messages"])
       if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
   if (rec.contains("text") && rec["text"].is_string()) add(rec["text"].get_ref<const std::string&>());
+  for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
+    auto it = rec.find(k);
+    if (it == rec.end()) continue;
+    if (it->is_string()) add(it->get_ref<const std::string&>());
+    else if (it->is_array())
+      for (auto& m : *it)
+        if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
+  }
   return out;
 }
 
@@ -238,9 +262,9 @@ std::string record_answer(const json& rec) {
 }
 
 void record_training_texts(std::string_view line, std::vector<std::string>& out) {
-  static const std::unordered_set<std::string> kFields = {"text",   "content", "value",  "instruction",
-                                                          "input",  "output",  "prompt", "completion",
-                                                          "question", "answer"};
+  static const std::unordered_set<std::string> kFields = {"text",     "content", "value",  "instruction",
+                                                          "input",    "output",  "prompt", "completion",
+                                                          "question", "answer",  "chosen", "rejected"};
   json j;
   JsonError err;  // the caller reports parse errors with file:line
   if (!try_parse_json_bounded(line, j, &err)) bad("{}", err.message);  // names the depth cap
@@ -260,10 +284,15 @@ void record_training_texts(std::string_view line, std::vector<std::string>& out)
   walk(j);
 }
 
-ordered_json chat_record(const json& request_messages, const std::string& reply) {
+ordered_json chat_prompt(const json& request_messages) {
   ordered_json msgs = ordered_json::array();
   for (auto& m : request_messages)
     msgs.push_back({{"role", m.value("role", "user")}, {"content", m.value("content", "")}});
+  return msgs;
+}
+
+ordered_json chat_record(const json& request_messages, const std::string& reply) {
+  ordered_json msgs = chat_prompt(request_messages);
   msgs.push_back({{"role", "assistant"}, {"content", reply}});
   ordered_json rec;
   rec["messages"] = std::move(msgs);
@@ -275,6 +304,257 @@ ordered_json completion_record(const std::string& prompt, const std::string& rep
   rec["prompt"] = prompt;
   rec["completion"] = reply;
   return rec;
+}
+
+// ---- Preference records ----
+
+namespace {
+
+bool has(const json& r, const char* k) { return r.contains(k); }
+
+// Where a text-shaped preference record's parts are, validated, with an implicit prompt split off.
+// The parts keep the record's form (strings or message lists); `cut` is where an implicit prompt ends
+// (messages or bytes; npos when the record names its prompt).
+struct Parts {
+  PreferenceShape shape = PreferenceShape::None;
+  bool lists = false;
+  size_t cut = std::string::npos;
+  bool label = false;
+};
+
+const char* shape_title(PreferenceShape s) {
+  switch (s) {
+    case PreferenceShape::Paired: return "paired preference";
+    case PreferenceShape::PairedImplicit: return "paired preference (implicit prompt)";
+    case PreferenceShape::Unpaired: return "unpaired preference (KTO)";
+    case PreferenceShape::PairedTokenized: return "pre-tokenized paired preference";
+    case PreferenceShape::UnpairedTokenized: return "pre-tokenized unpaired preference (KTO)";
+    case PreferenceShape::None: break;
+  }
+  return "preference";
+}
+
+bool read_label(const json& r, PreferenceShape s) {
+  auto it = r.find("label");
+  if (it == r.end()) bad("{} record has no \"label\"", shape_title(s));
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number_integer() && (*it == 0 || *it == 1)) return *it == 1;
+  bad("{} record: \"label\" must be true (desirable) or false (undesirable), got {}", shape_title(s),
+      it->is_string() ? "a string" : it->dump());
+}
+
+// One part: a string, or a non-empty message list. Returns whether it is a list.
+bool check_part(const json& r, const char* field, PreferenceShape s) {
+  auto it = r.find(field);
+  if (it == r.end()) bad("{} record has no \"{}\"", shape_title(s), field);
+  if (it->is_string()) return false;
+  if (!it->is_array())
+    bad("{} record: \"{}\" must be a string or a list of messages, got {}", shape_title(s), field, it->type_name());
+  if (it->empty()) bad("{} record: \"{}\" has no messages", shape_title(s), field);
+  check_messages(*it, field);
+  return true;
+}
+
+// The longest common prefix of chosen and rejected (TRL's implicit prompt): whole messages, or bytes
+// cut back to a character boundary with a space just before the cut left to the answers.
+size_t implicit_cut(const json& c, const json& r, bool lists) {
+  size_t k = 0, n = 0, nc = 0, nr = 0;
+  if (lists) {
+    nc = c.size();
+    nr = r.size();
+    n = std::min(nc, nr);
+    while (k < n && c[k] == r[k]) k++;
+  } else {
+    const std::string& a = c.get_ref<const std::string&>();
+    const std::string& b = r.get_ref<const std::string&>();
+    nc = a.size();
+    nr = b.size();
+    n = std::min(nc, nr);
+    while (k < n && a[k] == b[k]) k++;
+    auto continuation = [](const std::string& t, size_t i) { return i < t.size() && (uint8_t(t[i]) & 0xC0) == 0x80; };
+    while (k > 0 && (continuation(a, k) || continuation(b, k))) k--;
+    if (k > 0 && a[k - 1] == ' ') k--;
+  }
+  if (k == 0) bad("paired preference record without \"prompt\": \"chosen\" and \"rejected\" share no leading {} (give \"prompt\")",
+                  lists ? "message" : "text");
+  if (k == nc || k == nr)
+    bad("paired preference record without \"prompt\": \"{}\" ends within the shared prefix, so it has no answer of its own",
+        k == nc ? "chosen" : "rejected");
+  return k;
+}
+
+Parts parts_of(const json& r, PreferenceShape s) {
+  Parts p;
+  p.shape = s;
+  switch (s) {
+    case PreferenceShape::Paired:
+    case PreferenceShape::Unpaired: {
+      p.lists = check_part(r, "prompt", s);
+      static const std::vector<const char*> kPaired{"chosen", "rejected"}, kUnpaired{"completion"};
+      for (const char* f : s == PreferenceShape::Paired ? kPaired : kUnpaired)
+        if (check_part(r, f, s) != p.lists)
+          bad("{} record: \"{}\" is {} but \"prompt\" is {} (all strings or all message lists)", shape_title(s), f,
+              p.lists ? "a string" : "a message list", p.lists ? "a message list" : "a string");
+      if (s == PreferenceShape::Unpaired) p.label = read_label(r, s);
+      break;
+    }
+    case PreferenceShape::PairedImplicit: {
+      p.lists = check_part(r, "chosen", s);
+      if (check_part(r, "rejected", s) != p.lists)
+        bad("{} record: \"rejected\" is {} but \"chosen\" is {} (both strings or both message lists)", shape_title(s),
+            p.lists ? "a string" : "a message list", p.lists ? "a message list" : "a string");
+      p.cut = implicit_cut(r["chosen"], r["rejected"], p.lists);
+      break;
+    }
+    default:
+      bad("a {} record has no text parts (preference_tokens reads it)", shape_title(s));
+  }
+  return p;
+}
+
+// Part `field` of the record in its own form, after the implicit prompt's cut when there is one:
+// which = 0 the prompt, 1 the answer.
+json part(const json& r, const Parts& p, const char* field, int which) {
+  if (p.cut == std::string::npos) return r[field];
+  const json& whole = r[field];
+  if (p.lists) {
+    json out = json::array();
+    const size_t a = which == 0 ? 0 : p.cut, z = which == 0 ? p.cut : whole.size();
+    for (size_t i = a; i < z; i++) out.push_back(whole[i]);
+    return out;
+  }
+  const std::string& t = whole.get_ref<const std::string&>();
+  return which == 0 ? t.substr(0, p.cut) : t.substr(p.cut);
+}
+
+ordered_json as_messages(const json& v, const char* role, const char* field) {
+  ordered_json out = ordered_json::array();
+  if (v.is_string()) out.push_back(message<ordered_json>(role, v.get<std::string>()));
+  else append_checked_messages(v, field, out);
+  return out;
+}
+
+std::string joined(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  std::string out;
+  if (!v.is_array()) return out;
+  for (auto& m : v) {
+    if (!m.is_object() || !m.contains("content") || !m["content"].is_string()) continue;
+    if (!out.empty()) out += '\n';
+    out += m["content"].get_ref<const std::string&>();
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* preference_shape_name(PreferenceShape s) {
+  switch (s) {
+    case PreferenceShape::Paired: return "paired";
+    case PreferenceShape::PairedImplicit: return "paired_implicit";
+    case PreferenceShape::Unpaired: return "unpaired";
+    case PreferenceShape::PairedTokenized: return "paired_tokenized";
+    case PreferenceShape::UnpairedTokenized: return "unpaired_tokenized";
+    case PreferenceShape::None: break;
+  }
+  return "none";
+}
+
+PreferenceShape preference_shape_of(const json& r) {
+  if (!r.is_object()) return PreferenceShape::None;
+  if (has(r, "chosen_input_ids") || has(r, "rejected_input_ids")) return PreferenceShape::PairedTokenized;
+  if (has(r, "completion_input_ids")) return PreferenceShape::UnpairedTokenized;
+  if (has(r, "chosen") || has(r, "rejected")) return has(r, "prompt") ? PreferenceShape::Paired : PreferenceShape::PairedImplicit;
+  auto label = r.find("label");
+  if (has(r, "prompt") && has(r, "completion") && label != r.end() && (label->is_boolean() || label->is_number()))
+    return PreferenceShape::Unpaired;
+  return PreferenceShape::None;
+}
+
+bool is_paired(PreferenceShape s) {
+  return s == PreferenceShape::Paired || s == PreferenceShape::PairedImplicit || s == PreferenceShape::PairedTokenized;
+}
+
+bool is_tokenized(PreferenceShape s) {
+  return s == PreferenceShape::PairedTokenized || s == PreferenceShape::UnpairedTokenized;
+}
+
+PreferenceMessages preference_messages(const json& r, PreferenceShape s) {
+  const Parts p = parts_of(r, s);
+  PreferenceMessages m;
+  m.conversational = p.lists;
+  m.label = p.label;
+  if (s == PreferenceShape::Unpaired) {
+    m.prompt = as_messages(r["prompt"], "user", "prompt");
+    m.completion = as_messages(r["completion"], "assistant", "completion");
+    return m;
+  }
+  const bool implicit = s == PreferenceShape::PairedImplicit;
+  m.prompt = as_messages(implicit ? part(r, p, "chosen", 0) : r["prompt"], "user", implicit ? "chosen" : "prompt");
+  m.chosen = as_messages(part(r, p, "chosen", 1), "assistant", "chosen");
+  m.rejected = as_messages(part(r, p, "rejected", 1), "assistant", "rejected");
+  return m;
+}
+
+PreferenceTokens preference_tokens(const json& r, PreferenceShape s) {
+  if (!is_tokenized(s)) bad("a {} record is not pre-tokenized (preference_messages reads it)", shape_title(s));
+  auto ids = [&](const char* field, bool may_be_empty) {
+    auto it = r.find(field);
+    if (it == r.end()) bad("{} record has no \"{}\"", shape_title(s), field);
+    std::vector<int32_t> v = read_token_ids(*it, field, false);
+    if (v.empty() && !may_be_empty) bad("{} record: \"{}\" is empty", shape_title(s), field);
+    return v;
+  };
+  PreferenceTokens t;
+  t.prompt = ids("prompt_input_ids", true);
+  if (s == PreferenceShape::PairedTokenized) {
+    t.chosen = ids("chosen_input_ids", false);
+    t.rejected = ids("rejected_input_ids", false);
+  } else {
+    t.completion = ids("completion_input_ids", false);
+    t.label = read_label(r, s);
+  }
+  return t;
+}
+
+json preference_record(const json& r, PreferenceShape s) {
+  json out = json::object();
+  if (is_tokenized(s)) {
+    PreferenceTokens t = preference_tokens(r, s);
+    out["prompt_input_ids"] = t.prompt;
+    if (s == PreferenceShape::PairedTokenized) {
+      out["chosen_input_ids"] = t.chosen;
+      out["rejected_input_ids"] = t.rejected;
+    } else {
+      out["completion_input_ids"] = t.completion;
+      out["label"] = t.label;
+    }
+    return out;
+  }
+  const Parts p = parts_of(r, s);
+  if (s == PreferenceShape::Unpaired) {
+    out["prompt"] = r["prompt"];
+    out["completion"] = r["completion"];
+    out["label"] = p.label;
+  } else if (s == PreferenceShape::PairedImplicit) {
+    out["prompt"] = part(r, p, "chosen", 0);
+    out["chosen"] = part(r, p, "chosen", 1);
+    out["rejected"] = part(r, p, "rejected", 1);
+  } else {
+    out["prompt"] = r["prompt"];
+    out["chosen"] = r["chosen"];
+    out["rejected"] = r["rejected"];
+  }
+  return out;
+}
+
+PreferenceTexts preference_texts(const json& r) {
+  PreferenceTexts t;
+  if (!r.is_object()) return t;
+  if (r.contains("prompt")) t.prompt = joined(r["prompt"]);
+  for (const char* k : {"chosen", "rejected", "completion"})
+    if (r.contains(k)) t.answers.push_back(joined(r[k]));
+  return t;
 }
 
 }  // namespace lathe

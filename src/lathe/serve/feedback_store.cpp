@@ -146,43 +146,174 @@ int64_t FeedbackStore::add_feedback(const FeedbackRecord& f) {
   return sqlite3_last_insert_rowid(db_);
 }
 
+int ExportSummary::skipped_total() const {
+  int n = 0;
+  for (auto& [reason, count] : skipped) n += count;
+  return n;
+}
+
+nlohmann::ordered_json ExportSummary::to_json() const {
+  nlohmann::ordered_json j{{"rated", rated}, {"used", used}, {"written", written}};
+  if (!scale.empty()) {
+    j["desirable"] = desirable;
+    j["undesirable"] = undesirable;
+    j["rating_scale"] = scale;
+  }
+  j["skipped"] = nlohmann::ordered_json::object();
+  for (auto& [reason, count] : skipped) j["skipped"][reason] = count;
+  j["reconciles"] = reconciles();
+  return j;
+}
+
+namespace {
+
+// One rated completion as export reads it: the completion and its newest feedback row.
+struct Rated {
+  std::string id, model, adapter, kind;
+  std::optional<std::string> request, answer, correction, retrieval;
+  int rating = 0;
+};
+
+// Kto's label for a rating: +1 desirable, -1 undesirable, 0 neutral.
+int rating_label(int rating, RatingScale scale) {
+  if (rating < 0) return -1;
+  if (scale == RatingScale::Thumbs) return rating > 0 ? 1 : -1;
+  return rating >= 4 ? 1 : rating <= 2 ? -1 : 0;
+}
+
+RatingScale resolve_scale(RatingScale asked, const std::vector<const Rated*>& rows) {
+  if (asked != RatingScale::Auto) return asked;
+  bool thumbs_down = false, stars = false;
+  for (const Rated* r : rows) {
+    thumbs_down |= r->rating == -1;
+    stars |= r->rating >= 2 && r->rating <= 5;
+  }
+  if (thumbs_down && stars)
+    fail("feedback", "the ratings mix thumbs (-1) and stars (2..5), so a rating of 1 means either; give --rating-scale thumbs|stars "
+         "(or --model/--adapter to export one deployment)");
+  return stars ? RatingScale::Stars : RatingScale::Thumbs;
+}
+
+}  // namespace
+
 ExportSummary FeedbackStore::export_jsonl(const ExportOptions& o, std::string* out) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Rated> rows;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One row per rated completion, its newest feedback row winning when rated twice.
+    Stmt s(db_,
+           "SELECT c.id, c.model, c.adapter, c.kind, c.request, c.answer, f.rating, f.correction, c.retrieval"
+           " FROM feedback f JOIN completions c ON c.id = f.completion_id"
+           " WHERE f.id = (SELECT MAX(f2.id) FROM feedback f2 WHERE f2.completion_id = f.completion_id)"
+           " ORDER BY f.id");
+    while (s.step()) {
+      Rated r{*s.text(0), *s.text(1), *s.text(2), *s.text(3), s.text(4), s.text(5), s.text(7), s.text(8), int(s.i64(6))};
+      if (r.correction && r.correction->empty()) r.correction.reset();
+      rows.push_back(std::move(r));
+    }
+  }
   ExportSummary sum;
-  // One record per feedback row, newest rating of a completion winning when rated twice.
-  Stmt s(db_,
-         "SELECT c.kind, c.request, c.answer, f.rating, f.correction, c.retrieval FROM feedback f"
-         " JOIN completions c ON c.id = f.completion_id"
-         " WHERE f.id = (SELECT MAX(f2.id) FROM feedback f2 WHERE f2.completion_id = f.completion_id)"
-         " ORDER BY f.id");
-  while (s.step()) {
-    std::string kind = *s.text(0);
-    std::optional<std::string> request = s.text(1), answer = s.text(2), correction = s.text(4);
-    int rating = int(s.i64(3));
-    if (correction && correction->empty()) correction.reset();
-    if ((o.min_rating && rating < *o.min_rating && !correction) || (o.corrections_only && !correction)) {
-      sum.skipped_filtered++;
-      continue;
-    }
-    if (!request || (!answer && !correction)) {
-      sum.skipped_no_request++;  // logged with --log-prompts off
-      continue;
-    }
-    const std::string& reply = correction ? *correction : *answer;
-    nlohmann::ordered_json rec;
-    nlohmann::json req = nlohmann::json::parse(*request, nullptr, false);
-    if (req.is_discarded()) {
-      sum.skipped_no_request++;
-      continue;
-    }
-    if (kind == "chat" && o.with_context) put_context(req, s.text(5));
-    if (kind == "chat")
-      rec = chat_record(req, reply);
-    else
-      rec = completion_record(req.is_string() ? req.get<std::string>() : req.dump(), reply);
+  sum.rated = int(rows.size());
+  auto skip = [&](const char* reason) { sum.skipped[reason]++; };
+  // Filters first, so the automatic rating scale reads only the ratings being exported.
+  std::vector<const Rated*> selected;
+  for (const Rated& r : rows) {
+    if (o.model && r.model != *o.model) skip("other model");
+    else if (o.adapter && r.adapter != *o.adapter) skip("other adapter");
+    else if (o.corrections_only && !r.correction) skip("no correction (--corrections-only)");
+    else if (o.format == ExportFormat::Sft && o.min_rating && r.rating < *o.min_rating && !r.correction) skip("rated below --min-rating");
+    else selected.push_back(&r);
+  }
+  RatingScale scale = RatingScale::Stars;
+  if (o.format == ExportFormat::Kto) {
+    scale = resolve_scale(o.scale, selected);
+    sum.scale = scale == RatingScale::Stars ? "stars" : "thumbs";
+  }
+  auto line = [&](const nlohmann::ordered_json& rec) {
     out->append(rec.dump());
     out->push_back('\n');
     sum.written++;
+  };
+  auto meta = [](nlohmann::ordered_json& rec, const Rated& r) {
+    rec["completion_id"] = r.id;
+    rec["model"] = r.model;
+    rec["adapter"] = r.adapter;
+  };
+  for (const Rated* rp : selected) {
+    const Rated& r = *rp;
+    if (!r.request) {
+      skip("no logged request");  // served with --log-prompts off
+      continue;
+    }
+    nlohmann::json req = nlohmann::json::parse(*r.request, nullptr, false);
+    if (req.is_discarded() || (r.kind == "chat" && !req.is_array())) {
+      skip("unreadable request");
+      continue;
+    }
+    if (r.kind == "chat" && o.with_context) put_context(req, r.retrieval);
+    const bool chat = r.kind == "chat";
+    const std::string text_prompt = chat ? "" : req.is_string() ? req.get<std::string>() : req.dump();
+    // An answer in the record's form: an assistant message list for chat, the text itself otherwise.
+    auto answer = [&](const std::string& a) -> nlohmann::ordered_json {
+      if (!chat) return a;
+      return nlohmann::ordered_json::array({{{"role", "assistant"}, {"content", a}}});
+    };
+    auto prompt = [&]() -> nlohmann::ordered_json { return chat ? chat_prompt(req) : nlohmann::ordered_json(text_prompt); };
+    // A correction equal to the served answer confirms it: no preference between them.
+    const bool corrected = r.correction && (!r.answer || *r.correction != *r.answer);
+    if (o.format == ExportFormat::Sft) {
+      if (!r.answer && !r.correction) {
+        skip("no logged answer");
+        continue;
+      }
+      const std::string& reply = r.correction ? *r.correction : *r.answer;
+      line(chat ? chat_record(req, reply) : completion_record(text_prompt, reply));
+    } else if (o.format == ExportFormat::Dpo) {
+      if (!r.correction) {
+        skip("no correction");
+        continue;
+      }
+      if (!r.answer) {
+        skip("no logged answer");
+        continue;
+      }
+      if (!corrected) {
+        skip("correction equals the answer");
+        continue;
+      }
+      nlohmann::ordered_json rec;
+      rec["prompt"] = prompt();
+      rec["chosen"] = answer(*r.correction);
+      rec["rejected"] = answer(*r.answer);
+      meta(rec, r);
+      line(rec);
+    } else {
+      const int label = rating_label(r.rating, scale);
+      auto kto = [&](const std::string& completion, bool desirable) {
+        nlohmann::ordered_json rec;
+        rec["prompt"] = prompt();
+        rec["completion"] = answer(completion);
+        rec["label"] = desirable;
+        meta(rec, r);
+        line(rec);
+        (desirable ? sum.desirable : sum.undesirable)++;
+      };
+      if (corrected) {
+        // The correction is what the answer should have been; the served answer was wanting unless
+        // its rating says it was good (a correction may improve a good answer).
+        kto(*r.correction, true);
+        if (r.answer) kto(*r.answer, label > 0);
+      } else if (!r.answer) {
+        skip("no logged answer");
+        continue;
+      } else if (label == 0) {
+        skip("neutral rating (3 of 5)");
+        continue;
+      } else {
+        kto(*r.answer, label > 0);
+      }
+    }
+    sum.used++;
   }
   return sum;
 }

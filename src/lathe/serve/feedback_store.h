@@ -4,6 +4,7 @@
 // acknowledged with 200 survives kill -9 (and power loss) of the server.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -39,17 +40,43 @@ struct FeedbackRecord {
   int64_t created = 0;
 };
 
+// What `lathe feedback export` writes (docs/serve.md, "Feedback as preference data"):
+//   Sft  {"messages"} / {"prompt","completion"} per rated completion, the correction replacing the answer;
+//   Dpo  {"prompt","chosen","rejected"} per completion with a correction: chosen = the correction,
+//        rejected = the served answer;
+//   Kto  {"prompt","completion","label"} per rated completion: the label from the rating (see
+//        RatingScale); a correction adds the corrected answer as desirable, and the served answer
+//        counts as undesirable unless its rating says desirable.
+// Dpo and Kto records also carry "completion_id", "model" and "adapter" (trainers ignore them).
+enum class ExportFormat { Sft, Dpo, Kto };
+// How Kto reads a rating. Thumbs: +1 desirable, -1 undesirable. Stars: 4-5 desirable, 1-2 (and -1)
+// undesirable, 3 neutral (not exported, counted). Auto: stars when a selected rating is 2..5, thumbs
+// otherwise (a -1 next to 2..5 is an error: give the scale).
+enum class RatingScale { Auto, Thumbs, Stars };
+
 struct ExportOptions {
-  std::optional<int> min_rating;   // keep feedback with rating >= this
+  ExportFormat format = ExportFormat::Sft;
+  std::optional<int> min_rating;   // Sft: keep feedback with rating >= this (corrections always kept)
   bool corrections_only = false;
   // Completions answered with retrieval: false writes the user's question as asked (the next round's
   // retrieval-augmented training adds passages itself); true writes the user turn as the model saw
   // it, passages included.
   bool with_context = false;
+  // Only completions of this served model / this adapter ("" = the base model, no adapter).
+  std::optional<std::string> model, adapter;
+  RatingScale scale = RatingScale::Auto;  // Kto
 };
 
+// Every rated completion (its newest feedback row) is either used (gave records) or skipped for one
+// reason: rated = used + sum(skipped). Kto can write two records for one completion.
 struct ExportSummary {
-  int written = 0, skipped_no_request = 0, skipped_filtered = 0;
+  int rated = 0, used = 0, written = 0;
+  int desirable = 0, undesirable = 0;     // Kto
+  std::map<std::string, int> skipped;     // reason -> completions
+  std::string scale;                      // Kto: the scale applied ("thumbs" / "stars")
+  int skipped_total() const;
+  bool reconciles() const { return rated == used + skipped_total(); }
+  nlohmann::ordered_json to_json() const;
 };
 
 class FeedbackStore {
@@ -65,9 +92,10 @@ class FeedbackStore {
   // Returns the new feedback row id; throws "[feedback] ..." for an unknown completion id.
   int64_t add_feedback(const FeedbackRecord& f);
 
-  // Training records {"messages":[...]} (the correction replaces the answer when given), one JSON
-  // object per line, for every chat completion with feedback passing `o`. Text completions become
-  // {"prompt","completion"} records. Retrieval's sources stay in the database, not in the records.
+  // Records of `o.format`, one JSON object per line, for every completion with feedback passing `o`
+  // (Sft: {"messages":[...]} with the correction replacing the answer; text completions as
+  // {"prompt","completion"}). Retrieval's sources stay in the database, not in the records. Throws
+  // "[feedback] ..." when Kto's automatic rating scale meets both -1 and 2..5.
   ExportSummary export_jsonl(const ExportOptions& o, std::string* out);
   // Ratings per model (and adapter) per day: count, mean, thumbs up/down, corrections.
   nlohmann::ordered_json stats();
