@@ -12,6 +12,7 @@ PACKAGES=(
   libyaml-cpp-dev libcpp-httplib-dev libsqlite3-dev libonig-dev libutf8proc-dev libxxhash-dev
   libpoppler-cpp-dev poppler-utils curl
   libgtest-dev libbenchmark-dev
+  openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

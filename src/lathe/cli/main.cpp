@@ -1,11 +1,14 @@
 // lathe: one binary, one subcommand per file (cmd_*.cpp). Errors a user can cause arrive here as
 // lathe::Error and are printed without a stack trace; exit code 1.
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <cstring>
 
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/threads.h"
+#include "lathe/dist/comm.h"
 #include "lathe/kernels/cpu/cpu.h"
 
 namespace lathe::cli {
@@ -26,6 +29,26 @@ int& add_threads_option(CLI::App& app) {
 void apply_threads(int n) { cpu_set_num_threads(n); }
 
 }  // namespace lathe::cli
+
+// Prints the error and exits 1. Under mpirun the message names the rank, and the whole job stops:
+// the other ranks may be waiting for this one in a collective and would otherwise hang.
+[[noreturn]] static void fail_job(const char* command, const char* what) {
+  if (lathe::launched_by_mpi() && lathe::built_with_mpi()) {
+    std::string prefix;
+    try {
+      prefix = lathe::rank_prefix();
+    } catch (const std::exception&) {
+    }
+    std::fprintf(stderr, "lathe %s: %serror: %s\n", command, prefix.c_str(), what);
+    try {
+      if (lathe::world().size() > 1) lathe::world().abort(1);
+    } catch (const std::exception&) {
+    }
+  } else {
+    std::fprintf(stderr, "lathe %s: error: %s\n", command, what);
+  }
+  std::exit(1);
+}
 
 static void print_usage() {
   std::printf("lathe — turn a pretrained language model into a domain expert\n\nusage: lathe COMMAND [options]\n\n");
@@ -65,11 +88,7 @@ int main(int argc, char** argv) {
   }
   try {
     return run();
-  } catch (const lathe::Error& e) {
-    std::fprintf(stderr, "lathe %s: error: %s\n", argv[1], e.what());
-    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lathe %s: error: %s\n", argv[1], e.what());
-    return 1;
+    fail_job(argv[1], e.what());
   }
 }

@@ -145,6 +145,7 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
     }
     block_backward(bc, l, rows_, a, scratch_, x_in_[l].data(), dx_a_.data(), dx_b_.data());
     dx_a_.swap(dx_b_);
+    if (layer_hook_) layer_hook_(l);
   }
   if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), batch_->ids.data(), N_);
 }

@@ -10,6 +10,7 @@
 // block is recomputed during backward.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "lathe/model/block.h"
@@ -53,6 +54,10 @@ class TrainGraph {
                      std::vector<double>* logp);
   void backward_weighted(const std::vector<float>& weight);
   const AdapterSet* adapters() const { return adapters_; }
+  // Called after each decoder layer's backward with its index, top layer first: that layer's
+  // gradients are complete for this micro-batch (data-parallel training starts sending them while
+  // the layers below compute). Empty: none.
+  void set_layer_backward_hook(std::function<void(int)> hook) { layer_hook_ = std::move(hook); }
 
   // Bytes of saved activations and scratch for a micro-batch of N tokens whose longest sequence
   // has T tokens (the memory plan printed before step 1).
@@ -82,6 +87,7 @@ class TrainGraph {
   RopeFreqs rope_;
   std::vector<float> dx_a_, dx_b_;         // residual gradients
   BlockScratch scratch_;
+  std::function<void(int)> layer_hook_;
 };
 
 }  // namespace lathe

@@ -108,7 +108,8 @@ json state_to_json(const TrainerState& st, const AdamW& opt) {
               {"data_cursor", st.data_cursor},
               {"rng_states", rng},
               {"loss_history", st.loss_history},
-              {"config", st.config}};
+              {"config", st.config},
+              {"world_size", st.world_size}};
 }
 
 TrainerState state_from_json(const std::string& path, const std::string& text, int64_t* optimizer_step) {
@@ -131,6 +132,7 @@ TrainerState state_from_json(const std::string& path, const std::string& text, i
     }
     st.loss_history = j.value("loss_history", json::array());
     st.config = j.value("config", json::object());
+    st.world_size = j.value("world_size", 1);
     if (optimizer_step) *optimizer_step = j.at("optimizer").at("step").get<int64_t>();
   } catch (const json::exception& e) {
     fail("checkpoint", "{}: {}", path, e.what());

@@ -36,6 +36,7 @@ struct TrainerState {
   std::map<std::string, std::array<uint64_t, 4>> rng_states;  // e.g. {"dropout": rng.state()}
   nlohmann::json loss_history = nlohmann::json::array();      // e.g. the last N {"step","loss"} rows
   nlohmann::json config = nlohmann::json::object();           // the resolved TrainOptions
+  int world_size = 1;  // ranks of the data-parallel job that wrote it (the data order depends on it)
 };
 
 std::array<uint64_t, 4> rng_state_of(const Rng& rng);

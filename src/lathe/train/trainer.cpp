@@ -1,6 +1,7 @@
 #include "lathe/train/trainer.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,8 @@
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/sys.h"
+#include "lathe/core/threads.h"
+#include "lathe/dist/comm.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
@@ -22,6 +25,7 @@
 #include "lathe/tokenizer/tokenizer.h"
 #include "lathe/train/dataset.h"
 #include "lathe/train/grad_clip.h"
+#include "lathe/train/grad_sync.h"
 #include "lathe/train/metrics.h"
 #include "lathe/train/model_prep.h"
 #include "lathe/train/preference_data.h"
@@ -114,12 +118,32 @@ struct StepOutcome {
   nlohmann::json metrics = nlohmann::json::object();  // preference methods: TRL's rewards/* and logps/*
 };
 
-StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const TrainOptions& o, int64_t step) {
+// Data parallelism: a step is gradient_accumulation_steps x ranks micro-batches, drawn by every rank in
+// the same global order (every rank holds the whole dataset and the same cursor); micro-batch k runs
+// on rank k % ranks with the dropout seed of k. So N ranks compute exactly the micro-batches, scales
+// and dropout masks of one process with gradient_accumulation_steps x N, and the gradients summed
+// over the ranks (GradSync) are that process's up to the order of the sums.
+std::vector<size_t> my_micro_batches(const Communicator& comm, size_t total) {
+  std::vector<size_t> mine;
+  for (size_t k = size_t(comm.rank()); k < total; k += size_t(comm.size())) mine.push_back(k);
+  return mine;
+}
+
+// Runs `micro` with the layer hook of the gradient exchange on the rank's last micro-batch only.
+template <class F>
+void with_sync_hook(TrainGraph& graph, GradSync& sync, bool last, F&& micro) {
+  if (sync.active() && last) graph.set_layer_backward_hook([&](int l) { sync.layer_done(l); });
+  micro();
+  graph.set_layer_backward_hook({});
+}
+
+StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const TrainOptions& o, int64_t step,
+                     Communicator& comm, GradSync& sync) {
   // HF semantics: the loss is averaged over every label token of the whole optimizer step, so
   // the micro-batches are drawn first and the scale is 1 / (their label tokens).
   std::vector<std::vector<size_t>> micro;
   int64_t labels = 0;
-  for (int a = 0; a < o.gradient_accumulation_steps; a++) {
+  for (int a = 0; a < o.gradient_accumulation_steps * comm.size(); a++) {
     micro.push_back(data.next_batch(o.per_device_train_batch_size));
     labels += data.total_label_tokens(micro.back());
   }
@@ -128,7 +152,9 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
   zero_grads(s);
   if (labels == 0) return r;
   double nll = 0;
-  for (size_t a = 0; a < micro.size(); a++) {
+  const std::vector<size_t> mine = my_micro_batches(comm, micro.size());
+  for (size_t j = 0; j < mine.size(); j++) {
+    const size_t a = mine[j];
     PackedBatch b;
     for (size_t i : micro[a]) {
       auto [first, last] = data.example_sequences(i);
@@ -143,10 +169,15 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
     ctx.training = true;
     ctx.dropout_seed = uint64_t(o.seed) * 0x9e3779b97f4a7c15ull + uint64_t(step) * 1000003ull + a;
     int64_t cnt = 0;
-    nll += graph.forward_backward(b, float(1.0 / double(labels)), &cnt, ctx);
+    with_sync_hook(graph, sync, j + 1 == mine.size(),
+                   [&] { nll += graph.forward_backward(b, float(1.0 / double(labels)), &cnt, ctx); });
   }
   if (s.prefix) s.prefix->backward();
-  r.loss = nll / double(labels);
+  sync.finish();
+  double sums[2] = {nll, double(r.tokens)};
+  comm.allreduce_sum(sums, 2);
+  r.loss = sums[0] / double(labels);
+  r.tokens = int64_t(sums[1]);
   return r;
 }
 
@@ -174,25 +205,49 @@ nlohmann::json step_metrics(const std::map<std::string, double>& sums, const std
 
 // One optimizer step of DPO / KTO / ORPO: each micro-batch's loss is its mean over examples (TRL),
 // scaled by 1 / gradient_accumulation_steps (HF Trainer's accumulation).
+// Under data parallelism the micro-batches are split over the ranks as in run_step; each is scaled by
+// 1 / (gradient_accumulation_steps x ranks), and the metric sums travel to rank 0, which writes them.
 StepOutcome run_preference_step(PreferenceData& data, TrainGraph& graph, Method& s, const ReferencePolicy& ref,
-                                const TrainOptions& o, int64_t step) {
+                                const TrainOptions& o, int64_t step, Communicator& comm, GradSync& sync) {
   StepOutcome r;
   zero_grads(s);
   const PreferenceOptions po = preference_options(o);
+  const int total = o.gradient_accumulation_steps * comm.size();
+  std::vector<std::vector<size_t>> micro;
+  for (int a = 0; a < total; a++) micro.push_back(data.examples().next_batch(o.per_device_train_batch_size));
   std::map<std::string, double> sums;
   std::map<std::string, int64_t> counts;
-  for (int a = 0; a < o.gradient_accumulation_steps; a++) {
-    std::vector<size_t> picks = data.examples().next_batch(o.per_device_train_batch_size);
-    PreferenceBatch b = data.batch(picks);
+  double loss = 0;
+  const std::vector<size_t> mine = my_micro_batches(comm, micro.size());
+  for (size_t j = 0; j < mine.size(); j++) {
+    const size_t a = mine[j];
+    PreferenceBatch b = data.batch(micro[a]);
     for (auto& ids : b.ids) r.tokens += int64_t(ids.size());
-    r.label_tokens += data.examples().total_label_tokens(picks);
+    r.label_tokens += data.examples().total_label_tokens(micro[a]);
     AdapterContext ctx;
     ctx.training = true;
     ctx.dropout_seed = uint64_t(o.seed) * 0x9e3779b97f4a7c15ull + uint64_t(step) * 1000003ull + a;
-    PreferenceLoss l = preference_micro_step(graph, s.adapters, ref, b, po,
-                                             float(1.0 / o.gradient_accumulation_steps), ctx);
-    r.loss += l.loss / o.gradient_accumulation_steps;
+    PreferenceLoss l;
+    with_sync_hook(graph, sync, j + 1 == mine.size(),
+                   [&] { l = preference_micro_step(graph, s.adapters, ref, b, po, float(1.0 / total), ctx); });
+    loss += l.loss / total;
     for (auto& [k, v] : l.metric_sums) sums[k] += v, counts[k] += l.metric_counts[k];
+  }
+  sync.finish();
+  double totals[3] = {loss, double(r.tokens), double(r.label_tokens)};
+  comm.allreduce_sum(totals, 3);
+  r.loss = totals[0];
+  r.tokens = int64_t(totals[1]);
+  r.label_tokens = int64_t(totals[2]);
+  if (comm.size() > 1) {  // which metrics a rank has depends on its examples (KTO: desirable ones or not)
+    nlohmann::json mine_j = {{"sums", sums}, {"counts", counts}};
+    std::vector<std::string> all = comm.gather(mine_j.dump(), 0);
+    sums.clear(), counts.clear();
+    for (const std::string& t : all) {
+      nlohmann::json j = nlohmann::json::parse(t);
+      for (auto& [k, v] : j["sums"].items()) sums[k] += v.get<double>();
+      for (auto& [k, v] : j["counts"].items()) counts[k] += v.get<int64_t>();
+    }
   }
   r.metrics = step_metrics(sums, counts, "");
   return r;
@@ -250,12 +305,44 @@ void save_final(const TrainOptions& o, const std::string& kind, const Method& s,
   copy_tokenizer_files(o.model, o.output);
 }
 
+// The ranks apply the same summed gradients to the same parameters, so their parameters must be
+// bitwise equal; a difference (a rank with other data, threads that are not deterministic) would
+// otherwise go unnoticed until the adapter is used. Compared by a hash at the end of training.
+void check_ranks_agree(Communicator& comm, const ParamList& params) {
+  if (comm.size() <= 1) return;
+  uint64_t h = 1469598103934665603ull;
+  for (const Param* p : params) {
+    const auto* b = static_cast<const unsigned char*>(p->value.data);
+    for (size_t i = 0; i < p->value.nbytes(); i += 8) {  // a word at a time: this runs over every weight
+      uint64_t w = 0;
+      std::memcpy(&w, b + i, std::min<size_t>(8, p->value.nbytes() - i));
+      h = (h ^ w) * 1099511628211ull;
+    }
+  }
+  int64_t v[2] = {int64_t(h >> 1), -int64_t(h >> 1)};
+  comm.allreduce_max(v, 2);
+  if (v[0] != -v[1])
+    fail("train", "{}the ranks' parameters differ after training (hash {:x}); the ranks did not see the same data or "
+         "ran different code: check that every rank runs the same lathe on the same files", rank_prefix(), h);
+}
+
 }  // namespace
 
 int run_training(const TrainOptions& o) {
-  cpu_set_num_threads(o.threads);
-  std::filesystem::create_directories(o.output);
-  std::fprintf(stderr, "lathe train: resolved options\n%s", train_options_to_string(o).c_str());
+  // Under mpirun every rank runs this function; rank 0 alone prints, writes metrics, checkpoints and
+  // the result, and the ranks meet only in the collectives of GradSync and the step's sums.
+  Communicator& comm = world();
+  const bool root = comm.is_root();
+  // Ranks on one machine share its cores: without --threads or OMP_NUM_THREADS each takes its share.
+  int threads = o.threads;
+  if (threads <= 0 && !std::getenv("OMP_NUM_THREADS") && comm.local_size() > 1) threads = default_threads_per_rank();
+  cpu_set_num_threads(threads);
+  if (root) std::filesystem::create_directories(o.output);
+  if (root) std::fprintf(stderr, "lathe train: resolved options\n%s", train_options_to_string(o).c_str());
+  if (comm.size() > 1) {
+    std::fprintf(stderr, "lathe train: %sdata parallel over %d ranks (%d on this machine), %d threads each\n",
+                 rank_prefix().c_str(), comm.size(), comm.local_size(), num_threads());
+  }
 
   const bool preference = is_preference_method(o.method);
   const std::string kind = trained_kind(o);  // lora | qlora | prefix | full
@@ -286,7 +373,8 @@ int run_training(const TrainOptions& o) {
   if (data.max_token_id() >= m.config.vocab_size)
     fail("train", "{}: token id {} is outside the model's vocabulary (vocab_size {})", o.data, data.max_token_id(),
          m.config.vocab_size);
-  if (preference) {
+  if (!root) {
+  } else if (preference) {
     const PreferenceData& pd = *pref_data;
     if (pd.truncated() > 0)
       std::fprintf(stderr, "lathe train: warning: %lld sequences were longer than max_seq_length=%d; their completions "
@@ -318,9 +406,9 @@ int run_training(const TrainOptions& o) {
   }
 
   Method s = setup_method(o, kind, m);
-  const int64_t steps_per_epoch =
-      std::max<int64_t>(1, (data.batches_per_epoch(o.per_device_train_batch_size) + o.gradient_accumulation_steps - 1) /
-                               o.gradient_accumulation_steps);
+  const int64_t micro_per_step = int64_t(o.gradient_accumulation_steps) * comm.size();
+  const int64_t steps_per_epoch = std::max<int64_t>(
+      1, (data.batches_per_epoch(o.per_device_train_batch_size) + micro_per_step - 1) / micro_per_step);
   const int64_t max_steps =
       o.max_steps > 0 ? o.max_steps : int64_t(std::ceil(o.num_train_epochs * double(steps_per_epoch)));
   const int warmup = resolve_warmup_steps(o.warmup_steps, o.warmup_ratio, int(max_steps));
@@ -338,7 +426,9 @@ int run_training(const TrainOptions& o) {
     plan.weights += m.weight_bytes_f32;
     plan.total += m.weight_bytes_f32;
   }
-  print_memory_plan(plan, o, N, T);
+  // Ranks on one machine share its memory.
+  plan.available /= size_t(std::max(1, comm.local_size()));
+  if (root) print_memory_plan(plan, o, N, T);
   check_memory_plan(plan, o);
 
   TrainGraph graph(m, s.adapters, s.grads, o.gradient_checkpointing);
@@ -366,24 +456,35 @@ int run_training(const TrainOptions& o) {
     std::string dir = resolve_resume_checkpoint(o.resume_from_checkpoint, o.output);
     TrainerState st;
     checkpoint_load(dir, s.params, &opt, &st);
+    if (st.world_size != comm.size())
+      fail("train", "{}: written by a job of {} rank(s), resumed with {}; the data order and global batch depend on "
+           "the number of ranks: resume with mpirun -np {}", dir, st.world_size, comm.size(), st.world_size);
     data.set_cursor(DataCursor::from_json(st.data_cursor));
     start = st.global_step;
     if (s.prefix) s.prefix->refresh();
-    std::fprintf(stderr, "lathe train: resumed from %s at step %lld\n", dir.c_str(), (long long)start);
+    if (root) std::fprintf(stderr, "lathe train: resumed from %s at step %lld\n", dir.c_str(), (long long)start);
   }
-  clean_stale_checkpoint_tmp(o.output);
-  MetricsWriter metrics(o.output + "/metrics.jsonl", start);
-  ProgressReporter progress(max_steps, o.logging_steps, start);
+  GradSync sync(comm, s.params);
+  std::optional<MetricsWriter> metrics;
+  std::optional<ProgressReporter> progress;
+  if (root) {
+    clean_stale_checkpoint_tmp(o.output);
+    metrics.emplace(o.output + "/metrics.jsonl", start);
+    progress.emplace(max_steps, o.logging_steps, start);
+  }
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_total = 0;
   std::string last_ckpt;
 
   for (int64_t step = start; step < max_steps; step++) {
     auto ts = std::chrono::steady_clock::now();
-    StepOutcome r = preference ? run_preference_step(*pref_data, graph, s, ref, o, step) : run_step(data, graph, s, o, step);
+    StepOutcome r = preference ? run_preference_step(*pref_data, graph, s, ref, o, step, comm, sync)
+                               : run_step(data, graph, s, o, step, comm, sync);
     std::string bad;
+    // The loss and the summed gradients are the same on every rank, so every rank stops here together.
     if (!std::isfinite(r.loss) || !grads_finite(s.params, &bad)) {
-      progress.finish();
+      if (!root) return 3;
+      progress->finish();
       std::fprintf(stderr, "lathe train: error: step %lld: %s is not finite; stopping. The last good checkpoint "
                    "is %s. Try a lower learning_rate or max_grad_norm.\n", (long long)step + 1,
                    std::isfinite(r.loss) ? ("the gradient of " + bad).c_str() : "the loss",
@@ -401,14 +502,15 @@ int run_training(const TrainOptions& o) {
                           {"tokens_per_s", r.tokens / dt}, {"elapsed_s", elapsed},
                           {"epoch", double(step + 1) / double(steps_per_epoch)}};
     row.update(r.metrics);
-    metrics.write(row);
-    progress.update(step + 1, r.loss, lr, r.tokens / dt);
+    if (!root) continue;  // evaluation and checkpoints are rank 0's
+    metrics->write(row);
+    progress->update(step + 1, r.loss, lr, r.tokens / dt);
     if (!o.eval_data.empty() && o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) {
       nlohmann::json ev = preference ? evaluate_preference(o.eval_data, o, graph, s, ref, make_encoder)
                                      : nlohmann::json{{"eval_loss", evaluate(o.eval_data, o, graph, make_encoder)}};
       ev["step"] = step + 1;
-      metrics.write(ev);
-      progress.message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev["eval_loss"].get<double>()));
+      metrics->write(ev);
+      progress->message("step " + std::to_string(step + 1) + " eval_loss " + std::to_string(ev["eval_loss"].get<double>()));
     }
     if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && step + 1 < max_steps) {
       TrainerState st;
@@ -417,15 +519,21 @@ int run_training(const TrainOptions& o) {
       st.epoch = double(step + 1) / double(steps_per_epoch);
       st.data_cursor = data.cursor().to_json();
       st.config = train_options_to_json(o);
+      st.world_size = comm.size();
       last_ckpt = checkpoint_save(o.output, s.params, opt, st, o.save_total_limit);
     }
   }
-  progress.finish();
+  check_ranks_agree(comm, s.params);
+  if (!root) {
+    comm.barrier();  // rank 0 writes the result
+    return 0;
+  }
+  progress->finish();
   if (!o.eval_data.empty()) {
     nlohmann::json ev = preference ? evaluate_preference(o.eval_data, o, graph, s, ref, make_encoder)
                                    : nlohmann::json{{"eval_loss", evaluate(o.eval_data, o, graph, make_encoder)}};
     ev["step"] = max_steps;
-    metrics.write(ev);
+    metrics->write(ev);
     std::fprintf(stderr, "lathe train: final eval_loss %.6f\n", ev["eval_loss"].get<double>());
     if (ev.contains("eval_rewards/accuracies"))
       std::fprintf(stderr, "lathe train: final eval rewards/accuracies %.4f, rewards/margins %.4f\n",
@@ -436,6 +544,11 @@ int run_training(const TrainOptions& o) {
   std::fprintf(stderr, "lathe train: done: %lld steps, %lld tokens in %.1f s (%.1f tokens/s), peak RSS %.1f MiB; "
                "output in %s\n", (long long)(max_steps - start), (long long)tokens_total, elapsed,
                tokens_total / std::max(elapsed, 1e-9), peak_rss_bytes() / 1048576.0, o.output.c_str());
+  if (sync.active())
+    std::fprintf(stderr, "lathe train: data parallel: %d ranks, %.2f MiB of gradients a step in %zu buckets, %.2f s "
+                 "waiting for them in all (%d buckets of the last step overlapped the backward)\n", comm.size(),
+                 sync.bytes_per_step() / 1048576.0, sync.buckets(), sync.wait_seconds(), sync.overlapped_buckets());
+  comm.barrier();
   return 0;
 }
 
