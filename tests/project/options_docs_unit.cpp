@@ -14,6 +14,7 @@
 #include "lathe/data/data_config.h"
 #include "lathe/eval/eval_options.h"
 #include "lathe/peft/export_options.h"
+#include "lathe/project/launcher.h"
 #include "lathe/project/project_schema.h"
 #include "lathe/retrieval/index_options.h"
 #include "lathe/serve/serve_options.h"
@@ -143,6 +144,9 @@ TEST(OptionsDocs, ProjectSectionsNameEveryKey) {
   const std::string retrieval = section(text, "### retrieval");
   for (const auto& o : lathe::retrieval::retrieval_section_table().options())
     EXPECT_TRUE(named(retrieval, o.key)) << "retrieval." << o.key << " is not in docs/project.md";
+  const std::string launcher = section(text, "### launcher");
+  for (const auto& o : lathe::project::launcher_options_table().options())
+    EXPECT_TRUE(named(launcher, o.key)) << "launcher." << o.key << " is not in docs/project.md";
   const std::string base = section(text, "### base_model");
   for (const auto& o : lathe::project::base_model_options_table().options()) {
     const std::string leaf = o.key.substr(o.key.rfind('.') + 1);

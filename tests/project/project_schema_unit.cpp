@@ -198,6 +198,39 @@ TEST(ProjectSchema, AlignSectionErrorsNameTheKey) {
   EXPECT_NE(err.find("project.yaml:8:3: align: train.method is prefix"), std::string::npos) << err;
 }
 
+// launcher: the training stages under mpirun (launcher.h). Lines: goal 1-2, base_model 3-4, train
+// 5-6, launcher from 7; hosts.txt exists in the project directory.
+TEST(ProjectSchema, LauncherSectionErrorsNameTheKey) {
+  auto err = [](const std::string& launcher) {
+    lathe::test::TempDir dir;
+    lathe::write_file_atomic(dir / "hosts.txt", "node1 slots=16\n");
+    try {
+      parse_project(project("goal:\n  task: x\n", launcher), "project.yaml", dir.path);
+    } catch (const lathe::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto expect = [&](const std::string& launcher, const std::string& want) {
+    const std::string e = err(launcher);
+    EXPECT_NE(e.find(want), std::string::npos) << "want '" << want << "' in: " << (e.empty() ? "(accepted)" : e);
+  };
+  EXPECT_EQ(err("launcher:\n  mpirun:\n    np: 2\n"), "");
+  EXPECT_EQ(err("launcher:\n  mpirun: {np: 4, hostfile: hosts.txt, args: [--mca, btl, 'self,tcp'], threads_per_rank: 8, "
+                "executable: /usr/bin/mpirun}\n  stages: [base, prepare, train, align]\n"), "");
+  expect("launcher:\n  mpirun:\n    nps: 2\n", "project.yaml:9:5: unknown key 'nps' in 'launcher.mpirun' (did you mean 'np'?)");
+  expect("launcher:\n  mpirun:\n    np: 0\n", "project.yaml:9:9: launcher.mpirun.np: must be >= 1 (got '0')");
+  expect("launcher:\n  mpirun:\n    np: two\n", "project.yaml:9:9: launcher.mpirun.np: must be an integer");
+  expect("launcher:\n  mpirun:\n    hostfile: hosts.txt\n", "project.yaml:9:5: launcher.mpirun.np: required");
+  expect("launcher:\n  mpirun:\n    np: 2\n    hostfile: nodes.txt\n", "project.yaml:10:15: launcher.mpirun.hostfile: no such file");
+  expect("launcher:\n  mpirun:\n    np: 2\n    args: --bind-to none\n", "project.yaml:10:11: launcher.mpirun.args: must be a list of strings");
+  expect("launcher:\n  mpirun:\n    np: 2\n    threads_per_rank: 0\n", "launcher.mpirun.threads_per_rank: must be >= 1");
+  expect("launcher:\n  mpirun:\n    np: 2\n  stages: [train, eval]\n", "launcher.stages: 'eval' is not one of: base, prepare, train, align");
+  expect("launcher:\n  stages: [train]\n", "project.yaml:8:3: launcher.mpirun: required");
+  expect("launcher:\n  srun:\n    np: 2\n", "project.yaml:8:3: unknown key 'srun' in 'launcher'");
+  expect("launcher: [mpirun]\n", "project.yaml:7:11: launcher: must be a mapping");
+}
+
 TEST(ProjectSchema, ValidProjectsInTheRepositoryLoad) {
   lathe::test::TempDir dir;
   // The init template (it names tests/cases.yaml, which init writes).

@@ -10,6 +10,7 @@
 #include "lathe/eval/eval_options.h"
 #include "lathe/eval/test_suite.h"
 #include "lathe/peft/export_options.h"
+#include "lathe/project/launcher.h"
 #include "lathe/project/project_config.h"
 #include "lathe/retrieval/index_options.h"
 #include "lathe/serve/serve_options.h"
@@ -420,6 +421,10 @@ void check_section(const Ctx& c, const std::string& k, const YAML::Node& n) {
   else if (k == "export") read_section(c, n, k, export_section_options());
   else if (k == "serve") read_section(c, n, k, serve_section_options());
   else if (k == "retrieval") read_section(c, n, k, all_options(retrieval::retrieval_section_table()));
+  else if (k == "launcher") {
+    read_section(c, n, k, all_options(launcher_options_table()));  // keys, types, ranges
+    check_launcher_section(c.cfg, n);  // then what a table cannot say: np required, the hostfile exists
+  }
 }
 
 }  // namespace
@@ -437,7 +442,7 @@ void validate_project_schema(const ProjectConfig& cfg) {
   const YAML::Node& root = cfg.root;
   if (!root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", cfg.path);
   const std::vector<std::string> names = {"project", "goal", "base_model", "data", "retrieval",
-                                            "train", "align", "eval", "export", "serve"};
+                                            "train", "align", "eval", "export", "serve", "launcher"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) fail("project", "{}: section names must be plain names", c.at(it->first));
     const std::string k = it->first.Scalar();

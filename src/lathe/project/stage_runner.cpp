@@ -1,9 +1,5 @@
 #include "lathe/project/stage_runner.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +15,7 @@
 #include "lathe/peft/export_options.h"
 #include "lathe/project/align_stage.h"
 #include "lathe/project/content_hash.h"
+#include "lathe/project/launcher.h"
 #include "lathe/project/project_schema.h"
 #include "lathe/project/run_registry.h"
 #include "lathe/retrieval/index_options.h"
@@ -92,37 +89,6 @@ std::string flag_of(const OptionTableBase& table, const std::string& key) {
 // A value as a command-line argument: strings as they are, numbers and bools as JSON writes them.
 std::string arg_of(const ordered_json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-// Runs `args` in the project directory (so relative paths in stage configs mean what they mean in
-// project.yaml), with the terminal as its output. Returns the exit status.
-int spawn(const Args& args, const std::string& cwd) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) fail("project", "cannot start {}: fork failed", args[0]);
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec: write(2), not stdio.
-    auto say = [](const std::string& what, const std::string& path) {
-      const std::string m = "lathe run: cannot " + what + " " + path + "\n";
-      if (write(2, m.data(), m.size()) < 0) _exit(127);
-    };
-    if (chdir(cwd.c_str()) != 0) {
-      say("enter the project directory", cwd);
-      _exit(127);
-    }
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    say("run", args[0]);
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) fail("project", "waiting for {} failed: {}", args[0], std::strerror(errno));
-  if (WIFEXITED(st)) return WEXITSTATUS(st);
-  return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 // Every string in a section that names an existing path (or a glob that matches), resolved: the
 // inputs whose content the stage's fingerprint covers, whatever the section's schema calls them.
 void collect_paths(const ProjectConfig& c, const ordered_json& j, std::vector<std::string>& out) {
@@ -184,6 +150,10 @@ struct Runner {
   std::string method = "lora";
   // align.feedback exported once per lathe run (its content is part of the align fingerprint).
   mutable std::string feedback_records = "";
+  // launcher: (launcher.h): the stages it names start as `mpirun -np N ... lathe ...`.
+  Launcher launcher;
+  std::string mpirun;    // the launcher program, resolved before the first stage runs
+  std::string launched;  // the last launched command line of the current stage, for its failure message
 
   std::string state_path() const { return p.state_dir + "/state.json"; }
   // retrieval.train: the train stage reads the index stage's augmented records.
@@ -218,6 +188,29 @@ struct Runner {
   // Fingerprint parts shared by several stages.
   std::string base_hash() const { return hash_path(p.base_model); }
 
+  // A stage's command, in the project directory: as one process, or under the launcher when the
+  // launcher names `rule` (the stage whose setting decides: base's data step follows prepare's).
+  // The one place launched command lines are made, so every stage starts its ranks the same way.
+  int run_command(Stage rule, const Args& a) {
+    if (!launcher.launches(stage_name(rule))) return run_process(a, cfg.dir);
+    const Args full = launcher_argv(launcher, mpirun, a);
+    launched = shell_join(full);
+    std::fprintf(stderr, "lathe run: %s stage under the launcher: %s\n", stage_name(rule), launched.c_str());
+    return run_process(full, cfg.dir);
+  }
+  // The training stages' thread count: a launched stage's ranks take launcher.mpirun.threads_per_rank
+  // (without it, lathe run --threads; without both, each rank takes its machine's cores / its ranks).
+  void threads_flag(Stage s, Args& a) const {
+    const int n = launcher.launches(stage_name(s)) && launcher.threads_per_rank > 0 ? launcher.threads_per_rank : o.threads;
+    if (n > 0) train_flag(a, "threads", std::to_string(n));
+  }
+  // The number of ranks decides the global batch and the data order of a training stage, so it is part
+  // of the fingerprint of a launched one (the hostfile, mpirun's arguments and the threads are not:
+  // they do not change the result). Absent without a launcher, so older fingerprints stay valid.
+  void launcher_part(Stage s, ordered_json& parts) const {
+    if (launcher.launches(stage_name(s))) parts["launcher_np"] = launcher.np;
+  }
+
   std::string fingerprint(Stage s) const {
     ordered_json parts = ordered_json::object();
     parts["stage"] = stage_name(s);
@@ -226,6 +219,7 @@ struct Runner {
       case Stage::Base:
         parts["build"] = cfg.section_json("base_model");
         collect_paths(cfg, parts["build"], inputs);
+        launcher_part(s, parts);
         break;
       case Stage::Prepare:
         parts["data"] = cfg.section_json("data");
@@ -250,6 +244,7 @@ struct Runner {
         parts["data"] = hash_path(p.data);
         parts["base"] = base_hash();
         if (rag_training()) parts["rag_records"] = hash_path(rag_records());
+        launcher_part(s, parts);
         break;
       case Stage::Align: {
         ordered_json al = cfg.section_json("align");
@@ -266,6 +261,7 @@ struct Runner {
         parts["eval_prompts"] = eval_prompts_hash();
         parts["dedup"] = cfg.section_json("data").is_object() ? cfg.section_json("data").value("dedup", ordered_json())
                                                                : ordered_json();
+        launcher_part(s, parts);
         break;
       }
       case Stage::Eval:
@@ -345,7 +341,7 @@ int Runner::run_base() {
       tok.push_back(arg_of(it.value()));
     }
   }
-  if (int rc = spawn(tok, cfg.dir)) return rc;
+  if (int rc = run_process(tok, cfg.dir)) return rc;
   // 2. A randomly initialised model of the stated shape carrying that tokenizer.
   Args init = lathe({"init-model", "--tokenizer", rel(tok_dir), "--output", rel(init_dir)});
   ordered_json mj = yaml_to_json(b["model"]);
@@ -359,7 +355,7 @@ int Runner::run_base() {
       init.push_back(arg_of(it.value()));
     }
   }
-  if (int rc = spawn(init, cfg.dir)) return rc;
+  if (int rc = run_process(init, cfg.dir)) return rc;
   // 3. The pre-training text through the data pipeline, 4. full training from scratch.
   if (int rc = prepare_data(yaml_to_json(b["data"]), "base_data", init_dir, p.base_dir + "/data")) return rc;
   // Trained into a side directory and moved into place when done: an interrupted run never leaves a
@@ -376,8 +372,8 @@ int Runner::run_base() {
   train_flag(ta, "model", rel(init_dir));
   train_flag(ta, "data", rel(p.base_dir + "/data"));
   train_flag(ta, "output", rel(partial));
-  if (o.threads > 0) train_flag(ta, "threads", std::to_string(o.threads));
-  if (int rc = spawn(ta, cfg.dir)) return rc;
+  threads_flag(Stage::Base, ta);
+  if (int rc = run_command(Stage::Base, ta)) return rc;
   fs::remove_all(p.base_model);
   fs::rename(partial, p.base_model);
   return 0;
@@ -408,7 +404,7 @@ int Runner::prepare_data(ordered_json data, const std::string& name, const std::
   dj["data"] = data;
   write_yaml(gen, dj);
   a.insert(a.begin() + 3, {"--config", rel(gen)});
-  return spawn(a, cfg.dir);
+  return run_command(Stage::Prepare, a);
 }
 
 int Runner::run_prepare() { return prepare_data(cfg.section_json("data"), "prepare", p.base_model, p.data); }
@@ -431,7 +427,7 @@ int Runner::run_index() {
     a.push_back(flag_of(bt, "inputs"));
     a.push_back(rel(cfg.resolve(arg_of(x))));
   }
-  if (int rc = spawn(a, cfg.dir)) return rc;
+  if (int rc = run_process(a, cfg.dir)) return rc;
   if (!rag_training()) return 0;
   // The records training would read: the prepared data, else train.data.
   std::string records = p.data;
@@ -455,7 +451,7 @@ int Runner::run_index() {
     g.push_back(flag_of(at, "rag_template"));
     g.push_back(rel(cfg.resolve(arg_of(r["rag_template"]))));
   }
-  return spawn(g, cfg.dir);
+  return run_process(g, cfg.dir);
 }
 
 int Runner::run_train() {
@@ -482,12 +478,12 @@ int Runner::run_train() {
     const DatasetSplit* validation = m.split("validation");
     if (validation && validation->sequences > 0 && !tr.contains("eval_data")) train_flag(a, "eval_data", rel(p.data));
   }
-  if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
+  threads_flag(Stage::Train, a);
   fresh_or_resume(Stage::Train, p.train, a);
   const std::string gen = p.state_dir + "/stages/train.yaml";
   write_yaml(gen, tr);
   train_flag(a, "config", rel(gen));
-  return spawn(a, cfg.dir);
+  return run_command(Stage::Train, a);
 }
 
 // An earlier attempt with the same inputs that died mid-way resumes from its last checkpoint; with
@@ -518,7 +514,7 @@ std::string Runner::feedback_export() const {
   const std::string dir = cfg.resolve(fb.Scalar()), out = p.state_dir + "/stages/align_feedback.jsonl";
   const std::string m = cfg.root["align"]["method"].Scalar();
   fs::create_directories(fs::path(out).parent_path());
-  const int rc = spawn(lathe({"feedback", "export", "--data-dir", rel(dir), "--format", m == "kto" ? "kto" : "dpo",
+  const int rc = run_process(lathe({"feedback", "export", "--data-dir", rel(dir), "--format", m == "kto" ? "kto" : "dpo",
                               "--output", rel(out)}),
                        cfg.dir);
   if (rc != 0) fail("project", "{}: align.feedback: lathe feedback export of {} failed (exit {})", cfg.where(fb), dir, rc);
@@ -559,7 +555,7 @@ int Runner::run_align() {
   }
   train_flag(a, "data", rel(records));
   train_flag(a, "output", rel(p.align));
-  if (o.threads > 0) train_flag(a, "threads", std::to_string(o.threads));
+  threads_flag(Stage::Align, a);
   fresh_or_resume(Stage::Align, p.align, a);
   // The round sees prompts as SFT did: the train section's chat template and system prompt, unless
   // the align section sets its own.
@@ -571,7 +567,7 @@ int Runner::run_align() {
   const std::string gen = p.state_dir + "/stages/align.yaml";
   write_yaml(gen, absolutize(cfg, al));
   train_flag(a, "config", rel(gen));
-  return spawn(a, cfg.dir);
+  return run_command(Stage::Align, a);
 }
 
 int Runner::run_eval() {
@@ -620,7 +616,7 @@ int Runner::run_eval() {
     eval_flag(a, "train_metrics", aligned + "=" + rel(p.align) + "/metrics.jsonl");
   if (cfg.gates.min_pass_rate >= 0) eval_flag(a, "min_pass_rate", fmt::format("{}", cfg.gates.min_pass_rate));
   if (cfg.gates.max_forgetting >= 0) eval_flag(a, "max_forgetting", fmt::format("{}", cfg.gates.max_forgetting));
-  return spawn(a, cfg.dir);
+  return run_process(a, cfg.dir);
 }
 
 int Runner::run_export() {
@@ -646,7 +642,7 @@ int Runner::run_export() {
           a.push_back(flag_of(et, it.key()));
           a.push_back(arg_of(it.value()));
         }
-    if (int rc = spawn(a, cfg.dir)) return rc;
+    if (int rc = run_process(a, cfg.dir)) return rc;
   }
   return 0;
 }
@@ -702,6 +698,12 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
   Stage from = stages.front(), until = stages.back();
   if (!opts.from.empty() && !stage_from_name(opts.from, &from)) fail("project", "--from: unknown stage '{}'", opts.from);
   if (!opts.until.empty() && !stage_from_name(opts.until, &until)) fail("project", "--until: unknown stage '{}'", opts.until);
+  // A missing mpirun is reported before any stage runs, not after the ones before training.
+  r.launcher = project_launcher(cfg);
+  for (Stage s : stages)
+    if (s >= from && s <= until && r.mpirun.empty() &&
+        (r.launcher.launches(stage_name(s)) || (s == Stage::Base && r.launcher.launches("prepare"))))
+      r.mpirun = resolve_launcher(r.launcher);
 
   RunRecord rec;
   rec.verdict = "incomplete";
@@ -732,6 +734,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
     std::printf("== %-8s running\n", stage_name(s));
     const auto t0 = std::chrono::steady_clock::now();
     int rc = 0;
+    r.launched.clear();
     switch (s) {
       case Stage::Base: rc = r.run_base(); break;
       case Stage::Prepare: rc = r.run_prepare(); break;
@@ -748,6 +751,11 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
     if (rc != 0 && !gate) {
       std::fprintf(stderr, "lathe run: stage %s failed (exit %d); its settings come from %s (section '%s')\n",
                    stage_name(s), rc, cfg.path.c_str(), section_of(s));
+      // The ranks' own errors ("lathe train: rank R/N: error: ...") are above; the command shows how
+      // the launcher started them (section 'launcher'), to rerun it by hand.
+      if (!r.launched.empty())
+        std::fprintf(stderr, "lathe run: the stage ran under the launcher (%s, section 'launcher'): %s\n",
+                     r.launcher.where.c_str(), r.launched.c_str());
       out.exit_code = rc;
       reg.finish_run(out.run_id, rec);
       out.verdict = "incomplete";
