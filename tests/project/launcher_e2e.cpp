@@ -105,7 +105,8 @@ TEST_F(Launcher, TwoRanksEqualOneProcessWithDoubleAccumulation) {
   EXPECT_NE(out.find(" -np 2 --bind-to none --oversubscribe "), std::string::npos) << out;
   size_t ranks = 0;
   for (size_t at = 0; (at = out.find("data parallel over 2 ranks", at)) != std::string::npos; at++) ranks++;
-  EXPECT_EQ(ranks, 2u) << "one line from rank 0 of each training stage\n" << out;
+  EXPECT_EQ(ranks, 4u) << "one line from each rank of each training stage\n" << out;
+  EXPECT_NE(out.find("lathe train: rank 1/2: data parallel over 2 ranks"), std::string::npos) << out;
   EXPECT_NE(out.find("lathe train: data parallel: 2 ranks, "), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(a / "out/train/adapter_config.json"));
   EXPECT_TRUE(fs::exists(a / "out/align/adapter_config.json"));
