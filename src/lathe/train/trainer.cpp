@@ -426,6 +426,10 @@ int run_training(const TrainOptions& o) {
     plan.weights += m.weight_bytes_f32;
     plan.total += m.weight_bytes_f32;
   }
+  if (comm.size() > 1) {  // GradSync packs the gradients into its buffers: one more copy of them
+    plan.gradients += trainable;
+    plan.total += trainable;
+  }
   // Ranks on one machine share its memory.
   plan.available /= size_t(std::max(1, comm.local_size()));
   if (root) print_memory_plan(plan, o, N, T);
