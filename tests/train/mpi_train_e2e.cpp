@@ -108,11 +108,11 @@ void expect_same_weights(const std::string& a, const std::string& b, double rtol
   }
 }
 
-std::string lora_args(const Fixture& fx) {
+std::string lora_args(const Fixture& fx, int steps = 6) {
   return "train --model " + fx.base + " --data " + fx.data +
          " --method lora --lora-target-modules all-linear --lora-r 8 --lora-alpha 16 --lora-dropout 0.1"
-         " --learning-rate 1e-2 --max-steps 6 --per-device-train-batch-size 2 --lr-scheduler-type cosine"
-         " --warmup-steps 1 --threads 1";
+         " --learning-rate 1e-2 --max-steps " + std::to_string(steps) +
+         " --per-device-train-batch-size 2 --lr-scheduler-type cosine --warmup-steps 1 --threads 1";
 }
 
 TEST(MpiTrain, LoraMatchesOneProcessAndRepeatsBitwise) {
@@ -219,8 +219,8 @@ TEST(MpiTrain, AKilledRankEndsTheJobNamingIt) {
   const std::string log = fx.dir / "mpirun.log", metrics = fx.dir / "run/metrics.jsonl";
   pid_t mpirun = fork();
   if (mpirun == 0) {
-    std::string cmd = "exec " + lathe::test::mpirun_prefix(2) + LATHE_BINARY + " " + lora_args(fx) +
-                      " --max-steps 1000000 --save-steps 0 --output " + fx.dir / "run" + " >" + log + " 2>&1";
+    std::string cmd = "exec " + lathe::test::mpirun_prefix(2) + LATHE_BINARY + " " + lora_args(fx, 100000000) +
+                      " --save-steps 0 --output " + fx.dir / "run" + " >" + log + " 2>&1";
     execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
     _exit(127);
   }
