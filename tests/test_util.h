@@ -82,8 +82,10 @@ inline int run_lathe(const std::string& args, std::string* out, bool merge_stder
 
 // The MPI launcher for tests: mpirun on this machine's loopback, as root where CI runs as root,
 // oversubscribed (ctest runs tests side by side on two cores) and unbound (lathe sets its threads).
+// No single-copy shared memory (CMA): containers without ptrace rights refuse it.
 inline std::string mpirun_prefix(int np) {
-  return "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(np) + " ";
+  return "mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np " +
+         std::to_string(np) + " ";
 }
 // Whether `mpirun` runs here and this lathe was built with MPI (tests skip otherwise).
 inline bool mpi_available() {
