@@ -5,8 +5,8 @@
 // stage's command come from that command's own table (train: train_options_table, data:
 // data_options_table, export: export_options_table, serve: serve_options_table, eval.holdout and
 // goal.gates: eval_options_table); the project's own keys (project, goal, base_model and its
-// build.tokenizer / build.model, export.formats, eval.suite) are declared in project_schema.cpp. An
-// inline eval suite is checked by the eval layer's parser.
+// build.tokenizer / build.model, export.formats, eval.suite) are declared in project_schema.cpp, the
+// launcher: section's in launcher.cpp. An inline eval suite is checked by the eval layer's parser.
 #pragma once
 #include <string>
 #include <vector>
