@@ -1,9 +1,10 @@
 // project.yaml's launcher: end to end on a tiny model. With `launcher: {mpirun: {np: 2}}` the train and
 // align stages run as `mpirun -np 2 lathe train ...`: the trainer reports two ranks, and the losses of
 // every step equal (fp32 summation order aside) those of the same project run as one process with
-// gradient_accumulation_steps doubled — the equivalence docs/distributed.md states. The number of
-// ranks is part of the stages' fingerprint, mpirun's other settings are not; a missing mpirun is
-// reported before any stage runs, and a stage that fails under the launcher names the command.
+// gradient_accumulation_steps doubled — the equivalence docs/distributed.md states (LoRA dropout on:
+// micro-batch k keeps its mask on whichever rank runs it). The number of ranks is part of the stages'
+// fingerprint, mpirun's other settings are not; a missing mpirun is reported before any stage runs,
+// and a stage that fails under the launcher names the command.
 // Skipped when mpirun is absent or lathe was built without MPI.
 #include <gtest/gtest.h>
 
@@ -29,7 +30,7 @@ std::string project_yaml(int ga, const std::string& launcher, const std::string&
   return "project:\n  name: tiny\n"
          "base_model:\n  path: base\n"
          "train:\n  method: lora\n  data: " + train_data + "\n  chat_template: chatml\n  lora_r: 4\n"
-         "  lora_target_modules: all-linear\n  max_steps: 3\n  per_device_train_batch_size: 1\n"
+         "  lora_target_modules: all-linear\n  lora_dropout: 0.1\n  max_steps: 3\n  per_device_train_batch_size: 1\n"
          "  gradient_accumulation_steps: " + g + "\n  save_steps: 0\n  learning_rate: 0.02\n"
          "align:\n  method: dpo\n  data: prefs.jsonl\n  max_steps: 2\n  per_device_train_batch_size: 1\n"
          "  gradient_accumulation_steps: " + g + "\n  learning_rate: 0.01\n  save_steps: 0\n" + launcher;
@@ -149,7 +150,7 @@ TEST_F(Launcher, MissingMpirunIsReportedBeforeAnyStage) {
   char buf[4096];
   for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
   EXPECT_NE(pclose(f), 0) << out;
-  EXPECT_NE(out.find("project.yaml:25:3: launcher.mpirun: 'mpirun' is not on PATH"), std::string::npos) << out;
+  EXPECT_NE(out.find("project.yaml:26:3: launcher.mpirun: 'mpirun' is not on PATH"), std::string::npos) << out;
   EXPECT_EQ(stages_with(out, "running"), "") << out;
 }
 
@@ -163,7 +164,7 @@ TEST_F(Launcher, FailingRanksFailTheStageNamingTheCommand) {
   EXPECT_EQ(stages_with(out, "running"), "train") << out;
   EXPECT_NE(out.find("lathe train: rank "), std::string::npos) << out;
   EXPECT_NE(out.find("lathe run: stage train failed (exit "), std::string::npos) << out;
-  EXPECT_NE(out.find("lathe run: the stage ran under the launcher (" + a.path + "/project.yaml:25:3, section "
+  EXPECT_NE(out.find("lathe run: the stage ran under the launcher (" + a.path + "/project.yaml:26:3, section "
                      "'launcher'): "), std::string::npos) << out;
   EXPECT_NE(out.find(" -np 2 "), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(a / "out/train/adapter_config.json"));

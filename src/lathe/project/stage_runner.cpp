@@ -195,6 +195,7 @@ struct Runner {
     if (!launcher.launches(stage_name(rule))) return run_process(a, cfg.dir);
     const Args full = launcher_argv(launcher, mpirun, a);
     launched = shell_join(full);
+    std::fflush(stdout);  // after "== STAGE running", also when stdout is a pipe
     std::fprintf(stderr, "lathe run: %s stage under the launcher: %s\n", stage_name(rule), launched.c_str());
     return run_process(full, cfg.dir);
   }
