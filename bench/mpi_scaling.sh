@@ -7,15 +7,16 @@
 # projected step time on N nodes from the measured compute time and the ring allreduce cost
 # 2(N-1)/N x bytes / bandwidth (docs/distributed.md has the model and the figures of one run).
 # Usage: bench/mpi_scaling.sh [BUILD_DIR]   (env: SEQ=256 STEPS=3 RANKS=2 THREADS=2 METHODS="lora full"
-#        NODE_CORES=16 NODES="1 2 4 8")
+#        NODE_CORES=16 NODES="1 2 4 8" MPI_ARGS="--mca btl_vader_single_copy_mechanism none" in containers
+#        without ptrace rights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 SEQ=${SEQ:-256}; STEPS=${STEPS:-3}; RANKS=${RANKS:-2}; THREADS=${THREADS:-2}; METHODS=${METHODS:-lora full}
 NODE_CORES=${NODE_CORES:-16}; NODES=${NODES:-1 2 4 8}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-MPIRUN=(mpirun --bind-to none -np "$RANKS")
-[ "$(id -u)" = 0 ] && MPIRUN=(mpirun --allow-run-as-root --bind-to none -np "$RANKS")
+MPIRUN=(mpirun --bind-to none ${MPI_ARGS:-} -np "$RANKS")
+[ "$(id -u)" = 0 ] && MPIRUN=(mpirun --allow-run-as-root --bind-to none ${MPI_ARGS:-} -np "$RANKS")
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 unset OMP_NUM_THREADS  # every run below says its threads
 
