@@ -28,7 +28,7 @@ TEST(Comm, CollectivesOnThreeRanks) {
     GTEST_SKIP() << "mpirun or an MPI build is missing";
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string out;
-  const std::string cmd = lathe::test::mpirun_prefix(3) + self + " --gtest_filter='Ranks.*' 2>&1";
+  const std::string cmd = lathe::test::mpirun_prefix(3) + self + " --gtest_color=no --gtest_filter='Ranks.*' 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
   char buf[4096];

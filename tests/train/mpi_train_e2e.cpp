@@ -74,6 +74,18 @@ std::vector<nlohmann::json> step_rows(const std::string& path) {
 }
 
 // Every metric of every step within rtol (tokens exactly); timing keys are skipped.
+double final_eval_loss(const std::string& path) {
+  double v = NAN;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line))
+    if (!line.empty()) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("eval_loss")) v = j["eval_loss"].get<double>();
+    }
+  return v;
+}
+
 void expect_same_metrics(const std::string& a, const std::string& b, double rtol) {
   auto ra = step_rows(a), rb = step_rows(b);
   ASSERT_EQ(ra.size(), rb.size());
@@ -90,21 +102,34 @@ void expect_same_metrics(const std::string& a, const std::string& b, double rtol
       EXPECT_LE(std::fabs(x - y), rtol * std::max(std::fabs(x), 1e-3)) << k << " at step " << i + 1 << ": " << x
                                                                          << " vs " << y;
     }
+  // With eval_data: what the trained weights compute, at the same tolerance.
+  const double ea = final_eval_loss(a), eb = final_eval_loss(b);
+  EXPECT_EQ(std::isnan(ea), std::isnan(eb));
+  if (!std::isnan(ea)) EXPECT_LE(std::fabs(ea - eb), rtol * std::fabs(ea)) << "eval_loss " << ea << " vs " << eb;
 }
 
-// Every tensor of two saved models/adapters within rtol of the larger magnitude of the tensor.
-void expect_same_weights(const std::string& a, const std::string& b, double rtol) {
-  auto ca = lathe::SafetensorsCollection::open_dir(a), cb = lathe::SafetensorsCollection::open_dir(b);
-  ASSERT_EQ(ca.names(), cb.names());
-  for (const std::string& n : ca.names()) {
+// Every tensor of two saved models/adapters (the file `file` in both directories): |a - b| <= rtol |a|
+// in the Frobenius norm. Not entry by entry, and not at the losses' 1e-5: Adam divides each gradient by
+// its own running RMS, so an entry whose gradient is near rounding level (a key bias, which softmax
+// ignores; an input feature that is nearly dead) moves by a rounding-dependent fraction of the
+// learning rate however exactly the sums agree (measured: 1e-4 of a LoRA A matrix after 6 steps while
+// every loss agreed to 1e-7). What the weights compute is compared at 1e-5 through eval_loss.
+void expect_same_weights(const std::string& a, const std::string& b, const std::string& file, double rtol) {
+  auto ca = lathe::SafetensorsFile::open(a + "/" + file), cb = lathe::SafetensorsFile::open(b + "/" + file);
+  std::vector<std::string> names, names_b;
+  for (auto& e : ca.entries()) names.push_back(e.name);
+  for (auto& e : cb.entries()) names_b.push_back(e.name);
+  ASSERT_EQ(names, names_b);
+  ASSERT_FALSE(names.empty());
+  for (const std::string& n : names) {
     lathe::Tensor x = ca.tensor(n), y = cb.tensor(n);
     ASSERT_EQ(x.numel(), y.numel()) << n;
-    double scale = 0, diff = 0;
+    double norm = 0, diff = 0;
     for (int64_t i = 0; i < x.numel(); i++) {
-      scale = std::max(scale, double(std::fabs(x.f32()[i])));
-      diff = std::max(diff, double(std::fabs(x.f32()[i] - y.f32()[i])));
+      norm += double(x.f32()[i]) * x.f32()[i];
+      diff += (double(x.f32()[i]) - y.f32()[i]) * (double(x.f32()[i]) - y.f32()[i]);
     }
-    EXPECT_LE(diff, rtol * std::max(scale, 1e-6)) << n;
+    EXPECT_LE(std::sqrt(diff), rtol * std::max(std::sqrt(norm), 1e-6)) << n;
   }
 }
 
@@ -112,7 +137,7 @@ std::string lora_args(const Fixture& fx, int steps = 6) {
   return "train --model " + fx.base + " --data " + fx.data +
          " --method lora --lora-target-modules all-linear --lora-r 8 --lora-alpha 16 --lora-dropout 0.1"
          " --learning-rate 1e-2 --max-steps " + std::to_string(steps) +
-         " --per-device-train-batch-size 2 --lr-scheduler-type cosine --warmup-steps 1 --threads 1";
+         " --per-device-train-batch-size 2 --lr-scheduler-type cosine --warmup-steps 1 --threads 1 --eval-data " + fx.data;
 }
 
 TEST(MpiTrain, LoraMatchesOneProcessAndRepeatsBitwise) {
@@ -126,7 +151,7 @@ TEST(MpiTrain, LoraMatchesOneProcessAndRepeatsBitwise) {
   EXPECT_NE(out.find("data parallel over 2 ranks"), std::string::npos) << out;
   EXPECT_NE(out.find("MiB of gradients a step"), std::string::npos) << out;
   expect_same_metrics(fx.dir / "one/metrics.jsonl", fx.dir / "two/metrics.jsonl", 1e-5);
-  expect_same_weights(fx.dir / "one", fx.dir / "two", 1e-5);
+  expect_same_weights(fx.dir / "one", fx.dir / "two", "adapter_model.safetensors", 1e-3);
   // Only rank 0 writes: one metrics row per step, not two.
   EXPECT_EQ(step_rows(fx.dir / "two/metrics.jsonl").size(), 6u);
   // The same ranks and threads again: the same bits.
@@ -142,14 +167,14 @@ TEST(MpiTrain, FullFineTuningMatchesOneProcess) {
   Fixture fx;
   const std::string args = "train --model " + fx.base + " --data " + fx.data +
                            " --method full --learning-rate 1e-3 --max-steps 3 --per-device-train-batch-size 2"
-                           " --save-steps 0 --threads 1 --output ";
+                           " --save-steps 0 --threads 1 --eval-data " + fx.data + " --output ";
   std::string out;
   ASSERT_EQ(run_lathe(args + fx.dir / "one" + " --gradient-accumulation-steps 2", &out, true), 0) << out;
   ASSERT_EQ(run_lathe_mpi(2, args + fx.dir / "two" + " --gradient-accumulation-steps 1", &out, true), 0) << out;
   // Every bucket of the full model's gradients but the embeddings' started during the backward.
   EXPECT_NE(out.find("overlapped the backward"), std::string::npos) << out;
   expect_same_metrics(fx.dir / "one/metrics.jsonl", fx.dir / "two/metrics.jsonl", 1e-5);
-  expect_same_weights(fx.dir / "one", fx.dir / "two", 1e-5);
+  expect_same_weights(fx.dir / "one", fx.dir / "two", "model.safetensors", 1e-3);
 }
 
 TEST(MpiTrain, DpoMatchesOneProcess) {
@@ -158,14 +183,14 @@ TEST(MpiTrain, DpoMatchesOneProcess) {
   const std::string args = "train --model " + fx.base + " --data " + fx.pref +
                            " --method dpo --beta 0.2 --lora-target-modules all-linear --lora-r 8 --lora-alpha 16"
                            " --learning-rate 1e-2 --max-steps 3 --per-device-train-batch-size 2 --save-steps 0"
-                           " --threads 1 --output ";
+                           " --threads 1 --eval-data " + fx.pref + " --output ";
   std::string out;
   ASSERT_EQ(run_lathe(args + fx.dir / "one" + " --gradient-accumulation-steps 2", &out, true), 0) << out;
   ASSERT_EQ(run_lathe_mpi(2, args + fx.dir / "two" + " --gradient-accumulation-steps 1", &out, true), 0) << out;
   // rewards/* and logps/* are means over both ranks' examples, gathered by rank 0.
   expect_same_metrics(fx.dir / "one/metrics.jsonl", fx.dir / "two/metrics.jsonl", 1e-5);
   EXPECT_TRUE(step_rows(fx.dir / "two/metrics.jsonl").back().contains("rewards/accuracies"));
-  expect_same_weights(fx.dir / "one", fx.dir / "two", 1e-5);
+  expect_same_weights(fx.dir / "one", fx.dir / "two", "adapter_model.safetensors", 1e-3);
 }
 
 TEST(MpiTrain, ResumesUnderMpiAndRefusesAnotherRankCount) {
