@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "lathe/core/error.h"
 #include "lathe/data/pipeline_internal.h"
 #include "lathe/dist/comm.h"
