@@ -80,6 +80,42 @@ inline int run_lathe(const std::string& args, std::string* out, bool merge_stder
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// The MPI launcher for tests: mpirun on this machine's loopback, as root where CI runs as root,
+// oversubscribed (ctest runs tests side by side on two cores) and unbound (lathe sets its threads).
+// No single-copy shared memory (CMA): containers without ptrace rights refuse it.
+inline std::string mpirun_prefix(int np) {
+  return "mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np " +
+         std::to_string(np) + " ";
+}
+// Whether `mpirun` runs here and this lathe was built with MPI (tests skip otherwise).
+inline bool mpi_available() {
+  static const bool ok = [] {
+    if (std::system((mpirun_prefix(1) + "true >/dev/null 2>&1").c_str()) != 0) return false;
+    std::string out;
+    std::string cmd = std::string(LATHE_BINARY) + " version 2>&1";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) return false;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    pclose(f);
+    return out.find("mpi") != std::string::npos;
+  }();
+  return ok;
+}
+// Runs `mpirun -np NP lathe ARGS`; like run_lathe.
+inline int run_lathe_mpi(int np, const std::string& args, std::string* out, bool merge_stderr = false) {
+  std::string cmd = mpirun_prefix(np) + std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : "");
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+  int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 // Starts `lathe ARGS` (output discarded) and SIGKILLs it as soon as `path` exists (at most
 // `timeout_s`). Returns true when the kill cut the run short, false when it had already ended.
 inline bool run_lathe_killed_when(const std::string& args, const std::string& path, int timeout_s = 120) {

@@ -1,5 +1,8 @@
 // The MPI backend of Communicator (OpenMPI from Debian; any MPI-3 library works).
 #ifdef LATHE_HAVE_MPI
+// The C API only: mpi.h in C++ would otherwise declare MPI's removed C++ bindings (libmpi_cxx).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <climits>

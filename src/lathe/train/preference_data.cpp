@@ -105,6 +105,22 @@ PreferenceData PreferenceData::load(const std::string& path, const std::string& 
   const bool kto = method == "kto";
   std::vector<std::vector<TrainDataset::Sequence>> examples;
   std::vector<int> lines;
+  // TRL unpairs a paired dataset for KTO with a batched map (1000 rows a batch): each batch becomes its
+  // chosen completions (desirable) followed by its rejected ones (undesirable). The same order here,
+  // so that an unshuffled run sees TRL's examples in TRL's order.
+  constexpr int64_t kUnpairBatch = 1000;
+  struct Pending { TrainDataset::Sequence seq; int line; };
+  std::vector<Pending> chosen, rejected;
+  int64_t pending_batch = -1;
+  auto flush_unpaired = [&] {
+    for (int pass = 0; pass < 2; pass++)
+      for (Pending& q : pass == 0 ? chosen : rejected) {
+        examples.push_back({std::move(q.seq)});
+        d.desirable_.push_back(pass == 0 ? 1 : 0);
+        lines.push_back(q.line);
+      }
+    chosen.clear(), rejected.clear();
+  };
   JsonlReader in(path, "dataset");
   json rec;
   while (in.next(rec)) {
@@ -129,18 +145,18 @@ PreferenceData PreferenceData::load(const std::string& path, const std::string& 
       continue;
     }
     if (kto && p.paired) {  // TRL's unpairing: chosen is desirable, rejected undesirable
-      examples.push_back({std::move(p.seqs[0])});
-      examples.push_back({std::move(p.seqs[1])});
-      d.desirable_.push_back(1);
-      d.desirable_.push_back(0);
-      lines.push_back(int(in.line()));
-      lines.push_back(int(in.line()));
+      const int64_t batch = (d.records_ - 1) / kUnpairBatch;
+      if (batch != pending_batch) flush_unpaired(), pending_batch = batch;
+      chosen.push_back({std::move(p.seqs[0]), int(in.line())});
+      rejected.push_back({std::move(p.seqs[1]), int(in.line())});
     } else {
+      flush_unpaired();
       examples.push_back(std::move(p.seqs));
       if (kto) d.desirable_.push_back(p.label ? 1 : 0);
       lines.push_back(int(in.line()));
     }
   }
+  flush_unpaired();
   d.set_ = TrainDataset::from_examples(path, std::move(examples), lines, seed, shuffle);
   for (uint8_t x : d.desirable_) d.desirable_count_ += x;
   return d;

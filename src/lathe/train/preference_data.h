@@ -10,7 +10,8 @@
 //   unpaired {"prompt", "completion", "label": true|false} (KTO), pre-tokenized
 //            {"prompt_input_ids","completion_input_ids","label"}.
 // DPO and ORPO need paired records. KTO reads both: a pair becomes a desirable (chosen) and an
-// undesirable (rejected) example, as TRL's unpairing does.
+// undesirable (rejected) example, as TRL's unpairing does (per 1000 records: their chosen, then
+// their rejected).
 //
 // A sequence longer than max_seq_length loses the end of its completion (counted); an example whose
 // completion is cut away entirely, or has no token, is dropped with a warning that names its line,

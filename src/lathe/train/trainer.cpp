@@ -308,6 +308,27 @@ void save_final(const TrainOptions& o, const std::string& kind, const Method& s,
 // The ranks apply the same summed gradients to the same parameters, so their parameters must be
 // bitwise equal; a difference (a rank with other data, threads that are not deterministic) would
 // otherwise go unnoticed until the adapter is used. Compared by a hash at the end of training.
+// True when every rank passed the same value.
+bool same_on_every_rank(Communicator& comm, uint64_t h) {
+  int64_t v[2] = {int64_t(h >> 1), -int64_t(h >> 1)};
+  comm.allreduce_max(v, 2);
+  return v[0] == -v[1];
+}
+
+// Before step 1: every rank must have read the same data (a node with other files under the same
+// path would silently train on something else).
+void check_ranks_read_the_same_data(Communicator& comm, const TrainDataset& data, const std::string& path) {
+  if (comm.size() <= 1) return;
+  uint64_t h = 1469598103934665603ull;
+  for (uint64_t w : {uint64_t(data.size()), uint64_t(data.sequences()), uint64_t(data.total_tokens()),
+                     uint64_t(data.total_label_tokens()), uint64_t(data.max_token_id())})
+    h = (h ^ w) * 1099511628211ull;
+  if (!same_on_every_rank(comm, h))
+    fail("train", "{}{}: the ranks read different training data ({} examples, {} tokens here); every rank must see "
+         "the same files (a shared filesystem, or the same copy at the same path on every node)", rank_prefix(), path,
+         data.size(), data.total_tokens());
+}
+
 void check_ranks_agree(Communicator& comm, const ParamList& params) {
   if (comm.size() <= 1) return;
   uint64_t h = 1469598103934665603ull;
@@ -319,9 +340,7 @@ void check_ranks_agree(Communicator& comm, const ParamList& params) {
       h = (h ^ w) * 1099511628211ull;
     }
   }
-  int64_t v[2] = {int64_t(h >> 1), -int64_t(h >> 1)};
-  comm.allreduce_max(v, 2);
-  if (v[0] != -v[1])
+  if (!same_on_every_rank(comm, h))
     fail("train", "{}the ranks' parameters differ after training (hash {:x}); the ranks did not see the same data or "
          "ran different code: check that every rank runs the same lathe on the same files", rank_prefix(), h);
 }
@@ -373,6 +392,7 @@ int run_training(const TrainOptions& o) {
   if (data.max_token_id() >= m.config.vocab_size)
     fail("train", "{}: token id {} is outside the model's vocabulary (vocab_size {})", o.data, data.max_token_id(),
          m.config.vocab_size);
+  check_ranks_read_the_same_data(comm, data, o.data);
   if (!root) {
   } else if (preference) {
     const PreferenceData& pd = *pref_data;
@@ -425,6 +445,10 @@ int run_training(const TrainOptions& o) {
   if (reference_copy) {  // full fine-tuning's reference is a frozen copy of the starting weights
     plan.weights += m.weight_bytes_f32;
     plan.total += m.weight_bytes_f32;
+  }
+  if (comm.size() > 1) {  // GradSync packs the gradients into its buffers: one more copy of them
+    plan.gradients += trainable;
+    plan.total += trainable;
   }
   // Ranks on one machine share its memory.
   plan.available /= size_t(std::max(1, comm.local_size()));
