@@ -31,7 +31,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 t0=$(date +%s.%N)
 "$bin" data prepare --config data.yaml --output one > one.log 2>&1
 t1=$(date +%s.%N)
-mpirun --allow-run-as-root --oversubscribe -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
+mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
   "$bin" data prepare --config data.yaml --output many > many.log 2>&1
 t2=$(date +%s.%N)
 diff -r one many > /dev/null && same=identical || same=DIFFERENT

@@ -13,22 +13,33 @@
 
 #include "lathe/core/file_io.h"
 #include "lathe/data/pipeline_internal.h"
-#include "lathe/dist/comm.h"
-#include "mpi_test_util.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using lathe::test::run_lathe;
-using lathe::test::run_lathe_mpi;
 using nlohmann::json;
 
 namespace {
 
-#define LATHE_REQUIRE_MPI()                                                                  \
-  do {                                                                                       \
-    if (!lathe::test::have_mpirun()) GTEST_SKIP() << "mpirun is not on PATH (skipping)";     \
-    if (!lathe::built_with_mpi()) GTEST_SKIP() << "lathe was built without MPI (skipping)"; \
+#define LATHE_REQUIRE_MPI()                                                                                  \
+  do {                                                                                                       \
+    if (!lathe::test::mpi_available()) GTEST_SKIP() << "mpirun or an MPI build of lathe is missing (skipping)"; \
   } while (0)
+
+// `mpirun -np NP [MPIRUN_ARGS] lathe ARGS`, stdout and stderr in *out, bounded by `timeout` so that ranks
+// waiting on each other forever fail the test instead of hanging it (exit status 124: timed out).
+int run_mpi(int np, const std::string& args, std::string* out, int timeout_s = 300, const std::string& mpirun_args = "") {
+  const std::string cmd = "timeout -k 10 " + std::to_string(timeout_s) + " " + lathe::test::mpirun_prefix(np) + mpirun_args +
+                          " " + LATHE_BINARY + " " + args + " 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+  const int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 void write(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
@@ -134,11 +145,11 @@ TEST(MpiPrepare, ShardedCorpusMatchesOneProcess) {
                          "  split: {ratios: [0.8, 0.1, 0.1], seed: 7}\n" + model_yaml);
   std::string out;
   ASSERT_EQ(run_lathe("data prepare --config " + t / "data.yaml" + " --output " + t / "one", &out, true), 0) << out;
-  ASSERT_EQ(run_lathe_mpi(2, "data prepare --config " + t / "data.yaml" + " --output " + t / "two", &out), 0) << out;
+  ASSERT_EQ(run_mpi(2, "data prepare --config " + t / "data.yaml" + " --output " + t / "two", &out), 0) << out;
   EXPECT_EQ(count_of(out, "kept "), 1u) << "only rank 0 prints the summary:\n" << out;
   expect_same_tree(t / "one", t / "two");
   // Pieces of at most 2000 bytes: every record of rank 1 travels in a round of its own or nearly.
-  ASSERT_EQ(run_lathe_mpi(2, "data prepare --config " + t / "data.yaml" + " --output " + t / "three", &out, 300,
+  ASSERT_EQ(run_mpi(2, "data prepare --config " + t / "data.yaml" + " --output " + t / "three", &out, 300,
                           "-x LATHE_DATA_GATHER_BYTES=2000"),
             0)
       << out;
@@ -171,7 +182,7 @@ TEST(MpiPrepare, ExampleDataConfigMatchesOneProcess) {
     model = " --model " + lathe::test::fixture_path("models/stories260K-hf") + " --chat-template chatml";
   std::string out;
   ASSERT_EQ(run_lathe("data prepare --config " + cfg + model + " --output " + t / "one", &out, true), 0) << out;
-  ASSERT_EQ(run_lathe_mpi(2, "data prepare --config " + cfg + model + " --output " + t / "two", &out), 0) << out;
+  ASSERT_EQ(run_mpi(2, "data prepare --config " + cfg + model + " --output " + t / "two", &out), 0) << out;
   expect_same_tree(t / "one", t / "two");
   json rep = json::parse(lathe::read_file(t / "two/report.json"));
   EXPECT_TRUE(rep["totals"]["reconciles"].get<bool>());
@@ -195,7 +206,7 @@ TEST(MpiPrepare, FailingRankStopsTheJobNamingRankAndFile) {
   const std::string args = "data prepare --strict --input " + t / "in" + " --output " + t / "ds";
   EXPECT_NE(run_lathe(args, &out, true), 0);
   EXPECT_NE(out.find("b.jsonl:13"), std::string::npos) << out;
-  const int rc = run_lathe_mpi(2, args, &out, 120);
+  const int rc = run_mpi(2, args, &out, 120);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung until the timeout:\n" << out;
   EXPECT_NE(out.find("rank 1/2"), std::string::npos) << out;
