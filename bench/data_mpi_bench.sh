@@ -6,7 +6,7 @@
 #   bench/data_mpi_bench.sh [BUILD_DIR] [MB] [NP]        defaults: build, 80, 2
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build}
+build=$(cd "${1:-$root/build}" && pwd)
 mb=${2:-80}
 np=${3:-2}
 bin=$build/lathe

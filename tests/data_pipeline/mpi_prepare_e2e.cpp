@@ -213,3 +213,45 @@ TEST(MpiPrepare, FailingRankStopsTheJobNamingRankAndFile) {
   EXPECT_NE(out.find("b.jsonl:13"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(t / "ds/manifest.json"));
 }
+
+// Preference pairs spread over the ranks: same directory; and SFT records on rank 0 with preference
+// pairs on rank 1 stop the job with the error one process gives.
+TEST(MpiPrepare, PreferencePairsAndMixedKinds) {
+  LATHE_REQUIRE_MPI();
+  lathe::test::TempDir t;
+  fs::create_directories(t / "pref");
+  std::string p1, p2;
+  for (int i = 0; i < 20; i++) {
+    const std::string prompt = "Pref question " + std::to_string(i) + ": " + words(uint64_t(i) + 7000, 10);
+    (i < 10 ? p1 : p2) += json{{"prompt", prompt}, {"chosen", words(uint64_t(i) + 8000, 30)}, {"rejected", words(uint64_t(i) + 9000, 30)}}.dump() + "\n";
+  }
+  // The same prompt with a second pair on the other rank (records sharing a prompt stay in one split).
+  p2 += json{{"prompt", "Pref question 3: " + words(7003, 10)}, {"chosen", "Another good answer, mail park@acme-korea.com."},
+             {"rejected", "No."}}.dump() + "\n";
+  write(t / "pref/a.jsonl", p1);
+  write(t / "pref/b.jsonl", p2);
+  std::string out;
+  const std::string args = " --input " + t / "pref" + " --split 0.7,0.3,0 --pii redact";
+  ASSERT_EQ(run_lathe("data prepare" + args + " --output " + t / "one", &out, true), 0) << out;
+  ASSERT_EQ(run_mpi(2, "data prepare" + args + " --output " + t / "two", &out), 0) << out;
+  expect_same_tree(t / "one", t / "two");
+
+  fs::create_directories(t / "mixed");
+  write(t / "mixed/a.jsonl", p1 + p1);  // twice b's size: a alone on rank 0
+  std::string sft;
+  for (int i = 0; i < 10; i++) sft += alpaca("Q" + std::to_string(i), words(uint64_t(i) + 100, 30));
+  write(t / "mixed/b.jsonl", sft);
+  ASSERT_EQ(lathe::data::shard_files({fs::file_size(t / "mixed/a.jsonl"), fs::file_size(t / "mixed/b.jsonl")}, 2),
+            (std::vector<int>{0, 1}));
+  std::string one;
+  EXPECT_NE(run_lathe("data prepare --input " + t / "mixed" + " --output " + t / "m1", &one, true), 0);
+  const size_t at = one.find("error: ");
+  ASSERT_NE(at, std::string::npos) << one;
+  const std::string message = one.substr(at + 7, one.find('\n', at) - at - 7);
+  EXPECT_NE(message.find("among records of another kind"), std::string::npos) << message;
+  const int rc = run_mpi(2, "data prepare --input " + t / "mixed" + " --output " + t / "m2", &out, 120);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(rc, 124) << out;
+  EXPECT_NE(out.find("rank 0/2: error: " + message), std::string::npos) << "want: " << message << "\n" << out;
+  EXPECT_FALSE(fs::exists(t / "m2/manifest.json"));
+}
