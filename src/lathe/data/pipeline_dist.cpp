@@ -336,33 +336,40 @@ bool sharded_record_stages(const DataConfig& cfg, const Tokenizer* tok, Communic
   const std::vector<std::string> summaries = comm.gather(comm.is_root() ? std::string() : encode_summary(rs), 0);
   if (comm.is_root())
     for (int r = 1; r < ranks; r++) merge_summary(rs, summaries[size_t(r)], fmt::format("the summary of rank {}", r));
+  // Every piece is encoded before the first is sent (freeing each record once encoded, so a rank
+  // holds its share once), so that the number of rounds is agreed on once and a rank that has sent
+  // its last piece goes on to exit instead of waiting, busy, for rank 0 to decode each round: MPI
+  // waits by polling, which takes a core from rank 0 on a machine whose cores are all in use.
   const size_t limit = piece_limit(ranks);
   std::vector<Record>& mine = rs.cr.records;
-  std::vector<std::vector<Record>> parts(comm.is_root() ? size_t(ranks) : 0);
-  size_t next = 0;
-  for (;;) {
-    std::string piece, last_file;
-    if (!comm.is_root()) {
-      // Whole records up to the limit (a larger record goes alone); each is freed once encoded.
-      while (next < mine.size()) {
-        const size_t before = piece.size();
-        const std::string last_before = last_file;
-        encode_record(mine[next], piece, last_file);
-        if (piece.size() > limit && before > 0) {
-          piece.resize(before);
-          last_file = last_before;
-          break;
-        }
-        mine[next++] = Record();
+  std::vector<std::string> pieces;
+  if (!comm.is_root()) {
+    std::string last_file;
+    for (size_t i = 0; i < mine.size(); i++) {
+      if (pieces.empty()) pieces.emplace_back();
+      std::string* piece = &pieces.back();
+      const size_t before = piece->size();
+      encode_record(mine[i], *piece, last_file);
+      if (piece->size() > limit && before > 0) {  // whole records up to the limit; a larger one alone
+        piece->resize(before);
+        last_file.clear();  // each piece decodes on its own
+        piece = &pieces.emplace_back();
+        encode_record(mine[i], *piece, last_file);
       }
+      mine[i] = Record();
     }
+    mine.clear();
+  }
+  int64_t rounds = int64_t(pieces.size());
+  comm.allreduce_max(&rounds, 1);
+  std::vector<std::vector<Record>> parts(comm.is_root() ? size_t(ranks) : 0);
+  for (int64_t k = 0; k < rounds; k++) {
+    std::string piece;
+    if (size_t(k) < pieces.size()) piece.swap(pieces[size_t(k)]);
     const std::vector<std::string> got = comm.gather(piece, 0);
     piece = {};
     if (comm.is_root())
       for (int r = 1; r < ranks; r++) decode_records(got[size_t(r)], parts[size_t(r)], fmt::format("records of rank {}", r));
-    int64_t more = comm.is_root() ? 0 : int64_t(next < mine.size());
-    comm.allreduce_max(&more, 1);
-    if (!more) break;
   }
   lap("gather");
   if (!comm.is_root()) return false;
