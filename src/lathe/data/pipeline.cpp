@@ -14,8 +14,8 @@
 #include <numeric>
 
 #include "lathe/core/error.h"
-#include "lathe/core/threads.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/threads.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
