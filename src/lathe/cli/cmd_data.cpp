@@ -9,6 +9,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/core/options_yaml.h"
 #include "lathe/data/data_config.h"
+#include "lathe/dist/comm.h"
 
 namespace {
 
@@ -69,6 +70,7 @@ std::function<int()> setup(CLI::App& app) {
     lathe::data::DataConfig c = build_config(*o, prep->parsed() ? *o->prepare : col->parsed() ? *o->collect : *o->clean);
     if (prep->parsed()) {
       nlohmann::json r = lathe::data::run_pipeline(c);
+      if (r.is_null()) return 0;  // a rank other than 0 under mpirun: rank 0 writes and prints
       if (o->json) {
         nlohmann::json j{{"totals", r["totals"]}, {"splits", r["splits"]}, {"stages", r["stages"]}};
         if (r.contains("preference")) j["preference"] = r["preference"];
@@ -89,6 +91,8 @@ std::function<int()> setup(CLI::App& app) {
       }
       return 0;
     }
+    // collect and clean are for looking at a few files: under mpirun, rank 0 alone runs them.
+    if (!lathe::world().is_root()) return 0;
     if (c.inputs.empty()) lathe::fail("data", "no inputs (give --input or data.inputs)");
     lathe::data::CollectResult cr = lathe::data::collect(c.inputs, c.collect);
     for (auto& w : cr.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());

@@ -433,16 +433,20 @@ void collect_file(const std::string& path, const CollectOptions& o, CollectResul
   out.inputs.push_back(std::move(f));
 }
 
-CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& o) {
-  CollectResult out;
-  std::vector<SkippedSource> skipped;
-  std::vector<std::string> files = expand_inputs(patterns, &skipped);
+void collect_skipped(std::vector<SkippedSource> skipped, const CollectOptions& o, CollectResult& out) {
   // An entry the walk could not use is one dropped source, counted and named like a bad file, and
   // never a reason to lose the good files.
   for (auto& s : skipped) {
     bad(out, o, s.reason, s.path, s.detail);
     out.skipped.push_back(std::move(s));
   }
+}
+
+CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& o) {
+  CollectResult out;
+  std::vector<SkippedSource> skipped;
+  std::vector<std::string> files = expand_inputs(patterns, &skipped);
+  collect_skipped(std::move(skipped), o, out);
   for (const auto& f : files) collect_file(f, o, out);
   out.counts.out = out.records.size();
   return out;

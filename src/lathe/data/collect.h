@@ -54,6 +54,9 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
                                        std::vector<SkippedSource>* skipped = nullptr);
 
 CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& options);
+// What collect() does with the entries expand_inputs skipped, before it reads any file: each one is a
+// dropped source (or, with strict, the error). Exposed for the sharded preparation (pipeline_dist.cpp).
+void collect_skipped(std::vector<SkippedSource> skipped, const CollectOptions& options, CollectResult& out);
 // One file's records appended to `out` (the format from the extension; `format_hint` overrides).
 void collect_file(const std::string& path, const CollectOptions& options, CollectResult& out,
                   const std::string& format_hint = "");

@@ -107,10 +107,23 @@ const char* kind_words(DatasetKind k) {
   return "an SFT record";
 }
 
+[[noreturn]] void kind_mix_error(const std::string& where, DatasetKind k, DatasetKind first_kind,
+                                 const std::string& first_where) {
+  fail("data", "{}: {} among records of another kind ({} at {}): a prepared dataset holds SFT records or one kind of "
+       "preference records, not a mix; prepare them separately",
+       where, kind_words(k), kind_words(first_kind), first_where);
+}
+
 }  // namespace
 
+void merge_kinds(KindSeen& into, const KindSeen& next) {
+  if (!next.kind) return;
+  if (!into.kind) into = next;
+  else if (*next.kind != *into.kind) kind_mix_error(next.first, *next.kind, *into.kind, into.first);
+}
+
 DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
-                        std::map<std::string, size_t>& shapes) {
+                        std::map<std::string, size_t>& shapes, KindSeen* seen) {
   const int64_t n = int64_t(records.size());
   std::vector<std::optional<std::string>> why(n);
   std::vector<RecordShape> shape(n);
@@ -130,11 +143,10 @@ DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, S
       kind = k;
       first = i;
     } else if (k && *k != *kind) {
-      fail("data", "{}: {} among records of another kind ({} at {}): a prepared dataset holds SFT records or one kind of "
-           "preference records, not a mix; prepare them separately",
-           records[i].source.where(), kind_words(*k), kind_words(*kind), records[first].source.where());
+      kind_mix_error(records[i].source.where(), *k, *kind, records[first].source.where());
     }
   }
+  if (seen) *seen = {kind, kind ? records[first].source.where() : std::string()};
   for (int64_t i = 0; i < n; i++) {
     if (why[i]) {
       // The reason names the fields; group the report by its first words so reasons stay few.

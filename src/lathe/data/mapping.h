@@ -39,7 +39,17 @@ const char* dataset_kind_name(DatasetKind k);  // "sft", "paired", "unpaired"
 // Maps every record; drops are counted in `counts`, shapes seen in `shapes`. Returns the kind of the
 // records (Sft when none has a known shape). Throws "[data] FILE:LINE: ..." naming the first record
 // whose kind differs from the first record's (records of no known shape are dropped, not counted).
+//
+// `seen`, when given, receives the first record's kind and position (none when no record has a known
+// shape): a job whose files are spread over processes checks the kinds of its parts with merge_kinds.
+struct KindSeen {
+  std::optional<DatasetKind> kind;
+  std::string first;  // where the first record of `kind` is
+};
 DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, StageCounts& counts,
-                        std::map<std::string, size_t>& shapes);
+                        std::map<std::string, size_t>& shapes, KindSeen* seen = nullptr);
+// The kind of records `into` followed by records `next`: throws the error map_records throws on one
+// process when `next`'s kind differs from `into`'s.
+void merge_kinds(KindSeen& into, const KindSeen& next);
 
 }  // namespace lathe::data

@@ -15,10 +15,13 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/threads.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pii.h"
+#include "lathe/data/pipeline_internal.h"
 #include "lathe/data/preference_stage.h"
+#include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
@@ -37,11 +40,6 @@ std::string snippet(std::string s, size_t n = 160) {
   repair_utf8(s);
   return s;
 }
-
-struct PiiSummary {
-  std::map<std::string, size_t> hits;
-  std::map<std::string, std::vector<std::string>> examples;
-};
 
 // 4. personal data: detected per text, redacted, dropped or only reported by policy.
 StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum) {
@@ -73,7 +71,7 @@ StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSu
     for (auto& [t, ex] : found[i]) {
       sum.hits[t]++;
       auto& e = sum.examples[t];
-      if (e.size() < 5) e.push_back(recs[i].source.where() + ": " + ex);
+      if (e.size() < kExamplesPerReason) e.push_back(recs[i].source.where() + ": " + ex);
     }
     if (o.policy == "drop" && !found[i].empty()) {
       counts.drop("personal data (" + found[i][0].first + ")", recs[i].source.where() + ": " + found[i][0].second);
@@ -298,21 +296,13 @@ std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptio
 
 namespace {
 
-// 1. collect: every input read into records (the tokenizer, when given, counts chunk tokens).
-StageCounts collect_stage(const DataConfig& cfg, const Tokenizer* tok, CollectResult& cr) {
-  CollectOptions co = cfg.collect;
-  if (tok) co.count_tokens = [tok](std::string_view s) { return tok->encode(s, false).size(); };
-  cr = collect(cfg.inputs, co);
-  return cr.counts;
-}
-
 // 2. map: every record to its canonical shape; `shapes` counts the shapes seen.
 StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes,
-                      DatasetKind& kind) {
+                      KindSeen& kind) {
   StageCounts counts("map");
   MappingOptions mo = cfg.mapping;
   if (mo.system_prompt.empty()) mo.system_prompt = cfg.format.system_prompt;
-  kind = map_records(recs, mo, counts, shapes);
+  map_records(recs, mo, counts, shapes, &kind);
   return counts;
 }
 
@@ -570,16 +560,35 @@ class Laps {
  public:
   void operator()(const char* what) {
     auto now = std::chrono::steady_clock::now();
-    if (verbose_) std::fprintf(stderr, "lathe data: %-8s %.3f s\n", what, std::chrono::duration<double>(now - last_).count());
+    if (verbose_)
+      std::fprintf(stderr, "lathe data: %s%-8s %.3f s\n", prefix_.c_str(), what, std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
 
  private:
   bool verbose_ = std::getenv("LATHE_VERBOSE") != nullptr;
+  std::string prefix_ = verbose_ ? rank_prefix() : "";
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace
+
+// 1. collect: every input read into records (the tokenizer, when given, counts chunk tokens).
+CollectOptions collect_options(const DataConfig& cfg, const Tokenizer* tok) {
+  CollectOptions co = cfg.collect;
+  if (tok) co.count_tokens = [tok](std::string_view s) { return tok->encode(s, false).size(); };
+  return co;
+}
+
+// 2-4: map, clean, personal data.
+void run_record_stages(const DataConfig& cfg, RecordStages& rs, const std::function<void(const char*)>& lap) {
+  rs.map = map_stage(rs.cr.records, cfg, rs.shapes, rs.kind);
+  lap("map");
+  rs.clean = clean_stage(rs.cr.records, cfg.clean);
+  lap("clean");
+  rs.pii = pii_stage(rs.cr.records, cfg.pii, rs.pii_summary);
+  lap("pii");
+}
 
 nlohmann::json run_pipeline(const DataConfig& cfg) {
   if (cfg.inputs.empty()) fail("data", "no inputs (give --input or data.inputs)");
@@ -588,27 +597,31 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   std::vector<StageCounts> stages;
   std::vector<std::string> warnings;
   Laps lap;
+  // Under mpirun the ranks share the per-record stages; rank 0 alone runs the rest and writes.
+  Communicator& comm = world();
+  const bool sharded = comm.size() > 1;
+  if (sharded && !std::getenv("OMP_NUM_THREADS") && comm.local_size() > 1) set_num_threads(default_threads_per_rank());
   std::unique_ptr<Tokenizer> tok;
-  if (!cfg.format.model.empty()) tok = Tokenizer::load(cfg.format.model);
+  if (!cfg.format.model.empty() && (comm.is_root() || cfg.collect.chunk_tokens > 0)) tok = Tokenizer::load(cfg.format.model);
 
-  CollectResult cr;
-  stages.push_back(collect_stage(cfg, tok.get(), cr));
+  RecordStages rs;
+  if (sharded) {
+    if (!sharded_record_stages(cfg, tok.get(), comm, rs, std::ref(lap))) return nullptr;
+  } else {
+    rs.cr = collect(cfg.inputs, collect_options(cfg, tok.get()));
+    lap("collect");
+    run_record_stages(cfg, rs, std::ref(lap));
+  }
+  CollectResult& cr = rs.cr;
+  stages = {cr.counts, rs.map, rs.clean, rs.pii};
   warnings = cr.warnings;
   std::vector<Record> recs = std::move(cr.records);
-  lap("collect");
-  std::map<std::string, size_t> shapes;
-  DatasetKind kind = DatasetKind::Sft;
-  stages.push_back(map_stage(recs, cfg, shapes, kind));
-  report["shapes"] = shapes;
+  const DatasetKind kind = rs.kind.kind.value_or(DatasetKind::Sft);
+  report["shapes"] = rs.shapes;
   // Preference data: every count below is of records = pairs (paired) or labelled completions.
   if (kind != DatasetKind::Sft) report["preference"] = dataset_kind_name(kind);
-  lap("map");
-  stages.push_back(clean_stage(recs, cfg.clean));
-  lap("clean");
-  PiiSummary ps;
-  stages.push_back(pii_stage(recs, cfg.pii, ps));
+  const PiiSummary& ps = rs.pii_summary;
   report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
-  lap("pii");
   stages.push_back(dedup_stage(recs, cfg, kind, report["dedup"]));
   if (kind != DatasetKind::Sft) report["dedup"]["records_sharing_a_prompt"] = group_by_prompt(recs);
   lap("dedup");

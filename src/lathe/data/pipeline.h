@@ -80,7 +80,9 @@ DataConfig load_data_config(const std::string& path);
 // the result depends only on the seed, ratios and record ids, and a cluster never straddles splits.
 std::vector<int> assign_splits(const std::vector<Record>& records, const SplitOptions& o);
 
-// Runs every stage and writes the output directory; returns report.json's content.
+// Runs every stage and writes the output directory; returns report.json's content. Under mpirun
+// (several ranks) the per-record stages run on shares of the input files, rank 0 runs the others and
+// writes the same directory one process writes, and the other ranks return null (docs/data.md).
 nlohmann::json run_pipeline(const DataConfig& cfg);
 
 // Renders report.json as a self-contained HTML page (inline SVG charts, no scripts, no CDN).
