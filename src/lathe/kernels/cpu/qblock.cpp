@@ -129,18 +129,9 @@ QIsa isa_from_env() {
   QIsa best = best_isa();
   const char* env = std::getenv("LATHE_CPU_ISA");
   if (!env || !*env) return best;
-  std::string v = env;
-  QIsa want;
-  if (v == "scalar")
-    want = QIsa::Scalar;
-  else if (v == "avx2")
-    want = QIsa::Avx2;
-  else if (v == "avx512")
-    want = QIsa::Avx512;
-  else
-    fail("kernels", "LATHE_CPU_ISA='{}': expected scalar, avx2 or avx512", v);
+  const QIsa want = qisa_parse(env);
   if (!cpu_has(want))
-    fail("kernels", "LATHE_CPU_ISA={}: this CPU cannot run it (best here: {})", v, qisa_name(best));
+    fail("kernels", "LATHE_CPU_ISA={}: this CPU cannot run it (best here: {})", env, qisa_name(best));
   return want;
 }
 
@@ -162,7 +153,7 @@ size_t qblock_bytes(QType t) {
 }
 
 size_t qblock_row_bytes(QType t, int64_t k) {
-  LATHE_CHECK(k % kQBlock == 0, "{} rows need a multiple of 32 elements, got {}", qtype_name(t), k);
+  if (k % kQBlock != 0) fail("kernels", "{} rows need a multiple of 32 elements, got {}", qtype_name(t), k);
   return size_t(k / kQBlock) * qblock_bytes(t);
 }
 
@@ -175,7 +166,7 @@ const char* qtype_name(QType t) {
 }
 
 void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k) {
-  LATHE_CHECK(k % kQBlock == 0, "Q8_0 needs a multiple of 32 elements, got {}", k);
+  if (k % kQBlock != 0) fail("kernels", "Q8_0 needs a multiple of 32 elements, got {}", k);
   for (int64_t b = 0; b < k / kQBlock; b++, x += kQBlock, dst += kQ8_0BlockBytes) {
     float amax = 0.0f;
     for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(x[j]));
@@ -187,7 +178,7 @@ void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k) {
 }
 
 void quantize_row_q4_0(const float* x, uint8_t* dst, int64_t k) {
-  LATHE_CHECK(k % kQBlock == 0, "Q4_0 needs a multiple of 32 elements, got {}", k);
+  if (k % kQBlock != 0) fail("kernels", "Q4_0 needs a multiple of 32 elements, got {}", k);
   for (int64_t b = 0; b < k / kQBlock; b++, x += kQBlock, dst += kQ4_0BlockBytes) {
     float amax = 0.0f, m = 0.0f;  // the signed element of largest magnitude: d maps it to -8 exactly
     for (int j = 0; j < kQBlock; j++) {
@@ -225,6 +216,14 @@ const char* qisa_name(QIsa isa) {
   return "?";
 }
 
+QIsa qisa_parse(const char* name, const char* what) {
+  const std::string v = name ? name : "";
+  if (v == "scalar") return QIsa::Scalar;
+  if (v == "avx2") return QIsa::Avx2;
+  if (v == "avx512") return QIsa::Avx512;
+  fail("kernels", "{}='{}': expected scalar, avx2 or avx512", what, v);
+}
+
 bool qisa_supported(QIsa isa) { return cpu_has(isa); }
 
 QIsa qisa_active() { return active_isa(); }
@@ -253,7 +252,7 @@ void qdetail::block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t 
 }
 
 void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k) {
-  LATHE_CHECK(k % kQBlock == 0, "activation rows need a multiple of 32 elements, got {}", k);
+  if (k % kQBlock != 0) fail("kernels", "activation rows need a multiple of 32 elements, got {}", k);
   active_kernels().quantize_act(x, dst, k / kQBlock);
 }
 
@@ -268,7 +267,7 @@ size_t qmatmul_scratch_bytes(int M, int64_t K) { return size_t(M) * size_t(K / k
 
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch) {
-  LATHE_CHECK(M >= 1 && N >= 1, "qmatmul_forward: M={} N={} must be positive", M, N);
+  if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
   const int64_t nb = K / kQBlock;
   const size_t row_bytes = qblock_row_bytes(t, K);  // checks K % 32
   const qdetail::QKernels& kern = active_kernels();

@@ -70,6 +70,8 @@ void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
 // Instruction-set variants of the dot-product kernels.
 enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 const char* qisa_name(QIsa isa);
+// "scalar" | "avx2" | "avx512" (LATHE_CPU_ISA's values); anything else throws lathe::Error naming `what`.
+QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
 bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
 // The variant in use: the best supported one, capped by LATHE_CPU_ISA (read once; an unknown value or
 // one the CPU cannot run throws lathe::Error naming the variable).
