@@ -213,6 +213,10 @@ TEST_P(QBlockIsa, ActivationBlocksBitForBitAndWithinTheBound) {
     kern().quantize_act(buf.data() + off, got.data(), nb);
     for (int64_t b = 0; b < nb; b++) {
       ASSERT_EQ(std::memcmp(&want[b].d, &got[b].d, 4), 0) << "block " << b;
+      ASSERT_EQ(want[b].sum, got[b].sum) << "block " << b;
+      int32_t sum = 0;
+      for (int j = 0; j < 32; j++) sum += got[b].q[j];
+      ASSERT_EQ(got[b].sum, sum) << "block " << b;
       float amax = 0;
       for (int j = 0; j < 32; j++) {
         ASSERT_EQ(want[b].q[j], got[b].q[j]) << "block " << b << " elem " << j << " x=" << x[b * 32 + j];
@@ -249,7 +253,11 @@ TEST_P(QBlockIsa, IntegerDotProductsExact) {
         a[b].d = 1.0f;
         uint8_t* blk = w.data() + b * qblock_bytes(t);
         std::memcpy(blk, &one, 2);
-        for (int j = 0; j < 32; j++) a[b].q[j] = int8_t(b == 0 ? (j % 2 ? 127 : -127) : qa(rng));
+        a[b].sum = 0;
+        for (int j = 0; j < 32; j++) {
+          a[b].q[j] = int8_t(b == 0 ? (j % 2 ? 127 : -127) : qa(rng));
+          a[b].sum += a[b].q[j];
+        }
         if (t == QType::Q8_0) {
           for (int j = 0; j < 32; j++) blk[2 + j] = uint8_t(int8_t(b == 0 && lim == 127 ? (j < 16 ? -128 : 127) : qw(rng)));
         } else {

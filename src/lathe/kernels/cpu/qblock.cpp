@@ -63,7 +63,12 @@ void quantize_act_scalar(const float* x, BlockQ8A* dst, int64_t nb) {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     dst[b].d = d;
-    for (int j = 0; j < kQBlock; j++) dst[b].q[j] = int8_t(std::roundf(x[j] * id));
+    int32_t sum = 0;
+    for (int j = 0; j < kQBlock; j++) {
+      dst[b].q[j] = int8_t(std::roundf(x[j] * id));
+      sum += dst[b].q[j];
+    }
+    dst[b].sum = sum;
   }
 }
 

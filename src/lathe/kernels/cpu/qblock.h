@@ -53,11 +53,13 @@ size_t qblock_row_bytes(QType t, int64_t k);   // bytes of a row of k elements (
 const char* qtype_name(QType t);               // "Q8_0", "Q4_0"
 
 // One quantized activation block (see the top of this file).
+// `sum` = Σ q[j]: Q4_0 kernels multiply the raw nibbles and subtract 8*sum once per block.
 struct BlockQ8A {
   float d;
+  int32_t sum;
   int8_t q[kQBlock];
 };
-static_assert(sizeof(BlockQ8A) == 36, "BlockQ8A is packed by construction");
+static_assert(sizeof(BlockQ8A) == 40, "BlockQ8A is packed by construction");
 
 // The reference weight quantizers (ggml's quantize_row_*_ref rules), scalar; k % 32 == 0.
 //   Q8_0: d = amax/127, id = d ? 1/d : 0, q = roundf(x*id); the f16 of d is stored, q uses the f32 d.

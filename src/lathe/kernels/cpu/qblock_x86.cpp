@@ -4,10 +4,10 @@
 // from a header is instantiated inside them (no std:: calls), so no AVX-512 copy of a shared inline
 // function can end up in the binary for AVX2 callers.
 //
-// Integer core (both widths): a Q8_0 or Q4_0 block becomes 32 signed int8 weights wq (Q4_0: nibble - 8).
-// maddubs multiplies unsigned by signed bytes, so it gets |wq| and aq carrying wq's sign; pairs of
-// products fit int16 (2*128*127 < 2^15), and madd with ones sums them into 8 int32 lanes per block —
-// the exact integer sum, split over lanes. The lanes go to f32 (exact, |lane| < 2^24) and one FMA per
+// Integer core (both widths): maddubs multiplies unsigned by signed bytes and adds pairs into int16,
+// madd with ones sums those into 8 int32 lanes per block — the exact integer sum, split over lanes.
+// Q8_0 gives it |wq| and aq carrying wq's sign (pairs fit int16: 2*128*127 < 2^15); Q4_0 gives it the
+// unsigned nibbles and subtracts 8*Σaq (kept in the activation block) in one lane. The lanes go to f32 (exact, |lane| < 2^24) and one FMA per
 // block adds (d_w*d_a) * lanes to the accumulator.
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -44,24 +44,34 @@ LATHE_AVX2 LATHE_ALWAYS_INLINE float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// The block's 32 weights as signed bytes in element order.
+// The block's 32 weights in element order: Q8_0 as signed bytes; Q4_0 as the unsigned nibbles 0..15
+// (the -8 is applied to the sum, below).
 template <QType T>
-LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i load_wq(const uint8_t* blk) {
+LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i load_w(const uint8_t* blk) {
   if constexpr (T == QType::Q8_0) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
   } else {
     // Low nibbles are elements 0..15, high nibbles 16..31: the two halves of the 256-bit vector.
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
     const __m256i v = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
   }
 }
 
-// 8 int32 lanes whose sum is Σ wq*aq.
-LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i idot_lanes(__m256i wq, __m256i aq) {
-  const __m256i wabs = _mm256_sign_epi8(wq, wq);  // -128 stays 0x80 = 128 unsigned: still |wq|
-  const __m256i as = _mm256_sign_epi8(aq, wq);    // aq * sign(wq) (0 where wq is 0, which adds 0)
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, as), _mm256_set1_epi16(1));
+// 8 int32 lanes whose sum is Σ wq*aq for one block (`asum` = Σ aq, used by Q4_0).
+// Q8_0: maddubs needs an unsigned operand: |wq|, and aq carrying wq's sign.
+// Q4_0: the nibbles already are unsigned, so maddubs takes them as they are (pairs <= 2*15*127) and
+// Σ (nib - 8)*aq = Σ nib*aq - 8*Σ aq goes into lane 0: two sign operations fewer per block.
+template <QType T>
+LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i idot_lanes(__m256i w, __m256i aq, int32_t asum) {
+  if constexpr (T == QType::Q8_0) {
+    const __m256i wabs = _mm256_sign_epi8(w, w);  // -128 stays 0x80 = 128 unsigned: still |wq|
+    const __m256i as = _mm256_sign_epi8(aq, w);   // aq * sign(wq) (0 where wq is 0, which adds 0)
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, as), _mm256_set1_epi16(1));
+  } else {
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, aq), _mm256_set1_epi16(1));
+    return _mm256_add_epi32(p, _mm256_setr_epi32(-8 * asum, 0, 0, 0, 0, 0, 0, 0));
+  }
 }
 
 constexpr size_t block_bytes(QType t) { return t == QType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes; }
@@ -77,11 +87,11 @@ LATHE_AVX2 void dot_avx2_m(const uint8_t* w, const BlockQ8A* a, int64_t a_stride
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* blk = w + size_t(b) * kBytes;
     const float dw0 = load_f16(blk), dw1 = load_f16(blk + kBytes);
-    const __m256i wq0 = load_wq<T>(blk), wq1 = load_wq<T>(blk + kBytes);
+    const __m256i wq0 = load_w<T>(blk), wq1 = load_w<T>(blk + kBytes);
     for (int i = 0; i < M; i++) {
       const BlockQ8A* ab = a + i * a_stride + b;
-      const __m256i p0 = idot_lanes(wq0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[0].q)));
-      const __m256i p1 = idot_lanes(wq1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[1].q)));
+      const __m256i p0 = idot_lanes<T>(wq0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[0].q)), ab[0].sum);
+      const __m256i p1 = idot_lanes<T>(wq1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[1].q)), ab[1].sum);
       acc0[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * ab[0].d), _mm256_cvtepi32_ps(p0), acc0[i]);
       acc1[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * ab[1].d), _mm256_cvtepi32_ps(p1), acc1[i]);
     }
@@ -89,10 +99,10 @@ LATHE_AVX2 void dot_avx2_m(const uint8_t* w, const BlockQ8A* a, int64_t a_stride
   if (b < nb) {
     const uint8_t* blk = w + size_t(b) * kBytes;
     const float dw = load_f16(blk);
-    const __m256i wq = load_wq<T>(blk);
+    const __m256i wq = load_w<T>(blk);
     for (int i = 0; i < M; i++) {
       const BlockQ8A& ab = a[i * a_stride + b];
-      const __m256i p = idot_lanes(wq, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.q)));
+      const __m256i p = idot_lanes<T>(wq, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.q)), ab.sum);
       acc0[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ab.d), _mm256_cvtepi32_ps(p), acc0[i]);
     }
   }
@@ -147,6 +157,11 @@ LATHE_AVX2 void quantize_act_avx2(const float* x, BlockQ8A* dst, int64_t nb) {
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
     for (int i = 0; i < 4; i++) q[i] = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v[i], vid)));
+    const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+    dst[b].sum = _mm_cvtsi128_si32(s4);
     // Packing interleaves the 128-bit halves: bytes come out as dwords 0,2,4,6,1,3,5,7 of the order wanted.
     const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
     const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
@@ -158,9 +173,9 @@ LATHE_AVX2 void quantize_act_avx2(const float* x, BlockQ8A* dst, int64_t nb) {
 // ---- AVX-512: two blocks per 512-bit vector ----
 
 template <QType T>
-LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i load_wq2(const uint8_t* blk) {
+LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i load_w2(const uint8_t* blk) {
   constexpr size_t kBytes = block_bytes(T);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(load_wq<T>(blk)), load_wq<T>(blk + kBytes), 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load_w<T>(blk)), load_w<T>(blk + kBytes), 1);
 }
 
 LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i load_aq2(const BlockQ8A* ab) {
@@ -169,11 +184,19 @@ LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i load_aq2(const BlockQ8A* ab) {
       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[1].q)), 1);
 }
 
+// Lanes 0..7 for the low block, 8..15 for the high one (asum0, asum1: their Σ aq, for Q4_0).
 // No 512-bit psignb: |wq| by abs (again -128 -> 128 unsigned), aq negated where wq's sign bit is set.
-LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i idot_lanes512(__m512i wq, __m512i aq) {
-  const __m512i wabs = _mm512_abs_epi8(wq);
-  const __m512i as = _mm512_mask_sub_epi8(aq, _mm512_movepi8_mask(wq), _mm512_setzero_si512(), aq);
-  return _mm512_madd_epi16(_mm512_maddubs_epi16(wabs, as), _mm512_set1_epi16(1));
+template <QType T>
+LATHE_AVX512 LATHE_ALWAYS_INLINE __m512i idot_lanes512(__m512i w, __m512i aq, int32_t asum0, int32_t asum1) {
+  if constexpr (T == QType::Q8_0) {
+    const __m512i wabs = _mm512_abs_epi8(w);
+    const __m512i as = _mm512_mask_sub_epi8(aq, _mm512_movepi8_mask(w), _mm512_setzero_si512(), aq);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(wabs, as), _mm512_set1_epi16(1));
+  } else {
+    const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(w, aq), _mm512_set1_epi16(1));
+    return _mm512_add_epi32(
+        p, _mm512_setr_epi32(-8 * asum0, 0, 0, 0, 0, 0, 0, 0, -8 * asum1, 0, 0, 0, 0, 0, 0, 0));
+  }
 }
 
 template <QType T, int M>
@@ -185,10 +208,10 @@ LATHE_AVX512 void dot_avx512_m(const uint8_t* w, const BlockQ8A* a, int64_t a_st
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* blk = w + size_t(b) * kBytes;
     const float dw0 = load_f16(blk), dw1 = load_f16(blk + kBytes);
-    const __m512i wq = load_wq2<T>(blk);
+    const __m512i wq = load_w2<T>(blk);
     for (int i = 0; i < M; i++) {
       const BlockQ8A* ab = a + i * a_stride + b;
-      const __m512i p = idot_lanes512(wq, load_aq2(ab));
+      const __m512i p = idot_lanes512<T>(wq, load_aq2(ab), ab[0].sum, ab[1].sum);
       const __m512 scale =
           _mm512_mask_blend_ps(__mmask16(0xff00), _mm512_set1_ps(dw0 * ab[0].d), _mm512_set1_ps(dw1 * ab[1].d));
       acc[i] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(p), acc[i]);
@@ -197,12 +220,12 @@ LATHE_AVX512 void dot_avx512_m(const uint8_t* w, const BlockQ8A* a, int64_t a_st
   if (b < nb) {  // odd block count: the last block in the low half, zeros above add nothing
     const uint8_t* blk = w + size_t(b) * kBytes;
     const float dw = load_f16(blk);
-    const __m512i wq = _mm512_inserti64x4(_mm512_setzero_si512(), load_wq<T>(blk), 0);
+    const __m512i wq = _mm512_inserti64x4(_mm512_setzero_si512(), load_w<T>(blk), 0);
     for (int i = 0; i < M; i++) {
       const BlockQ8A& ab = a[i * a_stride + b];
       const __m512i aq =
           _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.q)), 0);
-      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ab.d), _mm512_cvtepi32_ps(idot_lanes512(wq, aq)), acc[i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(dw * ab.d), _mm512_cvtepi32_ps(idot_lanes512<T>(wq, aq, ab.sum, 0)), acc[i]);
     }
   }
   for (int i = 0; i < M; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
