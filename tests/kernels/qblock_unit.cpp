@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <random>
@@ -22,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lathe/core/dtype.h"
+#include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/threads.h"
 #include "lathe/formats/gguf.h"
@@ -175,6 +178,31 @@ TEST(QBlock, IsaParseAndSelection) {
     EXPECT_TRUE(qisa_supported(QIsa::Avx2));
   }
 #endif
+}
+
+// LATHE_CPU_ISA is read once per process, so each case runs in a fresh child (threadsafe death tests
+// re-execute the binary): an unknown value is an error naming the variable, a supported one is used.
+TEST(QBlockDeathTest, LatheCpuIsaIsReadAndChecked) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto active_with = [](const char* v) {
+    setenv("LATHE_CPU_ISA", v, 1);
+    try {
+      std::_Exit(10 + int(qisa_active()));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::_Exit(3);
+    }
+  };
+  EXPECT_EXIT(active_with("sse9"), ::testing::ExitedWithCode(3), "LATHE_CPU_ISA='sse9'");
+  EXPECT_EXIT(active_with("scalar"), ::testing::ExitedWithCode(10), "");
+  if (qisa_supported(QIsa::Avx2)) {
+    EXPECT_EXIT(active_with("avx2"), ::testing::ExitedWithCode(11), "");
+  }
+  if (!qisa_supported(QIsa::Avx512)) {
+    EXPECT_EXIT(active_with("avx512"), ::testing::ExitedWithCode(3), "cannot run it");
+  } else {
+    EXPECT_EXIT(active_with("avx512"), ::testing::ExitedWithCode(12), "");
+  }
 }
 
 class QBlockIsa : public ::testing::TestWithParam<QIsa> {
