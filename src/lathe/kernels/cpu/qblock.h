@@ -27,14 +27,15 @@
 //
 // Integer arithmetic: per block, sum_j wq[j]*aq[j] is computed exactly in int32 by every variant
 // (|wq| <= 128, |aq| <= 127: at most 32*128*127 < 2^19; pairs fit the int16 of maddubs: 2*128*127 <
-// 2^15). Only the f32 combination across blocks, sum_b (d_w * d_a) * isum_b, differs between variants
+// 2^15 for Q8_0, 2*15*127 for Q4_0's raw nibbles). Only the f32 combination across blocks, sum_b (d_w * d_a) * isum_b, differs between variants
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference; the only one on non-x86, e.g. aarch64), AVX2+FMA+F16C, AVX-512
 // (F+BW+VL). They are compiled with function-level target attributes whatever -march says and picked
 // at run time from CPUID, so an x86-64-v3 (AVX2) build still uses AVX-512 where the CPU has it and
-// never executes it where it does not. LATHE_CPU_ISA=scalar|avx2|avx512 caps the choice (and picks
-// OpenBLAS's matching core, kernels/cpu/cpu.cpp), for tests and benchmarks of a slower path.
+// never executes it where it does not. LATHE_CPU_ISA=scalar|avx2|avx512 pins the choice (an error when
+// the CPU cannot run it) and OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and benchmarks.
+// (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
 #pragma once
 #include <cstddef>
 #include <cstdint>
