@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "lathe/core/threads.h"
@@ -26,27 +27,44 @@ void gotoblas_dynamic_init(void) __attribute__((weak));
 void gotoblas_dynamic_quit(void) __attribute__((weak));
 }
 
+// LATHE_CPU_ISA (kernels/cpu/qblock.h) pins lathe's run-time dispatched kernels to one instruction
+// set for tests and benchmarks; it pins OpenBLAS to the matching core too, so an "avx2" run measures
+// AVX2 code on both sides. The user's own OPENBLAS_CORETYPE wins.
+static const char* blas_core_for_isa(const char* isa) {
+  if (!isa || !*isa) return nullptr;
+  if (std::strcmp(isa, "avx512") == 0) return "SkylakeX";
+  if (std::strcmp(isa, "avx2") == 0) return "Haswell";
+  if (std::strcmp(isa, "scalar") == 0) return "Prescott";
+  return nullptr;  // qblock.cpp reports an unknown value when the kernels first run
+}
+
 static void select_blas_core() {
   static bool done = false;
   if (done) return;
   done = true;
   if (std::getenv("OPENBLAS_CORETYPE") || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
   const char* name = openblas_get_corename();
-  if (!name || std::strcmp(name, "Prescott") != 0) return;  // the generic fallback only
-  __builtin_cpu_init();
-  const char* want = nullptr;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq"))
-    want = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    want = "Haswell";
-  if (!want) return;
+  const char* want = blas_core_for_isa(std::getenv("LATHE_CPU_ISA"));
+  if (want) {
+    if (name && std::strcmp(name, want) == 0) return;
+  } else {
+    if (!name || std::strcmp(name, "Prescott") != 0) return;  // the generic fallback only
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      want = "Haswell";
+    if (!want) return;
+  }
+  const std::string before = name ? name : "?";
   setenv("OPENBLAS_CORETYPE", want, 1);
   gotoblas_dynamic_quit();
   gotoblas_dynamic_init();
   unsetenv("OPENBLAS_CORETYPE");
   if (std::getenv("LATHE_VERBOSE"))
-    std::fprintf(stderr, "lathe: OpenBLAS detected core Prescott; using %s kernels\n", openblas_get_corename());
+    std::fprintf(stderr, "lathe: OpenBLAS detected core %s; using %s kernels\n", before.c_str(),
+                 openblas_get_corename());
 }
 
 const char* cpu_missing_build_feature() {

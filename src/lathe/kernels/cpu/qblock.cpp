@@ -1,0 +1,325 @@
+// Q8_0 / Q4_0 weights: reference quantizers, the scalar kernels, run-time selection of the variant
+// and the GEMV / small-M GEMM drivers. The x86 variants are in qblock_x86.cpp. Contracts: qblock.h.
+#include "lathe/kernels/cpu/qblock.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "lathe/core/dtype.h"
+#include "lathe/core/error.h"
+
+namespace lathe {
+
+namespace qdetail {
+#if defined(__x86_64__)
+const QKernels& kernels_avx2();
+const QKernels& kernels_avx512();
+#endif
+}  // namespace qdetail
+
+namespace {
+
+// Rounds v to f32 here: GCC contracts a product into a following add (one FMA, one rounding) across
+// statements; the reference quantizer's x*id + 8.5 rounds the product first.
+inline float round_here(float v) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  asm("" : "+x"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  volatile float t = v;
+  v = t;
+#endif
+  return v;
+}
+
+inline float load_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);  // blocks are 34 or 18 bytes apart: the scale is only 2-byte aligned
+  return f16_to_f32(h);
+}
+
+inline void store_f16(uint8_t* p, float v) {
+  uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// ---- scalar variant (the reference) ----
+
+void quantize_act_scalar(const float* x, BlockQ8A* dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; b++, x += kQBlock) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    dst[b].d = d;
+    int32_t sum = 0;
+    for (int j = 0; j < kQBlock; j++) {
+      dst[b].q[j] = int8_t(std::roundf(x[j] * id));
+      sum += dst[b].q[j];
+    }
+    dst[b].sum = sum;
+  }
+}
+
+inline int32_t isum_q8_0(const uint8_t* blk, const int8_t* a) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+  int32_t s = 0;
+  for (int j = 0; j < kQBlock; j++) s += int32_t(q[j]) * int32_t(a[j]);
+  return s;
+}
+
+inline int32_t isum_q4_0(const uint8_t* blk, const int8_t* a) {
+  const uint8_t* qs = blk + 2;
+  int32_t s = 0;
+  for (int j = 0; j < kQBlock / 2; j++) {
+    s += (int32_t(qs[j] & 0x0f) - 8) * int32_t(a[j]);
+    s += (int32_t(qs[j] >> 4) - 8) * int32_t(a[j + kQBlock / 2]);
+  }
+  return s;
+}
+
+// The kernels' Q4_0 sum: nibbles unpacked in element order, then the Q8_0 loop (both vectorise), the -8 applied
+// once through Σ a (the block's `sum`); block_isums keeps the literal formula the tests compare with.
+inline int32_t isum_q4_0_fast(const uint8_t* blk, const BlockQ8A& ab) {
+  const uint8_t* qs = blk + 2;
+  int8_t wq[kQBlock];
+  for (int j = 0; j < kQBlock / 2; j++) {
+    wq[j] = int8_t(qs[j] & 0x0f);
+    wq[j + kQBlock / 2] = int8_t(qs[j] >> 4);
+  }
+  int32_t s = 0;
+  for (int j = 0; j < kQBlock; j++) s += int32_t(wq[j]) * int32_t(ab.q[j]);
+  return s - 8 * ab.sum;
+}
+
+inline int32_t isum_q8_0_blk(const uint8_t* blk, const BlockQ8A& ab) { return isum_q8_0(blk, ab.q); }
+
+// Blocks in order, one f32 accumulator per activation row: acc += (d_w * d_a) * isum.
+template <int32_t (*Isum)(const uint8_t*, const BlockQ8A&), size_t kBytes>
+void dot_scalar(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = w + size_t(b) * kBytes;
+    const float dw = load_f16(blk);
+    for (int i = 0; i < m; i++) {
+      const BlockQ8A& ab = a[i * a_stride + b];
+      acc[i] += (dw * ab.d) * float(Isum(blk, ab));
+    }
+  }
+  for (int i = 0; i < m; i++) out[i] = acc[i];
+}
+
+const qdetail::QKernels kScalar = {quantize_act_scalar, dot_scalar<isum_q8_0_blk, kQ8_0BlockBytes>,
+                                   dot_scalar<isum_q4_0_fast, kQ4_0BlockBytes>};
+
+// ---- run-time selection ----
+
+bool cpu_has(QIsa isa) {
+  if (isa == QIsa::Scalar) return true;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+  if (isa == QIsa::Avx2) return avx2;
+  if (isa == QIsa::Avx512)
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#endif
+  return false;
+}
+
+QIsa best_isa() {
+  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2})
+    if (cpu_has(isa)) return isa;
+  return QIsa::Scalar;
+}
+
+QIsa isa_from_env() {
+  QIsa best = best_isa();
+  const char* env = std::getenv("LATHE_CPU_ISA");
+  if (!env || !*env) return best;
+  const QIsa want = qisa_parse(env);
+  if (!cpu_has(want))
+    fail("kernels", "LATHE_CPU_ISA={}: this CPU cannot run it (best here: {})", env, qisa_name(best));
+  return want;
+}
+
+QIsa& active_isa() {
+  static QIsa isa = isa_from_env();
+  return isa;
+}
+
+const qdetail::QKernels& active_kernels() { return qdetail::kernels_for(active_isa()); }
+
+}  // namespace
+
+size_t qblock_bytes(QType t) {
+  switch (t) {
+    case QType::Q8_0: return kQ8_0BlockBytes;
+    case QType::Q4_0: return kQ4_0BlockBytes;
+  }
+  fail("kernels", "unknown block type {}", uint32_t(t));
+}
+
+size_t qblock_row_bytes(QType t, int64_t k) {
+  if (k % kQBlock != 0) fail("kernels", "{} rows need a multiple of 32 elements, got {}", qtype_name(t), k);
+  return size_t(k / kQBlock) * qblock_bytes(t);
+}
+
+const char* qtype_name(QType t) {
+  switch (t) {
+    case QType::Q8_0: return "Q8_0";
+    case QType::Q4_0: return "Q4_0";
+  }
+  return "Q?";
+}
+
+void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k) {
+  if (k % kQBlock != 0) fail("kernels", "Q8_0 needs a multiple of 32 elements, got {}", k);
+  for (int64_t b = 0; b < k / kQBlock; b++, x += kQBlock, dst += kQ8_0BlockBytes) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    store_f16(dst, d);
+    for (int j = 0; j < kQBlock; j++) dst[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+  }
+}
+
+void quantize_row_q4_0(const float* x, uint8_t* dst, int64_t k) {
+  if (k % kQBlock != 0) fail("kernels", "Q4_0 needs a multiple of 32 elements, got {}", k);
+  for (int64_t b = 0; b < k / kQBlock; b++, x += kQBlock, dst += kQ4_0BlockBytes) {
+    float amax = 0.0f, m = 0.0f;  // the signed element of largest magnitude: d maps it to -8 exactly
+    for (int j = 0; j < kQBlock; j++) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        m = x[j];
+      }
+    }
+    const float d = m / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    store_f16(dst, d);
+    for (int j = 0; j < kQBlock / 2; j++) {
+      // x*id lies in [-8, 8] (up to rounding): +8.5 then truncation rounds half up into 0..16; 16 clips.
+      const int lo = std::min(15, int(round_here(x[j] * id) + 8.5f));
+      const int hi = std::min(15, int(round_here(x[j + kQBlock / 2] * id) + 8.5f));
+      dst[2 + j] = uint8_t(lo | (hi << 4));
+    }
+  }
+}
+
+void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k) {
+  switch (t) {
+    case QType::Q8_0: quantize_row_q8_0(x, dst, k); return;
+    case QType::Q4_0: quantize_row_q4_0(x, dst, k); return;
+  }
+  fail("kernels", "unknown block type {}", uint32_t(t));
+}
+
+const char* qisa_name(QIsa isa) {
+  switch (isa) {
+    case QIsa::Scalar: return "scalar";
+    case QIsa::Avx2: return "avx2";
+    case QIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+QIsa qisa_parse(const char* name, const char* what) {
+  const std::string v = name ? name : "";
+  if (v == "scalar") return QIsa::Scalar;
+  if (v == "avx2") return QIsa::Avx2;
+  if (v == "avx512") return QIsa::Avx512;
+  fail("kernels", "{}='{}': expected scalar, avx2 or avx512", what, v);
+}
+
+bool qisa_supported(QIsa isa) { return cpu_has(isa); }
+
+QIsa qisa_active() { return active_isa(); }
+
+bool qisa_set(QIsa isa) {
+  if (!cpu_has(isa)) return false;
+  active_isa() = isa;
+  return true;
+}
+
+const qdetail::QKernels& qdetail::kernels_for(QIsa isa) {
+  LATHE_CHECK(cpu_has(isa), "kernel variant {} is not supported on this CPU", qisa_name(isa));
+  switch (isa) {
+#if defined(__x86_64__)
+    case QIsa::Avx512: return kernels_avx512();
+    case QIsa::Avx2: return kernels_avx2();
+#endif
+    default: return kScalar;
+  }
+}
+
+void qdetail::block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out) {
+  for (int64_t b = 0; b < nb; b++)
+    out[b] = t == QType::Q8_0 ? isum_q8_0(w + size_t(b) * kQ8_0BlockBytes, a[b].q)
+                              : isum_q4_0(w + size_t(b) * kQ4_0BlockBytes, a[b].q);
+}
+
+void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k) {
+  if (k % kQBlock != 0) fail("kernels", "activation rows need a multiple of 32 elements, got {}", k);
+  active_kernels().quantize_act(x, dst, k / kQBlock);
+}
+
+float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb) {
+  const qdetail::QKernels& kern = active_kernels();
+  float out = 0;
+  (t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0)(w, a, nb, nb, 1, &out);
+  return out;
+}
+
+size_t qmatmul_scratch_bytes(int M, int64_t K) { return size_t(M) * size_t(K / kQBlock) * sizeof(BlockQ8A); }
+
+void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                     int64_t N, void* scratch) {
+  if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
+  const int64_t nb = K / kQBlock;
+  const size_t row_bytes = qblock_row_bytes(t, K);  // checks K % 32
+  const qdetail::QKernels& kern = active_kernels();
+  const auto dot = t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0;
+
+  // Activation blocks: the caller's scratch may sit at any address, BlockQ8A needs 4-byte alignment.
+  thread_local std::vector<BlockQ8A> own;
+  BlockQ8A* acts;
+  const uintptr_t sp = reinterpret_cast<uintptr_t>(scratch);
+  if (scratch && sp % alignof(BlockQ8A) == 0) {
+    acts = static_cast<BlockQ8A*>(scratch);
+  } else {
+    if (own.size() < size_t(M) * nb) own.resize(size_t(M) * nb);
+    acts = own.data();
+  }
+  for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
+
+  // Each weight row is streamed once per group of 8 activation rows; the row's blocks stay in L1
+  // while the 8 dot products consume them. Small products stay on one thread: waking the pool costs
+  // more than it saves below ~64 KiB of weights.
+  const bool parallel = size_t(N) * row_bytes >= (size_t(64) << 10) && N > 1;
+  for (int m0 = 0; m0 < M; m0 += 8) {
+    const int mc = std::min(8, M - m0);
+    const BlockQ8A* a = acts + size_t(m0) * nb;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t n = 0; n < N; n++) {
+      float r[8];
+      dot(w + size_t(n) * row_bytes, a, nb, nb, mc, r);
+      for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
+    }
+  }
+}
+
+}  // namespace lathe

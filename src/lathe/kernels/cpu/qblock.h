@@ -1,0 +1,117 @@
+// Block-quantized weights for decode (issue #20, kernel layer): the ggml/GGUF Q8_0 and Q4_0 block
+// layouts, byte for byte, so a GGUF tensor's data can be multiplied in place; activations quantized
+// to 8-bit blocks so the inner products are integer; a GEMV (decode) and a small-M GEMM (batched
+// decode) over a row-major weight [N, K], parallel over rows with OpenMP.
+//
+// Weight blocks (32 elements, little-endian, no padding, no alignment: 34 or 18 bytes apart):
+//   Q8_0: f16 d, then int8 q[32];                     w[j] = d * q[j]
+//   Q4_0: f16 d, then uint8 qs[16]; element j in the LOW nibble of qs[j], element j+16 in the HIGH
+//         nibble;                                     w[j] = d * (nibble - 8)
+// A row of K (a multiple of 32) elements is K/32 consecutive blocks; row n starts at
+// n * qblock_row_bytes(type, K). GGUF stores a [N, K] PyTorch-order matrix exactly so (dims {K, N}).
+//
+// Activation blocks (Q8A, ours, never written to a file): the Q8_0 rule with an f32 scale:
+//   amax = max_j |x[j]|;  d = amax / 127;  id = d != 0 ? 1/d : 0;  q[j] = round(x[j] * id)
+// with round = half away from zero (C roundf), all in f32 in this order; every variant produces the
+// same bits (tests/kernels/qblock_unit.cpp). The scale stays f32 (not f16 as in a Q8_0 weight) because
+// the block is never stored: f16 would add a relative error of 2^-11 and underflow for tiny rows.
+//
+// Error bound of the activation quantization, per block, for finite x (u = 2^-24, f32 unit roundoff):
+//   |x[j] - d*q[j]|  <=  d/2 + 3u*|x[j]|  <=  amax * (1/254 + 2^-22)
+// Derivation: d, id and x*id are each correctly rounded, so x*id*d = x*(1+e) with |e| <= 3u (to first
+// order; d*id = 1 + e'); |x*id| <= 127*(1+2u) < 127.5 so q never clips and |x*id - q| <= 1/2; hence
+// |x - d*q| <= d*|x*id - q| + |x - d*x*id| <= d/2 + 3u|x|, and d <= amax/127*(1+u).
+// A dot product with a dequantized weight row w then errs by at most
+//   sum_blocks amax_b * (1/254 + 2^-22) * sum_{j in b} |w[j]|      (quantization)
+// plus the f32 accumulation error of the kernel (K/32 + 8 roundings of partial sums).
+//
+// Integer arithmetic: per block, sum_j wq[j]*aq[j] is computed exactly in int32 by every variant
+// (|wq| <= 128, |aq| <= 127: at most 32*128*127 < 2^19; pairs fit the int16 of maddubs: 2*128*127 <
+// 2^15 for Q8_0, 2*15*127 for Q4_0's raw nibbles). Only the f32 combination across blocks, sum_b (d_w * d_a) * isum_b, differs between variants
+// (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
+//
+// Variants: scalar (the reference; the only one on non-x86, e.g. aarch64), AVX2+FMA+F16C, AVX-512
+// (F+BW+VL). They are compiled with function-level target attributes whatever -march says and picked
+// at run time from CPUID, so an x86-64-v3 (AVX2) build still uses AVX-512 where the CPU has it and
+// never executes it where it does not. LATHE_CPU_ISA=scalar|avx2|avx512 pins the choice (an error when
+// the CPU cannot run it) and OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and benchmarks.
+// (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace lathe {
+
+// ggml type numbers, so a GGUF tensor's ggml_type converts directly.
+enum class QType : uint32_t { Q4_0 = 2, Q8_0 = 8 };
+
+constexpr int kQBlock = 32;  // elements per block, both types
+constexpr size_t kQ8_0BlockBytes = 34;
+constexpr size_t kQ4_0BlockBytes = 18;
+
+size_t qblock_bytes(QType t);                  // bytes of one block
+size_t qblock_row_bytes(QType t, int64_t k);   // bytes of a row of k elements (k % 32 == 0)
+const char* qtype_name(QType t);               // "Q8_0", "Q4_0"
+
+// One quantized activation block (see the top of this file).
+// `sum` = Σ q[j]: Q4_0 kernels multiply the raw nibbles and subtract 8*sum once per block.
+struct BlockQ8A {
+  float d;
+  int32_t sum;
+  int8_t q[kQBlock];
+};
+static_assert(sizeof(BlockQ8A) == 40, "BlockQ8A is packed by construction");
+
+// The reference weight quantizers (ggml's quantize_row_*_ref rules), scalar; k % 32 == 0.
+//   Q8_0: d = amax/127, id = d ? 1/d : 0, q = roundf(x*id); the f16 of d is stored, q uses the f32 d.
+//   Q4_0: m = the element of largest |x| (first one on ties), d = m / -8, id = d ? 1/d : 0,
+//         nibble = min(15, trunc(x*id + 8.5)) (the product rounded to f32 before the add).
+void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k);
+void quantize_row_q4_0(const float* x, uint8_t* dst, int64_t k);
+void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
+
+// Instruction-set variants of the dot-product kernels.
+enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+const char* qisa_name(QIsa isa);
+// "scalar" | "avx2" | "avx512" (LATHE_CPU_ISA's values); anything else throws lathe::Error naming `what`.
+QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
+bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
+// The variant in use: the best supported one, capped by LATHE_CPU_ISA (read once; an unknown value or
+// one the CPU cannot run throws lathe::Error naming the variable).
+QIsa qisa_active();
+// Forces a variant (tests, benchmarks); false, and no change, when it is not supported.
+bool qisa_set(QIsa isa);
+
+// x [k] -> k/32 activation blocks with the active variant (all variants give the same bits).
+void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
+
+// Σ_j w[j]*a[j] over one row of nb weight blocks (type t) and nb activation blocks, active variant.
+float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
+
+// Scratch the matmuls need for M rows of K: M * K/32 activation blocks.
+size_t qmatmul_scratch_bytes(int M, int64_t K);
+
+// out [M, N] = inp [M, K] · W^T (+ bias [N] when not null), W = w [N, K] in type t, row-major as above.
+// K % 32 == 0. The rows of inp are quantized to activation blocks first, then each weight row is read
+// once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode, one pass over W).
+// Parallel over the N weight rows. Row m of the result equals the M = 1 product of inp row m bit for
+// bit. `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
+// then kept and reused, so the steady state allocates nothing either way.
+void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                     int64_t N, void* scratch = nullptr);
+
+// The variants themselves, for tests: the same contracts, the given variant (which must be supported).
+namespace qdetail {
+struct QKernels {
+  void (*quantize_act)(const float* x, BlockQ8A* dst, int64_t nb);
+  // For one weight row of nb blocks and m <= 8 activation rows (a + i*a_stride, i < m): out[i] = dot.
+  void (*dot_q8_0)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+  void (*dot_q4_0)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+};
+const QKernels& kernels_for(QIsa isa);
+// Per-block integer sums Σ_j wq[j]*aq[j] (Q4_0: wq = nibble - 8), scalar: the exact value every variant
+// must reproduce inside its f32 combination.
+void block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out);
+}  // namespace qdetail
+
+}  // namespace lathe
