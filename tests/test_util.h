@@ -67,9 +67,8 @@ inline std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-// Runs the lathe binary with `args` (a shell-quoted string); returns exit status, stdout in *out.
-inline int run_lathe(const std::string& args, std::string* out, bool merge_stderr = false) {
-  std::string cmd = std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : "");
+// Runs a shell command; returns its exit status (-1 when it did not exit), its stdout in *out.
+inline int run_shell(const std::string& cmd, std::string* out) {
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) return -1;
   char buf[4096];
@@ -78,6 +77,11 @@ inline int run_lathe(const std::string& args, std::string* out, bool merge_stder
   while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Runs the lathe binary with `args` (a shell-quoted string); returns exit status, stdout in *out.
+inline int run_lathe(const std::string& args, std::string* out, bool merge_stderr = false) {
+  return run_shell(std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : ""), out);
 }
 
 // The MPI launcher for tests: mpirun on this machine's loopback, as root where CI runs as root,
@@ -92,28 +96,13 @@ inline bool mpi_available() {
   static const bool ok = [] {
     if (std::system((mpirun_prefix(1) + "true >/dev/null 2>&1").c_str()) != 0) return false;
     std::string out;
-    std::string cmd = std::string(LATHE_BINARY) + " version 2>&1";
-    FILE* f = popen(cmd.c_str(), "r");
-    if (!f) return false;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    pclose(f);
-    return out.find("mpi") != std::string::npos;
+    return run_lathe("version", &out, true) == 0 && out.find("distributed: mpi") != std::string::npos;
   }();
   return ok;
 }
 // Runs `mpirun -np NP lathe ARGS`; like run_lathe.
 inline int run_lathe_mpi(int np, const std::string& args, std::string* out, bool merge_stderr = false) {
-  std::string cmd = mpirun_prefix(np) + std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : "");
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-  int st = pclose(f);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return run_shell(mpirun_prefix(np) + std::string(LATHE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : ""), out);
 }
 
 // Starts `lathe ARGS` (output discarded) and SIGKILLs it as soon as `path` exists (at most

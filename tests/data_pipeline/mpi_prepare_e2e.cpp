@@ -31,14 +31,7 @@ namespace {
 int run_mpi(int np, const std::string& args, std::string* out, int timeout_s = 300, const std::string& mpirun_args = "") {
   const std::string cmd = "timeout -k 10 " + std::to_string(timeout_s) + " " + lathe::test::mpirun_prefix(np) + mpirun_args +
                           " " + LATHE_BINARY + " " + args + " 2>&1";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-  const int st = pclose(f);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return lathe::test::run_shell(cmd, out);
 }
 
 void write(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }

@@ -1,5 +1,6 @@
 // Q8_0 / Q4_0 weights: reference quantizers, the scalar kernels, run-time selection of the variant
 // and the GEMV / small-M GEMM drivers. The x86 variants are in qblock_x86.cpp. Contracts: qblock.h.
+#include "lathe/kernels/fp_round.h"
 #include "lathe/kernels/cpu/qblock.h"
 
 #include <omp.h>
@@ -28,20 +29,6 @@ const QKernels& kernels_avx512();
 }  // namespace qdetail
 
 namespace {
-
-// Rounds v to f32 here: GCC contracts a product into a following add (one FMA, one rounding) across
-// statements; the reference quantizer's x*id + 8.5 rounds the product first.
-inline float round_here(float v) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  asm("" : "+x"(v));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  asm("" : "+w"(v));
-#else
-  volatile float t = v;
-  v = t;
-#endif
-  return v;
-}
 
 inline float load_f16(const uint8_t* p) {
   uint16_t h;

@@ -1,6 +1,7 @@
 // NF4 quantize / dequantize. The rules are bitsandbytes' torch reference kernel
 // (backends/default/ops.py quantize_4bit, functional.py quantize_4bit / create_dynamic_map),
 // restated; tests/kernels/nf4_unit.cpp holds us to tools/golden/gen_nf4_goldens.py bit for bit.
+#include "lathe/kernels/fp_round.h"
 #include "lathe/kernels/quant/nf4.h"
 
 #include <algorithm>
@@ -23,21 +24,6 @@ const float kNf4Code[16] = {
     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
 namespace {
-
-// Rounds v to f32 right here. GCC's default for C++ is -ffp-contract=fast, which would fuse a
-// product into a following add (one rounding, an FMA) where bitsandbytes' torch ops round the
-// product first; an empty asm that claims to change v keeps the two roundings.
-inline float round_here(float v) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  asm("" : "+x"(v));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  asm("" : "+w"(v));
-#else
-  volatile float t = v;
-  v = t;
-#endif
-  return v;
-}
 
 // torch.linspace(start, end, n) in float32, as torch's CPU kernel (1.13, AVX2 dispatch) produces
 // it; bitsandbytes builds its dynamic map with it, so the map's last bits come from here:
