@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
-BUILD_DIR=build-fuzz
+# FUZZ_BUILD_DIR=build-asan: reuse the sanitizer test build (scripts/test.sh with LATHE_SANITIZE=1
+# configures it with clang and the fuzz targets), building only the harnesses.
+BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 if ! command -v clang++ >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -21,8 +23,13 @@ if [ ${#targets[@]} -eq 0 ]; then
   for f in fuzz/*.cpp; do targets+=("$(basename "$f" .cpp)"); done
 fi
 # -O1 -g1: as libFuzzer recommends (-O1), line tables only (faster builds; reports keep file:line).
-CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DLATHE_FUZZ=ON -DLATHE_TESTS=OFF -DLATHE_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" ${LATHE_CMAKE_ARGS:-} >/dev/null
+if [ -z "${FUZZ_BUILD_DIR:-}" ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DLATHE_FUZZ=ON -DLATHE_TESTS=OFF -DLATHE_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" ${LATHE_CMAKE_ARGS:-} >/dev/null
+elif ! grep -q "LATHE_FUZZ:BOOL=ON" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+  echo "fuzz.sh: FUZZ_BUILD_DIR=$BUILD_DIR is not a build configured with -DLATHE_FUZZ=ON" >&2
+  exit 1
+fi
 if ! ninja -C "$BUILD_DIR" -j "$(nproc)" "${targets[@]/#/fuzz_}" >"$BUILD_DIR/build.log" 2>&1; then
   grep -v "loop not vectorized" "$BUILD_DIR/build.log" | tail -n 80 >&2
   exit 1

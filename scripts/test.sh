@@ -8,7 +8,17 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=build
 if [ "${LATHE_SANITIZE:-0}" = "1" ]; then
   BUILD_DIR=build-asan
-  export LATHE_CMAKE_ARGS="${LATHE_CMAKE_ARGS:-} -DLATHE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_BENCH=OFF"
+  # clang, with the libFuzzer targets configured in the same tree: scripts/fuzz.sh with
+  # FUZZ_BUILD_DIR=build-asan then builds only the fuzz harnesses against these libraries (CI compiles
+  # the libraries twice, not three times).
+  if ! command -v clang++ >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libomp-dev
+  fi
+  export CC=clang CXX=clang++
+  export LATHE_CMAKE_ARGS="${LATHE_CMAKE_ARGS:-} -DLATHE_SANITIZE=ON -DLATHE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_BENCH=OFF"
   # OpenBLAS/OpenMP keep thread-local caches alive at exit; leak reports there are not ours.
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -25,6 +35,8 @@ scripts/setup.sh "$BUILD_DIR"
 # build dir; needs node + npm and the registry). Never fatal here: without it that one test fails
 # and says why.
 tests/serve/setup_npm.sh "$BUILD_DIR" || echo "warning: tests/serve/setup_npm.sh failed; the OpenAI-client serve test will fail" >&2
-args=(--test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)")
+# A per-test limit, so that a test that hangs fails with its name instead of stalling CI (the longest,
+# an e2e run under the sanitizers, takes a few minutes).
+args=(--test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout "${LATHE_TEST_TIMEOUT:-900}")
 [ -n "${LATHE_TEST_LABEL:-}" ] && args+=(-L "$LATHE_TEST_LABEL")
 ctest "${args[@]}"

@@ -47,20 +47,20 @@ TEST(Decision, CheapestAtTheGateOverallAndPerTag) {
   g.min_pass_rate = 0.75;
   auto d = decision_json(r, g);
   EXPECT_EQ(d["overall"]["choice"], "rag");  // rag and tuned+rag tie on tokens; rag comes first
-  EXPECT_EQ(d["overall"]["passing"], nlohmann::json::array({"rag", "tuned+rag"}));
+  EXPECT_EQ(d["overall"]["passing"], nlohmann::ordered_json::array({"rag", "tuned+rag"}));
   EXPECT_EQ(d["per_tag"]["en"]["choice"], "tuned");  // en: tuned 2/2 at 25 tokens
   EXPECT_EQ(d["per_tag"]["ko"]["choice"], "rag");    // ko: rag 2/2, tuned 0/2
   EXPECT_EQ(d["per_tag"]["ko"]["cases"], 2);
   // c0, c1: base fails, rag passes, tuned fails; c2 (tuned passes, rag fails): only tuning; c3: both.
-  EXPECT_EQ(d["only_retrieval_fixes"], nlohmann::json::array({"c0", "c1"}));
-  EXPECT_EQ(d["only_tuning_fixes"], nlohmann::json::array({"c2"}));
+  EXPECT_EQ(d["only_retrieval_fixes"], nlohmann::ordered_json::array({"c0", "c1"}));
+  EXPECT_EQ(d["only_tuning_fixes"], nlohmann::ordered_json::array({"c2"}));
   EXPECT_EQ(d["both_fix"], 1);
   EXPECT_EQ(d["still_failing"], 0);
   EXPECT_NE(d["summary"].get<std::string>().find("Retrieval alone fixes 2"), std::string::npos);
   // tuned 0011 vs tuned+rag 1111: retrieval fixes c0 and c1 on top of tuning, breaks nothing.
   ASSERT_EQ(d["retrieval_with_adapter"].size(), 1u);
   EXPECT_EQ(d["retrieval_with_adapter"][0]["adapter"], "tuned");
-  EXPECT_EQ(d["retrieval_with_adapter"][0]["fixes"], nlohmann::json::array({"c0", "c1"}));
+  EXPECT_EQ(d["retrieval_with_adapter"][0]["fixes"], nlohmann::ordered_json::array({"c0", "c1"}));
   EXPECT_TRUE(d["retrieval_with_adapter"][0]["breaks"].empty());
 
   g.min_pass_rate = 1.0;
@@ -97,13 +97,13 @@ TEST(Decision, FeedbackRoundsListFixedAndBrokenCases) {
   // tuned 0110 -> tuned+dpo 1011: fixed c0 and c3, broke c1.
   EXPECT_EQ(rounds[0]["variant"], "tuned+dpo");
   EXPECT_EQ(rounds[0]["parent"], "tuned");
-  EXPECT_EQ(rounds[0]["fixed"], nlohmann::json::array({"c0", "c3"}));
-  EXPECT_EQ(rounds[0]["broken"], nlohmann::json::array({"c1"}));
+  EXPECT_EQ(rounds[0]["fixed"], nlohmann::ordered_json::array({"c0", "c3"}));
+  EXPECT_EQ(rounds[0]["broken"], nlohmann::ordered_json::array({"c1"}));
   EXPECT_EQ(rounds[0]["parent_passed"], 2);
   EXPECT_EQ(rounds[0]["passed"], 3);
-  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["fixed"], nlohmann::json::array({"c0"}));
-  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["broken"], nlohmann::json::array({"c1"}));
-  EXPECT_EQ(rounds[0]["per_tag"]["en"]["fixed"], nlohmann::json::array({"c3"}));
+  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["fixed"], nlohmann::ordered_json::array({"c0"}));
+  EXPECT_EQ(rounds[0]["per_tag"]["ko"]["broken"], nlohmann::ordered_json::array({"c1"}));
+  EXPECT_EQ(rounds[0]["per_tag"]["en"]["fixed"], nlohmann::ordered_json::array({"c3"}));
   EXPECT_TRUE(rounds[0]["per_tag"]["en"]["broken"].empty());
   // With retrieval the round is compared with its parent's retrieval variant: nothing changed.
   EXPECT_EQ(rounds[1]["variant"], "tuned+dpo+rag");
@@ -112,7 +112,7 @@ TEST(Decision, FeedbackRoundsListFixedAndBrokenCases) {
   EXPECT_TRUE(rounds[1]["broken"].empty());
   EXPECT_TRUE(rounds[1]["per_tag"].empty());
   // The round is a candidate like the others: at 0.75 tuned+dpo and other pass, other comes later.
-  EXPECT_EQ(d["overall"]["passing"], nlohmann::json::array({"tuned+dpo", "other"}));
+  EXPECT_EQ(d["overall"]["passing"], nlohmann::ordered_json::array({"tuned+dpo", "other"}));
   EXPECT_EQ(d["overall"]["choice"], "tuned+dpo");
   EXPECT_NE(d["summary"].get<std::string>().find("tuned+dpo fixes 2 case(s) tuned failed and breaks 1"),
             std::string::npos) << d["summary"];
@@ -124,7 +124,7 @@ TEST(Decision, FeedbackRoundsListFixedAndBrokenCases) {
   ASSERT_EQ(d["feedback_rounds"].size(), 2u) << d["feedback_rounds"].dump();
   EXPECT_EQ(d["feedback_rounds"][1]["variant"], "tuned+dpo+kto");
   EXPECT_EQ(d["feedback_rounds"][1]["parent"], "tuned+dpo");
-  EXPECT_EQ(d["feedback_rounds"][1]["fixed"], nlohmann::json::array({"c1"}));
+  EXPECT_EQ(d["feedback_rounds"][1]["fixed"], nlohmann::ordered_json::array({"c1"}));
 }
 
 }  // namespace

@@ -133,7 +133,8 @@ TEST(Gradcheck, Rope) {
 
 TEST(Gradcheck, Attention) {
   // Chunk after a cached past (T < S) exercises the causal offset; GQA with 2 query heads per kv head.
-  for (auto [T, S] : std::vector<std::pair<int, int>>{{4, 4}, {3, 5}}) {
+  for (auto [T_, S_] : std::vector<std::pair<int, int>>{{4, 4}, {3, 5}}) {
+    const int T = T_, S = S_;  // lambdas below capture these; clang 14 cannot capture a structured binding
     const int H = 4, Hkv = 2, D = 4;
     Vec q = randv(T * H * D, 11), k = randv(S * Hkv * D, 12), v = randv(S * Hkv * D, 13), R = randv(T * H * D, 14);
     Vec probs(H * T * S);
@@ -169,7 +170,8 @@ TEST(Gradcheck, AttentionFamilyOptions) {
       {.scale = 0.45f, .softcap = 1.2f, .window = 3},
   };
   for (const lathe::AttentionOpts& o : opts)
-    for (auto [T, S] : std::vector<std::pair<int, int>>{{5, 5}, {3, 6}, {1, 6}}) {
+    for (auto [T_, S_] : std::vector<std::pair<int, int>>{{5, 5}, {3, 6}, {1, 6}}) {
+      const int T = T_, S = S_;  // captured below (clang 14 cannot capture a structured binding)
       const int H = 4, Hkv = 2, D = 4;
       Vec q = randv(T * H * D, 31, 1.5f), k = randv(S * Hkv * D, 32, 1.5f), v = randv(S * Hkv * D, 33),
           R = randv(T * H * D, 34);
