@@ -11,7 +11,7 @@ if [ "${LATHE_SANITIZE:-0}" = "1" ]; then
   # clang, with the libFuzzer targets configured in the same tree: scripts/fuzz.sh with
   # FUZZ_BUILD_DIR=build-asan then builds only the fuzz harnesses against these libraries (CI compiles
   # the libraries twice, not three times).
-  if ! command -v clang++ >/dev/null 2>&1; then
+  if ! command -v clang++ >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' libomp-dev 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
