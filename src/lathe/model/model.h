@@ -71,7 +71,8 @@ void roundtrip_model_nf4(Model& m);
 
 // Inference with block-quantized weights (docs/quant.md "In the model"). Every f32 Linear weight of
 // the blocks whose input size is a multiple of 32 becomes `type` (DType::Q8_0 or Q4_0), by the
-// reference quantizers (kernels/cpu/qblock.h), row by row; other sizes stay f32. The output side
+// reference quantizers (kernels/cpu/qblock.h), row by row; other sizes are rounded to f16 (held as
+// f32), as the GGUF writer stores them. The output side
 // is 8-bit whatever `type` is, as llama.cpp keeps it at 6 bits or more: lm_head becomes Q8_0 (for
 // tied embeddings, a Q8_0 copy of the table), and the embedding table is replaced by its Q8_0
 // round trip, so the model computes exactly what the GGUF that `lathe quantize` writes computes

@@ -95,7 +95,14 @@ void quantize_model_weights(Model& m, DType type) {
     if (w->dtype != DType::F32)
       fail("model", "{}: tensor '{}' is {}; cannot quantize it to {} (load it as f32 first)", m.source, s.hf_name,
            dtype_name(w->dtype), dtype_name(type));
-    if (w->dim(1) % kQBlock != 0) return;  // no block layout for this row length: stays f32
+    if (w->dim(1) % kQBlock != 0) {
+      // No block layout for this row length: f16 values held as f32, what the GGUF writer falls back
+      // to (add_model_to_gguf, as llama.cpp does), so memory and file still compute the same.
+      Tensor r = Tensor::empty(DType::F32, w->shape);
+      for (int64_t i = 0; i < w->numel(); i++) r.f32()[i] = f16_to_f32(f32_to_f16(w->f32()[i]));
+      replace_weight(w, r);
+      return;
+    }
     replace_weight(w, quantize_tensor_qblock(*w, type));
   });
   Tensor& head = m.weights.lm_head;
