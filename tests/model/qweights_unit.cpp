@@ -124,11 +124,14 @@ TEST_P(QWeights, QuantizeOnLoadChoosesTypesPerTensor) {
   EXPECT_EQ(l.w_down.dtype, DType::F32);  // rounded to f16 values, as the GGUF writer stores it
   EXPECT_EQ(l.attn_norm.dtype, DType::F32);
   EXPECT_EQ(m.weights.lm_head.dtype, DType::Q8_0);  // the output side is 8-bit for both types
-  EXPECT_EQ(m.weights.embed.dtype, DType::F32);
-  EXPECT_NE(m.weights.lm_head.data, m.weights.embed.data);
-  // The table is the Q8_0 round trip of the old one: close, and what the lm_head blocks hold.
-  EXPECT_NEAR(m.weights.embed.f32()[123], e0, 0.01);
-  EXPECT_EQ(dequantize_tensor_qblock(m.weights.lm_head).f32()[123], m.weights.embed.f32()[123]);
+  EXPECT_EQ(m.weights.embed.dtype, DType::Q8_0);
+  EXPECT_EQ(m.weights.lm_head.data, m.weights.embed.data);  // tied: one set of blocks
+  EXPECT_NEAR(dequantize_tensor_qblock(m.weights.embed).f32()[123], e0, 0.01);
+  // The lookup dequantizes the rows it needs: row 1 of the table, element 123 - 64.
+  std::vector<float> row(64);
+  const int32_t id = 1;
+  embed_rows(m, &id, 1, row.data());
+  EXPECT_EQ(row[123 - 64], dequantize_tensor_qblock(m.weights.embed).f32()[123]);
   EXPECT_LT(m.weight_bytes_f32, f32_bytes);
   EXPECT_EQ(m.weight_bytes_f32, model_weight_bytes(m));
 }
@@ -220,7 +223,8 @@ TEST_P(QWeights, QuantizedGgufComputesWhatWeightsComputes) {
     EXPECT_EQ(file.weights.layers[0].wq.dtype, type);
     EXPECT_EQ(file.weights.layers[0].w_up.dtype, type);
     EXPECT_EQ(file.weights.lm_head.dtype, DType::Q8_0);
-    EXPECT_EQ(file.weights.embed.dtype, DType::F32);
+    EXPECT_EQ(file.weights.embed.dtype, DType::Q8_0);
+    EXPECT_EQ(file.weights.embed.data == file.weights.lm_head.data, tied);
     // Same blocks, byte for byte (q/k permuted into GGUF order and back).
     for (LinearId id : linear_ids(src.config)) {
       const Tensor &a = linear_weight(onload.weights.layers[1], id), &b = linear_weight(file.weights.layers[1], id);
@@ -228,6 +232,7 @@ TEST_P(QWeights, QuantizedGgufComputesWhatWeightsComputes) {
       EXPECT_EQ(0, std::memcmp(a.data, b.data, a.nbytes())) << linear_id_name(id);
     }
     EXPECT_EQ(0, std::memcmp(onload.weights.lm_head.data, file.weights.lm_head.data, file.weights.lm_head.nbytes()));
+    EXPECT_EQ(0, std::memcmp(onload.weights.embed.data, file.weights.embed.data, file.weights.embed.nbytes()));
     EXPECT_EQ(onload.weight_bytes_f32, file.weight_bytes_f32);
     // Blocks are used in place: views sharing the file mapping's owner, not copies (only the
     // permuted q/k of llama are copied).
@@ -250,9 +255,13 @@ TEST_P(QWeights, TrainingOnQuantizedWeightsIsAnError) {
   Model m = random_model(tiny(Arch::Llama, false));
   quantize_model_weights(m, GetParam());
   std::string e = test::error_of([&] { TrainGraph g(m, nullptr, nullptr, false); });
-  EXPECT_NE(e.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << e;
-  EXPECT_NE(e.find(std::string(dtype_name(GetParam()))), std::string::npos) << e;
+  EXPECT_NE(e.find("tensor 'model.embed_tokens.weight' is Q8_0"), std::string::npos) << e;  // the first one visited
   EXPECT_NE(e.find("f32 weights to train"), std::string::npos) << e;
+  Model f = Model::init_random(m.config, 5);  // f32 except one Linear
+  f.weights.layers[1].wk = m.weights.layers[1].wk;
+  e = test::error_of([&] { TrainGraph g(f, nullptr, nullptr, false); });
+  EXPECT_NE(e.find("tensor 'model.layers.1.self_attn.k_proj.weight' is " + std::string(dtype_name(GetParam()))),
+            std::string::npos) << e;
   const int64_t C = m.config.hidden_size, F = m.config.intermediate_size;
   std::vector<float> x(size_t(2) * F, 0.5f), dy(size_t(2) * C, 1.0f), dx(size_t(2) * F, 0.0f);
   e = test::error_of([&] { linear_backward(block_linear(m, 1, LinearId::Down), x.data(), dy.data(), dx.data(), 2, {}); });

@@ -56,10 +56,7 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
   for_each_tensor(c, weights, [&](TensorSlot& s) {
     Tensor t = *s.tensor;
     if (is_qblock_dtype(t.dtype)) t = dequantize_tensor_qblock(t);  // re-encoded below (kept bytes when the type matches)
-    // Tied embeddings held as blocks (a quantized GGUF loaded as stored): the table's own bytes.
-    const bool tied_blocks = s.role == TensorRole::Embedding && c.tie_word_embeddings &&
-                             is_qblock_dtype(m.weights.lm_head.dtype);
-    const Tensor& held = tied_blocks ? m.weights.lm_head : *s.tensor;
+    const Tensor& held = *s.tensor;
     if (t.dtype != DType::F32) fail("export", "tensor '{}' is {}, expected f32 weights", s.hf_name, dtype_name(t.dtype));
     GgmlType out = type;
     if (t.ndim() < 2) out = GgmlType::F32;

@@ -73,11 +73,11 @@ void roundtrip_model_nf4(Model& m);
 // the blocks whose input size is a multiple of 32 becomes `type` (DType::Q8_0 or Q4_0), by the
 // reference quantizers (kernels/cpu/qblock.h), row by row; other sizes are rounded to f16 (held as
 // f32), as the GGUF writer stores them. The output side
-// is 8-bit whatever `type` is, as llama.cpp keeps it at 6 bits or more: lm_head becomes Q8_0 (for
-// tied embeddings, a Q8_0 copy of the table), and the embedding table is replaced by its Q8_0
-// round trip, so the model computes exactly what the GGUF that `lathe quantize` writes computes
-// (tok_embd and output stored as Q8_0). An lm_head that is already Q8_0/Q4_0 (a quantized GGUF)
-// means the file decided: lm_head and embedding are left as loaded. Weights already of `type` are
+// is 8-bit whatever `type` is, as llama.cpp keeps it at 6 bits or more: lm_head and the embedding
+// table become Q8_0 (tied: one tensor, the lm_head multiplies the table's blocks; embed_rows
+// dequantizes the rows it looks up), so the model computes exactly what the GGUF that `lathe
+// quantize` writes computes (token_embd and output stored as Q8_0). An lm_head that is already
+// Q8_0/Q4_0 (a quantized GGUF) means the file decided: lm_head and embedding are left as loaded. Weights already of `type` are
 // kept; weights of the other block type are an error (dequantize first).
 void quantize_model_weights(Model& m, DType type);
 // A [N, K] f32 tensor (K % 32 == 0) as Q8_0/Q4_0 blocks (a new heap tensor), and back.

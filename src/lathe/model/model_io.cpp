@@ -157,8 +157,10 @@ Model Model::load_gguf(const std::string& path, WeightFormat weights) {
   const bool permuted_arch = gguf_rope_permuted(c);
   const float norm_shift = gguf_norm_shift(c);
   // Which stored Q8_0/Q4_0 tensors stay as they are: with --weights auto every one; with q8_0/q4_0
-  // the matrices of that type, and the output side in either type (quantize_model_weights keeps it
-  // 8-bit, and a file's own choice there is kept); with f32 none (the dequantized copies of before).
+  // the matrices of that type, and the output side (token_embd, output) in either type
+  // (quantize_model_weights makes it Q8_0, and a file's own choice there is kept); with f32 none
+  // (the dequantized copies of before). A quantized token_embd is looked up row by row (embed_rows)
+  // and, tied, multiplied in place as the lm_head: no f32 copy of the table.
   auto stored_block = [](const GgufTensorInfo& info) {
     return info.ggml_type == uint32_t(GgmlType::Q8_0) || info.ggml_type == uint32_t(GgmlType::Q4_0);
   };
@@ -172,7 +174,7 @@ Model Model::load_gguf(const std::string& path, WeightFormat weights) {
     const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
     check_shape(path, s.gguf_name, info.shape(), s.shape);  // before dequantizing: sizes come from the validated config
     m.stored.push_back({s.gguf_name, info.shape(), std::to_string(info.ggml_type)});
-    if (s.role == TensorRole::Matrix && keep_stored(info, s.layer < 0)) {
+    if ((s.role == TensorRole::Matrix || s.role == TensorRole::Embedding) && keep_stored(info, s.layer < 0)) {
       Tensor q = g.tensor_quantized(s.gguf_name);  // a view into the mapping: no f32 copy
       if (s.rope_permuted && permuted_arch) {
         Tensor hf = Tensor::empty(q.dtype, q.shape);
@@ -199,12 +201,6 @@ Model Model::load_gguf(const std::string& path, WeightFormat weights) {
   });
   gguf_check_rope_dimensions(c, g, arch, path);
   finish_tied(m);
-  // Tied embeddings stored quantized: the lm_head multiplies the stored blocks in place, while the
-  // lookup table above is their f32 dequantization.
-  if (c.tie_word_embeddings && keep_stored(g.tensor_info("token_embd.weight"), true)) {
-    m.weights.lm_head = g.tensor_quantized("token_embd.weight");
-    m.weight_bytes_f32 = model_weight_bytes(m);
-  }
   if (quantizes(weights)) quantize_model_weights(m, block_dtype_of(weights));
   return m;
 }

@@ -107,16 +107,20 @@ void quantize_model_weights(Model& m, DType type) {
   });
   Tensor& head = m.weights.lm_head;
   Tensor& embed = m.weights.embed;
+  // The output side: Q8_0 whatever `type` is. Decode reads the lm_head once per token like any
+  // Linear, and the logits are where 4-bit error shows most (llama.cpp gives it Q6_K or Q8_0). The
+  // table is Q8_0 too, as a Q8_0 token_embd in the GGUF: looked up by dequantizing the rows a step
+  // needs (embed_rows), and for tied embeddings the very blocks the lm_head multiplies.
   if (!is_qblock_dtype(head.dtype) && head.dim(1) % kQBlock == 0) {
     const bool tied = head.data == embed.data;
-    // lm_head: Q8_0 whatever `type` is. Decode reads it once per token like any Linear, and the
-    // logits are where 4-bit error shows most (llama.cpp uses Q6_K or Q8_0 there).
-    Tensor q = quantize_tensor_qblock(tied ? embed : head, DType::Q8_0);
-    // The table as a Q8_0 GGUF stores it: what llama.cpp (and lathe, loading that file) look up.
-    Tensor e = tied ? dequantize_tensor_qblock(q) : dequantize_tensor_qblock(quantize_tensor_qblock(embed, DType::Q8_0));
-    if (!tied) replace_weight(&head, q);
-    else head = q;
-    replace_weight(&embed, e);
+    if (tied) {
+      Tensor q = quantize_tensor_qblock(embed, DType::Q8_0);
+      replace_weight(&embed, q);
+      head = q;
+    } else {
+      replace_weight(&head, quantize_tensor_qblock(head, DType::Q8_0));
+      if (embed.dtype == DType::F32) replace_weight(&embed, quantize_tensor_qblock(embed, DType::Q8_0));
+    }
   }
   m.weight_bytes_f32 = model_weight_bytes(m);
 }
