@@ -3,9 +3,10 @@
 # q4_0 on the SmolLM2-135M shape (hidden 576, ffn 1536, 30 layers, 9/3 heads, vocab 49152, tied),
 # random weights from `lathe init-model`, quantized on load. Prints decode and prefill tokens/s
 # (median of RUNS runs), the ratio to f32 (the machine's throughput swings, so ratios), peak RSS and
-# the weight bytes held. With TOKENIZER=DIR (a tokenizer.json of at most 49152 tokens; a GGUF needs
-# a vocabulary) also the Q8_0 / Q4_0 GGUF from `lathe quantize`, which should decode at the --weights
-# speed (the same blocks, used in place).
+# the weight bytes held. With TOKENIZER=DIR (a tokenizer.json of at most 49152 tokens, padded to the
+# vocabulary; a GGUF needs one: the stories260K fixture's will do) also the Q8_0 / Q4_0 GGUF from
+# `lathe quantize`, which should decode at the --weights speed (the same blocks, used in place from
+# the mapping: peak RSS near the weights held).
 # Usage: bench/decode_bench.sh [BUILD_DIR]   (env: THREADS=2 PROMPT=32 NEW=64 RUNS=5 TOKENIZER=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
