@@ -22,19 +22,19 @@ if [ -n "${TOKENIZER:-}" ]; then
   for t in q8_0 q4_0; do "$B/lathe" quantize --model "$W/smollm2-shape" --type $t --output "$W/$t.gguf" >/dev/null; done
 fi
 ids=$(/usr/bin/python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(49152)) for _ in range($PROMPT)))")
-run() {  # label, then generate's model arguments; one JSON line per run
+one() {  # label, then generate's model arguments: one JSON line
   local label=$1; shift
-  for r in $(seq "$RUNS"); do
-    echo "$label $("$B/lathe" generate "$@" --prompt-ids "$ids" --max-new-tokens "$NEW" --stop-ids -1 \
-                     --threads "$THREADS" --stats 2>&1 >/dev/null | tail -1)"
-  done
+  echo "$label $("$B/lathe" generate "$@" --prompt-ids "$ids" --max-new-tokens "$NEW" --stop-ids -1 \
+                   --threads "$THREADS" --stats 2>&1 >/dev/null | tail -1)"
 }
-{
-  run f32 --model "$W/smollm2-shape" --weights f32
-  run q8_0 --model "$W/smollm2-shape" --weights q8_0
-  run q4_0 --model "$W/smollm2-shape" --weights q4_0
-  for t in q8_0 q4_0; do [ -f "$W/$t.gguf" ] && run "$t.gguf" --model "$W/$t.gguf"; done
-} > "$W/runs.txt"
+# Interleaved (run 1 of every variant, then run 2, ...), so a change in the machine's load hits
+# every variant alike instead of one of them.
+for r in $(seq "$RUNS"); do
+  one f32 --model "$W/smollm2-shape" --weights f32
+  one q8_0 --model "$W/smollm2-shape" --weights q8_0
+  one q4_0 --model "$W/smollm2-shape" --weights q4_0
+  for t in q8_0 q4_0; do [ -f "$W/$t.gguf" ] && one "$t.gguf" --model "$W/$t.gguf"; done
+done > "$W/runs.txt"
 /usr/bin/python3 - "$W/runs.txt" "$THREADS" "$PROMPT" "$NEW" "$RUNS" <<'PY'
 import json, statistics, sys
 rows = {}
