@@ -267,6 +267,9 @@ TEST_P(QWeights, TrainingOnQuantizedWeightsIsAnError) {
   e = test::error_of([&] { linear_backward(block_linear(m, 1, LinearId::Down), x.data(), dy.data(), dx.data(), 2, {}); });
   EXPECT_NE(e.find("weight 'layers.1.down_proj'"), std::string::npos) << e;
   EXPECT_NE(e.find("quantized weights are for inference"), std::string::npos) << e;
+  e = test::error_of([&] { make_weights_owned(f); });  // full fine-tuning's first step
+  EXPECT_NE(e.find("k_proj.weight' is " + std::string(dtype_name(GetParam())) + ": full fine-tuning needs f32"),
+            std::string::npos) << e;
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QWeights, ::testing::Values(DType::Q8_0, DType::Q4_0),

@@ -274,6 +274,8 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
 
 void make_weights_owned(Model& m) {
   for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
+    if (s.tensor->dtype != DType::F32)  // full fine-tuning updates f32 weights in place
+      fail("train", "tensor '{}' is {}: full fine-tuning needs f32 weights", s.hf_name, dtype_name(s.tensor->dtype));
     Tensor copy = Tensor::empty(DType::F32, s.tensor->shape);
     std::memcpy(copy.data, s.tensor->data, copy.nbytes());
     *s.tensor = copy;
