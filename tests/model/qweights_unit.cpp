@@ -291,3 +291,22 @@ TEST(QWeightsLoad, OtherTypeIsRequantized) {
   std::string e = test::error_of([] { parse_weight_format("q5_k", "--weights"); });
   EXPECT_NE(e.find("--weights: unknown weight format 'q5_k'"), std::string::npos) << e;
 }
+
+// A QLoRA adapter over a quantized GGUF loaded as stored (generate --adapter on a Q8_0 file): the
+// base becomes NF4 of the blocks' values, the same NF4 base as when the file was dequantized on load.
+TEST(QWeightsLoad, QloraBaseFromBlocks) {
+  Model src = random_model(tiny(Arch::Llama, false));
+  test::TempDir dir;
+  GgufWriter w;
+  add_model_to_gguf(src, GgmlType::Q8_0, "tiny", w);
+  w.write(dir / "m.gguf");
+  Model a = Model::load_gguf(dir / "m.gguf", WeightFormat::Auto), b = Model::load_gguf(dir / "m.gguf", WeightFormat::F32);
+  ASSERT_EQ(a.weights.layers[0].wq.dtype, DType::Q8_0);
+  quantize_model_nf4(a);
+  quantize_model_nf4(b);
+  EXPECT_EQ(a.weights.layers[0].wq.dtype, DType::NF4);
+  // Same NF4 layers; a keeps its Q8_0 table and lm_head, b has them in f32 with the same values.
+  b.weights.embed = a.weights.embed;
+  b.weights.lm_head = a.weights.lm_head;
+  EXPECT_EQ(logits_of(a, kIds), logits_of(b, kIds));
+}

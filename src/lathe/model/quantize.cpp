@@ -17,9 +17,12 @@ void quantize_model_nf4(Model& m) {
   for (auto& lw : m.weights.layers)
     for (LinearId id : linear_ids(m.config)) {
       Tensor* w = &linear_weight(lw, id);
+      // Q8_0/Q4_0 blocks (a quantized GGUF loaded as stored): NF4 of their values, as when such a
+      // file was dequantized on load. A QLoRA adapter runs on the NF4 base it was trained on.
+      before += w->nbytes();
+      if (is_qblock_dtype(w->dtype)) *w = dequantize_tensor_qblock(*w);
       LATHE_CHECK(w->dtype == DType::F32, "quantize_model_nf4 expects f32 weights");
       auto q = std::make_shared<Nf4Tensor>(nf4_quantize(w->f32(), w->dim(0), w->dim(1), 64, true));
-      before += w->nbytes();
       after += nf4_bytes(*q);
       // A view into the model file's read-only mapping (owner shared by every tensor): drop its
       // pages so peak RSS shows the 4-bit base. A heap copy (owner held once) is freed below anyway.
