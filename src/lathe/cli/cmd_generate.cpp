@@ -17,6 +17,7 @@ namespace {
 
 struct Opts {
   std::string model, adapter, prompt_ids, prompt, stop_ids;
+  std::string weights = "auto";
   lathe::GenerateParams gp;
   bool json = false, stats = false;
   int threads = 0;
@@ -29,6 +30,7 @@ const lathe::OptionTable<Opts>& generate_options() {
     lathe::OptionTable<Opts> t("generate");
     t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
     t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("weights", &Opts::weights, lathe::kWeightsOptionHelp).one_of(lathe::weight_format_choices());
     t.add("prompt_ids", &Opts::prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
     t.add("prompt", &Opts::prompt, "Prompt text (tokenized with the model's tokenizer)");
     t.add("max_new_tokens", [](Opts& o) -> auto& { return o.gp.max_new_tokens; },
@@ -58,7 +60,7 @@ std::function<int()> setup(CLI::App& app) {
     generate_options().check(*o);
     if (!o->prompt_ids.empty() && !o->prompt.empty()) lathe::fail("generate", "--prompt-ids and --prompt: give one of them");
     lathe::cli::apply_threads(o->threads);
-    lathe::Model m = lathe::Model::load(o->model);
+    lathe::Model m = lathe::Model::load(o->model, lathe::parse_weight_format(o->weights));
     std::vector<int32_t> prompt;
     std::unique_ptr<lathe::Tokenizer> tok;
     if (!o->prompt_ids.empty()) {

@@ -21,6 +21,7 @@ namespace {
 
 struct Opts {
   std::string model, adapter, ids_file, text_file;
+  std::string weights = "auto";
   int context_length = 0;
   bool json = false;
   int threads = 0;
@@ -32,6 +33,7 @@ const lathe::OptionTable<Opts>& perplexity_options() {
     lathe::OptionTable<Opts> t("perplexity");
     t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
     t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("weights", &Opts::weights, lathe::kWeightsOptionHelp).one_of(lathe::weight_format_choices());
     t.add("ids_file", &Opts::ids_file, "JSONL, one {\"input_ids\":[...]} per line");
     t.add("text_file", &Opts::text_file, "Plain text, tokenized with the model's tokenizer");
     t.add("context_length", &Opts::context_length, "Window length (0 = max_position_embeddings)");
@@ -80,7 +82,7 @@ std::function<int()> setup(CLI::App& app) {
     if (!o->ids_file.empty() && !o->text_file.empty()) lathe::fail("perplexity", "--ids-file and --text-file: give one of them");
     lathe::cli::apply_threads(o->threads);
     if (o->ids_file.empty() && o->text_file.empty()) lathe::fail("perplexity", "give --ids-file or --text-file");
-    lathe::Model m = lathe::Model::load(o->model);
+    lathe::Model m = lathe::Model::load(o->model, lathe::parse_weight_format(o->weights));
     lathe::LoadedAdapter ad;
     if (!o->adapter.empty()) ad = lathe::load_adapter_for(o->adapter, m);
     const lathe::AdapterSet* set = o->adapter.empty() ? nullptr : ad.set();

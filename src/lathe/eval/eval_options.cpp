@@ -1,5 +1,7 @@
 #include "lathe/eval/eval_options.h"
 
+#include "lathe/model/model.h"
+
 namespace lathe::eval {
 
 const OptionTable<EvalCommandOptions>& eval_options_table() {
@@ -7,6 +9,7 @@ const OptionTable<EvalCommandOptions>& eval_options_table() {
   static const OptionTable<C> table = [] {
     OptionTable<C> t("eval");
     t.add("model", [](C& c) -> auto& { return c.run.model_path; }, "Base model: HF directory or .gguf file").needed();
+    t.add("weights", [](C& c) -> auto& { return c.run.weights; }, kWeightsOptionHelp).one_of(weight_format_choices());
     t.add("adapter", &C::adapters, "Adapter variant NAME=DIR (repeatable; DIR alone uses its folder name)");
     t.add("tests", &C::tests, "Test suite: .yaml (suite) or .jsonl (cases)").needed();
     t.add("eval_data", [](C& c) -> auto& { return c.run.eval_data; },

@@ -232,7 +232,7 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
   if (suite.gates.max_forgetting >= 0 && opt.holdout.empty())
     fail("eval", "the max_forgetting gate needs --holdout (general text to measure forgetting on)");
 
-  Model base = Model::load(opt.model_path);
+  Model base = Model::load(opt.model_path, parse_weight_format(opt.weights));
   auto tok = Tokenizer::load(opt.model_path);
   Prompting prompting = choose_prompting(suite.generation.template_name, opt.model_path, *tok);
   run.template_used = prompting.origin;

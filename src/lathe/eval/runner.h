@@ -23,6 +23,7 @@ namespace lathe::eval {
 
 struct RunOptions {
   std::string model_path;
+  std::string weights = "auto";    // --weights (model/model.h WeightFormat): every variant's base
   std::vector<std::pair<std::string, std::string>> adapters;  // NAME, DIR in command-line order
   std::string baseline = "base";   // reference variant for fixed/broken counts: "base" or "prompt"
   std::string eval_data;           // dataset dir with manifest.json, or a records .jsonl file

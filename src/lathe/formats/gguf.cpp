@@ -413,6 +413,16 @@ const GgufTensorInfo& GgufFile::tensor_info(const std::string& name) const {
 
 const uint8_t* GgufFile::tensor_data(const std::string& name) const { return data_begin_ + tensor_info(name).offset; }
 
+Tensor GgufFile::tensor_quantized(const std::string& name) const {
+  const GgufTensorInfo& t = tensor_info(name);
+  DType dt;
+  if (t.ggml_type == uint32_t(GgmlType::Q8_0)) dt = DType::Q8_0;
+  else if (t.ggml_type == uint32_t(GgmlType::Q4_0)) dt = DType::Q4_0;
+  else fail("gguf", "{}: tensor '{}' is {}, not Q8_0 or Q4_0", path_, name, ggml_type_name(t.ggml_type));
+  // Blocks are byte arrays (the f16 scale is read with memcpy), so any address will do.
+  return Tensor::view(dt, t.shape(), const_cast<uint8_t*>(data_begin_ + t.offset), owner_);
+}
+
 Tensor GgufFile::tensor_f32(const std::string& name) const {
   const GgufTensorInfo& t = tensor_info(name);
   const uint8_t* src = data_begin_ + t.offset;

@@ -6,6 +6,7 @@
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
+#include "lathe/formats/gguf.h"  // dequantize_q8_0 / q4_0: rows of a quantized embedding table
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -123,7 +124,21 @@ static float embed_scale(const ModelConfig& c) {
 
 void embed_rows(const Model& m, const int32_t* ids, int N, float* x) {
   const ModelConfig& c = m.config;
-  embedding_forward(x, ids, m.weights.embed.f32(), N, c.hidden_size);
+  const Tensor& table = m.weights.embed;
+  if (is_qblock_dtype(table.dtype)) {
+    // Q8_0/Q4_0 table (quantized weights, docs/quant.md): dequantize the N rows looked up. The ids
+    // were checked against the vocabulary by the caller, as for the f32 lookup.
+    const size_t row = dtype_bytes(table.dtype, c.hidden_size);
+    const auto* base = static_cast<const uint8_t*>(table.data);
+    for (int t = 0; t < N; t++) {
+      const uint8_t* src = base + size_t(ids[t]) * row;
+      float* dst = x + size_t(t) * c.hidden_size;
+      if (table.dtype == DType::Q8_0) dequantize_q8_0(src, dst, c.hidden_size);
+      else dequantize_q4_0(src, dst, c.hidden_size);
+    }
+  } else {
+    embedding_forward(x, ids, table.f32(), N, c.hidden_size);
+  }
   if (!c.embed_scale) return;
   const float s = embed_scale(c);
   for (size_t i = 0; i < size_t(N) * c.hidden_size; i++) x[i] *= s;

@@ -102,7 +102,9 @@ const float* Forward::hidden(const int32_t* ids, const SequenceChunk* chunks, in
 
 void Forward::logits(const float* hidden_rows, int n, float* out) const {
   const ModelConfig& c = m_.config;
-  matmul_forward(out, hidden_rows, m_.weights.lm_head.f32(), nullptr, n, c.hidden_size, c.vocab_size);
+  LinearRef head;  // through the one projection function: f32, or Q8_0/Q4_0 blocks
+  head.w = &m_.weights.lm_head;
+  linear_forward(head, hidden_rows, out, n, AdapterContext{});
   logits_softcap(c, out, n);
 }
 

@@ -1,5 +1,7 @@
 #include "lathe/model/gguf_export.h"
 
+#include <cstring>
+
 #include "lathe/core/error.h"
 
 namespace lathe {
@@ -8,7 +10,8 @@ GgmlType parse_gguf_type(const std::string& s) {
   if (s == "f32") return GgmlType::F32;
   if (s == "f16") return GgmlType::F16;
   if (s == "q8_0") return GgmlType::Q8_0;
-  fail("export", "unknown GGUF tensor type '{}' (f32, f16, q8_0)", s);
+  if (s == "q4_0") return GgmlType::Q4_0;
+  fail("export", "unknown GGUF tensor type '{}' (f32, f16, q8_0, q4_0)", s);
 }
 
 std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
@@ -17,9 +20,9 @@ std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* ge
   w.set_string("general.architecture", arch);
   w.set_string("general.type", general_type);
   if (!name.empty()) w.set_string("general.name", name);
-  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7.
-  w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 7u);
-  if (type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
+  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7.
+  w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : type == GgmlType::Q4_0 ? 2u : 7u);
+  if (type == GgmlType::Q8_0 || type == GgmlType::Q4_0) w.set_u32("general.quantization_version", 2);
   return arch;
 }
 
@@ -46,13 +49,37 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
     w.set_f32(k("rope.scaling.factor"), c.rope_scaling.factor);
   }
   gguf_write_family(c, arch, w);
-  const bool permute = gguf_rope_permuted(c);
+  const bool permute_arch = gguf_rope_permuted(c);
   const float norm_shift = gguf_norm_shift(c);
   ModelWeights weights = m.weights;  // shallow copies; for_each_tensor wants a mutable reference
+  const bool quantized = type == GgmlType::Q8_0 || type == GgmlType::Q4_0;
   for_each_tensor(c, weights, [&](TensorSlot& s) {
     Tensor t = *s.tensor;
+    if (is_qblock_dtype(t.dtype)) t = dequantize_tensor_qblock(t);  // re-encoded below (kept bytes when the type matches)
+    const Tensor& held = *s.tensor;
     if (t.dtype != DType::F32) fail("export", "tensor '{}' is {}, expected f32 weights", s.hf_name, dtype_name(t.dtype));
-    if (s.rope_permuted && permute) {
+    GgmlType out = type;
+    if (t.ndim() < 2) out = GgmlType::F32;
+    // The embedding table and lm_head stay 8-bit in a 4-bit file, as quantize_model_weights keeps
+    // them in memory (llama.cpp's own quantizer gives them 6 bits or more too).
+    else if (quantized && (s.role == TensorRole::Embedding || s.layer < 0)) out = GgmlType::Q8_0;
+    if ((out == GgmlType::Q8_0 || out == GgmlType::Q4_0) && t.shape.back() % 32 != 0) out = GgmlType::F16;
+    const bool permute = s.rope_permuted && permute_arch;
+    if (out == GgmlType::Q8_0 || out == GgmlType::Q4_0) {
+      // Rows quantized with the reference quantizers (kernels/cpu/qblock.h), or the blocks held
+      // already when they are of this type, then permuted as whole rows for NORM-RoPE q/k.
+      const DType dt = out == GgmlType::Q8_0 ? DType::Q8_0 : DType::Q4_0;
+      Tensor q = held.dtype == dt ? held : quantize_tensor_qblock(t, dt);
+      const size_t row = dtype_bytes(dt, q.dim(1));
+      std::vector<uint8_t> bytes(q.nbytes());
+      if (permute)
+        rope_rows_permute_bytes(q.as<uint8_t>(), bytes.data(), s.rope_heads, c.head_dim, row, false);
+      else
+        std::memcpy(bytes.data(), q.data, bytes.size());
+      w.add_tensor_raw(s.gguf_name, q.shape, uint32_t(out), std::move(bytes));
+      return;
+    }
+    if (permute) {
       Tensor p = Tensor::empty(DType::F32, t.shape);
       rope_rows_hf_to_gguf(t.f32(), p.f32(), s.rope_heads, c.head_dim, t.ndim() == 2 ? t.shape[1] : 1);
       t = p;
@@ -62,9 +89,6 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
       for (int64_t i = 0; i < t.numel(); i++) p.f32()[i] = t.f32()[i] + norm_shift;
       t = p;
     }
-    GgmlType out = type;
-    if (t.ndim() < 2) out = GgmlType::F32;
-    else if (out == GgmlType::Q8_0 && t.shape.back() % 32 != 0) out = GgmlType::F16;
     w.add_tensor(s.gguf_name, t, out);
   });
 }

@@ -2,6 +2,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/quant/nf4.h"
 
 #include <vector>
@@ -13,6 +14,12 @@ const char* linear_id_name(LinearId id) {
                                  "up_proj",   "down_proj", "qkv_proj", "gate_up_proj"};
   return kNames[int(id)];
 }
+
+std::string linear_ref_name(int layer, LinearId id) {
+  return layer < 0 ? std::string("lm_head") : fmt::format("layers.{}.{}", layer, linear_id_name(id));
+}
+
+static QType qtype_of(DType t) { return t == DType::Q8_0 ? QType::Q8_0 : QType::Q4_0; }
 
 // QLoRA: an NF4 weight is a Tensor of dtype NF4 whose data points at its Nf4Tensor; products
 // dequantize it tile by tile into this thread's scratch (the base is frozen: no weight gradient).
@@ -49,6 +56,10 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
   if (l.w->dtype == DType::NF4) {
     const Nf4Tensor& q = nf4_of(*l.w);
     nf4_matmul_forward(y, x, q, bias, T, in, out, nf4_scratch(q));
+  } else if (is_qblock_dtype(l.w->dtype)) {
+    // Rows of K/32 blocks, in place (a GGUF mapping or a quantized copy); the kernel keeps its
+    // activation blocks in a per-thread buffer, so decode allocates nothing per token.
+    qmatmul_forward(y, x, static_cast<const uint8_t*>(l.w->data), qtype_of(l.w->dtype), bias, T, in, out);
   } else {
     LATHE_CHECK(l.w->dtype == DType::F32, "linear_forward: weight dtype {} not supported", dtype_name(l.w->dtype));
     matmul_forward(y, x, l.w->f32(), bias, T, in, out);
@@ -59,6 +70,9 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
                      const AdapterContext& ctx) {
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
+  if (is_qblock_dtype(l.w->dtype))
+    fail("train", "weight '{}' is {}: quantized weights are for inference (generate, eval, serve); load the model "
+         "with f32 weights to train", linear_ref_name(l.layer, l.id), dtype_name(l.w->dtype));
   if (l.w->dtype == DType::NF4) {
     LATHE_CHECK(l.dw == nullptr, "an NF4 base weight is frozen");
     const Nf4Tensor& q = nf4_of(*l.w);

@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "lathe/core/tensor.h"
@@ -27,7 +28,11 @@ class LinearAdapter {
   virtual void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) = 0;
 };
 
-const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
+const char* linear_id_name(LinearId id);
+// "layers.3.q_proj", or "lm_head" for layer -1: how errors name a LinearRef's weight.
+std::string linear_ref_name(int layer, LinearId id);
+// Q8_0 and Q4_0: block-quantized weights the qblock kernels multiply in place.
+inline bool is_qblock_dtype(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
 
 // Adapters attached to a model. Empty = the plain base model.
 struct AdapterSet {
@@ -51,10 +56,13 @@ struct AdapterRows {
   LinearAdapter* adapter = nullptr;
 };
 
-// A Linear: weight [out, in] (f32, or NF4 for QLoRA), optional bias, optional gradients (full
-// fine-tuning), and an adapter for all rows or per row group.
+// A Linear: weight [out, in] (f32; NF4 for QLoRA; Q8_0 or Q4_0 blocks for inference, see
+// docs/quant.md), optional bias, optional gradients (full fine-tuning), and an adapter for all rows
+// or per row group. `layer` and `id` only name the weight in errors (layer -1: the lm_head).
 struct LinearRef {
   const Tensor* w = nullptr;
+  int layer = -1;
+  LinearId id = LinearId::kCount;
   const Tensor* b = nullptr;
   Tensor* dw = nullptr;
   Tensor* db = nullptr;
@@ -62,9 +70,11 @@ struct LinearRef {
   const std::vector<AdapterRows>* row_adapters = nullptr;  // or these row groups (then adapter is null)
 };
 
-// y[T, out] = x[T, in] · W^T + b (+ adapter).
+// y[T, out] = x[T, in] · W^T + b (+ adapter). A Q8_0/Q4_0 weight goes through qmatmul_forward
+// (activations quantized to 8-bit blocks; error bound in kernels/cpu/qblock.h).
 void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx);
-// dx[T, in] += dy · W (+ adapter); dW += dy^T x and db += Σ dy when present.
+// dx[T, in] += dy · W (+ adapter); dW += dy^T x and db += Σ dy when present. A Q8_0/Q4_0 weight
+// is an error naming it: quantized weights are for inference only.
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
                      const AdapterContext& ctx);
 

@@ -25,20 +25,41 @@ void check_shape(const std::string& source, const std::string& name, const std::
 
 void finish_tied(Model& m) {
   if (m.config.tie_word_embeddings) m.weights.lm_head = m.weights.embed;
-  m.weight_bytes_f32 = 0;
-  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) { m.weight_bytes_f32 += s.tensor->nbytes(); });
+  m.weight_bytes_f32 = model_weight_bytes(m);
 }
+
+// Q8_0 / Q4_0 asked of the loader: the block dtype; Auto and F32: none.
+DType block_dtype_of(WeightFormat f) { return f == WeightFormat::Q4_0 ? DType::Q4_0 : DType::Q8_0; }
+bool quantizes(WeightFormat f) { return f == WeightFormat::Q8_0 || f == WeightFormat::Q4_0; }
 
 }  // namespace
 
-Model Model::load(const std::string& path) {
-  if (is_directory(path)) return load_hf_dir(path);
-  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return load_gguf(path);
+WeightFormat parse_weight_format(const std::string& s, const char* what) {
+  if (s == "auto") return WeightFormat::Auto;
+  if (s == "f32") return WeightFormat::F32;
+  if (s == "q8_0") return WeightFormat::Q8_0;
+  if (s == "q4_0") return WeightFormat::Q4_0;
+  fail("model", "{}: unknown weight format '{}' (auto, f32, q8_0, q4_0)", what, s);
+}
+
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::Auto: return "auto";
+    case WeightFormat::F32: return "f32";
+    case WeightFormat::Q8_0: return "q8_0";
+    case WeightFormat::Q4_0: return "q4_0";
+  }
+  return "?";
+}
+
+Model Model::load(const std::string& path, WeightFormat weights) {
+  if (is_directory(path)) return load_hf_dir(path, weights);
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return load_gguf(path, weights);
   if (!file_exists(path)) fail("model", "{}: no such file or directory", path);
   fail("model", "{}: expected a Hugging Face model directory or a .gguf file", path);
 }
 
-Model Model::load_hf_dir(const std::string& dir) {
+Model Model::load_hf_dir(const std::string& dir, WeightFormat weights) {
   std::string cfg_path = dir + "/config.json";
   if (!file_exists(cfg_path)) fail("model", "{}: no config.json (not a Hugging Face model directory)", dir);
   nlohmann::json j;
@@ -66,10 +87,11 @@ Model Model::load_hf_dir(const std::string& dir) {
     *s.tensor = to_f32(t);  // f32: zero-copy view into the mapping; f16/bf16: one converted copy
   });
   finish_tied(m);
+  if (quantizes(weights)) quantize_model_weights(m, block_dtype_of(weights));
   return m;
 }
 
-Model Model::load_gguf(const std::string& path) {
+Model Model::load_gguf(const std::string& path, WeightFormat weights) {
   GgufFile g = GgufFile::open(path);
   std::string arch = g.get_string("general.architecture", "");
   Model m;
@@ -134,12 +156,36 @@ Model Model::load_gguf(const std::string& path) {
   // the NEOX-style ones keep HF row order. Gemma's norms are stored as 1 + w.
   const bool permuted_arch = gguf_rope_permuted(c);
   const float norm_shift = gguf_norm_shift(c);
+  // Which stored Q8_0/Q4_0 tensors stay as they are: with --weights auto every one; with q8_0/q4_0
+  // the matrices of that type, and the output side (token_embd, output) in either type
+  // (quantize_model_weights makes it Q8_0, and a file's own choice there is kept); with f32 none
+  // (the dequantized copies of before). A quantized token_embd is looked up row by row (embed_rows)
+  // and, tied, multiplied in place as the lm_head: no f32 copy of the table.
+  auto stored_block = [](const GgufTensorInfo& info) {
+    return info.ggml_type == uint32_t(GgmlType::Q8_0) || info.ggml_type == uint32_t(GgmlType::Q4_0);
+  };
+  auto keep_stored = [&](const GgufTensorInfo& info, bool output_side) {
+    if (weights == WeightFormat::F32 || !stored_block(info)) return false;
+    if (weights == WeightFormat::Auto || output_side) return true;
+    return (info.ggml_type == uint32_t(GgmlType::Q8_0)) == (weights == WeightFormat::Q8_0);
+  };
   for_each_tensor(c, m.weights, [&](TensorSlot& s) {
     if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
     const GgufTensorInfo& info = g.tensor_info(s.gguf_name);
     check_shape(path, s.gguf_name, info.shape(), s.shape);  // before dequantizing: sizes come from the validated config
+    m.stored.push_back({s.gguf_name, info.shape(), std::to_string(info.ggml_type)});
+    if ((s.role == TensorRole::Matrix || s.role == TensorRole::Embedding) && keep_stored(info, s.layer < 0)) {
+      Tensor q = g.tensor_quantized(s.gguf_name);  // a view into the mapping: no f32 copy
+      if (s.rope_permuted && permuted_arch) {
+        Tensor hf = Tensor::empty(q.dtype, q.shape);
+        rope_rows_permute_bytes(q.as<uint8_t>(), hf.as<uint8_t>(), s.rope_heads, c.head_dim,
+                                dtype_bytes(q.dtype, q.dim(1)), true);
+        q = hf;
+      }
+      *s.tensor = q;
+      return;
+    }
     Tensor t = g.tensor_f32(s.gguf_name);
-    m.stored.push_back({s.gguf_name, t.shape, std::to_string(info.ggml_type)});
     if (s.rope_permuted && permuted_arch) {
       Tensor hf = Tensor::empty(DType::F32, t.shape);
       int64_t cols = t.ndim() == 2 ? t.shape[1] : 1;
@@ -155,6 +201,7 @@ Model Model::load_gguf(const std::string& path) {
   });
   gguf_check_rope_dimensions(c, g, arch, path);
   finish_tied(m);
+  if (quantizes(weights)) quantize_model_weights(m, block_dtype_of(weights));
   return m;
 }
 
@@ -204,6 +251,8 @@ LinearRef block_linear(const Model& m, int l, LinearId id, LayerWeights* g) {
   const LayerWeights& w = m.weights.layers[l];
   LinearRef r;
   r.w = &linear_weight(w, id);
+  r.layer = l;
+  r.id = id;
   r.dw = g ? &linear_weight(*g, id) : nullptr;
   if (m.config.attention_bias && (id == LinearId::Q || id == LinearId::K || id == LinearId::V)) {
     Tensor LayerWeights::*bias = id == LinearId::Q ? &LayerWeights::bq : id == LinearId::K ? &LayerWeights::bk
@@ -225,6 +274,8 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
 
 void make_weights_owned(Model& m) {
   for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
+    if (s.tensor->dtype != DType::F32)  // full fine-tuning updates f32 weights in place
+      fail("train", "tensor '{}' is {}: full fine-tuning needs f32 weights", s.hf_name, dtype_name(s.tensor->dtype));
     Tensor copy = Tensor::empty(DType::F32, s.tensor->shape);
     std::memcpy(copy.data, s.tensor->data, copy.nbytes());
     *s.tensor = copy;

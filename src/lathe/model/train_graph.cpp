@@ -36,6 +36,16 @@ int64_t PackedBatch::num_targets() const {
 
 TrainGraph::TrainGraph(const Model& m, const AdapterSet* adapters, ModelWeights* grads, bool checkpointing)
     : m_(m), adapters_(adapters), grads_(grads), checkpointing_(checkpointing) {
+  // Quantized blocks have no backward (and the lm_head chunks below read f32): say which weight.
+  ModelWeights w = m.weights;  // shallow copies; for_each_tensor wants a mutable reference
+  for_each_tensor(m.config, w, [&](TensorSlot& s) {
+    if (is_qblock_dtype(s.tensor->dtype))
+      fail("train", "tensor '{}' is {}: quantized weights are for inference (generate, eval, serve); load the "
+           "model with f32 weights to train", s.hf_name, dtype_name(s.tensor->dtype));
+  });
+  if (is_qblock_dtype(m.weights.lm_head.dtype))
+    fail("train", "tensor 'lm_head.weight' is {}: quantized weights are for inference; load the model with f32 "
+         "weights to train", dtype_name(m.weights.lm_head.dtype));
   rope_ = RopeFreqs::of(m.config);
   acts_.resize(checkpointing ? 1 : m.config.num_hidden_layers);
 }

@@ -156,27 +156,28 @@ void for_each_tensor(const ModelConfig& c, ModelWeights& w, const std::function<
 
 // llama.cpp's converter reorders each head's rows for interleaved RoPE: the HF->GGUF
 // permutation reshapes rows as (heads, 2, D/2) and swaps the last two axes -> (heads, D/2, 2):
-// GGUF row h*D + 2*i + p  ==  HF row h*D + p*(D/2) + i.
-void rope_rows_gguf_to_hf(const float* src, float* dst, int heads, int head_dim, int64_t cols) {
+// GGUF row h*D + 2*i + p  ==  HF row h*D + p*(D/2) + i. Rows move whole, so the same permutation
+// serves f32 rows and rows of quantized blocks (each row is quantized on its own).
+void rope_rows_permute_bytes(const uint8_t* src, uint8_t* dst, int heads, int head_dim, size_t row_bytes,
+                             bool gguf_to_hf) {
   const int half = head_dim / 2;
   for (int h = 0; h < heads; h++)
     for (int i = 0; i < half; i++)
       for (int p = 0; p < 2; p++) {
-        const float* s = src + (int64_t(h) * head_dim + 2 * i + p) * cols;
-        float* d = dst + (int64_t(h) * head_dim + p * half + i) * cols;
-        std::memcpy(d, s, sizeof(float) * cols);
+        const int64_t gguf_row = int64_t(h) * head_dim + 2 * i + p, hf_row = int64_t(h) * head_dim + p * half + i;
+        const int64_t from = gguf_to_hf ? gguf_row : hf_row, to = gguf_to_hf ? hf_row : gguf_row;
+        std::memcpy(dst + size_t(to) * row_bytes, src + size_t(from) * row_bytes, row_bytes);
       }
 }
 
+void rope_rows_gguf_to_hf(const float* src, float* dst, int heads, int head_dim, int64_t cols) {
+  rope_rows_permute_bytes(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<uint8_t*>(dst), heads, head_dim,
+                          sizeof(float) * size_t(cols), true);
+}
+
 void rope_rows_hf_to_gguf(const float* src, float* dst, int heads, int head_dim, int64_t cols) {
-  const int half = head_dim / 2;
-  for (int h = 0; h < heads; h++)
-    for (int i = 0; i < half; i++)
-      for (int p = 0; p < 2; p++) {
-        const float* s = src + (int64_t(h) * head_dim + p * half + i) * cols;
-        float* d = dst + (int64_t(h) * head_dim + 2 * i + p) * cols;
-        std::memcpy(d, s, sizeof(float) * cols);
-      }
+  rope_rows_permute_bytes(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<uint8_t*>(dst), heads, head_dim,
+                          sizeof(float) * size_t(cols), false);
 }
 
 }  // namespace lathe

@@ -67,5 +67,8 @@ std::pair<int64_t, int64_t> linear_shape(const ModelConfig& cfg, LinearId id);
 // layout become the even rows. These convert between the two orders (rows of width `cols`).
 void rope_rows_gguf_to_hf(const float* src, float* dst, int heads, int head_dim, int64_t cols);
 void rope_rows_hf_to_gguf(const float* src, float* dst, int heads, int head_dim, int64_t cols);
+// The same on rows of `row_bytes` bytes each (Q8_0/Q4_0 rows: the permutation moves whole rows).
+void rope_rows_permute_bytes(const uint8_t* src, uint8_t* dst, int heads, int head_dim, size_t row_bytes,
+                             bool gguf_to_hf);
 
 }  // namespace lathe

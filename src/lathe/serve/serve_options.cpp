@@ -2,6 +2,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/model/model.h"
 
 namespace lathe::serve {
 
@@ -11,6 +12,7 @@ const OptionTable<ServeCommandOptions>& serve_options_table() {
     OptionTable<C> t("serve");
     t.add("model", [](C& c) -> auto& { return c.server.model_path; }, "HF model directory or .gguf file (with its tokenizer)")
         .needed();
+    t.add("weights", [](C& c) -> auto& { return c.server.weights; }, kWeightsOptionHelp).one_of(weight_format_choices());
     t.add("adapter", &C::adapters, "NAME=DIR: a PEFT adapter (LoRA or prefix) served as model NAME; repeatable");
     t.add("host", [](C& c) -> auto& { return c.server.host; }, "Address to listen on");
     t.add("port", [](C& c) -> auto& { return c.server.port; }, "Port (0 = any free port, printed at start)").range(0, 65535);

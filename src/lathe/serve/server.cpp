@@ -67,7 +67,7 @@ int serve_context_length(int requested, int max_concurrency, const ModelConfig& 
   return ctx;
 }
 
-Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path)) {
+Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path, parse_weight_format(o.weights))) {
   // Request bodies (up to --max-body-bytes) are read on the HTTP pool's threads. glibc raises its mmap
   // threshold to the size of the first large block freed, after which such buffers come from
   // per-thread arenas that keep them: RSS would grow by a body's worth per arena (8 x cores of

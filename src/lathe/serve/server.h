@@ -16,6 +16,7 @@ namespace lathe::serve {
 
 struct ServerOptions {
   std::string model_path;
+  std::string weights = "auto";    // --weights (model/model.h WeightFormat)
   std::string served_model_name;  // default: the model directory's name (a file's, without extension)
   std::string host = "127.0.0.1";
   int port = 8080;                 // 0 = any free port (reported to on_listening)
