@@ -28,11 +28,11 @@ class LinearAdapter {
   virtual void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) = 0;
 };
 
-const char* linear_id_name(LinearId id);
+const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
 // "layers.3.q_proj", or "lm_head" for layer -1: how errors name a LinearRef's weight.
 std::string linear_ref_name(int layer, LinearId id);
 // Q8_0 and Q4_0: block-quantized weights the qblock kernels multiply in place.
-inline bool is_qblock_dtype(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
+inline bool is_qblock_dtype(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 // Adapters attached to a model. Empty = the plain base model.
 struct AdapterSet {
