@@ -12,6 +12,7 @@
 #include "lathe/model/forward.h"
 #include "lathe/model/gguf_export.h"
 #include "test_util.h"
+#include "model/model_logits.h"
 
 using namespace lathe;
 
@@ -36,14 +37,7 @@ ModelConfig tiny(Arch arch) {
   return c;
 }
 
-std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
-  Forward f(m, int(ids.size()));
-  KVCache cache = KVCache::create(m.config, int(ids.size()));
-  const float* h = f.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> out(ids.size() * size_t(m.config.vocab_size));
-  f.logits(h, int(ids.size()), out.data());
-  return out;
-}
+using lathe::test::logits_of;
 
 Model export_and_reload(const Model& m, GgmlType type, const test::TempDir& dir) {
   GgufWriter w;

@@ -12,19 +12,13 @@
 #include "lathe/model/forward.h"
 #include "lathe/model/gguf_export.h"
 #include "test_util.h"
+#include "model/model_logits.h"
 
 using namespace lathe;
 
 namespace {
 
-std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
-  Forward f(m, int(ids.size()));
-  KVCache cache = KVCache::create(m.config, int(ids.size()));
-  const float* h = f.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> out(ids.size() * size_t(m.config.vocab_size));
-  f.logits(h, int(ids.size()), out.data());
-  return out;
-}
+using lathe::test::logits_of;
 
 Model golden(const std::string& family) {
   Model m = Model::load_hf_dir(test::source_path("tests/data/golden/" + family));

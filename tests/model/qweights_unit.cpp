@@ -16,6 +16,7 @@
 #include "lathe/model/gguf_export.h"
 #include "lathe/model/train_graph.h"
 #include "test_util.h"
+#include "model/model_logits.h"
 
 using namespace lathe;
 
@@ -44,14 +45,7 @@ ModelConfig tiny(Arch arch, bool tied, int64_t F = 96) {
 // by near-ties and a wrong weight changes the output.
 Model random_model(const ModelConfig& c, uint64_t seed = 5) { return Model::init_random(c, seed, 0.15f); }
 
-std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
-  Forward f(m, int(ids.size()));
-  KVCache cache = KVCache::create(m.config, int(ids.size()));
-  const float* h = f.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> out(ids.size() * size_t(m.config.vocab_size));
-  f.logits(h, int(ids.size()), out.data());
-  return out;
-}
+using lathe::test::logits_of;
 
 std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int n) {
   GenerateParams p;
