@@ -429,6 +429,50 @@ TEST_P(QBlockIsa, MatmulOddShapesAndPointers) {
   }
 }
 
+// From kQPrefillRows input rows on, qmatmul_forward is sgemm on dequantized weight tiles: the result is
+// the f32 product of the dequantized weights (no activation quantization), within f32 accumulation error
+// of the f64 product; two threads give the bits one thread gives; dequantize_row gives the GGUF
+// reader's values bit for bit. The tile edges (N not a multiple of 16, more tiles than threads) and a
+// bias are covered.
+TEST(QBlock, PrefillIsTheProductOfTheDequantizedWeights) {
+  for (QType t : {QType::Q8_0, QType::Q4_0}) {
+    for (int M : {kQPrefillRows, 33}) {
+      for (int64_t k : {32, 576}) {
+        for (int64_t n : {1, 17, 1000}) {
+          const auto wf = randn(size_t(n) * k, 0.03f, uint32_t(n * 3 + k));
+          const auto xin = randn(size_t(M) * k, 1.0f, uint32_t(n + k + M));
+          const auto wq = quantize_matrix(t, wf, n, k);
+          const auto bias = randn(n, 0.1f, 5);
+          const auto wd = dequantize(t, wq.data(), n * k);
+          std::vector<float> row(k);
+          for (int64_t r : {int64_t(0), n - 1}) {
+            dequantize_row(t, wq.data() + size_t(r) * qblock_row_bytes(t, k), row.data(), k);
+            ASSERT_EQ(std::memcmp(row.data(), wd.data() + size_t(r) * k, size_t(k) * 4), 0) << "row " << r;
+          }
+          std::vector<float> one(size_t(M) * n), two(size_t(M) * n);
+          set_num_threads(1);
+          qmatmul_forward(one.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(2);
+          qmatmul_forward(two.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(1);
+          ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0) << qtype_name(t) << " M=" << M << " N=" << n;
+          for (int m : {0, M / 2, M - 1}) {
+            for (int64_t r = 0; r < n; r += std::max<int64_t>(1, n / 7)) {
+              double exact = bias[r], mag = std::fabs(bias[r]);
+              for (int64_t j = 0; j < k; j++) {
+                exact += double(wd[size_t(r) * k + j]) * xin[size_t(m) * k + j];
+                mag += std::fabs(double(wd[size_t(r) * k + j]) * xin[size_t(m) * k + j]);
+              }
+              ASSERT_LE(std::fabs(one[size_t(m) * n + r] - exact), double(k + 2) * kU * mag)
+                  << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " m=" << m << " r=" << r;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(QBlock, RejectsRowsNotMultipleOf32) {
   std::vector<float> x(40), y(1);
   std::vector<uint8_t> w(64);

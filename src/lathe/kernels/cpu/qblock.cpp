@@ -273,9 +273,30 @@ float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb) {
 
 size_t qmatmul_scratch_bytes(int M, int64_t K) { return size_t(M) * size_t(K / kQBlock) * sizeof(BlockQ8A); }
 
+void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k) {
+  const int64_t nb = k / kQBlock;
+  qblock_row_bytes(t, k);  // checks k % 32
+  if (t == QType::Q8_0) {
+    for (int64_t b = 0; b < nb; b++, src += kQ8_0BlockBytes, dst += kQBlock) {
+      const float d = load_f16(src);
+      const int8_t* q = reinterpret_cast<const int8_t*>(src + 2);
+      for (int j = 0; j < kQBlock; j++) dst[j] = d * float(q[j]);
+    }
+  } else {
+    for (int64_t b = 0; b < nb; b++, src += kQ4_0BlockBytes, dst += kQBlock) {
+      const float d = load_f16(src);
+      for (int j = 0; j < 16; j++) {
+        dst[j] = d * float(int(src[2 + j] & 0x0f) - 8);
+        dst[j + 16] = d * float(int(src[2 + j] >> 4) - 8);
+      }
+    }
+  }
+}
+
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch) {
   if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
+  if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
   const int64_t nb = K / kQBlock;
   const size_t row_bytes = qblock_row_bytes(t, K);  // checks K % 32
   const qdetail::QKernels& kern = active_kernels();

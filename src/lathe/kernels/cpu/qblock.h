@@ -88,14 +88,22 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 // Σ_j w[j]*a[j] over one row of nb weight blocks (type t) and nb activation blocks, active variant.
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
+// Row `src` of k elements (k % 32 == 0) in type t as f32: exactly the values d * q the kernels multiply.
+void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
+
+// From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
+// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized.
+constexpr int kQPrefillRows = 16;
+
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks.
 size_t qmatmul_scratch_bytes(int M, int64_t K);
 
 // out [M, N] = inp [M, K] · W^T (+ bias [N] when not null), W = w [N, K] in type t, row-major as above.
-// K % 32 == 0. The rows of inp are quantized to activation blocks first, then each weight row is read
-// once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode, one pass over W).
-// Parallel over the N weight rows. Row m of the result equals the M = 1 product of inp row m bit for
-// bit. `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
+// K % 32 == 0. M < kQPrefillRows: the rows of inp are quantized to activation blocks first, then each
+// weight row is read once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode,
+// one pass over W), parallel over the N weight rows; row m of the result equals the M = 1 product of
+// inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles times inp with sgemm (f32 result
+// of the dequantized weights; no activation quantization). `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch = nullptr);
@@ -109,6 +117,9 @@ struct QKernels {
   void (*dot_q4_0)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
 };
 const QKernels& kernels_for(QIsa isa);
+// The prefill path of qmatmul_forward (qgemm.cpp), any M >= 1, scratch of its own.
+void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                     int64_t N);
 // Per-block integer sums Σ_j wq[j]*aq[j] (Q4_0: wq = nibble - 8), scalar: the exact value every variant
 // must reproduce inside its f32 combination.
 void block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out);
