@@ -473,6 +473,37 @@ TEST(QBlock, PrefillIsTheProductOfTheDequantizedWeights) {
   }
 }
 
+// A group of products of one input (q/k/v, gate/up) equals the products made one by one, bit for bit,
+// at decode sizes (one quantization of the input, one parallel region) and at prefill sizes; parts of
+// both types and with and without bias mix.
+TEST(QBlock, PartsEqualSeparateProducts) {
+  const int64_t k = 96;
+  const int64_t ns[3] = {300, 17, 1000};
+  const QType ts[3] = {QType::Q8_0, QType::Q4_0, QType::Q8_0};
+  std::vector<std::vector<uint8_t>> w;
+  for (int p = 0; p < 3; p++) w.push_back(quantize_matrix(ts[p], randn(size_t(ns[p]) * k, 0.05f, uint32_t(p + 1)), ns[p], k));
+  const auto bias = randn(1000, 0.1f, 4);
+  for (int M : {1, 3, 9, kQPrefillRows + 1}) {
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      const auto x = randn(size_t(M) * k, 1.0f, uint32_t(M));
+      std::vector<std::vector<float>> grouped(3), alone(3);
+      QMatmulPart parts[3];
+      for (int p = 0; p < 3; p++) {
+        grouped[p].assign(size_t(M) * ns[p], -1.0f), alone[p].assign(size_t(M) * ns[p], -2.0f);
+        const float* b = p == 1 ? nullptr : bias.data();
+        parts[p] = {w[p].data(), ts[p], b, grouped[p].data(), ns[p]};
+        qmatmul_forward(alone[p].data(), x.data(), w[p].data(), ts[p], b, M, k, ns[p]);
+      }
+      qmatmul_forward_parts(x.data(), M, k, parts, 3);
+      for (int p = 0; p < 3; p++)
+        ASSERT_EQ(std::memcmp(grouped[p].data(), alone[p].data(), grouped[p].size() * 4), 0)
+            << "part " << p << " M=" << M << " threads " << threads;
+    }
+  }
+  set_num_threads(1);
+}
+
 TEST(QBlock, RejectsRowsNotMultipleOf32) {
   std::vector<float> x(40), y(1);
   std::vector<uint8_t> w(64);

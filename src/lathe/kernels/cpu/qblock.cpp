@@ -293,41 +293,71 @@ void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k) {
   }
 }
 
-void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
-                     int64_t N, void* scratch) {
-  if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
-  if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
-  const int64_t nb = K / kQBlock;
-  const size_t row_bytes = qblock_row_bytes(t, K);  // checks K % 32
-  const qdetail::QKernels& kern = active_kernels();
-  const auto dot = t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0;
-
-  // Activation blocks: the caller's scratch may sit at any address, BlockQ8A needs 4-byte alignment.
+// Activation blocks for M rows of K: the caller's scratch when it is usable (any address can be passed,
+// BlockQ8A needs 4-byte alignment), else this thread's reused buffer.
+static BlockQ8A* act_blocks(void* scratch, int M, int64_t nb) {
   thread_local std::vector<BlockQ8A> own;
-  BlockQ8A* acts;
-  const uintptr_t sp = reinterpret_cast<uintptr_t>(scratch);
-  if (scratch && sp % alignof(BlockQ8A) == 0) {
-    acts = static_cast<BlockQ8A*>(scratch);
-  } else {
-    if (own.size() < size_t(M) * nb) own.resize(size_t(M) * nb);
-    acts = own.data();
-  }
+  if (scratch && reinterpret_cast<uintptr_t>(scratch) % alignof(BlockQ8A) == 0) return static_cast<BlockQ8A*>(scratch);
+  if (own.size() < size_t(M) * nb) own.resize(size_t(M) * nb);
+  return own.data();
+}
+
+// The integer path (M < kQPrefillRows) of every part on the same quantized rows, in one parallel region.
+static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts,
+                              void* scratch) {
+  const int64_t nb = K / kQBlock;
+  const qdetail::QKernels& kern = active_kernels();
+  BlockQ8A* acts = act_blocks(scratch, M, nb);
   for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
 
+  size_t bytes = 0;
+  int64_t rows = 0;
+  for (int p = 0; p < nparts; p++) bytes += size_t(parts[p].N) * qblock_row_bytes(parts[p].t, K), rows += parts[p].N;
   // Each weight row is streamed once per group of 8 activation rows; the row's blocks stay in L1
   // while the 8 dot products consume them. Small products stay on one thread: waking the pool costs
-  // more than it saves below ~64 KiB of weights.
-  const bool parallel = size_t(N) * row_bytes >= (size_t(64) << 10) && N > 1;
+  // more than it saves below ~64 KiB of weights. The parts share the region and its single barrier
+  // (`nowait`: the outputs are disjoint and the inputs read-only), so q/k/v or gate/up cost one
+  // fork/join per token instead of one each.
+  const bool parallel = bytes >= (size_t(64) << 10) && rows > 1;
+#pragma omp parallel if (parallel)
   for (int m0 = 0; m0 < M; m0 += 8) {
     const int mc = std::min(8, M - m0);
     const BlockQ8A* a = acts + size_t(m0) * nb;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t n = 0; n < N; n++) {
-      float r[8];
-      dot(w + size_t(n) * row_bytes, a, nb, nb, mc, r);
-      for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
+    for (int p = 0; p < nparts; p++) {
+      const QMatmulPart& q = parts[p];
+      const size_t row_bytes = qblock_row_bytes(q.t, K);
+      const auto dot = q.t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0;
+#pragma omp for schedule(static) nowait
+      for (int64_t n = 0; n < q.N; n++) {
+        float r[8];
+        dot(q.w + size_t(n) * row_bytes, a, nb, nb, mc, r);
+        for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
+      }
     }
   }
+}
+
+void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts) {
+  if (M < 1) fail("kernels", "qmatmul_forward: M={} must be positive", M);
+  for (int p = 0; p < nparts; p++) {
+    if (parts[p].N < 1) fail("kernels", "qmatmul_forward: N={} must be positive", parts[p].N);
+    qblock_row_bytes(parts[p].t, K);  // checks K % 32
+  }
+  if (M >= kQPrefillRows) {
+    for (int p = 0; p < nparts; p++)
+      qdetail::qmatmul_prefill(parts[p].out, inp, parts[p].w, parts[p].t, parts[p].bias, M, K, parts[p].N);
+    return;
+  }
+  qmatmul_parts_int(inp, M, K, parts, nparts, nullptr);
+}
+
+void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                     int64_t N, void* scratch) {
+  if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
+  qblock_row_bytes(t, K);  // checks K % 32
+  if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
+  const QMatmulPart part{w, t, bias, out, N};
+  qmatmul_parts_int(inp, M, K, &part, 1, scratch);
 }
 
 }  // namespace lathe

@@ -108,6 +108,19 @@ size_t qmatmul_scratch_bytes(int M, int64_t K);
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch = nullptr);
 
+// One product of a group: out [M, N] = inp · W^T (+ bias when not null), W = w [N, K] in type t.
+struct QMatmulPart {
+  const uint8_t* w;
+  QType t;
+  const float* bias;
+  float* out;
+  int64_t N;
+};
+// Several products of the same input (q/k/v, gate/up): inp is quantized once and every part's rows are
+// computed in one parallel region (decode: one fork/join for the group). Each part's result equals
+// qmatmul_forward of that part alone, bit for bit.
+void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts);
+
 // The variants themselves, for tests: the same contracts, the given variant (which must be supported).
 namespace qdetail {
 struct QKernels {
