@@ -112,7 +112,7 @@ const qdetail::QKernels kScalar = {quantize_act_scalar, dot_scalar<isum_q8_0_blk
 
 // ---- run-time selection ----
 
-bool cpu_has(QIsa isa) {
+bool cpu_has_uncached(QIsa isa) {
   if (isa == QIsa::Scalar) return true;
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -125,6 +125,14 @@ bool cpu_has(QIsa isa) {
            __builtin_cpu_supports("avx512vl");
 #endif
   return false;
+}
+
+// CPUID once: every product asks (kernels_for checks the variant), and in a virtual machine CPUID
+// traps to the hypervisor — asked per product it cost ~6% of a decode step.
+bool cpu_has(QIsa isa) {
+  static const bool has[3] = {true, cpu_has_uncached(QIsa::Avx2), cpu_has_uncached(QIsa::Avx512)};
+  const int i = int(isa);
+  return i >= 0 && i < 3 && has[i];
 }
 
 QIsa best_isa() {
