@@ -76,7 +76,7 @@ void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, in
     for (const LinearOut& o : ls) linear_forward(o.l, x, o.y, T, ctx);
     return;
   }
-  std::array<QMatmulPart, 4> parts;
+  std::array<QMatmulPart, 4> parts{};
   LATHE_CHECK(ls.size() <= parts.size(), "linear_forward_many: {} projections, at most {}", ls.size(), parts.size());
   int np = 0;
   for (const LinearOut& o : ls)
