@@ -37,7 +37,8 @@ def stab(rs, key):  # slowest run over the median: the issue wants no run below 
 
 for s, t in order:
     by_type = rows[(s, t)]
-    llamas = sorted({i for d in by_type.values() for i in d if i != "lathe"})
+    # llama.cpp with lathe's KV precision (F32) first: that is the like-for-like comparison.
+    llamas = sorted({i for d in by_type.values() for i in d if i != "lathe"}, key=lambda i: (i != "llama.cpp-kvf32", i))
     print(f"\n{NAMES.get(s, s)}, {t} thread{'s' if t != '1' else ''}, prompt {prompt}, {new} new tokens, "
           f"median of {nruns} runs; read bandwidth {bw[t] / 1e9:.1f} GB/s")
     for ll in llamas:
