@@ -5,6 +5,8 @@
 # is skipped with a note); `lathe perplexity --ids-file --context-length` and bench/llamacpp_ppl.mjs
 # (node-llama-cpp 3.21.1) score the same ids with the same windows. Cases:
 #   stories260K   the fixture (../shared/fixtures/models/stories260K-hf) on bench/data/tinystory_en.txt
+#   stories260K-gguf  llama.cpp's own stories260K.gguf (the file its CI uses) on the same text: every
+#                 row's GGUF is written by lathe from llama.cpp's file (a GGUF source)
 #   example       the bundled example's tuned model (EXAMPLE_OUT/export/merged) on its validation split
 #                 (EXAMPLE_OUT/data/validation.tokens-*.safetensors: the QA records as the pipeline
 #                 tokenized them, every token scored)
@@ -48,6 +50,11 @@ cases=()
 if [ -d "$STORIES" ]; then
   text_ids "$STORIES" bench/data/tinystory_en.txt "$W/stories260K.jsonl"; cases+=("stories260K|$STORIES|tinystory_en.txt")
 else echo "note: $STORIES not found: stories260K skipped"; fi
+STORIES_GGUF=$PWD/../shared/fixtures/models/gguf/stories260K.gguf
+if [ -f "$STORIES_GGUF" ]; then
+  text_ids "$STORIES_GGUF" bench/data/tinystory_en.txt "$W/stories260K-gguf.jsonl"
+  cases+=("stories260K-gguf|$STORIES_GGUF|tinystory_en.txt")
+fi
 if [ -d "$EXAMPLE_OUT/export/merged" ] && ls "$EXAMPLE_OUT"/data/validation.tokens-*.safetensors >/dev/null 2>&1; then
   for f in "$EXAMPLE_OUT"/data/validation.tokens-*.safetensors; do tokens_ids "$f" /dev/stdout; done > "$W/example.jsonl"
   cases+=("example|$EXAMPLE_OUT/export/merged|validation split")
@@ -58,7 +65,9 @@ else echo "note: no finished example run at $EXAMPLE_OUT (scripts/run_example.sh
 echo "== $(date -u +%FT%TZ) $(uptime)"
 for c in "${cases[@]}"; do
   IFS='|' read -r name model text <<<"$c"
-  ctx=$(/usr/bin/python3 -c "import json; print(json.load(open('$model/config.json'))['max_position_embeddings'])")
+  # The window: the model's context (stories260K's GGUF says 2048 but was trained at 512, its HF config's value).
+  if [ -d "$model" ]; then ctx=$(/usr/bin/python3 -c "import json; print(json.load(open('$model/config.json'))['max_position_embeddings'])")
+  else ctx=512; fi
   ref=$("$B/lathe" perplexity --model "$model" --weights f32 --ids-file "$W/$name.jsonl" --context-length "$ctx" --threads "$THREADS" --json)
   echo "$name|$text|hf|lathe|$ref"
   for ty in $TYPES; do
@@ -84,7 +93,7 @@ for name, text, ty, impl, js in rows:
     res.setdefault((name, text), {}).setdefault(ty, {})[impl] = json.loads(js)
 for (name, text), d in res.items():
     hf = d["hf"]["lathe"]
-    print(f"\n{name} on {text}: {hf['tokens']} predicted tokens; lathe on the HF directory (f32): ppl {hf['ppl']:.4f}")
+    print(f"\n{name} on {text}: {hf['tokens']} predicted tokens; lathe on the source model, --weights f32: ppl {hf['ppl']:.4f}")
     impls = sorted({i for t in d.values() for i in t if i != "lathe"})
     print("| GGUF | lathe ppl | vs f32 | " + " | ".join(f"{i} ppl | vs f32 | lathe / {i}" for i in impls) + " |")
     print("| --- | ---: | ---: |" + " ---: | ---: | ---: |" * len(impls))

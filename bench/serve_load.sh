@@ -26,7 +26,9 @@ trap cleanup EXIT
 
 measure() {  # weights ("" = serve's default): starts a server, loads it, prints the figures, stops it
   local weights=$1
-  rm -rf "$work/data"
+  # The previous server's output goes first: the new server's redirect truncates it only once the
+  # background job runs, and the wait below would read the old port.
+  rm -rf "$work/data" "$work/out" "$work/err"
   "$build/lathe" serve --model "$MODEL" --served-model-name tiny --port 0 --data-dir "$work/data" \
     --max-concurrency "$CONCURRENCY" --queue-size 256 --threads "$THREADS" ${weights:+--weights "$weights"} \
     ${SERVE_ARGS:-} >"$work/out" 2>"$work/err" &
