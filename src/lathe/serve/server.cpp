@@ -341,7 +341,9 @@ void Server::Impl::setup_routes() {
       }
       std::shared_ptr<const ServedAdapter> a;
       try {
-        a = adapters->load(name, body["path"].get<std::string>(), with_rag);
+        // Not on this HTTP thread: it would keep an OpenMP pool for its lifetime (on_own_thread).
+        const std::string path = body["path"].get<std::string>();
+        on_own_thread([&] { a = adapters->load(name, path, with_rag); });
       } catch (const Error& e) {
         bad_request("path", "{}", e.what());
       }
