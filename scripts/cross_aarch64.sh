@@ -3,7 +3,7 @@
 # under qemu-user. Installs what it needs (Debian packages only): Debian's cross compiler, qemu-user,
 # and the arm64 builds of the libraries lathe links, multiarch (dpkg --add-architecture arm64).
 # Usage: scripts/cross_aarch64.sh [BUILD_DIR]            (default: build-aarch64)
-#   LATHE_CROSS_TESTS=all                  every *_unit test (default: the kernels, model and data ones)
+#   LATHE_CROSS_TESTS=all                  every *_unit test (default: tests/kernels, model, data_pipeline)
 #   LATHE_CROSS_TESTS='kernels/qblock_unit kernels/nf4_unit'   the named test files only
 #   LATHE_CROSS_TESTS=none                 build lathe and run its smoke test only
 #   LATHE_CROSS_SMOKE=0                    skip the lathe smoke test (init-model + generate under qemu)
@@ -74,7 +74,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN
   -DLATHE_BENCH=OFF $launcher ${LATHE_CMAKE_ARGS:-} > "$BUILD_DIR.configure.log" 2>&1 ||
   { cat "$BUILD_DIR.configure.log"; exit 1; }
 
-sel=${LATHE_CROSS_TESTS:-kernels model data}
+sel=${LATHE_CROSS_TESTS:-kernels model data_pipeline}
 tests=()
 case "$sel" in
   none) ;;
