@@ -70,9 +70,10 @@ fi
 launcher=""
 command -v ccache >/dev/null 2>&1 && launcher="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
 echo "== configuring $BUILD_DIR for aarch64"
+mkdir -p "$BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
-  -DLATHE_BENCH=OFF $launcher ${LATHE_CMAKE_ARGS:-} > "$BUILD_DIR.configure.log" 2>&1 ||
-  { cat "$BUILD_DIR.configure.log"; exit 1; }
+  -DLATHE_BENCH=OFF $launcher ${LATHE_CMAKE_ARGS:-} > "$BUILD_DIR/configure.log" 2>&1 ||
+  { cat "$BUILD_DIR/configure.log"; exit 1; }
 
 sel=${LATHE_CROSS_TESTS:-kernels model data_pipeline}
 tests=()
