@@ -10,13 +10,13 @@
 //    bound of qblock.h; the GEMM's row m against the GEMV of row m bit for bit, one vs two threads,
 //    odd shapes (N = 1, 3, 17, 4097; K = 32, 96, 4096), unaligned weight, input and scratch pointers.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <ostream>
 #include <random>
 #include <string>
@@ -161,11 +161,14 @@ TEST(QBlock, Q4_0HandBlock) {
 TEST(QBlock, IsaParseAndSelection) {
   EXPECT_EQ(qisa_parse("scalar"), QIsa::Scalar);
   EXPECT_EQ(qisa_parse("avx512"), QIsa::Avx512);
+  EXPECT_EQ(qisa_parse("neon"), QIsa::Neon);
+  EXPECT_EQ(qisa_parse("dotprod"), QIsa::NeonDot);
   EXPECT_NE(test::error_of([] { qisa_parse("sse9"); }).find("LATHE_CPU_ISA='sse9'"), std::string::npos);
   EXPECT_TRUE(qisa_supported(QIsa::Scalar));
   EXPECT_TRUE(qisa_supported(qisa_active()));
   const QIsa before = qisa_active();
-  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512}) {
+  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+    EXPECT_EQ(qisa_parse(qisa_name(isa)), isa);
     EXPECT_EQ(qisa_set(isa), qisa_supported(isa)) << qisa_name(isa);
     if (qisa_supported(isa)) {
       EXPECT_EQ(qisa_active(), isa);
@@ -178,6 +181,13 @@ TEST(QBlock, IsaParseAndSelection) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     EXPECT_TRUE(qisa_supported(QIsa::Avx2));
   }
+  EXPECT_FALSE(qisa_supported(QIsa::Neon));
+#endif
+#if defined(__aarch64__)
+  // ASIMD is part of every aarch64 Linux target; the best choice is never scalar there.
+  EXPECT_TRUE(qisa_supported(QIsa::Neon));
+  EXPECT_NE(qisa_active(), QIsa::Scalar);
+  EXPECT_FALSE(qisa_supported(QIsa::Avx2));
 #endif
 }
 
@@ -199,22 +209,24 @@ TEST(QBlockIsaChild, ReportActive) {
 
 TEST(QBlock, LatheCpuIsaIsReadAndChecked) {
   auto run_with = [](const char* v, std::string* out) {
-    const std::string cmd = std::string("LATHE_QBLOCK_ISA_CHILD=1 LATHE_CPU_ISA=") + v +
-                            " /proc/" + std::to_string(getpid()) + "/exe --gtest_filter=QBlockIsaChild.ReportActive 2>&1";
+    // The path behind /proc/self/exe, not /proc/<pid>/exe: under qemu-user the latter is the emulator,
+    // while qemu answers /proc/self/exe with the program it runs (which binfmt_misc then runs again).
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::string cmd = std::string("LATHE_QBLOCK_ISA_CHILD=1 LATHE_CPU_ISA=") + v + " '" + self +
+                            "' --gtest_filter=QBlockIsaChild.ReportActive 2>&1";
     return lathe::test::run_shell(cmd, out);
   };
   std::string out;
   EXPECT_EQ(run_with("sse9", &out), 3) << out;
   EXPECT_NE(out.find("LATHE_CPU_ISA='sse9'"), std::string::npos) << out;
   EXPECT_EQ(run_with("scalar", &out), 10) << out;
-  if (qisa_supported(QIsa::Avx2)) {
-    EXPECT_EQ(run_with("avx2", &out), 11) << out;
-  }
-  if (!qisa_supported(QIsa::Avx512)) {
-    EXPECT_EQ(run_with("avx512", &out), 3) << out;
-    EXPECT_NE(out.find("cannot run it"), std::string::npos) << out;
-  } else {
-    EXPECT_EQ(run_with("avx512", &out), 12) << out;
+  for (QIsa isa : {QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+    if (qisa_supported(isa)) {
+      EXPECT_EQ(run_with(qisa_name(isa), &out), 10 + int(isa)) << out;
+    } else {
+      EXPECT_EQ(run_with(qisa_name(isa), &out), 3) << out;
+      EXPECT_NE(out.find("cannot run it"), std::string::npos) << out;
+    }
   }
 }
 
@@ -514,7 +526,8 @@ TEST(QBlock, RejectsRowsNotMultipleOf32) {
             std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
+INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon,
+                                                                     QIsa::NeonDot),
                          [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Q8_0 / Q4_0 weights: reference quantizers, the scalar kernels, run-time selection of the variant
-// and the GEMV / small-M GEMM drivers. The x86 variants are in qblock_x86.cpp. Contracts: qblock.h.
+// and the GEMV / small-M GEMM drivers. The x86 variants are in qblock_x86.cpp, the aarch64 ones in
+// qblock_neon.cpp. Contracts: qblock.h.
 #include "lathe/kernels/fp_round.h"
 #include "lathe/kernels/cpu/qblock.h"
 
@@ -15,6 +16,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
@@ -25,6 +30,11 @@ namespace qdetail {
 #if defined(__x86_64__)
 const QKernels& kernels_avx2();
 const QKernels& kernels_avx512();
+#endif
+#if defined(__aarch64__)
+// Built from the scalar table: a block type without a NEON kernel keeps the scalar one.
+const QKernels& kernels_neon(const QKernels& scalar);
+const QKernels& kernels_dotprod(const QKernels& scalar);
 #endif
 }  // namespace qdetail
 
@@ -124,6 +134,13 @@ bool cpu_has_uncached(QIsa isa) {
     return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
 #endif
+#if defined(__aarch64__)
+  // The kernel reports the CPU's features in the auxiliary vector (no MRS emulation needed).
+  const unsigned long hw = getauxval(AT_HWCAP);
+  const bool asimd = (hw & HWCAP_ASIMD) != 0;
+  if (isa == QIsa::Neon) return asimd;
+  if (isa == QIsa::NeonDot) return asimd && (hw & HWCAP_ASIMDDP) != 0;
+#endif
   return false;
 }
 
@@ -136,7 +153,7 @@ bool cpu_has(QIsa isa) {
 }
 
 QIsa best_isa() {
-  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2})
+  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2, QIsa::NeonDot, QIsa::Neon})
     if (cpu_has(isa)) return isa;
   return QIsa::Scalar;
 }
@@ -228,6 +245,8 @@ const char* qisa_name(QIsa isa) {
     case QIsa::Scalar: return "scalar";
     case QIsa::Avx2: return "avx2";
     case QIsa::Avx512: return "avx512";
+    case QIsa::Neon: return "neon";
+    case QIsa::NeonDot: return "dotprod";
   }
   return "?";
 }
@@ -237,7 +256,9 @@ QIsa qisa_parse(const char* name, const char* what) {
   if (v == "scalar") return QIsa::Scalar;
   if (v == "avx2") return QIsa::Avx2;
   if (v == "avx512") return QIsa::Avx512;
-  fail("kernels", "{}='{}': expected scalar, avx2 or avx512", what, v);
+  if (v == "neon") return QIsa::Neon;
+  if (v == "dotprod") return QIsa::NeonDot;
+  fail("kernels", "{}='{}': expected scalar, avx2, avx512, neon or dotprod", what, v);
 }
 
 bool qisa_supported(QIsa isa) { return cpu_has(isa); }
@@ -256,6 +277,10 @@ const qdetail::QKernels& qdetail::kernels_for(QIsa isa) {
 #if defined(__x86_64__)
     case QIsa::Avx512: return kernels_avx512();
     case QIsa::Avx2: return kernels_avx2();
+#endif
+#if defined(__aarch64__)
+    case QIsa::NeonDot: return kernels_dotprod(kScalar);
+    case QIsa::Neon: return kernels_neon(kScalar);
 #endif
     default: return kScalar;
   }

@@ -30,11 +30,14 @@
 // 2^15 for Q8_0, 2*15*127 for Q4_0's raw nibbles). Only the f32 combination across blocks, sum_b (d_w * d_a) * isum_b, differs between variants
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
-// Variants: scalar (the reference; the only one on non-x86, e.g. aarch64), AVX2+FMA+F16C, AVX-512
-// (F+BW+VL). They are compiled with function-level target attributes whatever -march says and picked
-// at run time from CPUID, so an x86-64-v3 (AVX2) build still uses AVX-512 where the CPU has it and
-// never executes it where it does not. LATHE_CPU_ISA=scalar|avx2|avx512 pins the choice (an error when
-// the CPU cannot run it) and OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and benchmarks.
+// Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
+// (qblock_x86.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
+// picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
+// AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
+// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|neon|dotprod pins the choice (an error when the
+// CPU cannot run it) and, on x86, OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and
+// benchmarks. A variant may lack a kernel for a block type: the scalar one stands in for it.
 // (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
 #pragma once
 #include <cstddef>
@@ -71,9 +74,10 @@ void quantize_row_q4_0(const float* x, uint8_t* dst, int64_t k);
 void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
 
 // Instruction-set variants of the dot-product kernels.
-enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
 const char* qisa_name(QIsa isa);
-// "scalar" | "avx2" | "avx512" (LATHE_CPU_ISA's values); anything else throws lathe::Error naming `what`.
+// "scalar" | "avx2" | "avx512" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is "dotprod");
+// anything else throws lathe::Error naming `what`.
 QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
 bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
 // The variant in use: the best supported one, capped by LATHE_CPU_ISA (read once; an unknown value or
