@@ -147,9 +147,11 @@ bool cpu_has_uncached(QIsa isa) {
 // CPUID once: every product asks (kernels_for checks the variant), and in a virtual machine CPUID
 // traps to the hypervisor — asked per product it cost ~6% of a decode step.
 bool cpu_has(QIsa isa) {
-  static const bool has[3] = {true, cpu_has_uncached(QIsa::Avx2), cpu_has_uncached(QIsa::Avx512)};
+  static const bool has[5] = {true, cpu_has_uncached(QIsa::Avx2), cpu_has_uncached(QIsa::Avx512),
+                              cpu_has_uncached(QIsa::Neon), cpu_has_uncached(QIsa::NeonDot)};
+  static_assert(int(QIsa::NeonDot) == 4, "one entry per QIsa");
   const int i = int(isa);
-  return i >= 0 && i < 3 && has[i];
+  return i >= 0 && i < 5 && has[i];
 }
 
 QIsa best_isa() {
