@@ -77,7 +77,7 @@ TEST_P(GemvF32, MatmulForwardDecodeIsTheGemv) {
   EXPECT_EQ(std::memcmp(a.data(), g.data(), size_t(N) * 4), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, GemvF32, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
+INSTANTIATE_TEST_SUITE_P(Variants, GemvF32, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon),
                          [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
 
 }  // namespace

@@ -6,8 +6,9 @@
 // rows per pass against one load of x, with one accumulator per row, and hands whole rows to the
 // threads, so each thread streams a contiguous stretch of W (the hardware prefetcher's best case).
 //
-// Variants as in qblock.h (scalar, AVX2+FMA, AVX-512F), picked at run time by qisa_active(); each
-// row's sum is formed the same way whatever the thread count, so threads do not change a bit.
+// Variants as in qblock.h (scalar, AVX2+FMA, AVX-512F; NEON on aarch64), picked at run time by
+// qisa_active(); each row's sum is formed the same way whatever the thread count, so threads do not
+// change a bit.
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +20,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 namespace lathe {
@@ -131,11 +134,55 @@ LATHE_GEMV_AVX512 void rows_avx512(float* y, const float* x, const float* W, con
 }
 #endif
 
+#if defined(__aarch64__)
+// ASIMD is the aarch64 baseline (no target attribute needed): the AVX2 scheme on 4-lane vectors, two
+// accumulators per row (8 of 32 registers) so the FMA chains overlap; the K % 8 tail in scalar FMAs.
+inline float row_tail(float s, const float* w, const float* x, int64_t k0, int64_t K) {
+  for (int64_t k = k0; k < K; k++) s = __builtin_fmaf(w[k], x[k], s);
+  return s;
+}
+
+void rows_neon(float* y, const float* x, const float* W, const float* bias, int64_t K, int64_t n0, int64_t n1) {
+  const int64_t K8 = K / 8 * 8;
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const float* w[4] = {W + size_t(n) * K, W + size_t(n + 1) * K, W + size_t(n + 2) * K, W + size_t(n + 3) * K};
+    float32x4_t a[4], b[4];
+    for (int i = 0; i < 4; i++) a[i] = b[i] = vdupq_n_f32(0.0f);
+    for (int64_t k = 0; k < K8; k += 8) {
+      const float32x4_t x0 = vld1q_f32(x + k), x1 = vld1q_f32(x + k + 4);
+      for (int i = 0; i < 4; i++) {
+        a[i] = vfmaq_f32(a[i], vld1q_f32(w[i] + k), x0);
+        b[i] = vfmaq_f32(b[i], vld1q_f32(w[i] + k + 4), x1);
+      }
+    }
+    for (int i = 0; i < 4; i++) {
+      const float s = row_tail(vaddvq_f32(vaddq_f32(a[i], b[i])), w[i], x, K8, K);
+      y[n + i] = bias ? s + bias[n + i] : s;
+    }
+  }
+  for (; n < n1; n++) {
+    const float* w0 = W + size_t(n) * K;
+    float32x4_t a = vdupq_n_f32(0.0f), b = vdupq_n_f32(0.0f);
+    for (int64_t k = 0; k < K8; k += 8) {
+      a = vfmaq_f32(a, vld1q_f32(w0 + k), vld1q_f32(x + k));
+      b = vfmaq_f32(b, vld1q_f32(w0 + k + 4), vld1q_f32(x + k + 4));
+    }
+    const float s = row_tail(vaddvq_f32(vaddq_f32(a, b)), w0, x, K8, K);
+    y[n] = bias ? s + bias[n] : s;
+  }
+}
+#endif
+
 RowsFn rows_fn() {
   switch (qisa_active()) {
 #if defined(__x86_64__)
     case QIsa::Avx512: return rows_avx512;
     case QIsa::Avx2: return rows_avx2;
+#endif
+#if defined(__aarch64__)
+    case QIsa::NeonDot:
+    case QIsa::Neon: return rows_neon;
 #endif
     default: return rows_scalar;
   }
