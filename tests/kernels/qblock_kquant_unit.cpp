@@ -342,6 +342,24 @@ TEST_P(QKIsa, MatmulOddShapesAndPointers) {
   }
 }
 
+// Every M from 1 to 8 (one pass over W, row groups of 4 + remainder): each row of the M-row product
+// equals the 1-row product of that row bit for bit.
+TEST_P(QKIsa, EveryBatchSizeMatchesTheGemv) {
+  for (QType t : kAllTypes) {
+    const int64_t k = 512, n = 19;
+    const auto wq = quantize_matrix(t, randn(size_t(n) * k, 0.05f, 3), n, k);
+    const auto xin = randn(size_t(8) * k, 1.0f, 4);
+    std::vector<float> one(size_t(8) * n);
+    for (int m = 0; m < 8; m++)
+      qmatmul_forward(one.data() + size_t(m) * n, xin.data() + size_t(m) * k, wq.data(), t, nullptr, 1, k, n);
+    for (int M = 1; M <= 8; M++) {
+      std::vector<float> all(size_t(M) * n);
+      qmatmul_forward(all.data(), xin.data(), wq.data(), t, nullptr, M, k, n);
+      ASSERT_EQ(std::memcmp(all.data(), one.data(), all.size() * 4), 0) << qtype_name(t) << " M=" << M;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, QKIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
                          [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
 
