@@ -1,7 +1,7 @@
 // Block-quantized weights for decode (issue #20, kernel layer): the ggml/GGUF Q8_0, Q4_0, Q4_K and
-// Q6_K block layouts (and plain F16 / BF16 rows), byte for byte, so a GGUF tensor's data can be multiplied in place; activations quantized
-// to 8-bit blocks so the inner products are integer; a GEMV (decode) and a small-M GEMM (batched
-// decode) over a row-major weight [N, K], parallel over rows with OpenMP.
+// Q6_K block layouts (and plain F16 / BF16 rows), byte for byte, so a GGUF tensor's data can be
+// multiplied in place; activations quantized to 8-bit blocks so the inner products are integer; a GEMV
+// (decode) and a small-M GEMM (batched decode) over a row-major weight [N, K], parallel over rows.
 //
 // Weight blocks (32 elements, little-endian, no padding, no alignment: 34 or 18 bytes apart):
 //   Q8_0: f16 d, then int8 q[32];                     w[j] = d * q[j]
