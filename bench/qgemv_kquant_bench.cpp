@@ -5,7 +5,8 @@
 //   cold: the product cycles through copies of W totalling >= 64 MiB, so weights stream from memory
 //         as in decode across layers;  hot: one copy in cache (the kernels' arithmetic ceiling).
 // The summary prints tokens/s (products per second) over F32's for the same shape, mode and threads.
-// Instruction set: LATHE_CPU_ISA (scalar|avx2|avx512). Usage: qgemv_kquant_bench [benchmark flags]
+// Instruction set: LATHE_CPU_ISA (scalar|avx2|avx512). Usage: qgemv_kquant_bench [benchmark flags];
+// with --benchmark_repetitions=N the summary uses each run's median.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -94,6 +95,8 @@ class Collect : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       if (r.iterations == 0) continue;
+      // With --benchmark_repetitions the median stands for the label (the machine is shared).
+      if (r.run_type == Run::RT_Aggregate ? r.aggregate_name != "median" : r.repetitions > 1) continue;
       seconds[r.report_label] = r.GetAdjustedRealTime();
       auto it = r.counters.find("GB/s");
       if (it != r.counters.end()) gbs[r.report_label] = it->second.value;

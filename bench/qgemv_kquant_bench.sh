@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 B=${1:-build}/bench/qgemv_kquant_bench
 uptime
 lscpu | grep -E "Model name|L3"
-"$B" --benchmark_min_time=${MIN_TIME:-0.5} --benchmark_color=false | sed -n '/^quant kernels/,$p'
+# REPS repetitions (median), FILTER a --benchmark_filter regex (e.g. 'gemv/[0-9]+/[0-9]+/[0-9]+/1/' for 1 thread).
+"$B" --benchmark_min_time=${MIN_TIME:-0.3} --benchmark_repetitions=${REPS:-3} --benchmark_filter="${FILTER:-.}" \
+  --benchmark_color=false | sed -n '/^quant kernels/,$p'
