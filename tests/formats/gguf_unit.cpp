@@ -227,7 +227,8 @@ TEST(Gguf, Q4_0DequantMatchesHandComputedBlock) {
   GgufWriter w;
   w.set_alignment(64);
   w.add_tensor_raw("q4", {1, 32}, uint32_t(GgmlType::Q4_0), block);
-  w.add_tensor_raw("k4", {256}, uint32_t(GgmlType::Q4_K), std::vector<uint8_t>(144));
+  w.add_tensor_raw("k4", {256}, uint32_t(GgmlType::Q4_K), std::vector<uint8_t>(144));  // read since Q4_K came
+  w.add_tensor_raw("k5", {256}, uint32_t(GgmlType::Q5_K), std::vector<uint8_t>(176));
   w.write(dir / "q.gguf");
   GgufFile f = GgufFile::open(dir / "q.gguf");
   EXPECT_EQ(f.alignment(), 64u);
@@ -235,12 +236,13 @@ TEST(Gguf, Q4_0DequantMatchesHandComputedBlock) {
   Tensor t = f.tensor_f32("q4");
   EXPECT_EQ(t.shape, (std::vector<int64_t>{1, 32}));
   for (int j = 0; j < 32; j++) EXPECT_EQ(t.f32()[j], expect[j]);
+  EXPECT_EQ(f.tensor_f32("k4").f32()[255], 0.0f);  // zero scales: zeros
   try {
-    f.tensor_f32("k4");
+    f.tensor_f32("k5");
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'k4'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("Q4_K"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'k5'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q5_K"), std::string::npos) << e.what();
   }
   EXPECT_THROW(f.tensor_f32("nope"), Error);
 }

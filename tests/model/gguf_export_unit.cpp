@@ -111,7 +111,7 @@ TEST(GgufExport, MatrixTypesAndMetadata) {
   EXPECT_EQ(g.tensor_info("blk.0.attn_q.weight").ggml_type, uint32_t(GgmlType::Q8_0));
   EXPECT_EQ(g.tensor_info("blk.0.attn_norm.weight").ggml_type, uint32_t(GgmlType::F32));
   EXPECT_EQ(g.tensor_info("output.weight").dims, (std::vector<int64_t>{32, 64}));  // ggml order
-  EXPECT_THROW(parse_gguf_type("q4_k"), Error);
+  EXPECT_THROW(parse_gguf_type("q5_k"), Error);
 }
 
 // llama.cpp's converter made stories260K.gguf from the same weights as stories260K-hf: our export

@@ -8,7 +8,10 @@ the npm package @node-llama-cpp/linux-x64 ships (the same llama.cpp build issue 
     mkdir -p /tmp/nlc && cd /tmp/nlc && npm pack @node-llama-cpp/linux-x64@3.21.1 && tar xzf *.tgz
     /usr/bin/python3 tools/golden/gen_qblock_goldens.py /tmp/nlc/package/bins/linux-x64/libggml-base.so
 
-It writes tests/data/qblock/golden.json, which tests/kernels/qblock_unit.cpp replays byte for byte.
+It writes tests/data/qblock/golden.json, which tests/kernels/qblock_unit.cpp replays byte for byte,
+and tests/data/qblock/golden_kquant.json (quantize_row_q4_K_ref / quantize_row_q6_K_ref on super-blocks
+of 256, plus ggml's dequantize_row_q4_K / _q6_K of its own blocks), replayed by
+tests/kernels/qblock_kquant_unit.cpp.
 Nothing of ggml is copied: the library is only called.
 
 Inputs (f32, every value stored as its IEEE-754 bit pattern): blocks of N(0, 1) noise at several
@@ -18,6 +21,12 @@ magnitude is negative / positive / both with the same magnitude (the first wins)
 a block with one non-zero value, and values one ulp either side of a tie.
 
 golden.json: {"library": str, "x_bits": [uint32 ...] (a multiple of 32), "q8_0": hex, "q4_0": hex}
+golden_kquant.json: {"library": str, "x_bits": [uint32 ...] (a multiple of 256), "q4_k": hex, "q6_k": hex,
+                     "q4_k_deq": hex, "q6_k_deq": hex (f32 little-endian)}
+K-quant inputs: noise super-blocks at scales 1e-6 .. 1e4, sub-blocks of very different scales side by
+side, all-positive / all-negative / constant / zero sub-blocks and super-blocks, one outlier, a
+sub-block whose fit keeps a zero min, a zero super-block next to tiny values (Q6_K's "all zero" branch),
+and values of the few-levels kind (small integers) whose grids hit exact ties.
 """
 import ctypes
 import json
@@ -76,6 +85,56 @@ def blocks():
     return out
 
 
+def kquant_blocks():
+    rng = random.Random(2012)
+    out = []
+    for scale in (1e-6, 1e-3, 0.02, 1.0, 30.0, 1e4):
+        for _ in range(3):
+            out.append([f32(rng.gauss(0, 1) * scale) for _ in range(256)])
+    # Sub-blocks of 32 (and groups of 16) at scales 1e-4 .. 1e2 side by side: the 6-bit / int8 scales of
+    # the small ones round to 0 or 1 against the super-block's largest.
+    out.append([f32(rng.gauss(0, 1) * 10.0 ** ((i // 32) - 4)) for i in range(256)])
+    out.append([f32(rng.gauss(0, 1) * 10.0 ** (2 - (i // 16) % 7)) for i in range(256)])
+    out.append([f32(abs(rng.gauss(0, 1)) + 0.5) for _ in range(256)])      # all positive: min = 0
+    out.append([f32(-abs(rng.gauss(0, 1)) - 0.5) for _ in range(256)])     # all negative
+    out.append([f32(1.25)] * 128 + [f32(-0.75)] * 128)                      # constant sub-blocks
+    out.append([0.0] * 256)
+    out.append([0.0] * 64 + [f32(rng.gauss(0, 1)) for _ in range(192)])   # zero sub-blocks first
+    row = [f32(rng.gauss(0, 0.1)) for _ in range(256)]
+    row[77] = 40.0                                                          # one outlier
+    out.append(row)
+    out.append([f32(float(rng.randint(-4, 4))) for _ in range(256)])       # few levels: exact ties
+    out.append([f32(float(rng.randint(0, 15)) * 0.5) for _ in range(256)])
+    out.append([f32(1e-20 * rng.gauss(0, 1)) for _ in range(256)])         # below Q6_K's 1e-15 floor
+    return out
+
+
+def call_rows(lib, name, x, n, out_bytes):
+    fn = getattr(lib, name)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    fn.restype = None
+    buf = (ctypes.c_uint8 * out_bytes)()
+    fn(x, buf, n)
+    return buf
+
+
+def write_kquant(lib):
+    xs = [v for b in kquant_blocks() for v in b]
+    n = len(xs)
+    x = (ctypes.c_float * n)(*xs)
+    res = {"library": "libggml-base.so from @node-llama-cpp/linux-x64@3.21.1", "x_bits": [bits(v) for v in xs]}
+    for name, bsize in (("q4_k", 144), ("q6_k", 210)):
+        q = call_rows(lib, "quantize_row_%s_ref" % name.replace("_k", "_K"), x, n, n // 256 * bsize)
+        res[name] = bytes(q).hex()
+        deq = call_rows(lib, "dequantize_row_%s" % name.replace("_k", "_K"), q, n, n * 4)
+        res[name + "_deq"] = bytes(deq).hex()
+    out = os.path.join(os.path.dirname(OUT), "golden_kquant.json")
+    with open(out, "w") as f:
+        json.dump(res, f)
+        f.write("\n")
+    print(f"wrote {out}: {n // 256} super-blocks")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: gen_qblock_goldens.py PATH/libggml-base.so")
@@ -97,6 +156,7 @@ def main():
                    "x_bits": [bits(v) for v in xs], "q8_0": res["q8_0"], "q4_0": res["q4_0"]}, f)
         f.write("\n")
     print(f"wrote {OUT}: {n // 32} blocks")
+    write_kquant(lib)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ std::function<int()> setup(CLI::App& app) {
     } else if (o->format == "gguf-lora") {
       if (o->adapter.empty()) lathe::fail("export", "--format gguf-lora needs --adapter");
       lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
-      if (type == lathe::GgmlType::Q4_0) lathe::fail("export", "--format gguf-lora: --gguf-type q4_0 is for models (f32, f16, q8_0)");
+      if (type == lathe::GgmlType::Q4_0 || type == lathe::GgmlType::Q4_K || type == lathe::GgmlType::Q6_K)
+        lathe::fail("export", "--format gguf-lora: --gguf-type {} is for models (f32, f16, bf16, q8_0)", o->gguf_type);
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
       if (!a.lora) lathe::fail("export", "{}: llama.cpp GGUF adapters are LoRA only (prefix tuning has none)", o->adapter);
       if (a.base_nf4)

@@ -22,8 +22,10 @@ const lathe::OptionTable<Opts>& quantize_options() {
   static const lathe::OptionTable<Opts> table = [] {
     lathe::OptionTable<Opts> t("quantize");
     t.add("model", &Opts::model, "HF model directory or .gguf file (with its tokenizer)").needed();
-    t.add("type", &Opts::type, "Type of the Linear weights (embedding and lm_head are Q8_0 in either)")
-        .one_of({"q8_0", "q4_0"})
+    t.add("type", &Opts::type,
+          "Type of the matrices (embedding and lm_head: Q8_0 for q8_0/q4_0, Q6_K for q4_k/q6_k; rows a block "
+          "does not divide fall back to Q8_0 or F16; docs/quant.md)")
+        .one_of({"q8_0", "q4_0", "q4_k", "q6_k", "f16", "bf16"})
         .needed();
     t.add("output", &Opts::output, "The .gguf file to write").needed();
     t.add("name", &Opts::name, "general.name written into the GGUF");
@@ -40,8 +42,8 @@ std::function<int()> setup(CLI::App& app) {
     quantize_options().apply(*o, flags->overrides());  // defaults < LATHE_* environment < flags
     quantize_options().check(*o);
     lathe::cli::apply_threads(o->threads);
-    // Auto: a GGUF source's Q8_0/Q4_0 blocks are held as stored, and written back unchanged where
-    // the type matches (add_model_to_gguf); everything else is f32 and quantized while writing.
+    // Auto: a GGUF source's blocks (and F16/BF16 matrices) are held as stored, and written back
+    // unchanged where the type matches (add_model_to_gguf); everything else is quantized while writing.
     lathe::Model m = lathe::Model::load(o->model, lathe::WeightFormat::Auto);
     lathe::GgufWriter w;
     lathe::add_model_to_gguf(m, lathe::parse_gguf_type(o->type), o->name, w);
@@ -54,6 +56,6 @@ std::function<int()> setup(CLI::App& app) {
     return 0;
   };
 }
-LATHE_COMMAND("quantize", "Write a model as a Q8_0 or Q4_0 GGUF (llama.cpp's blocks)", setup);
+LATHE_COMMAND("quantize", "Write a model as a Q8_0, Q4_0, Q4_K, Q6_K, F16 or BF16 GGUF (llama.cpp's blocks)", setup);
 
 }  // namespace

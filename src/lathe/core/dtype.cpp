@@ -21,6 +21,8 @@ size_t dtype_bytes(DType t, int64_t n) {
     case DType::Q8_0: return size_t(n / 32) * 34;  // f16 scale + 32 int8
     case DType::Q4_0: return size_t(n / 32) * 18;  // f16 scale + 16 bytes of nibbles
     case DType::NF4: return size_t(n / 2);         // absmax stored separately
+    case DType::Q4_K: return size_t(n / 256) * 144;  // f16 d, dmin, 12 bytes of 6-bit scales/mins, 128 of nibbles
+    case DType::Q6_K: return size_t(n / 256) * 210;  // 128 low nibbles, 64 of high bit pairs, 16 int8 scales, f16 d
     default: return dtype_size(t) * size_t(n);
   }
 }
@@ -36,6 +38,8 @@ std::string_view dtype_name(DType t) {
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
     case DType::NF4: return "NF4";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }

@@ -7,7 +7,9 @@
 
 namespace lathe {
 
-enum class DType : uint8_t { F32, F16, BF16, I32, I64, U8, Q8_0, Q4_0, NF4 };
+// Q8_0/Q4_0 (blocks of 32) and Q4_K/Q6_K (super-blocks of 256) are ggml's block layouts
+// (kernels/cpu/qblock.h, core/kquant_blocks.h).
+enum class DType : uint8_t { F32, F16, BF16, I32, I64, U8, Q8_0, Q4_0, NF4, Q4_K, Q6_K };
 
 // Bytes per element for plain types; 0 for block-quantized types (use dtype_row_bytes).
 size_t dtype_size(DType t);

@@ -416,10 +416,18 @@ const uint8_t* GgufFile::tensor_data(const std::string& name) const { return dat
 Tensor GgufFile::tensor_quantized(const std::string& name) const {
   const GgufTensorInfo& t = tensor_info(name);
   DType dt;
-  if (t.ggml_type == uint32_t(GgmlType::Q8_0)) dt = DType::Q8_0;
-  else if (t.ggml_type == uint32_t(GgmlType::Q4_0)) dt = DType::Q4_0;
-  else fail("gguf", "{}: tensor '{}' is {}, not Q8_0 or Q4_0", path_, name, ggml_type_name(t.ggml_type));
-  // Blocks are byte arrays (the f16 scale is read with memcpy), so any address will do.
+  switch (GgmlType(t.ggml_type)) {
+    case GgmlType::Q8_0: dt = DType::Q8_0; break;
+    case GgmlType::Q4_0: dt = DType::Q4_0; break;
+    case GgmlType::Q4_K: dt = DType::Q4_K; break;
+    case GgmlType::Q6_K: dt = DType::Q6_K; break;
+    case GgmlType::F16: dt = DType::F16; break;
+    case GgmlType::BF16: dt = DType::BF16; break;
+    default:
+      fail("gguf", "{}: tensor '{}' is {}, not one lathe multiplies as stored (Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16)",
+           path_, name, ggml_type_name(t.ggml_type));
+  }
+  // Blocks and halves are read with memcpy / unaligned loads by the kernels, so any address will do.
   return Tensor::view(dt, t.shape(), const_cast<uint8_t*>(data_begin_ + t.offset), owner_);
 }
 
@@ -443,8 +451,11 @@ Tensor GgufFile::tensor_f32(const std::string& name) const {
       break;
     case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); break;
+    case GgmlType::Q4_K: dequantize_q4_k(src, dst, n); break;
+    case GgmlType::Q6_K: dequantize_q6_k(src, dst, n); break;
     default:
-      fail("gguf", "{}: tensor '{}' has ggml type {}, which lathe cannot dequantize (supported: F32, F16, BF16, Q8_0, Q4_0)",
+      fail("gguf", "{}: tensor '{}' has ggml type {}, which lathe cannot dequantize (supported: F32, F16, BF16, Q8_0, "
+           "Q4_0, Q4_K, Q6_K)",
            path_, name, ggml_type_name(t.ggml_type));
   }
   return out;

@@ -1,7 +1,7 @@
 // GGUF v2/v3 reader (REFERENCE.md §2.5). Metadata of every value type is kept; tensors are handed
 // out in PyTorch shape order (GGUF dims are reversed: dims[0] is the fastest axis). F32 tensors are
-// zero-copy views into the mapping; F16/BF16/Q8_0/Q4_0 are dequantized to f32 on request, and
-// Q8_0/Q4_0 are also handed out as stored (tensor_quantized) for the quantized-weight kernels.
+// zero-copy views into the mapping; F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K are dequantized to f32 on request,
+// and also handed out as stored (tensor_quantized) for the quantized-weight kernels.
 // Malformed files throw lathe::Error("[gguf] PATH: ...") naming the key or tensor.
 #pragma once
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lathe/core/file_io.h"
+#include "lathe/core/kquant_blocks.h"  // dequantize_q4_k, dequantize_q6_k
 #include "lathe/core/tensor.h"
 
 namespace lathe {
@@ -89,8 +90,9 @@ class GgufFile {
   // F32 view or dequantized copy, PyTorch shape order. Throws for unsupported ggml types.
   Tensor tensor_f32(const std::string& name) const;
   const uint8_t* tensor_data(const std::string& name) const;
-  // A Q8_0 or Q4_0 tensor as stored: a zero-copy view (dtype Q8_0/Q4_0, PyTorch shape, rows of
-  // blocks as kernels/cpu/qblock.h lays them out) into the mapping. Throws for other types.
+  // A Q8_0, Q4_0, Q4_K, Q6_K, F16 or BF16 tensor as stored: a zero-copy view (that dtype, PyTorch
+  // shape, rows of blocks as kernels/cpu/qblock.h lays them out) into the mapping. Throws for other
+  // types, naming the tensor.
   Tensor tensor_quantized(const std::string& name) const;
 
  private:

@@ -6,7 +6,7 @@
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
-#include "lathe/formats/gguf.h"  // dequantize_q8_0 / q4_0: rows of a quantized embedding table
+#include "lathe/kernels/cpu/qblock.h"  // dequantize_row: rows of a quantized embedding table
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -126,16 +126,13 @@ void embed_rows(const Model& m, const int32_t* ids, int N, float* x) {
   const ModelConfig& c = m.config;
   const Tensor& table = m.weights.embed;
   if (is_qblock_dtype(table.dtype)) {
-    // Q8_0/Q4_0 table (quantized weights, docs/quant.md): dequantize the N rows looked up. The ids
-    // were checked against the vocabulary by the caller, as for the f32 lookup.
-    const size_t row = dtype_bytes(table.dtype, c.hidden_size);
+    // A table in a kernel format (quantized weights, docs/quant.md): dequantize the N rows looked
+    // up. The ids were checked against the vocabulary by the caller, as for the f32 lookup.
+    const QType qt = weight_qtype(table.dtype);
+    const size_t row = qblock_row_bytes(qt, c.hidden_size);
     const auto* base = static_cast<const uint8_t*>(table.data);
-    for (int t = 0; t < N; t++) {
-      const uint8_t* src = base + size_t(ids[t]) * row;
-      float* dst = x + size_t(t) * c.hidden_size;
-      if (table.dtype == DType::Q8_0) dequantize_q8_0(src, dst, c.hidden_size);
-      else dequantize_q4_0(src, dst, c.hidden_size);
-    }
+    for (int t = 0; t < N; t++)
+      dequantize_row(qt, base + size_t(ids[t]) * row, x + size_t(t) * c.hidden_size, c.hidden_size);
   } else {
     embedding_forward(x, ids, table.f32(), N, c.hidden_size);
   }

@@ -11,8 +11,53 @@ GgmlType parse_gguf_type(const std::string& s) {
   if (s == "f16") return GgmlType::F16;
   if (s == "q8_0") return GgmlType::Q8_0;
   if (s == "q4_0") return GgmlType::Q4_0;
-  fail("export", "unknown GGUF tensor type '{}' (f32, f16, q8_0, q4_0)", s);
+  if (s == "q4_k") return GgmlType::Q4_K;
+  if (s == "q6_k") return GgmlType::Q6_K;
+  if (s == "bf16") return GgmlType::BF16;
+  fail("export", "unknown GGUF tensor type '{}' (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", s);
 }
+
+namespace {
+
+DType dtype_of_ggml(GgmlType t) {
+  switch (t) {
+    case GgmlType::F16: return DType::F16;
+    case GgmlType::BF16: return DType::BF16;
+    case GgmlType::Q8_0: return DType::Q8_0;
+    case GgmlType::Q4_0: return DType::Q4_0;
+    case GgmlType::Q4_K: return DType::Q4_K;
+    case GgmlType::Q6_K: return DType::Q6_K;
+    default: return DType::F32;
+  }
+}
+
+GgmlType ggml_of_dtype(DType t) {
+  switch (t) {
+    case DType::F16: return GgmlType::F16;
+    case DType::BF16: return GgmlType::BF16;
+    case DType::Q8_0: return GgmlType::Q8_0;
+    case DType::Q4_0: return GgmlType::Q4_0;
+    case DType::Q4_K: return GgmlType::Q4_K;
+    case DType::Q6_K: return GgmlType::Q6_K;
+    default: return GgmlType::F32;
+  }
+}
+
+// llama_ftype of the file: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_Q4_K_S 14
+// (Q4_K matrices, Q6_K output: lathe's q4_k mix), MOSTLY_Q6_K 18, MOSTLY_BF16 32.
+uint32_t llama_ftype(GgmlType t) {
+  switch (t) {
+    case GgmlType::F16: return 1;
+    case GgmlType::Q4_0: return 2;
+    case GgmlType::Q8_0: return 7;
+    case GgmlType::Q4_K: return 14;
+    case GgmlType::Q6_K: return 18;
+    case GgmlType::BF16: return 32;
+    default: return 0;
+  }
+}
+
+}  // namespace
 
 std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
                              GgufWriter& w) {
@@ -20,9 +65,9 @@ std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* ge
   w.set_string("general.architecture", arch);
   w.set_string("general.type", general_type);
   if (!name.empty()) w.set_string("general.name", name);
-  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7.
-  w.set_u32("general.file_type", type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : type == GgmlType::Q4_0 ? 2u : 7u);
-  if (type == GgmlType::Q8_0 || type == GgmlType::Q4_0) w.set_u32("general.quantization_version", 2);
+  w.set_u32("general.file_type", llama_ftype(type));
+  if (type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K || type == GgmlType::Q6_K)
+    w.set_u32("general.quantization_version", 2);
   return arch;
 }
 
@@ -52,24 +97,23 @@ void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, G
   const bool permute_arch = gguf_rope_permuted(c);
   const float norm_shift = gguf_norm_shift(c);
   ModelWeights weights = m.weights;  // shallow copies; for_each_tensor wants a mutable reference
-  const bool quantized = type == GgmlType::Q8_0 || type == GgmlType::Q4_0;
+  const DType conv = dtype_of_ggml(type);  // F32 when nothing is converted
   for_each_tensor(c, weights, [&](TensorSlot& s) {
     Tensor t = *s.tensor;
     if (is_qblock_dtype(t.dtype)) t = dequantize_tensor_qblock(t);  // re-encoded below (kept bytes when the type matches)
     const Tensor& held = *s.tensor;
     if (t.dtype != DType::F32) fail("export", "tensor '{}' is {}, expected f32 weights", s.hf_name, dtype_name(t.dtype));
-    GgmlType out = type;
-    if (t.ndim() < 2) out = GgmlType::F32;
-    // The embedding table and lm_head stay 8-bit in a 4-bit file, as quantize_model_weights keeps
-    // them in memory (llama.cpp's own quantizer gives them 6 bits or more too).
-    else if (quantized && (s.role == TensorRole::Embedding || s.layer < 0)) out = GgmlType::Q8_0;
-    if ((out == GgmlType::Q8_0 || out == GgmlType::Q4_0) && t.shape.back() % 32 != 0) out = GgmlType::F16;
+    // Matrices get the type quantize_model_weights holds in memory for them (one rule: output side
+    // 8 or 6 bits in a 4-bit file, fallbacks for rows the block does not divide); vectors stay F32.
+    GgmlType out = GgmlType::F32;
+    if (t.ndim() >= 2 && conv != DType::F32)
+      out = ggml_of_dtype(quantized_weight_dtype(conv, s.role == TensorRole::Embedding || s.layer < 0, t.shape.back()));
     const bool permute = s.rope_permuted && permute_arch;
-    if (out == GgmlType::Q8_0 || out == GgmlType::Q4_0) {
+    if (out != GgmlType::F32) {
       // Rows quantized with the reference quantizers (kernels/cpu/qblock.h), or the blocks held
       // already when they are of this type, then permuted as whole rows for NORM-RoPE q/k.
-      const DType dt = out == GgmlType::Q8_0 ? DType::Q8_0 : DType::Q4_0;
-      Tensor q = held.dtype == dt ? held : quantize_tensor_qblock(t, dt);
+      const DType dt = dtype_of_ggml(out);
+      Tensor q = held.dtype == dt ? held : quantize_tensor_qblock(t, dt, s.hf_name);
       const size_t row = dtype_bytes(dt, q.dim(1));
       std::vector<uint8_t> bytes(q.nbytes());
       if (permute)

@@ -12,7 +12,8 @@
 
 namespace lathe {
 
-// "f32" | "f16" | "q8_0" | "q4_0" -> the ggml type of the matrices; throws naming the bad value.
+// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q6_k" -> the ggml type of the matrices;
+// throws naming the bad value.
 GgmlType parse_gguf_type(const std::string& s);
 // The general.* keys every lathe GGUF starts with: architecture, general.type ("model" or
 // "adapter"), name (when given), file_type and quantization_version for `type`. Returns the
@@ -20,11 +21,11 @@ GgmlType parse_gguf_type(const std::string& s);
 std::string add_gguf_general(const ModelConfig& c, GgmlType type, const char* general_type, const std::string& name,
                              GgufWriter& w);
 
-// Adds general.* and <arch>.* keys and all weights to `w`. Matrices are stored as `type` (Q8_0 and
-// Q4_0 fall back to F16 for a tensor whose rows are not a multiple of 32, as llama.cpp does); with
-// Q8_0 or Q4_0 the embedding table and the output (lm_head) are Q8_0, exactly the bytes
-// quantize_model_weights holds in memory, so `--weights TYPE` on the source computes what the file
-// computes; norms and biases stay F32. Weights held quantized (a model loaded with --weights) are
+// Adds general.* and <arch>.* keys and all weights to `w`. Matrices are stored as
+// quantized_weight_dtype (model.h) gives them for `type` (F16 where rows are not a multiple of 32;
+// Q8_0 for K-quants whose rows are not a multiple of 256; the output side Q8_0 or Q6_K), exactly the
+// bytes quantize_model_weights holds in memory, so `--weights TYPE` on the source computes what the
+// file computes; norms and biases stay F32. Weights held quantized (a model loaded with --weights) are
 // written as they are when the type matches, else dequantized and re-encoded. Permuted copies are
 // owned by the writer's tensor references.
 void add_model_to_gguf(const Model& m, GgmlType type, const std::string& name, GgufWriter& w);

@@ -20,7 +20,17 @@ std::string linear_ref_name(int layer, LinearId id) {
   return layer < 0 ? std::string("lm_head") : fmt::format("layers.{}.{}", layer, linear_id_name(id));
 }
 
-static QType qtype_of(DType t) { return t == DType::Q8_0 ? QType::Q8_0 : QType::Q4_0; }
+QType weight_qtype(DType t) {
+  switch (t) {
+    case DType::Q8_0: return QType::Q8_0;
+    case DType::Q4_0: return QType::Q4_0;
+    case DType::Q4_K: return QType::Q4_K;
+    case DType::Q6_K: return QType::Q6_K;
+    case DType::F16: return QType::F16;
+    case DType::BF16: return QType::BF16;
+    default: fail("model", "dtype {} is not a kernel weight format", dtype_name(t));
+  }
+}
 
 // QLoRA: an NF4 weight is a Tensor of dtype NF4 whose data points at its Nf4Tensor; products
 // dequantize it tile by tile into this thread's scratch (the base is frozen: no weight gradient).
@@ -58,9 +68,9 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
     const Nf4Tensor& q = nf4_of(*l.w);
     nf4_matmul_forward(y, x, q, bias, T, in, out, nf4_scratch(q));
   } else if (is_qblock_dtype(l.w->dtype)) {
-    // Rows of K/32 blocks, in place (a GGUF mapping or a quantized copy); the kernel keeps its
-    // activation blocks in a per-thread buffer, so decode allocates nothing per token.
-    qmatmul_forward(y, x, static_cast<const uint8_t*>(l.w->data), qtype_of(l.w->dtype), bias, T, in, out);
+    // Rows of blocks (or F16/BF16 halves), in place (a GGUF mapping or a quantized copy); the kernel
+    // keeps its activation blocks in a per-thread buffer, so decode allocates nothing per token.
+    qmatmul_forward(y, x, static_cast<const uint8_t*>(l.w->data), weight_qtype(l.w->dtype), bias, T, in, out);
   } else {
     LATHE_CHECK(l.w->dtype == DType::F32, "linear_forward: weight dtype {} not supported", dtype_name(l.w->dtype));
     matmul_forward(y, x, l.w->f32(), bias, T, in, out);
@@ -80,7 +90,7 @@ void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, in
   LATHE_CHECK(ls.size() <= parts.size(), "linear_forward_many: {} projections, at most {}", ls.size(), parts.size());
   int np = 0;
   for (const LinearOut& o : ls)
-    parts[np++] = {static_cast<const uint8_t*>(o.l.w->data), qtype_of(o.l.w->dtype), o.l.b ? o.l.b->f32() : nullptr,
+    parts[np++] = {static_cast<const uint8_t*>(o.l.w->data), weight_qtype(o.l.w->dtype), o.l.b ? o.l.b->f32() : nullptr,
                    o.y, o.l.w->dim(0)};
   const int in = int(ls.begin()->l.w->dim(1));
   qmatmul_forward_parts(x, T, in, parts.data(), np);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lathe/core/tensor.h"
+#include "lathe/kernels/cpu/qblock.h"  // QType
 #include "lathe/model/weights.h"
 
 namespace lathe {
@@ -32,8 +33,14 @@ class LinearAdapter {
 const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
 // "layers.3.q_proj", or "lm_head" for layer -1: how errors name a LinearRef's weight.
 std::string linear_ref_name(int layer, LinearId id);
-// Q8_0 and Q4_0: block-quantized weights the qblock kernels multiply in place.
-inline bool is_qblock_dtype(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+// Weights held in a kernel format that qmatmul_forward multiplies in place (kernels/cpu/qblock.h):
+// the block-quantized Q8_0, Q4_0, Q4_K, Q6_K and plain F16 / BF16 rows. Inference only: no backward.
+inline bool is_qblock_dtype(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K || t == DType::F16 ||
+         t == DType::BF16;
+}
+// The kernel type of such a dtype (same names); an error for any other dtype.
+QType weight_qtype(DType t);
 
 // Adapters attached to a model. Empty = the plain base model.
 struct AdapterSet {

@@ -17,19 +17,24 @@ struct LoadedTensorInfo {
 };
 
 // What `--weights` asks of the loader (generate, eval, serve, perplexity):
-//   Auto  a GGUF's Q8_0/Q4_0 tensors stay quantized as stored (no f32 copy); everything else is f32
+//   Auto  a GGUF's Q8_0/Q4_0/Q4_K/Q6_K/F16/BF16 matrices stay as stored (no f32 copy); the rest f32
 //   F32   every tensor f32 (quantized GGUF tensors dequantized): what training and export load
-//   Q8_0, Q4_0  the Auto load, then every f32 Linear weight quantized with the reference quantizers
-//         (quantize_model_weights): quantize on load for an HF directory.
-enum class WeightFormat { Auto, F32, Q8_0, Q4_0 };
-// "auto" | "f32" | "q8_0" | "q4_0"; anything else is an error naming `what` (the option).
+//   Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16  the Auto load, then every f32 matrix converted with the
+//         reference quantizers (quantize_model_weights): quantize on load for an HF directory.
+enum class WeightFormat { Auto, F32, Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16 };
+// "auto" | "f32" | "q8_0" | "q4_0" | "q4_k" | "q6_k" | "f16" | "bf16"; anything else is an error
+// naming `what` (the option).
 WeightFormat parse_weight_format(const std::string& s, const char* what = "--weights");
 const char* weight_format_name(WeightFormat f);
+// The dtype a quantizing format converts to (Q8_0 ... BF16); F32 for Auto and F32.
+DType weight_format_dtype(WeightFormat f);
 // The --weights option as generate, perplexity, eval and serve declare it (one wording, one list).
 inline constexpr const char* kWeightsOptionHelp =
-    "Weights in memory: auto (a GGUF's Q8_0/Q4_0 stay quantized, else f32), f32, or q8_0/q4_0 (Linear weights "
-    "quantized on load; lm_head Q8_0)";
-inline std::vector<std::string> weight_format_choices() { return {"auto", "f32", "q8_0", "q4_0"}; }
+    "Weights in memory: auto (a GGUF's quantized/F16/BF16 matrices stay as stored, else f32), f32, or "
+    "q8_0/q4_0/q4_k/q6_k/f16/bf16 (matrices converted on load; docs/quant.md says which type each gets)";
+inline std::vector<std::string> weight_format_choices() {
+  return {"auto", "f32", "q8_0", "q4_0", "q4_k", "q6_k", "f16", "bf16"};
+}
 
 struct Model {
   ModelConfig config;
@@ -69,19 +74,26 @@ void quantize_model_nf4(Model& m);
 // The same matrices quantized to NF4 and back to f32: the base a QLoRA adapter saw, for merging.
 void roundtrip_model_nf4(Model& m);
 
-// Inference with block-quantized weights (docs/quant.md "In the model"). Every f32 Linear weight of
-// the blocks whose input size is a multiple of 32 becomes `type` (DType::Q8_0 or Q4_0), by the
-// reference quantizers (kernels/cpu/qblock.h), row by row; other sizes are rounded to f16 (held as
-// f32), as the GGUF writer stores them. The output side
-// is 8-bit whatever `type` is, as llama.cpp keeps it at 6 bits or more: lm_head and the embedding
-// table become Q8_0 (tied: one tensor, the lm_head multiplies the table's blocks; embed_rows
-// dequantizes the rows it looks up), so the model computes exactly what the GGUF that `lathe
-// quantize` writes computes (token_embd and output stored as Q8_0). An lm_head that is already
-// Q8_0/Q4_0 (a quantized GGUF) means the file decided: lm_head and embedding are left as loaded. Weights already of `type` are
-// kept; weights of the other block type are an error (dequantize first).
+// Inference with quantized (or F16/BF16) weights (docs/quant.md "In the model"). Every f32 matrix
+// becomes the dtype quantized_weight_dtype gives it, by the reference quantizers
+// (kernels/cpu/qblock.h), row by row, so the model computes exactly what the GGUF that `lathe
+// quantize` writes computes. Tied embeddings stay one tensor: the lm_head multiplies the table's
+// blocks and embed_rows dequantizes the rows it looks up. An lm_head that is already block-quantized
+// (a quantized GGUF) means the file decided: lm_head and embedding are left as loaded. Weights
+// already of their target dtype are kept; other non-f32 weights are an error (dequantize first).
 void quantize_model_weights(Model& m, DType type);
-// A [N, K] f32 tensor (K % 32 == 0) as Q8_0/Q4_0 blocks (a new heap tensor), and back.
-Tensor quantize_tensor_qblock(const Tensor& w, DType type);
+// The dtype a matrix with rows of `row_len` gets when a model is converted to `type` (Q8_0, Q4_0,
+// Q4_K, Q6_K, F16, BF16); `output_side` is the lm_head or the embedding table. The one rule memory
+// (quantize_model_weights) and the GGUF writer (add_model_to_gguf) share:
+//   Q8_0, Q4_0: matrices `type`, output side Q8_0 (llama.cpp keeps the output at 6 bits or more);
+//   Q4_K, Q6_K: matrices `type`, output side Q6_K (llama.cpp's output.weight of a K-quant file);
+//   a row length the block does not divide falls back: Q4_K/Q6_K to Q8_0 (llama.cpp falls back to
+//   Q5_0/Q8_0, lathe has no Q5_0), and anything not a multiple of 32 to F16;
+//   F16, BF16: every matrix that type, any row length.
+DType quantized_weight_dtype(DType type, bool output_side, int64_t row_len);
+// A [N, K] f32 tensor as `type` rows (a new heap tensor; K a multiple of the type's block, else an
+// error naming `name`), and back to f32.
+Tensor quantize_tensor_qblock(const Tensor& w, DType type, const std::string& name = "");
 Tensor dequantize_tensor_qblock(const Tensor& q);
 // The bytes of the weights `m` holds: every stored tensor, plus the lm_head when it is a separate
 // copy of tied embeddings.

@@ -28,9 +28,7 @@ void finish_tied(Model& m) {
   m.weight_bytes_f32 = model_weight_bytes(m);
 }
 
-// Q8_0 / Q4_0 asked of the loader: the block dtype; Auto and F32: none.
-DType block_dtype_of(WeightFormat f) { return f == WeightFormat::Q4_0 ? DType::Q4_0 : DType::Q8_0; }
-bool quantizes(WeightFormat f) { return f == WeightFormat::Q8_0 || f == WeightFormat::Q4_0; }
+bool quantizes(WeightFormat f) { return f != WeightFormat::Auto && f != WeightFormat::F32; }
 
 }  // namespace
 
@@ -39,7 +37,11 @@ WeightFormat parse_weight_format(const std::string& s, const char* what) {
   if (s == "f32") return WeightFormat::F32;
   if (s == "q8_0") return WeightFormat::Q8_0;
   if (s == "q4_0") return WeightFormat::Q4_0;
-  fail("model", "{}: unknown weight format '{}' (auto, f32, q8_0, q4_0)", what, s);
+  if (s == "q4_k") return WeightFormat::Q4_K;
+  if (s == "q6_k") return WeightFormat::Q6_K;
+  if (s == "f16") return WeightFormat::F16;
+  if (s == "bf16") return WeightFormat::BF16;
+  fail("model", "{}: unknown weight format '{}' (auto, f32, q8_0, q4_0, q4_k, q6_k, f16, bf16)", what, s);
 }
 
 const char* weight_format_name(WeightFormat f) {
@@ -48,8 +50,24 @@ const char* weight_format_name(WeightFormat f) {
     case WeightFormat::F32: return "f32";
     case WeightFormat::Q8_0: return "q8_0";
     case WeightFormat::Q4_0: return "q4_0";
+    case WeightFormat::Q4_K: return "q4_k";
+    case WeightFormat::Q6_K: return "q6_k";
+    case WeightFormat::F16: return "f16";
+    case WeightFormat::BF16: return "bf16";
   }
   return "?";
+}
+
+DType weight_format_dtype(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::Q8_0: return DType::Q8_0;
+    case WeightFormat::Q4_0: return DType::Q4_0;
+    case WeightFormat::Q4_K: return DType::Q4_K;
+    case WeightFormat::Q6_K: return DType::Q6_K;
+    case WeightFormat::F16: return DType::F16;
+    case WeightFormat::BF16: return DType::BF16;
+    default: return DType::F32;
+  }
 }
 
 Model Model::load(const std::string& path, WeightFormat weights) {
@@ -87,7 +105,7 @@ Model Model::load_hf_dir(const std::string& dir, WeightFormat weights) {
     *s.tensor = to_f32(t);  // f32: zero-copy view into the mapping; f16/bf16: one converted copy
   });
   finish_tied(m);
-  if (quantizes(weights)) quantize_model_weights(m, block_dtype_of(weights));
+  if (quantizes(weights)) quantize_model_weights(m, weight_format_dtype(weights));
   return m;
 }
 
@@ -156,18 +174,29 @@ Model Model::load_gguf(const std::string& path, WeightFormat weights) {
   // the NEOX-style ones keep HF row order. Gemma's norms are stored as 1 + w.
   const bool permuted_arch = gguf_rope_permuted(c);
   const float norm_shift = gguf_norm_shift(c);
-  // Which stored Q8_0/Q4_0 tensors stay as they are: with --weights auto every one; with q8_0/q4_0
-  // the matrices of that type, and the output side (token_embd, output) in either type
-  // (quantize_model_weights makes it Q8_0, and a file's own choice there is kept); with f32 none
-  // (the dequantized copies of before). A quantized token_embd is looked up row by row (embed_rows)
-  // and, tied, multiplied in place as the lm_head: no f32 copy of the table.
-  auto stored_block = [](const GgufTensorInfo& info) {
-    return info.ggml_type == uint32_t(GgmlType::Q8_0) || info.ggml_type == uint32_t(GgmlType::Q4_0);
+  // Which stored matrices stay as they are (views into the mapping): with --weights auto every one
+  // in a kernel format (Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16); with a converting format the matrices
+  // whose type is the one quantize_model_weights would give them, and a block-quantized output side
+  // (token_embd, output: the file's own choice there is kept); with f32 none (dequantized copies).
+  // A quantized token_embd is looked up row by row (embed_rows) and, tied, multiplied in place as
+  // the lm_head: no f32 copy of the table.
+  auto stored_dtype = [](const GgufTensorInfo& info) {
+    switch (GgmlType(info.ggml_type)) {
+      case GgmlType::Q8_0: return DType::Q8_0;
+      case GgmlType::Q4_0: return DType::Q4_0;
+      case GgmlType::Q4_K: return DType::Q4_K;
+      case GgmlType::Q6_K: return DType::Q6_K;
+      case GgmlType::F16: return DType::F16;
+      case GgmlType::BF16: return DType::BF16;
+      default: return DType::F32;  // F32 or a type only tensor_f32 reads
+    }
   };
   auto keep_stored = [&](const GgufTensorInfo& info, bool output_side) {
-    if (weights == WeightFormat::F32 || !stored_block(info)) return false;
-    if (weights == WeightFormat::Auto || output_side) return true;
-    return (info.ggml_type == uint32_t(GgmlType::Q8_0)) == (weights == WeightFormat::Q8_0);
+    const DType dt = stored_dtype(info);
+    if (weights == WeightFormat::F32 || dt == DType::F32) return false;
+    if (weights == WeightFormat::Auto) return true;
+    if (output_side) return dt != DType::F16 && dt != DType::BF16;
+    return dt == quantized_weight_dtype(weight_format_dtype(weights), false, info.shape().back());
   };
   for_each_tensor(c, m.weights, [&](TensorSlot& s) {
     if (!g.has_tensor(s.gguf_name)) fail("model", "{}: missing tensor '{}'", path, s.gguf_name);
@@ -201,7 +230,7 @@ Model Model::load_gguf(const std::string& path, WeightFormat weights) {
   });
   gguf_check_rope_dimensions(c, g, arch, path);
   finish_tied(m);
-  if (quantizes(weights)) quantize_model_weights(m, block_dtype_of(weights));
+  if (quantizes(weights)) quantize_model_weights(m, weight_format_dtype(weights));
   return m;
 }
 

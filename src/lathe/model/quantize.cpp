@@ -1,10 +1,11 @@
-// Quantizing a loaded model's weights: NF4 for QLoRA (frozen base under an adapter) and Q8_0/Q4_0
-// blocks for inference (docs/quant.md "In the model").
+// Quantizing a loaded model's weights: NF4 for QLoRA (frozen base under an adapter) and Q8_0/Q4_0/
+// Q4_K/Q6_K blocks or F16/BF16 rows for inference (docs/quant.md "In the model").
 #include <cstring>
 #include <memory>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/kquant_blocks.h"
 #include "lathe/formats/gguf.h"
 #include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/quant/nf4.h"
@@ -17,8 +18,8 @@ void quantize_model_nf4(Model& m) {
   for (auto& lw : m.weights.layers)
     for (LinearId id : linear_ids(m.config)) {
       Tensor* w = &linear_weight(lw, id);
-      // Q8_0/Q4_0 blocks (a quantized GGUF loaded as stored): NF4 of their values, as when such a
-      // file was dequantized on load. A QLoRA adapter runs on the NF4 base it was trained on.
+      // Blocks or F16/BF16 rows (a GGUF loaded as stored): NF4 of their values, as when such a file
+      // was dequantized on load. A QLoRA adapter runs on the NF4 base it was trained on.
       before += w->nbytes();
       if (is_qblock_dtype(w->dtype)) *w = dequantize_tensor_qblock(*w);
       LATHE_CHECK(w->dtype == DType::F32, "quantize_model_nf4 expects f32 weights");
@@ -51,26 +52,36 @@ void roundtrip_model_nf4(Model& m) {
 
 namespace {
 
-QType qtype_of(DType t) {
-  LATHE_CHECK(is_qblock_dtype(t), "not a block-quantized dtype: {}", dtype_name(t));
-  return t == DType::Q8_0 ? QType::Q8_0 : QType::Q4_0;
-}
-
 // Replaces `*w` by `q`; a view into a read-only mapping gives its pages back (as quantize_model_nf4).
 void replace_weight(Tensor* w, Tensor q) {
   if (w->owner.use_count() > 1 && w->dtype == DType::F32) release_mapped_pages(w->data, w->nbytes());
   *w = std::move(q);
 }
 
+bool is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q6_K; }
+
 }  // namespace
 
-Tensor quantize_tensor_qblock(const Tensor& w, DType type) {
-  const QType qt = qtype_of(type);
-  LATHE_CHECK(w.dtype == DType::F32 && w.ndim() == 2 && w.dim(1) % kQBlock == 0 && w.is_contiguous(),
-              "quantize_tensor_qblock needs a contiguous f32 [N, K] tensor with K % 32 == 0, got {} {}",
-              dtype_name(w.dtype), w.shape_str());
-  Tensor q = Tensor::empty(type, w.shape);
+DType quantized_weight_dtype(DType type, bool output_side, int64_t row_len) {
+  LATHE_CHECK(is_qblock_dtype(type), "not a weight conversion type: {}", dtype_name(type));
+  if (type == DType::F16 || type == DType::BF16) return type;
+  DType t = type;
+  if (output_side) t = is_kquant(type) ? DType::Q6_K : DType::Q8_0;
+  if (is_kquant(t) && row_len % kQK_K != 0) t = DType::Q8_0;
+  if (row_len % kQBlock != 0) t = DType::F16;
+  return t;
+}
+
+Tensor quantize_tensor_qblock(const Tensor& w, DType type, const std::string& name) {
+  const QType qt = weight_qtype(type);
+  LATHE_CHECK(w.dtype == DType::F32 && w.ndim() == 2 && w.is_contiguous(),
+              "quantize_tensor_qblock needs a contiguous f32 [N, K] tensor, got {} {}", dtype_name(w.dtype),
+              w.shape_str());
   const int64_t N = w.dim(0), K = w.dim(1);
+  if (K % qtype_block(qt) != 0)
+    fail("model", "tensor '{}' {}: {} needs rows of a multiple of {} elements, got {}", name, w.shape_str(),
+         qtype_name(qt), qtype_block(qt), K);
+  Tensor q = Tensor::empty(type, w.shape);
   const size_t rb = qblock_row_bytes(qt, K);
   const float* src = w.f32();
   uint8_t* dst = q.as<uint8_t>();
@@ -81,53 +92,53 @@ Tensor quantize_tensor_qblock(const Tensor& w, DType type) {
 }
 
 Tensor dequantize_tensor_qblock(const Tensor& q) {
+  const QType qt = weight_qtype(q.dtype);
   Tensor out = Tensor::empty(DType::F32, q.shape);
+  const int64_t K = q.shape.back(), N = q.numel() / K;
+  const size_t rb = qblock_row_bytes(qt, K);
   const auto* src = static_cast<const uint8_t*>(q.data);
-  if (q.dtype == DType::Q8_0) dequantize_q8_0(src, out.f32(), q.numel());
-  else if (q.dtype == DType::Q4_0) dequantize_q4_0(src, out.f32(), q.numel());
-  else LATHE_CHECK(false, "dequantize_tensor_qblock: dtype {}", dtype_name(q.dtype));
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; n++) dequantize_row(qt, src + size_t(n) * rb, out.f32() + n * K, K);
   return out;
 }
 
 void quantize_model_weights(Model& m, DType type) {
-  qtype_of(type);  // checks the argument
+  quantized_weight_dtype(type, false, kQK_K);  // checks the argument
   for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
     if (s.role != TensorRole::Matrix || s.layer < 0) return;  // the output side is below
     Tensor* w = s.tensor;
-    if (w->dtype == type) return;  // a GGUF tensor kept as stored
+    const DType want = quantized_weight_dtype(type, false, w->dim(1));
+    if (w->dtype == want) return;  // a GGUF tensor kept as stored
     if (w->dtype != DType::F32)
-      fail("model", "{}: tensor '{}' is {}; cannot quantize it to {} (load it as f32 first)", m.source, s.hf_name,
-           dtype_name(w->dtype), dtype_name(type));
-    if (w->dim(1) % kQBlock != 0) {
-      // No block layout for this row length: f16 values held as f32, what the GGUF writer falls back
-      // to (add_model_to_gguf, as llama.cpp does), so memory and file still compute the same.
-      Tensor r = Tensor::empty(DType::F32, w->shape);
-      for (int64_t i = 0; i < w->numel(); i++) r.f32()[i] = f16_to_f32(f32_to_f16(w->f32()[i]));
-      replace_weight(w, r);
-      return;
-    }
-    replace_weight(w, quantize_tensor_qblock(*w, type));
+      fail("model", "{}: tensor '{}' is {}; cannot convert it to {} (load it as f32 first)", m.source, s.hf_name,
+           dtype_name(w->dtype), dtype_name(want));
+    replace_weight(w, quantize_tensor_qblock(*w, want, s.hf_name));
   });
   Tensor& head = m.weights.lm_head;
   Tensor& embed = m.weights.embed;
-  // The output side: Q8_0 whatever `type` is. Decode reads the lm_head once per token like any
-  // Linear, and the logits are where 4-bit error shows most (llama.cpp gives it Q6_K or Q8_0). The
-  // table is Q8_0 too, as a Q8_0 token_embd in the GGUF: looked up by dequantizing the rows a step
-  // needs (embed_rows), and for tied embeddings the very blocks the lm_head multiplies.
-  if (!is_qblock_dtype(head.dtype) && head.dim(1) % kQBlock == 0) {
+  // The output side (quantized_weight_dtype): decode reads the lm_head once per token like any
+  // Linear, and the logits are where 4-bit error shows most. The table gets the same type, as the
+  // GGUF's token_embd: looked up by dequantizing the rows a step needs (embed_rows), and for tied
+  // embeddings the very blocks the lm_head multiplies. A block-quantized lm_head came from the file.
+  const bool file_decided = is_qblock_dtype(head.dtype) && head.dtype != DType::F16 && head.dtype != DType::BF16;
+  if (!file_decided) {
+    const DType want = quantized_weight_dtype(type, true, head.dim(1));
     const bool tied = head.data == embed.data;
+    auto convert = [&](Tensor* t, const char* name) {
+      if (t->dtype == want) return;
+      Tensor f = t->dtype == DType::F32 ? *t : dequantize_tensor_qblock(*t);
+      replace_weight(t, quantize_tensor_qblock(f, want, name));
+    };
     if (tied) {
-      Tensor q = quantize_tensor_qblock(embed, DType::Q8_0);
-      replace_weight(&embed, q);
-      head = q;
+      convert(&embed, "model.embed_tokens.weight");
+      head = embed;
     } else {
-      replace_weight(&head, quantize_tensor_qblock(head, DType::Q8_0));
-      if (embed.dtype == DType::F32) replace_weight(&embed, quantize_tensor_qblock(embed, DType::Q8_0));
+      convert(&head, "lm_head.weight");
+      convert(&embed, "model.embed_tokens.weight");
     }
   }
   m.weight_bytes_f32 = model_weight_bytes(m);
 }
-
 size_t model_weight_bytes(const Model& m) {
   size_t n = 0;
   ModelWeights w = m.weights;  // shallow copies; for_each_tensor wants a mutable reference

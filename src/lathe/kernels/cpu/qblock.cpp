@@ -1,6 +1,8 @@
 // Q8_0 / Q4_0 weights: reference quantizers, the scalar kernels, run-time selection of the variant
-// and the GEMV / small-M GEMM drivers. The x86 variants are in qblock_x86.cpp, the aarch64 ones in
-// qblock_neon.cpp. Contracts: qblock.h.
+// Block-quantized weights: reference quantizers, the scalar kernels, run-time selection of the variant
+// and the GEMV / small-M GEMM drivers (for every type). The x86 variants are in qblock_x86.cpp, the
+// aarch64 ones in qblock_neon.cpp; the K-quant and F16/BF16 kernels in qblock_kquant*.cpp; prefill in
+// qgemm.cpp. Contracts: qblock.h.
 #include "lathe/kernels/fp_round.h"
 #include "lathe/kernels/cpu/qblock.h"
 
@@ -23,6 +25,7 @@
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
+#include "lathe/core/kquant_blocks.h"
 
 namespace lathe {
 
@@ -117,8 +120,31 @@ void dot_scalar(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t n
   for (int i = 0; i < m; i++) out[i] = acc[i];
 }
 
-const qdetail::QKernels kScalar = {quantize_act_scalar, dot_scalar<isum_q8_0_blk, kQ8_0BlockBytes>,
-                                   dot_scalar<isum_q4_0_fast, kQ4_0BlockBytes>};
+const qdetail::QKernels kScalar = {quantize_act_scalar,      dot_scalar<isum_q8_0_blk, kQ8_0BlockBytes>,
+                                   dot_scalar<isum_q4_0_fast, kQ4_0BlockBytes>,
+                                   qdetail::dot_q4_k_scalar,  qdetail::dot_q6_k_scalar,
+                                   qdetail::dot_f16_scalar,   qdetail::dot_bf16_scalar};
+
+using QDot = void (*)(const uint8_t*, const BlockQ8A*, int64_t, int64_t, int, float*);
+using FDot = void (*)(const uint8_t*, const float*, int64_t, int64_t, int, float*);
+
+// The block kernel of `t` in `kern`; a null field (a variant without that type) falls back to scalar.
+QDot block_dot(const qdetail::QKernels& kern, QType t) {
+  QDot f = nullptr, ref = nullptr;
+  switch (t) {
+    case QType::Q8_0: f = kern.dot_q8_0, ref = kScalar.dot_q8_0; break;
+    case QType::Q4_0: f = kern.dot_q4_0, ref = kScalar.dot_q4_0; break;
+    case QType::Q4_K: f = kern.dot_q4_k, ref = kScalar.dot_q4_k; break;
+    case QType::Q6_K: f = kern.dot_q6_k, ref = kScalar.dot_q6_k; break;
+    default: fail("kernels", "{} has no block dot kernel", qtype_name(t));
+  }
+  return f ? f : ref;
+}
+
+FDot float_dot(const qdetail::QKernels& kern, QType t) {
+  if (t == QType::F16) return kern.dot_f16 ? kern.dot_f16 : kScalar.dot_f16;
+  return kern.dot_bf16 ? kern.dot_bf16 : kScalar.dot_bf16;
+}
 
 // ---- run-time selection ----
 
@@ -179,26 +205,49 @@ const qdetail::QKernels& active_kernels() { return qdetail::kernels_for(active_i
 
 }  // namespace
 
+int64_t qtype_block(QType t) {
+  switch (t) {
+    case QType::Q8_0:
+    case QType::Q4_0: return kQBlock;
+    case QType::Q4_K:
+    case QType::Q6_K: return kQK_K;
+    case QType::F16:
+    case QType::BF16: return 1;
+  }
+  fail("kernels", "unknown block type {}", uint32_t(t));
+}
+
 size_t qblock_bytes(QType t) {
   switch (t) {
     case QType::Q8_0: return kQ8_0BlockBytes;
     case QType::Q4_0: return kQ4_0BlockBytes;
+    case QType::Q4_K: return kQ4_KBlockBytes;
+    case QType::Q6_K: return kQ6_KBlockBytes;
+    case QType::F16:
+    case QType::BF16: return 2;
   }
   fail("kernels", "unknown block type {}", uint32_t(t));
 }
 
 size_t qblock_row_bytes(QType t, int64_t k) {
-  if (k % kQBlock != 0) fail("kernels", "{} rows need a multiple of 32 elements, got {}", qtype_name(t), k);
-  return size_t(k / kQBlock) * qblock_bytes(t);
+  const int64_t blk = qtype_block(t);
+  if (k % blk != 0) fail("kernels", "{} rows need a multiple of {} elements, got {}", qtype_name(t), blk, k);
+  return size_t(k / blk) * qblock_bytes(t);
 }
 
 const char* qtype_name(QType t) {
   switch (t) {
     case QType::Q8_0: return "Q8_0";
     case QType::Q4_0: return "Q4_0";
+    case QType::Q4_K: return "Q4_K";
+    case QType::Q6_K: return "Q6_K";
+    case QType::F16: return "F16";
+    case QType::BF16: return "BF16";
   }
   return "Q?";
 }
+
+bool qtype_is_float(QType t) { return t == QType::F16 || t == QType::BF16; }
 
 void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k) {
   if (k % kQBlock != 0) fail("kernels", "Q8_0 needs a multiple of 32 elements, got {}", k);
@@ -238,6 +287,17 @@ void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k) {
   switch (t) {
     case QType::Q8_0: quantize_row_q8_0(x, dst, k); return;
     case QType::Q4_0: quantize_row_q4_0(x, dst, k); return;
+    case QType::Q4_K: quantize_row_q4_k(x, dst, k); return;
+    case QType::Q6_K: quantize_row_q6_k(x, dst, k); return;
+    case QType::F16:
+      for (int64_t i = 0; i < k; i++) store_f16(dst + 2 * i, x[i]);
+      return;
+    case QType::BF16:
+      for (int64_t i = 0; i < k; i++) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+      return;
   }
   fail("kernels", "unknown block type {}", uint32_t(t));
 }
@@ -289,6 +349,7 @@ const qdetail::QKernels& qdetail::kernels_for(QIsa isa) {
 }
 
 void qdetail::block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out) {
+  LATHE_CHECK(t == QType::Q8_0 || t == QType::Q4_0, "block_isums: {} (Q8_0 and Q4_0 only)", qtype_name(t));
   for (int64_t b = 0; b < nb; b++)
     out[b] = t == QType::Q8_0 ? isum_q8_0(w + size_t(b) * kQ8_0BlockBytes, a[b].q)
                               : isum_q4_0(w + size_t(b) * kQ4_0BlockBytes, a[b].q);
@@ -300,33 +361,12 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k) {
 }
 
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb) {
-  const qdetail::QKernels& kern = active_kernels();
   float out = 0;
-  (t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0)(w, a, nb, nb, 1, &out);
+  block_dot(active_kernels(), t)(w, a, nb, nb, 1, &out);
   return out;
 }
 
 size_t qmatmul_scratch_bytes(int M, int64_t K) { return size_t(M) * size_t(K / kQBlock) * sizeof(BlockQ8A); }
-
-void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k) {
-  const int64_t nb = k / kQBlock;
-  qblock_row_bytes(t, k);  // checks k % 32
-  if (t == QType::Q8_0) {
-    for (int64_t b = 0; b < nb; b++, src += kQ8_0BlockBytes, dst += kQBlock) {
-      const float d = load_f16(src);
-      const int8_t* q = reinterpret_cast<const int8_t*>(src + 2);
-      for (int j = 0; j < kQBlock; j++) dst[j] = d * float(q[j]);
-    }
-  } else {
-    for (int64_t b = 0; b < nb; b++, src += kQ4_0BlockBytes, dst += kQBlock) {
-      const float d = load_f16(src);
-      for (int j = 0; j < 16; j++) {
-        dst[j] = d * float(int(src[2 + j] & 0x0f) - 8);
-        dst[j + 16] = d * float(int(src[2 + j] >> 4) - 8);
-      }
-    }
-  }
-}
 
 // Activation blocks for M rows of K: the caller's scratch when it is usable (any address can be passed,
 // BlockQ8A needs 4-byte alignment), else this thread's reused buffer.
@@ -337,36 +377,53 @@ static BlockQ8A* act_blocks(void* scratch, int M, int64_t nb) {
   return own.data();
 }
 
-// The integer path (M < kQPrefillRows) of every part on the same quantized rows, in one parallel region.
+// The decode path (M < kQPrefillRows) of every part, in one parallel region: block types on the input
+// quantized once to activation blocks, F16 / BF16 on the f32 rows as they are.
 static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts,
                               void* scratch) {
   const int64_t nb = K / kQBlock;
   const qdetail::QKernels& kern = active_kernels();
-  BlockQ8A* acts = act_blocks(scratch, M, nb);
-  for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
-
+  bool blocks = false;
   size_t bytes = 0;
   int64_t rows = 0;
-  for (int p = 0; p < nparts; p++) bytes += size_t(parts[p].N) * qblock_row_bytes(parts[p].t, K), rows += parts[p].N;
-  // Each weight row is streamed once per group of 8 activation rows; the row's blocks stay in L1
-  // while the 8 dot products consume them. Small products stay on one thread: waking the pool costs
-  // more than it saves below ~64 KiB of weights. The parts share the region and its single barrier
-  // (`nowait`: the outputs are disjoint and the inputs read-only), so q/k/v or gate/up cost one
-  // fork/join per token instead of one each.
+  for (int p = 0; p < nparts; p++) {
+    blocks = blocks || !qtype_is_float(parts[p].t);
+    bytes += size_t(parts[p].N) * qblock_row_bytes(parts[p].t, K), rows += parts[p].N;
+  }
+  BlockQ8A* acts = blocks ? act_blocks(scratch, M, nb) : nullptr;
+  if (blocks)
+    for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
+
+  // Each weight row is streamed once per group of 8 input rows; the row stays in L1 while the 8 dot
+  // products consume it. Small products stay on one thread: waking the pool costs more than it saves
+  // below ~64 KiB of weights. The parts share the region and its single barrier (`nowait`: the
+  // outputs are disjoint and the inputs read-only), so q/k/v or gate/up cost one fork/join per token
+  // instead of one each.
   const bool parallel = bytes >= (size_t(64) << 10) && rows > 1;
 #pragma omp parallel if (parallel)
   for (int m0 = 0; m0 < M; m0 += 8) {
     const int mc = std::min(8, M - m0);
-    const BlockQ8A* a = acts + size_t(m0) * nb;
     for (int p = 0; p < nparts; p++) {
       const QMatmulPart& q = parts[p];
       const size_t row_bytes = qblock_row_bytes(q.t, K);
-      const auto dot = q.t == QType::Q8_0 ? kern.dot_q8_0 : kern.dot_q4_0;
+      if (qtype_is_float(q.t)) {
+        const FDot fdot = float_dot(kern, q.t);
+        const float* x = inp + size_t(m0) * K;
 #pragma omp for schedule(static) nowait
-      for (int64_t n = 0; n < q.N; n++) {
-        float r[8];
-        dot(q.w + size_t(n) * row_bytes, a, nb, nb, mc, r);
-        for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
+        for (int64_t n = 0; n < q.N; n++) {
+          float r[8];
+          fdot(q.w + size_t(n) * row_bytes, x, K, K, mc, r);
+          for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
+        }
+      } else {
+        const QDot dot = block_dot(kern, q.t);
+        const BlockQ8A* a = acts + size_t(m0) * nb;
+#pragma omp for schedule(static) nowait
+        for (int64_t n = 0; n < q.N; n++) {
+          float r[8];
+          dot(q.w + size_t(n) * row_bytes, a, nb, nb, mc, r);
+          for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
+        }
       }
     }
   }
@@ -376,7 +433,7 @@ void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart
   if (M < 1) fail("kernels", "qmatmul_forward: M={} must be positive", M);
   for (int p = 0; p < nparts; p++) {
     if (parts[p].N < 1) fail("kernels", "qmatmul_forward: N={} must be positive", parts[p].N);
-    qblock_row_bytes(parts[p].t, K);  // checks K % 32
+    qblock_row_bytes(parts[p].t, K);  // checks K against the type's block
   }
   if (M >= kQPrefillRows) {
     for (int p = 0; p < nparts; p++)
@@ -389,7 +446,7 @@ void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch) {
   if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
-  qblock_row_bytes(t, K);  // checks K % 32
+  qblock_row_bytes(t, K);  // checks K against the type's block
   if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
   const QMatmulPart part{w, t, bias, out, N};
   qmatmul_parts_int(inp, M, K, &part, 1, scratch);

@@ -1,7 +1,7 @@
-// Block-quantized weights for decode (issue #20, kernel layer): the ggml/GGUF Q8_0 and Q4_0 block
-// layouts, byte for byte, so a GGUF tensor's data can be multiplied in place; activations quantized
-// to 8-bit blocks so the inner products are integer; a GEMV (decode) and a small-M GEMM (batched
-// decode) over a row-major weight [N, K], parallel over rows with OpenMP.
+// Block-quantized weights for decode (issue #20, kernel layer): the ggml/GGUF Q8_0, Q4_0, Q4_K and
+// Q6_K block layouts (and plain F16 / BF16 rows), byte for byte, so a GGUF tensor's data can be
+// multiplied in place; activations quantized to 8-bit blocks so the inner products are integer; a GEMV
+// (decode) and a small-M GEMM (batched decode) over a row-major weight [N, K], parallel over rows.
 //
 // Weight blocks (32 elements, little-endian, no padding, no alignment: 34 or 18 bytes apart):
 //   Q8_0: f16 d, then int8 q[32];                     w[j] = d * q[j]
@@ -9,6 +9,13 @@
 //         nibble;                                     w[j] = d * (nibble - 8)
 // A row of K (a multiple of 32) elements is K/32 consecutive blocks; row n starts at
 // n * qblock_row_bytes(type, K). GGUF stores a [N, K] PyTorch-order matrix exactly so (dims {K, N}).
+// K-quants (Q4_K, Q6_K): super-blocks of 256 elements, layouts in core/kquant_blocks.h; K % 256 == 0.
+//   Their dot products run against the same 32-element activation blocks: a Q4_K sub-block is one
+//   activation block, w = d*sc*q - dmin*m, so per block (d*sc)*Σ q*aq - (dmin*m)*Σ aq (both integer
+//   sums exact); a Q6_K scale covers 16 elements, so one activation block spans two scales:
+//   Σ = sc0*Σ_{16} (q-32)*aq + sc1*Σ_{16} (q-32)*aq, exact in int32 (|Σ| <= 2*128*16*32*127 < 2^24).
+// F16 / BF16 rows: K elements of 2 bytes (any K), multiplied with the f32 activations as they are
+//   (no activation quantization): converted to f32 in registers (F16C / a 16-bit shift), then FMA.
 //
 // Activation blocks (Q8A, ours, never written to a file): the Q8_0 rule with an f32 scale:
 //   amax = max_j |x[j]|;  d = amax / 127;  id = d != 0 ? 1/d : 0;  q[j] = round(x[j] * id)
@@ -46,15 +53,18 @@
 namespace lathe {
 
 // ggml type numbers, so a GGUF tensor's ggml_type converts directly.
-enum class QType : uint32_t { Q4_0 = 2, Q8_0 = 8 };
+enum class QType : uint32_t { F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
 
-constexpr int kQBlock = 32;  // elements per block, both types
+constexpr int kQBlock = 32;  // elements per block of Q8_0 / Q4_0, and per activation block
 constexpr size_t kQ8_0BlockBytes = 34;
 constexpr size_t kQ4_0BlockBytes = 18;
 
+int64_t qtype_block(QType t);                  // elements per block: 32, 256 (K-quants), 1 (F16, BF16)
 size_t qblock_bytes(QType t);                  // bytes of one block
-size_t qblock_row_bytes(QType t, int64_t k);   // bytes of a row of k elements (k % 32 == 0)
-const char* qtype_name(QType t);               // "Q8_0", "Q4_0"
+// Bytes of a row of k elements; k must be a multiple of qtype_block(t): an error saying so otherwise.
+size_t qblock_row_bytes(QType t, int64_t k);
+const char* qtype_name(QType t);               // "Q8_0", "Q4_0", "Q4_K", "Q6_K", "F16", "BF16"
+bool qtype_is_float(QType t);                  // F16 / BF16: f32 activations, no activation blocks
 
 // One quantized activation block (see the top of this file).
 // `sum` = Σ q[j]: Q4_0 kernels multiply the raw nibbles and subtract 8*sum once per block.
@@ -71,7 +81,15 @@ static_assert(sizeof(BlockQ8A) == 40, "BlockQ8A is packed by construction");
 //         nibble = min(15, trunc(x*id + 8.5)) (the product rounded to f32 before the add).
 void quantize_row_q8_0(const float* x, uint8_t* dst, int64_t k);
 void quantize_row_q4_0(const float* x, uint8_t* dst, int64_t k);
+// K-quants, k % 256 == 0: ggml's quantize_row_q4_K_ref / quantize_row_q6_K_ref rules (what
+// llama-quantize runs without an importance matrix), byte for byte (qblock_kquant_ref.cpp says how).
+void quantize_row_q4_k(const float* x, uint8_t* dst, int64_t k);
+void quantize_row_q6_k(const float* x, uint8_t* dst, int64_t k);
+// Every QType; F16 / BF16 round to nearest even (f32_to_f16, f32_to_bf16).
 void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
+// The inverse: k elements (a multiple of qtype_block(t)) of type t to f32, exactly the values the
+// dot kernels multiply (a prefill path dequantizes weight tiles with it and runs sgemm).
+void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
 
 // Instruction-set variants of the dot-product kernels.
 enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
@@ -92,22 +110,20 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 // Σ_j w[j]*a[j] over one row of nb weight blocks (type t) and nb activation blocks, active variant.
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
-// Row `src` of k elements (k % 32 == 0) in type t as f32: exactly the values d * q the kernels multiply.
-void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
-
 // From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
 // multiplied with sgemm (qgemm.cpp says why), the activations are not quantized.
 constexpr int kQPrefillRows = 16;
 
-// Scratch the matmuls need for M rows of K: M * K/32 activation blocks.
+// Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
 size_t qmatmul_scratch_bytes(int M, int64_t K);
 
 // out [M, N] = inp [M, K] · W^T (+ bias [N] when not null), W = w [N, K] in type t, row-major as above.
-// K % 32 == 0. M < kQPrefillRows: the rows of inp are quantized to activation blocks first, then each
-// weight row is read once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode,
-// one pass over W), parallel over the N weight rows; row m of the result equals the M = 1 product of
-// inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles times inp with sgemm (f32 result
-// of the dequantized weights; no activation quantization). `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
+// K % qtype_block(t) == 0. M < kQPrefillRows: the rows of inp are quantized to activation blocks first
+// (not for F16/BF16), then each weight row is read once per group of up to 8 input rows (M = 1: decode
+// GEMV; M <= 8: batched decode, one pass over W), parallel over the N weight rows; row m of the result
+// equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles
+// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization).
+// `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch = nullptr);
@@ -132,7 +148,14 @@ struct QKernels {
   // For one weight row of nb blocks and m <= 8 activation rows (a + i*a_stride, i < m): out[i] = dot.
   void (*dot_q8_0)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
   void (*dot_q4_0)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+  // K-quants: nb counts ACTIVATION blocks (8 per super-block), as for the two above.
+  void (*dot_q4_k)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+  void (*dot_q6_k)(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+  // F16 / BF16 rows of k elements against m <= 8 f32 rows x + i*x_stride.
+  void (*dot_f16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
+  void (*dot_bf16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
 };
+// A variant that leaves a field null (one written before that type existed) gets the scalar one.
 const QKernels& kernels_for(QIsa isa);
 // The prefill path of qmatmul_forward (qgemm.cpp), any M >= 1, scratch of its own.
 void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
@@ -140,6 +163,11 @@ void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, co
 // Per-block integer sums Σ_j wq[j]*aq[j] (Q4_0: wq = nibble - 8), scalar: the exact value every variant
 // must reproduce inside its f32 combination.
 void block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out);
+// The scalar K-quant and F16/BF16 kernels (qblock_kquant.cpp), the reference the others must match.
+void dot_q4_k_scalar(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+void dot_q6_k_scalar(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out);
+void dot_f16_scalar(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
+void dot_bf16_scalar(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
 }  // namespace qdetail
 
 }  // namespace lathe

@@ -27,6 +27,12 @@
 #define LATHE_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace lathe::qdetail {
+// K-quant and F16 / BF16 kernels (qblock_kquant_x86.cpp), AVX2; the AVX-512 variant shares them.
+void dot_q4_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
+void dot_q6_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
+void dot_f16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
+void dot_bf16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
+
 namespace {
 
 // ---- AVX2 ----
@@ -245,9 +251,14 @@ LATHE_AVX512 void dot_avx512(const uint8_t* w, const BlockQ8A* a, int64_t a_stri
   }
 }
 
-const QKernels kAvx2 = {quantize_act_avx2, dot_avx2<QType::Q8_0>, dot_avx2<QType::Q4_0>};
-// The activation quantizer is O(K) against the O(N K) products: the AVX2 one serves here too.
-const QKernels kAvx512 = {quantize_act_avx2, dot_avx512<QType::Q8_0>, dot_avx512<QType::Q4_0>};
+const QKernels kAvx2 = {quantize_act_avx2, dot_avx2<QType::Q8_0>, dot_avx2<QType::Q4_0>,
+                        dot_q4_k_avx2,     dot_q6_k_avx2,          dot_f16_avx2,
+                        dot_bf16_avx2};
+// The activation quantizer is O(K) against the O(N K) products: the AVX2 one serves here too, and so
+// do the K-quant and F16/BF16 kernels (qblock_kquant_x86.cpp says why).
+const QKernels kAvx512 = {quantize_act_avx2, dot_avx512<QType::Q8_0>, dot_avx512<QType::Q4_0>,
+                          dot_q4_k_avx2,     dot_q6_k_avx2,            dot_f16_avx2,
+                          dot_bf16_avx2};
 
 }  // namespace
 
