@@ -485,13 +485,13 @@ TEST(QBlock, PrefillIsTheProductOfTheDequantizedWeights) {
   }
 }
 
-// A group of products of one input (q/k/v, gate/up) equals the products made one by one, bit for bit,
-// at decode sizes (one quantization of the input, one parallel region) and at prefill sizes; parts of
-// both types and with and without bias mix.
-TEST(QBlock, PartsEqualSeparateProducts) {
-  const int64_t k = 96;
+// The types of a group: Q8_0/Q4_0 at K = 96, and the K-quants with F16 / BF16 (no activation blocks) at K = 256.
+const QType kTypesA[3] = {QType::Q8_0, QType::Q4_0, QType::Q8_0};
+const QType kTypesB[3] = {QType::Q4_K, QType::F16, QType::Q6_K};
+const QType kTypesC[3] = {QType::BF16, QType::Q6_K, QType::F16};
+
+void parts_equal_separate_products(const QType* ts, int64_t k) {
   const int64_t ns[3] = {300, 17, 1000};
-  const QType ts[3] = {QType::Q8_0, QType::Q4_0, QType::Q8_0};
   std::vector<std::vector<uint8_t>> w;
   for (int p = 0; p < 3; p++) w.push_back(quantize_matrix(ts[p], randn(size_t(ns[p]) * k, 0.05f, uint32_t(p + 1)), ns[p], k));
   const auto bias = randn(1000, 0.1f, 4);
@@ -514,6 +514,13 @@ TEST(QBlock, PartsEqualSeparateProducts) {
     }
   }
   set_num_threads(1);
+}
+
+// A group of products of one input (q/k/v, gate/up) equals the products made one by one, bit for bit,
+// at decode sizes (one quantization of the input, one parallel region) and at prefill sizes; parts of
+// different types and with and without bias mix.
+TEST(QBlock, PartsEqualSeparateProducts) {
+  for (const QType* ts : {kTypesA, kTypesB, kTypesC}) parts_equal_separate_products(ts, ts == kTypesA ? 96 : 256);
 }
 
 TEST(QBlock, RejectsRowsNotMultipleOf32) {
