@@ -1,54 +1,92 @@
 #!/usr/bin/env bash
-# Decode with quantized weights (docs/quant.md "In the model"): lathe generate --weights f32 | q8_0 |
-# q4_0 on the SmolLM2-135M shape (hidden 576, ffn 1536, 30 layers, 9/3 heads, vocab 49152, tied),
-# random weights from `lathe init-model`, quantized on load. Prints decode and prefill tokens/s
-# (median of RUNS runs), the ratio to f32 (the machine's throughput swings, so ratios), peak RSS and
-# the weight bytes held. With TOKENIZER=DIR (a tokenizer.json of at most 49152 tokens, padded to the
-# vocabulary; a GGUF needs one: the stories260K fixture's will do) also the Q8_0 / Q4_0 GGUF from
-# `lathe quantize`, which should decode at the --weights speed (the same blocks, used in place from
-# the mapping: peak RSS near the weights held).
-# Usage: bench/decode_bench.sh [BUILD_DIR]   (env: THREADS=2 PROMPT=32 NEW=64 RUNS=5 TOKENIZER=)
+# Decode and prefill speed of lathe against llama.cpp on the same GGUF file (docs/quant.md, "Against
+# llama.cpp"). For each shape in SHAPES a model with random weights from `lathe init-model`, written as
+# one GGUF per type in TYPES (f32/f16 with `lathe export --format gguf`, the block types with
+# `lathe quantize`; a type lathe cannot write yet is skipped with a note). Each file is decoded by
+# `lathe generate --stats` and by llama.cpp (node-llama-cpp 3.21.1, pinned: bench/llamacpp_decode.mjs)
+# with the same prompt ids, prompt length and number of new tokens, at each thread count in THREADS_LIST.
+# Runs are interleaved (run 1 of every file and program, then run 2, ...; lathe and llama.cpp take turns
+# going first) so a change in the machine's load hits all alike. Prints per shape and thread count: decode
+# and prefill tokens/s (median of RUNS), the ratio lathe / llama.cpp, min/median (stability), peak RSS
+# of both, and the roofline: measured read bandwidth (bench/membw) / bytes read per decoded token.
+#
+# Shapes (both tied, like the real models):
+#   smollm2  SmolLM2-135M: llama, hidden 576, ffn 1536, 30 layers, 9/3 heads, vocab 49152
+#   qwen05   Qwen2.5-0.5B: qwen2 (q/k/v bias), hidden 896, ffn 4864, 24 layers, 14/2 heads, vocab 151936
+# A GGUF needs a tokenizer: TOKENIZER (default the stories260K fixture's, 512 tokens) padded to the vocabulary.
+#
+# Usage: bench/decode_bench.sh [BUILD_DIR]
+# env: SHAPES="smollm2 qwen05" TYPES="f32 f16 q8_0 q4_0 q4_k q6_k" THREADS_LIST="2 1" RUNS=5 PROMPT=32 NEW=64
+#      LLAMA_KV="f32" (llama.cpp's KV cache; lathe's is f32; "f32 f16" adds llama.cpp's default as well)
+#      TOKENIZER=DIR NLC_DIR=DIR (node-llama-cpp install, bench/setup_llamacpp.sh) KEEP=DIR (keep the files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${1:-build}
-THREADS=${THREADS:-2}; PROMPT=${PROMPT:-32}; NEW=${NEW:-64}; RUNS=${RUNS:-5}
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-uptime
-lscpu | grep -E "Model name|^L3" || true
-"$B/lathe" init-model --arch llama --hidden-size 576 --intermediate-size 1536 --num-hidden-layers 30 \
-  --num-attention-heads 9 --num-key-value-heads 3 --vocab-size 49152 --tie-word-embeddings --seed 1 \
-  ${TOKENIZER:+--tokenizer "$TOKENIZER"} --output "$W/smollm2-shape" >/dev/null
-if [ -n "${TOKENIZER:-}" ]; then
-  for t in q8_0 q4_0; do "$B/lathe" quantize --model "$W/smollm2-shape" --type $t --output "$W/$t.gguf" >/dev/null; done
-fi
-ids=$(/usr/bin/python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(49152)) for _ in range($PROMPT)))")
-one() {  # label, then generate's model arguments: one JSON line
-  local label=$1; shift
-  echo "$label $("$B/lathe" generate "$@" --prompt-ids "$ids" --max-new-tokens "$NEW" --stop-ids -1 \
-                   --threads "$THREADS" --stats 2>&1 >/dev/null | tail -1)"
+B=$(cd "${1:-build}" && pwd)
+SHAPES=${SHAPES:-smollm2 qwen05}; TYPES=${TYPES:-f32 f16 q8_0 q4_0 q4_k q6_k}; THREADS_LIST=${THREADS_LIST:-2 1}
+RUNS=${RUNS:-5}; PROMPT=${PROMPT:-32}; NEW=${NEW:-64}; LLAMA_KV=${LLAMA_KV:-f32}
+TOKENIZER=${TOKENIZER:-$PWD/../shared/fixtures/models/stories260K-hf}
+[ -d "$TOKENIZER" ] || [ -f "$TOKENIZER" ] || { echo "decode_bench.sh: tokenizer $TOKENIZER not found (set TOKENIZER=)" >&2; exit 1; }
+NLC=$(bench/setup_llamacpp.sh)
+cp bench/llamacpp_decode.mjs "$NLC/"  # ESM resolves node-llama-cpp next to the script
+if [ -n "${KEEP:-}" ]; then W=$KEEP; mkdir -p "$W"; else W=$(mktemp -d); trap 'rm -rf "$W"' EXIT; fi
+[ -x "$B/bench/membw" ] || ninja -C "$B" membw >/dev/null
+echo "== $(date -u +%FT%TZ) $(uptime)"
+lscpu | grep -E "Model name|^L2|^L3" || true
+for t in $THREADS_LIST; do echo "membw $t $("$B/bench/membw" "$t" 512 5)"; done > "$W/membw.txt"
+cat "$W/membw.txt"
+
+shape_args() {
+  case $1 in
+    smollm2) echo "--arch llama --hidden-size 576 --intermediate-size 1536 --num-hidden-layers 30 --num-attention-heads 9 --num-key-value-heads 3 --vocab-size 49152" ;;
+    qwen05) echo "--arch qwen2 --hidden-size 896 --intermediate-size 4864 --num-hidden-layers 24 --num-attention-heads 14 --num-key-value-heads 2 --vocab-size 151936" ;;
+    *) echo "decode_bench.sh: unknown shape '$1' (smollm2, qwen05)" >&2; return 1 ;;
+  esac
 }
-# Interleaved (run 1 of every variant, then run 2, ...), so a change in the machine's load hits
-# every variant alike instead of one of them.
-for r in $(seq "$RUNS"); do
-  one f32 --model "$W/smollm2-shape" --weights f32
-  one q8_0 --model "$W/smollm2-shape" --weights q8_0
-  one q4_0 --model "$W/smollm2-shape" --weights q4_0
-  for t in q8_0 q4_0; do [ -f "$W/$t.gguf" ] && one "$t.gguf" --model "$W/$t.gguf"; done
-done > "$W/runs.txt"
-/usr/bin/python3 - "$W/runs.txt" "$THREADS" "$PROMPT" "$NEW" "$RUNS" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    label, js = line.split(" ", 1)
-    rows.setdefault(label, []).append(json.loads(js))
-T, P, N, R = sys.argv[2:6]
-print(f"SmolLM2-135M shape, {T} threads, prompt {P}, {N} new tokens, median of {R} runs")
-base = statistics.median(r["decode_tok_s"] for r in rows["f32"])
-pbase = statistics.median(r["prefill_tok_s"] for r in rows["f32"])
-print(f"{'weights':10} {'decode tok/s':>12} {'vs f32':>7} {'min/med':>7} {'prefill tok/s':>13} {'vs f32':>7} {'weights MiB':>11} {'peak RSS MiB':>12}")
-for label, rs in rows.items():
-    d = [r["decode_tok_s"] for r in rs]
-    med, pre = statistics.median(d), statistics.median(r["prefill_tok_s"] for r in rs)
-    print(f"{label:10} {med:12.1f} {med/base:6.2f}x {min(d)/med:7.2f} {pre:13.1f} {pre/pbase:6.2f}x "
-          f"{rs[0]['weight_bytes']/2**20:11.1f} {max(r['peak_rss_bytes'] for r in rs)/2**20:12.1f}")
-PY
+vocab_of() { shape_args "$1" | sed 's/.*--vocab-size \([0-9]*\).*/\1/'; }
+
+# The files: one HF directory per shape, one GGUF per type lathe can write.
+declare -A files
+for s in $SHAPES; do
+  # shellcheck disable=SC2046
+  "$B/lathe" init-model $(shape_args "$s") --tie-word-embeddings --seed 1 --tokenizer "$TOKENIZER" --output "$W/$s" >/dev/null
+  for ty in $TYPES; do
+    f="$W/$s.$ty.gguf"
+    case $ty in
+      f32|f16) cmd=("$B/lathe" export --model "$W/$s" --format gguf --gguf-type "$ty" --output "$f") ;;
+      *) cmd=("$B/lathe" quantize --model "$W/$s" --type "$ty" --output "$f") ;;
+    esac
+    if "${cmd[@]}" >/dev/null 2>"$W/err"; then files[$s.$ty]=$f
+    else echo "note: skipping $s $ty: lathe cannot write it yet ($(grep -v '^note:' "$W/err" | head -1))"; fi
+  done
+  rm -rf "${W:?}/$s"  # the f32 source (2 GB for qwen05) is not needed any more
+done
+
+one() {  # shape threads type impl: one line "shape threads type impl JSON"
+  local s=$1 t=$2 ty=$3 impl=$4 f=${files[$1.$3]} ids=$5 js
+  if [ "$impl" = lathe ]; then
+    js=$("$B/lathe" generate --model "$f" --prompt-ids "$ids" --max-new-tokens "$NEW" --stop-ids -1 \
+           --threads "$t" --stats 2>&1 >/dev/null | tail -1)
+  else
+    js=$(cd "$NLC" && node llamacpp_decode.mjs "$f" "$ids" "$NEW" "$t" "${impl#llama.cpp-kv}")
+  fi
+  echo "$s $t $ty $impl $(stat -c %s "$f") $js"
+}
+for s in $SHAPES; do
+  ids=$(/usr/bin/python3 -c "import random; random.seed(0); print(','.join(str(random.randrange($(vocab_of "$s"))) for _ in range($PROMPT)))")
+  for t in $THREADS_LIST; do
+    for r in $(seq "$RUNS"); do
+      for ty in $TYPES; do
+        [ -n "${files[$s.$ty]:-}" ] || continue
+        impls=(lathe); for kv in $LLAMA_KV; do impls+=("llama.cpp-kv$kv"); done
+        if [ $((r % 2)) -eq 0 ]; then  # take turns going first
+          for ((i = ${#impls[@]} - 1; i >= 0; i--)); do one "$s" "$t" "$ty" "${impls[$i]}" "$ids"; done
+        else
+          for i in "${impls[@]}"; do one "$s" "$t" "$ty" "$i" "$ids"; done
+        fi
+      done
+    done
+    echo "== $s $t threads done $(uptime)" >&2
+  done
+done | tee "$W/runs.txt" >/dev/null
+echo "== $(date -u +%FT%TZ) $(uptime)"
+/usr/bin/python3 bench/decode_table.py "$W/runs.txt" "$W/membw.txt" "$PROMPT" "$NEW" "$RUNS"

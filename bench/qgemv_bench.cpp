@@ -11,6 +11,7 @@
 // core): bench/qgemv_bench.sh runs it natively and pinned to AVX2.
 // Usage: qgemv_bench [google benchmark flags, e.g. --benchmark_min_time=0.5]
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,8 +27,9 @@ namespace {
 
 constexpr size_t kColdBytes = size_t(64) << 20;
 
-enum Kind { kF32 = 0, kQ8 = 1, kQ4 = 2 };
-const char* kKindName[] = {"F32", "Q8_0", "Q4_0"};
+// kSgemv: the same F32 weights through OpenBLAS's sgemv, the reference lathe's own GEMV replaced.
+enum Kind { kF32 = 0, kQ8 = 1, kQ4 = 2, kSgemv = 3 };
+const char* kKindName[] = {"F32", "Q8_0", "Q4_0", "sgemv"};
 
 struct Weights {
   std::vector<std::vector<float>> f32;
@@ -37,6 +39,7 @@ struct Weights {
 
 // Copies of one random matrix in the given storage: 1 (hot) or enough for kColdBytes (cold).
 const Weights& weights(Kind kind, int N, int K, bool cold) {
+  if (kind == kSgemv) kind = kF32;
   static std::map<std::string, Weights> cache;
   const std::string key = std::to_string(kind) + "/" + std::to_string(N) + "/" + std::to_string(K) + "/" + (cold ? "c" : "h");
   auto it = cache.find(key);
@@ -73,10 +76,12 @@ void BM_gemv(benchmark::State& state) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (auto& v : x) v = nd(rng);
   std::vector<uint8_t> scratch(lathe::qmatmul_scratch_bytes(1, K));
-  const size_t copies = kind == kF32 ? w.f32.size() : w.q.size();
+  const size_t copies = kind == kF32 || kind == kSgemv ? w.f32.size() : w.q.size();
   size_t c = 0;
   for (auto _ : state) {
-    if (kind == kF32)
+    if (kind == kSgemv)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w.f32[c].data(), K, x.data(), 1, 0.0f, y.data(), 1);
+    else if (kind == kF32)
       lathe::matmul_forward(y.data(), x.data(), w.f32[c].data(), nullptr, 1, K, N);
     else
       lathe::qmatmul_forward(y.data(), x.data(), w.q[c].data(), kind == kQ8 ? lathe::QType::Q8_0 : lathe::QType::Q4_0,
@@ -116,7 +121,7 @@ int main(int argc, char** argv) {
   for (int cold : {1, 0})
     for (auto& s : shapes)
       for (int threads : {1, 2})
-        for (int kind : {kF32, kQ8, kQ4})
+        for (int kind : {kSgemv, kF32, kQ8, kQ4})
           benchmark::RegisterBenchmark("gemv", BM_gemv)->Args({kind, s[0], s[1], threads, cold})->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
@@ -124,8 +129,8 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&rep);
   std::printf("\nquant kernels: %s   OpenBLAS via LATHE_CPU_ISA=%s\n", lathe::qisa_name(lathe::qisa_active()),
               std::getenv("LATHE_CPU_ISA") ? std::getenv("LATHE_CPU_ISA") : "(native)");
-  std::printf("%-22s %10s %10s %10s   %8s %8s\n", "shape N x K, threads", "F32 GB/s", "Q8_0 GB/s", "Q4_0 GB/s",
-              "Q8_0/F32", "Q4_0/F32");
+  std::printf("%-22s %10s %10s %10s %10s   %10s %8s %8s\n", "shape N x K, threads", "sgemv GB/s", "F32 GB/s",
+              "Q8_0 GB/s", "Q4_0 GB/s", "F32/sgemv", "Q8_0/F32", "Q4_0/F32");
   for (int cold : {1, 0})
     for (auto& s : shapes)
       for (int threads : {1, 2}) {
@@ -133,13 +138,15 @@ int main(int argc, char** argv) {
           return std::string(kKindName[kind]) + " " + std::to_string(s[0]) + "x" + std::to_string(s[1]) + " t" +
                  std::to_string(threads) + (cold ? " cold" : " hot");
         };
-        if (!rep.seconds.count(label(kF32)) || !rep.seconds.count(label(kQ8)) || !rep.seconds.count(label(kQ4)))
+        if (!rep.seconds.count(label(kF32)) || !rep.seconds.count(label(kQ8)) || !rep.seconds.count(label(kQ4)) ||
+            !rep.seconds.count(label(kSgemv)))
           continue;
         const double f = rep.seconds[label(kF32)];
         char name[64];
         std::snprintf(name, sizeof name, "%dx%d t%d %s", s[0], s[1], threads, cold ? "cold" : "hot");
-        std::printf("%-22s %10.1f %10.1f %10.1f   %7.2fx %7.2fx\n", name, rep.gbs[label(kF32)], rep.gbs[label(kQ8)],
-                    rep.gbs[label(kQ4)], f / rep.seconds[label(kQ8)], f / rep.seconds[label(kQ4)]);
+        std::printf("%-22s %10.1f %10.1f %10.1f %10.1f   %9.2fx %7.2fx %7.2fx\n", name, rep.gbs[label(kSgemv)],
+                    rep.gbs[label(kF32)], rep.gbs[label(kQ8)], rep.gbs[label(kQ4)], rep.seconds[label(kSgemv)] / f,
+                    f / rep.seconds[label(kQ8)], f / rep.seconds[label(kQ4)]);
       }
   return 0;
 }

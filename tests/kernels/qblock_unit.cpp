@@ -10,13 +10,13 @@
 //    bound of qblock.h; the GEMM's row m against the GEMV of row m bit for bit, one vs two threads,
 //    odd shapes (N = 1, 3, 17, 4097; K = 32, 96, 4096), unaligned weight, input and scratch pointers.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <ostream>
 #include <random>
 #include <string>
@@ -161,11 +161,14 @@ TEST(QBlock, Q4_0HandBlock) {
 TEST(QBlock, IsaParseAndSelection) {
   EXPECT_EQ(qisa_parse("scalar"), QIsa::Scalar);
   EXPECT_EQ(qisa_parse("avx512"), QIsa::Avx512);
+  EXPECT_EQ(qisa_parse("neon"), QIsa::Neon);
+  EXPECT_EQ(qisa_parse("dotprod"), QIsa::NeonDot);
   EXPECT_NE(test::error_of([] { qisa_parse("sse9"); }).find("LATHE_CPU_ISA='sse9'"), std::string::npos);
   EXPECT_TRUE(qisa_supported(QIsa::Scalar));
   EXPECT_TRUE(qisa_supported(qisa_active()));
   const QIsa before = qisa_active();
-  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512}) {
+  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+    EXPECT_EQ(qisa_parse(qisa_name(isa)), isa);
     EXPECT_EQ(qisa_set(isa), qisa_supported(isa)) << qisa_name(isa);
     if (qisa_supported(isa)) {
       EXPECT_EQ(qisa_active(), isa);
@@ -178,6 +181,13 @@ TEST(QBlock, IsaParseAndSelection) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     EXPECT_TRUE(qisa_supported(QIsa::Avx2));
   }
+  EXPECT_FALSE(qisa_supported(QIsa::Neon));
+#endif
+#if defined(__aarch64__)
+  // ASIMD is part of every aarch64 Linux target; the best choice is never scalar there.
+  EXPECT_TRUE(qisa_supported(QIsa::Neon));
+  EXPECT_NE(qisa_active(), QIsa::Scalar);
+  EXPECT_FALSE(qisa_supported(QIsa::Avx2));
 #endif
 }
 
@@ -199,22 +209,24 @@ TEST(QBlockIsaChild, ReportActive) {
 
 TEST(QBlock, LatheCpuIsaIsReadAndChecked) {
   auto run_with = [](const char* v, std::string* out) {
-    const std::string cmd = std::string("LATHE_QBLOCK_ISA_CHILD=1 LATHE_CPU_ISA=") + v +
-                            " /proc/" + std::to_string(getpid()) + "/exe --gtest_filter=QBlockIsaChild.ReportActive 2>&1";
+    // The path behind /proc/self/exe, not /proc/<pid>/exe: under qemu-user the latter is the emulator,
+    // while qemu answers /proc/self/exe with the program it runs (which binfmt_misc then runs again).
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::string cmd = std::string("LATHE_QBLOCK_ISA_CHILD=1 LATHE_CPU_ISA=") + v + " '" + self +
+                            "' --gtest_filter=QBlockIsaChild.ReportActive 2>&1";
     return lathe::test::run_shell(cmd, out);
   };
   std::string out;
   EXPECT_EQ(run_with("sse9", &out), 3) << out;
   EXPECT_NE(out.find("LATHE_CPU_ISA='sse9'"), std::string::npos) << out;
   EXPECT_EQ(run_with("scalar", &out), 10) << out;
-  if (qisa_supported(QIsa::Avx2)) {
-    EXPECT_EQ(run_with("avx2", &out), 11) << out;
-  }
-  if (!qisa_supported(QIsa::Avx512)) {
-    EXPECT_EQ(run_with("avx512", &out), 3) << out;
-    EXPECT_NE(out.find("cannot run it"), std::string::npos) << out;
-  } else {
-    EXPECT_EQ(run_with("avx512", &out), 12) << out;
+  for (QIsa isa : {QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+    if (qisa_supported(isa)) {
+      EXPECT_EQ(run_with(qisa_name(isa), &out), 10 + int(isa)) << out;
+    } else {
+      EXPECT_EQ(run_with(qisa_name(isa), &out), 3) << out;
+      EXPECT_NE(out.find("cannot run it"), std::string::npos) << out;
+    }
   }
 }
 
@@ -429,6 +441,81 @@ TEST_P(QBlockIsa, MatmulOddShapesAndPointers) {
   }
 }
 
+// From kQPrefillRows input rows on, qmatmul_forward is sgemm on dequantized weight tiles: the result is
+// the f32 product of the dequantized weights (no activation quantization), within f32 accumulation error
+// of the f64 product; two threads give the bits one thread gives; dequantize_row gives the GGUF
+// reader's values bit for bit. The tile edges (N not a multiple of 16, more tiles than threads) and a
+// bias are covered.
+TEST(QBlock, PrefillIsTheProductOfTheDequantizedWeights) {
+  for (QType t : {QType::Q8_0, QType::Q4_0}) {
+    for (int M : {kQPrefillRows, 33}) {
+      for (int64_t k : {32, 576}) {
+        for (int64_t n : {1, 17, 1000}) {
+          const auto wf = randn(size_t(n) * k, 0.03f, uint32_t(n * 3 + k));
+          const auto xin = randn(size_t(M) * k, 1.0f, uint32_t(n + k + M));
+          const auto wq = quantize_matrix(t, wf, n, k);
+          const auto bias = randn(n, 0.1f, 5);
+          const auto wd = dequantize(t, wq.data(), n * k);
+          std::vector<float> row(k);
+          for (int64_t r : {int64_t(0), n - 1}) {
+            dequantize_row(t, wq.data() + size_t(r) * qblock_row_bytes(t, k), row.data(), k);
+            ASSERT_EQ(std::memcmp(row.data(), wd.data() + size_t(r) * k, size_t(k) * 4), 0) << "row " << r;
+          }
+          std::vector<float> one(size_t(M) * n), two(size_t(M) * n);
+          set_num_threads(1);
+          qmatmul_forward(one.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(2);
+          qmatmul_forward(two.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(1);
+          ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0) << qtype_name(t) << " M=" << M << " N=" << n;
+          for (int m : {0, M / 2, M - 1}) {
+            for (int64_t r = 0; r < n; r += std::max<int64_t>(1, n / 7)) {
+              double exact = bias[r], mag = std::fabs(bias[r]);
+              for (int64_t j = 0; j < k; j++) {
+                exact += double(wd[size_t(r) * k + j]) * xin[size_t(m) * k + j];
+                mag += std::fabs(double(wd[size_t(r) * k + j]) * xin[size_t(m) * k + j]);
+              }
+              ASSERT_LE(std::fabs(one[size_t(m) * n + r] - exact), double(k + 2) * kU * mag)
+                  << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " m=" << m << " r=" << r;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// A group of products of one input (q/k/v, gate/up) equals the products made one by one, bit for bit,
+// at decode sizes (one quantization of the input, one parallel region) and at prefill sizes; parts of
+// both types and with and without bias mix.
+TEST(QBlock, PartsEqualSeparateProducts) {
+  const int64_t k = 96;
+  const int64_t ns[3] = {300, 17, 1000};
+  const QType ts[3] = {QType::Q8_0, QType::Q4_0, QType::Q8_0};
+  std::vector<std::vector<uint8_t>> w;
+  for (int p = 0; p < 3; p++) w.push_back(quantize_matrix(ts[p], randn(size_t(ns[p]) * k, 0.05f, uint32_t(p + 1)), ns[p], k));
+  const auto bias = randn(1000, 0.1f, 4);
+  for (int M : {1, 3, 9, kQPrefillRows + 1}) {
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      const auto x = randn(size_t(M) * k, 1.0f, uint32_t(M));
+      std::vector<std::vector<float>> grouped(3), alone(3);
+      QMatmulPart parts[3];
+      for (int p = 0; p < 3; p++) {
+        grouped[p].assign(size_t(M) * ns[p], -1.0f), alone[p].assign(size_t(M) * ns[p], -2.0f);
+        const float* b = p == 1 ? nullptr : bias.data();
+        parts[p] = {w[p].data(), ts[p], b, grouped[p].data(), ns[p]};
+        qmatmul_forward(alone[p].data(), x.data(), w[p].data(), ts[p], b, M, k, ns[p]);
+      }
+      qmatmul_forward_parts(x.data(), M, k, parts, 3);
+      for (int p = 0; p < 3; p++)
+        ASSERT_EQ(std::memcmp(grouped[p].data(), alone[p].data(), grouped[p].size() * 4), 0)
+            << "part " << p << " M=" << M << " threads " << threads;
+    }
+  }
+  set_num_threads(1);
+}
+
 TEST(QBlock, RejectsRowsNotMultipleOf32) {
   std::vector<float> x(40), y(1);
   std::vector<uint8_t> w(64);
@@ -439,7 +526,8 @@ TEST(QBlock, RejectsRowsNotMultipleOf32) {
             std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
+INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon,
+                                                                     QIsa::NeonDot),
                          [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
 
 }  // namespace

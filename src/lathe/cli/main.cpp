@@ -58,10 +58,15 @@ static void print_usage() {
 
 int main(int argc, char** argv) {
   if (const char* missing = lathe::cpu_missing_build_feature()) {
+#if defined(__aarch64__)
+    const char* portable = "armv8-a";
+#else
+    const char* portable = "x86-64-v3";
+#endif
     std::fprintf(stderr,
                  "lathe: this binary was built for a CPU with %s, which this CPU lacks; rebuild here "
-                 "(scripts/setup.sh), or build a portable binary with -DLATHE_NATIVE=OFF -DLATHE_ARCH=x86-64-v3\n",
-                 missing);
+                 "(scripts/setup.sh), or build a portable binary with -DLATHE_NATIVE=OFF -DLATHE_ARCH=%s\n",
+                 missing, portable);
     return 1;
   }
   auto& reg = lathe::cli::command_registry();

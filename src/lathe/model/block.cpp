@@ -230,9 +230,11 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
     linear_forward(lin(LinearId::QKV), ain, qkv, N, ctx);
     split_cols(qkv, N, {{a.q.data(), QD}, {a.k.data(), KD}, {a.v.data(), KD}});
   } else {
-    linear_forward(lin(LinearId::Q), ain, a.q.data(), N, ctx);
-    linear_forward(lin(LinearId::K), ain, a.k.data(), N, ctx);
-    linear_forward(lin(LinearId::V), ain, a.v.data(), N, ctx);
+    std::vector<AdapterRows> gk, gv;  // each LinearRef's own row groups while all three are in use
+    linear_forward_many({{lin(LinearId::Q), a.q.data()},
+                         {block_lin(bc, rows, l, LinearId::K, gk), a.k.data()},
+                         {block_lin(bc, rows, l, LinearId::V, gv), a.v.data()}},
+                        ain, N, ctx);
   }
   if (c.qk_norm) {  // RMSNorm over each head's D channels, before RoPE
     const float* q_in = a.q.data();
@@ -284,8 +286,9 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
     linear_forward(lin(LinearId::GateUp), min, gu, N, ctx);
     split_cols(gu, N, {{a.gate.data(), F}, {a.up.data(), F}});
   } else {
-    linear_forward(lin(LinearId::Gate), min, a.gate.data(), N, ctx);
-    linear_forward(lin(LinearId::Up), min, a.up.data(), N, ctx);
+    std::vector<AdapterRows> gu;
+    linear_forward_many({{lin(LinearId::Gate), a.gate.data()}, {block_lin(bc, rows, l, LinearId::Up, gu), a.up.data()}},
+                        min, N, ctx);
   }
   // Training keeps gate and up for backward; inference writes the product over gate.
   float* act = saved ? at_least(s.act, size_t(N) * F) : a.gate.data();

@@ -5,6 +5,7 @@
 #include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/quant/nf4.h"
 
+#include <array>
 #include <vector>
 
 namespace lathe {
@@ -75,6 +76,25 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
     matmul_forward(y, x, l.w->f32(), bias, T, in, out);
   }
   adapters_forward(l, x, y, T, in, out, ctx);
+}
+
+void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, int T, const AdapterContext& ctx) {
+  bool grouped = T < kQPrefillRows && ls.size() > 1;
+  for (const LinearOut& o : ls)
+    grouped = grouped && is_qblock_dtype(o.l.w->dtype) && o.l.w->dim(1) == ls.begin()->l.w->dim(1);
+  if (!grouped) {
+    for (const LinearOut& o : ls) linear_forward(o.l, x, o.y, T, ctx);
+    return;
+  }
+  std::array<QMatmulPart, 4> parts{};
+  LATHE_CHECK(ls.size() <= parts.size(), "linear_forward_many: {} projections, at most {}", ls.size(), parts.size());
+  int np = 0;
+  for (const LinearOut& o : ls)
+    parts[np++] = {static_cast<const uint8_t*>(o.l.w->data), weight_qtype(o.l.w->dtype), o.l.b ? o.l.b->f32() : nullptr,
+                   o.y, o.l.w->dim(0)};
+  const int in = int(ls.begin()->l.w->dim(1));
+  qmatmul_forward_parts(x, T, in, parts.data(), np);
+  for (const LinearOut& o : ls) adapters_forward(o.l, x, o.y, T, in, int(o.l.w->dim(0)), ctx);
 }
 
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,

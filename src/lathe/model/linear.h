@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,15 @@ struct LinearRef {
 // y[T, out] = x[T, in] · W^T + b (+ adapter). A Q8_0/Q4_0 weight goes through qmatmul_forward
 // (activations quantized to 8-bit blocks; error bound in kernels/cpu/qblock.h).
 void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx);
+// Several projections of the same input x[T, in] (q/k/v; gate/up): ys[i] = linear_forward(ls[i], x).
+// When every weight is block-quantized and T is decode-sized (< kQPrefillRows), x is quantized once and
+// the weights are read in one parallel region (qmatmul_forward_parts); otherwise one linear_forward
+// each. Either way the results equal separate calls bit for bit.
+struct LinearOut {
+  LinearRef l;
+  float* y;
+};
+void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, int T, const AdapterContext& ctx);
 // dx[T, in] += dy · W (+ adapter); dW += dy^T x and db += Σ dy when present. A Q8_0/Q4_0 weight
 // is an error naming it: quantized weights are for inference only.
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,

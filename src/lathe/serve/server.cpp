@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "lathe/core/error.h"
@@ -67,7 +69,38 @@ int serve_context_length(int requested, int max_concurrency, const ModelConfig& 
   return ctx;
 }
 
-Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o.model_path, parse_weight_format(o.weights))) {
+namespace {
+
+// Runs f on a thread of its own and waits for it, rethrowing what it threw. For the start-up work that
+// opens OpenMP parallel regions (quantize on load, adapters): libgomp keeps a pool of helper threads
+// for every thread that opened one, for that thread's lifetime, and once it manages more threads than
+// there are cores it stops spinning between regions and sleeps on a futex instead. The pool of the main
+// thread, idle after loading, made the scheduler's worker pay a futex wake-up per parallel region:
+// `--weights q8_0` decoded at half of `lathe generate`'s speed at 2 threads on 2 cores. A thread that
+// exits takes its pool with it, so only the worker's remains.
+template <class F>
+void on_own_thread(F&& f) {
+  std::exception_ptr err;
+  std::thread t([&] {
+    try {
+      f();
+    } catch (...) {
+      err = std::current_exception();
+    }
+  });
+  t.join();
+  if (err) std::rethrow_exception(err);
+}
+
+Model load_model(const std::string& path, WeightFormat weights) {
+  std::optional<Model> m;
+  on_own_thread([&] { m.emplace(Model::load(path, weights)); });
+  return std::move(*m);
+}
+
+}  // namespace
+
+Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(load_model(o.model_path, parse_weight_format(o.weights))) {
   // Request bodies (up to --max-body-bytes) are read on the HTTP pool's threads. glibc raises its mmap
   // threshold to the size of the first large block freed, after which such buffers come from
   // per-thread arenas that keep them: RSS would grow by a body's worth per arena (8 x cores of
@@ -136,10 +169,12 @@ Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)), model(Model::load(o
   for (auto& [name, dir] : o.adapters) adapter_names.push_back(name);
   rag = make_serve_rag(o, o.served_model_name, adapter_names);
   adapters = std::make_unique<AdapterRegistry>(model);
-  for (auto& [name, dir] : o.adapters) {
-    if (name == o.served_model_name) fail("serve", "adapter name '{}' is the base model's name", name);
-    adapters->load(name, dir, rag.on_for(name));
-  }
+  on_own_thread([&] {  // QLoRA adapters quantize their base to NF4 in parallel regions
+    for (auto& [name, dir] : o.adapters) {
+      if (name == o.served_model_name) fail("serve", "adapter name '{}' is the base model's name", name);
+      adapters->load(name, dir, rag.on_for(name));
+    }
+  });
   store = std::make_unique<FeedbackStore>(o.data_dir);
   SchedulerOptions so{o.max_concurrency, o.queue_size, o.prefill_chunk, o.threads};
   so.batch_decode = o.batch_decode;
@@ -306,7 +341,9 @@ void Server::Impl::setup_routes() {
       }
       std::shared_ptr<const ServedAdapter> a;
       try {
-        a = adapters->load(name, body["path"].get<std::string>(), with_rag);
+        // Not on this HTTP thread: it would keep an OpenMP pool for its lifetime (on_own_thread).
+        const std::string path = body["path"].get<std::string>();
+        on_own_thread([&] { a = adapters->load(name, path, with_rag); });
       } catch (const Error& e) {
         bad_request("path", "{}", e.what());
       }

@@ -15,6 +15,11 @@
 
 #include "lathe/core/threads.h"
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 namespace lathe {
 
 // OpenBLAS builds with DYNAMIC_ARCH pick their kernels from the CPU model at load time. A model
@@ -32,10 +37,14 @@ void gotoblas_dynamic_quit(void) __attribute__((weak));
 // AVX2 code on both sides. The user's own OPENBLAS_CORETYPE wins.
 static const char* blas_core_for_isa(const char* isa) {
   if (!isa || !*isa) return nullptr;
+#if defined(__x86_64__)
   if (std::strcmp(isa, "avx512") == 0) return "SkylakeX";
   if (std::strcmp(isa, "avx2") == 0) return "Haswell";
   if (std::strcmp(isa, "scalar") == 0) return "Prescott";
-  return nullptr;  // qblock.cpp reports an unknown value when the kernels first run
+#endif
+  // Unknown values: qblock.cpp reports them when the kernels first run. On aarch64 "neon" and "scalar"
+  // leave OpenBLAS's own choice of ARM core as it is.
+  return nullptr;
 }
 
 static void select_blas_core() {
@@ -48,6 +57,7 @@ static void select_blas_core() {
   if (want) {
     if (name && std::strcmp(name, want) == 0) return;
   } else {
+#if defined(__x86_64__)
     if (!name || std::strcmp(name, "Prescott") != 0) return;  // the generic fallback only
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -55,6 +65,8 @@ static void select_blas_core() {
       want = "SkylakeX";
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
       want = "Haswell";
+#endif
+    // Elsewhere (aarch64) OpenBLAS's own detection stands: it knows the ARM cores lathe runs on.
     if (!want) return;
   }
   const std::string before = name ? name : "?";
@@ -82,6 +94,12 @@ const char* cpu_missing_build_feature() {
 #if defined(__FMA__)
   if (!__builtin_cpu_supports("fma")) return "fma";
 #endif
+#elif defined(__aarch64__)
+  // ASIMD is part of the aarch64 baseline; a build for armv8.2-a+dotprod (LATHE_ARCH) or newer may
+  // use SDOT anywhere once the compiler vectorises with it.
+#if defined(__ARM_FEATURE_DOTPROD)
+  if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return "dotprod";
+#endif
 #endif
   return nullptr;
 }
@@ -94,9 +112,8 @@ void cpu_set_num_threads(int n) {
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
   if (M == 1) {
-    // Decode: a matrix-vector product, bandwidth bound; sgemv streams the weight once.
-    if (bias) std::memcpy(out, bias, sizeof(float) * N);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, weight, K, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+    // Decode: a matrix-vector product, bandwidth bound (gemv_f32.cpp says why not sgemv).
+    gemv_f32(out, inp, weight, bias, K, N);
     return;
   }
   if (bias) {

@@ -19,6 +19,9 @@ const char* cpu_missing_build_feature();
 
 void cpu_set_num_threads(int n);
 
+// y[N] = W[N, K] · x[K] (+ bias when not null): the decode GEMV (gemv_f32.cpp), run-time dispatched
+// like the qblock kernels; the thread count does not change a bit.
+void gemv_f32(float* y, const float* x, const float* W, const float* bias, int64_t K, int64_t N);
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
 void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);

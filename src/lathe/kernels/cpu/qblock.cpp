@@ -1,6 +1,7 @@
 // Q8_0 / Q4_0 weights: reference quantizers, the scalar kernels, run-time selection of the variant
-// and the GEMV / small-M GEMM drivers (for every type). The x86 variants are in qblock_x86.cpp; the
-// K-quant and F16/BF16 kernels in qblock_kquant*.cpp. Contracts: qblock.h.
+// and the GEMV / small-M GEMM drivers (for every type). The x86 variants are in qblock_x86.cpp, the
+// aarch64 ones in qblock_neon.cpp; the K-quant and F16/BF16 kernels in qblock_kquant*.cpp. Contracts:
+// qblock.h.
 #include "lathe/kernels/fp_round.h"
 #include "lathe/kernels/cpu/qblock.h"
 
@@ -16,6 +17,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
@@ -27,6 +32,11 @@ namespace qdetail {
 #if defined(__x86_64__)
 const QKernels& kernels_avx2();
 const QKernels& kernels_avx512();
+#endif
+#if defined(__aarch64__)
+// Built from the scalar table: a block type without a NEON kernel keeps the scalar one.
+const QKernels& kernels_neon(const QKernels& scalar);
+const QKernels& kernels_dotprod(const QKernels& scalar);
 #endif
 }  // namespace qdetail
 
@@ -137,7 +147,7 @@ FDot float_dot(const qdetail::QKernels& kern, QType t) {
 
 // ---- run-time selection ----
 
-bool cpu_has(QIsa isa) {
+bool cpu_has_uncached(QIsa isa) {
   if (isa == QIsa::Scalar) return true;
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -149,11 +159,28 @@ bool cpu_has(QIsa isa) {
     return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
 #endif
+#if defined(__aarch64__)
+  // The kernel reports the CPU's features in the auxiliary vector (no MRS emulation needed).
+  const unsigned long hw = getauxval(AT_HWCAP);
+  const bool asimd = (hw & HWCAP_ASIMD) != 0;
+  if (isa == QIsa::Neon) return asimd;
+  if (isa == QIsa::NeonDot) return asimd && (hw & HWCAP_ASIMDDP) != 0;
+#endif
   return false;
 }
 
+// CPUID once: every product asks (kernels_for checks the variant), and in a virtual machine CPUID
+// traps to the hypervisor — asked per product it cost ~6% of a decode step.
+bool cpu_has(QIsa isa) {
+  static const bool has[5] = {true, cpu_has_uncached(QIsa::Avx2), cpu_has_uncached(QIsa::Avx512),
+                              cpu_has_uncached(QIsa::Neon), cpu_has_uncached(QIsa::NeonDot)};
+  static_assert(int(QIsa::NeonDot) == 4, "one entry per QIsa");
+  const int i = int(isa);
+  return i >= 0 && i < 5 && has[i];
+}
+
 QIsa best_isa() {
-  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2})
+  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2, QIsa::NeonDot, QIsa::Neon})
     if (cpu_has(isa)) return isa;
   return QIsa::Scalar;
 }
@@ -279,6 +306,8 @@ const char* qisa_name(QIsa isa) {
     case QIsa::Scalar: return "scalar";
     case QIsa::Avx2: return "avx2";
     case QIsa::Avx512: return "avx512";
+    case QIsa::Neon: return "neon";
+    case QIsa::NeonDot: return "dotprod";
   }
   return "?";
 }
@@ -288,7 +317,9 @@ QIsa qisa_parse(const char* name, const char* what) {
   if (v == "scalar") return QIsa::Scalar;
   if (v == "avx2") return QIsa::Avx2;
   if (v == "avx512") return QIsa::Avx512;
-  fail("kernels", "{}='{}': expected scalar, avx2 or avx512", what, v);
+  if (v == "neon") return QIsa::Neon;
+  if (v == "dotprod") return QIsa::NeonDot;
+  fail("kernels", "{}='{}': expected scalar, avx2, avx512, neon or dotprod", what, v);
 }
 
 bool qisa_supported(QIsa isa) { return cpu_has(isa); }
@@ -307,6 +338,10 @@ const qdetail::QKernels& qdetail::kernels_for(QIsa isa) {
 #if defined(__x86_64__)
     case QIsa::Avx512: return kernels_avx512();
     case QIsa::Avx2: return kernels_avx2();
+#endif
+#if defined(__aarch64__)
+    case QIsa::NeonDot: return kernels_dotprod(kScalar);
+    case QIsa::Neon: return kernels_neon(kScalar);
 #endif
     default: return kScalar;
   }
@@ -332,56 +367,79 @@ float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb) {
 
 size_t qmatmul_scratch_bytes(int M, int64_t K) { return size_t(M) * size_t(K / kQBlock) * sizeof(BlockQ8A); }
 
+// Activation blocks for M rows of K: the caller's scratch when it is usable (any address can be passed,
+// BlockQ8A needs 4-byte alignment), else this thread's reused buffer.
+static BlockQ8A* act_blocks(void* scratch, int M, int64_t nb) {
+  thread_local std::vector<BlockQ8A> own;
+  if (scratch && reinterpret_cast<uintptr_t>(scratch) % alignof(BlockQ8A) == 0) return static_cast<BlockQ8A*>(scratch);
+  if (own.size() < size_t(M) * nb) own.resize(size_t(M) * nb);
+  return own.data();
+}
+
+// The integer path (M < kQPrefillRows) of every part on the same quantized rows, in one parallel region.
+static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts,
+                              void* scratch) {
+  const int64_t nb = K / kQBlock;
+  const qdetail::QKernels& kern = active_kernels();
+  // F16 / BF16 parts take the f32 rows as they are; the others share one set of activation blocks.
+  bool any_block = false;
+  for (int p = 0; p < nparts; p++) any_block |= !qtype_is_float(parts[p].t);
+  BlockQ8A* acts = any_block ? act_blocks(scratch, M, nb) : nullptr;
+  if (any_block)
+    for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
+
+  size_t bytes = 0;
+  int64_t rows = 0;
+  for (int p = 0; p < nparts; p++) bytes += size_t(parts[p].N) * qblock_row_bytes(parts[p].t, K), rows += parts[p].N;
+  // Each weight row is streamed once per group of 8 activation rows; the row's blocks stay in L1
+  // while the 8 dot products consume them. Small products stay on one thread: waking the pool costs
+  // more than it saves below ~64 KiB of weights. The parts share the region and its single barrier
+  // (`nowait`: the outputs are disjoint and the inputs read-only), so q/k/v or gate/up cost one
+  // fork/join per token instead of one each.
+  const bool parallel = bytes >= (size_t(64) << 10) && rows > 1;
+#pragma omp parallel if (parallel)
+  for (int m0 = 0; m0 < M; m0 += 8) {
+    const int mc = std::min(8, M - m0);
+    const BlockQ8A* a = any_block ? acts + size_t(m0) * nb : nullptr;
+    const float* x = inp + size_t(m0) * K;
+    for (int p = 0; p < nparts; p++) {
+      const QMatmulPart& q = parts[p];
+      const size_t row_bytes = qblock_row_bytes(q.t, K);
+      const bool fl = qtype_is_float(q.t);
+      const QDot dot = fl ? nullptr : block_dot(kern, q.t);
+      const FDot fdot = fl ? float_dot(kern, q.t) : nullptr;
+#pragma omp for schedule(static) nowait
+      for (int64_t n = 0; n < q.N; n++) {
+        float r[8];
+        if (fl) fdot(q.w + size_t(n) * row_bytes, x, K, K, mc, r);
+        else dot(q.w + size_t(n) * row_bytes, a, nb, nb, mc, r);
+        for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
+      }
+    }
+  }
+}
+
+void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts) {
+  if (M < 1) fail("kernels", "qmatmul_forward: M={} must be positive", M);
+  for (int p = 0; p < nparts; p++) {
+    if (parts[p].N < 1) fail("kernels", "qmatmul_forward: N={} must be positive", parts[p].N);
+    qblock_row_bytes(parts[p].t, K);  // checks K against the type's block
+  }
+  if (M >= kQPrefillRows) {
+    for (int p = 0; p < nparts; p++)
+      qdetail::qmatmul_prefill(parts[p].out, inp, parts[p].w, parts[p].t, parts[p].bias, M, K, parts[p].N);
+    return;
+  }
+  qmatmul_parts_int(inp, M, K, parts, nparts, nullptr);
+}
+
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch) {
   if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
-  const size_t row_bytes = qblock_row_bytes(t, K);  // checks K against the type's block
-  const qdetail::QKernels& kern = active_kernels();
-  // Small products stay on one thread: waking the pool costs more than it saves below ~64 KiB of
-  // weights.
-  const bool parallel = size_t(N) * row_bytes >= (size_t(64) << 10) && N > 1;
-  if (qtype_is_float(t)) {
-    // F16 / BF16: the f32 rows as they are, no activation blocks; the same grouping by 8 rows.
-    const FDot fdot = float_dot(kern, t);
-    for (int m0 = 0; m0 < M; m0 += 8) {
-      const int mc = std::min(8, M - m0);
-      const float* x = inp + size_t(m0) * K;
-#pragma omp parallel for schedule(static) if (parallel)
-      for (int64_t n = 0; n < N; n++) {
-        float r[8];
-        fdot(w + size_t(n) * row_bytes, x, K, K, mc, r);
-        for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
-      }
-    }
-    return;
-  }
-  const int64_t nb = K / kQBlock;
-  const QDot dot = block_dot(kern, t);
-
-  // Activation blocks: the caller's scratch may sit at any address, BlockQ8A needs 4-byte alignment.
-  thread_local std::vector<BlockQ8A> own;
-  BlockQ8A* acts;
-  const uintptr_t sp = reinterpret_cast<uintptr_t>(scratch);
-  if (scratch && sp % alignof(BlockQ8A) == 0) {
-    acts = static_cast<BlockQ8A*>(scratch);
-  } else {
-    if (own.size() < size_t(M) * nb) own.resize(size_t(M) * nb);
-    acts = own.data();
-  }
-  for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
-
-  // Each weight row is streamed once per group of 8 activation rows; the row's blocks stay in L1
-  // while the 8 dot products consume them.
-  for (int m0 = 0; m0 < M; m0 += 8) {
-    const int mc = std::min(8, M - m0);
-    const BlockQ8A* a = acts + size_t(m0) * nb;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t n = 0; n < N; n++) {
-      float r[8];
-      dot(w + size_t(n) * row_bytes, a, nb, nb, mc, r);
-      for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
-    }
-  }
+  qblock_row_bytes(t, K);  // checks K against the type's block
+  if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
+  const QMatmulPart part{w, t, bias, out, N};
+  qmatmul_parts_int(inp, M, K, &part, 1, scratch);
 }
 
 }  // namespace lathe

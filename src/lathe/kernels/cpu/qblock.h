@@ -37,11 +37,14 @@
 // 2^15 for Q8_0, 2*15*127 for Q4_0's raw nibbles). Only the f32 combination across blocks, sum_b (d_w * d_a) * isum_b, differs between variants
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
-// Variants: scalar (the reference; the only one on non-x86, e.g. aarch64), AVX2+FMA+F16C, AVX-512
-// (F+BW+VL). They are compiled with function-level target attributes whatever -march says and picked
-// at run time from CPUID, so an x86-64-v3 (AVX2) build still uses AVX-512 where the CPU has it and
-// never executes it where it does not. LATHE_CPU_ISA=scalar|avx2|avx512 pins the choice (an error when
-// the CPU cannot run it) and OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and benchmarks.
+// Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
+// (qblock_x86.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
+// picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
+// AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
+// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|neon|dotprod pins the choice (an error when the
+// CPU cannot run it) and, on x86, OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and
+// benchmarks. A variant may lack a kernel for a block type: the scalar one stands in for it.
 // (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
 #pragma once
 #include <cstddef>
@@ -89,9 +92,10 @@ void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
 void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
 
 // Instruction-set variants of the dot-product kernels.
-enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
 const char* qisa_name(QIsa isa);
-// "scalar" | "avx2" | "avx512" (LATHE_CPU_ISA's values); anything else throws lathe::Error naming `what`.
+// "scalar" | "avx2" | "avx512" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is "dotprod");
+// anything else throws lathe::Error naming `what`.
 QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
 bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
 // The variant in use: the best supported one, capped by LATHE_CPU_ISA (read once; an unknown value or
@@ -106,17 +110,36 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 // Σ_j w[j]*a[j] over one row of nb weight blocks (type t) and nb activation blocks, active variant.
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
+// From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
+// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized.
+constexpr int kQPrefillRows = 16;
+
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
 size_t qmatmul_scratch_bytes(int M, int64_t K);
 
 // out [M, N] = inp [M, K] · W^T (+ bias [N] when not null), W = w [N, K] in type t, row-major as above.
-// K % qtype_block(t) == 0. The rows of inp are quantized to activation blocks first (not for F16/BF16), then each weight row is read
-// once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode, one pass over W).
-// Parallel over the N weight rows. Row m of the result equals the M = 1 product of inp row m bit for
-// bit. `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
+// K % qtype_block(t) == 0. M < kQPrefillRows: the rows of inp are quantized to activation blocks first
+// (F16 / BF16: taken as they are), then each
+// weight row is read once per group of up to 8 input rows (M = 1: decode GEMV; M <= 8: batched decode,
+// one pass over W), parallel over the N weight rows; row m of the result equals the M = 1 product of
+// inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles times inp with sgemm (f32 result
+// of the dequantized weights; no activation quantization). `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                      int64_t N, void* scratch = nullptr);
+
+// One product of a group: out [M, N] = inp · W^T (+ bias when not null), W = w [N, K] in type t.
+struct QMatmulPart {
+  const uint8_t* w;
+  QType t;
+  const float* bias;
+  float* out;
+  int64_t N;
+};
+// Several products of the same input (q/k/v, gate/up): inp is quantized once and every part's rows are
+// computed in one parallel region (decode: one fork/join for the group). Each part's result equals
+// qmatmul_forward of that part alone, bit for bit.
+void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts);
 
 // The variants themselves, for tests: the same contracts, the given variant (which must be supported).
 namespace qdetail {
@@ -134,6 +157,9 @@ struct QKernels {
 };
 // A variant that leaves a field null (one written before that type existed) gets the scalar one.
 const QKernels& kernels_for(QIsa isa);
+// The prefill path of qmatmul_forward (qgemm.cpp), any M >= 1, scratch of its own.
+void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                     int64_t N);
 // Per-block integer sums Σ_j wq[j]*aq[j] (Q4_0: wq = nibble - 8), scalar: the exact value every variant
 // must reproduce inside its f32 combination.
 void block_isums(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb, int32_t* out);

@@ -11,6 +11,8 @@
 
 #if defined(__AVX2__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 #include "lathe/core/error.h"
@@ -235,6 +237,31 @@ inline void decode16_avx2(const uint8_t* p, float a, float* out) {
     _mm256_storeu_ps(out + 8 * half, _mm256_mul_ps(_mm256_blendv_ps(vlo, vhi, sel), scale));
   }
 }
+#elif defined(__aarch64__)
+// The same on NEON (ASIMD is baseline on aarch64): the 16-entry code book is 64 table bytes, and
+// TBL looks up the 4 bytes of each float. Nibbles in element order (high first), times 4 = the first
+// byte of the entry; each group of 4 elements spreads its 4 byte offsets over 16 lanes (+0..3).
+// One f32 multiply per element, as the scalar loop: the same bits.
+inline void decode16_neon(const uint8_t* p, float a, float* out) {
+  const uint8x8_t bytes = vld1_u8(p);
+  const uint8x8x2_t z = vzip_u8(vshr_n_u8(bytes, 4), vand_u8(bytes, vdup_n_u8(0x0f)));
+  const uint8x16_t first = vshlq_n_u8(vcombine_u8(z.val[0], z.val[1]), 2);  // e0 e1 ... e15, x4
+  uint8x16x4_t table;
+  table.val[0] = vld1q_u8(reinterpret_cast<const uint8_t*>(kNf4Code));
+  table.val[1] = vld1q_u8(reinterpret_cast<const uint8_t*>(kNf4Code + 4));
+  table.val[2] = vld1q_u8(reinterpret_cast<const uint8_t*>(kNf4Code + 8));
+  table.val[3] = vld1q_u8(reinterpret_cast<const uint8_t*>(kNf4Code + 12));
+  const uint8x16_t byte_of = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+  for (int g = 0; g < 4; g++) {
+    const uint8_t e = uint8_t(4 * g);
+    const uint8x16_t spread = {e, e, e, e, uint8_t(e + 1), uint8_t(e + 1), uint8_t(e + 1), uint8_t(e + 1),
+                               uint8_t(e + 2), uint8_t(e + 2), uint8_t(e + 2), uint8_t(e + 2),
+                               uint8_t(e + 3), uint8_t(e + 3), uint8_t(e + 3), uint8_t(e + 3)};
+    const uint8x16_t idx = vaddq_u8(vqtbl1q_u8(first, spread), byte_of);
+    const float32x4_t v = vreinterpretq_f32_u8(vqtbl4q_u8(table, idx));
+    vst1q_f32(out + 4 * g, vmulq_n_f32(v, a));
+  }
+}
 #endif
 
 // out[e - e0] for elements [e0, e1), all in one block with absmax a.
@@ -247,6 +274,8 @@ inline void decode_span(const uint8_t* codes, int64_t e0, int64_t e1, float a, f
   const uint8_t* p = codes + (e >> 1);
 #if defined(__AVX2__)
   for (; e + 16 <= e1; e += 16, p += 8, out += 16) decode16_avx2(p, a, out);
+#elif defined(__aarch64__)
+  for (; e + 16 <= e1; e += 16, p += 8, out += 16) decode16_neon(p, a, out);
 #endif
   for (; e + 2 <= e1; e += 2, p++, out += 2) {
     out[0] = kNf4Code[*p >> 4] * a;
