@@ -139,6 +139,29 @@ TEST(QBlockKQuant, RejectsRowsNotMultipleOf256) {
   }
 }
 
+// M >= kQPrefillRows: qmatmul_forward dequantizes weight tiles (dequantize_row) and runs sgemm, no
+// activation quantization: within f32 summation error of the f64 product of the dequantized weights.
+TEST(QBlockKQuant, PrefillOnDequantizedTiles) {
+  for (QType t : kAllTypes) {
+    const int64_t k = 512, n = 37;
+    const int M = kQPrefillRows + 3;
+    const auto wq = quantize_matrix(t, randn(size_t(n) * k, 0.05f, 5), n, k);
+    const auto x = randn(size_t(M) * k, 1.0f, 6);
+    const auto wd = dequantize(t, wq, n, k);
+    std::vector<float> out(size_t(M) * n);
+    qmatmul_forward(out.data(), x.data(), wq.data(), t, nullptr, M, k, n);
+    for (int m = 0; m < M; m++)
+      for (int64_t r = 0; r < n; r++) {
+        double exact = 0, mag = 0;
+        for (int64_t j = 0; j < k; j++) {
+          exact += double(wd[r * k + j]) * x[m * k + j];
+          mag += std::fabs(double(wd[r * k + j]) * x[m * k + j]);
+        }
+        ASSERT_LE(std::fabs(out[m * n + r] - exact), double(k + 8) * kU * mag) << qtype_name(t) << " m " << m << " r " << r;
+      }
+  }
+}
+
 class QKIsa : public ::testing::TestWithParam<QIsa> {
  protected:
   void SetUp() override {
