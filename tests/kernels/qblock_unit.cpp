@@ -523,6 +523,38 @@ TEST(QBlock, PartsEqualSeparateProducts) {
   for (const QType* ts : {kTypesA, kTypesB, kTypesC}) parts_equal_separate_products(ts, ts == kTypesA ? 96 : 256);
 }
 
+// The prefill tiles hold exactly dequantize_row's values for every type (the F16 tile is converted
+// with F16C where the CPU has it): with one-hot input rows, out[m][n] = 1 * W[n][m] + 0 * ... is the
+// weight itself, bit for bit. The F16 weights are every finite half, subnormals and -0 included.
+TEST(QBlock, PrefillTilesHoldTheDequantizedValues) {
+  const int M = kQPrefillRows;
+  for (QType t : {QType::Q8_0, QType::Q4_0, QType::Q4_K, QType::Q6_K, QType::F16, QType::BF16}) {
+    const int64_t k = 256, n = 300;
+    std::vector<uint8_t> w;
+    if (t == QType::F16) {
+      w.resize(size_t(n) * k * 2);
+      uint16_t h = 0;
+      for (size_t i = 0; i < w.size() / 2; i++) {
+        do h = uint16_t(h * 40503u + 12345u); while ((h & 0x7c00) == 0x7c00);  // finite halves only
+        std::memcpy(w.data() + 2 * i, &h, 2);
+      }
+    } else {
+      w = quantize_matrix(t, randn(size_t(n) * k, 0.05f, 11), n, k);
+    }
+    std::vector<float> onehot(size_t(M) * k, 0.0f), out(size_t(M) * n), row(k);
+    for (int m = 0; m < M; m++) onehot[size_t(m) * k + m * 7] = 1.0f;
+    qmatmul_forward(out.data(), onehot.data(), w.data(), t, nullptr, M, k, n);
+    for (int64_t r = 0; r < n; r++) {
+      dequantize_row(t, w.data() + size_t(r) * qblock_row_bytes(t, k), row.data(), k);
+      for (int m = 0; m < M; m++) {
+        const float want = row[size_t(m) * 7] + 0.0f;  // sgemm's sum starts from +0: -0 comes out as +0
+        ASSERT_EQ(std::memcmp(&out[size_t(m) * n + r], &want, 4), 0)
+            << qtype_name(t) << " row " << r << " col " << m * 7 << ": " << out[size_t(m) * n + r] << " vs " << want;
+      }
+    }
+  }
+}
+
 TEST(QBlock, RejectsRowsNotMultipleOf32) {
   std::vector<float> x(40), y(1);
   std::vector<uint8_t> w(64);
