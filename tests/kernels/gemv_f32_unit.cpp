@@ -12,31 +12,14 @@
 #include "lathe/core/threads.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/qblock.h"
+#include "qtest_util.h"
 
 namespace lathe {
 namespace {
 
-std::vector<float> randn(size_t n, float scale, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
+using qtest::randn;
 
-class GemvF32 : public ::testing::TestWithParam<QIsa> {
- protected:
-  void SetUp() override {
-    if (!qisa_supported(GetParam())) GTEST_SKIP() << qisa_name(GetParam()) << " not supported here";
-    saved_ = qisa_active();
-    ASSERT_TRUE(qisa_set(GetParam()));
-  }
-  void TearDown() override {
-    qisa_set(saved_);
-    set_num_threads(1);
-  }
-  QIsa saved_ = QIsa::Scalar;
-};
+class GemvF32 : public qtest::IsaFixture {};
 
 TEST_P(GemvF32, MatchesF64ReferenceOnOddShapes) {
   for (int64_t K : {1, 7, 8, 15, 16, 17, 33, 576, 1001}) {
@@ -78,7 +61,7 @@ TEST_P(GemvF32, MatmulForwardDecodeIsTheGemv) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, GemvF32, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon),
-                         [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
+                         qtest::isa_param_name);
 
 }  // namespace
 }  // namespace lathe

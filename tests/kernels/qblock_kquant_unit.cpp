@@ -27,6 +27,7 @@
 #include "lathe/core/kquant_blocks.h"
 #include "lathe/core/threads.h"
 #include "lathe/kernels/cpu/qblock.h"
+#include "qtest_util.h"
 #include "test_util.h"
 
 namespace lathe {
@@ -34,28 +35,7 @@ inline void PrintTo(QIsa isa, std::ostream* os) { *os << qisa_name(isa); }
 
 namespace {
 
-constexpr double kU = 1.0 / (1 << 24);
-
-std::vector<uint8_t> from_hex(const std::string& h) {
-  std::vector<uint8_t> out(h.size() / 2);
-  for (size_t i = 0; i < out.size(); i++) out[i] = uint8_t(std::stoi(h.substr(2 * i, 2), nullptr, 16));
-  return out;
-}
-
-std::vector<float> randn(size_t n, float scale, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-std::vector<uint8_t> quantize_matrix(QType t, const std::vector<float>& x, int64_t n, int64_t k) {
-  const size_t rb = qblock_row_bytes(t, k);
-  std::vector<uint8_t> w(size_t(n) * rb);
-  for (int64_t r = 0; r < n; r++) quantize_row(t, x.data() + r * k, w.data() + r * rb, k);
-  return w;
-}
+using namespace qtest;
 
 std::vector<float> dequantize(QType t, const std::vector<uint8_t>& w, int64_t n, int64_t k) {
   std::vector<float> out(size_t(n) * k);
@@ -162,19 +142,8 @@ TEST(QBlockKQuant, PrefillOnDequantizedTiles) {
   }
 }
 
-class QKIsa : public ::testing::TestWithParam<QIsa> {
+class QKIsa : public qtest::IsaFixture {
  protected:
-  void SetUp() override {
-    if (!qisa_supported(GetParam())) GTEST_SKIP() << qisa_name(GetParam()) << " is not supported on this CPU";
-    before_ = qisa_active();
-    ASSERT_TRUE(qisa_set(GetParam()));
-  }
-  void TearDown() override {
-    qisa_set(before_);
-    set_num_threads(1);
-  }
-  const qdetail::QKernels& kern() const { return qdetail::kernels_for(GetParam()); }
-  const qdetail::QKernels& ref() const { return qdetail::kernels_for(QIsa::Scalar); }
   // A variant may leave a type's field null (qmatmul_forward then runs the scalar kernel): so do we.
   template <class F>
   static F or_ref(F f, F r) { return f ? f : r; }
@@ -184,7 +153,6 @@ class QKIsa : public ::testing::TestWithParam<QIsa> {
   auto float_dot(QType t) const {
     return t == QType::F16 ? or_ref(kern().dot_f16, ref().dot_f16) : or_ref(kern().dot_bf16, ref().dot_bf16);
   }
-  QIsa before_ = QIsa::Scalar;
 };
 
 // Unit scales (d = dmin = 1, d_a = 1) and small integers: every partial sum in any order is an exact
@@ -393,7 +361,7 @@ TEST_P(QKIsa, EveryBatchSizeMatchesTheGemv) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, QKIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
-                         [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
+                         qtest::isa_param_name);
 
 }  // namespace
 }  // namespace lathe

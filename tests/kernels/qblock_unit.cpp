@@ -31,6 +31,7 @@
 #include "lathe/formats/gguf.h"
 #include "lathe/formats/gguf_write.h"
 #include "lathe/kernels/cpu/qblock.h"
+#include "qtest_util.h"
 #include "test_util.h"
 
 namespace lathe {
@@ -39,28 +40,7 @@ inline void PrintTo(QIsa isa, std::ostream* os) { *os << qisa_name(isa); }
 
 namespace {
 
-constexpr double kU = 1.0 / (1 << 24);  // f32 unit roundoff
-
-std::vector<uint8_t> from_hex(const std::string& h) {
-  std::vector<uint8_t> out(h.size() / 2);
-  for (size_t i = 0; i < out.size(); i++) out[i] = uint8_t(std::stoi(h.substr(2 * i, 2), nullptr, 16));
-  return out;
-}
-
-std::vector<float> randn(size_t n, float scale, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-// Rows of x [n, k] quantized into one buffer of n rows.
-std::vector<uint8_t> quantize_matrix(QType t, const std::vector<float>& x, int64_t n, int64_t k) {
-  std::vector<uint8_t> w(size_t(n) * qblock_row_bytes(t, k));
-  for (int64_t r = 0; r < n; r++) quantize_row(t, x.data() + r * k, w.data() + r * qblock_row_bytes(t, k), k);
-  return w;
-}
+using namespace qtest;
 
 std::vector<float> dequantize(QType t, const uint8_t* w, int64_t n) {
   std::vector<float> out(n);
@@ -230,21 +210,7 @@ TEST(QBlock, LatheCpuIsaIsReadAndChecked) {
   }
 }
 
-class QBlockIsa : public ::testing::TestWithParam<QIsa> {
- protected:
-  void SetUp() override {
-    if (!qisa_supported(GetParam())) GTEST_SKIP() << qisa_name(GetParam()) << " is not supported on this CPU";
-    before_ = qisa_active();
-    ASSERT_TRUE(qisa_set(GetParam()));
-  }
-  void TearDown() override {
-    qisa_set(before_);
-    set_num_threads(1);
-  }
-  const qdetail::QKernels& kern() const { return qdetail::kernels_for(GetParam()); }
-  const qdetail::QKernels& ref() const { return qdetail::kernels_for(QIsa::Scalar); }
-  QIsa before_ = QIsa::Scalar;
-};
+class QBlockIsa : public qtest::IsaFixture {};
 
 // Inputs with exact ties of x*id at k + 0.5 (amax 127 makes d = 1, id = 1), zeros, a zero block, tiny
 // and huge scales, then noise; odd offsets so the loads are unaligned.
@@ -567,7 +533,7 @@ TEST(QBlock, RejectsRowsNotMultipleOf32) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon,
                                                                      QIsa::NeonDot),
-                         [](const ::testing::TestParamInfo<QIsa>& i) { return std::string(qisa_name(i.param)); });
+                         qtest::isa_param_name);
 
 }  // namespace
 }  // namespace lathe

@@ -406,25 +406,18 @@ static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulP
     for (int p = 0; p < nparts; p++) {
       const QMatmulPart& q = parts[p];
       const size_t row_bytes = qblock_row_bytes(q.t, K);
-      if (qtype_is_float(q.t)) {
-        const FDot fdot = float_dot(kern, q.t);
-        const float* x = inp + size_t(m0) * K;
+      // One weight row against mc input rows: `in` is f32 rows (F16/BF16) or activation blocks,
+      // `len` their stride and length in those units.
+      auto each_row = [&](auto dot, const auto* in, int64_t len) {
 #pragma omp for schedule(static) nowait
         for (int64_t n = 0; n < q.N; n++) {
           float r[8];
-          fdot(q.w + size_t(n) * row_bytes, x, K, K, mc, r);
+          dot(q.w + size_t(n) * row_bytes, in, len, len, mc, r);
           for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
         }
-      } else {
-        const QDot dot = block_dot(kern, q.t);
-        const BlockQ8A* a = acts + size_t(m0) * nb;
-#pragma omp for schedule(static) nowait
-        for (int64_t n = 0; n < q.N; n++) {
-          float r[8];
-          dot(q.w + size_t(n) * row_bytes, a, nb, nb, mc, r);
-          for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
-        }
-      }
+      };
+      if (qtype_is_float(q.t)) each_row(float_dot(kern, q.t), inp + size_t(m0) * K, K);
+      else each_row(block_dot(kern, q.t), acts + size_t(m0) * nb, nb);
     }
   }
 }
