@@ -65,7 +65,7 @@ void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, co
   const bool f16c = qisa_active() == QIsa::Avx2 || qisa_active() == QIsa::Avx512;
   if (bias)
     for (int m = 0; m < M; m++) std::memcpy(out + size_t(m) * N, bias, sizeof(float) * N);
-#pragma omp parallel if (tiles > 1)
+#pragma omp parallel  // always: sgemm inside a region runs single-threaded, so its split never depends on the thread count
   {
     thread_local std::vector<float> tile;  // reused across calls: no allocation per token batch
     if (tile.size() < size_t(nt) * K) tile.resize(size_t(nt) * K);
