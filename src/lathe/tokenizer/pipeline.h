@@ -42,12 +42,22 @@ class Regex {
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
-  // All non-empty, non-overlapping matches in s as (start, end) byte offsets.
+  // All non-empty, non-overlapping matches in s as (start, end) byte offsets. The common BPE split
+  // patterns run on regex_fast.cpp's scanner, everything else on Oniguruma.
   void find_all(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const;
+  // Always Oniguruma (the reference the scanner is tested against).
+  void find_all_oniguruma(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const;
+  bool has_fast_path() const { return fast_ >= 0; }
 
  private:
   re_pattern_buffer* re_ = nullptr;
+  int fast_ = -1;  // index of the pattern in regex_fast.cpp's table, -1: none
 };
+
+// regex_fast.cpp: the index of a pattern the scanner knows (-1: none), and its matches; false when
+// it cannot decide (unknown index, text that is not valid UTF-8), and the caller uses Oniguruma.
+int fast_regex_for(const std::string& pattern);
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out);
 
 // ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
 struct Span {

@@ -91,6 +91,7 @@ Regex::Regex(const std::string& pattern) {
     re_ = nullptr;
     fail("tokenizer", "regex '{}': {}", pattern, reinterpret_cast<const char*>(msg));
   }
+  fast_ = fast_regex_for(pattern);
 }
 
 Regex::~Regex() {
@@ -98,6 +99,11 @@ Regex::~Regex() {
 }
 
 void Regex::find_all(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const {
+  if (fast_ >= 0 && fast_find_all(fast_, s, out)) return;
+  find_all_oniguruma(s, out);
+}
+
+void Regex::find_all_oniguruma(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const {
   out.clear();
   // One region per thread, reused: onig_scan is re-entrant given its own region.
   thread_local struct RegionHolder {

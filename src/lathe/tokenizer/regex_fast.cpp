@@ -1,0 +1,213 @@
+// The pre-tokenizer regexes that almost every BPE tokenizer uses (GPT-2's, and the cl100k form of
+// Llama 3 and Qwen2/3, as tokenizer.json and llama.cpp's GGUF pre-types write them), matched by a
+// hand-written scanner instead of Oniguruma. Oniguruma was 70% of encoding time in `data prepare`:
+// its backtracking engine runs the seven alternatives one after another at every position. The
+// scanner classifies each code point once (letter, number, white space, CR/LF, as Oniguruma does) and decides each
+// alternative with the same leftmost-first, greedy-with-backtracking result the regex gives;
+// tests/tokenizer/regex_fast_unit.cpp compares it with Oniguruma on every code point and on random
+// text, and any other pattern (or text that is not valid UTF-8) still goes to Oniguruma.
+#include <atomic>
+#include <iterator>
+
+#include "lathe/tokenizer/pipeline.h"
+
+namespace lathe::tok {
+
+namespace {
+
+// How a known pattern writes its contractions ('s 't 're 've 'm 'll 'd).
+enum class Contractions : uint8_t {
+  Lower,        // 's|'t|...: lower case only
+  AsciiAnyCase, // '[sS]|'[tT]|...: llama.cpp's spelling of the case-insensitive group
+  FoldCase,     // (?i:'s|'t|...): Unicode case folding, where U+017F (long s) is an s too
+};
+
+enum class Style : uint8_t { Gpt2, Cl100k };
+
+struct FastSpec {
+  const char* pattern;
+  Style kind;
+  Contractions contractions;
+  int max_digits;      // cl100k: \p{N}{1,max}; gpt2 style: unbounded ( ?\p{N}+)
+  bool trailing_space;  // the pattern ends with |\s+ (without it a lone space before \S is a gap)
+};
+
+const FastSpec kSpecs[] = {
+    // GPT-2 (tokenizers' ByteLevel use_regex) and llama.cpp's "gpt2" pre-type (no final \s+).
+    {"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", Style::Gpt2,
+     Contractions::Lower, 0, true},
+    {"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)", Style::Gpt2,
+     Contractions::Lower, 0, false},
+    // Llama 3 and Qwen2/3 as tokenizer.json writes them.
+    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     Style::Cl100k, Contractions::FoldCase, 3, true},
+    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     Style::Cl100k, Contractions::FoldCase, 1, true},
+    // The same two as llama.cpp's GGUF pre-types spell them.
+    {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     Style::Cl100k, Contractions::AsciiAnyCase, 3, true},
+    {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     Style::Cl100k, Contractions::AsciiAnyCase, 1, true},
+};
+
+constexpr uint8_t kL = 1, kN = 2, kWS = 4, kNL = 8;  // \p{L}, \p{N}, \s, [\r\n]
+
+// Classes of non-ASCII code points come from Oniguruma itself, one 256-code-point block at a time on
+// first use: its Unicode tables are older than utf8proc's (U+1123F, new in Unicode 15, is a letter to
+// utf8proc and not to Oniguruma 6.9.8), and the scanner must agree with the regex it replaces.
+uint8_t g_class[0x110000];
+std::atomic<uint8_t> g_block_ready[0x110000 >> 8];
+
+void fill_block(uint32_t block) {
+  static const Regex letter("\\p{L}"), number("\\p{N}"), space("\\s");
+  std::string text;
+  std::vector<uint32_t> cp_at;  // byte offset of each code point's first byte -> code point
+  uint8_t cls[256] = {};
+  for (uint32_t cp = block << 8; cp < ((block + 1) << 8); cp++) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    cp_at.resize(text.size() + 1, 0);
+    cp_at[text.size()] = cp;
+    utf8_append(text, cp);
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> m;
+  const std::pair<const Regex*, uint8_t> classes[] = {{&letter, kL}, {&number, kN}, {&space, kWS}};
+  for (auto [re, bit] : classes) {
+    re->find_all_oniguruma(text, m);
+    for (auto [b, e] : m) cls[cp_at[b] & 0xFF] |= bit;
+  }
+  for (uint32_t k = 0; k < 256; k++) {
+    const uint32_t cp = (block << 8) | k;
+    if (cp == '\r' || cp == '\n') cls[k] |= kNL;
+    g_class[cp] = cls[k];  // concurrent fillers of one block write the same bytes
+  }
+  g_block_ready[block].store(1, std::memory_order_release);
+}
+
+inline uint8_t classify(uint32_t cp) {
+  if (cp < 0x80) {
+    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return kL;
+    if (cp >= '0' && cp <= '9') return kN;
+    if (cp == '\r' || cp == '\n') return kWS | kNL;
+    return (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) ? kWS : 0;
+  }
+  if (cp >= 0xAC00 && cp <= 0xD7A3) return kL;  // Hangul syllables (Lo), the most common non-ASCII here
+  if (cp >= 0x110000) return 0;
+  if (!g_block_ready[cp >> 8].load(std::memory_order_acquire)) fill_block(cp >> 8);
+  return g_class[cp];
+}
+
+// The contraction letter for cp, lower-cased as the pattern allows; 0 when it cannot be one.
+char contraction_letter(uint32_t cp, Contractions c) {
+  if (cp < 0x80) {
+    const char ch = char(cp);
+    if (ch >= 'a' && ch <= 'z') return ch;
+    if (c != Contractions::Lower && ch >= 'A' && ch <= 'Z') return char(ch + 32);
+    return 0;
+  }
+  if (c == Contractions::FoldCase && cp == 0x17F) return 's';  // LATIN SMALL LETTER LONG S folds to s
+  return 0;
+}
+
+struct Scan {
+  std::vector<uint32_t> cps, off;  // code points and their byte offsets (off has one extra: the end)
+  std::vector<uint8_t> cls;
+};
+
+}  // namespace
+
+int fast_regex_for(const std::string& pattern) {
+  for (size_t k = 0; k < std::size(kSpecs); k++)
+    if (pattern == kSpecs[k].pattern) return int(k);
+  return -1;
+}
+
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) {
+  if (which < 0 || size_t(which) >= std::size(kSpecs) || !valid_utf8(s)) return false;
+  const FastSpec* spec = &kSpecs[which];
+  thread_local Scan sc;
+  sc.cps.clear();
+  sc.off.clear();
+  sc.cls.clear();
+  for (size_t i = 0; i < s.size();) {
+    sc.off.push_back(uint32_t(i));
+    const uint32_t cp = utf8_decode_unchecked(s, i);
+    sc.cps.push_back(cp);
+    sc.cls.push_back(classify(cp));
+  }
+  sc.off.push_back(uint32_t(s.size()));
+  const size_t n = sc.cps.size();
+  const uint32_t* cp = sc.cps.data();
+  const uint8_t* cl = sc.cls.data();
+  auto is = [&](size_t j, uint8_t bits) { return j < n && (cl[j] & bits); };
+  auto punct = [&](size_t j) { return j < n && !(cl[j] & (kL | kN | kWS)); };  // [^\s\p{L}\p{N}]
+  auto run = [&](size_t j, auto pred) {
+    while (pred(j)) j++;
+    return j;
+  };
+  auto emit = [&](size_t b, size_t e) { out.emplace_back(sc.off[b], sc.off[e]); };
+  const bool cl100k = spec->kind == Style::Cl100k;
+  out.clear();
+  size_t i = 0;
+  while (i < n) {
+    // 's 't 're 've 'm 'll 'd (their first letters differ, so the first that fits is the only one)
+    if (cp[i] == '\'' && i + 1 < n) {
+      const char a = contraction_letter(cp[i + 1], spec->contractions);
+      const char b = i + 2 < n ? contraction_letter(cp[i + 2], spec->contractions) : 0;
+      size_t len = 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') len = 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) len = 3;
+      if (len) {
+        emit(i, i + len);
+        i += len;
+        continue;
+      }
+    }
+    size_t e = i;
+    if (cl100k) {
+      if (!(cl[i] & (kL | kN | kNL)) && is(i + 1, kL)) e = run(i + 1, [&](size_t j) { return is(j, kL); });  // [^\r\n\p{L}\p{N}]?\p{L}+
+      else if (cl[i] & kL) e = run(i, [&](size_t j) { return is(j, kL); });
+      else if (cl[i] & kN) {  // \p{N}{1,max}
+        e = i + 1;
+        while (e < n && e - i < size_t(spec->max_digits) && (cl[e] & kN)) e++;
+      } else {
+        const size_t p = (cp[i] == ' ' && punct(i + 1)) ? i + 1 : i;  //  ?[^\s\p{L}\p{N}]+[\r\n]*
+        if (punct(p)) e = run(run(p, punct), [&](size_t j) { return is(j, kNL); });
+      }
+    } else {
+      // " ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+": a space can only lead (it is in none of the classes),
+      // and the classes are disjoint, so the alternatives' order does not matter here.
+      const size_t p = cp[i] == ' ' ? i + 1 : i;
+      if (is(p, kL)) e = run(p, [&](size_t j) { return is(j, kL); });
+      else if (is(p, kN)) e = run(p, [&](size_t j) { return is(j, kN); });
+      else if (punct(p)) e = run(p, punct);
+    }
+    if (e == i && (cl[i] & kWS)) {
+      const size_t w = run(i, [&](size_t j) { return is(j, kWS); });
+      if (cl100k) {  // \s*[\r\n]+: up to and with the run's last CR/LF
+        for (size_t k = w; k > i; k--)
+          if (cl[k - 1] & kNL) {
+            e = k;
+            break;
+          }
+      }
+      if (e == i) {
+        if (w == n) e = w;                       // \s+(?!\S) at the end
+        else if (w - i >= 2) e = w - 1;          // \s+(?!\S): leave the last space to the word after it
+        else if (spec->trailing_space) e = w;    // \s+
+      }
+    }
+    if (e == i) {  // nothing matches here: a gap, as a regex search moves on one character
+      i++;
+      continue;
+    }
+    emit(i, e);
+    i = e;
+  }
+  return true;
+}
+
+}  // namespace lathe::tok
