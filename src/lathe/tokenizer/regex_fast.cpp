@@ -7,6 +7,7 @@
 // tests/tokenizer/regex_fast_unit.cpp compares it with Oniguruma on every code point and on random
 // text, and any other pattern (or text that is not valid UTF-8) still goes to Oniguruma.
 #include <atomic>
+#include <mutex>
 #include <iterator>
 
 #include "lathe/tokenizer/pipeline.h"
@@ -64,6 +65,9 @@ std::atomic<uint8_t> g_block_ready[0x110000 >> 8];
 
 void fill_block(uint32_t block) {
   static const Regex letter("\\p{L}"), number("\\p{N}"), space("\\s");
+  static std::mutex mu;  // a block is filled once per process; readers wait only for a block not yet seen
+  std::lock_guard<std::mutex> lock(mu);
+  if (g_block_ready[block].load(std::memory_order_acquire)) return;
   std::string text;
   std::vector<uint32_t> cp_at;  // byte offset of each code point's first byte -> code point
   uint8_t cls[256] = {};
@@ -82,7 +86,7 @@ void fill_block(uint32_t block) {
   for (uint32_t k = 0; k < 256; k++) {
     const uint32_t cp = (block << 8) | k;
     if (cp == '\r' || cp == '\n') cls[k] |= kNL;
-    g_class[cp] = cls[k];  // concurrent fillers of one block write the same bytes
+    g_class[cp] = cls[k];
   }
   g_block_ready[block].store(1, std::memory_order_release);
 }
