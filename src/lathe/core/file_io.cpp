@@ -55,33 +55,51 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-void write_file_atomic(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("io", "{}: cannot create: {}", tmp, std::strerror(errno));
+AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
+  tmp_ = path_ + ".tmp." + std::to_string(getpid());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("io", "{}: cannot create: {}", tmp_, std::strerror(errno));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) {  // not committed: nothing half-written stays behind
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicFileWriter::write(const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
-  size_t left = n;
-  while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail("io", "{}: write failed: {}", tmp, std::strerror(e));
+      fail("io", "{}: write failed: {}", tmp_, std::strerror(errno));
     }
     p += w;
-    left -= size_t(w);
+    n -= size_t(w);
+    bytes_ += size_t(w);
   }
+}
+
+void AtomicFileWriter::commit() {
+  const int fd = fd_;
+  fd_ = -1;
   if (fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    fail("io", "{}: cannot flush: {}", tmp, std::strerror(errno));
+    ::unlink(tmp_.c_str());
+    fail("io", "{}: cannot flush: {}", tmp_, std::strerror(errno));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
     int e = errno;
-    ::unlink(tmp.c_str());
-    fail("io", "{}: cannot rename into place: {}", path, std::strerror(e));
+    ::unlink(tmp_.c_str());
+    fail("io", "{}: cannot rename into place: {}", path_, std::strerror(e));
   }
+}
+
+void write_file_atomic(const std::string& path, const void* data, size_t n) {
+  AtomicFileWriter w(path);
+  w.write(data, n);
+  w.commit();
 }
 
 void release_mapped_pages(const void* p, size_t n) {

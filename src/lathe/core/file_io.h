@@ -26,6 +26,25 @@ class MappedFile {
 };
 
 std::string read_file(const std::string& path);  // throws "[io] PATH: ..." on failure
+
+// A file written piece by piece under a temporary name and renamed into place by commit(); destroyed
+// without commit() (an error on the way), it removes the temporary. Throws "[io] PATH: ..." on failure.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  void write(const void* data, size_t n);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void commit();  // fsync, rename
+  size_t bytes() const { return bytes_; }
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+  size_t bytes_ = 0;
+};
 void write_file_atomic(const std::string& path, const void* data, size_t n);
 inline void write_file_atomic(const std::string& path, const std::string& s) {
   write_file_atomic(path, s.data(), s.size());

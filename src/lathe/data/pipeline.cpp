@@ -374,6 +374,7 @@ StageCounts format_stage(std::vector<Record>& recs, const DataConfig& cfg, const
   for (int64_t i = 0; i < n; i++) {
     try {
       encoded[i] = encoder.encode(recs[i].json);
+      std::string().swap(encoded[i].text);  // the rendered text is not written anywhere: free it now
     } catch (const Error& ex) {
       failed[i] = 1;
       errors[i] = ex.what();
@@ -441,32 +442,40 @@ StageCounts split_stage(const std::vector<Record>& recs, const SplitOptions& o, 
   return counts;
 }
 
-// <split>.records.jsonl: serialised in parallel in blocks of records, joined in split order.
-// "_source" and "_id" go into the records themselves (nothing reads them after this), which spares
-// a copy of every record. Returns the file's bytes.
-std::string records_jsonl(std::vector<Record>& recs, const std::vector<size_t>& idx) {
-  constexpr int64_t kBlock = 1024;
+// <split>.records.jsonl: serialised in parallel in blocks of records and written a window of blocks at
+// a time in split order, so the file's text is never held whole; returns its XXH3 hash. "_source" and
+// "_id" go into the records themselves (nothing reads them after this), which spares a copy of every
+// record.
+std::string write_records_jsonl(const std::string& path, std::vector<Record>& recs, const std::vector<size_t>& idx) {
+  constexpr int64_t kBlock = 1024, kWindow = 32;  // 32K records in flight
   const int64_t nblocks = (int64_t(idx.size()) + kBlock - 1) / kBlock;
-  std::vector<std::string> blocks(nblocks);
+  AtomicFileWriter out(path);
+  XXH3_state_t* h = XXH3_createState();
+  XXH3_64bits_reset(h);
+  std::vector<std::string> blocks(kWindow);
+  for (int64_t w0 = 0; w0 < nblocks; w0 += kWindow) {
+    const int64_t w1 = std::min(nblocks, w0 + kWindow);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t b = 0; b < nblocks; b++) {
-    for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(idx.size()), (b + 1) * kBlock); k++) {
-      Record& r = recs[idx[k]];
-      r.json["_source"] = r.source.to_json();
-      r.json["_id"] = r.id;
-      json_dump_fast(r.json, blocks[b]);
-      blocks[b] += '\n';
+    for (int64_t b = w0; b < w1; b++) {
+      std::string& buf = blocks[b - w0];
+      buf.clear();
+      for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(idx.size()), (b + 1) * kBlock); k++) {
+        Record& r = recs[idx[k]];
+        r.json["_source"] = r.source.to_json();
+        r.json["_id"] = r.id;
+        json_dump_fast(r.json, buf);
+        buf += '\n';
+      }
+    }
+    for (int64_t b = w0; b < w1; b++) {
+      out.write(blocks[b - w0]);
+      XXH3_64bits_update(h, blocks[b - w0].data(), blocks[b - w0].size());
     }
   }
-  size_t total = 0;
-  for (auto& b : blocks) total += b.size();
-  std::string body;
-  body.reserve(total);
-  for (auto& b : blocks) {
-    body += b;
-    b = {};
-  }
-  return body;
+  const uint64_t digest = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
+  out.commit();
+  return hex64(digest);
 }
 
 // The split's token shard (packed into bins of max_seq_length when packing), recorded in `sp`.
@@ -518,10 +527,8 @@ DatasetManifest write_dataset(const DataConfig& cfg, std::vector<Record>& recs, 
     for (size_t i = 0; i < recs.size(); i++)
       if (split[i] == s) idx.push_back(i);
     sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
-    const std::string body = records_jsonl(recs, idx);
-    write_file_atomic(cfg.output + "/" + sp.records, body);
+    sp.records_hash = write_records_jsonl(cfg.output + "/" + sp.records, recs, idx);
     sp.records_count = idx.size();
-    sp.records_hash = hex64(XXH3_64bits(body.data(), body.size()));
     all_hashes += sp.records_hash;
     if (tok && !idx.empty()) {
       write_shard(cfg, kSplitNames[s], formatted.enc, idx, sp);
