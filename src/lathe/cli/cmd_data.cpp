@@ -1,7 +1,9 @@
 // lathe data: prepare a training dataset (collect → map → clean → personal data → dedup → format →
 // split) into a directory `lathe train --data` accepts, plus report.html/report.json. `collect` and
 // `clean` run the first stages alone and write JSONL, for looking at what the pipeline sees.
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "lathe/cli/cli_options.h"
 #include "lathe/cli/command.h"
@@ -69,8 +71,16 @@ std::function<int()> setup(CLI::App& app) {
   return [o, prep, col] {
     lathe::data::DataConfig c = build_config(*o, prep->parsed() ? *o->prepare : col->parsed() ? *o->collect : *o->clean);
     if (prep->parsed()) {
+      const auto t0 = std::chrono::steady_clock::now();
       nlohmann::json r = lathe::data::run_pipeline(c);
       if (r.is_null()) return 0;  // a rank other than 0 under mpirun: rank 0 writes and prints
+      // Throughput on stderr (the report stays deterministic): input bytes of the files read, records in.
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      size_t bytes = 0;
+      std::error_code ec;
+      for (auto& in : r["inputs"]) bytes += size_t(std::filesystem::file_size(in.value("path", ""), ec)) * !ec;
+      std::fprintf(stderr, "data prepare: %.1f MB in %.1f s: %.1f MB/s, %.0f records/s\n", bytes / 1e6, secs,
+                   bytes / 1e6 / std::max(secs, 1e-9), r["totals"]["records_in"].get<size_t>() / std::max(secs, 1e-9));
       if (o->json) {
         nlohmann::json j{{"totals", r["totals"]}, {"splits", r["splits"]}, {"stages", r["stages"]}};
         if (r.contains("preference")) j["preference"] = r["preference"];
