@@ -30,6 +30,7 @@ class Sampler {
   SamplingParams p_;
   Rng rng_;
   std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<double> weight_;
 };
 
 int32_t argmax(const float* x, int n);
