@@ -62,6 +62,9 @@ void check_resume(const std::string& method_args) {
 TEST(VtokE2e, ResumeIA3) { check_resume("--method ia3"); }
 TEST(VtokE2e, ResumePromptTuning) { check_resume("--method prompt_tuning --num-virtual-tokens 3"); }
 TEST(VtokE2e, ResumePTuning) { check_resume("--method p_tuning --num-virtual-tokens 2 --encoder-hidden-size 8"); }
+TEST(VtokE2e, ResumePTuningLstm) {
+  check_resume("--method p_tuning --num-virtual-tokens 2 --encoder-hidden-size 4 --encoder-reparameterization-type LSTM");
+}
 
 // --init-adapter continues training an adapter of each type; export writes it back in PEFT's layout.
 TEST(VtokE2e, InitAdapterAndExport) {

@@ -111,15 +111,25 @@ TEST(VtokGolden, PromptTuningGradientsLogits) {
   expect_logits(m, a.set(), g, c + " baked prefix");
 }
 
-TEST(VtokGolden, PTuningGradientsLogits) {
-  const std::string c = "ptuning_llama";
-  auto g = golden(c);
-  auto m = lathe::Model::load(case_dir(c) + "/base");
+// The P-tuning encoder of a golden case (MLP, or LSTM with its layer count).
+lathe::PromptConfig ptuning_config(const nlohmann::json& g) {
   lathe::PromptConfig pc;
   pc.peft_type = "P_TUNING";
   pc.num_virtual_tokens = g["hparams"]["num_virtual_tokens"];
   pc.encoder_hidden_size = g["hparams"]["encoder_hidden_size"];
-  auto pt = lathe::PromptAdapter::create(m, pc, 0);
+  pc.encoder_reparameterization_type = g["hparams"].value("encoder", "MLP");
+  pc.encoder_num_layers = g["hparams"].value("encoder_num_layers", 2);
+  return pc;
+}
+
+class PTuningGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PTuningGolden, GradientsLogits) {
+  const std::string c = GetParam();
+  auto g = golden(c);
+  auto m = lathe::Model::load(case_dir(c) + "/base");
+  auto pt = lathe::PromptAdapter::create(m, ptuning_config(g), 0);
+  ASSERT_EQ(pt->params().size(), g["init"].size());
   for (auto* p : pt->params()) {
     ASSERT_TRUE(g["init"].contains(p->name)) << p->name;
     set_from(p, g["init"][p->name]);
@@ -185,14 +195,11 @@ TEST(VtokGolden, TrajectoryPromptTuning) {
 // P-tuning: PEFT's file holds only the encoder output, so the reference's initial encoder reaches
 // `lathe train` as a step-0 checkpoint (fresh AdamW moments) that the run resumes from; the saved
 // prompt_embeddings must be the reference encoder's output after the 5 steps.
-TEST(VtokGolden, TrajectoryPTuning) {
-  const std::string c = "ptuning_llama";
+TEST_P(PTuningGolden, Trajectory) {
+  const std::string c = GetParam();
   auto g = golden(c);
   auto m = lathe::Model::load(case_dir(c) + "/base");
-  lathe::PromptConfig pc;
-  pc.peft_type = "P_TUNING";
-  pc.num_virtual_tokens = g["hparams"]["num_virtual_tokens"];
-  pc.encoder_hidden_size = g["hparams"]["encoder_hidden_size"];
+  const lathe::PromptConfig pc = ptuning_config(g);
   auto pt = lathe::PromptAdapter::create(m, pc, 0);
   for (auto* p : pt->params()) set_from(p, g["init"][p->name]);
   lathe::test::TempDir init;
@@ -202,8 +209,12 @@ TEST(VtokGolden, TrajectoryPTuning) {
   std::string ckpt = lathe::checkpoint_save(init.path, pt->params(), opt, st);
   check_trajectory(c, "--method p_tuning --num-virtual-tokens " + std::to_string(pc.num_virtual_tokens) +
                           " --encoder-hidden-size " + std::to_string(pc.encoder_hidden_size) +
+                          " --encoder-reparameterization-type " + pc.encoder_reparameterization_type +
+                          " --encoder-num-layers " + std::to_string(pc.encoder_num_layers) +
                           " --resume-from-checkpoint " + ckpt,
                    "prompt_embeddings", "final_prompt_embeddings");
 }
+
+INSTANTIATE_TEST_SUITE_P(Encoders, PTuningGolden, ::testing::Values("ptuning_llama", "ptuning_lstm_llama"));
 
 }  // namespace

@@ -2,7 +2,7 @@
 // whole training graph (train_graph_gradcheck.cpp's method): IA3 on output-scaled (k/v, fused
 // qkv) and input-scaled (down_proj, feed-forward) projections of tiny Llama / Qwen2 / Phi-3
 // models, with and without gradient checkpointing; the prompt table and the P-tuning encoder
-// (embedding and all three MLP layers), with a sequence whose first label the last virtual token
+// (embedding, all three MLP layers; every LSTM tensor of both directions and layers), with a sequence whose first label the last virtual token
 // predicts.
 #include <gtest/gtest.h>
 
@@ -53,7 +53,7 @@ lathe::PackedBatch batch() {
 
 // Central differences of the mean loss at a few entries of t (plus the largest gradients) against grad.
 void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, float* t, const float* grad,
-           int64_t n, const std::function<void()>& after_change = {}) {
+           int64_t n, const std::function<void()>& after_change = {}, float h = 2e-3f) {
   auto loss = [&] {
     int64_t cnt = 0;
     double s = g.forward_loss(b, &cnt);
@@ -68,7 +68,6 @@ void check(const char* what, lathe::TrainGraph& g, const lathe::PackedBatch& b, 
   std::partial_sort(order.begin(), order.begin() + top, order.end(),
                     [&](int64_t a, int64_t c) { return std::fabs(grad[a]) > std::fabs(grad[c]); });
   entries.insert(entries.end(), order.begin(), order.begin() + top);
-  const float h = 2e-3f;
   double dot = 0, aa = 0, nn = 0;
   for (int64_t i : entries) {
     const float orig = t[i];
@@ -160,6 +159,31 @@ TEST(PromptGradcheck, PTuningMlpEncoder) {
   ASSERT_EQ(pt->params().size(), 7u);
   for (auto* p : pt->params())
     check(p->name.c_str(), g, b, p->value.f32(), p->grad.f32(), p->value.numel(), [&] { pt->refresh(); });
+}
+
+TEST(PromptGradcheck, PTuningLstmEncoder) {
+  auto c = tiny(lathe::Arch::Llama);
+  auto m = model_for(c);
+  lathe::PromptConfig pc;
+  pc.peft_type = "P_TUNING";
+  pc.encoder_reparameterization_type = "LSTM";
+  pc.num_virtual_tokens = 3;
+  pc.encoder_hidden_size = 4;
+  pc.encoder_num_layers = 2;
+  auto pt = lathe::PromptAdapter::create(m, pc, 6);
+  auto b = batch();
+  lathe::TrainGraph g(m, &pt->train_adapters(), nullptr, false);
+  pt->zero_prompt_grads();
+  int64_t n = 0;
+  g.forward_backward(b, 1.0f / float(b.num_targets() + 1), &n, {.training = true});
+  pt->backward();
+  ASSERT_EQ(pt->params().size(), 1u + 16u + 4u);  // embedding, 2 layers x 2 directions x 4, mlp_head.{0,2}
+  // The LSTM weights' gradients are small (~1e-3): a larger step there (the LSTM is smooth, no ReLU
+  // kink; Richardson cancels the h^2 term) keeps the f32 rounding of the loss below them.
+  for (auto* p : pt->params()) {
+    const float h = p->name.find("lstm_head") != std::string::npos ? 3e-2f : 2e-3f;
+    check(p->name.c_str(), g, b, p->value.f32(), p->grad.f32(), p->value.numel(), [&] { pt->refresh(); }, h);
+  }
 }
 
 // Baking: the prompt as a key/value prefix gives the logits of the virtual rows run in front of

@@ -23,7 +23,10 @@ formulas below are PEFT's, restated from its documentation:
 * P-tuning (P_TUNING, encoder_reparameterization_type MLP): the virtual embeddings are
   mlp_head(embedding.weight) with mlp_head = Linear(C, E) ReLU Linear(E, E) ReLU Linear(E, C)
   (param names prompt_encoder.embedding.weight, prompt_encoder.mlp_head.{0,2,4}.{weight,bias};
-  torch default inits). PEFT saves the encoder OUTPUT as prompt_embeddings and loads it as a
+  torch default inits). LSTM: mlp_head(lstm_head(embedding.weight)) with lstm_head =
+  torch.nn.LSTM(C, E, encoder_num_layers, bidirectional=True, batch_first=True) (PyTorch's own
+  module is the reference, params prompt_encoder.lstm_head.<nn.LSTM names>) and mlp_head =
+  Linear(2E, 2E) ReLU Linear(2E, C) (mlp_head.{0,2}). PEFT saves the encoder OUTPUT as prompt_embeddings and loads it as a
   plain prompt table (inference_mode), so adapter_init holds that output and aux holds the final
   one after the trajectory.
 """
@@ -58,6 +61,10 @@ CASES = [
     dict(name="ptuning_llama", base="llama", seed=4104, kind="ptuning", num_virtual_tokens=3,
          encoder_hidden_size=16, weight_decay=0.01,
          note="P-tuning, 3 virtual tokens, MLP encoder with hidden 16; adapter_init holds its output."),
+    dict(name="ptuning_lstm_llama", base="llama", seed=4105, kind="ptuning", encoder="LSTM", num_virtual_tokens=4,
+         encoder_hidden_size=6, encoder_num_layers=2, weight_decay=0.01,
+         note="P-tuning, 4 virtual tokens, LSTM encoder: torch.nn.LSTM(32, 6, 2 layers, bidirectional) then "
+              "Linear(12, 12) ReLU Linear(12, 32); adapter_init holds its output."),
 ]
 
 
@@ -135,6 +142,17 @@ def init_trainable(spec, case):
             params[ia3_name(path)] = 1.0 + 0.3 * torch.randn(*shape)
     elif case["kind"] == "prompt":
         params["prompt_embeddings"] = torch.randn(case["num_virtual_tokens"], C) * 0.5
+    elif case["kind"] == "ptuning" and case.get("encoder") == "LSTM":
+        E = case["encoder_hidden_size"]
+        emb = torch.nn.Embedding(case["num_virtual_tokens"], C)
+        lstm = torch.nn.LSTM(C, E, num_layers=case["encoder_num_layers"], bidirectional=True, batch_first=True)
+        l0, l2 = torch.nn.Linear(2 * E, 2 * E), torch.nn.Linear(2 * E, C)
+        params["prompt_encoder.embedding.weight"] = emb.weight.detach().clone()
+        for n, t in lstm.named_parameters():
+            params["prompt_encoder.lstm_head." + n] = t.detach().clone()
+        for i, m in ((0, l0), (2, l2)):
+            params["prompt_encoder.mlp_head.%d.weight" % i] = m.weight.detach().clone()
+            params["prompt_encoder.mlp_head.%d.bias" % i] = m.bias.detach().clone()
     elif case["kind"] == "ptuning":
         E = case["encoder_hidden_size"]
         emb = torch.nn.Embedding(case["num_virtual_tokens"], C)
@@ -150,11 +168,55 @@ def prompt_of(case, params):
     if case["kind"] == "prompt":
         return params["prompt_embeddings"]
     x = params["prompt_encoder.embedding.weight"]
-    for i in (0, 2, 4):
+    layers = (0, 2, 4)
+    if case.get("encoder") == "LSTM":
+        E = case["encoder_hidden_size"]
+        x = bilstm(x, {n[len("prompt_encoder.lstm_head."):]: t for n, t in params.items()
+                       if n.startswith("prompt_encoder.lstm_head.")}, case["encoder_num_layers"])
+        layers = (0, 2)
+    for i in layers:
         x = x @ params["prompt_encoder.mlp_head.%d.weight" % i].t() + params["prompt_encoder.mlp_head.%d.bias" % i]
-        if i != 4:
+        if i != layers[-1]:
             x = torch.relu(x)
     return x
+
+
+def bilstm(x, p, layers):
+    """torch.nn.LSTM(bidirectional=True) over one sequence x [T, in], written out (gate order i, f,
+    g, o; zero initial state) so autograd reaches every parameter; check_lstm compares it with
+    nn.LSTM itself."""
+    T = x.shape[0]
+    for l in range(layers):
+        outs = []
+        for sfx in ("", "_reverse"):
+            k = "_l%d%s" % (l, sfx)
+            Wih, Whh, bih, bhh = p["weight_ih" + k], p["weight_hh" + k], p["bias_ih" + k], p["bias_hh" + k]
+            H = Whh.shape[1]
+            h = x.new_zeros(H)
+            c = x.new_zeros(H)
+            hs = [None] * T
+            for t in (range(T - 1, -1, -1) if sfx else range(T)):
+                z = Wih @ x[t] + bih + Whh @ h + bhh
+                i, f, g, o = torch.sigmoid(z[:H]), torch.sigmoid(z[H:2 * H]), torch.tanh(z[2 * H:3 * H]), torch.sigmoid(z[3 * H:])
+                c = f * c + i * g
+                h = o * torch.tanh(c)
+                hs[t] = h
+            outs.append(torch.stack(hs))
+        x = torch.cat(outs, dim=1)
+    return x
+
+
+def check_lstm(case, params):
+    E, C = case["encoder_hidden_size"], params["prompt_encoder.embedding.weight"].shape[1]
+    lstm = torch.nn.LSTM(C, E, num_layers=case["encoder_num_layers"], bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for n, t in lstm.named_parameters():
+            t.copy_(params["prompt_encoder.lstm_head." + n])
+        x = params["prompt_encoder.embedding.weight"]
+        ref = lstm(x[None])[0][0]
+        got = bilstm(x, {n: t for n, t in lstm.named_parameters()}, case["encoder_num_layers"])
+    d = float((ref - got).abs().max())
+    assert d < 1e-6, "bilstm differs from torch.nn.LSTM by %g" % d
 
 
 def case_logits(spec, case, base_w, params, ids):
@@ -191,8 +253,9 @@ def adapter_config(spec, case):
     if case["kind"] == "prompt":
         cfg.update({"prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None, "tokenizer_name_or_path": None})
     else:
-        cfg.update({"encoder_reparameterization_type": "MLP", "encoder_hidden_size": case["encoder_hidden_size"],
-                    "encoder_num_layers": 2, "encoder_dropout": 0.0})
+        cfg.update({"encoder_reparameterization_type": case.get("encoder", "MLP"),
+                    "encoder_hidden_size": case["encoder_hidden_size"],
+                    "encoder_num_layers": case.get("encoder_num_layers", 2), "encoder_dropout": 0.0})
     return cfg
 
 
@@ -268,6 +331,8 @@ def gen_case(case):
     assert d < 1e-5, d
     if case["kind"] != "ia3":
         check_prompt_semantics(spec, case, base_w, ids)
+    if case.get("encoder") == "LSTM":
+        check_lstm(case, init)
 
     adir = os.path.join(outdir, "adapter_init")
     os.makedirs(adir)
@@ -329,7 +394,7 @@ def gen_case(case):
                "seq_len": gt.SEQ_LEN, "counted_label_tokens": n_counted, "lr": gt.LR,
                "weight_decay": case["weight_decay"], "warmup_steps": gt.WARMUP_STEPS, "max_steps": gt.MAX_STEPS,
                "max_grad_norm": gt.MAX_GRAD_NORM, "trainable": names}
-    for k in ("targets", "feedforward", "num_virtual_tokens", "encoder_hidden_size"):
+    for k in ("targets", "feedforward", "num_virtual_tokens", "encoder_hidden_size", "encoder", "encoder_num_layers"):
         if k in case:
             hparams[k] = case[k]
     golden = {"note": case["note"], "hparams": hparams, "input_ids": ids.tolist(), "labels": labels.tolist(),

@@ -25,7 +25,6 @@ std::unique_ptr<Param> new_param(const std::string& name, std::vector<int64_t> s
   p->weight_decay = decay;
   return p;
 }
-constexpr int kEmb = 0, kW0 = 1, kB0 = 2, kW2 = 3, kB2 = 4, kW4 = 5, kB4 = 6;  // params_ with the encoder
 }  // namespace
 
 void PromptAdapter::init_layout(const ModelConfig& mc, bool encoder) {
@@ -36,20 +35,39 @@ void PromptAdapter::init_layout(const ModelConfig& mc, bool encoder) {
   H_ = cfg_.encoder_hidden_size > 0 ? cfg_.encoder_hidden_size : C_;
   encoder_ = encoder;
   if (P_ <= 0) fail("prompt", "num_virtual_tokens must be positive, got {}", P_);
-  if (cfg_.p_tuning() && cfg_.encoder_reparameterization_type != "MLP")
-    fail("prompt", "encoder_reparameterization_type '{}' is not supported (MLP; LSTM is not implemented yet)",
-         cfg_.encoder_reparameterization_type);
+  if (cfg_.p_tuning() && cfg_.encoder_reparameterization_type != "MLP" && cfg_.encoder_reparameterization_type != "LSTM")
+    fail("prompt", "encoder_reparameterization_type '{}' is not supported (MLP, LSTM)", cfg_.encoder_reparameterization_type);
   params_.clear();
-  if (encoder) {
-    params_.push_back(new_param("prompt_encoder.embedding.weight", {P_, C_}));
-    params_.push_back(new_param("prompt_encoder.mlp_head.0.weight", {H_, C_}));
-    params_.push_back(new_param("prompt_encoder.mlp_head.0.bias", {H_}, false));
-    params_.push_back(new_param("prompt_encoder.mlp_head.2.weight", {H_, H_}));
-    params_.push_back(new_param("prompt_encoder.mlp_head.2.bias", {H_}, false));
-    params_.push_back(new_param("prompt_encoder.mlp_head.4.weight", {C_, H_}));
-    params_.push_back(new_param("prompt_encoder.mlp_head.4.bias", {C_}, false));
-  } else {
-    params_.push_back(new_param("prompt_embeddings", {P_, C_}));
+  lstm_params_.clear();
+  linears_.clear();
+  lstm_.reset();
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    params_.push_back(new_param(name, std::move(shape), name.find("bias") == std::string::npos));
+    return params_.back().get();
+  };
+  auto linear = [&](int i, int64_t in, int64_t out) {
+    const std::string n = "prompt_encoder.mlp_head." + std::to_string(i);
+    Param* w = add(n + ".weight", {out, in});
+    linears_.push_back({w, add(n + ".bias", {out})});
+  };
+  if (!encoder) {
+    add("prompt_embeddings", {P_, C_});
+  } else if (cfg_.encoder_reparameterization_type == "MLP") {
+    add("prompt_encoder.embedding.weight", {P_, C_});
+    linear(0, C_, H_), linear(2, H_, H_), linear(4, H_, C_);
+  } else {  // LSTM: torch.nn.LSTM's parameter names, forward direction then _reverse, per layer
+    if (cfg_.encoder_num_layers <= 0) fail("prompt", "encoder_num_layers must be positive, got {}", cfg_.encoder_num_layers);
+    add("prompt_encoder.embedding.weight", {P_, C_});
+    for (int l = 0; l < cfg_.encoder_num_layers; l++)
+      for (const char* sfx : {"", "_reverse"}) {
+        const std::string k = "_l" + std::to_string(l) + sfx, n = "prompt_encoder.lstm_head.";
+        lstm_params_.push_back(add(n + "weight_ih" + k, {4 * H_, l == 0 ? C_ : 2 * H_}));
+        lstm_params_.push_back(add(n + "weight_hh" + k, {4 * H_, H_}));
+        lstm_params_.push_back(add(n + "bias_ih" + k, {4 * H_}));
+        lstm_params_.push_back(add(n + "bias_hh" + k, {4 * H_}));
+      }
+    lstm_ = std::make_unique<BiLstm>(C_, H_, cfg_.encoder_num_layers);
+    linear(0, 2 * H_, 2 * H_), linear(2, 2 * H_, C_);
   }
   V_.assign(size_t(P_) * C_, 0.0f);
   dV_ = V_;
@@ -80,12 +98,17 @@ std::unique_ptr<PromptAdapter> PromptAdapter::create(const Model& m, const Promp
   for (auto& p : a->params_) {
     float* x = p->value.f32();
     const int64_t n = p->value.numel();
-    if (p->name.find("mlp_head") == std::string::npos) {
-      for (int64_t i = 0; i < n; i++) x[i] = rng.normal();  // nn.Embedding's N(0, 1)
-    } else {  // nn.Linear's U(-1/√fan_in, 1/√fan_in), weight and bias
-      const int64_t fan_in = p->name.find("mlp_head.0") != std::string::npos ? a->C_ : a->H_;
+    if (p->name.find("mlp_head") != std::string::npos) {  // nn.Linear's U(-1/√fan_in, 1/√fan_in), weight and bias
+      int64_t fan_in = 0;
+      for (auto& [w, b] : a->linears_)
+        if (w == p.get() || b == p.get()) fan_in = w->value.dim(1);
       const float bound = 1.0f / std::sqrt(float(fan_in));
       for (int64_t i = 0; i < n; i++) x[i] = rng.uniform(-bound, bound);
+    } else if (p->name.find("lstm_head") != std::string::npos) {  // nn.LSTM: every tensor U(-1/√H, 1/√H)
+      const float bound = 1.0f / std::sqrt(float(a->H_));
+      for (int64_t i = 0; i < n; i++) x[i] = rng.uniform(-bound, bound);
+    } else {
+      for (int64_t i = 0; i < n; i++) x[i] = rng.normal();  // nn.Embedding's N(0, 1)
     }
   }
   if (!cfg.p_tuning() && cfg.prompt_tuning_init == "TEXT") {
@@ -112,15 +135,24 @@ void PromptAdapter::refresh() {
     std::memcpy(V_.data(), params_[0]->value.data, V_.size() * sizeof(float));
     return;
   }
-  // V = relu(relu(E W0^T + b0) W2^T + b2) W4^T + b4
-  auto f = [&](int i) { return params_[size_t(i)]->value.f32(); };
-  h1_.resize(size_t(P_) * H_);
-  h2_.resize(size_t(P_) * H_);
-  matmul_forward(h1_.data(), f(kEmb), f(kW0), f(kB0), P_, C_, H_);
-  for (auto& x : h1_) x = std::max(x, 0.0f);
-  matmul_forward(h2_.data(), h1_.data(), f(kW2), f(kB2), P_, H_, H_);
-  for (auto& x : h2_) x = std::max(x, 0.0f);
-  matmul_forward(V_.data(), h2_.data(), f(kW4), f(kB4), P_, H_, C_);
+  // V = mlp_head(E) or mlp_head(lstm(E)): linears with ReLU between them, none after the last.
+  const float* E = params_[0]->value.f32();
+  lin_in_.assign(linears_.size(), {});
+  if (lstm_) {
+    lin_in_[0].resize(size_t(P_) * 2 * H_);
+    lstm_->forward(lstm_params_, E, P_, lin_in_[0].data());
+  } else {
+    lin_in_[0].assign(E, E + size_t(P_) * C_);
+  }
+  for (size_t k = 0; k < linears_.size(); k++) {
+    const Param *W = linears_[k].first, *b = linears_[k].second;
+    const int in = int(W->value.dim(1)), out = int(W->value.dim(0));
+    const bool last = k + 1 == linears_.size();
+    float* y = last ? V_.data() : (lin_in_[k + 1].resize(size_t(P_) * out), lin_in_[k + 1].data());
+    matmul_forward(y, lin_in_[k].data(), W->value.f32(), b->value.f32(), P_, in, out);
+    if (!last)
+      for (int64_t i = 0; i < int64_t(P_) * out; i++) y[i] = std::max(y[i], 0.0f);
+  }
 }
 
 void PromptAdapter::zero_prompt_grads() { std::fill(dV_.begin(), dV_.end(), 0.0f); }
@@ -131,14 +163,22 @@ void PromptAdapter::backward() {
     for (size_t i = 0; i < dV_.size(); i++) g[i] += dV_[i];
     return;
   }
-  auto v = [&](int i) { return params_[size_t(i)]->value.f32(); };
-  auto g = [&](int i) { return params_[size_t(i)]->grad.f32(); };
-  std::vector<float> dh2(size_t(P_) * H_, 0.0f), dh1(size_t(P_) * H_, 0.0f);
-  matmul_backward(dh2.data(), g(kW4), g(kB4), dV_.data(), h2_.data(), v(kW4), P_, H_, C_);
-  for (size_t i = 0; i < dh2.size(); i++) dh2[i] = h2_[i] > 0.0f ? dh2[i] : 0.0f;
-  matmul_backward(dh1.data(), g(kW2), g(kB2), dh2.data(), h1_.data(), v(kW2), P_, H_, H_);
-  for (size_t i = 0; i < dh1.size(); i++) dh1[i] = h1_[i] > 0.0f ? dh1[i] : 0.0f;
-  matmul_backward(g(kEmb), g(kW0), g(kB0), dh1.data(), v(kEmb), v(kW0), P_, C_, H_);
+  std::vector<float> d(dV_);  // d (the current linear's output)
+  for (size_t k = linears_.size(); k-- > 0;) {
+    Param *W = linears_[k].first, *b = linears_[k].second;
+    const int in = int(W->value.dim(1)), out = int(W->value.dim(0));
+    std::vector<float> din(size_t(P_) * in, 0.0f);
+    matmul_backward(din.data(), W->grad.f32(), b->grad.f32(), d.data(), lin_in_[k].data(), W->value.f32(), P_, in, out);
+    if (k > 0)  // through the ReLU that made this input
+      for (size_t i = 0; i < din.size(); i++) din[i] = lin_in_[k][i] > 0.0f ? din[i] : 0.0f;
+    d.swap(din);
+  }
+  float* gE = params_[0]->grad.f32();
+  if (lstm_) {
+    lstm_->backward(lstm_params_, d.data(), gE);
+  } else {
+    for (size_t i = 0; i < d.size(); i++) gE[i] += d[i];
+  }
 }
 
 void PromptAdapter::bake(const Model& m) {
@@ -190,6 +230,8 @@ std::unique_ptr<PromptAdapter> PromptAdapter::load_peft(const std::string& dir, 
   c.prompt_tuning_init = str("prompt_tuning_init", "RANDOM");
   c.prompt_tuning_init_text = str("prompt_tuning_init_text", "");
   c.encoder_reparameterization_type = str("encoder_reparameterization_type", "MLP");
+  c.encoder_num_layers = j.contains("encoder_num_layers") && j["encoder_num_layers"].is_number_integer()
+                             ? j["encoder_num_layers"].get<int>() : 2;
   c.encoder_hidden_size = j.contains("encoder_hidden_size") && j["encoder_hidden_size"].is_number_integer()
                               ? j["encoder_hidden_size"].get<int>() : 0;
   if (j.value("num_transformer_submodules", 1) != 1)
@@ -232,7 +274,7 @@ void PromptAdapter::save_peft(const std::string& dir, const std::string& base_mo
   if (cfg_.p_tuning()) {
     j["encoder_reparameterization_type"] = cfg_.encoder_reparameterization_type;
     j["encoder_hidden_size"] = H_;
-    j["encoder_num_layers"] = 2;
+    j["encoder_num_layers"] = cfg_.encoder_num_layers;
     j["encoder_dropout"] = 0.0;
   } else {
     j["prompt_tuning_init"] = cfg_.prompt_tuning_init;

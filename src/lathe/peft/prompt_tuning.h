@@ -5,7 +5,9 @@
 //                  (nn.Embedding's N(0, 1)) or TEXT (the embeddings of prompt_tuning_init_text's
 //                  tokens, repeated / cut to P, as PEFT does);
 //   P-tuning       V = encoder(E), E [P, C] a trained table and the encoder PEFT's PromptEncoder:
-//                  MLP = Linear(C, H) ReLU Linear(H, H) ReLU Linear(H, C) (mlp_head.0/2/4).
+//                  MLP = Linear(C, H) ReLU Linear(H, H) ReLU Linear(H, C) (mlp_head.0/2/4), or
+//                  LSTM = bidirectional nn.LSTM(C, H, encoder_num_layers) (lstm_head) then
+//                  Linear(2H, 2H) ReLU Linear(2H, C) (mlp_head.0/2).
 //
 // Training prepends V to every sequence (AdapterSet::prompt_embeds, the embedding hook in
 // TrainGraph), positions 0..P-1, labels -100 there. PEFT saves V itself as `prompt_embeddings`
@@ -21,6 +23,7 @@
 #include "lathe/core/param.h"
 #include "lathe/model/linear.h"
 #include "lathe/model/model.h"
+#include "lathe/peft/lstm.h"
 
 namespace lathe {
 
@@ -29,8 +32,9 @@ struct PromptConfig {
   int num_virtual_tokens = 20;
   std::string prompt_tuning_init = "RANDOM";  // RANDOM | TEXT (prompt tuning)
   std::string prompt_tuning_init_text;
-  std::string encoder_reparameterization_type = "MLP";  // P-tuning: MLP (LSTM is refused)
+  std::string encoder_reparameterization_type = "MLP";  // P-tuning: MLP | LSTM
   int encoder_hidden_size = 0;                          // P-tuning: 0 = the model's hidden size
+  int encoder_num_layers = 2;                           // P-tuning LSTM layers (PEFT's default)
   bool p_tuning() const { return peft_type == "P_TUNING"; }
 };
 
@@ -62,10 +66,15 @@ class PromptAdapter {
   void init_layout(const ModelConfig& mc, bool encoder);
   PromptConfig cfg_;
   int P_ = 0, C_ = 0, H_ = 0, layers_ = 0, heads_ = 0;
-  bool encoder_ = false;  // P-tuning being trained: V = mlp(E)
-  // prompt_embeddings [P, C]; or prompt_encoder.embedding.weight [P, C] and mlp_head.{0,2,4}.
+  bool encoder_ = false;  // P-tuning being trained: V = encoder(E)
+  // prompt_embeddings [P, C]; or prompt_encoder.embedding.weight [P, C], the LSTM's and the
+  // mlp_head's parameters.
   std::vector<std::unique_ptr<Param>> params_;
-  std::vector<float> V_, dV_, h1_, h2_;  // [P, C], [P, C], ReLU outputs [P, H] x2
+  std::vector<Param*> lstm_params_;                 // 8 per LSTM layer (lstm.h's order)
+  std::vector<std::pair<Param*, Param*>> linears_;  // mlp_head (weight, bias), ReLU between them
+  std::unique_ptr<BiLstm> lstm_;
+  std::vector<std::vector<float>> lin_in_;          // each linear's input [P, in]
+  std::vector<float> V_, dV_;                       // [P, C] x2
   std::vector<std::vector<float>> k_, v_;  // baked prefix per layer [P, Hkv*D]
   AdapterSet train_set_, infer_set_;
   bool baked_ = false;

@@ -63,7 +63,8 @@ namespace lathe {
   X(int, encoder_hidden_size, 0, "Prefix tuning, P-tuning: hidden size of the MLP; 0 = the model's hidden size", .min(0)) \
   X(std::string, prompt_tuning_init, "", "Prompt tuning: RANDOM | TEXT (default: TEXT when prompt_tuning_init_text is given)", ) \
   X(std::string, prompt_tuning_init_text, "", "Prompt tuning: text whose token embeddings start the virtual tokens", ) \
-  X(std::string, encoder_reparameterization_type, "MLP", "P-tuning: the prompt encoder, MLP (LSTM is not supported yet)", ) \
+  X(std::string, encoder_reparameterization_type, "MLP", "P-tuning: the prompt encoder, MLP | LSTM", ) \
+  X(int, encoder_num_layers, 2, "P-tuning LSTM: layers of the bidirectional LSTM", .min(1)) \
   X(bool, train_on_inputs, false, "Also compute loss on prompt tokens (ignore -100 masking from formatting)", )  \
   X(std::string, chat_template, "", "Chat template for conversational records: built-in name or .jinja file (default: the model's)", ) \
   X(std::string, system_prompt, "", "System message added to conversations that have none", )                   \

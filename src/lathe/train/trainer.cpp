@@ -104,6 +104,7 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
       pc.prompt_tuning_init_text = o.prompt_tuning_init_text;
       pc.encoder_reparameterization_type = o.encoder_reparameterization_type;
       pc.encoder_hidden_size = o.encoder_hidden_size;
+      pc.encoder_num_layers = o.encoder_num_layers;
       std::vector<int32_t> ids;
       if (kind == "prompt_tuning" && pc.prompt_tuning_init == "TEXT")  // PEFT: tokenizer(text), special tokens too
         ids = Tokenizer::load(o.model)->encode(pc.prompt_tuning_init_text, /*add_special_tokens=*/true);
