@@ -191,3 +191,40 @@ TEST(VtokE2e, ServedPerRequest) {
 }
 
 }  // namespace
+
+namespace {
+
+// `lathe eval` variants: IA3, prompt tuning and P-tuning adapters trained on a few texts of a real
+// model (stories260K) each lower the validation perplexity of those texts below the base's, in one
+// report next to the base variant (the adapters apply during eval's forward and generation).
+TEST(VtokE2e, EvalVariants) {
+  const char* kModel = "models/stories260K-hf";
+  LATHE_REQUIRE_FIXTURE(kModel);
+  const std::string model = lathe::test::fixture_path(kModel);
+  lathe::test::TempDir d;
+  {
+    std::ofstream f(d / "train.jsonl");
+    for (const char* t : {"Zog is a green planet. The king of Zog is Bob.", "Lily has a pet frog. Tom eats cake."})
+      f << nlohmann::json{{"text", t}}.dump() << "\n";
+    std::ofstream s(d / "suite.yaml");
+    s << "name: zog\ngeneration:\n  max_new_tokens: 4\ncases:\n  - id: king\n    prompt: \"The king of Zog is\"\n"
+         "    expected: \"Bob\"\n    assert: [{type: icontains}]\n";
+  }
+  std::string out, adapters;
+  for (const char* m : {"ia3", "prompt_tuning", "p_tuning"}) {
+    ASSERT_EQ(lathe::test::run_lathe("train --model " + model + " --data " + d / "train.jsonl" + " --output " + d / m +
+                                         " --method " + m + " --num-virtual-tokens 4 --learning-rate 3e-2 --max-steps 20"
+                                         " --per-device-train-batch-size 2 --save-steps 0 --lr-scheduler-type constant"
+                                         " --threads 1", &out, true), 0) << out;
+    adapters += std::string(" --adapter ") + m + "=" + d / m;
+  }
+  ASSERT_EQ(lathe::test::run_lathe("eval --model " + model + adapters + " --tests " + d / "suite.yaml" + " --eval-data " +
+                                       d / "train.jsonl" + " --output " + d / "report --threads 1", &out, true), 0) << out;
+  auto r = nlohmann::json::parse(lathe::read_file(d / "report/report.json"));
+  ASSERT_EQ(r["variants"].size(), 4u) << out;
+  const double base = r["variants"][0]["validation"]["ppl"].get<double>();
+  for (size_t i = 1; i < 4; i++)
+    EXPECT_LT(r["variants"][i]["validation"]["ppl"].get<double>(), 0.9 * base) << r["variants"][i]["name"];
+}
+
+}  // namespace
