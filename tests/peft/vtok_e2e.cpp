@@ -196,7 +196,8 @@ namespace {
 
 // `lathe eval` variants: IA3, prompt tuning and P-tuning adapters trained on a few texts of a real
 // model (stories260K) each lower the validation perplexity of those texts below the base's, in one
-// report next to the base variant (the adapters apply during eval's forward and generation).
+// report next to the base variant (the adapters apply during eval's forward and generation); and
+// IA3 merged into a GGUF model keeps the adapter's perplexity.
 TEST(VtokE2e, EvalVariants) {
   const char* kModel = "models/stories260K-hf";
   LATHE_REQUIRE_FIXTURE(kModel);
@@ -225,6 +226,17 @@ TEST(VtokE2e, EvalVariants) {
   const double base = r["variants"][0]["validation"]["ppl"].get<double>();
   for (size_t i = 1; i < 4; i++)
     EXPECT_LT(r["variants"][i]["validation"]["ppl"].get<double>(), 0.9 * base) << r["variants"][i]["name"];
+
+  // GGUF for llama.cpp: IA3 merged into an f32 GGUF model gives the adapter's perplexity.
+  std::ofstream(d / "t.txt") << "Zog is a green planet. The king of Zog is Bob.\n";
+  ASSERT_EQ(lathe::test::run_lathe("export --format gguf --gguf-type f32 --model " + model + " --adapter " + d / "ia3" +
+                                       " --output " + d / "m.gguf", &out, true), 0) << out;
+  std::string merged, applied;
+  ASSERT_EQ(lathe::test::run_lathe("perplexity --json --threads 1 --model " + d / "m.gguf" + " --text-file " + d / "t.txt",
+                                   &merged), 0) << merged;
+  ASSERT_EQ(lathe::test::run_lathe("perplexity --json --threads 1 --model " + model + " --adapter " + d / "ia3" +
+                                       " --text-file " + d / "t.txt", &applied), 0) << applied;
+  EXPECT_NEAR(nlohmann::json::parse(merged)["nll"].get<double>(), nlohmann::json::parse(applied)["nll"].get<double>(), 1e-5);
 }
 
 }  // namespace
