@@ -60,6 +60,21 @@ void check_resume(const std::string& method_args) {
 }
 
 TEST(VtokE2e, ResumeIA3) { check_resume("--method ia3"); }
+
+// Targets without down_proj: the default feed-forward module drops out (PEFT fills it per model and
+// matches it only where targeted); an explicit one that is not a target is refused.
+TEST(VtokE2e, IA3FeedforwardModules) {
+  lathe::test::TempDir d;
+  std::string out;
+  ASSERT_EQ(lathe::test::run_lathe(train_args(d / "a", "--method ia3 --ia3-target-modules k_proj,up_proj --save-steps 0"),
+                                   &out, true), 0) << out;
+  auto cfg = nlohmann::json::parse(lathe::read_file(d / "a/adapter_config.json"));
+  EXPECT_EQ(cfg["target_modules"], (nlohmann::json{"k_proj", "up_proj"}));
+  EXPECT_EQ(cfg["feedforward_modules"], nlohmann::json::array());
+  EXPECT_NE(lathe::test::run_lathe(train_args(d / "b", "--method ia3 --ia3-target-modules k_proj --ia3-feedforward-modules "
+                                                       "up_proj --save-steps 0"), &out, true), 0);
+  EXPECT_NE(out.find("feedforward module 'up_proj' is not among the target modules"), std::string::npos) << out;
+}
 TEST(VtokE2e, ResumePromptTuning) { check_resume("--method prompt_tuning --num-virtual-tokens 3"); }
 TEST(VtokE2e, ResumePTuning) { check_resume("--method p_tuning --num-virtual-tokens 2 --encoder-hidden-size 8"); }
 TEST(VtokE2e, ResumePTuningLstm) {

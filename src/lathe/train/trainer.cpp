@@ -1,5 +1,6 @@
 #include "lathe/train/trainer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -85,6 +86,13 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
       ic.target_modules = parse_target_modules(o.ia3_target_modules);
       ic.feedforward_modules = o.ia3_feedforward_modules.empty() ? std::vector<std::string>{}
                                                                  : parse_target_modules(o.ia3_feedforward_modules);
+      // The default down_proj applies only where it is targeted (as PEFT fills feedforward_modules
+      // from its per-model table after the subset check); one given explicitly must be a target.
+      if (o.ia3_feedforward_modules == TrainOptions{}.ia3_feedforward_modules)
+        std::erase_if(ic.feedforward_modules, [&](const std::string& f) {
+          return std::find(ic.target_modules.begin(), ic.target_modules.end(), f) == ic.target_modules.end() &&
+                 std::find(ic.target_modules.begin(), ic.target_modules.end(), "all-linear") == ic.target_modules.end();
+        });
       s.ia3 = IA3Adapter::create(c, ic);
     }
     s.params = s.ia3->params();
