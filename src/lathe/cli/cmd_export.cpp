@@ -28,9 +28,8 @@ std::function<int()> setup(CLI::App& app) {
     if (o->format == "merged") {
       if (o->adapter.empty()) lathe::fail("export", "--format merged needs --adapter");
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-      if (!a.lora) lathe::fail("export", "{}: only LoRA adapters can be merged (prefix tuning has no weights to merge)", o->adapter);
       if (a.base_nf4) lathe::roundtrip_model_nf4(m);  // QLoRA: merge onto the base the adapter saw
-      a.lora->merge_into(m);
+      lathe::merge_adapter_into(a, m);
       m.save_hf_dir(o->output);
       lathe::copy_tokenizer_files(o->model, o->output);
       std::printf("wrote merged model %s (%s + %s)\n", o->output.c_str(), o->model.c_str(), o->adapter.c_str());
@@ -38,15 +37,16 @@ std::function<int()> setup(CLI::App& app) {
       if (o->adapter.empty()) lathe::fail("export", "--format peft needs --adapter");
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
       if (a.lora) a.lora->save_peft(o->output, o->model);
+      else if (a.ia3) a.ia3->save_peft(o->output, o->model);
+      else if (a.prompt) a.prompt->save_peft(o->output, o->model);
       else a.prefix->save_peft(o->output, o->model);
       std::printf("wrote PEFT adapter %s\n", o->output.c_str());
     } else if (o->format == "gguf") {
       lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
       if (!o->adapter.empty()) {
         lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-        if (!a.lora) lathe::fail("export", "{}: only LoRA adapters can be merged into a GGUF", o->adapter);
         if (a.base_nf4) lathe::roundtrip_model_nf4(m);
-        a.lora->merge_into(m);
+        lathe::merge_adapter_into(a, m);
       }
       lathe::GgufWriter w;
       lathe::add_model_to_gguf(m, type, o->name, w);
@@ -64,7 +64,10 @@ std::function<int()> setup(CLI::App& app) {
       if (type == lathe::GgmlType::Q4_0 || type == lathe::GgmlType::Q4_K || type == lathe::GgmlType::Q6_K)
         lathe::fail("export", "--format gguf-lora: --gguf-type {} is for models (f32, f16, bf16, q8_0)", o->gguf_type);
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-      if (!a.lora) lathe::fail("export", "{}: llama.cpp GGUF adapters are LoRA only (prefix tuning has none)", o->adapter);
+      if (a.ia3)
+        lathe::fail("export", "{}: llama.cpp has no IA3 adapter type; merge it into the model instead: lathe export "
+                    "--format gguf --adapter {} (or --format merged)", o->adapter, o->adapter);
+      if (!a.lora) lathe::fail("export", "{}: llama.cpp GGUF adapters are LoRA only ({} has none)", o->adapter, a.peft_type);
       if (a.base_nf4)
         std::fprintf(stderr, "note: %s was trained on an NF4 (QLoRA) base; llama.cpp applies it to the GGUF base "
                      "as it is\n", o->adapter.c_str());

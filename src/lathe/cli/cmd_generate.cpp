@@ -29,7 +29,7 @@ const lathe::OptionTable<Opts>& generate_options() {
   static const lathe::OptionTable<Opts> table = [] {
     lathe::OptionTable<Opts> t("generate");
     t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
-    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, IA3, prefix, prompt tuning, P-tuning), applied without merging");
     t.add("weights", &Opts::weights, lathe::kWeightsOptionHelp).one_of(lathe::weight_format_choices());
     t.add("prompt_ids", &Opts::prompt_ids, "Prompt as token ids: 1,2,3 (nothing is added)");
     t.add("prompt", &Opts::prompt, "Prompt text (tokenized with the model's tokenizer)");

@@ -32,7 +32,7 @@ const lathe::OptionTable<Opts>& perplexity_options() {
   static const lathe::OptionTable<Opts> table = [] {
     lathe::OptionTable<Opts> t("perplexity");
     t.add("model", &Opts::model, "HF model directory or .gguf file").needed();
-    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, prefix), applied without merging");
+    t.add("adapter", &Opts::adapter, "PEFT adapter directory (LoRA, QLoRA, IA3, prefix, prompt tuning, P-tuning), applied without merging");
     t.add("weights", &Opts::weights, lathe::kWeightsOptionHelp).one_of(lathe::weight_format_choices());
     t.add("ids_file", &Opts::ids_file, "JSONL, one {\"input_ids\":[...]} per line");
     t.add("text_file", &Opts::text_file, "Plain text, tokenized with the model's tokenizer");

@@ -13,6 +13,6 @@ std::function<int()> setup(CLI::App& app) {
     return lathe::run_training(o);
   };
 }
-LATHE_COMMAND("train", "Fine-tune a model: LoRA, QLoRA, prefix tuning or full", setup);
+LATHE_COMMAND("train", "Fine-tune a model: LoRA, QLoRA, IA3, prompt tuning, P-tuning, prefix tuning or full", setup);
 
 }  // namespace

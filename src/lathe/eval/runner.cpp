@@ -345,7 +345,7 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
       p.v.name = vname;
       p.v.kind = with_rag ? "adapter+rag" : "adapter";
       p.v.adapter_dir = dir;
-      p.adapter = load_peft_adapter(dir, base.config);
+      p.adapter = load_peft_adapter(dir, base);
       if (p.adapter.base_nf4) {
         p.own_base = std::make_unique<Model>(Model::load(opt.model_path));
         quantize_model_nf4(*p.own_base);
@@ -370,7 +370,7 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
     const int n_threads = std::max(1, omp_get_max_threads());
     std::vector<LoadedAdapter> thread_adapters;
     if (set)
-      for (int t = 0; t < n_threads; t++) thread_adapters.push_back(load_peft_adapter(p.v.adapter_dir, base.config));
+      for (int t = 0; t < n_threads; t++) thread_adapters.push_back(load_peft_adapter(p.v.adapter_dir, m));
     const int n_cases = int(suite.cases.size());
     std::vector<CaseOutput> outs(suite.cases.size());
     std::vector<std::string> errors(suite.cases.size());

@@ -42,14 +42,51 @@ static float* nf4_scratch(const Nf4Tensor& w) {
 }
 
 // The adapter deltas of `l` on x[T, in] -> y[T, out]: one call for all rows, or one per row group.
+// y[rows, out] *= the adapter's output scale (IA³ on a non-feed-forward module), if it has one.
+static void scale_output_rows(const LinearAdapter* a, float* y, int rows, int out) {
+  const float* s = a ? a->output_scale() : nullptr;
+  if (!s) return;
+  for (int t = 0; t < rows; t++)
+    for (int o = 0; o < out; o++) y[size_t(t) * out + o] *= s[o];
+}
+
 static void adapters_forward(const LinearRef& l, const float* x, float* y, int T, int in, int out,
                              const AdapterContext& ctx) {
-  if (l.adapter) l.adapter->forward(x, y, T, ctx);
+  if (l.adapter) {
+    l.adapter->forward(x, y, T, ctx);
+    scale_output_rows(l.adapter, y, T, out);
+  }
   if (!l.row_adapters) return;
   for (const AdapterRows& g : *l.row_adapters) {
     LATHE_CHECK(g.row0 >= 0 && g.row0 + g.rows <= T, "adapter rows [{}, {}) outside {} rows", g.row0, g.row0 + g.rows, T);
     g.adapter->forward(x + size_t(g.row0) * in, y + size_t(g.row0) * out, g.rows, ctx);
+    scale_output_rows(g.adapter, y + size_t(g.row0) * out, g.rows, out);
   }
+}
+
+static bool scales_input(const LinearRef& l) {
+  bool any = l.adapter && l.adapter->input_scale();
+  if (l.row_adapters)
+    for (const AdapterRows& g : *l.row_adapters) any |= g.adapter->input_scale() != nullptr;
+  return any;
+}
+
+// IA³ on a feed-forward module: the base product reads x ⊙ scale on the rows whose adapter scales
+// its input. A copy in `buf` (x is the caller's saved activation, read again by backward); x
+// itself when no adapter scales.
+static const float* scaled_input(const LinearRef& l, const float* x, int T, int in, std::vector<float>& buf) {
+  if (!scales_input(l)) return x;
+  buf.assign(x, x + size_t(T) * in);
+  auto apply = [&](const LinearAdapter* a, int row0, int rows) {
+    const float* s = a ? a->input_scale() : nullptr;
+    if (!s) return;
+    for (int t = row0; t < row0 + rows; t++)
+      for (int i = 0; i < in; i++) buf[size_t(t) * in + i] *= s[i];
+  };
+  apply(l.adapter, 0, T);
+  if (l.row_adapters)
+    for (const AdapterRows& g : *l.row_adapters) apply(g.adapter, g.row0, g.rows);
+  return buf.data();
 }
 
 static void adapters_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T, int in, int out,
@@ -61,7 +98,8 @@ static void adapters_backward(const LinearRef& l, const float* x, const float* d
                         g.rows, ctx);
 }
 
-void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx) {
+// y = x W^T + b with the base weight alone, whatever its storage.
+static void base_forward(const LinearRef& l, const float* x, float* y, int T) {
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
   const float* bias = l.b ? l.b->f32() : nullptr;
   if (l.w->dtype == DType::NF4) {
@@ -75,13 +113,19 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
     LATHE_CHECK(l.w->dtype == DType::F32, "linear_forward: weight dtype {} not supported", dtype_name(l.w->dtype));
     matmul_forward(y, x, l.w->f32(), bias, T, in, out);
   }
+}
+
+void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx) {
+  const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
+  thread_local std::vector<float> xs_buf;
+  base_forward(l, scaled_input(l, x, T, in, xs_buf), y, T);
   adapters_forward(l, x, y, T, in, out, ctx);
 }
 
 void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, int T, const AdapterContext& ctx) {
   bool grouped = T < kQPrefillRows && ls.size() > 1;
   for (const LinearOut& o : ls)
-    grouped = grouped && is_qblock_dtype(o.l.w->dtype) && o.l.w->dim(1) == ls.begin()->l.w->dim(1);
+    grouped = grouped && is_qblock_dtype(o.l.w->dtype) && o.l.w->dim(1) == ls.begin()->l.w->dim(1) && !scales_input(o.l);
   if (!grouped) {
     for (const LinearOut& o : ls) linear_forward(o.l, x, o.y, T, ctx);
     return;
@@ -97,22 +141,70 @@ void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, in
   for (const LinearOut& o : ls) adapters_forward(o.l, x, o.y, T, in, int(o.l.w->dim(0)), ctx);
 }
 
+// dx += dy W, dW += dy^T x, db += Σ dy for the base weight alone.
+static void base_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T) {
+  const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
+  if (l.w->dtype == DType::NF4) {
+    LATHE_CHECK(l.dw == nullptr, "an NF4 base weight is frozen");
+    const Nf4Tensor& q = nf4_of(*l.w);
+    if (dx) nf4_matmul_backward_input(dx, dy, q, T, in, out, nf4_scratch(q));
+    if (l.db) matmul_backward(nullptr, nullptr, l.db->f32(), dy, x, nullptr, T, in, out);
+    return;
+  }
+  LATHE_CHECK(l.w->dtype == DType::F32, "linear_backward: weight dtype {} not supported", dtype_name(l.w->dtype));
+  matmul_backward(dx, l.dw ? l.dw->f32() : nullptr, l.db ? l.db->f32() : nullptr, dy, x, l.w->f32(), T, in, out);
+}
+
+// IA³ backward. With xs = x ⊙ s_in and y = (xs W^T + b) ⊙ s_out:
+//   d s_out[o] += Σ_t dy[t,o] y0[t,o]  (y0 = xs W^T + b, recomputed: one more product, k/v only)
+//   dxs = (dy ⊙ s_out) W,  d s_in[i] += Σ_t dxs[t,i] x[t,i],  dx += dxs ⊙ s_in.
+static void scaled_backward(const LinearRef& l, LinearAdapter& a, const float* x, const float* dy, float* dx, int T) {
+  const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
+  const float *si = a.input_scale(), *so = a.output_scale();
+  float* g = a.scale_grad();
+  LATHE_CHECK(g, "{}: a scaling adapter without a gradient", linear_ref_name(l.layer, l.id));
+  std::vector<float> xs_buf, dys, dxs;
+  const float* xs = scaled_input(l, x, T, in, xs_buf);
+  const float* dyb = dy;
+  if (so) {
+    std::vector<float> y0(size_t(T) * out);
+    base_forward(l, xs, y0.data(), T);
+    dys.resize(y0.size());
+    for (int t = 0; t < T; t++)
+      for (int o = 0; o < out; o++) {
+        const size_t k = size_t(t) * out + o;
+        g[o] += dy[k] * y0[k];
+        dys[k] = dy[k] * so[o];
+      }
+    dyb = dys.data();
+  }
+  if (!si) return base_backward(l, xs, dyb, dx, T);
+  dxs.assign(size_t(T) * in, 0.0f);
+  base_backward(l, xs, dyb, dxs.data(), T);
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < in; i++) {
+      const size_t k = size_t(t) * in + i;
+      g[i] += dxs[k] * x[k];
+      if (dx) dx[k] += dxs[k] * si[i];
+    }
+}
+
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
                      const AdapterContext& ctx) {
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
   if (is_qblock_dtype(l.w->dtype))
     fail("train", "weight '{}' is {}: quantized weights are for inference (generate, eval, serve); load the model "
          "with f32 weights to train", linear_ref_name(l.layer, l.id), dtype_name(l.w->dtype));
-  if (l.w->dtype == DType::NF4) {
-    LATHE_CHECK(l.dw == nullptr, "an NF4 base weight is frozen");
-    const Nf4Tensor& q = nf4_of(*l.w);
-    if (dx) nf4_matmul_backward_input(dx, dy, q, T, in, out, nf4_scratch(q));
-    if (l.db) matmul_backward(nullptr, nullptr, l.db->f32(), dy, x, nullptr, T, in, out);
-    adapters_backward(l, x, dy, dx, T, in, out, ctx);
+  if (l.row_adapters)
+    for (const AdapterRows& g : *l.row_adapters)
+      LATHE_CHECK(!g.adapter->input_scale() && !g.adapter->output_scale(),
+                  "{}: backward through per-row scaling adapters", linear_ref_name(l.layer, l.id));
+  if (l.adapter && (l.adapter->input_scale() || l.adapter->output_scale())) {
+    scaled_backward(l, *l.adapter, x, dy, dx, T);
+    l.adapter->backward(x, dy, dx, T, ctx);  // its additive part, if any
     return;
   }
-  LATHE_CHECK(l.w->dtype == DType::F32, "linear_backward: weight dtype {} not supported", dtype_name(l.w->dtype));
-  matmul_backward(dx, l.dw ? l.dw->f32() : nullptr, l.db ? l.db->f32() : nullptr, dy, x, l.w->f32(), T, in, out);
+  base_backward(l, x, dy, dx, T);
   adapters_backward(l, x, dy, dx, T, in, out, ctx);
 }
 

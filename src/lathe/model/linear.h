@@ -28,6 +28,13 @@ class LinearAdapter {
   virtual void forward(const float* x, float* y, int T, const AdapterContext& ctx) = 0;
   // dx[T, in] += (∂Δ/∂x)^T dy (dx may be null), and accumulates the adapter's parameter gradients.
   virtual void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) = 0;
+  // Scaling adapters (IA³) rescale instead of adding: the input by input_scale()[in] before the
+  // base product, or the output (bias included, as PEFT scales the base layer's result) by
+  // output_scale()[out] after it; null = none. linear_forward / linear_backward apply them and
+  // accumulate their gradient into scale_grad() (same length as the scale).
+  virtual const float* input_scale() const { return nullptr; }
+  virtual const float* output_scale() const { return nullptr; }
+  virtual float* scale_grad() { return nullptr; }
 };
 
 const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
@@ -51,6 +58,14 @@ struct AdapterSet {
   int prefix_len = 0;
   std::vector<const float*> prefix_k, prefix_v;
   std::vector<float*> prefix_dk, prefix_dv;
+  // Prompt tuning / P-tuning while training (the embedding hook): P virtual token embeddings
+  // [P, C] go before every sequence's token embeddings, at positions 0..P-1, and their gradient
+  // accumulates into prompt_dembeds [P, C]. For inference the same adapter is baked into a
+  // key/value prefix (the virtual tokens' keys and values), so generation and serving only see
+  // prefix_len.
+  int prompt_len = 0;
+  const float* prompt_embeds = nullptr;
+  float* prompt_dembeds = nullptr;
 
   LinearAdapter* linear(int layer, LinearId id) const {
     return layer < int(linears.size()) ? linears[layer][int(id)] : nullptr;

@@ -16,6 +16,7 @@ void PackedBatch::add(const std::vector<int32_t>& input_ids, const std::vector<i
   LATHE_CHECK(input_ids.size() == labels.size(), "ids/labels length mismatch");
   seg_start.push_back(int(ids.size()));
   seg_len.push_back(int(input_ids.size()));
+  first_label.push_back(labels.empty() ? kIgnoreIndex : labels[0]);
   for (size_t t = 0; t < input_ids.size(); t++) {
     ids.push_back(input_ids[t]);
     targets.push_back(t + 1 < labels.size() ? labels[t + 1] : kIgnoreIndex);
@@ -73,12 +74,35 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 
+// Prompt tuning as PEFT runs it: inputs_embeds = [prompt; embed(ids)] per sequence, the labels
+// prefixed with P times -100, so after the shift the virtual rows predict nothing except the last
+// one, which predicts the sequence's first label. The virtual rows' ids are placeholders (0);
+// forward_blocks writes the prompt embeddings over their rows.
+static void add_prompt_rows(const PackedBatch& b, int P, PackedBatch* out) {
+  *out = PackedBatch{};
+  for (size_t s = 0; s < b.seg_start.size(); s++) {
+    out->seg_start.push_back(int(out->ids.size()));
+    out->seg_len.push_back(P + b.seg_len[s]);
+    out->first_label.push_back(kIgnoreIndex);
+    for (int p = 0; p < P; p++) {
+      out->ids.push_back(0);
+      out->targets.push_back(p + 1 == P ? b.first_label[s] : kIgnoreIndex);
+    }
+    const size_t t0 = size_t(b.seg_start[s]);
+    out->ids.insert(out->ids.end(), b.ids.begin() + t0, b.ids.begin() + t0 + b.seg_len[s]);
+    out->targets.insert(out->targets.end(), b.targets.begin() + t0, b.targets.begin() + t0 + b.seg_len[s]);
+  }
+}
+
 void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
   const ModelConfig& c = m_.config;
-  batch_ = &b;
-  N_ = b.num_tokens();
   for (int32_t id : b.ids)
     if (id < 0 || id >= c.vocab_size) fail("train", "token id {} is outside the vocabulary [0, {})", id, c.vocab_size);
+  prompt_len_ = adapters ? adapters->prompt_len : 0;
+  LATHE_CHECK(prompt_len_ == 0 || b.first_label.size() == b.seg_start.size(), "prompt tuning needs first_label");
+  if (prompt_len_ > 0) add_prompt_rows(b, prompt_len_, &with_prompt_);
+  batch_ = prompt_len_ > 0 ? &with_prompt_ : &b;
+  N_ = batch_->num_tokens();
   const int P = adapters ? adapters->prefix_len : 0;
   const size_t C = c.hidden_size;
   x_in_.resize(c.num_hidden_layers + 1);
@@ -87,7 +111,8 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
   // Each sequence's tokens take positions P.. (after the prefix, as Hugging Face places them).
   rows_.N = N_;
   rows_.seqs.clear();
-  for (size_t s = 0; s < b.seg_start.size(); s++) rows_.seqs.push_back({b.seg_start[s], b.seg_len[s], P, nullptr, nullptr});
+  for (size_t s = 0; s < batch_->seg_start.size(); s++)
+    rows_.seqs.push_back({batch_->seg_start[s], batch_->seg_len[s], P, nullptr, nullptr});
   rows_.set_rope(rope_);
   dx_a_.resize(size_t(N_) * C);
   dx_b_.resize(size_t(N_) * C);
@@ -141,6 +166,13 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
 void TrainGraph::forward_blocks(const BlockContext& bc) {
   const int L = m_.config.num_hidden_layers;
   embed_rows(m_, batch_->ids.data(), N_, x_in_[0].data());
+  if (prompt_len_ > 0) {
+    const AdapterSet* as = bc.adapters;
+    LATHE_CHECK(as && as->prompt_len == prompt_len_ && as->prompt_embeds, "prompt rows without prompt embeddings");
+    const size_t C = m_.config.hidden_size;
+    for (int s0 : batch_->seg_start)
+      std::memcpy(x_in_[0].data() + size_t(s0) * C, as->prompt_embeds, sizeof(float) * prompt_len_ * C);
+  }
   for (int l = 0; l < L; l++)
     block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
 }
@@ -156,6 +188,15 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
     block_backward(bc, l, rows_, a, scratch_, x_in_[l].data(), dx_a_.data(), dx_b_.data());
     dx_a_.swap(dx_b_);
     if (layer_hook_) layer_hook_(l);
+  }
+  if (prompt_len_ > 0) {  // the virtual rows' input gradient, summed over the sequences
+    LATHE_CHECK(!grads_, "prompt tuning with full fine-tuning");
+    if (float* g = bc.adapters ? bc.adapters->prompt_dembeds : nullptr) {
+      const size_t C = m_.config.hidden_size, n = size_t(prompt_len_) * C;
+      for (int s0 : batch_->seg_start)
+        for (size_t i = 0; i < n; i++) g[i] += dx_a_[size_t(s0) * C + i];
+    }
+    return;
   }
   if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), batch_->ids.data(), N_);
 }
@@ -177,6 +218,7 @@ double TrainGraph::forward_loss(const PackedBatch& b, int64_t* count) {
 
 void TrainGraph::forward_logps(const PackedBatch& b, const AdapterSet* adapters, const AdapterContext& ctx,
                                std::vector<double>* logp) {
+  LATHE_CHECK(!adapters || adapters->prompt_len == 0, "preference training with prompt tuning");
   prepare(b, adapters);
   ctx_ = ctx;
   logps_adapters_ = adapters;

@@ -23,6 +23,7 @@ struct PackedBatch {
   std::vector<int32_t> ids;      // [N]
   std::vector<int32_t> targets;  // [N] the label of the next position in the same sequence; -100 = none
   std::vector<int> seg_start, seg_len;
+  std::vector<int32_t> first_label;  // [sequences] labels[0]: what a virtual token before it predicts
   int num_tokens() const { return int(ids.size()); }
   int max_segment() const;
   int64_t num_targets() const;  // targets that carry loss
@@ -78,6 +79,8 @@ class TrainGraph {
   ModelWeights* grads_;
   bool checkpointing_;
   const PackedBatch* batch_ = nullptr;
+  PackedBatch with_prompt_;  // prompt tuning: the batch with P virtual rows before each sequence
+  int prompt_len_ = 0;
   AdapterContext ctx_;                      // of the last forward_logps (backward_weighted recomputes with it)
   const AdapterSet* logps_adapters_ = nullptr;  // and the adapters it ran with
   int N_ = 0;

@@ -20,16 +20,34 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
     a.lora = LoraAdapter::load_peft(dir, mc);
   } else if (a.peft_type == "PREFIX_TUNING") {
     a.prefix = PrefixAdapter::load_peft(dir, mc);
+  } else if (a.peft_type == "IA3") {
+    a.ia3 = IA3Adapter::load_peft(dir, mc);
+  } else if (a.peft_type == "PROMPT_TUNING" || a.peft_type == "P_TUNING") {
+    a.prompt = PromptAdapter::load_peft(dir, mc);
   } else {
-    fail("adapter", "{}: peft_type '{}' is not supported (LORA, PREFIX_TUNING)", cfg, a.peft_type);
+    fail("adapter", "{}: peft_type '{}' is not supported (LORA, PREFIX_TUNING, IA3, PROMPT_TUNING, P_TUNING)", cfg, a.peft_type);
   }
+  return a;
+}
+
+LoadedAdapter load_peft_adapter(const std::string& dir, const Model& m) {
+  LoadedAdapter a = load_peft_adapter(dir, m.config);
+  if (a.prompt) a.prompt->bake(m);
   return a;
 }
 
 LoadedAdapter load_adapter_for(const std::string& dir, Model& m) {
   LoadedAdapter a = load_peft_adapter(dir, m.config);
   if (a.base_nf4) quantize_model_nf4(m);
+  if (a.prompt) a.prompt->bake(m);
   return a;
+}
+
+void merge_adapter_into(const LoadedAdapter& a, Model& m) {
+  if (a.lora) return a.lora->merge_into(m);
+  if (a.ia3) return a.ia3->merge_into(m);
+  fail("export", "{}: a {} adapter cannot be merged: its virtual tokens are not weights (serve or evaluate it as "
+       "an adapter, or export it with --format peft)", a.dir, a.peft_type);
 }
 
 }  // namespace lathe

@@ -287,9 +287,9 @@ void check_align(const Ctx& c, const YAML::Node& n, const std::string& path) {
   // What the round continues: a LoRA/QLoRA adapter, or full weights.
   const YAML::Node& tr = c.cfg.root["train"];
   const std::string train_method = tr && tr.IsMap() && tr["method"] ? tr["method"].Scalar() : "lora";
-  if (train_method == "prefix")
-    fail("project", "{}: {}: train.method is prefix; preference methods continue a LoRA or QLoRA adapter or full "
-                    "weights", c.at(n), path);
+  if (train_method == "prefix" || train_method == "ia3" || train_method == "prompt_tuning" || train_method == "p_tuning")
+    fail("project", "{}: {}: train.method is {}; preference methods continue a LoRA or QLoRA adapter or full "
+                    "weights", c.at(n), path, train_method);
   o.finetuning_type = train_method == "full" ? "full" : "";
   for (std::string* s : {&o.model, &o.data, &o.output})
     if (s->empty()) *s = "(set by lathe run)";

@@ -26,7 +26,8 @@ std::shared_ptr<const ServedAdapter> AdapterRegistry::load(const std::string& na
   a->dir = dir;
   a->rag = rag;
   a->created = int64_t(std::time(nullptr));
-  a->loaded = load_peft_adapter(dir, base_.config);  // file reading only: no model compute, any thread
+  // File reading (and, for prompt tuning, P rows of forward over the read-only base): any thread.
+  a->loaded = load_peft_adapter(dir, base_);
   if (a->loaded.base_nf4)
     fail("serve", "adapter '{}' ({}) was trained with QLoRA over an NF4 base; serving it over the f32 base would "
          "change its outputs. Merge it (lathe export) or serve it from a server of its own",

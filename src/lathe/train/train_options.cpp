@@ -56,9 +56,9 @@ void validate_train_options(const TrainOptions& o) {
   if (o.model.empty()) bad_value("model", "required (a Hugging Face model directory or a GGUF file)");
   if (o.data.empty()) bad_value("data", "required (pre-tokenized JSONL)");
   if (o.output.empty()) bad_value("output", "required (the output directory)");
-  static const std::vector<std::string> methods = {"lora", "qlora", "prefix", "full", "dpo", "kto", "orpo"};
+  static const std::vector<std::string> methods = {"lora", "qlora", "prefix", "full", "dpo", "kto", "orpo", "ia3", "prompt_tuning", "p_tuning"};
   if (std::find(methods.begin(), methods.end(), o.method) == methods.end())
-    bad_value("method", fmt::format("unknown method '{}' (valid: lora, qlora, prefix, full, dpo, kto, orpo)", o.method));
+    bad_value("method", fmt::format("unknown method '{}' (valid: lora, qlora, ia3, prompt_tuning, p_tuning, prefix, full, dpo, kto, orpo)", o.method));
   const bool pref = is_preference_method(o.method);
   if (!o.finetuning_type.empty()) {
     if (!pref)

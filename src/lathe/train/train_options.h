@@ -56,9 +56,15 @@ namespace lathe {
   X(double, lora_dropout, 0.0, "Dropout on the LoRA input", .min(0).below(1))                                   \
   X(std::string, lora_target_modules, "q_proj,v_proj", "Comma-separated module names (a YAML list is joined), or all-linear", .csv()) \
   X(bool, use_rslora, false, "Rank-stabilised LoRA scaling alpha/sqrt(r)", )                                    \
-  X(int, num_virtual_tokens, 20, "Prefix tuning: number of virtual tokens", .min(1))                            \
+  X(std::string, ia3_target_modules, "k_proj,v_proj,down_proj", "IA3: modules whose output (or, feed-forward, input) is scaled", .csv()) \
+  X(std::string, ia3_feedforward_modules, "down_proj", "IA3: the target modules that scale their input (PEFT's feedforward_modules)", .csv()) \
+  X(int, num_virtual_tokens, 20, "Prefix tuning, prompt tuning, P-tuning: number of virtual tokens", .min(1)) \
   X(bool, prefix_projection, false, "Prefix tuning: reparameterise the prefix through an MLP", )                \
-  X(int, encoder_hidden_size, 0, "Prefix tuning: hidden size of that MLP; 0 = the model's hidden size", .min(0)) \
+  X(int, encoder_hidden_size, 0, "Prefix tuning, P-tuning: hidden size of the MLP; 0 = the model's hidden size", .min(0)) \
+  X(std::string, prompt_tuning_init, "", "Prompt tuning: RANDOM | TEXT (default: TEXT when prompt_tuning_init_text is given)", ) \
+  X(std::string, prompt_tuning_init_text, "", "Prompt tuning: text whose token embeddings start the virtual tokens", ) \
+  X(std::string, encoder_reparameterization_type, "MLP", "P-tuning: the prompt encoder, MLP | LSTM", ) \
+  X(int, encoder_num_layers, 2, "P-tuning LSTM: layers of the bidirectional LSTM", .min(1)) \
   X(bool, train_on_inputs, false, "Also compute loss on prompt tokens (ignore -100 masking from formatting)", )  \
   X(std::string, chat_template, "", "Chat template for conversational records: built-in name or .jinja file (default: the model's)", ) \
   X(std::string, system_prompt, "", "System message added to conversations that have none", )                   \

@@ -1,5 +1,6 @@
 #include "lathe/train/trainer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -17,8 +18,10 @@
 #include "lathe/dist/comm.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/train_graph.h"
+#include "lathe/peft/ia3.h"
 #include "lathe/peft/lora.h"
 #include "lathe/peft/prefix.h"
+#include "lathe/peft/prompt_tuning.h"
 #include "lathe/train/adamw.h"
 #include "lathe/train/checkpoint.h"
 #include "lathe/records/record_format.h"
@@ -40,6 +43,8 @@ namespace {
 struct Method {
   std::unique_ptr<LoraAdapter> lora;
   std::unique_ptr<PrefixAdapter> prefix;
+  std::unique_ptr<IA3Adapter> ia3;
+  std::unique_ptr<PromptAdapter> prompt;
   ModelWeights full_grads;
   std::vector<std::unique_ptr<Param>> full_params;
   ParamList params;
@@ -73,6 +78,48 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
     }
     s.params = s.lora->params();
     s.adapters = &s.lora->adapters();
+  } else if (kind == "ia3") {
+    if (!o.init_adapter.empty()) {
+      s.ia3 = IA3Adapter::load_peft(o.init_adapter, c);
+    } else {
+      IA3Config ic;
+      ic.target_modules = parse_target_modules(o.ia3_target_modules);
+      ic.feedforward_modules = o.ia3_feedforward_modules.empty() ? std::vector<std::string>{}
+                                                                 : parse_target_modules(o.ia3_feedforward_modules);
+      // The default down_proj applies only where it is targeted (as PEFT fills feedforward_modules
+      // from its per-model table after the subset check); one given explicitly must be a target.
+      if (o.ia3_feedforward_modules == TrainOptions{}.ia3_feedforward_modules)
+        std::erase_if(ic.feedforward_modules, [&](const std::string& f) {
+          return std::find(ic.target_modules.begin(), ic.target_modules.end(), f) == ic.target_modules.end() &&
+                 std::find(ic.target_modules.begin(), ic.target_modules.end(), "all-linear") == ic.target_modules.end();
+        });
+      s.ia3 = IA3Adapter::create(c, ic);
+    }
+    s.params = s.ia3->params();
+    s.adapters = &s.ia3->adapters();
+  } else if (kind == "prompt_tuning" || kind == "p_tuning") {
+    const std::string type = kind == "p_tuning" ? "P_TUNING" : "PROMPT_TUNING";
+    if (!o.init_adapter.empty()) {
+      s.prompt = PromptAdapter::load_peft(o.init_adapter, c);
+      if (s.prompt->config().peft_type != type)
+        fail("train", "{}: a {} adapter, but --method is {}", o.init_adapter, s.prompt->config().peft_type, kind);
+    } else {
+      PromptConfig pc;
+      pc.peft_type = type;
+      pc.num_virtual_tokens = o.num_virtual_tokens;
+      pc.prompt_tuning_init = !o.prompt_tuning_init.empty() ? o.prompt_tuning_init
+                              : o.prompt_tuning_init_text.empty() ? "RANDOM" : "TEXT";
+      pc.prompt_tuning_init_text = o.prompt_tuning_init_text;
+      pc.encoder_reparameterization_type = o.encoder_reparameterization_type;
+      pc.encoder_hidden_size = o.encoder_hidden_size;
+      pc.encoder_num_layers = o.encoder_num_layers;
+      std::vector<int32_t> ids;
+      if (kind == "prompt_tuning" && pc.prompt_tuning_init == "TEXT")  // PEFT: tokenizer(text), special tokens too
+        ids = Tokenizer::load(o.model)->encode(pc.prompt_tuning_init_text, /*add_special_tokens=*/true);
+      s.prompt = PromptAdapter::create(m, pc, uint64_t(o.seed), ids);
+    }
+    s.params = s.prompt->params();
+    s.adapters = &s.prompt->train_adapters();
   } else if (kind == "prefix") {
     if (!o.init_adapter.empty()) {
       s.prefix = PrefixAdapter::load_peft(o.init_adapter, c);
@@ -109,6 +156,7 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
 void zero_grads(Method& s) {
   for (Param* p : s.params) std::memset(p->grad.data, 0, p->grad.nbytes());
   if (s.prefix) s.prefix->zero_prefix_grads();
+  if (s.prompt) s.prompt->zero_prompt_grads();
 }
 
 // Loss, gradients and token count of one optimizer step (all its micro-batches).
@@ -146,6 +194,14 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
   for (int a = 0; a < o.gradient_accumulation_steps * comm.size(); a++) {
     micro.push_back(data.next_batch(o.per_device_train_batch_size));
     labels += data.total_label_tokens(micro.back());
+    // Prompt tuning: the last virtual token predicts each sequence's first label (PEFT's -100 prefix).
+    for (size_t i : s.prompt ? micro.back() : std::vector<size_t>{}) {
+      auto [first, last] = data.example_sequences(i);
+      for (size_t q = first; q < last; q++) {
+        auto lab = o.train_on_inputs ? data.input_ids(q) : data.labels(q);
+        labels += !lab.empty() && lab[0] >= 0;
+      }
+    }
   }
   StepOutcome r;
   r.label_tokens = labels;
@@ -173,6 +229,7 @@ StepOutcome run_step(TrainDataset& data, TrainGraph& graph, Method& s, const Tra
                    [&] { nll += graph.forward_backward(b, float(1.0 / double(labels)), &cnt, ctx); });
   }
   if (s.prefix) s.prefix->backward();
+  if (s.prompt) s.prompt->backward();
   sync.finish();
   double sums[2] = {nll, double(r.tokens)};
   comm.allreduce_sum(sums, 2);
@@ -299,6 +356,10 @@ void save_final(const TrainOptions& o, const std::string& kind, const Method& s,
     if (kind == "qlora") mark_adapter_qlora(o.output);
   } else if (s.prefix) {
     s.prefix->save_peft(o.output, o.model);
+  } else if (s.ia3) {
+    s.ia3->save_peft(o.output, o.model);
+  } else if (s.prompt) {
+    s.prompt->save_peft(o.output, o.model);
   } else {
     m.save_hf_dir(o.output);
   }
@@ -437,10 +498,12 @@ int run_training(const TrainOptions& o) {
   const int T = data.max_length();
   const int N = T * o.per_device_train_batch_size;
   const int P = s.prefix ? s.prefix->config().num_virtual_tokens : 0;
+  const int P_rows = s.prompt ? s.prompt->config().num_virtual_tokens : 0;  // prompt tuning: rows of every sequence
   size_t trainable = 0;
   for (Param* p : s.params) trainable += p->value.nbytes();
   MemoryPlan plan = plan_memory(m, trainable, s.grads != nullptr,
-                                TrainGraph::activation_bytes(m.config, N, T, P, o.gradient_checkpointing));
+                                TrainGraph::activation_bytes(m.config, N + P_rows * o.per_device_train_batch_size,
+                                                             T + P_rows, P, o.gradient_checkpointing));
   const bool reference_copy = preference && kind == "full" && o.method != "orpo";
   if (reference_copy) {  // full fine-tuning's reference is a frozen copy of the starting weights
     plan.weights += m.weight_bytes_f32;
@@ -486,6 +549,7 @@ int run_training(const TrainOptions& o) {
     data.set_cursor(DataCursor::from_json(st.data_cursor));
     start = st.global_step;
     if (s.prefix) s.prefix->refresh();
+    if (s.prompt) s.prompt->refresh();
     if (root) std::fprintf(stderr, "lathe train: resumed from %s at step %lld\n", dir.c_str(), (long long)start);
   }
   GradSync sync(comm, s.params);
@@ -519,6 +583,7 @@ int run_training(const TrainOptions& o) {
     double lr = lr_at(o.lr_scheduler_type, o.learning_rate, int(step), warmup, int(max_steps));
     opt.step(lr);
     if (s.prefix) s.prefix->refresh();
+    if (s.prompt) s.prompt->refresh();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     tokens_total += r.tokens;
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
