@@ -42,7 +42,7 @@ class LoraLinear final : public LinearAdapter {
   Param A, B;  // A [r, in], B [out, r]; names are PEFT's
   Param magnitude;  // DoRA only: lora_magnitude_vector [out]; empty otherwise
   float scaling;
-  bool dora() const { return magnitude.value.numel() > 0; }
+  bool dora() const { return !magnitude.name.empty(); }
   // DoRA: ||W + s·B A|| of each of the `out` rows of the base weight W [out, in] (f32, NF4 or a
   // kernel format: the dequantized values), in f32 and cached until A, B or W change.
   const std::vector<float>& dora_row_norms(const Tensor& W);
