@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden reference values for lathe's LoRA-family methods: DoRA and LoRA+.
+"""Golden reference values for lathe's LoRA-family methods: DoRA, LoRA+, PiSSA / OLoRA init.
 
 Run with Debian's PyTorch (python3-torch 1.13, numpy):
 
@@ -28,6 +28,11 @@ LoRA+ (loraplus_lr_ratio R, PEFT's create_loraplus_optimizer): parameter groups 
 trainable tensor) at lr, B (names containing "lora_B" and every 1-D tensor, i.e. DoRA magnitudes)
 at lr·R; weight decay as the HF Trainer applies it (none on biases / norms: not trained here). The
 linear schedule scales every group's lr by the same factor.
+
+PiSSA / OLoRA (init_lora_weights, PEFT's pissa_init / olora_init): W = U S Vh, A = sqrt(S_r/s) Vh_r,
+B = U_r sqrt(S_r/s); or W = Q R, A = R[:r], B = Q[:, :r]; the base becomes W_res = W - s·B A. Singular
+and QR vectors have a sign freedom, so the goldens hold s·B A, W_res and |A|, |B|; the training
+trajectory is the same for either sign (Adam is elementwise).
 
 Finite differences (float64) check dL/dm against autograd, and dL/dA, dL/dB with the norms held at
 their unperturbed values (the norm is detached, so a plain finite difference would differ).
@@ -62,7 +67,98 @@ CASES = [
     dict(name="dora_loraplus_llama", base="llama", seed=4104, r=4, lora_alpha=8, use_rslora=False,
          targets=["q_proj", "v_proj", "down_proj"], use_dora=True, loraplus_lr_ratio=4.0, weight_decay=0.01,
          note="DoRA + LoRA+ ratio 4: lora_B and the 1-D magnitude vectors at 4x the lr of lora_A."),
+    dict(name="pissa_llama", base="llama", seed=4105, r=4, lora_alpha=8, use_rslora=False,
+         targets=["q_proj", "v_proj", "down_proj"], use_dora=False, loraplus_lr_ratio=0.0, weight_decay=0.01,
+         init="pissa", note="PiSSA r=4 alpha=8: A, B from the SVD of W, W_res = W - s B A."),
+    dict(name="olora_llama", base="llama", seed=4106, r=4, lora_alpha=8, use_rslora=True,
+         targets=["q_proj", "v_proj", "down_proj"], use_dora=False, loraplus_lr_ratio=0.0, weight_decay=0.01,
+         init="olora", note="OLoRA r=4 alpha=8 rsLoRA: A = R[:r], B = Q[:, :r] of W = QR, W_res = W - s B A."),
 ]
+
+
+def init_from_base(spec, case, base_w):
+    """PEFT's pissa_init / olora_init: (params, residual base weights)."""
+    params, res = {}, dict(base_w)
+    s, r = scaling_of(case), case["r"]
+    for path in gt.lora_modules(spec, case):
+        W = base_w[path + ".weight"]
+        if case["init"] == "pissa":
+            V, S, Uh = torch.linalg.svd(W, full_matrices=False)
+            Sr = S[:r] / s
+            A = torch.diag(torch.sqrt(Sr)) @ Uh[:r]
+            B = V[:, :r] @ torch.diag(torch.sqrt(Sr))
+        else:
+            Q, R = torch.linalg.qr(W)
+            A, B = R[:r].contiguous(), Q[:, :r].contiguous()
+        params[gt.lora_name(path, "A")] = A
+        params[gt.lora_name(path, "B")] = B
+        res[path + ".weight"] = W - s * (B @ A)
+        d = float((res[path + ".weight"] + s * (B @ A) - W).abs().max())
+        assert d < 1e-5, "%s %s: W_res + sBA != W (%g)" % (case["name"], path, d)
+    return params, res
+
+
+def gen_init_case(case):
+    """PiSSA / OLoRA: init values (sign-free: s·B A and W_res), a 5-step trajectory from them on W_res
+    (losses are the same for either sign of each singular / QR vector) and the final logits."""
+    spec = dict(gt.BASES[case["base"]])
+    spec["name"] = case["name"]
+    outdir = os.path.join(gt.OUT_ROOT, case["name"])
+    if os.path.isdir(outdir):
+        shutil.rmtree(outdir)
+    os.makedirs(os.path.join(outdir, "base"))
+    base_gen = gt.make_base_weights(spec)
+    gt.write_json(os.path.join(outdir, "base", "config.json"), gm.make_config(spec))
+    gm.write_safetensors(os.path.join(outdir, "base", "model.safetensors"), list(base_gen.items()), "F32")
+    base_w = gm.read_safetensors(os.path.join(outdir, "base", "model.safetensors"))
+    torch.manual_seed(case["seed"])
+    ids = torch.randint(0, spec["vocab"], (gt.BATCH, gt.SEQ_LEN))
+    labels = ids.clone()
+    for b, m in enumerate(gt.PROMPT_MASK):
+        labels[b, :m] = -100
+    with open(os.path.join(outdir, "data.jsonl"), "w") as f:
+        for b in range(gt.BATCH):
+            f.write(json.dumps({"input_ids": ids[b].tolist(), "labels": labels[b].tolist()},
+                               separators=(",", ":")) + "\n")
+    init, res = init_from_base(spec, case, base_w)
+    names = list(init)
+    s = scaling_of(case)
+    with torch.no_grad():
+        l0 = case_logits(spec, case, res, init, ids)
+        plain = gt.forward_train(spec, base_w, ids)
+    assert float((l0 - plain).abs().max()) < 1e-3, "base + adapter at init is not the base model"
+    tparams = {n: init[n].clone().requires_grad_(True) for n in names}
+    opt = torch.optim.AdamW([{"params": [tparams[n] for n in names], "weight_decay": case["weight_decay"]}],
+                            lr=gt.LR, betas=gt.BETAS, eps=gt.ADAM_EPS)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, gt.lr_lambda)
+    losses, norms = [], []
+    for _ in range(gt.MAX_STEPS):
+        opt.zero_grad()
+        lo = gt.causal_lm_loss(case_logits(spec, case, res, tparams, ids), labels)
+        lo.backward()
+        norms.append(gt.f32(torch.nn.utils.clip_grad_norm_([tparams[n] for n in names], gt.MAX_GRAD_NORM)))
+        losses.append(gt.f32(lo))
+        opt.step()
+        sched.step()
+    assert losses[-1] < losses[0], "training does not reduce the loss"
+    with torch.no_grad():
+        final_logits = case_logits(spec, case, res, tparams, ids)
+    mods = gt.lora_modules(spec, case)
+    golden = {
+        "note": case["note"],
+        "hparams": {"init_lora_weights": case["init"], "r": case["r"], "lora_alpha": case["lora_alpha"],
+                    "use_rslora": case["use_rslora"], "scaling": s, "target_modules": list(case["targets"]),
+                    "lr": gt.LR, "weight_decay": case["weight_decay"]},
+        "input_ids": ids.tolist(), "labels": labels.tolist(),
+        "init_products": {p: gt.flat(s * (init[gt.lora_name(p, "B")] @ init[gt.lora_name(p, "A")])) for p in mods},
+        "residual_weights": {p + ".weight": gt.flat(res[p + ".weight"]) for p in mods},
+        "init_abs": {n: gt.flat(init[n].abs()) for n in names},
+        "trajectory": {"losses": losses, "grad_norms": norms},
+        "final_logits": [[[float(x) for x in row] for row in final_logits[b].numpy()] for b in range(gt.BATCH)],
+    }
+    gm.dump_golden(os.path.join(outdir, "golden.json"), golden)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(outdir) for f in fs)
+    print("%-20s ok  loss %.4f -> %.4f  %7.1f KB" % (case["name"], losses[0], losses[-1], size / 1024.0))
 
 
 def mag_name(path):
@@ -283,7 +379,7 @@ def main():
     assert not unknown, "unknown case(s): %s" % sorted(unknown)
     for case in CASES:
         if not only or case["name"] in only:
-            gen_case(case)
+            (gen_init_case if "init" in case else gen_case)(case)
 
 
 if __name__ == "__main__":

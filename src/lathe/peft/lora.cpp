@@ -243,10 +243,33 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   return a;
 }
 
+// PiSSA / OLoRA saved for the untouched base: ΔW = s(B A − B0 A0) = s [B, −B0] [A; A0].
+static Tensor converted_a(const LoraLinear& l) {  // [2r, in]
+  Tensor t = Tensor::empty(DType::F32, {2 * l.A.value.dim(0), l.A.value.dim(1)});
+  std::memcpy(t.f32(), l.A.value.data, l.A.value.nbytes());
+  std::memcpy(t.f32() + l.A.value.numel(), l.A0.data, l.A0.nbytes());
+  return t;
+}
+static Tensor converted_b(const LoraLinear& l) {  // [out, 2r]
+  const int64_t out = l.B.value.dim(0), r = l.B.value.dim(1);
+  Tensor t = Tensor::empty(DType::F32, {out, 2 * r});
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t j = 0; j < r; j++) {
+      t.f32()[o * 2 * r + j] = l.B.value.f32()[o * r + j];
+      t.f32()[o * 2 * r + r + j] = -l.B0.f32()[o * r + j];
+    }
+  return t;
+}
+
 void LoraAdapter::save_peft(const std::string& dir, const std::string& base_model) const {
   std::filesystem::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
+  const bool convert = !init_method_.empty();
   for (auto& lin : linears_) {
+    if (convert) {
+      tensors.emplace_back(lin->A.name, converted_a(*lin)), tensors.emplace_back(lin->B.name, converted_b(*lin));
+      continue;
+    }
     tensors.emplace_back(lin->A.name, lin->A.value), tensors.emplace_back(lin->B.name, lin->B.value);
     if (lin->dora()) tensors.emplace_back(lin->magnitude.name, lin->magnitude.value);
   }
@@ -255,8 +278,10 @@ void LoraAdapter::save_peft(const std::string& dir, const std::string& base_mode
   j["peft_type"] = "LORA";
   j["task_type"] = "CAUSAL_LM";
   j["base_model_name_or_path"] = base_model;
-  j["r"] = cfg_.r;
-  j["lora_alpha"] = cfg_.alpha;
+  j["r"] = convert ? 2 * cfg_.r : cfg_.r;
+  // The converted rank-2r adapter keeps the scaling: alpha/r -> 2alpha/2r, alpha/√r -> √2·alpha/√(2r).
+  j["lora_alpha"] = !convert ? cfg_.alpha : cfg_.use_rslora ? cfg_.alpha * std::sqrt(2.0f) : 2 * cfg_.alpha;
+  if (convert) j["lathe_converted_from"] = init_method_;  // not a PEFT key; says what the adapter was
   j["lora_dropout"] = cfg_.dropout;
   j["use_rslora"] = cfg_.use_rslora;
   j["use_dora"] = cfg_.use_dora;

@@ -41,6 +41,7 @@ class LoraLinear final : public LinearAdapter {
   void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) override;
   Param A, B;  // A [r, in], B [out, r]; names are PEFT's
   Param magnitude;  // DoRA only: lora_magnitude_vector [out]; empty otherwise
+  Tensor A0, B0;    // PiSSA / OLoRA: the initial factors (the saved adapter is converted with them)
   float scaling;
   bool dora() const { return !magnitude.name.empty(); }
   // DoRA: ||W + s·B A|| of each of the `out` rows of the base weight W [out, in] (f32, NF4 or a
@@ -78,6 +79,11 @@ class LoraAdapter {
   // DoRA: m = ||W + s·B A|| per row, as PEFT initialises the magnitude (B = 0: the row norms of W;
   // of the dequantized NF4 weight for QLoRA), so the fresh adapter leaves the model unchanged.
   void init_dora_magnitude(const Model& m);
+  // init_lora_weights "pissa" | "olora" (peft/lora_init.cpp): A and B from the SVD / QR of each targeted
+  // base weight, and W_res = W − s·B A written into `m` (f32 weights). save_peft then writes the adapter
+  // converted for the untouched base, as PEFT's path_initial_model_for_weight_conversion does:
+  // ΔW = s(B A − B0 A0) as a rank-2r LoRA [A; A0], [B, −B0] with alpha doubled (√2· with rsLoRA).
+  void init_from_base(Model& m, const std::string& method);
 
   const LoraConfig& config() const { return cfg_; }
   const AdapterSet& adapters() const { return set_; }
@@ -86,6 +92,7 @@ class LoraAdapter {
  private:
   void build(const ModelConfig& mc);
   LoraConfig cfg_;
+  std::string init_method_;  // "pissa" / "olora" when init_from_base ran
   ModelConfig mc_;  // the model it was built for (module names in save_peft)
   std::vector<std::unique_ptr<LoraLinear>> linears_;
   AdapterSet set_;

@@ -87,10 +87,15 @@ void validate_train_options(const TrainOptions& o) {
   if (o.lora_target_modules.empty()) bad_value("lora_target_modules", "must name at least one module");
   if (o.use_dora && o.method != "lora" && o.method != "qlora" && !is_preference_method(o.method))
     bad_value("use_dora", fmt::format("DoRA is a LoRA variant (method lora or qlora; method is '{}')", o.method));
-  if (o.init_lora_weights != "true" && o.init_lora_weights != "gaussian")
-    bad_value("init_lora_weights", fmt::format("'{}' is not supported (valid: true, gaussian; PEFT's pissa, olora "
-                                               "and loftq, which rewrite the base weights, are not implemented)",
-                                               o.init_lora_weights));
+  const std::string& iw = o.init_lora_weights;
+  if (iw != "true" && iw != "gaussian" && iw != "pissa" && iw != "olora")
+    bad_value("init_lora_weights", fmt::format("'{}' is not supported (valid: true, gaussian, pissa, olora; "
+                                               "pissa_niter_N and loftq are not implemented)", iw));
+  if ((iw == "pissa" || iw == "olora") && o.method != "lora")
+    bad_value("init_lora_weights", fmt::format("'{}' rewrites the f32 base weights: method lora only (method is "
+                                               "'{}')", iw, o.method));
+  if ((iw == "pissa" || iw == "olora") && o.use_dora)
+    bad_value("init_lora_weights", fmt::format("'{}' with use_dora is not supported", iw));
   if (o.loraplus_lr_ratio > 0 && trained_kind(o) != "lora" && trained_kind(o) != "qlora")
     bad_value("loraplus_lr_ratio", fmt::format("LoRA+ sets the learning rate of LoRA's B matrices; method '{}' "
                                                "trains no LoRA adapter", trained_kind(o)));

@@ -72,6 +72,9 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
                      arch_hf_name(c.arch));
       }
       s.lora = LoraAdapter::create(c, lc, uint64_t(o.seed));
+      // PiSSA / OLoRA move the top of each targeted weight into the adapter (deterministic from W, so a
+      // resumed run rebuilds the same residual base before loading the checkpoint's A and B).
+      if (o.init_lora_weights == "pissa" || o.init_lora_weights == "olora") s.lora->init_from_base(m, o.init_lora_weights);
       if (lc.use_dora) s.lora->init_dora_magnitude(m);  // after the NF4 quantization of qlora, as PEFT
     }
     s.params = s.lora->params();

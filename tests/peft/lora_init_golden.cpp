@@ -1,0 +1,141 @@
+// PiSSA and OLoRA initialisation (init_lora_weights) against PyTorch (tools/golden/gen_dora_goldens.py,
+// PEFT's pissa_init / olora_init with torch.linalg.svd / qr): the adapter's s·B A, |A|, |B| and the
+// residual base W_res = W − s·B A at step 0, base + adapter = W; then `lathe train` from that init for
+// 5 steps (losses vs PyTorch), and the saved adapter, converted to a rank-2r LoRA as PEFT's
+// path_initial_model_for_weight_conversion does, applied to the untouched base gives the trained
+// model's logits. Regenerate with: /usr/bin/python3 tools/golden/gen_dora_goldens.py pissa_llama olora_llama
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lathe/core/file_io.h"
+#include "lathe/model/forward.h"
+#include "lathe/peft/lora.h"
+#include "test_util.h"
+
+namespace {
+
+std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
+nlohmann::json golden(const std::string& c) { return nlohmann::json::parse(lathe::read_file(case_dir(c) + "/golden.json")); }
+
+void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel) {
+  float scale = 1e-3f, worst = 0;
+  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
+  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
+  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
+}
+
+lathe::LoraConfig config_of(const nlohmann::json& hp) {
+  lathe::LoraConfig lc;
+  lc.r = hp["r"];
+  lc.alpha = hp["lora_alpha"];
+  lc.use_rslora = hp["use_rslora"];
+  lc.target_modules = hp["target_modules"].get<std::vector<std::string>>();
+  return lc;
+}
+
+class LoraInitGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LoraInitGolden, InitValuesAndResidualBase) {
+  const std::string c = GetParam();
+  auto g = golden(c);
+  const auto& hp = g["hparams"];
+  auto m = lathe::Model::load(case_dir(c) + "/base");
+  const auto orig = lathe::Model::load(case_dir(c) + "/base");
+  auto a = lathe::LoraAdapter::create(m.config, config_of(hp), 0);
+  a->init_from_base(m, hp["init_lora_weights"]);
+  for (auto* p : a->params()) {
+    std::vector<float> absval(size_t(p->value.numel()));
+    for (size_t i = 0; i < absval.size(); i++) absval[i] = std::fabs(p->value.f32()[i]);
+    expect_close(absval.data(), g["init_abs"][p->name], c + " |" + p->name + "|", 1e-4f);
+  }
+  size_t checked = 0;
+  lathe::for_each_tensor(m.config, m.weights, [&](lathe::TensorSlot& t) {
+    if (!g["residual_weights"].contains(t.hf_name)) return;
+    expect_close(t.tensor->f32(), g["residual_weights"][t.hf_name], c + " W_res " + t.hf_name, 1e-4f);
+    checked++;
+  });
+  EXPECT_EQ(checked, g["residual_weights"].size());
+  // s·B A per module, and W_res + s·B A = W.
+  const float s = a->config().scaling();
+  for (int l = 0; l < m.config.num_hidden_layers; l++)
+    for (int k = 0; k < int(lathe::LinearId::kCount); k++) {
+      auto* lin = static_cast<lathe::LoraLinear*>(a->adapters().linear(l, lathe::LinearId(k)));
+      if (!lin) continue;
+      const lathe::Tensor& W = lathe::linear_weight(orig.weights.layers[l], lathe::LinearId(k));
+      const lathe::Tensor& R = lathe::linear_weight(m.weights.layers[l], lathe::LinearId(k));
+      const int out = int(W.dim(0)), in = int(W.dim(1)), r = a->config().r;
+      std::vector<float> prod(size_t(out) * in, 0.0f);
+      for (int o = 0; o < out; o++)
+        for (int j = 0; j < r; j++)
+          for (int i = 0; i < in; i++)
+            prod[size_t(o) * in + i] += s * lin->B.value.f32()[o * r + j] * lin->A.value.f32()[j * in + i];
+      const std::string path = lin->A.name.substr(17, lin->A.name.size() - 17 - 14);  // base_model.model.<path>.lora_A.weight
+      ASSERT_TRUE(g["init_products"].contains(path)) << path;
+      expect_close(prod.data(), g["init_products"][path], c + " s·B A " + path, 1e-4f);
+      for (size_t i = 0; i < prod.size(); i++)
+        ASSERT_NEAR(R.f32()[i] + prod[i], W.f32()[i], 1e-5f * (1 + std::fabs(W.f32()[i]))) << path << " " << i;
+    }
+}
+
+std::vector<float> logits_of(const lathe::Model& m, const lathe::AdapterSet* as, const std::vector<int32_t>& ids) {
+  lathe::Forward fwd(m, int(ids.size()), as);
+  auto cache = lathe::KVCache::create_for(m.config, int(ids.size()), as);
+  const float* h = fwd.hidden(ids.data(), int(ids.size()), &cache);
+  std::vector<float> logits(ids.size() * m.config.vocab_size);
+  fwd.logits(h, int(ids.size()), logits.data());
+  return logits;
+}
+
+TEST_P(LoraInitGolden, TrajectoryAndConvertedAdapter) {
+  const std::string c = GetParam();
+  auto g = golden(c);
+  const auto& hp = g["hparams"];
+  std::string targets;
+  for (auto& t : hp["target_modules"]) targets += (targets.empty() ? "" : ",") + t.get<std::string>();
+  lathe::test::TempDir d;
+  std::string out;
+  ASSERT_EQ(lathe::test::run_lathe(
+                "train --model " + case_dir(c) + "/base --data " + case_dir(c) + "/data.jsonl --output " + d / "out" +
+                    " --method lora --init-lora-weights " + hp["init_lora_weights"].get<std::string>() + " --lora-r " +
+                    std::to_string(hp["r"].get<int>()) + " --lora-alpha " + std::to_string(hp["lora_alpha"].get<int>()) +
+                    (hp["use_rslora"].get<bool>() ? " --use-rslora" : "") + " --lora-target-modules " + targets +
+                    " --learning-rate " + std::to_string(hp["lr"].get<double>()) + " --weight-decay " +
+                    std::to_string(hp["weight_decay"].get<double>()) +
+                    " --lr-scheduler-type linear --warmup-steps 2 --max-steps 5 --max-grad-norm 1.0"
+                    " --per-device-train-batch-size 2 --no-shuffle --save-steps 0 --threads 1",
+                &out, true), 0) << out;
+  std::ifstream f(d / "out/metrics.jsonl");
+  std::string line;
+  size_t i = 0;
+  while (std::getline(f, line)) {
+    auto row = nlohmann::json::parse(line);
+    if (!row.contains("loss")) continue;
+    ASSERT_LT(i, 5u);
+    LATHE_EXPECT_CLOSE(row["loss"].get<double>(), g["trajectory"]["losses"][i].get<double>(), 1e-5, 2e-5) << c << " step " << i + 1;
+    i++;
+  }
+  EXPECT_EQ(i, 5u);
+  auto cfg = nlohmann::json::parse(lathe::read_file(d / "out/adapter_config.json"));
+  EXPECT_EQ(cfg["r"], 2 * hp["r"].get<int>());
+  EXPECT_EQ(cfg["init_lora_weights"], true);
+  EXPECT_EQ(cfg["lathe_converted_from"], hp["init_lora_weights"]);
+  // The converted adapter on the original base = the trained adapter on W_res (PyTorch's final logits).
+  auto m = lathe::Model::load(case_dir(c) + "/base");
+  auto a = lathe::LoraAdapter::load_peft(d / "out", m.config);
+  EXPECT_NEAR(a->config().scaling(), hp["scaling"].get<float>(), 1e-6);
+  for (size_t sq = 0; sq < g["input_ids"].size(); sq++) {
+    auto ids = g["input_ids"][sq].get<std::vector<int32_t>>();
+    nlohmann::json flat = nlohmann::json::array();
+    for (auto& row : g["final_logits"][sq])
+      for (auto& v : row) flat.push_back(v);
+    expect_close(logits_of(m, &a->adapters(), ids).data(), flat, c + " converted adapter logits", 2e-4f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, LoraInitGolden, ::testing::Values("pissa_llama", "olora_llama"));
+
+}  // namespace
