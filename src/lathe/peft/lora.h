@@ -30,6 +30,9 @@ struct LoraConfig {
   bool targets(const ModelConfig& mc, LinearId id) const;
 };
 
+// N of init_lora_weights "pissa_niter_N" (N: 1-4 digits), else -1.
+int pissa_niter(const std::string& method);
+
 // Parses "q_proj,v_proj" / "all-linear"; throws naming an unknown module (a name no family has;
 // LoraAdapter checks each against the model's own projections).
 std::vector<std::string> parse_target_modules(const std::string& s);
@@ -79,11 +82,12 @@ class LoraAdapter {
   // DoRA: m = ||W + s·B A|| per row, as PEFT initialises the magnitude (B = 0: the row norms of W;
   // of the dequantized NF4 weight for QLoRA), so the fresh adapter leaves the model unchanged.
   void init_dora_magnitude(const Model& m);
-  // init_lora_weights "pissa" | "olora" (peft/lora_init.cpp): A and B from the SVD / QR of each targeted
+  // init_lora_weights "pissa" | "pissa_niter_N" | "olora" (peft/lora_init.cpp): A and B from the SVD / QR of each targeted
   // base weight, and W_res = W − s·B A written into `m` (f32 weights). save_peft then writes the adapter
   // converted for the untouched base, as PEFT's path_initial_model_for_weight_conversion does:
   // ΔW = s(B A − B0 A0) as a rank-2r LoRA [A; A0], [B, −B0] with alpha doubled (√2· with rsLoRA).
-  void init_from_base(Model& m, const std::string& method);
+  // "pissa_niter_N": the randomized SVD with N subspace iterations, its Gaussian sketch from `seed`.
+  void init_from_base(Model& m, const std::string& method, uint64_t seed = 0);
 
   const LoraConfig& config() const { return cfg_; }
   const AdapterSet& adapters() const { return set_; }

@@ -56,7 +56,7 @@ namespace lathe {
   X(double, lora_dropout, 0.0, "Dropout on the LoRA input", .min(0).below(1))                                   \
   X(std::string, lora_target_modules, "q_proj,v_proj", "Comma-separated module names (a YAML list is joined), or all-linear", .csv()) \
   X(bool, use_rslora, false, "Rank-stabilised LoRA scaling alpha/sqrt(r)", )                                    \
-  X(std::string, init_lora_weights, "true", "LoRA init: true (A Kaiming-uniform, B 0) | gaussian (A ~ N(0, 1/r)) | pissa (SVD of W) | olora (QR of W); PEFT names", ) \
+  X(std::string, init_lora_weights, "true", "LoRA init: true (A Kaiming-uniform, B 0) | gaussian (A ~ N(0, 1/r)) | pissa (SVD of W) | pissa_niter_N | olora (QR of W); PEFT names", ) \
   X(bool, use_dora, false, "DoRA: a learned magnitude per output row over the normalised W + scaling*B*A (PEFT use_dora)", ) \
   X(double, loraplus_lr_ratio, 0.0, "LoRA+: lora_B (and DoRA magnitudes) train at learning_rate x this ratio; 0 = off (PEFT create_loraplus_optimizer)", .min(0)) \
   X(int, num_virtual_tokens, 20, "Prefix tuning: number of virtual tokens", .min(1))                            \

@@ -74,7 +74,8 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
       s.lora = LoraAdapter::create(c, lc, uint64_t(o.seed));
       // PiSSA / OLoRA move the top of each targeted weight into the adapter (deterministic from W, so a
       // resumed run rebuilds the same residual base before loading the checkpoint's A and B).
-      if (o.init_lora_weights == "pissa" || o.init_lora_weights == "olora") s.lora->init_from_base(m, o.init_lora_weights);
+      if (o.init_lora_weights == "pissa" || o.init_lora_weights == "olora" || pissa_niter(o.init_lora_weights) >= 0)
+        s.lora->init_from_base(m, o.init_lora_weights, uint64_t(o.seed));
       if (lc.use_dora) s.lora->init_dora_magnitude(m);  // after the NF4 quantization of qlora, as PEFT
     }
     s.params = s.lora->params();
