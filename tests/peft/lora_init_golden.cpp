@@ -179,6 +179,42 @@ TEST(LoraInitRandomized, PissaNiterApproachesExactSvd) {
   EXPECT_GT(e0, 100 * e400) << "without iterations the sketch should be visibly off";
 }
 
+std::vector<double> losses(const std::string& path) {
+  std::vector<double> out;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line))
+    if (auto r = nlohmann::json::parse(line); r.contains("loss")) out.push_back(r["loss"]);
+  return out;
+}
+
+// A PiSSA run killed after a checkpoint rebuilds the same residual base (the SVD is deterministic) and
+// resumes to the same bits; the converted adapter is the same file.
+TEST(LoraInitResume, PissaSigkillThenResumeIsBitwiseIdentical) {
+  const std::string c = "pissa_llama";
+  lathe::test::TempDir d;
+  std::string data = d / "data.jsonl";
+  {
+    std::string rows = lathe::read_file(case_dir(c) + "/data.jsonl");
+    std::ofstream f(data);
+    for (int k = 0; k < 20; k++) f << rows;
+  }
+  const std::string args = " --model " + case_dir(c) + "/base --data " + data +
+                           " --method lora --init-lora-weights pissa_niter_2 --lora-target-modules all-linear"
+                           " --learning-rate 1e-3 --max-steps 400 --per-device-train-batch-size 2 --save-steps 20"
+                           " --threads 1";
+  std::string out;
+  ASSERT_EQ(lathe::test::run_lathe("train --output " + d / "straight" + args, &out, true), 0) << out;
+  std::string killed = d / "killed";
+  ASSERT_TRUE(lathe::test::run_lathe_killed_when("train --output " + killed + args, killed + "/checkpoint-40"))
+      << "the run finished before it could be killed; make it longer";
+  ASSERT_EQ(lathe::test::run_lathe("train --output " + killed + args + " --resume-from-checkpoint latest", &out, true), 0)
+      << out;
+  EXPECT_EQ(losses(killed + "/metrics.jsonl"), losses(d / "straight/metrics.jsonl"));
+  EXPECT_EQ(lathe::read_file(killed + "/adapter_model.safetensors"),
+            lathe::read_file(d / "straight/adapter_model.safetensors"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, LoraInitGolden, ::testing::Values("pissa_llama", "olora_llama"));
 
 }  // namespace
