@@ -20,18 +20,19 @@
 namespace lathe {
 
 namespace {
-// Rows of W + s·B A, `rows` at a time from row o0: W's rows dequantized, plus s·B[o] A.
-void adapted_rows(const Tensor& W, const float* A, const float* B, float s, int r, int in, int o0, int rows,
+// Rows [o0, o0 + rows) of W + s·B A: W's rows dequantized, plus s·B[o0:o0+rows] A as one GEMM
+// (At = A^T [in, r], the layout matmul_forward_accumulate takes for its weight).
+void adapted_rows(const Tensor& W, const float* At, const float* B, float s, int r, int in, int o0, int rows,
                   float* out) {
   linear_weight_rows_f32(W, o0, rows, out);
-  for (int o = 0; o < rows; o++)
-    for (int j = 0; j < r; j++) {
-      const float b = s * B[size_t(o0 + o) * r + j];
-      if (b == 0.0f) continue;
-      const float* a = A + size_t(j) * in;
-      float* d = out + size_t(o) * in;
-      for (int i = 0; i < in; i++) d[i] += b * a[i];
-    }
+  matmul_forward_accumulate(out, B + size_t(o0) * r, At, s, rows, r, in);
+}
+
+std::vector<float> transposed(const float* A, int r, int in) {
+  std::vector<float> At(size_t(in) * r);
+  for (int j = 0; j < r; j++)
+    for (int i = 0; i < in; i++) At[size_t(i) * r + j] = A[size_t(j) * in + i];
+  return At;
 }
 
 float row_norm(const float* w, int in) {
@@ -54,9 +55,10 @@ const std::vector<float>& LoraLinear::dora_row_norms(const Tensor& W) {
   if (fresh) return norm_;
   norm_.resize(out_);
   std::vector<float> tile(size_t(kRowTile) * in_);
+  const std::vector<float> At = transposed(A.value.f32(), r_, in_);
   for (int o0 = 0; o0 < out_; o0 += kRowTile) {
     const int rows = std::min(kRowTile, out_ - o0);
-    adapted_rows(W, A.value.f32(), B.value.f32(), scaling, r_, in_, o0, rows, tile.data());
+    adapted_rows(W, At.data(), B.value.f32(), scaling, r_, in_, o0, rows, tile.data());
     for (int o = 0; o < rows; o++) norm_[o0 + o] = row_norm(tile.data() + size_t(o) * in_, in_);
   }
   norm_A_.assign(A.value.f32(), A.value.f32() + na);
@@ -68,7 +70,7 @@ const std::vector<float>& LoraLinear::dora_row_norms(const Tensor& W) {
 void LoraLinear::dora_merge(float* W) const {
   Tensor w = Tensor::empty(DType::F32, {int64_t(out_), int64_t(in_)});
   std::memcpy(w.data, W, w.nbytes());
-  adapted_rows(w, A.value.f32(), B.value.f32(), scaling, r_, in_, 0, out_, W);
+  adapted_rows(w, transposed(A.value.f32(), r_, in_).data(), B.value.f32(), scaling, r_, in_, 0, out_, W);
   for (int o = 0; o < out_; o++) {
     float* row = W + size_t(o) * in_;
     const float g = magnitude.value.f32()[o] / row_norm(row, in_);
