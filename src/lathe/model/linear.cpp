@@ -6,6 +6,7 @@
 #include "lathe/kernels/quant/nf4.h"
 
 #include <array>
+#include <cstring>
 #include <vector>
 
 namespace lathe {
@@ -41,6 +42,29 @@ static float* nf4_scratch(const Nf4Tensor& w) {
   return buf.data();
 }
 
+void linear_weight_rows_f32(const Tensor& w, int64_t row0, int64_t n, float* out) {
+  const int64_t in = w.dim(1);
+  LATHE_CHECK(row0 >= 0 && row0 + n <= w.dim(0), "rows [{}, {}) outside a weight of {} rows", row0, row0 + n, w.dim(0));
+  if (w.dtype == DType::NF4) {
+    nf4_dequantize_rows(nf4_of(w), row0, n, out);
+  } else if (is_qblock_dtype(w.dtype)) {
+    const QType qt = weight_qtype(w.dtype);
+    const size_t row = qblock_row_bytes(qt, in);
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    for (int64_t r = 0; r < n; r++) dequantize_row(qt, base + size_t(row0 + r) * row, out + size_t(r) * in, in);
+  } else {
+    LATHE_CHECK(w.dtype == DType::F32, "linear weight dtype {} not supported", dtype_name(w.dtype));
+    std::memcpy(out, w.f32() + size_t(row0) * in, sizeof(float) * size_t(n) * in);
+  }
+}
+
+// The projection without its adapters: what an adapter's context points at.
+static LinearRef base_of(const LinearRef& l) {
+  LinearRef b;
+  b.w = l.w, b.layer = l.layer, b.id = l.id, b.b = l.b;
+  return b;
+}
+
 // The adapter deltas of `l` on x[T, in] -> y[T, out]: one call for all rows, or one per row group.
 // y[rows, out] *= the adapter's output scale (IA³ on a non-feed-forward module), if it has one.
 static void scale_output_rows(const LinearAdapter* a, float* y, int rows, int out) {
@@ -51,7 +75,11 @@ static void scale_output_rows(const LinearAdapter* a, float* y, int rows, int ou
 }
 
 static void adapters_forward(const LinearRef& l, const float* x, float* y, int T, int in, int out,
-                             const AdapterContext& ctx) {
+                             const AdapterContext& ctx0) {
+  if (!l.adapter && !l.row_adapters) return;
+  const LinearRef base = base_of(l);
+  AdapterContext ctx = ctx0;
+  ctx.base = &base;
   if (l.adapter) {
     l.adapter->forward(x, y, T, ctx);
     scale_output_rows(l.adapter, y, T, out);
@@ -90,7 +118,11 @@ static const float* scaled_input(const LinearRef& l, const float* x, int T, int 
 }
 
 static void adapters_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T, int in, int out,
-                              const AdapterContext& ctx) {
+                              const AdapterContext& ctx0) {
+  if (!l.adapter && !l.row_adapters) return;
+  const LinearRef base = base_of(l);
+  AdapterContext ctx = ctx0;
+  ctx.base = &base;
   if (l.adapter) l.adapter->backward(x, dy, dx, T, ctx);
   if (!l.row_adapters) return;
   for (const AdapterRows& g : *l.row_adapters)

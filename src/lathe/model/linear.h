@@ -15,10 +15,15 @@
 
 namespace lathe {
 
+struct LinearRef;
+
 struct AdapterContext {
   bool training = false;
   uint64_t dropout_seed = 0;  // per (step, micro-batch); adapters derive per-module streams from it
   int layer = -1;
+  // The projection being adapted (weight and bias; its own adapters removed), set by linear_forward /
+  // linear_backward for the adapter's call: DoRA reads the base weight's row norms and W x.
+  const LinearRef* base = nullptr;
 };
 
 class LinearAdapter {
@@ -48,6 +53,10 @@ inline bool is_qblock_dtype(DType t) {
 }
 // The kernel type of such a dtype (same names); an error for any other dtype.
 QType weight_qtype(DType t);
+
+// Rows [row0, row0 + n) of a projection weight [out, in] as f32 (dequantized from NF4 or a kernel
+// format): what an adapter that reads the base weight (DoRA's row norms, merges) sees.
+void linear_weight_rows_f32(const Tensor& w, int64_t row0, int64_t n, float* out);
 
 // Adapters attached to a model. Empty = the plain base model.
 struct AdapterSet {

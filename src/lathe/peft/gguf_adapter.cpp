@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "lathe/core/error.h"
 #include "lathe/model/gguf_export.h"
 
 namespace lathe {
@@ -10,6 +11,11 @@ float gguf_lora_alpha(const LoraConfig& c) { return c.scaling() * float(c.r); }
 
 void add_lora_to_gguf(const LoraAdapter& a, const ModelConfig& mc, GgmlType type, const std::string& name,
                       GgufWriter& w) {
+  // llama.cpp's GGUF LoRA holds only lora_a/lora_b pairs (its converter aborts on a magnitude vector,
+  // REFERENCE.md §2.6); DoRA's per-row rescaling is not a low-rank delta, so it has no GGUF LoRA form.
+  if (a.config().use_dora)
+    fail("export", "a DoRA adapter (use_dora: true) cannot be a llama.cpp GGUF LoRA: llama.cpp has no "
+         "magnitude vectors. Merge it instead: lathe export --format gguf --adapter DIR (or --format merged)");
   add_gguf_general(mc, type, "adapter", name, w);
   w.set_string("adapter.type", "lora");
   w.set_f32("adapter.lora.alpha", gguf_lora_alpha(a.config()));

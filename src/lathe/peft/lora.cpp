@@ -3,6 +3,7 @@
 #include "lathe/core/strings.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -72,6 +73,7 @@ std::vector<std::string> parse_target_modules(const std::string& s) {
 LoraLinear::LoraLinear(std::string prefix, int in, int out, const LoraConfig& cfg, int module_index)
     : A(make_param(prefix + ".lora_A.weight", {cfg.r, in})),
       B(make_param(prefix + ".lora_B.weight", {out, cfg.r})),
+      magnitude(cfg.use_dora ? make_param(prefix + ".lora_magnitude_vector", {out}) : Param{}),
       scaling(cfg.scaling()),
       in_(in),
       out_(out),
@@ -89,6 +91,7 @@ const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ct
 }
 
 void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
+  if (dora()) return dora_forward(x, y, T, ctx);
   const float* xd = dropped(x, T, ctx);
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
@@ -97,6 +100,7 @@ void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& 
 }
 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
+  if (dora()) return dora_backward(x, dy, dx, T, ctx);
   const float* xd = dropped(x, T, ctx);
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
@@ -154,17 +158,21 @@ std::unique_ptr<LoraAdapter> LoraAdapter::create(const ModelConfig& mc, const Lo
   a->build(mc);
   Rng rng(seed);
   for (auto& lin : a->linears_) {
-    // PEFT: kaiming_uniform_(A, a=√5) => bound = √(6 / ((1 + 5) · fan_in)) = 1/√in.
+    // PEFT: kaiming_uniform_(A, a=√5) => bound = √(6 / ((1 + 5) · fan_in)) = 1/√in; gaussian: normal_(std=1/r).
     const float bound = 1.0f / std::sqrt(float(lin->A.value.dim(1)));
     float* p = lin->A.value.f32();
-    for (int64_t i = 0; i < lin->A.value.numel(); i++) p[i] = rng.uniform(-bound, bound);
+    for (int64_t i = 0; i < lin->A.value.numel(); i++)
+      p[i] = cfg.init_gaussian ? rng.normal() / float(cfg.r) : rng.uniform(-bound, bound);
   }
   return a;
 }
 
 ParamList LoraAdapter::params() {
   ParamList out;
-  for (auto& l : linears_) out.push_back(&l->A), out.push_back(&l->B);
+  for (auto& l : linears_) {
+    out.push_back(&l->A), out.push_back(&l->B);
+    if (l->dora()) out.push_back(&l->magnitude);
+  }
   return out;
 }
 
@@ -176,8 +184,14 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   if (!try_parse_json_bounded(read_file(cfg_path), j, &err)) fail("lora", "{}: invalid JSON: {}", cfg_path, err.message);
   std::string type = j.value("peft_type", "");
   if (type != "LORA") fail("lora", "{}: peft_type is '{}', expected LORA", cfg_path, type);
-  if (j.value("use_dora", false)) fail("lora", "{}: DoRA adapters are not supported yet", cfg_path);
   LoraConfig c;
+  c.use_dora = j.value("use_dora", false);
+  // PiSSA / OLoRA / LoftQ adapters saved without PEFT's conversion (path_initial_model_for_weight_conversion)
+  // belong to a base with the principal components taken out, which is not the model given here.
+  if (const auto& iw = j["init_lora_weights"]; iw.is_string() && iw != "gaussian")
+    std::fprintf(stderr, "lathe: warning: %s: init_lora_weights '%s' changed the base weights during training; "
+                 "this adapter applies to that modified base, not to the original model (convert it in PEFT with "
+                 "path_initial_model_for_weight_conversion)\n", cfg_path.c_str(), iw.get<std::string>().c_str());
   c.r = j.value("r", 8);
   c.alpha = j.value("lora_alpha", 8.0f);
   c.dropout = j.value("lora_dropout", 0.0f);
@@ -202,9 +216,11 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   SafetensorsFile st = SafetensorsFile::open(dir + "/adapter_model.safetensors");
   size_t used = 0;
   for (auto& lin : a->linears_)
-    for (Param* p : {&lin->A, &lin->B}) {
+    for (Param* p : {&lin->A, &lin->B, &lin->magnitude}) {
+      if (p->name.empty()) continue;  // no magnitude without DoRA
       if (!st.has(p->name))
-        fail("lora", "{}/adapter_model.safetensors: missing tensor '{}'", dir, p->name);
+        fail("lora", "{}/adapter_model.safetensors: missing tensor '{}'{}", dir, p->name,
+             p == &lin->magnitude ? " (adapter_config.json says use_dora: true)" : "");
       Tensor t = to_f32(st.tensor(p->name));
       if (t.shape != p->value.shape)
         fail("lora", "{}/adapter_model.safetensors: tensor '{}' has shape {}, expected {} (r={} and the base "
@@ -216,31 +232,64 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
     for (auto& e : st.entries()) {
       bool known = false;
       for (auto& lin : a->linears_) known |= e.name == lin->A.name || e.name == lin->B.name;
+      if (!known && !c.use_dora && e.name.ends_with(".lora_magnitude_vector"))
+        fail("lora", "{}/adapter_model.safetensors: tensor '{}' is a DoRA magnitude but adapter_config.json does "
+             "not say use_dora: true", dir, e.name);
+      for (auto& lin : a->linears_) known |= lin->dora() && e.name == lin->magnitude.name;
       if (!known)
-        fail("lora", "{}/adapter_model.safetensors: unexpected tensor '{}' (modules_to_save, DoRA and embedding "
+        fail("lora", "{}/adapter_model.safetensors: unexpected tensor '{}' (modules_to_save and embedding "
              "LoRA are not supported yet)", dir, e.name);
     }
   return a;
 }
 
+// PiSSA / OLoRA saved for the untouched base: ΔW = s(B A − B0 A0) = s [B, −B0] [A; A0].
+static Tensor converted_a(const LoraLinear& l) {  // [2r, in]
+  Tensor t = Tensor::empty(DType::F32, {2 * l.A.value.dim(0), l.A.value.dim(1)});
+  std::memcpy(t.f32(), l.A.value.data, l.A.value.nbytes());
+  std::memcpy(t.f32() + l.A.value.numel(), l.A0.data, l.A0.nbytes());
+  return t;
+}
+static Tensor converted_b(const LoraLinear& l) {  // [out, 2r]
+  const int64_t out = l.B.value.dim(0), r = l.B.value.dim(1);
+  Tensor t = Tensor::empty(DType::F32, {out, 2 * r});
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t j = 0; j < r; j++) {
+      t.f32()[o * 2 * r + j] = l.B.value.f32()[o * r + j];
+      t.f32()[o * 2 * r + r + j] = -l.B0.f32()[o * r + j];
+    }
+  return t;
+}
+
 void LoraAdapter::save_peft(const std::string& dir, const std::string& base_model) const {
   std::filesystem::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (auto& lin : linears_) tensors.emplace_back(lin->A.name, lin->A.value), tensors.emplace_back(lin->B.name, lin->B.value);
+  const bool convert = !init_method_.empty();
+  for (auto& lin : linears_) {
+    if (convert) {
+      tensors.emplace_back(lin->A.name, converted_a(*lin)), tensors.emplace_back(lin->B.name, converted_b(*lin));
+      continue;
+    }
+    tensors.emplace_back(lin->A.name, lin->A.value), tensors.emplace_back(lin->B.name, lin->B.value);
+    if (lin->dora()) tensors.emplace_back(lin->magnitude.name, lin->magnitude.value);
+  }
   safetensors_write(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
   nlohmann::json j;
   j["peft_type"] = "LORA";
   j["task_type"] = "CAUSAL_LM";
   j["base_model_name_or_path"] = base_model;
-  j["r"] = cfg_.r;
-  j["lora_alpha"] = cfg_.alpha;
+  j["r"] = convert ? 2 * cfg_.r : cfg_.r;
+  // The converted rank-2r adapter keeps the scaling: alpha/r -> 2alpha/2r, alpha/√r -> √2·alpha/√(2r).
+  j["lora_alpha"] = !convert ? cfg_.alpha : cfg_.use_rslora ? cfg_.alpha * std::sqrt(2.0f) : 2 * cfg_.alpha;
+  if (convert) j["lathe_converted_from"] = init_method_;  // not a PEFT key; says what the adapter was
   j["lora_dropout"] = cfg_.dropout;
   j["use_rslora"] = cfg_.use_rslora;
-  j["use_dora"] = false;
+  j["use_dora"] = cfg_.use_dora;
   j["bias"] = "none";
   j["fan_in_fan_out"] = false;
   j["inference_mode"] = true;
-  j["init_lora_weights"] = true;
+  // What a fresh adapter started from; either way the base is untouched, so the adapter applies to it.
+  j["init_lora_weights"] = cfg_.init_gaussian ? nlohmann::json("gaussian") : nlohmann::json(true);
   j["modules_to_save"] = nullptr;
   std::vector<std::string> targets;
   for (LinearId id : linear_ids(mc_))
@@ -258,6 +307,11 @@ void LoraAdapter::merge_into(Model& m) const {
       Tensor& W = linear_weight(m.weights.layers[l], LinearId(k));
       Tensor copy = Tensor::empty(DType::F32, W.shape);  // never write through a read-only mapping
       std::memcpy(copy.data, W.data, W.nbytes());
+      W = copy;
+      if (lin->dora()) {  // W' = m / ||W + s B A|| · (W + s B A)
+        lin->dora_merge(copy.f32());
+        continue;
+      }
       const int out = int(W.dim(0)), in = int(W.dim(1)), r = cfg_.r;
       // W[out,in] += scaling · B[out,r] · A[r,in]
       const float *A = lin->A.value.f32(), *B = lin->B.value.f32();

@@ -19,6 +19,12 @@ AdamW::AdamW(ParamList params, AdamWConfig cfg) : params_(std::move(params)), cf
     exp_avg_.push_back(Tensor::zeros(DType::F32, p->value.shape));
     exp_avg_sq_.push_back(Tensor::zeros(DType::F32, p->value.shape));
   }
+  lr_scale_.assign(params_.size(), 1.0);
+}
+
+void AdamW::set_lr_scales(std::vector<double> scales) {
+  LATHE_CHECK(scales.size() == params_.size(), "{} lr scales for {} params", scales.size(), params_.size());
+  lr_scale_ = std::move(scales);
 }
 
 // Per element, in PyTorch's order and rounding (f64 scalars are rounded to f32 where the tensor op
@@ -36,7 +42,6 @@ void AdamW::step(double lr) {
   step_++;
   const double bc1 = 1.0 - std::pow(cfg_.beta1, double(step_));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, double(step_));
-  const float step_size_neg = float(-(lr / bc1));
   const float bc2_sqrt = float(std::sqrt(bc2));
   const float b1 = float(cfg_.beta1), one_minus_b1 = float(1.0 - cfg_.beta1);
   const float b2 = float(cfg_.beta2), one_minus_b2 = float(1.0 - cfg_.beta2);
@@ -44,8 +49,10 @@ void AdamW::step(double lr) {
 
   for (size_t k = 0; k < params_.size(); k++) {
     Param& prm = *params_[k];
+    const double plr = lr * lr_scale_[k];  // the param group's lr (LoRA+)
     const bool decay = prm.weight_decay && cfg_.weight_decay != 0.0;
-    const float decay_mul = float(1.0 - lr * cfg_.weight_decay);
+    const float decay_mul = float(1.0 - plr * cfg_.weight_decay);
+    const float step_size_neg = float(-(plr / bc1));
     float* p = prm.value.f32();
     const float* g = prm.grad.f32();
     float* m = exp_avg_[k].f32();

@@ -29,6 +29,9 @@ class AdamW {
   // One update with learning rate `lr` (the scheduler's value for this step) using the current
   // grads; increments step_count() first, as PyTorch does (so the first step has t = 1).
   void step(double lr);
+  // Per-parameter learning-rate multipliers (LoRA+: lora_B at lr·ratio), one per param in order;
+  // every param starts at 1. The schedule's lr is multiplied by them, as PyTorch's per-group lr is.
+  void set_lr_scales(std::vector<double> scales);
   int64_t step_count() const { return step_; }
   const AdamWConfig& config() const { return cfg_; }
   const ParamList& params() const { return params_; }
@@ -43,6 +46,7 @@ class AdamW {
   ParamList params_;
   AdamWConfig cfg_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<double> lr_scale_;
   int64_t step_ = 0;
 };
 

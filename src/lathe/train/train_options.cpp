@@ -1,5 +1,7 @@
 #include "lathe/train/train_options.h"
 
+#include "lathe/peft/lora.h"
+
 #include <algorithm>
 
 #include "lathe/core/error.h"
@@ -85,6 +87,21 @@ void validate_train_options(const TrainOptions& o) {
        o.num_train_epochs);
   if (o.eval_steps > 0 && o.eval_data.empty()) bad_value("eval_steps", "needs --eval-data");
   if (o.lora_target_modules.empty()) bad_value("lora_target_modules", "must name at least one module");
+  if (o.use_dora && o.method != "lora" && o.method != "qlora" && !is_preference_method(o.method))
+    bad_value("use_dora", fmt::format("DoRA is a LoRA variant (method lora or qlora; method is '{}')", o.method));
+  const std::string& iw = o.init_lora_weights;
+  const bool from_base = iw == "pissa" || iw == "olora" || pissa_niter(iw) >= 0;
+  if (iw != "true" && iw != "gaussian" && !from_base)
+    bad_value("init_lora_weights", fmt::format("'{}' is not supported (valid: true, gaussian, pissa, pissa_niter_N, "
+                                               "olora; loftq is not implemented)", iw));
+  if (from_base && o.method != "lora")
+    bad_value("init_lora_weights", fmt::format("'{}' rewrites the f32 base weights: method lora only (method is "
+                                               "'{}')", iw, o.method));
+  if (from_base && o.use_dora)
+    bad_value("init_lora_weights", fmt::format("'{}' with use_dora is not supported", iw));
+  if (o.loraplus_lr_ratio > 0 && trained_kind(o) != "lora" && trained_kind(o) != "qlora")
+    bad_value("loraplus_lr_ratio", fmt::format("LoRA+ sets the learning rate of LoRA's B matrices; method '{}' "
+                                               "trains no LoRA adapter", trained_kind(o)));
 }
 
 bool is_preference_method(const std::string& method) {

@@ -66,6 +66,8 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
       lc.alpha = float(o.lora_alpha);
       lc.dropout = float(o.lora_dropout);
       lc.use_rslora = o.use_rslora;
+      lc.use_dora = o.use_dora;
+      lc.init_gaussian = o.init_lora_weights == "gaussian";
       lc.target_modules = parse_target_modules(o.lora_target_modules);
       // PEFT's default targets are per family; for Phi-3's fused projections they are qkv_proj
       // (q_proj/v_proj do not exist there).
@@ -75,6 +77,11 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
                      arch_hf_name(c.arch));
       }
       s.lora = LoraAdapter::create(c, lc, uint64_t(o.seed));
+      // PiSSA / OLoRA move the top of each targeted weight into the adapter (deterministic from W, so a
+      // resumed run rebuilds the same residual base before loading the checkpoint's A and B).
+      if (o.init_lora_weights == "pissa" || o.init_lora_weights == "olora" || pissa_niter(o.init_lora_weights) >= 0)
+        s.lora->init_from_base(m, o.init_lora_weights, uint64_t(o.seed));
+      if (lc.use_dora) s.lora->init_dora_magnitude(m);  // after the NF4 quantization of qlora, as PEFT
     }
     s.params = s.lora->params();
     s.adapters = &s.lora->adapters();
@@ -151,6 +158,15 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
     s.grads = &s.full_grads;
   }
   return s;
+}
+
+// LoRA+ (PEFT's create_loraplus_optimizer): lora_B and every 1-D parameter (DoRA's magnitude vectors)
+// train at lr · ratio, everything else (lora_A) at lr.
+std::vector<double> loraplus_lr_scales(const ParamList& params, double ratio) {
+  std::vector<double> scales;
+  for (const Param* p : params)
+    scales.push_back(p->name.find("lora_B") != std::string::npos || p->value.shape.size() == 1 ? ratio : 1.0);
+  return scales;
 }
 
 void zero_grads(Method& s) {
@@ -538,11 +554,18 @@ int run_training(const TrainOptions& o) {
     }
   }
   AdamW opt(s.params, AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay});
+  if (o.loraplus_lr_ratio > 0) opt.set_lr_scales(loraplus_lr_scales(s.params, o.loraplus_lr_ratio));
   int64_t start = 0;
   if (!o.resume_from_checkpoint.empty()) {
     std::string dir = resolve_resume_checkpoint(o.resume_from_checkpoint, o.output);
     TrainerState st;
     checkpoint_load(dir, s.params, &opt, &st);
+    // The optimizer's per-parameter lr is not in the checkpoint's tensors: a resumed LoRA+ run must
+    // use the ratio it was trained with (the resolved options of every checkpoint record it).
+    const double saved_ratio = st.config.value("loraplus_lr_ratio", 0.0);
+    if (saved_ratio != o.loraplus_lr_ratio)
+      fail("train", "{}: trained with loraplus_lr_ratio {}, resumed with {}: pass --loraplus-lr-ratio {} to resume "
+           "the same run", dir, saved_ratio, o.loraplus_lr_ratio, saved_ratio);
     if (st.world_size != comm.size())
       fail("train", "{}: written by a job of {} rank(s), resumed with {}; the data order and global batch depend on "
            "the number of ranks: resume with mpirun -np {}", dir, st.world_size, comm.size(), st.world_size);
