@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const [url, projectDir, lathe, shots] = process.argv.slice(2);
-const require = createRequire(path.join(process.env.LATHE_NPM_DIR, 'package.json'));
+const require = createRequire(path.join(path.resolve(process.env.LATHE_NPM_DIR), 'package.json'));
 const puppeteer = require('puppeteer-core');
 
 function check(cond, msg) {

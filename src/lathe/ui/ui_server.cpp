@@ -159,7 +159,7 @@ UiServer::Impl::Impl(UiOptions opts) : o(std::move(opts)), sessions(o.session_tt
   ps.model = p.base_model;
   if (fs::exists(p.train + "/adapter_config.json")) ps.adapters.emplace_back("tuned", p.train);
   if (cfg.has("align") && fs::exists(p.align + "/adapter_config.json"))
-    ps.adapters.emplace_back("tuned+" + cfg.root["align"]["method"].Scalar(), p.align);
+    ps.adapters.emplace_back("tuned-" + cfg.root["align"]["method"].Scalar(), p.align);  // serve's names have no '+'
   if (fs::exists(p.index + "/index.sqlite")) ps.index_dir = p.index;
   ps.data_dir = data_dir;
   ps.threads = o.threads;
