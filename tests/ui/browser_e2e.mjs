@@ -28,7 +28,7 @@ const browser = await puppeteer.launch({
 let failed = false;
 try {
   const page = await browser.newPage();
-  await page.setViewport({ width: 1200, height: 820 });
+  await page.setViewport({ width: 1100, height: 760 });
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   // Dialogs (reasons, labels) get the answer queued for them.
@@ -97,6 +97,11 @@ try {
   check(after.report.review && after.report.review.rejected === 1 && after.report.review.edited === 1 && after.report.review.approved === 1,
     'the prepare stage applied the review: ' + JSON.stringify(after.report.review));
   check(JSON.stringify(after.records).includes('EDITED-IN-UI'), 'the edited record is prepared');
+  await page.goto(url + '/#data');
+  await page.waitForSelector(`.gone[data-id="${ids[0]}"]`);  // the rejected record, still shown with its decision
+  check(await page.$eval(`.gone[data-id="${ids[0]}"]`, (n) => !n.textContent.includes('[object')), 'rejected record rendered');
+  check(await page.evaluate(() => document.scripts.length) === 1, 'no script element but the workbench\'s own');
+  await page.goto(url + '/#runs');
   const ev2 = await api('/api/eval');
   const res = ev2.cases.find((c) => c.id === firstCase).results[variant];
   check(res.overrule && res.overrule.reviewer === 'QA 검토자' && res.pass === !wasPass, 'the report carries the overrule: ' + JSON.stringify(res.overrule));
@@ -110,6 +115,8 @@ try {
   await page.click(`input[data-run="${runIds[runIds.length - 1]}"]`);
   await page.click('#compare');
   await page.waitForSelector('#compare-out h3');
+  const cmp = await page.$eval('#compare-out', (n) => n.textContent);
+  check(!cmp.includes('[object') && cmp.includes('fixed') && cmp.includes('data changed'), 'the comparison lists fixed/broken cases: ' + cmp);
   await shot('runs');
 
   step('playground');

@@ -81,7 +81,7 @@ void Playground::chat(nlohmann::json body, httplib::DataSink& sink) {
   ensure_started();
   body["stream"] = true;
   if (!body.contains("temperature")) body["temperature"] = 0;
-  if (!body.contains("max_tokens")) body["max_tokens"] = 128;
+  if (!body.contains("max_tokens")) body["max_tokens"] = 96;
   httplib::Client cli("127.0.0.1", port_);
   cli.set_read_timeout(300, 0);
   httplib::Request req;

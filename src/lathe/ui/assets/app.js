@@ -209,11 +209,12 @@ async function viewRuns(main) {
       const ids = [...picked].sort((a, b) => a - b);
       if (ids.length !== 2) throw new Error('select two runs');
       const c = await api('/api/runs/compare?a=' + ids[0] + '&b=' + ids[1]);
-      clear(cmpOut).append(el('h3', {}, t('config_diff') + ': ' + ids[0] + ' → ' + ids[1]),
+      clear(cmpOut).append(...[el('h3', {}, t('config_diff') + ': ' + ids[0] + ' → ' + ids[1]),
+        c.config_diff.length ? null : el('p', { class: 'muted' }, '(none)'),
         el('table', {}, el('tbody', {}, c.config_diff.map((d) => el('tr', {}, el('td', {}, d.key), el('td', {}, d.a === null ? '(unset)' : d.a), el('td', {}, d.b === null ? '(unset)' : d.b))))),
         c.data_changed ? el('p', {}, t('data_changed')) : null,
         Object.entries(c.cases).map(([v, fb]) => el('p', {}, el('b', {}, v), ': ', el('span', { class: 'pass' }, t('fixed') + ' ' + fb.fixed.length), ' ', fb.fixed.join(' '), ' · ',
-          el('span', { class: 'fail' }, t('broken') + ' ' + fb.broken.length), ' ', fb.broken.join(' '))));
+          el('span', { class: 'fail' }, t('broken') + ' ' + fb.broken.length), ' ', fb.broken.join(' ')))].flat().filter(Boolean));
     }) }, t('compare'))), cmpOut);
 }
 
@@ -322,7 +323,7 @@ async function viewData(main) {
   const present = new Set(j.records.map((r) => r.id));
   const gone = Object.entries(dec).filter(([id]) => !present.has(id));
   if (gone.length) {
-    main.append(el('h3', {}, t('decisions')), gone.map(([id, d]) => el('div', { class: 'card gone', 'data-id': id },
+    main.append(el('h3', {}, t('decisions')), ...gone.map(([id, d]) => el('div', { class: 'card gone', 'data-id': id },
       el('span', { class: 'badge decision ' + d.action }, t(d.action) + ' · ' + d.reviewer), ' ', el('span', { class: 'muted' }, t('rejected_gone') + ' ' + id),
       d.original ? el('div', {}, recordView(d.original)) : null,
       el('button', { onclick: () => act(async () => { await api('/api/data/undo', { id }); render(); }) }, t('undo')))));
@@ -419,8 +420,8 @@ async function viewFeedback(main) {
       el('label', {}, t('correction')), ta,
       el('div', { class: 'row' },
         el('button', { class: 'primary act-correct', onclick: () => act(async () => { await api('/api/feedback/correct', { completion_id: it.id, correction: ta.value }); toast(t('saved')); render(); }) }, t('save_correction')),
-        el('button', { onclick: () => act(async () => { await api('/api/feedback/rate', { completion_id: it.id, rating: 1 }); render(); }) }, '👍'),
-        el('button', { onclick: () => act(async () => { await api('/api/feedback/rate', { completion_id: it.id, rating: -1 }); render(); }) }, '👎'))));
+        el('button', { onclick: () => act(async () => { await api('/api/feedback/rate', { completion_id: it.id, rating: 1 }); render(); }) }, '+1'),
+        el('button', { onclick: () => act(async () => { await api('/api/feedback/rate', { completion_id: it.id, rating: -1 }); render(); }) }, '−1'))));
   }
 }
 
@@ -479,8 +480,8 @@ async function viewPlayground(main) {
         if (c) out.append(document.createTextNode(c));
       });
       hist.push({ role: 'assistant', content: out.textContent });
-      if (id) rate.append(el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: 1 }).then(() => toast(t('saved')))) }, '👍'),
-        el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: -1 }).then(() => toast(t('saved')))) }, '👎'));
+      if (id) rate.append(el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: 1 }).then(() => toast(t('saved')))) }, '+1'),
+        el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: -1 }).then(() => toast(t('saved')))) }, '−1'));
     }));
   }
   main.append(el('div', { class: 'row' }, t('models') + ':', boxes, j.rag ? el('span', { class: 'badge' }, t('rag')) : null), input,
