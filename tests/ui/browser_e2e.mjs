@@ -140,7 +140,7 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('.feedback-item textarea.correction')].some((t) => t.value.includes('corrected in the workbench')));
   await shot('feedback');
   const dataDir = (await api('/api/feedback')).data_dir;
-  const out = path.join(shots, 'feedback_export.jsonl');
+  const out = path.join(projectDir, 'feedback_export.jsonl');
   execFileSync(lathe, ['feedback', 'export', '--data-dir', dataDir, '--output', out]);
   check(readFileSync(out, 'utf8').includes('corrected in the workbench'), 'lathe feedback export emits the correction');
 

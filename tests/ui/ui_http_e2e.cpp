@@ -345,6 +345,12 @@ TEST_F(UiHttp, ReviewDecisionsChangeTheNextRunAndOverrulesTheReport) {
   const std::string html = lathe::read_file(proj + "/out/eval/report.html");
   EXPECT_NE(html.find("&lt;i&gt;right&lt;/i&gt; in substance"), std::string::npos);
   EXPECT_EQ(html.find("<i>right</i>"), std::string::npos);
+  // The workbench serves that report with a policy that allows no script at all.
+  auto rh = b.get("/api/eval/report.html");
+  ASSERT_TRUE(rh && rh->status == 200);
+  EXPECT_EQ(rh->get_header_value("Content-Security-Policy").find("script"), std::string::npos);
+  EXPECT_NE(rh->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+  EXPECT_EQ(rh->get_header_value_count("Content-Security-Policy"), 1u);
 
   // Nothing changed since: the next run prepares nothing.
   auto [out2, code2] = b.run_project(json::object());

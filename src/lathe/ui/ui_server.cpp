@@ -414,6 +414,9 @@ void UiServer::Impl::routes() {
   // The last report as lathe eval rendered it (every text escaped by report_html).
   http.Get("/api/eval/report.html", [this](const httplib::Request&, httplib::Response& res) {
     if (!fs::exists(p.eval + "/report.html")) return send(res, {{"error", "no evaluation yet"}}, 404);
+    // The report carries its own inline styles and no scripts: this page alone may use inline CSS.
+    res.headers.erase("Content-Security-Policy");
+    res.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'");
     res.set_content(read_file(p.eval + "/report.html"), "text/html; charset=utf-8");
   });
 

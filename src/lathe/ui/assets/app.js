@@ -23,7 +23,7 @@ const STRINGS = {
     rating: 'Rating', correction: 'Correct answer', save_correction: 'Save correction', only_rated: 'only rated',
     models: 'Models', message: 'Message', send: 'Send', sources: 'Sources', clear: 'Clear', no_model: 'No base model yet: run the project first.',
     saved: 'Saved', error: 'Error', when: 'When', reviewer: 'Reviewer', action: 'Action', target: 'Target', detail: 'Detail',
-    rag: 'retrieval', case: 'Case', split: 'split', prompt_pass: 'Mark as pass', prompt_fail: 'Mark as fail'
+    rag: 'retrieval', blank: 'blank answer, characters', case: 'Case', split: 'split', prompt_pass: 'Mark as pass', prompt_fail: 'Mark as fail'
   },
   ko: {
     runs: '실행', data: '데이터 검토', eval: '평가 검토', feedback: '피드백', playground: '플레이그라운드', audit: '감사 기록',
@@ -45,7 +45,7 @@ const STRINGS = {
     rating: '평가', correction: '올바른 답변', save_correction: '수정 저장', only_rated: '평가된 것만',
     models: '모델', message: '메시지', send: '보내기', sources: '출처', clear: '지우기', no_model: '기본 모델이 없습니다. 먼저 프로젝트를 실행하세요.',
     saved: '저장됨', error: '오류', when: '시각', reviewer: '검토자', action: '작업', target: '대상', detail: '내용',
-    rag: '검색', case: '케이스', split: '분할', prompt_pass: '통과로 변경', prompt_fail: '실패로 변경'
+    rag: '검색', blank: '빈 답변, 문자 수', case: '케이스', split: '분할', prompt_pass: '통과로 변경', prompt_fail: '실패로 변경'
   }
 };
 
@@ -480,6 +480,7 @@ async function viewPlayground(main) {
         if (c) out.append(document.createTextNode(c));
       });
       hist.push({ role: 'assistant', content: out.textContent });
+      if (!out.textContent.trim()) out.append(el('span', { class: 'muted small' }, '(' + t('blank') + ': ' + out.textContent.length + ')'));
       if (id) rate.append(el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: 1 }).then(() => toast(t('saved')))) }, '+1'),
         el('button', { onclick: () => act(() => api('/api/feedback/rate', { completion_id: id, rating: -1 }).then(() => toast(t('saved')))) }, '−1'));
     }));
