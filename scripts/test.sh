@@ -35,6 +35,9 @@ scripts/setup.sh "$BUILD_DIR"
 # build dir; needs node + npm and the registry). Never fatal here: without it that one test fails
 # and says why.
 tests/serve/setup_npm.sh "$BUILD_DIR" || echo "warning: tests/serve/setup_npm.sh failed; the OpenAI-client serve test will fail" >&2
+# The workbench's browser test drives Debian's chromium (when installed) with npm's puppeteer-core
+# (no browser download); without either it skips.
+tests/ui/setup_npm.sh "$BUILD_DIR" || echo "warning: tests/ui/setup_npm.sh failed; the browser test of lathe ui will skip" >&2
 # A per-test limit, so that a test that hangs fails with its name instead of stalling CI (the longest,
 # an e2e run under the sanitizers, takes a few minutes).
 args=(--test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout "${LATHE_TEST_TIMEOUT:-900}")

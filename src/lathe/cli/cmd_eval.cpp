@@ -9,6 +9,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/eval/eval_options.h"
+#include "lathe/eval/overrules.h"
 #include "lathe/eval/report.h"
 #include "lathe/eval/runner.h"
 
@@ -43,6 +44,11 @@ std::function<int()> setup(CLI::App& app) {
     o->run.progress = !o->json;
 
     lathe::eval::EvalRun run = lathe::eval::run_eval(suite, o->run);
+    if (!o->overrules.empty()) {  // reviewers' verdicts (lathe ui): before the gates, which count them
+      for (auto& u : lathe::eval::apply_overrules(run, lathe::eval::load_overrules(o->overrules)))
+        std::fprintf(stderr, "lathe eval: %s: overrule of case '%s' for variant '%s' matches nothing in this run\n",
+                     o->overrules.c_str(), u["case"].get<std::string>().c_str(), u["variant"].get<std::string>().c_str());
+    }
 
     lathe::eval::ReportInputs in;
     in.gates = suite.gates;
@@ -58,6 +64,7 @@ std::function<int()> setup(CLI::App& app) {
     if (!o->run.eval_data.empty()) in.command_line += " --eval-data " + o->run.eval_data;
     if (!o->run.holdout.empty()) in.command_line += " --holdout " + o->run.holdout;
     if (!o->run.retrieval.empty()) in.command_line += " --retrieval " + o->run.retrieval;
+    if (!o->overrules.empty()) in.command_line += " --overrules " + o->overrules;
     in.command_line += " --output " + o->output;
 
     nlohmann::ordered_json report = lathe::eval::report_json(run, in);

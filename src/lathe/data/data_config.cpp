@@ -17,6 +17,9 @@ const OptionTable<DataConfig>& data_options_table() {
     OptionTable<C> t("data");
     t.add("inputs", &C::inputs, "Input files, directories or globs (repeatable)").with_flag("--input").one_or_list().path();
     t.add("output", &C::output, "Output directory").path().hidden_from_json();
+    t.add("review", &C::review, "A reviewer's decisions on records (lathe ui's review/data.json): reject, edit, approve, label")
+        .path()
+        .hidden_from_json();
     t.add("strict", &C::strict, "Fail on the first malformed line/row/file instead of skipping it");
     t.add("collect.chunk_chars", [](C& c) -> auto& { return c.collect.chunk_chars; },
           "Text/Markdown/HTML/PDF chunk budget in characters");

@@ -22,6 +22,7 @@
 #include "lathe/data/pii.h"
 #include "lathe/data/pipeline_internal.h"
 #include "lathe/data/preference_stage.h"
+#include "lathe/data/review_stage.h"
 #include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
 #include "lathe/formats/token_shard.h"
@@ -650,6 +651,9 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   if (kind != DatasetKind::Sft) report["preference"] = dataset_kind_name(kind);
   const PiiSummary& ps = rs.pii_summary;
   report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
+  // A reviewer's decisions (lathe ui): on the records as the review page showed them (mapped, cleaned,
+  // redacted), before dedup, so an edit that now duplicates another record is caught there.
+  if (!cfg.review.empty()) stages.push_back(review_stage(recs, load_review(cfg.review), cfg.review, report["review"]));
   stages.push_back(dedup_stage(recs, cfg, kind, report["dedup"]));
   if (kind != DatasetKind::Sft) report["dedup"]["records_sharing_a_prompt"] = group_by_prompt(recs);
   lap("dedup");

@@ -59,6 +59,7 @@ struct SplitOptions {
 struct DataConfig {
   std::vector<std::string> inputs;
   std::string output;
+  std::string review;  // a reviewer's decisions (review_stage.h); "" = none
   bool strict = false;
   CollectOptions collect;
   MappingOptions mapping;

@@ -39,6 +39,8 @@ const OptionTable<EvalCommandOptions>& eval_options_table() {
     t.add("rag_template", [](C& c) -> auto& { return c.run.rag_template; },
           "RAG prompt template file with {context} and {question} (default: docs/retrieval.md's layout)")
         .path();
+    t.add("overrules", &C::overrules, "Reviewers' verdicts that overrule the assertions (lathe ui's review/eval_overrules.json)")
+        .path();
     t.add("json", &C::json, "Print report.json's variant summary and gate as one JSON line on stdout");
     t.add("threads", &C::threads, "Threads for kernels and BLAS (0 = all cores)").min(0);
     return t;

@@ -14,6 +14,7 @@ struct EvalCommandOptions {
   RunOptions run;
   std::vector<std::string> adapters, train_metrics;  // NAME=PATH (or PATH alone)
   std::string tests, output;
+  std::string overrules;  // a reviewer's verdicts (overrules.h); "" = none
   double min_pass_rate = -1, max_forgetting = -1;  // < 0: the suite's own gate (if any)
   bool json = false;
   int threads = 0;

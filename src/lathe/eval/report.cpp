@@ -130,6 +130,7 @@ ojson report_json(const EvalRun& run, const ReportInputs& in) {
                      {"prompt_tokens", co.prompt_tokens}, {"new_tokens", co.new_tokens},
                      {"finish_reason", co.finish_reason}, {"assertions", as}};
       if (v.uses_retrieval()) res[v.name]["passages_used"] = co.passages_used;
+      if (!co.overrule.is_null()) res[v.name]["overrule"] = co.overrule;
     }
     cj["results"] = res;
     if (i < run.retrieval.size()) {

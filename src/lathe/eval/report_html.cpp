@@ -351,6 +351,11 @@ std::string report_html(const ojson& r) {
       h << "<div class='col'><b>" << esc(v["name"]) << "</b> <span class='" << (p ? "pass'>pass" : "fail'>fail")
         << "</span> <span class='small'>score " << num(res["score"]) << " &middot; " << res["new_tokens"].get<int>()
         << " tokens, " << esc(res["finish_reason"]) << "</span>";
+      if (res.contains("overrule")) {
+        const ojson& ov = res["overrule"];
+        h << "<div class='small overrule'>overruled by " << esc(ov["reviewer"]) << " (assertions said "
+          << (ov["assertions_pass"].get<bool>() ? "pass" : "fail") << "): " << esc(ov["reason"]) << "</div>";
+      }
       h << "<pre>" << esc(res["output"]) << "</pre>";
       if (!c["expected"].is_null())
         h << "<div class='small'>diff against expected</div><pre>"

@@ -49,6 +49,9 @@ struct CaseOutput {
   std::string finish_reason;  // stop | length | stop-sequence
   double seconds = 0;         // retrieval (rag variants) + generation of this answer
   int passages_used = 0;      // rag variants: retrieved passages that fit the context
+  // A reviewer's verdict replacing the assertions' (overrules.h): {"pass", "assertions_pass", "reason",
+  // "reviewer", "at"}; null when none.
+  nlohmann::json overrule;
 };
 
 struct TagStats {

@@ -62,6 +62,9 @@ ProjectPaths project_paths(const ProjectConfig& c) {
   p.align_data = c.output_dir + "/align_data";
   p.eval = c.output_dir + "/eval";
   p.export_dir = c.output_dir + "/export";
+  p.review_dir = c.dir + "/review";
+  p.data_review = p.review_dir + "/data.json";
+  p.eval_overrules = p.review_dir + "/eval_overrules.json";
   return p;
 }
 
@@ -228,6 +231,8 @@ struct Runner {
         // The tokenizer decides the token shards; the eval prompts decide decontamination.
         for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) parts[f] = hash_path(p.base_model + "/" + f);
         parts["eval_prompts"] = eval_prompts_hash();
+        // Absent without a review file, so older fingerprints stay valid.
+        if (fs::exists(p.data_review)) parts["review"] = hash_path(p.data_review);
         break;
       case Stage::Index:
         parts["retrieval"] = cfg.section_json("retrieval");
@@ -277,6 +282,7 @@ struct Runner {
           parts["retrieval"] = cfg.section_json("retrieval");
           parts["index"] = hash_path(p.index + "/index.sqlite");
         }
+        if (fs::exists(p.eval_overrules)) parts["overrules"] = hash_path(p.eval_overrules);
         break;
       case Stage::Export:
         parts["export"] = cfg.section_json("export");
@@ -399,6 +405,7 @@ int Runner::prepare_data(ordered_json data, const std::string& name, const std::
     }
   };
   take(data, "inputs");
+  take(data, "review");
   if (data.contains("dedup")) take(data["dedup"], "dedup.eval_prompts");
   const std::string gen = p.state_dir + "/stages/" + name + ".yaml";
   ordered_json dj = ordered_json::object();
@@ -408,7 +415,15 @@ int Runner::prepare_data(ordered_json data, const std::string& name, const std::
   return run_command(Stage::Prepare, a);
 }
 
-int Runner::run_prepare() { return prepare_data(cfg.section_json("data"), "prepare", p.base_model, p.data); }
+int Runner::run_prepare() {
+  ordered_json data = cfg.section_json("data");
+  // The reviewers' decisions from `lathe ui` (unless the data section names a review file itself).
+  if (fs::exists(p.data_review) && !(data.is_object() && data.contains("review"))) {
+    if (!data.is_object()) data = ordered_json::object();
+    data["review"] = p.data_review;
+  }
+  return prepare_data(data, "prepare", p.base_model, p.data);
+}
 
 // `lathe index build` over the section's inputs with the base model's tokenizer (passages are
 // measured in the tokens the model will read), then, with retrieval.train, `lathe index augment` of
@@ -615,6 +630,7 @@ int Runner::run_eval() {
     eval_flag(a, "train_metrics", (method == "full" ? "full=" : "tuned=") + rel(p.train) + "/metrics.jsonl");
   if (!aligned.empty() && method != "full" && fs::exists(p.align + "/metrics.jsonl"))
     eval_flag(a, "train_metrics", aligned + "=" + rel(p.align) + "/metrics.jsonl");
+  if (fs::exists(p.eval_overrules)) eval_flag(a, "overrules", rel(p.eval_overrules));  // lathe ui's eval review
   if (cfg.gates.min_pass_rate >= 0) eval_flag(a, "min_pass_rate", fmt::format("{}", cfg.gates.min_pass_rate));
   if (cfg.gates.max_forgetting >= 0) eval_flag(a, "max_forgetting", fmt::format("{}", cfg.gates.max_forgetting));
   return run_process(a, cfg.dir);
@@ -787,6 +803,15 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts) {
           if (v.is_object()) rec.metrics[v.value("name", std::string("?"))] = v;
       }
       if (rep.contains("gate")) rec.metrics["gate"] = rep["gate"];
+      // Which cases each variant passed, so two runs can be compared case by case (lathe ui: fixed/broken).
+      ordered_json passed = ordered_json::object();
+      for (const auto& c : rep.value("cases", ordered_json::array()))
+        if (c.is_object() && c.contains("results") && c["results"].is_object())
+          for (auto it = c["results"].begin(); it != c["results"].end(); ++it) {
+            if (!passed.contains(it.key())) passed[it.key()] = ordered_json::array();
+            if (it.value().value("pass", false)) passed[it.key()].push_back(c.value("id", std::string("?")));
+          }
+      if (!passed.empty()) rec.metrics["cases_passed"] = passed;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "lathe run: warning: %s/report.json is unreadable (%s); the run is recorded without metrics\n",
                    p.eval.c_str(), e.what());

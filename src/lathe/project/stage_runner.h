@@ -47,6 +47,8 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts);
 // Where things land (absolute paths).
 struct ProjectPaths {
   std::string state_dir, registry, base_dir, base_model, data, index, train, align, align_data, eval, export_dir;
+  // The reviewers' files `lathe ui` writes (docs/ui.md): PROJECT/review/data.json, eval_overrules.json.
+  std::string review_dir, data_review, eval_overrules;
 };
 ProjectPaths project_paths(const ProjectConfig& cfg);
 

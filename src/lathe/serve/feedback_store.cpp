@@ -342,4 +342,35 @@ nlohmann::ordered_json FeedbackStore::stats() {
   return {{"completions", t.i64(0)}, {"by_model_day", rows}};
 }
 
+nlohmann::ordered_json FeedbackStore::inbox(int limit, bool rated_only) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql =
+      "SELECT c.id, c.created, c.model, c.adapter, c.kind, c.request, c.answer, c.retrieval,"
+      " f.id, f.rating, f.correction, f.comment, f.tags, f.created FROM completions c"
+      " LEFT JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE completion_id = c.id)";
+  if (rated_only) sql += " WHERE f.id IS NOT NULL";
+  sql += " ORDER BY c.created DESC, c.rowid DESC LIMIT ?";
+  Stmt s(db_, sql.c_str());
+  s.bind(1, int64_t(limit));
+  auto parsed = [](const std::optional<std::string>& t) {
+    if (!t) return nlohmann::json(nullptr);
+    nlohmann::json j = nlohmann::json::parse(*t, nullptr, false);
+    return j.is_discarded() ? nlohmann::json(*t) : j;
+  };
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  while (s.step()) {
+    nlohmann::ordered_json r{{"id", *s.text(0)},         {"created", s.i64(1)},        {"model", *s.text(2)},
+                             {"adapter", *s.text(3)},    {"kind", *s.text(4)},         {"request", parsed(s.text(5))},
+                             {"answer", s.text(6) ? nlohmann::json(*s.text(6)) : nlohmann::json(nullptr)},
+                             {"retrieval", parsed(s.text(7))}, {"feedback", nullptr}};
+    if (s.text(8)) {
+      auto opt = [](const std::optional<std::string>& t) { return t ? nlohmann::json(*t) : nlohmann::json(nullptr); };
+      r["feedback"] = {{"id", s.i64(8)},           {"rating", s.i64(9)},          {"correction", opt(s.text(10))},
+                       {"comment", opt(s.text(11))}, {"tags", parsed(s.text(12))}, {"created", s.i64(13)}};
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace lathe::serve

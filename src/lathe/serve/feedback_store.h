@@ -99,6 +99,10 @@ class FeedbackStore {
   ExportSummary export_jsonl(const ExportOptions& o, std::string* out);
   // Ratings per model (and adapter) per day: count, mean, thumbs up/down, corrections.
   nlohmann::ordered_json stats();
+  // The inbox of `lathe ui`: the newest `limit` completions (rated ones only when `rated_only`), each
+  // {"id","created","model","adapter","kind","request" (parsed), "answer","retrieval" (parsed or null),
+  // "feedback": its newest feedback row {"id","rating","correction","comment","tags","created"} or null}.
+  nlohmann::ordered_json inbox(int limit, bool rated_only);
 
   static std::string db_path(const std::string& data_dir);
 
