@@ -35,8 +35,21 @@ scripts/setup.sh "$BUILD_DIR"
 # build dir; needs node + npm and the registry). Never fatal here: without it that one test fails
 # and says why.
 tests/serve/setup_npm.sh "$BUILD_DIR" || echo "warning: tests/serve/setup_npm.sh failed; the OpenAI-client serve test will fail" >&2
-# The workbench's browser test drives Debian's chromium (when installed) with npm's puppeteer-core
-# (no browser download); without either it skips.
+# The workbench's browser test drives Debian's chromium with npm's puppeteer-core (no browser
+# download); fonts-nanum so that Korean text renders in its screenshots. Only the plain run has the
+# e2e label; without either package the test skips.
+if [ "${LATHE_SANITIZE:-0}" != "1" ] && [ "${LATHE_TEST_BROWSER:-1}" = "1" ]; then
+  need=()
+  for p in chromium fonts-nanum; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"; } ||
+      echo "warning: could not install ${need[*]}; the browser test of lathe ui will skip" >&2
+  fi
+fi
 tests/ui/setup_npm.sh "$BUILD_DIR" || echo "warning: tests/ui/setup_npm.sh failed; the browser test of lathe ui will skip" >&2
 # A per-test limit, so that a test that hangs fails with its name instead of stalling CI (the longest,
 # an e2e run under the sanitizers, takes a few minutes).
