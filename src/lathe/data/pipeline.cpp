@@ -86,6 +86,37 @@ StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSu
   return counts;
 }
 
+// A reviewer's edited records: their text was typed after the personal-data stage, so it goes through
+// that stage now (a phone number typed into an answer is redacted, dropped or reported by the same
+// policy). Stage "review pii": every record in, the edited ones checked, in order.
+StageCounts pii_on_edited(std::vector<Record>& recs, const std::vector<char>& edited, const PiiStageOptions& o,
+                          PiiSummary& sum) {
+  std::vector<Record> sub;
+  std::vector<std::string> ids;  // of the edited records, in order (recs[i] is moved from below)
+  for (size_t i = 0; i < recs.size(); i++)
+    if (edited[i]) {
+      ids.push_back(recs[i].id);
+      sub.push_back(std::move(recs[i]));
+    }
+  const size_t checked = sub.size();
+  StageCounts c = pii_stage(sub, o, sum);
+  c.stage = "review pii";
+  c.in = recs.size();
+  c.out = recs.size() - (checked - sub.size());
+  std::vector<Record> kept;
+  kept.reserve(c.out);
+  size_t next = 0, k = 0;  // pii_stage keeps the order of what it does not drop
+  for (size_t i = 0; i < recs.size(); i++) {
+    if (!edited[i]) {
+      kept.push_back(std::move(recs[i]));
+    } else if (next < sub.size() && sub[next].id == ids[k++]) {
+      kept.push_back(std::move(sub[next++]));
+    }
+  }
+  recs.swap(kept);
+  return c;
+}
+
 // Prompts of an evaluation file: the user turns of any record shape, or each line of plain text.
 std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files, const CollectOptions& co) {
   std::vector<std::string> prompts;
@@ -653,7 +684,12 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   // A reviewer's decisions (lathe ui): on the records as the review page showed them (mapped, cleaned,
   // redacted), before dedup, so an edit that now duplicates another record is caught there.
-  if (!cfg.review.empty()) stages.push_back(review_stage(recs, load_review(cfg.review), cfg.review, report["review"]));
+  if (!cfg.review.empty()) {
+    std::vector<char> edited;
+    stages.push_back(review_stage(recs, load_review(cfg.review), cfg.review, report["review"], &edited));
+    stages.push_back(pii_on_edited(recs, edited, cfg.pii, rs.pii_summary));
+    report["pii"] = {{"policy", cfg.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
+  }
   stages.push_back(dedup_stage(recs, cfg, kind, report["dedup"]));
   if (kind != DatasetKind::Sft) report["dedup"]["records_sharing_a_prompt"] = group_by_prompt(recs);
   lap("dedup");

@@ -33,7 +33,8 @@ json load_review(const std::string& path) {
   return r;
 }
 
-StageCounts review_stage(std::vector<Record>& recs, const json& review, const std::string& path, json& summary) {
+StageCounts review_stage(std::vector<Record>& recs, const json& review, const std::string& path, json& summary,
+                         std::vector<char>* edited_flags) {
   StageCounts c("review");
   c.in = recs.size();
   const json& dec = review["decisions"];
@@ -42,10 +43,12 @@ StageCounts review_stage(std::vector<Record>& recs, const json& review, const st
   std::set<std::string> matched;
   std::vector<Record> kept;
   kept.reserve(recs.size());
+  if (edited_flags) edited_flags->clear();
   for (Record& r : recs) {
     auto it = dec.find(r.id);
     if (it == dec.end()) {
       kept.push_back(std::move(r));
+      if (edited_flags) edited_flags->push_back(0);
       continue;
     }
     matched.insert(r.id);
@@ -73,6 +76,7 @@ StageCounts review_stage(std::vector<Record>& recs, const json& review, const st
       approved++;
     }
     kept.push_back(std::move(r));
+    if (edited_flags) edited_flags->push_back(a == "edit");
   }
   recs = std::move(kept);
   c.out = recs.size();

@@ -25,7 +25,9 @@ nlohmann::json load_review(const std::string& path);
 // {"file", "decisions", "approved", "edited", "rejected", "labelled", "labels": {LABEL: count},
 // "unmatched": ids of decisions that matched no record (their record was dropped earlier or its
 // source changed)}.
+// `edited` (when given) gets one flag per surviving record: 1 where an edit replaced it (its text has
+// not been through cleaning and personal-data detection; the pipeline runs those on it next).
 StageCounts review_stage(std::vector<Record>& recs, const nlohmann::json& review, const std::string& path,
-                         nlohmann::json& summary);
+                         nlohmann::json& summary, std::vector<char>* edited = nullptr);
 
 }  // namespace lathe::data
