@@ -4,7 +4,8 @@
 // of today's pipeline on: the bundled example's data, the fixtures' datasets, and a generated corpus
 // with every record shape, planted personal data, exact and near duplicates and broken lines.
 //
-// The golden was written by the pipeline before the rewrite (commit 8566b49):
+// The golden was written by the pipeline before the rewrite (commit 8566b49, this test file copied into
+// a checkout of it):
 //   LATHE_WRITE_PREPARE_GOLDEN=1 build/tests/prepare_identity_golden
 // A run with the variable set rewrites tests/data/golden/prepare_outputs.json instead of comparing;
 // do that only for an intended change of the outputs, and say so in the commit.
@@ -39,20 +40,32 @@ void write(const fs::path& p, const std::string& s) {
 // A deterministic mixed corpus: Alpaca (with and without system/input), messages (with system,
 // several turns), text, ShareGPT; Korean and English; phone numbers, e-mails and resident numbers;
 // exact duplicates, near duplicates (one word changed), a malformed line, a non-string field.
+// Every draw is its own statement: the operands of `+` and of a function call are unsequenced, so
+// two draws in one expression give different corpora under GCC and Clang.
 std::string generated_corpus() {
   std::mt19937 rng(20261203);
   const std::vector<std::string> ko = {"서울", "부산", "계약", "법률", "임대차", "보증금", "세금", "신고", "절차",
                                        "상담", "회사", "근로자", "휴가", "병원", "보험", "청구", "제출", "서류"};
   const std::vector<std::string> en = {"the", "contract", "tenant", "deposit", "tax", "report", "company", "worker",
                                        "leave", "hospital", "insurance", "claim", "submit", "document", "within"};
-  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  auto draw = [&](unsigned n) { return unsigned(rng() % n); };
+  auto pick = [&](const std::vector<std::string>& v) { return v[draw(unsigned(v.size()))]; };
   auto sentence = [&]() {
-    const auto& words = rng() % 10 < 6 ? ko : en;
+    const auto& words = draw(10) < 6 ? ko : en;
     std::string s;
-    for (int i = 0, n = 6 + int(rng() % 20); i < n; i++) s += (i ? " " : "") + pick(words);
-    switch (rng() % 30) {
-      case 0: s += " 연락처 010-" + std::to_string(1000 + rng() % 9000) + "-" + std::to_string(1000 + rng() % 9000); break;
-      case 1: s += " mail user" + std::to_string(rng() % 999) + "@example.com"; break;
+    const int n = 6 + int(draw(20));
+    for (int i = 0; i < n; i++) {
+      if (i) s += " ";
+      s += pick(words);
+    }
+    switch (draw(30)) {
+      case 0: {
+        const unsigned a = 1000 + draw(9000);
+        const unsigned b = 1000 + draw(9000);
+        s += " 연락처 010-" + std::to_string(a) + "-" + std::to_string(b);
+        break;
+      }
+      case 1: s += " mail user" + std::to_string(draw(999)) + "@example.com"; break;
       case 2: s += " 주민번호 900101-1234568"; break;
       default: break;
     }
@@ -60,34 +73,49 @@ std::string generated_corpus() {
   };
   auto body = [&]() {
     std::string b;
-    for (int i = 0, n = 2 + int(rng() % 6); i < n; i++) b += (i ? " " : "") + sentence();
+    const int n = 2 + int(draw(6));
+    for (int i = 0; i < n; i++) {
+      if (i) b += " ";
+      b += sentence();
+    }
     return b;
   };
   std::string out;
   std::vector<std::string> recent;
   for (int r = 0; r < 2500; r++) {
-    const unsigned k = rng() % 100;
+    const unsigned k = draw(100);
     std::string line;
     if (!recent.empty() && k < 5) {
-      line = recent[rng() % recent.size()];
+      line = recent[draw(unsigned(recent.size()))];
     } else if (!recent.empty() && k < 8) {  // near duplicate: one more word at the end of the answer
-      json j = json::parse(recent[rng() % recent.size()]);
-      if (j.contains("output")) j["output"] = j["output"].get<std::string>() + " " + pick(en);
+      json j = json::parse(recent[draw(unsigned(recent.size()))]);
+      if (j.contains("output")) {
+        const std::string w = pick(en);
+        j["output"] = j["output"].get<std::string>() + " " + w;
+      }
       line = j.dump();
     } else if (k < 40) {
-      json j = {{"instruction", sentence()}, {"input", k % 3 == 0 ? sentence() : ""}, {"output", body()}};
+      const std::string instruction = sentence();
+      const std::string input = k % 3 == 0 ? sentence() : "";
+      const std::string output = body();
+      json j = {{"instruction", instruction}, {"input", input}, {"output", output}};
       if (k % 7 == 0) j["system"] = "You are a careful legal assistant.";
       line = j.dump();
     } else if (k < 70) {
       json m = json::array();
       if (k % 4 == 0) m.push_back({{"role", "system"}, {"content", "간결하게 답하세요."}});
-      for (int t = 0, n = 1 + int(rng() % 2); t < n; t++) {
-        m.push_back({{"role", "user"}, {"content", sentence()}});
-        m.push_back({{"role", "assistant"}, {"content", body()}});
+      const int turns = 1 + int(draw(2));
+      for (int t = 0; t < turns; t++) {
+        const std::string q = sentence();
+        const std::string a = body();
+        m.push_back({{"role", "user"}, {"content", q}});
+        m.push_back({{"role", "assistant"}, {"content", a}});
       }
       line = json{{"messages", m}}.dump();
     } else if (k < 80) {
-      line = json{{"conversations", {{{"from", "human"}, {"value", sentence()}}, {{"from", "gpt"}, {"value", body()}}}}}.dump();
+      const std::string q = sentence();
+      const std::string a = body();
+      line = json{{"conversations", {{{"from", "human"}, {"value", q}}, {{"from", "gpt"}, {"value", a}}}}}.dump();
     } else {
       line = json{{"text", body()}}.dump();
     }
