@@ -10,19 +10,9 @@
 #include "lathe/core/rng.h"
 #include "lathe/formats/safetensors.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/peft/new_param.h"
 
 namespace lathe {
-
-namespace {
-std::unique_ptr<Param> new_param(const std::string& name, std::vector<int64_t> shape, bool decay = true) {
-  auto p = std::make_unique<Param>();
-  p->name = name;
-  p->value = Tensor::zeros(DType::F32, shape);
-  p->grad = Tensor::zeros(DType::F32, shape);
-  p->weight_decay = decay;
-  return p;
-}
-}  // namespace
 
 void PrefixAdapter::init_layout(const ModelConfig& mc) {
   layers_ = mc.num_hidden_layers;

@@ -11,21 +11,11 @@
 #include "lathe/core/rng.h"
 #include "lathe/formats/safetensors.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/peft/new_param.h"
 #include "lathe/model/block.h"
 #include "lathe/model/forward.h"
 
 namespace lathe {
-
-namespace {
-std::unique_ptr<Param> new_param(const std::string& name, std::vector<int64_t> shape, bool decay = true) {
-  auto p = std::make_unique<Param>();
-  p->name = name;
-  p->value = Tensor::zeros(DType::F32, shape);
-  p->grad = Tensor::zeros(DType::F32, shape);
-  p->weight_decay = decay;
-  return p;
-}
-}  // namespace
 
 void PromptAdapter::init_layout(const ModelConfig& mc, bool encoder) {
   P_ = cfg_.num_virtual_tokens;
