@@ -63,7 +63,7 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   std::string out;
 
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
-  EXPECT_EQ(stages_with(out, "running"), "base,prepare,index,train,align,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "running"), "base,prepare,index,train,align,compare,eval,export") << out;
   EXPECT_NE(out.find("gate passed"), std::string::npos) << out;
   // The corrections ask paraphrases of failing questions, never a test prompt: nothing is dropped.
   EXPECT_EQ(out.find("repeat an evaluation prompt"), std::string::npos) << out;
@@ -109,10 +109,21 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   // and without retrieval on every case, with perplexities, retrieval hits, the decision box, the
   // round's fixed/broken cases and the gate.
   json ev = load_json(o + "/eval/report.json");
-  ASSERT_EQ(ev["variants"].size(), 7u) << ev["variants"].dump();
+  ASSERT_EQ(ev["variants"].size(), 13u) << ev["variants"].dump();
   std::vector<std::string> names;
   for (auto& v : ev["variants"]) names.push_back(v["name"]);
-  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag", "tuned+dpo", "tuned+dpo+rag"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "prompt", "rag", "tuned", "tuned+rag", "tuned+dpo", "tuned+dpo+rag",
+                                             "dora", "dora+rag", "ia3", "ia3+rag", "prompt_tuning", "prompt_tuning+rag"}));
+  // The methods of the compare: section side by side with their training cost; only tuned and its
+  // round are gated (what export ships).
+  std::vector<std::string> methods;
+  for (auto& m : ev["training_cost"]) {
+    methods.push_back(m["method"]);
+    EXPECT_GT(m["trainable_params"].get<int64_t>(), 0) << m.dump();
+    EXPECT_GT(m["peak_rss_mib"].get<double>(), 0) << m.dump();
+    EXPECT_GT(m["train_tokens_per_second"].get<double>(), 0) << m.dump();
+  }
+  EXPECT_EQ(methods, (std::vector<std::string>{"lora", "dpo", "lora + DoRA", "ia3", "prompt_tuning"}));
   ASSERT_EQ(ev["decision"]["feedback_rounds"].size(), 2u) << ev["decision"].dump();
   EXPECT_EQ(ev["decision"]["feedback_rounds"][0]["parent"], "tuned");
   EXPECT_EQ(ev["decision"]["feedback_rounds"][1]["parent"], "tuned+rag");
@@ -133,7 +144,7 @@ TEST(Example, ShrunkenExampleThroughEveryStage) {
   // Nothing changed: nothing runs.
   ASSERT_EQ(run_lathe(run, &out, true), 0) << out;
   EXPECT_EQ(stages_with(out, "running"), "") << out;
-  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,index,train,align,eval,export") << out;
+  EXPECT_EQ(stages_with(out, "unchanged"), "base,prepare,index,train,align,compare,eval,export") << out;
 
   // A gate this model cannot meet: eval reruns (its gate is part of its inputs), the run fails with
   // exit code 3 and nothing is exported.

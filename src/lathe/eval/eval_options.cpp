@@ -25,6 +25,9 @@ const OptionTable<EvalCommandOptions>& eval_options_table() {
           "Training metrics NAME=metrics.jsonl for the report's curves (default: DIR/metrics.jsonl of each adapter)");
     t.add("output", &C::output, "Directory for report.json and report.html").needed();
     t.add("min_pass_rate", &C::min_pass_rate, "Gate: each adapter must pass at least this fraction of cases").range(0, 1);
+    t.add("gate_variants", &C::gate_variants,
+          "Variants the gates judge, comma-separated (default: every adapter variant; others are only reported)")
+        .csv();
     t.add("max_forgetting", &C::max_forgetting, "Gate: holdout perplexity may rise at most this fraction over the base")
         .min(0);
     t.add("context_length", [](C& c) -> auto& { return c.run.context; },

@@ -16,6 +16,7 @@ struct EvalCommandOptions {
   std::string tests, output;
   std::string overrules;  // a reviewer's verdicts (overrules.h); "" = none
   double min_pass_rate = -1, max_forgetting = -1;  // < 0: the suite's own gate (if any)
+  std::string gate_variants;                        // comma-separated; "": every adapter variant
   bool json = false;
   int threads = 0;
 };

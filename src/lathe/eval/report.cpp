@@ -16,7 +16,11 @@ std::vector<GateFailure> evaluate_gates(const EvalRun& run, const Gates& gates) 
   bool any_adapter = false;
   for (auto& v : run.variants) any_adapter = any_adapter || v.kind == "adapter";
   for (auto& v : run.variants) {
-    if (any_adapter ? v.kind != "adapter" : v.kind != "base") continue;
+    if (!gates.variants.empty()) {
+      if (std::find(gates.variants.begin(), gates.variants.end(), v.name) == gates.variants.end()) continue;
+    } else if (any_adapter ? v.kind != "adapter" : v.kind != "base") {
+      continue;
+    }
     std::vector<std::string> failing;
     for (size_t i = 0; i < v.cases.size(); i++)
       if (!v.cases[i].pass) failing.push_back(run.suite.cases[i].id);
@@ -44,6 +48,18 @@ ojson read_training_curve(const std::string& path) {
     if (r.size() > 1) rows.push_back(r);
   }
   return rows;
+}
+
+ojson read_training_summary(const std::string& path) {
+  ojson last;
+  if (!file_exists(path)) return last;
+  JsonlReader in(path, "eval");
+  std::string line;
+  while (in.next_line(line)) {
+    ojson j;
+    if (try_parse_json_bounded(line, j) && j.is_object() && j.contains("trainable_params")) last = j;
+  }
+  return last;
 }
 
 static ojson ppl_json(const std::optional<PerplexityResult>& p) {
@@ -171,6 +187,26 @@ ojson report_json(const EvalRun& run, const ReportInputs& in) {
   ojson curves = ojson::object();
   for (auto& [name, path] : in.train_metrics) curves[name] = {{"path", path}, {"rows", read_training_curve(path)}};
   r["training_curves"] = curves;
+  // What each tuned variant cost to train (the trainer's last metrics row), next to what it scored:
+  // the comparison of methods (LoRA, DoRA, IA3, prompt tuning, ...) on the same cases.
+  ojson methods = ojson::array();
+  for (auto& [name, path] : in.train_metrics) {
+    ojson t = read_training_summary(path);
+    if (t.is_null()) continue;
+    ojson m{{"variant", name}};
+    std::string method = t.value("method", std::string("?"));
+    if (t.value("use_dora", false)) method += " + DoRA";
+    m["method"] = method;
+    for (const char* k : {"trainable_params", "all_params", "train_tokens_per_second", "peak_rss_mib", "train_runtime",
+                          "train_tokens"})
+      m[k] = t.value(k, ojson());
+    if (m["trainable_params"].is_number() && m["all_params"].is_number() && m["all_params"].get<double>() > 0)
+      m["trainable_percent"] = 100.0 * m["trainable_params"].get<double>() / m["all_params"].get<double>();
+    for (const auto& v : r["variants"])
+      if (v.value("name", std::string()) == name) m["pass_rate"] = v["pass_rate"];
+    methods.push_back(m);
+  }
+  r["training_cost"] = methods;
   ojson fails = ojson::array();
   for (auto& f : in.gate_failures)
     fails.push_back({{"variant", f.variant}, {"gate", f.gate}, {"value", f.value}, {"limit", f.limit},

@@ -32,6 +32,10 @@ struct ReportInputs {
 // Reads metrics.jsonl rows that carry step and loss / eval_loss / lr; a missing file gives [].
 nlohmann::ordered_json read_training_curve(const std::string& path);
 
+// The trainer's last row that carries trainable_params (method, parameter counts, train_runtime,
+// train_tokens_per_second, peak_rss_mib); null when the file has none.
+nlohmann::ordered_json read_training_summary(const std::string& path);
+
 nlohmann::ordered_json report_json(const EvalRun& run, const ReportInputs& in);
 // A self-contained page (inline CSS and SVG, no scripts from elsewhere); every text is escaped.
 std::string report_html(const nlohmann::ordered_json& report);

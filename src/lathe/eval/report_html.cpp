@@ -291,6 +291,27 @@ std::string report_html(const ojson& r) {
     h << "</table>";
   }
 
+  // Methods side by side: what each variant cost to train against what it scored.
+  if (r.contains("training_cost") && !r["training_cost"].empty()) {
+    h << "<h2>Training cost by method</h2><p class='small'>From each variant's metrics.jsonl: trainable "
+         "parameters (and their share of all parameters), training throughput and the training process's "
+         "peak memory, measured on the machine that trained it.</p>";
+    h << "<table><tr><th>Variant</th><th>Method</th><th>Trainable parameters</th><th>Share</th><th>Tokens / s</th>"
+         "<th>Peak RSS</th><th>Training time</th><th>Pass rate</th></tr>";
+    for (const auto& m : r["training_cost"]) {
+      auto n = [&](const char* k, const char* f) {
+        return m.contains(k) && m[k].is_number() ? fmt::format(fmt::runtime(f), m[k].get<double>()) : std::string("&mdash;");
+      };
+      h << "<tr><td>" << esc(m["variant"]) << "</td><td>" << esc(m["method"]) << "</td><td class='n'>"
+        << n("trainable_params", "{:.0f}") << "</td><td class='n'>" << n("trainable_percent", "{:.3f}%")
+        << "</td><td class='n'>" << n("train_tokens_per_second", "{:.0f}") << "</td><td class='n'>"
+        << n("peak_rss_mib", "{:.1f} MiB") << "</td><td class='n'>" << n("train_runtime", "{:.1f} s")
+        << "</td><td class='n'>" << (m.contains("pass_rate") ? pct(m["pass_rate"].get<double>()) : "&mdash;")
+        << "</td></tr>";
+    }
+    h << "</table>";
+  }
+
   // Training curves.
   const ojson& curves = r["training_curves"];
   if (!curves.empty()) {

@@ -54,6 +54,9 @@ struct PromptBaseline {
 struct Gates {
   double min_pass_rate = -1;   // < 0: off
   double max_forgetting = -1;  // < 0: off
+  // The variants the gates judge; empty: every adapter variant (the base without adapters). lathe
+  // run names its shipping candidates so the methods of a compare: section are reported, not gated.
+  std::vector<std::string> variants;
 };
 
 // The suite's `retrieval:` section: the index the rag variants search, passages per question and an

@@ -396,6 +396,44 @@ void check_eval(const Ctx& c, const YAML::Node& n, const std::string& path) {
   }
 }
 
+// compare: NAME -> the train keys that differ from the train: section (docs/project.md). Each entry is
+// judged as the train section with its keys on top, so a bad value is reported where it is written.
+void check_compare(const Ctx& c, const YAML::Node& n, const std::string& path) {
+  if (!n.IsMap())
+    fail("project", "{}: {}: expected a mapping of variant names to train keys (e.g. dora: {{use_dora: true}})", c.at(n),
+         path);
+  static const std::vector<std::string> reserved = {"base", "prompt", "tuned", "rag", "full"};
+  static const std::vector<std::string> methods = {"lora", "qlora", "ia3", "prompt_tuning", "p_tuning", "prefix"};
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+    bool ok = !name.empty() && name.size() <= 64;
+    for (char ch : name) ok = ok && (std::isalnum((unsigned char)ch) || ch == '_' || ch == '-' || ch == '.');
+    if (!ok || std::find(reserved.begin(), reserved.end(), name) != reserved.end())
+      fail("project", "{}: {}: '{}' cannot name a variant (letters, digits, _ - . up to 64; not base, prompt, tuned, "
+                      "rag or full: the report's own variants)", c.at(it->first), path, name);
+    const std::string at = path + "." + name;
+    const YAML::Node& e = it->second;
+    if (!e.IsMap() && !e.IsNull()) fail("project", "{}: {}: expected a mapping of train keys", c.at(e), at);
+    YAML::Node merged = c.cfg.root["train"] && c.cfg.root["train"].IsMap() ? YAML::Clone(c.cfg.root["train"]) : YAML::Node(YAML::NodeType::Map);
+    if (e.IsMap())
+      for (auto k = e.begin(); k != e.end(); ++k) {
+        const std::string key = k->first.IsScalar() ? k->first.Scalar() : "";
+        if (key == "init_adapter" || key == "resume_from_checkpoint")
+          fail("project", "{}: {}.{}: a compared method trains from the base, fresh; remove it", c.at(k->first), at, key);
+        if (key == "method" && (!k->second.IsScalar() ||
+                                std::find(methods.begin(), methods.end(), k->second.Scalar()) == methods.end()))
+          fail("project", "{}: {}.method: a compared method is an adapter on the base: {} (got '{}')", c.at(k->second),
+               at, join(methods), k->second.IsScalar() ? k->second.Scalar() : "?");
+        merged[key] = k->second;
+      }
+    const std::string m = merged["method"] ? merged["method"].Scalar() : "lora";
+    if (std::find(methods.begin(), methods.end(), m) == methods.end())
+      fail("project", "{}: {}: the train section's method '{}' is not an adapter; set method ({}) in the entry",
+           c.at(it->first), at, m, join(methods));
+    check_train(c, merged, at, false);
+  }
+}
+
 std::vector<const Option*> serve_section_options() {
   std::vector<const Option*> v;
   // lathe run does not serve: the model and adapters are named when serving; keys stay out of the file.
@@ -417,6 +455,7 @@ void check_section(const Ctx& c, const std::string& k, const YAML::Node& n) {
   } else if (k == "data") check_data(c, n, k);
   else if (k == "train") check_train(c, n, k, false);
   else if (k == "align") check_align(c, n, k);
+  else if (k == "compare") check_compare(c, n, k);
   else if (k == "eval") check_eval(c, n, k);
   else if (k == "export") read_section(c, n, k, export_section_options());
   else if (k == "serve") read_section(c, n, k, serve_section_options());
@@ -442,7 +481,7 @@ void validate_project_schema(const ProjectConfig& cfg) {
   const YAML::Node& root = cfg.root;
   if (!root.IsMap()) fail("project", "{}: expected a mapping of sections (project, goal, base_model, data, ...)", cfg.path);
   const std::vector<std::string> names = {"project", "goal", "base_model", "data", "retrieval",
-                                            "train", "align", "eval", "export", "serve", "launcher"};
+                                            "train", "align", "compare", "eval", "export", "serve", "launcher"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) fail("project", "{}: section names must be plain names", c.at(it->first));
     const std::string k = it->first.Scalar();

@@ -11,6 +11,7 @@ const char* stage_name(Stage s) {
     case Stage::Index: return "index";
     case Stage::Train: return "train";
     case Stage::Align: return "align";
+    case Stage::Compare: return "compare";
     case Stage::Eval: return "eval";
     case Stage::Export: return "export";
   }
@@ -18,7 +19,7 @@ const char* stage_name(Stage s) {
 }
 
 bool stage_from_name(const std::string& n, Stage* out) {
-  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Index, Stage::Train, Stage::Align, Stage::Eval, Stage::Export})
+  for (Stage s : {Stage::Base, Stage::Prepare, Stage::Index, Stage::Train, Stage::Align, Stage::Compare, Stage::Eval, Stage::Export})
     if (n == stage_name(s)) {
       *out = s;
       return true;
@@ -39,6 +40,7 @@ ProjectPaths project_paths(const ProjectConfig& c) {
   p.align = c.output_dir + "/align";
   p.align_data = c.output_dir + "/align_data";
   p.eval = c.output_dir + "/eval";
+  p.compare = c.output_dir + "/compare";
   p.export_dir = c.output_dir + "/export";
   p.review_dir = c.dir + "/review";
   p.data_review = p.review_dir + "/data.json";

@@ -1,6 +1,7 @@
 // `lathe run`: the project's stages in order — base (only when base_model.build asks lathe to build a
 // small base model), prepare, index (only with a retrieval: section), train, align (only with an align:
-// section: a preference round on the trained adapter), eval, export — each run as the same `lathe` subcommand a user
+// section: a preference round on the trained adapter), compare (only with a compare: section: the same
+// data tuned with other methods), eval, export — each run as the same `lathe` subcommand a user
 // would type, in its own process (a stage that dies takes nothing else with it, and its own resume
 // logic applies on the next run).
 //
@@ -17,7 +18,7 @@
 
 namespace lathe::project {
 
-enum class Stage { Base, Prepare, Index, Train, Align, Eval, Export };
+enum class Stage { Base, Prepare, Index, Train, Align, Compare, Eval, Export };
 const char* stage_name(Stage s);
 bool stage_from_name(const std::string& name, Stage* out);
 
@@ -47,6 +48,7 @@ RunOutcome run_project(const ProjectConfig& cfg, const RunOptions& opts);
 // Where things land (absolute paths).
 struct ProjectPaths {
   std::string state_dir, registry, base_dir, base_model, data, index, train, align, align_data, eval, export_dir;
+  std::string compare;  // OUTPUT_DIR/compare: one adapter directory per compare: entry
   // The reviewers' files `lathe ui` writes (docs/ui.md): PROJECT/review/data.json, eval_overrules.json.
   std::string review_dir, data_review, eval_overrules;
 };

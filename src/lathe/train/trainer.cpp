@@ -531,7 +531,22 @@ int run_training(const TrainOptions& o) {
   }
   // Ranks on one machine share its memory.
   plan.available /= size_t(std::max(1, comm.local_size()));
-  if (root) print_memory_plan(plan, o, N, T);
+  // PEFT's print_trainable_parameters, in its words: what a method costs is compared on these counts.
+  int64_t trainable_params = 0, base_params = 0;
+  for (Param* p : s.params) trainable_params += p->value.numel();
+  for (const auto& t : m.stored) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    base_params += n;
+  }
+  if (m.stored.empty()) base_params = int64_t(m.weight_bytes_f32 / 4);
+  const int64_t all_params = kind == "full" ? base_params : base_params + trainable_params;
+  if (root) {
+    std::fprintf(stderr, "lathe train: trainable params: %lld || all params: %lld || trainable%%: %.4f\n",
+                 (long long)trainable_params, (long long)all_params,
+                 100.0 * double(trainable_params) / double(std::max<int64_t>(all_params, 1)));
+    print_memory_plan(plan, o, N, T);
+  }
   check_memory_plan(plan, o);
 
   TrainGraph graph(m, s.adapters, s.grads, o.gradient_checkpointing);
@@ -653,6 +668,12 @@ int run_training(const TrainOptions& o) {
   }
   save_final(o, kind, s, m);
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The run's cost, as HF Trainer's last log row names it (train_runtime, ...), for the eval report's
+  // comparison of methods (docs/eval.md): this process's part when it resumed.
+  metrics->write({{"step", max_steps}, {"method", o.method}, {"use_dora", o.use_dora},
+                  {"trainable_params", trainable_params}, {"all_params", all_params}, {"train_runtime", elapsed},
+                  {"train_tokens", tokens_total}, {"train_tokens_per_second", tokens_total / std::max(elapsed, 1e-9)},
+                  {"peak_rss_mib", peak_rss_bytes() / 1048576.0}});
   std::fprintf(stderr, "lathe train: done: %lld steps, %lld tokens in %.1f s (%.1f tokens/s), peak RSS %.1f MiB; "
                "output in %s\n", (long long)(max_steps - start), (long long)tokens_total, elapsed,
                tokens_total / std::max(elapsed, 1e-9), peak_rss_bytes() / 1048576.0, o.output.c_str());

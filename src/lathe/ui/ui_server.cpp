@@ -287,6 +287,10 @@ void UiServer::Impl::routes() {
     json curves = json::object();
     curves["tuned"] = eval::read_training_curve(p.train + "/metrics.jsonl");
     if (cfg.has("align")) curves["tuned+" + cfg.root["align"]["method"].Scalar()] = eval::read_training_curve(p.align + "/metrics.jsonl");
+    const json cmp = cfg.has("compare") ? json(cfg.section_json("compare")) : json();
+    if (cmp.is_object())  // the compare: entries (docs/project.md), each under its variant name
+      for (auto it = cmp.begin(); it != cmp.end(); ++it)
+        curves[it.key()] = eval::read_training_curve(p.compare + "/" + it.key() + "/metrics.jsonl");
     send(res, {{"runs", runs}, {"curves", curves}, {"process", runner.status()}});
   }));
   http.Get("/api/runs/compare", api([this](const httplib::Request& req, httplib::Response& res) {
