@@ -46,13 +46,7 @@ class Align : public ::testing::Test {
  protected:
   void SetUp() override {
     LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
-    std::string out;
-    ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
-                        "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
-                        " --output " + dir / "base", &out, true), 0) << out;
-    lathe::write_file_atomic(dir / "chat.jsonl",
-                             R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
-                             R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n");
+    lathe::test::make_tiny_project_base(dir.path);
     lathe::write_file_atomic(dir / "prefs.jsonl", kPrefs);
   }
   lathe::test::TempDir dir;

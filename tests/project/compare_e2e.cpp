@@ -61,13 +61,7 @@ class Compare : public ::testing::Test {
  protected:
   void SetUp() override {
     LATHE_REQUIRE_FIXTURE("models/stories260K-hf/tokenizer.json");
-    std::string out;
-    ASSERT_EQ(run_lathe("init-model --hidden-size 64 --intermediate-size 128 --num-hidden-layers 2 --seed 5 "
-                        "--initializer-range 0.2 --tokenizer " + lathe::test::fixture_path("models/stories260K-hf") +
-                        " --output " + dir / "base", &out, true), 0) << out;
-    lathe::write_file_atomic(dir / "chat.jsonl",
-                             R"({"question":"Who is Lily?","answer":"Lily is a girl."})" "\n"
-                             R"({"question":"Where is the ball?","answer":"The ball is in the park."})" "\n");
+    lathe::test::make_tiny_project_base(dir.path);
   }
   lathe::test::TempDir dir;
 };
@@ -160,22 +154,23 @@ TEST_F(Compare, MethodsTrainOnTheSameDataAndTheReportComparesThem) {
 }
 
 TEST_F(Compare, BadEntriesNameTheirLine) {
-  const std::string run = "run --threads 1 --config " + dir.path;
-  std::string out;
+  // The run's output for a project whose compare: section is `entries`; it must fail.
+  auto refused = [&](const std::string& entries) {
+    lathe::write_file_atomic(dir / "project.yaml", project_yaml(entries));
+    std::string out;
+    EXPECT_NE(run_lathe("run --threads 1 --config " + dir.path, &out, true), 0) << out;
+    return out;
+  };
   // project.yaml's compare: starts at line 15; its first entry is line 16.
-  lathe::write_file_atomic(dir / "project.yaml", project_yaml("  ft: {method: full}\n"));
-  EXPECT_NE(run_lathe(run, &out, true), 0);
+  std::string out = refused("  ft: {method: full}\n");
   EXPECT_NE(out.find("project.yaml:16:"), std::string::npos) << out;
   EXPECT_NE(out.find("compare.ft.method: a compared method is an adapter"), std::string::npos) << out;
-  lathe::write_file_atomic(dir / "project.yaml", project_yaml("  tuned: {use_dora: true}\n"));
-  EXPECT_NE(run_lathe(run, &out, true), 0);
+  out = refused("  tuned: {use_dora: true}\n");
   EXPECT_NE(out.find("'tuned' cannot name a variant"), std::string::npos) << out;
-  lathe::write_file_atomic(dir / "project.yaml", project_yaml("  x: {lora_rr: 8}\n"));
-  EXPECT_NE(run_lathe(run, &out, true), 0);
+  out = refused("  x: {lora_rr: 8}\n");
   EXPECT_NE(out.find("lora_rr"), std::string::npos) << out;
   EXPECT_NE(out.find("lora_r"), std::string::npos) << out;
-  lathe::write_file_atomic(dir / "project.yaml", project_yaml("  x: {lora_r: 0}\n"));
-  EXPECT_NE(run_lathe(run, &out, true), 0);
+  out = refused("  x: {lora_r: 0}\n");
   EXPECT_NE(out.find("compare.x.lora_r"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir / "out/train"));  // refused before any stage ran
 }
