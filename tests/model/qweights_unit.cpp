@@ -11,6 +11,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/rng.h"
 #include "lathe/formats/gguf.h"
+#include "lathe/formats/safetensors.h"
 #include "lathe/model/forward.h"
 #include "lathe/model/generate.h"
 #include "lathe/model/gguf_export.h"
@@ -322,6 +323,40 @@ TEST(QWeightsLoad, OtherTypeIsRequantized) {
   EXPECT_EQ(parse_weight_format("q4_0"), WeightFormat::Q4_0);
   std::string e = test::error_of([] { parse_weight_format("q5_k", "--weights"); });
   EXPECT_NE(e.find("--weights: unknown weight format 'q5_k'"), std::string::npos) << e;
+}
+
+// An HF checkpoint stored in bf16 (as most are) quantized on load matrix by matrix, as it is read (one
+// f32 matrix at a time): the same bytes as converting the whole model to f32 first and quantizing it.
+TEST(QWeightsLoad, HfBf16CheckpointQuantizedAsRead) {
+  Model src = random_model(tiny(Arch::Llama, false, /*F=*/100));  // down_proj's K = 100: the F16 fallback
+  test::TempDir dir;
+  src.save_hf_dir(dir / "m");
+  std::vector<std::pair<std::string, Tensor>> bf16;
+  for_each_tensor(src.config, src.weights, [&](TensorSlot& s) {
+    Tensor t = Tensor::empty(DType::BF16, s.tensor->shape);
+    for (int64_t i = 0; i < t.numel(); i++) t.as<uint16_t>()[i] = f32_to_bf16(s.tensor->f32()[i]);
+    bf16.emplace_back(s.hf_name, t);
+  });
+  safetensors_write(dir / "m/model.safetensors", bf16);
+  for (WeightFormat f : {WeightFormat::Q8_0, WeightFormat::Q4_K, WeightFormat::F16, WeightFormat::BF16}) {
+    Model a = Model::load_hf_dir(dir / "m", f), b = Model::load_hf_dir(dir / "m", WeightFormat::F32);
+    quantize_model_weights(b, weight_format_dtype(f));
+    std::vector<Tensor*> tb;
+    for_each_tensor(b.config, b.weights, [&](TensorSlot& s) { tb.push_back(s.tensor); });
+    size_t i = 0, matrices = 0;
+    for_each_tensor(a.config, a.weights, [&](TensorSlot& s) {
+      const Tensor& x = *s.tensor;
+      const Tensor& y = *tb[i++];
+      ASSERT_EQ(x.dtype, y.dtype) << s.hf_name << " " << weight_format_name(f);
+      ASSERT_EQ(x.nbytes(), y.nbytes()) << s.hf_name;
+      EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes()), 0) << s.hf_name << " " << weight_format_name(f);
+      matrices += s.role == TensorRole::Matrix && s.layer >= 0;
+    });
+    EXPECT_EQ(i, tb.size());
+    EXPECT_GT(matrices, 0u);
+    EXPECT_EQ(a.weights.layers[0].w_down.dtype, f == WeightFormat::BF16 ? DType::BF16 : DType::F16);
+    EXPECT_EQ(a.weight_bytes_f32, b.weight_bytes_f32);
+  }
 }
 
 // A QLoRA adapter over a quantized GGUF loaded as stored (generate --adapter on a Q8_0 file): the

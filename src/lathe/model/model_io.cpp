@@ -91,6 +91,7 @@ Model Model::load_hf_dir(const std::string& dir, WeightFormat weights) {
   m.source = dir;
   m.format = "hf";
   SafetensorsCollection st = SafetensorsCollection::open_dir(dir);
+  const bool quantize = quantizes(weights);
   for_each_tensor(m.config, m.weights, [&](TensorSlot& s) {
     if (!st.has(s.hf_name)) {
       if (s.hf_name == "lm_head.weight")
@@ -102,6 +103,24 @@ Model Model::load_hf_dir(const std::string& dir, WeightFormat weights) {
     m.stored.push_back({s.hf_name, t.shape, std::string(dtype_name(t.dtype))});
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
       fail("model", "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", dir, s.hf_name, dtype_name(t.dtype));
+    if (quantize && s.role == TensorRole::Matrix && s.layer >= 0) {
+      // Quantize on load, matrix by matrix as it is read, f16/bf16 rows widened one at a time: a
+      // checkpoint is never held as f32 (the bytes are those quantize_model_weights gives the whole
+      // f32 model). A stored matrix that already has the wanted type stays a view into the file.
+      const DType want = quantized_weight_dtype(weight_format_dtype(weights), false, t.dim(1));
+      if (t.dtype != want) {
+        *s.tensor = quantize_tensor_qblock(t, want, s.hf_name);
+        // A view into the read-only mapping (owner shared with the collection) gives its pages back.
+        if (t.owner.use_count() > 1) release_mapped_pages(t.data, t.nbytes());
+      } else {
+        *s.tensor = t;
+      }
+      return;
+    }
+    if (quantize && (s.role == TensorRole::Embedding || s.role == TensorRole::Matrix) && t.dtype != DType::F32) {
+      *s.tensor = t;  // stored f16/bf16: quantize_model_weights converts the output side from these rows
+      return;
+    }
     *s.tensor = to_f32(t);  // f32: zero-copy view into the mapping; f16/bf16: one converted copy
   });
   finish_tied(m);

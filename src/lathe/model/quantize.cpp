@@ -2,7 +2,9 @@
 // Q4_K/Q6_K blocks or F16/BF16 rows for inference (docs/quant.md "In the model").
 #include <cstring>
 #include <memory>
+#include <vector>
 
+#include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/kquant_blocks.h"
@@ -54,7 +56,8 @@ namespace {
 
 // Replaces `*w` by `q`; a view into a read-only mapping gives its pages back (as quantize_model_nf4).
 void replace_weight(Tensor* w, Tensor q) {
-  if (w->owner.use_count() > 1 && w->dtype == DType::F32) release_mapped_pages(w->data, w->nbytes());
+  if (w->owner.use_count() > 1 && (w->dtype == DType::F32 || w->dtype == DType::F16 || w->dtype == DType::BF16))
+    release_mapped_pages(w->data, w->nbytes());
   *w = std::move(q);
 }
 
@@ -74,20 +77,32 @@ DType quantized_weight_dtype(DType type, bool output_side, int64_t row_len) {
 
 Tensor quantize_tensor_qblock(const Tensor& w, DType type, const std::string& name) {
   const QType qt = weight_qtype(type);
-  LATHE_CHECK(w.dtype == DType::F32 && w.ndim() == 2 && w.is_contiguous(),
-              "quantize_tensor_qblock needs a contiguous f32 [N, K] tensor, got {} {}", dtype_name(w.dtype),
-              w.shape_str());
+  const bool f32 = w.dtype == DType::F32;
+  LATHE_CHECK((f32 || w.dtype == DType::F16 || w.dtype == DType::BF16) && w.ndim() == 2 && w.is_contiguous(),
+              "quantize_tensor_qblock needs a contiguous f32, f16 or bf16 [N, K] tensor, got {} {}",
+              dtype_name(w.dtype), w.shape_str());
   const int64_t N = w.dim(0), K = w.dim(1);
   if (K % qtype_block(qt) != 0)
     fail("model", "tensor '{}' {}: {} needs rows of a multiple of {} elements, got {}", name, w.shape_str(),
          qtype_name(qt), qtype_block(qt), K);
   Tensor q = Tensor::empty(type, w.shape);
   const size_t rb = qblock_row_bytes(qt, K);
-  const float* src = w.f32();
   uint8_t* dst = q.as<uint8_t>();
-  // Rows are independent, so the threads' split does not change a bit.
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; n++) quantize_row(qt, src + n * K, dst + size_t(n) * rb, K);
+  // Rows are independent, so the threads' split does not change a bit. F16/BF16 rows (an HF
+  // checkpoint quantized on load) are widened one row at a time: no f32 copy of the matrix.
+#pragma omp parallel
+  {
+    std::vector<float> row(f32 ? 0 : size_t(K));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      const float* src = f32 ? w.f32() + n * K : row.data();
+      if (!f32) {
+        const uint16_t* h = static_cast<const uint16_t*>(w.data) + n * K;
+        for (int64_t k = 0; k < K; k++) row[size_t(k)] = w.dtype == DType::BF16 ? bf16_to_f32(h[k]) : f16_to_f32(h[k]);
+      }
+      quantize_row(qt, src, dst + size_t(n) * rb, K);
+    }
+  }
   return q;
 }
 
@@ -109,7 +124,7 @@ void quantize_model_weights(Model& m, DType type) {
     Tensor* w = s.tensor;
     const DType want = quantized_weight_dtype(type, false, w->dim(1));
     if (w->dtype == want) return;  // a GGUF tensor kept as stored
-    if (w->dtype != DType::F32)
+    if (w->dtype != DType::F32 && !(m.format == "hf" && (w->dtype == DType::F16 || w->dtype == DType::BF16)))
       fail("model", "{}: tensor '{}' is {}; cannot convert it to {} (load it as f32 first)", m.source, s.hf_name,
            dtype_name(w->dtype), dtype_name(want));
     replace_weight(w, quantize_tensor_qblock(*w, want, s.hf_name));
@@ -126,7 +141,9 @@ void quantize_model_weights(Model& m, DType type) {
     const bool tied = head.data == embed.data;
     auto convert = [&](Tensor* t, const char* name) {
       if (t->dtype == want) return;
-      Tensor f = t->dtype == DType::F32 ? *t : dequantize_tensor_qblock(*t);
+      // f32, or an HF checkpoint's f16/bf16 rows (widened row by row); blocks from a GGUF via f32.
+      const bool direct = t->dtype == DType::F32 || (m.format == "hf" && (t->dtype == DType::F16 || t->dtype == DType::BF16));
+      Tensor f = direct ? *t : dequantize_tensor_qblock(*t);
       replace_weight(t, quantize_tensor_qblock(f, want, name));
     };
     if (tied) {
