@@ -217,4 +217,44 @@ TEST(PromptGradcheck, BakedPrefixMatchesTrainingPath) {
   EXPECT_GT(nll_train, nll_train_same);  // one more token's loss
 }
 
+// Gemma puts sqrt(hidden) in the model (Gemma2: on the whole inputs_embeds, virtual rows included)
+// or in the embedding module (Gemma3: TEXT init copies scaled rows); PEFT's virtual tokens follow
+// (model/block.h). Either way a TEXT-initialised prompt computes what the text's tokens in front of
+// the sequence compute: in training, in the baked inference prefix, and its gradient is the loss's.
+class PromptFamily : public ::testing::TestWithParam<lathe::Arch> {};
+
+TEST_P(PromptFamily, TextInitIsTheTextsTokensInFront) {
+  auto c = tiny(GetParam());
+  auto m = model_for(c);
+  lathe::PromptConfig pc;
+  pc.num_virtual_tokens = 3;
+  pc.prompt_tuning_init = "TEXT";
+  pc.prompt_tuning_init_text = "(ids given)";
+  auto pt = lathe::PromptAdapter::create(m, pc, 9, {7, 12, 3});
+  pt->bake(m);
+  lathe::PackedBatch b;
+  b.add({1, 5, 9, 3, 30, 2}, {-100, 5, 9, 3, 30, 2});
+  lathe::PackedBatch front;
+  front.add({7, 12, 3, 1, 5, 9, 3, 30, 2}, {-100, -100, -100, -100, 5, 9, 3, 30, 2});
+  int64_t n = 0, n_front = 0, n_baked = 0;
+  lathe::TrainGraph g(m, &pt->train_adapters(), nullptr, false);
+  const double nll = g.forward_loss(b, &n);
+  const double nll_front = lathe::TrainGraph(m, nullptr, nullptr, false).forward_loss(front, &n_front);
+  const double nll_baked = lathe::TrainGraph(m, &pt->adapters(), nullptr, false).forward_loss(b, &n_baked);
+  EXPECT_EQ(n, n_front);
+  EXPECT_EQ(n_baked, n_front);
+  EXPECT_NEAR(nll, nll_front, 1e-5 * std::fabs(nll_front));
+  EXPECT_NEAR(nll_baked, nll_front, 1e-5 * std::fabs(nll_front));
+  // The table's gradient through the family's scaling.
+  pt->zero_prompt_grads();
+  auto bg = batch();
+  g.forward_backward(bg, 1.0f / float(bg.num_targets() + 1), &n, {.training = true});
+  pt->backward();
+  lathe::Param* p = pt->params()[0];
+  check("prompt_embeddings", g, bg, p->value.f32(), p->grad.f32(), p->value.numel(), [&] { pt->refresh(); });
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, PromptFamily, ::testing::Values(lathe::Arch::Llama, lathe::Arch::Gemma2, lathe::Arch::Gemma3),
+                         [](const auto& info) { return std::string(lathe::arch_hf_name(info.param)).substr(0, 6); });
+
 }  // namespace

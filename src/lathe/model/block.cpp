@@ -122,6 +122,14 @@ static float embed_scale(const ModelConfig& c) {
   return s;
 }
 
+float inputs_embeds_scale(const ModelConfig& c) {
+  return c.embed_scale && c.arch != Arch::Gemma3 ? embed_scale(c) : 1.0f;
+}
+
+float embedding_module_scale(const ModelConfig& c) {
+  return c.embed_scale && c.arch == Arch::Gemma3 ? embed_scale(c) : 1.0f;
+}
+
 void embed_rows(const Model& m, const int32_t* ids, int N, float* x) {
   const ModelConfig& c = m.config;
   const Tensor& table = m.weights.embed;

@@ -92,6 +92,13 @@ const float* norm_weight(const ModelConfig& c, const Tensor& w, std::vector<floa
 void embed_rows(const Model& m, const int32_t* ids, int N, float* x);
 // Full fine-tuning: the embedding table's gradient from dx[N,C] (the same scale applied).
 void embed_rows_backward(const Model& m, float* dtable, const float* dx, const int32_t* ids, int N);
+// Where HF puts Gemma's sqrt(hidden), which decides what PEFT's virtual tokens (prompt tuning,
+// P-tuning) get: Gemma2 scales the whole inputs_embeds in the model's forward, so the virtual rows are
+// scaled too (inputs_embeds_scale); Gemma3's embedding module scales its lookups, so virtual rows go
+// in as they are and TEXT init copies scaled rows (embedding_module_scale). 1 for other families.
+// Their product is what embed_rows applies to token rows.
+float inputs_embeds_scale(const ModelConfig& c);
+float embedding_module_scale(const ModelConfig& c);
 // Final-logit soft-capping (Gemma 2) on logits[n, V] in place, if the model has it.
 void logits_softcap(const ModelConfig& c, float* logits, int64_t n);
 

@@ -170,8 +170,13 @@ void TrainGraph::forward_blocks(const BlockContext& bc) {
     const AdapterSet* as = bc.adapters;
     LATHE_CHECK(as && as->prompt_len == prompt_len_ && as->prompt_embeds, "prompt rows without prompt embeddings");
     const size_t C = m_.config.hidden_size;
-    for (int s0 : batch_->seg_start)
-      std::memcpy(x_in_[0].data() + size_t(s0) * C, as->prompt_embeds, sizeof(float) * prompt_len_ * C);
+    const float s = inputs_embeds_scale(m_.config);  // Gemma2 scales the virtual rows with the tokens
+    for (int s0 : batch_->seg_start) {
+      float* x = x_in_[0].data() + size_t(s0) * C;
+      std::memcpy(x, as->prompt_embeds, sizeof(float) * prompt_len_ * C);
+      if (s != 1.0f)
+        for (size_t i = 0; i < size_t(prompt_len_) * C; i++) x[i] *= s;
+    }
   }
   for (int l = 0; l < L; l++)
     block_forward(bc, l, rows_, acts_[checkpointing_ ? 0 : l], scratch_, x_in_[l].data(), x_in_[l + 1].data());
@@ -193,8 +198,9 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
     LATHE_CHECK(!grads_, "prompt tuning with full fine-tuning");
     if (float* g = bc.adapters ? bc.adapters->prompt_dembeds : nullptr) {
       const size_t C = m_.config.hidden_size, n = size_t(prompt_len_) * C;
+      const float s = inputs_embeds_scale(m_.config);
       for (int s0 : batch_->seg_start)
-        for (size_t i = 0; i < n; i++) g[i] += dx_a_[size_t(s0) * C + i];
+        for (size_t i = 0; i < n; i++) g[i] += s * dx_a_[size_t(s0) * C + i];
     }
     return;
   }

@@ -107,10 +107,15 @@ std::unique_ptr<PromptAdapter> PromptAdapter::create(const Model& m, const Promp
     const Tensor& table = m.weights.embed;
     if (table.dtype != DType::F32) fail("prompt", "TEXT init reads the embedding table, which is {} (needs f32)", dtype_name(table.dtype));
     float* v = a->params_[0]->value.f32();
+    // PEFT calls the embedding module: Gemma3's scales its rows (model/block.h).
+    const float scale = embedding_module_scale(m.config);
     for (int p = 0; p < a->P_; p++) {
       const int32_t id = init_ids[size_t(p) % init_ids.size()];
       if (id < 0 || id >= m.config.vocab_size) fail("prompt", "init text token id {} outside the vocabulary", id);
-      std::memcpy(v + size_t(p) * a->C_, table.f32() + size_t(id) * a->C_, sizeof(float) * a->C_);
+      float* row = v + size_t(p) * a->C_;
+      std::memcpy(row, table.f32() + size_t(id) * a->C_, sizeof(float) * a->C_);
+      if (scale != 1.0f)
+        for (int64_t i = 0; i < a->C_; i++) row[i] *= scale;
     }
   } else if (!cfg.p_tuning() && cfg.prompt_tuning_init != "RANDOM") {
     fail("prompt", "prompt_tuning_init '{}' is not supported (RANDOM, TEXT)", cfg.prompt_tuning_init);
@@ -186,6 +191,9 @@ void PromptAdapter::bake(const Model& m) {
   BlockScratch s;
   s.xn.resize(size_t(P_) * C_);
   std::vector<float> x(V_);
+  const float scale = inputs_embeds_scale(c);  // as the training graph feeds them (model/block.h)
+  if (scale != 1.0f)
+    for (float& e : x) e *= scale;
   const BlockContext bc{m, nullptr, nullptr, AdapterContext{}};
   for (int l = 0; l < layers_; l++) block_forward(bc, l, rows, acts, s, x.data(), x.data());
   const size_t KD = size_t(c.kv_dim());
