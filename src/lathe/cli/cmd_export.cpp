@@ -28,7 +28,10 @@ std::function<int()> setup(CLI::App& app) {
     if (o->format == "merged") {
       if (o->adapter.empty()) lathe::fail("export", "--format merged needs --adapter");
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-      if (a.base_nf4) lathe::roundtrip_model_nf4(m);  // QLoRA: merge onto the base the adapter saw
+      if (a.base_nf4) {  // QLoRA: merge onto the base the adapter saw (LoftQ: its rebuilt base)
+        lathe::quantize_base_for(a, m);
+        lathe::dequantize_model_nf4(m);
+      }
       lathe::merge_adapter_into(a, m);
       m.save_hf_dir(o->output);
       lathe::copy_tokenizer_files(o->model, o->output);
@@ -45,7 +48,10 @@ std::function<int()> setup(CLI::App& app) {
       lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
       if (!o->adapter.empty()) {
         lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-        if (a.base_nf4) lathe::roundtrip_model_nf4(m);
+        if (a.base_nf4) {
+          lathe::quantize_base_for(a, m);
+          lathe::dequantize_model_nf4(m);
+        }
         lathe::merge_adapter_into(a, m);
       }
       lathe::GgufWriter w;
