@@ -6,6 +6,7 @@
 // and the option errors. Regenerate with: /usr/bin/python3 tools/golden/gen_loftq_goldens.py
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <fstream>
 
@@ -60,8 +61,19 @@ void expect_golden_base(lathe::Model& m, const nlohmann::json& g, const std::str
       differ += got != std::stoi(codes.substr(size_t(i), 1), nullptr, 16);
     }
     EXPECT_EQ(differ, 0) << what << " " << t.hf_name << ": NF4 codes differ from PyTorch's";
-    ASSERT_EQ(q.absmax.size(), want["absmax"].size());
-    for (size_t b = 0; b < q.absmax.size(); b++) EXPECT_EQ(q.absmax[b], want["absmax"][b].get<float>()) << t.hf_name;
+    ASSERT_EQ(q.absmax.size(), want["absmax_bits"].size());
+    // loftq_iter 1 quantizes W itself: the same f32 bits. Later alternations quantize W − L R, whose last
+    // bits come from the SVD (LAPACK here, torch's there): absmax to 1e-5 relative, the codes still equal.
+    int64_t absmax_differ = 0;
+    double worst = 0;
+    for (size_t b = 0; b < q.absmax.size(); b++) {
+      const float want_b = std::bit_cast<float>(want["absmax_bits"][b].get<uint32_t>());
+      absmax_differ += q.absmax[b] != want_b;
+      worst = std::max(worst, std::fabs(double(q.absmax[b]) - want_b) / want_b);
+    }
+    if (g["hparams"]["loftq_iter"] == 1)
+      EXPECT_EQ(absmax_differ, 0) << what << " " << t.hf_name << ": absmax differs from PyTorch's (f32 bits)";
+    EXPECT_LE(worst, 1e-5) << what << " " << t.hf_name << ": absmax differs from PyTorch's";
     checked++;
   });
   EXPECT_EQ(checked, g["base_nf4"].size()) << what;
@@ -76,12 +88,14 @@ TEST_P(LoftqGolden, InitValuesAndBase) {
   auto m = lathe::Model::load(case_dir(c) + "/base");
   auto a = lathe::LoraAdapter::create(m.config, config_of(hp), 0);
   a->init_loftq(m, hp["loftq_iter"], /*set_factors=*/true);
+  // |A| and |B| to 3e-4 of their scale: W − Q's singular vectors are float32 LAPACK (lathe) against
+  // torch's; B A, a product of them, is pinned tighter below, and the base bit for bit above.
   EXPECT_EQ(a->loftq_iter(), hp["loftq_iter"].get<int>());
   expect_golden_base(m, g, c);
   for (auto* p : a->params()) {
     std::vector<float> absval(size_t(p->value.numel()));
     for (size_t i = 0; i < absval.size(); i++) absval[i] = std::fabs(p->value.f32()[i]);
-    expect_close(absval.data(), g["init_abs"][p->name], c + " |" + p->name + "|", 1e-4f);
+    expect_close(absval.data(), g["init_abs"][p->name], c + " |" + p->name + "|", 3e-4f);
   }
   size_t products = 0;
   for (int k = 0; k < int(lathe::LinearId::kCount); k++) {
@@ -239,16 +253,17 @@ TEST(LoftqOptions, ClearErrors) {
     EXPECT_NE(lathe::test::run_lathe(base + extra, &out, true), 0) << extra;
     return out;
   };
+  // From the command line the field is named by its flag (YAML: by its key).
   std::string e = error_for(" --method lora --init-lora-weights loftq");
-  EXPECT_NE(e.find("init_lora_weights"), std::string::npos) << e;
+  EXPECT_NE(e.find("--init-lora-weights"), std::string::npos) << e;
   EXPECT_NE(e.find("method qlora only"), std::string::npos) << e;
   e = error_for(" --method qlora --init-lora-weights loftq --use-dora");
   EXPECT_NE(e.find("'loftq' with use_dora is not supported"), std::string::npos) << e;
   e = error_for(" --method qlora --loftq-iter 2");
-  EXPECT_NE(e.find("loftq_iter"), std::string::npos) << e;
+  EXPECT_NE(e.find("--loftq-iter"), std::string::npos) << e;
   EXPECT_NE(e.find("applies to init_lora_weights loftq"), std::string::npos) << e;
   e = error_for(" --method qlora --init-lora-weights loftq --loftq-iter 0");
-  EXPECT_NE(e.find("loftq_iter"), std::string::npos) << e;
+  EXPECT_NE(e.find("--loftq-iter: must be >= 1"), std::string::npos) << e;
 }
 
 }  // namespace

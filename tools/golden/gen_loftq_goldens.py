@@ -102,7 +102,8 @@ def gen_case(case):
     for p in mods:
         W = base_w[p + ".weight"]
         Q, R, L, mg, codes, absmax = loftq(W, case["r"], case["loftq_iter"])
-        qcodes[p + ".weight"] = {"codes": "".join("%x" % c for c in codes.tolist()), "absmax": gt.flat(absmax)}
+        qcodes[p + ".weight"] = {"codes": "".join("%x" % c for c in codes.tolist()),
+                                    "absmax_bits": nf.f32_bits(absmax)}
         init[gt.lora_name(p, "A")], init[gt.lora_name(p, "B")] = R.contiguous(), L.contiguous()
         qbase[p + ".weight"] = Q
         margins[p] = mg
@@ -139,7 +140,7 @@ def gen_case(case):
         "boundary_margins": margins,
         "frobenius_error": {"loftq": err_loftq ** 0.5, "plain_nf4": err_plain ** 0.5},
         # B A (sign-free) of layer 0's modules; |A| and |B| of all; the NF4 base as codes (one hex digit
-        # per element) and absmax per block of 64: its dequantized values are NF4[code] * absmax.
+        # per element) and the f32 bits of absmax per block of 64: it dequantizes to NF4[code] * absmax.
         "init_products": {p: gt.flat(init[gt.lora_name(p, "B")] @ init[gt.lora_name(p, "A")])
                           for p in mods if p.startswith("model.layers.0.")},
         "init_abs": {n: gt.flat(init[n].abs()) for n in names},
