@@ -8,6 +8,7 @@
 
 #include <bit>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -240,6 +241,37 @@ TEST(LoftqResume, SigkillThenResumeIsBitwiseIdentical) {
   EXPECT_EQ(losses(killed + "/metrics.jsonl"), losses(d / "straight/metrics.jsonl"));
   EXPECT_EQ(lathe::read_file(killed + "/adapter_model.safetensors"),
             lathe::read_file(d / "straight/adapter_model.safetensors"));
+}
+
+// The adapter over its rebuilt NF4 base (perplexity --adapter) = the merge onto that base, dequantized
+// (export --format merged), and differs from the adapter over plain QLoRA's base; gguf-lora is refused.
+TEST(LoftqExport, AdapterEqualsMergedModel) {
+  const std::string c = "loftq_llama_t2";
+  auto g = golden(c);
+  lathe::test::TempDir d;
+  const std::string base = case_dir(c) + "/base", data = case_dir(c) + "/data.jsonl";
+  std::string out;
+  ASSERT_EQ(lathe::test::run_lathe("train" + train_args(c, g["hparams"]) + " --data " + data + " --output " + d / "a" +
+                                       " --max-steps 5 --save-steps 0 --threads 1", &out, true), 0) << out;
+  ASSERT_EQ(lathe::test::run_lathe("export --model " + base + " --adapter " + d / "a" + " --format merged --output " +
+                                       d / "merged", &out, true), 0) << out;
+  auto nll = [&](const std::string& args) {
+    std::string o;
+    EXPECT_EQ(lathe::test::run_lathe("perplexity " + args + " --ids-file " + data + " --json --threads 1", &o), 0) << o;
+    return nlohmann::json::parse(o)["nll"].get<double>();
+  };
+  const double adapter = nll("--model " + base + " --adapter " + d / "a");
+  LATHE_EXPECT_CLOSE(adapter, nll("--model " + d / "merged"), 1e-5, 1e-4);
+  // The same A, B marked as a plain QLoRA adapter land on NF4(W), double-quantized: another model.
+  std::filesystem::copy(d / "a", d / "plain");
+  auto cfg = nlohmann::json::parse(lathe::read_file(d / "plain/adapter_config.json"));
+  cfg["init_lora_weights"] = true;
+  cfg.erase("loftq_config");
+  lathe::write_file_atomic(d / "plain/adapter_config.json", cfg.dump(2));
+  EXPECT_GT(std::fabs(adapter - nll("--model " + base + " --adapter " + d / "plain")), 1e-3);
+  EXPECT_NE(lathe::test::run_lathe("export --model " + base + " --adapter " + d / "a" + " --format gguf-lora --output " +
+                                       d / "a.gguf", &out, true), 0);
+  EXPECT_NE(out.find("LoftQ adapter"), std::string::npos) << out;
 }
 
 // The option errors name the field and say what is allowed.
