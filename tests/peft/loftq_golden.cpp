@@ -274,6 +274,29 @@ TEST(LoftqExport, AdapterEqualsMergedModel) {
   EXPECT_NE(out.find("LoftQ adapter"), std::string::npos) << out;
 }
 
+// --init-adapter with a LoftQ adapter continues over its rebuilt base: the first loss of the continued run is
+// the 6th loss of one run of 6 steps (constant lr: the same parameters after 5 updates, on the same base).
+TEST(LoftqInitAdapter, ContinuesOverTheRebuiltBase) {
+  const std::string c = "loftq_llama_t2";
+  auto g = golden(c);
+  lathe::test::TempDir d;
+  const std::string common = " --model " + case_dir(c) + "/base --data " + case_dir(c) + "/data.jsonl --method qlora"
+                             " --lora-target-modules all-linear --lr-scheduler-type constant --learning-rate 1e-2"
+                             " --per-device-train-batch-size 2 --no-shuffle --save-steps 0 --threads 1";
+  const std::string loftq = " --init-lora-weights loftq --loftq-iter 2 --lora-r 4 --lora-alpha 8";
+  std::string out;
+  ASSERT_EQ(lathe::test::run_lathe("train" + common + loftq + " --max-steps 6 --output " + d / "six", &out, true), 0) << out;
+  ASSERT_EQ(lathe::test::run_lathe("train" + common + loftq + " --max-steps 5 --output " + d / "five", &out, true), 0) << out;
+  ASSERT_EQ(lathe::test::run_lathe("train" + common + " --init-adapter " + d / "five" + " --max-steps 1 --output " +
+                                       d / "cont", &out, true), 0) << out;
+  const auto six = losses(d / "six/metrics.jsonl"), cont = losses(d / "cont/metrics.jsonl");
+  ASSERT_EQ(six.size(), 6u);
+  ASSERT_EQ(cont.size(), 1u);
+  LATHE_EXPECT_CLOSE(cont[0], six[5], 1e-6, 1e-6);
+  auto cfg = nlohmann::json::parse(lathe::read_file(d / "cont/adapter_config.json"));
+  EXPECT_EQ(cfg["loftq_config"]["loftq_iter"], 2);
+}
+
 // The option errors name the field and say what is allowed.
 TEST(LoftqOptions, ClearErrors) {
   const std::string c = "loftq_llama_t1";
