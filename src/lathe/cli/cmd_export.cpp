@@ -28,7 +28,10 @@ std::function<int()> setup(CLI::App& app) {
     if (o->format == "merged") {
       if (o->adapter.empty()) lathe::fail("export", "--format merged needs --adapter");
       lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-      if (a.base_nf4) lathe::roundtrip_model_nf4(m);  // QLoRA: merge onto the base the adapter saw
+      if (a.base_nf4) {  // QLoRA: merge onto the base the adapter saw (LoftQ: its rebuilt base)
+        lathe::quantize_base_for(a, m);
+        lathe::dequantize_model_nf4(m);
+      }
       lathe::merge_adapter_into(a, m);
       m.save_hf_dir(o->output);
       lathe::copy_tokenizer_files(o->model, o->output);
@@ -45,7 +48,10 @@ std::function<int()> setup(CLI::App& app) {
       lathe::GgmlType type = lathe::parse_gguf_type(o->gguf_type);
       if (!o->adapter.empty()) {
         lathe::LoadedAdapter a = lathe::load_peft_adapter(o->adapter, m.config);
-        if (a.base_nf4) lathe::roundtrip_model_nf4(m);
+        if (a.base_nf4) {
+          lathe::quantize_base_for(a, m);
+          lathe::dequantize_model_nf4(m);
+        }
         lathe::merge_adapter_into(a, m);
       }
       lathe::GgufWriter w;
@@ -68,6 +74,11 @@ std::function<int()> setup(CLI::App& app) {
         lathe::fail("export", "{}: llama.cpp has no IA3 adapter type; merge it into the model instead: lathe export "
                     "--format gguf --adapter {} (or --format merged)", o->adapter, o->adapter);
       if (!a.lora) lathe::fail("export", "{}: llama.cpp GGUF adapters are LoRA only ({} has none)", o->adapter, a.peft_type);
+      // LoftQ's A, B start as W − Q's top part: on the unquantized base they would add that error a second time.
+      if (a.lora->loftq_iter() > 0)
+        lathe::fail("export", "{}: a LoftQ adapter belongs to the NF4 base LoftQ computed (init_lora_weights loftq); "
+                    "llama.cpp would apply it to the GGUF base as it is. Merge it instead: lathe export --format gguf "
+                    "--adapter {} (or --format merged)", o->adapter, o->adapter);
       if (a.base_nf4)
         std::fprintf(stderr, "note: %s was trained on an NF4 (QLoRA) base; llama.cpp applies it to the GGUF base "
                      "as it is\n", o->adapter.c_str());

@@ -348,7 +348,7 @@ EvalRun run_eval(const EvalSuite& suite, const RunOptions& opt) {
       p.adapter = load_peft_adapter(dir, base);
       if (p.adapter.base_nf4) {
         p.own_base = std::make_unique<Model>(Model::load(opt.model_path));
-        quantize_model_nf4(*p.own_base);
+        quantize_base_for(p.adapter, *p.own_base);  // NF4; a LoftQ adapter's rebuilt base
       }
       plans.push_back(std::move(p));
     }

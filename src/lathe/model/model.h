@@ -1,6 +1,7 @@
 // A loaded model: config + f32 weights (zero-copy views into a mapped f32 safetensors file, or
 // one converted copy for f16/bf16/quantized sources), plus where it came from.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,8 +70,14 @@ void copy_tokenizer_files(const std::string& from, const std::string& to);
 void make_weights_owned(Model& m);
 
 // QLoRA: replaces every Linear weight of the decoder blocks by its NF4 form (block 64, double
-// quantization); embeddings, norms and lm_head stay f32.
+// quantization); embeddings, norms and lm_head stay f32. Weights already NF4 (LoftQ's base, set by
+// LoraAdapter::init_loftq) are kept.
 void quantize_model_nf4(Model& m);
+// Every NF4 weight back to f32 (its dequantized values): the base a QLoRA adapter saw, for merging.
+void dequantize_model_nf4(Model& m);
+struct Nf4Tensor;
+// *w = the NF4 tensor q (shape kept); a view into a read-only mapping gives its pages back.
+void set_nf4_weight(Tensor* w, std::shared_ptr<Nf4Tensor> q);
 // The same matrices quantized to NF4 and back to f32: the base a QLoRA adapter saw, for merging.
 void roundtrip_model_nf4(Model& m);
 

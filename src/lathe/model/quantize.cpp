@@ -20,6 +20,7 @@ void quantize_model_nf4(Model& m) {
   for (auto& lw : m.weights.layers)
     for (LinearId id : linear_ids(m.config)) {
       Tensor* w = &linear_weight(lw, id);
+      if (w->dtype == DType::NF4) continue;  // LoftQ's base, quantized with its adapter
       // Blocks or F16/BF16 rows (a GGUF loaded as stored): NF4 of their values, as when such a file
       // was dequantized on load. A QLoRA adapter runs on the NF4 base it was trained on.
       before += w->nbytes();
@@ -27,18 +28,34 @@ void quantize_model_nf4(Model& m) {
       LATHE_CHECK(w->dtype == DType::F32, "quantize_model_nf4 expects f32 weights");
       auto q = std::make_shared<Nf4Tensor>(nf4_quantize(w->f32(), w->dim(0), w->dim(1), 64, true));
       after += nf4_bytes(*q);
-      // A view into the model file's read-only mapping (owner shared by every tensor): drop its
-      // pages so peak RSS shows the 4-bit base. A heap copy (owner held once) is freed below anyway.
-      if (w->owner.use_count() > 1) release_mapped_pages(w->data, w->nbytes());
-      // The Tensor keeps its [out, in] shape; its data is the Nf4Tensor (linear.cpp reads it back).
-      Tensor t;
-      t.dtype = DType::NF4;
-      t.shape = w->shape;
-      t.data = q.get();
-      t.owner = q;
-      *w = t;
+      set_nf4_weight(w, std::move(q));
     }
   m.weight_bytes_f32 = m.weight_bytes_f32 - before + after;
+}
+
+void set_nf4_weight(Tensor* w, std::shared_ptr<Nf4Tensor> q) {
+  // A view into the model file's read-only mapping (owner shared by every tensor): drop its
+  // pages so peak RSS shows the 4-bit base. A heap copy (owner held once) is freed below anyway.
+  if (w->dtype == DType::F32 && w->owner.use_count() > 1) release_mapped_pages(w->data, w->nbytes());
+  // The Tensor keeps its [out, in] shape; its data is the Nf4Tensor (linear.cpp reads it back).
+  Tensor t;
+  t.dtype = DType::NF4;
+  t.shape = w->shape;
+  t.data = q.get();
+  t.owner = std::move(q);
+  *w = t;
+}
+
+void dequantize_model_nf4(Model& m) {
+  for (auto& lw : m.weights.layers)
+    for (LinearId id : linear_ids(m.config)) {
+      Tensor* w = &linear_weight(lw, id);
+      if (w->dtype != DType::NF4) continue;
+      Tensor t = Tensor::empty(DType::F32, w->shape);
+      nf4_dequantize(*static_cast<const Nf4Tensor*>(w->data), t.f32());
+      *w = t;
+    }
+  m.weight_bytes_f32 = model_weight_bytes(m);
 }
 
 void roundtrip_model_nf4(Model& m) {

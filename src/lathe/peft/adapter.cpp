@@ -1,5 +1,7 @@
 #include "lathe/peft/adapter.h"
 
+#include <cstdio>
+
 #include "lathe/core/error.h"
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
@@ -18,6 +20,7 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const ModelConfig& mc) {
   a.base_nf4 = j.value("lathe_base_quantization", "") == "nf4";
   if (a.peft_type == "LORA") {
     a.lora = LoraAdapter::load_peft(dir, mc);
+    a.base_nf4 |= a.lora->loftq_iter() > 0;  // LoftQ's base is NF4 (rebuilt by quantize_base_for)
   } else if (a.peft_type == "PREFIX_TUNING") {
     a.prefix = PrefixAdapter::load_peft(dir, mc);
   } else if (a.peft_type == "IA3") {
@@ -36,9 +39,19 @@ LoadedAdapter load_peft_adapter(const std::string& dir, const Model& m) {
   return a;
 }
 
+void quantize_base_for(const LoadedAdapter& a, Model& m) {
+  if (!a.base_nf4) return;
+  if (a.lora && a.lora->loftq_iter() > 0) {
+    std::fprintf(stderr, "lathe: %s: rebuilding the LoftQ base (loftq_iter %d) of the adapted projections\n",
+                 a.dir.c_str(), a.lora->loftq_iter());
+    a.lora->init_loftq(m, a.lora->loftq_iter(), /*set_factors=*/false);
+  }
+  quantize_model_nf4(m);
+}
+
 LoadedAdapter load_adapter_for(const std::string& dir, Model& m) {
   LoadedAdapter a = load_peft_adapter(dir, m.config);
-  if (a.base_nf4) quantize_model_nf4(m);
+  quantize_base_for(a, m);
   if (a.prompt) a.prompt->bake(m);
   return a;
 }

@@ -188,7 +188,18 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   c.use_dora = j.value("use_dora", false);
   // PiSSA / OLoRA / LoftQ adapters saved without PEFT's conversion (path_initial_model_for_weight_conversion)
   // belong to a base with the principal components taken out, which is not the model given here.
-  if (const auto& iw = j["init_lora_weights"]; iw.is_string() && iw != "gaussian")
+  // A LoftQ adapter ("loftq", 4 bits) belongs to the NF4 base LoftQ made of the original model: PEFT's
+  // from_pretrained reruns loftq_init on the original weights, and lathe's loaders rebuild that base
+  // (load_adapter_for, export, eval), so it is no warning.
+  int loftq_iter = 0;
+  if (j.value("init_lora_weights", nlohmann::json(true)) == "loftq") {
+    const nlohmann::json lc = j.value("loftq_config", nlohmann::json::object());
+    const int bits = lc.value("loftq_bits", 4);
+    loftq_iter = lc.value("loftq_iter", 1);
+    if (bits != 4)
+      fail("lora", "{}: loftq_config.loftq_bits {}: lathe rebuilds LoftQ's base as 4-bit NF4 only", cfg_path, bits);
+    if (loftq_iter < 1) fail("lora", "{}: loftq_config.loftq_iter must be >= 1 (got {})", cfg_path, loftq_iter);
+  } else if (const auto& iw = j["init_lora_weights"]; iw.is_string() && iw != "gaussian")
     std::fprintf(stderr, "lathe: warning: %s: init_lora_weights '%s' changed the base weights during training; "
                  "this adapter applies to that modified base, not to the original model (convert it in PEFT with "
                  "path_initial_model_for_weight_conversion)\n", cfg_path.c_str(), iw.get<std::string>().c_str());
@@ -212,6 +223,7 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft(const std::string& dir, cons
   }
   auto a = std::make_unique<LoraAdapter>();
   a->cfg_ = c;
+  a->loftq_iter_ = loftq_iter;
   a->build(mc);
   SafetensorsFile st = SafetensorsFile::open(dir + "/adapter_model.safetensors");
   size_t used = 0;
@@ -288,8 +300,13 @@ void LoraAdapter::save_peft(const std::string& dir, const std::string& base_mode
   j["bias"] = "none";
   j["fan_in_fan_out"] = false;
   j["inference_mode"] = true;
-  // What a fresh adapter started from; either way the base is untouched, so the adapter applies to it.
+  // What a fresh adapter started from; either way the base is untouched, so the adapter applies to it
+  // (LoftQ excepted: its base is rebuilt from the original model, see below).
   j["init_lora_weights"] = cfg_.init_gaussian ? nlohmann::json("gaussian") : nlohmann::json(true);
+  if (loftq_iter_ > 0) {  // PEFT's keys: the adapter belongs to the LoftQ base of the original model
+    j["init_lora_weights"] = "loftq";
+    j["loftq_config"] = {{"loftq_bits", 4}, {"loftq_iter", loftq_iter_}};
+  }
   j["modules_to_save"] = nullptr;
   std::vector<std::string> targets;
   for (LinearId id : linear_ids(mc_))

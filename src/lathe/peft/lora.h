@@ -88,6 +88,15 @@ class LoraAdapter {
   // ΔW = s(B A − B0 A0) as a rank-2r LoRA [A; A0], [B, −B0] with alpha doubled (√2· with rsLoRA).
   // "pissa_niter_N": the randomized SVD with N subspace iterations, its Gaussian sketch from `seed`.
   void init_from_base(Model& m, const std::string& method, uint64_t seed = 0);
+  // init_lora_weights "loftq" (PEFT's loftq_init, 4 bits, peft/lora_init.cpp): every targeted f32 weight of
+  // `m` becomes Q, the plain-absmax NF4 of W − L R after `iters` alternations of quantizing and an SVD of
+  // the quantization error, and with `set_factors` A = R, B = L (PEFT does not divide them by the
+  // scaling). Without it only the base is rebuilt (a saved LoftQ adapter over its original model). The
+  // other projections are left for quantize_model_nf4. save_peft then records init_lora_weights "loftq"
+  // and loftq_config {loftq_bits 4, loftq_iter}: the adapter belongs to Q, which lathe's loaders rebuild.
+  void init_loftq(Model& m, int iters, bool set_factors);
+  // loftq_iter of a LoftQ adapter (created by init_loftq or loaded with init_lora_weights "loftq"), else 0.
+  int loftq_iter() const { return loftq_iter_; }
 
   const LoraConfig& config() const { return cfg_; }
   const AdapterSet& adapters() const { return set_; }
@@ -97,6 +106,7 @@ class LoraAdapter {
   void build(const ModelConfig& mc);
   LoraConfig cfg_;
   std::string init_method_;  // "pissa" / "olora" when init_from_base ran
+  int loftq_iter_ = 0;
   ModelConfig mc_;  // the model it was built for (module names in save_peft)
   std::vector<std::unique_ptr<LoraLinear>> linears_;
   AdapterSet set_;

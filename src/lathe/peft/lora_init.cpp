@@ -5,7 +5,9 @@
 //          so s·B A = U_r S_r Vh_r, the top-r part of W (pissa_niter_N: a randomized SVD, see below);
 //   OLoRA (arXiv 2406.01775): W = Q R (thin QR); A = R[:r], B = Q[:, :r];
 //
-// and in both W_res = W − s·B A replaces the base, so base + adapter is W at step 0. The SVD and QR are
+//   LoftQ (arXiv 2310.08659, PEFT's loftq_init with loftq_bits 4): see init_loftq below;
+//
+// and in PiSSA / OLoRA W_res = W − s·B A replaces the base, so base + adapter is W at step 0. The SVD and QR are
 // LAPACK's (sgesdd, sgeqrf + sorgqr from the OpenBLAS lathe links), the routines PyTorch's CPU
 // torch.linalg.svd / qr call. A trained adapter is saved converted, as PEFT's
 // path_initial_model_for_weight_conversion does (LoraAdapter::save_peft): the base stays untouched.
@@ -15,6 +17,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/rng.h"
+#include "lathe/kernels/quant/nf4.h"
 #include "lathe/peft/lora.h"
 
 extern "C" {
@@ -47,7 +50,7 @@ void svd_thin(const float* M, int rows, int cols, std::vector<float>& U, std::ve
   lwork = int(wq) + 1;
   std::vector<float> work(lwork);
   sgesdd_(&jobz, &m, &n, a.data(), &m, S.data(), Vh.data(), &m, U.data(), &k, work.data(), &lwork, iwork.data(), &info);
-  if (info != 0) fail("lora", "pissa: the SVD of {} did not converge (LAPACK sgesdd info {})", name, info);
+  if (info != 0) fail("lora", "the SVD of {} did not converge (LAPACK sgesdd info {})", name, info);
 }
 
 // Q [rows, cols] with orthonormal columns spanning those of X [rows, cols] (row-major; rows >= cols).
@@ -133,6 +136,42 @@ void olora_factors(const float* W, int out, int in, int r, float* A, float* B, c
     for (int j = 0; j < r; j++) B[size_t(o) * r + j] = a[size_t(j) * out + o];
 }
 
+// LoftQ of W [out, in] with `iters` alternations, as PEFT's loftq_init (peft/utils/loftq_utils.py):
+//   res = W; repeat: Q = dequant(NF4(res)); (U, S, Vh) = SVD(W − Q); L = U_r √S_r; R = √S_r Vh_r;
+//   res = W − L R.
+// Returns NF4(res) of the last alternation (its dequantized values are Q, the base); A = R [r, in] and
+// B = L [out, r] when `A` is not null. The NF4 is plain (one f32 absmax per 64 values, no double
+// quantization), as PEFT quantizes with bitsandbytes' compress_statistics=False. PEFT does not divide
+// L and R by the LoRA scaling: the adapter adds s·L R, which approximates W − Q only when s = 1.
+// Without A (rebuilding the base of a saved adapter) the last SVD is skipped: Q does not depend on it.
+Nf4Tensor loftq_factors(const float* W, int out, int in, int r, int iters, float* A, float* B, const std::string& name) {
+  const size_t n = size_t(out) * in;
+  std::vector<float> res(W, W + n), Q(n), U, S, Vh;
+  Nf4Tensor q;
+  for (int t = 0; t < iters; t++) {
+    q = nf4_quantize(res.data(), out, in, 64, /*double_quant=*/false);
+    if (t == iters - 1 && !A) break;
+    nf4_dequantize(q, Q.data());
+    for (size_t i = 0; i < n; i++) res[i] = W[i] - Q[i];
+    svd_thin(res.data(), out, in, U, S, Vh, name);
+    const int k = std::min(out, in);
+    std::vector<float> L(size_t(out) * r), R(size_t(r) * in);
+    for (int j = 0; j < r; j++) {
+      const float g = std::sqrt(S[j]);
+      for (int o = 0; o < out; o++) L[size_t(o) * r + j] = U[size_t(o) * k + j] * g;
+      for (int i = 0; i < in; i++) R[size_t(j) * in + i] = g * Vh[size_t(j) * in + i];
+    }
+    if (t == iters - 1) {
+      std::memcpy(A, R.data(), R.size() * sizeof(float));
+      std::memcpy(B, L.data(), L.size() * sizeof(float));
+      break;
+    }
+    std::vector<float> LR = matmul(L.data(), R.data(), out, r, in, false, false);
+    for (size_t i = 0; i < n; i++) res[i] = W[i] - LR[i];
+  }
+  return q;
+}
+
 }  // namespace
 
 int pissa_niter(const std::string& method) {
@@ -179,6 +218,33 @@ void LoraAdapter::init_from_base(Model& m, const std::string& method, uint64_t s
       lin->B0 = Tensor::empty(DType::F32, lin->B.value.shape);
       std::memcpy(lin->A0.data, A, lin->A0.nbytes());
       std::memcpy(lin->B0.data, B, lin->B0.nbytes());
+    }
+}
+
+}  // namespace lathe
+
+namespace lathe {
+
+void LoraAdapter::init_loftq(Model& m, int iters, bool set_factors) {
+  if (iters < 1) fail("lora", "loftq_iter must be >= 1 (got {})", iters);
+  if (cfg_.use_dora) fail("lora", "init_lora_weights 'loftq' with use_dora is not supported");
+  loftq_iter_ = iters;
+  for (int l = 0; l < int(set_.linears.size()); l++)
+    for (int k = 0; k < int(LinearId::kCount); k++) {
+      auto* lin = static_cast<LoraLinear*>(set_.linears[l][k]);
+      if (!lin) continue;
+      Tensor& W = linear_weight(m.weights.layers[l], LinearId(k));
+      const std::string name = linear_ref_name(l, LinearId(k));
+      if (is_qblock_dtype(W.dtype)) W = dequantize_tensor_qblock(W);  // a GGUF's blocks: LoftQ of their values
+      if (W.dtype != DType::F32)
+        fail("lora", "init_lora_weights 'loftq' needs the f32 base weight of {} (it is {})", name, dtype_name(W.dtype));
+      const int out = int(W.dim(0)), in = int(W.dim(1)), r = cfg_.r;
+      if (r > std::min(out, in))
+        fail("lora", "init_lora_weights 'loftq': r={} exceeds the rank of {} [{}, {}]", r, name, out, in);
+      auto q = std::make_shared<Nf4Tensor>(loftq_factors(W.f32(), out, in, r, iters, set_factors ? lin->A.value.f32() : nullptr,
+                                                         set_factors ? lin->B.value.f32() : nullptr, name));
+      m.weight_bytes_f32 = m.weight_bytes_f32 - W.nbytes() + nf4_bytes(*q);
+      set_nf4_weight(&W, std::move(q));
     }
 }
 

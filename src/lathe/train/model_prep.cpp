@@ -12,9 +12,9 @@ namespace lathe {
 void prepare_model_for_method(Model& m, const std::string& method) {
   if (method == "full") {
     make_weights_owned(m);
-  } else if (method == "qlora") {
-    quantize_model_nf4(m);
   }
+  // qlora: quantized to NF4 once the adapter exists (trainer.cpp setup_method), as LoftQ computes its
+  // base from the f32 weights.
 }
 
 void mark_adapter_qlora(const std::string& dir) {

@@ -7,8 +7,8 @@
 
 namespace lathe {
 
-// full: owned f32 copies of every weight (they will be updated). qlora: matrices quantized to NF4
-// on load (the 4-bit base is what the adapter trains against). lora/prefix: the base as loaded.
+// full: owned f32 copies of every weight (they will be updated). qlora, lora, prefix: the base as
+// loaded (qlora's NF4 quantization comes with the adapter's setup: LoftQ needs the f32 weights).
 void prepare_model_for_method(Model& m, const std::string& method);
 // Records in adapter_config.json that the base was NF4-quantized (so a merge uses the same base).
 void mark_adapter_qlora(const std::string& adapter_dir);

@@ -91,9 +91,18 @@ void validate_train_options(const TrainOptions& o) {
     bad_value("use_dora", fmt::format("DoRA is a LoRA variant (method lora or qlora; method is '{}')", o.method));
   const std::string& iw = o.init_lora_weights;
   const bool from_base = iw == "pissa" || iw == "olora" || pissa_niter(iw) >= 0;
-  if (iw != "true" && iw != "gaussian" && !from_base)
+  if (iw != "true" && iw != "gaussian" && iw != "loftq" && !from_base)
     bad_value("init_lora_weights", fmt::format("'{}' is not supported (valid: true, gaussian, pissa, pissa_niter_N, "
-                                               "olora; loftq is not implemented)", iw));
+                                               "olora, loftq)", iw));
+  if (iw == "loftq" && o.method != "qlora")
+    bad_value("init_lora_weights", fmt::format("'loftq' initialises a LoRA adapter over a 4-bit NF4 base: method "
+                                               "qlora only (method is '{}')", o.method));
+  if (iw == "loftq" && o.use_dora) bad_value("init_lora_weights", "'loftq' with use_dora is not supported");
+  if (iw == "loftq" && !o.init_adapter.empty())
+    bad_value("init_lora_weights", "'loftq' starts a new adapter; --init-adapter continues one (a LoftQ adapter's "
+              "base is rebuilt from its adapter_config.json)");
+  if (o.loftq_iter != 1 && iw != "loftq")
+    bad_value("loftq_iter", fmt::format("applies to init_lora_weights loftq (init_lora_weights is '{}')", iw));
   if (from_base && o.method != "lora")
     bad_value("init_lora_weights", fmt::format("'{}' rewrites the f32 base weights: method lora only (method is "
                                                "'{}')", iw, o.method));

@@ -59,7 +59,8 @@ namespace lathe {
   X(std::string, ia3_target_modules, "k_proj,v_proj,down_proj", "IA3: modules whose output (or, feed-forward, input) is scaled", .csv()) \
   X(std::string, ia3_feedforward_modules, "down_proj", "IA3: the target modules that scale their input (PEFT's feedforward_modules)", .csv()) \
   X(int, num_virtual_tokens, 20, "Prefix tuning, prompt tuning, P-tuning: number of virtual tokens", .min(1)) \
-  X(std::string, init_lora_weights, "true", "LoRA init: true (A Kaiming-uniform, B 0) | gaussian (A ~ N(0, 1/r)) | pissa (SVD of W) | pissa_niter_N | olora (QR of W); PEFT names", ) \
+  X(std::string, init_lora_weights, "true", "LoRA init: true (A Kaiming-uniform, B 0) | gaussian (A ~ N(0, 1/r)) | pissa (SVD of W) | pissa_niter_N | olora (QR of W) | loftq (method qlora: NF4 base and A, B from the SVD of its error); PEFT names", ) \
+  X(int, loftq_iter, 1, "LoftQ (init_lora_weights loftq): alternations of NF4 quantization and SVD (PEFT's LoftQConfig loftq_iter; loftq_bits is 4)", .min(1)) \
   X(bool, use_dora, false, "DoRA: a learned magnitude per output row over the normalised W + scaling*B*A (PEFT use_dora)", ) \
   X(double, loraplus_lr_ratio, 0.0, "LoRA+: lora_B (and DoRA magnitudes) train at learning_rate x this ratio; 0 = off (PEFT create_loraplus_optimizer)", .min(0)) \
   X(bool, prefix_projection, false, "Prefix tuning: reparameterise the prefix through an MLP", )                \

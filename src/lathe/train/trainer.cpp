@@ -81,8 +81,21 @@ Method setup_method(const TrainOptions& o, const std::string& kind, Model& m) {
       // resumed run rebuilds the same residual base before loading the checkpoint's A and B).
       if (o.init_lora_weights == "pissa" || o.init_lora_weights == "olora" || pissa_niter(o.init_lora_weights) >= 0)
         s.lora->init_from_base(m, o.init_lora_weights, uint64_t(o.seed));
-      if (lc.use_dora) s.lora->init_dora_magnitude(m);  // after the NF4 quantization of qlora, as PEFT
+      if (o.init_lora_weights == "loftq") {  // deterministic from W: a resumed run rebuilds the same base
+        s.lora->init_loftq(m, o.loftq_iter, /*set_factors=*/true);
+        if (s.lora->config().scaling() != 1.0f)
+          std::fprintf(stderr, "lathe train: note: LoftQ's A and B approximate W - Q, but the adapter adds them times "
+                       "the scaling lora_alpha/r = %g (PEFT does not divide them by it); use lora_alpha = r for "
+                       "Q + s·B A ≈ W at step 0\n", double(s.lora->config().scaling()));
+      }
     }
+    // QLoRA's NF4 base (a LoftQ adapter's projections are NF4 already; one loaded with --init-adapter gets its
+    // LoftQ base rebuilt), before DoRA's magnitudes, which PEFT sets on the quantized layer.
+    if (kind == "qlora") {
+      if (!o.init_adapter.empty() && s.lora->loftq_iter() > 0) s.lora->init_loftq(m, s.lora->loftq_iter(), false);
+      quantize_model_nf4(m);
+    }
+    if (o.init_adapter.empty() && o.use_dora) s.lora->init_dora_magnitude(m);
     s.params = s.lora->params();
     s.adapters = &s.lora->adapters();
   } else if (kind == "ia3") {
