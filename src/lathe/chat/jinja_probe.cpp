@@ -56,6 +56,9 @@ void Interp::probe_op(Guard::Kind kind, const std::string& name, Pos pos, const 
   for (const auto& [k, x] : kwargs)
     if (tainted(x)) return taint_fail(name + " with a content keyword argument");
   if (!any) return;  // only containers, and the operation is structural
+  // A template that inspects contents this often gains nothing from a plan; the bound keeps a probe's
+  // memory small whatever the template does within its step limit.
+  if (probe_->guards.size() >= 4096) return taint_fail("more than 4096 guards");
   // Lists and dicts are shared and mutable: a guard holding one could see it change after the probe.
   for (const Value& x : operands)
     if (x.is_list() || x.is_mapping()) return taint_fail(name + " of a content and a list or dict");
