@@ -2,6 +2,14 @@
 
 namespace lathe {
 
+bool RenderPlanCache::shallow(const nlohmann::ordered_json& j, int limit) {
+  if (!j.is_structured()) return true;
+  if (limit <= 0) return false;
+  for (const auto& x : j)
+    if (!shallow(x, limit - 1)) return false;
+  return true;
+}
+
 std::optional<std::string> RenderPlanCache::shape_key(const nlohmann::ordered_json& messages, size_t n, bool agp,
                                                       const std::string& options_key,
                                                       std::vector<const std::string*>& contents) {
@@ -23,7 +31,10 @@ std::optional<std::string> RenderPlanCache::shape_key(const nlohmann::ordered_js
           // neighbour's, so the plan's holes differ.
           key += contents[i]->empty() ? "E" : "S";
         } else {
-          key += it.value().dump();  // every other value is rendered as it is: part of the shape
+          // Every other value is rendered as it is: part of the shape. Deep values (hostile input) are
+          // left to the interpreter, which reports them, rather than recursed into here.
+          if (!shallow(it.value(), 32)) return std::nullopt;
+          key += it.value().dump();
         }
         key += '\x1f';
       }

@@ -48,6 +48,8 @@ class RenderPlanCache {
   static std::optional<std::string> shape_key(const nlohmann::ordered_json& messages, size_t n, bool agp,
                                               const std::string& options_key,
                                               std::vector<const std::string*>& contents);
+  // Nested no deeper than `limit` (so that dumping it cannot exhaust the stack).
+  static bool shallow(const nlohmann::ordered_json& j, int limit);
   // The render from a plan whose guards these contents pass, if any.
   std::optional<jinja::RenderResult> render(const std::string& key, const std::vector<const std::string*>& contents,
                                             const jinja::RenderOptions& ro);

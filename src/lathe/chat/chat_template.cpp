@@ -85,14 +85,19 @@ jinja::Dict make_globals(const nlohmann::ordered_json& messages, size_t n, bool 
   return g;
 }
 
-// What the options contribute to a conversation's shape (RenderPlanCache::shape_key).
-std::string options_key(const ChatRenderOptions& opts) {
-  if (!opts.plans) return "";
+// What the options contribute to a conversation's shape (RenderPlanCache::shape_key); nullopt when
+// they cannot be keyed (deeply nested or invalid UTF-8 extras), and every render is interpreted.
+std::optional<std::string> options_key(const ChatRenderOptions& opts) {
+  if (!RenderPlanCache::shallow(opts.extra, 32)) return std::nullopt;
   std::string k = opts.bos_token;
   k += '\x1f';
   k += opts.eos_token;
   k += '\x1f';
-  k += opts.extra.dump();  // throws on invalid UTF-8, which Renderer takes as "interpret"
+  try {
+    k += opts.extra.dump();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
   k += '\x1f';
   if (opts.now) k += std::to_string(*opts.now);
   return k;
@@ -105,12 +110,10 @@ struct Renderer {
   std::string opts_key;
 
   Renderer(const jinja::Template& t, RenderPlanCache* p, const ChatRenderOptions& o) : tpl(t), plans(p), opts(o) {
-    try {
-      opts_key = options_key(opts);
-    } catch (const nlohmann::json::exception&) {
-      plans = nullptr;
-    }
-    if (!opts.plans) plans = nullptr;
+    std::optional<std::string> k;
+    if (opts.plans && plans) k = options_key(opts);
+    if (k) opts_key = std::move(*k);
+    else plans = nullptr;
   }
 
   // messages[0, n) rendered, from a plan when one applies (the same result as interpreting).
