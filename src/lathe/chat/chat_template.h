@@ -72,7 +72,7 @@ struct ChatRenderOptions {
   // Further template variables: tools, documents, date_string, enable_thinking, ... `tools` and
   // `documents` default to none, as transformers passes them.
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
-  bool turn_spans = true;  // costs two extra renders per assistant message
+  bool turn_spans = true;  // two extra renders per assistant message (from plans once the shape is seen)
   std::optional<std::time_t> now;  // for strftime_now(); current time when unset
   // Render conversations of an already seen shape from a plan (chat_plan.h): the same bytes and
   // spans as interpreting the template, without interpreting it. Off: always interpret.
