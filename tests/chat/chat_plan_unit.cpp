@@ -179,12 +179,15 @@ TEST(ChatPlan, Qwen3ThinkContentFallsBackToTheInterpreter) {
 }
 
 TEST(ChatPlan, ProbeRejectsContentTransformsAndTime) {
-  // Upper-casing, printing inside a list, indexing and strftime_now without a fixed time are not
-  // substitutions: those conversations are always interpreted (and still correct).
+  // Upper-casing, printing inside a list, indexing, strftime_now without a fixed time, selecting
+  // messages by their content and joining contents are not substitutions: those conversations are
+  // always interpreted (and still correct).
   for (const char* src : {"{% for m in messages %}{{ m.content | upper }}{% endfor %}",
                           "{% for m in messages %}{{ [m.content] }}{% endfor %}",
                           "{% for m in messages %}{{ m.content[0] }}{% endfor %}",
-                          "{% for m in messages %}{{ m.content }}{{ strftime_now('%Y') }}{% endfor %}"}) {
+                          "{% for m in messages %}{{ m.content }}{{ strftime_now('%Y') }}{% endfor %}",
+                          "{% for m in messages | selectattr('content', 'equalto', 'abc') %}[{{ m.content }}]{% endfor %}",
+                          "{{ messages | map(attribute='content') | join('|') }}"}) {
     SCOPED_TRACE(src);
     ChatTemplate t = ChatTemplate::parse(src);
     json msgs = json::array({{{"role", "user"}, {"content", "abc"}}});

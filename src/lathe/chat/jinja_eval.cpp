@@ -2,6 +2,7 @@
 // runs chat templates, with one deliberate leniency: an attribute or item of an undefined value is
 // undefined (Jinja's ChainableUndefined) rather than an error, which real templates rely on when a
 // message lacks a key.
+#include <cctype>
 #include <cmath>
 
 #include "lathe/core/error.h"
@@ -381,6 +382,22 @@ Value Interp::eval(const Expr& e) {
       const std::string& f = e.name;
       bool structural = !v.is_string() && (f == "length" || f == "count" || f == "first" || f == "last" ||
                                            f == "reverse" || f == "list");
+      // selectattr/rejectattr/map(attribute=) over message dicts read one attribute of each: structural
+      // when that attribute is not the content (the other values are part of the shape).
+      if (!structural && v.is_list()) {
+        auto other_attr = [&](const Value* x) {
+          if (!x || !x->is_string() || tainted(*x) || x->s().empty()) return false;
+          std::string first = x->s().substr(0, x->s().find('.'));
+          return first != "content" && !first.empty() && !std::isdigit(static_cast<unsigned char>(first[0]));
+        };
+        bool dicts = true;
+        for (const Value& item : v.items()) dicts &= item.is_mapping();
+        const Value* attribute = nullptr;
+        for (const auto& [k, x] : kwargs)
+          if (k == "attribute") attribute = &x;
+        if (dicts && (f == "selectattr" || f == "rejectattr") && ops.size() > 1) structural = other_attr(&ops[1]);
+        if (dicts && f == "map" && ops.size() == 1 && kwargs.size() == 1) structural = other_attr(attribute);
+      }
       probe_op(Guard::Kind::Filter, f, e.pos, ops, kwargs, r, structural);
       return r;
     }
