@@ -215,3 +215,23 @@ TEST(ChatPlan, GuardsOnLengthAndEquality) {
   EXPECT_EQ(t.render_text(json::array({{{"role", "user"}, {"content", "wxyz"}}}), o), "L[wxyz]");
   EXPECT_GT(t.plan_stats().hits, 0u);
 }
+
+TEST(ChatPlan, GenerationBlocksShiftWithTheContents) {
+  ChatTemplate t = ChatTemplate::parse(
+      "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}</s>"
+      "{% endgeneration %}{% else %}{{ m.content }}{% endif %}\n{% endfor %}");
+  ChatRenderOptions o, off;
+  off.plans = false;
+  for (const char* a : {"short", "a much longer answer, 한국어 포함", "x"}) {
+    json msgs = json::array({{{"role", "user"}, {"content", std::string("q: ") + a}},
+                             {{"role", "assistant"}, {"content", a}},
+                             {{"role", "user"}, {"content", "again"}},
+                             {{"role", "assistant"}, {"content", std::string(a) + a}}});
+    auto got = t.render(msgs, o);
+    EXPECT_EQ(got.to_json(), t.render(msgs, off).to_json()) << a;
+    ASSERT_EQ(got.generation.size(), 2u);
+    EXPECT_EQ(got.text.substr(got.generation[1].begin, got.generation[1].end - got.generation[1].begin),
+              std::string(a) + a + "</s>");
+  }
+  EXPECT_GT(t.plan_stats().hits, 0u);
+}
