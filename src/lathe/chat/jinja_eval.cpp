@@ -470,7 +470,7 @@ Value Interp::eval_binary(const Expr& e) {
     fail_at(e.pos, fmt::format("unsupported operand types for {}: {} and {}", op, a.type_name(), b.type_name()));
   };
   // `'key' in message` asks for a key; keys are part of a conversation's shape, the values unread.
-  bool key_test = (op == "in" || op == "not in") && b.is_mapping() && !tainted(a);
+  bool key_test = probe_ && (op == "in" || op == "not in") && b.is_mapping() && !tainted(a);
   if (probe_ && !key_test && (tainted(a) || tainted(b))) {
     bool concat = op == "~" || op == "+";
     if (concat && ((!a.is_string() && tainted(a)) || (!b.is_string() && tainted(b))) && !(a.is_list() && b.is_list()))
