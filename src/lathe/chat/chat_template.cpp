@@ -7,6 +7,7 @@
 #include "lathe/core/json_io.h"
 #include "lathe/core/file_io.h"
 #include "lathe/formats/gguf.h"
+#include "lathe/chat/chat_plan.h"
 #include "lathe/chat/jinja_eval.h"
 
 namespace lathe {
@@ -84,15 +85,59 @@ jinja::Dict make_globals(const nlohmann::ordered_json& messages, size_t n, bool 
   return g;
 }
 
-jinja::RenderResult render_prefix(const jinja::Template& tpl, const nlohmann::ordered_json& messages, size_t n,
-                                  bool agp, const ChatRenderOptions& opts) {
-  jinja::RenderOptions ro;
-  ro.now = opts.now;
-  jinja::Dict g = make_globals(messages, n, agp, opts);
-  const jinja::List& msgs = g[0].second.items();
-  for (size_t i = 0; i < msgs.size(); ++i) ro.tracked_items.emplace_back(msgs[i].identity(), static_cast<int>(i));
-  return jinja::jinja_render(tpl, g, ro);
+// What the options contribute to a conversation's shape (RenderPlanCache::shape_key); nullopt when
+// they cannot be keyed (deeply nested or invalid UTF-8 extras), and every render is interpreted.
+std::optional<std::string> options_key(const ChatRenderOptions& opts) {
+  if (!RenderPlanCache::shallow(opts.extra, 32)) return std::nullopt;
+  std::string k = opts.bos_token;
+  k += '\x1f';
+  k += opts.eos_token;
+  k += '\x1f';
+  try {
+    k += opts.extra.dump();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  k += '\x1f';
+  if (opts.now) k += std::to_string(*opts.now);
+  return k;
 }
+
+struct Renderer {
+  const jinja::Template& tpl;
+  RenderPlanCache* plans;  // null: interpret every render
+  const ChatRenderOptions& opts;
+  std::string opts_key;
+
+  Renderer(const jinja::Template& t, RenderPlanCache* p, const ChatRenderOptions& o) : tpl(t), plans(p), opts(o) {
+    std::optional<std::string> k;
+    if (opts.plans && plans) k = options_key(opts);
+    if (k) opts_key = std::move(*k);
+    else plans = nullptr;
+  }
+
+  // messages[0, n) rendered, from a plan when one applies (the same result as interpreting).
+  jinja::RenderResult operator()(const nlohmann::ordered_json& messages, size_t n, bool agp) const {
+    jinja::RenderOptions ro;
+    ro.now = opts.now;
+    std::vector<const std::string*> contents;
+    std::optional<std::string> key;
+    if (plans) key = RenderPlanCache::shape_key(messages, n, agp, opts_key, contents);
+    if (key)
+      if (auto r = plans->render(*key, contents, ro)) return std::move(*r);
+    jinja::Dict g = make_globals(messages, n, agp, opts);
+    const jinja::List& msgs = g[0].second.items();
+    for (size_t i = 0; i < msgs.size(); ++i) ro.tracked_items.emplace_back(msgs[i].identity(), static_cast<int>(i));
+    jinja::Probe probe;
+    if (key && plans->wants(*key)) {
+      for (const std::string* c : contents) probe.content_len.push_back(c->size());
+      ro.probe = &probe;
+    }
+    jinja::RenderResult r = jinja::jinja_render(tpl, g, ro);
+    if (ro.probe) plans->add(*key, r, std::move(probe));
+    return r;
+  }
+};
 
 // Runs of message `source`'s content in an output, grouped into emissions: a run that does not
 // continue past the previous run's source offset starts a new emission.
@@ -122,6 +167,7 @@ ChatTemplate ChatTemplate::parse(const std::string& source) {
   ChatTemplate t;
   t.source_ = source;
   t.tpl_ = jinja::jinja_parse(source);
+  t.plans_ = std::make_shared<RenderPlanCache>();
   return t;
 }
 
@@ -138,13 +184,17 @@ ChatTemplate ChatTemplate::builtin(const std::string& name) { return parse(built
 
 std::string ChatTemplate::render_text(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts) const {
   if (!messages.is_array()) lathe::fail("chat-template", "messages must be a JSON array");
-  return render_prefix(*tpl_, messages, messages.size(), opts.add_generation_prompt, opts).out.s;
+  Renderer render_prefix(*tpl_, plans_.get(), opts);
+  return render_prefix(messages, messages.size(), opts.add_generation_prompt).out.s;
 }
+
+ChatPlanStats ChatTemplate::plan_stats() const { return plans_ ? plans_->stats() : ChatPlanStats{}; }
 
 ChatRender ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts) const {
   if (!messages.is_array()) lathe::fail("chat-template", "messages must be a JSON array");
   const size_t n = messages.size();
-  jinja::RenderResult full = render_prefix(*tpl_, messages, n, opts.add_generation_prompt, opts);
+  Renderer render_prefix(*tpl_, plans_.get(), opts);
+  jinja::RenderResult full = render_prefix(messages, n, opts.add_generation_prompt);
   ChatRender res;
   res.text = full.out.s;
   for (auto [b, e] : full.generation_spans) res.generation.push_back({b, e});
@@ -177,7 +227,7 @@ ChatRender ChatTemplate::render(const nlohmann::ordered_json& messages, const Ch
       if (run.source == static_cast<int>(i)) end = std::max(end.value_or(0), run.pos + run.len);
     if (end && ms.has_content && *end < ms.content.end) end.reset();
     if (!end) try {
-      jinja::RenderResult upto = render_prefix(*tpl_, messages, i + 1, false, opts);
+      jinja::RenderResult upto = render_prefix(messages, i + 1, false);
       auto pems = emissions_of(upto.out, static_cast<int>(i));
       if (ms.has_content && !pems.empty()) {
         size_t tail_begin = pems.back().hull().end;
@@ -199,7 +249,7 @@ ChatRender ChatTemplate::render(const nlohmann::ordered_json& messages, const Ch
     // Begin: where the prompt for this turn (with the generation prompt) ends.
     std::optional<size_t> begin;
     try {
-      jinja::RenderResult prompt = render_prefix(*tpl_, messages, i, true, opts);
+      jinja::RenderResult prompt = render_prefix(messages, i, true);
       size_t limit = ms.has_content ? ms.content.begin : *end;
       if (is_prefix(prompt.out.s, text) && prompt.out.s.size() <= limit) begin = prompt.out.s.size();
     } catch (const Error&) {

@@ -24,6 +24,10 @@
 //   content + "<|im_end|>" (the newline after it is outside), Llama 3's content + "<|eot_id|>", Mistral v0.3's
 //   " " + content + "</s>"; a template that writes nothing after the content ends the span there.
 //   has_turn is false when neither the content nor the turn's end can be located.
+//
+// Cost: a render is 1 + 2 x (assistant messages) renders of prefixes of the conversation, but once a
+// shape has been seen (chat_plan.h) each is a concatenation of literal text and contents, not an
+// interpretation of the template.
 #pragma once
 #include <ctime>
 #include <memory>
@@ -38,6 +42,8 @@ namespace lathe {
 namespace jinja {
 struct Template;
 }
+class RenderPlanCache;
+struct ChatPlanStats;
 
 struct ChatSpan {
   size_t begin = 0, end = 0;
@@ -66,8 +72,11 @@ struct ChatRenderOptions {
   // Further template variables: tools, documents, date_string, enable_thinking, ... `tools` and
   // `documents` default to none, as transformers passes them.
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
-  bool turn_spans = true;  // costs two extra renders per assistant message
+  bool turn_spans = true;  // two extra renders per assistant message (from plans once the shape is seen)
   std::optional<std::time_t> now;  // for strftime_now(); current time when unset
+  // Render conversations of an already seen shape from a plan (chat_plan.h): the same bytes and
+  // spans as interpreting the template, without interpreting it. Off: always interpret.
+  bool plans = true;
 };
 
 class ChatTemplate {
@@ -85,10 +94,13 @@ class ChatTemplate {
   ChatRender render(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts = {}) const;
   // Text only (no span bookkeeping renders).
   std::string render_text(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts = {}) const;
+  // Renders served by plans, probes and plans kept, over all copies of this template.
+  ChatPlanStats plan_stats() const;
 
  private:
   std::string source_;
   std::shared_ptr<const jinja::Template> tpl_;
+  std::shared_ptr<RenderPlanCache> plans_;  // shared by copies; thread-safe
 };
 
 // What a model ships for chat formatting.

@@ -200,6 +200,7 @@ List Interp::iterate(Pos pos, const Value& v) {
       return keys;
     }
     case Value::Type::String: {
+      if (probe_ && tainted(v)) taint_fail("iterating over a content");
       List chars;
       const std::string& s = v.s();
       for (size_t i = 0; i < s.size();) {

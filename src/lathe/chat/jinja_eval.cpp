@@ -2,6 +2,7 @@
 // runs chat templates, with one deliberate leniency: an attribute or item of an undefined value is
 // undefined (Jinja's ChainableUndefined) rather than an error, which real templates rely on when a
 // message lacks a key.
+#include <cctype>
 #include <cmath>
 
 #include "lathe/core/error.h"
@@ -10,7 +11,7 @@
 
 namespace lathe::jinja {
 
-Interp::Interp(const Dict& globals, const RenderOptions& opts) : opts_(opts) {
+Interp::Interp(const Dict& globals, const RenderOptions& opts) : opts_(opts), probe_(opts.probe) {
   frames_.emplace_back();
   for (const auto& [k, v] : globals) frames_[0][k] = v;
   frames_.emplace_back();
@@ -74,6 +75,7 @@ void Interp::emit_raw(Pos pos, Str& out, const Value& v) {
     check_size(pos, out.s.size() + v.s().size());
     str_append(out, v.str());
   } else {
+    if (probe_ && tainted(v)) taint_fail("a content printed inside a list or dict");
     std::string s = v.to_str();
     check_size(pos, out.s.size() + s.size());
     out.s += s;
@@ -97,7 +99,7 @@ Interp::Flow Interp::exec(const Stmt& s, Str& out) {
       tag_output(out, out.s.size() - s.text.size());
       return Flow::Normal;
     case Stmt::Kind::Output: emit(s.pos, out, eval(*s.expr)); return Flow::Normal;
-    case Stmt::Kind::If: return exec_body(eval(*s.expr).truthy() ? s.body : s.else_body, out);
+    case Stmt::Kind::If: return exec_body(probe_truthy(eval(*s.expr)) ? s.body : s.else_body, out);
     case Stmt::Kind::For: exec_for(s, out); return Flow::Normal;
     case Stmt::Kind::Set: {
       Value v = eval(*s.expr);
@@ -155,7 +157,7 @@ void Interp::exec_for(const Stmt& s, Str& out) {
     for (const Value& item : src) {
       frames_.emplace_back();
       bind(item);
-      bool keep = eval(*s.cond).truthy();
+      bool keep = probe_truthy(eval(*s.cond));
       frames_.pop_back();
       if (keep) items.push_back(item);
     }
@@ -233,7 +235,18 @@ Value Interp::call_macro(Pos pos, const Stmt& def, Args args, Dict kwargs) {
 
 Value Interp::call_value(Pos pos, const Value& callee, Args args, Dict kwargs) {
   if (callee.type() == Value::Type::Macro) return call_macro(pos, *callee.macro_def(), std::move(args), std::move(kwargs));
-  if (callee.type() == Value::Type::Function) return call_function(pos, callee.function_name(), args, kwargs);
+  if (callee.type() == Value::Type::Function) {
+    if (probe_) {
+      const std::string& f = callee.function_name();
+      bool moves_only = f == "namespace" || f == "dict" || f == "raise_exception";
+      if (f == "strftime_now" && !opts_.now) taint_fail("strftime_now() without a fixed time");
+      for (const Value& a : args)
+        if (!moves_only && tainted(a)) taint_fail(f + "() of a content");
+      for (const auto& [k, a] : kwargs)
+        if (!moves_only && tainted(a)) taint_fail(f + "() of a content");
+    }
+    return call_function(pos, callee.function_name(), args, kwargs);
+  }
   if (callee.is_undefined()) fail_at(pos, fmt::format("'{}' is undefined and cannot be called", callee.undefined_name()));
   fail_at(pos, fmt::format("a {} value is not callable", callee.type_name()));
 }
@@ -248,7 +261,17 @@ Value Interp::eval_call(const Expr& e) {
     Value obj = eval(*callee.args[0]);
     bool found = false;
     Value r = call_method(e.pos, obj, callee.name, args, kwargs, &found);
-    if (found) return r;
+    if (found) {
+      if (probe_) {
+        // get/items/keys/values/append move values around without reading their bytes.
+        const std::string& m = callee.name;
+        bool structural = !obj.is_string() && (m == "get" || m == "items" || m == "keys" || m == "values" || m == "append");
+        Args ops{obj};
+        ops.insert(ops.end(), args.begin(), args.end());
+        probe_op(Guard::Kind::Method, m, e.pos, ops, kwargs, r, structural);
+      }
+      return r;
+    }
     if (Value* member = obj.find(callee.name)) return call_value(e.pos, *member, std::move(args), std::move(kwargs));
     fail_at(e.pos, fmt::format("a {} value has no method '{}'", obj.type_name(), callee.name));
   }
@@ -333,6 +356,7 @@ Value Interp::eval(const Expr& e) {
       Value obj = eval(*e.args[0]);
       Value key = eval(*e.args[1]);
       if (obj.is_undefined()) return obj;
+      if (probe_ && ((obj.is_string() && tainted(obj)) || tainted(key))) taint_fail("indexing a content or by a content");
       return index_value(e.pos, obj, key);
     }
     case Expr::Kind::Slice: {
@@ -340,6 +364,7 @@ Value Interp::eval(const Expr& e) {
       Value a = e.args[1] ? eval(*e.args[1]) : Value();
       Value b = e.args[2] ? eval(*e.args[2]) : Value();
       Value c = e.args[3] ? eval(*e.args[3]) : Value();
+      if (probe_ && obj.is_string() && tainted(obj)) taint_fail("slicing a content");
       return slice_value(e.pos, obj, a, b, c);
     }
     case Expr::Kind::Call: return eval_call(e);
@@ -349,17 +374,52 @@ Value Interp::eval(const Expr& e) {
       Dict kwargs;
       for (size_t i = 1; i < e.args.size(); ++i) args.push_back(eval(*e.args[i]));
       for (const auto& [k, x] : e.kwargs) kwargs.emplace_back(k, eval(*x));
-      return apply_filter(e.pos, e.name, v, std::move(args), kwargs);
+      if (!probe_) return apply_filter(e.pos, e.name, v, std::move(args), kwargs);
+      Args ops{v};
+      ops.insert(ops.end(), args.begin(), args.end());
+      Value r = apply_filter(e.pos, e.name, v, std::move(args), kwargs);
+      // These look at a container's size or move its items, never at the items' bytes.
+      const std::string& f = e.name;
+      bool structural = !v.is_string() && (f == "length" || f == "count" || f == "first" || f == "last" ||
+                                           f == "reverse" || f == "list");
+      // selectattr/rejectattr/map(attribute=) over message dicts read one attribute of each: structural
+      // when that attribute is not the content (the other values are part of the shape).
+      if (!structural && v.is_list()) {
+        auto other_attr = [&](const Value* x) {
+          if (!x || !x->is_string() || tainted(*x) || x->s().empty()) return false;
+          std::string first = x->s().substr(0, x->s().find('.'));
+          return first != "content" && !first.empty() && !std::isdigit(static_cast<unsigned char>(first[0]));
+        };
+        bool dicts = true;
+        for (const Value& item : v.items()) dicts &= item.is_mapping();
+        const Value* attribute = nullptr;
+        for (const auto& [k, x] : kwargs)
+          if (k == "attribute") attribute = &x;
+        if (dicts && (f == "selectattr" || f == "rejectattr") && ops.size() > 1) structural = other_attr(&ops[1]);
+        if (dicts && f == "map" && ops.size() == 1 && kwargs.size() == 1) structural = other_attr(attribute);
+      }
+      probe_op(Guard::Kind::Filter, f, e.pos, ops, kwargs, r, structural);
+      return r;
     }
     case Expr::Kind::Test: {
       Value v = eval(*e.args[0]);
       Args args;
       for (size_t i = 1; i < e.args.size(); ++i) args.push_back(eval(*e.args[i]));
-      return Value::boolean(apply_test(e.pos, e.name, v, args) != e.negated);
+      bool r = apply_test(e.pos, e.name, v, args);
+      if (probe_) {
+        Args ops{v};
+        ops.insert(ops.end(), args.begin(), args.end());
+        const std::string& t = e.name;  // tests of the type alone
+        bool structural = t == "defined" || t == "undefined" || t == "none" || t == "mapping" || t == "sequence" ||
+                          t == "iterable" || t == "string" || t == "number" || t == "boolean" || t == "integer" ||
+                          t == "float" || t == "callable";
+        probe_op(Guard::Kind::Test, t, e.pos, ops, {}, Value::boolean(r), structural);
+      }
+      return Value::boolean(r != e.negated);
     }
     case Expr::Kind::Unary: {
       Value v = eval(*e.args[0]);
-      if (e.name == "not") return Value::boolean(!v.truthy());
+      if (e.name == "not") return Value::boolean(!probe_truthy(v));
       if (!v.is_number() && v.type() != Value::Type::Bool)
         fail_at(e.pos, fmt::format("bad operand type for unary {}: {}", e.name, v.type_name()));
       if (e.name == "+") return v.type() == Value::Type::Bool ? Value::integer(v.as_int()) : v;
@@ -369,7 +429,7 @@ Value Interp::eval(const Expr& e) {
     }
     case Expr::Kind::Binary: return eval_binary(e);
     case Expr::Kind::Cond:
-      if (eval(*e.args[1]).truthy()) return eval(*e.args[0]);
+      if (probe_truthy(eval(*e.args[1]))) return eval(*e.args[0]);
       return e.args[2] ? eval(*e.args[2]) : Value::undefined("else");
     case Expr::Kind::List:
     case Expr::Kind::Tuple: {
@@ -381,6 +441,7 @@ Value Interp::eval(const Expr& e) {
       Value d = Value::dict();
       for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
         Value k = eval(*e.args[i]);
+        if (probe_ && tainted(k)) taint_fail("a content as a dict key");
         d.set(k.is_string() ? k.s() : k.to_str(), eval(*e.args[i + 1]));
       }
       return d;
@@ -395,11 +456,11 @@ Value Interp::eval_binary(const Expr& e) {
   const std::string& op = e.name;
   if (op == "and") {
     Value a = eval(*e.args[0]);
-    return a.truthy() ? eval(*e.args[1]) : a;
+    return probe_truthy(a) ? eval(*e.args[1]) : a;
   }
   if (op == "or") {
     Value a = eval(*e.args[0]);
-    return a.truthy() ? a : eval(*e.args[1]);
+    return probe_truthy(a) ? a : eval(*e.args[1]);
   }
   Value a = eval(*e.args[0]);
   Value b = eval(*e.args[1]);
@@ -408,6 +469,32 @@ Value Interp::eval_binary(const Expr& e) {
     if (b.is_undefined()) fail_at(e.pos, fmt::format("'{}' is undefined", b.undefined_name()));
     fail_at(e.pos, fmt::format("unsupported operand types for {}: {} and {}", op, a.type_name(), b.type_name()));
   };
+  // `'key' in message` asks for a key; keys are part of a conversation's shape, the values unread.
+  bool key_test = probe_ && (op == "in" || op == "not in") && b.is_mapping() && !tainted(a);
+  if (probe_ && !key_test && (tainted(a) || tainted(b))) {
+    bool concat = op == "~" || op == "+";
+    if (concat && ((!a.is_string() && tainted(a)) || (!b.is_string() && tainted(b))) && !(a.is_list() && b.is_list()))
+      taint_fail("a content converted by " + op);
+    Guard::Kind k = op == "==" || op == "!=" ? Guard::Kind::Equal
+                    : op == "in" || op == "not in" ? Guard::Kind::In
+                                                   : Guard::Kind::Compare;
+    if (op == "<" || op == ">" || op == "<=" || op == ">=") {
+      if (!a.is_string() || !b.is_string()) taint_fail("a content compared with a non-string");
+    } else if (!concat && k == Guard::Kind::Compare) {
+      taint_fail("a content in arithmetic " + op);
+    }
+    if (!concat && probe_->clean) {
+      // Recorded before the operation runs: the guard holds the raw result (== and `in`, not != / not in).
+      Value r;
+      if (k == Guard::Kind::Equal) r = Value::boolean(values_equal(a, b));
+      else if (k == Guard::Kind::In) r = Value::boolean(apply_test(e.pos, "in", a, {b}));
+      else {
+        int c = a.s().compare(b.s());
+        r = Value::boolean(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+      }
+      probe_op(k, op, e.pos, {a, b}, {}, r, false);
+    }
+  }
   if (op == "~") {
     Str s = a.is_string() ? a.str() : Str{a.to_str(), {}};
     str_append(s, b.is_string() ? b.str() : Str{b.to_str(), {}});

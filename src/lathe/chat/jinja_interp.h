@@ -64,6 +64,19 @@ class Interp {
   std::vector<int> item_stack_;  // tags of the tracked items being iterated, innermost last
   std::vector<Origin> item_runs_;
   void tag_output(const Str& out, size_t begin);
+
+ public:
+  // Content probe (RenderOptions::probe): jinja_probe.cpp.
+  Probe* probe_ = nullptr;
+  int content_ref(const Value& v) const;  // source index when v is exactly a content, -1 untainted, -2 other
+  bool tainted(const Value& v, int depth = 0) const;  // v holds content-derived bytes anywhere
+  void taint_fail(const std::string& why);
+  bool probe_truthy(const Value& v);
+  // Records an operation on content strings as a guard; containers holding contents are allowed only
+  // for `structural` operations (those that do not look at the items' bytes).
+  void probe_op(Guard::Kind kind, const std::string& name, Pos pos, const Args& operands, const Dict& kwargs,
+                const Value& result, bool structural);
+  Value eval_guard(const Guard& g, const Args& operands);
 };
 
 }  // namespace lathe::jinja
