@@ -67,5 +67,5 @@ echo "   project:      $(pwd)"
 echo "   data report:  $(pwd)/out/data/report.html"
 echo "   eval report:  $(pwd)/out/eval/report.html"
 echo "   adapter:      $(pwd)/out/export/peft   (merged HF model: out/export/merged, GGUF: out/export/*.gguf)"
-echo "   pass rates:   $("$LATHE" runs | sed -n 2p | grep -oE '[a-z+]+=[0-9.]+' | tr '\n' ' ')(held-out paraphrased questions)"
+echo "   pass rates:   $("$LATHE" runs | sed -n 2p | grep -oE '[a-z0-9_+.-]+=[0-9.]+' | tr '\n' ' ')(held-out paraphrased questions)"
 exit $rc
