@@ -5,6 +5,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/ignore_index.h"
+#include "lathe/core/phase_prof.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -122,6 +123,7 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
 // kRows x V floats. With `backward`, writes d(loss·scale)/dx_last into dx_last.
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
                                          int64_t* count, const float* row_weight, double* row_nll) {
+  prof::PhaseScope ps(prof::Phase::Head);
   const ModelConfig& c = m_.config;
   const int N = N_, C = c.hidden_size, V = c.vocab_size;
   std::vector<float> hn(size_t(N) * C), rstd(N), dhn, norm_buf;
@@ -182,6 +184,7 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
   for (int l = m_.config.num_hidden_layers - 1; l >= 0; l--) {
     BlockActs& a = acts_[checkpointing_ ? 0 : l];
     if (checkpointing_) {  // recompute this block's activations from its saved input
+      prof::PhaseScope ps(prof::Phase::Recompute);
       std::vector<float> out(size_t(N_) * m_.config.hidden_size);
       block_forward(bc, l, rows_, a, scratch_, x_in_[l].data(), out.data());
     }
