@@ -1,6 +1,7 @@
 #include "lathe/model/train_graph.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "lathe/core/error.h"
@@ -204,8 +205,16 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
   if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), batch_->ids.data(), N_);
 }
 
-double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx) {
+// A new id for a training forward pass and its backward (AdapterContext::pass), unique across graphs.
+static uint64_t next_pass() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
+}
+
+double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx0) {
   prepare(b, adapters_);
+  AdapterContext ctx = ctx0;
+  ctx.pass = next_pass();
   const BlockContext bc{m_, adapters_, grads_, ctx};
   forward_blocks(bc);
   double loss = head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), dx_a_.data(), scale, true, count);
@@ -224,8 +233,9 @@ void TrainGraph::forward_logps(const PackedBatch& b, const AdapterSet* adapters,
   LATHE_CHECK(!adapters || adapters->prompt_len == 0, "preference training with prompt tuning");
   prepare(b, adapters);
   ctx_ = ctx;
+  ctx_.pass = next_pass();
   logps_adapters_ = adapters;
-  forward_blocks(BlockContext{m_, adapters, adapters == adapters_ ? grads_ : nullptr, ctx});
+  forward_blocks(BlockContext{m_, adapters, adapters == adapters_ ? grads_ : nullptr, ctx_});
   logp->assign(size_t(N_), 0.0);
   int64_t count = 0;
   head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), nullptr, 0.0f, false, &count, nullptr,
