@@ -14,6 +14,7 @@
 #include "lathe/core/strings.h"
 #include "lathe/formats/safetensors.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/serial_blas.h"
 
 namespace lathe {
 
@@ -93,6 +94,7 @@ const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ct
 void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
   if (dora()) return dora_forward(x, y, T, ctx);
   const float* xd = dropped(x, T, ctx);
+  const SerialBlas serial;  // rank-r products: see serial_blas.h
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
   h_pass_ = ctx.training ? ctx.pass : 0, h_x_ = x, h_T_ = T;
@@ -103,6 +105,7 @@ void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
   if (dora()) return dora_backward(x, dy, dx, T, ctx);
   const float* xd = dropped(x, T, ctx);
+  const SerialBlas serial;
   // The forward's h when this is its pass and input (bitwise what recomputing it gives).
   if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
     h_.resize(size_t(T) * r_);
