@@ -2,8 +2,9 @@
 // (512 x 576 x 16 at the benchmark's shape) a parallel sgemm spends about as long in its OpenMP
 // fork/join as it saves, and far longer when the cores are shared: the step profile
 // (docs/bench_train.md) measured them at a fifth of a 2-thread step on a quiet machine and half a
-// step on a loaded one. Not thread-safe against other threads' BLAS calls (OpenBLAS's thread count
-// is global); training calls BLAS from one thread.
+// step on a loaded one. OpenBLAS's thread count is global (and its OpenMP build sets the calling
+// thread's omp_set_num_threads with it, restored on exit to the same count lathe set): use it only
+// where one thread drives the compute (training, the serving scheduler's worker).
 #pragma once
 
 namespace lathe {
