@@ -2,7 +2,8 @@
 # Training benchmark: lathe vs the PyTorch eager reference, same shape, same threads, one run.
 # SmolLM2-135M shape, seq 512, LoRA r=16 on all linear layers (or full FT), random weights and ids.
 # Usage: bench/train_bench.sh [BUILD_DIR]   (env: THREADS=2 BATCH=1 METHOD=lora|qlora|full|prefix STEPS=3
-#        PREFIX_LEN=20 REF_CORETYPE=)
+#        PREFIX_LEN=20 REF_CORETYPE= PROFILE=1 (lathe's per-phase step profile) REF=0 (skip the reference)
+#        LATHE_ARGS="..." (extra `lathe train` flags))
 # lathe re-selects OpenBLAS's AVX-512/AVX2 kernels when the library falls back to its generic
 # "Prescott" ones on a CPU model it does not know; PyTorch's OpenBLAS does not. REF_CORETYPE=SkylakeX
 # gives the reference those kernels too (OPENBLAS_CORETYPE), for a like-for-like comparison.
@@ -26,11 +27,13 @@ PREFIX_LEN=${PREFIX_LEN:-20}
 case "$METHOD" in full) refm=full ;; prefix) refm=prefix ;; *) refm=lora ;; esac
 method_args=(--lora-r 16 --lora-alpha 32 --lora-target-modules all-linear)
 [ "$METHOD" = prefix ] && method_args=(--num-virtual-tokens "$PREFIX_LEN")
+if [ "${REF:-1}" = 0 ]; then ref='{"impl":"(skipped)","method":"-","tokens_per_s":1,"peak_rss_bytes":1}'; else
 ref=$(${REF_CORETYPE:+env OPENBLAS_CORETYPE=$REF_CORETYPE} /usr/bin/python3 bench/ref_torch_train.py --threads "$THREADS" \
-  --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --method "$refm" --prefix-len "$PREFIX_LEN")
+  --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --method "$refm" --prefix-len "$PREFIX_LEN"); fi
+[ "${PROFILE:-0}" = 1 ] && export LATHE_PROFILE=1
 /usr/bin/time -f "%M" -o "$W/rss" "$B/lathe" train --model "$W/m" --data "$W/data.jsonl" --output "$W/out" \
   --method "$METHOD" "${method_args[@]}" --learning-rate 1e-4 \
-  --max-steps $((STEPS + 1)) --per-device-train-batch-size "$BATCH" --save-steps 0 --threads "$THREADS" 2>/dev/null
+  --max-steps $((STEPS + 1)) --per-device-train-batch-size "$BATCH" --save-steps 0 --threads "$THREADS" ${LATHE_ARGS:-} 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
 peak=$("$B/bench/sgemm_peak" "$THREADS")
 export REF_CORETYPE=${REF_CORETYPE:-}
 /usr/bin/python3 - "$ref" "$W/out/metrics.jsonl" "$(cat "$W/rss")" "$peak" "$SEQ" "$METHOD" <<'PY'
@@ -47,3 +50,4 @@ print(f"{method:5s} seq {T}: lathe {tps:7.1f} tok/s   reference {ref['tokens_per
 print(f"peak RSS  : lathe {rss/2**20:8.1f} MiB   reference {ref['peak_rss_bytes']/2**20:8.1f} MiB   ratio {rss/ref['peak_rss_bytes']:.2f}")
 print(f"GFLOP/s   : lathe {g:.1f} = MFU {100*g/peak['gflops']:.0f}% of measured sgemm peak {peak['gflops']:.1f}")
 PY
+if [ "${PROFILE:-0}" = 1 ]; then sed -n '/step profile/,$p' "$W/err" | grep -v '^lathe train: data parallel'; fi

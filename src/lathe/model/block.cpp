@@ -6,6 +6,7 @@
 
 #include "lathe/core/dtype.h"
 #include "lathe/core/error.h"
+#include "lathe/core/phase_prof.h"
 #include "lathe/kernels/cpu/qblock.h"  // dequantize_row: rows of a quantized embedding table
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
@@ -180,6 +181,7 @@ static const std::vector<float>* rope_cos(const ModelConfig& c, const BlockRows&
 static void rope_layer(const ModelConfig& c, const BlockRows& rows, int l, float* q, float* k, bool backward) {
   const std::vector<float>* cs = rope_cos(c, rows, l, false);
   if (!cs) return;
+  prof::PhaseScope ps(prof::Phase::NormAct);
   const std::vector<float>* sn = rope_cos(c, rows, l, true);
   const int N = rows.N, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, R = c.rotary_dim();
   auto rot = backward ? rope_backward : rope_forward;
@@ -230,13 +232,14 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   // Attention: x_mid = x_in + [post-norm](o(attention(rope(q), rope(k), v))) of [pre-norm](x_in).
   const float* ain = x_in;
   if (c.pre_attn_norm) {
+    prof::PhaseScope ps(prof::Phase::NormAct);
     rmsnorm_forward(xn, saved ? a.rstd1.data() : nullptr, x_in, normw(w.attn_norm), N, C, c.rms_norm_eps);
     ain = xn;
   }
   if (c.fused_qkv) {  // Phi-3: one projection, rows [q; k; v]
     float* qkv = at_least(s.fused, size_t(N) * (QD + 2 * KD));
     linear_forward(lin(LinearId::QKV), ain, qkv, N, ctx);
-    split_cols(qkv, N, {{a.q.data(), QD}, {a.k.data(), KD}, {a.v.data(), KD}});
+    prof::timed(prof::Phase::NormAct, [&] { split_cols(qkv, N, {{a.q.data(), QD}, {a.k.data(), KD}, {a.v.data(), KD}}); });
   } else {
     std::vector<AdapterRows> gk, gv;  // each LinearRef's own row groups while all three are in use
     linear_forward_many({{lin(LinearId::Q), a.q.data()},
@@ -245,6 +248,7 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
                         ain, N, ctx);
   }
   if (c.qk_norm) {  // RMSNorm over each head's D channels, before RoPE
+    prof::PhaseScope ps(prof::Phase::NormAct);
     const float* q_in = a.q.data();
     const float* k_in = a.k.data();
     if (saved) {  // backward needs the inputs of the norms
@@ -257,6 +261,7 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   rope_layer(c, rows, l, a.q.data(), a.k.data(), /*backward=*/false);
   const AttentionOpts opts = attention_opts(c, l);
   for (const BlockSequence& sq : rows.seqs) {
+    prof::PhaseScope ps(prof::Phase::AttnFwd);
     const int t0 = sq.row0, T = sq.rows;
     const float* k_rows = a.k.data() + size_t(t0) * KD;
     const float* v_rows = a.v.data() + size_t(t0) * KD;
@@ -276,23 +281,25 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   }
   if (c.post_attn_norm) {
     linear_forward(lin(LinearId::O), a.att.data(), a.o_out.data(), N, ctx);
+    prof::PhaseScope ps(prof::Phase::NormAct);
     rmsnorm_forward(a.x_mid.data(), saved ? a.rstd_pa.data() : nullptr, a.o_out.data(), normw(w.post_attn_norm), N,
                     C, c.rms_norm_eps);
   } else {
     linear_forward(lin(LinearId::O), a.att.data(), a.x_mid.data(), N, ctx);
   }
-  add_forward(a.x_mid.data(), a.x_mid.data(), x_in, int64_t(N) * C);
+  prof::timed(prof::Phase::NormAct, [&] { add_forward(a.x_mid.data(), a.x_mid.data(), x_in, int64_t(N) * C); });
 
   // MLP: x_out = x_mid + [post-norm](down(act(gate(m)) * up(m))), m = [pre-norm](x_mid).
   const float* min = a.x_mid.data();
   if (c.pre_ffn_norm) {
+    prof::PhaseScope ps(prof::Phase::NormAct);
     rmsnorm_forward(xn, saved ? a.rstd2.data() : nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
     min = xn;
   }
   if (c.fused_gate_up) {  // Phi-3: one projection, rows [gate; up]
     float* gu = at_least(s.fused, size_t(N) * 2 * F);
     linear_forward(lin(LinearId::GateUp), min, gu, N, ctx);
-    split_cols(gu, N, {{a.gate.data(), F}, {a.up.data(), F}});
+    prof::timed(prof::Phase::NormAct, [&] { split_cols(gu, N, {{a.gate.data(), F}, {a.up.data(), F}}); });
   } else {
     std::vector<AdapterRows> gu;
     linear_forward_many({{lin(LinearId::Gate), a.gate.data()}, {block_lin(bc, rows, l, LinearId::Up, gu), a.up.data()}},
@@ -300,16 +307,19 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   }
   // Training keeps gate and up for backward; inference writes the product over gate.
   float* act = saved ? at_least(s.act, size_t(N) * F) : a.gate.data();
-  (c.hidden_act == Activation::GeluTanh ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(),
-                                                                          int64_t(N) * F);
+  prof::timed(prof::Phase::NormAct, [&] {
+    (c.hidden_act == Activation::GeluTanh ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(),
+                                                                            int64_t(N) * F);
+  });
   if (c.post_ffn_norm) {
     linear_forward(lin(LinearId::Down), act, a.down_out.data(), N, ctx);
+    prof::PhaseScope ps(prof::Phase::NormAct);
     rmsnorm_forward(x_out, saved ? a.rstd_pf.data() : nullptr, a.down_out.data(), normw(w.post_ffn_norm), N, C,
                     c.rms_norm_eps);
   } else {
     linear_forward(lin(LinearId::Down), act, x_out, N, ctx);
   }
-  add_forward(x_out, x_out, a.x_mid.data(), int64_t(N) * C);
+  prof::timed(prof::Phase::NormAct, [&] { add_forward(x_out, x_out, a.x_mid.data(), int64_t(N) * C); });
 }
 
 // ---- backward ----
@@ -333,6 +343,7 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   // dy of a projection whose output went through a post-norm: back through that norm first.
   auto through_post_norm = [&](const float* dout, const std::vector<float>& y, const std::vector<float>& rstd,
                                Tensor LayerWeights::*t) {
+    prof::PhaseScope ps(prof::Phase::NormAct);
     std::vector<float> dy(size_t(N) * C, 0.0f);
     rmsnorm_backward(dy.data(), gnorm(t), dout, y.data(), normw(w.*t), rstd.data(), N, C);
     return dy;
@@ -348,29 +359,36 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   }
   std::vector<float> dact(size_t(N) * F, 0.0f), dgate(size_t(N) * F, 0.0f), dup(size_t(N) * F, 0.0f);
   const bool gelu = c.hidden_act == Activation::GeluTanh;
-  (gelu ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(), int64_t(N) * F);  // recompute (see BlockScratch)
   const float* min = a.x_mid.data();
-  if (c.pre_ffn_norm) {
-    rmsnorm_forward(xn, nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
-    min = xn;
+  {
+    prof::PhaseScope ps(prof::Phase::Recompute);
+    (gelu ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(), int64_t(N) * F);  // see BlockScratch
+    if (c.pre_ffn_norm) {
+      rmsnorm_forward(xn, nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
+      min = xn;
+    }
   }
   linear_backward(lin(LinearId::Down), act, ddown, dact.data(), N, ctx);
-  (gelu ? geglu_backward : swiglu_backward)(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(),
-                                            int64_t(N) * F);
+  prof::timed(prof::Phase::NormAct, [&] {
+    (gelu ? geglu_backward : swiglu_backward)(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(),
+                                              int64_t(N) * F);
+  });
   std::vector<float> dxn(size_t(N) * C, 0.0f);
   if (c.fused_gate_up) {
     float* dgu = at_least(s.fused, size_t(N) * 2 * F);
-    pack_cols(dgu, N, {{dgate.data(), F}, {dup.data(), F}});
+    prof::timed(prof::Phase::NormAct, [&] { pack_cols(dgu, N, {{dgate.data(), F}, {dup.data(), F}}); });
     linear_backward(lin(LinearId::GateUp), min, dgu, dxn.data(), N, ctx);
   } else {
     linear_backward(lin(LinearId::Gate), min, dgate.data(), dxn.data(), N, ctx);
     linear_backward(lin(LinearId::Up), min, dup.data(), dxn.data(), N, ctx);
   }
-  if (c.pre_ffn_norm)
-    rmsnorm_backward(dx_mid.data(), gnorm(&LayerWeights::ffn_norm), dxn.data(), a.x_mid.data(), normw(w.ffn_norm),
-                     a.rstd2.data(), N, C);
-  else
-    add_forward(dx_mid.data(), dx_mid.data(), dxn.data(), int64_t(N) * C);
+  prof::timed(prof::Phase::NormAct, [&] {
+    if (c.pre_ffn_norm)
+      rmsnorm_backward(dx_mid.data(), gnorm(&LayerWeights::ffn_norm), dxn.data(), a.x_mid.data(), normw(w.ffn_norm),
+                       a.rstd2.data(), N, C);
+    else
+      add_forward(dx_mid.data(), dx_mid.data(), dxn.data(), int64_t(N) * C);
+  });
 
   // Attention: x_mid = x_in + [post-norm](o(attention(rope(q), rope(k), v))) of [pre-norm](x_in).
   std::vector<float> datt(size_t(N) * QD, 0.0f), dq(size_t(N) * QD, 0.0f), dk(size_t(N) * KD, 0.0f),
@@ -397,8 +415,11 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     float* dP = at_least(s.dP, size_t(H) * T * S);
     // Recompute this sequence's probabilities; the attention output (no longer needed: o_proj's
     // backward is done) is rewritten with the same values.
-    attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
-                      nullptr, opts);
+    prof::timed(prof::Phase::Recompute, [&] {
+      attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
+                        nullptr, opts);
+    });
+    prof::PhaseScope ps(prof::Phase::AttnBwd);
     attention_backward(dq.data() + size_t(t0) * QD, dkb, dvb, datt.data() + size_t(t0) * QD,
                        a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, dP, opts);
     if (P > 0 && as->prefix_dk.size() > size_t(l) && as->prefix_dk[l]) {
@@ -410,6 +431,7 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   }
   rope_layer(c, rows, l, dq.data(), dk.data(), /*backward=*/true);
   if (c.qk_norm) {
+    prof::PhaseScope ps(prof::Phase::NormAct);
     std::vector<float> dq_pre(dq.size(), 0.0f), dk_pre(dk.size(), 0.0f);
     rmsnorm_backward(dq_pre.data(), gnorm(&LayerWeights::q_norm), dq.data(), a.q_pre.data(), normw(w.q_norm),
                      a.rstd_q.data(), N * H, D);
@@ -421,18 +443,20 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   std::fill(dxn.begin(), dxn.end(), 0.0f);
   const float* ain = x_in;
   if (c.pre_attn_norm) {
+    prof::PhaseScope ps(prof::Phase::Recompute);
     rmsnorm_forward(xn, nullptr, x_in, normw(w.attn_norm), N, C, c.rms_norm_eps);  // recompute xn1
     ain = xn;
   }
   if (c.fused_qkv) {
     float* dqkv = at_least(s.fused, size_t(N) * (QD + 2 * KD));
-    pack_cols(dqkv, N, {{dq.data(), QD}, {dk.data(), KD}, {dv.data(), KD}});
+    prof::timed(prof::Phase::NormAct, [&] { pack_cols(dqkv, N, {{dq.data(), QD}, {dk.data(), KD}, {dv.data(), KD}}); });
     linear_backward(lin(LinearId::QKV), ain, dqkv, dxn.data(), N, ctx);
   } else {
     linear_backward(lin(LinearId::Q), ain, dq.data(), dxn.data(), N, ctx);
     linear_backward(lin(LinearId::K), ain, dk.data(), dxn.data(), N, ctx);
     linear_backward(lin(LinearId::V), ain, dv.data(), dxn.data(), N, ctx);
   }
+  prof::PhaseScope ps(prof::Phase::NormAct);
   std::memcpy(dx_in, dx_mid.data(), sizeof(float) * N * C);
   if (c.pre_attn_norm)
     rmsnorm_backward(dx_in, gnorm(&LayerWeights::attn_norm), dxn.data(), x_in, normw(w.attn_norm), a.rstd1.data(), N,

@@ -1,6 +1,7 @@
 #include "lathe/model/linear.h"
 
 #include "lathe/core/error.h"
+#include "lathe/core/phase_prof.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/quant/nf4.h"
@@ -77,6 +78,7 @@ static void scale_output_rows(const LinearAdapter* a, float* y, int rows, int ou
 static void adapters_forward(const LinearRef& l, const float* x, float* y, int T, int in, int out,
                              const AdapterContext& ctx0) {
   if (!l.adapter && !l.row_adapters) return;
+  prof::PhaseScope ps(prof::Phase::Lora);
   const LinearRef base = base_of(l);
   AdapterContext ctx = ctx0;
   ctx.base = &base;
@@ -120,6 +122,7 @@ static const float* scaled_input(const LinearRef& l, const float* x, int T, int 
 static void adapters_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T, int in, int out,
                               const AdapterContext& ctx0) {
   if (!l.adapter && !l.row_adapters) return;
+  prof::PhaseScope ps(prof::Phase::Lora);
   const LinearRef base = base_of(l);
   AdapterContext ctx = ctx0;
   ctx.base = &base;
@@ -132,6 +135,7 @@ static void adapters_backward(const LinearRef& l, const float* x, const float* d
 
 // y = x W^T + b with the base weight alone, whatever its storage.
 static void base_forward(const LinearRef& l, const float* x, float* y, int T) {
+  prof::PhaseScope ps(prof::Phase::BaseFwd);
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
   const float* bias = l.b ? l.b->f32() : nullptr;
   if (l.w->dtype == DType::NF4) {
@@ -169,12 +173,16 @@ void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, in
     parts[np++] = {static_cast<const uint8_t*>(o.l.w->data), weight_qtype(o.l.w->dtype), o.l.b ? o.l.b->f32() : nullptr,
                    o.y, o.l.w->dim(0)};
   const int in = int(ls.begin()->l.w->dim(1));
-  qmatmul_forward_parts(x, T, in, parts.data(), np);
+  {
+    prof::PhaseScope ps(prof::Phase::BaseFwd);
+    qmatmul_forward_parts(x, T, in, parts.data(), np);
+  }
   for (const LinearOut& o : ls) adapters_forward(o.l, x, o.y, T, in, int(o.l.w->dim(0)), ctx);
 }
 
 // dx += dy W, dW += dy^T x, db += Σ dy for the base weight alone.
 static void base_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T) {
+  prof::PhaseScope ps(prof::Phase::BaseBwd);
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
   if (l.w->dtype == DType::NF4) {
     LATHE_CHECK(l.dw == nullptr, "an NF4 base weight is frozen");
@@ -232,6 +240,7 @@ void linear_backward(const LinearRef& l, const float* x, const float* dy, float*
       LATHE_CHECK(!g.adapter->input_scale() && !g.adapter->output_scale(),
                   "{}: backward through per-row scaling adapters", linear_ref_name(l.layer, l.id));
   if (l.adapter && (l.adapter->input_scale() || l.adapter->output_scale())) {
+    prof::PhaseScope ps(prof::Phase::Lora);  // IA³'s scaling (its base products switch to base)
     scaled_backward(l, *l.adapter, x, dy, dx, T);
     l.adapter->backward(x, dy, dx, T, ctx);  // its additive part, if any
     return;

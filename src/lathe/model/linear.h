@@ -21,6 +21,10 @@ struct AdapterContext {
   bool training = false;
   uint64_t dropout_seed = 0;  // per (step, micro-batch); adapters derive per-module streams from it
   int layer = -1;
+  // One training forward pass and its backward (TrainGraph numbers them; 0: none, as in inference).
+  // Within a pass an adapter may keep a product of its forward for its backward (LoRA's x A^T):
+  // the backward of a pass sees the same inputs and parameters as its forward.
+  uint64_t pass = 0;
   // The projection being adapted (weight and bias; its own adapters removed), set by linear_forward /
   // linear_backward for the adapter's call: DoRA reads the base weight's row norms and W x.
   const LinearRef* base = nullptr;

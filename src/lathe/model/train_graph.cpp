@@ -1,10 +1,12 @@
 #include "lathe/model/train_graph.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "lathe/core/error.h"
 #include "lathe/core/ignore_index.h"
+#include "lathe/core/phase_prof.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -122,6 +124,7 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
 // kRows x V floats. With `backward`, writes d(loss·scale)/dx_last into dx_last.
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
                                          int64_t* count, const float* row_weight, double* row_nll) {
+  prof::PhaseScope ps(prof::Phase::Head);
   const ModelConfig& c = m_.config;
   const int N = N_, C = c.hidden_size, V = c.vocab_size;
   std::vector<float> hn(size_t(N) * C), rstd(N), dhn, norm_buf;
@@ -187,6 +190,7 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
   for (int l = m_.config.num_hidden_layers - 1; l >= 0; l--) {
     BlockActs& a = acts_[checkpointing_ ? 0 : l];
     if (checkpointing_) {  // recompute this block's activations from its saved input
+      prof::PhaseScope ps(prof::Phase::Recompute);
       std::vector<float> out(size_t(N_) * m_.config.hidden_size);
       block_forward(bc, l, rows_, a, scratch_, x_in_[l].data(), out.data());
     }
@@ -207,8 +211,16 @@ void TrainGraph::backward_blocks(const BlockContext& bc) {
   if (grads_) embed_rows_backward(m_, grads_->embed.f32(), dx_a_.data(), batch_->ids.data(), N_);
 }
 
-double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx) {
+// A new id for a training forward pass and its backward (AdapterContext::pass), unique across graphs.
+static uint64_t next_pass() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
+}
+
+double TrainGraph::forward_backward(const PackedBatch& b, float scale, int64_t* count, const AdapterContext& ctx0) {
   prepare(b, adapters_);
+  AdapterContext ctx = ctx0;
+  ctx.pass = next_pass();
   const BlockContext bc{m_, adapters_, grads_, ctx};
   forward_blocks(bc);
   double loss = head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), dx_a_.data(), scale, true, count);
@@ -227,8 +239,9 @@ void TrainGraph::forward_logps(const PackedBatch& b, const AdapterSet* adapters,
   LATHE_CHECK(!adapters || adapters->prompt_len == 0, "preference training with prompt tuning");
   prepare(b, adapters);
   ctx_ = ctx;
+  ctx_.pass = next_pass();
   logps_adapters_ = adapters;
-  forward_blocks(BlockContext{m_, adapters, adapters == adapters_ ? grads_ : nullptr, ctx});
+  forward_blocks(BlockContext{m_, adapters, adapters == adapters_ ? grads_ : nullptr, ctx_});
   logp->assign(size_t(N_), 0.0);
   int64_t count = 0;
   head_forward_backward(x_in_[m_.config.num_hidden_layers].data(), nullptr, 0.0f, false, &count, nullptr,

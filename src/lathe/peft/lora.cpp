@@ -14,6 +14,7 @@
 #include "lathe/core/strings.h"
 #include "lathe/formats/safetensors.h"
 #include "lathe/kernels/cpu/cpu.h"
+#include "lathe/kernels/cpu/serial_blas.h"
 
 namespace lathe {
 
@@ -93,8 +94,10 @@ const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ct
 void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
   if (dora()) return dora_forward(x, y, T, ctx);
   const float* xd = dropped(x, T, ctx);
+  const SerialBlas serial;  // rank-r products: see serial_blas.h
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
+  h_pass_ = ctx.training ? ctx.pass : 0, h_x_ = x, h_T_ = T;
   // y += scaling · h B^T, straight into y.
   matmul_forward_accumulate(y, h_.data(), B.value.f32(), scaling, T, r_, out_);
 }
@@ -102,8 +105,13 @@ void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
   if (dora()) return dora_backward(x, dy, dx, T, ctx);
   const float* xd = dropped(x, T, ctx);
-  h_.resize(size_t(T) * r_);
-  matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
+  const SerialBlas serial;
+  // The forward's h when this is its pass and input (bitwise what recomputing it gives).
+  if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
+    h_.resize(size_t(T) * r_);
+    matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
+  }
+  h_pass_ = 0;  // scaled below: no longer the forward's
   for (auto& v : h_) v *= scaling;  // h = scaling · xd A^T
   dh_.assign(size_t(T) * r_, 0.0f);
   // y += h B^T  =>  dB += dy^T h,  dh = dy B

@@ -63,6 +63,11 @@ class LoraLinear final : public LinearAdapter {
   int in_, out_, r_, module_index_;
   float dropout_;
   std::vector<float> xd_, h_, dh_;  // scratch: dropout(x) [T,in], h = xd A^T [T,r], dh [T,r]
+  // h_ as the forward of training pass h_pass_ left it for input h_x_ of h_T_ rows: backward of
+  // the same pass and input reuses it instead of recomputing x A^T (0: nothing to reuse).
+  uint64_t h_pass_ = 0;
+  const float* h_x_ = nullptr;
+  int h_T_ = 0;
   // DoRA: the row norms and the A, B and W they were computed from (the cache key).
   std::vector<float> norm_, norm_A_, norm_B_;
   const void* norm_W_ = nullptr;

@@ -22,6 +22,7 @@
 #include "lathe/peft/lora.h"
 #include "lathe/peft/prefix.h"
 #include "lathe/peft/prompt_tuning.h"
+#include "lathe/core/phase_prof.h"
 #include "lathe/train/adamw.h"
 #include "lathe/train/checkpoint.h"
 #include "lathe/records/record_format.h"
@@ -611,15 +612,19 @@ int run_training(const TrainOptions& o) {
     metrics.emplace(o.output + "/metrics.jsonl", start);
     progress.emplace(max_steps, o.logging_steps, start);
   }
+  // LATHE_PROFILE=1: per-phase wall time of each step (core/phase_prof.h), printed at the end.
+  if (const char* p = std::getenv("LATHE_PROFILE"); p && *p && std::string(p) != "0") prof::set_enabled(true);
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_total = 0;
   std::string last_ckpt;
 
   for (int64_t step = start; step < max_steps; step++) {
     auto ts = std::chrono::steady_clock::now();
+    prof::step_begin();
     StepOutcome r = preference ? run_preference_step(*pref_data, graph, s, ref, o, step, comm, sync)
                                : run_step(data, graph, s, o, step, comm, sync);
     std::string bad;
+    prof::PhaseScope ps_opt(prof::Phase::Optimizer);
     // The loss and the summed gradients are the same on every rank, so every rank stops here together.
     if (!std::isfinite(r.loss) || !grads_finite(s.params, &bad)) {
       if (!root) return 3;
@@ -635,6 +640,7 @@ int run_training(const TrainOptions& o) {
     opt.step(lr);
     if (s.prefix) s.prefix->refresh();
     if (s.prompt) s.prompt->refresh();
+    prof::step_end();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     tokens_total += r.tokens;
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -690,6 +696,7 @@ int run_training(const TrainOptions& o) {
   std::fprintf(stderr, "lathe train: done: %lld steps, %lld tokens in %.1f s (%.1f tokens/s), peak RSS %.1f MiB; "
                "output in %s\n", (long long)(max_steps - start), (long long)tokens_total, elapsed,
                tokens_total / std::max(elapsed, 1e-9), peak_rss_bytes() / 1048576.0, o.output.c_str());
+  if (prof::enabled()) std::fprintf(stderr, "lathe train: %s", prof::report().c_str());
   if (sync.active())
     std::fprintf(stderr, "lathe train: data parallel: %d ranks, %.2f MiB of gradients a step in %zu buckets, %.2f s "
                  "waiting for them in all (%d buckets of the last step overlapped the backward)\n", comm.size(),
