@@ -21,36 +21,20 @@
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
 #include "lathe/train/dataset.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
 
-std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
-nlohmann::json golden(const std::string& c) { return nlohmann::json::parse(lathe::read_file(case_dir(c) + "/golden.json")); }
+using lathe::test::peft_golden::case_dir;
+using lathe::test::peft_golden::golden;
+using lathe::test::peft_golden::batch_of;
+using lathe::test::peft_golden::expect_close;
+using lathe::test::peft_golden::logits_of;
 
-lathe::PackedBatch batch_of(const nlohmann::json& g) {
-  lathe::PackedBatch b;
-  for (size_t i = 0; i < g["input_ids"].size(); i++)
-    b.add(g["input_ids"][i].get<std::vector<int32_t>>(), g["labels"][i].get<std::vector<int32_t>>());
-  return b;
-}
 
-void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel = 2e-4f) {
-  float scale = 1e-3f, worst = 0;
-  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
-  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
-  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
-}
 
-// Logits of every golden sequence through the inference path (Forward + KV cache).
-std::vector<float> logits_of(const lathe::Model& m, const lathe::AdapterSet* as, const std::vector<int32_t>& ids) {
-  lathe::Forward fwd(m, int(ids.size()), as);
-  auto cache = lathe::KVCache::create_for(m.config, int(ids.size()), as);
-  const float* h = fwd.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> logits(ids.size() * m.config.vocab_size);
-  fwd.logits(h, int(ids.size()), logits.data());
-  return logits;
-}
+
 
 nlohmann::json flat_logits(const nlohmann::json& g, size_t s) {
   nlohmann::json flat = nlohmann::json::array();

@@ -12,9 +12,12 @@
 #include "lathe/model/forward.h"
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
+
+using lathe::test::peft_golden::logits_of;
 
 lathe::ModelConfig tiny(lathe::Arch arch) {
   lathe::ModelConfig c;
@@ -116,14 +119,6 @@ INSTANTIATE_TEST_SUITE_P(Families, DoraGradcheck,
                          ::testing::Values(lathe::Arch::Llama, lathe::Arch::Qwen2, lathe::Arch::Phi3),
                          [](const auto& info) { return std::string(lathe::arch_short_name(info.param)); });
 
-std::vector<float> logits_of(const lathe::Model& m, const lathe::AdapterSet* as, const std::vector<int32_t>& ids) {
-  lathe::Forward fwd(m, int(ids.size()), as);
-  auto cache = lathe::KVCache::create_for(m.config, int(ids.size()), as);
-  const float* h = fwd.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> logits(ids.size() * m.config.vocab_size);
-  fwd.logits(h, int(ids.size()), logits.data());
-  return logits;
-}
 
 // QLoRA + DoRA: the norms and W x come from the dequantized NF4 weight, so the adapter over the NF4
 // base gives the logits and gradients of the same adapter over the round-tripped f32 base; merging

@@ -17,19 +17,16 @@
 #include "lathe/kernels/quant/nf4.h"
 #include "lathe/peft/adapter.h"
 #include "lathe/peft/lora.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
 
-std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
-nlohmann::json golden(const std::string& c) { return nlohmann::json::parse(lathe::read_file(case_dir(c) + "/golden.json")); }
+using lathe::test::peft_golden::case_dir;
+using lathe::test::peft_golden::golden;
+using lathe::test::peft_golden::expect_close;
 
-void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel) {
-  float scale = 1e-3f, worst = 0;
-  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
-  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
-  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
-}
+
 
 lathe::LoraConfig config_of(const nlohmann::json& hp) {
   lathe::LoraConfig lc;

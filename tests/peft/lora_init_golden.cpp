@@ -14,19 +14,17 @@
 #include "lathe/core/file_io.h"
 #include "lathe/model/forward.h"
 #include "lathe/peft/lora.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
 
-std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
-nlohmann::json golden(const std::string& c) { return nlohmann::json::parse(lathe::read_file(case_dir(c) + "/golden.json")); }
+using lathe::test::peft_golden::case_dir;
+using lathe::test::peft_golden::golden;
+using lathe::test::peft_golden::expect_close;
+using lathe::test::peft_golden::logits_of;
 
-void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel) {
-  float scale = 1e-3f, worst = 0;
-  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
-  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
-  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
-}
+
 
 lathe::LoraConfig config_of(const nlohmann::json& hp) {
   lathe::LoraConfig lc;
@@ -81,14 +79,6 @@ TEST_P(LoraInitGolden, InitValuesAndResidualBase) {
     }
 }
 
-std::vector<float> logits_of(const lathe::Model& m, const lathe::AdapterSet* as, const std::vector<int32_t>& ids) {
-  lathe::Forward fwd(m, int(ids.size()), as);
-  auto cache = lathe::KVCache::create_for(m.config, int(ids.size()), as);
-  const float* h = fwd.hidden(ids.data(), int(ids.size()), &cache);
-  std::vector<float> logits(ids.size() * m.config.vocab_size);
-  fwd.logits(h, int(ids.size()), logits.data());
-  return logits;
-}
 
 TEST_P(LoraInitGolden, TrajectoryAndConvertedAdapter) {
   const std::string c = GetParam();

@@ -19,9 +19,12 @@
 #include "lathe/model/train_graph.h"
 #include "lathe/peft/lora.h"
 #include "lathe/train/preference.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
+
+using lathe::test::peft_golden::expect_close;
 
 const char* const kCases[] = {"dpo_sigmoid", "dpo_sigmoid_ls", "dpo_ipo", "kto", "orpo"};
 
@@ -57,13 +60,6 @@ lathe::SequenceLogps logps_of(const nlohmann::json& g, const char* key) {
   return s;
 }
 
-// Tensors: max abs difference within rel x the largest magnitude (fp32 sums reorder across kernels).
-void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel = 2e-4f) {
-  float scale = 1e-3f, worst = 0;
-  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
-  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
-  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
-}
 
 // Every metric of the reference is reported, with its value. rewards/accuracies counts strict
 // wins, so where the reference's rewards tie (policy == reference) it is not compared.

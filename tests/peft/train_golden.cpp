@@ -21,26 +21,18 @@
 #include "lathe/train/adamw.h"
 #include "lathe/train/checkpoint.h"
 #include "lathe/train/dataset.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
 
-std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
-nlohmann::json golden(const std::string& c) { return nlohmann::json::parse(lathe::read_file(case_dir(c) + "/golden.json")); }
+using lathe::test::peft_golden::case_dir;
+using lathe::test::peft_golden::golden;
+using lathe::test::peft_golden::batch_of;
+using lathe::test::peft_golden::expect_close;
 
-lathe::PackedBatch batch_of(const nlohmann::json& g) {
-  lathe::PackedBatch b;
-  for (size_t i = 0; i < g["input_ids"].size(); i++)
-    b.add(g["input_ids"][i].get<std::vector<int32_t>>(), g["labels"][i].get<std::vector<int32_t>>());
-  return b;
-}
 
-void expect_close(const float* got, const nlohmann::json& want, const std::string& what, float rel = 2e-4f) {
-  float scale = 1e-3f, worst = 0;
-  for (auto& v : want) scale = std::max(scale, std::fabs(v.get<float>()));
-  for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(got[i] - want[i].get<float>()));
-  EXPECT_LE(worst, rel * scale) << what << ": max abs diff " << worst << " at scale " << scale;
-}
+
 
 void set_from(lathe::Param* p, const nlohmann::json& values) {
   ASSERT_EQ(int64_t(values.size()), p->value.numel()) << p->name;

@@ -18,11 +18,13 @@
 #include "lathe/serve/adapter_registry.h"
 #include "lathe/serve/scheduler.h"
 #include "lathe/tokenizer/tokenizer.h"
+#include "peft/peft_golden_util.h"
 #include "test_util.h"
 
 namespace {
 
-std::string case_dir(const std::string& c) { return lathe::test::source_path("tests/data/train_golden/" + c); }
+using lathe::test::peft_golden::case_dir;
+
 const std::string kBase = case_dir("ia3_llama") + "/base";
 const std::string kData = case_dir("ia3_llama") + "/data.jsonl";
 
