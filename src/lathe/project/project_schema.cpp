@@ -412,7 +412,7 @@ void check_compare(const Ctx& c, const YAML::Node& n, const std::string& path) {
       fail("project", "{}: {}: '{}' cannot name a variant (letters, digits, _ - . up to 64; not base, prompt, tuned, "
                       "rag or full: the report's own variants)", c.at(it->first), path, name);
     const std::string at = path + "." + name;
-    const YAML::Node& e = it->second;
+    const YAML::Node e = it->second;  // a copy: it->second belongs to the iterator's temporary
     if (!e.IsMap() && !e.IsNull()) fail("project", "{}: {}: expected a mapping of train keys", c.at(e), at);
     YAML::Node merged = c.cfg.root["train"] && c.cfg.root["train"].IsMap() ? YAML::Clone(c.cfg.root["train"]) : YAML::Node(YAML::NodeType::Map);
     if (e.IsMap())
