@@ -8,6 +8,7 @@
 #include "lathe/cli/command.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/strings.h"
 #include "lathe/eval/eval_options.h"
 #include "lathe/eval/overrules.h"
 #include "lathe/eval/report.h"
@@ -40,12 +41,9 @@ std::function<int()> setup(CLI::App& app) {
     lathe::eval::EvalSuite suite = lathe::eval::load_suite(o->tests);
     if (o->min_pass_rate >= 0) suite.gates.min_pass_rate = o->min_pass_rate;
     if (o->max_forgetting >= 0) suite.gates.max_forgetting = o->max_forgetting;
-    for (size_t i = 0; i < o->gate_variants.size();) {
-      size_t j = o->gate_variants.find(',', i);
-      if (j == std::string::npos) j = o->gate_variants.size();
-      if (j > i) suite.gates.variants.push_back(o->gate_variants.substr(i, j - i));
-      i = j + 1;
-    }
+    if (!o->gate_variants.empty())
+      for (auto& v : lathe::split_list(o->gate_variants))
+        if (!v.empty()) suite.gates.variants.push_back(v);
     for (auto& a : o->adapters) o->run.adapters.push_back(split_named(a, "--adapter"));
     o->run.progress = !o->json;
 

@@ -2,29 +2,11 @@
 // docs/project.md "compare") and align (a preference round on the trained adapter).
 #include "lathe/project/stage_runner_impl.h"
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <cstring>
-#include <fstream>
 
 #include "lathe/core/error.h"
-#include "lathe/core/json_io.h"
-#include "lathe/core/file_io.h"
-#include "lathe/data/data_config.h"
-#include "lathe/eval/eval_options.h"
-#include "lathe/formats/dataset_manifest.h"
-#include "lathe/peft/export_options.h"
 #include "lathe/project/align_stage.h"
-#include "lathe/project/content_hash.h"
-#include "lathe/project/launcher.h"
-#include "lathe/project/project_schema.h"
-#include "lathe/project/run_registry.h"
-#include "lathe/retrieval/index_options.h"
-#include "lathe/train/train_options.h"
-
-namespace fs = std::filesystem;
-using nlohmann::ordered_json;
 
 namespace lathe::project::detail {
 
