@@ -6,6 +6,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <fstream>
+#include <functional>
 #include <filesystem>
 #include <set>
 
@@ -68,14 +70,15 @@ void bad(CollectResult& out, const CollectOptions& o, const std::string& reason,
 }
 
 // `text_valid`: the whole text is known to be valid UTF-8, so lines need no check of their own.
+// `line0`: lines before `text` in its file (a piece of a file read in pieces).
 void read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out,
-                bool text_valid) {
+                bool text_valid, int64_t line0 = 0) {
   std::vector<std::pair<size_t, size_t>> lines;  // (offset, length) of non-blank lines
   std::vector<int64_t> numbers;
   JsonlTextLines walk(text);
   for (std::string_view l; walk.next(l);) {
     lines.emplace_back(size_t(l.data() - text.data()), l.size());
-    numbers.push_back(walk.line());
+    numbers.push_back(line0 + walk.line());
   }
   const int64_t n = int64_t(lines.size());
   std::vector<nlohmann::json> parsed(n);
@@ -440,6 +443,104 @@ void collect_skipped(std::vector<SkippedSource> skipped, const CollectOptions& o
     bad(out, o, s.reason, s.path, s.detail);
     out.skipped.push_back(std::move(s));
   }
+}
+
+namespace {
+
+// Reads a file `piece` bytes at a time, each piece cut after its last '\n' (a line longer than a piece
+// makes the piece longer). fn(piece) for each; false when the file cannot be opened or read.
+bool for_each_piece(const std::string& path, size_t piece, const std::function<void(std::string_view)>& fn) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::string buf;
+  size_t scanned = 0;  // bytes of buf known to hold no '\n'
+  while (true) {
+    const size_t old = buf.size();
+    buf.resize(old + piece);
+    in.read(buf.data() + old, std::streamsize(piece));
+    buf.resize(old + size_t(in.gcount()));
+    if (in.bad()) return false;
+    const bool eof = !in;
+    size_t nl = std::string_view(buf).substr(scanned).rfind('\n');
+    if (eof) {
+      if (!buf.empty()) fn(buf);
+      return true;
+    }
+    if (nl == std::string_view::npos) {
+      scanned = buf.size();
+      continue;
+    }
+    nl += scanned;
+    fn(std::string_view(buf).substr(0, nl + 1));
+    buf.erase(0, nl + 1);
+    scanned = 0;
+  }
+}
+
+// A JSONL file in plain UTF-8 (no BOM), not blank, read in pieces: the records, counts and input entry
+// collect_file gives, without holding the file. False (nothing added) for any other file, which the
+// caller then reads whole: the encoding checks and conversions need all of it.
+bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size_t piece, CollectResult& out,
+                          const std::function<void()>& flush) {
+  bool valid = true, blank = true, bom = false, first = true;
+  XXH3_state_t* h = XXH3_createState();
+  XXH3_64bits_reset(h);
+  const bool read = for_each_piece(path, piece, [&](std::string_view p) {
+    if (first && p.size() >= 2 && (p.substr(0, 3) == "\xEF\xBB\xBF" || uint8_t(p[0]) == 0xFF || uint8_t(p[0]) == 0xFE))
+      bom = true;
+    first = false;
+    XXH3_64bits_update(h, p.data(), p.size());
+    if (valid) valid = valid_utf8(p);  // '\n' never sits inside a character: pieces check like the whole
+    if (blank) blank = p.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  });
+  const uint64_t digest = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
+  if (!read || !valid || blank || bom) return false;
+  InputFile f;
+  f.path = path;
+  f.hash = hex64(digest);
+  f.format = "jsonl";
+  int64_t line0 = 0;
+  const bool again = for_each_piece(path, piece, [&](std::string_view p) {
+    const size_t before = out.records.size();
+    read_jsonl(p, path, o, out, true, line0);
+    line0 += int64_t(std::count(p.begin(), p.end(), '\n'));
+    f.records += out.records.size() - before;
+    flush();
+  });
+  if (!again) fail("data", "{}: the file changed or became unreadable while it was read", path);
+  out.inputs.push_back(std::move(f));
+  return true;
+}
+
+std::string format_of(const std::string& ext) {
+  if (ext == "jsonl" || ext == "ndjson") return "jsonl";
+  return ext;
+}
+
+}  // namespace
+
+void collect_batches(const std::vector<std::string>& patterns, const CollectOptions& o, size_t batch_records,
+                     size_t piece_bytes, const std::function<void(std::vector<Record>&)>& on_batch,
+                     CollectResult& out) {
+  size_t handed = 0;
+  auto flush = [&](bool last) {
+    if (out.records.empty() || (!last && out.records.size() < batch_records)) return;
+    handed += out.records.size();
+    on_batch(out.records);
+    out.records.clear();
+  };
+  std::vector<SkippedSource> skipped;
+  std::vector<std::string> files = expand_inputs(patterns, &skipped);
+  collect_skipped(std::move(skipped), o, out);
+  for (const auto& f : files) {
+    if (format_of(lower_ext(f)) == "jsonl" && collect_jsonl_pieces(f, o, piece_bytes, out, [&] { flush(false); }))
+      continue;
+    collect_file(f, o, out);
+    flush(false);
+  }
+  flush(true);
+  out.counts.out = handed;
 }
 
 CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& o) {

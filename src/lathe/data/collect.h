@@ -54,6 +54,14 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns,
                                        std::vector<SkippedSource>* skipped = nullptr);
 
 CollectResult collect(const std::vector<std::string>& patterns, const CollectOptions& options);
+// collect() for inputs too large to hold: `on_batch` gets the records read so far whenever there are
+// at least `batch_records` of them (and the rest at the end), and takes them (the vector is cleared
+// after). A JSONL file in plain UTF-8 is read `piece_bytes` at a time, cut at line ends, so no such
+// file is held whole; other files are read as collect() reads them. The rest of `out` (counts,
+// inputs, skipped, warnings) ends as collect() leaves it, and the records come in the same order.
+void collect_batches(const std::vector<std::string>& patterns, const CollectOptions& options, size_t batch_records,
+                     size_t piece_bytes, const std::function<void(std::vector<Record>&)>& on_batch,
+                     CollectResult& out);
 // What collect() does with the entries expand_inputs skipped, before it reads any file: each one is a
 // dropped source (or, with strict, the error). Exposed for the sharded preparation (pipeline_dist.cpp).
 void collect_skipped(std::vector<SkippedSource> skipped, const CollectOptions& options, CollectResult& out);

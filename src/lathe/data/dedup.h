@@ -14,6 +14,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +51,31 @@ double minhash_jaccard(const std::vector<uint32_t>& a, const std::vector<uint32_
 // exactly `clusters[i] == i`. Parallel over texts with OpenMP; deterministic for any thread count.
 std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>& texts,
                                              const MinHashOptions& options = {});
+
+// Near dedup for callers that do not hold the texts (the streaming pipeline): each text's band keys
+// first, then the clusters from all keys, with the signatures of only the texts in a candidate pair
+// recomputed. near_duplicate_clusters is these two steps.
+namespace detail {
+struct Permutations;
+}
+class MinHasher {
+ public:
+  explicit MinHasher(const MinHashOptions& options);  // validates the options
+  const MinHashOptions& options() const { return o_; }
+  // sig[num_perm] of a normalized text.
+  void signature(std::string_view normalized, uint32_t* sig) const;
+  // keys[bands] of a normalized text; false (keys untouched) when it is empty, i.e. has no shingles.
+  bool band_keys(std::string_view normalized, uint64_t* keys) const;
+
+ private:
+  MinHashOptions o_;
+  std::shared_ptr<const detail::Permutations> perm_;
+};
+// keys_of(i): text i's band keys, or null when it has none; signature_of(i, sig) writes its signature
+// (called in parallel, for the texts of candidate pairs only).
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const std::function<const uint64_t*(int64_t)>& keys_of,
+                                             const std::function<void(int64_t, uint32_t*)>& signature_of,
+                                             const MinHashOptions& options);
 
 // Exact clusters on normalized text, same convention (smallest index of equal normalized texts).
 std::vector<int64_t> exact_duplicate_clusters(const std::vector<std::string_view>& texts);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <memory>
 #include <unordered_map>
 
 #include "lathe/core/error.h"
@@ -139,27 +140,38 @@ double minhash_jaccard(const std::vector<uint32_t>& a, const std::vector<uint32_
   return static_cast<double>(eq) / static_cast<double>(a.size());
 }
 
-std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>& texts, const MinHashOptions& o) {
+MinHasher::MinHasher(const MinHashOptions& o) : o_(o) {
   validate_minhash_options(o);
-  const int64_t n = static_cast<int64_t>(texts.size());
-  const int B = o.bands, R = o.rows, P = o.num_perm;
-  detail::Permutations perm(o);
-  // Pass 1: band keys per text. Texts with no shingles (empty after normalization) get no keys.
-  std::vector<uint64_t> keys(static_cast<size_t>(n) * B);
-  std::vector<uint8_t> has_shingles(n, 0);
-  detail::for_each_signature(
-      n, [&](int64_t i) { return texts[i]; }, o, perm, 256, [&](int64_t i, const std::string&, const uint32_t* sig) {
-        has_shingles[i] = 1;
-        for (int band = 0; band < B; ++band) keys[i * B + band] = detail::band_key(sig, band, R);
-      });
-  // Pass 2: per band, sort (key, index); every member of a bucket pairs with the bucket's first index.
+  perm_ = std::make_shared<detail::Permutations>(o);
+}
+
+void MinHasher::signature(std::string_view normalized, uint32_t* sig) const {
+  thread_local std::vector<uint64_t> shingles;
+  detail::signature_of(normalized, o_, *perm_, shingles, sig);
+}
+
+bool MinHasher::band_keys(std::string_view normalized, uint64_t* keys) const {
+  if (normalized.empty()) return false;
+  thread_local std::vector<uint32_t> sig;
+  sig.resize(size_t(o_.num_perm));
+  signature(normalized, sig.data());
+  for (int band = 0; band < o_.bands; ++band) keys[band] = detail::band_key(sig.data(), band, o_.rows);
+  return true;
+}
+
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const std::function<const uint64_t*(int64_t)>& keys_of,
+                                             const std::function<void(int64_t, uint32_t*)>& signature_of,
+                                             const MinHashOptions& o) {
+  validate_minhash_options(o);
+  const int B = o.bands, P = o.num_perm;
+  // Per band, sort (key, index); every member of a bucket pairs with the bucket's first index.
   std::vector<std::pair<int64_t, int64_t>> cand;
   std::vector<std::pair<uint64_t, int64_t>> bucket;
   bucket.reserve(n);
   for (int band = 0; band < B; ++band) {
     bucket.clear();
     for (int64_t i = 0; i < n; ++i)
-      if (has_shingles[i]) bucket.emplace_back(keys[i * B + band], i);
+      if (const uint64_t* k = keys_of(i)) bucket.emplace_back(k[band], i);
     std::sort(bucket.begin(), bucket.end());
     for (size_t s = 0; s < bucket.size();) {
       size_t e = s + 1;
@@ -168,23 +180,17 @@ std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>
       s = e;
     }
   }
-  std::vector<uint64_t>().swap(keys);
   std::sort(cand.begin(), cand.end());
   cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
-  // Pass 3: recompute signatures of the texts that appear in a candidate pair, verify, unite.
+  // The signatures of the texts that appear in a candidate pair, recomputed; verify, unite.
   std::vector<int64_t> involved;
   involved.reserve(cand.size() * 2);
   for (auto& [x, y] : cand) { involved.push_back(x); involved.push_back(y); }
   std::sort(involved.begin(), involved.end());
   involved.erase(std::unique(involved.begin(), involved.end()), involved.end());
   std::vector<uint32_t> sigs(involved.size() * P);
-#pragma omp parallel
-  {
-    std::vector<uint64_t> shingles;
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t k = 0; k < static_cast<int64_t>(involved.size()); ++k)
-      detail::signature_of(dedup_normalize(texts[involved[k]]), o, perm, shingles, sigs.data() + k * P);
-  }
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t k = 0; k < static_cast<int64_t>(involved.size()); ++k) signature_of(involved[k], sigs.data() + k * P);
   auto slot = [&](int64_t idx) {
     return std::lower_bound(involved.begin(), involved.end(), idx) - involved.begin();
   };
@@ -200,6 +206,21 @@ std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>
   std::vector<int64_t> out(n);
   for (int64_t i = 0; i < n; ++i) out[i] = uf.find(i);
   return out;
+}
+
+std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>& texts, const MinHashOptions& o) {
+  const MinHasher mh(o);
+  const int64_t n = static_cast<int64_t>(texts.size());
+  const int B = o.bands;
+  // Band keys per text, kept for the whole run (n * bands * 8 bytes); texts with no shingles (empty
+  // after normalization) get none.
+  std::vector<uint64_t> keys(static_cast<size_t>(n) * B);
+  std::vector<uint8_t> has_shingles(n, 0);
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t i = 0; i < n; ++i) has_shingles[i] = mh.band_keys(dedup_normalize(texts[i]), keys.data() + i * B);
+  return near_clusters_from_keys(
+      n, [&](int64_t i) { return has_shingles[i] ? keys.data() + i * B : nullptr; },
+      [&](int64_t i, uint32_t* sig) { mh.signature(dedup_normalize(texts[i]), sig); }, o);
 }
 
 std::vector<int64_t> exact_duplicate_clusters(const std::vector<std::string_view>& texts) {

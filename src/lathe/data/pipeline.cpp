@@ -33,11 +33,9 @@ namespace fs = std::filesystem;
 
 namespace lathe::data {
 
-namespace {
+const char* const kSplitNames[3] = {"train", "validation", "test"};
 
-const char* kSplitNames[3] = {"train", "validation", "test"};
-
-std::string snippet(std::string s, size_t n = 160) {
+std::string snippet(std::string s, size_t n) {
   if (s.size() > n) s.resize(n);
   repair_utf8(s);
   return s;
@@ -265,19 +263,38 @@ std::vector<std::vector<size_t>> pack(const std::vector<size_t>& lens, size_t ca
   return bins;
 }
 
+// XXH3-64 of a file's bytes, read a megabyte at a time (a token shard can be gigabytes).
 std::string hash_file(const std::string& path) {
-  std::string b = read_file(path);
-  return hex64(XXH3_64bits(b.data(), b.size()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("data", "{}: cannot read", path);
+  XXH3_state_t* h = XXH3_createState();
+  XXH3_64bits_reset(h);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    XXH3_64bits_update(h, buf.data(), size_t(in.gcount()));
+  }
+  const uint64_t d = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
+  return hex64(d);
 }
 
-}  // namespace
-
 std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptions& o) {
+  return assign_splits(
+      recs.size(), [&](size_t i) -> const std::string& { return recs[i].id; },
+      [&](size_t i) -> const std::string& { return recs[i].stratum; }, [&](size_t i) { return recs[i].cluster; }, o);
+}
+
+std::vector<int> assign_splits(size_t n, const std::function<const std::string&(size_t)>& id_of,
+                               const std::function<const std::string&(size_t)>& stratum_of,
+                               const std::function<int64_t(size_t)>& cluster_of, const SplitOptions& o) {
   // Group = near-duplicate cluster representative (its index) or the record itself. Members of a group
   // in record order: records sorted by (group, index), one range per group.
-  const size_t n = recs.size();
   std::vector<int64_t> group(n);
-  for (size_t i = 0; i < n; i++) group[i] = recs[i].cluster >= 0 ? recs[i].cluster : int64_t(i);
+  for (size_t i = 0; i < n; i++) {
+    const int64_t c = cluster_of(i);
+    group[i] = c >= 0 ? c : int64_t(i);
+  }
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   if (!std::is_sorted(group.begin(), group.end()))  // only with clusters kept
@@ -297,9 +314,9 @@ std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptio
     while (b < n && group[order[b]] == group[order[a]]) b++;
     const int64_t g = group[order[a]];
     const size_t m0 = order[a];
-    const Record& rep = recs[size_t(g) < n ? size_t(g) : m0];
-    key.assign(prefix).append(rep.id);
-    const std::string& st = recs[m0].stratum;
+    // (g indexes the records as dedup left them; a later drop shifts them: kept as the golden has it)
+    key.assign(prefix).append(id_of(size_t(g) < n ? size_t(g) : m0));
+    const std::string& st = stratum_of(m0);
     if (!last_stratum || *last_stratum != st) {
       last = &strata[st];
       last_stratum = &st;
@@ -326,8 +343,6 @@ std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptio
   }
   return split;
 }
-
-namespace {
 
 // 2. map: every record to its canonical shape; `shapes` counts the shapes seen.
 StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes,
@@ -369,6 +384,40 @@ void text_statistics(const std::vector<Record>& recs, nlohmann::json& report) {
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++) report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
   report["char_length_histogram"] = hist_json(char_lens);
+}
+
+bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f, FormatTally& t,
+                 std::vector<std::string>& warnings) {
+  if (e.failed) {
+    t.counts.drop("cannot encode", src.where() + ": " + *e.error);
+    return false;
+  }
+  if (e.truncated && f.truncation == "drop") {
+    t.counts.drop("longer than max_seq_length", fmt::format("{}: {} tokens", src.where(), e.full_length));
+    return false;
+  }
+  if (e.tokens < f.min_tokens) {
+    t.counts.drop("too short (tokens)", fmt::format("{}: {} tokens", src.where(), e.tokens));
+    return false;
+  }
+  if (e.first_loss == e.tokens) {
+    t.counts.drop("no loss tokens", src.where() + ": every token is masked (answer truncated away?)");
+    return false;
+  }
+  if (!e.ends_with_eos && e.has_messages && t.no_eos++ < 5)
+    warnings.push_back(src.where() + ": answer never ends (no end-of-turn token after truncation)");
+  if (f.max_seq_length > 0 && e.first_loss > size_t(f.max_seq_length) * 3 / 4 && t.long_prompts++ < 5)
+    warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", src.where(), e.first_loss, e.tokens));
+  t.before.push_back(e.full_length);
+  t.after.push_back(e.tokens);
+  return true;
+}
+
+void format_finish(FormatTally& t, std::vector<std::string>& warnings, nlohmann::json& report) {
+  if (t.no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", t.no_eos));
+  report["token_length_histogram"] = {{"before", hist_json(t.before)}, {"after", hist_json(t.after)}};
+  t.counts.out = t.counts.in;
+  for (auto& [k, v] : t.counts.dropped) t.counts.out -= v;
 }
 
 struct Formatted {
@@ -417,40 +466,27 @@ StageCounts format_stage(std::vector<Record>& recs, const DataConfig& cfg, const
   for (auto& f : fatal)
     if (f) std::rethrow_exception(f);
   std::vector<Record> kept;
-  std::vector<size_t> before, after;
-  size_t no_eos = 0, long_prompts = 0;
+  FormatTally tally;
+  tally.counts = std::move(counts);
   for (int64_t i = 0; i < n; i++) {
     Record& r = recs[i];
-    if (failed[i]) {
-      counts.drop("cannot encode", r.source.where() + ": " + errors[i]);
-      continue;
-    }
-    EncodedRecord e = std::move(encoded[i]);
-    if (e.truncated && f.truncation == "drop") {
-      counts.drop("longer than max_seq_length", fmt::format("{}: {} tokens", r.source.where(), e.full_length));
-      continue;
-    }
-    if (e.input_ids.size() < f.min_tokens) {
-      counts.drop("too short (tokens)", fmt::format("{}: {} tokens", r.source.where(), e.input_ids.size()));
-      continue;
-    }
-    const size_t first_loss = first_loss_index(e.labels);
-    if (first_loss == e.labels.size()) {
-      counts.drop("no loss tokens", r.source.where() + ": every token is masked (answer truncated away?)");
-      continue;
-    }
-    if (!e.ends_with_eos && r.json.contains("messages") && no_eos++ < 5)
-      warnings.push_back(r.source.where() + ": answer never ends (no end-of-turn token after truncation)");
-    if (f.max_seq_length > 0 && first_loss > size_t(f.max_seq_length) * 3 / 4 && long_prompts++ < 5)
-      warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", r.source.where(), first_loss, e.input_ids.size()));
-    before.push_back(e.full_length);
-    after.push_back(e.input_ids.size());
+    EncodedRecord& e = encoded[i];
+    FormatFacts ff;
+    ff.failed = failed[i];
+    ff.error = &errors[i];
+    ff.truncated = e.truncated;
+    ff.full_length = e.full_length;
+    ff.tokens = e.input_ids.size();
+    ff.first_loss = failed[i] ? 0 : first_loss_index(e.labels);
+    ff.ends_with_eos = e.ends_with_eos;
+    ff.has_messages = r.json.contains("messages");
+    if (!format_keep(ff, r.source, f, tally, warnings)) continue;
     out.enc.push_back(std::move(e));
     kept.push_back(std::move(r));
   }
   recs.swap(kept);
-  if (no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", no_eos));
-  report["token_length_histogram"] = {{"before", hist_json(before)}, {"after", hist_json(after)}};
+  format_finish(tally, warnings, report);
+  counts = std::move(tally.counts);
   counts.out = recs.size();
   return counts;
 }
@@ -567,10 +603,16 @@ DatasetManifest write_dataset(const DataConfig& cfg, std::vector<Record>& recs, 
       all_hashes += sp.shard_hashes.back();
     }
   }
-  if (tok) {
+  finish_manifest(cfg, m, tok != nullptr, formatted.template_source, cr, stages, all_hashes);
+  return m;
+}
+
+void finish_manifest(const DataConfig& cfg, DatasetManifest& m, bool tokenized, const std::string& template_source,
+                     const CollectResult& cr, const std::vector<StageCounts>& stages, const std::string& all_hashes) {
+  if (tokenized) {
     std::string tj = fs::is_directory(cfg.format.model) ? cfg.format.model + "/tokenizer.json" : cfg.format.model;
     m.tokenizer = DatasetManifest::Tokenizer{cfg.format.model, fs::exists(tj) ? hash_file(tj) : ""};
-    m.chat_template = formatted.template_source;
+    m.chat_template = template_source;
   }
   for (auto& f : cr.inputs) m.inputs.push_back({f.path, f.hash, f.format, f.records});
   for (auto& st : stages) {
@@ -581,7 +623,6 @@ DatasetManifest write_dataset(const DataConfig& cfg, std::vector<Record>& recs, 
   }
   m.content_hash = hex64(XXH3_64bits(all_hashes.data(), all_hashes.size()));
   write_dataset_manifest(cfg.output, m);
-  return m;
 }
 
 // report.json / report.html: per-stage accounting (each stage reconciles, and each stage's input is
@@ -615,23 +656,6 @@ void write_report(const DataConfig& cfg, const std::vector<StageCounts>& stages,
   write_file_atomic(cfg.output + "/report.html", render_report_html(report));
 }
 
-// LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
-class Laps {
- public:
-  void operator()(const char* what) {
-    auto now = std::chrono::steady_clock::now();
-    if (verbose_)
-      std::fprintf(stderr, "lathe data: %s%-8s %.3f s\n", prefix_.c_str(), what, std::chrono::duration<double>(now - last_).count());
-    last_ = now;
-  }
-
- private:
-  bool verbose_ = std::getenv("LATHE_VERBOSE") != nullptr;
-  std::string prefix_ = verbose_ ? rank_prefix() : "";
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
-}  // namespace
 
 // 1. collect: every input read into records (the tokenizer, when given, counts chunk tokens).
 CollectOptions collect_options(const DataConfig& cfg, const Tokenizer* tok) {
@@ -664,6 +688,10 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   std::unique_ptr<Tokenizer> tok;
   if (!cfg.format.model.empty() && (comm.is_root() || cfg.collect.chunk_tokens > 0)) tok = Tokenizer::load(cfg.format.model);
 
+  // One process, no reviewer's decisions: the streaming driver, unless the records turn out to be
+  // preference records (it hands those back before writing anything).
+  if (!sharded && cfg.review.empty() && !std::getenv("LATHE_DATA_IN_MEMORY") && run_streaming(cfg, tok.get(), report))
+    return report;
   RecordStages rs;
   if (sharded) {
     if (!sharded_record_stages(cfg, tok.get(), comm, rs, std::ref(lap))) return nullptr;

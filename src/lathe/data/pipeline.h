@@ -3,6 +3,8 @@
 // data report (report.json, report.html). The `data:` YAML section (docs/data.md) configures it all.
 #pragma once
 #include <array>
+#include <functional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,11 @@ DataConfig load_data_config(const std::string& path);
 // records) are ordered by a hash of (seed, group id) within each stratum and cut by the ratios, so
 // the result depends only on the seed, ratios and record ids, and a cluster never straddles splits.
 std::vector<int> assign_splits(const std::vector<Record>& records, const SplitOptions& o);
+// The same over n records given by their id, stratum and cluster (-1: none); the references returned
+// must stay valid while the call runs.
+std::vector<int> assign_splits(size_t n, const std::function<const std::string&(size_t)>& id_of,
+                               const std::function<const std::string&(size_t)>& stratum_of,
+                               const std::function<int64_t(size_t)>& cluster_of, const SplitOptions& o);
 
 // Runs every stage and writes the output directory; returns report.json's content. Under mpirun
 // (several ranks) the per-record stages run on shares of the input files, rank 0 runs the others and

@@ -3,12 +3,17 @@
 // job under mpirun computes per rank on a share of the input files and joins on rank 0 before the
 // stages that compare records (dedup, contamination, split) and the writing of the dataset.
 #pragma once
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "lathe/dist/comm.h"
 #include "lathe/data/pipeline.h"
+#include "lathe/formats/dataset_manifest.h"
 
 namespace lathe {
 class Communicator;
@@ -53,6 +58,69 @@ bool sharded_record_stages(const DataConfig& cfg, const Tokenizer* tok, Communic
 // Which rank collects each of `n` files of the given sizes: contiguous ranges, each file going to
 // the rank whose equal share of the total bytes holds the file's middle (by count when all are empty).
 std::vector<int> shard_files(const std::vector<uint64_t>& sizes, int ranks);
+
+// ---- the stages' pieces that the in-memory driver (pipeline.cpp) and the streaming one
+// (pipeline_stream.cpp) share ----
+
+extern const char* const kSplitNames[3];  // train, validation, test
+std::string snippet(std::string s, size_t n = 160);  // at most n bytes, cut characters repaired
+StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes,
+                      KindSeen& kind);
+StageCounts clean_stage(std::vector<Record>& recs, const CleanOptions& o);
+StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum);
+std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files, const CollectOptions& co);
+nlohmann::json hist_json(const std::vector<size_t>& v);
+// First-fit decreasing: sequences (indices into lens) into bins of at most `cap` tokens.
+std::vector<std::vector<size_t>> pack(const std::vector<size_t>& lens, size_t cap);
+std::string hash_file(const std::string& path);
+
+// The format stage's verdict on one encoded record, taken in record order.
+struct FormatFacts {
+  bool failed = false;
+  const std::string* error = nullptr;  // when failed
+  bool truncated = false, ends_with_eos = false, has_messages = false;
+  size_t full_length = 0, tokens = 0, first_loss = 0;
+};
+struct FormatTally {
+  StageCounts counts{"format"};  // `in` set by the caller
+  size_t no_eos = 0, long_prompts = 0;
+  std::vector<size_t> before, after;  // token lengths of the kept records
+};
+bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f, FormatTally& t,
+                 std::vector<std::string>& warnings);
+// The last warning, the token-length histograms and counts.out.
+void format_finish(FormatTally& t, std::vector<std::string>& warnings, nlohmann::json& report);
+
+// report.json / report.html: per-stage accounting, totals, splits, inputs and sources.
+void write_report(const DataConfig& cfg, const std::vector<StageCounts>& stages, size_t kept, const DatasetManifest& m,
+                  const CollectResult& cr, const std::vector<std::string>& warnings, bool tokenized,
+                  nlohmann::json& report);
+// The manifest's entries after the splits (tokenizer, chat template, inputs, stage totals, content hash),
+// then the file itself.
+void finish_manifest(const DataConfig& cfg, DatasetManifest& m, bool tokenized, const std::string& template_source,
+                     const CollectResult& cr, const std::vector<StageCounts>& stages, const std::string& all_hashes);
+
+// Runs the whole pipeline on records streamed through batches and a spool file, holding per record
+// only what dedup, split and the writers need (pipeline_stream.cpp); false, having written nothing,
+// when the data is of a kind it does not stream (preference records), for the in-memory driver.
+bool run_streaming(const DataConfig& cfg, const Tokenizer* tok, nlohmann::json& report);
+
+// LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
+class Laps {
+ public:
+  void operator()(const char* what) {
+    auto now = std::chrono::steady_clock::now();
+    if (verbose_)
+      std::fprintf(stderr, "lathe data: %s%-8s %.3f s\n", prefix_.c_str(), what, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  bool verbose_ = std::getenv("LATHE_VERBOSE") != nullptr;
+  std::string prefix_ = verbose_ ? rank_prefix() : "";
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 
 // The compact binary form in which records travel between ranks (exact: the JSON value with its
 // number types, the source, id and stratum come back as they were).

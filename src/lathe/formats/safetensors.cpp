@@ -405,24 +405,33 @@ void safetensors_write(const std::string& path, const std::vector<std::pair<std:
     if (t.nbytes() > 0 && t.data == nullptr) fail("safetensors", "{}: tensor '{}' has no data", path, name);
   }
 
+  std::vector<SafetensorsSpec> specs;
+  for (const auto& [name, t] : by_name) specs.push_back({name, t->dtype, t->shape});
+  const std::string head = safetensors_header(specs, metadata);
+  AtomicWriter w(path);
+  w.write(head.data(), head.size());
+  for (const auto& [name, t] : by_name) w.write(t->data, t->nbytes());
+  w.commit();
+}
+
+std::string safetensors_header(const std::vector<SafetensorsSpec>& tensors,
+                               const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   size_t offset = 0;
-  for (const auto& [name, t] : by_name) {
-    size_t nb = t->nbytes();
-    header[name] = {{"dtype", dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset, offset + nb}}};
+  for (const SafetensorsSpec& t : tensors) {
+    int64_t count = 1;
+    for (int64_t d : t.shape) count *= d;
+    const size_t nb = dtype_bytes(t.dtype, count);
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nb}}};
     offset += nb;
   }
   std::string text = header.dump();
   // Pad with spaces so the data buffer starts 8-byte aligned in a mapping (as the Rust writer does).
   text.append((8 - text.size() % 8) % 8, ' ');
-  uint64_t n = text.size();
-
-  AtomicWriter w(path);
-  w.write(&n, 8);
-  w.write(text.data(), text.size());
-  for (const auto& [name, t] : by_name) w.write(t->data, t->nbytes());
-  w.commit();
+  const uint64_t n = text.size();
+  std::string out(reinterpret_cast<const char*>(&n), 8);
+  return out + text;
 }
 
 }  // namespace lathe

@@ -78,4 +78,14 @@ class SafetensorsCollection {
 void safetensors_write(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// For writers that stream a tensor's data instead of holding it: the bytes safetensors_write puts
+// before the data (the 8-byte length and the padded JSON header) for tensors given in name order.
+struct SafetensorsSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+std::string safetensors_header(const std::vector<SafetensorsSpec>& tensors,
+                               const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace lathe

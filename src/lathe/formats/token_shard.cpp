@@ -1,6 +1,7 @@
 #include "lathe/formats/token_shard.h"
 
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/core/ignore_index.h"
 #include "lathe/formats/safetensors.h"
 
@@ -39,6 +40,44 @@ void TokenShardWriter::write(const std::string& path, const std::map<std::string
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = kFormat;
   safetensors_write(path, t, meta);
+}
+
+void write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill) {
+  std::vector<int64_t> seq{0}, bins{0};
+  for (size_t l : plan.lengths) seq.push_back(seq.back() + int64_t(l));
+  for (size_t b : plan.bin_sizes) bins.push_back(bins.back() + int64_t(b));
+  const int64_t tokens = seq.back();
+  std::vector<SafetensorsSpec> specs;  // name order, as safetensors_write lays them out
+  if (plan.packed) specs.push_back({"bin_offsets", DType::I64, {int64_t(bins.size())}});
+  specs.push_back({"input_ids", DType::I32, {tokens}});
+  specs.push_back({"labels", DType::I32, {tokens}});
+  specs.push_back({"seq_offsets", DType::I64, {int64_t(seq.size())}});
+  std::map<std::string, std::string> meta = metadata;
+  meta["format"] = kFormat;
+  const std::string head = safetensors_header(specs, meta);
+  AtomicFileWriter w(path);
+  std::string out = head;  // written a few megabytes at a time
+  auto put = [&](const void* p, size_t n) {
+    out.append(static_cast<const char*>(p), n);
+    if (out.size() >= (4u << 20)) {
+      w.write(out);
+      out.clear();
+    }
+  };
+  if (plan.packed) put(bins.data(), sizeof(int64_t) * bins.size());
+  std::vector<int32_t> buf;
+  for (bool labels : {false, true})
+    for (size_t k = 0; k < plan.lengths.size(); k++) {
+      fill(k, labels, buf);
+      LATHE_CHECK(buf.size() == plan.lengths[k], "token shard {}: sequence {} has {} tokens, planned {}", path, k,
+                  buf.size(), plan.lengths[k]);
+      put(buf.data(), sizeof(int32_t) * buf.size());
+    }
+  put(seq.data(), sizeof(int64_t) * seq.size());
+  w.write(out);
+  w.commit();
 }
 
 namespace {

@@ -6,6 +6,7 @@
 //                            trained as one row whose sequences never attend to each other
 // The safetensors metadata holds {"format": "lathe-tokens-v1"} plus whatever the writer adds.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,6 +35,18 @@ class TokenShardWriter {
   std::vector<int64_t> seq_offsets_{0}, bin_offsets_{0};
   bool binned_ = false;
 };
+
+// A shard written without holding its tokens (the streaming `data prepare`): the sequence lengths
+// (and bin sizes, packed) are known first, then fill(k, labels?, buf) supplies sequence k's ids, then
+// (in a second pass over k) its labels. The file equals TokenShardWriter's for the same sequences.
+struct TokenShardPlan {
+  std::vector<size_t> lengths;    // per sequence, in shard order
+  bool packed = false;
+  std::vector<size_t> bin_sizes;  // sequences per bin, in order (packed)
+};
+void write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill);
 
 class TokenShard {
  public:

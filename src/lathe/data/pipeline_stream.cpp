@@ -1,0 +1,593 @@
+// The streaming driver of `lathe data prepare` (issue #22): memory bounded by the batch size and a
+// few dozen bytes per record, not by the corpus.
+//
+//   1. Records come from collect in batches (a JSONL file is read in pieces). Each batch goes through
+//      map, clean and personal data (the in-memory driver's stage functions, whose counts and
+//      examples add up over batches as over one pass), then per record: the dedup text's 128-bit hash,
+//      MinHash band keys (near dedup), the contamination check, and rendering + tokenizing. The record
+//      (pipeline_dist's compact form) and its tokens go to a spool file next to the output; what the
+//      later stages need stays in memory as a Meta (and 8 bytes per band with near dedup).
+//   2. Dedup, format verdicts and split run on the Metas: exact duplicates by hash, byte-compared by
+//      reading only records whose hashes collide; near duplicates from the band keys, with signatures
+//      recomputed for candidate pairs; the drops and examples in record order as before.
+//   3. One pass over the spool writes the records files and text statistics; each split's token shard
+//      is written from the spool into a safetensors file whose header is known from the lengths.
+//
+// The outputs are the in-memory driver's byte for byte (tests/data_pipeline/prepare_identity_golden.cpp,
+// and prepare_stream_unit.cpp against LATHE_DATA_IN_MEMORY=1).
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
+#include "lathe/core/ignore_index.h"
+#include "lathe/data/dedup.h"
+#include "lathe/data/json_fast.h"
+#include "lathe/data/pipeline_internal.h"
+#include "lathe/formats/token_shard.h"
+#include "lathe/records/record_format.h"
+#include "lathe/records/token_labels.h"
+#include "lathe/tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe::data {
+
+namespace {
+
+// Records per batch and bytes per JSONL piece: a batch's DOMs, texts and tokens are what RSS holds
+// beyond the Metas. LATHE_DATA_BATCH_RECORDS / LATHE_DATA_PIECE_BYTES override them (tests use tiny
+// batches to cross every boundary).
+size_t knob(const char* name, size_t dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::max<size_t>(1, std::stoull(v)) : dflt;
+}
+const size_t kBatchRecords = knob("LATHE_DATA_BATCH_RECORDS", 32768);
+const size_t kPieceBytes = knob("LATHE_DATA_PIECE_BYTES", 32u << 20);
+
+// Records and tokens written once, read back by offset (pread is safe from several threads).
+class Spool {
+ public:
+  explicit Spool(const std::string& dir) {
+    fs::create_directories(dir);
+    path_ = dir + "/.lathe-prepare-spool";
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+  }
+  ~Spool() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+  uint64_t append(std::string_view b) {
+    const uint64_t at = size_;
+    for (size_t done = 0; done < b.size();) {
+      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(size_ + done));
+      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
+      done += size_t(n);
+    }
+    size_ += b.size();
+    return at;
+  }
+  void read(uint64_t at, size_t n, void* out) const {
+    for (size_t done = 0; done < n;) {
+      const ssize_t k = ::pread(fd_, static_cast<char*>(out) + done, n - done, off_t(at + done));
+      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
+      done += size_t(k);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+enum : uint8_t { kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kHasKeys = 16 };
+
+// What stages 5-7 and the writers need of a record; its text and tokens stay in the spool.
+struct Meta {
+  uint64_t off = 0;           // spool: the record's bytes, then ntok ids and ntok labels (int32)
+  uint32_t rec_bytes = 0, ntok = 0;
+  uint64_t h1 = 0, h2 = 0;    // XXH3-128 of the normalized dedup text
+  uint64_t id = 0;
+  int64_t line = 0, item = 0;
+  int32_t page = 0;
+  uint32_t file = 0, stratum = 0;
+  int32_t contaminated = -1;  // eval prompt index
+  uint32_t full_length = 0, first_loss = 0;
+  uint8_t flags = 0;
+};
+
+// The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
+std::string dedup_text(const Record& r) {
+  return r.json.contains("input_ids") ? r.json["input_ids"].dump() : record_text(r.json);
+}
+
+class Streamer {
+ public:
+  Streamer(const DataConfig& cfg, const Tokenizer* tok) : cfg_(cfg), tok_(tok), spool_(cfg.output) {
+    mo_.threshold = cfg.dedup.threshold;
+    mo_.ngram = cfg.dedup.ngram;
+    if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
+    if (!cfg.dedup.eval_prompts.empty()) prompts_ = read_eval_prompts(cfg.dedup.eval_prompts, cfg.collect);
+    if (tok) {
+      RecordFormatOptions ro;
+      ro.train_on_inputs = cfg.format.train_on_inputs;
+      ro.max_seq_length = cfg.format.max_seq_length;
+      encoder_ = std::make_unique<RecordEncoder>(
+          RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro));
+    }
+  }
+
+  // Stages 1-4 and the per-record work; false when the records are preference records.
+  bool read_all() {
+    try {
+      collect_batches(cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, kPieceBytes,
+                      [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
+    } catch (const NotStreamed&) {
+      return false;
+    }
+    return true;
+  }
+
+  void finish(nlohmann::json& report);
+
+ private:
+  struct NotStreamed {};
+  void take_batch(std::vector<Record>& recs);
+  void absorb(StageCounts& into, const StageCounts& part);
+  Source source_of(size_t i) const {
+    const Meta& m = meta_[i];
+    return Source{files_[m.file], m.line, m.page, m.item};
+  }
+  std::string where(size_t i) const { return source_of(i).where(); }
+  Record read_record(size_t i) const;
+  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels) const;
+  StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<size_t>& kept);
+  void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
+  void write_records_and_statistics(const std::vector<size_t>& kept, const std::vector<char>& formatted,
+                                           const std::vector<int>& split_of, nlohmann::json& report,
+                                           DatasetManifest& m);
+
+  const DataConfig& cfg_;
+  const Tokenizer* tok_;
+  Spool spool_;
+  MinHashOptions mo_;
+  std::unique_ptr<MinHasher> hasher_;
+  std::vector<std::string> prompts_;
+  std::unique_ptr<RecordEncoder> encoder_;
+  RecordStages rs_;
+  std::vector<Meta> meta_;
+  std::vector<uint64_t> keys_;  // bands per record (near dedup)
+  std::vector<std::string> files_, strata_;
+  std::map<std::string, uint32_t> file_ix_, stratum_ix_;
+  std::map<size_t, std::string> errors_;  // format errors by record
+};
+
+void Streamer::absorb(StageCounts& into, const StageCounts& part) {
+  into.in += part.in;
+  into.out += part.out;
+  for (auto& [k, v] : part.dropped) into.dropped[k] += v;
+  for (auto& [k, v] : part.examples) {
+    auto& ex = into.examples[k];
+    for (auto& e : v)
+      if (ex.size() < kExamplesPerReason) ex.push_back(e);
+  }
+}
+
+void Streamer::take_batch(std::vector<Record>& recs) {
+  StageCounts m = map_stage(recs, cfg_, rs_.shapes, rs_.kind);
+  if (rs_.kind.kind.value_or(DatasetKind::Sft) != DatasetKind::Sft) throw NotStreamed{};
+  absorb(rs_.map, m);
+  absorb(rs_.clean, clean_stage(recs, cfg_.clean));
+  absorb(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
+  const int64_t n = int64_t(recs.size());
+  const int B = mo_.bands;
+  const size_t un = recs.size();
+  std::vector<Meta> metas(un);
+  std::vector<uint64_t> keys(hasher_ ? un * B : 0);
+  std::vector<std::string> texts(prompts_.empty() ? 0 : un);
+  std::vector<std::string> bytes(un), errors(un);
+  std::vector<std::exception_ptr> fatal(un);
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t i = 0; i < n; i++) {
+    try {
+      Record& r = recs[i];
+      Meta& mt = metas[i];
+      std::string text = dedup_text(r);
+      const std::string norm = dedup_normalize(text);
+      const XXH128_hash_t h = XXH3_128bits(norm.data(), norm.size());
+      mt.h1 = h.high64, mt.h2 = h.low64;
+      if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
+      if (!texts.empty()) texts[i] = std::move(text);
+      std::string& out = bytes[i];
+      std::string no_file;
+      encode_record(r, out, no_file);
+      mt.rec_bytes = uint32_t(out.size());
+      if (encoder_) {
+        try {
+          EncodedRecord e = encoder_->encode(r.json);
+          mt.ntok = uint32_t(e.input_ids.size());
+          mt.full_length = uint32_t(e.full_length);
+          mt.first_loss = uint32_t(first_loss_index(e.labels));
+          if (e.truncated) mt.flags |= kTruncated;
+          if (e.ends_with_eos) mt.flags |= kEndsEos;
+          out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * e.input_ids.size());
+          out.append(reinterpret_cast<const char*>(e.labels.data()), sizeof(int32_t) * e.labels.size());
+        } catch (const Error& ex) {
+          mt.flags |= kFailed;
+          errors[i] = ex.what();
+        }
+      }
+      if (r.json.contains("messages")) mt.flags |= kHasMessages;
+    } catch (...) {
+      fatal[i] = std::current_exception();
+    }
+  }
+  for (auto& f : fatal)
+    if (f) std::rethrow_exception(f);
+  std::vector<int64_t> contaminated;
+  if (!prompts_.empty()) {
+    std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
+    contaminated = contamination_matches(tv, pv, mo_);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    Record& r = recs[i];
+    Meta& mt = metas[i];
+    mt.off = spool_.append(bytes[i]);
+    std::string().swap(bytes[i]);
+    auto [fit, fnew] = file_ix_.emplace(r.source.file, uint32_t(files_.size()));
+    if (fnew) files_.push_back(r.source.file);
+    auto [sit, snew] = stratum_ix_.emplace(r.stratum, uint32_t(strata_.size()));
+    if (snew) strata_.push_back(r.stratum);
+    mt.file = fit->second, mt.stratum = sit->second;
+    mt.line = r.source.line, mt.item = r.source.item, mt.page = int32_t(r.source.page);
+    LATHE_CHECK(r.id.size() == 16, "record id '{}' is not 16 hex digits", r.id);
+    mt.id = std::stoull(r.id, nullptr, 16);
+    if (!contaminated.empty()) mt.contaminated = int32_t(contaminated[i]);
+    if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
+    meta_.push_back(mt);
+  }
+  keys_.insert(keys_.end(), keys.begin(), keys.end());
+  recs.clear();
+}
+
+Record Streamer::read_record(size_t i) const {
+  std::string b(meta_[i].rec_bytes, '\0');
+  spool_.read(meta_[i].off, b.size(), b.data());
+  std::vector<Record> one;
+  decode_records(b, one, "the spool");
+  LATHE_CHECK(one.size() == 1, "spool record {} decodes to {} records", i, one.size());
+  return std::move(one[0]);
+}
+
+void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels) const {
+  const Meta& m = meta_[i];
+  ids.resize(m.ntok);
+  labels.resize(m.ntok);
+  spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, ids.data());
+  spool_.read(m.off + m.rec_bytes + sizeof(int32_t) * m.ntok, sizeof(int32_t) * m.ntok, labels.data());
+}
+
+// Up to 20 clusters (by representative, in record order), as the in-memory dedup reports them;
+// `pairs` = (representative, member) of every dropped or clustered member, in member order.
+void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const {
+  std::map<size_t, std::vector<size_t>> groups;
+  for (auto& [rep, member] : pairs) {
+    auto it = groups.find(rep);
+    if (it == groups.end() && groups.size() >= 20 && rep > groups.rbegin()->first) continue;
+    groups[rep].push_back(member);
+    if (groups.size() > 20) groups.erase(std::prev(groups.end()));
+  }
+  for (auto& [rep, members] : groups) {
+    nlohmann::json c{{"kept", where(rep)}, {"kept_text", snippet(dedup_text(read_record(rep)))}, {"size", members.size() + 1}};
+    for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++) c["duplicates"].push_back(where(members[m]));
+    out.push_back(c);
+  }
+}
+
+
+// Stage 5 on the Metas: `kept` = the surviving records in order, `cluster` their near-duplicate
+// cluster as an index into `kept` (-1: none), as the in-memory dedup stage renumbers them.
+StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<size_t>& kept) {
+  const auto& o = cfg_.dedup;
+  StageCounts counts("dedup");
+  info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
+  const size_t n = meta_.size();
+  counts.in = n;
+  std::vector<char> drop(n, 0);
+  std::vector<int64_t> cl_of(n, -1);
+  if (o.exact) {
+    // Equal 128-bit hashes, in record order; within a group the normalized texts are compared, so a
+    // collision never merges two texts (the records read again are only those with a twin hash).
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const Meta &x = meta_[a], &y = meta_[b];
+      return x.h1 != y.h1 ? x.h1 < y.h1 : x.h2 != y.h2 ? x.h2 < y.h2 : a < b;
+    });
+    std::vector<int64_t> rep(n, -1);
+    for (size_t s = 0; s < n;) {
+      size_t e = s + 1;
+      while (e < n && meta_[order[e]].h1 == meta_[order[s]].h1 && meta_[order[e]].h2 == meta_[order[s]].h2) e++;
+      if (e - s > 1) {
+        std::vector<std::string> norm(e - s);
+        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(dedup_text(read_record(order[k])));
+        std::vector<size_t> reps;  // positions in [s, e) of distinct texts, first seen first
+        for (size_t k = s; k < e; k++) {
+          size_t r = k;
+          for (size_t q : reps)
+            if (norm[q - s] == norm[k - s]) {
+              r = q;
+              break;
+            }
+          if (r == k) reps.push_back(k);
+          else rep[order[k]] = int64_t(order[r]);
+        }
+      }
+      s = e;
+    }
+    std::vector<std::pair<size_t, size_t>> pairs;
+    for (size_t i = 0; i < n; i++)
+      if (rep[i] >= 0) {
+        pairs.emplace_back(size_t(rep[i]), i);
+        drop[i] = 1;
+        counts.drop("exact duplicate", where(i) + ": duplicate of " + where(size_t(rep[i])));
+      }
+    report_clusters(pairs, info["exact_clusters"]);
+  }
+  if (o.near) {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < n; i++)
+      if (!drop[i]) idx.push_back(i);
+    const int B = mo_.bands;
+    auto cl = near_clusters_from_keys(
+        int64_t(idx.size()),
+        [&](int64_t k) { return (meta_[idx[k]].flags & kHasKeys) ? keys_.data() + idx[k] * B : nullptr; },
+        [&](int64_t k, uint32_t* sig) { hasher_->signature(dedup_normalize(dedup_text(read_record(idx[k]))), sig); },
+        mo_);
+    std::vector<std::pair<size_t, size_t>> pairs;
+    for (size_t k = 0; k < cl.size(); k++) {
+      const size_t i = idx[k], r = idx[size_t(cl[k])];
+      cl_of[i] = int64_t(r);
+      if (cl[k] == int64_t(k)) continue;
+      pairs.emplace_back(r, i);
+      if (o.near_action == "drop") {
+        drop[i] = 1;
+        counts.drop("near duplicate", where(i) + ": near " + where(r));
+      }
+    }
+    report_clusters(pairs, info["near_clusters"]);
+  }
+  std::vector<uint64_t>().swap(keys_);
+  if (!prompts_.empty()) {
+    size_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (drop[i] || meta_[i].contaminated < 0) continue;
+      hits++;
+      std::string ex = where(i) + ": matches eval prompt \"" + snippet(prompts_[size_t(meta_[i].contaminated)], 80) + "\"";
+      if (o.contamination_action == "drop") {
+        drop[i] = 1;
+        counts.drop("contaminated (eval prompt)", ex);
+      } else if (info["contamination_examples"].size() < 10) {
+        info["contamination_examples"].push_back(ex);
+      }
+    }
+    info["eval_prompts"] = prompts_.size();
+    info["contaminated"] = hits;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!drop[i]) kept.push_back(i);
+  counts.out = kept.size();
+  // Cluster ids were record indices; renumbered as indices into `kept` of each cluster's first survivor.
+  std::map<int64_t, int64_t> remap;
+  cluster.assign(kept.size(), -1);
+  for (size_t k = 0; k < kept.size(); k++) {
+    const int64_t c = cl_of[kept[k]];
+    if (c >= 0 && !remap.count(c)) remap[c] = int64_t(k);
+  }
+  for (size_t k = 0; k < kept.size(); k++)
+    if (cl_of[kept[k]] >= 0) cluster[k] = remap[cl_of[kept[k]]];
+  return counts;
+}
+
+// Records files of the three splits and the text statistics of every record dedup kept, in one pass
+// over the spool: blocks of records read and serialized in parallel, written in record order.
+void Streamer::write_records_and_statistics(const std::vector<size_t>& kept, const std::vector<char>& formatted,
+                                                   const std::vector<int>& split_of, nlohmann::json& report,
+                                                   DatasetManifest& m) {
+  constexpr int64_t kBlock = 1024, kWindow = 32;
+  std::array<std::unique_ptr<AtomicFileWriter>, 3> out;
+  std::array<XXH3_state_t*, 3> h{};
+  std::array<size_t, 3> count{};
+  for (int s = 0; s < 3; s++) {
+    DatasetSplit& sp = m.splits[kSplitNames[s]];
+    sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
+    out[s] = std::make_unique<AtomicFileWriter>(cfg_.output + "/" + sp.records);
+    h[s] = XXH3_createState();
+    XXH3_64bits_reset(h[s]);
+  }
+  std::map<std::string, size_t> scripts, sources;
+  std::vector<size_t> char_lens(kept.size());
+  const int64_t nblocks = (int64_t(kept.size()) + kBlock - 1) / kBlock;
+  std::vector<std::array<std::string, 3>> blocks(kWindow);
+  std::vector<std::map<std::string, size_t>> block_scripts(kWindow);
+  for (int64_t w0 = 0; w0 < nblocks; w0 += kWindow) {
+    const int64_t w1 = std::min(nblocks, w0 + kWindow);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = w0; b < w1; b++) {
+      auto& bufs = blocks[b - w0];
+      for (auto& x : bufs) x.clear();
+      auto& sc = block_scripts[b - w0];
+      sc.clear();
+      for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(kept.size()), (b + 1) * kBlock); k++) {
+        Record r = read_record(kept[k]);
+        const std::string t = record_text(r.json);
+        count_scripts(t, sc);
+        char_lens[k] = utf8_length(t);
+        if (!formatted[k]) continue;
+        std::string& buf = bufs[size_t(split_of[k])];
+        r.json["_source"] = r.source.to_json();
+        r.json["_id"] = r.id;
+        json_dump_fast(r.json, buf);
+        buf += '\n';
+      }
+    }
+    for (int64_t b = w0; b < w1; b++) {
+      for (int s = 0; s < 3; s++) {
+        out[s]->write(blocks[b - w0][s]);
+        XXH3_64bits_update(h[s], blocks[b - w0][s].data(), blocks[b - w0][s].size());
+      }
+      // Script counts are sums: adding per block equals adding per record.
+      for (auto& [k, v] : block_scripts[b - w0]) scripts[k] += v;
+    }
+  }
+  for (size_t k = 0; k < kept.size(); k++) sources[files_[meta_[kept[k]].file]]++;
+  for (size_t k = 0; k < kept.size(); k++)
+    if (formatted[k]) count[size_t(split_of[k])]++;
+  for (int s = 0; s < 3; s++) {
+    DatasetSplit& sp = m.splits[kSplitNames[s]];
+    sp.records_hash = hex64(XXH3_64bits_digest(h[s]));
+    XXH3_freeState(h[s]);
+    sp.records_count = count[s];
+    out[s]->commit();
+  }
+  report["scripts"] = scripts;
+  std::vector<std::pair<size_t, std::string>> top;
+  for (auto& [f, c] : sources) top.emplace_back(c, f);
+  std::sort(top.rbegin(), top.rend());
+  for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++)
+    report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
+  report["char_length_histogram"] = hist_json(char_lens);
+}
+
+void Streamer::finish(nlohmann::json& report) {
+  CollectResult& cr = rs_.cr;
+  std::vector<StageCounts> stages = {cr.counts, rs_.map, rs_.clean, rs_.pii};
+  std::vector<std::string> warnings = cr.warnings;
+  report["shapes"] = rs_.shapes;
+  const PiiSummary& ps = rs_.pii_summary;
+  report["pii"] = {{"policy", cfg_.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
+  std::vector<int64_t> cluster;  // by position in `kept`
+  std::vector<size_t> kept;
+  stages.push_back(dedup(report["dedup"], cluster, kept));
+
+  // 6. format verdicts, in record order, from what the encoder left in the Metas.
+  std::vector<char> formatted(kept.size(), 1);
+  if (encoder_) {
+    FormatTally tally;
+    tally.counts.in = kept.size();
+    for (size_t k = 0; k < kept.size(); k++) {
+      const Meta& mt = meta_[kept[k]];
+      FormatFacts ff;
+      ff.failed = mt.flags & kFailed;
+      auto err = errors_.find(kept[k]);
+      ff.error = err == errors_.end() ? nullptr : &err->second;
+      ff.truncated = mt.flags & kTruncated;
+      ff.ends_with_eos = mt.flags & kEndsEos;
+      ff.has_messages = mt.flags & kHasMessages;
+      ff.full_length = mt.full_length;
+      ff.tokens = mt.ntok;
+      ff.first_loss = mt.first_loss;
+      formatted[k] = format_keep(ff, source_of(kept[k]), cfg_.format, tally, warnings);
+    }
+    format_finish(tally, warnings, report);
+    stages.push_back(tally.counts);
+  } else {
+    warnings.push_back("no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; rerun with --model)");
+    StageCounts f("format");
+    f.in = f.out = kept.size();
+    stages.push_back(f);
+  }
+
+  // 7. split, over the records the format stage kept (`cluster` indexes `kept`, as in memory).
+  std::vector<size_t> fk;  // positions in `kept`
+  for (size_t k = 0; k < kept.size(); k++)
+    if (formatted[k]) fk.push_back(k);
+  std::string id_buf;
+  std::vector<int> split = assign_splits(
+      fk.size(),
+      [&](size_t j) -> const std::string& {
+        id_buf = hex64(meta_[kept[fk[j]]].id);
+        return id_buf;
+      },
+      [&](size_t j) -> const std::string& { return strata_[meta_[kept[fk[j]]].stratum]; },
+      [&](size_t j) { return cluster[fk[j]]; }, cfg_.split);
+  StageCounts sc("split");
+  sc.in = sc.out = fk.size();
+  stages.push_back(sc);
+  std::vector<int> split_of(kept.size(), -1);
+  for (size_t j = 0; j < fk.size(); j++) split_of[fk[j]] = split[j];
+
+  // Writing: records and statistics, then the token shards, then manifest and report.
+  fs::create_directories(cfg_.output);
+  DatasetManifest m;
+  m.config = cfg_.to_json();
+  write_records_and_statistics(kept, formatted, split_of, report, m);
+  std::string all_hashes;
+  for (int s = 0; s < 3; s++) {
+    DatasetSplit& sp = m.splits[kSplitNames[s]];
+    all_hashes += sp.records_hash;
+    if (!encoder_ || sp.records_count == 0) continue;
+    std::vector<size_t> idx;  // records of this split, in order
+    for (size_t k = 0; k < kept.size(); k++)
+      if (split_of[k] == s) idx.push_back(kept[k]);
+    std::vector<size_t> lens(idx.size());
+    for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
+    std::vector<std::vector<size_t>> bins;
+    std::vector<size_t> seq;  // positions in idx, in shard order
+    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
+      bins = pack(lens, size_t(cfg_.format.max_seq_length));
+      for (auto& b : bins) seq.insert(seq.end(), b.begin(), b.end());
+      sp.bins = bins.size();
+      sp.packed = true;
+    } else {
+      for (size_t j = 0; j < idx.size(); j++) seq.push_back(j);
+    }
+    TokenShardPlan plan;
+    for (size_t j : seq) plan.lengths.push_back(lens[j]);
+    if (sp.packed) {
+      plan.packed = true;
+      for (auto& b : bins) plan.bin_sizes.push_back(b.size());
+    }
+    size_t label_tokens = 0;
+    std::vector<int32_t> ids, labels;
+    const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
+    write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
+                               [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
+                                 read_tokens(idx[seq[q]], ids, labels);
+                                 if (want_labels) label_tokens += count_loss_labels(labels);
+                                 buf.swap(want_labels ? labels : ids);
+                               });
+    sp.shards.push_back(shard);
+    sp.sequences = seq.size();
+    sp.tokens = 0;
+    for (size_t l : plan.lengths) sp.tokens += l;
+    sp.label_tokens = label_tokens;
+    sp.shard_hashes.push_back(hash_file(cfg_.output + "/" + shard));
+    all_hashes += sp.shard_hashes.back();
+  }
+  finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr, stages,
+                  all_hashes);
+  write_report(cfg_, stages, fk.size(), m, cr, warnings, encoder_ != nullptr, report);
+}
+
+}  // namespace
+
+bool run_streaming(const DataConfig& cfg, const Tokenizer* tok, nlohmann::json& report) {
+  Streamer st(cfg, tok);
+  if (!st.read_all()) return false;
+  st.finish(report);
+  return true;
+}
+
+}  // namespace lathe::data
