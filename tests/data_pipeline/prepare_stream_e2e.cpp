@@ -1,0 +1,163 @@
+// The streaming `lathe data prepare` (pipeline_stream.cpp) against the in-memory driver
+// (LATHE_DATA_IN_MEMORY=1) on inputs that take every way through it: JSONL read in pieces (CRLF, blank
+// lines, a malformed line, a line longer than a piece), files read whole (CSV, Markdown, HTML, a JSONL
+// with a BOM, an empty and a blank JSONL), near-duplicate clusters kept (split groups), strata, eval
+// prompts, packing, and preference records (handed back to the in-memory driver). Tiny batches and
+// pieces cross every boundary. prepare_identity_golden.cpp holds both to the golden bytes as well.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using lathe::test::fixture_path;
+using lathe::test::has_fixture;
+using lathe::test::run_shell;
+using nlohmann::json;
+
+namespace {
+
+void write(const fs::path& p, const std::string& s) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << s;
+}
+
+std::map<std::string, std::string> files_of(const fs::path& out) {
+  std::map<std::string, std::string> m;
+  for (auto& e : fs::directory_iterator(out)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    m[e.path().filename().string()] = std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return m;
+}
+
+struct PrepareRun {
+  int rc = 0;
+  std::string log;
+  std::map<std::string, std::string> files;
+};
+
+PrepareRun prepare(const fs::path& dir, const std::string& env, const std::string& args) {
+  PrepareRun r;
+  fs::remove_all(dir / "out");
+  r.rc = run_shell("cd '" + dir.string() + "' && " + env + " OMP_NUM_THREADS=2 " + LATHE_BINARY +
+                       " data prepare --config data.yaml " + args + " 2>&1",
+                   &r.log);
+  if (fs::exists(dir / "out")) r.files = files_of(dir / "out");
+  return r;
+}
+
+const char* kTiny = "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64";
+
+void expect_same(const fs::path& dir, const std::string& args) {
+  const PrepareRun s = prepare(dir, kTiny, args);
+  ASSERT_EQ(s.rc, 0) << s.log;
+  const PrepareRun m = prepare(dir, "LATHE_DATA_IN_MEMORY=1", args);
+  ASSERT_EQ(m.rc, 0) << m.log;
+  ASSERT_EQ(s.files.size(), m.files.size());
+  for (auto& [name, bytes] : m.files) {
+    ASSERT_TRUE(s.files.count(name)) << name;
+    EXPECT_TRUE(s.files.at(name) == bytes) << name << " differs between the streaming and the in-memory driver";
+  }
+  EXPECT_FALSE(s.files.count(".lathe-prepare-spool")) << "the spool file was left behind";
+}
+
+std::string sft_line(int i, const std::string& category) {
+  json j = {{"instruction", "Question " + std::to_string(i % 17) + " about the lease deposit"},
+            {"input", ""},
+            {"output", "Answer " + std::to_string(i % 17) + ": the deposit is returned within " + std::to_string(i % 5) +
+                           " weeks. Call 010-1234-" + std::to_string(5600 + i % 17) + "."},
+            {"category", category}};
+  return j.dump();
+}
+
+void mixed_inputs(const fs::path& d) {
+  std::string a;
+  for (int i = 0; i < 60; i++) {
+    a += sft_line(i, i % 3 ? "law" : "tax") + (i % 4 ? "\n" : "\r\n");
+    if (i % 9 == 0) a += "\n  \n";
+    if (i == 20) a += "{\"instruction\": \"broken\n";
+    if (i == 30) {  // a line longer than a piece, and a near duplicate of line 30 (one word more)
+      json j = json::parse(sft_line(i, "law"));
+      j["output"] = j["output"].get<std::string>() + " Also bring the contract.";
+      a += j.dump() + "\n";
+    }
+  }
+  write(d / "in" / "a.jsonl", a);
+  std::string b;
+  for (int i = 0; i < 20; i++)
+    b += json{{"messages", {{{"role", "user"}, {"content", "대화 " + std::to_string(i % 7) + " 질문입니다"}},
+                            {{"role", "assistant"}, {"content", "답변 " + std::to_string(i % 7) + " 입니다. 감사합니다."}}}},
+              {"category", "law"}}
+             .dump() +
+         "\n";
+  write(d / "in" / "b.jsonl", b);
+  write(d / "in" / "c.csv", "question,answer,category\nWhat is a lease?,A contract to rent.,law\n\"broken,quote\n");
+  write(d / "in" / "d.md", "# Notes\n\nThe deposit is returned within two weeks.\n\n## More\n\nKeep the receipt.\n");
+  write(d / "in" / "e.html", "<html><body><p>Tax returns are due in May &amp; June.</p></body></html>");
+  write(d / "in" / "f.jsonl", "\xEF\xBB\xBF" + sft_line(100, "tax") + "\n" + sft_line(101, "tax") + "\n");
+  write(d / "in" / "g.jsonl", "");
+  write(d / "in" / "h.jsonl", " \n\n");
+  write(d / "eval.jsonl", json{{"instruction", "Question 3 about the lease deposit"}, {"output", "x"}}.dump() + "\n");
+}
+
+}  // namespace
+
+TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  mixed_inputs(dir);
+  write(dir / "data.yaml", R"(data:
+  inputs: [in/]
+  output: out
+  pii: {policy: redact}
+  dedup: {exact: true, near: true, near_action: keep, threshold: 0.6, eval_prompts: [eval.jsonl], contamination_action: report}
+  format: {max_seq_length: 48, packing: true}
+  split: {ratios: [0.6, 0.2, 0.2], seed: 11, stratify_by: category}
+)");
+  expect_same(dir, "");
+  // The run saw what it was built to see.
+  const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
+  EXPECT_GT(report["dedup"]["near_clusters"].size(), 0u);
+  EXPECT_GT(report["dedup"]["exact_clusters"].size(), 0u);
+  EXPECT_TRUE(report["totals"]["reconciles"].get<bool>());
+  if (has_fixture("tokenizers/qwen3/tokenizer.json")) {
+    fs::create_directories(dir / "model");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+    expect_same(dir, "--model model");
+    expect_same(dir, "--model model --dedup-near-action drop");
+  }
+  fs::remove_all(dir);
+}
+
+TEST(PrepareStream, PreferenceRecordsGoToTheInMemoryDriver) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-pref-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::string p;
+  for (int i = 0; i < 12; i++)
+    p += json{{"prompt", "Which is better, " + std::to_string(i % 5) + "?"}, {"chosen", "The first."}, {"rejected", "No idea."}}
+             .dump() +
+         "\n";
+  write(dir / "in" / "pref.jsonl", p);
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n  split: {ratios: [0.5, 0.5, 0.0]}\n");
+  expect_same(dir, "");
+  fs::remove_all(dir);
+}
+
+TEST(PrepareStream, AFailedRunLeavesNoSpool) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-fail-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  write(dir / "in" / "a.jsonl", sft_line(1, "law") + "\n{broken\n" + sft_line(2, "law") + "\n");
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n  strict: true\n");
+  const PrepareRun r = prepare(dir, kTiny, "");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.log.find("a.jsonl:2"), std::string::npos) << r.log;
+  EXPECT_FALSE(fs::exists(dir / "out" / ".lathe-prepare-spool"));
+  fs::remove_all(dir);
+}
