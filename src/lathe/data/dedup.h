@@ -71,9 +71,11 @@ class MinHasher {
   MinHashOptions o_;
   std::shared_ptr<const detail::Permutations> perm_;
 };
-// keys_of(i): text i's band keys, or null when it has none; signature_of(i, sig) writes its signature
-// (called in parallel, for the texts of candidate pairs only).
-std::vector<int64_t> near_clusters_from_keys(int64_t n, const std::function<const uint64_t*(int64_t)>& keys_of,
+// fill_band(band, bucket) appends (that band's key, i) for every text i in [0, n) that has keys, in any
+// order (one band at a time is all that is held: the keys may live on disk); signature_of(i, sig)
+// writes text i's signature (called in parallel, for the texts of candidate pairs only).
+using BandFill = std::function<void(int band, std::vector<std::pair<uint64_t, int64_t>>& bucket)>;
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band,
                                              const std::function<void(int64_t, uint32_t*)>& signature_of,
                                              const MinHashOptions& options);
 

@@ -159,7 +159,7 @@ bool MinHasher::band_keys(std::string_view normalized, uint64_t* keys) const {
   return true;
 }
 
-std::vector<int64_t> near_clusters_from_keys(int64_t n, const std::function<const uint64_t*(int64_t)>& keys_of,
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band,
                                              const std::function<void(int64_t, uint32_t*)>& signature_of,
                                              const MinHashOptions& o) {
   validate_minhash_options(o);
@@ -170,8 +170,7 @@ std::vector<int64_t> near_clusters_from_keys(int64_t n, const std::function<cons
   bucket.reserve(n);
   for (int band = 0; band < B; ++band) {
     bucket.clear();
-    for (int64_t i = 0; i < n; ++i)
-      if (const uint64_t* k = keys_of(i)) bucket.emplace_back(k[band], i);
+    fill_band(band, bucket);
     std::sort(bucket.begin(), bucket.end());
     for (size_t s = 0; s < bucket.size();) {
       size_t e = s + 1;
@@ -219,7 +218,11 @@ std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>
 #pragma omp parallel for schedule(dynamic, 256)
   for (int64_t i = 0; i < n; ++i) has_shingles[i] = mh.band_keys(dedup_normalize(texts[i]), keys.data() + i * B);
   return near_clusters_from_keys(
-      n, [&](int64_t i) { return has_shingles[i] ? keys.data() + i * B : nullptr; },
+      n,
+      [&](int band, std::vector<std::pair<uint64_t, int64_t>>& bucket) {
+        for (int64_t i = 0; i < n; ++i)
+          if (has_shingles[i]) bucket.emplace_back(keys[i * B + band], i);
+      },
       [&](int64_t i, uint32_t* sig) { mh.signature(dedup_normalize(texts[i]), sig); }, o);
 }
 

@@ -55,9 +55,9 @@ const size_t kPieceBytes = knob("LATHE_DATA_PIECE_BYTES", 32u << 20);
 // Records and tokens written once, read back by offset (pread is safe from several threads).
 class Spool {
  public:
-  explicit Spool(const std::string& dir) {
+  Spool(const std::string& dir, const char* name) {
     fs::create_directories(dir);
-    path_ = dir + "/.lathe-prepare-spool";
+    path_ = dir + "/" + name;
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
   }
@@ -114,7 +114,8 @@ std::string dedup_text(const Record& r) {
 
 class Streamer {
  public:
-  Streamer(const DataConfig& cfg, const Tokenizer* tok) : cfg_(cfg), tok_(tok), spool_(cfg.output) {
+  Streamer(const DataConfig& cfg, const Tokenizer* tok)
+      : cfg_(cfg), tok_(tok), spool_(cfg.output, ".lathe-prepare-spool"), key_spool_(cfg.output, ".lathe-prepare-keys") {
     mo_.threshold = cfg.dedup.threshold;
     mo_.ngram = cfg.dedup.ngram;
     if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
@@ -161,13 +162,20 @@ class Streamer {
   const DataConfig& cfg_;
   const Tokenizer* tok_;
   Spool spool_;
+  // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
+  // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
+  Spool key_spool_;
+  struct KeyBlock {
+    size_t first = 0, count = 0;
+    uint64_t off = 0;
+  };
+  std::vector<KeyBlock> key_blocks_;
   MinHashOptions mo_;
   std::unique_ptr<MinHasher> hasher_;
   std::vector<std::string> prompts_;
   std::unique_ptr<RecordEncoder> encoder_;
   RecordStages rs_;
   std::vector<Meta> meta_;
-  std::vector<uint64_t> keys_;  // bands per record (near dedup)
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;  // format errors by record
@@ -257,7 +265,12 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
     meta_.push_back(mt);
   }
-  keys_.insert(keys_.end(), keys.begin(), keys.end());
+  if (hasher_ && n > 0) {  // transposed to band-major for the key spool
+    std::vector<uint64_t> t(keys.size());
+    for (int64_t i = 0; i < n; i++)
+      for (int b = 0; b < B; b++) t[size_t(b) * un + size_t(i)] = keys[size_t(i) * B + b];
+    key_blocks_.push_back({meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
+  }
   recs.clear();
 }
 
@@ -349,10 +362,21 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     std::vector<size_t> idx;
     for (size_t i = 0; i < n; i++)
       if (!drop[i]) idx.push_back(i);
-    const int B = mo_.bands;
+    std::vector<int64_t> pos(n, -1);  // record -> its place in idx
+    for (size_t k = 0; k < idx.size(); k++) pos[idx[k]] = int64_t(k);
+    std::vector<uint64_t> block;
     auto cl = near_clusters_from_keys(
         int64_t(idx.size()),
-        [&](int64_t k) { return (meta_[idx[k]].flags & kHasKeys) ? keys_.data() + idx[k] * B : nullptr; },
+        [&](int band, std::vector<std::pair<uint64_t, int64_t>>& bucket) {
+          for (const KeyBlock& kb : key_blocks_) {
+            block.resize(kb.count);
+            key_spool_.read(kb.off + 8 * uint64_t(band) * kb.count, 8 * kb.count, block.data());
+            for (size_t j = 0; j < kb.count; j++) {
+              const size_t i = kb.first + j;
+              if (pos[i] >= 0 && (meta_[i].flags & kHasKeys)) bucket.emplace_back(block[j], pos[i]);
+            }
+          }
+        },
         [&](int64_t k, uint32_t* sig) { hasher_->signature(dedup_normalize(dedup_text(read_record(idx[k]))), sig); },
         mo_);
     std::vector<std::pair<size_t, size_t>> pairs;
@@ -368,7 +392,6 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     }
     report_clusters(pairs, info["near_clusters"]);
   }
-  std::vector<uint64_t>().swap(keys_);
   if (!prompts_.empty()) {
     size_t hits = 0;
     for (size_t i = 0; i < n; i++) {
