@@ -427,6 +427,7 @@ void collect_file(const std::string& path, const CollectOptions& o, CollectResul
     return bad(out, o, "unreadable file", path, e.what());
   }
   collect_bytes(bytes, path, format, o, out);
+  out.bytes_read += bytes.size();
   out.counts.out = out.records.size();
   InputFile f;
   f.path = path;
@@ -506,6 +507,7 @@ bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size
     read_jsonl(p, path, o, out, true, line0);
     line0 += int64_t(std::count(p.begin(), p.end(), '\n'));
     f.records += out.records.size() - before;
+    out.bytes_read += p.size();
     flush();
   });
   if (!again) fail("data", "{}: the file changed or became unreadable while it was read", path);

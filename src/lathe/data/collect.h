@@ -44,6 +44,7 @@ struct CollectResult {
   std::vector<InputFile> inputs;  // sources read
   std::vector<SkippedSource> skipped;  // sources seen but not read: seen = inputs + skipped
   std::vector<std::string> warnings;
+  uint64_t bytes_read = 0;  // of the files read so far (progress)
 };
 
 // Files named by each pattern: a file, every file under a directory (sorted, recursive, hidden

@@ -20,6 +20,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -146,6 +148,9 @@ class Streamer {
   struct NotStreamed {};
   void take_batch(std::vector<Record>& recs);
   void absorb(StageCounts& into, const StageCounts& part);
+  void progress();
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_progress_ = start_;
   Source source_of(size_t i) const {
     const Meta& m = meta_[i];
     return Source{files_[m.file], m.line, m.page, m.item};
@@ -272,6 +277,19 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     key_blocks_.push_back({meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
   }
   recs.clear();
+  progress();
+}
+
+// A line on stderr every 10 s of a long run: records and bytes so far, and the rates.
+void Streamer::progress() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_progress_ < std::chrono::seconds(10)) return;
+  last_progress_ = now;
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const double mb = double(rs_.cr.bytes_read) / 1e6;
+  const double n = double(rs_.cr.counts.in);
+  std::fprintf(stderr, "data prepare: %.0f records, %.1f MB read in %.0f s (%.1f MB/s, %.0f records/s)\n", n,
+               mb, secs, mb / secs, n / secs);
 }
 
 Record Streamer::read_record(size_t i) const {
