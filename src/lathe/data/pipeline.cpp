@@ -530,6 +530,9 @@ std::string write_records_jsonl(const std::string& path, std::vector<Record>& re
 void write_shard(const DataConfig& cfg, const char* name, const std::vector<EncodedRecord>& enc,
                  const std::vector<size_t>& idx, DatasetSplit& sp) {
   TokenShardWriter w;
+  size_t total = 0;
+  for (size_t i : idx) total += enc[i].input_ids.size();
+  w.reserve(idx.size(), total);
   size_t label_tokens = 0;
   auto add = [&](size_t i) {
     w.add(enc[i].input_ids, enc[i].labels);
