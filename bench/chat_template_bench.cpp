@@ -4,7 +4,7 @@
 // loss spans as `lathe data prepare --model` renders it: by the interpreter alone (plans off, what
 // lathe did before render plans) and with render plans (chat_plan.h); the two must agree on every
 // byte and span. Then the rendered texts are encoded with the model's tokenizer, alone and as
-// RecordEncoder does it (whole text plus the prefix encodes that place the loss spans).
+// RecordEncoder does it (whole text plus the span boundaries: Tokenizer::tokens_reproduced).
 #include <time.h>
 
 #include <cstdio>
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   double t5 = cpu_now();
   for (const auto& c : convs) (void)enc.encode_messages(c);
   double t6 = cpu_now();
-  std::printf("RecordEncoder (render + encode + span prefix encodes): %7.3f CPU-s  %7.1f MB per CPU-second\n",
+  std::printf("RecordEncoder (render + encode + span boundaries): %7.3f CPU-s  %7.1f MB per CPU-second\n",
               t6 - t5, mb / (t6 - t5));
   std::printf("ratio template / encode: interpreter %.2f, render plans %.2f\n", (t1 - t0) / (t4 - t3),
               (t2 - t1) / (t4 - t3));

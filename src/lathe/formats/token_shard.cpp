@@ -24,6 +24,12 @@ void TokenShardWriter::add(std::span<const int32_t> ids, std::span<const int32_t
   seq_offsets_.push_back(int64_t(ids_.size()));
 }
 
+void TokenShardWriter::reserve(size_t sequences, size_t tokens) {
+  ids_.reserve(ids_.size() + tokens);
+  labels_.reserve(labels_.size() + tokens);
+  seq_offsets_.reserve(seq_offsets_.size() + sequences);
+}
+
 void TokenShardWriter::end_bin() {
   binned_ = true;
   if (bin_offsets_.back() != int64_t(sequences())) bin_offsets_.push_back(int64_t(sequences()));

@@ -22,6 +22,8 @@ class TokenShardWriter {
  public:
   // Appends one sequence (labels.size() must equal ids.size()).
   void add(std::span<const int32_t> ids, std::span<const int32_t> labels);
+  // Room for `sequences` more sequences of `tokens` tokens in all (spares the copies of growing).
+  void reserve(size_t sequences, size_t tokens);
   // Closes the current bin (packing); bins are written only when end_bin() was ever called, and
   // sequences added after the last end_bin() form a final bin.
   void end_bin();

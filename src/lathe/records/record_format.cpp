@@ -114,22 +114,18 @@ EncodedRecord RecordEncoder::encode_messages(const ordered_json& messages_in) co
   ChatRender rendered = tmpl_.render(messages, render_);
   EncodedRecord e;
   e.text = std::move(rendered.text);
-  e.input_ids = tok_.encode(e.text, false);
+  EncodeMarks marks;
+  e.input_ids = opts_.train_on_inputs ? tok_.encode(e.text, false) : tok_.encode(e.text, marks);
   if (e.input_ids.empty()) throw RecordError("the rendered conversation encodes to no tokens");
   e.labels.assign(e.input_ids.size(), kIgnoreIndex);
   if (opts_.train_on_inputs) {
     e.labels = e.input_ids;
   } else {
     // Token index of byte boundary b: how many leading tokens of the whole encoding the encoding of
-    // text[0, b) reproduces (a token straddling b goes to the later segment).
-    auto token_at = [&](size_t b) -> size_t {
-      if (b == 0) return 0;
-      if (b >= e.text.size()) return e.input_ids.size();
-      std::vector<int32_t> p = tok_.encode(std::string_view(e.text).substr(0, b), false);
-      size_t k = 0;
-      while (k < p.size() && k < e.input_ids.size() && p[k] == e.input_ids[k]) k++;
-      return k;
-    };
+    // text[0, b) reproduces (a token straddling b goes to the later segment). The marks let the
+    // tokenizer encode only the segment b falls in (for ChatML: "assistant\n" after <|im_start|>, or
+    // nothing at all right after <|im_end|>) instead of text[0, b).
+    auto token_at = [&](size_t b) -> size_t { return tok_.tokens_reproduced(e.text, b, e.input_ids, marks); };
     for (const ChatMessageSpans& m : rendered.messages) {
       if (m.role != "assistant") continue;
       ChatSpan span;

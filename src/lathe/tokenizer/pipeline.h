@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "lathe/core/utf8.h"
+#include "lathe/tokenizer/tokenizer.h"
 
 struct re_pattern_buffer;  // Oniguruma's regex_t
 
@@ -171,8 +172,18 @@ struct Pipeline {
   std::vector<std::vector<uint32_t>> raw_index, norm_index;
   int vocab_size = 0;
 
+  // True when no raw-matched added token is single_word (its match depends on the character after it,
+  // which a prefix may cut off) or holds U+FFFD or invalid UTF-8 (it could match the U+FFFD that stands
+  // for a character a prefix cuts in half): then a prefix of a text splits at the same added tokens as
+  // the text itself up to the last one it holds whole (see Tokenizer::tokens_reproduced).
+  bool marks_exact = false;
+
   void index_added_tokens();
-  void encode(std::string_view text, std::vector<int32_t>& out) const;  // text must be valid UTF-8
+  // text must be valid UTF-8. marks: filled for the raw added tokens (tokens counted from out's size on
+  // entry). after_token: text is the rest of a longer text after an added token, so its first piece is
+  // not the start of the text (Metaspace's prepend_scheme "first").
+  void encode(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks = nullptr,
+              bool after_token = false) const;
   std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
 };
 

@@ -74,6 +74,11 @@ void Pipeline::index_added_tokens() {
     auto& idx = added[i].normalized ? norm_index : raw_index;
     idx[uint8_t(added[i].content[0])].push_back(uint32_t(i));
   }
+  marks_exact = true;
+  for (const AddedToken& t : added)
+    if (!t.normalized && !t.content.empty() &&
+        (t.single_word || !valid_utf8(t.content) || t.content.find(kUtf8Replacement) != std::string::npos))
+      marks_exact = false;
   for (auto* idx : {&raw_index, &norm_index})
     for (auto& bucket : *idx)
       std::stable_sort(bucket.begin(), bucket.end(),
@@ -81,7 +86,8 @@ void Pipeline::index_added_tokens() {
 }
 
 // Splits `text` at added tokens of one index (leftmost-longest), calling on_text(view) for the text
-// between them and on_token(id) for each token. lstrip/rstrip swallow the whitespace beside a token.
+// between them and on_token(id, content_end, end) for each token (the byte its content ends at, and
+// where the text after it resumes). lstrip/rstrip swallow the whitespace beside a token.
 template <class OnText, class OnToken>
 static void split_added(const Pipeline& p, const std::vector<std::vector<uint32_t>>& index, std::string_view text,
                         OnText&& on_text, OnToken&& on_token) {
@@ -111,17 +117,28 @@ static void split_added(const Pipeline& p, const std::vector<std::vector<uint32_
     if (hit->lstrip) b = skip_ws_backward(text, seg_start, b);
     if (hit->rstrip) e = skip_ws_forward(text, e);
     if (b > seg_start) on_text(text.substr(seg_start, b - seg_start));
-    on_token(hit->id);
+    on_token(hit->id, i + hit->content.size(), e);
     seg_start = i = e;
   }
   if (seg_start < text.size()) on_text(text.substr(seg_start));
 }
 
-void Pipeline::encode(std::string_view text, std::vector<int32_t>& out) const {
+// Stands for the added token before a resumed text (encode's after_token); never emitted.
+constexpr int32_t kResumeSentinel = INT32_MAX;
+
+void Pipeline::encode(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                      bool after_token) const {
   thread_local Pieces pieces;
   thread_local std::string seg;
   pieces.buf.clear();
   pieces.spans.clear();
+  if (after_token) pieces.spans.push_back({0, 0, kResumeSentinel});
+  // marks: the raw token's ordinal among the id spans, so the model loop below can count the tokens up
+  // to it (the pre-tokenizer keeps id spans, in order, but renumbers the spans between them).
+  thread_local std::vector<size_t> mark_ordinal;
+  mark_ordinal.clear();
+  size_t id_spans = 0;
+  if (marks) marks->clear();
   split_added(
       *this, raw_index, text,
       [&](std::string_view raw) {
@@ -137,15 +154,31 @@ void Pipeline::encode(std::string_view text, std::vector<int32_t>& out) const {
               pieces.spans.push_back({uint32_t(pieces.buf.size()), uint32_t(t.size()), -1});
               pieces.buf.append(t);
             },
-            [&](int32_t id) { pieces.spans.push_back({0, 0, id}); });
+            [&](int32_t id, size_t, size_t) {
+              pieces.spans.push_back({0, 0, id});
+              id_spans++;
+            });
       },
-      [&](int32_t id) { pieces.spans.push_back({0, 0, id}); });
+      [&](int32_t id, size_t content_end, size_t end) {
+        pieces.spans.push_back({0, 0, id});
+        if (marks) {
+          marks->push_back({content_end, end, 0});
+          mark_ordinal.push_back(id_spans);
+        }
+        id_spans++;
+      });
   if (pre_tokenizer) pre_tokenizer->apply(pieces);
 
   WordCache& cache = thread_cache(model->instance);
+  const size_t base = out.size();
+  size_t id_seen = 0, next_mark = 0;
   for (const Span& s : pieces.spans) {
     if (s.id >= 0) {
+      if (s.id == kResumeSentinel) continue;
       out.push_back(s.id);
+      if (marks && next_mark < mark_ordinal.size() && mark_ordinal[next_mark] == id_seen)
+        (*marks)[next_mark++].tokens = out.size() - base;
+      id_seen++;
       continue;
     }
     std::string_view word(pieces.buf.data() + s.off, s.len);
@@ -218,6 +251,67 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   p_->encode(bad ? std::string_view(clean) : text, out);
   if (add_special_tokens) out.insert(out.end(), p_->suffix_ids.begin(), p_->suffix_ids.end());
   return out;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, EncodeMarks& marks) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 4);
+  thread_local std::string clean;
+  size_t bad = utf8_sanitize(text, clean);
+  g_last_replacements = bad;
+  // Marks are byte offsets into `text`; a sanitized copy has other offsets, so it goes without them.
+  marks.exact = bad == 0 && p_->marks_exact;
+  p_->encode(bad ? std::string_view(clean) : text, out, marks.exact ? &marks.marks : nullptr);
+  if (!marks.exact) marks.marks.clear();
+  return out;
+}
+
+static size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+  size_t k = 0;
+  while (k < a.size() && k < b.size() && a[k] == b[k]) k++;
+  return k;
+}
+
+size_t Tokenizer::tokens_reproduced(std::string_view text, size_t b, std::span<const int32_t> full) const {
+  if (b == 0) return 0;
+  if (b >= text.size()) return full.size();
+  return common_prefix(encode(text.substr(0, b), false), full);
+}
+
+// Why encoding one segment is enough (marks.exact): the added tokens are matched left to right, each
+// match decided by the bytes it covers (no single_word look at the next character), so the prefix
+// text[0, b) matches the same tokens as the text wherever the token's content ends at or before c, the
+// start of the character b falls in (the cut character becomes U+FFFD, which no such token holds).
+// The first token the prefix loses ends after c; what the prefix holds after the last kept token,
+// [resume, b), is one more segment, matched and encoded on its own exactly as encode does it (segments
+// are normalized and pre-tokenized independently; only Metaspace "first" looks at where a piece stands,
+// hence after_token). The prefix's encoding is then full[0, tokens) followed by that segment's.
+size_t Tokenizer::tokens_reproduced(std::string_view text, size_t b, std::span<const int32_t> full,
+                                    const EncodeMarks& marks) const {
+  if (b == 0) return 0;
+  if (b >= text.size()) return full.size();
+  if (!marks.exact) return tokens_reproduced(text, b, full);
+  const size_t c = utf8_char_start(text, b);
+  // The last mark whose token the prefix keeps whole.
+  auto it = std::upper_bound(marks.marks.begin(), marks.marks.end(), c,
+                             [](size_t x, const EncodeMarks::Mark& m) { return x < m.content_end; });
+  size_t start = 0, kept = 0;
+  if (it != marks.marks.begin()) {
+    --it;
+    start = std::min(it->resume, c);
+    kept = it->tokens;
+  }
+  if (kept > full.size()) return tokens_reproduced(text, b, full);  // not this text's marks
+  thread_local std::vector<int32_t> tail;
+  tail.clear();
+  std::string_view rest = text.substr(start, b - start);
+  thread_local std::string clean;
+  if (c < b) {  // a cut character: replaced as encode would replace it
+    utf8_sanitize(rest, clean);
+    rest = clean;
+  }
+  p_->encode(rest, tail, nullptr, start > 0);
+  return kept + common_prefix(tail, full.subspan(kept));
 }
 
 std::vector<std::vector<int32_t>> Tokenizer::encode_batch(std::span<const std::string> texts,

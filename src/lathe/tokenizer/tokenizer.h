@@ -18,6 +18,21 @@ struct Pipeline;
 
 namespace lathe {
 
+// Where added tokens matched in the raw text split an encoded text (Tokenizer::encode with marks): for
+// each such token, the byte its content ends at, the byte the next segment starts at (past whitespace an
+// rstrip token swallows) and how many tokens of the encoding come up to and including it. Segments
+// between these tokens are encoded independently of each other, so a prefix of the text shares the
+// encoding up to the last mark inside it and only the segment after that needs encoding.
+struct EncodeMarks {
+  struct Mark {
+    size_t content_end, resume, tokens;
+  };
+  std::vector<Mark> marks;
+  // false: the text is not valid UTF-8, or the tokenizer has added tokens the shortcut does not model
+  // (single_word, U+FFFD or invalid UTF-8 in the content); tokens_reproduced then re-encodes the prefix.
+  bool exact = false;
+};
+
 class Tokenizer {
  public:
   // path: a tokenizer.json file, a model directory (tokenizer.json + tokenizer_config.json + optional
@@ -31,6 +46,16 @@ class Tokenizer {
   // last_encode_replacements() for the calling thread).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens, size_t* replacements) const;
+  // add_special_tokens = false, and the marks tokens_reproduced needs.
+  std::vector<int32_t> encode(std::string_view text, EncodeMarks& marks) const;
+  // How many leading tokens of full = encode(text) the encoding of text[0, b) reproduces: the length of
+  // the common prefix of encode(text.substr(0, b)) and full (so a token straddling b is not counted).
+  // With the marks of that encode only the segment b falls in is encoded, not text[0, b); the result
+  // is the same (tests/tokenizer/tokens_reproduced_unit.cpp checks it against the definition).
+  size_t tokens_reproduced(std::string_view text, size_t b, std::span<const int32_t> full,
+                           const EncodeMarks& marks) const;
+  // The definition itself: encodes text[0, b) (the reference, and the fallback).
+  size_t tokens_reproduced(std::string_view text, size_t b, std::span<const int32_t> full) const;
   // Encodes many texts in parallel (OpenMP); the result order follows the input.
   std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string> texts,
                                                  bool add_special_tokens = false) const;
