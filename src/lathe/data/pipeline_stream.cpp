@@ -253,11 +253,16 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
     contaminated = contamination_matches(tv, pv, mo_);
   }
+  std::string all;  // the batch's spool bytes, appended with one write
+  for (int64_t i = 0; i < n; i++) all += bytes[i];
+  std::vector<std::string>().swap(bytes);
+  uint64_t at = spool_.append(all);
+  std::string().swap(all);
   for (int64_t i = 0; i < n; i++) {
     Record& r = recs[i];
     Meta& mt = metas[i];
-    mt.off = spool_.append(bytes[i]);
-    std::string().swap(bytes[i]);
+    mt.off = at;
+    at += mt.rec_bytes + 8 * uint64_t(mt.ntok);
     auto [fit, fnew] = file_ix_.emplace(r.source.file, uint32_t(files_.size()));
     if (fnew) files_.push_back(r.source.file);
     auto [sit, snew] = stratum_ix_.emplace(r.stratum, uint32_t(strata_.size()));
@@ -470,8 +475,24 @@ void Streamer::write_records_and_statistics(const std::vector<size_t>& kept, con
       for (auto& x : bufs) x.clear();
       auto& sc = block_scripts[b - w0];
       sc.clear();
-      for (int64_t k = b * kBlock; k < std::min<int64_t>(int64_t(kept.size()), (b + 1) * kBlock); k++) {
-        Record r = read_record(kept[k]);
+      // The block's records lie in order in the spool: one read from the first to the last, unless
+      // what dedup dropped between them makes that span large.
+      const int64_t k0 = b * kBlock, k1 = std::min<int64_t>(int64_t(kept.size()), (b + 1) * kBlock);
+      const Meta &first = meta_[kept[k0]], &last = meta_[kept[k1 - 1]];
+      const uint64_t span_bytes = last.off + last.rec_bytes - first.off;
+      std::string span;
+      if (span_bytes <= (64u << 20)) {
+        span.resize(span_bytes);
+        spool_.read(first.off, span.size(), span.data());
+      }
+      std::vector<Record> one;
+      for (int64_t k = k0; k < k1; k++) {
+        const Meta& mt = meta_[kept[k]];
+        one.clear();
+        if (span.empty()) one.push_back(read_record(kept[k]));
+        else decode_records(std::string_view(span).substr(mt.off - first.off, mt.rec_bytes), one, "the spool");
+        LATHE_CHECK(one.size() == 1, "spool record {} decodes to {} records", kept[k], one.size());
+        Record& r = one[0];
         const std::string t = record_text(r.json);
         count_scripts(t, sc);
         char_lens[k] = utf8_length(t);
