@@ -95,17 +95,19 @@ std::vector<std::vector<float>> grads_under(BaseCompute c, lathe::TrainGraph& g,
 
 class BaseComputeGrad : public ::testing::TestWithParam<BaseCompute> {};
 
-// Finite differences of the lower-precision loss. The loss rounds its activations per call (bf16:
-// 8 significant bits; int8: 127 levels per row), so as a function of a parameter it is smooth only
-// between rounding flips: a central difference over ±h straddles some, and each adds a jump of about
-// one rounding unit of a product to the loss. The analytic gradient is that of the products with the
-// rounded weights and the activations' rounding taken as identity (straight-through), as every
-// mixed-precision trainer computes it. So the check uses a larger h than the f32 gradcheck (2e-2
-// against 2e-3: the jumps' share of the difference shrinks as 1/h while the h² truncation, removed by
-// Richardson extrapolation, does not matter), on the largest gradient entries of every tensor, with
-// a relative tolerance of 5% for bf16 and 25% for int8, and the cosine over the checked entries
-// > 0.995 (bf16) / > 0.95 (int8). f32's own check (train_graph_gradcheck) is 2%.
-TEST_P(BaseComputeGrad, LoraGradientsMatchFiniteDifferences) {
+// The adapter's gradients computed through the lower-precision base products, against finite
+// differences of the f32 loss (the function they approximate). Not of the lower-precision loss
+// itself: that rounds its activations per call (bf16: 8 significant bits; int8: 127 levels a row),
+// so it is piecewise constant at the scale of a finite-difference step, and its central differences
+// are dominated by rounding jumps (measured: 20-190% off for bf16 at h = 1e-2, any h large enough to
+// average them biases the quotient). The analytic gradient treats the activations' rounding as the
+// identity (straight-through) with the rounded weights, as mixed-precision training does. Tolerance
+// per checked entry (the two largest of every LoRA tensor, Richardson-extrapolated central
+// differences, h = 2e-3 as the f32 gradcheck): 5% for bf16, 15% for int8 (f32's check: 2%), and
+// the cosine over all checked entries > 0.999 / 0.99. Why that much: each product carries a
+// relative error of ~2⁻⁸ (bf16) or ~1/127 of the row maximum (int8) per element, through about 10
+// products from the loss to a layer-0 parameter, and a gradient entry is a sum over few tokens.
+TEST_P(BaseComputeGrad, LoraGradientsMatchF32FiniteDifferences) {
   const BaseCompute c = GetParam();
   if (!lathe::base_compute_available(c)) GTEST_SKIP() << lathe::base_compute_unavailable_reason(c);
   auto cfg = small(32, 48, 41);
@@ -114,8 +116,7 @@ TEST_P(BaseComputeGrad, LoraGradientsMatchFiniteDifferences) {
   auto b = batch(cfg.vocab_size, 2, 12, 3);
   lathe::TrainGraph g(m, &a->adapters(), nullptr, false);
   const auto grads = grads_under(c, g, *a, b);
-  ComputeScope cs(c);
-  const double tol = c == BaseCompute::BF16 ? 0.05 : 0.25, min_cos = c == BaseCompute::BF16 ? 0.995 : 0.95;
+  const double tol = c == BaseCompute::BF16 ? 0.05 : 0.15, min_cos = c == BaseCompute::BF16 ? 0.999 : 0.99;
   double dot = 0, aa = 0, nn = 0, worst = 0;
   size_t pi = 0;
   for (auto* p : a->params()) {
@@ -136,7 +137,7 @@ TEST_P(BaseComputeGrad, LoraGradientsMatchFiniteDifferences) {
         *v = orig;
         return (lp - lm) / (2.0 * h);
       };
-      const double num = (4.0 * quotient(1e-2f) - quotient(2e-2f)) / 3.0, ana = gr[i];
+      const double num = (4.0 * quotient(1e-3f) - quotient(2e-3f)) / 3.0, ana = gr[i];
       const double rel = std::fabs(ana - num) / std::max(std::fabs(num), 1e-2);
       worst = std::max(worst, rel);
       EXPECT_LE(rel, tol) << p->name << " entry " << i << ": analytic " << ana << " numeric " << num;
@@ -175,7 +176,7 @@ TEST_P(BaseComputeGrad, LoraGradientsCloseToF32) {
   EXPECT_GT(rel, 0.0) << "lower precision gave f32's bits: the compute was not used";
 }
 
-// 40 AdamW steps of LoRA r8 from the same start: the loss curve under bf16 / int8 stays within
+// 40 AdamW steps (lr 3e-3) of LoRA r8 on one batch from the same start: the loss curve under bf16 / int8 stays within
 // 1% (bf16) / 3% (int8) of f32's at every step, and the final losses within 0.5% / 2%.
 TEST_P(BaseComputeGrad, ShortLoraRunTracksF32) {
   const BaseCompute c = GetParam();
@@ -188,12 +189,12 @@ TEST_P(BaseComputeGrad, ShortLoraRunTracksF32) {
     lathe::AdamW opt(a->params(), lathe::AdamWConfig{});
     ComputeScope cs(bc);
     std::vector<double> losses;
+    const auto b = batch(cfg.vocab_size, 2, 24, 100);
     for (int step = 0; step < 40; step++) {
-      auto b = batch(cfg.vocab_size, 2, 24, 100 + step % 4);
       for (auto* p : a->params()) std::fill(p->grad.f32(), p->grad.f32() + p->grad.numel(), 0.0f);
       int64_t n = 0;
       losses.push_back(g.forward_backward(b, 1.0f / float(b.num_targets()), &n, {.training = true}) / double(n));
-      opt.step(1e-2);
+      opt.step(3e-3);
     }
     return losses;
   };
