@@ -66,6 +66,7 @@ inline uint16_t to_bf16(float f) {
 // One of the two products of a weight: y = a · B with B [K, N] held in the primitive's layout.
 struct Product {
   int K = 0, N = 0;
+  bool accumulate = false;  // the input gradient: dst += a · B
   dnnl::memory::desc wdesc;  // the blocked layout chosen for the first M (every M reuses it)
   dnnl::memory weights;
   std::vector<float> col_scale;  // int8: s_w per output column
@@ -88,22 +89,31 @@ std::vector<float> sample_of(const float* W, int out, int in) {
   return s;
 }
 
-dnnl::matmul::primitive_desc make_pd(BaseCompute c, int M, int K, int N, const dnnl::memory::desc& wdesc) {
+// bf16 with `accumulate`: dst += the product in the primitive (a sum post-op), no second pass.
+dnnl::matmul::primitive_desc make_pd(BaseCompute c, int M, int K, int N, const dnnl::memory::desc& wdesc,
+                                     bool accumulate) {
   const dt a = c == BaseCompute::BF16 ? dt::bf16 : dt::s8;
   const dt d = c == BaseCompute::BF16 ? dt::f32 : dt::s32;
   dnnl::memory::desc src({M, K}, a, tag::ab), dst({M, N}, d, tag::ab);
   dnnl::matmul::desc md(src, wdesc, dst);
-  return dnnl::matmul::primitive_desc(md, engine());
+  dnnl::primitive_attr attr;
+  if (accumulate && c == BaseCompute::BF16) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
+  return dnnl::matmul::primitive_desc(md, attr, engine());
 }
 
 // B[k, n] = plain[k * sk + n * sn] as `c`'s type (bf16, or int8 per column n with its scale),
 // reordered into the layout the primitive wants.
-std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, int64_t sk, int64_t sn, int first_m) {
+std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, int64_t sk, int64_t sn, int first_m,
+                                 bool accumulate) {
   auto p = std::make_unique<Product>();
-  p->K = K, p->N = N;
+  p->K = K, p->N = N, p->accumulate = accumulate;
   const bool ab = sn == 1;  // row-major [K, N]; else [N, K] (B's transpose)
   dnnl::memory::desc any({K, N}, c == BaseCompute::BF16 ? dt::bf16 : dt::s8, tag::any);
-  auto pd = make_pd(c, first_m, K, N, any);
+  auto pd = make_pd(c, first_m, K, N, any, accumulate);
   p->wdesc = pd.weights_desc();
   dnnl::stream s(engine());
   if (c == BaseCompute::BF16) {
@@ -135,7 +145,8 @@ std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, in
   return p;
 }
 
-const Product& product_for(BaseCompute c, const float* W, int out, int in, bool fwd, int M) {
+// The prepared product and its primitive for M rows (both found under the lock: the maps may grow).
+const Product& product_for(BaseCompute c, const float* W, int out, int in, bool fwd, int M, const dnnl::matmul** mm) {
   std::lock_guard<std::mutex> lock(g_mu);
   Prepared& e = g_cache[{W, out, in, int(c)}];
   std::vector<float> smp = sample_of(W, out, in);
@@ -143,20 +154,22 @@ const Product& product_for(BaseCompute c, const float* W, int out, int in, bool 
   e.sample = std::move(smp);
   std::unique_ptr<Product>& p = fwd ? e.fwd : e.bwd;
   // forward: B = Wᵀ [in, out] (W's rows are B's columns); backward: B = W [out, in].
-  if (!p) p = fwd ? prepare(c, W, in, out, 1, in, M) : prepare(c, W, out, in, in, 1, M);
+  if (!p) p = fwd ? prepare(c, W, in, out, 1, in, M, false) : prepare(c, W, out, in, in, 1, M, true);
   if (!p->by_m.count(M)) {
     try {
-      p->by_m.emplace(M, dnnl::matmul(make_pd(c, M, p->K, p->N, p->wdesc)));
+      p->by_m.emplace(M, dnnl::matmul(make_pd(c, M, p->K, p->N, p->wdesc, p->accumulate)));
     } catch (const dnnl::error& err) {
       fail("kernels", "--base-compute {}: oneDNN has no matmul for [{}, {}] x [{}, {}] in the weight layout chosen "
            "at first use: {}", base_compute_name(c), M, p->K, p->K, p->N, err.what());
     }
   }
+  *mm = &p->by_m.at(M);
   return *p;
 }
 
 // out[M, N] (+)= a[M, K] · B with `c`; per-row scales of a (int8) and B's column scales applied after.
-void run(BaseCompute c, const Product& p, const float* a, int M, const float* bias, float* out, bool accumulate) {
+void run(BaseCompute c, const Product& p, const dnnl::matmul& mm, const float* a, int M, const float* bias, float* out,
+         bool accumulate) {
   const int K = p.K, N = p.N;
   dnnl::stream s(engine());
   // The calling thread's buffers, named through references: inside the OpenMP loops below a
@@ -164,40 +177,36 @@ void run(BaseCompute c, const Product& p, const float* a, int M, const float* bi
   struct Buffers {
     std::vector<uint16_t> abf;
     std::vector<int8_t> a8;
-    std::vector<float> arow_scale, tmp;
+    std::vector<float> arow_scale;
     std::vector<int32_t> acc;
   };
   thread_local Buffers buffers;
   auto& abf = buffers.abf;
   auto& a8 = buffers.a8;
   auto& arow_scale = buffers.arow_scale;
-  auto& tmp = buffers.tmp;
   auto& acc = buffers.acc;
   const size_t na = size_t(M) * K, nd = size_t(M) * N;
-  const dnnl::matmul& mm = p.by_m.at(M);
+  LATHE_CHECK(accumulate == p.accumulate, "a product prepared for accumulate={} used with {}", p.accumulate, accumulate);
+  // The conversions and scalings around the product are memory-bound passes: parallel only when large.
+  // On a shared machine every OpenMP fork/join can cost a scheduler time slice (docs/bench_train.md).
+  const bool par = nd + na > (size_t(1) << 21);
   if (c == BaseCompute::BF16) {
     abf.resize(na);
-#pragma omp parallel for
+#pragma omp parallel for if (par)
     for (int64_t i = 0; i < int64_t(na); i++) abf[i] = to_bf16(a[i]);
-    float* dst = out;
-    if (accumulate) tmp.resize(nd), dst = tmp.data();
     dnnl::memory am({{M, K}, dt::bf16, tag::ab}, engine(), abf.data());
-    dnnl::memory dm({{M, N}, dt::f32, tag::ab}, engine(), dst);
+    dnnl::memory dm({{M, N}, dt::f32, tag::ab}, engine(), out);
     mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dm}});
     s.wait();
-    if (accumulate || bias) {
-#pragma omp parallel for
+    if (bias) {
+#pragma omp parallel for if (par)
       for (int t = 0; t < M; t++)
-        for (int n = 0; n < N; n++) {
-          const size_t k = size_t(t) * N + n;
-          if (accumulate) out[k] += tmp[k];
-          if (bias) out[k] += bias[n];
-        }
+        for (int n = 0; n < N; n++) out[size_t(t) * N + n] += bias[n];
     }
     return;
   }
   a8.resize(na), arow_scale.resize(M), acc.resize(nd);
-#pragma omp parallel for
+#pragma omp parallel for if (par)
   for (int t = 0; t < M; t++) {
     const float* r = a + size_t(t) * K;
     float m = 0.0f;
@@ -212,7 +221,7 @@ void run(BaseCompute c, const Product& p, const float* a, int M, const float* bi
   mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dm}});
   s.wait();
   const float* cs = p.col_scale.data();
-#pragma omp parallel for
+#pragma omp parallel for if (par)
   for (int t = 0; t < M; t++) {
     const float st = arow_scale[t];
     const int32_t* ar = acc.data() + size_t(t) * N;
@@ -279,7 +288,9 @@ void base_compute_forward(BaseCompute c, const float* W, int out, int in, const 
   LATHE_CHECK(c != BaseCompute::F32, "base_compute_forward is for bf16 / int8");
   if (T <= 0) return;
 #ifdef LATHE_HAVE_DNNL
-  run(c, product_for(c, W, out, in, true, T), x, T, bias, y, false);
+  const dnnl::matmul* mm = nullptr;
+  const Product& p = product_for(c, W, out, in, true, T, &mm);
+  run(c, p, *mm, x, T, bias, y, false);
 #else
   fail("train", "base compute {}: {}", base_compute_name(c), base_compute_unavailable_reason(c));
 #endif
@@ -289,7 +300,9 @@ void base_compute_backward_input(BaseCompute c, const float* W, int out, int in,
   LATHE_CHECK(c != BaseCompute::F32, "base_compute_backward_input is for bf16 / int8");
   if (T <= 0) return;
 #ifdef LATHE_HAVE_DNNL
-  run(c, product_for(c, W, out, in, false, T), dy, T, nullptr, dx, true);
+  const dnnl::matmul* mm = nullptr;
+  const Product& p = product_for(c, W, out, in, false, T, &mm);
+  run(c, p, *mm, dy, T, nullptr, dx, true);
 #else
   fail("train", "base compute {}: {}", base_compute_name(c), base_compute_unavailable_reason(c));
 #endif
