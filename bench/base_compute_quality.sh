@@ -45,7 +45,8 @@ f = runs.get("f32")
 print(f"{'compute':8s} {'recorded':8s} {'first':>8s} {'last-10 mean':>13s} {'vs f32':>9s} {'max |d| per step':>17s} {'tok/s':>7s}")
 for c, (l, rec, tps) in runs.items():
     last = sum(l[-10:]) / len(l[-10:])
-    rel = f"{100 * (last / (sum(f[0][-10:]) / len(f[0][-10:])) - 100):+.2f}%" if f else "-"
+    ref = sum(f[0][-10:]) / len(f[0][-10:]) if f else None
+    rel = f"{100 * (last / ref - 1):+.3f}%" if f else "-"
     d = max(abs(a - b) for a, b in zip(l, f[0])) if f else 0
     print(f"{c:8s} {str(rec):8s} {l[0]:8.4f} {last:13.4f} {rel:>9s} {d:17.4f} {tps:7.1f}")
 PY
