@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   openmpi-bin libopenmpi-dev
 )
+# oneDNN: --base-compute bf16|int8 (optional; the amd64 build only, CMakeLists.txt finds it).
+[ "$(dpkg --print-architecture)" = amd64 ] && PACKAGES+=(libdnnl-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/phase_prof.h"
+#include "lathe/kernels/cpu/base_compute.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/quant/nf4.h"
@@ -147,7 +148,11 @@ static void base_forward(const LinearRef& l, const float* x, float* y, int T) {
     qmatmul_forward(y, x, static_cast<const uint8_t*>(l.w->data), weight_qtype(l.w->dtype), bias, T, in, out);
   } else {
     LATHE_CHECK(l.w->dtype == DType::F32, "linear_forward: weight dtype {} not supported", dtype_name(l.w->dtype));
-    matmul_forward(y, x, l.w->f32(), bias, T, in, out);
+    // A frozen f32 base (no weight gradient) may run in bf16 / int8 (--base-compute).
+    if (const BaseCompute c = base_compute(); c != BaseCompute::F32 && !l.dw)
+      base_compute_forward(c, l.w->f32(), out, in, x, bias, y, T);
+    else
+      matmul_forward(y, x, l.w->f32(), bias, T, in, out);
   }
 }
 
@@ -192,6 +197,11 @@ static void base_backward(const LinearRef& l, const float* x, const float* dy, f
     return;
   }
   LATHE_CHECK(l.w->dtype == DType::F32, "linear_backward: weight dtype {} not supported", dtype_name(l.w->dtype));
+  if (const BaseCompute c = base_compute(); c != BaseCompute::F32 && !l.dw) {
+    if (dx) base_compute_backward_input(c, l.w->f32(), out, in, dy, dx, T);
+    if (l.db) matmul_backward(nullptr, nullptr, l.db->f32(), dy, x, nullptr, T, in, out);
+    return;
+  }
   matmul_backward(dx, l.dw ? l.dw->f32() : nullptr, l.db ? l.db->f32() : nullptr, dy, x, l.w->f32(), T, in, out);
 }
 

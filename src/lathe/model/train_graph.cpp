@@ -7,6 +7,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/ignore_index.h"
 #include "lathe/core/phase_prof.h"
+#include "lathe/kernels/cpu/base_compute.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
 
@@ -137,6 +138,8 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   double total = 0;
   *count = 0;
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
+  const BaseCompute bcomp = base_compute();
+  const bool lowp = bcomp != BaseCompute::F32 && !dlm;
   if (row_nll) std::fill(row_nll, row_nll + N, 0.0);
   for (int r0 = 0; r0 < N; r0 += kRows) {
     const int rows = std::min(kRows, N - r0);
@@ -144,15 +147,24 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
     bool any = false;
     for (int i = 0; i < rows; i++) any |= tgt[i] >= 0;
     if (!any) continue;  // rows without loss contribute neither loss nor gradient
-    matmul_forward(logits.data(), hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
+    // A frozen lm_head runs with the frozen base's compute (--base-compute; kernels/cpu/base_compute.h).
+    if (lowp)
+      base_compute_forward(bcomp, m_.weights.lm_head.f32(), V, C, hn.data() + size_t(r0) * C, nullptr, logits.data(),
+                           rows);
+    else
+      matmul_forward(logits.data(), hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
     logits_softcap(c, logits.data(), rows);
     if (backward && cap > 0.0f) capped.assign(logits.begin(), logits.begin() + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
       total += cross_entropy_backward(logits.data(), tgt, rows, V, scale, &cnt, row_weight ? row_weight + r0 : nullptr);
       if (cap > 0.0f) softcap_backward(logits.data(), capped.data(), int64_t(rows) * V, cap);
-      matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits.data(),
-                      hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
+      if (lowp)
+        base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits.data(), dhn.data() + size_t(r0) * C,
+                                    rows);
+      else
+        matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits.data(),
+                        hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
     } else {
       total += cross_entropy_sum(logits.data(), tgt, rows, V, &cnt, row_nll ? row_nll + r0 : nullptr);
     }

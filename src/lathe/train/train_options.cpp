@@ -87,6 +87,17 @@ void validate_train_options(const TrainOptions& o) {
        o.num_train_epochs);
   if (o.eval_steps > 0 && o.eval_data.empty()) bad_value("eval_steps", "needs --eval-data");
   if (o.lora_target_modules.empty()) bad_value("lora_target_modules", "must name at least one module");
+  if (o.base_compute != "auto" && o.base_compute != "f32" && o.base_compute != "bf16" && o.base_compute != "int8")
+    bad_value("base_compute", fmt::format("'{}' is not a base compute (f32 | bf16 | int8 | auto)", o.base_compute));
+  if (o.base_compute == "bf16" || o.base_compute == "int8") {
+    const std::string k = trained_kind(o);
+    if (k == "full")
+      bad_value("base_compute", fmt::format("'{}': full fine-tuning trains the base weights, whose products stay f32 "
+                                            "(use auto or f32)", o.base_compute));
+    if (k == "qlora")
+      bad_value("base_compute", fmt::format("'{}': a QLoRA base is NF4 and keeps its own kernel (use auto or f32)",
+                                            o.base_compute));
+  }
   if (o.use_dora && o.method != "lora" && o.method != "qlora" && !is_preference_method(o.method))
     bad_value("use_dora", fmt::format("DoRA is a LoRA variant (method lora or qlora; method is '{}')", o.method));
   const std::string& iw = o.init_lora_weights;

@@ -15,6 +15,7 @@
 #include "lathe/core/file_io.h"
 #include "lathe/core/sys.h"
 #include "lathe/core/threads.h"
+#include "lathe/kernels/cpu/base_compute.h"
 #include "lathe/dist/comm.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/train_graph.h"
@@ -456,6 +457,16 @@ int run_training(const TrainOptions& o) {
 
   const bool preference = is_preference_method(o.method);
   const std::string kind = trained_kind(o);  // lora | qlora | prefix | full
+  // The frozen base's products (--base-compute; kernels/cpu/base_compute.h): process-wide for this run,
+  // back to f32 (and the prepared weights freed) however the run ends.
+  const BaseCompute base_compute_used =
+      kind == "full" || kind == "qlora" ? BaseCompute::F32 : base_compute_parse(o.base_compute);
+  struct BaseComputeScope {
+    explicit BaseComputeScope(BaseCompute c) { set_base_compute(c); }
+    ~BaseComputeScope() { set_base_compute(BaseCompute::F32), base_compute_release(); }
+  } base_compute_scope(base_compute_used);
+  if (root) std::fprintf(stderr, "lathe train: base compute %s%s\n", base_compute_name(base_compute_used),
+                         o.base_compute == "auto" ? " (auto)" : "");
   Model m = Model::load(o.model);
   prepare_model_for_method(m, kind);
   // The tokenizer and chat template load only when a record needs them (pre-tokenized data and
@@ -595,6 +606,12 @@ int run_training(const TrainOptions& o) {
     if (saved_ratio != o.loraplus_lr_ratio)
       fail("train", "{}: trained with loraplus_lr_ratio {}, resumed with {}: pass --loraplus-lr-ratio {} to resume "
            "the same run", dir, saved_ratio, o.loraplus_lr_ratio, saved_ratio);
+    // bf16 / int8 products give other bits than f32 (and each other): resuming with another compute would
+    // silently continue a different run. Checkpoints from before the option ran f32.
+    const std::string saved_bc = st.config.value("base_compute_resolved", std::string("f32"));
+    if (saved_bc != base_compute_name(base_compute_used))
+      fail("train", "{}: trained with --base-compute {}, resumed with {}: pass --base-compute {} to resume the same "
+           "run", dir, saved_bc, base_compute_name(base_compute_used), saved_bc);
     if (st.world_size != comm.size())
       fail("train", "{}: written by a job of {} rank(s), resumed with {}; the data order and global batch depend on "
            "the number of ranks: resume with mpirun -np {}", dir, st.world_size, comm.size(), st.world_size);
@@ -665,6 +682,7 @@ int run_training(const TrainOptions& o) {
       st.epoch = double(step + 1) / double(steps_per_epoch);
       st.data_cursor = data.cursor().to_json();
       st.config = train_options_to_json(o);
+      st.config["base_compute_resolved"] = base_compute_name(base_compute_used);
       st.world_size = comm.size();
       last_ckpt = checkpoint_save(o.output, s.params, opt, st, o.save_total_limit);
     }
@@ -690,6 +708,7 @@ int run_training(const TrainOptions& o) {
   // The run's cost, as HF Trainer's last log row names it (train_runtime, ...), for the eval report's
   // comparison of methods (docs/eval.md): this process's part when it resumed.
   metrics->write({{"step", max_steps}, {"method", o.method}, {"use_dora", o.use_dora},
+                  {"base_compute", base_compute_name(base_compute_used)},
                   {"trainable_params", trainable_params}, {"all_params", all_params}, {"train_runtime", elapsed},
                   {"train_tokens", tokens_total}, {"train_tokens_per_second", tokens_total / std::max(elapsed, 1e-9)},
                   {"peak_rss_mib", peak_rss_bytes() / 1048576.0}});
