@@ -77,7 +77,7 @@ namespace lathe {
   X(double, label_smoothing, 0.0, "DPO sigmoid: probability that a preference label is wrong (conservative DPO)", .range(0, 0.5)) \
   X(double, desirable_weight, 1.0, "KTO: weight of the desirable (thumbs-up) completions' losses", .above(0)) \
   X(double, undesirable_weight, 1.0, "KTO: weight of the undesirable (thumbs-down) completions' losses", .above(0)) \
-  X(std::string, base_compute, "auto", "Frozen base's products: f32 | bf16 | int8 | auto (bf16 where the CPU has bf16 dot products, else f32; full fine-tuning and QLoRA: f32)", ) \
+  X(std::string, base_compute, "f32", "Frozen base's products: f32 | bf16 | int8 | auto (bf16 where the CPU has bf16 dot products, else f32; full fine-tuning and QLoRA: f32). Default f32: PEFT's trajectories", ) \
   X(int, threads, 0, "Threads for kernels and BLAS; 0 = all cores", .min(0))
 // clang-format on
 
