@@ -304,10 +304,11 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
   std::iota(order.begin(), order.end(), 0);
   if (!std::is_sorted(group.begin(), group.end()))  // only with clusters kept
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return group[a] < group[b]; });
+  // 16 bytes a group (a streamed corpus has millions): the group id is group[order[first]].
+  LATHE_CHECK(n < (size_t(1) << 32), "assign_splits: {} records, at most 2^32", n);
   struct Group {
     uint64_t hash;
-    int64_t id;
-    size_t first, count;  // range of `order`
+    uint32_t first, count;  // range of `order`
   };
   std::map<std::string, std::vector<Group>> strata;
   const std::string prefix = fmt::format("{}\x1f", o.seed);  // the hash key is "{seed}\x1f{id}"
@@ -326,14 +327,15 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
       last = &strata[st];
       last_stratum = &st;
     }
-    last->push_back({XXH3_64bits(key.data(), key.size()), g, a, b - a});
+    last->push_back({XXH3_64bits(key.data(), key.size()), uint32_t(a), uint32_t(b - a)});
     a = b;
   }
   double sum = o.ratios[0] + o.ratios[1] + o.ratios[2];
   std::vector<int> split(n, 0);
   for (auto& [s, groups] : strata) {
-    std::sort(groups.begin(), groups.end(),
-              [](const Group& x, const Group& y) { return x.hash != y.hash ? x.hash < y.hash : x.id < y.id; });
+    std::sort(groups.begin(), groups.end(), [&](const Group& x, const Group& y) {
+      return x.hash != y.hash ? x.hash < y.hash : group[order[x.first]] < group[order[y.first]];
+    });
     size_t total = 0;
     for (auto& gr : groups) total += gr.count;
     // Cumulative record targets; a group goes to the split whose cumulative target it starts under.

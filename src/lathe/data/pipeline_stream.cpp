@@ -99,7 +99,6 @@ enum : uint8_t { kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kH
 struct Meta {
   uint64_t off = 0;           // spool: the record's bytes, then ntok ids and ntok labels (int32)
   uint32_t rec_bytes = 0, ntok = 0;
-  uint64_t h1 = 0, h2 = 0;    // XXH3-128 of the normalized dedup text
   uint64_t id = 0;
   int64_t line = 0, item = 0;
   int32_t page = 0;
@@ -181,6 +180,7 @@ class Streamer {
   std::unique_ptr<RecordEncoder> encoder_;
   RecordStages rs_;
   std::vector<Meta> meta_;
+  std::vector<std::pair<uint64_t, uint64_t>> hashes_;  // XXH3-128 of each normalized dedup text (exact dedup)
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;  // format errors by record
@@ -207,6 +207,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   const int B = mo_.bands;
   const size_t un = recs.size();
   std::vector<Meta> metas(un);
+  std::vector<std::pair<uint64_t, uint64_t>> hashes(un);
   std::vector<uint64_t> keys(hasher_ ? un * B : 0);
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
   std::vector<std::string> bytes(un), errors(un);
@@ -219,7 +220,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
       std::string text = dedup_text(r);
       const std::string norm = dedup_normalize(text);
       const XXH128_hash_t h = XXH3_128bits(norm.data(), norm.size());
-      mt.h1 = h.high64, mt.h2 = h.low64;
+      hashes[i] = {h.high64, h.low64};
       if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
       if (!texts.empty()) texts[i] = std::move(text);
       std::string& out = bytes[i];
@@ -275,6 +276,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
     meta_.push_back(mt);
   }
+  hashes_.insert(hashes_.end(), hashes.begin(), hashes.end());
   if (hasher_ && n > 0) {  // transposed to band-major for the key spool
     std::vector<uint64_t> t(keys.size());
     for (int64_t i = 0; i < n; i++)
@@ -348,13 +350,12 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; i++) order[i] = i;
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      const Meta &x = meta_[a], &y = meta_[b];
-      return x.h1 != y.h1 ? x.h1 < y.h1 : x.h2 != y.h2 ? x.h2 < y.h2 : a < b;
+      return hashes_[a] != hashes_[b] ? hashes_[a] < hashes_[b] : a < b;
     });
     std::vector<int64_t> rep(n, -1);
     for (size_t s = 0; s < n;) {
       size_t e = s + 1;
-      while (e < n && meta_[order[e]].h1 == meta_[order[s]].h1 && meta_[order[e]].h2 == meta_[order[s]].h2) e++;
+      while (e < n && hashes_[order[e]] == hashes_[order[s]]) e++;
       if (e - s > 1) {
         std::vector<std::string> norm(e - s);
         for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(dedup_text(read_record(order[k])));
@@ -381,6 +382,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
       }
     report_clusters(pairs, info["exact_clusters"]);
   }
+  decltype(hashes_)().swap(hashes_);  // 16 bytes a record, needed no more
   if (o.near) {
     std::vector<size_t> idx;
     for (size_t i = 0; i < n; i++)
