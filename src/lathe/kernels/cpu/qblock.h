@@ -92,9 +92,10 @@ void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
 void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
 
 // Instruction-set variants of the dot-product kernels.
-enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
+enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4, Avx512Vnni = 5 };
 const char* qisa_name(QIsa isa);
-// "scalar" | "avx2" | "avx512" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is "dotprod");
+// "scalar" | "avx2" | "avx512" | "avx512vnni" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is
+// "dotprod"; avx512vnni is the avx512 variant plus vpdpbusd kernels, qblock_x86_vnni.cpp);
 // anything else throws lathe::Error naming `what`.
 QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
 bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
@@ -154,6 +155,11 @@ struct QKernels {
   // F16 / BF16 rows of k elements against m <= 8 f32 rows x + i*x_stride.
   void (*dot_f16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
   void (*dot_bf16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
+  // Optional decode kernels (null: dot_* row by row): n weight rows, row_bytes apart, against ONE
+  // activation row of nb blocks, out[n]; several rows share the activation loads. Each row's result
+  // equals dot_*'s with m = 1 bit for bit, so the decode and batched paths agree.
+  void (*rows_q4_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  void (*rows_q6_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
 };
 // A variant that leaves a field null (one written before that type existed) gets the scalar one.
 const QKernels& kernels_for(QIsa isa);
