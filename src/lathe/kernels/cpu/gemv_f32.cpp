@@ -3,8 +3,10 @@
 // Why not OpenBLAS's sgemv: one decoded token reads every weight once, so the GEMV should run at the
 // memory's speed; sgemv (0.3.21) reached about half the read bandwidth on the 2-core VM at one thread
 // (bench/decode_bench.sh: 48% of the roofline against llama.cpp's 67%). This kernel reads four weight
-// rows per pass against one load of x, with one accumulator per row, and hands whole rows to the
-// threads, so each thread streams a contiguous stretch of W (the hardware prefetcher's best case).
+// rows per pass (AVX-512: eight, which kept more loads in flight at one thread: 1.2-1.3x the 4-row
+// pass from memory) against one load of x, with one accumulator per row, and hands whole rows to the
+// threads, so each thread streams a contiguous stretch of W (the hardware prefetcher's best case;
+// software prefetch did not help these long rows, unlike the short rows of the Q4_0 / Q6_K kernels).
 //
 // Variants as in qblock.h (scalar, AVX2+FMA, AVX-512F; NEON on aarch64), picked at run time by
 // qisa_active(); each row's sum is formed the same way whatever the thread count, so threads do not

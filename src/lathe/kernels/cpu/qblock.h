@@ -38,7 +38,9 @@
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
-// (qblock_x86.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0 and Q6_K that read
+// four weight rows per decode pass, and run prefill of those types on the integer kernels;
+// qblock_x86_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
 // picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
 // AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
@@ -112,7 +114,9 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
 // From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
-// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized.
+// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized. Exception: a type
+// whose variant has a multi-row decode kernel (rows_* below; avx512vnni's Q4_0 and Q6_K) stays on the
+// integer kernels, 16 weight rows × 8 input rows at a time, each row equal to its decode product.
 constexpr int kQPrefillRows = 16;
 
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
@@ -123,7 +127,8 @@ size_t qmatmul_scratch_bytes(int M, int64_t K);
 // (not for F16/BF16), then each weight row is read once per group of up to 8 input rows (M = 1: decode
 // GEMV; M <= 8: batched decode, one pass over W), parallel over the N weight rows; row m of the result
 // equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles
-// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization).
+// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization), or
+// the integer kernels as above (LATHE_QPREFILL=tiles forces the tiles, for measurements).
 // `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
