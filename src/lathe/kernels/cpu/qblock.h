@@ -44,7 +44,7 @@
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
 // picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
 // AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
-// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|neon|dotprod pins the choice (an error when the
+// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|avx512vnni|neon|dotprod pins the choice (an error when the
 // CPU cannot run it) and, on x86, OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and
 // benchmarks. A variant may lack a kernel for a block type: the scalar one stands in for it.
 // (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
