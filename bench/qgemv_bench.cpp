@@ -7,7 +7,7 @@
 // Each GEMV is one token's worth of that matrix. Counters: GB/s = weight bytes read per second,
 // tok/s = products per second. The summary prints each quantized run's speed-up over F32 with the same
 // shape, mode and threads.
-// The instruction set follows LATHE_CPU_ISA (scalar|avx2|avx512; both lathe's kernels and OpenBLAS's
+// The instruction set follows LATHE_CPU_ISA (scalar|avx2|avx512|avx512vnni; both lathe's kernels and OpenBLAS's
 // core): bench/qgemv_bench.sh runs it natively and pinned to AVX2.
 // Usage: qgemv_bench [google benchmark flags, e.g. --benchmark_min_time=0.5]
 #include <benchmark/benchmark.h>

@@ -5,7 +5,7 @@
 //   cold: the product cycles through copies of W totalling >= 64 MiB, so weights stream from memory
 //         as in decode across layers;  hot: one copy in cache (the kernels' arithmetic ceiling).
 // The summary prints tokens/s (products per second) over F32's for the same shape, mode and threads.
-// Instruction set: LATHE_CPU_ISA (scalar|avx2|avx512). Usage: qgemv_kquant_bench [benchmark flags];
+// Instruction set: LATHE_CPU_ISA (scalar|avx2|avx512|avx512vnni). Usage: qgemv_kquant_bench [benchmark flags];
 // with --benchmark_repetitions=N the summary uses each run's median.
 #include <benchmark/benchmark.h>
 

@@ -23,7 +23,7 @@ class GemvF32 : public qtest::IsaFixture {};
 
 TEST_P(GemvF32, MatchesF64ReferenceOnOddShapes) {
   for (int64_t K : {1, 7, 8, 15, 16, 17, 33, 576, 1001}) {
-    for (int64_t N : {1, 3, 4, 5, 9, 4099}) {
+    for (int64_t N : {1, 3, 4, 5, 9, 13, 4099}) {  // 13: one 8-row, one 4-row and one 1-row pass
       const auto W = randn(size_t(N) * K, 0.05f, uint32_t(N * 131 + K));
       const auto x = randn(size_t(K), 1.0f, uint32_t(K));
       const auto bias = randn(size_t(N), 0.1f, 3);
@@ -60,7 +60,7 @@ TEST_P(GemvF32, MatmulForwardDecodeIsTheGemv) {
   EXPECT_EQ(std::memcmp(a.data(), g.data(), size_t(N) * 4), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, GemvF32, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon),
+INSTANTIATE_TEST_SUITE_P(Variants, GemvF32, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Avx512Vnni, QIsa::Neon),
                          qtest::isa_param_name);
 
 }  // namespace

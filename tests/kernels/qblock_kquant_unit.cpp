@@ -122,6 +122,9 @@ TEST(QBlockKQuant, RejectsRowsNotMultipleOf256) {
 // M >= kQPrefillRows: qmatmul_forward dequantizes weight tiles (dequantize_row) and runs sgemm, no
 // activation quantization: within f32 summation error of the f64 product of the dequantized weights.
 TEST(QBlockKQuant, PrefillOnDequantizedTiles) {
+  // The dequantize + sgemm path (avx512vnni runs Q6_K prefill on integer kernels: qblock_unit.cpp).
+  const QIsa before = qisa_active();
+  if (before == QIsa::Avx512Vnni) qisa_set(QIsa::Avx512);
   for (QType t : kAllTypes) {
     const int64_t k = 512, n = 37;
     const int M = kQPrefillRows + 3;
@@ -140,6 +143,7 @@ TEST(QBlockKQuant, PrefillOnDequantizedTiles) {
         ASSERT_LE(std::fabs(out[m * n + r] - exact), double(k + 8) * kU * mag) << qtype_name(t) << " m " << m << " r " << r;
       }
   }
+  qisa_set(before);
 }
 
 class QKIsa : public qtest::IsaFixture {
@@ -212,6 +216,16 @@ TEST_P(QKIsa, IntegerDotProductsExact) {
       float got = 0;
       dot(w.data(), a.data(), nb, nb, 1, &got);
       EXPECT_EQ(double(got), double(exact)) << qtype_name(t) << " K=" << k;
+      // The variant's multi-row decode kernel, where it has one: five copies of the row (a group of
+      // four and one alone), each exact.
+      const auto rows = t == QType::Q6_K ? kern().rows_q6_k : nullptr;
+      if (rows) {
+        std::vector<uint8_t> w5;
+        for (int c = 0; c < 5; c++) w5.insert(w5.end(), w.begin(), w.end());
+        std::vector<float> got5(5);
+        rows(w5.data(), w.size(), 5, a.data(), nb, got5.data());
+        for (int c = 0; c < 5; c++) EXPECT_EQ(double(got5[c]), double(exact)) << qtype_name(t) << " K=" << k << " copy " << c;
+      }
     }
   }
 }
@@ -360,7 +374,7 @@ TEST_P(QKIsa, EveryBatchSizeMatchesTheGemv) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, QKIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512),
+INSTANTIATE_TEST_SUITE_P(Variants, QKIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Avx512Vnni),
                          qtest::isa_param_name);
 
 }  // namespace

@@ -141,13 +141,14 @@ TEST(QBlock, Q4_0HandBlock) {
 TEST(QBlock, IsaParseAndSelection) {
   EXPECT_EQ(qisa_parse("scalar"), QIsa::Scalar);
   EXPECT_EQ(qisa_parse("avx512"), QIsa::Avx512);
+  EXPECT_EQ(qisa_parse("avx512vnni"), QIsa::Avx512Vnni);
   EXPECT_EQ(qisa_parse("neon"), QIsa::Neon);
   EXPECT_EQ(qisa_parse("dotprod"), QIsa::NeonDot);
   EXPECT_NE(test::error_of([] { qisa_parse("sse9"); }).find("LATHE_CPU_ISA='sse9'"), std::string::npos);
   EXPECT_TRUE(qisa_supported(QIsa::Scalar));
   EXPECT_TRUE(qisa_supported(qisa_active()));
   const QIsa before = qisa_active();
-  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+  for (QIsa isa : {QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Avx512Vnni, QIsa::Neon, QIsa::NeonDot}) {
     EXPECT_EQ(qisa_parse(qisa_name(isa)), isa);
     EXPECT_EQ(qisa_set(isa), qisa_supported(isa)) << qisa_name(isa);
     if (qisa_supported(isa)) {
@@ -162,12 +163,14 @@ TEST(QBlock, IsaParseAndSelection) {
     EXPECT_TRUE(qisa_supported(QIsa::Avx2));
   }
   EXPECT_FALSE(qisa_supported(QIsa::Neon));
+  EXPECT_EQ(qisa_supported(QIsa::Avx512Vnni), qisa_supported(QIsa::Avx512) && __builtin_cpu_supports("avx512vnni"));
 #endif
 #if defined(__aarch64__)
   // ASIMD is part of every aarch64 Linux target; the best choice is never scalar there.
   EXPECT_TRUE(qisa_supported(QIsa::Neon));
   EXPECT_NE(qisa_active(), QIsa::Scalar);
   EXPECT_FALSE(qisa_supported(QIsa::Avx2));
+  EXPECT_FALSE(qisa_supported(QIsa::Avx512Vnni));
 #endif
 }
 
@@ -200,7 +203,7 @@ TEST(QBlock, LatheCpuIsaIsReadAndChecked) {
   EXPECT_EQ(run_with("sse9", &out), 3) << out;
   EXPECT_NE(out.find("LATHE_CPU_ISA='sse9'"), std::string::npos) << out;
   EXPECT_EQ(run_with("scalar", &out), 10) << out;
-  for (QIsa isa : {QIsa::Avx2, QIsa::Avx512, QIsa::Neon, QIsa::NeonDot}) {
+  for (QIsa isa : {QIsa::Avx2, QIsa::Avx512, QIsa::Avx512Vnni, QIsa::Neon, QIsa::NeonDot}) {
     if (qisa_supported(isa)) {
       EXPECT_EQ(run_with(qisa_name(isa), &out), 10 + int(isa)) << out;
     } else {
@@ -299,6 +302,58 @@ TEST_P(QBlockIsa, IntegerDotProductsExact) {
       float got = 0;
       dot(w.data(), a.data(), nb, nb, 1, &got);
       EXPECT_EQ(double(got), double(exact)) << qtype_name(t) << " K=" << k;
+    }
+  }
+}
+
+// A variant's multi-row decode kernel (rows_q4_0, when it has one): n weight rows against one
+// activation row give each row the bits of dot_q4_0 with m = 1, whatever n and the row's place in its
+// group of four; with unit scales every row's result is its exact integer total.
+TEST_P(QBlockIsa, RowsKernelEqualsTheDotPerRow) {
+  if (!kern().rows_q4_0) GTEST_SKIP() << qisa_name(GetParam()) << " has no multi-row Q4_0 kernel";
+  std::mt19937 rng(11);
+  for (int64_t k : {32, 64, 96, 1536}) {
+    const int64_t nb = k / 32;
+    for (int64_t n : {1, 3, 4, 5, 9}) {
+      for (bool unit : {true, false}) {
+        const size_t rb = qblock_row_bytes(QType::Q4_0, k);
+        std::vector<uint8_t> w(size_t(n) * rb + 1);  // one byte in: unaligned rows
+        uint8_t* w0 = w.data() + 1;
+        std::vector<BlockQ8A> a(nb);
+        if (unit) {
+          std::uniform_int_distribution<int> qa(-127, 127), nib(0, 15);
+          const uint16_t one = f32_to_f16(1.0f);
+          for (int64_t b = 0; b < nb; b++) {
+            a[b].d = 1.0f, a[b].sum = 0;
+            for (int j = 0; j < 32; j++) a[b].sum += (a[b].q[j] = int8_t(qa(rng)));
+          }
+          for (int64_t r = 0; r < n; r++)
+            for (int64_t b = 0; b < nb; b++) {
+              uint8_t* blk = w0 + size_t(r) * rb + b * kQ4_0BlockBytes;
+              std::memcpy(blk, &one, 2);
+              for (int j = 0; j < 16; j++) blk[2 + j] = uint8_t(nib(rng) | (nib(rng) << 4));
+            }
+        } else {
+          const auto wf = randn(size_t(n) * k, 0.05f, uint32_t(31 + k + n));
+          const auto x = randn(k, 1.0f, uint32_t(32 + k));
+          for (int64_t r = 0; r < n; r++) quantize_row(QType::Q4_0, wf.data() + r * k, w0 + r * rb, k);
+          ref().quantize_act(x.data(), a.data(), nb);
+        }
+        std::vector<float> got(n);
+        kern().rows_q4_0(w0, rb, n, a.data(), nb, got.data());
+        for (int64_t r = 0; r < n; r++) {
+          float want = 0;
+          kern().dot_q4_0(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &want);
+          ASSERT_EQ(std::memcmp(&want, &got[r], 4), 0) << "K=" << k << " n=" << n << " row " << r;
+          if (unit) {
+            std::vector<int32_t> isum(nb);
+            qdetail::block_isums(QType::Q4_0, w0 + size_t(r) * rb, a.data(), nb, isum.data());
+            int64_t exact = 0;
+            for (int32_t v : isum) exact += v;
+            ASSERT_EQ(double(got[r]), double(exact)) << "K=" << k << " n=" << n << " row " << r;
+          }
+        }
+      }
     }
   }
 }
@@ -412,7 +467,18 @@ TEST_P(QBlockIsa, MatmulOddShapesAndPointers) {
 // of the f64 product; two threads give the bits one thread gives; dequantize_row gives the GGUF
 // reader's values bit for bit. The tile edges (N not a multiple of 16, more tiles than threads) and a
 // bias are covered.
+// The tests of the dequantize + sgemm prefill pin a variant that uses it: avx512vnni runs Q4_0 and
+// Q6_K prefill on its integer kernels (IntegerPrefillOnVnni below).
+struct TilesPrefill {
+  QIsa before = qisa_active();
+  TilesPrefill() {
+    if (before == QIsa::Avx512Vnni) qisa_set(QIsa::Avx512);
+  }
+  ~TilesPrefill() { qisa_set(before); }
+};
+
 TEST(QBlock, PrefillIsTheProductOfTheDequantizedWeights) {
+  const TilesPrefill pin;
   for (QType t : {QType::Q8_0, QType::Q4_0}) {
     for (int M : {kQPrefillRows, 33}) {
       for (int64_t k : {32, 576}) {
@@ -489,10 +555,64 @@ TEST(QBlock, PartsEqualSeparateProducts) {
   for (const QType* ts : {kTypesA, kTypesB, kTypesC}) parts_equal_separate_products(ts, ts == kTypesA ? 96 : 256);
 }
 
+// avx512vnni: Q4_0 and Q6_K prefill on the integer kernels. Each row of the M-row product equals the
+// decode (M = 1) product of that row bit for bit, two threads give one thread's bits, and every element
+// is within the activation bound of qblock.h of the f64 product of the dequantized weights.
+TEST(QBlock, IntegerPrefillOnVnni) {
+  if (!qisa_supported(QIsa::Avx512Vnni)) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  const QIsa before = qisa_active();
+  ASSERT_TRUE(qisa_set(QIsa::Avx512Vnni));
+  for (QType t : {QType::Q4_0, QType::Q6_K}) {
+    for (int M : {kQPrefillRows, 33}) {
+      for (int64_t k : t == QType::Q4_0 ? std::vector<int64_t>{32, 96, 576} : std::vector<int64_t>{256, 768}) {
+        for (int64_t n : {1, 17, 45}) {
+          const auto wq = quantize_matrix(t, randn(size_t(n) * k, 0.03f, uint32_t(n * 5 + k)), n, k);
+          const auto xin = randn(size_t(M) * k, 1.0f, uint32_t(n + k + M));
+          const auto bias = randn(n, 0.1f, 6);
+          std::vector<float> one(size_t(M) * n), two(size_t(M) * n), dec(n), wrow(k);
+          set_num_threads(1);
+          qmatmul_forward(one.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(2);
+          qmatmul_forward(two.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
+          set_num_threads(1);
+          ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0) << qtype_name(t) << " M=" << M << " N=" << n;
+          for (int m = 0; m < M; m++) {
+            qmatmul_forward(dec.data(), xin.data() + size_t(m) * k, wq.data(), t, bias.data(), 1, k, n);
+            ASSERT_EQ(std::memcmp(dec.data(), one.data() + size_t(m) * n, size_t(n) * 4), 0)
+                << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " row " << m;
+          }
+          for (int64_t r = 0; r < n; r++) {
+            dequantize_row(t, wq.data() + size_t(r) * qblock_row_bytes(t, k), wrow.data(), k);
+            for (int m : {0, M / 2, M - 1}) {
+              double exact = bias[r], qbound = 0, mag = 0;
+              for (int64_t b = 0; b < k / 32; b++) {
+                double amax = 0, wl1 = 0;
+                for (int j = 0; j < 32; j++) {
+                  const double wv = wrow[b * 32 + j], xv = xin[size_t(m) * k + b * 32 + j];
+                  exact += wv * xv;
+                  amax = std::max(amax, std::fabs(xv));
+                  wl1 += std::fabs(wv);
+                  mag += std::fabs(wv * xv);
+                }
+                qbound += amax * (1.0 / 254 + 1.0 / (1 << 22)) * wl1;
+              }
+              ASSERT_LE(std::fabs(double(one[size_t(m) * n + r]) - exact),
+                        qbound + double(k / 8 + 40) * kU * 4 * (mag + qbound + std::fabs(bias[r])))
+                  << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " m=" << m << " r=" << r;
+            }
+          }
+        }
+      }
+    }
+  }
+  qisa_set(before);
+}
+
 // The prefill tiles hold exactly dequantize_row's values for every type (the F16 tile is converted
 // with F16C where the CPU has it): with one-hot input rows, out[m][n] = 1 * W[n][m] + 0 * ... is the
 // weight itself, bit for bit. The F16 weights are every finite half, subnormals and -0 included.
 TEST(QBlock, PrefillTilesHoldTheDequantizedValues) {
+  const TilesPrefill pin;
   const int M = kQPrefillRows;
   for (QType t : {QType::Q8_0, QType::Q4_0, QType::Q4_K, QType::Q6_K, QType::F16, QType::BF16}) {
     const int64_t k = 256, n = 300;
@@ -531,8 +651,8 @@ TEST(QBlock, RejectsRowsNotMultipleOf32) {
             std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Neon,
-                                                                     QIsa::NeonDot),
+INSTANTIATE_TEST_SUITE_P(Variants, QBlockIsa, ::testing::Values(QIsa::Scalar, QIsa::Avx2, QIsa::Avx512, QIsa::Avx512Vnni,
+                                                                     QIsa::Neon, QIsa::NeonDot),
                          qtest::isa_param_name);
 
 }  // namespace

@@ -38,7 +38,7 @@ void gotoblas_dynamic_quit(void) __attribute__((weak));
 static const char* blas_core_for_isa(const char* isa) {
   if (!isa || !*isa) return nullptr;
 #if defined(__x86_64__)
-  if (std::strcmp(isa, "avx512") == 0) return "SkylakeX";
+  if (std::strcmp(isa, "avx512") == 0 || std::strcmp(isa, "avx512vnni") == 0) return "SkylakeX";
   if (std::strcmp(isa, "avx2") == 0) return "Haswell";
   if (std::strcmp(isa, "scalar") == 0) return "Prescott";
 #endif

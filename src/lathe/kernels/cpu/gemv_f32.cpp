@@ -3,8 +3,10 @@
 // Why not OpenBLAS's sgemv: one decoded token reads every weight once, so the GEMV should run at the
 // memory's speed; sgemv (0.3.21) reached about half the read bandwidth on the 2-core VM at one thread
 // (bench/decode_bench.sh: 48% of the roofline against llama.cpp's 67%). This kernel reads four weight
-// rows per pass against one load of x, with one accumulator per row, and hands whole rows to the
-// threads, so each thread streams a contiguous stretch of W (the hardware prefetcher's best case).
+// rows per pass (AVX-512: eight, which kept more loads in flight at one thread: 1.2-1.3x the 4-row
+// pass from memory) against one load of x, with one accumulator per row, and hands whole rows to the
+// threads, so each thread streams a contiguous stretch of W (the hardware prefetcher's best case;
+// software prefetch did not help these long rows, unlike the short rows of the Q4_0 / Q6_K kernels).
 //
 // Variants as in qblock.h (scalar, AVX2+FMA, AVX-512F; NEON on aarch64), picked at run time by
 // qisa_active(); each row's sum is formed the same way whatever the thread count, so threads do not
@@ -96,41 +98,37 @@ LATHE_GEMV_AVX2 void rows_avx2(float* y, const float* x, const float* W, const f
   }
 }
 
-LATHE_GEMV_AVX512 void rows_avx512(float* y, const float* x, const float* W, const float* bias, int64_t K,
-                                   int64_t n0, int64_t n1) {
+// R rows per pass against one load of x. Each row has its own accumulator and the same sequence of
+// FMAs whatever R is, so the 8-, 4- and 1-row passes give a row the same bits.
+template <int R>
+LATHE_GEMV_AVX512 inline void pass_avx512(float* y, const float* x, const float* w0, const float* bias, int64_t K,
+                                          int64_t n) {
   const int64_t K16 = K / 16 * 16;
   const __mmask16 tail = __mmask16((1u << (K - K16)) - 1u);
+  __m512 a[R];
+  for (int i = 0; i < R; i++) a[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K16; k += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + k);
+    for (int i = 0; i < R; i++) a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + i * K + k), xv, a[i]);
+  }
+  if (K16 < K) {
+    const __m512 xv = _mm512_maskz_loadu_ps(tail, x + K16);
+    for (int i = 0; i < R; i++) a[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + i * K + K16), xv, a[i]);
+  }
+  for (int i = 0; i < R; i++) {
+    const float s = hsum512(a[i]);
+    y[n + i] = bias ? s + bias[n + i] : s;
+  }
+}
+
+// Eight rows per pass (8 accumulators, one x load per 8 weight loads): at one thread the 4-row pass
+// left the core short of loads in flight and read W at ~2/3 of the measured bandwidth.
+LATHE_GEMV_AVX512 void rows_avx512(float* y, const float* x, const float* W, const float* bias, int64_t K,
+                                   int64_t n0, int64_t n1) {
   int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const float* w0 = W + size_t(n) * K;
-    const float *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K16; k += 16) {
-      const __m512 xv = _mm512_loadu_ps(x + k);
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
-    }
-    if (K16 < K) {
-      const __m512 xv = _mm512_maskz_loadu_ps(tail, x + K16);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + K16), xv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + K16), xv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + K16), xv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + K16), xv, a3);
-    }
-    const float s[4] = {hsum512(a0), hsum512(a1), hsum512(a2),
-                        hsum512(a3)};
-    for (int i = 0; i < 4; i++) y[n + i] = bias ? s[i] + bias[n + i] : s[i];
-  }
-  for (; n < n1; n++) {
-    const float* w0 = W + size_t(n) * K;
-    __m512 a0 = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K16; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), _mm512_loadu_ps(x + k), a0);
-    if (K16 < K) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + K16), _mm512_maskz_loadu_ps(tail, x + K16), a0);
-    const float s = hsum512(a0);
-    y[n] = bias ? s + bias[n] : s;
-  }
+  for (; n + 8 <= n1; n += 8) pass_avx512<8>(y, x, W + size_t(n) * K, bias, K, n);
+  for (; n + 4 <= n1; n += 4) pass_avx512<4>(y, x, W + size_t(n) * K, bias, K, n);
+  for (; n < n1; n++) pass_avx512<1>(y, x, W + size_t(n) * K, bias, K, n);
 }
 #endif
 
@@ -177,6 +175,7 @@ void rows_neon(float* y, const float* x, const float* W, const float* bias, int6
 RowsFn rows_fn() {
   switch (qisa_active()) {
 #if defined(__x86_64__)
+    case QIsa::Avx512Vnni:
     case QIsa::Avx512: return rows_avx512;
     case QIsa::Avx2: return rows_avx2;
 #endif

@@ -33,6 +33,7 @@ namespace qdetail {
 #if defined(__x86_64__)
 const QKernels& kernels_avx2();
 const QKernels& kernels_avx512();
+const QKernels& kernels_avx512_vnni();
 #endif
 #if defined(__aarch64__)
 // Built from the scalar table: a block type without a NEON kernel keeps the scalar one.
@@ -123,10 +124,19 @@ void dot_scalar(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t n
 const qdetail::QKernels kScalar = {quantize_act_scalar,      dot_scalar<isum_q8_0_blk, kQ8_0BlockBytes>,
                                    dot_scalar<isum_q4_0_fast, kQ4_0BlockBytes>,
                                    qdetail::dot_q4_k_scalar,  qdetail::dot_q6_k_scalar,
-                                   qdetail::dot_f16_scalar,   qdetail::dot_bf16_scalar};
+                                   qdetail::dot_f16_scalar,   qdetail::dot_bf16_scalar,
+                                   nullptr,                   nullptr};  // no multi-row decode kernels
 
 using QDot = void (*)(const uint8_t*, const BlockQ8A*, int64_t, int64_t, int, float*);
 using FDot = void (*)(const uint8_t*, const float*, int64_t, int64_t, int, float*);
+using QRows = void (*)(const uint8_t*, size_t, int64_t, const BlockQ8A*, int64_t, float*);
+
+// The variant's multi-row decode kernel of `t`, or null (then the block dot runs row by row).
+QRows block_rows(const qdetail::QKernels& kern, QType t) {
+  if (t == QType::Q4_0) return kern.rows_q4_0;
+  if (t == QType::Q6_K) return kern.rows_q6_k;
+  return nullptr;
+}
 
 // The block kernel of `t` in `kern`; a null field (a variant without that type) falls back to scalar.
 QDot block_dot(const qdetail::QKernels& kern, QType t) {
@@ -156,9 +166,10 @@ bool cpu_has_uncached(QIsa isa) {
   const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (isa == QIsa::Avx2) return avx2;
-  if (isa == QIsa::Avx512)
-    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (isa == QIsa::Avx512) return avx512;
+  if (isa == QIsa::Avx512Vnni) return avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
 #if defined(__aarch64__)
   // The kernel reports the CPU's features in the auxiliary vector (no MRS emulation needed).
@@ -173,15 +184,19 @@ bool cpu_has_uncached(QIsa isa) {
 // CPUID once: every product asks (kernels_for checks the variant), and in a virtual machine CPUID
 // traps to the hypervisor — asked per product it cost ~6% of a decode step.
 bool cpu_has(QIsa isa) {
-  static const bool has[5] = {true, cpu_has_uncached(QIsa::Avx2), cpu_has_uncached(QIsa::Avx512),
-                              cpu_has_uncached(QIsa::Neon), cpu_has_uncached(QIsa::NeonDot)};
-  static_assert(int(QIsa::NeonDot) == 4, "one entry per QIsa");
+  static const bool has[6] = {true,
+                              cpu_has_uncached(QIsa::Avx2),
+                              cpu_has_uncached(QIsa::Avx512),
+                              cpu_has_uncached(QIsa::Neon),
+                              cpu_has_uncached(QIsa::NeonDot),
+                              cpu_has_uncached(QIsa::Avx512Vnni)};
+  static_assert(int(QIsa::Avx512Vnni) == 5, "one entry per QIsa");
   const int i = int(isa);
-  return i >= 0 && i < 5 && has[i];
+  return i >= 0 && i < 6 && has[i];
 }
 
 QIsa best_isa() {
-  for (QIsa isa : {QIsa::Avx512, QIsa::Avx2, QIsa::NeonDot, QIsa::Neon})
+  for (QIsa isa : {QIsa::Avx512Vnni, QIsa::Avx512, QIsa::Avx2, QIsa::NeonDot, QIsa::Neon})
     if (cpu_has(isa)) return isa;
   return QIsa::Scalar;
 }
@@ -309,6 +324,7 @@ const char* qisa_name(QIsa isa) {
     case QIsa::Avx512: return "avx512";
     case QIsa::Neon: return "neon";
     case QIsa::NeonDot: return "dotprod";
+    case QIsa::Avx512Vnni: return "avx512vnni";
   }
   return "?";
 }
@@ -318,9 +334,10 @@ QIsa qisa_parse(const char* name, const char* what) {
   if (v == "scalar") return QIsa::Scalar;
   if (v == "avx2") return QIsa::Avx2;
   if (v == "avx512") return QIsa::Avx512;
+  if (v == "avx512vnni") return QIsa::Avx512Vnni;
   if (v == "neon") return QIsa::Neon;
   if (v == "dotprod") return QIsa::NeonDot;
-  fail("kernels", "{}='{}': expected scalar, avx2, avx512, neon or dotprod", what, v);
+  fail("kernels", "{}='{}': expected scalar, avx2, avx512, avx512vnni, neon or dotprod", what, v);
 }
 
 bool qisa_supported(QIsa isa) { return cpu_has(isa); }
@@ -337,6 +354,7 @@ const qdetail::QKernels& qdetail::kernels_for(QIsa isa) {
   LATHE_CHECK(cpu_has(isa), "kernel variant {} is not supported on this CPU", qisa_name(isa));
   switch (isa) {
 #if defined(__x86_64__)
+    case QIsa::Avx512Vnni: return kernels_avx512_vnni();
     case QIsa::Avx512: return kernels_avx512();
     case QIsa::Avx2: return kernels_avx2();
 #endif
@@ -416,10 +434,68 @@ static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulP
           for (int i = 0; i < mc; i++) q.out[size_t(m0 + i) * q.N + n] = q.bias ? r[i] + q.bias[n] : r[i];
         }
       };
-      if (qtype_is_float(q.t)) each_row(float_dot(kern, q.t), inp + size_t(m0) * K, K);
-      else each_row(block_dot(kern, q.t), acts + size_t(m0) * nb, nb);
+      if (qtype_is_float(q.t)) {
+        each_row(float_dot(kern, q.t), inp + size_t(m0) * K, K);
+      } else if (auto rows = mc == 1 ? block_rows(kern, q.t) : nullptr) {
+        // Decode with a multi-row kernel: groups of 4 weight rows (a thread's share is whole groups,
+        // though the bits would not change otherwise: each row's sum is formed alone).
+        const int64_t groups = (q.N + 3) / 4;
+        const BlockQ8A* act = acts + size_t(m0) * nb;
+#pragma omp for schedule(static) nowait
+        for (int64_t g = 0; g < groups; g++) {
+          const int64_t n0 = g * 4, n = std::min<int64_t>(4, q.N - n0);
+          float* y = q.out + size_t(m0) * q.N + n0;
+          rows(q.w + size_t(n0) * row_bytes, row_bytes, n, act, nb, y);
+          if (q.bias)
+            for (int64_t i = 0; i < n; i++) y[i] += q.bias[n0 + i];
+        }
+      } else {
+        each_row(block_dot(kern, q.t), acts + size_t(m0) * nb, nb);
+      }
     }
   }
+}
+
+// Prefill on the integer kernels, for the block types whose variant has a multi-row decode kernel
+// (avx512vnni: Q4_0, Q6_K): the M input rows are quantized once to activation blocks, then each thread
+// takes tiles of 16 weight rows and runs every group of 8 input rows over a tile while it sits in L1/L2.
+// A row's sum is formed exactly as in decode (the dot kernel's m-row tile and the decode kernel's
+// rows tile give each (weight row, input row) pair the same operations), so prefill and decode agree
+// bit for bit and the thread count changes nothing; the error is the activation bound of qblock.h.
+static bool int_prefill(QType t) {
+  static const char* env = std::getenv("LATHE_QPREFILL");  // "tiles": dequantize + sgemm always (measurements)
+  if (env && std::string(env) == "tiles") return false;
+  return block_rows(active_kernels(), t) != nullptr;
+}
+
+static void qmatmul_prefill_int(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M,
+                                int64_t K, int64_t N) {
+  const int64_t nb = K / kQBlock;
+  const qdetail::QKernels& kern = active_kernels();
+  const QDot dot = block_dot(kern, t);
+  const size_t row_bytes = qblock_row_bytes(t, K);
+  BlockQ8A* acts = act_blocks(nullptr, M, nb);
+  for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
+  constexpr int64_t kTile = 16;
+  const int64_t tiles = (N + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static)
+  for (int64_t tile = 0; tile < tiles; tile++) {
+    const int64_t n1 = std::min(N, (tile + 1) * kTile);
+    for (int m0 = 0; m0 < M; m0 += 8) {
+      const int mc = std::min(8, M - m0);
+      for (int64_t n = tile * kTile; n < n1; n++) {
+        float r[8];
+        dot(w + size_t(n) * row_bytes, acts + size_t(m0) * nb, nb, nb, mc, r);
+        for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
+      }
+    }
+  }
+}
+
+static void prefill(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                    int64_t N) {
+  if (int_prefill(t)) return qmatmul_prefill_int(out, inp, w, t, bias, M, K, N);
+  qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
 }
 
 void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart* parts, int nparts) {
@@ -430,7 +506,7 @@ void qmatmul_forward_parts(const float* inp, int M, int64_t K, const QMatmulPart
   }
   if (M >= kQPrefillRows) {
     for (int p = 0; p < nparts; p++)
-      qdetail::qmatmul_prefill(parts[p].out, inp, parts[p].w, parts[p].t, parts[p].bias, M, K, parts[p].N);
+      prefill(parts[p].out, inp, parts[p].w, parts[p].t, parts[p].bias, M, K, parts[p].N);
     return;
   }
   qmatmul_parts_int(inp, M, K, parts, nparts, nullptr);
@@ -440,7 +516,7 @@ void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, co
                      int64_t N, void* scratch) {
   if (M < 1 || N < 1) fail("kernels", "qmatmul_forward: M={} N={} must be positive", M, N);
   qblock_row_bytes(t, K);  // checks K against the type's block
-  if (M >= kQPrefillRows) return qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
+  if (M >= kQPrefillRows) return prefill(out, inp, w, t, bias, M, K, N);
   const QMatmulPart part{w, t, bias, out, N};
   qmatmul_parts_int(inp, M, K, &part, 1, scratch);
 }

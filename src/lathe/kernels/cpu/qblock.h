@@ -38,11 +38,13 @@
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
-// (qblock_x86.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0 and Q6_K that read
+// four weight rows per decode pass, and run prefill of those types on the integer kernels;
+// qblock_x86_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
 // picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
 // AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
-// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|neon|dotprod pins the choice (an error when the
+// where it exists. LATHE_CPU_ISA=scalar|avx2|avx512|avx512vnni|neon|dotprod pins the choice (an error when the
 // CPU cannot run it) and, on x86, OpenBLAS's matching core (kernels/cpu/cpu.cpp), for tests and
 // benchmarks. A variant may lack a kernel for a block type: the scalar one stands in for it.
 // (A -march=native build is tied to its build CPU anyway: main() checks cpu_missing_build_feature().)
@@ -92,9 +94,10 @@ void quantize_row(QType t, const float* x, uint8_t* dst, int64_t k);
 void dequantize_row(QType t, const uint8_t* src, float* dst, int64_t k);
 
 // Instruction-set variants of the dot-product kernels.
-enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
+enum class QIsa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4, Avx512Vnni = 5 };
 const char* qisa_name(QIsa isa);
-// "scalar" | "avx2" | "avx512" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is "dotprod");
+// "scalar" | "avx2" | "avx512" | "avx512vnni" | "neon" | "dotprod" (LATHE_CPU_ISA's values; NeonDot is
+// "dotprod"; avx512vnni is the avx512 variant plus vpdpbusd kernels, qblock_x86_vnni.cpp);
 // anything else throws lathe::Error naming `what`.
 QIsa qisa_parse(const char* name, const char* what = "LATHE_CPU_ISA");
 bool qisa_supported(QIsa isa);  // compiled in and the CPU (and OS) run it
@@ -111,7 +114,9 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
 // From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
-// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized.
+// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized. Exception: a type
+// whose variant has a multi-row decode kernel (rows_* below; avx512vnni's Q4_0 and Q6_K) stays on the
+// integer kernels, 16 weight rows × 8 input rows at a time, each row equal to its decode product.
 constexpr int kQPrefillRows = 16;
 
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
@@ -122,7 +127,8 @@ size_t qmatmul_scratch_bytes(int M, int64_t K);
 // (not for F16/BF16), then each weight row is read once per group of up to 8 input rows (M = 1: decode
 // GEMV; M <= 8: batched decode, one pass over W), parallel over the N weight rows; row m of the result
 // equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles
-// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization).
+// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization), or
+// the integer kernels as above (LATHE_QPREFILL=tiles forces the tiles, for measurements).
 // `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
@@ -154,6 +160,11 @@ struct QKernels {
   // F16 / BF16 rows of k elements against m <= 8 f32 rows x + i*x_stride.
   void (*dot_f16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
   void (*dot_bf16)(const uint8_t* w, const float* x, int64_t x_stride, int64_t k, int m, float* out);
+  // Optional decode kernels (null: dot_* row by row): n weight rows, row_bytes apart, against ONE
+  // activation row of nb blocks, out[n]; several rows share the activation loads. Each row's result
+  // equals dot_*'s with m = 1 bit for bit, so the decode and batched paths agree.
+  void (*rows_q4_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  void (*rows_q6_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
 };
 // A variant that leaves a field null (one written before that type existed) gets the scalar one.
 const QKernels& kernels_for(QIsa isa);

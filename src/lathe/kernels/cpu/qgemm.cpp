@@ -62,7 +62,8 @@ void qmatmul_prefill(float* out, const float* inp, const uint8_t* w, QType t, co
   // handling depends on the tile width).
   constexpr int64_t nt = 64;
   const int64_t tiles = (N + nt - 1) / nt;
-  const bool f16c = qisa_active() == QIsa::Avx2 || qisa_active() == QIsa::Avx512;
+  const bool f16c =
+      qisa_active() == QIsa::Avx2 || qisa_active() == QIsa::Avx512 || qisa_active() == QIsa::Avx512Vnni;
   if (bias)
     for (int m = 0; m < M; m++) std::memcpy(out + size_t(m) * N, bias, sizeof(float) * N);
 #pragma omp parallel  // always: sgemm inside a region runs single-threaded, so its split never depends on the thread count
