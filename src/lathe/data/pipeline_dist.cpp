@@ -20,6 +20,17 @@ namespace fs = std::filesystem;
 
 namespace lathe::data {
 
+void merge_counts(StageCounts& into, const StageCounts& part) {
+  into.in += part.in;
+  into.out += part.out;
+  for (auto& [k, v] : part.dropped) into.dropped[k] += v;
+  for (auto& [k, v] : part.examples) {
+    auto& ex = into.examples[k];
+    for (auto& e : v)
+      if (ex.size() < kExamplesPerReason) ex.push_back(e);
+  }
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -166,14 +177,12 @@ void put_counts(json& j, const StageCounts& c) {
 
 // `into` followed by `part`, as one stage over both would have counted.
 void merge_counts(StageCounts& into, const json& part) {
-  into.in += part["in"].get<size_t>();
-  into.out += part["out"].get<size_t>();
-  for (auto& [k, v] : part["dropped"].items()) into.dropped[k] += v.get<size_t>();
-  for (auto& [k, v] : part["examples"].items()) {
-    auto& ex = into.examples[k];
-    for (auto& e : v)
-      if (ex.size() < kExamplesPerReason) ex.push_back(e.get<std::string>());
-  }
+  StageCounts p;
+  p.in = part["in"].get<size_t>();
+  p.out = part["out"].get<size_t>();
+  p.dropped = part["dropped"].get<std::map<std::string, size_t>>();
+  p.examples = part["examples"].get<std::map<std::string, std::vector<std::string>>>();
+  merge_counts(into, p);
 }
 
 std::string encode_summary(const RecordStages& rs) {

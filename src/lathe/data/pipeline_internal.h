@@ -25,6 +25,8 @@ namespace lathe::data {
 // Examples kept per drop reason or personal-data type (StageCounts::drop's default, the PII stage's):
 // a merge of two parts keeps the first this many of their concatenation, as one pass would.
 inline constexpr size_t kExamplesPerReason = 5;
+// `into` followed by `part`, as one stage over both would have counted (examples capped as above).
+void merge_counts(StageCounts& into, const StageCounts& part);
 
 struct PiiSummary {
   std::map<std::string, size_t> hits;

@@ -146,7 +146,6 @@ class Streamer {
  private:
   struct NotStreamed {};
   void take_batch(std::vector<Record>& recs);
-  void absorb(StageCounts& into, const StageCounts& part);
   void progress();
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_progress_ = start_;
@@ -186,23 +185,12 @@ class Streamer {
   std::map<size_t, std::string> errors_;  // format errors by record
 };
 
-void Streamer::absorb(StageCounts& into, const StageCounts& part) {
-  into.in += part.in;
-  into.out += part.out;
-  for (auto& [k, v] : part.dropped) into.dropped[k] += v;
-  for (auto& [k, v] : part.examples) {
-    auto& ex = into.examples[k];
-    for (auto& e : v)
-      if (ex.size() < kExamplesPerReason) ex.push_back(e);
-  }
-}
-
 void Streamer::take_batch(std::vector<Record>& recs) {
   StageCounts m = map_stage(recs, cfg_, rs_.shapes, rs_.kind);
   if (rs_.kind.kind.value_or(DatasetKind::Sft) != DatasetKind::Sft) throw NotStreamed{};
-  absorb(rs_.map, m);
-  absorb(rs_.clean, clean_stage(recs, cfg_.clean));
-  absorb(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
+  merge_counts(rs_.map, m);
+  merge_counts(rs_.clean, clean_stage(recs, cfg_.clean));
+  merge_counts(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
   const int64_t n = int64_t(recs.size());
   const int B = mo_.bands;
   const size_t un = recs.size();
