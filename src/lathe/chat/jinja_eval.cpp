@@ -538,13 +538,19 @@ Value Interp::eval_binary(const Expr& e) {
     const Value* cnt = str == &a ? &b : &a;
     if (str && (cnt->type() == Value::Type::Int || cnt->type() == Value::Type::Bool)) {
       int64_t n = std::max<int64_t>(0, cnt->as_int());
+      // An empty operand repeats to nothing whatever the count: loop 0 times, not n
+      // (''*4e18 must not spin), and a product that overflows size_t is over the limit too.
+      size_t unit = str->is_string() ? str->s().size() : str->items().size();
+      if (unit == 0) n = 0;
+      size_t total = 0;
+      if (__builtin_mul_overflow(unit, static_cast<size_t>(n), &total)) total = SIZE_MAX;
       if (str->is_string()) {
-        check_size(e.pos, str->s().size() * static_cast<size_t>(n));
+        check_size(e.pos, total);
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += str->s();
         return Value::string(std::move(out));
       }
-      check_size(e.pos, str->items().size() * static_cast<size_t>(n));
+      check_size(e.pos, total);
       List l;
       for (int64_t i = 0; i < n; ++i) l.insert(l.end(), str->items().begin(), str->items().end());
       return Value::list(std::move(l));
