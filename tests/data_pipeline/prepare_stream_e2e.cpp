@@ -136,6 +136,41 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
   fs::remove_all(dir);
 }
 
+// Pretokenized records whose labels are not the masked ids (spooled as int32 labels, the others as
+// one bit a token), and records from a JSON array (positions by item, not line).
+TEST(PrepareStream, PretokenizedLabelsAndArrayItemsSurviveTheSpool) {
+  if (!has_fixture("tokenizers/qwen3/tokenizer.json")) GTEST_SKIP() << "no Qwen3 tokenizer fixture";
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-pretok-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::string a;
+  for (int i = 0; i < 40; i++) {
+    json ids = json::array(), labels = json::array();
+    for (int k = 0; k < 5 + i % 11; k++) {
+      ids.push_back(100 + (i * 7 + k * 13) % 900);
+      // every third record: a label that is neither the id nor -100 (shifted targets, as some exports write)
+      labels.push_back(k < 2 ? -100 : i % 3 == 0 ? ids.back().get<int>() + 1 : ids.back().get<int>());
+    }
+    a += json{{"input_ids", ids}, {"labels", labels}}.dump() + "\n";
+  }
+  write(dir / "in" / "a.jsonl", a);
+  json arr = json::array();
+  for (int i = 0; i < 9; i++) arr.push_back(json::parse(sft_line(200 + i, "law")));
+  write(dir / "in" / "b.json", arr.dump());
+  fs::create_directories(dir / "model");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+  write(dir / "data.yaml", R"(data:
+  inputs: [in/]
+  output: out
+  dedup: {exact: true, near: false}
+  split: {ratios: [0.5, 0.5], seed: 3}
+)");
+  expect_same(dir, "--model model");
+  const std::string recs = prepare(dir, "", "--model model").files["train.records.jsonl"];
+  EXPECT_NE(recs.find("\"item\""), std::string::npos) << "no record from the JSON array reached the train split";
+  fs::remove_all(dir);
+}
+
 TEST(PrepareStream, PreferenceRecordsGoToTheInMemoryDriver) {
   const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-pref-" + std::to_string(getpid()));
   fs::remove_all(dir);

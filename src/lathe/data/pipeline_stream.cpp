@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -93,24 +94,74 @@ class Spool {
   uint64_t size_ = 0;
 };
 
-enum : uint8_t { kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kHasKeys = 16 };
+enum : uint16_t {
+  kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kHasKeys = 16,
+  kLabelBits = 32,               // labels spooled as one bit per token: ids[j] (set) or kIgnoreIndex
+  kPosLine = 64, kPosPage = 128, kPosItem = 256,  // which of Source's positions `pos` holds (none: all 0)
+  kPosWide = 512,                // positions that do not fit `pos`: in Streamer::wide_pos_
+};
 
-// What stages 5-7 and the writers need of a record; its text and tokens stay in the spool.
+// What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
+// the resident memory); its text and tokens stay in the spool.
 struct Meta {
-  uint64_t off = 0;           // spool: the record's bytes, then ntok ids and ntok labels (int32)
-  uint32_t rec_bytes = 0, ntok = 0;
+  uint64_t off = 0;  // spool: rec_bytes of text statistics + records-file line, ntok ids (int32), labels
   uint64_t id = 0;
-  int64_t line = 0, item = 0;
-  int32_t page = 0;
+  uint32_t rec_bytes = 0, ntok = 0;
+  uint32_t pos = 0;  // the source line, page or item (flags say which)
   uint32_t file = 0, stratum = 0;
   int32_t contaminated = -1;  // eval prompt index
   uint32_t full_length = 0, first_loss = 0;
-  uint8_t flags = 0;
+  uint16_t flags = 0;
+  uint64_t label_bytes() const { return flags & kLabelBits ? (uint64_t(ntok) + 7) / 8 : 4 * uint64_t(ntok); }
+  uint64_t spool_bytes() const { return rec_bytes + 4 * uint64_t(ntok) + label_bytes(); }
 };
+static_assert(sizeof(Meta) == 56);
 
 // The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
-std::string dedup_text(const Record& r) {
-  return r.json.contains("input_ids") ? r.json["input_ids"].dump() : record_text(r.json);
+std::string dedup_text(const nlohmann::json& j) {
+  return j.contains("input_ids") ? j["input_ids"].dump() : record_text(j);
+}
+
+void put_varint(std::string& out, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out += char(0x80 | (v & 0x7f));
+  out += char(v);
+}
+uint64_t get_varint(std::string_view b, size_t& at) {
+  uint64_t v = 0;
+  for (int shift = 0;; shift += 7) {
+    LATHE_CHECK(at < b.size() && shift < 64, "spool record ends inside a number");
+    const uint8_t c = uint8_t(b[at++]);
+    v |= uint64_t(c & 0x7f) << shift;
+    if (!(c & 0x80)) return v;
+  }
+}
+
+// A spooled record starts with its text statistics (what the records pass adds up over the records
+// dedup keeps): the character count and the per-script counts; the records-file line follows.
+void put_text_statistics(std::string& out, std::string_view text) {
+  std::map<std::string, size_t> sc;
+  count_scripts(text, sc);
+  put_varint(out, utf8_length(text));
+  put_varint(out, sc.size());
+  for (auto& [name, c] : sc) {
+    put_varint(out, name.size());
+    out += name;
+    put_varint(out, c);
+  }
+}
+// Reads them back (adding to `scripts`) and returns where the line starts.
+size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts) {
+  size_t at = 0;
+  char_len = get_varint(b, at);
+  for (uint64_t n = get_varint(b, at); n > 0; n--) {
+    const size_t len = get_varint(b, at);
+    LATHE_CHECK(at + len <= b.size(), "spool record ends inside a script name");
+    const std::string_view name = b.substr(at, len);
+    at += len;
+    const size_t c = get_varint(b, at);
+    if (scripts) (*scripts)[std::string(name)] += c;
+  }
+  return at;
 }
 
 class Streamer {
@@ -151,11 +202,18 @@ class Streamer {
   std::chrono::steady_clock::time_point last_progress_ = start_;
   Source source_of(size_t i) const {
     const Meta& m = meta_[i];
-    return Source{files_[m.file], m.line, m.page, m.item};
+    Source s{files_[m.file], 0, 0, 0};
+    if (m.flags & kPosWide) {
+      const auto& w = wide_pos_.at(i);
+      s.line = w[0], s.page = w[1], s.item = w[2];
+    } else {
+      (m.flags & kPosLine ? s.line : m.flags & kPosPage ? s.page : s.item) = m.pos;
+    }
+    return s;
   }
   std::string where(size_t i) const { return source_of(i).where(); }
-  Record read_record(size_t i) const;
-  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels) const;
+  std::string read_dedup_text(size_t i) const;
+  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const;
   StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<size_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
   void write_records_and_statistics(const std::vector<size_t>& kept, const std::vector<char>& formatted,
@@ -183,7 +241,41 @@ class Streamer {
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;  // format errors by record
+  std::map<size_t, std::array<int64_t, 3>> wide_pos_;  // (line, page, item) of records flagged kPosWide
 };
+
+// Meta::pos holds the one nonzero position a source has (line, page or item), when it fits 32 bits.
+void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std::array<int64_t, 3>>& wide) {
+  const int nonzero = (s.line != 0) + (s.page != 0) + (s.item != 0);
+  const int64_t v = s.line ? s.line : s.page ? s.page : s.item;
+  if (nonzero > 1 || v < 0 || v > int64_t(UINT32_MAX)) {
+    mt.flags |= kPosWide;
+    wide[index] = {s.line, s.page, s.item};
+    return;
+  }
+  mt.pos = uint32_t(v);
+  if (s.line) mt.flags |= kPosLine;
+  else if (s.page) mt.flags |= kPosPage;
+  else if (s.item) mt.flags |= kPosItem;
+}
+
+// Labels are the ids with the prompt masked (kIgnoreIndex) for every record the encoder makes; they
+// then travel as one bit a token, a ninth of the int32s (full labels otherwise).
+void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
+  const size_t n = e.input_ids.size();
+  out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * n);
+  bool bits = true;
+  for (size_t j = 0; j < n && bits; j++) bits = e.labels[j] == kIgnoreIndex || e.labels[j] == e.input_ids[j];
+  if (!bits) {
+    out.append(reinterpret_cast<const char*>(e.labels.data()), sizeof(int32_t) * n);
+    return;
+  }
+  mt.flags |= kLabelBits;
+  const size_t at = out.size();
+  out.resize(at + (n + 7) / 8, '\0');
+  for (size_t j = 0; j < n; j++)
+    if (e.labels[j] != kIgnoreIndex) out[at + j / 8] = char(uint8_t(out[at + j / 8]) | (1u << (j % 8)));
+}
 
 void Streamer::take_batch(std::vector<Record>& recs) {
   StageCounts m = map_stage(recs, cfg_, rs_.shapes, rs_.kind);
@@ -205,32 +297,40 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     try {
       Record& r = recs[i];
       Meta& mt = metas[i];
-      std::string text = dedup_text(r);
+      std::string text = dedup_text(r.json);
       const std::string norm = dedup_normalize(text);
       const XXH128_hash_t h = XXH3_128bits(norm.data(), norm.size());
       hashes[i] = {h.high64, h.low64};
       if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
-      if (!texts.empty()) texts[i] = std::move(text);
       std::string& out = bytes[i];
-      std::string no_file;
-      encode_record(r, out, no_file);
-      mt.rec_bytes = uint32_t(out.size());
+      // The record as the records file will hold it, after its text statistics (the same text as the
+      // dedup text unless the record is pretokenized).
+      put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
+      if (!texts.empty()) texts[i] = std::move(text);
+      EncodedRecord e;
       if (encoder_) {
         try {
-          EncodedRecord e = encoder_->encode(r.json);
-          mt.ntok = uint32_t(e.input_ids.size());
-          mt.full_length = uint32_t(e.full_length);
-          mt.first_loss = uint32_t(first_loss_index(e.labels));
-          if (e.truncated) mt.flags |= kTruncated;
-          if (e.ends_with_eos) mt.flags |= kEndsEos;
-          out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * e.input_ids.size());
-          out.append(reinterpret_cast<const char*>(e.labels.data()), sizeof(int32_t) * e.labels.size());
+          e = encoder_->encode(r.json);
         } catch (const Error& ex) {
           mt.flags |= kFailed;
           errors[i] = ex.what();
         }
       }
       if (r.json.contains("messages")) mt.flags |= kHasMessages;
+      r.json["_source"] = r.source.to_json();
+      r.json["_id"] = r.id;
+      json_dump_fast(r.json, out);
+      out += '\n';
+      mt.rec_bytes = uint32_t(out.size());
+      LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
+      if (encoder_ && !(mt.flags & kFailed)) {
+        mt.ntok = uint32_t(e.input_ids.size());
+        mt.full_length = uint32_t(e.full_length);
+        mt.first_loss = uint32_t(first_loss_index(e.labels));
+        if (e.truncated) mt.flags |= kTruncated;
+        if (e.ends_with_eos) mt.flags |= kEndsEos;
+        spool_tokens(e, mt, out);
+      }
     } catch (...) {
       fatal[i] = std::current_exception();
     }
@@ -242,22 +342,35 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
     contaminated = contamination_matches(tv, pv, mo_);
   }
-  std::string all;  // the batch's spool bytes, appended with one write
-  for (int64_t i = 0; i < n; i++) all += bytes[i];
-  std::vector<std::string>().swap(bytes);
-  uint64_t at = spool_.append(all);
-  std::string().swap(all);
+  // The batch's spool bytes in writes of up to 8 MB (not one string of the whole batch: that copy
+  // was the largest allocation of a run).
+  uint64_t at = 0;
+  {
+    std::string buf;
+    bool first = true;
+    auto flush = [&] {
+      const uint64_t o = spool_.append(buf);
+      if (first) at = o, first = false;
+      buf.clear();
+    };
+    for (int64_t i = 0; i < n; i++) {
+      if (!buf.empty() && buf.size() + bytes[i].size() > (8u << 20)) flush();
+      buf += bytes[i];
+      std::string().swap(bytes[i]);
+    }
+    flush();
+  }
   for (int64_t i = 0; i < n; i++) {
     Record& r = recs[i];
     Meta& mt = metas[i];
     mt.off = at;
-    at += mt.rec_bytes + 8 * uint64_t(mt.ntok);
+    at += mt.spool_bytes();
     auto [fit, fnew] = file_ix_.emplace(r.source.file, uint32_t(files_.size()));
     if (fnew) files_.push_back(r.source.file);
     auto [sit, snew] = stratum_ix_.emplace(r.stratum, uint32_t(strata_.size()));
     if (snew) strata_.push_back(r.stratum);
     mt.file = fit->second, mt.stratum = sit->second;
-    mt.line = r.source.line, mt.item = r.source.item, mt.page = int32_t(r.source.page);
+    set_position(mt, r.source, meta_.size(), wide_pos_);
     LATHE_CHECK(r.id.size() == 16, "record id '{}' is not 16 hex digits", r.id);
     mt.id = std::stoull(r.id, nullptr, 16);
     if (!contaminated.empty()) mt.contaminated = int32_t(contaminated[i]);
@@ -287,21 +400,32 @@ void Streamer::progress() {
                mb, secs, mb / secs, n / secs);
 }
 
-Record Streamer::read_record(size_t i) const {
+// The dedup text of a spooled record, from its records-file line (whose added "_source" and "_id"
+// the dedup text does not read).
+std::string Streamer::read_dedup_text(size_t i) const {
   std::string b(meta_[i].rec_bytes, '\0');
   spool_.read(meta_[i].off, b.size(), b.data());
-  std::vector<Record> one;
-  decode_records(b, one, "the spool");
-  LATHE_CHECK(one.size() == 1, "spool record {} decodes to {} records", i, one.size());
-  return std::move(one[0]);
+  size_t char_len = 0;
+  const size_t at = get_text_statistics(b, char_len, nullptr);
+  const std::string_view line = std::string_view(b).substr(at, b.size() - at - 1);
+  nlohmann::json j;
+  if (!json_parse_fast(line, j)) j = nlohmann::json::parse(line);
+  return dedup_text(j);
 }
 
-void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels) const {
+void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const {
   const Meta& m = meta_[i];
   ids.resize(m.ntok);
-  labels.resize(m.ntok);
   spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, ids.data());
-  spool_.read(m.off + m.rec_bytes + sizeof(int32_t) * m.ntok, sizeof(int32_t) * m.ntok, labels.data());
+  if (!want_labels) return;
+  labels.resize(m.ntok);
+  if (!(m.flags & kLabelBits)) {
+    spool_.read(m.off + m.rec_bytes + sizeof(int32_t) * m.ntok, sizeof(int32_t) * m.ntok, labels.data());
+    return;
+  }
+  std::string bits(m.label_bytes(), '\0');
+  spool_.read(m.off + m.rec_bytes + sizeof(int32_t) * m.ntok, bits.size(), bits.data());
+  for (size_t j = 0; j < m.ntok; j++) labels[j] = (uint8_t(bits[j / 8]) >> (j % 8)) & 1 ? ids[j] : kIgnoreIndex;
 }
 
 // Up to 20 clusters (by representative, in record order), as the in-memory dedup reports them;
@@ -315,7 +439,7 @@ void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pai
     if (groups.size() > 20) groups.erase(std::prev(groups.end()));
   }
   for (auto& [rep, members] : groups) {
-    nlohmann::json c{{"kept", where(rep)}, {"kept_text", snippet(dedup_text(read_record(rep)))}, {"size", members.size() + 1}};
+    nlohmann::json c{{"kept", where(rep)}, {"kept_text", snippet(read_dedup_text(rep))}, {"size", members.size() + 1}};
     for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++) c["duplicates"].push_back(where(members[m]));
     out.push_back(c);
   }
@@ -346,7 +470,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
       while (e < n && hashes_[order[e]] == hashes_[order[s]]) e++;
       if (e - s > 1) {
         std::vector<std::string> norm(e - s);
-        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(dedup_text(read_record(order[k])));
+        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(read_dedup_text(order[k]));
         std::vector<size_t> reps;  // positions in [s, e) of distinct texts, first seen first
         for (size_t k = s; k < e; k++) {
           size_t r = k;
@@ -390,7 +514,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
             }
           }
         },
-        [&](int64_t k, uint32_t* sig) { hasher_->signature(dedup_normalize(dedup_text(read_record(idx[k]))), sig); },
+        [&](int64_t k, uint32_t* sig) { hasher_->signature(dedup_normalize(read_dedup_text(idx[k])), sig); },
         mo_);
     std::vector<std::pair<size_t, size_t>> pairs;
     for (size_t k = 0; k < cl.size(); k++) {
@@ -475,23 +599,19 @@ void Streamer::write_records_and_statistics(const std::vector<size_t>& kept, con
         span.resize(span_bytes);
         spool_.read(first.off, span.size(), span.data());
       }
-      std::vector<Record> one;
+      std::string one;
       for (int64_t k = k0; k < k1; k++) {
         const Meta& mt = meta_[kept[k]];
-        one.clear();
-        if (span.empty()) one.push_back(read_record(kept[k]));
-        else decode_records(std::string_view(span).substr(mt.off - first.off, mt.rec_bytes), one, "the spool");
-        LATHE_CHECK(one.size() == 1, "spool record {} decodes to {} records", kept[k], one.size());
-        Record& r = one[0];
-        const std::string t = record_text(r.json);
-        count_scripts(t, sc);
-        char_lens[k] = utf8_length(t);
-        if (!formatted[k]) continue;
-        std::string& buf = bufs[size_t(split_of[k])];
-        r.json["_source"] = r.source.to_json();
-        r.json["_id"] = r.id;
-        json_dump_fast(r.json, buf);
-        buf += '\n';
+        std::string_view rec;
+        if (span.empty()) {
+          one.resize(mt.rec_bytes);
+          spool_.read(mt.off, one.size(), one.data());
+          rec = one;
+        } else {
+          rec = std::string_view(span).substr(mt.off - first.off, mt.rec_bytes);
+        }
+        const size_t at = get_text_statistics(rec, char_lens[k], &sc);
+        if (formatted[k]) bufs[size_t(split_of[k])].append(rec.substr(at));
       }
     }
     for (int64_t b = w0; b < w1; b++) {
@@ -616,7 +736,7 @@ void Streamer::finish(nlohmann::json& report) {
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
     write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
                                [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                 read_tokens(idx[seq[q]], ids, labels);
+                                 read_tokens(idx[seq[q]], ids, labels, want_labels);
                                  if (want_labels) label_tokens += count_loss_labels(labels);
                                  buf.swap(want_labels ? labels : ids);
                                });
