@@ -52,7 +52,8 @@ PrepareRun prepare(const fs::path& dir, const std::string& env, const std::strin
   return r;
 }
 
-const char* kTiny = "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64";
+// Spools of 700 bytes in memory: they move to disk a few batches in.
+const char* kTiny = "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_SPOOL_BYTES=700";
 
 void expect_same(const fs::path& dir, const std::string& args) {
   const PrepareRun s = prepare(dir, kTiny, args);

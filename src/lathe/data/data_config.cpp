@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "lathe/core/error.h"
@@ -21,6 +23,10 @@ const OptionTable<DataConfig>& data_options_table() {
         .path()
         .hidden_from_json();
     t.add("strict", &C::strict, "Fail on the first malformed line/row/file instead of skipping it");
+    t.add("max_memory", &C::max_memory,
+          "Memory for batches and spools, e.g. 512MB, 2GB (default: a quarter of RAM, at most 1GB); never changes the outputs")
+        .with_flag("--max-memory")
+        .hidden_from_json();
     t.add("collect.chunk_chars", [](C& c) -> auto& { return c.collect.chunk_chars; },
           "Text/Markdown/HTML/PDF chunk budget in characters");
     t.add("collect.chunk_tokens", [](C& c) -> auto& { return c.collect.chunk_tokens; },
@@ -136,7 +142,34 @@ const OptionTable<DataConfig>& data_options_table() {
   return table;
 }
 
+uint64_t parse_memory_size(const std::string& text, const std::string& where) {
+  // "1073741824", "512MB", "1.5 GB", "2GiB", "64k": decimal and binary units both count in 1024s, as
+  // memory is sized (a user writing 1GB means the machine's gigabyte).
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    fail("data", "{}: max_memory: '{}' is not a size (e.g. 512MB, 2GB)", where, text);
+  }
+  std::string unit = text.substr(used);
+  unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
+  for (auto& ch : unit) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1.0}, {"b", 1.0}, {"k", 0x1p10}, {"kb", 0x1p10}, {"kib", 0x1p10}, {"m", 0x1p20}, {"mb", 0x1p20},
+      {"mib", 0x1p20}, {"g", 0x1p30}, {"gb", 0x1p30}, {"gib", 0x1p30}, {"t", 0x1p40}, {"tb", 0x1p40}, {"tib", 0x1p40}};
+  for (auto& [name, mult] : kUnits)
+    if (unit == name) {
+      const double bytes = v * mult;
+      if (!(bytes >= 16.0 * 0x1p20) || bytes > 0x1p60)
+        fail("data", "{}: max_memory: '{}' is outside 16MB .. 1EB", where, text);
+      return uint64_t(bytes);
+    }
+  fail("data", "{}: max_memory: unknown unit in '{}' (use B, KB, MB, GB or TB)", where, text);
+}
+
 void finish_data_config(DataConfig& c, const std::string& where) {
+  c.max_memory_bytes = c.max_memory.empty() || c.max_memory == "0" ? 0 : parse_memory_size(c.max_memory, where);
   c.mapping.stratify_by = c.split.stratify_by;
   double sum = c.split.ratios[0] + c.split.ratios[1] + c.split.ratios[2];
   for (double r : c.split.ratios)

@@ -18,5 +18,7 @@ const OptionTable<DataConfig>& data_options_table();
 // zero; `strict` for the collect stage too; the stratification field for the mapping stage.
 // `where` names the configuration in the error.
 void finish_data_config(DataConfig& c, const std::string& where);
+// "512MB", "2GB", "1.5GiB", a byte count: bytes (units in 1024s); an error naming `where` otherwise.
+uint64_t parse_memory_size(const std::string& text, const std::string& where);
 
 }  // namespace lathe::data

@@ -63,6 +63,11 @@ struct DataConfig {
   std::string output;
   std::string review;  // a reviewer's decisions (review_stage.h); "" = none
   bool strict = false;
+  // What `lathe data prepare` may hold in memory beyond the per-record state (bytes; "" / 0 = the
+  // default: a quarter of the RAM, at most 1 GiB). finish_data_config parses max_memory into
+  // max_memory_bytes. It changes how the work is staged, never the outputs.
+  std::string max_memory;
+  uint64_t max_memory_bytes = 0;
   CollectOptions collect;
   MappingOptions mapping;
   CleanOptions clean;

@@ -53,46 +53,117 @@ size_t knob(const char* name, size_t dflt) {
   return v && *v ? std::max<size_t>(1, std::stoull(v)) : dflt;
 }
 const size_t kBatchRecords = knob("LATHE_DATA_BATCH_RECORDS", 32768);
-const size_t kPieceBytes = knob("LATHE_DATA_PIECE_BYTES", 32u << 20);
 
-// Records and tokens written once, read back by offset (pread is safe from several threads).
+// An array that grows in chunks of 64 Ki elements: a vector of millions of Metas doubles by copying,
+// holding the old and the new array at once (1.5-3x its size) at the very moment memory peaks.
+template <class T>
+class ChunkedArray {
+ public:
+  static constexpr size_t kShift = 16, kChunk = size_t(1) << kShift;
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return chunks_[i >> kShift][i & (kChunk - 1)]; }
+  const T& operator[](size_t i) const { return chunks_[i >> kShift][i & (kChunk - 1)]; }
+  void push_back(const T& v) {
+    if ((n_ >> kShift) == chunks_.size()) chunks_.push_back(std::make_unique<T[]>(kChunk));
+    (*this)[n_++] = v;
+  }
+  void clear() {
+    chunks_.clear();
+    n_ = 0;
+  }
+
+ private:
+  std::vector<std::unique_ptr<T[]>> chunks_;
+  size_t n_ = 0;
+};
+
+// Records and tokens written once, read back by offset. They stay in memory (8 MiB chunks) while they
+// fit `mem_cap` bytes — a corpus of a few hundred MB never touches the disk — and move to a file beside
+// the output the first time they would not (pread is safe from several threads).
 class Spool {
  public:
-  Spool(const std::string& dir, const char* name) {
-    fs::create_directories(dir);
-    path_ = dir + "/" + name;
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
-  }
+  Spool(const std::string& dir, const char* name, uint64_t mem_cap) : path_(dir + "/" + name), cap_(mem_cap) {}
   ~Spool() {
-    ::close(fd_);
-    ::unlink(path_.c_str());
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(path_.c_str());
+    }
   }
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
+  bool on_disk() const { return fd_ >= 0; }
   uint64_t append(std::string_view b) {
     const uint64_t at = size_;
-    for (size_t done = 0; done < b.size();) {
-      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(size_ + done));
-      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
-      done += size_t(n);
+    if (fd_ < 0 && size_ + b.size() > cap_) spill();
+    if (fd_ >= 0) {
+      write_at(b, size_);
+    } else {
+      for (size_t done = 0; done < b.size();) {
+        const uint64_t pos = size_ + done;
+        if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
+        const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
+        std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
+        done += n;
+      }
     }
     size_ += b.size();
     return at;
   }
   void read(uint64_t at, size_t n, void* out) const {
+    LATHE_CHECK(at + n <= size_, "spool read past its end");
+    char* o = static_cast<char*>(out);
+    if (fd_ < 0) {
+      for (size_t done = 0; done < n;) {
+        const uint64_t pos = at + done;
+        const size_t k = std::min<size_t>(n - done, kChunk - pos % kChunk);
+        std::memcpy(o + done, chunks_[pos / kChunk].get() + pos % kChunk, k);
+        done += k;
+      }
+      return;
+    }
     for (size_t done = 0; done < n;) {
-      const ssize_t k = ::pread(fd_, static_cast<char*>(out) + done, n - done, off_t(at + done));
+      const ssize_t k = ::pread(fd_, o + done, n - done, off_t(at + done));
       if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
       done += size_t(k);
     }
   }
 
  private:
+  static constexpr size_t kChunk = size_t(8) << 20;
+  void spill() {
+    fs::create_directories(fs::path(path_).parent_path());
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+    for (size_t c = 0; c < chunks_.size(); c++) {
+      const uint64_t pos = uint64_t(c) * kChunk;
+      write_at({chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos))}, pos);
+      chunks_[c].reset();
+    }
+    chunks_.clear();
+  }
+  void write_at(std::string_view b, uint64_t off) {
+    for (size_t done = 0; done < b.size();) {
+      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(off + done));
+      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
+      done += size_t(n);
+    }
+  }
   std::string path_;
+  uint64_t cap_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  std::vector<std::unique_ptr<char[]>> chunks_;
 };
+
+// data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
+// in memory, a sixteenth for the band keys, a thirty-second for a JSONL piece (1-64 MiB; a batch's
+// DOMs, texts and tokens are a few times its piece). What is left holds the Metas and the tokenizer.
+uint64_t memory_budget(const DataConfig& cfg) {
+  if (cfg.max_memory_bytes) return cfg.max_memory_bytes;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const uint64_t ram = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t(4) << 30;
+  return std::min<uint64_t>(ram / 4, uint64_t(1) << 30);
+}
 
 enum : uint16_t {
   kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kHasKeys = 16,
@@ -167,7 +238,12 @@ size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::s
 class Streamer {
  public:
   Streamer(const DataConfig& cfg, const Tokenizer* tok)
-      : cfg_(cfg), tok_(tok), spool_(cfg.output, ".lathe-prepare-spool"), key_spool_(cfg.output, ".lathe-prepare-keys") {
+      : cfg_(cfg),
+        tok_(tok),
+        budget_(memory_budget(cfg)),
+        // LATHE_DATA_SPOOL_BYTES: both spools' memory (tests spill them to disk mid-run with a few bytes).
+        spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 4)),
+        key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
     mo_.threshold = cfg.dedup.threshold;
     mo_.ngram = cfg.dedup.ngram;
     if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
@@ -184,7 +260,8 @@ class Streamer {
   // Stages 1-4 and the per-record work; false when the records are preference records.
   bool read_all() {
     try {
-      collect_batches(cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, kPieceBytes,
+      const size_t piece = knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 32, 1u << 20, 64u << 20));
+      collect_batches(cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
                       [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
     } catch (const NotStreamed&) {
       return false;
@@ -222,6 +299,7 @@ class Streamer {
 
   const DataConfig& cfg_;
   const Tokenizer* tok_;
+  const uint64_t budget_;
   Spool spool_;
   // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
   // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
@@ -236,8 +314,10 @@ class Streamer {
   std::vector<std::string> prompts_;
   std::unique_ptr<RecordEncoder> encoder_;
   RecordStages rs_;
-  std::vector<Meta> meta_;
-  std::vector<std::pair<uint64_t, uint64_t>> hashes_;  // XXH3-128 of each normalized dedup text (exact dedup)
+  ChunkedArray<Meta> meta_;
+  // XXH3-64 of each normalized dedup text (exact dedup: records with equal hashes are compared byte
+  // for byte, so the hash only has to make such groups rare, not prove equality).
+  ChunkedArray<uint64_t> hashes_;
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;  // format errors by record
@@ -284,10 +364,13 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   merge_counts(rs_.clean, clean_stage(recs, cfg_.clean));
   merge_counts(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
   const int64_t n = int64_t(recs.size());
+  if (meta_.size() + recs.size() >= UINT32_MAX)
+    fail("data", "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
+         UINT32_MAX - 1);
   const int B = mo_.bands;
   const size_t un = recs.size();
   std::vector<Meta> metas(un);
-  std::vector<std::pair<uint64_t, uint64_t>> hashes(un);
+  std::vector<uint64_t> hashes(un);
   std::vector<uint64_t> keys(hasher_ ? un * B : 0);
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
   std::vector<std::string> bytes(un), errors(un);
@@ -299,8 +382,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
       Meta& mt = metas[i];
       std::string text = dedup_text(r.json);
       const std::string norm = dedup_normalize(text);
-      const XXH128_hash_t h = XXH3_128bits(norm.data(), norm.size());
-      hashes[i] = {h.high64, h.low64};
+      hashes[i] = XXH3_64bits(norm.data(), norm.size());
       if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
       std::string& out = bytes[i];
       // The record as the records file will hold it, after its text statistics (the same text as the
@@ -377,7 +459,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
     meta_.push_back(mt);
   }
-  hashes_.insert(hashes_.end(), hashes.begin(), hashes.end());
+  for (const auto& h : hashes) hashes_.push_back(h);
   if (hasher_ && n > 0) {  // transposed to band-major for the key spool
     std::vector<uint64_t> t(keys.size());
     for (int64_t i = 0; i < n; i++)
@@ -454,23 +536,32 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
   info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
   const size_t n = meta_.size();
   counts.in = n;
+  // Record indices as 32 bits (take_batch stops a run before 2^32 - 1 records): these arrays and the
+  // Metas are what is resident when dedup runs.
+  constexpr uint32_t kNone = UINT32_MAX;
   std::vector<char> drop(n, 0);
-  std::vector<int64_t> cl_of(n, -1);
+  std::vector<uint32_t> cl_of(n, kNone);
   if (o.exact) {
-    // Equal 128-bit hashes, in record order; within a group the normalized texts are compared, so a
-    // collision never merges two texts (the records read again are only those with a twin hash).
-    std::vector<size_t> order(n);
-    for (size_t i = 0; i < n; i++) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return hashes_[a] != hashes_[b] ? hashes_[a] < hashes_[b] : a < b;
-    });
-    std::vector<int64_t> rep(n, -1);
+    // Records in (hash, record) order; within a run of equal hashes the normalized texts are compared,
+    // so a collision never merges two texts (the records read again are only those with a twin hash).
+#pragma pack(push, 4)
+    struct Keyed {
+      uint64_t h;
+      uint32_t i;
+    };
+#pragma pack(pop)
+    static_assert(sizeof(Keyed) == 12);
+    std::vector<Keyed> order(n);
+    for (size_t i = 0; i < n; i++) order[i] = {hashes_[i], uint32_t(i)};
+    hashes_.clear();  // needed no more
+    std::sort(order.begin(), order.end(), [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
+    std::vector<uint32_t> rep(n, kNone);
     for (size_t s = 0; s < n;) {
       size_t e = s + 1;
-      while (e < n && hashes_[order[e]] == hashes_[order[s]]) e++;
+      while (e < n && order[e].h == order[s].h) e++;
       if (e - s > 1) {
         std::vector<std::string> norm(e - s);
-        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(read_dedup_text(order[k]));
+        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(read_dedup_text(order[k].i));
         std::vector<size_t> reps;  // positions in [s, e) of distinct texts, first seen first
         for (size_t k = s; k < e; k++) {
           size_t r = k;
@@ -480,27 +571,28 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
               break;
             }
           if (r == k) reps.push_back(k);
-          else rep[order[k]] = int64_t(order[r]);
+          else rep[order[k].i] = order[r].i;
         }
       }
       s = e;
     }
+    std::vector<Keyed>().swap(order);
     std::vector<std::pair<size_t, size_t>> pairs;
     for (size_t i = 0; i < n; i++)
-      if (rep[i] >= 0) {
+      if (rep[i] != kNone) {
         pairs.emplace_back(size_t(rep[i]), i);
         drop[i] = 1;
         counts.drop("exact duplicate", where(i) + ": duplicate of " + where(size_t(rep[i])));
       }
     report_clusters(pairs, info["exact_clusters"]);
   }
-  decltype(hashes_)().swap(hashes_);  // 16 bytes a record, needed no more
+  hashes_.clear();
   if (o.near) {
-    std::vector<size_t> idx;
+    std::vector<uint32_t> idx;
     for (size_t i = 0; i < n; i++)
-      if (!drop[i]) idx.push_back(i);
-    std::vector<int64_t> pos(n, -1);  // record -> its place in idx
-    for (size_t k = 0; k < idx.size(); k++) pos[idx[k]] = int64_t(k);
+      if (!drop[i]) idx.push_back(uint32_t(i));
+    std::vector<uint32_t> pos(n, kNone);  // record -> its place in idx
+    for (size_t k = 0; k < idx.size(); k++) pos[idx[k]] = uint32_t(k);
     std::vector<uint64_t> block;
     auto cl = near_clusters_from_keys(
         int64_t(idx.size()),
@@ -510,7 +602,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
             key_spool_.read(kb.off + 8 * uint64_t(band) * kb.count, 8 * kb.count, block.data());
             for (size_t j = 0; j < kb.count; j++) {
               const size_t i = kb.first + j;
-              if (pos[i] >= 0 && (meta_[i].flags & kHasKeys)) bucket.emplace_back(block[j], pos[i]);
+              if (pos[i] != kNone && (meta_[i].flags & kHasKeys)) bucket.emplace_back(block[j], int64_t(pos[i]));
             }
           }
         },
@@ -519,7 +611,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     std::vector<std::pair<size_t, size_t>> pairs;
     for (size_t k = 0; k < cl.size(); k++) {
       const size_t i = idx[k], r = idx[size_t(cl[k])];
-      cl_of[i] = int64_t(r);
+      cl_of[i] = uint32_t(r);
       if (cl[k] == int64_t(k)) continue;
       pairs.emplace_back(r, i);
       if (o.near_action == "drop") {
@@ -549,14 +641,14 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     if (!drop[i]) kept.push_back(i);
   counts.out = kept.size();
   // Cluster ids were record indices; renumbered as indices into `kept` of each cluster's first survivor.
-  std::map<int64_t, int64_t> remap;
+  std::map<uint32_t, int64_t> remap;
   cluster.assign(kept.size(), -1);
   for (size_t k = 0; k < kept.size(); k++) {
-    const int64_t c = cl_of[kept[k]];
-    if (c >= 0 && !remap.count(c)) remap[c] = int64_t(k);
+    const uint32_t c = cl_of[kept[k]];
+    if (c != kNone && !remap.count(c)) remap[c] = int64_t(k);
   }
   for (size_t k = 0; k < kept.size(); k++)
-    if (cl_of[kept[k]] >= 0) cluster[k] = remap[cl_of[kept[k]]];
+    if (cl_of[kept[k]] != kNone) cluster[k] = remap[cl_of[kept[k]]];
   return counts;
 }
 
