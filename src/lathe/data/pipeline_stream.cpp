@@ -275,6 +275,31 @@ class Streamer {
   struct NotStreamed {};
   void take_batch(std::vector<Record>& recs);
   void progress();
+  // LATHE_VERBOSE=1: wall seconds per step, summed over batches (collect = reading and parsing, the
+  // time between batches), printed when the run ends — the profile that says where a run goes.
+  struct Steps {
+    const bool on = std::getenv("LATHE_VERBOSE") != nullptr;
+    std::vector<std::pair<const char*, double>> secs;
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    void operator()(const char* what) {
+      if (!on) return;
+      const auto now = std::chrono::steady_clock::now();
+      const double d = std::chrono::duration<double>(now - last).count();
+      last = now;
+      for (auto& [w, t] : secs)
+        if (std::strcmp(w, what) == 0) {
+          t += d;
+          return;
+        }
+      secs.emplace_back(what, d);
+    }
+    void print() const {
+      if (!on) return;
+      double total = 0;
+      for (auto& [w, t] : secs) total += t;
+      for (auto& [w, t] : secs) std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
+    }
+  } steps_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_progress_ = start_;
   Source source_of(size_t i) const {
@@ -358,11 +383,15 @@ void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
 }
 
 void Streamer::take_batch(std::vector<Record>& recs) {
+  steps_("collect");
   StageCounts m = map_stage(recs, cfg_, rs_.shapes, rs_.kind);
   if (rs_.kind.kind.value_or(DatasetKind::Sft) != DatasetKind::Sft) throw NotStreamed{};
   merge_counts(rs_.map, m);
+  steps_("map");
   merge_counts(rs_.clean, clean_stage(recs, cfg_.clean));
+  steps_("clean");
   merge_counts(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
+  steps_("pii");
   const int64_t n = int64_t(recs.size());
   if (meta_.size() + recs.size() >= UINT32_MAX)
     fail("data", "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
@@ -419,6 +448,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   }
   for (auto& f : fatal)
     if (f) std::rethrow_exception(f);
+  steps_(encoder_ ? "hash+keys+line+encode" : "hash+keys+line");
   std::vector<int64_t> contaminated;
   if (!prompts_.empty()) {
     std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
@@ -467,6 +497,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     key_blocks_.push_back({meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
   }
   recs.clear();
+  steps_("spool");
   progress();
 }
 
@@ -743,7 +774,9 @@ void Streamer::finish(nlohmann::json& report) {
   report["pii"] = {{"policy", cfg_.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   std::vector<int64_t> cluster;  // by position in `kept`
   std::vector<size_t> kept;
+  steps_("collect");  // the last piece after the last batch
   stages.push_back(dedup(report["dedup"], cluster, kept));
+  steps_("dedup");
 
   // 6. format verdicts, in record order, from what the encoder left in the Metas.
   std::vector<char> formatted(kept.size(), 1);
@@ -773,6 +806,7 @@ void Streamer::finish(nlohmann::json& report) {
     stages.push_back(f);
   }
 
+  steps_("format");
   // 7. split, over the records the format stage kept (`cluster` indexes `kept`, as in memory).
   std::vector<size_t> fk;  // positions in `kept`
   for (size_t k = 0; k < kept.size(); k++)
@@ -796,7 +830,9 @@ void Streamer::finish(nlohmann::json& report) {
   fs::create_directories(cfg_.output);
   DatasetManifest m;
   m.config = cfg_.to_json();
+  steps_("split");
   write_records_and_statistics(kept, formatted, split_of, report, m);
+  steps_("records files");
   std::string all_hashes;
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
@@ -842,7 +878,10 @@ void Streamer::finish(nlohmann::json& report) {
   }
   finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr, stages,
                   all_hashes);
+  steps_("token shards");
   write_report(cfg_, stages, fk.size(), m, cr, warnings, encoder_ != nullptr, report);
+  steps_("manifest+report");
+  steps_.print();
 }
 
 }  // namespace
