@@ -79,7 +79,8 @@ class ChunkedArray {
 
 // Records and tokens written once, read back by offset. They stay in memory (8 MiB chunks) while they
 // fit `mem_cap` bytes — a corpus of a few hundred MB never touches the disk — and move to a file beside
-// the output the first time they would not (pread is safe from several threads).
+// the output the first time they would not, written 8 MiB at a time (pread is safe from several
+// threads). seal() after the last append, before the first read.
 class Spool {
  public:
   Spool(const std::string& dir, const char* name, uint64_t mem_cap) : path_(dir + "/" + name), cap_(mem_cap) {}
@@ -96,7 +97,8 @@ class Spool {
     const uint64_t at = size_;
     if (fd_ < 0 && size_ + b.size() > cap_) spill();
     if (fd_ >= 0) {
-      write_at(b, size_);
+      pending_.append(b);
+      if (pending_.size() >= kChunk) seal();
     } else {
       for (size_t done = 0; done < b.size();) {
         const uint64_t pos = size_ + done;
@@ -109,8 +111,13 @@ class Spool {
     size_ += b.size();
     return at;
   }
+  void seal() {
+    if (pending_.empty()) return;
+    write_at(pending_, size_ - pending_.size());
+    pending_.clear();
+  }
   void read(uint64_t at, size_t n, void* out) const {
-    LATHE_CHECK(at + n <= size_, "spool read past its end");
+    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
     char* o = static_cast<char*>(out);
     if (fd_ < 0) {
       for (size_t done = 0; done < n;) {
@@ -153,6 +160,7 @@ class Spool {
   int fd_ = -1;
   uint64_t size_ = 0;
   std::vector<std::unique_ptr<char[]>> chunks_;
+  std::string pending_;  // on disk: what is not written yet
 };
 
 // data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
@@ -344,7 +352,7 @@ class Streamer {
   // for byte, so the hash only has to make such groups rare, not prove equality).
   ChunkedArray<uint64_t> hashes_;
   std::vector<std::string> files_, strata_;
-  std::map<std::string, uint32_t> file_ix_, stratum_ix_;
+  std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;  // format errors by record
   std::map<size_t, std::array<int64_t, 3>> wide_pos_;  // (line, page, item) of records flagged kPosWide
 };
@@ -380,6 +388,17 @@ void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
   out.resize(at + (n + 7) / 8, '\0');
   for (size_t j = 0; j < n; j++)
     if (e.labels[j] != kIgnoreIndex) out[at + j / 8] = char(uint8_t(out[at + j / 8]) | (1u << (j % 8)));
+}
+
+// The index of `s` in `names` (added when new). Records of a file come one after another, so the last
+// name answers most calls without a map lookup.
+uint32_t intern(const std::string& s, std::map<std::string, uint32_t, std::less<>>& ix, std::vector<std::string>& names) {
+  if (!names.empty() && names.back() == s) return uint32_t(names.size() - 1);
+  auto it = ix.find(s);
+  if (it != ix.end()) return it->second;
+  ix.emplace(s, uint32_t(names.size()));
+  names.push_back(s);
+  return uint32_t(names.size() - 1);
 }
 
 void Streamer::take_batch(std::vector<Record>& recs) {
@@ -454,34 +473,15 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
     contaminated = contamination_matches(tv, pv, mo_);
   }
-  // The batch's spool bytes in writes of up to 8 MB (not one string of the whole batch: that copy
-  // was the largest allocation of a run).
-  uint64_t at = 0;
-  {
-    std::string buf;
-    bool first = true;
-    auto flush = [&] {
-      const uint64_t o = spool_.append(buf);
-      if (first) at = o, first = false;
-      buf.clear();
-    };
-    for (int64_t i = 0; i < n; i++) {
-      if (!buf.empty() && buf.size() + bytes[i].size() > (8u << 20)) flush();
-      buf += bytes[i];
-      std::string().swap(bytes[i]);
-    }
-    flush();
-  }
   for (int64_t i = 0; i < n; i++) {
     Record& r = recs[i];
     Meta& mt = metas[i];
-    mt.off = at;
-    at += mt.spool_bytes();
-    auto [fit, fnew] = file_ix_.emplace(r.source.file, uint32_t(files_.size()));
-    if (fnew) files_.push_back(r.source.file);
-    auto [sit, snew] = stratum_ix_.emplace(r.stratum, uint32_t(strata_.size()));
-    if (snew) strata_.push_back(r.stratum);
-    mt.file = fit->second, mt.stratum = sit->second;
+    mt.off = spool_.append(bytes[i]);
+    LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected", meta_.size(),
+                bytes[i].size(), mt.spool_bytes());
+    std::string().swap(bytes[i]);
+    mt.file = intern(r.source.file, file_ix_, files_);
+    mt.stratum = intern(r.stratum, stratum_ix_, strata_);
     set_position(mt, r.source, meta_.size(), wide_pos_);
     LATHE_CHECK(r.id.size() == 16, "record id '{}' is not 16 hex digits", r.id);
     mt.id = std::stoull(r.id, nullptr, 16);
@@ -495,6 +495,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     for (int64_t i = 0; i < n; i++)
       for (int b = 0; b < B; b++) t[size_t(b) * un + size_t(i)] = keys[size_t(i) * B + b];
     key_blocks_.push_back({meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
+    key_spool_.seal();
   }
   recs.clear();
   steps_("spool");
@@ -775,6 +776,8 @@ void Streamer::finish(nlohmann::json& report) {
   std::vector<int64_t> cluster;  // by position in `kept`
   std::vector<size_t> kept;
   steps_("collect");  // the last piece after the last batch
+  spool_.seal();
+  key_spool_.seal();
   stages.push_back(dedup(report["dedup"], cluster, kept));
   steps_("dedup");
 
