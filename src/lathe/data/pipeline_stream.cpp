@@ -865,7 +865,7 @@ void Streamer::finish(nlohmann::json& report) {
     size_t label_tokens = 0;
     std::vector<int32_t> ids, labels;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-    write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
+    const uint64_t shard_hash = write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
                                [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
                                  read_tokens(idx[seq[q]], ids, labels, want_labels);
                                  if (want_labels) label_tokens += count_loss_labels(labels);
@@ -876,7 +876,7 @@ void Streamer::finish(nlohmann::json& report) {
     sp.tokens = 0;
     for (size_t l : plan.lengths) sp.tokens += l;
     sp.label_tokens = label_tokens;
-    sp.shard_hashes.push_back(hash_file(cfg_.output + "/" + shard));
+    sp.shard_hashes.push_back(hex64(shard_hash));
     all_hashes += sp.shard_hashes.back();
   }
   finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr, stages,

@@ -1,5 +1,7 @@
 #include "lathe/formats/token_shard.h"
 
+#include <xxhash.h>
+
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/ignore_index.h"
@@ -48,9 +50,9 @@ void TokenShardWriter::write(const std::string& path, const std::map<std::string
   safetensors_write(path, t, meta);
 }
 
-void write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
-                                const std::map<std::string, std::string>& metadata,
-                                const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill) {
+uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
+                                    const std::map<std::string, std::string>& metadata,
+                                    const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill) {
   std::vector<int64_t> seq{0}, bins{0};
   for (size_t l : plan.lengths) seq.push_back(seq.back() + int64_t(l));
   for (size_t b : plan.bin_sizes) bins.push_back(bins.back() + int64_t(b));
@@ -64,13 +66,17 @@ void write_token_shard_streamed(const std::string& path, const TokenShardPlan& p
   meta["format"] = kFormat;
   const std::string head = safetensors_header(specs, meta);
   AtomicFileWriter w(path);
-  std::string out = head;  // written a few megabytes at a time
+  XXH3_state_t* h = XXH3_createState();
+  XXH3_64bits_reset(h);
+  std::string out = head;  // written (and hashed) a few megabytes at a time
+  auto flush = [&] {
+    XXH3_64bits_update(h, out.data(), out.size());
+    w.write(out);
+    out.clear();
+  };
   auto put = [&](const void* p, size_t n) {
     out.append(static_cast<const char*>(p), n);
-    if (out.size() >= (4u << 20)) {
-      w.write(out);
-      out.clear();
-    }
+    if (out.size() >= (4u << 20)) flush();
   };
   if (plan.packed) put(bins.data(), sizeof(int64_t) * bins.size());
   std::vector<int32_t> buf;
@@ -82,8 +88,11 @@ void write_token_shard_streamed(const std::string& path, const TokenShardPlan& p
       put(buf.data(), sizeof(int32_t) * buf.size());
     }
   put(seq.data(), sizeof(int64_t) * seq.size());
-  w.write(out);
+  flush();
+  const uint64_t digest = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
   w.commit();
+  return digest;
 }
 
 namespace {

@@ -46,9 +46,10 @@ struct TokenShardPlan {
   bool packed = false;
   std::vector<size_t> bin_sizes;  // sequences per bin, in order (packed)
 };
-void write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
-                                const std::map<std::string, std::string>& metadata,
-                                const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill);
+// Returns the XXH3-64 of the file's bytes (what hashing the file afterwards would give).
+uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
+                                    const std::map<std::string, std::string>& metadata,
+                                    const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill);
 
 class TokenShard {
  public:
