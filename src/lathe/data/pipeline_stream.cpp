@@ -324,10 +324,10 @@ class Streamer {
   std::string where(size_t i) const { return source_of(i).where(); }
   std::string read_dedup_text(size_t i) const;
   void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const;
-  StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<size_t>& kept);
+  StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
-  void write_records_and_statistics(const std::vector<size_t>& kept, const std::vector<char>& formatted,
-                                           const std::vector<int>& split_of, nlohmann::json& report,
+  void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
+                                           const std::vector<int8_t>& split_of, nlohmann::json& report,
                                            DatasetManifest& m);
 
   const DataConfig& cfg_;
@@ -562,7 +562,7 @@ void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pai
 
 // Stage 5 on the Metas: `kept` = the surviving records in order, `cluster` their near-duplicate
 // cluster as an index into `kept` (-1: none), as the in-memory dedup stage renumbers them.
-StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<size_t>& kept) {
+StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept) {
   const auto& o = cfg_.dedup;
   StageCounts counts("dedup");
   info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
@@ -670,7 +670,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     info["contaminated"] = hits;
   }
   for (size_t i = 0; i < n; i++)
-    if (!drop[i]) kept.push_back(i);
+    if (!drop[i]) kept.push_back(uint32_t(i));
   counts.out = kept.size();
   // Cluster ids were record indices; renumbered as indices into `kept` of each cluster's first survivor.
   std::map<uint32_t, int64_t> remap;
@@ -686,8 +686,8 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
 
 // Records files of the three splits and the text statistics of every record dedup kept, in one pass
 // over the spool: blocks of records read and serialized in parallel, written in record order.
-void Streamer::write_records_and_statistics(const std::vector<size_t>& kept, const std::vector<char>& formatted,
-                                                   const std::vector<int>& split_of, nlohmann::json& report,
+void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
+                                                   const std::vector<int8_t>& split_of, nlohmann::json& report,
                                                    DatasetManifest& m) {
   constexpr int64_t kBlock = 1024, kWindow = 32;
   std::array<std::unique_ptr<AtomicFileWriter>, 3> out;
@@ -774,7 +774,7 @@ void Streamer::finish(nlohmann::json& report) {
   const PiiSummary& ps = rs_.pii_summary;
   report["pii"] = {{"policy", cfg_.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   std::vector<int64_t> cluster;  // by position in `kept`
-  std::vector<size_t> kept;
+  std::vector<uint32_t> kept;  // record indices
   steps_("collect");  // the last piece after the last batch
   spool_.seal();
   key_spool_.seal();
@@ -826,8 +826,13 @@ void Streamer::finish(nlohmann::json& report) {
   StageCounts sc("split");
   sc.in = sc.out = fk.size();
   stages.push_back(sc);
-  std::vector<int> split_of(kept.size(), -1);
-  for (size_t j = 0; j < fk.size(); j++) split_of[fk[j]] = split[j];
+  std::vector<int8_t> split_of(kept.size(), -1);
+  for (size_t j = 0; j < fk.size(); j++) split_of[fk[j]] = int8_t(split[j]);
+  // What the writers do not need goes now: the writing phase holds the Metas, `kept` and `split_of`.
+  const size_t records_kept = fk.size();
+  std::vector<int>().swap(split);
+  std::vector<size_t>().swap(fk);
+  std::vector<int64_t>().swap(cluster);
 
   // Writing: records and statistics, then the token shards, then manifest and report.
   fs::create_directories(cfg_.output);
@@ -841,38 +846,37 @@ void Streamer::finish(nlohmann::json& report) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
     all_hashes += sp.records_hash;
     if (!encoder_ || sp.records_count == 0) continue;
-    std::vector<size_t> idx;  // records of this split, in order
+    std::vector<uint32_t> idx;  // records of this split, in shard order
     for (size_t k = 0; k < kept.size(); k++)
       if (split_of[k] == s) idx.push_back(kept[k]);
-    std::vector<size_t> lens(idx.size());
-    for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
-    std::vector<std::vector<size_t>> bins;
-    std::vector<size_t> seq;  // positions in idx, in shard order
-    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
-      bins = pack(lens, size_t(cfg_.format.max_seq_length));
-      for (auto& b : bins) seq.insert(seq.end(), b.begin(), b.end());
-      sp.bins = bins.size();
-      sp.packed = true;
-    } else {
-      for (size_t j = 0; j < idx.size(); j++) seq.push_back(j);
-    }
     TokenShardPlan plan;
-    for (size_t j : seq) plan.lengths.push_back(lens[j]);
-    if (sp.packed) {
-      plan.packed = true;
-      for (auto& b : bins) plan.bin_sizes.push_back(b.size());
+    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
+      std::vector<size_t> lens(idx.size());
+      for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
+      const std::vector<std::vector<size_t>> bins = pack(lens, size_t(cfg_.format.max_seq_length));
+      std::vector<uint32_t> order;
+      order.reserve(idx.size());
+      for (auto& b : bins) {
+        for (size_t j : b) order.push_back(idx[j]);
+        plan.bin_sizes.push_back(b.size());
+      }
+      idx.swap(order);
+      sp.bins = bins.size();
+      sp.packed = plan.packed = true;
     }
+    plan.lengths.reserve(idx.size());
+    for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
     size_t label_tokens = 0;
     std::vector<int32_t> ids, labels;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
     const uint64_t shard_hash = write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
                                [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                 read_tokens(idx[seq[q]], ids, labels, want_labels);
+                                 read_tokens(idx[q], ids, labels, want_labels);
                                  if (want_labels) label_tokens += count_loss_labels(labels);
                                  buf.swap(want_labels ? labels : ids);
                                });
     sp.shards.push_back(shard);
-    sp.sequences = seq.size();
+    sp.sequences = idx.size();
     sp.tokens = 0;
     for (size_t l : plan.lengths) sp.tokens += l;
     sp.label_tokens = label_tokens;
@@ -882,7 +886,7 @@ void Streamer::finish(nlohmann::json& report) {
   finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr, stages,
                   all_hashes);
   steps_("token shards");
-  write_report(cfg_, stages, fk.size(), m, cr, warnings, encoder_ != nullptr, report);
+  write_report(cfg_, stages, records_kept, m, cr, warnings, encoder_ != nullptr, report);
   steps_("manifest+report");
   steps_.print();
 }

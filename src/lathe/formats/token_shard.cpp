@@ -53,15 +53,16 @@ void TokenShardWriter::write(const std::string& path, const std::map<std::string
 uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
                                     const std::map<std::string, std::string>& metadata,
                                     const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill) {
-  std::vector<int64_t> seq{0}, bins{0};
-  for (size_t l : plan.lengths) seq.push_back(seq.back() + int64_t(l));
+  // The sequence offsets are written last, summed as they go (not held: 8 bytes a sequence).
+  std::vector<int64_t> bins{0};
   for (size_t b : plan.bin_sizes) bins.push_back(bins.back() + int64_t(b));
-  const int64_t tokens = seq.back();
+  int64_t tokens = 0;
+  for (size_t l : plan.lengths) tokens += int64_t(l);
   std::vector<SafetensorsSpec> specs;  // name order, as safetensors_write lays them out
   if (plan.packed) specs.push_back({"bin_offsets", DType::I64, {int64_t(bins.size())}});
   specs.push_back({"input_ids", DType::I32, {tokens}});
   specs.push_back({"labels", DType::I32, {tokens}});
-  specs.push_back({"seq_offsets", DType::I64, {int64_t(seq.size())}});
+  specs.push_back({"seq_offsets", DType::I64, {int64_t(plan.lengths.size() + 1)}});
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = kFormat;
   const std::string head = safetensors_header(specs, meta);
@@ -87,7 +88,12 @@ uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPla
                   buf.size(), plan.lengths[k]);
       put(buf.data(), sizeof(int32_t) * buf.size());
     }
-  put(seq.data(), sizeof(int64_t) * seq.size());
+  int64_t off = 0;
+  put(&off, sizeof off);
+  for (size_t l : plan.lengths) {
+    off += int64_t(l);
+    put(&off, sizeof off);
+  }
   flush();
   const uint64_t digest = XXH3_64bits_digest(h);
   XXH3_freeState(h);
