@@ -27,3 +27,6 @@ set(ENV{PKG_CONFIG_PATH} "")
 set(LATHE_NATIVE OFF CACHE BOOL "Compile for the build machine's CPU (-march=native)")
 # Host MPI (x86 OpenMPI's mpicc) cannot link an arm64 program.
 set(LATHE_MPI OFF CACHE BOOL "Build with MPI")
+# The host's libjemalloc is x86_64; the cross build links glibc's malloc (scripts/cross_aarch64.sh
+# does not install libjemalloc-dev:arm64).
+set(LATHE_JEMALLOC OFF CACHE BOOL "Link the lathe binary with jemalloc when it is found")
