@@ -83,7 +83,8 @@ class ChunkedArray {
 // threads). seal() after the last append, before the first read.
 class Spool {
  public:
-  Spool(const std::string& dir, const char* name, uint64_t mem_cap) : path_(dir + "/" + name), cap_(mem_cap) {}
+  Spool(const std::string& dir, const char* name, uint64_t mem_cap)
+      : path_(dir + "/" + name), cap_(mem_cap) {}
   ~Spool() {
     if (fd_ >= 0) {
       ::close(fd_);
@@ -174,10 +175,18 @@ uint64_t memory_budget(const DataConfig& cfg) {
 }
 
 enum : uint16_t {
-  kFailed = 1, kTruncated = 2, kEndsEos = 4, kHasMessages = 8, kHasKeys = 16,
-  kLabelBits = 32,               // labels spooled as one bit per token: ids[j] (set) or kIgnoreIndex
-  kPosLine = 64, kPosPage = 128, kPosItem = 256,  // which of Source's positions `pos` holds (none: all 0)
-  kPosWide = 512,                // positions that do not fit `pos`: in Streamer::wide_pos_
+  kFailed = 1,
+  kTruncated = 2,
+  kEndsEos = 4,
+  kHasMessages = 8,
+  kHasKeys = 16,
+  kLabelBits = 32,  // labels spooled as one bit per token: ids[j] (set) or kIgnoreIndex
+  // Which of Source's positions Meta::pos holds (none: all are 0); kPosWide: positions that do not
+  // fit it, kept in Streamer::wide_pos_.
+  kPosLine = 64,
+  kPosPage = 128,
+  kPosItem = 256,
+  kPosWide = 512,
 };
 
 // What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
@@ -268,9 +277,11 @@ class Streamer {
   // Stages 1-4 and the per-record work; false when the records are preference records.
   bool read_all() {
     try {
-      const size_t piece = knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 32, 1u << 20, 64u << 20));
-      collect_batches(cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
-                      [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
+      const size_t piece =
+          knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 32, 1u << 20, 64u << 20));
+      collect_batches(
+          cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
+          [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
     } catch (const NotStreamed&) {
       return false;
     }
@@ -305,7 +316,8 @@ class Streamer {
       if (!on) return;
       double total = 0;
       for (auto& [w, t] : secs) total += t;
-      for (auto& [w, t] : secs) std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
+      for (auto& [w, t] : secs)
+        std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
     }
   } steps_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -327,8 +339,8 @@ class Streamer {
   StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
   void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
-                                           const std::vector<int8_t>& split_of, nlohmann::json& report,
-                                           DatasetManifest& m);
+                                    const std::vector<int8_t>& split_of, nlohmann::json& report,
+                                    DatasetManifest& m);
 
   const DataConfig& cfg_;
   const Tokenizer* tok_;
@@ -353,7 +365,7 @@ class Streamer {
   ChunkedArray<uint64_t> hashes_;
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
-  std::map<size_t, std::string> errors_;  // format errors by record
+  std::map<size_t, std::string> errors_;               // format errors by record
   std::map<size_t, std::array<int64_t, 3>> wide_pos_;  // (line, page, item) of records flagged kPosWide
 };
 
@@ -367,9 +379,12 @@ void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std:
     return;
   }
   mt.pos = uint32_t(v);
-  if (s.line) mt.flags |= kPosLine;
-  else if (s.page) mt.flags |= kPosPage;
-  else if (s.item) mt.flags |= kPosItem;
+  if (s.line)
+    mt.flags |= kPosLine;
+  else if (s.page)
+    mt.flags |= kPosPage;
+  else if (s.item)
+    mt.flags |= kPosItem;
 }
 
 // Labels are the ids with the prompt masked (kIgnoreIndex) for every record the encoder makes; they
@@ -392,7 +407,8 @@ void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
 
 // The index of `s` in `names` (added when new). Records of a file come one after another, so the last
 // name answers most calls without a map lookup.
-uint32_t intern(const std::string& s, std::map<std::string, uint32_t, std::less<>>& ix, std::vector<std::string>& names) {
+uint32_t intern(const std::string& s, std::map<std::string, uint32_t, std::less<>>& ix,
+                std::vector<std::string>& names) {
   if (!names.empty() && names.back() == s) return uint32_t(names.size() - 1);
   auto it = ix.find(s);
   if (it != ix.end()) return it->second;
@@ -413,7 +429,8 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   steps_("pii");
   const int64_t n = int64_t(recs.size());
   if (meta_.size() + recs.size() >= UINT32_MAX)
-    fail("data", "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
+    fail("data",
+         "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
          UINT32_MAX - 1);
   const int B = mo_.bands;
   const size_t un = recs.size();
@@ -423,51 +440,65 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
   std::vector<std::string> bytes(un), errors(un);
   std::vector<std::exception_ptr> fatal(un);
+  // In runs of 4,096 records, each spooled before the next starts: a batch's spool bytes (its lines
+  // and tokens, ~3x the piece with a tokenizer) are never all in memory at once.
+  constexpr int64_t kRun = 4096;
+  for (int64_t r0 = 0; r0 < n; r0 += kRun) {
+    const int64_t r1 = std::min(n, r0 + kRun);
 #pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t i = 0; i < n; i++) {
-    try {
-      Record& r = recs[i];
-      Meta& mt = metas[i];
-      std::string text = dedup_text(r.json);
-      const std::string norm = dedup_normalize(text);
-      hashes[i] = XXH3_64bits(norm.data(), norm.size());
-      if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
-      std::string& out = bytes[i];
-      // The record as the records file will hold it, after its text statistics (the same text as the
-      // dedup text unless the record is pretokenized).
-      put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
-      if (!texts.empty()) texts[i] = std::move(text);
-      EncodedRecord e;
-      if (encoder_) {
-        try {
-          e = encoder_->encode(r.json);
-        } catch (const Error& ex) {
-          mt.flags |= kFailed;
-          errors[i] = ex.what();
+    for (int64_t i = r0; i < r1; i++) {
+      try {
+        Record& r = recs[i];
+        Meta& mt = metas[i];
+        std::string text = dedup_text(r.json);
+        const std::string norm = dedup_normalize(text);
+        hashes[i] = XXH3_64bits(norm.data(), norm.size());
+        if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
+        std::string& out = bytes[i];
+        // The record as the records file will hold it, after its text statistics (the same text as the
+        // dedup text unless the record is pretokenized).
+        put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
+        if (!texts.empty()) texts[i] = std::move(text);
+        EncodedRecord e;
+        if (encoder_) {
+          try {
+            e = encoder_->encode(r.json);
+          } catch (const Error& ex) {
+            mt.flags |= kFailed;
+            errors[i] = ex.what();
+          }
         }
+        if (r.json.contains("messages")) mt.flags |= kHasMessages;
+        r.json["_source"] = r.source.to_json();
+        r.json["_id"] = r.id;
+        json_dump_fast(r.json, out);
+        out += '\n';
+        mt.rec_bytes = uint32_t(out.size());
+        LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
+        if (encoder_ && !(mt.flags & kFailed)) {
+          mt.ntok = uint32_t(e.input_ids.size());
+          mt.full_length = uint32_t(e.full_length);
+          mt.first_loss = uint32_t(first_loss_index(e.labels));
+          if (e.truncated) mt.flags |= kTruncated;
+          if (e.ends_with_eos) mt.flags |= kEndsEos;
+          spool_tokens(e, mt, out);
+        }
+      } catch (...) {
+        fatal[i] = std::current_exception();
       }
-      if (r.json.contains("messages")) mt.flags |= kHasMessages;
-      r.json["_source"] = r.source.to_json();
-      r.json["_id"] = r.id;
-      json_dump_fast(r.json, out);
-      out += '\n';
-      mt.rec_bytes = uint32_t(out.size());
-      LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
-      if (encoder_ && !(mt.flags & kFailed)) {
-        mt.ntok = uint32_t(e.input_ids.size());
-        mt.full_length = uint32_t(e.full_length);
-        mt.first_loss = uint32_t(first_loss_index(e.labels));
-        if (e.truncated) mt.flags |= kTruncated;
-        if (e.ends_with_eos) mt.flags |= kEndsEos;
-        spool_tokens(e, mt, out);
-      }
-    } catch (...) {
-      fatal[i] = std::current_exception();
     }
+    for (int64_t i = r0; i < r1; i++)
+      if (fatal[i]) std::rethrow_exception(fatal[i]);
+    steps_(encoder_ ? "hash+keys+line+encode" : "hash+keys+line");
+    for (int64_t i = r0; i < r1; i++) {
+      Meta& mt = metas[i];
+      mt.off = spool_.append(bytes[i]);
+      LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected",
+                  meta_.size() + size_t(i), bytes[i].size(), mt.spool_bytes());
+      std::string().swap(bytes[i]);
+    }
+    steps_("spool");
   }
-  for (auto& f : fatal)
-    if (f) std::rethrow_exception(f);
-  steps_(encoder_ ? "hash+keys+line+encode" : "hash+keys+line");
   std::vector<int64_t> contaminated;
   if (!prompts_.empty()) {
     std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
@@ -476,10 +507,6 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   for (int64_t i = 0; i < n; i++) {
     Record& r = recs[i];
     Meta& mt = metas[i];
-    mt.off = spool_.append(bytes[i]);
-    LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected", meta_.size(),
-                bytes[i].size(), mt.spool_bytes());
-    std::string().swap(bytes[i]);
     mt.file = intern(r.source.file, file_ix_, files_);
     mt.stratum = intern(r.stratum, stratum_ix_, strata_);
     set_position(mt, r.source, meta_.size(), wide_pos_);
@@ -494,7 +521,8 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     std::vector<uint64_t> t(keys.size());
     for (int64_t i = 0; i < n; i++)
       for (int b = 0; b < B; b++) t[size_t(b) * un + size_t(i)] = keys[size_t(i) * B + b];
-    key_blocks_.push_back({meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
+    key_blocks_.push_back(
+        {meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
     key_spool_.seal();
   }
   recs.clear();
@@ -527,7 +555,8 @@ std::string Streamer::read_dedup_text(size_t i) const {
   return dedup_text(j);
 }
 
-void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const {
+void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels,
+                           bool want_labels) const {
   const Meta& m = meta_[i];
   ids.resize(m.ntok);
   spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, ids.data());
@@ -539,12 +568,14 @@ void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int3
   }
   std::string bits(m.label_bytes(), '\0');
   spool_.read(m.off + m.rec_bytes + sizeof(int32_t) * m.ntok, bits.size(), bits.data());
-  for (size_t j = 0; j < m.ntok; j++) labels[j] = (uint8_t(bits[j / 8]) >> (j % 8)) & 1 ? ids[j] : kIgnoreIndex;
+  for (size_t j = 0; j < m.ntok; j++)
+    labels[j] = (uint8_t(bits[j / 8]) >> (j % 8)) & 1 ? ids[j] : kIgnoreIndex;
 }
 
 // Up to 20 clusters (by representative, in record order), as the in-memory dedup reports them;
 // `pairs` = (representative, member) of every dropped or clustered member, in member order.
-void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const {
+void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs,
+                               nlohmann::json& out) const {
   std::map<size_t, std::vector<size_t>> groups;
   for (auto& [rep, member] : pairs) {
     auto it = groups.find(rep);
@@ -553,16 +584,18 @@ void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pai
     if (groups.size() > 20) groups.erase(std::prev(groups.end()));
   }
   for (auto& [rep, members] : groups) {
-    nlohmann::json c{{"kept", where(rep)}, {"kept_text", snippet(read_dedup_text(rep))}, {"size", members.size() + 1}};
-    for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++) c["duplicates"].push_back(where(members[m]));
+    nlohmann::json c{
+        {"kept", where(rep)}, {"kept_text", snippet(read_dedup_text(rep))}, {"size", members.size() + 1}};
+    for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++)
+      c["duplicates"].push_back(where(members[m]));
     out.push_back(c);
   }
 }
 
-
 // Stage 5 on the Metas: `kept` = the surviving records in order, `cluster` their near-duplicate
 // cluster as an index into `kept` (-1: none), as the in-memory dedup stage renumbers them.
-StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept) {
+StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
+                            std::vector<uint32_t>& kept) {
   const auto& o = cfg_.dedup;
   StageCounts counts("dedup");
   info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
@@ -586,7 +619,8 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     std::vector<Keyed> order(n);
     for (size_t i = 0; i < n; i++) order[i] = {hashes_[i], uint32_t(i)};
     hashes_.clear();  // needed no more
-    std::sort(order.begin(), order.end(), [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
+    std::sort(order.begin(), order.end(),
+              [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
     std::vector<uint32_t> rep(n, kNone);
     for (size_t s = 0; s < n;) {
       size_t e = s + 1;
@@ -602,8 +636,10 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
               r = q;
               break;
             }
-          if (r == k) reps.push_back(k);
-          else rep[order[k].i] = order[r].i;
+          if (r == k)
+            reps.push_back(k);
+          else
+            rep[order[k].i] = order[r].i;
         }
       }
       s = e;
@@ -634,7 +670,8 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
             key_spool_.read(kb.off + 8 * uint64_t(band) * kb.count, 8 * kb.count, block.data());
             for (size_t j = 0; j < kb.count; j++) {
               const size_t i = kb.first + j;
-              if (pos[i] != kNone && (meta_[i].flags & kHasKeys)) bucket.emplace_back(block[j], int64_t(pos[i]));
+              if (pos[i] != kNone && (meta_[i].flags & kHasKeys))
+                bucket.emplace_back(block[j], int64_t(pos[i]));
             }
           }
         },
@@ -658,7 +695,8 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     for (size_t i = 0; i < n; i++) {
       if (drop[i] || meta_[i].contaminated < 0) continue;
       hits++;
-      std::string ex = where(i) + ": matches eval prompt \"" + snippet(prompts_[size_t(meta_[i].contaminated)], 80) + "\"";
+      std::string ex =
+          where(i) + ": matches eval prompt \"" + snippet(prompts_[size_t(meta_[i].contaminated)], 80) + "\"";
       if (o.contamination_action == "drop") {
         drop[i] = 1;
         counts.drop("contaminated (eval prompt)", ex);
@@ -686,9 +724,10 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
 
 // Records files of the three splits and the text statistics of every record dedup kept, in one pass
 // over the spool: blocks of records read and serialized in parallel, written in record order.
-void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
-                                                   const std::vector<int8_t>& split_of, nlohmann::json& report,
-                                                   DatasetManifest& m) {
+void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
+                                            const std::vector<char>& formatted,
+                                            const std::vector<int8_t>& split_of, nlohmann::json& report,
+                                            DatasetManifest& m) {
   constexpr int64_t kBlock = 1024, kWindow = 32;
   std::array<std::unique_ptr<AtomicFileWriter>, 3> out;
   std::array<XXH3_state_t*, 3> h{};
@@ -774,8 +813,8 @@ void Streamer::finish(nlohmann::json& report) {
   const PiiSummary& ps = rs_.pii_summary;
   report["pii"] = {{"policy", cfg_.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
   std::vector<int64_t> cluster;  // by position in `kept`
-  std::vector<uint32_t> kept;  // record indices
-  steps_("collect");  // the last piece after the last batch
+  std::vector<uint32_t> kept;    // record indices
+  steps_("collect");             // the last piece after the last batch
   spool_.seal();
   key_spool_.seal();
   stages.push_back(dedup(report["dedup"], cluster, kept));
@@ -803,7 +842,9 @@ void Streamer::finish(nlohmann::json& report) {
     format_finish(tally, warnings, report);
     stages.push_back(tally.counts);
   } else {
-    warnings.push_back("no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; rerun with --model)");
+    warnings.push_back(
+        "no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; "
+        "rerun with --model)");
     StageCounts f("format");
     f.in = f.out = kept.size();
     stages.push_back(f);
@@ -869,12 +910,13 @@ void Streamer::finish(nlohmann::json& report) {
     size_t label_tokens = 0;
     std::vector<int32_t> ids, labels;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-    const uint64_t shard_hash = write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
-                               [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                 read_tokens(idx[q], ids, labels, want_labels);
-                                 if (want_labels) label_tokens += count_loss_labels(labels);
-                                 buf.swap(want_labels ? labels : ids);
-                               });
+    const uint64_t shard_hash =
+        write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
+                                   [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
+                                     read_tokens(idx[q], ids, labels, want_labels);
+                                     if (want_labels) label_tokens += count_loss_labels(labels);
+                                     buf.swap(want_labels ? labels : ids);
+                                   });
     sp.shards.push_back(shard);
     sp.sequences = idx.size();
     sp.tokens = 0;
@@ -883,8 +925,8 @@ void Streamer::finish(nlohmann::json& report) {
     sp.shard_hashes.push_back(hex64(shard_hash));
     all_hashes += sp.shard_hashes.back();
   }
-  finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr, stages,
-                  all_hashes);
+  finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr,
+                  stages, all_hashes);
   steps_("token shards");
   write_report(cfg_, stages, records_kept, m, cr, warnings, encoder_ != nullptr, report);
   steps_("manifest+report");
