@@ -52,8 +52,9 @@ PrepareRun prepare(const fs::path& dir, const std::string& env, const std::strin
   return r;
 }
 
-// Spools of 700 bytes in memory: they move to disk a few batches in.
-const char* kTiny = "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_SPOOL_BYTES=700";
+// Spools of 700 bytes in memory: they move to disk a few batches in, then are written every 300 bytes.
+const char* kTiny =
+    "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_SPOOL_BYTES=700 LATHE_DATA_SPOOL_WRITE_BYTES=300";
 
 void expect_same(const fs::path& dir, const std::string& args) {
   const PrepareRun s = prepare(dir, kTiny, args);

@@ -99,15 +99,16 @@ class Spool {
     if (fd_ < 0 && size_ + b.size() > cap_) spill();
     if (fd_ >= 0) {
       pending_.append(b);
-      if (pending_.size() >= kChunk) seal();
-    } else {
-      for (size_t done = 0; done < b.size();) {
-        const uint64_t pos = size_ + done;
-        if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
-        const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
-        std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
-        done += n;
-      }
+      size_ += b.size();  // before seal(), which writes pending_ at size_ - its size
+      if (pending_.size() >= kWriteBytes) seal();
+      return at;
+    }
+    for (size_t done = 0; done < b.size();) {
+      const uint64_t pos = size_ + done;
+      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
+      const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
+      std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
+      done += n;
     }
     size_ += b.size();
     return at;
@@ -138,6 +139,8 @@ class Spool {
 
  private:
   static constexpr size_t kChunk = size_t(8) << 20;
+  // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
+  const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
   void spill() {
     fs::create_directories(fs::path(path_).parent_path());
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
