@@ -16,10 +16,25 @@ uint64_t exact_hash(std::string_view normalized_text) {
 namespace {
 
 // Bytes that end a word: ASCII whitespace and control characters.
-inline bool ascii_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
-inline bool ascii_alnum(unsigned char c) {
+constexpr bool ascii_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+constexpr bool ascii_alnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
+
+// What an ASCII byte becomes: dropped (punctuation, symbols; also every byte >= 0x80, so that a run
+// loop stops there), a word break, or itself lower-cased (letters and digits, always > kSpace).
+constexpr uint8_t kDrop = 0, kSpace = 1;
+struct AsciiTable {
+  uint8_t t[256] = {};
+  constexpr AsciiTable() {
+    for (int c = 0; c < 0x80; c++) {
+      if (ascii_alnum(static_cast<unsigned char>(c))) t[c] = static_cast<uint8_t>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      else if (ascii_space(static_cast<unsigned char>(c))) t[c] = kSpace;
+      else t[c] = kDrop;
+    }
+  }
+};
+constexpr AsciiTable kAscii;
 
 // Why the NFC pass is conditional: utf8proc_map allocates and runs ~10x slower than the byte loop, and
 // nearly all Korean/English text is already composed. Only combining marks and conjoining jamo
@@ -51,12 +66,16 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
   while (i < n) {
     uint8_t c = s[i];
     if (c < 0x80) {
-      if (ascii_alnum(c)) {
+      uint8_t a = kAscii.t[c];
+      if (a > kSpace) {  // a run of letters and digits, lower-cased
         emit_sep();
-        *o++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      } else if (ascii_space(c)) {
-        pending_space = true;
-      }  // ASCII punctuation and symbols are dropped
+        do {
+          *o++ = static_cast<char>(a);
+          ++i;
+        } while (i < n && (a = kAscii.t[s[i]]) > kSpace);
+        continue;
+      }
+      if (a == kSpace) pending_space = true;  // ASCII punctuation and symbols are dropped
       ++i;
       continue;
     }
