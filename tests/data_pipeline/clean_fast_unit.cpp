@@ -183,12 +183,51 @@ TEST(CleanFast, RepetitionStatsMatchDirectCount) {
   // A text long enough to grow the per-thread tables, then a short one reusing them.
   std::string big;
   for (int k = 0; k < 20000; k++) big += std::to_string(k % 997) + (k % 50 == 0 ? "\n" : " ");
-  for (const std::string& t : {big, std::string("one two one two one two")}) {
+  // Distinct words past the table's first guess (one per 8 bytes) make it start over, larger.
+  std::string distinct;
+  for (int k = 0; k < 6000; k++) distinct += std::to_string(k % 5000) + " ";
+  for (const std::string& t : {big, std::string("one two one two one two"), distinct}) {
     const RepetitionStats got = repetition_stats(t), want = repetition_ref(t);
     for (int k = 0; k < 3; k++) EXPECT_EQ(got.top_ngram[k], want.top_ngram[k]);
     for (int k = 0; k < 6; k++) EXPECT_EQ(got.dup_ngram[k], want.dup_ngram[k]);
     EXPECT_EQ(got.dup_line_fraction, want.dup_line_fraction);
   }
+}
+
+// The filter's verdict from the full statistics, in repetition_reason's order.
+int verdict_from_stats(const RepetitionStats& r, const CleanOptions& o) {
+  if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction) return 1;
+  for (int k = 0; k < 3; k++)
+    if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return 2;
+  for (int k = 0; k < 6; k++)
+    if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return 2;
+  return 0;
+}
+
+TEST(CleanFast, RepetitionVerdictMatchesFullStatistics) {
+  // Thresholds from the defaults down to 0 (and one negative, which turns the bounds off), on texts from
+  // small to large vocabularies, so that every size is sometimes decisive and sometimes skipped.
+  Rng rng{31};
+  size_t verdicts[3] = {0, 0, 0};
+  for (int round = 0; round < 20000; round++) {
+    const size_t vocab = 2 + rng.next() % 200;
+    const int words = 20 + int(rng.next() % 200);
+    std::string t;
+    for (int k = 0; k < words; k++) {
+      t += "w" + std::to_string(rng.next() % vocab) + (rng.next() % 3 == 0 ? "xxxxxxx" : "");
+      t += rng.next() % 13 == 0 ? "\n" : " ";
+    }
+    if (rng.next() % 4 == 0) t += "\n" + t.substr(0, t.size() / 3);  // repeated stretches
+    CleanOptions o;
+    const double scale = (rng.next() % 5) / 4.0;  // 0, 0.25, .., 1 of the defaults
+    for (double& x : o.max_top_ngram_fraction) x *= scale;
+    for (double& x : o.max_dup_ngram_fraction) x *= scale;
+    if (rng.next() % 50 == 0) o.max_dup_ngram_fraction[rng.next() % 6] = -0.01;
+    const int got = clean_detail::repetition_verdict(t, o);
+    ASSERT_EQ(got, verdict_from_stats(repetition_stats(t), o)) << t;
+    verdicts[got]++;
+  }
+  for (size_t v : verdicts) EXPECT_GT(v, 100u);
 }
 
 // dedup_normalize's byte loop before its ASCII table (the NFC restart aside): the reference.

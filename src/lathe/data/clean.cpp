@@ -299,16 +299,11 @@ namespace {
 
 std::optional<std::string> repetition_reason(std::string_view text, const CleanOptions& o) {
   if (!o.repetition_filter) return std::nullopt;
-  thread_local std::vector<std::string_view> words;  // split once: the word count gates the statistics
-  if (clean_detail::split_words(text, words) < 20) return std::nullopt;
-  const RepetitionStats r = clean_detail::repetition_stats_of(text, words);
-  if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
-    return "repeated lines";
-  for (int k = 0; k < 3; k++)
-    if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return "repeated n-grams";
-  for (int k = 0; k < 6; k++)
-    if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return "repeated n-grams";
-  return std::nullopt;
+  switch (clean_detail::repetition_verdict(text, o)) {
+    case 1: return "repeated lines";
+    case 2: return "repeated n-grams";
+    default: return std::nullopt;
+  }
 }
 
 size_t trimmed_length(const std::string& a) {

@@ -17,9 +17,11 @@ bool already_clean(std::string_view s, bool compat);
 // check the shortcut against it.
 void clean_text_general(std::string& s, const CleanOptions& o);
 
-// The words of `text` (runs between ASCII spaces, tabs, CR and LF) into `words`; their count.
-size_t split_words(std::string_view text, std::vector<std::string_view>& words);
-// repetition_stats over text already split into `words` (split_words of the same text).
-RepetitionStats repetition_stats_of(std::string_view text, const std::vector<std::string_view>& words);
+// repetition_stats; words are runs between ASCII spaces, tabs, CR and LF.
+RepetitionStats repetition_stats_of(std::string_view text);
+// What the repetition filter makes of repetition_stats_of(text) under `o`'s thresholds: 0 keep (also
+// for texts of fewer than 20 words), 1 repeated lines, 2 repeated n-grams. N-gram sizes whose fractions
+// cannot pass a threshold are not counted.
+int repetition_verdict(std::string_view text, const CleanOptions& o);
 
 }  // namespace lathe::data::clean_detail
