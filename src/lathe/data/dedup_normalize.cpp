@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "lathe/data/dedup.h"
@@ -35,6 +36,12 @@ struct AsciiTable {
   }
 };
 constexpr AsciiTable kAscii;
+
+inline bool hangul_syllable(const uint8_t* s, size_t i, size_t n) {
+  if (i + 2 >= n || s[i] < 0xEA || s[i] > 0xED) return false;
+  const uint32_t cp = ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+  return cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80;
+}
 
 // Why the NFC pass is conditional: utf8proc_map allocates and runs ~10x slower than the byte loop, and
 // nearly all Korean/English text is already composed. Only combining marks and conjoining jamo
@@ -79,16 +86,16 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
       ++i;
       continue;
     }
-    // Precomposed Hangul syllables U+AC00-U+D7A3 (EA B0 80 .. ED 9E A3): letters with no case; copy.
-    if (c >= 0xEA && c <= 0xED && i + 2 < n) {
-      uint32_t cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-      if (cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
-        emit_sep();
-        o[0] = char(s[i]), o[1] = char(s[i + 1]), o[2] = char(s[i + 2]);
-        o += 3;
-        i += 3;
-        continue;
-      }
+    // Precomposed Hangul syllables U+AC00-U+D7A3 (EA B0 80 .. ED 9E A3): letters with no case; a run
+    // of them is copied as it is.
+    if (hangul_syllable(s, i, n)) {
+      emit_sep();
+      const size_t from = i;
+      do i += 3;
+      while (hangul_syllable(s, i, n));
+      std::memcpy(o, s + from, i - from);
+      o += i - from;
+      continue;
     }
     int32_t cp = -1;
     utf8proc_ssize_t len = utf8proc_iterate(s + i, static_cast<utf8proc_ssize_t>(n - i), &cp);

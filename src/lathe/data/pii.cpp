@@ -77,6 +77,9 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
   const size_t n = s.size();
   size_t i = 0;
   while (i < n) {
+    // Most bytes start nothing (Korean text, spaces, punctuation): skip them four at a time.
+    while (i + 4 <= n && (kClass.t[b[i]] | kClass.t[b[i + 1]] | kClass.t[b[i + 2]] | kClass.t[b[i + 3]]) == 0) i += 4;
+    if (i == n) break;
     switch (kClass.t[b[i]]) {
       case kNone: ++i; break;
       case kDigit: i = scan_number(s, i, cands); break;
