@@ -86,6 +86,13 @@ struct Ngrams {
   std::vector<size_t> pre;  // pre[i]: bytes of words [0, i)
   std::vector<size_t> wbeg;  // byte offset of each word
   size_t W = 0, n = 0;
+  // Size 2 straight from a table of (first word, second word) counts over the repeated words, when
+  // they are few enough: rid numbers them densely, cells counts (all 0 between uses).
+  std::vector<uint32_t> rid;
+  std::vector<uint16_t> cells;
+  uint32_t repeated_words = 0;
+  bool direct = false;     // the current size (2) was counted in `cells`
+  size_t direct_top = 0;   // its top()
 
   // Splits `text` into words (runs between ASCII spaces, tabs, CR and LF) and gives each an id; the
   // word count (0 words when the words hold no byte).
@@ -101,9 +108,13 @@ struct Ngrams {
     std::fill(cnt.begin(), cnt.begin() + table.next, 0);
     for (size_t i = 0; i < W; i++) cnt[wid[i]]++;
     active.clear();
+    rid.assign(table.next, kUnique);
+    repeated_words = 0;
     for (size_t i = 0; i < W; i++) {
       cls[i] = cnt[wid[i]] > 1 ? wid[i] : kUnique;
-      if (cls[i] != kUnique) active.push_back(uint32_t(i));
+      if (cls[i] == kUnique) continue;
+      active.push_back(uint32_t(i));
+      if (rid[wid[i]] == kUnique) rid[wid[i]] = repeated_words++;
     }
     return W;
   }
@@ -186,6 +197,44 @@ struct Ngrams {
     return true;
   }
 
+  static constexpr size_t kMaxCells = 1 << 14;  // 32 KB of counts
+
+  // Size 1 to 2 by direct counting: the cell of the pair at i is its exact id. The largest count x
+  // length over pairs is the largest over positions (equal pairs have equal counts and lengths).
+  bool step_to_pairs() {
+    n = 2;
+    direct = true;
+    direct_top = 0;
+    if (cells.size() < kMaxCells) cells.assign(kMaxCells, 0);
+    const size_t m = W - 1, V = repeated_words;
+    size_t kept = 0;
+    for (const uint32_t i : active) {
+      if (i >= m || cls[i + 1] == kUnique) {
+        cls[i] = kUnique;
+        continue;
+      }
+      const uint32_t cell = rid[wid[i]] * uint32_t(V) + rid[wid[i + 1]];
+      cls[i] = cell;
+      cells[cell]++;
+      active[kept++] = i;
+    }
+    active.resize(kept);
+    kept = 0;
+    for (const uint32_t i : active) {
+      const size_t c = cells[cls[i]];
+      if (c > 1) {
+        active[kept++] = i;
+        direct_top = std::max(direct_top, (pre[i + 2] - pre[i]) * c);
+      } else {
+        cells[cls[i]] = 0;
+        cls[i] = kUnique;
+      }
+    }
+    active.resize(kept);
+    for (const uint32_t i : active) cells[cls[i]] = 0;
+    return true;
+  }
+
   // Largest count x length of one repeated word (size 1 only): no repeated n-gram covers more than n
   // times this, counting overlaps (each of its n word slots holds occurrences of one word).
   size_t max_word_mass() const {
@@ -208,6 +257,7 @@ struct Ngrams {
 
   // Largest count x length of one repeated n-gram of the current size (n >= 2).
   size_t top() const {
+    if (direct) return direct_top;
     size_t best = 0;
     for (uint32_t id = 0; id < table.next; id++)
       if (cnt[id] > 1) best = std::max(best, (pre[first[id] + n] - pre[first[id]]) * size_t(cnt[id]));
@@ -218,6 +268,8 @@ struct Ngrams {
   // (n+1)-gram at i unique, so only `active` is looked at: few positions past n = 2 or 3.
   bool step() {
     if (W < n + 1) return false;
+    direct = false;
+    if (n == 1 && size_t(repeated_words) * repeated_words <= kMaxCells && W < 65535) return step_to_pairs();
     n++;
     const size_t m = W - n + 1;  // n-grams
     table.begin(active.size());
