@@ -44,8 +44,9 @@ inline uint64_t word_hash(const char* p, size_t n) {
 }
 
 struct Slot {
-  uint64_t key, key2;     // key2: the second half of a word's key (word table only)
-  uint32_t id, gen, rep;  // rep: a word index holding this key's word (word table only)
+  uint64_t key, key2;  // key2: the second half of a word's key (word table only)
+  uint32_t id, gen;
+  uint64_t rep;        // byte offset of a word with this key (word table only)
 };
 
 // Open addressing over a per-thread table; `begin` starts a new key space (one n-gram size).
@@ -84,7 +85,6 @@ struct Ngrams {
   IdTable table;
   std::vector<uint32_t> wid, cls, cnt, first, active;
   std::vector<size_t> pre;  // pre[i]: bytes of words [0, i)
-  std::vector<size_t> wbeg;  // byte offset of each word
   size_t W = 0, n = 0;
   // Size 2 straight from a table of (first word, second word) counts over the repeated words, when
   // they are few enough: rid numbers them densely, cells counts (all 0 between uses).
@@ -103,10 +103,8 @@ struct Ngrams {
     W = wid.size();
     if (pre[W] == 0) return W;
     cls.resize(W);
-    cnt.resize(W);
+    cnt.resize(std::max(W, cnt.size()));
     first.resize(W);
-    std::fill(cnt.begin(), cnt.begin() + table.next, 0);
-    for (size_t i = 0; i < W; i++) cnt[wid[i]]++;
     active.clear();
     rid.assign(table.next, kUnique);
     repeated_words = 0;
@@ -125,9 +123,9 @@ struct Ngrams {
   // Longer words are keyed by a hash and compared byte by byte.
   // False (and nothing usable) when more than `expect` distinct words turn up.
   bool intern_words(std::string_view text, size_t expect) {
-    wbeg.clear();
     pre.assign(1, 0);
     wid.clear();
+    if (cnt.size() < expect) cnt.resize(expect);  // word counts, kept as words are met
     const char* const p = text.data();
     const size_t len = text.size();
     table.begin(expect);
@@ -179,18 +177,19 @@ struct Ngrams {
         k1 = word_hash(p + i, wl);
         k2 = (uint64_t(0xFF) << 56) | wl;  // the length, so that equal keys have equal lengths
       }
-      const uint32_t w = uint32_t(wid.size());
       size_t at = table.home(k1 ^ mix(k2));
       while (slots[at].gen == gen &&
              !(slots[at].key == k1 && slots[at].key2 == k2 &&
-               (wl <= 15 || std::string_view(p + wbeg[slots[at].rep], wl) == std::string_view(p + i, wl))))
+               (wl <= 15 || std::string_view(p + slots[at].rep, wl) == std::string_view(p + i, wl))))
         at = (at + 1) & table.mask;
       if (slots[at].gen != gen) {
         if (table.next == expect) return false;
-        slots[at] = Slot{k1, k2, table.next++, gen, w};
+        cnt[table.next] = 0;
+        slots[at] = Slot{k1, k2, table.next++, gen, i};
       }
-      wid.push_back(slots[at].id);
-      wbeg.push_back(i);
+      const uint32_t id = slots[at].id;
+      cnt[id]++;
+      wid.push_back(id);
       pre.push_back(pre.back() + wl);
       i = j;
     }
