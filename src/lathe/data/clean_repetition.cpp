@@ -379,19 +379,27 @@ int repetition_verdict(std::string_view text, const CleanOptions& o) {
   if (wc == 0) return 0;  // every fraction 0
   // Fractions as repetition_stats_of computes them; a bound b on the bytes gives b / wc >= the fraction.
   auto exceeds = [&](size_t bytes, double t) { return double(bytes) / double(wc) > t; };
-  // top(m) <= m x the largest repeated word's count x length; dup(m) <= the bytes covered by repeated
-  // n-grams for any n < m (repeated words at first).
+  // Bounds in bytes, so that a size is counted only when its fraction could pass its threshold:
+  // - top(m) <= m x mass, mass the largest count x length of a repeated word (each of an m-gram's word
+  //   slots holds occurrences of one word);
+  // - top(m) <= top(n) + (m - n) x mass for n < m, and top(4) <= 2 top(2): an m-gram occurs no more
+  //   often than its leading n-gram or either half, which are repeated too;
+  // - dup(m) <= the bytes covered by repeated n-grams for any n < m (repeated words at first).
   const size_t mass = g.max_word_mass();
-  bool need_top[5] = {false, false, false, false, false};
-  for (size_t m = 2; m <= 4; m++) need_top[m] = exceeds(m * mass, o.max_top_ngram_fraction[m - 2]);
+  size_t top_bound[5] = {0, 0, 2 * mass, 3 * mass, 4 * mass};
   size_t covered = g.cover();
   while (g.n < 10) {
     bool need = false;
-    for (size_t m = g.n + 1; m <= 4; m++) need |= need_top[m];
+    for (size_t m = g.n + 1; m <= 4; m++) need |= exceeds(top_bound[m], o.max_top_ngram_fraction[m - 2]);
     for (size_t m = std::max<size_t>(5, g.n + 1); m <= 10; m++) need |= exceeds(covered, o.max_dup_ngram_fraction[m - 5]);
     // Nothing can pass its threshold, or no n-gram repeats (every later fraction is 0), or too few words.
     if (!need || g.active.empty() || !g.step()) return 0;
-    if (g.n <= 4 && need_top[g.n] && exceeds(g.top(), o.max_top_ngram_fraction[g.n - 2])) return 2;
+    if (g.n <= 4) {
+      const size_t top = g.top();
+      if (exceeds(top, o.max_top_ngram_fraction[g.n - 2])) return 2;
+      for (size_t m = g.n + 1; m <= 4; m++) top_bound[m] = std::min(top_bound[m], top + (m - g.n) * mass);
+      if (g.n == 2) top_bound[4] = std::min(top_bound[4], 2 * top);
+    }
     covered = g.cover();
     if (g.n >= 5 && exceeds(covered, o.max_dup_ngram_fraction[g.n - 5])) return 2;
   }
