@@ -232,14 +232,15 @@ bool clean_detail::already_clean(std::string_view sv, bool compat) {
         i += 2;
         last = 1;
         break;
-      case kQThreeByte: {
-        if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return false;
-        const uint32_t cp = ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-        if (!(cp >= 0xAC00 && cp <= 0xD7A3) && !(cp >= 0x4E00 && cp <= 0x9FFF)) return false;
-        i += 3;
+      case kQThreeByte:
+        do {  // a run of them (a Korean word) without going back to the switch
+          if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return false;
+          const uint32_t cp = ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+          if (!(cp >= 0xAC00 && cp <= 0xD7A3) && !(cp >= 0x4E00 && cp <= 0x9FFF)) return false;
+          i += 3;
+        } while (i < n && kQuick.t[s[i]] == kQThreeByte);
         last = 1;
         break;
-      }
       default:
         return false;
     }
