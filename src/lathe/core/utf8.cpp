@@ -47,42 +47,31 @@ void utf8_append(std::string& out, uint32_t cp) {
 
 bool valid_utf8(std::string_view sv) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
-  const size_t n = sv.size();
-  size_t i = 0;
+  size_t n = sv.size(), i = 0;
   while (i < n) {
-    if (s[i] < 0x80) {
-      // ASCII 8 bytes at a time; the first non-ASCII byte of a block is found from its high bits, so
-      // mixed text never re-reads a block byte by byte.
-      while (i + 8 <= n) {
-        uint64_t w;
-        std::memcpy(&w, s + i, 8);
-        const uint64_t high = w & 0x8080808080808080ull;
-        if (high) {
-          i += size_t(__builtin_ctzll(high) >> 3);
-          goto multibyte;
-        }
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if ((w & 0x8080808080808080ull) == 0) {
         i += 8;
+        continue;
       }
-      while (i < n && s[i] < 0x80) i++;
-      if (i == n) break;
     }
-  multibyte:
-    // A run of non-ASCII characters. Three-byte characters with no range exception (U+1000-U+CFFF,
-    // U+E000-U+FFFF: Hangul, CJK, most of the BMP) and two-byte ones from C2 are checked inline; the
-    // rest goes through utf8_decode.
-    do {
-      const unsigned char c = s[i];
-      if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n && (s[i + 1] & 0xC0) == 0x80 &&
-          (s[i + 2] & 0xC0) == 0x80) {
-        i += 3;
-      } else if (c >= 0xC2 && c <= 0xDF && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
-        i += 2;
-      } else {
-        int len;
-        if (utf8_decode(sv, i, &len) < 0) return false;
-        i += size_t(len);
-      }
-    } while (i < n && s[i] >= 0x80);
+    // Three-byte characters with no range exception (U+1000-U+CFFF, U+E000-U+FFFF: Hangul, CJK, most
+    // of the BMP) are checked inline; the rest goes through utf8_decode.
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) && i + 2 < n && (s[i + 1] & 0xC0) == 0x80 &&
+        (s[i + 2] & 0xC0) == 0x80) {
+      i += 3;
+      continue;
+    }
+    int len;
+    if (utf8_decode(sv, i, &len) < 0) return false;
+    i += size_t(len);
   }
   return true;
 }
