@@ -91,6 +91,27 @@ TEST(Utf8, ValidatorMatchesTheTableOnRandomBytes) {
   EXPECT_GT(valid, 1000);  // both outcomes were exercised
 }
 
+TEST(Utf8, ValidatorMatchesTheTableOnLongMixedText) {
+  // Runs of ASCII of every length around the 8-byte blocks, Korean, Latin, emoji and CJK, with now and
+  // then one bad byte or a cut sequence anywhere: the block search must land on every non-ASCII byte.
+  const std::string pieces[] = {"a", "ab c", "abcdefg", "abcdefgh", "abcdefghijklmnopq", "한", "한국어 ", "é", "ñu",
+                                "😀", "中文", "\u0800", "\uFFFD", "\U0010FFFF", "\u00A0", " ", "\n"};
+  const std::string bad[] = {"\x80", "\xC0\x80", "\xE0\x9F\xBF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xFF",
+                             "\xEA\xB0", "\xC3", "\xF0\x9F\x98"};
+  std::mt19937 rng(11);
+  int valid = 0;
+  for (int it = 0; it < 50000; it++) {
+    std::string s;
+    for (int k = 0, n = int(rng() % 40); k < n; k++) s += pieces[rng() % std::size(pieces)];
+    if (rng() % 2) s.insert(rng() % (s.size() + 1), bad[rng() % std::size(bad)]);
+    const bool want = well_formed(s);
+    valid += want;
+    ASSERT_EQ(lathe::valid_utf8(s), want) << testing::PrintToString(s);
+  }
+  EXPECT_GT(valid, 10000);
+  EXPECT_LT(valid, 40000);
+}
+
 TEST(Utf8, InvalidInputTreatments) {
   // Strict: one U+FFFD per invalid byte; "\xE2\x82" is two bytes, so two replacements.
   std::string out;

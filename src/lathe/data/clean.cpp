@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <iterator>
 #include <cstring>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "lathe/core/utf8.h"
+#include "lathe/data/clean_internal.h"
 #include "lathe/data/collect.h"
 
 namespace lathe::data {
@@ -63,27 +63,6 @@ inline size_t plain_char_bytes(std::string_view s, size_t i) {
   return 0;
 }
 
-bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-void words_into(std::string_view s, std::vector<std::string_view>& w) {
-  w.clear();
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) i++;
-    size_t j = i;
-    while (j < s.size() && !is_space(s[j])) j++;
-    if (j > i) w.push_back(s.substr(i, j - i));
-    i = j;
-  }
-}
-
-size_t count_words(std::string_view s) {
-  size_t n = 0;
-  for (size_t i = 0; i < s.size(); i++)
-    if (!is_space(s[i]) && (i == 0 || is_space(s[i - 1]))) n++;
-  return n;
-}
-
 // Scripts by index, so per-character counting needs no string compares or map lookups.
 constexpr const char* kScripts[] = {"latin", "hangul", "han", "kana", "cyrillic", "other"};
 
@@ -132,7 +111,7 @@ std::string strip_html_remnants(std::string_view s) {
   return out;
 }
 
-void clean_text(std::string& s, const CleanOptions& o) {
+void clean_detail::clean_text_general(std::string& s, const CleanOptions& o) {
   if (o.strip_html && (s.find('<') != std::string::npos || s.find('&') != std::string::npos)) s = strip_html_remnants(s);
   bool compat = o.normalize == "nfkc";
   if (o.normalize != "none" && may_change_under_nfc(s, compat)) {
@@ -204,109 +183,75 @@ void clean_text(std::string& s, const CleanOptions& o) {
   s.swap(out);
 }
 
-RepetitionStats repetition_stats(std::string_view text) {
-  // Runs on every record, so no hash maps: equal lines and equal n-grams are found by sorting one
-  // reusable buffer per thread (a map per n-gram size was most of the data pipeline's time).
-  RepetitionStats r;
-  // Lines (paragraph-level repetition; Gopher also checks paragraphs, which our blank-line chunking
-  // already separates). Every occurrence after a line's first counts as a duplicate.
-  thread_local std::vector<std::string_view> lines;
-  lines.clear();
-  size_t chars = 0;
-  for (size_t p = 0; p <= text.size();) {
-    size_t nl = std::min(text.find('\n', p), text.size());
-    std::string_view l = text.substr(p, nl - p);
-    p = nl + 1;
-    if (l.find_first_not_of(" \t") != std::string_view::npos) {
-      lines.push_back(l);
-      chars += l.size();
-    }
-    if (nl == text.size()) break;
+namespace {
+// What each byte is to already_clean: a printable ASCII character no option touches, a space, a
+// newline, the lead byte of a two-byte Latin letter (U+00C0-U+02FF), of a CJK ideograph or of a Hangul
+// syllable (three bytes, the range checked after decoding), or anything else (0: the general path).
+enum QuickClass : uint8_t { kQOther = 0, kQAscii, kQSpace, kQNewline, kQLatin, kQThreeByte };
+struct QuickTable {
+  uint8_t t[256] = {};
+  constexpr QuickTable() {
+    for (int c = 0x21; c <= 0x7E; c++) t[c] = kQAscii;
+    t[int('<')] = t[int('&')] = kQOther;  // HTML remnants
+    t[int(' ')] = kQSpace;
+    t[int('\n')] = kQNewline;
+    for (int c = 0xC3; c <= 0xCB; c++) t[c] = kQLatin;  // C2 holds NBSP, the soft hyphen and C1 controls
+    for (int c = 0xE4; c <= 0xED; c++) t[c] = kQThreeByte;
   }
-  if (lines.size() > 1) {
-    std::sort(lines.begin(), lines.end());
-    size_t dup_lines = 0, dup_chars = 0;
-    for (size_t i = 1; i < lines.size(); i++)
-      if (lines[i] == lines[i - 1]) {
-        dup_lines++;
-        dup_chars += lines[i].size();
-      }
-    r.dup_line_fraction = double(dup_lines) / double(lines.size());
-    if (chars) r.dup_line_char_fraction = double(dup_chars) / double(chars);
-  }
-  thread_local std::vector<std::string_view> words;
-  words_into(text, words);
-  const size_t W = words.size();
-  size_t word_chars = 0;
-  // h[i]: hash of the n-gram starting at word i, extended by one word per n (FNV-style fold).
-  thread_local std::vector<uint64_t> h;
-  h.assign(W, 1469598103934665603ull);
-  for (size_t i = 0; i < W; i++) word_chars += words[i].size();
-  if (word_chars == 0) return r;
-  thread_local std::vector<uint64_t> wh;
-  wh.resize(W);
-  for (size_t i = 0; i < W; i++) wh[i] = std::hash<std::string_view>{}(words[i]);
-  // Counting n-grams: an open-addressing table reused across n-gram sizes, records and calls on this
-  // thread; a generation stamp marks which slots belong to the current n, so nothing is cleared.
-  struct Slot {
-    uint64_t key;
-    uint32_t count, first, gen;
-  };
-  thread_local std::vector<Slot> table;
-  thread_local uint32_t gen = 0;
-  thread_local std::vector<uint32_t> slot_of;  // position → its n-gram's slot
-  thread_local std::vector<char> covered;
-  size_t cap = 64;
-  while (cap < 2 * W) cap <<= 1;
-  if (table.size() < cap) {
-    table.assign(cap, Slot{0, 0, 0, 0});
-    gen = 0;
-  }
-  const size_t mask = cap - 1;
-  slot_of.resize(W);
-  // Once no n-gram occurs twice, no longer one can (a repeated (n+1)-gram starts with a repeated
-  // n-gram; hashes aside, whose 64-bit collisions the counting already accepts), so every later
-  // fraction is 0 and the loop stops: most texts have no repeated 5-gram.
-  bool repeats = true;
-  for (int n = 1; n <= 10 && repeats; n++) {
-    if (W < size_t(n)) break;
-    for (size_t i = 0; i + n <= W; i++) h[i] = (h[i] ^ wh[i + n - 1]) * 1099511628211ull + uint64_t(n - 1);
-    if (n < 2) continue;
-    if (++gen == 0) {  // the stamp wrapped: forget every slot once
-      for (Slot& sl : table) sl.gen = 0;
-      gen = 1;
-    }
-    for (size_t i = 0; i + n <= W; i++) {
-      size_t at = size_t(h[i] ^ (h[i] >> 29)) & mask;
-      while (table[at].gen == gen && table[at].key != h[i]) at = (at + 1) & mask;
-      Slot& sl = table[at];
-      if (sl.gen != gen) sl = Slot{h[i], 1, uint32_t(i), gen};
-      else sl.count++;
-      slot_of[i] = uint32_t(at);
-    }
-    repeats = false;
-    for (size_t i = 0; i + n <= W && !repeats; i++) repeats = table[slot_of[i]].count > 1;
-    if (n <= 4) {
-      size_t best = 0;
-      for (size_t i = 0; i + n <= W; i++) {
-        const Slot& sl = table[slot_of[i]];
-        if (sl.first != i || sl.count < 2) continue;
-        size_t len = 0;
-        for (int k = 0; k < n; k++) len += words[i + k].size();
-        best = std::max(best, len * size_t(sl.count));
-      }
-      r.top_ngram[n - 2] = double(best) / double(word_chars);
-    } else {
-      covered.assign(W, 0);
-      for (size_t i = 0; i + n <= W; i++)
-        if (table[slot_of[i]].count > 1) std::fill(covered.begin() + i, covered.begin() + i + n, 1);
-      size_t dup = 0;
-      for (size_t i = 0; i < W; i++)
-        if (covered[i]) dup += words[i].size();
-      r.dup_ngram[n - 5] = double(dup) / double(word_chars);
+};
+constexpr QuickTable kQuick;
+}  // namespace
+
+bool clean_detail::already_clean(std::string_view sv, bool compat) {
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  // What came last: 0 nothing, 1 a character, 2 a space, 3 one newline, 4 two newlines. A space must
+  // follow a character (runs of spaces, trailing spaces and indentation change), a newline a character
+  // or one newline, and the text must end in a character.
+  int last = 0;
+  size_t i = 0;
+  while (i < n) {
+    switch (kQuick.t[s[i]]) {
+      case kQAscii:
+        do i++;
+        while (i < n && kQuick.t[s[i]] == kQAscii);
+        last = 1;
+        break;
+      case kQSpace:
+        if (last != 1) return false;
+        last = 2;
+        i++;
+        break;
+      case kQNewline:
+        if (last != 1 && last != 3) return false;
+        last = last == 1 ? 3 : 4;
+        i++;
+        break;
+      case kQLatin:  // precomposed under NFC, not under NFKC (ª, ², ¼ have compatibility forms)
+        if (compat || i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return false;
+        i += 2;
+        last = 1;
+        break;
+      case kQThreeByte:
+        do {  // a run of them (a Korean word) without going back to the switch
+          if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return false;
+          const uint32_t cp = ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+          if (!(cp >= 0xAC00 && cp <= 0xD7A3) && !(cp >= 0x4E00 && cp <= 0x9FFF)) return false;
+          i += 3;
+        } while (i < n && kQuick.t[s[i]] == kQThreeByte);
+        last = 1;
+        break;
+      default:
+        return false;
     }
   }
-  return r;
+  return n == 0 || last == 1;
+}
+
+void clean_text(std::string& s, const CleanOptions& o) {
+  // Most texts are already clean: checking costs one read, where the general path copies the text.
+  if (clean_detail::already_clean(s, o.normalize == "nfkc")) return;
+  clean_detail::clean_text_general(s, o);
 }
 
 void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
@@ -354,15 +299,12 @@ double script_ratio(std::string_view text, const std::string& script) {
 namespace {
 
 std::optional<std::string> repetition_reason(std::string_view text, const CleanOptions& o) {
-  if (!o.repetition_filter || count_words(text) < 20) return std::nullopt;
-  auto r = repetition_stats(text);
-  if (r.dup_line_fraction > o.max_dup_line_fraction || r.dup_line_char_fraction > o.max_dup_line_char_fraction)
-    return "repeated lines";
-  for (int k = 0; k < 3; k++)
-    if (r.top_ngram[k] > o.max_top_ngram_fraction[k]) return "repeated n-grams";
-  for (int k = 0; k < 6; k++)
-    if (r.dup_ngram[k] > o.max_dup_ngram_fraction[k]) return "repeated n-grams";
-  return std::nullopt;
+  if (!o.repetition_filter) return std::nullopt;
+  switch (clean_detail::repetition_verdict(text, o)) {
+    case 1: return "repeated lines";
+    case 2: return "repeated n-grams";
+    default: return std::nullopt;
+  }
 }
 
 size_t trimmed_length(const std::string& a) {

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "lathe/data/dedup.h"
@@ -16,9 +17,30 @@ uint64_t exact_hash(std::string_view normalized_text) {
 namespace {
 
 // Bytes that end a word: ASCII whitespace and control characters.
-inline bool ascii_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
-inline bool ascii_alnum(unsigned char c) {
+constexpr bool ascii_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+constexpr bool ascii_alnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// What an ASCII byte becomes: dropped (punctuation, symbols; also every byte >= 0x80, so that a run
+// loop stops there), a word break, or itself lower-cased (letters and digits, always > kSpace).
+constexpr uint8_t kDrop = 0, kSpace = 1;
+struct AsciiTable {
+  uint8_t t[256] = {};
+  constexpr AsciiTable() {
+    for (int c = 0; c < 0x80; c++) {
+      if (ascii_alnum(static_cast<unsigned char>(c))) t[c] = static_cast<uint8_t>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      else if (ascii_space(static_cast<unsigned char>(c))) t[c] = kSpace;
+      else t[c] = kDrop;
+    }
+  }
+};
+constexpr AsciiTable kAscii;
+
+inline bool hangul_syllable(const uint8_t* s, size_t i, size_t n) {
+  if (i + 2 >= n || s[i] < 0xEA || s[i] > 0xED) return false;
+  const uint32_t cp = ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+  return cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80;
 }
 
 // Why the NFC pass is conditional: utf8proc_map allocates and runs ~10x slower than the byte loop, and
@@ -51,25 +73,29 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
   while (i < n) {
     uint8_t c = s[i];
     if (c < 0x80) {
-      if (ascii_alnum(c)) {
+      uint8_t a = kAscii.t[c];
+      if (a > kSpace) {  // a run of letters and digits, lower-cased
         emit_sep();
-        *o++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      } else if (ascii_space(c)) {
-        pending_space = true;
-      }  // ASCII punctuation and symbols are dropped
+        do {
+          *o++ = static_cast<char>(a);
+          ++i;
+        } while (i < n && (a = kAscii.t[s[i]]) > kSpace);
+        continue;
+      }
+      if (a == kSpace) pending_space = true;  // ASCII punctuation and symbols are dropped
       ++i;
       continue;
     }
-    // Precomposed Hangul syllables U+AC00-U+D7A3 (EA B0 80 .. ED 9E A3): letters with no case; copy.
-    if (c >= 0xEA && c <= 0xED && i + 2 < n) {
-      uint32_t cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-      if (cp >= 0xAC00 && cp <= 0xD7A3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
-        emit_sep();
-        o[0] = char(s[i]), o[1] = char(s[i + 1]), o[2] = char(s[i + 2]);
-        o += 3;
-        i += 3;
-        continue;
-      }
+    // Precomposed Hangul syllables U+AC00-U+D7A3 (EA B0 80 .. ED 9E A3): letters with no case; a run
+    // of them is copied as it is.
+    if (hangul_syllable(s, i, n)) {
+      emit_sep();
+      const size_t from = i;
+      do i += 3;
+      while (hangul_syllable(s, i, n));
+      std::memcpy(o, s + from, i - from);
+      o += i - from;
+      continue;
     }
     int32_t cp = -1;
     utf8proc_ssize_t len = utf8proc_iterate(s + i, static_cast<utf8proc_ssize_t>(n - i), &cp);

@@ -77,6 +77,9 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
   const size_t n = s.size();
   size_t i = 0;
   while (i < n) {
+    // Most bytes start nothing (Korean text, spaces, punctuation): skip them four at a time.
+    while (i + 4 <= n && (kClass.t[b[i]] | kClass.t[b[i + 1]] | kClass.t[b[i + 2]] | kClass.t[b[i + 3]]) == 0) i += 4;
+    if (i == n) break;
     switch (kClass.t[b[i]]) {
       case kNone: ++i; break;
       case kDigit: i = scan_number(s, i, cands); break;
@@ -86,7 +89,24 @@ std::vector<PiiMatch> PiiDetector::detect(std::string_view s) const {
         break;
       case kAt: scan_email(s, i, cands); ++i; break;
       case kColon: i = scan_ipv6(s, i, cands); break;
-      case kLetter: i = scan_word(s, i, cands); break;
+      case kLetter: {
+        // Most words are plain words: settle them here when none of scan_word's rules can apply (no
+        // passport length, no digit at the end for a glued phone label, too short for a vendor key and
+        // no '-' to extend one, no JWT start, not "bearer", no ':' or '=' after it). Else scan_word.
+        size_t e = i + 1;
+        while (e < n && is_word(b[e])) ++e;
+        const size_t wl = e - i;
+        const uint8_t next = e < n ? b[e] : 0;
+        bool plain = wl < 15 && wl != 9 && !is_digit(b[e - 1]) && next != '-' &&
+                     !(wl == 6 && (b[i] | 0x20) == 'b') && !(wl >= 3 && b[i] == 'e' && b[i + 1] == 'y' && b[i + 2] == 'J');
+        if (plain) {
+          size_t p = e;
+          while (p < n && (b[p] == ' ' || b[p] == '"' || b[p] == '\'')) ++p;
+          plain = !(p < n && (b[p] == ':' || b[p] == '='));
+        }
+        i = plain ? e : scan_word(s, i, cands);
+        break;
+      }
       case kDash: i = scan_private_key(s, i, cands); break;
       case kWide: {
         // full-width digit U+FF10-FF19, or '(' U+FF08 followed by one

@@ -109,7 +109,7 @@ size_t scan_word(std::string_view s, size_t pos, Candidates& out) {
     }
   }
   // JSON Web Token: three base64url parts, the first two JSON objects ("eyJ" = base64 of '{"').
-  if (starts_with(w, "eyJ")) {
+  if (w.size() >= 3 && w[0] == 'e' && w[1] == 'y' && w[2] == 'J') {  // per word: no strlen or memcmp call
     size_t p = pos;
     int parts = 0;
     bool ok = true;

@@ -1,0 +1,27 @@
+// Pieces of the clean stage shared between its source files and its tests (see clean.h for the API).
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "lathe/data/clean.h"
+
+namespace lathe::data::clean_detail {
+
+// True when clean_text leaves `s` as it is under every option set: only ASCII printable characters
+// other than '<' and '&', Hangul syllables, CJK unified ideographs (U+4E00-U+9FFF) and, for NFC,
+// Latin letters U+00C0-U+02FF, separated by single spaces or one or two newlines, with no separator
+// at either end. Most chat text passes, and clean_text then neither copies nor normalizes it.
+bool already_clean(std::string_view s, bool compat);
+
+// clean_text without the already_clean shortcut: the general path, kept callable so that tests can
+// check the shortcut against it.
+void clean_text_general(std::string& s, const CleanOptions& o);
+
+// repetition_stats; words are runs between ASCII spaces, tabs, CR and LF.
+RepetitionStats repetition_stats_of(std::string_view text);
+// What the repetition filter makes of repetition_stats_of(text) under `o`'s thresholds: 0 keep (also
+// for texts of fewer than 20 words), 1 repeated lines, 2 repeated n-grams. N-gram sizes whose fractions
+// cannot pass a threshold are not counted.
+int repetition_verdict(std::string_view text, const CleanOptions& o);
+
+}  // namespace lathe::data::clean_detail
