@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libopenblas0-openmp libfmt-dev nlohmann-json3-dev libcli11-dev
   libyaml-cpp-dev libcpp-httplib-dev libsqlite3-dev libonig-dev libutf8proc-dev libxxhash-dev
-  libpoppler-cpp-dev poppler-utils curl libjemalloc-dev
+  libpoppler-cpp-dev poppler-utils curl libjemalloc-dev libsimdjson-dev
   libgtest-dev libbenchmark-dev
   openmpi-bin libopenmpi-dev
 )

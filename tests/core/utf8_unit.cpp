@@ -78,6 +78,7 @@ TEST(Utf8, ValidatorMatchesTheTableOnRandomBytes) {
     const bool want = well_formed(s);
     valid += want;
     ASSERT_EQ(lathe::valid_utf8(s), want) << it;
+    ASSERT_EQ(lathe::valid_utf8_scalar(s), want) << it;
     std::string fixed;
     size_t bad = lathe::utf8_sanitize(s, fixed);
     ASSERT_EQ(bad == 0, want);
@@ -102,11 +103,13 @@ TEST(Utf8, ValidatorMatchesTheTableOnLongMixedText) {
   int valid = 0;
   for (int it = 0; it < 50000; it++) {
     std::string s;
-    for (int k = 0, n = int(rng() % 40); k < n; k++) s += pieces[rng() % std::size(pieces)];
+    // Now and then a text of several hundred bytes: the SIMD validator works in 64-byte blocks.
+    for (int k = 0, n = int(rng() % (it % 10 ? 40 : 400)); k < n; k++) s += pieces[rng() % std::size(pieces)];
     if (rng() % 2) s.insert(rng() % (s.size() + 1), bad[rng() % std::size(bad)]);
     const bool want = well_formed(s);
     valid += want;
     ASSERT_EQ(lathe::valid_utf8(s), want) << testing::PrintToString(s);
+    ASSERT_EQ(lathe::valid_utf8_scalar(s), want) << testing::PrintToString(s);
   }
   EXPECT_GT(valid, 10000);
   EXPECT_LT(valid, 40000);

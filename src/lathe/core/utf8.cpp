@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#ifdef LATHE_HAVE_SIMDJSON
+#include <simdjson.h>
+#endif
+
 namespace lathe {
 
 int32_t utf8_decode(std::string_view s, size_t i, int* len) {
@@ -46,6 +50,14 @@ void utf8_append(std::string& out, uint32_t cp) {
 }
 
 bool valid_utf8(std::string_view sv) {
+#ifdef LATHE_HAVE_SIMDJSON
+  return simdjson::validate_utf8(sv.data(), sv.size());
+#else
+  return valid_utf8_scalar(sv);
+#endif
+}
+
+bool valid_utf8_scalar(std::string_view sv) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   size_t n = sv.size(), i = 0;
   while (i < n) {

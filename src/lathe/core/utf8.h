@@ -53,8 +53,11 @@ inline uint32_t utf8_decode_unchecked(std::string_view s, size_t& i) {
 // value still gets the 4-byte pattern with its high bits cut, never a short or empty write.
 void utf8_append(std::string& out, uint32_t cp);
 
-// Strict validation, with an 8-byte ASCII fast path.
+// Strict validation: simdjson's validator where the build has it (SIMD, chosen at run time), else
+// valid_utf8_scalar. Both accept exactly the strict decoder's inputs (tests/core/utf8_unit.cpp).
 bool valid_utf8(std::string_view s);
+// The portable validator, with an 8-byte ASCII fast path.
+bool valid_utf8_scalar(std::string_view s);
 
 // Replaces each invalid byte (strict) with U+FFFD into `out`; returns the number replaced. Valid input
 // returns 0 and leaves `out` empty (use the input as it is).
