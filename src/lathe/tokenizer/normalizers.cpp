@@ -10,9 +10,6 @@
 #include "lathe/tokenizer/pipeline.h"
 
 namespace lathe::tok {
-namespace {
-
-using json = nlohmann::json;
 
 // Text made only of code points below U+0300 (no combining marks, no singleton decompositions) and
 // precomposed Hangul syllables is already NFC; skipping utf8proc there keeps Korean/English fast.
@@ -32,9 +29,14 @@ bool nfc_quick_yes(std::string_view s) {
   return true;
 }
 
+namespace {
+
+using json = nlohmann::json;
+
 class UnicodeNorm : public Normalizer {
  public:
   explicit UnicodeNorm(int options, bool nfc) : options_(options), nfc_(nfc) {}
+  bool is_nfc() const override { return nfc_; }
   void apply(std::string& s) const override {
     if (s.empty()) return;
     if (nfc_ && nfc_quick_yes(s)) return;
