@@ -12,28 +12,55 @@
 
 namespace lathe::tok {
 
+inline uint64_t load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint32_t load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
 // A fast hash of short byte strings (words are <= kMaxWordBytes): 8 bytes at a time through a
-// multiply-xorshift mix. Collisions only cost a byte compare; the table never trusts the hash alone.
+// multiply-xorshift mix, the last block read overlapping the one before it and short words read with
+// two overlapping 4-byte loads (or 3 bytes), so no load depends on byte stores (a byte-wise tail copy
+// stalled on store forwarding and was a third of the lookup). Collisions only cost a compare; the
+// table never trusts the hash alone.
 inline uint64_t word_hash(const char* p, size_t n) {
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
   uint64_t h = 0x243F6A8885A308D3ull ^ (uint64_t(n) * kMul);
-  while (n >= 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
+  auto mix = [&](uint64_t v) {
     h = (h ^ v) * kMul;
     h ^= h >> 29;
-    p += 8;
-    n -= 8;
-  }
-  if (n) {
-    uint64_t v = 0;
-    std::memcpy(&v, p, n);
-    h = (h ^ v ^ (uint64_t(n) << 59)) * kMul;
+  };
+  if (n >= 8) {
+    const char* last = p + n - 8;
+    for (; p < last; p += 8) mix(load64(p));
+    mix(load64(last));
+  } else if (n >= 4) {
+    mix((uint64_t(load32(p)) << 32) | load32(p + n - 4));
+  } else if (n > 0) {
+    mix((uint64_t(uint8_t(p[0])) << 16) | (uint64_t(uint8_t(p[n >> 1])) << 8) | uint8_t(p[n - 1]));
   }
   h ^= h >> 32;
   h *= 0xD6E8FEB86659FD93ull;
   h ^= h >> 32;
   return h;
+}
+
+// a[0, n) == b[0, n) with the same overlapping loads (short words: no call to memcmp).
+inline bool bytes_equal(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (load64(a + i) != load64(b + i)) return false;
+    return load64(a + n - 8) == load64(b + n - 8);
+  }
+  if (n >= 4) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return false;
+  return true;
 }
 
 class WordCache {
@@ -48,7 +75,7 @@ class WordCache {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.key_len == 0) return nullptr;
-      if (s.hash == h && s.key_len == w.size() && std::memcmp(keys_.data() + s.key_off, w.data(), w.size()) == 0) {
+      if (s.hash == h && s.key_len == w.size() && bytes_equal(keys_.data() + s.key_off, w.data(), w.size())) {
         *n = s.n_ids;
         return ids_.data() + s.ids_off;
       }
