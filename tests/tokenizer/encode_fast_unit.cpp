@@ -3,7 +3,7 @@
 // bit, on random texts of Korean, English, emoji, combining marks and Hangul jamo (which NFC composes),
 // whitespace runs, contractions, long words (past the cache's word limit), the ByteLevel alphabet itself
 // (Ġ is a word of its own, not a space), added tokens whole, cut and spaced, and invalid UTF-8 (as
-// Tokenizer::encode sanitizes it). Every fixture tokenizer, and variants of GPT-2's tokenizer.json that
+// Tokenizer::encode sanitizes it, and as the fused path finds it when it checks the text itself). Every fixture tokenizer, and variants of GPT-2's tokenizer.json that
 // take the fused path's other branches: ByteLevel with add_prefix_space, without its regex, under NFC
 // with a normalized added token, and Sequence [Split, ByteLevel]; plus shapes that must not take it.
 #include <random>
@@ -86,9 +86,30 @@ void check_paths(const Tokenizer& tok, const std::string& name, int texts, uint3
       std::vector<int32_t> general, fused;
       std::vector<EncodeMarks::Mark> mg, mf;
       p.encode_general(text, general, &mg, false);
-      p.encode_fused(text, fused, &mf);
+      ASSERT_TRUE(p.encode_fused(text, fused, &mf, false));
       ASSERT_EQ(fused, general) << name << " text " << k << " pass " << pass << ": '" << text << "'";
       ASSERT_TRUE(same_marks(mf, mg)) << name << " text " << k << " marks";
+      // Unchecked (the text as it came, maybe not UTF-8): accepted exactly when it is UTF-8, then with
+      // the same ids; refused with `out` and the marks as they were.
+      std::vector<int32_t> unchecked = {7};
+      std::vector<EncodeMarks::Mark> mu;
+      const bool took = p.encode_fused(raw, unchecked, &mu, true);
+      if (p.fast.checks_utf8) {
+        ASSERT_EQ(took, valid_utf8(raw)) << name << " text " << k;
+      } else {
+        ASSERT_FALSE(took);
+      }
+      if (took) {
+        ASSERT_EQ(std::vector<int32_t>(unchecked.begin() + 1, unchecked.end()), general) << name << " text " << k;
+        ASSERT_TRUE(same_marks(mu, mg)) << name << " text " << k << " marks (unchecked)";
+      } else {
+        ASSERT_EQ(unchecked, std::vector<int32_t>{7});
+        ASSERT_TRUE(mu.empty());
+      }
+      EncodeMarks em;
+      ASSERT_EQ(tok.encode(raw, em), general) << name << " text " << k;
+      ASSERT_EQ(em.exact, p.marks_exact && valid_utf8(raw));
+      if (em.exact) ASSERT_TRUE(same_marks(em.marks, mg));
       // The public API (sanitizing, then the fused path) agrees too.
       ASSERT_EQ(tok.encode(raw, false), general) << name << " text " << k;
       tokens += general.size();
@@ -105,12 +126,15 @@ TEST(EncodeFast, Qwen3MatchesTheGeneralPath) {
   LATHE_REQUIRE_FIXTURE("tokenizers/qwen3/tokenizer.json");
   auto tok = fixture("qwen3");
   EXPECT_TRUE(tok->pipeline().fast.nfc);
+  EXPECT_TRUE(tok->pipeline().fast.checks_utf8);
   check_paths(*tok, "qwen3", 3000, 1);
 }
 
 TEST(EncodeFast, Llama3MatchesTheGeneralPath) {
   LATHE_REQUIRE_FIXTURE("tokenizers/llama3/tokenizer.json");
-  check_paths(*fixture("llama3"), "llama3", 3000, 2);
+  auto tok = fixture("llama3");
+  EXPECT_TRUE(tok->pipeline().fast.checks_utf8);
+  check_paths(*tok, "llama3", 3000, 2);
 }
 
 TEST(EncodeFast, Gpt2MatchesTheGeneralPath) {
@@ -175,6 +199,25 @@ TEST(EncodeFast, OtherShapesTakeTheGeneralPath) {
   for (const auto& s : shapes) EXPECT_FALSE(gpt2_variant(s[0], s[1])->pipeline().fast.on) << s[0].dump();
 }
 
+// The scanner decides validity as valid_utf8 does (it is the fused path's only check), on random
+// bytes around the edges of each sequence length (overlong forms, surrogates, past U+10FFFF, cut).
+TEST(EncodeFast, ScannerRefusesExactlyInvalidUtf8) {
+  std::mt19937 rng(9);
+  const unsigned char edges[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+                                 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
+  std::vector<std::pair<uint32_t, uint32_t>> m;
+  size_t valid = 0;
+  for (int k = 0; k < 200000; k++) {
+    std::string s;
+    const int n = 1 + int(rng() % 6);
+    for (int i = 0; i < n; i++) s += char(edges[rng() % std::size(edges)]);
+    const bool ok = valid_utf8(s);
+    valid += ok;
+    for (int which = 0; which < 6; which++) ASSERT_EQ(tok::fast_find_all(which, s, m), ok) << k;
+  }
+  EXPECT_GT(valid, 1000u);
+}
+
 // The scanner's NFC flag is nfc_quick_yes of the text it scanned.
 TEST(EncodeFast, ScannerNfcFlagIsTheQuickCheck) {
   std::mt19937 rng(5);
@@ -184,7 +227,7 @@ TEST(EncodeFast, ScannerNfcFlagIsTheQuickCheck) {
     const std::string raw = random_text(rng, {});
     const std::string_view s = utf8_sanitize(raw, clean) ? std::string_view(clean) : std::string_view(raw);
     bool quick = !tok::nfc_quick_yes(s);
-    ASSERT_TRUE(tok::fast_find_all(3, s, m, true, &quick));
+    ASSERT_TRUE(tok::fast_find_all(3, s, m, &quick));
     ASSERT_EQ(quick, tok::nfc_quick_yes(s)) << "'" << s << "'";
   }
 }

@@ -57,12 +57,12 @@ class Regex {
 };
 
 // regex_fast.cpp: the index of a pattern the scanner knows (-1: none), and its matches; false when
-// it cannot decide (unknown index, text that is not valid UTF-8), and the caller uses Oniguruma.
-// known_valid: the caller has checked s is valid UTF-8 (the check is skipped). nfc_quick: receives
+// it cannot decide (unknown index, text that is not valid UTF-8: the scan checks it as it decodes, so
+// callers make no pass of their own), and the caller uses Oniguruma. nfc_quick: receives
 // nfc_quick_yes(s), found on the way (the fused encode then needs no pass of its own).
 int fast_regex_for(const std::string& pattern);
 bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
-                   bool known_valid = false, bool* nfc_quick = nullptr);
+                   bool* nfc_quick = nullptr);
 
 // ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
 struct Span {
@@ -211,6 +211,10 @@ struct Pipeline {
     bool on = false;
     int regex = -1;
     bool prefix_space = false, nfc = false;
+    // scan_raw: no normalized added tokens, a split and no prefix space: segments between raw added
+    // tokens are scanned as they are (NFC only when the scan's quick check fails). checks_utf8: then
+    // the scan also checks the text is UTF-8 (Tokenizer::encode makes no pass of its own).
+    bool scan_raw = false, checks_utf8 = false;
   } fast;
 
   void index_added_tokens();  // also sets `fast`
@@ -222,7 +226,10 @@ struct Pipeline {
   // The two paths encode chooses between; tests call them directly.
   void encode_general(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
                       bool after_token) const;
-  void encode_fused(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks) const;
+  // unchecked: text may be invalid UTF-8 (fast.checks_utf8 needed); false when it is, with out and
+  // marks as they were, and the caller sanitizes the text and encodes again.
+  bool encode_fused(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                    bool unchecked) const;
   std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
 };
 

@@ -140,9 +140,8 @@ int fast_regex_for(const std::string& pattern) {
   return -1;
 }
 
-bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out, bool known_valid,
-                   bool* nfc_quick) {
-  if (which < 0 || size_t(which) >= std::size(kSpecs) || (!known_valid && !valid_utf8(s))) return false;
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out, bool* nfc_quick) {
+  if (which < 0 || size_t(which) >= std::size(kSpecs)) return false;
   const FastSpec* spec = &kSpecs[which];
   // Decode and classify every code point once, into buffers sized once per call (no push_back per
   // code point: this loop is most of the scanner's time on ASCII and Hangul text).
@@ -167,7 +166,28 @@ bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t
       i++;
       continue;
     }
-    const uint32_t c = utf8_decode_unchecked(s, i);
+    // Strict decode (as valid_utf8: no overlong forms, surrogates or values past U+10FFFF), so the
+    // scanner is its own validity check and a caller need not make a pass of its own first.
+    const size_t left = s.size() - i;
+    uint32_t c;
+    if (b < 0xE0) {
+      if (b < 0xC2 || left < 2 || (bytes[i + 1] & 0xC0) != 0x80) return false;
+      c = (uint32_t(b & 0x1F) << 6) | (bytes[i + 1] & 0x3F);
+      i += 2;
+    } else if (b < 0xF0) {
+      if (left < 3 || (bytes[i + 1] & 0xC0) != 0x80 || (bytes[i + 2] & 0xC0) != 0x80) return false;
+      c = (uint32_t(b & 0x0F) << 12) | (uint32_t(bytes[i + 1] & 0x3F) << 6) | (bytes[i + 2] & 0x3F);
+      if (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF)) return false;
+      i += 3;
+    } else {
+      if (b > 0xF4 || left < 4 || (bytes[i + 1] & 0xC0) != 0x80 || (bytes[i + 2] & 0xC0) != 0x80 ||
+          (bytes[i + 3] & 0xC0) != 0x80)
+        return false;
+      c = (uint32_t(b & 0x07) << 18) | (uint32_t(bytes[i + 1] & 0x3F) << 12) | (uint32_t(bytes[i + 2] & 0x3F) << 6) |
+          (bytes[i + 3] & 0x3F);
+      if (c < 0x10000 || c > 0x10FFFF) return false;
+      i += 4;
+    }
     cpw[n] = c;
     clw[n] = classify(c);
     nfc_ok = nfc_ok && (c < 0x300 || (c >= 0xAC00 && c <= 0xD7A3));

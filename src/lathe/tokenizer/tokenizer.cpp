@@ -93,6 +93,13 @@ void Pipeline::index_added_tokens() {
       pre_tokenizer->fused_byte_level(&fast.regex, &fast.prefix_space)) {
     fast.on = true;
     fast.nfc = normalizer != nullptr;
+    fast.scan_raw = !norm_index.any && fast.regex >= 0 && !fast.prefix_space;
+    // With scan_raw every byte of a text is in a raw added token or in a scanned segment (the
+    // whitespace lstrip/rstrip swallow is valid), so a text the fused path accepts is valid UTF-8 when
+    // the tokens are.
+    fast.checks_utf8 = fast.scan_raw;
+    for (const AddedToken& t : added)
+      if (!t.normalized && !valid_utf8(t.content)) fast.checks_utf8 = false;
   }
 }
 
@@ -147,8 +154,7 @@ constexpr int32_t kResumeSentinel = INT32_MAX;
 void Pipeline::encode(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
                       bool after_token) const {
   // after_token matters to Metaspace only, never on the fused (byte-level) path.
-  if (fast.on) encode_fused(text, out, marks);
-  else encode_general(text, out, marks, after_token);
+  if (!fast.on || !encode_fused(text, out, marks, false)) encode_general(text, out, marks, after_token);
 }
 
 void Pipeline::encode_general(std::string_view text, std::vector<int32_t>& out,
@@ -228,14 +234,16 @@ void Pipeline::encode_general(std::string_view text, std::vector<int32_t>& out,
 // split by the scanner into matches and the gaps between them (Isolated keeps both); each word is
 // looked up by its bytes as they are before the ByteLevel mapping, a bijection, so a cached word is
 // neither mapped nor copied.
-void Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out,
-                            std::vector<EncodeMarks::Mark>* marks) const {
+bool Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                            bool unchecked) const {
+  if (!fast.on || (unchecked && !fast.checks_utf8)) return false;
   thread_local std::string seg, prefixed, mapped;
   thread_local std::vector<std::pair<uint32_t, uint32_t>> ranges;
   WordCache& cache = thread_word_cache(model->instance, true);
   const ByteLevelMap& map = ByteLevelMap::get();
   const size_t base = out.size();
   if (marks) marks->clear();
+  bool invalid = false;
 
   auto word = [&](const char* p, size_t n) {
     const std::string_view w(p, n);
@@ -284,19 +292,25 @@ void Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out,
       word(t.data(), t.size());
       return;
     }
-    fast_find_all(fast.regex, t, ranges, true);
+    if (!fast_find_all(fast.regex, t, ranges)) {  // not valid UTF-8: normalized text always is
+      invalid = true;
+      return;
+    }
     split_words(t);
   };
-  // NFC, no normalized added tokens, a split and no prefix space (Qwen2/3): the segment is scanned as
-  // it is, and the scanner's NFC quick check says whether that was the normalized text already.
-  const bool scan_raw = fast.nfc && !norm_index.any && fast.regex >= 0 && !fast.prefix_space;
   split_added(
       *this, raw_index, text,
       [&](std::string_view raw) {
-        if (scan_raw) {
+        if (invalid) return;
+        if (fast.scan_raw) {
+          // The segment is scanned as it is: the scan checks it is UTF-8, and under NFC its quick
+          // check says whether the segment was its own normalization already.
           bool nfc_quick = false;
-          fast_find_all(fast.regex, raw, ranges, true, &nfc_quick);
-          if (nfc_quick) {
+          if (!fast_find_all(fast.regex, raw, ranges, &nfc_quick)) {
+            invalid = true;
+            return;
+          }
+          if (!fast.nfc || nfc_quick) {
             split_words(raw);
             return;
           }
@@ -313,6 +327,12 @@ void Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out,
         out.push_back(id);
         if (marks) marks->push_back({content_end, end, out.size() - base});
       });
+  if (invalid) {
+    out.resize(base);
+    if (marks) marks->clear();
+    return false;
+  }
+  return true;
 }
 
 std::string Pipeline::decode(const int32_t* ids, size_t n, bool skip_special) const {
@@ -360,12 +380,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   if (add_special_tokens) out.insert(out.end(), p_->prefix_ids.begin(), p_->prefix_ids.end());
-  // Validate first; copy only when something must be replaced.
-  thread_local std::string clean;
-  size_t bad = utf8_sanitize(text, clean);
+  size_t bad = 0;
+  // The fused path checks the text is UTF-8 as it scans; otherwise (or when it is not UTF-8) check
+  // first, and copy only when something must be replaced.
+  if (!p_->encode_fused(text, out, nullptr, true)) {
+    thread_local std::string clean;
+    bad = utf8_sanitize(text, clean);
+    p_->encode(bad ? std::string_view(clean) : text, out);
+  }
   *replacements = bad;
   g_last_replacements = bad;
-  p_->encode(bad ? std::string_view(clean) : text, out);
   if (add_special_tokens) out.insert(out.end(), p_->suffix_ids.begin(), p_->suffix_ids.end());
   return out;
 }
@@ -373,12 +397,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 std::vector<int32_t> Tokenizer::encode(std::string_view text, EncodeMarks& marks) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
-  thread_local std::string clean;
-  size_t bad = utf8_sanitize(text, clean);
-  g_last_replacements = bad;
   // Marks are byte offsets into `text`; a sanitized copy has other offsets, so it goes without them.
-  marks.exact = bad == 0 && p_->marks_exact;
-  p_->encode(bad ? std::string_view(clean) : text, out, marks.exact ? &marks.marks : nullptr);
+  size_t bad = 0;
+  if (p_->encode_fused(text, out, p_->marks_exact ? &marks.marks : nullptr, true)) {
+    marks.exact = p_->marks_exact;
+  } else {
+    thread_local std::string clean;
+    bad = utf8_sanitize(text, clean);
+    marks.exact = bad == 0 && p_->marks_exact;
+    p_->encode(bad ? std::string_view(clean) : text, out, marks.exact ? &marks.marks : nullptr);
+  }
+  g_last_replacements = bad;
   if (!marks.exact) marks.marks.clear();
   return out;
 }
