@@ -188,7 +188,13 @@ struct Pipeline {
   // First-byte index of added tokens for matching: bucket per byte, longest first; the scan skips to
   // the next byte that starts one (memchr when they all start with the same byte, as <|...|> do).
   struct AddedIndex {
-    std::vector<std::vector<uint32_t>> buckets;
+    // head: the token's first (up to) 8 bytes, little-endian, masked by mask: one compare rejects
+    // almost every candidate (Qwen's 26 tokens all start with '<').
+    struct Cand {
+      uint32_t k;  // index in added
+      uint64_t head, mask;
+    };
+    std::vector<std::vector<Cand>> buckets;
     bool any = false;
     int single_first = -1;  // the one first byte all tokens share; -1: none or several
     bool starts[256] = {};

@@ -72,7 +72,10 @@ void Pipeline::index_added_tokens() {
     if (added[i].content.empty()) continue;
     auto& idx = added[i].normalized ? norm_index : raw_index;
     const uint8_t first = uint8_t(added[i].content[0]);
-    idx.buckets[first].push_back(uint32_t(i));
+    const size_t hl = std::min<size_t>(added[i].content.size(), 8);
+    uint64_t head = 0;
+    std::memcpy(&head, added[i].content.data(), hl);
+    idx.buckets[first].push_back({uint32_t(i), head, hl == 8 ? ~0ull : (1ull << (8 * hl)) - 1});
     idx.single_first = !idx.any || idx.single_first == first ? first : -1;
     idx.any = true;
     idx.starts[first] = true;
@@ -84,8 +87,9 @@ void Pipeline::index_added_tokens() {
       marks_exact = false;
   for (auto* idx : {&raw_index, &norm_index})
     for (auto& bucket : idx->buckets)
-      std::stable_sort(bucket.begin(), bucket.end(),
-                       [&](uint32_t a, uint32_t b) { return added[a].content.size() > added[b].content.size(); });
+      std::stable_sort(bucket.begin(), bucket.end(), [&](const AddedIndex::Cand& a, const AddedIndex::Cand& b) {
+        return added[a.k].content.size() > added[b.k].content.size();
+      });
   fast = FastPath{};
   // Other normalizers stay on the general path: the scanner is told the text is valid UTF-8, which
   // NFC of valid text is, and a normalizer built from a file's rewrite rules need not keep.
@@ -126,8 +130,12 @@ static void split_added(const Pipeline& p, const Pipeline::AddedIndex& index, st
     }
     const auto& bucket = index.buckets[uint8_t(text[i])];
     const AddedToken* hit = nullptr;
-    for (uint32_t k : bucket) {
-      const AddedToken& t = p.added[k];
+    const bool eight = text.size() - i >= 8;
+    uint64_t at = 0;
+    if (eight) std::memcpy(&at, text.data() + i, 8);
+    for (const auto& c : bucket) {
+      if (eight && (at & c.mask) != c.head) continue;
+      const AddedToken& t = p.added[c.k];
       if (text.size() - i >= t.content.size() && std::memcmp(text.data() + i, t.content.data(), t.content.size()) == 0 &&
           (!t.single_word || word_boundary_ok(text, i, i + t.content.size()))) {
         hit = &t;
@@ -253,7 +261,7 @@ bool Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out, st
       h = word_hash(p, n);
       uint32_t k;
       if (const int32_t* ids = cache.find(w, h, &k)) {
-        out.insert(out.end(), ids, ids + k);
+        for (uint32_t j = 0; j < k; j++) out.push_back(ids[j]);  // 1-3 ids: no memmove call
         return;
       }
     }
