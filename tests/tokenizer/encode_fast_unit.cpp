@@ -6,6 +6,8 @@
 // Tokenizer::encode sanitizes it, and as the fused path finds it when it checks the text itself). Every fixture tokenizer, and variants of GPT-2's tokenizer.json that
 // take the fused path's other branches: ByteLevel with add_prefix_space, without its regex, under NFC
 // with a normalized added token, and Sequence [Split, ByteLevel]; plus shapes that must not take it.
+#include <utf8proc.h>
+
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -230,6 +232,75 @@ TEST(EncodeFast, ScannerNfcFlagIsTheQuickCheck) {
     ASSERT_TRUE(tok::fast_find_all(3, s, m, &quick));
     ASSERT_EQ(quick, tok::nfc_quick_yes(s)) << "'" << s << "'";
   }
+}
+
+// nfc_safe code points are never the second half of a composition: the canonical decomposition of
+// every code point NFC composes (NFC of it alone is itself: not a composition exclusion or singleton;
+// Hangul syllables included) has none past its first code point. With no combining class and no
+// decomposition of their own, NFC then has nothing to reorder, decompose or compose.
+TEST(NfcQuickCheck, SafeCodePointsAreInNoCompositionPair) {
+  size_t decomposing = 0, primary = 0, safe_past_quick = 0;
+  for (uint32_t cp = 0; cp < 0x110000; cp++) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    if (cp >= 0x300 && !(cp >= 0xAC00 && cp <= 0xD7A3) && tok::nfc_safe(cp)) safe_past_quick++;
+    utf8proc_int32_t d[8];
+    int boundclass = 0;
+    const auto n = utf8proc_decompose_char(utf8proc_int32_t(cp), d, 8, UTF8PROC_DECOMPOSE, &boundclass);
+    ASSERT_GT(n, 0) << cp;
+    if (n == 1 && uint32_t(d[0]) == cp) continue;
+    decomposing++;
+    std::string one;
+    utf8_append(one, cp);
+    utf8proc_uint8_t* out = nullptr;
+    const auto m = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(one.data()), utf8proc_ssize_t(one.size()),
+                                &out, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    ASSERT_GE(m, 0);
+    const bool composed = std::string(reinterpret_cast<char*>(out), size_t(m)) == one;
+    std::free(out);
+    EXPECT_FALSE(tok::nfc_safe(cp) && cp >= 0x300 && !(cp >= 0xAC00 && cp <= 0xD7A3))
+        << "U+" << std::hex << cp << " decomposes but is called safe";
+    if (!composed) continue;  // an exclusion or singleton: NFC never makes it, its parts stay apart
+    primary++;
+    for (int k = 1; k < int(n); k++)
+      ASSERT_FALSE(tok::nfc_safe(uint32_t(d[k]))) << "U+" << std::hex << d[k] << " ends the decomposition of U+" << cp;
+  }
+  EXPECT_GT(decomposing, 13000u);  // ~2,000 composites and 11,172 Hangul syllables
+  EXPECT_GT(primary, 12000u);
+  EXPECT_GT(safe_past_quick, 100000u);  // CJK, symbols, most scripts' letters
+}
+
+// Random texts: whenever the quick check says yes, utf8proc's NFC (what the normalizer runs) returns
+// the text unchanged; and it says yes often, also for text past U+0300.
+TEST(NfcQuickCheck, QuickYesMeansNfcIsTheIdentity) {
+  const uint32_t pool[] = {'a', ' ', 'e', 0xE9, 0xC5, 0x212B, 0x300, 0x301, 0x323, 0x344, 0x345, 0x1100, 0x1161,
+                           0x11A8, 0xAC00, 0xAC01, 0xD7A3, 0x3131, 0x4E2D, 0x300C, 0x2460, 0x2192, 0x2026, 0x0915,
+                           0x093C, 0x0958, 0x0B47, 0x0B3E, 0x0B57, 0x0627, 0x0653, 0x0F73, 0xFB1D, 0x1F600, 0x200D,
+                           0xFE0F, 0x0F42, 0x0FB7, 0x0CBF, 0x0CD5, 0x0DD9, 0x0DCF, 0x1B05, 0x1B35, 0x3099, 0x304B, 0x30AB, 0xFF76};
+  std::mt19937 rng(11);
+  size_t yes = 0, yes_past_quick = 0;
+  for (int k = 0; k < 200000; k++) {
+    std::string s;
+    bool past = false;
+    const int n = 1 + int(rng() % 6);
+    for (int i = 0; i < n; i++) {
+      uint32_t cp = rng() % 4 ? pool[rng() % std::size(pool)] : rng() % 0x30000;
+      if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
+      past = past || (cp >= 0x300 && !(cp >= 0xAC00 && cp <= 0xD7A3));
+      utf8_append(s, cp);
+    }
+    if (!tok::nfc_quick_yes(s)) continue;
+    yes++;
+    yes_past_quick += past;
+    utf8proc_uint8_t* out = nullptr;
+    const auto m = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &out,
+                                utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    ASSERT_GE(m, 0);
+    const std::string nfc(reinterpret_cast<char*>(out), size_t(m));
+    std::free(out);
+    ASSERT_EQ(nfc, s) << "case " << k;
+  }
+  EXPECT_GT(yes, 20000u);
+  EXPECT_GT(yes_past_quick, 10000u);
 }
 
 }  // namespace

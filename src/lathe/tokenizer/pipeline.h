@@ -86,7 +86,10 @@ class Normalizer {
   // NFC alone: text nfc_quick_yes accepts is left as it is, so the fused encode skips the copy.
   virtual bool is_nfc() const { return false; }
 };
-// Text made only of code points below U+0300 and precomposed Hangul syllables is already NFC.
+// A code point NFC leaves alone whatever its neighbours (normalizers.cpp), and text made only of
+// such code points, which is then already NFC.
+bool nfc_safe_slow(uint32_t cp);
+inline bool nfc_safe(uint32_t cp) { return cp < 0x300 || (cp >= 0xAC00 && cp <= 0xD7A3) || nfc_safe_slow(cp); }
 bool nfc_quick_yes(std::string_view s);
 std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& origin);
 std::unique_ptr<Normalizer> make_spm_normalizer(bool add_space_prefix);  // Prepend ▁ + Replace ' '

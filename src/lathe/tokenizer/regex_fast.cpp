@@ -155,7 +155,7 @@ bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t
   uint32_t* offw = sc.off.data();
   uint8_t* clw = sc.cls.data();
   const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
-  bool nfc_ok = true;  // every code point below U+0300 or a precomposed Hangul syllable (nfc_quick_yes)
+  bool nfc_ok = true;  // every code point nfc_safe (nfc_quick_yes)
   size_t n = 0;
   for (size_t i = 0; i < s.size(); n++) {
     offw[n] = uint32_t(i);
@@ -190,7 +190,7 @@ bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t
     }
     cpw[n] = c;
     clw[n] = classify(c);
-    nfc_ok = nfc_ok && (c < 0x300 || (c >= 0xAC00 && c <= 0xD7A3));
+    nfc_ok = nfc_ok && nfc_safe(c);
   }
   offw[n] = uint32_t(s.size());
   if (nfc_quick) *nfc_quick = nfc_ok;
