@@ -91,8 +91,9 @@ void Pipeline::index_added_tokens() {
         return added[a.k].content.size() > added[b.k].content.size();
       });
   fast = FastPath{};
-  // Other normalizers stay on the general path: the scanner is told the text is valid UTF-8, which
-  // NFC of valid text is, and a normalizer built from a file's rewrite rules need not keep.
+  // Other normalizers stay on the general path: the fused path takes a scan's refusal for invalid
+  // input, which NFC of valid text never causes and a normalizer built from a file's rewrite rules
+  // (or one that lowercases, strips, ...) is not worth proving.
   if (pre_tokenizer && model && (!normalizer || normalizer->is_nfc()) &&
       pre_tokenizer->fused_byte_level(&fast.regex, &fast.prefix_space)) {
     fast.on = true;
