@@ -325,7 +325,7 @@ bool Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out, st
           }
         }
         std::string_view norm = raw;
-        if (fast.nfc && !nfc_quick_yes(raw)) {
+        if (fast.nfc && (fast.scan_raw || !nfc_quick_yes(raw))) {  // scan_raw: its quick check failed
           seg.assign(raw);
           normalizer->apply(seg);
           norm = seg;
