@@ -10,12 +10,28 @@
 #include "lathe/tokenizer/pipeline.h"
 
 namespace lathe::tok {
-namespace {
 
-using json = nlohmann::json;
+// A code point NFC keeps as it is wherever it stands among such code points: no canonical combining
+// class (nothing to reorder), no canonical decomposition, not a composition exclusion, and not the
+// second half of any composition (a mark, a Hangul vowel or final jamo, a starter such as U+0B3E that
+// composes with the one before it). Below U+0300 and precomposed Hangul syllables: always (the
+// syllables decompose and compose back, and what could join them is excluded here). utf8proc's own
+// tables decide, as its NFC does; tests/tokenizer/encode_fast_unit.cpp checks every code point against
+// every canonical decomposition and random texts against utf8proc's NFC.
+bool nfc_safe_slow(uint32_t cp) {
+  if (cp < 0x300 || (cp >= 0xAC00 && cp <= 0xD7A3)) return true;
+  if ((cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2)) return false;  // V and T jamo
+  if (cp >= 0x110000) return false;
+  const utf8proc_property_t* p = utf8proc_get_property(utf8proc_int32_t(cp));
+  if (p->combining_class != 0 || p->comp_exclusion) return false;
+  if (p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0) return false;  // canonical decomposition
+  // utf8proc marks the second code point of a composition pair with comb_index >= 0x8000.
+  if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return false;
+  return true;
+}
 
-// Text made only of code points below U+0300 (no combining marks, no singleton decompositions) and
-// precomposed Hangul syllables is already NFC; skipping utf8proc there keeps Korean/English fast.
+// Text made only of such code points is already NFC: utf8proc is skipped (ASCII, Korean, CJK, most
+// punctuation and symbols).
 bool nfc_quick_yes(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     uint8_t b = uint8_t(s[i]);
@@ -25,16 +41,20 @@ bool nfc_quick_yes(std::string_view s) {
     }
     int len;
     int32_t cp = utf8_decode(s, i, &len);
-    if (!(cp < 0x300 || (cp >= 0xAC00 && cp <= 0xD7A3))) return false;
-    // A syllable followed by a trailing jamo would compose; jamo are outside the fast set anyway.
+    if (cp < 0 || !nfc_safe(uint32_t(cp))) return false;
     i += len;
   }
   return true;
 }
 
+namespace {
+
+using json = nlohmann::json;
+
 class UnicodeNorm : public Normalizer {
  public:
   explicit UnicodeNorm(int options, bool nfc) : options_(options), nfc_(nfc) {}
+  bool is_nfc() const override { return nfc_; }
   void apply(std::string& s) const override {
     if (s.empty()) return;
     if (nfc_ && nfc_quick_yes(s)) return;

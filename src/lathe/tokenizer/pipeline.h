@@ -49,6 +49,7 @@ class Regex {
   // Always Oniguruma (the reference the scanner is tested against).
   void find_all_oniguruma(std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) const;
   bool has_fast_path() const { return fast_ >= 0; }
+  int fast_index() const { return fast_; }  // regex_fast.cpp's pattern index, -1: none
 
  private:
   re_pattern_buffer* re_ = nullptr;
@@ -56,9 +57,12 @@ class Regex {
 };
 
 // regex_fast.cpp: the index of a pattern the scanner knows (-1: none), and its matches; false when
-// it cannot decide (unknown index, text that is not valid UTF-8), and the caller uses Oniguruma.
+// it cannot decide (unknown index, text that is not valid UTF-8: the scan checks it as it decodes, so
+// callers make no pass of their own), and the caller uses Oniguruma. nfc_quick: receives
+// nfc_quick_yes(s), found on the way (the fused encode then needs no pass of its own).
 int fast_regex_for(const std::string& pattern);
-bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out);
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
+                   bool* nfc_quick = nullptr);
 
 // ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
 struct Span {
@@ -79,7 +83,14 @@ class Normalizer {
  public:
   virtual ~Normalizer() = default;
   virtual void apply(std::string& s) const = 0;
+  // NFC alone: text nfc_quick_yes accepts is left as it is, so the fused encode skips the copy.
+  virtual bool is_nfc() const { return false; }
 };
+// A code point NFC leaves alone whatever its neighbours (normalizers.cpp), and text made only of
+// such code points, which is then already NFC.
+bool nfc_safe_slow(uint32_t cp);
+inline bool nfc_safe(uint32_t cp) { return cp < 0x300 || (cp >= 0xAC00 && cp <= 0xD7A3) || nfc_safe_slow(cp); }
+bool nfc_quick_yes(std::string_view s);
 std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& origin);
 std::unique_ptr<Normalizer> make_spm_normalizer(bool add_space_prefix);  // Prepend ▁ + Replace ' '
 
@@ -90,6 +101,15 @@ class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   virtual void apply(Pieces& p) const = 0;
+  // True when this pre-tokenizer is a split by one of regex_fast.cpp's patterns (Isolated) followed by
+  // the ByteLevel mapping, as GPT-2, Llama 3 and Qwen write it: *regex receives the pattern's index
+  // (-1: no split, the whole piece is one word), *prefix_space whether a space is put before each
+  // piece first (ByteLevel add_prefix_space with its own regex). Pipeline::encode then runs the fused
+  // path, which gives the same pieces without building them (tokenizer.cpp).
+  virtual bool fused_byte_level(int* regex, bool* prefix_space) const {
+    (void)regex, (void)prefix_space;
+    return false;
+  }
 };
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& origin);
 // Sequence of Isolated regex splits followed by byte-level mapping (GGUF gpt2 vocabularies).
@@ -168,8 +188,21 @@ struct Pipeline {
   std::unordered_map<int32_t, size_t> added_by_id;  // id -> index in added
   std::vector<int32_t> prefix_ids, suffix_ids;      // post-processor (single sequence)
   bool has_post_processor = false;
-  // First-byte index of added tokens for matching: bucket per byte, longest first.
-  std::vector<std::vector<uint32_t>> raw_index, norm_index;
+  // First-byte index of added tokens for matching: bucket per byte, longest first; the scan skips to
+  // the next byte that starts one (memchr when they all start with the same byte, as <|...|> do).
+  struct AddedIndex {
+    // head: the token's first (up to) 8 bytes, little-endian, masked by mask: one compare rejects
+    // almost every candidate (Qwen's 26 tokens all start with '<').
+    struct Cand {
+      uint32_t k;  // index in added
+      uint64_t head, mask;
+    };
+    std::vector<std::vector<Cand>> buckets;
+    bool any = false;
+    int single_first = -1;  // the one first byte all tokens share; -1: none or several
+    bool starts[256] = {};
+  };
+  AddedIndex raw_index, norm_index;
   int vocab_size = 0;
 
   // True when no raw-matched added token is single_word (its match depends on the character after it,
@@ -178,12 +211,34 @@ struct Pipeline {
   // the text itself up to the last one it holds whole (see Tokenizer::tokens_reproduced).
   bool marks_exact = false;
 
-  void index_added_tokens();
+  // The fused byte-level path (set by index_added_tokens from the pre-tokenizer's fused_byte_level):
+  // per segment between added tokens, normalize (no copy when NFC's quick check passes), split with
+  // regex_fast.cpp's scanner and look each word up in the word cache by its bytes before the ByteLevel
+  // mapping; only a word not cached yet is mapped and run through the model. Same ids as the general
+  // path (tests/tokenizer/encode_fast_unit.cpp compares the two).
+  struct FastPath {
+    bool on = false;
+    int regex = -1;
+    bool prefix_space = false, nfc = false;
+    // scan_raw: no normalized added tokens, a split and no prefix space: segments between raw added
+    // tokens are scanned as they are (NFC only when the scan's quick check fails). checks_utf8: then
+    // the scan also checks the text is UTF-8 (Tokenizer::encode makes no pass of its own).
+    bool scan_raw = false, checks_utf8 = false;
+  } fast;
+
+  void index_added_tokens();  // also sets `fast`
   // text must be valid UTF-8. marks: filled for the raw added tokens (tokens counted from out's size on
   // entry). after_token: text is the rest of a longer text after an added token, so its first piece is
   // not the start of the text (Metaspace's prepend_scheme "first").
   void encode(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks = nullptr,
               bool after_token = false) const;
+  // The two paths encode chooses between; tests call them directly.
+  void encode_general(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                      bool after_token) const;
+  // unchecked: text may be invalid UTF-8 (fast.checks_utf8 needed); false when it is, with out and
+  // marks as they were, and the caller sanitizes the text and encodes again.
+  bool encode_fused(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                    bool unchecked) const;
   std::string decode(const int32_t* ids, size_t n, bool skip_special) const;
 };
 

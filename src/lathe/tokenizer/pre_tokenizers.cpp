@@ -101,6 +101,10 @@ class RegexSplit : public PreTokenizer {
     }
     split_apply_behavior(m, uint32_t(s.size()), b_, invert_, out);
   }
+  // The scanner's pattern index when this split is one the fused path reproduces, else -1.
+  int fused_index() const {
+    return re_ && b_ == SplitBehavior::Isolated && !invert_ ? re_->fast_index() : -1;
+  }
 
  private:
   std::unique_ptr<Regex> re_;
@@ -136,6 +140,13 @@ class ByteLevel : public PreTokenizer {
       out.resize(size_t(d - out.data()));
     });
   }
+  bool fused_byte_level(int* regex, bool* prefix_space) const override {
+    *regex = split_ ? split_->fused_index() : -1;
+    *prefix_space = add_prefix_space_;
+    return !split_ || *regex >= 0;
+  }
+  // Only the mapping (Sequence [Split, ByteLevel] puts the split before it).
+  bool maps_only() const { return !split_ && !add_prefix_space_; }
 
  private:
   bool add_prefix_space_;
@@ -206,6 +217,15 @@ class Sequence : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> items;
   void apply(Pieces& p) const override {
     for (auto& t : items) t->apply(p);
+  }
+  bool fused_byte_level(int* regex, bool* prefix_space) const override {
+    if (items.size() != 2) return false;
+    auto* split = dynamic_cast<const RegexSplit*>(items[0].get());
+    auto* bl = dynamic_cast<const ByteLevel*>(items[1].get());
+    if (!split || !bl || !bl->maps_only() || split->fused_index() < 0) return false;
+    *regex = split->fused_index();
+    *prefix_space = false;
+    return true;
   }
 };
 

@@ -91,13 +91,24 @@ void fill_block(uint32_t block) {
   g_block_ready[block].store(1, std::memory_order_release);
 }
 
-inline uint8_t classify(uint32_t cp) {
-  if (cp < 0x80) {
-    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return kL;
-    if (cp >= '0' && cp <= '9') return kN;
-    if (cp == '\r' || cp == '\n') return kWS | kNL;
-    return (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) ? kWS : 0;
+constexpr uint8_t ascii_class(uint32_t cp) {
+  if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return kL;
+  if (cp >= '0' && cp <= '9') return kN;
+  if (cp == '\r' || cp == '\n') return kWS | kNL;
+  return (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) ? kWS : 0;
+}
+
+struct AsciiClasses {
+  uint8_t c[128];
+  constexpr AsciiClasses() : c() {
+    for (uint32_t k = 0; k < 128; k++) c[k] = ascii_class(k);
   }
+  constexpr uint8_t operator[](size_t k) const { return c[k]; }
+};
+constexpr AsciiClasses kAsciiClass;
+
+inline uint8_t classify(uint32_t cp) {
+  if (cp < 0x80) return kAsciiClass[cp];
   if (cp >= 0xAC00 && cp <= 0xD7A3) return kL;  // Hangul syllables (Lo), the most common non-ASCII here
   if (cp >= 0x110000) return 0;
   if (!g_block_ready[cp >> 8].load(std::memory_order_acquire)) fill_block(cp >> 8);
@@ -129,21 +140,60 @@ int fast_regex_for(const std::string& pattern) {
   return -1;
 }
 
-bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) {
-  if (which < 0 || size_t(which) >= std::size(kSpecs) || !valid_utf8(s)) return false;
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out, bool* nfc_quick) {
+  if (which < 0 || size_t(which) >= std::size(kSpecs)) return false;
   const FastSpec* spec = &kSpecs[which];
+  // Decode and classify every code point once, into buffers sized once per call (no push_back per
+  // code point: this loop is most of the scanner's time on ASCII and Hangul text).
   thread_local Scan sc;
-  sc.cps.clear();
-  sc.off.clear();
-  sc.cls.clear();
-  for (size_t i = 0; i < s.size();) {
-    sc.off.push_back(uint32_t(i));
-    const uint32_t cp = utf8_decode_unchecked(s, i);
-    sc.cps.push_back(cp);
-    sc.cls.push_back(classify(cp));
+  if (sc.off.size() < s.size() + 1) {
+    sc.cps.resize(s.size() + 1);
+    sc.off.resize(s.size() + 1);
+    sc.cls.resize(s.size() + 1);
   }
-  sc.off.push_back(uint32_t(s.size()));
-  const size_t n = sc.cps.size();
+  uint32_t* cpw = sc.cps.data();
+  uint32_t* offw = sc.off.data();
+  uint8_t* clw = sc.cls.data();
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+  bool nfc_ok = true;  // every code point nfc_safe (nfc_quick_yes)
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); n++) {
+    offw[n] = uint32_t(i);
+    const unsigned char b = bytes[i];
+    if (b < 0x80) {
+      cpw[n] = b;
+      clw[n] = kAsciiClass[b];
+      i++;
+      continue;
+    }
+    // Strict decode (as valid_utf8: no overlong forms, surrogates or values past U+10FFFF), so the
+    // scanner is its own validity check and a caller need not make a pass of its own first.
+    const size_t left = s.size() - i;
+    uint32_t c;
+    if (b < 0xE0) {
+      if (b < 0xC2 || left < 2 || (bytes[i + 1] & 0xC0) != 0x80) return false;
+      c = (uint32_t(b & 0x1F) << 6) | (bytes[i + 1] & 0x3F);
+      i += 2;
+    } else if (b < 0xF0) {
+      if (left < 3 || (bytes[i + 1] & 0xC0) != 0x80 || (bytes[i + 2] & 0xC0) != 0x80) return false;
+      c = (uint32_t(b & 0x0F) << 12) | (uint32_t(bytes[i + 1] & 0x3F) << 6) | (bytes[i + 2] & 0x3F);
+      if (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF)) return false;
+      i += 3;
+    } else {
+      if (b > 0xF4 || left < 4 || (bytes[i + 1] & 0xC0) != 0x80 || (bytes[i + 2] & 0xC0) != 0x80 ||
+          (bytes[i + 3] & 0xC0) != 0x80)
+        return false;
+      c = (uint32_t(b & 0x07) << 18) | (uint32_t(bytes[i + 1] & 0x3F) << 12) | (uint32_t(bytes[i + 2] & 0x3F) << 6) |
+          (bytes[i + 3] & 0x3F);
+      if (c < 0x10000 || c > 0x10FFFF) return false;
+      i += 4;
+    }
+    cpw[n] = c;
+    clw[n] = classify(c);
+    nfc_ok = nfc_ok && nfc_safe(c);
+  }
+  offw[n] = uint32_t(s.size());
+  if (nfc_quick) *nfc_quick = nfc_ok;
   const uint32_t* cp = sc.cps.data();
   const uint8_t* cl = sc.cls.data();
   auto is = [&](size_t j, uint8_t bits) { return j < n && (cl[j] & bits); };

@@ -7,24 +7,11 @@
 
 #include "lathe/core/error.h"
 #include "lathe/tokenizer/pipeline.h"
+#include "lathe/tokenizer/word_cache.h"
 
 namespace lathe {
 namespace tok {
 namespace {
-
-using WordCache = std::unordered_map<std::string, std::vector<int32_t>, StrHash, std::equal_to<>>;
-constexpr size_t kCacheMaxWords = 1 << 16;  // per thread and model; cleared when full
-constexpr size_t kCacheMaxWordBytes = 96;    // longer words are rare and not worth keeping
-
-// One cache per (thread, model); the few most recent models per thread keep theirs.
-WordCache& thread_cache(uint64_t instance) {
-  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<WordCache>>> caches;
-  for (auto& c : caches)
-    if (c.first == instance) return *c.second;
-  if (caches.size() >= 4) caches.erase(caches.begin());
-  caches.emplace_back(instance, std::make_unique<WordCache>());
-  return *caches.back().second;
-}
 
 bool word_boundary_ok(std::string_view text, size_t b, size_t e) {
   if (b > 0) {
@@ -64,15 +51,34 @@ size_t skip_ws_backward(std::string_view s, size_t lo, size_t i) {
 
 }  // namespace
 
+WordCache& thread_word_cache(uint64_t model_instance, bool raw_keys) {
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<WordCache>>> caches;
+  const uint64_t key = model_instance * 2 + (raw_keys ? 1 : 0);
+  for (auto& c : caches)
+    if (c.first == key) return *c.second;
+  if (caches.size() >= 4) caches.erase(caches.begin());
+  caches.emplace_back(key, std::make_unique<WordCache>());
+  return *caches.back().second;
+}
+
 void Pipeline::index_added_tokens() {
-  raw_index.assign(256, {});
-  norm_index.assign(256, {});
+  raw_index = AddedIndex{};
+  norm_index = AddedIndex{};
+  raw_index.buckets.assign(256, {});
+  norm_index.buckets.assign(256, {});
   added_by_id.clear();
   for (size_t i = 0; i < added.size(); i++) {
     added_by_id[added[i].id] = i;
     if (added[i].content.empty()) continue;
     auto& idx = added[i].normalized ? norm_index : raw_index;
-    idx[uint8_t(added[i].content[0])].push_back(uint32_t(i));
+    const uint8_t first = uint8_t(added[i].content[0]);
+    const size_t hl = std::min<size_t>(added[i].content.size(), 8);
+    uint64_t head = 0;
+    std::memcpy(&head, added[i].content.data(), hl);
+    idx.buckets[first].push_back({uint32_t(i), head, hl == 8 ? ~0ull : (1ull << (8 * hl)) - 1});
+    idx.single_first = !idx.any || idx.single_first == first ? first : -1;
+    idx.any = true;
+    idx.starts[first] = true;
   }
   marks_exact = true;
   for (const AddedToken& t : added)
@@ -80,29 +86,57 @@ void Pipeline::index_added_tokens() {
         (t.single_word || !valid_utf8(t.content) || t.content.find(kUtf8Replacement) != std::string::npos))
       marks_exact = false;
   for (auto* idx : {&raw_index, &norm_index})
-    for (auto& bucket : *idx)
-      std::stable_sort(bucket.begin(), bucket.end(),
-                       [&](uint32_t a, uint32_t b) { return added[a].content.size() > added[b].content.size(); });
+    for (auto& bucket : idx->buckets)
+      std::stable_sort(bucket.begin(), bucket.end(), [&](const AddedIndex::Cand& a, const AddedIndex::Cand& b) {
+        return added[a.k].content.size() > added[b.k].content.size();
+      });
+  fast = FastPath{};
+  // Other normalizers stay on the general path: the fused path takes a scan's refusal for invalid
+  // input, which NFC of valid text never causes and a normalizer built from a file's rewrite rules
+  // (or one that lowercases, strips, ...) is not worth proving.
+  if (pre_tokenizer && model && (!normalizer || normalizer->is_nfc()) &&
+      pre_tokenizer->fused_byte_level(&fast.regex, &fast.prefix_space)) {
+    fast.on = true;
+    fast.nfc = normalizer != nullptr;
+    fast.scan_raw = !norm_index.any && fast.regex >= 0 && !fast.prefix_space;
+    // With scan_raw every byte of a text is in a raw added token or in a scanned segment (the
+    // whitespace lstrip/rstrip swallow is valid), so a text the fused path accepts is valid UTF-8 when
+    // the tokens are.
+    fast.checks_utf8 = fast.scan_raw;
+    for (const AddedToken& t : added)
+      if (!t.normalized && !valid_utf8(t.content)) fast.checks_utf8 = false;
+  }
 }
 
 // Splits `text` at added tokens of one index (leftmost-longest), calling on_text(view) for the text
 // between them and on_token(id, content_end, end) for each token (the byte its content ends at, and
 // where the text after it resumes). lstrip/rstrip swallow the whitespace beside a token.
 template <class OnText, class OnToken>
-static void split_added(const Pipeline& p, const std::vector<std::vector<uint32_t>>& index, std::string_view text,
+static void split_added(const Pipeline& p, const Pipeline::AddedIndex& index, std::string_view text,
                         OnText&& on_text, OnToken&& on_token) {
-  bool any = false;
-  for (auto& b : index) any = any || !b.empty();
-  if (!any) {
+  if (!index.any) {
     on_text(text);
     return;
   }
   size_t seg_start = 0;
   for (size_t i = 0; i < text.size();) {
-    const auto& bucket = index[uint8_t(text[i])];
+    // Skip to the next byte some token starts with: no token can match before it.
+    if (index.single_first >= 0) {
+      const void* q = std::memchr(text.data() + i, index.single_first, text.size() - i);
+      if (!q) break;
+      i = size_t(static_cast<const char*>(q) - text.data());
+    } else {
+      while (i < text.size() && !index.starts[uint8_t(text[i])]) i++;
+      if (i == text.size()) break;
+    }
+    const auto& bucket = index.buckets[uint8_t(text[i])];
     const AddedToken* hit = nullptr;
-    for (uint32_t k : bucket) {
-      const AddedToken& t = p.added[k];
+    const bool eight = text.size() - i >= 8;
+    uint64_t at = 0;
+    if (eight) std::memcpy(&at, text.data() + i, 8);
+    for (const auto& c : bucket) {
+      if (eight && (at & c.mask) != c.head) continue;
+      const AddedToken& t = p.added[c.k];
       if (text.size() - i >= t.content.size() && std::memcmp(text.data() + i, t.content.data(), t.content.size()) == 0 &&
           (!t.single_word || word_boundary_ok(text, i, i + t.content.size()))) {
         hit = &t;
@@ -128,6 +162,12 @@ constexpr int32_t kResumeSentinel = INT32_MAX;
 
 void Pipeline::encode(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
                       bool after_token) const {
+  // after_token matters to Metaspace only, never on the fused (byte-level) path.
+  if (!fast.on || !encode_fused(text, out, marks, false)) encode_general(text, out, marks, after_token);
+}
+
+void Pipeline::encode_general(std::string_view text, std::vector<int32_t>& out,
+                              std::vector<EncodeMarks::Mark>* marks, bool after_token) const {
   thread_local Pieces pieces;
   thread_local std::string seg;
   pieces.buf.clear();
@@ -169,7 +209,7 @@ void Pipeline::encode(std::string_view text, std::vector<int32_t>& out, std::vec
       });
   if (pre_tokenizer) pre_tokenizer->apply(pieces);
 
-  WordCache& cache = thread_cache(model->instance);
+  WordCache& cache = thread_word_cache(model->instance, false);
   const size_t base = out.size();
   size_t id_seen = 0, next_mark = 0;
   for (const Span& s : pieces.spans) {
@@ -182,20 +222,126 @@ void Pipeline::encode(std::string_view text, std::vector<int32_t>& out, std::vec
       continue;
     }
     std::string_view word(pieces.buf.data() + s.off, s.len);
-    if (word.size() > kCacheMaxWordBytes) {
+    if (word.size() > WordCache::kMaxWordBytes) {
       model->tokenize(word, out);
       continue;
     }
-    auto it = cache.find(word);
-    if (it != cache.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    const uint64_t h = word_hash(word.data(), word.size());
+    uint32_t n;
+    if (const int32_t* ids = cache.find(word, h, &n)) {
+      out.insert(out.end(), ids, ids + n);
       continue;
     }
     size_t start = out.size();
     model->tokenize(word, out);
-    if (cache.size() >= kCacheMaxWords) cache.clear();
-    cache.emplace(std::string(word), std::vector<int32_t>(out.begin() + long(start), out.end()));
+    cache.insert(word, h, out.data() + start, out.size() - start);
   }
+}
+
+// The general path's pieces for the byte-level pipelines, without building them: each segment the
+// added tokens leave is normalized, prefixed with a space where ByteLevel add_prefix_space asks, and
+// split by the scanner into matches and the gaps between them (Isolated keeps both); each word is
+// looked up by its bytes as they are before the ByteLevel mapping, a bijection, so a cached word is
+// neither mapped nor copied.
+bool Pipeline::encode_fused(std::string_view text, std::vector<int32_t>& out, std::vector<EncodeMarks::Mark>* marks,
+                            bool unchecked) const {
+  if (!fast.on || (unchecked && !fast.checks_utf8)) return false;
+  thread_local std::string seg, prefixed, mapped;
+  thread_local std::vector<std::pair<uint32_t, uint32_t>> ranges;
+  WordCache& cache = thread_word_cache(model->instance, true);
+  const ByteLevelMap& map = ByteLevelMap::get();
+  const size_t base = out.size();
+  if (marks) marks->clear();
+  bool invalid = false;
+
+  auto word = [&](const char* p, size_t n) {
+    const std::string_view w(p, n);
+    const bool cacheable = n <= WordCache::kMaxWordBytes;
+    uint64_t h = 0;
+    if (cacheable) {
+      h = word_hash(p, n);
+      uint32_t k;
+      if (const int32_t* ids = cache.find(w, h, &k)) {
+        for (uint32_t j = 0; j < k; j++) out.push_back(ids[j]);  // 1-3 ids: no memmove call
+        return;
+      }
+    }
+    mapped.resize(2 * n);
+    char* d = mapped.data();
+    for (size_t i = 0; i < n; i++) {
+      const uint8_t b = uint8_t(p[i]);
+      d[0] = map.byte_utf8[b][0];
+      d[1] = map.byte_utf8[b][1];
+      d += map.byte_len[b];
+    }
+    mapped.resize(size_t(d - mapped.data()));
+    const size_t start = out.size();
+    model->tokenize(mapped, out);
+    if (cacheable) cache.insert(w, h, out.data() + start, out.size() - start);
+  };
+  // The words of piece t: the scanner's matches and the gaps between them (Isolated keeps both).
+  auto split_words = [&](std::string_view t) {
+    uint32_t prev = 0;
+    for (auto [b, e] : ranges) {
+      if (b > prev) word(t.data() + prev, b - prev);
+      word(t.data() + b, e - b);
+      prev = e;
+    }
+    if (prev < t.size()) word(t.data() + prev, t.size() - prev);
+  };
+  // One normalized piece (possibly empty: ByteLevel's prefix space still makes " " of it).
+  auto words = [&](std::string_view t) {
+    if (fast.prefix_space && (t.empty() || t[0] != ' ')) {
+      prefixed.assign(1, ' ');
+      prefixed.append(t);
+      t = prefixed;
+    }
+    if (t.empty()) return;
+    if (fast.regex < 0) {
+      word(t.data(), t.size());
+      return;
+    }
+    if (!fast_find_all(fast.regex, t, ranges)) {  // not valid UTF-8: normalized text always is
+      invalid = true;
+      return;
+    }
+    split_words(t);
+  };
+  split_added(
+      *this, raw_index, text,
+      [&](std::string_view raw) {
+        if (invalid) return;
+        if (fast.scan_raw) {
+          // The segment is scanned as it is: the scan checks it is UTF-8, and under NFC its quick
+          // check says whether the segment was its own normalization already.
+          bool nfc_quick = false;
+          if (!fast_find_all(fast.regex, raw, ranges, &nfc_quick)) {
+            invalid = true;
+            return;
+          }
+          if (!fast.nfc || nfc_quick) {
+            split_words(raw);
+            return;
+          }
+        }
+        std::string_view norm = raw;
+        if (fast.nfc && (fast.scan_raw || !nfc_quick_yes(raw))) {  // scan_raw: its quick check failed
+          seg.assign(raw);
+          normalizer->apply(seg);
+          norm = seg;
+        }
+        split_added(*this, norm_index, norm, words, [&](int32_t id, size_t, size_t) { out.push_back(id); });
+      },
+      [&](int32_t id, size_t content_end, size_t end) {
+        out.push_back(id);
+        if (marks) marks->push_back({content_end, end, out.size() - base});
+      });
+  if (invalid) {
+    out.resize(base);
+    if (marks) marks->clear();
+    return false;
+  }
+  return true;
 }
 
 std::string Pipeline::decode(const int32_t* ids, size_t n, bool skip_special) const {
@@ -243,12 +389,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   if (add_special_tokens) out.insert(out.end(), p_->prefix_ids.begin(), p_->prefix_ids.end());
-  // Validate first; copy only when something must be replaced.
-  thread_local std::string clean;
-  size_t bad = utf8_sanitize(text, clean);
+  size_t bad = 0;
+  // The fused path checks the text is UTF-8 as it scans; otherwise (or when it is not UTF-8) check
+  // first, and copy only when something must be replaced.
+  if (!p_->encode_fused(text, out, nullptr, true)) {
+    thread_local std::string clean;
+    bad = utf8_sanitize(text, clean);
+    p_->encode(bad ? std::string_view(clean) : text, out);
+  }
   *replacements = bad;
   g_last_replacements = bad;
-  p_->encode(bad ? std::string_view(clean) : text, out);
   if (add_special_tokens) out.insert(out.end(), p_->suffix_ids.begin(), p_->suffix_ids.end());
   return out;
 }
@@ -256,12 +406,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 std::vector<int32_t> Tokenizer::encode(std::string_view text, EncodeMarks& marks) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
-  thread_local std::string clean;
-  size_t bad = utf8_sanitize(text, clean);
-  g_last_replacements = bad;
   // Marks are byte offsets into `text`; a sanitized copy has other offsets, so it goes without them.
-  marks.exact = bad == 0 && p_->marks_exact;
-  p_->encode(bad ? std::string_view(clean) : text, out, marks.exact ? &marks.marks : nullptr);
+  size_t bad = 0;
+  if (p_->encode_fused(text, out, p_->marks_exact ? &marks.marks : nullptr, true)) {
+    marks.exact = p_->marks_exact;
+  } else {
+    thread_local std::string clean;
+    bad = utf8_sanitize(text, clean);
+    marks.exact = bad == 0 && p_->marks_exact;
+    p_->encode(bad ? std::string_view(clean) : text, out, marks.exact ? &marks.marks : nullptr);
+  }
+  g_last_replacements = bad;
   if (!marks.exact) marks.marks.clear();
   return out;
 }
