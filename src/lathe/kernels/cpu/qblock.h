@@ -38,9 +38,9 @@
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
-// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0 and Q6_K that read
-// four weight rows per decode pass, and run prefill of those types on the integer kernels;
-// qblock_x86_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0, Q4_K and Q6_K that
+// read four weight rows per decode pass, qblock_x86_vnni.cpp, and an integer prefill GEMM for the
+// four block types, qgemm_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
 // picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
 // AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT

@@ -1,4 +1,5 @@
-// The "avx512vnni" variant of the Q4_0 kernel (contracts: qblock.h): AVX-512 F+BW+VL plus VNNI's
+// The "avx512vnni" variant's Q4_0, Q6_K and Q4_K kernels (contracts: qblock.h; its prefill GEMM is
+// qgemm_vnni.cpp): AVX-512 F+BW+VL plus VNNI's
 // vpdpbusd, which multiplies unsigned by signed bytes and adds each group of four into an int32 lane
 // in one instruction (the AVX-512 variant needs maddubs + madd for the same exact sum).
 //
