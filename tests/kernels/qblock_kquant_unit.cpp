@@ -230,13 +230,16 @@ TEST_P(QKIsa, IntegerDotProductsExact) {
   }
 }
 
-// The multi-row decode kernels (avx512vnni: Q4_K, Q6_K) on real data: each row of an n-row pass (groups
-// of four, then single rows; unaligned rows) equals the block dot of that row with m = 1 bit for bit.
+// The multi-row decode kernels (avx512vnni: Q8_0, Q4_K, Q6_K; Q4_0 in qblock_unit) on real data: each
+// row of an n-row pass (groups of four, then single rows; unaligned rows; Q8_0 with an odd block count)
+// equals the block dot of that row with m = 1 bit for bit, and the scalar reference to rounding.
 TEST_P(QKIsa, RowsKernelsEqualTheDotPerRow) {
-  for (QType t : kBlockTypes) {
-    const auto rows = t == QType::Q6_K ? kern().rows_q6_k : kern().rows_q4_k;
+  for (QType t : {QType::Q8_0, QType::Q4_K, QType::Q6_K}) {
+    const auto rows = t == QType::Q6_K ? kern().rows_q6_k : t == QType::Q4_K ? kern().rows_q4_k : kern().rows_q8_0;
     if (!rows) continue;
-    for (int64_t k : {256, 1536}) {
+    const auto dot = t == QType::Q8_0 ? or_ref(kern().dot_q8_0, ref().dot_q8_0) : block_dot(t);
+    const auto sdot = t == QType::Q8_0 ? ref().dot_q8_0 : t == QType::Q6_K ? ref().dot_q6_k : ref().dot_q4_k;
+    for (int64_t k : t == QType::Q8_0 ? std::vector<int64_t>{96, 1536} : std::vector<int64_t>{256, 1536}) {
       const int64_t nb = k / 32;
       for (int64_t n : {1, 3, 4, 5, 9}) {
         const size_t rb = qblock_row_bytes(t, k);
@@ -250,9 +253,9 @@ TEST_P(QKIsa, RowsKernelsEqualTheDotPerRow) {
         rows(w0, rb, n, a.data(), nb, got.data());
         for (int64_t r = 0; r < n; r++) {
           float want = 0, sref = 0;
-          block_dot(t)(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &want);
+          dot(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &want);
           ASSERT_EQ(std::memcmp(&want, &got[r], 4), 0) << qtype_name(t) << " K=" << k << " n=" << n << " row " << r;
-          (t == QType::Q6_K ? ref().dot_q6_k : ref().dot_q4_k)(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &sref);
+          sdot(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &sref);
           EXPECT_NEAR(got[r], sref, 1e-4 * (1 + std::fabs(sref))) << qtype_name(t) << " vs scalar, K=" << k << " row " << r;
         }
       }

@@ -126,7 +126,8 @@ const qdetail::QKernels kScalar = {quantize_act_scalar,      dot_scalar<isum_q8_
                                    qdetail::dot_q4_k_scalar,  qdetail::dot_q6_k_scalar,
                                    qdetail::dot_f16_scalar,   qdetail::dot_bf16_scalar,
                                    nullptr,                   nullptr,   // no multi-row decode kernels
-                                   nullptr,                   nullptr};  // nor a prefill GEMM
+                                   nullptr,                   nullptr,
+                                   nullptr};  // nor a prefill GEMM
 
 using QDot = void (*)(const uint8_t*, const BlockQ8A*, int64_t, int64_t, int, float*);
 using FDot = void (*)(const uint8_t*, const float*, int64_t, int64_t, int, float*);
@@ -137,6 +138,7 @@ QRows block_rows(const qdetail::QKernels& kern, QType t) {
   if (t == QType::Q4_0) return kern.rows_q4_0;
   if (t == QType::Q6_K) return kern.rows_q6_k;
   if (t == QType::Q4_K) return kern.rows_q4_k;
+  if (t == QType::Q8_0) return kern.rows_q8_0;
   return nullptr;
 }
 

@@ -38,7 +38,7 @@
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
-// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0, Q4_K and Q6_K that
+// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q8_0, Q4_0, Q4_K, Q6_K that
 // read four weight rows per decode pass, qblock_x86_vnni.cpp, and an integer prefill GEMM for the
 // four block types, qgemm_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
@@ -168,6 +168,7 @@ struct QKernels {
   void (*rows_q4_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
   void (*rows_q6_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
   void (*rows_q4_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  void (*rows_q8_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
   // Optional prefill GEMM (null: none), qmatmul_forward's contract for M >= kQPrefillRows with its own
   // threads and scratch; returns false, having done nothing, for a type it does not take.
   bool (*prefill)(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
