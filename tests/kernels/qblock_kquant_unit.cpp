@@ -122,7 +122,7 @@ TEST(QBlockKQuant, RejectsRowsNotMultipleOf256) {
 // M >= kQPrefillRows: qmatmul_forward dequantizes weight tiles (dequantize_row) and runs sgemm, no
 // activation quantization: within f32 summation error of the f64 product of the dequantized weights.
 TEST(QBlockKQuant, PrefillOnDequantizedTiles) {
-  // The dequantize + sgemm path (avx512vnni runs Q6_K prefill on integer kernels: qblock_unit.cpp).
+  // The dequantize + sgemm path (avx512vnni runs K-quant prefill on its integer GEMM: qblock_unit.cpp).
   const QIsa before = qisa_active();
   if (before == QIsa::Avx512Vnni) qisa_set(QIsa::Avx512);
   for (QType t : kAllTypes) {
@@ -218,13 +218,46 @@ TEST_P(QKIsa, IntegerDotProductsExact) {
       EXPECT_EQ(double(got), double(exact)) << qtype_name(t) << " K=" << k;
       // The variant's multi-row decode kernel, where it has one: five copies of the row (a group of
       // four and one alone), each exact.
-      const auto rows = t == QType::Q6_K ? kern().rows_q6_k : nullptr;
+      const auto rows = t == QType::Q6_K ? kern().rows_q6_k : kern().rows_q4_k;
       if (rows) {
         std::vector<uint8_t> w5;
         for (int c = 0; c < 5; c++) w5.insert(w5.end(), w.begin(), w.end());
         std::vector<float> got5(5);
         rows(w5.data(), w.size(), 5, a.data(), nb, got5.data());
         for (int c = 0; c < 5; c++) EXPECT_EQ(double(got5[c]), double(exact)) << qtype_name(t) << " K=" << k << " copy " << c;
+      }
+    }
+  }
+}
+
+// The multi-row decode kernels (avx512vnni: Q8_0, Q4_K, Q6_K; Q4_0 in qblock_unit) on real data: each
+// row of an n-row pass (groups of four, then single rows; unaligned rows; Q8_0 with an odd block count)
+// equals the block dot of that row with m = 1 bit for bit, and the scalar reference to rounding.
+TEST_P(QKIsa, RowsKernelsEqualTheDotPerRow) {
+  for (QType t : {QType::Q8_0, QType::Q4_K, QType::Q6_K}) {
+    const auto rows = t == QType::Q6_K ? kern().rows_q6_k : t == QType::Q4_K ? kern().rows_q4_k : kern().rows_q8_0;
+    if (!rows) continue;
+    const auto dot = t == QType::Q8_0 ? or_ref(kern().dot_q8_0, ref().dot_q8_0) : block_dot(t);
+    const auto sdot = t == QType::Q8_0 ? ref().dot_q8_0 : t == QType::Q6_K ? ref().dot_q6_k : ref().dot_q4_k;
+    for (int64_t k : t == QType::Q8_0 ? std::vector<int64_t>{96, 1536} : std::vector<int64_t>{256, 1536}) {
+      const int64_t nb = k / 32;
+      for (int64_t n : {1, 3, 4, 5, 9}) {
+        const size_t rb = qblock_row_bytes(t, k);
+        std::vector<uint8_t> w(size_t(n) * rb + 1);
+        uint8_t* w0 = w.data() + 1;
+        const auto wf = randn(size_t(n) * k, 0.05f, uint32_t(41 + k + n));
+        for (int64_t r = 0; r < n; r++) quantize_row(t, wf.data() + r * k, w0 + r * rb, k);
+        std::vector<BlockQ8A> a(nb);
+        ref().quantize_act(randn(k, 1.0f, uint32_t(42 + k)).data(), a.data(), nb);
+        std::vector<float> got(n);
+        rows(w0, rb, n, a.data(), nb, got.data());
+        for (int64_t r = 0; r < n; r++) {
+          float want = 0, sref = 0;
+          dot(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &want);
+          ASSERT_EQ(std::memcmp(&want, &got[r], 4), 0) << qtype_name(t) << " K=" << k << " n=" << n << " row " << r;
+          sdot(w0 + size_t(r) * rb, a.data(), nb, nb, 1, &sref);
+          EXPECT_NEAR(got[r], sref, 1e-4 * (1 + std::fabs(sref))) << qtype_name(t) << " vs scalar, K=" << k << " row " << r;
+        }
       }
     }
   }

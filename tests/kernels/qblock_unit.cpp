@@ -467,8 +467,8 @@ TEST_P(QBlockIsa, MatmulOddShapesAndPointers) {
 // of the f64 product; two threads give the bits one thread gives; dequantize_row gives the GGUF
 // reader's values bit for bit. The tile edges (N not a multiple of 16, more tiles than threads) and a
 // bias are covered.
-// The tests of the dequantize + sgemm prefill pin a variant that uses it: avx512vnni runs Q4_0 and
-// Q6_K prefill on its integer kernels (IntegerPrefillOnVnni below).
+// The tests of the dequantize + sgemm prefill pin a variant that uses it: avx512vnni runs the block
+// types' prefill on its integer GEMM (IntegerPrefillOnVnni below).
 struct TilesPrefill {
   QIsa before = qisa_active();
   TilesPrefill() {
@@ -555,16 +555,19 @@ TEST(QBlock, PartsEqualSeparateProducts) {
   for (const QType* ts : {kTypesA, kTypesB, kTypesC}) parts_equal_separate_products(ts, ts == kTypesA ? 96 : 256);
 }
 
-// avx512vnni: Q4_0 and Q6_K prefill on the integer kernels. Each row of the M-row product equals the
-// decode (M = 1) product of that row bit for bit, two threads give one thread's bits, and every element
-// is within the activation bound of qblock.h of the f64 product of the dequantized weights.
+// avx512vnni: Q8_0, Q4_0, Q4_K and Q6_K prefill on the integer GEMM (qgemm_vnni.cpp). Two threads give
+// one thread's bits, every element is within the activation bound of qblock.h of the f64 product of
+// the dequantized weights, and each row agrees with its decode (M = 1) product to f32 rounding (the
+// same activation blocks and exact block sums, another order of additions). Exact integer products:
+// qgemm_vnni_unit.cpp.
 TEST(QBlock, IntegerPrefillOnVnni) {
   if (!qisa_supported(QIsa::Avx512Vnni)) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   const QIsa before = qisa_active();
   ASSERT_TRUE(qisa_set(QIsa::Avx512Vnni));
-  for (QType t : {QType::Q4_0, QType::Q6_K}) {
+  for (QType t : {QType::Q8_0, QType::Q4_0, QType::Q4_K, QType::Q6_K}) {
+    const bool kq = t == QType::Q4_K || t == QType::Q6_K;
     for (int M : {kQPrefillRows, 33}) {
-      for (int64_t k : t == QType::Q4_0 ? std::vector<int64_t>{32, 96, 576} : std::vector<int64_t>{256, 768}) {
+      for (int64_t k : kq ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 576}) {
         for (int64_t n : {1, 17, 45}) {
           const auto wq = quantize_matrix(t, randn(size_t(n) * k, 0.03f, uint32_t(n * 5 + k)), n, k);
           const auto xin = randn(size_t(M) * k, 1.0f, uint32_t(n + k + M));
@@ -576,10 +579,10 @@ TEST(QBlock, IntegerPrefillOnVnni) {
           qmatmul_forward(two.data(), xin.data(), wq.data(), t, bias.data(), M, k, n);
           set_num_threads(1);
           ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0) << qtype_name(t) << " M=" << M << " N=" << n;
+          std::vector<std::vector<float>> decs(M);  // each row's decode product (agrees to rounding)
           for (int m = 0; m < M; m++) {
             qmatmul_forward(dec.data(), xin.data() + size_t(m) * k, wq.data(), t, bias.data(), 1, k, n);
-            ASSERT_EQ(std::memcmp(dec.data(), one.data() + size_t(m) * n, size_t(n) * 4), 0)
-                << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " row " << m;
+            decs[m] = dec;
           }
           for (int64_t r = 0; r < n; r++) {
             dequantize_row(t, wq.data() + size_t(r) * qblock_row_bytes(t, k), wrow.data(), k);
@@ -596,9 +599,12 @@ TEST(QBlock, IntegerPrefillOnVnni) {
                 }
                 qbound += amax * (1.0 / 254 + 1.0 / (1 << 22)) * wl1;
               }
-              ASSERT_LE(std::fabs(double(one[size_t(m) * n + r]) - exact),
-                        qbound + double(k / 8 + 40) * kU * 4 * (mag + qbound + std::fabs(bias[r])))
+              const double slack = double(k / 8 + 40) * kU * 4 * (mag + qbound + std::fabs(bias[r]));
+              ASSERT_LE(std::fabs(double(one[size_t(m) * n + r]) - exact), qbound + slack)
                   << qtype_name(t) << " M=" << M << " K=" << k << " N=" << n << " m=" << m << " r=" << r;
+              // Same activation blocks and exact block sums as decode: only the f32 order differs.
+              ASSERT_LE(std::fabs(double(one[size_t(m) * n + r]) - decs[m][r]), 2 * slack)
+                  << qtype_name(t) << " vs decode, M=" << M << " K=" << k << " N=" << n << " m=" << m << " r=" << r;
             }
           }
         }

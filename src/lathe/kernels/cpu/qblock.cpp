@@ -125,7 +125,9 @@ const qdetail::QKernels kScalar = {quantize_act_scalar,      dot_scalar<isum_q8_
                                    dot_scalar<isum_q4_0_fast, kQ4_0BlockBytes>,
                                    qdetail::dot_q4_k_scalar,  qdetail::dot_q6_k_scalar,
                                    qdetail::dot_f16_scalar,   qdetail::dot_bf16_scalar,
-                                   nullptr,                   nullptr};  // no multi-row decode kernels
+                                   nullptr,                   nullptr,   // no multi-row decode kernels
+                                   nullptr,                   nullptr,
+                                   nullptr};  // nor a prefill GEMM
 
 using QDot = void (*)(const uint8_t*, const BlockQ8A*, int64_t, int64_t, int, float*);
 using FDot = void (*)(const uint8_t*, const float*, int64_t, int64_t, int, float*);
@@ -135,6 +137,8 @@ using QRows = void (*)(const uint8_t*, size_t, int64_t, const BlockQ8A*, int64_t
 QRows block_rows(const qdetail::QKernels& kern, QType t) {
   if (t == QType::Q4_0) return kern.rows_q4_0;
   if (t == QType::Q6_K) return kern.rows_q6_k;
+  if (t == QType::Q4_K) return kern.rows_q4_k;
+  if (t == QType::Q8_0) return kern.rows_q8_0;
   return nullptr;
 }
 
@@ -456,45 +460,15 @@ static void qmatmul_parts_int(const float* inp, int M, int64_t K, const QMatmulP
   }
 }
 
-// Prefill on the integer kernels, for the block types whose variant has a multi-row decode kernel
-// (avx512vnni: Q4_0, Q6_K): the M input rows are quantized once to activation blocks, then each thread
-// takes tiles of 16 weight rows and runs every group of 8 input rows over a tile while it sits in L1/L2.
-// A row's sum is formed exactly as in decode (the dot kernel's m-row tile and the decode kernel's
-// rows tile give each (weight row, input row) pair the same operations), so prefill and decode agree
-// bit for bit and the thread count changes nothing; the error is the activation bound of qblock.h.
-static bool int_prefill(QType t) {
-  static const char* env = std::getenv("LATHE_QPREFILL");  // "tiles": dequantize + sgemm always (measurements)
-  if (env && std::string(env) == "tiles") return false;
-  return block_rows(active_kernels(), t) != nullptr;
-}
-
-static void qmatmul_prefill_int(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M,
-                                int64_t K, int64_t N) {
-  const int64_t nb = K / kQBlock;
-  const qdetail::QKernels& kern = active_kernels();
-  const QDot dot = block_dot(kern, t);
-  const size_t row_bytes = qblock_row_bytes(t, K);
-  BlockQ8A* acts = act_blocks(nullptr, M, nb);
-  for (int m = 0; m < M; m++) kern.quantize_act(inp + size_t(m) * K, acts + size_t(m) * nb, nb);
-  constexpr int64_t kTile = 16;
-  const int64_t tiles = (N + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static)
-  for (int64_t tile = 0; tile < tiles; tile++) {
-    const int64_t n1 = std::min(N, (tile + 1) * kTile);
-    for (int m0 = 0; m0 < M; m0 += 8) {
-      const int mc = std::min(8, M - m0);
-      for (int64_t n = tile * kTile; n < n1; n++) {
-        float r[8];
-        dot(w + size_t(n) * row_bytes, acts + size_t(m0) * nb, nb, nb, mc, r);
-        for (int i = 0; i < mc; i++) out[size_t(m0 + i) * N + n] = bias ? r[i] + bias[n] : r[i];
-      }
-    }
-  }
-}
-
+// Prefill (M >= kQPrefillRows): the variant's GEMM where it has one for the type (avx512vnni:
+// qgemm_vnni.cpp), else dequantized tiles and sgemm (qgemm.cpp). LATHE_QPREFILL=tiles forces the
+// tiles (measurements, and the reference the GEMM is compared with).
 static void prefill(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                     int64_t N) {
-  if (int_prefill(t)) return qmatmul_prefill_int(out, inp, w, t, bias, M, K, N);
+  static const char* env = std::getenv("LATHE_QPREFILL");
+  static const bool tiles = env && std::string(env) == "tiles";
+  const qdetail::QKernels& kern = active_kernels();
+  if (!tiles && kern.prefill && kern.prefill(out, inp, w, t, bias, M, K, N)) return;
   qdetail::qmatmul_prefill(out, inp, w, t, bias, M, K, N);
 }
 

@@ -38,9 +38,9 @@
 // (a vector unit accumulates 8 or 16 partial sums and adds them at the end), by rounding only.
 //
 // Variants: scalar (the reference, on every CPU); on x86-64 AVX2+FMA+F16C and AVX-512 (F+BW+VL)
-// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q4_0 and Q6_K that read
-// four weight rows per decode pass, and run prefill of those types on the integer kernels;
-// qblock_x86_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
+// (qblock_x86.cpp), and AVX-512 with VNNI (avx512vnni: vpdpbusd kernels for Q8_0, Q4_0, Q4_K, Q6_K that
+// read four weight rows per decode pass, qblock_x86_vnni.cpp, and an integer prefill GEMM for the
+// four block types, qgemm_vnni.cpp); on aarch64 "neon" (ASIMD, every ARMv8-A core) and "dotprod" (ASIMD + SDOT)
 // (qblock_neon.cpp). They are compiled with function-level target attributes whatever -march says and
 // picked at run time (CPUID; getauxval(AT_HWCAP) on aarch64), so an x86-64-v3 (AVX2) build still uses
 // AVX-512 where the CPU has it and never executes it where it does not, and an armv8-a build uses SDOT
@@ -114,9 +114,11 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
 // From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
-// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized. Exception: a type
-// whose variant has a multi-row decode kernel (rows_* below; avx512vnni's Q4_0 and Q6_K) stays on the
-// integer kernels, 16 weight rows × 8 input rows at a time, each row equal to its decode product.
+// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized. Exception: a variant
+// with a prefill GEMM (QKernels::prefill; avx512vnni for Q8_0, Q4_0, Q4_K, Q6_K: qgemm_vnni.cpp) runs
+// the integer products on the activation blocks, 16 weight rows × 8 input rows per register tile;
+// each row then agrees with its decode product to rounding (same activation blocks, exact integer
+// block sums, another order of the f32 additions).
 constexpr int kQPrefillRows = 16;
 
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
@@ -128,7 +130,7 @@ size_t qmatmul_scratch_bytes(int M, int64_t K);
 // GEMV; M <= 8: batched decode, one pass over W), parallel over the N weight rows; row m of the result
 // equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles
 // times inp with sgemm (the f32 product of the dequantized weights; no activation quantization), or
-// the integer kernels as above (LATHE_QPREFILL=tiles forces the tiles, for measurements).
+// the variant's prefill GEMM as above (LATHE_QPREFILL=tiles forces the tiles, for measurements).
 // `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
@@ -165,6 +167,12 @@ struct QKernels {
   // equals dot_*'s with m = 1 bit for bit, so the decode and batched paths agree.
   void (*rows_q4_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
   void (*rows_q6_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  void (*rows_q4_k)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  void (*rows_q8_0)(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+  // Optional prefill GEMM (null: none), qmatmul_forward's contract for M >= kQPrefillRows with its own
+  // threads and scratch; returns false, having done nothing, for a type it does not take.
+  bool (*prefill)(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                  int64_t N);
 };
 // A variant that leaves a field null (one written before that type existed) gets the scalar one.
 const QKernels& kernels_for(QIsa isa);

@@ -253,12 +253,12 @@ LATHE_AVX512 void dot_avx512(const uint8_t* w, const BlockQ8A* a, int64_t a_stri
 
 const QKernels kAvx2 = {quantize_act_avx2, dot_avx2<QType::Q8_0>, dot_avx2<QType::Q4_0>,
                         dot_q4_k_avx2,     dot_q6_k_avx2,          dot_f16_avx2,
-                        dot_bf16_avx2,     nullptr,                nullptr};
+                        dot_bf16_avx2,     nullptr,                nullptr,  nullptr, nullptr, nullptr};
 // The activation quantizer is O(K) against the O(N K) products: the AVX2 one serves here too, and so
 // do the K-quant and F16/BF16 kernels (qblock_kquant_x86.cpp says why).
 const QKernels kAvx512 = {quantize_act_avx2, dot_avx512<QType::Q8_0>, dot_avx512<QType::Q4_0>,
                           dot_q4_k_avx2,     dot_q6_k_avx2,            dot_f16_avx2,
-                          dot_bf16_avx2,     nullptr,                nullptr};
+                          dot_bf16_avx2,     nullptr,                nullptr,  nullptr, nullptr, nullptr};
 
 }  // namespace
 

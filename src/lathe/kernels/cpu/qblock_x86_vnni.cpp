@@ -1,4 +1,5 @@
-// The "avx512vnni" variant of the Q4_0 kernel (contracts: qblock.h): AVX-512 F+BW+VL plus VNNI's
+// The "avx512vnni" variant's Q4_0, Q6_K, Q8_0 and Q4_K kernels (contracts: qblock.h; its prefill GEMM is
+// qgemm_vnni.cpp): AVX-512 F+BW+VL plus VNNI's
 // vpdpbusd, which multiplies unsigned by signed bytes and adds each group of four into an int32 lane
 // in one instruction (the AVX-512 variant needs maddubs + madd for the same exact sum).
 //
@@ -34,6 +35,8 @@
 
 namespace lathe::qdetail {
 const QKernels& kernels_avx512();
+bool prefill_avx512_vnni(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M,
+                         int64_t K, int64_t N);  // qgemm_vnni.cpp
 
 namespace {
 
@@ -236,12 +239,197 @@ LATHE_VNNI void rows_q6_k_vnni(const uint8_t* w, size_t row_bytes, int64_t n, co
   for (; r < n; r++) q6_k_tile<1, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
 }
 
+// ---- Q8_0 ----
+// Two blocks per vector in their natural order (bytes 0..31 block b, 32..63 block b+1; int32 lanes
+// 0-7 / 8-15), the signed weights made unsigned for vpdpbusd by q+128 (an xor of the sign bit) and the
+// offset −128·Σaq of each block as the initial value of its lane 0 / 8: each block's sum is exact.
+
+LATHE_VNNI LATHE_ALWAYS_INLINE ActPair act_pair_q8(const BlockQ8A* ab, bool two) {
+  ActPair p;
+  const __m512i lo = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[0].q)));
+  p.q = two ? _mm512_inserti64x4(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[1].q)), 1)
+            : _mm512_inserti64x4(lo, _mm256_setzero_si256(), 1);
+  const int32_t s1 = two ? ab[1].sum : 0;
+  p.init = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(__mmask16(0x0001), -128 * ab[0].sum), __mmask16(0x0100),
+                                  -128 * s1);
+  p.d = _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(ab[0].d), _mm512_set1_ps(two ? ab[1].d : 0.0f));
+  return p;
+}
+
+LATHE_VNNI LATHE_ALWAYS_INLINE void weight_pair_q8(const uint8_t* blk, bool two, __m512i* wq, __m512* dw) {
+  const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  const __m256i r1 = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQ8_0BlockBytes + 2))
+                         : _mm256_set1_epi8(char(0x80));  // xor below makes it 0
+  *wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1), _mm512_set1_epi8(char(0x80)));
+  uint16_t h0, h1 = 0;
+  __builtin_memcpy(&h0, blk, 2);
+  if (two) __builtin_memcpy(&h1, blk + kQ8_0BlockBytes, 2);
+  const __m256i h = _mm256_mask_set1_epi16(_mm256_set1_epi16(short(h0)), __mmask16(0xFF00), short(h1));
+  *dw = _mm512_cvtph_ps(h);
+}
+
+template <int R, int M>
+LATHE_VNNI LATHE_ALWAYS_INLINE void tile_step_q8(__m512 (&acc)[R][M], const uint8_t* w, size_t row_bytes,
+                                                 const BlockQ8A* a, int64_t a_stride, int64_t b, bool two) {
+  ActPair ap[M];
+  for (int i = 0; i < M; i++) ap[i] = act_pair_q8(a + i * a_stride + b, two);
+  // Rows consume R·68 bytes per pair of blocks: 5 lines per step cover the next R rows' share (R = 4).
+  if constexpr (R > 1) prefetch_next(w + R * row_bytes + size_t(b) * R * kQ8_0BlockBytes, 5);
+  for (int r = 0; r < R; r++) {
+    __m512i wq;
+    __m512 dw;
+    weight_pair_q8(w + r * row_bytes + size_t(b) * kQ8_0BlockBytes, two, &wq, &dw);
+    for (int i = 0; i < M; i++) {
+      const __m512i p = _mm512_dpbusd_epi32(ap[i].init, wq, ap[i].q);
+      acc[r][i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, ap[i].d), _mm512_cvtepi32_ps(p), acc[r][i]);
+    }
+  }
+}
+
+template <int R, int M>
+LATHE_VNNI void q8_0_tile(const uint8_t* w, size_t row_bytes, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                          float* out) {
+  __m512 acc[R][M];
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < M; i++) acc[r][i] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) tile_step_q8<R, M>(acc, w, row_bytes, a, a_stride, b, true);
+  if (b < nb) tile_step_q8<R, M>(acc, w, row_bytes, a, a_stride, b, false);
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < M; i++) out[r * M + i] = _mm512_reduce_add_ps(acc[r][i]);
+}
+
+LATHE_VNNI void dot_q8_0_vnni(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out) {
+  switch (m) {
+    case 1: return q8_0_tile<1, 1>(w, 0, a, a_stride, nb, out);
+    case 2: return q8_0_tile<1, 2>(w, 0, a, a_stride, nb, out);
+    case 3: return q8_0_tile<1, 3>(w, 0, a, a_stride, nb, out);
+    case 4: return q8_0_tile<1, 4>(w, 0, a, a_stride, nb, out);
+    case 5: return q8_0_tile<1, 5>(w, 0, a, a_stride, nb, out);
+    case 6: return q8_0_tile<1, 6>(w, 0, a, a_stride, nb, out);
+    case 7: return q8_0_tile<1, 7>(w, 0, a, a_stride, nb, out);
+    default: return q8_0_tile<1, 8>(w, 0, a, a_stride, nb, out);
+  }
+}
+
+LATHE_VNNI void rows_q8_0_vnni(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb,
+                               float* out) {
+  int64_t r = 0;
+  for (; r + 4 <= n; r += 4) q8_0_tile<4, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
+  for (; r < n; r++) q8_0_tile<1, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
+}
+
+// ---- Q4_K ----
+// A super-block's 128 qs bytes are four chunks of 32; chunk c holds sub-blocks 2c (low nibbles) and
+// 2c+1 (high nibbles), which are activation blocks 2c, 2c+1: one 512-bit vector per chunk, bytes 0..31
+// sub-block 2c, 32..63 sub-block 2c+1, int32 lanes 0-7 / 8-15 their partial sums (vpdpbusd, nibbles
+// unsigned 0..15, no offset: exact). Scales: the 12 packed bytes give sc_0..7 and m_0..7 with a few
+// 32-bit masks and shifts (kquant_blocks.h's layout: sc_0..3 and m_0..3 are the low 6 bits of
+// bytes 0..3 and 4..7; sc_4..7 and m_4..7 take their low 4 bits from bytes 8..11 and their top 2 bits
+// from the top bits of bytes 0..3 and 4..7), then f32 lanes 0-7 d·sc_j and 8-15 dmin·m_j, times d_a
+// of block j in both halves: `sd`. Per chunk the lanes take sd's entries 2c / 2c+1 (one permute), and
+// the min term Σ_j (dmin·m_j·d_a,j)·Σaq_j is one fnmadd of sd's upper half with the Σaq lanes per
+// super-block. The per-(weight row, activation row) operations do not depend on R or M, so the 4-row
+// decode kernel and the 1-row × M kernel give each row the same bits.
+
+// Lanes 0-7: d_a of the super-block's 8 activation blocks, lanes 8-15 again; `sq`: lanes 8-15 Σaq.
+LATHE_VNNI LATHE_ALWAYS_INLINE void act_q4_k(const BlockQ8A* ab, __m512* da, __m512* sq) {
+  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(sizeof(BlockQ8A))));
+  const __m256 d = _mm256_i32gather_ps(&ab[0].d, idx, 1);
+  const __m256 sums = _mm256_cvtepi32_ps(_mm256_i32gather_epi32(&ab[0].sum, idx, 1));
+  *da = _mm512_insertf32x8(_mm512_castps256_ps512(d), d, 1);
+  *sq = _mm512_insertf32x8(_mm512_setzero_ps(), sums, 1);
+}
+
+// Lanes 0-7 d·sc_j, 8-15 dmin·m_j of one super-block.
+LATHE_VNNI LATHE_ALWAYS_INLINE __m512 q4_k_scales(const uint8_t* blk) {
+  uint32_t u[3];
+  __builtin_memcpy(u, blk + 4, 12);
+  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+  const __m128i b = _mm_setr_epi32(int(sc_lo), int(sc_hi), int(m_lo), int(m_hi));
+  uint16_t hd, hm;
+  __builtin_memcpy(&hd, blk, 2);
+  __builtin_memcpy(&hm, blk + 2, 2);
+  const __m512 dd = _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(_cvtsh_ss(hd)), _mm512_set1_ps(_cvtsh_ss(hm)));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), dd);
+}
+
+template <int R, int M>
+LATHE_VNNI void q4_k_tile(const uint8_t* w, size_t row_bytes, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                          float* out) {
+  __m512 acc[R][M];
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < M; i++) acc[r][i] = _mm512_setzero_ps();
+  const __m512i lo4 = _mm512_set1_epi8(0x0f);
+  for (int64_t sb = 0; sb < nb / 8; sb++) {
+    __m512 da[M], sq[M];
+    for (int i = 0; i < M; i++) act_q4_k(a + i * a_stride + sb * 8, &da[i], &sq[i]);
+    __m512 sm[R];
+    for (int r = 0; r < R; r++) sm[r] = q4_k_scales(w + r * row_bytes + size_t(sb) * kQ4_KBlockBytes);
+    // Rows consume R·144 bytes per super-block: 9 lines per step cover the next R rows' share (R = 4).
+    if constexpr (R > 1) prefetch_next(w + R * row_bytes + size_t(sb) * R * kQ4_KBlockBytes, 9);
+    __m512 sd[R][M];
+    for (int r = 0; r < R; r++)
+      for (int i = 0; i < M; i++) {
+        sd[r][i] = _mm512_mul_ps(sm[r], da[i]);
+        acc[r][i] = _mm512_fnmadd_ps(sd[r][i], sq[i], acc[r][i]);  // lanes 8-15: the min term
+      }
+    for (int c = 0; c < 4; c++) {
+      const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+      __m512i aq[M];
+      for (int i = 0; i < M; i++) {
+        const BlockQ8A* ab = a + i * a_stride + sb * 8 + 2 * c;
+        aq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[0].q))),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[1].q)), 1);
+      }
+      for (int r = 0; r < R; r++) {
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * row_bytes + size_t(sb) * kQ4_KBlockBytes + 16 + 32 * c));
+        const __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), lo4);
+        for (int i = 0; i < M; i++) {
+          const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, aq[i]);
+          acc[r][i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, sd[r][i]), _mm512_cvtepi32_ps(p), acc[r][i]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < M; i++) out[r * M + i] = _mm512_reduce_add_ps(acc[r][i]);
+}
+
+LATHE_VNNI void dot_q4_k_vnni(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, int m, float* out) {
+  switch (m) {
+    case 1: return q4_k_tile<1, 1>(w, 0, a, a_stride, nb, out);
+    case 2: return q4_k_tile<1, 2>(w, 0, a, a_stride, nb, out);
+    case 3: return q4_k_tile<1, 3>(w, 0, a, a_stride, nb, out);
+    case 4: return q4_k_tile<1, 4>(w, 0, a, a_stride, nb, out);
+    case 5: return q4_k_tile<1, 5>(w, 0, a, a_stride, nb, out);
+    case 6: return q4_k_tile<1, 6>(w, 0, a, a_stride, nb, out);
+    case 7: return q4_k_tile<1, 7>(w, 0, a, a_stride, nb, out);
+    default: return q4_k_tile<1, 8>(w, 0, a, a_stride, nb, out);
+  }
+}
+
+LATHE_VNNI void rows_q4_k_vnni(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb,
+                               float* out) {
+  int64_t r = 0;
+  for (; r + 4 <= n; r += 4) q4_k_tile<4, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
+  for (; r < n; r++) q4_k_tile<1, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
+}
+
 QKernels make_vnni() {
   QKernels k = kernels_avx512();
   k.dot_q4_0 = dot_q4_0_vnni;
   k.rows_q4_0 = rows_q4_0_vnni;
   k.dot_q6_k = dot_q6_k_vnni;
   k.rows_q6_k = rows_q6_k_vnni;
+  k.dot_q8_0 = dot_q8_0_vnni;
+  k.rows_q8_0 = rows_q8_0_vnni;
+  k.dot_q4_k = dot_q4_k_vnni;
+  k.rows_q4_k = rows_q4_k_vnni;
+  k.prefill = prefill_avx512_vnni;
   return k;
 }
 

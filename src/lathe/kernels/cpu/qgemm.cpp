@@ -1,5 +1,7 @@
 // Prefill with block-quantized weights (qblock.h, qmatmul_forward for M >= kQPrefillRows): tiles of
-// the weight dequantized to f32 and multiplied with OpenBLAS's sgemm.
+// the weight dequantized to f32 and multiplied with OpenBLAS's sgemm. (Where the variant has an integer
+// prefill GEMM, avx512vnni's qgemm_vnni.cpp, the block types use that instead: vpdpbusd does 64
+// products per instruction, so there the integer path beats sgemm.)
 //
 // Why not the integer kernels: they are register-blocked over 8 activation rows, and on AVX2 one
 // block of 32 products costs ~7 instructions (sign, maddubs, madd, cvt, scale, fma) where sgemm's
