@@ -25,13 +25,7 @@
 #include "lathe/core/kquant_blocks.h"
 #include "lathe/kernels/cpu/qblock.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#define LATHE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-#define LATHE_ALWAYS_INLINE inline __attribute__((always_inline))
+#include "lathe/kernels/cpu/x86_vnni_target.h"
 
 namespace lathe::qdetail {
 const QKernels& kernels_avx512();
