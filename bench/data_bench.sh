@@ -47,9 +47,14 @@ run_lathe() {  # label, env assignment (or empty); prints a line and sets lathe_
   eval "${3:-last}_rss=$rss; ${3:-last}_cpus=$cpus; ${3:-last}_mbs=$lathe_mbs"
   ( cd "$tmp/out" && sha256sum * ) > "$tmp/sums.${3:-last}"
 }
-what="collect+map+clean+PII+exact dedup$([ "${NEAR:-0}" = 1 ] && echo "+near dedup")$([ -n "${MODEL:-}" ] && echo "+template+tokenize")+write"
+what="collect+map+clean+PII+exact dedup"
+[ "${NEAR:-0}" = 1 ] && what+="+near dedup"
+[ -n "${MODEL:-}" ] && what+="+template+tokenize"
+what+="+write"
 echo "lathe data prepare ($what, OMP_NUM_THREADS=$OMP_NUM_THREADS)"
-run_lathe "  streaming" "" stream
+run_lathe "  streaming" "LATHE_VERBOSE=1" stream
+# Where the streaming run's wall time went (its LATHE_VERBOSE step profile).
+grep "^lathe data: " "$tmp/time.txt" | sed 's/^lathe data: /    /' || true
 if [ "${BOTH:-1}" = 1 ]; then
   run_lathe "  in-memory (LATHE_DATA_IN_MEMORY=1)" "LATHE_DATA_IN_MEMORY=1" mem
   echo "  streaming / in-memory: speed $(echo "$mem_cpus $stream_cpus" | awk '{printf "%.2f", $1 / $2}')x (CPU-s), peak RSS $(echo "$stream_rss $mem_rss" | awk '{printf "%.2f", $1 / $2}')x"
