@@ -173,7 +173,8 @@ bool cpu_has_uncached(QIsa isa) {
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl");
   if (isa == QIsa::Avx512) return avx512;
-  if (isa == QIsa::Avx512Vnni) return avx512 && __builtin_cpu_supports("avx512vnni");
+  if (isa == QIsa::Avx512Vnni)  // the VNNI kernels use DQ's 256-bit inserts too (x86_vnni_target.h)
+    return avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq");
 #endif
 #if defined(__aarch64__)
   // The kernel reports the CPU's features in the auxiliary vector (no MRS emulation needed).
