@@ -31,12 +31,6 @@ void merge_counts(StageCounts& into, const StageCounts& part) {
   }
 }
 
-namespace {
-
-using json = nlohmann::json;
-
-// ---- a compact binary form: LEB128 integers, length-prefixed strings, tagged JSON values ----
-
 void put_varint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
     out += char(uint8_t(v) | 0x80);
@@ -45,20 +39,34 @@ void put_varint(std::string& out, uint64_t v) {
   out += char(uint8_t(v));
 }
 
+namespace {
+
+using json = nlohmann::json;
+
+// ---- a compact binary form: LEB128 integers (put_varint), length-prefixed strings, tagged JSON values ----
+
 void put_str(std::string& out, std::string_view s) {
   put_varint(out, s.size());
   out.append(s);
 }
 
-uint64_t zigzag(int64_t v) { return (uint64_t(v) << 1) ^ uint64_t(v >> 63); }
-int64_t unzigzag(uint64_t v) { return int64_t(v >> 1) ^ -int64_t(v & 1); }
+uint64_t zigzag(int64_t v) {
+  return (uint64_t(v) << 1) ^ uint64_t(v >> 63);
+}
+int64_t unzigzag(uint64_t v) {
+  return int64_t(v >> 1) ^ -int64_t(v & 1);
+}
 
 enum Tag : char { kNull, kFalse, kTrue, kInt, kUint, kFloat, kString, kArray, kObject };
 
 void put_json(std::string& out, const json& j) {
   switch (j.type()) {
-    case json::value_t::null: out += char(kNull); return;
-    case json::value_t::boolean: out += char(j.get<bool>() ? kTrue : kFalse); return;
+    case json::value_t::null:
+      out += char(kNull);
+      return;
+    case json::value_t::boolean:
+      out += char(j.get<bool>() ? kTrue : kFalse);
+      return;
     case json::value_t::number_integer:
       out += char(kInt);
       return put_varint(out, zigzag(j.get<int64_t>()));
@@ -89,13 +97,15 @@ void put_json(std::string& out, const json& j) {
         put_json(out, v);
       }
       return;
-    default: fail("data", "a record holds a binary JSON value, which cannot travel between ranks");
+    default:
+      fail("data", "a record holds a binary JSON value, which cannot travel between ranks");
   }
 }
 
 class Reader {
  public:
-  Reader(std::string_view b, std::string what) : begin_(b.data()), p_(b.data()), end_(b.data() + b.size()), what_(std::move(what)) {}
+  Reader(std::string_view b, std::string what)
+      : begin_(b.data()), p_(b.data()), end_(b.data() + b.size()), what_(std::move(what)) {}
   bool done() const { return p_ == end_; }
   char byte() {
     need(1);
@@ -119,11 +129,21 @@ class Reader {
   }
   void get_json(json& out) {
     switch (byte()) {
-      case kNull: out = nullptr; return;
-      case kFalse: out = false; return;
-      case kTrue: out = true; return;
-      case kInt: out = unzigzag(varint()); return;
-      case kUint: out = varint(); return;
+      case kNull:
+        out = nullptr;
+        return;
+      case kFalse:
+        out = false;
+        return;
+      case kTrue:
+        out = true;
+        return;
+      case kInt:
+        out = unzigzag(varint());
+        return;
+      case kUint:
+        out = varint();
+        return;
       case kFloat: {
         need(8);
         double d;
@@ -132,7 +152,9 @@ class Reader {
         out = d;
         return;
       }
-      case kString: out = str(); return;
+      case kString:
+        out = str();
+        return;
       case kArray: {
         const uint64_t n = varint();
         out = json::array();
@@ -154,7 +176,8 @@ class Reader {
         }
         return;
       }
-      default: corrupt();
+      default:
+        corrupt();
     }
   }
 
@@ -162,7 +185,9 @@ class Reader {
   void need(uint64_t n) {
     if (n > uint64_t(end_ - p_)) corrupt();
   }
-  [[noreturn]] void corrupt() { fail("data", "{}: corrupt data at byte {} of {}", what_, p_ - begin_, end_ - begin_); }
+  [[noreturn]] void corrupt() {
+    fail("data", "{}: corrupt data at byte {} of {}", what_, p_ - begin_, end_ - begin_);
+  }
   const char* begin_;
   const char* p_;
   const char* end_;
@@ -214,12 +239,14 @@ void merge_summary(RecordStages& rs, const std::string& bytes, const std::string
   merge_counts(rs.clean, j["clean"]);
   merge_counts(rs.pii, j["pii"]);
   for (auto& f : j["inputs"])
-    rs.cr.inputs.push_back({f[0].get<std::string>(), f[1].get<std::string>(), f[2].get<size_t>(), f[3].get<std::string>()});
+    rs.cr.inputs.push_back(
+        {f[0].get<std::string>(), f[1].get<std::string>(), f[2].get<size_t>(), f[3].get<std::string>()});
   for (auto& s : j["skipped"])
     rs.cr.skipped.push_back({s[0].get<std::string>(), s[1].get<std::string>(), s[2].get<std::string>()});
   for (auto& w : j["warnings"]) rs.cr.warnings.push_back(w.get<std::string>());
   for (auto& [k, v] : j["shapes"].items()) rs.shapes[k] += v.get<size_t>();
-  if (j.contains("kind")) merge_kinds(rs.kind, KindSeen{DatasetKind(j["kind"][0].get<int>()), j["kind"][1].get<std::string>()});
+  if (j.contains("kind"))
+    merge_kinds(rs.kind, KindSeen{DatasetKind(j["kind"][0].get<int>()), j["kind"][1].get<std::string>()});
   for (auto& [k, v] : j["pii_hits"].items()) rs.pii_summary.hits[k] += v.get<size_t>();
   for (auto& [k, v] : j["pii_examples"].items()) {
     auto& ex = rs.pii_summary.examples[k];
@@ -342,9 +369,11 @@ bool sharded_record_stages(const DataConfig& cfg, const Tokenizer* tok, Communic
   run_record_stages(cfg, rs, lap);
 
   // The summaries (counts, sources, warnings, personal data), then the records in rounds.
-  const std::vector<std::string> summaries = comm.gather(comm.is_root() ? std::string() : encode_summary(rs), 0);
+  const std::vector<std::string> summaries =
+      comm.gather(comm.is_root() ? std::string() : encode_summary(rs), 0);
   if (comm.is_root())
-    for (int r = 1; r < ranks; r++) merge_summary(rs, summaries[size_t(r)], fmt::format("the summary of rank {}", r));
+    for (int r = 1; r < ranks; r++)
+      merge_summary(rs, summaries[size_t(r)], fmt::format("the summary of rank {}", r));
   // Every piece is encoded before the first is sent (freeing each record once encoded, so a rank
   // holds its share once), so that the number of rounds is agreed on once and a rank that has sent
   // its last piece goes on to exit instead of waiting, busy, for rank 0 to decode each round: MPI
@@ -378,7 +407,8 @@ bool sharded_record_stages(const DataConfig& cfg, const Tokenizer* tok, Communic
     const std::vector<std::string> got = comm.gather(piece, 0);
     piece = {};
     if (comm.is_root())
-      for (int r = 1; r < ranks; r++) decode_records(got[size_t(r)], parts[size_t(r)], fmt::format("records of rank {}", r));
+      for (int r = 1; r < ranks; r++)
+        decode_records(got[size_t(r)], parts[size_t(r)], fmt::format("records of rank {}", r));
   }
   lap("gather");
   if (!comm.is_root()) return false;

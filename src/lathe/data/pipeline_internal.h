@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "lathe/dist/comm.h"
 #include "lathe/data/pipeline.h"
+#include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
 
 namespace lathe {
@@ -64,7 +64,7 @@ std::vector<int> shard_files(const std::vector<uint64_t>& sizes, int ranks);
 // ---- the stages' pieces that the in-memory driver (pipeline.cpp) and the streaming one
 // (pipeline_stream.cpp) share ----
 
-extern const char* const kSplitNames[3];  // train, validation, test
+extern const char* const kSplitNames[3];             // train, validation, test
 std::string snippet(std::string s, size_t n = 160);  // at most n bytes, cut characters repaired
 StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map<std::string, size_t>& shapes,
                       KindSeen& kind);
@@ -94,13 +94,14 @@ bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f
 void format_finish(FormatTally& t, std::vector<std::string>& warnings, nlohmann::json& report);
 
 // report.json / report.html: per-stage accounting, totals, splits, inputs and sources.
-void write_report(const DataConfig& cfg, const std::vector<StageCounts>& stages, size_t kept, const DatasetManifest& m,
-                  const CollectResult& cr, const std::vector<std::string>& warnings, bool tokenized,
-                  nlohmann::json& report);
+void write_report(const DataConfig& cfg, const std::vector<StageCounts>& stages, size_t kept,
+                  const DatasetManifest& m, const CollectResult& cr, const std::vector<std::string>& warnings,
+                  bool tokenized, nlohmann::json& report);
 // The manifest's entries after the splits (tokenizer, chat template, inputs, stage totals, content hash),
 // then the file itself.
-void finish_manifest(const DataConfig& cfg, DatasetManifest& m, bool tokenized, const std::string& template_source,
-                     const CollectResult& cr, const std::vector<StageCounts>& stages, const std::string& all_hashes);
+void finish_manifest(const DataConfig& cfg, DatasetManifest& m, bool tokenized,
+                     const std::string& template_source, const CollectResult& cr,
+                     const std::vector<StageCounts>& stages, const std::string& all_hashes);
 
 // Runs the whole pipeline on records streamed through batches and a spool file, holding per record
 // only what dedup, split and the writers need (pipeline_stream.cpp); false, having written nothing,
@@ -113,7 +114,8 @@ class Laps {
   void operator()(const char* what) {
     auto now = std::chrono::steady_clock::now();
     if (verbose_)
-      std::fprintf(stderr, "lathe data: %s%-8s %.3f s\n", prefix_.c_str(), what, std::chrono::duration<double>(now - last_).count());
+      std::fprintf(stderr, "lathe data: %s%-8s %.3f s\n", prefix_.c_str(), what,
+                   std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
 
@@ -123,6 +125,8 @@ class Laps {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// Appends `v` as an LEB128 varint (the compact form below and the streaming spool's records).
+void put_varint(std::string& out, uint64_t v);
 
 // The compact binary form in which records travel between ranks (exact: the JSON value with its
 // number types, the source, id and stratum come back as they were).

@@ -1,20 +1,22 @@
-// The streaming driver of `lathe data prepare` (issue #22): memory bounded by the batch size and a
-// few dozen bytes per record, not by the corpus.
+// The streaming driver of `lathe data prepare` (issue #22): memory bounded by data.max_memory and
+// 64 bytes per record, not by the corpus.
 //
 //   1. Records come from collect in batches (a JSONL file is read in pieces). Each batch goes through
 //      map, clean and personal data (the in-memory driver's stage functions, whose counts and
-//      examples add up over batches as over one pass), then per record: the dedup text's 128-bit hash,
-//      MinHash band keys (near dedup), the contamination check, and rendering + tokenizing. The record
-//      (pipeline_dist's compact form) and its tokens go to a spool file next to the output; what the
-//      later stages need stays in memory as a Meta (and 8 bytes per band with near dedup).
+//      examples add up over batches as over one pass), then per record: the dedup text's 64-bit hash,
+//      MinHash band keys (near dedup), the contamination check, rendering + tokenizing, and its
+//      records-file line. Line, text statistics and tokens go to the record spool (prepare_spool.h:
+//      in memory under the budget, on disk beyond it); what the later stages need stays in memory as
+//      a Meta (and 8 bytes per band, spooled, with near dedup).
 //   2. Dedup, format verdicts and split run on the Metas: exact duplicates by hash, byte-compared by
 //      reading only records whose hashes collide; near duplicates from the band keys, with signatures
 //      recomputed for candidate pairs; the drops and examples in record order as before.
-//   3. One pass over the spool writes the records files and text statistics; each split's token shard
-//      is written from the spool into a safetensors file whose header is known from the lengths.
+//   3. One pass over the spool copies the kept lines into the records files and adds up the text
+//      statistics; each split's token shard is written from the spool into a safetensors file whose
+//      header is known from the lengths.
 //
 // The outputs are the in-memory driver's byte for byte (tests/data_pipeline/prepare_identity_golden.cpp,
-// and prepare_stream_unit.cpp against LATHE_DATA_IN_MEMORY=1).
+// and prepare_stream_e2e.cpp against LATHE_DATA_IN_MEMORY=1).
 #include <fcntl.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -34,6 +36,7 @@
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pipeline_internal.h"
+#include "lathe/data/prepare_spool.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
 #include "lathe/records/token_labels.h"
@@ -45,137 +48,8 @@ namespace lathe::data {
 
 namespace {
 
-// Records per batch and bytes per JSONL piece: a batch's DOMs, texts and tokens are what RSS holds
-// beyond the Metas. LATHE_DATA_BATCH_RECORDS / LATHE_DATA_PIECE_BYTES override them (tests use tiny
-// batches to cross every boundary).
-size_t knob(const char* name, size_t dflt) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::max<size_t>(1, std::stoull(v)) : dflt;
-}
+// Records per batch (at least; a batch is a JSONL piece): LATHE_DATA_BATCH_RECORDS overrides it.
 const size_t kBatchRecords = knob("LATHE_DATA_BATCH_RECORDS", 32768);
-
-// An array that grows in chunks of 64 Ki elements: a vector of millions of Metas doubles by copying,
-// holding the old and the new array at once (1.5-3x its size) at the very moment memory peaks.
-template <class T>
-class ChunkedArray {
- public:
-  static constexpr size_t kShift = 16, kChunk = size_t(1) << kShift;
-  size_t size() const { return n_; }
-  T& operator[](size_t i) { return chunks_[i >> kShift][i & (kChunk - 1)]; }
-  const T& operator[](size_t i) const { return chunks_[i >> kShift][i & (kChunk - 1)]; }
-  void push_back(const T& v) {
-    if ((n_ >> kShift) == chunks_.size()) chunks_.push_back(std::make_unique<T[]>(kChunk));
-    (*this)[n_++] = v;
-  }
-  void clear() {
-    chunks_.clear();
-    n_ = 0;
-  }
-
- private:
-  std::vector<std::unique_ptr<T[]>> chunks_;
-  size_t n_ = 0;
-};
-
-// Records and tokens written once, read back by offset. They stay in memory (8 MiB chunks) while they
-// fit `mem_cap` bytes — a corpus of a few hundred MB never touches the disk — and move to a file beside
-// the output the first time they would not, written 8 MiB at a time (pread is safe from several
-// threads). seal() after the last append, before the first read.
-class Spool {
- public:
-  Spool(const std::string& dir, const char* name, uint64_t mem_cap)
-      : path_(dir + "/" + name), cap_(mem_cap) {}
-  ~Spool() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      ::unlink(path_.c_str());
-    }
-  }
-  Spool(const Spool&) = delete;
-  Spool& operator=(const Spool&) = delete;
-  bool on_disk() const { return fd_ >= 0; }
-  uint64_t append(std::string_view b) {
-    const uint64_t at = size_;
-    if (fd_ < 0 && size_ + b.size() > cap_) spill();
-    if (fd_ >= 0) {
-      pending_.append(b);
-      size_ += b.size();  // before seal(), which writes pending_ at size_ - its size
-      if (pending_.size() >= kWriteBytes) seal();
-      return at;
-    }
-    for (size_t done = 0; done < b.size();) {
-      const uint64_t pos = size_ + done;
-      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
-      const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
-      std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
-      done += n;
-    }
-    size_ += b.size();
-    return at;
-  }
-  void seal() {
-    if (pending_.empty()) return;
-    write_at(pending_, size_ - pending_.size());
-    pending_.clear();
-  }
-  void read(uint64_t at, size_t n, void* out) const {
-    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
-    char* o = static_cast<char*>(out);
-    if (fd_ < 0) {
-      for (size_t done = 0; done < n;) {
-        const uint64_t pos = at + done;
-        const size_t k = std::min<size_t>(n - done, kChunk - pos % kChunk);
-        std::memcpy(o + done, chunks_[pos / kChunk].get() + pos % kChunk, k);
-        done += k;
-      }
-      return;
-    }
-    for (size_t done = 0; done < n;) {
-      const ssize_t k = ::pread(fd_, o + done, n - done, off_t(at + done));
-      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
-      done += size_t(k);
-    }
-  }
-
- private:
-  static constexpr size_t kChunk = size_t(8) << 20;
-  // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
-  const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
-  void spill() {
-    fs::create_directories(fs::path(path_).parent_path());
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
-    for (size_t c = 0; c < chunks_.size(); c++) {
-      const uint64_t pos = uint64_t(c) * kChunk;
-      write_at({chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos))}, pos);
-      chunks_[c].reset();
-    }
-    chunks_.clear();
-  }
-  void write_at(std::string_view b, uint64_t off) {
-    for (size_t done = 0; done < b.size();) {
-      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(off + done));
-      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
-      done += size_t(n);
-    }
-  }
-  std::string path_;
-  uint64_t cap_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
-  std::vector<std::unique_ptr<char[]>> chunks_;
-  std::string pending_;  // on disk: what is not written yet
-};
-
-// data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
-// in memory, a sixteenth for the band keys, a thirty-second for a JSONL piece (1-64 MiB; a batch's
-// DOMs, texts and tokens are a few times its piece). What is left holds the Metas and the tokenizer.
-uint64_t memory_budget(const DataConfig& cfg) {
-  if (cfg.max_memory_bytes) return cfg.max_memory_bytes;
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  const uint64_t ram = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t(4) << 30;
-  return std::min<uint64_t>(ram / 4, uint64_t(1) << 30);
-}
 
 enum : uint16_t {
   kFailed = 1,
@@ -211,48 +85,6 @@ static_assert(sizeof(Meta) == 56);
 // The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
 std::string dedup_text(const nlohmann::json& j) {
   return j.contains("input_ids") ? j["input_ids"].dump() : record_text(j);
-}
-
-void put_varint(std::string& out, uint64_t v) {
-  for (; v >= 0x80; v >>= 7) out += char(0x80 | (v & 0x7f));
-  out += char(v);
-}
-uint64_t get_varint(std::string_view b, size_t& at) {
-  uint64_t v = 0;
-  for (int shift = 0;; shift += 7) {
-    LATHE_CHECK(at < b.size() && shift < 64, "spool record ends inside a number");
-    const uint8_t c = uint8_t(b[at++]);
-    v |= uint64_t(c & 0x7f) << shift;
-    if (!(c & 0x80)) return v;
-  }
-}
-
-// A spooled record starts with its text statistics (what the records pass adds up over the records
-// dedup keeps): the character count and the per-script counts; the records-file line follows.
-void put_text_statistics(std::string& out, std::string_view text) {
-  std::map<std::string, size_t> sc;
-  count_scripts(text, sc);
-  put_varint(out, utf8_length(text));
-  put_varint(out, sc.size());
-  for (auto& [name, c] : sc) {
-    put_varint(out, name.size());
-    out += name;
-    put_varint(out, c);
-  }
-}
-// Reads them back (adding to `scripts`) and returns where the line starts.
-size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts) {
-  size_t at = 0;
-  char_len = get_varint(b, at);
-  for (uint64_t n = get_varint(b, at); n > 0; n--) {
-    const size_t len = get_varint(b, at);
-    LATHE_CHECK(at + len <= b.size(), "spool record ends inside a script name");
-    const std::string_view name = b.substr(at, len);
-    at += len;
-    const size_t c = get_varint(b, at);
-    if (scripts) (*scripts)[std::string(name)] += c;
-  }
-  return at;
 }
 
 class Streamer {

@@ -1,0 +1,62 @@
+#include "lathe/data/prepare_spool.h"
+
+#include <cstdlib>
+
+#include "lathe/core/utf8.h"
+#include "lathe/data/clean.h"
+#include "lathe/data/pipeline_internal.h"
+
+namespace lathe::data {
+
+size_t knob(const char* name, size_t dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::max<size_t>(1, std::stoull(v)) : dflt;
+}
+
+uint64_t memory_budget(const DataConfig& cfg) {
+  if (cfg.max_memory_bytes) return cfg.max_memory_bytes;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const uint64_t ram = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t(4) << 30;
+  return std::min<uint64_t>(ram / 4, uint64_t(1) << 30);
+}
+
+namespace {
+
+uint64_t get_varint(std::string_view b, size_t& at) {
+  uint64_t v = 0;
+  for (int shift = 0;; shift += 7) {
+    LATHE_CHECK(at < b.size() && shift < 64, "spool record ends inside a number");
+    const uint8_t c = uint8_t(b[at++]);
+    v |= uint64_t(c & 0x7f) << shift;
+    if (!(c & 0x80)) return v;
+  }
+}
+
+}  // namespace
+
+void put_text_statistics(std::string& out, std::string_view text) {
+  std::map<std::string, size_t> sc;
+  count_scripts(text, sc);
+  put_varint(out, utf8_length(text));
+  put_varint(out, sc.size());
+  for (auto& [name, c] : sc) {
+    put_varint(out, name.size());
+    out += name;
+    put_varint(out, c);
+  }
+}
+size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts) {
+  size_t at = 0;
+  char_len = get_varint(b, at);
+  for (uint64_t n = get_varint(b, at); n > 0; n--) {
+    const size_t len = get_varint(b, at);
+    LATHE_CHECK(at + len <= b.size(), "spool record ends inside a script name");
+    const std::string_view name = b.substr(at, len);
+    at += len;
+    const size_t c = get_varint(b, at);
+    if (scripts) (*scripts)[std::string(name)] += c;
+  }
+  return at;
+}
+
+}  // namespace lathe::data

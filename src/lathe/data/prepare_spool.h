@@ -1,0 +1,152 @@
+// The working storage of the streaming `lathe data prepare` (pipeline_stream.cpp): record and key
+// spools that stay in memory under data.max_memory and move to disk beyond it, arrays of per-record
+// facts that grow without copying, and the text statistics a spooled record starts with.
+#pragma once
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lathe/core/error.h"
+#include "lathe/data/pipeline.h"
+
+namespace lathe::data {
+
+// A size from the environment (the LATHE_DATA_* overrides tests use to cross every batch, piece and
+// spool boundary), else `dflt`.
+size_t knob(const char* name, size_t dflt);
+
+// An array that grows in chunks of 64 Ki elements: a vector of millions of Metas doubles by copying,
+// holding the old and the new array at once (1.5-3x its size) at the very moment memory peaks.
+template <class T>
+class ChunkedArray {
+ public:
+  static constexpr size_t kShift = 16, kChunk = size_t(1) << kShift;
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return chunks_[i >> kShift][i & (kChunk - 1)]; }
+  const T& operator[](size_t i) const { return chunks_[i >> kShift][i & (kChunk - 1)]; }
+  void push_back(const T& v) {
+    if ((n_ >> kShift) == chunks_.size()) chunks_.push_back(std::make_unique<T[]>(kChunk));
+    (*this)[n_++] = v;
+  }
+  void clear() {
+    chunks_.clear();
+    n_ = 0;
+  }
+
+ private:
+  std::vector<std::unique_ptr<T[]>> chunks_;
+  size_t n_ = 0;
+};
+
+// Records and tokens written once, read back by offset. They stay in memory (8 MiB chunks) while they
+// fit `mem_cap` bytes — a corpus of a few hundred MB never touches the disk — and move to a file beside
+// the output the first time they would not, written 8 MiB at a time (pread is safe from several
+// threads). seal() after the last append, before the first read.
+class Spool {
+ public:
+  Spool(const std::string& dir, const char* name, uint64_t mem_cap)
+      : path_(dir + "/" + name), cap_(mem_cap) {}
+  ~Spool() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(path_.c_str());
+    }
+  }
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+  bool on_disk() const { return fd_ >= 0; }
+  uint64_t append(std::string_view b) {
+    const uint64_t at = size_;
+    if (fd_ < 0 && size_ + b.size() > cap_) spill();
+    if (fd_ >= 0) {
+      pending_.append(b);
+      size_ += b.size();  // before seal(), which writes pending_ at size_ - its size
+      if (pending_.size() >= kWriteBytes) seal();
+      return at;
+    }
+    for (size_t done = 0; done < b.size();) {
+      const uint64_t pos = size_ + done;
+      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
+      const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
+      std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
+      done += n;
+    }
+    size_ += b.size();
+    return at;
+  }
+  void seal() {
+    if (pending_.empty()) return;
+    write_at(pending_, size_ - pending_.size());
+    pending_.clear();
+  }
+  void read(uint64_t at, size_t n, void* out) const {
+    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
+    char* o = static_cast<char*>(out);
+    if (fd_ < 0) {
+      for (size_t done = 0; done < n;) {
+        const uint64_t pos = at + done;
+        const size_t k = std::min<size_t>(n - done, kChunk - pos % kChunk);
+        std::memcpy(o + done, chunks_[pos / kChunk].get() + pos % kChunk, k);
+        done += k;
+      }
+      return;
+    }
+    for (size_t done = 0; done < n;) {
+      const ssize_t k = ::pread(fd_, o + done, n - done, off_t(at + done));
+      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
+      done += size_t(k);
+    }
+  }
+
+ private:
+  static constexpr size_t kChunk = size_t(8) << 20;
+  // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
+  const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
+  void spill() {
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+    for (size_t c = 0; c < chunks_.size(); c++) {
+      const uint64_t pos = uint64_t(c) * kChunk;
+      write_at({chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos))}, pos);
+      chunks_[c].reset();
+    }
+    chunks_.clear();
+  }
+  void write_at(std::string_view b, uint64_t off) {
+    for (size_t done = 0; done < b.size();) {
+      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(off + done));
+      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
+      done += size_t(n);
+    }
+  }
+  std::string path_;
+  uint64_t cap_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::string pending_;  // on disk: what is not written yet
+};
+
+// data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
+// in memory, a sixteenth for the band keys, a thirty-second for a JSONL piece (1-64 MiB; a batch's
+// DOMs, texts and tokens are a few times its piece). What is left holds the Metas and the tokenizer.
+uint64_t memory_budget(const DataConfig& cfg);
+
+// A spooled record starts with its text statistics (what the records pass adds up over the records
+// dedup keeps): the character count and the per-script counts; the records-file line follows.
+void put_text_statistics(std::string& out, std::string_view text);
+// Reads them back (adding to `scripts`) and returns where the line starts.
+size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts);
+
+}  // namespace lathe::data
