@@ -47,6 +47,19 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void prefault_pages(const void* p, size_t n) {
+  if (!p || n == 0) return;
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1), end = reinterpret_cast<uintptr_t>(p) + n;
+#ifdef MADV_POPULATE_READ
+  if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+#endif
+  // Older kernels (before 5.14): one read per page.
+  volatile uint8_t sink = 0;
+  for (uintptr_t a = reinterpret_cast<uintptr_t>(p); a < end; a += page) sink = sink + *reinterpret_cast<const uint8_t*>(a);
+  (void)sink;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("io", "{}: cannot open: {}", path, std::strerror(errno));

@@ -27,6 +27,10 @@ class MappedFile {
 
 std::string read_file(const std::string& path);  // throws "[io] PATH: ..." on failure
 
+// Makes the pages of [p, p + n) resident now (a mapped file's pages read in and mapped), so that the
+// first use does not fault page by page: madvise(MADV_POPULATE_READ), else a read of every page.
+void prefault_pages(const void* p, size_t n);
+
 // A file written piece by piece under a temporary name and renamed into place by commit(); destroyed
 // without commit() (an error on the way), it removes the temporary. Throws "[io] PATH: ..." on failure.
 class AtomicFileWriter {
