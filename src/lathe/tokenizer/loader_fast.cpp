@@ -163,7 +163,11 @@ bool read_tokenizer_json_fast(std::string_view text, nlohmann::json& rest, Token
   return true;
 }
 
+bool tokenizer_json_fast_available() { return true; }
+
 #else
+
+bool tokenizer_json_fast_available() { return false; }
 
 bool read_tokenizer_json_fast(std::string_view, nlohmann::json&, TokenizerJsonParts& parts) {
   parts = TokenizerJsonParts();

@@ -30,6 +30,8 @@ struct TokenizerJsonParts {
 // when they went to *parts (loader_fast.cpp). False: not read (no simdjson in the build, a document it
 // rejects, or escaped surrogates); the caller parses with nlohmann, which words any error as before.
 bool read_tokenizer_json_fast(std::string_view text, nlohmann::json& rest, TokenizerJsonParts& parts);
+// Whether this build has the fast reader (simdjson found at configure time).
+bool tokenizer_json_fast_available();
 // Tokenizer::from_json with the fast reader allowed or not (tests compare the two); *fast_used: whether
 // vocab and merges came from the fast reader.
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& origin, bool allow_fast,
