@@ -235,3 +235,66 @@ TEST(ChatPlan, GenerationBlocksShiftWithTheContents) {
   }
   EXPECT_GT(t.plan_stats().hits, 0u);
 }
+
+#include "lathe/chat/jinja_eval.h"
+
+namespace {
+
+// guards_hold's quick answers (a content's truth, 'x' in content, startswith/endswith) against the
+// interpreter's, guard by guard, on random contents built from the literals (at the start, the end, the
+// middle, cut short), empty contents and Korean; with expected results true and false, and with
+// operands the quick path must leave to the interpreter (a tuple of prefixes, a non-string needle).
+TEST(ChatPlan, QuickGuardsMatchTheInterpreter) {
+  using namespace lathe::jinja;
+  const std::vector<std::string> lits = {"<tool_response>", "</think>", "\n", "x", "", "한", "ab"};
+  std::mt19937 rng(11);
+  auto content = [&] {
+    std::string s;
+    for (int k = int(rng() % 5); k > 0; k--) {
+      const std::string& l = lits[rng() % lits.size()];
+      s += rng() % 4 ? l : l.substr(0, l.size() / 2);
+      if (rng() % 2) s += rng() % 2 ? "한국어 " : "text ";
+    }
+    return s;
+  };
+  auto guard = [&](Guard::Kind kind, const std::string& name, std::vector<Value> ops, std::vector<int> refs) {
+    Guard g;
+    g.kind = kind;
+    g.name = name;
+    g.operands = std::move(ops);
+    g.refs = std::move(refs);
+    g.expected = Value::boolean(rng() % 2);
+    return g;
+  };
+  RenderOptions ro;
+  size_t agree_true = 0, agree_false = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::vector<std::string> cs = {content(), content()};
+    std::vector<const std::string*> ptrs = {&cs[0], &cs[1]};
+    const Value lit = Value::string(lits[rng() % lits.size()]);
+    const int ref = int(rng() % 2);
+    std::vector<Guard> gs;
+    switch (rng() % 6) {
+      case 0: gs.push_back(guard(Guard::Kind::Truthy, "", {Value()}, {ref})); break;
+      case 1: gs.push_back(guard(Guard::Kind::In, "in", {lit, Value()}, {-1, ref})); break;
+      case 2: gs.push_back(guard(Guard::Kind::Method, "startswith", {Value(), lit}, {ref, -1})); break;
+      case 3: gs.push_back(guard(Guard::Kind::Method, "endswith", {Value(), lit}, {ref, -1})); break;
+      case 4:  // a tuple of prefixes: interpreted
+        gs.push_back(guard(Guard::Kind::Method, rng() % 2 ? "startswith" : "endswith",
+                           {Value(), Value::list({lit, Value::string("text")})}, {ref, -1}));
+        break;
+      default:  // a number looked for in a string: an error, which the guard counts as not holding
+        gs.push_back(guard(Guard::Kind::In, "in", {Value::integer(3), Value()}, {-1, ref}));
+    }
+    if (rng() % 3 == 0) gs.push_back(guard(Guard::Kind::Truthy, "", {Value()}, {1 - ref}));
+    const bool quick = guards_hold(gs, ptrs, ro, true), slow = guards_hold(gs, ptrs, ro, false);
+    ASSERT_EQ(quick, slow) << "round " << round << " kind " << int(gs[0].kind) << " " << gs[0].name << " '"
+                           << (gs[0].operands.size() > 1 && gs[0].operands[1].is_string() ? gs[0].operands[1].s() : "")
+                           << "' content '" << cs[size_t(ref)] << "'";
+    (quick ? agree_true : agree_false)++;
+  }
+  EXPECT_GT(agree_true, 2000u);
+  EXPECT_GT(agree_false, 2000u);
+}
+
+}  // namespace

@@ -300,4 +300,27 @@ TEST(CleanFast, DedupNormalizeMatchesReferenceLoop) {
   EXPECT_EQ(dedup_normalize("Hello,  WORLD! 안녕\t하세요 ...x_y"), "hello world 안녕 하세요 xy");
 }
 
+// count_scripts' eight-bytes-at-a-time ASCII runs against the byte loop: texts of the pieces above with
+// runs of random ASCII bytes (every value, letters and the bytes next to them: '@', '[', '`', '{')
+// of every length around the block size, at every alignment.
+TEST(CleanFast, CountScriptsMatchesByteLoop) {
+  Rng rng{7};
+  const std::string edges = "@[`{AZazaZ";
+  for (int round = 0; round < 20000; round++) {
+    std::string s;
+    for (int part = int(rng.next() % 6); part >= 0; part--) {
+      if (rng.next() % 2) s += random_text(rng, 6, false);
+      for (int k = int(rng.next() % 20); k > 0; k--)
+        s += rng.next() % 3 ? edges[rng.next() % edges.size()] : char(rng.next() % 128);
+    }
+    std::map<std::string, size_t> fast, ref;
+    count_scripts(s, fast);
+    clean_detail::count_scripts_bytewise(s, ref);
+    ASSERT_EQ(fast, ref) << testing::PrintToString(s);
+  }
+  std::map<std::string, size_t> c;
+  count_scripts("Hello, World! abcdefghijklmnopqrstuvwxyz@[`{ 안녕 中", c);
+  EXPECT_EQ(c, (std::map<std::string, size_t>{{"latin", 36}, {"hangul", 2}, {"han", 1}}));
+}
+
 }  // namespace

@@ -71,8 +71,11 @@ struct RenderResult {
 RenderResult jinja_render(const Template& tpl, const Dict& globals, const RenderOptions& opts = {});
 
 // Re-evaluates a probe's guards with other contents (by source index): true when every guard gives
-// the result it gave during the probe. An error in a guard counts as a different result.
+// the result it gave during the probe. An error in a guard counts as a different result. quick: yes/no
+// questions of one content with constant operands (its truth, `'x' in content`, startswith/endswith
+// of a string) are answered on the bytes without the interpreter (false: every guard interpreted, the
+// reference the tests compare with).
 bool guards_hold(const std::vector<Guard>& guards, const std::vector<const std::string*>& contents,
-                 const RenderOptions& opts);
+                 const RenderOptions& opts, bool quick = true);
 
 }  // namespace lathe::jinja

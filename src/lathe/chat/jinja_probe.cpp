@@ -106,11 +106,49 @@ static bool same_value(const Value& a, const Value& b) {
   return values_equal(a, b);
 }
 
+// The interpreter's answer to a guard that asks a yes/no question of one content with constant string
+// operands — what Qwen3's and similar templates ask of every message (`content.startswith(
+// '<tool_response>')`, `'</think>' in content`, `loop.first and content`) — from the content's bytes,
+// without copying it into a Value or building an interpreter: whether the guard gives its expected
+// result. nullopt: any other guard (the interpreter evaluates it).
+static std::optional<bool> quick_guard(const Guard& g, const std::vector<const std::string*>& contents) {
+  if (g.expected_ref >= 0 || g.expected.type() != Value::Type::Bool) return std::nullopt;
+  const bool want = g.expected.as_bool();
+  const size_t n = g.operands.size();
+  if (g.refs.size() != n) return std::nullopt;
+  switch (g.kind) {
+    case Guard::Kind::Truthy:  // a string's truth: not empty
+      if (n == 1 && g.refs[0] >= 0) return !contents[size_t(g.refs[0])]->empty() == want;
+      break;
+    case Guard::Kind::In:  // 'literal' in content: a substring
+      if (n == 2 && g.refs[0] < 0 && g.operands[0].is_string() && g.refs[1] >= 0)
+        return (contents[size_t(g.refs[1])]->find(g.operands[0].s()) != std::string::npos) == want;
+      break;
+    case Guard::Kind::Method:  // content.startswith('literal') / endswith (no tuple, no keywords)
+      if (n == 2 && g.refs[0] >= 0 && g.refs[1] < 0 && g.operands[1].is_string() && g.kwargs.empty() &&
+          (g.name == "startswith" || g.name == "endswith")) {
+        const std::string_view s = *contents[size_t(g.refs[0])], x = g.operands[1].s();
+        const bool hit = g.name == "startswith" ? s.starts_with(x) : s.ends_with(x);
+        return hit == want;
+      }
+      break;
+    default: break;
+  }
+  return std::nullopt;
+}
+
 bool guards_hold(const std::vector<Guard>& guards, const std::vector<const std::string*>& contents,
-                 const RenderOptions& opts) {
+                 const RenderOptions& opts, bool quick) {
   if (guards.empty()) return true;
-  Interp in({}, opts);
+  std::optional<Interp> in;  // built for the first guard that needs it
   for (const Guard& g : guards) {
+    if (quick) {
+      if (const std::optional<bool> held = quick_guard(g, contents)) {
+        if (!*held) return false;
+        continue;
+      }
+    }
+    if (!in) in.emplace(Dict{}, opts);
     Args ops = g.operands;
     for (size_t i = 0; i < ops.size(); ++i)
       if (g.refs[i] >= 0) {
@@ -119,7 +157,7 @@ bool guards_hold(const std::vector<Guard>& guards, const std::vector<const std::
       }
     Value r;
     try {
-      r = in.eval_guard(g, ops);
+      r = in->eval_guard(g, ops);
     } catch (const Error&) {
       return false;
     }

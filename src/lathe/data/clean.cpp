@@ -254,17 +254,35 @@ void clean_text(std::string& s, const CleanOptions& o) {
   clean_detail::clean_text_general(s, o);
 }
 
-void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
-  size_t local[std::size(kScripts)] = {};
+namespace {
+
+// Script counts by index (kScripts) from position i on, one character at a time.
+void count_scripts_from(std::string_view text, size_t i, size_t* local, bool ascii_words) {
   const size_t n = text.size();
-  for (size_t i = 0; i < n;) {
-    // ASCII and precomposed Hangul (U+AC00-U+D7A3: EA B0 80 .. ED 9E A3) without decoding.
+  while (i < n) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
+      // Eight ASCII bytes at a time: a byte x (high bit clear) is a letter when (x | 0x20) is in
+      // 'a'..'z'; adding 0x80 - 'a' sets its high bit when it is >= 'a', and 0x80 + 'z' minus it keeps
+      // the high bit when it is <= 'z' (no carry or borrow crosses a byte, since every byte is < 0x80).
+      if (ascii_words && i + 8 <= n) {
+        uint64_t v;
+        std::memcpy(&v, text.data() + i, 8);
+        constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+        if (!(v & kHigh)) {
+          const uint64_t x = v | (kOnes * 0x20);
+          const uint64_t ge_a = x + kOnes * (0x80 - 'a');
+          const uint64_t le_z = kOnes * (0x80 + 'z') - x;
+          local[0] += size_t(__builtin_popcountll(ge_a & le_z & kHigh));
+          i += 8;
+          continue;
+        }
+      }
       local[0] += (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
       i++;
       continue;
     }
+    // Precomposed Hangul (U+AC00-U+D7A3: EA B0 80 .. ED 9E A3) without decoding.
     if (c >= 0xEA && c <= 0xED && i + 2 < n) {
       const uint32_t cp = ((c & 0x0Fu) << 12) | ((static_cast<unsigned char>(text[i + 1]) & 0x3Fu) << 6) |
                           (static_cast<unsigned char>(text[i + 2]) & 0x3Fu);
@@ -277,8 +295,25 @@ void count_scripts(std::string_view text, std::map<std::string, size_t>& counts)
     const int id = script_id(utf8_decode_unchecked(text, i));
     if (id >= 0) local[id]++;
   }
+}
+
+void add_counts(const size_t* local, std::map<std::string, size_t>& counts) {
   for (size_t k = 0; k < std::size(kScripts); k++)
     if (local[k]) counts[kScripts[k]] += local[k];
+}
+
+}  // namespace
+
+void count_scripts(std::string_view text, std::map<std::string, size_t>& counts) {
+  size_t local[std::size(kScripts)] = {};
+  count_scripts_from(text, 0, local, true);
+  add_counts(local, counts);
+}
+
+void clean_detail::count_scripts_bytewise(std::string_view text, std::map<std::string, size_t>& counts) {
+  size_t local[std::size(kScripts)] = {};
+  count_scripts_from(text, 0, local, false);
+  add_counts(local, counts);
 }
 
 double script_ratio(std::string_view text, const std::string& script) {

@@ -1,5 +1,6 @@
 // Pieces of the clean stage shared between its source files and its tests (see clean.h for the API).
 #pragma once
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,9 @@ RepetitionStats repetition_stats_of(std::string_view text);
 // for texts of fewer than 20 words), 1 repeated lines, 2 repeated n-grams. N-gram sizes whose fractions
 // cannot pass a threshold are not counted.
 int repetition_verdict(std::string_view text, const CleanOptions& o);
+
+// count_scripts one byte (or character) at a time, without its eight-bytes-at-a-time ASCII runs: the
+// reference its tests compare with.
+void count_scripts_bytewise(std::string_view text, std::map<std::string, size_t>& counts);
 
 }  // namespace lathe::data::clean_detail

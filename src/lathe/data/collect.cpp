@@ -6,8 +6,10 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <filesystem>
 #include <set>
 
@@ -453,27 +455,38 @@ namespace {
 bool for_each_piece(const std::string& path, size_t piece, const std::function<void(std::string_view)>& fn) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  std::string buf;
+  // A buffer that is read into, not zero-filled first (a std::string resized by `piece` would write
+  // every byte of a 100 MB file twice more, once per pass over it); it grows only for a line longer
+  // than a piece.
+  std::unique_ptr<char[]> buf;
+  size_t cap = 0, len = 0;
   size_t scanned = 0;  // bytes of buf known to hold no '\n'
   while (true) {
-    const size_t old = buf.size();
-    buf.resize(old + piece);
-    in.read(buf.data() + old, std::streamsize(piece));
-    buf.resize(old + size_t(in.gcount()));
+    if (len + piece > cap) {
+      const size_t want = std::max(len + piece, 2 * cap);
+      auto bigger = std::make_unique_for_overwrite<char[]>(want);
+      if (len) std::memcpy(bigger.get(), buf.get(), len);
+      buf = std::move(bigger);
+      cap = want;
+    }
+    in.read(buf.get() + len, std::streamsize(piece));
+    len += size_t(in.gcount());
     if (in.bad()) return false;
     const bool eof = !in;
-    size_t nl = std::string_view(buf).substr(scanned).rfind('\n');
+    const std::string_view all(buf.get(), len);
+    size_t nl = all.substr(scanned).rfind('\n');
     if (eof) {
-      if (!buf.empty()) fn(buf);
+      if (len) fn(all);
       return true;
     }
     if (nl == std::string_view::npos) {
-      scanned = buf.size();
+      scanned = len;
       continue;
     }
     nl += scanned;
-    fn(std::string_view(buf).substr(0, nl + 1));
-    buf.erase(0, nl + 1);
+    fn(all.substr(0, nl + 1));
+    len -= nl + 1;
+    std::memmove(buf.get(), buf.get() + nl + 1, len);
     scanned = 0;
   }
 }

@@ -76,7 +76,9 @@ class Spool {
     }
     for (size_t done = 0; done < b.size();) {
       const uint64_t pos = size_ + done;
-      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique<char[]>(kChunk));
+      // Not zero-filled (make_unique<char[]> would write every chunk once more before the copy):
+      // only appended bytes are ever read.
+      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<char[]>(kChunk));
       const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
       std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
       done += n;

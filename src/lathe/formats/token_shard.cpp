@@ -11,6 +11,9 @@ namespace lathe {
 
 namespace {
 constexpr const char* kFormat = "lathe-tokens-v1";
+// The streamed writer hands the kernel this much at a time: small enough that the buffer is still in
+// the core's L2 cache when it is hashed and copied into the page cache.
+constexpr size_t kFlushBytes = size_t(512) << 10;
 
 template <class T>
 Tensor view_of(const std::vector<T>& v, DType t) {
@@ -69,7 +72,7 @@ uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPla
   AtomicFileWriter w(path);
   XXH3_state_t* h = XXH3_createState();
   XXH3_64bits_reset(h);
-  std::string out = head;  // written (and hashed) a few megabytes at a time
+  std::string out = head;  // written (and hashed) kFlushBytes at a time
   auto flush = [&] {
     XXH3_64bits_update(h, out.data(), out.size());
     w.write(out);
@@ -77,7 +80,7 @@ uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPla
   };
   auto put = [&](const void* p, size_t n) {
     out.append(static_cast<const char*>(p), n);
-    if (out.size() >= (4u << 20)) flush();
+    if (out.size() >= kFlushBytes) flush();
   };
   if (plan.packed) put(bins.data(), sizeof(int64_t) * bins.size());
   std::vector<int32_t> buf;

@@ -327,6 +327,12 @@ std::unique_ptr<Model> make_bpe_from_json(const json& j, const std::string& orig
       }
     }
   }
+  return make_bpe_from_parts(j, std::move(vocab), merges, origin);
+}
+
+std::unique_ptr<Model> make_bpe_from_parts(const json& j, std::vector<std::string> vocab,
+                                           const std::vector<std::pair<std::string, std::string>>& merges,
+                                           const std::string& origin) {
   BpeOptions opt;
   auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
   opt.unk_token = str("unk_token");

@@ -124,15 +124,28 @@ void TokenizerLoader::set_chat_template(Tokenizer& t, std::string s) { t.chat_te
 tok::Pipeline& TokenizerLoader::pipeline(Tokenizer& t) { return *t.p_; }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std::string& origin) {
+  return tokenizer_from_json(text, origin, true);
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& origin, bool allow_fast,
+                                               bool* fast_used) {
   json j;
-  try {
-    j = json::parse(text);
-  } catch (const std::exception& e) {
-    fail("tokenizer", "{}: not valid JSON: {}", origin, e.what());
+  // A BPE model's vocab and merges straight from the file where the fast reader can take them
+  // (loader_fast.cpp); the rest of the document is the same nlohmann value either way.
+  TokenizerJsonParts parts;
+  if (!allow_fast || !read_tokenizer_json_fast(text, j, parts)) {
+    parts = TokenizerJsonParts();
+    try {
+      j = json::parse(text);
+    } catch (const std::exception& e) {
+      fail("tokenizer", "{}: not valid JSON: {}", origin, e.what());
+    }
   }
+  if (fast_used) *fast_used = parts.bpe;
   if (!j.is_object() || !j.contains("model")) fail("tokenizer", "{}: missing field 'model'", origin);
   auto t = TokenizerLoader::make();
-  tok::Pipeline& p = *t->p_;
+  tok::Pipeline& p = TokenizerLoader::pipeline(*t);
+  auto set_unk = [&](int32_t unk) { TokenizerLoader::set_special(*t, t->bos_id(), t->eos_id(), t->pad_id(), unk); };
   try {
     p.normalizer = tok::make_normalizer(j.value("normalizer", json()), origin);
     p.pre_tokenizer = tok::make_pre_tokenizer(j.value("pre_tokenizer", json()), origin);
@@ -141,8 +154,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
     int32_t unigram_unk = -1;
     if (type == "Unigram") p.model = tok::make_unigram_from_json(model, origin, &unigram_unk);
     else if (type == "WordPiece") p.model = tok::make_wordpiece_from_json(model, origin);
+    else if (parts.bpe) p.model = tok::make_bpe_from_parts(model, std::move(parts.vocab), parts.merges, origin);
     else p.model = tok::make_bpe_from_json(model, origin);
-    t->unk_id_ = unigram_unk;
+    set_unk(unigram_unk);
     p.decoder = tok::make_decoder(j.value("decoder", json()), origin);
     parse_post_processor(p, j.value("post_processor", json()), origin);
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
@@ -165,7 +179,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std
   p.vocab_size = int(p.model->vocab.size());
   for (auto& a : p.added) p.vocab_size = std::max(p.vocab_size, a.id + 1);
   std::string unk = j["model"].value("unk_token", json()).is_string() ? j["model"]["unk_token"].get<std::string>() : "";
-  if (!unk.empty()) t->unk_id_ = t->token_to_id(unk);
+  if (!unk.empty()) set_unk(t->token_to_id(unk));
   validate_tokenizer(*t, origin);
   return t;
 }

@@ -2,6 +2,8 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lathe/tokenizer/pipeline.h"
@@ -16,6 +18,24 @@ struct TokenizerLoader {
   static void add_eos_ids(Tokenizer& t, const std::vector<int32_t>& ids);
   static tok::Pipeline& pipeline(Tokenizer& t);
 };
+
+// What read_tokenizer_json_fast took from a tokenizer.json without the DOM: a BPE model's vocab (id ->
+// token) and merges, exactly as make_bpe_from_json would read them (bpe false: they stayed in the DOM).
+struct TokenizerJsonParts {
+  bool bpe = false;
+  std::vector<std::string> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+// tokenizer.json text -> *rest, the value nlohmann::json::parse gives, less model.vocab and model.merges
+// when they went to *parts (loader_fast.cpp). False: not read (no simdjson in the build, a document it
+// rejects, or escaped surrogates); the caller parses with nlohmann, which words any error as before.
+bool read_tokenizer_json_fast(std::string_view text, nlohmann::json& rest, TokenizerJsonParts& parts);
+// Whether this build has the fast reader (simdjson found at configure time).
+bool tokenizer_json_fast_available();
+// Tokenizer::from_json with the fast reader allowed or not (tests compare the two); *fast_used: whether
+// vocab and merges came from the fast reader.
+std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& origin, bool allow_fast,
+                                               bool* fast_used = nullptr);
 
 // Checks a loaded tokenizer (empty vocabulary, ids beyond kMaxTokenId, conflicting added-token ids,
 // special and post-processor ids outside the vocabulary); errors name `origin` (the file).

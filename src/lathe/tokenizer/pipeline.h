@@ -149,6 +149,11 @@ std::unique_ptr<Model> make_bpe(std::vector<std::string> vocab,
                                 const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
                                 const std::string& origin);
 std::unique_ptr<Model> make_bpe_from_json(const nlohmann::json& j, const std::string& origin);
+// The rest of make_bpe_from_json once model.vocab and model.merges are read (by it, or by the loader's
+// reader that takes them straight from the file, loader_fast.cpp): the options from j, then make_bpe.
+std::unique_ptr<Model> make_bpe_from_parts(const nlohmann::json& j, std::vector<std::string> vocab,
+                                           const std::vector<std::pair<std::string, std::string>>& merges,
+                                           const std::string& origin);
 // Unigram (unigram.cpp): Viterbi over [piece, score] pairs, as HF's Unigram with its unknown-piece penalty.
 // *unk_id receives model.unk_id.
 std::unique_ptr<Model> make_unigram_from_json(const nlohmann::json& j, const std::string& origin, int32_t* unk_id);
