@@ -256,7 +256,7 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 }
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float g = gate[i];
     out[i] = g / (1.0f + fast_exp(-g)) * up[i];
@@ -295,7 +295,7 @@ void embedding_forward(float* out, const int32_t* ids, const float* table, int N
 }
 
 void add_forward(float* out, const float* a, const float* b, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 

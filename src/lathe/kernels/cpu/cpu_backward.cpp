@@ -136,7 +136,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float g = gate[i], s = 1.0f / (1.0f + fast_exp(-g));
     if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
