@@ -433,6 +433,8 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     std::fill(dkb, dkb + 2 * size_t(S) * KD, 0.0f);
     float* probs = keep ? a.probs.data() + probs_at : at_least(s.probs, size_t(H) * T * S);
     probs_at += size_t(H) * T * S;
+    LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {} (backward "
+                "of other rows than the forward's)", a.probs.size(), probs_at);
     float* dP = at_least(s.dP, size_t(H) * T * S);
     // Recompute this sequence's probabilities unless kept; the attention output (no longer needed:
     // o_proj's backward is done) is rewritten with the same values.
