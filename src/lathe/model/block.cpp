@@ -397,9 +397,8 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     prof::timed(prof::Phase::NormAct, [&] { pack_cols(dgu, N, {{dgate.data(), F}, {dup.data(), F}}); });
     linear_backward(lin(LinearId::GateUp), min, dgu, dxn.data(), N, ctx);
   } else {
-    std::vector<AdapterRows> gu;  // each LinearRef's own row groups while both are in use
-    linear_backward_many({{lin(LinearId::Gate), dgate.data()}, {block_lin(bc, rows, l, LinearId::Up, gu), dup.data()}},
-                         min, dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::Gate), min, dgate.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::Up), min, dup.data(), dxn.data(), N, ctx);
   }
   prof::timed(prof::Phase::NormAct, [&] {
     if (c.pre_ffn_norm)
@@ -478,11 +477,9 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     prof::timed(prof::Phase::NormAct, [&] { pack_cols(dqkv, N, {{dq.data(), QD}, {dk.data(), KD}, {dv.data(), KD}}); });
     linear_backward(lin(LinearId::QKV), ain, dqkv, dxn.data(), N, ctx);
   } else {
-    std::vector<AdapterRows> gk, gv;
-    linear_backward_many({{lin(LinearId::Q), dq.data()},
-                          {block_lin(bc, rows, l, LinearId::K, gk), dk.data()},
-                          {block_lin(bc, rows, l, LinearId::V, gv), dv.data()}},
-                         ain, dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::Q), ain, dq.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::K), ain, dk.data(), dxn.data(), N, ctx);
+    linear_backward(lin(LinearId::V), ain, dv.data(), dxn.data(), N, ctx);
   }
   prof::PhaseScope ps(prof::Phase::NormAct);
   std::memcpy(dx_in, dx_mid.data(), sizeof(float) * N * C);

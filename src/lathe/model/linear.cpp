@@ -5,7 +5,6 @@
 #include "lathe/kernels/cpu/base_compute.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/qblock.h"
-#include "lathe/kernels/cpu/serial_blas.h"
 #include "lathe/kernels/quant/nf4.h"
 
 #include <array>
@@ -164,86 +163,12 @@ void linear_forward(const LinearRef& l, const float* x, float* y, int T, const A
   adapters_forward(l, x, y, T, in, out, ctx);
 }
 
-void LinearAdapter::forward_shared(const float*, const float*, int, float*, int, const AdapterContext&) {
-  fail("model", "forward_shared on an adapter whose shared_a is null");
-}
-void LinearAdapter::backward_shared(const float*, const float*, float*, int, int, const AdapterContext&) {
-  fail("model", "backward_shared on an adapter whose shared_a is null");
-}
-
-// The projections of one linear_forward_many / linear_backward_many call whose adapters share
-// their A product (LinearAdapter::shared_a): which (index into the call), and their A [rank, in].
-// Empty unless two or more share: one alone gains nothing from a stacked product.
-struct SharedA {
-  size_t index;
-  int rank;
-  const float* a;
-};
-template <typename E>
-static std::vector<SharedA> shared_adapters(std::initializer_list<E> ls, const AdapterContext& ctx) {
-  std::vector<SharedA> s;
-  const int64_t in = ls.begin()->l.w->dim(1);
-  size_t i = 0;
-  for (const E& e : ls) {
-    const LinearRef& l = e.l;
-    int rank = 0;
-    // Scaling adapters rescale around the base product; per-row adapters apply to some rows only.
-    const bool plain = l.adapter && !l.row_adapters && l.w->dim(1) == in && !l.adapter->input_scale() &&
-                       !l.adapter->output_scale();
-    if (const float* a = plain ? l.adapter->shared_a(&rank, ctx) : nullptr) s.push_back({i, rank, a});
-    i++;
-  }
-  if (s.size() < 2) s.clear();
-  return s;
-}
-static bool is_shared(const std::vector<SharedA>& s, size_t i) {
-  for (const SharedA& e : s)
-    if (e.index == i) return true;
-  return false;
-}
-// The shared adapters' A matrices stacked [Σ rank, in] into `buf`; returns Σ rank.
-static int stack_a(const std::vector<SharedA>& s, int in, std::vector<float>& buf) {
-  int R = 0;
-  for (const SharedA& e : s) R += e.rank;
-  buf.resize(size_t(R) * in);
-  size_t off = 0;
-  for (const SharedA& e : s) {
-    std::memcpy(buf.data() + off, e.a, sizeof(float) * size_t(e.rank) * in);
-    off += size_t(e.rank) * in;
-  }
-  return R;
-}
-
 void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, int T, const AdapterContext& ctx) {
   bool grouped = T < kQPrefillRows && ls.size() > 1;
   for (const LinearOut& o : ls)
     grouped = grouped && is_qblock_dtype(o.l.w->dtype) && o.l.w->dim(1) == ls.begin()->l.w->dim(1) && !scales_input(o.l);
   if (!grouped) {
-    const std::vector<SharedA> sh = shared_adapters(ls, ctx);
-    size_t i = 0;
-    for (const LinearOut& o : ls) {
-      if (is_shared(sh, i++))
-        base_forward(o.l, x, o.y, T);  // its adapter below (it scales nothing: shared_adapters)
-      else
-        linear_forward(o.l, x, o.y, T, ctx);
-    }
-    if (sh.empty()) return;
-    prof::PhaseScope ps(prof::Phase::Lora);
-    const SerialBlas serial;  // rank-r products: see serial_blas.h
-    const int in = int(ls.begin()->l.w->dim(1));
-    thread_local std::vector<float> a_buf, h_buf;
-    const int R = stack_a(sh, in, a_buf);
-    h_buf.resize(size_t(T) * R);
-    matmul_forward(h_buf.data(), x, a_buf.data(), nullptr, T, in, R);  // [h_1 h_2 ...] = x [A_1; A_2; ...]^T
-    int off = 0;
-    for (const SharedA& e : sh) {
-      const LinearOut& o = ls.begin()[e.index];
-      const LinearRef base = base_of(o.l);
-      AdapterContext c = ctx;
-      c.base = &base;
-      o.l.adapter->forward_shared(x, h_buf.data() + off, R, o.y, T, c);
-      off += e.rank;
-    }
+    for (const LinearOut& o : ls) linear_forward(o.l, x, o.y, T, ctx);
     return;
   }
   std::array<QMatmulPart, 4> parts{};
@@ -314,50 +239,12 @@ static void scaled_backward(const LinearRef& l, LinearAdapter& a, const float* x
     }
 }
 
-static void check_trainable(const LinearRef& l) {
-  if (is_qblock_dtype(l.w->dtype))
-    fail("train", "weight '{}' is {}: quantized weights are for inference (generate, eval, serve); load the model "
-         "with f32 weights to train", linear_ref_name(l.layer, l.id), dtype_name(l.w->dtype));
-}
-
-void linear_backward_many(std::initializer_list<LinearGrad> ls, const float* x, float* dx, int T,
-                          const AdapterContext& ctx) {
-  const std::vector<SharedA> sh = shared_adapters(ls, ctx);
-  size_t i = 0;
-  for (const LinearGrad& g : ls) {
-    if (is_shared(sh, i++)) {
-      check_trainable(g.l);
-      base_backward(g.l, x, g.dy, dx, T);  // its adapter below
-    } else {
-      linear_backward(g.l, x, g.dy, dx, T, ctx);
-    }
-  }
-  if (sh.empty()) return;
-  prof::PhaseScope ps(prof::Phase::Lora);
-  const SerialBlas serial;
-  const int in = int(ls.begin()->l.w->dim(1));
-  thread_local std::vector<float> a_buf, dh_buf;
-  int R = 0;
-  for (const SharedA& e : sh) R += e.rank;
-  dh_buf.resize(size_t(T) * R);
-  int off = 0;
-  for (const SharedA& e : sh) {
-    const LinearGrad& g = ls.begin()[e.index];
-    const LinearRef base = base_of(g.l);
-    AdapterContext c = ctx;
-    c.base = &base;
-    g.l.adapter->backward_shared(x, g.dy, dh_buf.data() + off, R, T, c);
-    off += e.rank;
-  }
-  if (!dx) return;
-  stack_a(sh, in, a_buf);
-  matmul_backward(dx, nullptr, nullptr, dh_buf.data(), nullptr, a_buf.data(), T, in, R);  // dx += [dh_1 dh_2 ...] [A_1; A_2; ...]
-}
-
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,
                      const AdapterContext& ctx) {
   const int out = int(l.w->dim(0)), in = int(l.w->dim(1));
-  check_trainable(l);
+  if (is_qblock_dtype(l.w->dtype))
+    fail("train", "weight '{}' is {}: quantized weights are for inference (generate, eval, serve); load the model "
+         "with f32 weights to train", linear_ref_name(l.layer, l.id), dtype_name(l.w->dtype));
   if (l.row_adapters)
     for (const AdapterRows& g : *l.row_adapters)
       LATHE_CHECK(!g.adapter->input_scale() && !g.adapter->output_scale(),

@@ -44,21 +44,6 @@ class LinearAdapter {
   virtual const float* input_scale() const { return nullptr; }
   virtual const float* output_scale() const { return nullptr; }
   virtual float* scale_grad() { return nullptr; }
-
-  // Low-rank adapters whose delta starts with h = x·Aᵀ on x as given (LoRA without dropout or
-  // DoRA: nothing per module happens to x first) can share that product with the other
-  // projections of the same input: linear_forward_many / linear_backward_many run one GEMM over the
-  // A matrices stacked instead of one small GEMM each (docs/bench_train.md), equal to rounding.
-  // shared_a returns A [*rank, in], or null where this adapter, in this context, cannot share.
-  virtual const float* shared_a(int* rank, const AdapterContext& ctx) const {
-    (void)rank, (void)ctx;
-    return nullptr;
-  }
-  // Given h[T, rank] = x·Aᵀ (row stride ldh): y += the rest of the delta, as forward() would.
-  virtual void forward_shared(const float* x, const float* h, int ldh, float* y, int T, const AdapterContext& ctx);
-  // backward() without the input gradient: accumulates the parameter gradients and writes dh[T,
-  // rank] (row stride lddh) such that backward()'s dx contribution is dh·A.
-  virtual void backward_shared(const float* x, const float* dy, float* dh, int lddh, int T, const AdapterContext& ctx);
 };
 
 const char* linear_id_name(LinearId id);  // "q_proj", ..., "down_proj", "qkv_proj", "gate_up_proj" (Llama-style names)
@@ -126,27 +111,13 @@ struct LinearRef {
 void linear_forward(const LinearRef& l, const float* x, float* y, int T, const AdapterContext& ctx);
 // Several projections of the same input x[T, in] (q/k/v; gate/up): ys[i] = linear_forward(ls[i], x).
 // When every weight is block-quantized and T is decode-sized (< kQPrefillRows), x is quantized once and
-// the weights are read in one parallel region (qmatmul_forward_parts); otherwise one base product
-// each. Either way the base products equal separate calls bit for bit. Adapters that share their A
-// product (LinearAdapter::shared_a: LoRA in training) run it as one GEMM over their stacked A
-// matrices, equal to separate calls to rounding (BLAS may block a stacked A of 3r rows differently
-// from r rows; tests/peft/lora_shared_unit.cpp).
+// the weights are read in one parallel region (qmatmul_forward_parts); otherwise one linear_forward
+// each. Either way the results equal separate calls bit for bit.
 struct LinearOut {
   LinearRef l;
   float* y;
 };
 void linear_forward_many(std::initializer_list<LinearOut> ls, const float* x, int T, const AdapterContext& ctx);
-// Backward of several projections of the same input (q/k/v; gate/up): linear_backward(ls[i].l, x,
-// ls[i].dy, dx) for each. Two or more whose adapters share their A product (shared_a) run it as
-// one GEMM forward (linear_forward_many) and one for their dx contribution here. Equal to separate
-// calls to rounding: dx sums the same terms in another order (base products first, then the stacked
-// rank-r product), and the parameter gradients read the forward's stacked h.
-struct LinearGrad {
-  LinearRef l;
-  const float* dy;
-};
-void linear_backward_many(std::initializer_list<LinearGrad> ls, const float* x, float* dx, int T,
-                          const AdapterContext& ctx);
 // dx[T, in] += dy · W (+ adapter); dW += dy^T x and db += Σ dy when present. A Q8_0/Q4_0 weight
 // is an error naming it: quantized weights are for inference only.
 void linear_backward(const LinearRef& l, const float* x, const float* dy, float* dx, int T,

@@ -97,44 +97,26 @@ void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& 
   const SerialBlas serial;  // rank-r products: see serial_blas.h
   h_.resize(size_t(T) * r_);
   matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
-  forward_from_h(x, y, T, ctx);
-}
-
-void LoraLinear::forward_from_h(const float* x, float* y, int T, const AdapterContext& ctx) {
   h_pass_ = ctx.training ? ctx.pass : 0, h_x_ = x, h_T_ = T;
   // y += scaling · h B^T, straight into y.
   matmul_forward_accumulate(y, h_.data(), B.value.f32(), scaling, T, r_, out_);
-}
-
-const float* LoraLinear::shared_a(int* rank, const AdapterContext& ctx) const {
-  // Training only: inference (generation, serving) keeps one product per projection, so a request's
-  // outputs stay bitwise those of the same request in a batched serving step (per-row adapters,
-  // which never share). dropped(x) is x when there is no dropout; DoRA transforms x per module.
-  if (!ctx.training || dora() || dropout_ > 0.0f) return nullptr;
-  *rank = r_;
-  return A.value.f32();
-}
-
-void LoraLinear::forward_shared(const float* x, const float* h, int ldh, float* y, int T, const AdapterContext& ctx) {
-  h_.resize(size_t(T) * r_);
-  for (int t = 0; t < T; t++) std::memcpy(h_.data() + size_t(t) * r_, h + size_t(t) * ldh, sizeof(float) * r_);
-  const SerialBlas serial;
-  forward_from_h(x, y, T, ctx);
-}
-
-void LoraLinear::backward_shared(const float* x, const float* dy, float* dh, int lddh, int T,
-                                 const AdapterContext& ctx) {
-  const SerialBlas serial;
-  backward_to_dh(x, x, dy, T, ctx);
-  matmul_backward(nullptr, A.grad.f32(), nullptr, dh_.data(), x, A.value.f32(), T, in_, r_);  // dA += dh^T x
-  for (int t = 0; t < T; t++) std::memcpy(dh + size_t(t) * lddh, dh_.data() + size_t(t) * r_, sizeof(float) * r_);
 }
 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
   if (dora()) return dora_backward(x, dy, dx, T, ctx);
   const float* xd = dropped(x, T, ctx);
   const SerialBlas serial;
-  backward_to_dh(x, xd, dy, T, ctx);
+  // The forward's h when this is its pass and input (bitwise what recomputing it gives).
+  if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
+    h_.resize(size_t(T) * r_);
+    matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
+  }
+  h_pass_ = 0;  // scaled below: no longer the forward's
+  for (auto& v : h_) v *= scaling;  // h = scaling · xd A^T
+  dh_.assign(size_t(T) * r_, 0.0f);
+  // y += h B^T  =>  dB += dy^T h,  dh = dy B
+  matmul_backward(dh_.data(), B.grad.f32(), nullptr, dy, h_.data(), B.value.f32(), T, r_, out_);
+  for (auto& v : dh_) v *= scaling;
   // h' = xd A^T  =>  dA += dh'^T xd,  dxd = dh' A
   if (xd == x) {
     matmul_backward(dx, A.grad.f32(), nullptr, dh_.data(), xd, A.value.f32(), T, in_, r_);
@@ -147,20 +129,6 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
         if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
     }
   }
-}
-
-void LoraLinear::backward_to_dh(const float* x, const float* xd, const float* dy, int T, const AdapterContext& ctx) {
-  // The forward's h when this is its pass and input (bitwise what recomputing it gives).
-  if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
-    h_.resize(size_t(T) * r_);
-    matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
-  }
-  h_pass_ = 0;  // scaled below: no longer the forward's
-  for (auto& v : h_) v *= scaling;  // h = scaling · xd A^T
-  dh_.assign(size_t(T) * r_, 0.0f);
-  // y += h B^T  =>  dB += dy^T h,  dh = dy B
-  matmul_backward(dh_.data(), B.grad.f32(), nullptr, dy, h_.data(), B.value.f32(), T, r_, out_);
-  for (auto& v : dh_) v *= scaling;
 }
 
 void LoraAdapter::build(const ModelConfig& mc) {

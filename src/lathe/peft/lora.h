@@ -42,11 +42,6 @@ class LoraLinear final : public LinearAdapter {
   LoraLinear(std::string prefix, int in, int out, const LoraConfig& cfg, int module_index);
   void forward(const float* x, float* y, int T, const AdapterContext& ctx) override;
   void backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) override;
-  // h = x Aᵀ shared with the other projections of x (linear_forward_many) in training, without
-  // dropout or DoRA (whose deltas transform x per module first).
-  const float* shared_a(int* rank, const AdapterContext& ctx) const override;
-  void forward_shared(const float* x, const float* h, int ldh, float* y, int T, const AdapterContext& ctx) override;
-  void backward_shared(const float* x, const float* dy, float* dh, int lddh, int T, const AdapterContext& ctx) override;
   Param A, B;  // A [r, in], B [out, r]; names are PEFT's
   Param magnitude;  // DoRA only: lora_magnitude_vector [out]; empty otherwise
   Tensor A0, B0;    // PiSSA / OLoRA: the initial factors (the saved adapter is converted with them)
@@ -63,9 +58,6 @@ class LoraLinear final : public LinearAdapter {
 
  private:
   const float* dropped(const float* x, int T, const AdapterContext& ctx);  // x or dropout(x)
-  void forward_from_h(const float* x, float* y, int T, const AdapterContext& ctx);  // y += s h_ Bᵀ, keeps h_
-  // dB += dy^T (s h) and dh_ = s (dy B): the backward up to A's products (h_ reused or recomputed from xd).
-  void backward_to_dh(const float* x, const float* xd, const float* dy, int T, const AdapterContext& ctx);
   void dora_forward(const float* x, float* y, int T, const AdapterContext& ctx);
   void dora_backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx);
   int in_, out_, r_, module_index_;
