@@ -383,3 +383,77 @@ TEST(TrainGraph, CheckpointingAndPackingChangeNothing) {
 }
 
 }  // namespace
+
+// Keeping what backward otherwise recomputes (normalised inputs, SwiGLU output, attention
+// probabilities; TrainGraph::set_keep_recomputed) reads the forward's own values: loss and every
+// gradient bitwise those of the recomputing graph, for families with post-norms, q/k norms, fused
+// projections and sliding windows, two packed sequences (each with its own probabilities), LoRA,
+// prefix tuning (S = P + T) and full fine-tuning, over two steps (buffers reused).
+TEST(TrainGraph, KeptActivationsAreBitwiseTheRecompute) {
+  for (lathe::Arch arch : {lathe::Arch::Llama, lathe::Arch::Qwen3, lathe::Arch::Gemma2, lathe::Arch::Phi3}) {
+    auto c = tiny(arch, false);
+    auto m = model_for(c);
+    const std::string name = lathe::arch_short_name(arch);
+    auto lora_run = [&](bool keep) {
+      lathe::LoraConfig lc;
+      lc.r = 2;
+      lc.target_modules = {"all-linear"};
+      auto lora = lathe::LoraAdapter::create(c, lc, 1);
+      for (auto* p : lora->params())
+        for (int64_t i = 0; i < p->value.numel(); i++) p->value.f32()[i] += 0.05f * float(i % 7);
+      lathe::TrainGraph g(m, &lora->adapters(), nullptr, false);
+      g.set_keep_recomputed(keep);
+      EXPECT_EQ(g.keep_recomputed(), keep);
+      int64_t n = 0;
+      double loss = g.forward_backward(batch(), 1.0f, &n, {.training = true});
+      lathe::PackedBatch b2;
+      b2.add({7, 3, 3}, {7, 3, 3});
+      loss += g.forward_backward(b2, 0.5f, &n, {.training = true});
+      std::vector<float> grads;
+      for (auto* p : lora->params()) grads.insert(grads.end(), p->grad.f32(), p->grad.f32() + p->grad.numel());
+      return std::make_pair(loss, grads);
+    };
+    const auto kept = lora_run(true), recomputed = lora_run(false);
+    EXPECT_EQ(kept.first, recomputed.first) << name;
+    EXPECT_EQ(kept.second, recomputed.second) << name << " LoRA gradients";
+
+    auto prefix_run = [&](bool keep) {
+      lathe::PrefixConfig pc;
+      pc.num_virtual_tokens = 3;
+      auto pre = lathe::PrefixAdapter::create(c, pc, 4);
+      lathe::TrainGraph g(m, &pre->adapters(), nullptr, false);
+      g.set_keep_recomputed(keep);
+      pre->zero_prefix_grads();
+      int64_t n = 0;
+      g.forward_backward(batch(), 1.0f, &n, {.training = true});
+      pre->backward();
+      std::vector<float> grads;
+      for (auto* p : pre->params()) grads.insert(grads.end(), p->grad.f32(), p->grad.f32() + p->grad.numel());
+      return grads;
+    };
+    EXPECT_EQ(prefix_run(true), prefix_run(false)) << name << " prefix gradients";
+
+    auto full_run = [&](bool keep) {
+      lathe::ModelWeights grads;
+      lathe::for_each_tensor(c, grads, [&](lathe::TensorSlot& s) {
+        *s.tensor = lathe::Tensor::zeros(lathe::DType::F32, s.shape);
+      });
+      lathe::TrainGraph g(m, nullptr, &grads, false);
+      g.set_keep_recomputed(keep);
+      int64_t n = 0;
+      g.forward_backward(batch(), 1.0f, &n, {.training = true});
+      std::vector<float> out;
+      lathe::for_each_tensor(c, grads, [&](lathe::TensorSlot& s) {
+        out.insert(out.end(), s.tensor->f32(), s.tensor->f32() + s.tensor->numel());
+      });
+      return out;
+    };
+    EXPECT_EQ(full_run(true), full_run(false)) << name << " full fine-tuning gradients";
+  }
+  // Gradient checkpointing recomputes whole blocks: keeping is off there.
+  auto c = tiny(lathe::Arch::Llama, false);
+  auto m = model_for(c);
+  lathe::TrainGraph g(m, nullptr, nullptr, true);
+  g.set_keep_recomputed(true);
+  EXPECT_FALSE(g.keep_recomputed());
+}

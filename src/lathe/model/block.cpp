@@ -59,6 +59,15 @@ void BlockActs::resize(const ModelConfig& c, int N, bool saved) {
   }
 }
 
+void BlockActs::keep_recomputed(const ModelConfig& c, int N, size_t probs_floats) {
+  if (probs_floats == 0) {  // release, not just clear: the point is the memory
+    for (auto* v : {&xn_attn, &xn_ffn, &act, &probs}) std::vector<float>().swap(*v);
+    return;
+  }
+  const size_t C = c.hidden_size, F = c.intermediate_size;
+  xn_attn.resize(N * C), xn_ffn.resize(N * C), act.resize(N * F), probs.resize(probs_floats);
+}
+
 template <typename V>
 static float* at_least(V& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -222,12 +231,13 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   const int N = rows.N, C = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
   const int QD = c.q_dim(), KD = c.kv_dim(), F = c.intermediate_size;
   const bool saved = !a.rstd1.empty();
+  const bool keep = saved && a.kept();  // backward reads the kept values instead of recomputing them
   AdapterContext ctx = bc.actx;
   ctx.layer = l;
   std::vector<AdapterRows> groups;
   auto lin = [&](LinearId id) { return block_lin(bc, rows, l, id, groups); };
   auto normw = [&](const Tensor& t) { return norm_weight(c, t, s.norm_w); };
-  float* xn = at_least(s.xn, size_t(N) * C);
+  float* xn = keep ? a.xn_attn.data() : at_least(s.xn, size_t(N) * C);
 
   // Attention: x_mid = x_in + [post-norm](o(attention(rope(q), rope(k), v))) of [pre-norm](x_in).
   const float* ain = x_in;
@@ -260,6 +270,7 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   }
   rope_layer(c, rows, l, a.q.data(), a.k.data(), /*backward=*/false);
   const AttentionOpts opts = attention_opts(c, l);
+  size_t probs_at = 0;  // this sequence's probabilities in a.probs (kept)
   for (const BlockSequence& sq : rows.seqs) {
     prof::PhaseScope ps(prof::Phase::AttnFwd);
     const int t0 = sq.row0, T = sq.rows;
@@ -275,7 +286,10 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
     } else {
       S = sequence_kv(bc, sq, l, k_rows, v_rows, KD, s, &k, &v) + T;
     }
-    float* probs = at_least(s.probs, size_t(H) * T * S);
+    float* probs = keep ? a.probs.data() + probs_at : at_least(s.probs, size_t(H) * T * S);
+    probs_at += size_t(H) * T * S;
+    LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {}", a.probs.size(),
+                probs_at);
     attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
                       nullptr, opts);
   }
@@ -293,6 +307,7 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
   const float* min = a.x_mid.data();
   if (c.pre_ffn_norm) {
     prof::PhaseScope ps(prof::Phase::NormAct);
+    if (keep) xn = a.xn_ffn.data();
     rmsnorm_forward(xn, saved ? a.rstd2.data() : nullptr, a.x_mid.data(), normw(w.ffn_norm), N, C, c.rms_norm_eps);
     min = xn;
   }
@@ -306,7 +321,7 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
                         min, N, ctx);
   }
   // Training keeps gate and up for backward; inference writes the product over gate.
-  float* act = saved ? at_least(s.act, size_t(N) * F) : a.gate.data();
+  float* act = keep ? a.act.data() : saved ? at_least(s.act, size_t(N) * F) : a.gate.data();
   prof::timed(prof::Phase::NormAct, [&] {
     (c.hidden_act == Activation::GeluTanh ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(),
                                                                             int64_t(N) * F);
@@ -338,8 +353,9 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   auto lin = [&](LinearId id) { return block_lin(bc, rows, l, id, groups); };
   auto normw = [&](const Tensor& t) { return norm_weight(c, t, s.norm_w); };
   auto gnorm = [&](Tensor LayerWeights::*t) { return g ? (g->*t).f32() : nullptr; };
-  float* xn = at_least(s.xn, size_t(N) * C);
-  float* act = at_least(s.act, size_t(N) * F);
+  const bool keep = a.kept();  // the forward kept what is otherwise recomputed here
+  float* xn = keep ? nullptr : at_least(s.xn, size_t(N) * C);
+  float* act = keep ? a.act.data() : at_least(s.act, size_t(N) * F);
   // dy of a projection whose output went through a post-norm: back through that norm first.
   auto through_post_norm = [&](const float* dout, const std::vector<float>& y, const std::vector<float>& rstd,
                                Tensor LayerWeights::*t) {
@@ -360,7 +376,9 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   std::vector<float> dact(size_t(N) * F, 0.0f), dgate(size_t(N) * F, 0.0f), dup(size_t(N) * F, 0.0f);
   const bool gelu = c.hidden_act == Activation::GeluTanh;
   const float* min = a.x_mid.data();
-  {
+  if (keep) {
+    if (c.pre_ffn_norm) min = a.xn_ffn.data();
+  } else {
     prof::PhaseScope ps(prof::Phase::Recompute);
     (gelu ? geglu_forward : swiglu_forward)(act, a.gate.data(), a.up.data(), int64_t(N) * F);  // see BlockScratch
     if (c.pre_ffn_norm) {
@@ -401,6 +419,7 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   }
   linear_backward(lin(LinearId::O), a.att.data(), dO, datt.data(), N, ctx);
   const AttentionOpts opts = attention_opts(c, l);
+  size_t probs_at = 0;
   for (const BlockSequence& sq : rows.seqs) {
     LATHE_CHECK(sq.cache == nullptr, "block_backward runs on training rows, not on a KV cache");
     const int t0 = sq.row0, T = sq.rows;
@@ -411,14 +430,18 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     float* dkb = at_least(s.kv, 4 * size_t(S) * KD) + 2 * size_t(S) * KD;
     float* dvb = dkb + size_t(S) * KD;
     std::fill(dkb, dkb + 2 * size_t(S) * KD, 0.0f);
-    float* probs = at_least(s.probs, size_t(H) * T * S);
+    float* probs = keep ? a.probs.data() + probs_at : at_least(s.probs, size_t(H) * T * S);
+    probs_at += size_t(H) * T * S;
+    LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {} (backward "
+                "of other rows than the forward's)", a.probs.size(), probs_at);
     float* dP = at_least(s.dP, size_t(H) * T * S);
-    // Recompute this sequence's probabilities; the attention output (no longer needed: o_proj's
-    // backward is done) is rewritten with the same values.
-    prof::timed(prof::Phase::Recompute, [&] {
-      attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
-                        nullptr, opts);
-    });
+    // Recompute this sequence's probabilities unless kept; the attention output (no longer needed:
+    // o_proj's backward is done) is rewritten with the same values.
+    if (!keep)
+      prof::timed(prof::Phase::Recompute, [&] {
+        attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
+                          nullptr, opts);
+      });
     prof::PhaseScope ps(prof::Phase::AttnBwd);
     attention_backward(dq.data() + size_t(t0) * QD, dkb, dvb, datt.data() + size_t(t0) * QD,
                        a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, dP, opts);
@@ -442,7 +465,9 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
   }
   std::fill(dxn.begin(), dxn.end(), 0.0f);
   const float* ain = x_in;
-  if (c.pre_attn_norm) {
+  if (c.pre_attn_norm && keep) {
+    ain = a.xn_attn.data();
+  } else if (c.pre_attn_norm) {
     prof::PhaseScope ps(prof::Phase::Recompute);
     rmsnorm_forward(xn, nullptr, x_in, normw(w.attn_norm), N, C, c.rms_norm_eps);  // recompute xn1
     ain = xn;

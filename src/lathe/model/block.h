@@ -59,13 +59,21 @@ struct BlockActs {
   std::vector<float> gate, up;        // [N,F] x2 (inference: gate receives the SwiGLU output)
   std::vector<float> o_out, rstd_pa;  // [N,C], [N]  post_attn_norm: o_proj's output and its norm's rstd (saved)
   std::vector<float> down_out, rstd_pf;  // [N,C], [N]  post_ffn_norm: down_proj's output and rstd (saved)
+  // What backward would otherwise recompute (BlockScratch), kept when the memory plan has room
+  // (TrainGraph::set_keep_recomputed); empty: recompute.
+  std::vector<float> xn_attn, xn_ffn;  // [N,C] the normalised inputs of attention and the MLP
+  std::vector<float> act;              // [N,F] the SwiGLU / GeGLU output
+  std::vector<float> probs;            // each sequence's [H, T, S] attention probabilities, in row order
   void resize(const ModelConfig& c, int N, bool saved);
+  // Sizes (probs_floats > 0) or frees (0) the kept buffers above.
+  void keep_recomputed(const ModelConfig& c, int N, size_t probs_floats);
+  bool kept() const { return !act.empty(); }
 };
 
 // Scratch shared by all blocks of a driver. Normalised inputs, the SwiGLU output and the attention
 // probabilities are recomputed in backward rather than kept per layer (bitwise the same values from
 // the same kernels), which takes them out of the per-layer footprint (probs alone were H·T² per
-// sequence).
+// sequence), unless the driver keeps them (BlockActs::keep_recomputed).
 struct BlockScratch {
   std::vector<float> xn;     // [N,C] normalised block input
   std::vector<float> act;    // [N,F] SwiGLU output (training)

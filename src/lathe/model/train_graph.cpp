@@ -61,19 +61,24 @@ int TrainGraph::head_chunk_rows(int V) {
   return int(std::clamp<int64_t>((int64_t(1) << 24) / V, 16, 256));
 }
 
-size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, bool checkpointing) {
+size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, bool checkpointing, bool keep) {
   const size_t C = c.hidden_size, F = c.intermediate_size, QD = c.q_dim(), KD = c.kv_dim();
   size_t per_token = 2 + 2 * C + 2 * QD + 2 * KD + 2 * F;  // one block's saved rows
   if (c.qk_norm) per_token += QD + KD + c.num_attention_heads + c.num_key_value_heads;
   if (c.post_attn_norm) per_token += C + 1;  // o_proj output + rstd
   if (c.post_ffn_norm) per_token += C + 1;   // down_proj output + rstd
   size_t block = per_token * N;
+  keep = keep && !checkpointing;
+  // Kept for backward: both normalised inputs, the SwiGLU output and each sequence's H x T x (P + T)
+  // probabilities (N / T sequences of T tokens at most: H N (P + T) floats).
+  if (keep) block += (2 * C + F) * N + size_t(c.num_attention_heads) * N * (P + T);
   size_t blocks = checkpointing ? 1 : size_t(c.num_hidden_layers);
   size_t inputs = size_t(c.num_hidden_layers + 1) * N * C;
   // residual grads, recomputed xn / act / probs, dP, K/V buffers, logits chunk, backward temporaries
   size_t scratch = 3 * N * C + N * F + 2 * size_t(c.num_attention_heads) * T * (P + T) +
                    2 * size_t(P + T) * KD * 2 +
                    size_t(head_chunk_rows(c.vocab_size)) * c.vocab_size * (c.final_logit_softcapping > 0 ? 2 : 1) + 3 * N * F + N * (QD + 2 * KD);
+  if (keep) scratch -= N * C + N * F + size_t(c.num_attention_heads) * T * (P + T);  // not used as scratch then
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 
@@ -110,7 +115,13 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
   const size_t C = c.hidden_size;
   x_in_.resize(c.num_hidden_layers + 1);
   for (auto& x : x_in_) x.resize(size_t(N_) * C);
-  for (auto& a : acts_) a.resize(c, N_, /*saved=*/true);
+  size_t probs_floats = 0;  // every sequence's [H, T, P + T] attention probabilities (kept ones)
+  for (size_t s = 0; s < batch_->seg_start.size(); s++)
+    probs_floats += size_t(c.num_attention_heads) * batch_->seg_len[s] * (P + batch_->seg_len[s]);
+  for (auto& a : acts_) {
+    a.resize(c, N_, /*saved=*/true);
+    a.keep_recomputed(c, N_, keep_recomputed_ ? probs_floats : 0);
+  }
   // Each sequence's tokens take positions P.. (after the prefix, as Hugging Face places them).
   rows_.N = N_;
   rows_.seqs.clear();

@@ -55,6 +55,12 @@ class TrainGraph {
                      std::vector<double>* logp);
   void backward_weighted(const std::vector<float>& weight);
   const AdapterSet* adapters() const { return adapters_; }
+  // Keep, per layer, what backward otherwise recomputes (normalised inputs, SwiGLU output, attention
+  // probabilities: BlockActs::keep_recomputed) when the memory plan has room for it (the trainer
+  // decides with activation_bytes). The values, and so the gradients, are bitwise the same either
+  // way. Ignored with gradient checkpointing, which recomputes whole blocks.
+  void set_keep_recomputed(bool keep) { keep_recomputed_ = keep && !checkpointing_; }
+  bool keep_recomputed() const { return keep_recomputed_; }
   // Called after each decoder layer's backward with its index, top layer first: that layer's
   // gradients are complete for this micro-batch (data-parallel training starts sending them while
   // the layers below compute). Empty: none.
@@ -64,7 +70,9 @@ class TrainGraph {
   // has T tokens (the memory plan printed before step 1).
   // Rows of one logits chunk of the loss head (the [rows, V] logits are never larger).
   static int head_chunk_rows(int V);
-  static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing);
+  // `keep`: with set_keep_recomputed (no effect with checkpointing).
+  static size_t activation_bytes(const ModelConfig& c, int N, int T, int prefix_len, bool checkpointing,
+                                 bool keep = false);
 
  private:
   void prepare(const PackedBatch& b, const AdapterSet* adapters);
@@ -78,6 +86,7 @@ class TrainGraph {
   const AdapterSet* adapters_;
   ModelWeights* grads_;
   bool checkpointing_;
+  bool keep_recomputed_ = false;
   const PackedBatch* batch_ = nullptr;
   PackedBatch with_prompt_;  // prompt tuning: the batch with P virtual rows before each sequence
   int prompt_len_ = 0;

@@ -43,11 +43,13 @@ void print_memory_plan(const MemoryPlan& p, const TrainOptions& o, int N, int T)
   std::fprintf(stderr,
                "lathe train: memory plan (method %s, micro-batch %d x %d tokens, gradient_checkpointing %s)\n"
                "  base weights      %9.1f MiB\n  trainable params  %9.1f MiB\n  gradients         %9.1f MiB\n"
-               "  optimizer (AdamW) %9.1f MiB\n  activations       %9.1f MiB\n  total             %9.1f MiB   "
+               "  optimizer (AdamW) %9.1f MiB\n  activations       %9.1f MiB%s\n  total             %9.1f MiB   "
                "(available: %.1f MiB)\n",
                o.method.c_str(), o.per_device_train_batch_size, T, o.gradient_checkpointing ? "on" : "off",
-               mib(p.weights), mib(p.trainable), mib(p.gradients), mib(p.optimizer), mib(p.activations), mib(p.total),
-               mib(p.available));
+               mib(p.weights), mib(p.trainable), mib(p.gradients), mib(p.optimizer), mib(p.activations),
+               p.keeps_recomputed ? "   (normalised inputs, SwiGLU and attention probabilities kept for backward)"
+               : o.gradient_checkpointing ? "" : "   (normalised inputs, SwiGLU and attention probabilities recomputed)",
+               mib(p.total), mib(p.available));
   (void)N;
 }
 

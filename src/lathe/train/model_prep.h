@@ -15,6 +15,7 @@ void mark_adapter_qlora(const std::string& adapter_dir);
 
 struct MemoryPlan {
   size_t weights = 0, trainable = 0, gradients = 0, optimizer = 0, activations = 0, total = 0, available = 0;
+  bool keeps_recomputed = false;  // activations include what backward would otherwise recompute
 };
 MemoryPlan plan_memory(const Model& m, size_t trainable_bytes, bool full_ft, size_t activation_bytes);
 void print_memory_plan(const MemoryPlan& p, const TrainOptions& o, int tokens_per_micro_batch, int max_len);

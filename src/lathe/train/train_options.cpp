@@ -87,6 +87,8 @@ void validate_train_options(const TrainOptions& o) {
        o.num_train_epochs);
   if (o.eval_steps > 0 && o.eval_data.empty()) bad_value("eval_steps", "needs --eval-data");
   if (o.lora_target_modules.empty()) bad_value("lora_target_modules", "must name at least one module");
+  if (o.recompute_activations != "auto" && o.recompute_activations != "keep" && o.recompute_activations != "always")
+    bad_value("recompute_activations", fmt::format("'{}' is not auto, keep or always", o.recompute_activations));
   if (o.base_compute != "auto" && o.base_compute != "f32" && o.base_compute != "bf16" && o.base_compute != "int8")
     bad_value("base_compute", fmt::format("'{}' is not a base compute (f32 | bf16 | int8 | auto)", o.base_compute));
   if (o.base_compute == "bf16" || o.base_compute == "int8") {

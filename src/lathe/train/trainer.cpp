@@ -556,6 +556,23 @@ int run_training(const TrainOptions& o) {
   }
   // Ranks on one machine share its memory.
   plan.available /= size_t(std::max(1, comm.local_size()));
+  // Backward recomputes the normalised inputs, the SwiGLU output and the attention probabilities
+  // unless they fit: kept when the whole plan with them stays within half the available memory
+  // (room left for the allocator, the OS and other processes), else recomputed as before.
+  // `auto` keeps only where it measured faster: with a bf16/int8 base the recompute was 7-12% of a
+  // step (AMX); with f32 keeping was level (the products read the kept values from memory instead of
+  // recomputing them in cache) for +409 MiB at SmolLM2-135M, seq 512 (docs/bench_train.md).
+  const bool want_keep = o.recompute_activations == "keep" ||
+                         (o.recompute_activations == "auto" && base_compute_used != BaseCompute::F32);
+  if (want_keep && !o.gradient_checkpointing && plan.available > 0) {
+    const int Nr = N + P_rows * o.per_device_train_batch_size;
+    const size_t extra = TrainGraph::activation_bytes(m.config, Nr, T + P_rows, P, false, /*keep=*/true) -
+                         TrainGraph::activation_bytes(m.config, Nr, T + P_rows, P, false, /*keep=*/false);
+    if (plan.total + extra <= plan.available / 2) {
+      plan.activations += extra, plan.total += extra;
+      plan.keeps_recomputed = true;
+    }
+  }
   // PEFT's print_trainable_parameters, in its words: what a method costs is compared on these counts.
   int64_t trainable_params = 0, base_params = 0;
   for (Param* p : s.params) trainable_params += p->value.numel();
@@ -575,6 +592,7 @@ int run_training(const TrainOptions& o) {
   check_memory_plan(plan, o);
 
   TrainGraph graph(m, s.adapters, s.grads, o.gradient_checkpointing);
+  graph.set_keep_recomputed(plan.keeps_recomputed);
   // The reference policy of DPO / KTO: the base with the adapter off (no copy), base + a frozen copy
   // of --init-adapter, or for full fine-tuning a frozen copy of the starting model. ORPO has none.
   ReferencePolicy ref;
