@@ -75,9 +75,10 @@ DType weight_format_dtype(WeightFormat f) {
 // faults); reading it in at load is what llama.cpp does too (MAP_POPULATE), so prefill times compare.
 static Model resident(Model m, WeightFormat weights) {
   if (weights == WeightFormat::F32) return m;  // training, export: they read it when they need it
-  ModelWeights w = m.weights;  // shallow copies; for_each_tensor wants a mutable reference
-  for_each_tensor(m.config, w, [&](TensorSlot& s) { prefault_pages(s.tensor->data, s.tensor->nbytes()); });
-  if (m.weights.lm_head.data != m.weights.embed.data)
+  for_each_tensor(m.config, m.weights, [&](TensorSlot& s) { prefault_pages(s.tensor->data, s.tensor->nbytes()); });
+  // The table walk skips lm_head when the config ties it; a quantized head may still be its own tensor
+  // (the same rule as model_weight_bytes).
+  if (m.config.tie_word_embeddings && m.weights.lm_head.data != m.weights.embed.data)
     prefault_pages(m.weights.lm_head.data, m.weights.lm_head.nbytes());
   return m;
 }
