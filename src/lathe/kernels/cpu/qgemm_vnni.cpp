@@ -39,6 +39,8 @@
 
 namespace lathe::qdetail {
 const QKernels& kernels_avx512();
+bool prefill_float_avx512(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
+                          int64_t N);
 
 namespace {
 
@@ -256,7 +258,7 @@ void prepare_acts(QType t, const float* inp, int M, int64_t K, ActG* dst) {
 
 bool prefill_vnni(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
                   int64_t N) {
-  if (qtype_is_float(t)) return false;
+  if (qtype_is_float(t)) return prefill_float_avx512(out, inp, w, t, bias, M, K, N);
   const int64_t nb = K / kQBlock;
   const size_t row_bytes = qblock_row_bytes(t, K);
   thread_local std::vector<ActG> acts;  // reused: no allocation per prompt once grown
