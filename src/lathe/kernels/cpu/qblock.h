@@ -113,12 +113,15 @@ void quantize_act_q8(const float* x, BlockQ8A* dst, int64_t k);
 // Σ_j w[j]*a[j] over one row of nb weight blocks (type t) and nb activation blocks, active variant.
 float qvec_dot(QType t, const uint8_t* w, const BlockQ8A* a, int64_t nb);
 
-// From this many input rows on, qmatmul_forward is a prefill: weight tiles are dequantized to f32 and
-// multiplied with sgemm (qgemm.cpp says why), the activations are not quantized. Exception: a variant
-// with a prefill GEMM (QKernels::prefill; avx512vnni for Q8_0, Q4_0, Q4_K, Q6_K: qgemm_vnni.cpp) runs
-// the integer products on the activation blocks, 16 weight rows × 8 input rows per register tile;
-// each row then agrees with its decode product to rounding (same activation blocks, exact integer
-// block sums, another order of the f32 additions).
+// From this many input rows on, qmatmul_forward is a prefill, on the variant's prefill GEMM
+// (QKernels::prefill) where it has one for the type, else on weight tiles dequantized to f32 and
+// multiplied with sgemm (qgemm.cpp: the scalar and NEON variants, avx512's block types). The GEMMs:
+// avx2, every type (qgemm_rows_avx2.cpp), and avx512/avx512vnni, F16 and BF16
+// (qgemm_float_avx512.cpp): weight rows converted to dequantize_row's values and f32 register tiles,
+// activations not quantized; avx512vnni, Q8_0, Q4_0, Q4_K, Q6_K (qgemm_vnni.cpp): integer products
+// on the activation blocks, 16 weight rows × 8 input rows per register tile, so each row agrees with
+// its decode product to rounding (same activation blocks, exact integer block sums, another order of
+// the f32 additions).
 constexpr int kQPrefillRows = 16;
 
 // Scratch the matmuls need for M rows of K: M * K/32 activation blocks (unused by F16 / BF16).
@@ -128,9 +131,9 @@ size_t qmatmul_scratch_bytes(int M, int64_t K);
 // K % qtype_block(t) == 0. M < kQPrefillRows: the rows of inp are quantized to activation blocks first
 // (not for F16/BF16), then each weight row is read once per group of up to 8 input rows (M = 1: decode
 // GEMV; M <= 8: batched decode, one pass over W), parallel over the N weight rows; row m of the result
-// equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: dequantized weight tiles
-// times inp with sgemm (the f32 product of the dequantized weights; no activation quantization), or
-// the variant's prefill GEMM as above (LATHE_QPREFILL=tiles forces the tiles, for measurements).
+// equals the M = 1 product of inp row m bit for bit. M >= kQPrefillRows: the prefill above (the f32
+// product of the dequantized weights, or for avx512vnni's block types the integer GEMM;
+// LATHE_QPREFILL=tiles forces the tiles, for measurements).
 // `scratch` (qmatmul_scratch_bytes(M, K), any alignment) may be null: a per-thread buffer is
 // then kept and reused, so the steady state allocates nothing either way.
 void qmatmul_forward(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,

@@ -1,7 +1,9 @@
 // Prefill with block-quantized weights (qblock.h, qmatmul_forward for M >= kQPrefillRows): tiles of
-// the weight dequantized to f32 and multiplied with OpenBLAS's sgemm. (Where the variant has an integer
-// prefill GEMM, avx512vnni's qgemm_vnni.cpp, the block types use that instead: vpdpbusd does 64
-// products per instruction, so there the integer path beats sgemm.)
+// the weight dequantized to f32 and multiplied with OpenBLAS's sgemm, for the variants without a
+// prefill GEMM of their own for the type (scalar, NEON, avx512's block types; LATHE_QPREFILL=tiles).
+// avx2 has qgemm_rows_avx2.cpp (f32 register tiles without sgemm's packing), avx512 F16/BF16
+// qgemm_float_avx512.cpp, avx512vnni the integer GEMM of qgemm_vnni.cpp (vpdpbusd does 64 products
+// per instruction).
 //
 // Why not the integer kernels: they are register-blocked over 8 activation rows, and on AVX2 one
 // block of 32 products costs ~7 instructions (sign, maddubs, madd, cvt, scale, fma) where sgemm's
