@@ -31,6 +31,7 @@ namespace lathe::qdetail {
 void dot_q4_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
 void dot_q6_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
 void rows_q4_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
+void rows_q6_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
 void dot_f16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
 void dot_bf16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
 bool prefill_rows_avx2(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
@@ -310,7 +311,8 @@ LATHE_AVX512 void dot_avx512(const uint8_t* w, const BlockQ8A* a, int64_t a_stri
 
 const QKernels kAvx2 = {quantize_act_avx2, dot_avx2<QType::Q8_0>, dot_avx2<QType::Q4_0>,
                         dot_q4_k_avx2,     dot_q6_k_avx2,          dot_f16_avx2,
-                        dot_bf16_avx2,     rows_q4_0_avx2,         nullptr,  rows_q4_k_avx2, nullptr, prefill_rows_avx2};
+                        dot_bf16_avx2,     rows_q4_0_avx2,         rows_q6_k_avx2,  rows_q4_k_avx2, nullptr,
+                        prefill_rows_avx2};
 // The activation quantizer is O(K) against the O(N K) products: the AVX2 one serves here too, and so
 // do the K-quant and F16/BF16 kernels (qblock_kquant_x86.cpp says why).
 // Its prefill GEMM takes F16 and BF16 weights (qgemm_float_avx512.cpp); block types use the tiles.
