@@ -457,13 +457,15 @@ bool for_each_piece(const std::string& path, size_t piece, const std::function<v
   if (!in) return false;
   // A buffer that is read into, not zero-filled first (a std::string resized by `piece` would write
   // every byte of a 100 MB file twice more, once per pass over it); it grows only for a line longer
-  // than a piece.
+  // than a piece. Two pieces from the start: the part of a line left over from one piece and the
+  // next piece fit, so the buffer is not allocated again (and its pages faulted in again by the kernel)
+  // after the first piece; only the bytes read are ever touched.
   std::unique_ptr<char[]> buf;
   size_t cap = 0, len = 0;
   size_t scanned = 0;  // bytes of buf known to hold no '\n'
   while (true) {
     if (len + piece > cap) {
-      const size_t want = std::max(len + piece, 2 * cap);
+      const size_t want = std::max({len + piece, 2 * cap, 2 * piece});
       auto bigger = std::make_unique_for_overwrite<char[]>(want);
       if (len) std::memcpy(bigger.get(), buf.get(), len);
       buf = std::move(bigger);
@@ -494,12 +496,18 @@ bool for_each_piece(const std::string& path, size_t piece, const std::function<v
 // A JSONL file in plain UTF-8 (no BOM), not blank, read in pieces: the records, counts and input entry
 // collect_file gives, without holding the file. False (nothing added) for any other file, which the
 // caller then reads whole: the encoding checks and conversions need all of it.
+constexpr size_t kCheckPiece = size_t(1) << 20;
+
 bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size_t piece, CollectResult& out,
                           const std::function<void()>& flush) {
   bool valid = true, blank = true, bom = false, first = true;
   XXH3_state_t* h = XXH3_createState();
   XXH3_64bits_reset(h);
-  const bool read = for_each_piece(path, piece, [&](std::string_view p) {
+  // The checking pass reads at most 1 MiB at a time: the bytes are hashed and checked while they are
+  // still in the cache, and a buffer of `piece` bytes (32 MiB at the default) is not faulted in for
+  // it. Pieces end at a '\n', which never sits inside a character, so their checks add up to the
+  // whole file's at any piece size.
+  const bool read = for_each_piece(path, std::min(piece, kCheckPiece), [&](std::string_view p) {
     if (first && p.size() >= 2 && (p.substr(0, 3) == "\xEF\xBB\xBF" || uint8_t(p[0]) == 0xFF || uint8_t(p[0]) == 0xFE))
       bom = true;
     first = false;

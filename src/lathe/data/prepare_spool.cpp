@@ -20,6 +20,28 @@ uint64_t memory_budget(const DataConfig& cfg) {
   return std::min<uint64_t>(ram / 4, uint64_t(1) << 30);
 }
 
+bool append_ids24(const int32_t* ids, size_t n, std::string& out) {
+  bool narrow = true;
+  for (size_t j = 0; j < n; j++) narrow &= uint32_t(ids[j]) < (uint32_t(1) << 24);  // negative ids are wide
+  if (!narrow) return false;
+  const size_t at = out.size();
+  out.resize(at + 3 * n);
+  char* d = out.data() + at;
+  for (size_t j = 0; j < n; j++) {
+    const uint32_t v = uint32_t(ids[j]);
+    d[3 * j] = char(v & 0xFF);
+    d[3 * j + 1] = char((v >> 8) & 0xFF);
+    d[3 * j + 2] = char(v >> 16);
+  }
+  return true;
+}
+
+void read_ids24(const char* packed, size_t n, int32_t* ids) {
+  const auto* d = reinterpret_cast<const uint8_t*>(packed);
+  for (size_t j = 0; j < n; j++)
+    ids[j] = int32_t(uint32_t(d[3 * j]) | uint32_t(d[3 * j + 1]) << 8 | uint32_t(d[3 * j + 2]) << 16);
+}
+
 namespace {
 
 uint64_t get_varint(std::string_view b, size_t& at) {

@@ -147,6 +147,11 @@ uint64_t memory_budget(const DataConfig& cfg);
 
 // A spooled record starts with its text statistics (what the records pass adds up over the records
 // dedup keeps): the character count and the per-script counts; the records-file line follows.
+// Token ids in 3 bytes each, little-endian, when every one is in [0, 2^24) (the spool's ids: a quarter
+// fewer bytes than int32); false, and nothing appended, when one is not.
+bool append_ids24(const int32_t* ids, size_t n, std::string& out);
+// The n ids append_ids24 wrote at `packed`, widened back to int32.
+void read_ids24(const char* packed, size_t n, int32_t* ids);
 void put_text_statistics(std::string& out, std::string_view text);
 // Reads them back (adding to `scripts`) and returns where the line starts.
 size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts);
