@@ -9,6 +9,8 @@
 # going first) so a change in the machine's load hits all alike. Prints per shape and thread count: decode
 # and prefill tokens/s (median of RUNS), the ratio lathe / llama.cpp, min/median (stability), peak RSS
 # of both, and the roofline: measured read bandwidth (bench/membw) / bytes read per decoded token.
+# LLAMA_VARIANT=haswell runs llama.cpp's AVX2 build only (set LATHE_CPU_ISA=avx2
+# OPENBLAS_CORETYPE=Haswell for lathe's AVX2 path beside it).
 #
 # Shapes (both tied, like the real models):
 #   smollm2  SmolLM2-135M: llama, hidden 576, ffn 1536, 30 layers, 9/3 heads, vocab 49152
@@ -27,10 +29,29 @@ RUNS=${RUNS:-5}; PROMPT=${PROMPT:-32}; NEW=${NEW:-64}; LLAMA_KV=${LLAMA_KV:-f32}
 TOKENIZER=${TOKENIZER:-$PWD/../shared/fixtures/models/stories260K-hf}
 [ -d "$TOKENIZER" ] || [ -f "$TOKENIZER" ] || { echo "decode_bench.sh: tokenizer $TOKENIZER not found (set TOKENIZER=)" >&2; exit 1; }
 NLC=$(bench/setup_llamacpp.sh)
+if [ -n "${LLAMA_VARIANT:-}" ]; then
+  # llama.cpp's prebuilt CPU backends come one per x86 level (libggml-cpu-haswell.so, -skylakex, ...)
+  # and the best the CPU runs is loaded. A copy of the install with only LLAMA_VARIANT's library makes
+  # it load that one: LLAMA_VARIANT=haswell (AVX2) beside LATHE_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell
+  # compares the two programs' AVX2 code on an AVX-512 machine. The backends are looked up next to the
+  # resolved package, so the copy holds real files (without the GPU packages: ~85 MB), kept in the cache.
+  V="$NLC-only-$LLAMA_VARIANT"
+  if [ ! -f "$V/.complete" ]; then
+    rm -rf "$V"; mkdir -p "$V"
+    (cd "$NLC" && tar --exclude='node_modules/@node-llama-cpp/linux-x64-cuda*' --exclude='node_modules/@node-llama-cpp/linux-x64-vulkan*' \
+       --exclude='node_modules/@node-llama-cpp/linux-arm*' -cf - node_modules package.json) | (cd "$V" && tar xf -)
+    bins=$V/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+    [ -f "$bins/libggml-cpu-$LLAMA_VARIANT.so" ] || { echo "decode_bench.sh: no libggml-cpu-$LLAMA_VARIANT.so in $bins" >&2; exit 1; }
+    for f in "$bins"/libggml-cpu-*.so; do [ "$f" = "$bins/libggml-cpu-$LLAMA_VARIANT.so" ] || rm "$f"; done
+    touch "$V/.complete"
+  fi
+  NLC=$V
+fi
 cp bench/llamacpp_decode.mjs "$NLC/"  # ESM resolves node-llama-cpp next to the script
 if [ -n "${KEEP:-}" ]; then W=$KEEP; mkdir -p "$W"; else W=$(mktemp -d); trap 'rm -rf "$W"' EXIT; fi
 [ -x "$B/bench/membw" ] || ninja -C "$B" membw >/dev/null
 echo "== $(date -u +%FT%TZ) $(uptime)"
+echo "lathe kernels: ${LATHE_CPU_ISA:-best for this CPU}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(default)}; llama.cpp CPU backend: ${LLAMA_VARIANT:-best for this CPU}"
 lscpu | grep -E "Model name|^L2|^L3" || true
 for t in $THREADS_LIST; do echo "membw $t $("$B/bench/membw" "$t" 512 5)"; done > "$W/membw.txt"
 cat "$W/membw.txt"
@@ -89,4 +110,5 @@ for s in $SHAPES; do
   done
 done | tee "$W/runs.txt" >/dev/null
 echo "== $(date -u +%FT%TZ) $(uptime)"
+echo "lathe kernels: ${LATHE_CPU_ISA:-best for this CPU}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(default)}; llama.cpp CPU backend: ${LLAMA_VARIANT:-best for this CPU}"
 /usr/bin/python3 bench/decode_table.py "$W/runs.txt" "$W/membw.txt" "$PROMPT" "$NEW" "$RUNS"
