@@ -5,12 +5,14 @@
 // header is instantiated inside them, so a plain x86-64 build holds them and runs them only after CPUID.
 //
 // Q4_K, per 32-element activation block j of a super-block: the 32 nibbles (low or high half of 32
-// bytes) go to maddubs unsigned against aq, madd with sc_j as the int16 multiplier gives 8 int32 lanes
-// summing to sc_j * Σ q*aq (pairs <= 2*15*127, times 63: exact); one FMA adds (d_a*d) * lanes, and
-// the min term (d_a*dmin) * m_j*Σaq goes to a scalar accumulator subtracted at the end.
+// bytes) go to maddubs unsigned against aq and madd with ones: 8 exact int32 lanes of Σ q*aq; one FMA
+// adds (d*sc_j*d_a) * lanes, and the min term (dmin*m_j)*(d_a*Σaq_j) is one FMA per super-block over
+// the 8 blocks' lanes, subtracted at the end (q4k_tile).
 // Q6_K: the 6-bit values rebuilt from ql (nibble) and qh (2 bits), minus 32 as signed bytes; maddubs on
 // |w| with aq carrying w's sign (the Q8_0 trick), then madd with (sc_2j x 8 | sc_2j+1 x 8) int16 lanes:
-// the two halves of the block get their own scale in the same instruction.
+// the two halves of the block get their own scale in the same instruction (q6k_tile).
+// Both are tiles of R weight rows x M activation rows with the same operations per pair, so the
+// 4-row decode kernels (rows_q4_k / rows_q6_k) and the dot of one row give the same bits.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
