@@ -10,9 +10,12 @@
 // the 8 blocks' lanes, subtracted at the end (q4k_tile).
 // Q6_K: the 6-bit values rebuilt from ql (nibble) and qh (2 bits), minus 32 as signed bytes; maddubs on
 // |w| with aq carrying w's sign (the Q8_0 trick), then madd with (sc_2j x 8 | sc_2j+1 x 8) int16 lanes:
-// the two halves of the block get their own scale in the same instruction (q6k_tile).
-// Both are tiles of R weight rows x M activation rows with the same operations per pair, so the
-// 4-row decode kernels (rows_q4_k / rows_q6_k) and the dot of one row give the same bits.
+// the two halves of the block get their own scale in the same instruction.
+// Q4_K is a tile of R weight rows x M activation rows with the same operations per pair, so the 4-row
+// decode kernel (rows_q4_k) and the dot of one row give the same bits. (The same scheme for Q6_K, with
+// ql/qh loaded once per half super-block and the scale pairs from vpermd + vpshufb, ran its hot GEMV
+// 1.5-1.9x faster but decoded a Q6_K model pinned to AVX2 at 1.14x with one thread and 0.92x with two,
+// with or without the 4-row kernel: not kept.)
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -123,71 +126,40 @@ LATHE_AVX2 void rows_q4_k_avx2_impl(const uint8_t* w, size_t row_bytes, int64_t 
   for (; r < n; r++) q4k_tile<1, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
 }
 
-// R weight rows × M activation rows, out[r * M + i], as q4k_tile. Per super-block half (4 blocks of
-// 32) ql and qh are loaded once and the four blocks' 6-bit values rebuilt with constant shifts; the
-// int16 scale pairs (sc_2j × 8 | sc_2j+1 × 8) come from the 16 scale bytes widened once per super-block
-// (vpermd of dword j, then vpshufb), and d·d_a,j from lane j of a gathered d_a vector. The integer
-// part is the former kernel's (maddubs on |w| with aq carrying w's sign, madd with the scales): exact.
-template <int R, int M>
-LATHE_AVX2 void q6k_tile(const uint8_t* w, size_t row_bytes, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                         float* out) {
-  __m256 acc[R][M];
-  for (int r = 0; r < R; r++)
-    for (int i = 0; i < M; i++) acc[r][i] = _mm256_setzero_ps();
-  const __m256i low4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(0x03), off = _mm256_set1_epi8(32);
-  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(sizeof(BlockQ8A))));
-  // Within a dword (sc_2j, sc_2j+1): low 128 bits repeat the first int16, high 128 bits the second.
-  const __m256i pair = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                        2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-  for (int64_t sb = 0; sb < nb / 8; sb++) {
-    __m256 da[M];
-    for (int i = 0; i < M; i++) da[i] = _mm256_i32gather_ps(&a[i * a_stride + sb * 8].d, idx, 1);
-    for (int r = 0; r < R; r++) {
-      const uint8_t* blk = w + size_t(r) * row_bytes + size_t(sb) * kQ6_KBlockBytes;
-      const __m256 d = _mm256_set1_ps(f16_at(blk + 208));
-      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
-      __m256 f[M];
-      for (int i = 0; i < M; i++) f[i] = _mm256_mul_ps(d, da[i]);
-      for (int h = 0; h < 2; h++) {
-        const __m256i qla = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
-        const __m256i qlb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-        const __m256i lows[4] = {_mm256_and_si256(qla, low4), _mm256_and_si256(qlb, low4),
-                                 _mm256_and_si256(_mm256_srli_epi16(qla, 4), low4),
-                                 _mm256_and_si256(_mm256_srli_epi16(qlb, 4), low4)};
-        const __m256i tops[4] = {_mm256_slli_epi16(_mm256_and_si256(qh, three), 4),
-                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
-                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4),
-                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4)};
-        for (int g = 0; g < 4; g++) {
-          const int j = 4 * h + g;
-          const __m256i wq = _mm256_sub_epi8(_mm256_or_si256(lows[g], tops[g]), off);
-          const __m256i wabs = _mm256_sign_epi8(wq, wq);  // |w| <= 32
-          const __m256i scv = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(j)), pair);
-          const __m256i jv = _mm256_set1_epi32(j);
-          for (int i = 0; i < M; i++) {
-            const BlockQ8A& ab = a[i * a_stride + sb * 8 + j];
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(load_aq(ab), wq)), scv);
-            acc[r][i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f[i], jv), _mm256_cvtepi32_ps(p), acc[r][i]);
-          }
-        }
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int i = 0; i < M; i++) out[r * M + i] = hsum(acc[r][i]);
+// Block j's 32 six-bit values minus 32, as signed bytes in element order.
+LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i q6k_block(const uint8_t* blk, int j) {
+  const int h = j / 4, g = j % 4;
+  const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (g & 1)));
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+  const __m256i low = _mm256_and_si256(g < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
+  // srl by 2g moves bits across byte boundaries inside each 16-bit lane; the mask drops them.
+  const __m256i top = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), _mm256_set1_epi8(0x03));
+  const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(32));
 }
 
 template <int M>
 LATHE_AVX2 void q6k_m(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, float* out) {
-  q6k_tile<1, M>(w, 0, a, a_stride, nb, out);
-}
-
-LATHE_AVX2 void rows_q6_k_avx2_impl(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb,
-                                    float* out) {
-  int64_t r = 0;
-  for (; r + 4 <= n; r += 4) q6k_tile<4, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
-  for (; r < n; r++) q6k_tile<1, 1>(w + size_t(r) * row_bytes, row_bytes, a, nb, nb, out + r);
+  __m256 acc0[M], acc1[M];
+  for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nb / 8; sb++) {
+    const uint8_t* blk = w + size_t(sb) * kQ6_KBlockBytes;
+    const float d = f16_at(blk + 208);
+    const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int j = 0; j < 8; j++) {
+      const __m256i wq = q6k_block(blk, j);
+      const __m256i wabs = _mm256_sign_epi8(wq, wq);  // |w| <= 32
+      const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * j + 1]), _mm_set1_epi16(sc[2 * j]));
+      for (int i = 0; i < M; i++) {
+        const BlockQ8A& ab = a[i * a_stride + sb * 8 + j];
+        const __m256i as = _mm256_sign_epi8(load_aq(ab), wq);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, as), scv);
+        __m256& acc = (j & 1) ? acc1[i] : acc0[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(p), acc);
+      }
+    }
+  }
+  for (int i = 0; i < M; i++) out[i] = hsum(_mm256_add_ps(acc0[i], acc1[i]));
 }
 
 // Float rows: 16 weights per step in two 8-lane vectors (two accumulators per row), the tail below 16
@@ -262,9 +234,6 @@ void dot_q6_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, i
 }
 void rows_q4_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out) {
   rows_q4_k_avx2_impl(w, row_bytes, n, a, nb, out);
-}
-void rows_q6_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out) {
-  rows_q6_k_avx2_impl(w, row_bytes, n, a, nb, out);
 }
 void dot_f16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out) {
   in_groups(kF16, w, x, s, k, m, out);

@@ -31,7 +31,6 @@ namespace lathe::qdetail {
 void dot_q4_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
 void dot_q6_k_avx2(const uint8_t* w, const BlockQ8A* a, int64_t s, int64_t nb, int m, float* out);
 void rows_q4_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
-void rows_q6_k_avx2(const uint8_t* w, size_t row_bytes, int64_t n, const BlockQ8A* a, int64_t nb, float* out);
 void dot_f16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
 void dot_bf16_avx2(const uint8_t* w, const float* x, int64_t s, int64_t k, int m, float* out);
 bool prefill_rows_avx2(float* out, const float* inp, const uint8_t* w, QType t, const float* bias, int M, int64_t K,
@@ -139,23 +138,29 @@ LATHE_AVX2 void dot_avx2(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, 
   }
 }
 
-// Decode (one activation row) over R <= 4 Q4_0 weight rows at a time: the activation block, its
+// Q4_0 decode (one activation row) over R <= 4 weight rows at a time: the activation block, its
 // -8·Σaq correction and d_a are loaded once per block for the R rows instead of once per row, and the
 // nibbles are unpacked with a 128-bit broadcast load and a per-half variable shift (no lane insert).
+// Q4_0 decode was compute-bound on AVX2 (11.5 GB/s of weights with the cache hot, under one core's
+// memory bandwidth: bench/qgemv_bench pinned to AVX2); Qwen2.5-0.5B Q4_0 decode pinned to AVX2, one
+// thread: 14.0 -> 19.1 tok/s. (The same 4-row scheme for Q8_0, whose AVX2 GEMV already reads faster
+// than memory delivers, measured level to 10% slower in the model: not installed.)
 // Each row gets exactly dot_avx2_m<Q4_0, 1>'s operations (the same lanes, the same even/odd
-// accumulators, the same final sum), so its bits equal the row-by-row kernel's (qblock.h's contract
-// for rows_*). Q4_0 decode was compute-bound on AVX2 (11.5 GB/s of weights with the cache hot, under
-// one core's memory bandwidth: bench/qgemv_bench pinned to AVX2).
+// accumulators, the same final sum), so its bits equal the row-by-row kernel's (qblock.h's contract).
 LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i nibbles_q4_0(const uint8_t* blk) {
   const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
   return _mm256_and_si256(_mm256_srlv_epi32(raw, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
 }
 
+LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i lanes_q4_0(__m256i w, __m256i aq, __m256i corr) {
+  return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w, aq), _mm256_set1_epi16(1)), corr);
+}
+
 template <int R>
 LATHE_AVX2 void rows_q4_0_avx2_r(const uint8_t* w, size_t row_bytes, const BlockQ8A* a, int64_t nb, float* out) {
+  constexpr size_t kBytes = kQ4_0BlockBytes;
   __m256 acc0[R], acc1[R];
   for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     const __m256i aq0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
@@ -164,20 +169,19 @@ LATHE_AVX2 void rows_q4_0_avx2_r(const uint8_t* w, size_t row_bytes, const Block
     const __m256i c1 = _mm256_setr_epi32(-8 * a[b + 1].sum, 0, 0, 0, 0, 0, 0, 0);
     const float da0 = a[b].d, da1 = a[b + 1].d;
     for (int r = 0; r < R; r++) {
-      const uint8_t* blk = w + size_t(r) * row_bytes + size_t(b) * kQ4_0BlockBytes;
-      const __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_q4_0(blk), aq0), ones), c0);
-      const __m256i p1 = _mm256_add_epi32(
-          _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_q4_0(blk + kQ4_0BlockBytes), aq1), ones), c1);
+      const uint8_t* blk = w + size_t(r) * row_bytes + size_t(b) * kBytes;
+      const __m256i p0 = lanes_q4_0(nibbles_q4_0(blk), aq0, c0);
+      const __m256i p1 = lanes_q4_0(nibbles_q4_0(blk + kBytes), aq1, c1);
       acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(blk) * da0), _mm256_cvtepi32_ps(p0), acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(blk + kQ4_0BlockBytes) * da1), _mm256_cvtepi32_ps(p1), acc1[r]);
+      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(blk + kBytes) * da1), _mm256_cvtepi32_ps(p1), acc1[r]);
     }
   }
   if (b < nb) {
     const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
     const __m256i c = _mm256_setr_epi32(-8 * a[b].sum, 0, 0, 0, 0, 0, 0, 0);
     for (int r = 0; r < R; r++) {
-      const uint8_t* blk = w + size_t(r) * row_bytes + size_t(b) * kQ4_0BlockBytes;
-      const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_q4_0(blk), aq), ones), c);
+      const uint8_t* blk = w + size_t(r) * row_bytes + size_t(b) * kBytes;
+      const __m256i p = lanes_q4_0(nibbles_q4_0(blk), aq, c);
       acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(blk) * a[b].d), _mm256_cvtepi32_ps(p), acc0[r]);
     }
   }
@@ -311,8 +315,8 @@ LATHE_AVX512 void dot_avx512(const uint8_t* w, const BlockQ8A* a, int64_t a_stri
 
 const QKernels kAvx2 = {quantize_act_avx2, dot_avx2<QType::Q8_0>, dot_avx2<QType::Q4_0>,
                         dot_q4_k_avx2,     dot_q6_k_avx2,          dot_f16_avx2,
-                        dot_bf16_avx2,     rows_q4_0_avx2,         rows_q6_k_avx2,  rows_q4_k_avx2, nullptr,
-                        prefill_rows_avx2};
+                        dot_bf16_avx2,     rows_q4_0_avx2,         nullptr,  rows_q4_k_avx2,
+                        nullptr,           prefill_rows_avx2};
 // The activation quantizer is O(K) against the O(N K) products: the AVX2 one serves here too, and so
 // do the K-quant and F16/BF16 kernels (qblock_kquant_x86.cpp says why).
 // Its prefill GEMM takes F16 and BF16 weights (qgemm_float_avx512.cpp); block types use the tiles.
