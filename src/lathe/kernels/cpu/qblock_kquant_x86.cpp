@@ -88,6 +88,7 @@ LATHE_AVX2 void q4k_tile(const uint8_t* w, size_t row_bytes, const BlockQ8A* a, 
     }
     for (int r = 0; r < R; r++) {
       const uint8_t* blk = w + size_t(r) * row_bytes + size_t(sb) * kQ4_KBlockBytes;
+      for (int l = 0; l < int(kQ4_KBlockBytes); l += 64) prefetch_ahead(blk + l);
       __m256 sc, mn;
       q4k_scales(blk, &sc, &mn);
       __m256 f[M];
@@ -144,6 +145,7 @@ LATHE_AVX2 void q6k_m(const uint8_t* w, const BlockQ8A* a, int64_t a_stride, int
   for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nb / 8; sb++) {
     const uint8_t* blk = w + size_t(sb) * kQ6_KBlockBytes;
+    for (int l = 0; l < int(kQ6_KBlockBytes); l += 64) prefetch_ahead(blk + l);
     const float d = f16_at(blk + 208);
     const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
     for (int j = 0; j < 8; j++) {
@@ -191,6 +193,7 @@ LATHE_AVX2 void fdot_m(const uint8_t* w, const float* x, int64_t x_stride, int64
   for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
   int64_t j = 0;
   for (; j + 16 <= k; j += 16) {
+    prefetch_ahead(w + 2 * j);
     const __m256 w0 = load8<kBf16>(w + 2 * j), w1 = load8<kBf16>(w + 2 * j + 16);
     for (int i = 0; i < M; i++) {
       const float* xi = x + i * x_stride + j;

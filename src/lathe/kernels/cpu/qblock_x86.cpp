@@ -97,6 +97,7 @@ LATHE_AVX2 void dot_avx2_m(const uint8_t* w, const BlockQ8A* a, int64_t a_stride
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* blk = w + size_t(b) * kBytes;
+    prefetch_ahead(blk);
     const float dw0 = load_f16(blk), dw1 = load_f16(blk + kBytes);
     const __m256i wq0 = load_w<T>(blk), wq1 = load_w<T>(blk + kBytes);
     for (int i = 0; i < M; i++) {
@@ -170,6 +171,7 @@ LATHE_AVX2 void rows_q4_0_avx2_r(const uint8_t* w, size_t row_bytes, const Block
     const float da0 = a[b].d, da1 = a[b + 1].d;
     for (int r = 0; r < R; r++) {
       const uint8_t* blk = w + size_t(r) * row_bytes + size_t(b) * kBytes;
+      prefetch_ahead(blk);
       const __m256i p0 = lanes_q4_0(nibbles_q4_0(blk), aq0, c0);
       const __m256i p1 = lanes_q4_0(nibbles_q4_0(blk + kBytes), aq1, c1);
       acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(blk) * da0), _mm256_cvtepi32_ps(p0), acc0[r]);
@@ -275,6 +277,7 @@ LATHE_AVX512 void dot_avx512_m(const uint8_t* w, const BlockQ8A* a, int64_t a_st
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* blk = w + size_t(b) * kBytes;
+    prefetch_ahead(blk);
     const float dw0 = load_f16(blk), dw1 = load_f16(blk + kBytes);
     const __m512i wq = load_w2<T>(blk);
     for (int i = 0; i < M; i++) {
