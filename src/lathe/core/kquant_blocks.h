@@ -35,6 +35,20 @@ inline void q4k_scale_min(const uint8_t* scales, int j, int* sc, int* m) {
   }
 }
 
+// All 8 scales and mins of a Q4_K super-block at once, as bytes: out[0] = sc_0..3, out[1] = sc_4..7,
+// out[2] = m_0..3, out[3] = m_4..7 (byte j of each word is that sub-block's value; q4k_scale_min's
+// rule with 32-bit masks and shifts: sc_0..3 / m_0..3 are the low 6 bits of bytes 0..3 / 4..7,
+// sc_4..7 / m_4..7 take their low 4 bits from bytes 8..11 and their top 2 from the top bits of bytes
+// 0..3 / 4..7). For the vector kernels, which widen the bytes into lanes.
+inline void q4k_scale_min_words(const uint8_t* scales, uint32_t out[4]) {
+  uint32_t u[3];
+  __builtin_memcpy(u, scales, 12);
+  out[0] = u[0] & 0x3f3f3f3fu;
+  out[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+  out[2] = u[1] & 0x3f3f3f3fu;
+  out[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+}
+
 // Element e (0..255) of a Q6_K super-block as its 6-bit value 0..63 (the -32 is the caller's).
 inline int q6k_value(const uint8_t* blk, int e) {
   const int h = e / 128, g = (e % 128) / 32, l = e % 32;

@@ -45,17 +45,12 @@ LATHE_AVX2 LATHE_ALWAYS_INLINE __m256i load_aq(const BlockQ8A& ab) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.q));
 }
 
-// Lanes j = 0..7 of one super-block: d·sc_j in *sc, dmin·m_j in *mn (the 12 packed bytes of
-// kquant_blocks.h unpacked with 32-bit masks and shifts: sc_0..3 / m_0..3 are the low 6 bits of bytes
-// 0..3 / 4..7; sc_4..7 / m_4..7 take their low 4 bits from bytes 8..11 and their top 2 from the top
-// bits of bytes 0..3 / 4..7). Both products are exact (an f16 times a 6-bit integer).
+// Lanes j = 0..7 of one super-block: d·sc_j in *sc, dmin·m_j in *mn (kquant_blocks.h's packed bytes,
+// q4k_scale_min_words). Both products are exact (an f16 times a 6-bit integer).
 LATHE_AVX2 LATHE_ALWAYS_INLINE void q4k_scales(const uint8_t* blk, __m256* sc, __m256* mn) {
-  uint32_t u[3];
-  __builtin_memcpy(u, blk + 4, 12);
-  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-  const __m128i b = _mm_setr_epi32(int(sc_lo), int(sc_hi), int(m_lo), int(m_hi));
+  uint32_t words[4];
+  q4k_scale_min_words(blk + 4, words);
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
   *sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), _mm256_set1_ps(f16_at(blk)));
   *mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))), _mm256_set1_ps(f16_at(blk + 2)));
 }

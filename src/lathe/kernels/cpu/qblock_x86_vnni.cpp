@@ -337,12 +337,9 @@ LATHE_VNNI LATHE_ALWAYS_INLINE void act_q4_k(const BlockQ8A* ab, __m512* da, __m
 
 // Lanes 0-7 d·sc_j, 8-15 dmin·m_j of one super-block.
 LATHE_VNNI LATHE_ALWAYS_INLINE __m512 q4_k_scales(const uint8_t* blk) {
-  uint32_t u[3];
-  __builtin_memcpy(u, blk + 4, 12);
-  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-  const __m128i b = _mm_setr_epi32(int(sc_lo), int(sc_hi), int(m_lo), int(m_hi));
+  uint32_t words[4];  // sc_0..3, sc_4..7, m_0..3, m_4..7 as bytes
+  q4k_scale_min_words(blk + 4, words);
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
   uint16_t hd, hm;
   __builtin_memcpy(&hd, blk, 2);
   __builtin_memcpy(&hm, blk + 2, 2);

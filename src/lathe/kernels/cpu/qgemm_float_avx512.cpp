@@ -17,13 +17,19 @@
 // the additions than sgemm's, the same for every thread count and split (each output's operations do not depend on them).
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "lathe/kernels/cpu/qblock.h"
+#include "lathe/kernels/cpu/qgemm_rows_driver.h"
+
+// GCC 12's AVX-512 headers build casts and reductions on _mm512_undefined_*(), which its own
+// -Wuninitialized then reports inside the header; the values are fully written.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define LATHE_AVX512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define LATHE_INLINE inline __attribute__((always_inline))
@@ -79,8 +85,7 @@ LATHE_AVX512F void micro(const float* x, int64_t ldx, const float* w, int64_t ld
     }
 }
 
-using MicroFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, const float*, bool,
-                         const uint8_t*, size_t);
+using MicroFn = RowsTileFn;
 
 template <int RM>
 constexpr MicroFn micro_for(int rn) {
@@ -103,33 +108,9 @@ bool prefill_float_avx512(float* out, const float* inp, const uint8_t* w, QType 
                           int64_t K, int64_t N) {
   if ((t != QType::F16 && t != QType::BF16) || K % 16 != 0) return false;
   const size_t row_bytes = size_t(K) * 2;
-  const int64_t groups = (N + kRowsN - 1) / kRowsN;
-  const int64_t tiles = (M + kRowsM - 1) / kRowsM * ((K + kChunkK - 1) / kChunkK);  // per weight-row group
-#pragma omp parallel if (groups > 1)
-  {
-    thread_local std::vector<float> wf;  // this group's weight rows as f32; reused across calls
-    if (wf.size() < size_t(kRowsN) * K) wf.resize(size_t(kRowsN) * K);
-#pragma omp for schedule(static)
-    for (int64_t g = 0; g < groups; g++) {
-      const int64_t n0 = g * kRowsN;
-      const int rn = int(std::min<int64_t>(kRowsN, N - n0));
-      for (int j = 0; j < rn; j++) row_to_f32(t, w + size_t(n0 + j) * row_bytes, wf.data() + size_t(j) * K, K);
-      // The next group (this thread's under schedule(static) unless g ends its share), a share per tile.
-      const int64_t next_rows = std::min<int64_t>(kRowsN, N - n0 - kRowsN);
-      const uint8_t* next = next_rows > 0 ? w + size_t(n0 + kRowsN) * row_bytes : nullptr;
-      const size_t pf_share = next ? (size_t(next_rows) * row_bytes + tiles - 1) / tiles : 0;
-      int64_t tile = 0;
-      for (int64_t kc = 0; kc < K; kc += kChunkK) {
-        const int64_t klen = std::min(kChunkK, K - kc);
-        for (int m0 = 0; m0 < M; m0 += kRowsM, tile++) {
-          const int rm = std::min(kRowsM, M - m0);
-          const uint8_t* pf = next ? next + size_t(tile) * pf_share : nullptr;
-          micro_fn(rm, rn)(inp + size_t(m0) * K + kc, K, wf.data() + kc, K, klen, out + size_t(m0) * N + n0, N,
-                           bias && kc + klen == K ? bias + n0 : nullptr, kc == 0, pf, pf_share);
-        }
-      }
-    }
-  }
+  prefill_rows_driver<kRowsM, kRowsN, kChunkK>(
+      out, inp, w, row_bytes, bias, M, K, N,
+      [t](const uint8_t* src, float* dst, int64_t k) { row_to_f32(t, src, dst, k); }, micro_fn);
   return true;
 }
 
