@@ -32,7 +32,6 @@
 #endif
 
 #define LATHE_AVX512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-#define LATHE_INLINE inline __attribute__((always_inline))
 
 namespace lathe::qdetail {
 
