@@ -2,6 +2,7 @@
 
 #include "lathe/core/strings.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -43,6 +44,17 @@ float hash_uniform(uint64_t seed, uint64_t layer, uint64_t module, uint64_t i) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z ^= z >> 31;
   return float(z >> 40) * (1.0f / 16777216.0f);
+}
+
+// The rank-r products of a long input run on blocks of at least kSplitRows rows (columns), at most
+// 8; the count depends on the size alone, never on the thread count. Below two blocks one call
+// on one thread (serial_blas.h: a fork/join costs what a small product saves).
+constexpr int kSplitRows = 128;
+int split_parts(int n) { return std::clamp(n / kSplitRows, 1, 8); }
+// [begin, end) of block p of n rows in `parts`, begins on multiples of 16 (the kernels' row tiles).
+std::pair<int, int> part_range(int n, int parts, int p) {
+  auto edge = [&](int q) { return q == parts ? n : int(int64_t(n) * q / parts) & ~15; };
+  return {edge(p), edge(p + 1)};
 }
 }  // namespace
 
@@ -94,17 +106,32 @@ const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ct
 void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
   if (dora()) return dora_forward(x, y, T, ctx);
   const float* xd = dropped(x, T, ctx);
-  const SerialBlas serial;  // rank-r products: see serial_blas.h
   h_.resize(size_t(T) * r_);
-  matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
   h_pass_ = ctx.training ? ctx.pass : 0, h_x_ = x, h_T_ = T;
-  // y += scaling · h B^T, straight into y.
-  matmul_forward_accumulate(y, h_.data(), B.value.f32(), scaling, T, r_, out_);
+  const int parts = split_parts(T);
+  if (parts == 1) {
+    const SerialBlas serial;  // rank-r products: see serial_blas.h
+    matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);  // h = xd A^T   [T, r]
+    // y += scaling · h B^T, straight into y.
+    matmul_forward_accumulate(y, h_.data(), B.value.f32(), scaling, T, r_, out_);
+    return;
+  }
+  // The same two products on row blocks, one block at a time per thread (sgemm inside a parallel
+  // region runs on its caller's thread alone).
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < parts; p++) {
+    const auto [t0, t1] = part_range(T, parts, p);
+    sgemm_strided(false, true, t1 - t0, r_, in_, 1.0f, xd + size_t(t0) * in_, in_, A.value.f32(), in_, 0.0f,
+                  h_.data() + size_t(t0) * r_, r_);
+    sgemm_strided(false, true, t1 - t0, out_, r_, scaling, h_.data() + size_t(t0) * r_, r_, B.value.f32(), r_, 1.0f,
+                  y + size_t(t0) * out_, out_);
+  }
 }
 
 void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx) {
   if (dora()) return dora_backward(x, dy, dx, T, ctx);
   const float* xd = dropped(x, T, ctx);
+  if (split_parts(T) > 1) return backward_split(x, xd, dy, dx, T, ctx);
   const SerialBlas serial;
   // The forward's h when this is its pass and input (bitwise what recomputing it gives).
   if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
@@ -128,6 +155,61 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
       for (size_t i = 0; i < dxd.size(); i++)
         if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
     }
+  }
+}
+
+// backward on row blocks (and dB, dA on blocks of their rows / columns), in one parallel region with
+// one barrier: dA needs all of dh. Each output element is one product over the same K as the
+// unsplit call, and the blocks depend on the shapes alone, so the thread count never changes a bit.
+void LoraLinear::backward_split(const float* x, const float* xd, const float* dy, float* dx, int T,
+                                const AdapterContext& ctx) {
+  const bool reuse = !(ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T);
+  h_pass_ = 0;  // scaled below: no longer the forward's
+  h_.resize(size_t(T) * r_);
+  dh_.resize(size_t(T) * r_);
+  std::vector<float> dxd;  // dropout: d(xd), masked into dx afterwards
+  if (dx && xd != x) dxd.assign(size_t(T) * in_, 0.0f);
+  float* dxt = xd == x ? dx : (dx ? dxd.data() : nullptr);
+  const int tp = split_parts(T), op = split_parts(out_), ip = split_parts(in_);
+  const float *a = A.value.f32(), *b = B.value.f32();
+  float *da = A.grad.f32(), *db = B.grad.f32(), *h = h_.data(), *dh = dh_.data();
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int p = 0; p < tp; p++) {
+      const auto [t0, t1] = part_range(T, tp, p);
+      const int n = t1 - t0;
+      float* hp = h + size_t(t0) * r_;
+      float* dhp = dh + size_t(t0) * r_;
+      if (!reuse) sgemm_strided(false, true, n, r_, in_, 1.0f, xd + size_t(t0) * in_, in_, a, in_, 0.0f, hp, r_);
+      for (size_t i = 0; i < size_t(n) * r_; i++) hp[i] *= scaling;  // h = scaling · xd A^T
+      // y += h B^T  =>  dh = dy B (then scaled: h' = xd A^T)
+      sgemm_strided(false, false, n, r_, out_, 1.0f, dy + size_t(t0) * out_, out_, b, r_, 0.0f, dhp, r_);
+      for (size_t i = 0; i < size_t(n) * r_; i++) dhp[i] *= scaling;
+    }  // barrier: dB and dA read all rows of h and dh
+#pragma omp for schedule(static) nowait
+    for (int p = 0; p < op; p++) {  // dB[o0:o1] += dy[:, o0:o1]^T h
+      const auto [o0, o1] = part_range(out_, op, p);
+      sgemm_strided(true, false, o1 - o0, r_, T, 1.0f, dy + o0, out_, h, r_, 1.0f, db + size_t(o0) * r_, r_);
+    }
+#pragma omp for schedule(static) nowait
+    for (int p = 0; p < ip; p++) {  // dA[:, i0:i1] += dh'^T xd[:, i0:i1]
+      const auto [i0, i1] = part_range(in_, ip, p);
+      sgemm_strided(true, false, r_, i1 - i0, T, 1.0f, dh, r_, xd + i0, in_, 1.0f, da + i0, in_);
+    }
+    if (dxt) {
+#pragma omp for schedule(static) nowait
+      for (int p = 0; p < tp; p++) {  // dxd[t0:t1] += dh'[t0:t1] A
+        const auto [t0, t1] = part_range(T, tp, p);
+        sgemm_strided(false, false, t1 - t0, in_, r_, 1.0f, dh + size_t(t0) * r_, r_, a, in_, 1.0f,
+                      dxt + size_t(t0) * in_, in_);
+      }
+    }
+  }
+  if (dx && xd != x) {
+    const float inv = 1.0f / (1.0f - dropout_);
+    for (size_t i = 0; i < dxd.size(); i++)
+      if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
   }
 }
 

@@ -60,6 +60,7 @@ class LoraLinear final : public LinearAdapter {
   const float* dropped(const float* x, int T, const AdapterContext& ctx);  // x or dropout(x)
   void dora_forward(const float* x, float* y, int T, const AdapterContext& ctx);
   void dora_backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx);
+  void backward_split(const float* x, const float* xd, const float* dy, float* dx, int T, const AdapterContext& ctx);
   int in_, out_, r_, module_index_;
   float dropout_;
   std::vector<float> xd_, h_, dh_;  // scratch: dropout(x) [T,in], h = xd A^T [T,r], dh [T,r]

@@ -132,6 +132,12 @@ void matmul_forward_accumulate(float* out, const float* inp, const float* weight
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, inp, K, weight, K, 1.0f, out, N);
 }
 
+void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                   const float* B, int ldb, float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              A, lda, B, ldb, beta, C, ldc);
+}
+
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
 #pragma omp parallel for schedule(static) if (N > 16)
   for (int n = 0; n < N; n++) {

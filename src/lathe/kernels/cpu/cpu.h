@@ -24,6 +24,10 @@ void cpu_set_num_threads(int n);
 void gemv_f32(float* y, const float* x, const float* W, const float* bias, int64_t K, int64_t N);
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
 void matmul_forward_accumulate(float* out, const float* inp, const float* weight, float alpha, int M, int K, int N);
+// C[M, N] = beta·C + alpha·op(A)·op(B), row-major with leading dimensions (op: transpose when asked):
+// for callers that split one product into parts over threads themselves (LoRA's rank-r products).
+void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                   const float* B, int ldb, float beta, float* C, int ldc);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps);
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R = 0);
