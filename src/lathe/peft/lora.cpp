@@ -103,6 +103,18 @@ const float* LoraLinear::dropped(const float* x, int T, const AdapterContext& ct
   return xd_.data();
 }
 
+// h_ is the forward's x A^T for this pass and input (bitwise what recomputing it gives).
+bool LoraLinear::holds_forward_h(const float* x, int T, const AdapterContext& ctx) const {
+  return ctx.pass != 0 && h_pass_ == ctx.pass && h_x_ == x && h_T_ == T;
+}
+
+// dx += d(xd) through the dropout mask: kept elements scaled by 1/(1-p), dropped ones pass nothing.
+void LoraLinear::add_dropout_grad(const float* x, const float* xd, const std::vector<float>& dxd, float* dx) const {
+  const float inv = 1.0f / (1.0f - dropout_);
+  for (size_t i = 0; i < dxd.size(); i++)
+    if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
+}
+
 void LoraLinear::forward(const float* x, float* y, int T, const AdapterContext& ctx) {
   if (dora()) return dora_forward(x, y, T, ctx);
   const float* xd = dropped(x, T, ctx);
@@ -134,7 +146,7 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
   if (split_parts(T) > 1) return backward_split(x, xd, dy, dx, T, ctx);
   const SerialBlas serial;
   // The forward's h when this is its pass and input (bitwise what recomputing it gives).
-  if (ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T) {
+  if (!holds_forward_h(x, T, ctx)) {
     h_.resize(size_t(T) * r_);
     matmul_forward(h_.data(), xd, A.value.f32(), nullptr, T, in_, r_);
   }
@@ -150,11 +162,7 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
   } else {
     std::vector<float> dxd(size_t(T) * in_, 0.0f);
     matmul_backward(dx ? dxd.data() : nullptr, A.grad.f32(), nullptr, dh_.data(), xd, A.value.f32(), T, in_, r_);
-    if (dx) {
-      const float inv = 1.0f / (1.0f - dropout_);
-      for (size_t i = 0; i < dxd.size(); i++)
-        if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
-    }
+    if (dx) add_dropout_grad(x, xd, dxd, dx);
   }
 }
 
@@ -163,7 +171,7 @@ void LoraLinear::backward(const float* x, const float* dy, float* dx, int T, con
 // unsplit call, and the blocks depend on the shapes alone, so the thread count never changes a bit.
 void LoraLinear::backward_split(const float* x, const float* xd, const float* dy, float* dx, int T,
                                 const AdapterContext& ctx) {
-  const bool reuse = !(ctx.pass == 0 || h_pass_ != ctx.pass || h_x_ != x || h_T_ != T);
+  const bool reuse = holds_forward_h(x, T, ctx);
   h_pass_ = 0;  // scaled below: no longer the forward's
   h_.resize(size_t(T) * r_);
   dh_.resize(size_t(T) * r_);
@@ -206,11 +214,7 @@ void LoraLinear::backward_split(const float* x, const float* xd, const float* dy
       }
     }
   }
-  if (dx && xd != x) {
-    const float inv = 1.0f / (1.0f - dropout_);
-    for (size_t i = 0; i < dxd.size(); i++)
-      if (xd[i] != 0.0f || x[i] == 0.0f) dx[i] += dxd[i] * (xd[i] != 0.0f ? inv : 0.0f);
-  }
+  if (dx && xd != x) add_dropout_grad(x, xd, dxd, dx);
 }
 
 void LoraAdapter::build(const ModelConfig& mc) {

@@ -60,6 +60,8 @@ class LoraLinear final : public LinearAdapter {
   const float* dropped(const float* x, int T, const AdapterContext& ctx);  // x or dropout(x)
   void dora_forward(const float* x, float* y, int T, const AdapterContext& ctx);
   void dora_backward(const float* x, const float* dy, float* dx, int T, const AdapterContext& ctx);
+  bool holds_forward_h(const float* x, int T, const AdapterContext& ctx) const;
+  void add_dropout_grad(const float* x, const float* xd, const std::vector<float>& dxd, float* dx) const;
   void backward_split(const float* x, const float* xd, const float* dy, float* dx, int T, const AdapterContext& ctx);
   int in_, out_, r_, module_index_;
   float dropout_;
