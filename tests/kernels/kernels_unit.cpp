@@ -99,7 +99,7 @@ TEST(Kernels, AttentionMatchesReference) {
     auto q = randv(size_t(T) * H * D, 9), k = randv(size_t(S) * Hkv * D, 10), v = randv(size_t(S) * Hkv * D, 11);
     std::vector<float> got(size_t(T) * H * D), want(got.size());
     std::vector<float> pg(size_t(H) * T * S), pw(pg.size());
-    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, nullptr);
+    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D);
     lathe::ref::attention_forward(want.data(), pw.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D);
     expect_close(got, want, 1e-5f, "attention out");
     expect_close(pg, pw, 1e-5f, "attention probs");
@@ -116,7 +116,7 @@ TEST(Kernels, BidirectionalAttentionMatchesReference) {
     auto q = randv(size_t(T) * H * D, 19), k = randv(size_t(S) * Hkv * D, 20), v = randv(size_t(S) * Hkv * D, 21);
     std::vector<float> got(size_t(T) * H * D), want(got.size());
     std::vector<float> pg(size_t(H) * T * S), pw(pg.size());
-    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, nullptr, o);
+    lathe::attention_forward(got.data(), pg.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, o);
     lathe::ref::attention_forward(want.data(), pw.data(), q.data(), k.data(), v.data(), T, S, H, Hkv, D, o);
     expect_close(got, want, 1e-5f, "bidirectional attention out");
     expect_close(pg, pw, 1e-5f, "bidirectional attention probs");
@@ -130,10 +130,10 @@ TEST(Kernels, BidirectionalAttentionSeesLaterKeys) {
   lathe::AttentionOpts o;
   o.causal = false;
   auto q = randv(T * H * D, 22), k = randv(T * Hkv * D, 23), v = randv(T * Hkv * D, 24);
-  std::vector<float> a(T * H * D), b(T * H * D), scratch(H * T * T);
-  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data(), o);
+  std::vector<float> a(T * H * D), b(T * H * D);
+  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, o);
   for (int d = 0; d < Hkv * D; d++) v[(T - 1) * Hkv * D + d] -= 3.0f;
-  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data(), o);
+  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, o);
   for (int i = 0; i < H * D; i++) EXPECT_NE(a[i], b[i]) << i;
 }
 
@@ -207,10 +207,10 @@ TEST(Kernels, AttentionIsCausal) {
   // Changing a future key/value must not change earlier outputs.
   const int T = 6, H = 2, Hkv = 1, D = 4;
   auto q = randv(T * H * D, 16), k = randv(T * Hkv * D, 17), v = randv(T * Hkv * D, 18);
-  std::vector<float> a(T * H * D), b(T * H * D), scratch(H * T * T);
-  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data());
+  std::vector<float> a(T * H * D), b(T * H * D);
+  lathe::attention_forward(a.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D);
   for (int d = 0; d < Hkv * D; d++) k[(T - 1) * Hkv * D + d] += 5.0f, v[(T - 1) * Hkv * D + d] -= 3.0f;
-  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D, scratch.data());
+  lathe::attention_forward(b.data(), nullptr, q.data(), k.data(), v.data(), T, T, H, Hkv, D);
   for (int i = 0; i < (T - 1) * H * D; i++) EXPECT_EQ(a[i], b[i]) << i;
   bool last_changed = false;
   for (int i = (T - 1) * H * D; i < T * H * D; i++) last_changed |= a[i] != b[i];

@@ -286,12 +286,12 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
     } else {
       S = sequence_kv(bc, sq, l, k_rows, v_rows, KD, s, &k, &v) + T;
     }
-    float* probs = keep ? a.probs.data() + probs_at : at_least(s.probs, size_t(H) * T * S);
+    float* probs = keep ? a.probs.data() + probs_at : nullptr;  // null: a block of rows at a time, per thread
     probs_at += size_t(H) * T * S;
     LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {}", a.probs.size(),
                 probs_at);
     attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
-                      nullptr, opts);
+                      opts);
   }
   if (c.post_attn_norm) {
     linear_forward(lin(LinearId::O), a.att.data(), a.o_out.data(), N, ctx);
@@ -430,21 +430,15 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     float* dkb = at_least(s.kv, 4 * size_t(S) * KD) + 2 * size_t(S) * KD;
     float* dvb = dkb + size_t(S) * KD;
     std::fill(dkb, dkb + 2 * size_t(S) * KD, 0.0f);
-    float* probs = keep ? a.probs.data() + probs_at : at_least(s.probs, size_t(H) * T * S);
+    const float* probs = keep ? a.probs.data() + probs_at : nullptr;
     probs_at += size_t(H) * T * S;
     LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {} (backward "
                 "of other rows than the forward's)", a.probs.size(), probs_at);
-    float* dP = at_least(s.dP, size_t(H) * T * S);
-    // Recompute this sequence's probabilities unless kept; the attention output (no longer needed:
-    // o_proj's backward is done) is rewritten with the same values.
-    if (!keep)
-      prof::timed(prof::Phase::Recompute, [&] {
-        attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
-                          nullptr, opts);
-      });
+    // Unless kept, the backward recomputes each block of rows' probabilities where it uses them (the
+    // forward's values, bitwise; the attention output itself is not recomputed).
     prof::PhaseScope ps(prof::Phase::AttnBwd);
     attention_backward(dq.data() + size_t(t0) * QD, dkb, dvb, datt.data() + size_t(t0) * QD,
-                       a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, dP, opts);
+                       a.q.data() + size_t(t0) * QD, k, v, probs, T, S, H, Hkv, D, opts);
     if (P > 0 && as->prefix_dk.size() > size_t(l) && as->prefix_dk[l]) {
       float *pk = as->prefix_dk[l], *pv = as->prefix_dv[l];
       for (size_t i = 0; i < size_t(P) * KD; i++) pk[i] += dkb[i], pv[i] += dvb[i];

@@ -73,13 +73,12 @@ struct BlockActs {
 // Scratch shared by all blocks of a driver. Normalised inputs, the SwiGLU output and the attention
 // probabilities are recomputed in backward rather than kept per layer (bitwise the same values from
 // the same kernels), which takes them out of the per-layer footprint (probs alone were H·T² per
-// sequence), unless the driver keeps them (BlockActs::keep_recomputed).
+// sequence), unless the driver keeps them (BlockActs::keep_recomputed). The attention kernels hold
+// the probabilities of one block of rows per thread themselves (kernels/cpu/attention.cpp).
 struct BlockScratch {
   std::vector<float> xn;     // [N,C] normalised block input
   std::vector<float> act;    // [N,F] SwiGLU output (training)
-  std::vector<float> probs;  // [H, T, S] one sequence's attention probabilities
   std::vector<float> kv;     // one sequence's [prefix; rows] keys, values and their gradients (4 x S x Hkv*D)
-  std::vector<float> dP;     // [H, T, S] attention backward
   std::vector<float> fused;  // [N, QD + 2 KD] or [N, 2F]: a fused projection's output or gradient
   std::vector<float> norm_w; // Gemma: (1 + w) of the norm in use
 };

@@ -158,16 +158,10 @@ Encoder Encoder::load(const std::string& dir) {
   return e;
 }
 
-// Scratch for the attention scores of one sequence: H x rows x S floats. Queries go in row chunks
-// so a long sequence (bge-m3 reads 8192 tokens: 16 heads x 8192² would be 4 GiB) stays within
-// this many floats; bidirectional attention lets any row chunk see all S keys independently.
-static constexpr int64_t kAttnScratchFloats = int64_t(1) << 25;  // 128 MiB
-
 std::vector<float> Encoder::forward_packed(std::span<const std::vector<int32_t>> seqs) const {
   const EncoderConfig& c = config_;
   const int C = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, D = c.head_dim();
   int64_t N = 0;
-  int longest = 0;
   for (size_t b = 0; b < seqs.size(); b++) {
     const int64_t len = int64_t(seqs[b].size());
     if (len < 1 || len > c.max_tokens())
@@ -176,15 +170,12 @@ std::vector<float> Encoder::forward_packed(std::span<const std::vector<int32_t>>
       if (seqs[b][t] < 0 || seqs[b][t] >= c.vocab_size)
         fail("encoder", "{}: sequence {} token {} has id {} outside [0, {})", dir_, b, t, seqs[b][t], c.vocab_size);
     N += len;
-    longest = std::max(longest, int(len));
   }
   if (N == 0) return {};
 
   // Activations: x [N,C] the residual stream; q, k, v, att, tmp [N,C]; ffn [N,F].
   std::vector<float> x(size_t(N) * C), q(x.size()), k(x.size()), v(x.size()), att(x.size()), tmp(x.size());
   std::vector<float> ffn(size_t(N) * F);
-  const int chunk = int(std::clamp<int64_t>(kAttnScratchFloats / (int64_t(H) * longest), 1, longest));
-  std::vector<float> scratch(size_t(H) * chunk * longest);
 
   // Embeddings: word + position + token type 0, then LayerNorm.
   const float* word = weights_.word.f32();
@@ -215,21 +206,11 @@ std::vector<float> Encoder::forward_packed(std::span<const std::vector<int32_t>>
     // not nest); a single sequence leaves the parallelism to the kernel's loop over heads. Short
     // retrieval passages would otherwise pay one parallel region per sequence and layer.
     const bool per_thread = seqs.size() > 1;
-#pragma omp parallel if (per_thread)
-    {
-      std::vector<float> own(per_thread ? scratch.size() : 0);
-      float* sc = per_thread ? own.data() : scratch.data();
-#pragma omp for schedule(dynamic, 1)
-      for (size_t b = 0; b < seqs.size(); b++) {
-        const int S = int(seqs[b].size());
-        const size_t kv = size_t(starts[b]) * C;
-        for (int t0 = 0; t0 < S; t0 += chunk) {
-          const int rows = std::min(chunk, S - t0);
-          const size_t qo = size_t(starts[b] + t0) * C;
-          attention_forward(att.data() + qo, nullptr, q.data() + qo, k.data() + kv, v.data() + kv, rows, S, H, H, D,
-                            sc, bidir);
-        }
-      }
+#pragma omp parallel for schedule(dynamic, 1) if (per_thread)
+    for (size_t b = 0; b < seqs.size(); b++) {
+      const int S = int(seqs[b].size());
+      const size_t at = size_t(starts[b]) * C;
+      attention_forward(att.data() + at, nullptr, q.data() + at, k.data() + at, v.data() + at, S, S, H, H, D, bidir);
     }
     matmul_forward(tmp.data(), att.data(), L.wo.f32(), L.bo.f32(), int(N), C, C);
     add_forward(tmp.data(), tmp.data(), x.data(), N * C);

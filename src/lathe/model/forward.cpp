@@ -60,8 +60,7 @@ size_t Forward::workspace_bytes() const {
   const BlockActs& a = acts_;
   const BlockScratch& s = scratch_;
   return sizeof(float) * (x_.size() + a.q.size() + a.k.size() + a.v.size() + a.att.size() + a.x_mid.size() +
-                          a.gate.size() + a.up.size() + rows_.cos.capacity() + rows_.sin.capacity() + s.xn.size() +
-                          s.probs.capacity());
+                          a.gate.size() + a.up.size() + rows_.cos.capacity() + rows_.sin.capacity() + s.xn.size());
 }
 
 const float* Forward::hidden(const int32_t* ids, int T, KVCache* cache) {

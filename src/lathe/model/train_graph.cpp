@@ -7,6 +7,7 @@
 #include "lathe/core/error.h"
 #include "lathe/core/ignore_index.h"
 #include "lathe/core/phase_prof.h"
+#include "lathe/core/threads.h"
 #include "lathe/kernels/cpu/base_compute.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/model/forward.h"
@@ -74,11 +75,14 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   if (keep) block += (2 * C + F) * N + size_t(c.num_attention_heads) * N * (P + T);
   size_t blocks = checkpointing ? 1 : size_t(c.num_hidden_layers);
   size_t inputs = size_t(c.num_hidden_layers + 1) * N * C;
-  // residual grads, recomputed xn / act / probs, dP, K/V buffers, logits chunk, backward temporaries
-  size_t scratch = 3 * N * C + N * F + 2 * size_t(c.num_attention_heads) * T * (P + T) +
-                   2 * size_t(P + T) * KD * 2 +
-                   size_t(head_chunk_rows(c.vocab_size)) * c.vocab_size * (c.final_logit_softcapping > 0 ? 2 : 1) + 3 * N * F + N * (QD + 2 * KD);
-  if (keep) scratch -= N * C + N * F + size_t(c.num_attention_heads) * T * (P + T);  // not used as scratch then
+  // residual grads, recomputed xn / act, K/V buffers, logits chunk, backward temporaries, and the
+  // attention kernels' own: per thread a block of rows' probabilities and their gradient, and the
+  // backward's dk/dv partials (two parts per head; kernels/cpu/attention.cpp)
+  const size_t S = size_t(P + T), threads = size_t(std::max(1, num_threads()));
+  size_t scratch = 3 * N * C + N * F + 2 * S * KD * 2 +
+                   size_t(head_chunk_rows(c.vocab_size)) * c.vocab_size * (c.final_logit_softcapping > 0 ? 2 : 1) + 3 * N * F + N * (QD + 2 * KD) +
+                   threads * 2 * size_t(kAttnRowBlock) * S + 2 * 2 * S * QD;
+  if (keep) scratch -= N * C + N * F;  // not used as scratch then
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
 

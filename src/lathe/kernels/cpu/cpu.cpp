@@ -1,6 +1,7 @@
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
 #include "lathe/kernels/cpu/rope_rotate.h"
+#include "lathe/kernels/cpu/softmax_row.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -178,90 +179,6 @@ void layernorm_forward(float* out, const float* inp, const float* weight, const 
 
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R) {
   rope_rotate<false>(x, cos, sin, T, H, D, R);
-}
-
-// Softmax of x[0, n) into y[0, n) (y may be x), zero for y[n, S): one row of a softmax, or of a
-// causal attention score matrix whose row sees only its first n keys.
-static void softmax_row(const float* x, float* y, int n, int S) {
-  float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-  for (int s = 0; s < n; s++) mx = std::max(mx, x[s]);
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int s = 0; s < n; s++) sum += (y[s] = fast_exp(x[s] - mx));
-  float inv = 1.0f / sum;
-#pragma omp simd
-  for (int s = 0; s < n; s++) y[s] *= inv;
-  for (int s = n; s < S; s++) y[s] = 0;
-}
-
-// One score row of a query that sees keys [lo, hi): soft-capped (when on), softmaxed, 0 elsewhere.
-static void causal_softmax_row(float* p, int lo, int hi, int S, float cap) {
-  if (cap > 0.0f)
-    for (int s = lo; s < hi; s++) p[s] = cap * std::tanh(p[s] / cap);
-  softmax_row(p + lo, p + lo, hi - lo, S - lo);
-  std::fill(p, p + lo, 0.0f);
-}
-
-void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D, float* scratch, const AttentionOpts& o) {
-  const int group = H / Hkv;
-  const float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(float(D));
-  float* P = probs ? probs : scratch;  // [H, T, S]
-  if (T == 1) {
-    // Decode: per head, dot products against the cache; too small for sgemm.
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < H; h++) {
-      const int g = h / group;
-      const float* qv = q + size_t(h) * D;
-      float* p = P + size_t(h) * S;
-      for (int s = 0; s < S; s++) {
-        const float* kv = k + (size_t(s) * Hkv + g) * D;
-        float dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < D; d++) dot += qv[d] * kv[d];
-        p[s] = dot * scale;
-      }
-      causal_softmax_row(p, o.causal ? attention_first_key(o, S - 1) : 0, S, S, o.softcap);
-      float* o = out + size_t(h) * D;
-      std::fill(o, o + D, 0.0f);
-      for (int s = 0; s < S; s++) {
-        const float* vv = v + (size_t(s) * Hkv + g) * D;
-        const float w = p[s];
-#pragma omp simd
-        for (int d = 0; d < D; d++) o[d] += w * vv[d];
-      }
-    }
-    return;
-  }
-  // Prefill / training: per head, scores = q_h k_g^T with sgemm (strided views into [T,H,D] and
-  // [S,Hkv,D]), causal softmax, then out_h = P v_g. Heads run in parallel; OpenBLAS runs
-  // single-threaded inside an OpenMP parallel region, so the pools do not nest. Rows go in blocks:
-  // rows [t0, t1) see only the first S - T + t1 keys, so the masked upper-right part of the score
-  // matrix is never computed (at T = S = 512 this skips about 3/8 of the attention FLOPs).
-  // Bidirectional (encoders): every row sees all S keys, so a block's score matrix is [rows, S].
-  // The (head, row block) pairs are independent, and are handed out one at a time, last blocks
-  // (the longest, when causal) first: 9 heads on 2 threads left one thread a whole head's work
-  // behind when the heads were the unit. Each pair's products are the same calls either way.
-  const int P0 = S - T;  // keys before the first query (KV cache or prefix): row t sees [0, P0 + t]
-  const int nblocks = (T + kAttnRowBlock - 1) / kAttnRowBlock;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int job = 0; job < H * nblocks; job++) {
-    const int h = job % H, t0 = (nblocks - 1 - job / H) * kAttnRowBlock;
-    const int g = h / group;
-    float* p = P + size_t(h) * T * S;
-    const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = o.causal ? P0 + t1 : S;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q + (size_t(t0) * H + h) * D, H * D,
-                k + size_t(g) * D, Hkv * D, 0.0f, p + size_t(t0) * S, S);
-    for (int t = t0; t < t1; t++) {
-      if (o.causal)
-        causal_softmax_row(p + size_t(t) * S, attention_first_key(o, P0 + t), P0 + t + 1, S, o.softcap);
-      else
-        causal_softmax_row(p + size_t(t) * S, 0, S, S, o.softcap);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, p + size_t(t0) * S, S,
-                v + size_t(g) * D, Hkv * D, 0.0f, out + (size_t(t0) * H + h) * D, H * D);
-  }
 }
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {

@@ -31,9 +31,12 @@ void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void layernorm_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, float eps);
 void rope_forward(float* x, const float* cos, const float* sin, int T, int H, int D, int R = 0);
-// `scratch` must hold H * T * S floats when probs is null (it receives the probabilities either way).
+// Causal (or, for encoders, bidirectional) attention of T queries [T, H, D] over S keys and values
+// [S, Hkv, D] (the last T of them at the queries' positions). `probs` [H, T, S] receives the
+// probabilities when not null (a backward that reads them); null: each block of rows' probabilities
+// live in a per-thread buffer only (attention.cpp).
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
-                       int H, int Hkv, int D, float* scratch = nullptr, const AttentionOpts& o = {});
+                       int H, int Hkv, int D, const AttentionOpts& o = {});
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void gelu_forward(float* out, const float* x, int64_t n);
@@ -51,9 +54,11 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
 void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, int D, int R = 0);
-// `scratch` must hold H * T * S floats (dP / dS per head).
+// Gradients of causal attention (accumulated into dq, dk, dv). `probs`: the forward's kept
+// probabilities, or null to recompute each block of rows' probabilities from q and k (bitwise the
+// forward's values) without ever holding more than a block per thread.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D, float* scratch,
+                        const float* v, const float* probs, int T, int S, int H, int Hkv, int D,
                         const AttentionOpts& o = {});
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
