@@ -13,6 +13,9 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "lathe/core/rng.h"
 
 #include "lathe/core/error.h"
 
@@ -21,6 +24,14 @@ namespace lathe::test {
 inline std::string source_path(const std::string& rel) { return std::string(LATHE_SOURCE_DIR) + "/" + rel; }
 inline std::string fixture_path(const std::string& rel) { return std::string(LATHE_FIXTURES) + "/" + rel; }
 inline bool has_fixture(const std::string& rel) { return std::filesystem::exists(fixture_path(rel)); }
+
+// n draws of scale · N(0, 1) from lathe's seeded generator: the kernels' test inputs.
+inline std::vector<float> normal_vector(size_t n, uint64_t seed, float scale = 1.0f) {
+  lathe::Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * r.normal();
+  return v;
+}
 
 #define LATHE_REQUIRE_FIXTURE(rel)                                                       \
   do {                                                                                   \

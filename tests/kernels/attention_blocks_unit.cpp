@@ -14,17 +14,13 @@
 #include "lathe/core/rng.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/ref/ref.h"
+#include "test_util.h"
 
 namespace {
 
 using Vec = std::vector<float>;
 
-Vec randv(size_t n, uint64_t seed, float scale = 1.0f) {
-  lathe::Rng r(seed);
-  Vec v(n);
-  for (auto& x : v) x = scale * r.normal();
-  return v;
-}
+std::vector<float> randv(size_t n, uint64_t seed, float s = 1.0f) { return lathe::test::normal_vector(n, seed, s); }
 
 // Largest |a - b| relative to the largest |b| (gradients of dk/dv sum over hundreds of rows).
 double rel_err(const Vec& a, const Vec& b) {

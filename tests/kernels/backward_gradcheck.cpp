@@ -19,12 +19,7 @@ const bool kTwoThreads = (lathe::cpu_set_num_threads(2), true);  // cover the pa
 
 using Vec = std::vector<float>;
 
-Vec randv(size_t n, uint64_t seed, float scale = 1.0f) {
-  lathe::Rng r(seed);
-  Vec v(n);
-  for (auto& x : v) x = scale * r.normal();
-  return v;
-}
+std::vector<float> randv(size_t n, uint64_t seed, float s = 1.0f) { return lathe::test::normal_vector(n, seed, s); }
 
 double dot(const Vec& a, const Vec& b) {
   double s = 0;

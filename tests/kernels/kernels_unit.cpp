@@ -9,18 +9,14 @@
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
 #include "lathe/kernels/ref/ref.h"
+#include "test_util.h"
 
 namespace {
 
 // CTest runs tests with OMP_NUM_THREADS=1; these comparisons must also cover the parallel paths.
 const bool kTwoThreads = (lathe::cpu_set_num_threads(2), true);
 
-std::vector<float> randv(size_t n, uint64_t seed, float scale = 1.0f) {
-  lathe::Rng r(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = scale * r.normal();
-  return v;
-}
+std::vector<float> randv(size_t n, uint64_t seed, float s = 1.0f) { return lathe::test::normal_vector(n, seed, s); }
 
 void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol, const char* what) {
   ASSERT_EQ(a.size(), b.size());
