@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "lathe/core/rng.h"
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
+#include "lathe/kernels/cpu/softmax_row.h"
 #include "lathe/kernels/ref/ref.h"
 #include "test_util.h"
 
@@ -64,6 +66,26 @@ TEST(Kernels, FastExpWithinThreeUlp) {
   EXPECT_EQ(lathe::fast_exp(-1000.0f), 0.0f);
   EXPECT_EQ(lathe::fast_exp(0.0f), 1.0f);
   EXPECT_TRUE(std::isinf(lathe::fast_exp(100.0f)));
+}
+
+// max_of's sixteen running maxima give std::max's value bit for bit, at every length around the
+// lane count, with NaNs (passed over), -inf (masked scores) and the maximum in the tail.
+TEST(Kernels, MaxOfMatchesSequentialMax) {
+  lathe::Rng r(77);
+  for (int n = 0; n <= 70; n++)
+    for (int trial = 0; trial < 20; trial++) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = 10.0f * r.normal();
+      if (n > 0 && trial % 4 == 1) x[r.next_u64() % n] = NAN;
+      if (n > 0 && trial % 4 == 2) x[size_t(n - 1)] = 1e30f;  // the tail past the last full 16
+      if (trial % 4 == 3)
+        for (auto& v : x) v = r.normal() > 0 ? -INFINITY : v;
+      float want = -INFINITY;
+      for (float v : x) want = std::max(want, v);
+      const float got = lathe::max_of(x.data(), n);
+      ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0) << "n=" << n << " trial=" << trial << ": " << got
+                                                          << " vs " << want;
+    }
 }
 
 TEST(Kernels, RmsnormMatchesReference) {

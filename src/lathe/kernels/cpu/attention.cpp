@@ -5,7 +5,11 @@
 // per-thread buffer unless the caller keeps them ([H, T, S] `probs`): a forward over T rows and the
 // backward that recomputes them hold O(threads · rows · S) floats, not O(H · T · S) (at T = 4096
 // with 14 heads that was 0.9 GB for the probabilities and as much again for their gradient).
-// The probabilities of a block are computed by one function (probs_block) with the same calls in
+// The query heads that share a kv head (GQA) go together: a block's rows of all `group` heads are
+// gathered into one [group · rows, D] matrix, so each product against the group's keys and values
+// is one sgemm with group times the rows (OpenBLAS packs K and V once, not once per head; its
+// products with K = D = 64 were packing-bound at one head's 128 rows).
+// The probabilities of a block are computed by one function (group_probs) with the same calls in
 // forward and backward, so the recomputed values are the forward's, bit for bit.
 #include <cblas.h>
 
@@ -30,20 +34,69 @@ float* thread_buffer(std::vector<float>& b, size_t n) {
   return b.data();
 }
 
-// Probabilities of query rows [t0, t0 + rows) of head h (kv head g) over keys [0, cols) into p
-// (leading dimension ldp >= cols; entries of masked keys are 0, and so are [cols, ldp)).
-// q is [T, H, D], k is [S, Hkv, D]; the row t sees keys up to P0 + t (causal).
-void probs_block(float* p, int ldp, const float* q, const float* k, int t0, int rows, int cols, int h, int g, int H,
-                 int Hkv, int D, int P0, const AttentionOpts& o) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, attention_scale(o, D),
-              q + (size_t(t0) * H + h) * D, H * D, k + size_t(g) * D, Hkv * D, 0.0f, p, ldp);
-  for (int t = 0; t < rows; t++) {
-    float* row = p + size_t(t) * ldp;
-    if (o.causal)
-      causal_softmax_row(row, attention_first_key(o, P0 + t0 + t), P0 + t0 + t + 1, ldp, o.softcap);
-    else
-      causal_softmax_row(row, 0, cols, ldp, o.softcap);
-  }
+// One block of rows [t0, t0 + rows) of the `group` query heads h0.. that share kv head g: the
+// stacked matrices' row j · rows + t is head h0 + j at row t0 + t.
+struct GroupBlock {
+  int t0, rows, cols;  // cols: keys [0, cols) the block's last row sees
+  int h0, g, group;
+  int H, Hkv, D;
+  int M() const { return group * rows; }
+  size_t row_of(int j, int t) const { return (size_t(t0 + t) * H + h0 + j) * D; }  // head h0 + j's row in [T, H, D]
+};
+
+// dst[(j · rows + t) · D ..] = src's row of head h0 + j at t0 + t (src is [T, H, D]).
+void gather_rows(float* dst, const float* src, const GroupBlock& b) {
+  for (int j = 0; j < b.group; j++)
+    for (int t = 0; t < b.rows; t++)
+      std::memcpy(dst + (size_t(j) * b.rows + t) * b.D, src + b.row_of(j, t), sizeof(float) * b.D);
+}
+
+// The inverse of gather_rows, adding (accumulate) or writing.
+void scatter_rows(float* dst, const float* src, const GroupBlock& b, bool accumulate) {
+  for (int j = 0; j < b.group; j++)
+    for (int t = 0; t < b.rows; t++) {
+      float* d = dst + b.row_of(j, t);
+      const float* x = src + (size_t(j) * b.rows + t) * b.D;
+      if (accumulate) {
+#pragma omp simd
+        for (int i = 0; i < b.D; i++) d[i] += x[i];
+      } else {
+        std::memcpy(d, x, sizeof(float) * b.D);
+      }
+    }
+}
+
+// Probabilities of the block's stacked queries qs [M, D] over keys [0, cols) into p [M, cols]
+// (entries of masked keys are 0); row t of the block sees keys up to P0 + t0 + t (causal).
+void group_probs(float* p, const float* qs, const float* k, const GroupBlock& b, int P0, const AttentionOpts& o) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b.M(), b.cols, b.D, attention_scale(o, b.D), qs, b.D,
+              k + size_t(b.g) * b.D, b.Hkv * b.D, 0.0f, p, b.cols);
+  for (int j = 0; j < b.group; j++)
+    for (int t = 0; t < b.rows; t++) {
+      float* row = p + (size_t(j) * b.rows + t) * b.cols;
+      const int pos = P0 + b.t0 + t;
+      if (o.causal)
+        causal_softmax_row(row, attention_first_key(o, pos), pos + 1, b.cols, o.softcap);
+      else
+        causal_softmax_row(row, 0, b.cols, b.cols, o.softcap);
+    }
+}
+
+// Kept probabilities [H, T, S] <-> a block's stacked [M, cols] (the kept rows are 0 past cols).
+void store_probs(float* probs, const float* p, const GroupBlock& b, int T, int S) {
+  for (int j = 0; j < b.group; j++)
+    for (int t = 0; t < b.rows; t++) {
+      float* d = probs + (size_t(b.h0 + j) * T + b.t0 + t) * S;
+      std::memcpy(d, p + (size_t(j) * b.rows + t) * b.cols, sizeof(float) * b.cols);
+      std::fill(d + b.cols, d + S, 0.0f);
+    }
+}
+
+void load_probs(float* p, const float* probs, const GroupBlock& b, int T, int S) {
+  for (int j = 0; j < b.group; j++)
+    for (int t = 0; t < b.rows; t++)
+      std::memcpy(p + (size_t(j) * b.rows + t) * b.cols, probs + (size_t(b.h0 + j) * T + b.t0 + t) * S,
+                  sizeof(float) * b.cols);
 }
 
 void decode_attention(float* out, float* probs, const float* q, const float* k, const float* v, int S, int H,
@@ -81,25 +134,29 @@ void decode_attention(float* out, float* probs, const float* q, const float* k, 
 void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S,
                        int H, int Hkv, int D, const AttentionOpts& o) {
   if (T == 1) return decode_attention(out, probs, q, k, v, S, H, Hkv, D, o);
-  // Per (head, row block): scores = q_h k_g^T (sgemm on strided views of [T,H,D] and [S,Hkv,D]),
-  // softmax, out_h = P v_g. OpenBLAS runs single-threaded inside an OpenMP parallel region, so the
-  // pools do not nest. Rows [t0, t1) see only the first S - T + t1 keys (at T = S = 512 skipping the
-  // rest saves about 3/8 of the FLOPs); bidirectional attention (encoders) sees all S. The pairs are
-  // independent and handed out one at a time, the last blocks (the longest, when causal) first: 9
-  // heads on 2 threads left one thread a whole head behind when heads were the unit.
+  // Per (kv head, row block): scores = Q_g K_g^T for the group's stacked queries, softmax,
+  // out = P V_g. OpenBLAS runs single-threaded inside an OpenMP parallel region, so the pools do not
+  // nest. Rows [t0, t1) see only the first S - T + t1 keys (at T = S = 512 skipping the rest saves
+  // about 3/8 of the FLOPs); bidirectional attention (encoders) sees all S. The pairs are
+  // independent and handed out one at a time, the last blocks (the longest, when causal) first.
   const int group = H / Hkv;
   const int P0 = S - T;  // keys before the first query (KV cache or prefix): row t sees [0, P0 + t]
   const int nblocks = (T + kAttnRowBlock - 1) / kAttnRowBlock;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int job = 0; job < H * nblocks; job++) {
-    const int h = job % H, t0 = (nblocks - 1 - job / H) * kAttnRowBlock;
-    const int t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = o.causal ? P0 + t1 : S;
-    thread_local std::vector<float> buf;
-    float* p = probs ? probs + (size_t(h) * T + t0) * S : thread_buffer(buf, size_t(rows) * cols);
-    const int ldp = probs ? S : cols;
-    probs_block(p, ldp, q, k, t0, rows, cols, h, h / group, H, Hkv, D, P0, o);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, p, ldp, v + size_t(h / group) * D,
-                Hkv * D, 0.0f, out + (size_t(t0) * H + h) * D, H * D);
+  for (int job = 0; job < Hkv * nblocks; job++) {
+    const int g = job % Hkv, t0 = (nblocks - 1 - job / Hkv) * kAttnRowBlock;
+    const int t1 = std::min(T, t0 + kAttnRowBlock);
+    const GroupBlock b{t0, t1 - t0, o.causal ? P0 + t1 : S, g * group, g, group, H, Hkv, D};
+    thread_local std::vector<float> qbuf, pbuf, obuf;
+    float* qs = thread_buffer(qbuf, size_t(b.M()) * D);
+    float* p = thread_buffer(pbuf, size_t(b.M()) * b.cols);
+    float* os = thread_buffer(obuf, size_t(b.M()) * D);
+    gather_rows(qs, q, b);
+    group_probs(p, qs, k, b, P0, o);
+    if (probs) store_probs(probs, p, b, T, S);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b.M(), D, b.cols, 1.0f, p, b.cols, v + size_t(g) * D,
+                Hkv * D, 0.0f, os, D);
+    scatter_rows(out, os, b, /*accumulate=*/false);
   }
 }
 
@@ -113,95 +170,96 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const float cap = o.softcap;
   const int P0 = S - T;  // row t attends to keys [0, P0 + t]
   const int nblocks = (T + kAttnRowBlock - 1) / kAttnRowBlock;
-  // Per query head h and row block [t0, t1) (cols = P0 + t1 keys):
+  // Per kv head g and row block (the group's stacked rows, M = group · rows, cols keys):
   //   P     = the block's probabilities (kept, or recomputed as the forward computed them)
-  //   dP    = dout_h · v_g^T                          [rows, cols]
-  //   dv_h += P^T · dout_h                            [cols, D]
+  //   dP    = dO · v_g^T                              [M, cols]
+  //   dv_g += P^T · dO                                [cols, D]
   //   dS    = P ∘ (dP − rowsum(dP ∘ P)) · scale
-  //   dq_h += dS · k_g ;  dk_h += dS^T · q_h
-  // dq rows belong to one block, but every block of a head adds into the same dk/dv rows. A head's
-  // blocks are therefore dealt into two parts of about equal work (largest first onto the lighter
-  // part; fixed by the shapes, not the threads), each part with its own dk/dv partial: 2·H jobs
-  // keep 2 threads busy where H jobs (9 heads) left one idle for a head. The partials are added
-  // into dk_g / dv_g in a fixed order (head, part), so the result does not depend on thread count.
-  const int nparts = nblocks > 1 ? 2 : 1;
-  std::vector<int> part_of(size_t(nblocks), 0);
-  int part_cols[2] = {0, 0};  // the keys a part's blocks reach (its partials' rows in use)
+  //   dq   += dS · k_g ;  dk_g += dS^T · Q
+  // dq rows belong to one block, but every block of a kv head adds into the same dk/dv rows. A kv
+  // head's blocks are therefore dealt into parts of about equal work (largest first onto the
+  // lightest part; fixed by the shapes, not the threads: at least 8 jobs where there are blocks for
+  // them), each part with its own dk/dv partial, added into dk_g / dv_g in a fixed order (kv head,
+  // part) at the end, so the result does not depend on the thread count.
+  const int nparts = std::clamp((8 + Hkv - 1) / Hkv, 1, nblocks);
+  std::vector<int> part_of(size_t(nblocks), 0), part_cols(size_t(nparts), 0);
   {
-    int64_t load[2] = {0, 0};
+    std::vector<int64_t> load(size_t(nparts), 0);
     for (int b = nblocks - 1; b >= 0; b--) {
       const int cols = P0 + std::min(T, (b + 1) * kAttnRowBlock);
-      const int p = nparts > 1 && load[1] < load[0] ? 1 : 0;
+      const int p = int(std::min_element(load.begin(), load.end()) - load.begin());
       part_of[size_t(b)] = p;
-      load[p] += cols;
-      part_cols[p] = std::max(part_cols[p], cols);
+      load[size_t(p)] += cols;
+      part_cols[size_t(p)] = std::max(part_cols[size_t(p)], cols);
     }
   }
   thread_local std::vector<float> part_buf;  // this (calling) thread's; workers use the pointer below
-  float* const part = thread_buffer(part_buf, size_t(2) * nparts * H * S * D);
-  auto dk_part = [&](int h, int p) { return part + (size_t(p) * H + h) * S * D; };
-  auto dv_part = [&](int h, int p) { return part + (size_t(nparts + p) * H + h) * S * D; };
+  float* const part = thread_buffer(part_buf, size_t(2) * nparts * Hkv * S * D);
+  auto dk_part = [&](int g, int p) { return part + (size_t(p) * Hkv + g) * S * D; };
+  auto dv_part = [&](int g, int p) { return part + (size_t(nparts + p) * Hkv + g) * S * D; };
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int job = 0; job < H * nparts; job++) {
-    const int h = job / nparts, p = job % nparts, g = h / group;
-    float *dkh = dk_part(h, p), *dvh = dv_part(h, p);
-    std::fill(dkh, dkh + size_t(part_cols[p]) * D, 0.0f);
-    std::fill(dvh, dvh + size_t(part_cols[p]) * D, 0.0f);
-    thread_local std::vector<float> pbuf, dsbuf, raw;
-    for (int b = 0; b < nblocks; b++) {
-      if (part_of[size_t(b)] != p) continue;
-      const int t0 = b * kAttnRowBlock, t1 = std::min(T, t0 + kAttnRowBlock), rows = t1 - t0, cols = P0 + t1;
-      const float* dout_b = dout + (size_t(t0) * H + h) * D;
-      const float* q_b = q + (size_t(t0) * H + h) * D;
-      const float* P_b;
-      int ldp;
-      if (probs) {
-        P_b = probs + (size_t(h) * T + t0) * S, ldp = S;
-      } else {
-        float* pb = thread_buffer(pbuf, size_t(rows) * cols);
-        probs_block(pb, cols, q, k, t0, rows, cols, h, g, H, Hkv, D, P0, o);
-        P_b = pb, ldp = cols;
-      }
-      float* dS_b = thread_buffer(dsbuf, size_t(rows) * cols);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, 1.0f, dout_b, H * D, v + size_t(g) * D,
-                  Hkv * D, 0.0f, dS_b, cols);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, P_b, ldp, dout_b, H * D, 1.0f, dvh, D);
+  for (int job = 0; job < Hkv * nparts; job++) {
+    const int g = job / nparts, p = job % nparts;
+    float *dkg = dk_part(g, p), *dvg = dv_part(g, p);
+    std::fill(dkg, dkg + size_t(part_cols[size_t(p)]) * D, 0.0f);
+    std::fill(dvg, dvg + size_t(part_cols[size_t(p)]) * D, 0.0f);
+    thread_local std::vector<float> qbuf, obuf, pbuf, dsbuf, raw;
+    for (int bi = 0; bi < nblocks; bi++) {
+      if (part_of[size_t(bi)] != p) continue;
+      const int t0 = bi * kAttnRowBlock, t1 = std::min(T, t0 + kAttnRowBlock);
+      const GroupBlock b{t0, t1 - t0, P0 + t1, g * group, g, group, H, Hkv, D};
+      const int M = b.M(), cols = b.cols;
+      float* qs = thread_buffer(qbuf, size_t(M) * D);
+      float* dos = thread_buffer(obuf, size_t(M) * D);
+      float* P = thread_buffer(pbuf, size_t(M) * cols);
+      float* dS = thread_buffer(dsbuf, size_t(M) * cols);
+      gather_rows(qs, q, b);
+      gather_rows(dos, dout, b);
+      if (probs)
+        load_probs(P, probs, b, T, S);
+      else
+        group_probs(P, qs, k, b, P0, o);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cols, D, 1.0f, dos, D, v + size_t(g) * D, Hkv * D, 0.0f,
+                  dS, cols);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, M, 1.0f, P, cols, dos, D, 1.0f, dvg, D);
       // Soft-capping: the capped score's derivative 1 - tanh²(raw / cap), from the raw scores
       // recomputed as the forward computed them.
       if (cap > 0.0f) {
-        float* r = thread_buffer(raw, size_t(rows) * cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, q_b, H * D, k + size_t(g) * D,
-                    Hkv * D, 0.0f, r, cols);
-        for (size_t i = 0; i < size_t(rows) * cols; i++) {
+        float* r = thread_buffer(raw, size_t(M) * cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cols, D, scale, qs, D, k + size_t(g) * D, Hkv * D,
+                    0.0f, r, cols);
+        for (size_t i = 0; i < size_t(M) * cols; i++) {
           const float th = std::tanh(r[i] / cap);
           r[i] = 1.0f - th * th;
         }
       }
-      for (int t = 0; t < rows; t++) {
-        const float* pr = P_b + size_t(t) * ldp;
-        float* ds = dS_b + size_t(t) * cols;
+      for (int m = 0; m < M; m++) {
+        const float* pr = P + size_t(m) * cols;
+        float* ds = dS + size_t(m) * cols;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
         for (int s = 0; s < cols; s++) sum += ds[s] * pr[s];
 #pragma omp simd
         for (int s = 0; s < cols; s++) ds[s] = pr[s] * (ds[s] - sum) * scale;
         if (cap > 0.0f)
-          for (int s = 0; s < cols; s++) ds[s] *= raw[size_t(t) * cols + s];
+          for (int s = 0; s < cols; s++) ds[s] *= raw[size_t(m) * cols + s];
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, dS_b, cols, k + size_t(g) * D,
-                  Hkv * D, 1.0f, dq + (size_t(t0) * H + h) * D, H * D);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, dS_b, cols, q_b, H * D, 1.0f, dkh, D);
+      // dq rows of this block: the product into the (now free) stacked-dout buffer, then added.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cols, 1.0f, dS, cols, k + size_t(g) * D, Hkv * D,
+                  0.0f, dos, D);
+      scatter_rows(dq, dos, b, /*accumulate=*/true);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, M, 1.0f, dS, cols, qs, D, 1.0f, dkg, D);
     }
   }
 #pragma omp parallel for schedule(static) if (S > 16)
   for (int s = 0; s < S; s++)
-    for (int h = 0; h < H; h++)
+    for (int g = 0; g < Hkv; g++)
       for (int p = 0; p < nparts; p++) {
-        if (s >= part_cols[p]) continue;
-        const float* sk = dk_part(h, p) + size_t(s) * D;
-        const float* sv = dv_part(h, p) + size_t(s) * D;
-        float* ok = dk + (size_t(s) * Hkv + h / group) * D;
-        float* ov = dv + (size_t(s) * Hkv + h / group) * D;
+        if (s >= part_cols[size_t(p)]) continue;
+        const float* sk = dk_part(g, p) + size_t(s) * D;
+        const float* sv = dv_part(g, p) + size_t(s) * D;
+        float* ok = dk + (size_t(s) * Hkv + g) * D;
+        float* ov = dv + (size_t(s) * Hkv + g) * D;
 #pragma omp simd
         for (int d = 0; d < D; d++) ok[d] += sk[d], ov[d] += sv[d];
       }

@@ -234,9 +234,7 @@ double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int
   for (int n = 0; n < N; n++) {
     if (targets[n] < 0) continue;
     const float* x = logits + size_t(n) * V;
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
+    const float mx = max_of(x, V);
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int c = 0; c < V; c++) sum += double(fast_exp(x[c] - mx));

@@ -11,6 +11,7 @@
 #include "lathe/kernels/cpu/cpu.h"
 #include "lathe/kernels/cpu/fast_exp.h"
 #include "lathe/kernels/cpu/rope_rotate.h"
+#include "lathe/kernels/cpu/softmax_row.h"
 
 namespace lathe {
 
@@ -108,9 +109,7 @@ double cross_entropy_backward(float* logits, const int32_t* targets, int N, int 
       std::fill(x, x + V, 0.0f);
       continue;
     }
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int c = 0; c < V; c++) mx = std::max(mx, x[c]);
+    const float mx = max_of(x, V);
     const float target_logit = x[targets[n]];
     double sum = 0;  // e^(x - max) is computed once, kept in x, and scaled in a second pass
 #pragma omp simd reduction(+ : sum)
