@@ -604,22 +604,13 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
       const int64_t k0 = b * kBlock, k1 = std::min<int64_t>(int64_t(kept.size()), (b + 1) * kBlock);
       const Meta &first = meta_[kept[k0]], &last = meta_[kept[k1 - 1]];
       const uint64_t span_bytes = last.off + last.rec_bytes - first.off;
-      std::string span;
-      if (span_bytes <= (64u << 20)) {
-        span.resize(span_bytes);
-        spool_.read(first.off, span.size(), span.data());
-      }
-      std::string one;
+      std::string scratch, one;
+      std::string_view span;
+      if (span_bytes <= (64u << 20)) span = spool_.view(first.off, span_bytes, scratch);
       for (int64_t k = k0; k < k1; k++) {
         const Meta& mt = meta_[kept[k]];
-        std::string_view rec;
-        if (span.empty()) {
-          one.resize(mt.rec_bytes);
-          spool_.read(mt.off, one.size(), one.data());
-          rec = one;
-        } else {
-          rec = std::string_view(span).substr(mt.off - first.off, mt.rec_bytes);
-        }
+        const std::string_view rec =
+            span.empty() ? spool_.view(mt.off, mt.rec_bytes, one) : span.substr(mt.off - first.off, mt.rec_bytes);
         const size_t at = get_text_statistics(rec, char_lens[k], &sc);
         if (formatted[k]) bufs[size_t(split_of[k])].append(rec.substr(at));
       }

@@ -109,8 +109,18 @@ EncodedRecord RecordEncoder::encode(const json& r) const {
 }
 
 EncodedRecord RecordEncoder::encode_messages(const ordered_json& messages_in) const {
+  if (opts_.system_prompt.empty()) return encode_rendered(messages_in);
   ordered_json messages = messages_in;
   add_system_prompt(messages, opts_.system_prompt);
+  return encode_rendered(messages);
+}
+
+EncodedRecord RecordEncoder::encode_messages(ordered_json&& messages) const {
+  add_system_prompt(messages, opts_.system_prompt);
+  return encode_rendered(messages);
+}
+
+EncodedRecord RecordEncoder::encode_rendered(const ordered_json& messages) const {
   ChatRender rendered = tmpl_.render(messages, render_);
   EncodedRecord e;
   e.text = std::move(rendered.text);
