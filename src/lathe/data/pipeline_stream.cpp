@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -131,32 +132,7 @@ class Streamer {
   struct NotStreamed {};
   void take_batch(std::vector<Record>& recs);
   void progress();
-  // LATHE_VERBOSE=1: wall seconds per step, summed over batches (collect = reading and parsing, the
-  // time between batches), printed when the run ends — the profile that says where a run goes.
-  struct Steps {
-    const bool on = std::getenv("LATHE_VERBOSE") != nullptr;
-    std::vector<std::pair<const char*, double>> secs;
-    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
-    void operator()(const char* what) {
-      if (!on) return;
-      const auto now = std::chrono::steady_clock::now();
-      const double d = std::chrono::duration<double>(now - last).count();
-      last = now;
-      for (auto& [w, t] : secs)
-        if (std::strcmp(w, what) == 0) {
-          t += d;
-          return;
-        }
-      secs.emplace_back(what, d);
-    }
-    void print() const {
-      if (!on) return;
-      double total = 0;
-      for (auto& [w, t] : secs) total += t;
-      for (auto& [w, t] : secs)
-        std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
-    }
-  } steps_;
+  StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_progress_ = start_;
   Source source_of(size_t i) const {
@@ -195,6 +171,7 @@ class Streamer {
   std::unique_ptr<MinHasher> hasher_;
   std::vector<std::string> prompts_;
   std::unique_ptr<RecordEncoder> encoder_;
+  std::optional<PiiPass> pii_;  // made at the first batch, where pii_stage would make its detector
   RecordStages rs_;
   ChunkedArray<Meta> meta_;
   // XXH3-64 of each normalized dedup text (exact dedup: records with equal hashes are compared byte
@@ -262,15 +239,13 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   if (rs_.kind.kind.value_or(DatasetKind::Sft) != DatasetKind::Sft) throw NotStreamed{};
   merge_counts(rs_.map, m);
   steps_("map");
-  merge_counts(rs_.clean, clean_stage(recs, cfg_.clean));
-  steps_("clean");
-  merge_counts(rs_.pii, pii_stage(recs, cfg_.pii, rs_.pii_summary));
-  steps_("pii");
+  // Clean and personal data run inside the per-record pass below, not as passes over the batch: a
+  // record's text is cleaned, searched for personal data, hashed, tokenized and written out while it
+  // is in the cache. Their counts are taken afterwards in record order, as clean_stage and pii_stage
+  // take them (clean_records and pii_stage are the same per-record functions run over the batch).
+  if (!pii_) pii_.emplace(cfg_.pii);
+  const PiiPass& pii = *pii_;
   const int64_t n = int64_t(recs.size());
-  if (meta_.size() + recs.size() >= UINT32_MAX)
-    fail("data",
-         "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
-         UINT32_MAX - 1);
   const int B = mo_.bands;
   const size_t un = recs.size();
   std::vector<Meta> metas(un);
@@ -279,6 +254,9 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
   std::vector<std::string> bytes(un), errors(un);
   std::vector<std::exception_ptr> fatal(un);
+  std::vector<std::optional<std::string>> unclean(un);  // why clean drops the record
+  std::vector<PiiPass::Found> found(un);
+  std::vector<char> alive(un, 0);  // kept by clean and personal data: spooled
   // In runs of 4,096 records, each spooled before the next starts: a batch's spool bytes (its lines
   // and tokens, ~3x the piece with a tokenizer) are never all in memory at once.
   constexpr int64_t kRun = 4096;
@@ -288,6 +266,10 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     for (int64_t i = r0; i < r1; i++) {
       try {
         Record& r = recs[i];
+        if ((unclean[i] = clean_record(r.json, cfg_.clean))) continue;
+        pii.find(r.json, found[i]);
+        if (pii.drops(found[i])) continue;
+        alive[i] = 1;
         Meta& mt = metas[i];
         std::string text = dedup_text(r.json);
         const std::string norm = dedup_normalize(text);
@@ -328,8 +310,9 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     }
     for (int64_t i = r0; i < r1; i++)
       if (fatal[i]) std::rethrow_exception(fatal[i]);
-    steps_(encoder_ ? "hash+keys+line+encode" : "hash+keys+line");
+    steps_("per-record pass");
     for (int64_t i = r0; i < r1; i++) {
+      if (!alive[i]) continue;
       Meta& mt = metas[i];
       mt.off = spool_.append(bytes[i]);
       LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected",
@@ -338,12 +321,32 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     }
     steps_("spool");
   }
+  // The clean and personal-data counts, in record order, as the stages over the batch count them.
+  StageCounts cc("clean"), pc("pii");
+  cc.in = cc.out = un;
+  for (int64_t i = 0; i < n; i++)
+    if (unclean[i]) clean_drop(recs[i], *unclean[i], cc), cc.out--;
+  pc.in = pc.out = cc.out;
+  for (int64_t i = 0; i < n; i++)
+    if (!unclean[i] && !pii.tally(recs[i], found[i], pc, rs_.pii_summary)) pc.out--;
+  merge_counts(rs_.clean, cc);
+  merge_counts(rs_.pii, pc);
+  std::vector<uint32_t> live;  // the batch's records that go on, in order
+  for (int64_t i = 0; i < n; i++)
+    if (alive[i]) live.push_back(uint32_t(i));
+  const size_t nl = live.size();
+  if (meta_.size() + nl >= UINT32_MAX)
+    fail("data",
+         "more than {} records in one run (dedup indexes them in 32 bits): prepare the input in parts",
+         UINT32_MAX - 1);
   std::vector<int64_t> contaminated;
   if (!prompts_.empty()) {
-    std::vector<std::string_view> tv(texts.begin(), texts.end()), pv(prompts_.begin(), prompts_.end());
+    std::vector<std::string_view> tv, pv(prompts_.begin(), prompts_.end());
+    for (uint32_t i : live) tv.push_back(texts[i]);
     contaminated = contamination_matches(tv, pv, mo_);
   }
-  for (int64_t i = 0; i < n; i++) {
+  for (size_t k = 0; k < nl; k++) {
+    const uint32_t i = live[k];
     Record& r = recs[i];
     Meta& mt = metas[i];
     mt.file = intern(r.source.file, file_ix_, files_);
@@ -351,17 +354,17 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     set_position(mt, r.source, meta_.size(), wide_pos_);
     LATHE_CHECK(r.id.size() == 16, "record id '{}' is not 16 hex digits", r.id);
     mt.id = std::stoull(r.id, nullptr, 16);
-    if (!contaminated.empty()) mt.contaminated = int32_t(contaminated[i]);
+    if (!contaminated.empty()) mt.contaminated = int32_t(contaminated[k]);
     if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
     meta_.push_back(mt);
+    hashes_.push_back(hashes[i]);
   }
-  for (const auto& h : hashes) hashes_.push_back(h);
-  if (hasher_ && n > 0) {  // transposed to band-major for the key spool
-    std::vector<uint64_t> t(keys.size());
-    for (int64_t i = 0; i < n; i++)
-      for (int b = 0; b < B; b++) t[size_t(b) * un + size_t(i)] = keys[size_t(i) * B + b];
+  if (hasher_ && nl > 0) {  // transposed to band-major for the key spool
+    std::vector<uint64_t> t(nl * B);
+    for (size_t k = 0; k < nl; k++)
+      for (int b = 0; b < B; b++) t[size_t(b) * nl + k] = keys[size_t(live[k]) * B + b];
     key_blocks_.push_back(
-        {meta_.size() - un, un, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
+        {meta_.size() - nl, nl, key_spool_.append({reinterpret_cast<const char*>(t.data()), 8 * t.size()})});
     key_spool_.seal();
   }
   recs.clear();
