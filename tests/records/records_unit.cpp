@@ -230,3 +230,109 @@ TEST(Records, AlpacaMaskCoversOnlyTheAnswer) {
 
 }  // namespace
 }  // namespace lathe
+
+// ---- The one-walk key lookups of detect_record_shape / preference_shape_of and record_text's single
+// finds, against the lookups they replace (the code as it was, kept here as the definition) ----
+namespace lathe {
+namespace {
+
+using nlohmann::json;
+
+PreferenceShape preference_shape_ref(const json& r) {
+  auto has = [&](const char* k) { return r.contains(k); };
+  if (!r.is_object()) return PreferenceShape::None;
+  if (has("chosen_input_ids") || has("rejected_input_ids")) return PreferenceShape::PairedTokenized;
+  if (has("completion_input_ids")) return PreferenceShape::UnpairedTokenized;
+  if (has("chosen") || has("rejected")) return has("prompt") ? PreferenceShape::Paired : PreferenceShape::PairedImplicit;
+  auto label = r.find("label");
+  if (has("prompt") && has("completion") && label != r.end() && (label->is_boolean() || label->is_number()))
+    return PreferenceShape::Unpaired;
+  return PreferenceShape::None;
+}
+
+RecordShape record_shape_ref(const json& r) {
+  if (!r.is_object()) return RecordShape::Unknown;
+  if (preference_shape_ref(r) != PreferenceShape::None) return RecordShape::Preference;
+  if (r.contains("input_ids")) return RecordShape::PreTokenized;
+  if (r.contains("messages")) return RecordShape::Messages;
+  if (r.contains("conversations")) return RecordShape::ShareGPT;
+  if (r.contains("instruction") && r.contains("output")) return RecordShape::Alpaca;
+  if (r.contains("prompt") && r.contains("completion")) return RecordShape::PromptCompletion;
+  if (r.contains("question") && r.contains("answer")) return RecordShape::QuestionAnswer;
+  if (r.contains("text")) return RecordShape::Text;
+  return RecordShape::Unknown;
+}
+
+std::string record_text_ref(const json& rec) {
+  std::string out;
+  auto add = [&](const std::string& s) {
+    if (!out.empty()) out += '\n';
+    out += s;
+  };
+  if (rec.contains("messages") && rec["messages"].is_array())
+    for (auto& m : rec["messages"])
+      if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
+  if (rec.contains("text") && rec["text"].is_string()) add(rec["text"].get_ref<const std::string&>());
+  for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
+    auto it = rec.find(k);
+    if (it == rec.end()) continue;
+    if (it->is_string()) add(it->get_ref<const std::string&>());
+    else if (it->is_array())
+      for (auto& m : *it)
+        if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
+  }
+  return out;
+}
+
+TEST(RecordShapeKeys, OneWalkMatchesLookups) {
+  // Random objects over every key the shapes read, near misses of them (a prefix, a suffix, another
+  // case, an embedded NUL) and others, holding strings, numbers, booleans, null, objects and message
+  // lists with and without string contents; also values that are not objects.
+  const std::vector<std::string> keys = {
+      "messages", "text", "prompt", "chosen", "rejected", "completion", "label", "input_ids", "conversations",
+      "instruction", "output", "question", "answer", "chosen_input_ids", "rejected_input_ids",
+      "completion_input_ids", "prompt_input_ids", "labels", "system", "_id", "_source", "role", "content",
+      "messages ", "Text", "tex", "promptx", std::string("text\0", 5), "", "input", "completion_input_id"};
+  uint64_t s = 22;
+  auto next = [&](uint64_t n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return (s >> 33) % n;
+  };
+  auto message = [&]() {
+    json m = json::object();
+    if (next(5)) m["role"] = next(2) ? "assistant" : "user";
+    switch (next(5)) {
+      case 0: break;
+      case 1: m["content"] = 7; break;
+      case 2: m["content"] = json::array({"x"}); break;
+      default: m["content"] = "c" + std::to_string(next(100)); break;
+    }
+    return next(9) ? m : json(next(2) ? json("loose") : json(nullptr));
+  };
+  auto value = [&]() -> json {
+    switch (next(8)) {
+      case 0: return nullptr;
+      case 1: return next(2) == 1;
+      case 2: return int(next(3));
+      case 3: return 0.5;
+      case 4: return json::object({{"content", "inner"}});
+      case 5: case 6: {
+        json a = json::array();
+        for (uint64_t k = next(4); k > 0; k--) a.push_back(message());
+        return a;
+      }
+      default: return "v" + std::to_string(next(1000));
+    }
+  };
+  for (int round = 0; round < 30000; round++) {
+    json r = json::object();
+    for (uint64_t k = next(6); k > 0; k--) r[keys[next(keys.size())]] = value();
+    if (round % 50 == 0) r = value();  // not an object
+    ASSERT_EQ(preference_shape_of(r), preference_shape_ref(r)) << r.dump();
+    ASSERT_EQ(detect_record_shape(r), record_shape_ref(r)) << r.dump();
+    ASSERT_EQ(record_text(r), record_text_ref(r)) << r.dump();
+  }
+}
+
+}  // namespace
+}  // namespace lathe
