@@ -2,6 +2,8 @@
 // consumed for storage, the same either way), the prompt side of a record, record texts, pre-tokenized
 // validation with errors naming the field, the loss-mask helpers, tokenizer-training texts, the
 // records made from feedback, and (with a fixture tokenizer) the mask of an Alpaca record.
+#include <functional>
+
 #include "lathe/core/error.h"
 #include "lathe/records/record_format.h"
 #include "lathe/records/record_shape.h"
@@ -331,6 +333,69 @@ TEST(RecordShapeKeys, OneWalkMatchesLookups) {
     ASSERT_EQ(preference_shape_of(r), preference_shape_ref(r)) << r.dump();
     ASSERT_EQ(detect_record_shape(r), record_shape_ref(r)) << r.dump();
     ASSERT_EQ(record_text(r), record_text_ref(r)) << r.dump();
+  }
+}
+
+}  // namespace
+}  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// for_each_text as it was (contains() then operator[]), the definition the one-lookup walk must match.
+template <class F>
+void for_each_text_ref(nlohmann::json& rec, F&& f) {
+  auto messages = [&](nlohmann::json& list) {
+    for (auto& m : list)
+      if (m.is_object() && m.contains("content") && m["content"].is_string()) f(m["content"].get_ref<std::string&>());
+  };
+  if (!rec.is_object()) return;
+  if (rec.contains("messages") && rec["messages"].is_array()) messages(rec["messages"]);
+  if (rec.contains("text") && rec["text"].is_string()) f(rec["text"].get_ref<std::string&>());
+  for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
+    auto it = rec.find(k);
+    if (it == rec.end()) continue;
+    if (it->is_string()) f(it->get_ref<std::string&>());
+    else if (it->is_array()) messages(*it);
+  }
+}
+
+TEST(RecordShapeKeys, ForEachTextVisitsAndEditsAsBefore) {
+  // The same strings in the same order, and edits made through the references land in the same
+  // places: each visited string gets its visit number appended, then the records must be equal.
+  uint64_t s = 7;
+  auto next = [&](uint64_t n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return (s >> 33) % n;
+  };
+  const char* keys[] = {"messages", "text", "prompt", "chosen", "rejected", "completion", "content", "role", "x"};
+  std::function<json(int)> value = [&](int depth) -> json {
+    switch (next(depth > 1 ? 4 : 7)) {
+      case 0: return nullptr;
+      case 1: return int(next(9));
+      case 2: case 3: return "s" + std::to_string(next(100));
+      case 4: {
+        json a = json::array();
+        for (uint64_t k = next(4); k > 0; k--) a.push_back(value(depth + 1));
+        return a;
+      }
+      default: {
+        json o = json::object();
+        for (uint64_t k = next(4); k > 0; k--) o[keys[next(std::size(keys))]] = value(depth + 1);
+        return o;
+      }
+    }
+  };
+  for (int round = 0; round < 20000; round++) {
+    json a = json::object();
+    for (uint64_t k = next(5); k > 0; k--) a[keys[next(std::size(keys))]] = value(0);
+    if (round % 40 == 0) a = value(0);
+    json b = a;
+    int na = 0, nb = 0;
+    for_each_text(a, [&](std::string& t) { t += "#" + std::to_string(na++); });
+    for_each_text_ref(b, [&](std::string& t) { t += "#" + std::to_string(nb++); });
+    ASSERT_EQ(na, nb) << b.dump();
+    ASSERT_EQ(a, b);
   }
 }
 
