@@ -37,6 +37,12 @@ nlohmann::json StageCounts::to_json() const {
   return j;
 }
 
-std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+// fmt's "{:016x}" (sixteen lowercase digits, zero-padded) without parsing a format string per call:
+// every record's id is one (tests/data_pipeline/data_collect_unit.cpp compares the two).
+std::string hex64(uint64_t v) {
+  std::string s(16, '0');
+  for (int k = 15; k >= 0; k--, v >>= 4) s[size_t(k)] = "0123456789abcdef"[v & 15];
+  return s;
+}
 
 }  // namespace lathe::data
