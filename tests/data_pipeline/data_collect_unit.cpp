@@ -269,3 +269,22 @@ TEST(DataCollect, RecordIdsAsTheFormatStringsMadeThem) {
   for (const Record& r : b.records)
     ASSERT_EQ(r.id, id(r.source.file, r.source.line, r.source.page, r.source.item)) << r.source.where();
 }
+
+TEST(DataCollect, SourceJsonAsTheInitializerListMadeIt) {
+  // Source::to_json builds its object member by member; the value must be the one the initializer
+  // list gave (every record's "_source" in the records files).
+  for (const char* file : {"a.jsonl", "", "/very/long/path/to/some/dataset/file-with-a-long-name.jsonl"})
+    for (int64_t line : {int64_t(0), int64_t(1), int64_t(123456789012)})
+      for (int64_t page : {int64_t(0), int64_t(3), int64_t(-2)})
+        for (int64_t item : {int64_t(0), int64_t(7)}) {
+          const Source s{file, line, page, item};
+          nlohmann::json want{{"file", s.file}};
+          if (s.line > 0) want["line"] = s.line;
+          if (s.page > 0) want["page"] = s.page;
+          if (s.item > 0) want["item"] = s.item;
+          ASSERT_EQ(s.to_json(), want);
+          std::string got;
+          json_dump_fast(s.to_json(), got);
+          ASSERT_EQ(got, want.dump());
+        }
+}

@@ -376,9 +376,9 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
   size_t n = utf8_length(text);
   if (n < std::max<size_t>(o.min_chars, 1)) return n == 0 ? "empty text" : "too short (chars)";
   if (o.max_chars && n > o.max_chars) return "too long (chars)";
-  if (rec.contains("messages")) {
+  if (const auto ms = rec.find("messages"); ms != rec.end()) {
     bool has_assistant = false;
-    for (auto& m : rec["messages"]) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
+    for (auto& m : *ms) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
     if (!has_assistant) return "no assistant turn";
     const size_t alen = trimmed_length(record_answer(rec));
     if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";

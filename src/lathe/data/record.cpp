@@ -12,7 +12,10 @@ std::string Source::where() const {
 }
 
 nlohmann::json Source::to_json() const {
-  nlohmann::json j{{"file", file}};
+  // Built member by member, not from an initializer list (which nlohmann copies through a list of
+  // references and checks for an object's shape): every record's "_source" is one.
+  nlohmann::json j(nlohmann::json::value_t::object);
+  j["file"] = file;
   if (line > 0) j["line"] = line;
   if (page > 0) j["page"] = page;
   if (item > 0) j["item"] = item;
