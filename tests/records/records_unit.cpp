@@ -401,3 +401,45 @@ TEST(RecordShapeKeys, ForEachTextVisitsAndEditsAsBefore) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// RecordEncoder::encode hands the mapped messages over (the rvalue encode_messages) instead of
+// copying them; it must encode what encode_messages of the same messages, read as a const value,
+// encodes — with and without a configured system prompt, records with and without their own system
+// turn, every conversational shape.
+TEST(Records, EncodeTakesMessagesOverAsCopying) {
+  LATHE_REQUIRE_FIXTURE("tokenizers/qwen3");
+  const std::string dir = test::fixture_path("tokenizers/qwen3");
+  auto tok = Tokenizer::load(dir);
+  const char* recs[] = {
+      R"({"messages":[{"role":"user","content":"q1"},{"role":"assistant","content":"a1"}]})",
+      R"({"messages":[{"role":"system","content":"own"},{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})",
+      R"({"instruction":"How many days?","input":"full-time","output":"Fifteen.","system":"top"})",
+      R"({"instruction":"i","output":"o"})",
+      R"({"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}]})",
+      R"({"prompt":"p","completion":"c"})",
+      R"({"question":"q","answer":"a"})",
+  };
+  for (const char* system : {"", "Be brief."}) {
+    RecordFormatOptions o;
+    o.system_prompt = system;
+    RecordEncoder enc = RecordEncoder::for_model(*tok, dir, "chatml", o);
+    for (const char* text : recs) {
+      const json rec = json::parse(text);
+      const ordered_json messages = record_to_messages(rec, detect_record_shape(rec));
+      const EncodedRecord a = enc.encode(rec), b = enc.encode_messages(messages);
+      EXPECT_EQ(a.input_ids, b.input_ids) << system << " " << text;
+      EXPECT_EQ(a.labels, b.labels) << system << " " << text;
+      EXPECT_EQ(a.text, b.text) << system << " " << text;
+      // The configured prompt is there unless the record brings its own system turn.
+      EXPECT_TRUE(std::string(system).empty() || a.text.find(system) != std::string::npos ||
+                  a.text.find("own") != std::string::npos || a.text.find("top") != std::string::npos)
+          << a.text;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lathe
