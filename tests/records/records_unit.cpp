@@ -421,6 +421,8 @@ TEST(Records, EncodeTakesMessagesOverAsCopying) {
       R"({"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}]})",
       R"({"prompt":"p","completion":"c"})",
       R"({"question":"q","answer":"a"})",
+      R"({"text":"plain text"})",
+      R"({"messages":[{"role":"user","content":"q","name":"x"},{"role":"assistant","content":"a"}],"_id":"1"})",
   };
   for (const char* system : {"", "Be brief."}) {
     RecordFormatOptions o;
@@ -428,8 +430,16 @@ TEST(Records, EncodeTakesMessagesOverAsCopying) {
     RecordEncoder enc = RecordEncoder::for_model(*tok, dir, "chatml", o);
     for (const char* text : recs) {
       const json rec = json::parse(text);
-      const ordered_json messages = record_to_messages(rec, detect_record_shape(rec));
-      const EncodedRecord a = enc.encode(rec), b = enc.encode_messages(messages);
+      const EncodedRecord a = enc.encode(rec);
+      json consumed = rec;  // encode(json&&) moves the record's strings into the messages
+      const EncodedRecord c = enc.encode(std::move(consumed));
+      EXPECT_EQ(c.input_ids, a.input_ids) << system << " " << text;
+      EXPECT_EQ(c.labels, a.labels) << system << " " << text;
+      EXPECT_EQ(c.text, a.text) << system << " " << text;
+      const RecordShape shape = detect_record_shape(rec);
+      if (!is_conversation(shape)) continue;
+      const ordered_json messages = record_to_messages(rec, shape);
+      const EncodedRecord b = enc.encode_messages(messages);
       EXPECT_EQ(a.input_ids, b.input_ids) << system << " " << text;
       EXPECT_EQ(a.labels, b.labels) << system << " " << text;
       EXPECT_EQ(a.text, b.text) << system << " " << text;

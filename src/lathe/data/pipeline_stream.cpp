@@ -285,15 +285,6 @@ void Streamer::take_batch(std::vector<Record>& recs) {
         // dedup text unless the record is pretokenized).
         put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
         if (!texts.empty()) texts[i] = std::move(text);
-        EncodedRecord e;
-        if (encoder_) {
-          try {
-            e = encoder_->encode(r.json);
-          } catch (const Error& ex) {
-            mt.flags |= kFailed;
-            errors[i] = ex.what();
-          }
-        }
         if (r.json.contains("messages")) mt.flags |= kHasMessages;
         r.json["_source"] = r.source.to_json();
         r.json["_id"] = r.id;
@@ -301,6 +292,17 @@ void Streamer::take_batch(std::vector<Record>& recs) {
         out += '\n';
         mt.rec_bytes = uint32_t(out.size());
         LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
+        // Encoded after its line is written, so the encoder can take the record's strings over instead
+        // of copying them (the record is not read again; "_source" and "_id" are no field it reads).
+        EncodedRecord e;
+        if (encoder_) {
+          try {
+            e = encoder_->encode(std::move(r.json));
+          } catch (const Error& ex) {
+            mt.flags |= kFailed;
+            errors[i] = ex.what();
+          }
+        }
         if (encoder_ && !(mt.flags & kFailed)) {
           mt.ntok = uint32_t(e.input_ids.size());
           mt.full_length = uint32_t(e.full_length);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -106,6 +107,12 @@ EncodedRecord RecordEncoder::encode(const json& r) const {
   }
   finish(e);
   return e;
+}
+
+EncodedRecord RecordEncoder::encode(json&& r) const {
+  const RecordShape shape = detect_record_shape(r);
+  if (is_conversation(shape)) return encode_messages(record_to_messages(std::move(r), shape));
+  return encode(std::as_const(r));  // text, pre-tokenized, or an error: nothing to move
 }
 
 EncodedRecord RecordEncoder::encode_messages(const ordered_json& messages_in) const {

@@ -50,6 +50,9 @@ class RecordEncoder {
                                  const std::string& template_name, RecordFormatOptions opts);
   // Throws RecordError ("[record] ...") for a record of no known shape or a malformed one.
   EncodedRecord encode(const nlohmann::json& rec) const;
+  // The same, the record consumed: a conversation's strings move into the messages instead of being
+  // copied (the streaming `data prepare` encodes each record after writing its line).
+  EncodedRecord encode(nlohmann::json&& rec) const;
   EncodedRecord encode_messages(const nlohmann::ordered_json& messages) const;
   // The same, taking the messages over (no copy of every content when a system prompt is added).
   EncodedRecord encode_messages(nlohmann::ordered_json&& messages) const;

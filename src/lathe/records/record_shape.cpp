@@ -259,6 +259,7 @@ bool is_conversation(RecordShape s) {
 }
 
 ordered_json record_to_messages(const json& rec, RecordShape shape) { return to_messages<ordered_json>(rec, shape); }
+ordered_json record_to_messages(json&& rec, RecordShape shape) { return to_messages<ordered_json>(rec, shape); }
 
 json record_messages(json&& rec, RecordShape shape) { return to_messages<json>(rec, shape); }
 

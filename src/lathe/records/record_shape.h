@@ -47,6 +47,9 @@ bool is_conversation(RecordShape s);
 //   record_to_messages: ordered (what the chat template renders; built messages are {role, content}).
 //   record_messages: the record is consumed (its strings move into the messages), for storage.
 nlohmann::ordered_json record_to_messages(const nlohmann::json& rec, RecordShape shape);
+// The same, the record consumed (its strings move into the messages): what an encoder that does not
+// need the record afterwards takes.
+nlohmann::ordered_json record_to_messages(nlohmann::json&& rec, RecordShape shape);
 nlohmann::json record_messages(nlohmann::json&& rec, RecordShape shape);
 // Prepends {"role":"system","content":system} when `system` is non-empty and the conversation does
 // not already start with a system message.
