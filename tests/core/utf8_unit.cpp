@@ -148,6 +148,29 @@ TEST(Utf8, InvalidInputTreatments) {
   EXPECT_EQ(i, 4u);  // advanced by the claimed length, past the end
 }
 
+TEST(Utf8, LengthEightBytesAtATimeMatchesByteLoop) {
+  // utf8_length counts continuation bytes a word at a time; the byte loop is the definition. Random
+  // byte strings (every byte value, so invalid UTF-8 too), lengths across the 8-byte steps, and starts
+  // at every alignment; then strings of only one byte class.
+  std::mt19937 rng(22);
+  const uint8_t picks[] = {0x00, 0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xDF, 0xE0, 0xEA, 0xED, 0xEF, 0xF0, 0xF4, 0xFF};
+  for (int round = 0; round < 20000; round++) {
+    std::string s(rng() % 70, '\0');
+    const bool any = round % 2;
+    for (auto& c : s) c = char(any ? uint8_t(rng()) : picks[rng() % std::size(picks)]);
+    const size_t from = s.empty() ? 0 : rng() % (s.size() + 1);
+    const std::string_view v = std::string_view(s).substr(from);
+    ASSERT_EQ(lathe::utf8_length(v), lathe::utf8_length_bytewise(v)) << "round " << round;
+  }
+  for (int b = 0; b < 256; b++)
+    for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(9), size_t(64), size_t(67)}) {
+      const std::string s(n, char(b));
+      ASSERT_EQ(lathe::utf8_length(s), lathe::utf8_length_bytewise(s)) << b << " x" << n;
+    }
+  EXPECT_EQ(lathe::utf8_length(std::string(17, char(0x80))), 0u);
+  EXPECT_EQ(lathe::utf8_length(std::string(17, char(0x40))), 17u);
+}
+
 TEST(Utf8, CountingOffsetsAndBoundaries) {
   const std::string s = "a\xEA\xB0\x80" "b\xF0\x9F\x98\x80";  // a 가 b 😀
   EXPECT_EQ(lathe::utf8_length(s), 4u);

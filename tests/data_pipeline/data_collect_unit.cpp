@@ -1,6 +1,10 @@
 // Stage 1 readers: each format, encodings (BOM, CP949), and bad input reported with file:line.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <cstdint>
 #include <fstream>
 
 #include "lathe/core/error.h"
@@ -236,4 +240,51 @@ TEST(DataCollect, FastJsonMatchesNlohmann) {
   std::string out;
   json_dump_fast(v, out);
   EXPECT_EQ(out, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// Record ids: hex64 and the id key are built by hand now (they were fmt::format calls, made for every
+// record); the ids must be the ones the format strings gave, since every output file holds them.
+TEST(DataCollect, RecordIdsAsTheFormatStringsMadeThem) {
+  uint64_t s = 20;
+  for (int k = 0; k < 20000; k++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    const uint64_t v = k < 64 ? (uint64_t(1) << k) - (k % 3) : s >> (k % 64);
+    ASSERT_EQ(hex64(v), fmt::format("{:016x}", v));
+  }
+  EXPECT_EQ(hex64(0), "0000000000000000");
+  EXPECT_EQ(hex64(UINT64_MAX), "ffffffffffffffff");
+  auto id = [](const std::string& file, int64_t line, int64_t page, int64_t item) {
+    const std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", file, line, page, item, 0);
+    return fmt::format("{:016x}", XXH3_64bits(key.data(), key.size()));
+  };
+  std::string jsonl;
+  for (int i = 0; i < 1200; i++) jsonl += i % 97 == 5 ? "\n" : "{\"text\": \"t" + std::to_string(i) + "\"}\n";
+  const CollectResult a = read(jsonl, "jsonl");
+  ASSERT_GT(a.records.size(), 1000u);
+  for (const Record& r : a.records) ASSERT_EQ(r.id, id(r.source.file, r.source.line, 0, 0)) << r.source.where();
+  std::string arr = "[";
+  for (int i = 0; i < 300; i++) arr += std::string(i ? "," : "") + "{\"text\": \"a" + std::to_string(i) + "\"}";
+  const CollectResult b = read(arr + "]", "json");
+  ASSERT_EQ(b.records.size(), 300u);
+  for (const Record& r : b.records)
+    ASSERT_EQ(r.id, id(r.source.file, r.source.line, r.source.page, r.source.item)) << r.source.where();
+}
+
+TEST(DataCollect, SourceJsonAsTheInitializerListMadeIt) {
+  // Source::to_json builds its object member by member; the value must be the one the initializer
+  // list gave (every record's "_source" in the records files).
+  for (const char* file : {"a.jsonl", "", "/very/long/path/to/some/dataset/file-with-a-long-name.jsonl"})
+    for (int64_t line : {int64_t(0), int64_t(1), int64_t(123456789012)})
+      for (int64_t page : {int64_t(0), int64_t(3), int64_t(-2)})
+        for (int64_t item : {int64_t(0), int64_t(7)}) {
+          const Source s{file, line, page, item};
+          nlohmann::json want{{"file", s.file}};
+          if (s.line > 0) want["line"] = s.line;
+          if (s.page > 0) want["page"] = s.page;
+          if (s.item > 0) want["item"] = s.item;
+          ASSERT_EQ(s.to_json(), want);
+          std::string got;
+          json_dump_fast(s.to_json(), got);
+          ASSERT_EQ(got, want.dump());
+        }
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <filesystem>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,4 +59,41 @@ TEST(PrepareSpool, Ids24RefusesIdsThatDoNotFit) {
       EXPECT_EQ(out, "x");
     }
   }
+}
+
+TEST(PrepareSpool, ViewMatchesReadInMemoryAndOnDisk) {
+  // view() hands out the bytes in place when they sit in one in-memory chunk, else copies them as
+  // read() does: every range (chunk edges included, 8 MiB chunks) must give read()'s bytes, in memory
+  // and after the spool has moved to disk.
+  const std::string dir = ::testing::TempDir() + "/lathe_spool_view";
+  std::filesystem::create_directories(dir);
+  Rng rng{9};
+  std::string all;
+  for (uint64_t cap : {uint64_t(1) << 40, uint64_t(1) << 20}) {  // stays in memory; spills after 1 MiB
+    Spool sp(dir, "view.spool", cap);
+    all.clear();
+    while (all.size() < (size_t(19) << 20)) {  // two chunk edges and a part chunk
+      std::string b(1 + rng.next() % 300000, '\0');
+      for (auto& c : b) c = char(rng.next());
+      ASSERT_EQ(sp.append(b), all.size());
+      all += b;
+    }
+    sp.seal();
+    EXPECT_EQ(sp.on_disk(), cap < all.size());
+    const uint64_t edge = uint64_t(8) << 20;
+    std::vector<std::pair<uint64_t, size_t>> ranges = {
+        {0, 1}, {edge - 1, 1}, {edge - 1, 2}, {edge, 5}, {edge - 10, 10}, {2 * edge - 3, 7}, {all.size() - 1, 1}, {0, all.size()}};
+    for (int k = 0; k < 3000; k++) {
+      const uint64_t at = rng.next() % all.size();
+      ranges.push_back({at, size_t(1 + rng.next() % std::min<uint64_t>(all.size() - at, 3 << 20))});
+    }
+    std::string scratch = "stale", got;
+    for (auto [at, n] : ranges) {
+      got.assign(n, '\0');
+      sp.read(at, n, got.data());
+      ASSERT_EQ(got, all.substr(at, n)) << at << "+" << n;
+      ASSERT_EQ(sp.view(at, n, scratch), got) << at << "+" << n << (sp.on_disk() ? " on disk" : " in memory");
+    }
+  }
+  std::filesystem::remove_all(dir);
 }

@@ -2,6 +2,8 @@
 // consumed for storage, the same either way), the prompt side of a record, record texts, pre-tokenized
 // validation with errors naming the field, the loss-mask helpers, tokenizer-training texts, the
 // records made from feedback, and (with a fixture tokenizer) the mask of an Alpaca record.
+#include <functional>
+
 #include "lathe/core/error.h"
 #include "lathe/records/record_format.h"
 #include "lathe/records/record_shape.h"
@@ -226,6 +228,227 @@ TEST(Records, AlpacaMaskCoversOnlyTheAnswer) {
   // Errors of encode are RecordErrors too.
   EXPECT_NE(record_error([&] { enc.encode(json::parse(R"({"foo":1})")); }).find("[record] no known record shape"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace lathe
+
+// ---- The one-walk key lookups of detect_record_shape / preference_shape_of and record_text's single
+// finds, against the lookups they replace (the code as it was, kept here as the definition) ----
+namespace lathe {
+namespace {
+
+using nlohmann::json;
+
+PreferenceShape preference_shape_ref(const json& r) {
+  auto has = [&](const char* k) { return r.contains(k); };
+  if (!r.is_object()) return PreferenceShape::None;
+  if (has("chosen_input_ids") || has("rejected_input_ids")) return PreferenceShape::PairedTokenized;
+  if (has("completion_input_ids")) return PreferenceShape::UnpairedTokenized;
+  if (has("chosen") || has("rejected")) return has("prompt") ? PreferenceShape::Paired : PreferenceShape::PairedImplicit;
+  auto label = r.find("label");
+  if (has("prompt") && has("completion") && label != r.end() && (label->is_boolean() || label->is_number()))
+    return PreferenceShape::Unpaired;
+  return PreferenceShape::None;
+}
+
+RecordShape record_shape_ref(const json& r) {
+  if (!r.is_object()) return RecordShape::Unknown;
+  if (preference_shape_ref(r) != PreferenceShape::None) return RecordShape::Preference;
+  if (r.contains("input_ids")) return RecordShape::PreTokenized;
+  if (r.contains("messages")) return RecordShape::Messages;
+  if (r.contains("conversations")) return RecordShape::ShareGPT;
+  if (r.contains("instruction") && r.contains("output")) return RecordShape::Alpaca;
+  if (r.contains("prompt") && r.contains("completion")) return RecordShape::PromptCompletion;
+  if (r.contains("question") && r.contains("answer")) return RecordShape::QuestionAnswer;
+  if (r.contains("text")) return RecordShape::Text;
+  return RecordShape::Unknown;
+}
+
+std::string record_text_ref(const json& rec) {
+  std::string out;
+  auto add = [&](const std::string& s) {
+    if (!out.empty()) out += '\n';
+    out += s;
+  };
+  if (rec.contains("messages") && rec["messages"].is_array())
+    for (auto& m : rec["messages"])
+      if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
+  if (rec.contains("text") && rec["text"].is_string()) add(rec["text"].get_ref<const std::string&>());
+  for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
+    auto it = rec.find(k);
+    if (it == rec.end()) continue;
+    if (it->is_string()) add(it->get_ref<const std::string&>());
+    else if (it->is_array())
+      for (auto& m : *it)
+        if (m.is_object() && m.contains("content") && m["content"].is_string()) add(m["content"].get_ref<const std::string&>());
+  }
+  return out;
+}
+
+TEST(RecordShapeKeys, OneWalkMatchesLookups) {
+  // Random objects over every key the shapes read, near misses of them (a prefix, a suffix, another
+  // case, an embedded NUL) and others, holding strings, numbers, booleans, null, objects and message
+  // lists with and without string contents; also values that are not objects.
+  const std::vector<std::string> keys = {
+      "messages", "text", "prompt", "chosen", "rejected", "completion", "label", "input_ids", "conversations",
+      "instruction", "output", "question", "answer", "chosen_input_ids", "rejected_input_ids",
+      "completion_input_ids", "prompt_input_ids", "labels", "system", "_id", "_source", "role", "content",
+      "messages ", "Text", "tex", "promptx", std::string("text\0", 5), "", "input", "completion_input_id"};
+  uint64_t s = 22;
+  auto next = [&](uint64_t n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return (s >> 33) % n;
+  };
+  auto message = [&]() {
+    json m = json::object();
+    if (next(5)) m["role"] = next(2) ? "assistant" : "user";
+    switch (next(5)) {
+      case 0: break;
+      case 1: m["content"] = 7; break;
+      case 2: m["content"] = json::array({"x"}); break;
+      default: m["content"] = "c" + std::to_string(next(100)); break;
+    }
+    return next(9) ? m : json(next(2) ? json("loose") : json(nullptr));
+  };
+  auto value = [&]() -> json {
+    switch (next(8)) {
+      case 0: return nullptr;
+      case 1: return next(2) == 1;
+      case 2: return int(next(3));
+      case 3: return 0.5;
+      case 4: return json::object({{"content", "inner"}});
+      case 5: case 6: {
+        json a = json::array();
+        for (uint64_t k = next(4); k > 0; k--) a.push_back(message());
+        return a;
+      }
+      default: return "v" + std::to_string(next(1000));
+    }
+  };
+  for (int round = 0; round < 30000; round++) {
+    json r = json::object();
+    for (uint64_t k = next(6); k > 0; k--) r[keys[next(keys.size())]] = value();
+    if (round % 50 == 0) r = value();  // not an object
+    ASSERT_EQ(preference_shape_of(r), preference_shape_ref(r)) << r.dump();
+    ASSERT_EQ(detect_record_shape(r), record_shape_ref(r)) << r.dump();
+    ASSERT_EQ(record_text(r), record_text_ref(r)) << r.dump();
+  }
+}
+
+}  // namespace
+}  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// for_each_text as it was (contains() then operator[]), the definition the one-lookup walk must match.
+template <class F>
+void for_each_text_ref(nlohmann::json& rec, F&& f) {
+  auto messages = [&](nlohmann::json& list) {
+    for (auto& m : list)
+      if (m.is_object() && m.contains("content") && m["content"].is_string()) f(m["content"].get_ref<std::string&>());
+  };
+  if (!rec.is_object()) return;
+  if (rec.contains("messages") && rec["messages"].is_array()) messages(rec["messages"]);
+  if (rec.contains("text") && rec["text"].is_string()) f(rec["text"].get_ref<std::string&>());
+  for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
+    auto it = rec.find(k);
+    if (it == rec.end()) continue;
+    if (it->is_string()) f(it->get_ref<std::string&>());
+    else if (it->is_array()) messages(*it);
+  }
+}
+
+TEST(RecordShapeKeys, ForEachTextVisitsAndEditsAsBefore) {
+  // The same strings in the same order, and edits made through the references land in the same
+  // places: each visited string gets its visit number appended, then the records must be equal.
+  uint64_t s = 7;
+  auto next = [&](uint64_t n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return (s >> 33) % n;
+  };
+  const char* keys[] = {"messages", "text", "prompt", "chosen", "rejected", "completion", "content", "role", "x"};
+  std::function<json(int)> value = [&](int depth) -> json {
+    switch (next(depth > 1 ? 4 : 7)) {
+      case 0: return nullptr;
+      case 1: return int(next(9));
+      case 2: case 3: return "s" + std::to_string(next(100));
+      case 4: {
+        json a = json::array();
+        for (uint64_t k = next(4); k > 0; k--) a.push_back(value(depth + 1));
+        return a;
+      }
+      default: {
+        json o = json::object();
+        for (uint64_t k = next(4); k > 0; k--) o[keys[next(std::size(keys))]] = value(depth + 1);
+        return o;
+      }
+    }
+  };
+  for (int round = 0; round < 20000; round++) {
+    json a = json::object();
+    for (uint64_t k = next(5); k > 0; k--) a[keys[next(std::size(keys))]] = value(0);
+    if (round % 40 == 0) a = value(0);
+    json b = a;
+    int na = 0, nb = 0;
+    for_each_text(a, [&](std::string& t) { t += "#" + std::to_string(na++); });
+    for_each_text_ref(b, [&](std::string& t) { t += "#" + std::to_string(nb++); });
+    ASSERT_EQ(na, nb) << b.dump();
+    ASSERT_EQ(a, b);
+  }
+}
+
+}  // namespace
+}  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// RecordEncoder::encode hands the mapped messages over (the rvalue encode_messages) instead of
+// copying them; it must encode what encode_messages of the same messages, read as a const value,
+// encodes — with and without a configured system prompt, records with and without their own system
+// turn, every conversational shape.
+TEST(Records, EncodeTakesMessagesOverAsCopying) {
+  LATHE_REQUIRE_FIXTURE("tokenizers/qwen3");
+  const std::string dir = test::fixture_path("tokenizers/qwen3");
+  auto tok = Tokenizer::load(dir);
+  const char* recs[] = {
+      R"({"messages":[{"role":"user","content":"q1"},{"role":"assistant","content":"a1"}]})",
+      R"({"messages":[{"role":"system","content":"own"},{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})",
+      R"({"instruction":"How many days?","input":"full-time","output":"Fifteen.","system":"top"})",
+      R"({"instruction":"i","output":"o"})",
+      R"({"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}]})",
+      R"({"prompt":"p","completion":"c"})",
+      R"({"question":"q","answer":"a"})",
+      R"({"text":"plain text"})",
+      R"({"messages":[{"role":"user","content":"q","name":"x"},{"role":"assistant","content":"a"}],"_id":"1"})",
+  };
+  for (const char* system : {"", "Be brief."}) {
+    RecordFormatOptions o;
+    o.system_prompt = system;
+    RecordEncoder enc = RecordEncoder::for_model(*tok, dir, "chatml", o);
+    for (const char* text : recs) {
+      const json rec = json::parse(text);
+      const EncodedRecord a = enc.encode(rec);
+      json consumed = rec;  // encode(json&&) moves the record's strings into the messages
+      const EncodedRecord c = enc.encode(std::move(consumed));
+      EXPECT_EQ(c.input_ids, a.input_ids) << system << " " << text;
+      EXPECT_EQ(c.labels, a.labels) << system << " " << text;
+      EXPECT_EQ(c.text, a.text) << system << " " << text;
+      const RecordShape shape = detect_record_shape(rec);
+      if (!is_conversation(shape)) continue;
+      const ordered_json messages = record_to_messages(rec, shape);
+      const EncodedRecord b = enc.encode_messages(messages);
+      EXPECT_EQ(a.input_ids, b.input_ids) << system << " " << text;
+      EXPECT_EQ(a.labels, b.labels) << system << " " << text;
+      EXPECT_EQ(a.text, b.text) << system << " " << text;
+      // The configured prompt is there unless the record brings its own system turn.
+      EXPECT_TRUE(std::string(system).empty() || a.text.find(system) != std::string::npos ||
+                  a.text.find("own") != std::string::npos || a.text.find("top") != std::string::npos)
+          << a.text;
+    }
+  }
 }
 
 }  // namespace

@@ -73,6 +73,8 @@ std::vector<char32_t> utf8_code_points(std::string_view s);
 
 // Number of code points (bytes that are not continuation bytes).
 size_t utf8_length(std::string_view s);
+// The same count, one byte at a time (the reference utf8_length is tested against).
+size_t utf8_length_bytewise(std::string_view s);
 // Byte offset of code point number n (0-based) of s; s.size() when s is shorter.
 size_t utf8_offset(std::string_view s, size_t n);
 // Start of the character holding byte k: k moved back over continuation bytes, never below lo.

@@ -376,9 +376,9 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
   size_t n = utf8_length(text);
   if (n < std::max<size_t>(o.min_chars, 1)) return n == 0 ? "empty text" : "too short (chars)";
   if (o.max_chars && n > o.max_chars) return "too long (chars)";
-  if (rec.contains("messages")) {
+  if (const auto ms = rec.find("messages"); ms != rec.end()) {
     bool has_assistant = false;
-    for (auto& m : rec["messages"]) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
+    for (auto& m : *ms) has_assistant |= m.is_object() && m.value("role", "") == "assistant";
     if (!has_assistant) return "no assistant turn";
     const size_t alen = trimmed_length(record_answer(rec));
     if (o.min_answer_chars && alen < o.min_answer_chars) return alen == 0 ? "empty answer" : "trivially short answer";
@@ -389,22 +389,28 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
   return std::nullopt;
 }
 
+std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o) {
+  for_each_text(rec, [&](std::string& s) { clean_text(s, o); });
+  return filter_record(rec, o);
+}
+
+void clean_drop(const Record& r, const std::string& why, StageCounts& counts) {
+  std::string ex = record_text(r.json).substr(0, 120);
+  repair_utf8(ex);
+  counts.drop(why, r.source.where() + ": " + ex);
+}
+
 void clean_records(std::vector<Record>& records, const CleanOptions& o, StageCounts& counts) {
   const int64_t n = int64_t(records.size());
   std::vector<std::optional<std::string>> why(n);
 #pragma omp parallel for schedule(dynamic, 64)
-  for (int64_t i = 0; i < n; i++) {
-    for_each_text(records[i].json, [&](std::string& s) { clean_text(s, o); });
-    why[i] = filter_record(records[i].json, o);
-  }
+  for (int64_t i = 0; i < n; i++) why[i] = clean_record(records[i].json, o);
   counts.in += records.size();
   std::vector<Record> kept;
   kept.reserve(records.size());
   for (int64_t i = 0; i < n; i++) {
     if (why[i]) {
-      std::string ex = record_text(records[i].json).substr(0, 120);
-      repair_utf8(ex);
-      counts.drop(*why[i], records[i].source.where() + ": " + ex);
+      clean_drop(records[i], *why[i], counts);
     } else {
       kept.push_back(std::move(records[i]));
     }

@@ -39,6 +39,12 @@ void clean_text(std::string& s, const CleanOptions& o);
 std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o);
 // Cleans and filters all records (in parallel); drops are counted in `counts`.
 void clean_records(std::vector<Record>& records, const CleanOptions& o, StageCounts& counts);
+// clean_records for one record, in two halves: clean_record cleans every text of `rec` and says why it
+// is dropped (filter_record); clean_drop counts a dropped record in `counts` (its reason and the start
+// of its text), called in record order. The streaming driver runs the first half inside its
+// per-record pass, so a record's text is cleaned, checked for personal data and hashed while in cache.
+std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o);
+void clean_drop(const Record& r, const std::string& why, StageCounts& counts);
 
 // Building blocks, exposed for tests.
 std::string strip_html_remnants(std::string_view s);

@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -49,7 +50,17 @@ std::string record_id(const Source& s, size_t chunk) {
       if (!rel.empty() && *rel.begin() != "..") last_out = rel.string();
     }
   }
-  std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", last_out, s.line, s.page, s.item, chunk);
+  // The key is "{file}\x1f{line}\x1f{page}\x1f{item}\x1f{chunk}" in decimal, as fmt::format wrote it
+  // (std::to_chars gives the same digits); built by appending, since it is made for every record.
+  thread_local std::string key;
+  key.assign(last_out);
+  char num[24];
+  for (const int64_t v : {s.line, s.page, s.item}) {
+    key += '\x1f';
+    key.append(num, size_t(std::to_chars(num, num + sizeof num, v).ptr - num));
+  }
+  key += '\x1f';
+  key.append(num, size_t(std::to_chars(num, num + sizeof num, chunk).ptr - num));
   return hex64(XXH3_64bits(key.data(), key.size()));
 }
 

@@ -44,43 +44,57 @@ std::string snippet(std::string s, size_t n) {
 }
 
 // 4. personal data: detected per text, redacted, dropped or only reported by policy.
-StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum) {
-  StageCounts counts("pii");
-  counts.in = recs.size();
-  if (o.policy == "off") {
-    counts.out = recs.size();
-    return counts;
-  }
+namespace {
+PiiOptions pii_options(const PiiStageOptions& o) {
   PiiOptions po;
   po.min_confidence = o.min_confidence;
   for (auto& t : o.types) po.types.push_back(pii_type_from_name(t));
   po.ip_ranges = ip_ranges_from_name(o.ip_ranges);
-  PiiDetector det(po);
-  const int64_t n = int64_t(recs.size());
-  std::vector<std::vector<std::pair<std::string, std::string>>> found(n);  // (type, masked context)
-#pragma omp parallel for schedule(dynamic, 64)
-  for (int64_t i = 0; i < n; i++) {
-    for_each_text(recs[i].json, [&](std::string& s) {
-      auto m = det.detect(s);
-      if (m.empty()) return;
-      for (auto& x : m) found[i].emplace_back(pii_type_name(x.type), mask_for_report(s, x));
-      if (o.policy == "redact") s = redact(s, m);
-    });
+  return po;
+}
+}  // namespace
+
+PiiPass::PiiPass(const PiiStageOptions& o) : o_(o), det_(o.policy == "off" ? PiiOptions{} : pii_options(o)) {}
+
+void PiiPass::find(nlohmann::json& rec, Found& found) const {
+  if (off()) return;
+  for_each_text(rec, [&](std::string& s) {
+    auto m = det_.detect(s);
+    if (m.empty()) return;
+    for (auto& x : m) found.emplace_back(pii_type_name(x.type), mask_for_report(s, x));
+    if (o_.policy == "redact") s = redact(s, m);
+  });
+}
+
+bool PiiPass::tally(const Record& r, const Found& found, StageCounts& counts, PiiSummary& sum) const {
+  for (auto& [t, ex] : found) {
+    sum.hits[t]++;
+    auto& e = sum.examples[t];
+    if (e.size() < kExamplesPerReason) e.push_back(r.source.where() + ": " + ex);
   }
+  if (drops(found)) {
+    counts.drop("personal data (" + found[0].first + ")", r.source.where() + ": " + found[0].second);
+    return false;
+  }
+  return true;
+}
+
+StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum) {
+  StageCounts counts("pii");
+  counts.in = recs.size();
+  const PiiPass pass(o);
+  if (pass.off()) {
+    counts.out = recs.size();
+    return counts;
+  }
+  const int64_t n = int64_t(recs.size());
+  std::vector<PiiPass::Found> found(n);  // (type, masked context)
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; i++) pass.find(recs[i].json, found[i]);
   std::vector<Record> kept;
   kept.reserve(recs.size());
-  for (int64_t i = 0; i < n; i++) {
-    for (auto& [t, ex] : found[i]) {
-      sum.hits[t]++;
-      auto& e = sum.examples[t];
-      if (e.size() < kExamplesPerReason) e.push_back(recs[i].source.where() + ": " + ex);
-    }
-    if (o.policy == "drop" && !found[i].empty()) {
-      counts.drop("personal data (" + found[i][0].first + ")", recs[i].source.where() + ": " + found[i][0].second);
-      continue;
-    }
-    kept.push_back(std::move(recs[i]));
-  }
+  for (int64_t i = 0; i < n; i++)
+    if (pass.tally(recs[i], found[i], counts, sum)) kept.push_back(std::move(recs[i]));
   recs.swap(kept);
   counts.out = recs.size();
   return counts;

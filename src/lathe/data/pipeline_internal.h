@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "lathe/data/pipeline.h"
+#include "lathe/data/pii.h"
 #include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
 
@@ -61,6 +63,33 @@ bool sharded_record_stages(const DataConfig& cfg, const Tokenizer* tok, Communic
 // the rank whose equal share of the total bytes holds the file's middle (by count when all are empty).
 std::vector<int> shard_files(const std::vector<uint64_t>& sizes, int ranks);
 
+// LATHE_VERBOSE=1: wall seconds per step, summed over batches (collect = reading and parsing, the
+// time between batches), printed when the run ends — the profile that says where a run goes.
+struct StepProfile {
+  const bool on = std::getenv("LATHE_VERBOSE") != nullptr;
+  std::vector<std::pair<const char*, double>> secs;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void operator()(const char* what) {
+    if (!on) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double d = std::chrono::duration<double>(now - last).count();
+    last = now;
+    for (auto& [w, t] : secs)
+      if (std::strcmp(w, what) == 0) {
+        t += d;
+        return;
+      }
+    secs.emplace_back(what, d);
+  }
+  void print() const {
+    if (!on) return;
+    double total = 0;
+    for (auto& [w, t] : secs) total += t;
+    for (auto& [w, t] : secs)
+      std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
+  }
+};
+
 // ---- the stages' pieces that the in-memory driver (pipeline.cpp) and the streaming one
 // (pipeline_stream.cpp) share ----
 
@@ -70,6 +99,24 @@ StageCounts map_stage(std::vector<Record>& recs, const DataConfig& cfg, std::map
                       KindSeen& kind);
 StageCounts clean_stage(std::vector<Record>& recs, const CleanOptions& o);
 StageCounts pii_stage(std::vector<Record>& recs, const PiiStageOptions& o, PiiSummary& sum);
+// pii_stage for one record at a time: find() detects personal data in every text of a record (and
+// redacts it under policy "redact"), the matches as (type, masked context); tally() then counts them,
+// in record order, and says whether the record stays (policy "drop" drops a record with a match).
+// pii_stage is find over the records in parallel and tally in order; the streaming driver runs find
+// inside its per-record pass.
+class PiiPass {
+ public:
+  using Found = std::vector<std::pair<std::string, std::string>>;
+  explicit PiiPass(const PiiStageOptions& o);
+  bool off() const { return o_.policy == "off"; }
+  void find(nlohmann::json& rec, Found& found) const;
+  bool drops(const Found& found) const { return o_.policy == "drop" && !found.empty(); }
+  bool tally(const Record& r, const Found& found, StageCounts& counts, PiiSummary& sum) const;
+
+ private:
+  PiiStageOptions o_;
+  PiiDetector det_;
+};
 std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files, const CollectOptions& co);
 nlohmann::json hist_json(const std::vector<size_t>& v);
 // First-fit decreasing: sequences (indices into lens) into bins of at most `cap` tokens.

@@ -12,7 +12,10 @@ std::string Source::where() const {
 }
 
 nlohmann::json Source::to_json() const {
-  nlohmann::json j{{"file", file}};
+  // Built member by member, not from an initializer list (which nlohmann copies through a list of
+  // references and checks for an object's shape): every record's "_source" is one.
+  nlohmann::json j(nlohmann::json::value_t::object);
+  j["file"] = file;
   if (line > 0) j["line"] = line;
   if (page > 0) j["page"] = page;
   if (item > 0) j["item"] = item;
@@ -37,6 +40,12 @@ nlohmann::json StageCounts::to_json() const {
   return j;
 }
 
-std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+// fmt's "{:016x}" (sixteen lowercase digits, zero-padded) without parsing a format string per call:
+// every record's id is one (tests/data_pipeline/data_collect_unit.cpp compares the two).
+std::string hex64(uint64_t v) {
+  std::string s(16, '0');
+  for (int k = 15; k >= 0; k--, v >>= 4) s[size_t(k)] = "0123456789abcdef"[v & 15];
+  return s;
+}
 
 }  // namespace lathe::data

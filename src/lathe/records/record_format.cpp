@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -108,9 +109,25 @@ EncodedRecord RecordEncoder::encode(const json& r) const {
   return e;
 }
 
+EncodedRecord RecordEncoder::encode(json&& r) const {
+  const RecordShape shape = detect_record_shape(r);
+  if (is_conversation(shape)) return encode_messages(record_to_messages(std::move(r), shape));
+  return encode(std::as_const(r));  // text, pre-tokenized, or an error: nothing to move
+}
+
 EncodedRecord RecordEncoder::encode_messages(const ordered_json& messages_in) const {
+  if (opts_.system_prompt.empty()) return encode_rendered(messages_in);
   ordered_json messages = messages_in;
   add_system_prompt(messages, opts_.system_prompt);
+  return encode_rendered(messages);
+}
+
+EncodedRecord RecordEncoder::encode_messages(ordered_json&& messages) const {
+  add_system_prompt(messages, opts_.system_prompt);
+  return encode_rendered(messages);
+}
+
+EncodedRecord RecordEncoder::encode_rendered(const ordered_json& messages) const {
   ChatRender rendered = tmpl_.render(messages, render_);
   EncodedRecord e;
   e.text = std::move(rendered.text);

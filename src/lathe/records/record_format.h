@@ -50,12 +50,18 @@ class RecordEncoder {
                                  const std::string& template_name, RecordFormatOptions opts);
   // Throws RecordError ("[record] ...") for a record of no known shape or a malformed one.
   EncodedRecord encode(const nlohmann::json& rec) const;
+  // The same, the record consumed: a conversation's strings move into the messages instead of being
+  // copied (the streaming `data prepare` encodes each record after writing its line).
+  EncodedRecord encode(nlohmann::json&& rec) const;
   EncodedRecord encode_messages(const nlohmann::ordered_json& messages) const;
+  // The same, taking the messages over (no copy of every content when a system prompt is added).
+  EncodedRecord encode_messages(nlohmann::ordered_json&& messages) const;
   const ChatTemplate& chat_template() const { return tmpl_; }
   const RecordFormatOptions& options() const { return opts_; }
 
  private:
   void finish(EncodedRecord& e) const;  // truncation and the ends-with-EOS flag
+  EncodedRecord encode_rendered(const nlohmann::ordered_json& messages) const;  // system prompt added
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
   ChatRenderOptions render_;

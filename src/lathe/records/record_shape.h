@@ -47,6 +47,9 @@ bool is_conversation(RecordShape s);
 //   record_to_messages: ordered (what the chat template renders; built messages are {role, content}).
 //   record_messages: the record is consumed (its strings move into the messages), for storage.
 nlohmann::ordered_json record_to_messages(const nlohmann::json& rec, RecordShape shape);
+// The same, the record consumed (its strings move into the messages): what an encoder that does not
+// need the record afterwards takes.
+nlohmann::ordered_json record_to_messages(nlohmann::json&& rec, RecordShape shape);
 nlohmann::json record_messages(nlohmann::json&& rec, RecordShape shape);
 // Prepends {"role":"system","content":system} when `system` is non-empty and the conversation does
 // not already start with a system message.
@@ -68,15 +71,19 @@ std::string record_text(const nlohmann::json& rec);
 std::string record_answer(const nlohmann::json& rec);
 // Applies `f` to every string a person wrote (message contents, "text", and a preference record's
 // "prompt", "chosen", "rejected", "completion", strings or message lists); used by clean and redact.
+// (One lookup per field, not contains() and then operator[]: clean and redact call this on every record.)
 template <class F>
 void for_each_text(nlohmann::json& rec, F&& f) {
   auto messages = [&](nlohmann::json& list) {
-    for (auto& m : list)
-      if (m.is_object() && m.contains("content") && m["content"].is_string()) f(m["content"].get_ref<std::string&>());
+    for (auto& m : list) {
+      if (!m.is_object()) continue;
+      const auto c = m.find("content");
+      if (c != m.end() && c->is_string()) f(c->get_ref<std::string&>());
+    }
   };
   if (!rec.is_object()) return;
-  if (rec.contains("messages") && rec["messages"].is_array()) messages(rec["messages"]);
-  if (rec.contains("text") && rec["text"].is_string()) f(rec["text"].get_ref<std::string&>());
+  if (const auto ms = rec.find("messages"); ms != rec.end() && ms->is_array()) messages(*ms);
+  if (const auto t = rec.find("text"); t != rec.end() && t->is_string()) f(t->get_ref<std::string&>());
   for (const char* k : {"prompt", "chosen", "rejected", "completion"}) {
     auto it = rec.find(k);
     if (it == rec.end()) continue;
