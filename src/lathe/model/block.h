@@ -65,8 +65,9 @@ struct BlockActs {
   std::vector<float> act;              // [N,F] the SwiGLU / GeGLU output
   std::vector<float> probs;            // each sequence's [H, T, S] attention probabilities, in row order
   void resize(const ModelConfig& c, int N, bool saved);
-  // Sizes (probs_floats > 0) or frees (0) the kept buffers above.
-  void keep_recomputed(const ModelConfig& c, int N, size_t probs_floats);
+  // Sizes (keep) or frees the kept buffers above; probs_floats = 0 keeps the others without the
+  // probabilities (the attention backward then recomputes them block by block).
+  void keep_recomputed(const ModelConfig& c, int N, bool keep, size_t probs_floats);
   bool kept() const { return !act.empty(); }
 };
 
@@ -79,6 +80,7 @@ struct BlockScratch {
   std::vector<float> xn;     // [N,C] normalised block input
   std::vector<float> act;    // [N,F] SwiGLU output (training)
   std::vector<float> kv;     // one sequence's [prefix; rows] keys, values and their gradients (4 x S x Hkv*D)
+  std::vector<float> grads;  // block_backward's gradients of the block's inner values (one arena)
   std::vector<float> fused;  // [N, QD + 2 KD] or [N, 2F]: a fused projection's output or gradient
   std::vector<float> norm_w; // Gemma: (1 + w) of the norm in use
 };
