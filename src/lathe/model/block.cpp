@@ -59,15 +59,13 @@ void BlockActs::resize(const ModelConfig& c, int N, bool saved) {
   }
 }
 
-void BlockActs::keep_recomputed(const ModelConfig& c, int N, bool keep, size_t probs_floats) {
-  if (!keep) {  // release, not just clear: the point is the memory
+void BlockActs::keep_recomputed(const ModelConfig& c, int N, size_t probs_floats) {
+  if (probs_floats == 0) {  // release, not just clear: the point is the memory
     for (auto* v : {&xn_attn, &xn_ffn, &act, &probs}) std::vector<float>().swap(*v);
     return;
   }
   const size_t C = c.hidden_size, F = c.intermediate_size;
-  xn_attn.resize(N * C), xn_ffn.resize(N * C), act.resize(N * F);
-  if (probs_floats == 0) std::vector<float>().swap(probs);
-  probs.resize(probs_floats);
+  xn_attn.resize(N * C), xn_ffn.resize(N * C), act.resize(N * F), probs.resize(probs_floats);
 }
 
 template <typename V>
@@ -288,10 +286,9 @@ void block_forward(const BlockContext& bc, int l, const BlockRows& rows, BlockAc
     } else {
       S = sequence_kv(bc, sq, l, k_rows, v_rows, KD, s, &k, &v) + T;
     }
-    const bool keep_probs = keep && !a.probs.empty();
-    float* probs = keep_probs ? a.probs.data() + probs_at : nullptr;  // null: a block of rows at a time, per thread
+    float* probs = keep ? a.probs.data() + probs_at : nullptr;  // null: a block of rows at a time, per thread
     probs_at += size_t(H) * T * S;
-    LATHE_CHECK(!keep_probs || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {}", a.probs.size(),
+    LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {}", a.probs.size(),
                 probs_at);
     attention_forward(a.att.data() + size_t(t0) * QD, probs, a.q.data() + size_t(t0) * QD, k, v, T, S, H, Hkv, D,
                       opts);
@@ -440,10 +437,9 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     float* dkb = at_least(s.kv, 4 * size_t(S) * KD) + 2 * size_t(S) * KD;
     float* dvb = dkb + size_t(S) * KD;
     std::fill(dkb, dkb + 2 * size_t(S) * KD, 0.0f);
-    const bool keep_probs = keep && !a.probs.empty();
-    const float* probs = keep_probs ? a.probs.data() + probs_at : nullptr;
+    const float* probs = keep ? a.probs.data() + probs_at : nullptr;
     probs_at += size_t(H) * T * S;
-    LATHE_CHECK(!keep_probs || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {} (backward "
+    LATHE_CHECK(!keep || probs_at <= a.probs.size(), "kept attention probabilities: {} floats for {} (backward "
                 "of other rows than the forward's)", a.probs.size(), probs_at);
     // Unless kept, the backward recomputes each block of rows' probabilities where it uses them (the
     // forward's values, bitwise; the attention output itself is not recomputed).

@@ -65,9 +65,8 @@ struct BlockActs {
   std::vector<float> act;              // [N,F] the SwiGLU / GeGLU output
   std::vector<float> probs;            // each sequence's [H, T, S] attention probabilities, in row order
   void resize(const ModelConfig& c, int N, bool saved);
-  // Sizes (keep) or frees the kept buffers above; probs_floats = 0 keeps the others without the
-  // probabilities (the attention backward then recomputes them block by block).
-  void keep_recomputed(const ModelConfig& c, int N, bool keep, size_t probs_floats);
+  // Sizes (probs_floats > 0) or frees (0) the kept buffers above.
+  void keep_recomputed(const ModelConfig& c, int N, size_t probs_floats);
   bool kept() const { return !act.empty(); }
 };
 

@@ -126,7 +126,7 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
     probs_floats += size_t(c.num_attention_heads) * batch_->seg_len[s] * (P + batch_->seg_len[s]);
   for (auto& a : acts_) {
     a.resize(c, N_, /*saved=*/true);
-    a.keep_recomputed(c, N_, keep_recomputed_, keep_recomputed_ ? probs_floats : 0);
+    a.keep_recomputed(c, N_, keep_recomputed_ ? probs_floats : 0);
   }
   // Each sequence's tokens take positions P.. (after the prefix, as Hugging Face places them).
   rows_.N = N_;

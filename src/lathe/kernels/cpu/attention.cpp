@@ -7,8 +7,8 @@
 // with 14 heads that was 0.9 GB for the probabilities and as much again for their gradient).
 // The query heads that share a kv head (GQA) go together: a block's rows of all `group` heads are
 // gathered into one [group · rows, D] matrix, so each product against the group's keys and values
-// is one sgemm with group times the rows (OpenBLAS packs K and V once, not once per head; its
-// products with K = D = 64 were packing-bound at one head's 128 rows).
+// is one sgemm with group times the rows (OpenBLAS packs K and V once per group, not once per
+// head), and the backward's dk/dv partials are per kv head.
 // The probabilities of a block are computed by one function (group_probs) with the same calls in
 // forward and backward, so the recomputed values are the forward's, bit for bit.
 #include <cblas.h>
