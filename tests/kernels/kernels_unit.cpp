@@ -88,6 +88,36 @@ TEST(Kernels, MaxOfMatchesSequentialMax) {
     }
 }
 
+// exp_sum's sixteen double partial sums: every stored e^(x - mx) is fast_exp's value bit for bit,
+// and the sum is the sequential double sum to double rounding (1e-13 relative; a float-precision
+// accumulation or a skipped tail element is off by 1e-8 or more), at every length around the lanes.
+TEST(Kernels, ExpSumMatchesSequentialSum) {
+  lathe::Rng r(78);
+  for (int n = 1; n <= 70; n++)
+    for (int trial = 0; trial < 10; trial++) {
+      std::vector<float> x(static_cast<size_t>(n)), y(x.size(), -1.0f);
+      for (auto& v : x) v = 8.0f * r.normal();
+      if (n > 1 && trial % 3 == 1) x[r.next_u64() % n] = -INFINITY;  // a masked score
+      const float mx = lathe::max_of(x.data(), n);
+      double want = 0;
+      for (float v : x) want += double(lathe::fast_exp(v - mx));
+      const double got = lathe::exp_sum<true>(x.data(), y.data(), n, mx);
+      ASSERT_NEAR(got, want, 1e-13 * want) << "n=" << n << " trial=" << trial;
+      ASSERT_EQ(lathe::exp_sum<false>(x.data(), nullptr, n, mx), got);
+      for (int i = 0; i < n; i++) {
+        const float e = lathe::fast_exp(x[size_t(i)] - mx);
+        ASSERT_EQ(std::memcmp(&y[size_t(i)], &e, sizeof e), 0) << "n=" << n << " i=" << i;
+      }
+    }
+  // Wide rows as the cross-entropy's: 49,152 terms of very different sizes.
+  std::vector<float> x(49152);
+  for (auto& v : x) v = 6.0f * r.normal();
+  const float mx = lathe::max_of(x.data(), int(x.size()));
+  double want = 0;
+  for (float v : x) want += double(lathe::fast_exp(v - mx));
+  EXPECT_NEAR(lathe::exp_sum<false>(x.data(), nullptr, int(x.size()), mx), want, 1e-13 * want);
+}
+
 TEST(Kernels, RmsnormMatchesReference) {
   for (auto [N, C] : std::vector<std::pair<int, int>>{{1, 1}, {7, 33}, {40, 4099}}) {
     auto x = randv(size_t(N) * C, 4), w = randv(C, 5);

@@ -151,7 +151,9 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   if (backward) dhn.assign(size_t(N) * C, 0.0f);
   const int kRows = head_chunk_rows(V);
   const float cap = c.final_logit_softcapping;
-  std::vector<float> logits(size_t(std::min(kRows, N)) * V), capped;
+  if (logits_.size() < size_t(std::min(kRows, N)) * V) logits_.resize(size_t(std::min(kRows, N)) * V);
+  float* const logits = logits_.data();
+  std::vector<float> capped;
   double total = 0;
   *count = 0;
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
@@ -166,24 +168,24 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
     if (!any) continue;  // rows without loss contribute neither loss nor gradient
     // A frozen lm_head runs with the frozen base's compute (--base-compute; kernels/cpu/base_compute.h).
     if (lowp)
-      base_compute_forward(bcomp, m_.weights.lm_head.f32(), V, C, hn.data() + size_t(r0) * C, nullptr, logits.data(),
+      base_compute_forward(bcomp, m_.weights.lm_head.f32(), V, C, hn.data() + size_t(r0) * C, nullptr, logits,
                            rows);
     else
-      matmul_forward(logits.data(), hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
-    logits_softcap(c, logits.data(), rows);
-    if (backward && cap > 0.0f) capped.assign(logits.begin(), logits.begin() + size_t(rows) * V);
+      matmul_forward(logits, hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
+    logits_softcap(c, logits, rows);
+    if (backward && cap > 0.0f) capped.assign(logits, logits + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
-      total += cross_entropy_backward(logits.data(), tgt, rows, V, scale, &cnt, row_weight ? row_weight + r0 : nullptr);
-      if (cap > 0.0f) softcap_backward(logits.data(), capped.data(), int64_t(rows) * V, cap);
+      total += cross_entropy_backward(logits, tgt, rows, V, scale, &cnt, row_weight ? row_weight + r0 : nullptr);
+      if (cap > 0.0f) softcap_backward(logits, capped.data(), int64_t(rows) * V, cap);
       if (lowp)
-        base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits.data(), dhn.data() + size_t(r0) * C,
+        base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits, dhn.data() + size_t(r0) * C,
                                     rows);
       else
-        matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits.data(),
+        matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits,
                         hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
     } else {
-      total += cross_entropy_sum(logits.data(), tgt, rows, V, &cnt, row_nll ? row_nll + r0 : nullptr);
+      total += cross_entropy_sum(logits, tgt, rows, V, &cnt, row_nll ? row_nll + r0 : nullptr);
     }
     *count += cnt;
   }

@@ -98,6 +98,9 @@ class TrainGraph {
   std::vector<std::vector<float>> x_in_;   // block inputs [L+1][N*C] (x_in_[L] = last block output)
   RopeFreqs rope_;
   std::vector<float> dx_a_, dx_b_;         // residual gradients
+  // The head's logits chunk, kept between steps: a vector made per step zero-filled its 50 MB
+  // (SmolLM2's 256 x 49,152) and the allocator returned the pages to be faulted in again each step.
+  std::vector<float> logits_;
   BlockScratch scratch_;
   std::function<void(int)> layer_hook_;
 };

@@ -235,9 +235,7 @@ double cross_entropy_sum(const float* logits, const int32_t* targets, int N, int
     if (targets[n] < 0) continue;
     const float* x = logits + size_t(n) * V;
     const float mx = max_of(x, V);
-    double sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int c = 0; c < V; c++) sum += double(fast_exp(x[c] - mx));
+    const double sum = exp_sum<false>(x, nullptr, V, mx);
     row[n] = std::log(sum) + mx - x[targets[n]];
   }
   if (row_nll) std::copy(row.begin(), row.end(), row_nll);

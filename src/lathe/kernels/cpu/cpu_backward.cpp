@@ -111,13 +111,7 @@ double cross_entropy_backward(float* logits, const int32_t* targets, int N, int 
     }
     const float mx = max_of(x, V);
     const float target_logit = x[targets[n]];
-    double sum = 0;  // e^(x - max) is computed once, kept in x, and scaled in a second pass
-#pragma omp simd reduction(+ : sum)
-    for (int c = 0; c < V; c++) {
-      const float e = fast_exp(x[c] - mx);
-      x[c] = e;
-      sum += double(e);
-    }
+    const double sum = exp_sum<true>(x, x, V, mx);  // e^(x - max) kept in x, scaled in a second pass
     row[n] = std::log(sum) + mx - target_logit;
     const float s = row_weight ? scale * row_weight[n] : scale;
     const float k = s * float(1.0 / sum);
