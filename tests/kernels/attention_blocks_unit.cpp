@@ -57,7 +57,7 @@ TEST(AttentionBlocks, LongRowsMatchReferenceAndRecomputeIsBitwise) {
   lathe::AttentionOpts windowed;
   windowed.window = 70;
   windowed.scale = 0.2f;
-  // T past one, two and three blocks (not on block edges), keys before the queries, GQA 3:1 and 1:1.
+  // T over several blocks (not on block edges), keys before the queries, GQA 3:1 and 1:1.
   const std::vector<Shape> shapes = {
       {300, 300, 3, 1, 8, {}},      {129, 129, 2, 2, 4, {}},  {257, 320, 4, 2, 8, {}},
       {200, 200, 3, 1, 8, capped},  {260, 290, 2, 1, 4, windowed},
