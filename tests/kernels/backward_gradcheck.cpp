@@ -243,7 +243,7 @@ TEST(Gradcheck, Geglu) {
   lathe::ref::geglu_backward(dg.data(), du.data(), R.data(), g.data(), u.data(), n);
   check_grad("geglu dgate", g, fwd, R, dg, {.step = 1e-3f});
   check_grad("geglu dup", u, fwd, R, du, {.step = 1e-3f});
-  Vec cg(n, 0), cu(n, 0);
+  Vec cg(n, NAN), cu(n, NAN);  // written, not added to
   lathe::geglu_backward(cg.data(), cu.data(), R.data(), g.data(), u.data(), n);
   expect_same(cg, dg, 1e-5f, "cpu geglu dgate");
   expect_same(cu, du, 1e-5f, "cpu geglu dup");
@@ -282,7 +282,7 @@ TEST(Gradcheck, Swiglu) {
   lathe::ref::swiglu_backward(dg.data(), du.data(), R.data(), g.data(), u.data(), n);
   check_grad("swiglu dgate", g, fwd, R, dg, {.step = 1e-3f});
   check_grad("swiglu dup", u, fwd, R, du, {.step = 1e-3f});
-  Vec cg(n, 0), cu(n, 0);
+  Vec cg(n, NAN), cu(n, NAN);  // written, not added to
   lathe::swiglu_backward(cg.data(), cu.data(), R.data(), g.data(), u.data(), n);
   expect_same(cg, dg, 1e-5f, "cpu swiglu dgate");
   expect_same(cu, du, 1e-5f, "cpu swiglu dup");

@@ -381,7 +381,7 @@ void block_backward(const BlockContext& bc, int l, const BlockRows& rows, BlockA
     d_down = through_post_norm(dx_out, a.down_out, a.rstd_pf, &LayerWeights::post_ffn_norm);
     ddown = d_down.data();
   }
-  std::fill(dact, dup + nF, 0.0f);  // dact, dgate, dup
+  std::fill(dact, dact + nF, 0.0f);  // dgate and dup are written by the activation's backward
   const bool gelu = c.hidden_act == Activation::GeluTanh;
   const float* min = a.x_mid.data();
   if (keep) {

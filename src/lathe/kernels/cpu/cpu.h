@@ -64,6 +64,8 @@ void rope_backward(float* dx, const float* cos, const float* sin, int T, int H, 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* probs, int T, int S, int H, int Hkv, int D,
                         const AttentionOpts& o = {});
+// The activations' backward writes dgate and dup (either may be null); it does not add to them, so
+// the training backward need not zero 2·N·F floats a layer first.
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void softcap_backward(float* dy, const float* y, int64_t n, float cap);

@@ -63,8 +63,8 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float g = gate[i], s = 1.0f / (1.0f + fast_exp(-g));
-    if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-    if (dup) dup[i] += dout[i] * g * s;
+    if (dgate) dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    if (dup) dup[i] = dout[i] * g * s;
   }
 }
 
@@ -76,8 +76,8 @@ void geglu_backward(float* dgate, float* dup, const float* dout, const float* ga
     const float th = std::tanh(k * (g + 0.044715f * u * g));
     const float gelu = 0.5f * g * (1.0f + th);
     const float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * u);
-    if (dgate) dgate[i] += dout[i] * up[i] * dgelu;
-    if (dup) dup[i] += dout[i] * gelu;
+    if (dgate) dgate[i] = dout[i] * up[i] * dgelu;
+    if (dup) dup[i] = dout[i] * gelu;
   }
 }
 
