@@ -78,12 +78,12 @@ size_t TrainGraph::activation_bytes(const ModelConfig& c, int N, int T, int P, b
   // residual grads, recomputed xn / act, K/V buffers, logits chunk, backward temporaries, and the
   // attention kernels' own: per thread a block of a query group's rows (their queries, output
   // gradients, probabilities and the probabilities' gradient), and the backward's dk/dv partials
-  // (at most 8 + Hkv parts of S x D each; kernels/cpu/attention.cpp)
+  // (at most 16 + Hkv parts of S x D each; kernels/cpu/attention.cpp)
   const size_t S = size_t(P + T), threads = size_t(std::max(1, num_threads()));
   const size_t group_rows = size_t(c.num_attention_heads / c.num_key_value_heads) * kAttnRowBlock;
   size_t scratch = 3 * N * C + N * F + 2 * S * KD * 2 +
                    size_t(head_chunk_rows(c.vocab_size)) * c.vocab_size * (c.final_logit_softcapping > 0 ? 2 : 1) + 3 * N * F + N * (QD + 2 * KD) +
-                   threads * 2 * group_rows * (S + c.head_dim) + 2 * size_t(8 + c.num_key_value_heads) * S * c.head_dim;
+                   threads * 2 * group_rows * (S + c.head_dim) + 2 * size_t(16 + c.num_key_value_heads) * S * c.head_dim;
   if (keep) scratch -= N * C + N * F;  // not used as scratch then
   return sizeof(float) * (block * blocks + inputs + scratch + size_t(N) * c.head_dim);
 }
