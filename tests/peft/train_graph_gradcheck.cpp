@@ -457,3 +457,72 @@ TEST(TrainGraph, KeptActivationsAreBitwiseTheRecompute) {
   g.set_keep_recomputed(true);
   EXPECT_FALSE(g.keep_recomputed());
 }
+
+// The loss head runs only on the rows that have a target (gathered in order, over more than one
+// logits chunk here): each live row's log-probability is bitwise what it is when every row has a
+// target, rows without one give 0, the summed loss is the live rows' sum, and the weighted backward
+// over the masked batch gives the gradients of the full batch with zero weight on the masked rows.
+TEST(TrainGraph, HeadSkipsRowsWithoutTargets) {
+  for (const bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    const auto c = tiny(lathe::Arch::Llama, tied);
+    const auto m = model_for(c);
+    auto lora = lora_with_b(c, 2, 3);
+    lathe::TrainGraph g(m, &lora->adapters(), nullptr, false);
+    const int chunk = lathe::TrainGraph::head_chunk_rows(c.vocab_size);
+    lathe::Rng r(21);
+    lathe::PackedBatch full, masked;
+    std::vector<float> w_full, w_masked;  // per row of the packed batches
+    for (int len : {chunk + 100, 120}) {
+      const size_t n_rows = static_cast<size_t>(len);
+      std::vector<int32_t> ids(n_rows), lab(n_rows), mlab(n_rows);
+      for (int t = 0; t < len; t++) {
+        ids[size_t(t)] = int32_t(r.next_u64() % uint64_t(c.vocab_size));
+        lab[size_t(t)] = ids[size_t(t)];
+        // A prompt-like run at the start, then scattered masked rows (not chunk-aligned).
+        mlab[size_t(t)] = (t < 37 || t % 5 == 2) ? -100 : ids[size_t(t)];
+      }
+      full.add(ids, lab);
+      masked.add(ids, mlab);
+    }
+    for (size_t t = 0; t < masked.targets.size(); t++) {
+      w_full.push_back(masked.targets[t] >= 0 ? 0.7f : 0.0f);
+      w_masked.push_back(0.7f);
+    }
+    std::vector<double> lp_full, lp_masked;
+    g.forward_logps(full, &lora->adapters(), {}, &lp_full);
+    g.forward_logps(masked, &lora->adapters(), {}, &lp_masked);
+    ASSERT_EQ(lp_full.size(), lp_masked.size());
+    double live_sum = 0;
+    int64_t live = 0;
+    for (size_t t = 0; t < lp_full.size(); t++) {
+      if (masked.targets[t] < 0) {
+        EXPECT_EQ(lp_masked[t], 0.0) << "row " << t;
+      } else {
+        ASSERT_EQ(lp_masked[t], lp_full[t]) << "row " << t;
+        live_sum -= lp_full[t], live++;
+      }
+    }
+    ASSERT_GT(live, chunk);  // the live rows span two chunks
+    int64_t n = 0;
+    const double loss = g.forward_loss(masked, &n);
+    EXPECT_EQ(n, live);
+    EXPECT_NEAR(loss, live_sum, 1e-12 * std::fabs(live_sum));
+
+    auto grads_of = [&](const lathe::PackedBatch& b, const std::vector<float>& w) {
+      for (auto* p : lora->params()) std::memset(p->grad.data, 0, p->grad.nbytes());
+      std::vector<double> lp;
+      g.forward_logps(b, &lora->adapters(), {}, &lp);
+      g.backward_weighted(w);
+      std::vector<float> out;
+      for (auto* p : lora->params()) out.insert(out.end(), p->grad.f32(), p->grad.f32() + p->grad.numel());
+      return out;
+    };
+    const auto gf = grads_of(full, w_full), gm = grads_of(masked, w_masked);
+    ASSERT_EQ(gf.size(), gm.size());
+    float largest = 0;
+    for (float v : gf) largest = std::max(largest, std::fabs(v));
+    ASSERT_GT(largest, 0.0f);
+    for (size_t i = 0; i < gf.size(); i++) ASSERT_NEAR(gm[i], gf[i], 1e-6f * largest) << "gradient " << i;
+  }
+}

@@ -140,6 +140,11 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
 
 // Final norm + lm_head + cross-entropy, in row chunks so logits never take more than
 // kRows x V floats. With `backward`, writes d(loss·scale)/dx_last into dx_last.
+// Only the rows with a target go through the lm_head: prompt tokens under completion-only loss (a
+// third to two thirds of a chat corpus's tokens) and padding need no logits, and the head's two
+// products are a sixth of a SmolLM2-135M LoRA step. The rows are gathered in order, so each kept
+// row's logits, loss and gradient are computed as before (a row's products do not depend on the
+// others) and the loss sums the same rows in the same order.
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
                                          int64_t* count, const float* row_weight, double* row_nll) {
   prof::PhaseScope ps(prof::Phase::Head);
@@ -149,9 +154,43 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   const float* final_w = norm_weight(c, m_.weights.final_norm, norm_buf);
   rmsnorm_forward(hn.data(), rstd.data(), x_last, final_w, N, C, c.rms_norm_eps);
   if (backward) dhn.assign(size_t(N) * C, 0.0f);
+  if (row_nll) std::fill(row_nll, row_nll + N, 0.0);
+
+  // The rows with a target, gathered when some have none.
+  std::vector<int> live;
+  live.reserve(size_t(N));
+  for (int i = 0; i < N; i++)
+    if (batch_->targets[size_t(i)] >= 0) live.push_back(i);
+  const int L = int(live.size());
+  const bool gather = L < N;
+  std::vector<float> h_live, dh_live, w_live;
+  std::vector<int32_t> t_live;
+  std::vector<double> nll_live;
+  const float* h = hn.data();
+  const int32_t* targets = batch_->targets.data();
+  const float* weights = row_weight;
+  float* dh = backward ? dhn.data() : nullptr;
+  double* nll = row_nll;
+  if (gather) {
+    h_live.resize(size_t(L) * C);
+    t_live.resize(size_t(L));
+    for (int j = 0; j < L; j++) {
+      std::memcpy(h_live.data() + size_t(j) * C, hn.data() + size_t(live[j]) * C, sizeof(float) * C);
+      t_live[size_t(j)] = targets[live[j]];
+    }
+    h = h_live.data(), targets = t_live.data();
+    if (row_weight) {
+      w_live.resize(size_t(L));
+      for (int j = 0; j < L; j++) w_live[size_t(j)] = row_weight[live[j]];
+      weights = w_live.data();
+    }
+    if (backward) dh_live.assign(size_t(L) * C, 0.0f), dh = dh_live.data();
+    if (row_nll) nll_live.assign(size_t(L), 0.0), nll = nll_live.data();
+  }
+
   const int kRows = head_chunk_rows(V);
   const float cap = c.final_logit_softcapping;
-  if (logits_.size() < size_t(std::min(kRows, N)) * V) logits_.resize(size_t(std::min(kRows, N)) * V);
+  if (logits_.size() < size_t(std::min(kRows, L)) * V) logits_.resize(size_t(std::min(kRows, L)) * V);
   float* const logits = logits_.data();
   std::vector<float> capped;
   double total = 0;
@@ -159,35 +198,37 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
   const BaseCompute bcomp = base_compute();
   const bool lowp = bcomp != BaseCompute::F32 && !dlm;
-  if (row_nll) std::fill(row_nll, row_nll + N, 0.0);
-  for (int r0 = 0; r0 < N; r0 += kRows) {
-    const int rows = std::min(kRows, N - r0);
-    const int32_t* tgt = batch_->targets.data() + r0;
-    bool any = false;
-    for (int i = 0; i < rows; i++) any |= tgt[i] >= 0;
-    if (!any) continue;  // rows without loss contribute neither loss nor gradient
+  for (int r0 = 0; r0 < L; r0 += kRows) {
+    const int rows = std::min(kRows, L - r0);
+    const int32_t* tgt = targets + r0;
+    const float* hr = h + size_t(r0) * C;
     // A frozen lm_head runs with the frozen base's compute (--base-compute; kernels/cpu/base_compute.h).
     if (lowp)
-      base_compute_forward(bcomp, m_.weights.lm_head.f32(), V, C, hn.data() + size_t(r0) * C, nullptr, logits,
-                           rows);
+      base_compute_forward(bcomp, m_.weights.lm_head.f32(), V, C, hr, nullptr, logits, rows);
     else
-      matmul_forward(logits, hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), nullptr, rows, C, V);
+      matmul_forward(logits, hr, m_.weights.lm_head.f32(), nullptr, rows, C, V);
     logits_softcap(c, logits, rows);
     if (backward && cap > 0.0f) capped.assign(logits, logits + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
-      total += cross_entropy_backward(logits, tgt, rows, V, scale, &cnt, row_weight ? row_weight + r0 : nullptr);
+      total += cross_entropy_backward(logits, tgt, rows, V, scale, &cnt, weights ? weights + r0 : nullptr);
       if (cap > 0.0f) softcap_backward(logits, capped.data(), int64_t(rows) * V, cap);
       if (lowp)
-        base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits, dhn.data() + size_t(r0) * C,
-                                    rows);
+        base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits, dh + size_t(r0) * C, rows);
       else
-        matmul_backward(dhn.data() + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits,
-                        hn.data() + size_t(r0) * C, m_.weights.lm_head.f32(), rows, C, V);
+        matmul_backward(dh + size_t(r0) * C, dlm ? dlm->f32() : nullptr, nullptr, logits, hr,
+                        m_.weights.lm_head.f32(), rows, C, V);
     } else {
-      total += cross_entropy_sum(logits, tgt, rows, V, &cnt, row_nll ? row_nll + r0 : nullptr);
+      total += cross_entropy_sum(logits, tgt, rows, V, &cnt, nll ? nll + r0 : nullptr);
     }
     *count += cnt;
+  }
+  if (gather) {
+    for (int j = 0; j < L; j++) {
+      if (backward)
+        std::memcpy(dhn.data() + size_t(live[j]) * C, dh_live.data() + size_t(j) * C, sizeof(float) * C);
+      if (row_nll) row_nll[live[j]] = nll_live[size_t(j)];
+    }
   }
   if (backward) {
     std::fill(dx_last, dx_last + size_t(N) * C, 0.0f);
