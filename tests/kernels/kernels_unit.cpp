@@ -68,6 +68,28 @@ TEST(Kernels, FastExpWithinThreeUlp) {
   EXPECT_TRUE(std::isinf(lathe::fast_exp(100.0f)));
 }
 
+// fast_tanh (GELU's tanh form, soft-capping) against tanh in double: within 2.5e-7 absolute and
+// 1e-6 relative over [-20, 20] (glibc's tanhf is within 1.1e-7 absolute here), exactly ±1 far out,
+// odd, NaN kept. Fails with the series' x^5 coefficient wrong or the threshold moved to 0.5.
+TEST(Kernels, FastTanhWithinBound) {
+  double worst_abs = 0, worst_rel = 0;
+  for (double x = -20.0; x <= 20.0; x += 3e-5) {
+    const float f = float(x);
+    const double want = std::tanh(double(f)), got = lathe::fast_tanh(f);
+    worst_abs = std::max(worst_abs, std::fabs(got - want));
+    if (want != 0.0) worst_rel = std::max(worst_rel, std::fabs(got - want) / std::fabs(want));
+    ASSERT_EQ(lathe::fast_tanh(-f), -lathe::fast_tanh(f)) << f;
+  }
+  EXPECT_LE(worst_abs, 2.5e-7);
+  EXPECT_LE(worst_rel, 1e-6);
+  EXPECT_EQ(lathe::fast_tanh(1e-30f), 1e-30f);
+  EXPECT_EQ(lathe::fast_tanh(0.0f), 0.0f);
+  EXPECT_EQ(lathe::fast_tanh(100.0f), 1.0f);
+  EXPECT_EQ(lathe::fast_tanh(-1e30f), -1.0f);
+  EXPECT_EQ(lathe::fast_tanh(INFINITY), 1.0f);
+  EXPECT_TRUE(std::isnan(lathe::fast_tanh(NAN)));
+}
+
 // max_of's sixteen running maxima give std::max's value bit for bit, at every length around the
 // lane count, with NaNs (passed over), -inf (masked scores) and the maximum in the tail.
 TEST(Kernels, MaxOfMatchesSequentialMax) {

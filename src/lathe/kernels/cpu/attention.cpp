@@ -230,8 +230,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         float* r = thread_buffer(raw, size_t(M) * cols);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cols, D, scale, qs, D, k + size_t(g) * D, Hkv * D,
                     0.0f, r, cols);
+#pragma omp simd
         for (size_t i = 0; i < size_t(M) * cols; i++) {
-          const float th = std::tanh(r[i] / cap);
+          const float th = fast_tanh(r[i] / cap);
           r[i] = 1.0f - th * th;
         }
       }

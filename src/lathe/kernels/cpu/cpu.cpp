@@ -192,11 +192,11 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 // GELU with the tanh approximation (PyTorch's approximate="tanh").
 static inline float gelu_tanh(float x) {
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+  return 0.5f * x * (1.0f + fast_tanh(k * (x + 0.044715f * x * x * x)));
 }
 
 void geglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 
@@ -207,8 +207,8 @@ void gelu_forward(float* out, const float* x, int64_t n) {
 }
 
 void softcap_forward(float* x, int64_t n, float cap) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++) x[i] = cap * std::tanh(x[i] / cap);
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
+  for (int64_t i = 0; i < n; i++) x[i] = cap * fast_tanh(x[i] / cap);
 }
 
 void softmax_forward(float* out, const float* inp, int N, int C) {

@@ -70,10 +70,10 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 
 void geglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (int64_t i = 0; i < n; i++) {
     const float g = gate[i], u = g * g;
-    const float th = std::tanh(k * (g + 0.044715f * u * g));
+    const float th = fast_tanh(k * (g + 0.044715f * u * g));
     const float gelu = 0.5f * g * (1.0f + th);
     const float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * u);
     if (dgate) dgate[i] = dout[i] * up[i] * dgelu;

@@ -79,7 +79,8 @@ inline void softmax_row(const float* x, float* y, int n, int S) {
 // up to S.
 inline void causal_softmax_row(float* p, int lo, int hi, int S, float cap) {
   if (cap > 0.0f)
-    for (int s = lo; s < hi; s++) p[s] = cap * std::tanh(p[s] / cap);
+#pragma omp simd
+    for (int s = lo; s < hi; s++) p[s] = cap * fast_tanh(p[s] / cap);
   softmax_row(p + lo, p + lo, hi - lo, S - lo);
   std::fill(p, p + lo, 0.0f);
 }
