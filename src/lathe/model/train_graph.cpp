@@ -147,7 +147,8 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
 // third to two thirds of a chat corpus's tokens) and padding need no logits, and the head's two
 // products are a sixth of a SmolLM2-135M LoRA step. The rows are gathered in order, so each kept
 // row's logits, loss and gradient are computed as before (a row's products do not depend on the
-// others) and the loss sums the same rows in the same order.
+// others); the loss adds the same rows in the same order, grouped by chunk (so the double total
+// may differ from before in its last bits when rows are dropped).
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
                                          int64_t* count, const float* row_weight, double* row_nll) {
   prof::PhaseScope ps(prof::Phase::Head);

@@ -35,10 +35,6 @@ inline float fast_exp(float x) {
   return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : y);
 }
 
-}  // namespace lathe
-
-namespace lathe {
-
 // tanh(x) for GELU (tanh approximation) and soft-capping, in arithmetic the compiler vectorises
 // (glibc's tanhf is a scalar call through expm1f: ~4% of a Gemma-3 step, and Gemma 2 caps every
 // one of its 256k logits a row with it). |x| < 0.125: the odd Taylor series to x^9 (truncation
