@@ -108,6 +108,8 @@ class Streamer {
   void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
                                     const std::vector<int8_t>& split_of, nlohmann::json& report,
                                     DatasetManifest& m);
+  void write_token_shards(const std::vector<uint32_t>& kept, const std::vector<int8_t>& split_of,
+                          std::array<DatasetSplit, 3>& shards) const;
 
   const DataConfig& cfg_;
   const Tokenizer* tok_;

@@ -14,6 +14,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
+
+#include <omp.h>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -104,6 +107,52 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
   report["char_length_histogram"] = hist_json(char_lens);
 }
 
+// Each split's token shard, written from the spool; its facts (file, hash, counts, bins) go into
+// shards[s], which the caller merges into the manifest: this runs beside the records writer.
+void Streamer::write_token_shards(const std::vector<uint32_t>& kept, const std::vector<int8_t>& split_of,
+                                  std::array<DatasetSplit, 3>& shards) const {
+  for (int s = 0; s < 3; s++) {
+    DatasetSplit& sp = shards[size_t(s)];
+    std::vector<uint32_t> idx;  // records of this split, in shard order
+    for (size_t k = 0; k < kept.size(); k++)
+      if (split_of[k] == s) idx.push_back(kept[k]);
+    TokenShardPlan plan;
+    if (idx.empty()) continue;  // a split without records has no shard
+    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
+      std::vector<size_t> lens(idx.size());
+      for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
+      const std::vector<std::vector<size_t>> bins = pack(lens, size_t(cfg_.format.max_seq_length));
+      std::vector<uint32_t> order;
+      order.reserve(idx.size());
+      for (auto& b : bins) {
+        for (size_t j : b) order.push_back(idx[j]);
+        plan.bin_sizes.push_back(b.size());
+      }
+      idx.swap(order);
+      sp.bins = bins.size();
+      sp.packed = plan.packed = true;
+    }
+    plan.lengths.reserve(idx.size());
+    for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
+    size_t label_tokens = 0;
+    std::vector<int32_t> ids, labels;
+    const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
+    const uint64_t shard_hash =
+        write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
+                                   [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
+                                     read_tokens(idx[q], ids, labels, want_labels);
+                                     if (want_labels) label_tokens += count_loss_labels(labels);
+                                     buf.swap(want_labels ? labels : ids);
+                                   });
+    sp.shards.push_back(shard);
+    sp.sequences = idx.size();
+    sp.tokens = 0;
+    for (size_t l : plan.lengths) sp.tokens += l;
+    sp.label_tokens = label_tokens;
+    sp.shard_hashes.push_back(hex64(shard_hash));
+  }
+}
+
 void Streamer::finish(nlohmann::json& report) {
   CollectResult& cr = rs_.cr;
   std::vector<StageCounts> stages = {cr.counts, rs_.map, rs_.clean, rs_.pii};
@@ -174,55 +223,47 @@ void Streamer::finish(nlohmann::json& report) {
   std::vector<size_t>().swap(fk);
   std::vector<int64_t>().swap(cluster);
 
-  // Writing: records and statistics, then the token shards, then manifest and report.
+  // Writing: the records files (and their statistics) and the token shards, side by side when there
+  // are two threads or more (each reads the spool and writes its own files: at one thread each they
+  // were 0.14 and 0.25 s of a 100 MB run, both after the parallel work), then manifest and report.
   fs::create_directories(cfg_.output);
   DatasetManifest m;
   m.config = cfg_.to_json();
   steps_("split");
-  write_records_and_statistics(kept, formatted, split_of, report, m);
+  std::array<DatasetSplit, 3> shards;  // the shard facts of each split, merged below
+  std::exception_ptr shard_error;
+  std::thread beside;
+  if (encoder_ && omp_get_max_threads() > 1)
+    beside = std::thread([&] {
+      try {
+        write_token_shards(kept, split_of, shards);
+      } catch (...) {
+        shard_error = std::current_exception();
+      }
+    });
+  try {
+    write_records_and_statistics(kept, formatted, split_of, report, m);
+  } catch (...) {
+    if (beside.joinable()) beside.join();
+    throw;
+  }
   steps_("records files");
+  if (beside.joinable()) beside.join();
+  else if (encoder_) write_token_shards(kept, split_of, shards);
+  if (shard_error) std::rethrow_exception(shard_error);
   std::string all_hashes;
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
     all_hashes += sp.records_hash;
-    if (!encoder_ || sp.records_count == 0) continue;
-    std::vector<uint32_t> idx;  // records of this split, in shard order
-    for (size_t k = 0; k < kept.size(); k++)
-      if (split_of[k] == s) idx.push_back(kept[k]);
-    TokenShardPlan plan;
-    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
-      std::vector<size_t> lens(idx.size());
-      for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
-      const std::vector<std::vector<size_t>> bins = pack(lens, size_t(cfg_.format.max_seq_length));
-      std::vector<uint32_t> order;
-      order.reserve(idx.size());
-      for (auto& b : bins) {
-        for (size_t j : b) order.push_back(idx[j]);
-        plan.bin_sizes.push_back(b.size());
-      }
-      idx.swap(order);
-      sp.bins = bins.size();
-      sp.packed = plan.packed = true;
-    }
-    plan.lengths.reserve(idx.size());
-    for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
-    size_t label_tokens = 0;
-    std::vector<int32_t> ids, labels;
-    const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-    const uint64_t shard_hash =
-        write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
-                                   [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                     read_tokens(idx[q], ids, labels, want_labels);
-                                     if (want_labels) label_tokens += count_loss_labels(labels);
-                                     buf.swap(want_labels ? labels : ids);
-                                   });
-    sp.shards.push_back(shard);
-    sp.sequences = idx.size();
-    sp.tokens = 0;
-    for (size_t l : plan.lengths) sp.tokens += l;
-    sp.label_tokens = label_tokens;
-    sp.shard_hashes.push_back(hex64(shard_hash));
-    all_hashes += sp.shard_hashes.back();
+    const DatasetSplit& t = shards[size_t(s)];  // all defaults for a split with no shard
+    sp.shards = t.shards;
+    sp.shard_hashes = t.shard_hashes;
+    sp.sequences = t.sequences;
+    sp.tokens = t.tokens;
+    sp.label_tokens = t.label_tokens;
+    sp.packed = t.packed;
+    sp.bins = t.bins;
+    if (!t.shard_hashes.empty()) all_hashes += t.shard_hashes.back();
   }
   finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr,
                   stages, all_hashes);
