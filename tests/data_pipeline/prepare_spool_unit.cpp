@@ -1,12 +1,17 @@
-// The streaming `lathe data prepare`'s spool encodings (prepare_spool.h): token ids in 3 bytes.
+// The streaming `lathe data prepare`'s spool encodings (prepare_spool.h): token ids in 3 bytes, the
+// spool's views, the text statistics a spooled record starts with.
 #include <gtest/gtest.h>
 
 #include <climits>
 #include <filesystem>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "lathe/core/utf8.h"
+#include "lathe/data/clean.h"
+#include "lathe/data/pipeline_internal.h"
 #include "lathe/data/prepare_spool.h"
 
 using namespace lathe::data;
@@ -96,4 +101,40 @@ TEST(PrepareSpool, ViewMatchesReadInMemoryAndOnDisk) {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+// put_text_statistics as it was written with count_scripts' map: the scripts in name order.
+std::string text_statistics_from_map(std::string_view text) {
+  std::string out;
+  std::map<std::string, size_t> sc;
+  count_scripts(text, sc);
+  put_varint(out, lathe::utf8_length(text));
+  put_varint(out, sc.size());
+  for (auto& [name, c] : sc) {
+    put_varint(out, name.size());
+    out += name;
+    put_varint(out, c);
+  }
+  return out;
+}
+
+TEST(PrepareSpool, TextStatisticsAsTheScriptMapWroteThem) {
+  // Letters of every script (each alone, all together, in every order), digits, marks and bytes that
+  // are no letter, so that any subset of the scripts turns up, in any order of first appearance.
+  const char* const pieces[] = {"a", "Zq", "가", "힣", "中", "漢字", "か", "カ", "д", "Ж", "α", "ß", "é",
+                                "1", " ", "\n", ".", "😀", "\xFF", "ー", "\u0301", "Ω"};
+  Rng rng{11};
+  for (int round = 0; round < 20000; round++) {
+    std::string t;
+    for (int k = int(rng.next() % 24); k > 0; k--) t += pieces[rng.next() % std::size(pieces)];
+    if (rng.next() % 4 == 0) t += std::string(rng.next() % 40, 'x');  // the eight-byte ASCII runs
+    std::string got;
+    put_text_statistics(got, t);
+    ASSERT_EQ(got, text_statistics_from_map(t)) << testing::PrintToString(t);
+    size_t char_len = 0;
+    std::map<std::string, size_t> back, want;
+    ASSERT_EQ(get_text_statistics(got, char_len, &back), got.size());
+    count_scripts(t, want);
+    EXPECT_EQ(back, want);
+  }
 }

@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 #include <cstring>
 #include <unordered_set>
@@ -308,6 +309,23 @@ void count_scripts(std::string_view text, std::map<std::string, size_t>& counts)
   size_t local[std::size(kScripts)] = {};
   count_scripts_from(text, 0, local, true);
   add_counts(local, counts);
+}
+
+size_t count_scripts_in_name_order(std::string_view text, ScriptCount* out) {
+  static_assert(std::size(kScripts) == kScriptKinds);
+  // kScripts' indices sorted by name, once.
+  static const std::array<size_t, kScriptKinds> order = [] {
+    std::array<size_t, kScriptKinds> o;
+    for (size_t k = 0; k < kScriptKinds; k++) o[k] = k;
+    std::sort(o.begin(), o.end(), [](size_t a, size_t b) { return std::string_view(kScripts[a]) < kScripts[b]; });
+    return o;
+  }();
+  size_t local[kScriptKinds] = {};
+  count_scripts_from(text, 0, local, true);
+  size_t n = 0;
+  for (const size_t k : order)
+    if (local[k]) out[n++] = {kScripts[k], local[k]};
+  return n;
 }
 
 void clean_detail::count_scripts_bytewise(std::string_view text, std::map<std::string, size_t>& counts) {

@@ -58,5 +58,14 @@ RepetitionStats repetition_stats(std::string_view text);
 double script_ratio(std::string_view text, const std::string& script);
 // Letter counts per script, for the report's script mix.
 void count_scripts(std::string_view text, std::map<std::string, size_t>& counts);
+// The same counts without the map: the scripts with a nonzero count in the order of their names (the
+// map's order) into `out`, which has room for kScriptKinds; returns how many. The streaming prepare
+// writes them for every record, where a map cost a node and a name string per script.
+struct ScriptCount {
+  std::string_view name;
+  size_t count;
+};
+constexpr size_t kScriptKinds = 6;
+size_t count_scripts_in_name_order(std::string_view text, ScriptCount* out);
 
 }  // namespace lathe::data

@@ -37,6 +37,7 @@
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pipeline_internal.h"
+#include "lathe/data/pipeline_stream_internal.h"
 #include "lathe/data/prepare_spool.h"
 #include "lathe/formats/token_shard.h"
 #include "lathe/records/record_format.h"
@@ -47,6 +48,8 @@ namespace fs = std::filesystem;
 
 namespace lathe::data {
 
+namespace stream_detail {
+
 namespace {
 
 // Records per batch (at least; a batch is a JSONL piece): LATHE_DATA_BATCH_RECORDS overrides it.
@@ -56,137 +59,6 @@ namespace {
 // Much smaller batches were cheaper still at one thread but cost more at two (a barrier per stage
 // and batch, and a thread spinning at each on a busy machine).
 const size_t kBatchRecords = knob("LATHE_DATA_BATCH_RECORDS", 8192);
-
-enum : uint16_t {
-  kFailed = 1,
-  kTruncated = 2,
-  kEndsEos = 4,
-  kHasMessages = 8,
-  kHasKeys = 16,
-  kLabelBits = 32,  // labels spooled as one bit per token: ids[j] (set) or kIgnoreIndex
-  // Which of Source's positions Meta::pos holds (none: all are 0); kPosWide: positions that do not
-  // fit it, kept in Streamer::wide_pos_.
-  kPosLine = 64,
-  kPosPage = 128,
-  kPosItem = 256,
-  kPosWide = 512,
-  kIds24 = 1024,  // token ids spooled in 3 bytes each (all below 2^24: every vocabulary we load)
-};
-
-// What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
-// the resident memory); its text and tokens stay in the spool.
-struct Meta {
-  uint64_t off = 0;  // spool: rec_bytes of text statistics + records-file line, ntok ids (3 bytes or int32), labels
-  uint64_t id = 0;
-  uint32_t rec_bytes = 0, ntok = 0;
-  uint32_t pos = 0;  // the source line, page or item (flags say which)
-  uint32_t file = 0, stratum = 0;
-  int32_t contaminated = -1;  // eval prompt index
-  uint32_t full_length = 0, first_loss = 0;
-  uint16_t flags = 0;
-  uint64_t id_bytes() const { return (flags & kIds24 ? 3 : 4) * uint64_t(ntok); }
-  uint64_t label_bytes() const { return flags & kLabelBits ? (uint64_t(ntok) + 7) / 8 : 4 * uint64_t(ntok); }
-  uint64_t spool_bytes() const { return rec_bytes + id_bytes() + label_bytes(); }
-};
-static_assert(sizeof(Meta) == 56);
-
-// The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
-std::string dedup_text(const nlohmann::json& j) {
-  return j.contains("input_ids") ? j["input_ids"].dump() : record_text(j);
-}
-
-class Streamer {
- public:
-  Streamer(const DataConfig& cfg, const Tokenizer* tok)
-      : cfg_(cfg),
-        tok_(tok),
-        budget_(memory_budget(cfg)),
-        // LATHE_DATA_SPOOL_BYTES: both spools' memory (tests spill them to disk mid-run with a few bytes).
-        spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 4)),
-        key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
-    mo_.threshold = cfg.dedup.threshold;
-    mo_.ngram = cfg.dedup.ngram;
-    if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
-    if (!cfg.dedup.eval_prompts.empty()) prompts_ = read_eval_prompts(cfg.dedup.eval_prompts, cfg.collect);
-    if (tok) {
-      RecordFormatOptions ro;
-      ro.train_on_inputs = cfg.format.train_on_inputs;
-      ro.max_seq_length = cfg.format.max_seq_length;
-      encoder_ = std::make_unique<RecordEncoder>(
-          RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro));
-    }
-  }
-
-  // Stages 1-4 and the per-record work; false when the records are preference records.
-  bool read_all() {
-    try {
-      const size_t piece =
-          knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 128, 1u << 20, 64u << 20));
-      collect_batches(
-          cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
-          [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
-    } catch (const NotStreamed&) {
-      return false;
-    }
-    return true;
-  }
-
-  void finish(nlohmann::json& report);
-
- private:
-  struct NotStreamed {};
-  void take_batch(std::vector<Record>& recs);
-  void progress();
-  StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
-  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_progress_ = start_;
-  Source source_of(size_t i) const {
-    const Meta& m = meta_[i];
-    Source s{files_[m.file], 0, 0, 0};
-    if (m.flags & kPosWide) {
-      const auto& w = wide_pos_.at(i);
-      s.line = w[0], s.page = w[1], s.item = w[2];
-    } else {
-      (m.flags & kPosLine ? s.line : m.flags & kPosPage ? s.page : s.item) = m.pos;
-    }
-    return s;
-  }
-  std::string where(size_t i) const { return source_of(i).where(); }
-  std::string read_dedup_text(size_t i) const;
-  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const;
-  StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
-  void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
-  void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
-                                    const std::vector<int8_t>& split_of, nlohmann::json& report,
-                                    DatasetManifest& m);
-
-  const DataConfig& cfg_;
-  const Tokenizer* tok_;
-  const uint64_t budget_;
-  Spool spool_;
-  // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
-  // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
-  Spool key_spool_;
-  struct KeyBlock {
-    size_t first = 0, count = 0;
-    uint64_t off = 0;
-  };
-  std::vector<KeyBlock> key_blocks_;
-  MinHashOptions mo_;
-  std::unique_ptr<MinHasher> hasher_;
-  std::vector<std::string> prompts_;
-  std::unique_ptr<RecordEncoder> encoder_;
-  std::optional<PiiPass> pii_;  // made at the first batch, where pii_stage would make its detector
-  RecordStages rs_;
-  ChunkedArray<Meta> meta_;
-  // XXH3-64 of each normalized dedup text (exact dedup: records with equal hashes are compared byte
-  // for byte, so the hash only has to make such groups rare, not prove equality).
-  ChunkedArray<uint64_t> hashes_;
-  std::vector<std::string> files_, strata_;
-  std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
-  std::map<size_t, std::string> errors_;               // format errors by record
-  std::map<size_t, std::array<int64_t, 3>> wide_pos_;  // (line, page, item) of records flagged kPosWide
-};
 
 // Meta::pos holds the one nonzero position a source has (line, page or item), when it fits 32 bits.
 void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std::array<int64_t, 3>>& wide) {
@@ -236,6 +108,25 @@ uint32_t intern(const std::string& s, std::map<std::string, uint32_t, std::less<
   ix.emplace(s, uint32_t(names.size()));
   names.push_back(s);
   return uint32_t(names.size() - 1);
+}
+
+}  // namespace
+
+std::string dedup_text(const nlohmann::json& j) {
+  return j.contains("input_ids") ? j["input_ids"].dump() : record_text(j);
+}
+
+bool Streamer::read_all() {
+  try {
+    const size_t piece =
+        knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 128, 1u << 20, 64u << 20));
+    collect_batches(
+        cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
+        [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
+  } catch (const NotStreamed&) {
+    return false;
+  }
+  return true;
 }
 
 void Streamer::take_batch(std::vector<Record>& recs) {
@@ -581,210 +472,11 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
 
 // Records files of the three splits and the text statistics of every record dedup kept, in one pass
 // over the spool: blocks of records read and serialized in parallel, written in record order.
-void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
-                                            const std::vector<char>& formatted,
-                                            const std::vector<int8_t>& split_of, nlohmann::json& report,
-                                            DatasetManifest& m) {
-  constexpr int64_t kBlock = 1024, kWindow = 32;
-  std::array<std::unique_ptr<AtomicFileWriter>, 3> out;
-  std::array<XXH3_state_t*, 3> h{};
-  std::array<size_t, 3> count{};
-  for (int s = 0; s < 3; s++) {
-    DatasetSplit& sp = m.splits[kSplitNames[s]];
-    sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
-    out[s] = std::make_unique<AtomicFileWriter>(cfg_.output + "/" + sp.records);
-    h[s] = XXH3_createState();
-    XXH3_64bits_reset(h[s]);
-  }
-  std::map<std::string, size_t> scripts, sources;
-  std::vector<size_t> char_lens(kept.size());
-  const int64_t nblocks = (int64_t(kept.size()) + kBlock - 1) / kBlock;
-  std::vector<std::array<std::string, 3>> blocks(kWindow);
-  std::vector<std::map<std::string, size_t>> block_scripts(kWindow);
-  for (int64_t w0 = 0; w0 < nblocks; w0 += kWindow) {
-    const int64_t w1 = std::min(nblocks, w0 + kWindow);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = w0; b < w1; b++) {
-      auto& bufs = blocks[b - w0];
-      for (auto& x : bufs) x.clear();
-      auto& sc = block_scripts[b - w0];
-      sc.clear();
-      // The block's records lie in order in the spool: one read from the first to the last, unless
-      // what dedup dropped between them makes that span large.
-      const int64_t k0 = b * kBlock, k1 = std::min<int64_t>(int64_t(kept.size()), (b + 1) * kBlock);
-      const Meta &first = meta_[kept[k0]], &last = meta_[kept[k1 - 1]];
-      const uint64_t span_bytes = last.off + last.rec_bytes - first.off;
-      std::string scratch, one;
-      std::string_view span;
-      if (span_bytes <= (64u << 20)) span = spool_.view(first.off, span_bytes, scratch);
-      for (int64_t k = k0; k < k1; k++) {
-        const Meta& mt = meta_[kept[k]];
-        const std::string_view rec =
-            span.empty() ? spool_.view(mt.off, mt.rec_bytes, one) : span.substr(mt.off - first.off, mt.rec_bytes);
-        const size_t at = get_text_statistics(rec, char_lens[k], &sc);
-        if (formatted[k]) bufs[size_t(split_of[k])].append(rec.substr(at));
-      }
-    }
-    for (int64_t b = w0; b < w1; b++) {
-      for (int s = 0; s < 3; s++) {
-        out[s]->write(blocks[b - w0][s]);
-        XXH3_64bits_update(h[s], blocks[b - w0][s].data(), blocks[b - w0][s].size());
-      }
-      // Script counts are sums: adding per block equals adding per record.
-      for (auto& [k, v] : block_scripts[b - w0]) scripts[k] += v;
-    }
-  }
-  for (size_t k = 0; k < kept.size(); k++) sources[files_[meta_[kept[k]].file]]++;
-  for (size_t k = 0; k < kept.size(); k++)
-    if (formatted[k]) count[size_t(split_of[k])]++;
-  for (int s = 0; s < 3; s++) {
-    DatasetSplit& sp = m.splits[kSplitNames[s]];
-    sp.records_hash = hex64(XXH3_64bits_digest(h[s]));
-    XXH3_freeState(h[s]);
-    sp.records_count = count[s];
-    out[s]->commit();
-  }
-  report["scripts"] = scripts;
-  std::vector<std::pair<size_t, std::string>> top;
-  for (auto& [f, c] : sources) top.emplace_back(c, f);
-  std::sort(top.rbegin(), top.rend());
-  for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++)
-    report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
-  report["char_length_histogram"] = hist_json(char_lens);
-}
 
-void Streamer::finish(nlohmann::json& report) {
-  CollectResult& cr = rs_.cr;
-  std::vector<StageCounts> stages = {cr.counts, rs_.map, rs_.clean, rs_.pii};
-  std::vector<std::string> warnings = cr.warnings;
-  report["shapes"] = rs_.shapes;
-  const PiiSummary& ps = rs_.pii_summary;
-  report["pii"] = {{"policy", cfg_.pii.policy}, {"hits", ps.hits}, {"examples", ps.examples}};
-  std::vector<int64_t> cluster;  // by position in `kept`
-  std::vector<uint32_t> kept;    // record indices
-  steps_("collect");             // the last piece after the last batch
-  spool_.seal();
-  key_spool_.seal();
-  stages.push_back(dedup(report["dedup"], cluster, kept));
-  steps_("dedup");
-
-  // 6. format verdicts, in record order, from what the encoder left in the Metas.
-  std::vector<char> formatted(kept.size(), 1);
-  if (encoder_) {
-    FormatTally tally;
-    tally.counts.in = kept.size();
-    for (size_t k = 0; k < kept.size(); k++) {
-      const Meta& mt = meta_[kept[k]];
-      FormatFacts ff;
-      ff.failed = mt.flags & kFailed;
-      auto err = errors_.find(kept[k]);
-      ff.error = err == errors_.end() ? nullptr : &err->second;
-      ff.truncated = mt.flags & kTruncated;
-      ff.ends_with_eos = mt.flags & kEndsEos;
-      ff.has_messages = mt.flags & kHasMessages;
-      ff.full_length = mt.full_length;
-      ff.tokens = mt.ntok;
-      ff.first_loss = mt.first_loss;
-      formatted[k] = format_keep(ff, source_of(kept[k]), cfg_.format, tally, warnings);
-    }
-    format_finish(tally, warnings, report);
-    stages.push_back(tally.counts);
-  } else {
-    warnings.push_back(
-        "no --model: records were not tokenized and the dataset has no token shards (the trainer needs them; "
-        "rerun with --model)");
-    StageCounts f("format");
-    f.in = f.out = kept.size();
-    stages.push_back(f);
-  }
-
-  steps_("format");
-  // 7. split, over the records the format stage kept (`cluster` indexes `kept`, as in memory).
-  std::vector<size_t> fk;  // positions in `kept`
-  for (size_t k = 0; k < kept.size(); k++)
-    if (formatted[k]) fk.push_back(k);
-  std::string id_buf;
-  std::vector<int> split = assign_splits(
-      fk.size(),
-      [&](size_t j) -> const std::string& {
-        id_buf = hex64(meta_[kept[fk[j]]].id);
-        return id_buf;
-      },
-      [&](size_t j) -> const std::string& { return strata_[meta_[kept[fk[j]]].stratum]; },
-      [&](size_t j) { return cluster[fk[j]]; }, cfg_.split);
-  StageCounts sc("split");
-  sc.in = sc.out = fk.size();
-  stages.push_back(sc);
-  std::vector<int8_t> split_of(kept.size(), -1);
-  for (size_t j = 0; j < fk.size(); j++) split_of[fk[j]] = int8_t(split[j]);
-  // What the writers do not need goes now: the writing phase holds the Metas, `kept` and `split_of`.
-  const size_t records_kept = fk.size();
-  std::vector<int>().swap(split);
-  std::vector<size_t>().swap(fk);
-  std::vector<int64_t>().swap(cluster);
-
-  // Writing: records and statistics, then the token shards, then manifest and report.
-  fs::create_directories(cfg_.output);
-  DatasetManifest m;
-  m.config = cfg_.to_json();
-  steps_("split");
-  write_records_and_statistics(kept, formatted, split_of, report, m);
-  steps_("records files");
-  std::string all_hashes;
-  for (int s = 0; s < 3; s++) {
-    DatasetSplit& sp = m.splits[kSplitNames[s]];
-    all_hashes += sp.records_hash;
-    if (!encoder_ || sp.records_count == 0) continue;
-    std::vector<uint32_t> idx;  // records of this split, in shard order
-    for (size_t k = 0; k < kept.size(); k++)
-      if (split_of[k] == s) idx.push_back(kept[k]);
-    TokenShardPlan plan;
-    if (cfg_.format.packing && cfg_.format.max_seq_length > 0) {
-      std::vector<size_t> lens(idx.size());
-      for (size_t j = 0; j < idx.size(); j++) lens[j] = meta_[idx[j]].ntok;
-      const std::vector<std::vector<size_t>> bins = pack(lens, size_t(cfg_.format.max_seq_length));
-      std::vector<uint32_t> order;
-      order.reserve(idx.size());
-      for (auto& b : bins) {
-        for (size_t j : b) order.push_back(idx[j]);
-        plan.bin_sizes.push_back(b.size());
-      }
-      idx.swap(order);
-      sp.bins = bins.size();
-      sp.packed = plan.packed = true;
-    }
-    plan.lengths.reserve(idx.size());
-    for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
-    size_t label_tokens = 0;
-    std::vector<int32_t> ids, labels;
-    const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-    const uint64_t shard_hash =
-        write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
-                                   [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                     read_tokens(idx[q], ids, labels, want_labels);
-                                     if (want_labels) label_tokens += count_loss_labels(labels);
-                                     buf.swap(want_labels ? labels : ids);
-                                   });
-    sp.shards.push_back(shard);
-    sp.sequences = idx.size();
-    sp.tokens = 0;
-    for (size_t l : plan.lengths) sp.tokens += l;
-    sp.label_tokens = label_tokens;
-    sp.shard_hashes.push_back(hex64(shard_hash));
-    all_hashes += sp.shard_hashes.back();
-  }
-  finish_manifest(cfg_, m, encoder_ != nullptr, encoder_ ? encoder_->chat_template().source() : "", cr,
-                  stages, all_hashes);
-  steps_("token shards");
-  write_report(cfg_, stages, records_kept, m, cr, warnings, encoder_ != nullptr, report);
-  steps_("manifest+report");
-  steps_.print();
-}
-
-}  // namespace
+}  // namespace stream_detail
 
 bool run_streaming(const DataConfig& cfg, const Tokenizer* tok, nlohmann::json& report) {
-  Streamer st(cfg, tok);
+  stream_detail::Streamer st(cfg, tok);
   if (!st.read_all()) return false;
   st.finish(report);
   return true;

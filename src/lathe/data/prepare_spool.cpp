@@ -1,6 +1,7 @@
 #include "lathe/data/prepare_spool.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "lathe/core/utf8.h"
 #include "lathe/data/clean.h"
@@ -37,8 +38,20 @@ bool append_ids24(const int32_t* ids, size_t n, std::string& out) {
 }
 
 void read_ids24(const char* packed, size_t n, int32_t* ids) {
+  // Four ids (12 bytes) from two overlapping 8-byte loads, bytes 0-7 and 4-11, instead of twelve byte
+  // loads (half the time in a loop over records' ids); the last few one byte at a time.
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    uint64_t lo, hi;
+    std::memcpy(&lo, packed + 3 * j, 8);
+    std::memcpy(&hi, packed + 3 * j + 4, 8);
+    ids[j] = int32_t(lo & 0xFFFFFF);
+    ids[j + 1] = int32_t((lo >> 24) & 0xFFFFFF);
+    ids[j + 2] = int32_t((hi >> 16) & 0xFFFFFF);
+    ids[j + 3] = int32_t((hi >> 40) & 0xFFFFFF);
+  }
   const auto* d = reinterpret_cast<const uint8_t*>(packed);
-  for (size_t j = 0; j < n; j++)
+  for (; j < n; j++)
     ids[j] = int32_t(uint32_t(d[3 * j]) | uint32_t(d[3 * j + 1]) << 8 | uint32_t(d[3 * j + 2]) << 16);
 }
 
@@ -57,14 +70,14 @@ uint64_t get_varint(std::string_view b, size_t& at) {
 }  // namespace
 
 void put_text_statistics(std::string& out, std::string_view text) {
-  std::map<std::string, size_t> sc;
-  count_scripts(text, sc);
+  ScriptCount sc[kScriptKinds];
+  const size_t n = count_scripts_in_name_order(text, sc);
   put_varint(out, utf8_length(text));
-  put_varint(out, sc.size());
-  for (auto& [name, c] : sc) {
-    put_varint(out, name.size());
-    out += name;
-    put_varint(out, c);
+  put_varint(out, n);
+  for (size_t k = 0; k < n; k++) {
+    put_varint(out, sc[k].name.size());
+    out += sc[k].name;
+    put_varint(out, sc[k].count);
   }
 }
 size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts) {

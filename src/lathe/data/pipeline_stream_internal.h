@@ -1,0 +1,142 @@
+// The streaming driver's record facts and its Streamer (pipeline_stream.cpp: reading, the per-record
+// pass and dedup; pipeline_stream_write.cpp: format, split and the writers). Internal to lathe_data.
+#pragma once
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lathe/data/dedup.h"
+#include "lathe/data/pipeline_internal.h"
+#include "lathe/data/prepare_spool.h"
+#include "lathe/formats/dataset_manifest.h"
+#include "lathe/records/record_format.h"
+#include "lathe/tokenizer/tokenizer.h"
+
+namespace lathe::data::stream_detail {
+
+enum : uint16_t {
+  kFailed = 1,
+  kTruncated = 2,
+  kEndsEos = 4,
+  kHasMessages = 8,
+  kHasKeys = 16,
+  kLabelBits = 32,  // labels spooled as one bit per token: ids[j] (set) or kIgnoreIndex
+  // Which of Source's positions Meta::pos holds (none: all are 0); kPosWide: positions that do not
+  // fit it, kept in Streamer::wide_pos_.
+  kPosLine = 64,
+  kPosPage = 128,
+  kPosItem = 256,
+  kPosWide = 512,
+  kIds24 = 1024,  // token ids spooled in 3 bytes each (all below 2^24: every vocabulary we load)
+};
+
+// What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
+// the resident memory); its text and tokens stay in the spool.
+struct Meta {
+  uint64_t off = 0;  // spool: rec_bytes of text statistics + records-file line, ntok ids (3 bytes or int32), labels
+  uint64_t id = 0;
+  uint32_t rec_bytes = 0, ntok = 0;
+  uint32_t pos = 0;  // the source line, page or item (flags say which)
+  uint32_t file = 0, stratum = 0;
+  int32_t contaminated = -1;  // eval prompt index
+  uint32_t full_length = 0, first_loss = 0;
+  uint16_t flags = 0;
+  uint64_t id_bytes() const { return (flags & kIds24 ? 3 : 4) * uint64_t(ntok); }
+  uint64_t label_bytes() const { return flags & kLabelBits ? (uint64_t(ntok) + 7) / 8 : 4 * uint64_t(ntok); }
+  uint64_t spool_bytes() const { return rec_bytes + id_bytes() + label_bytes(); }
+};
+static_assert(sizeof(Meta) == 56);
+
+// The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
+std::string dedup_text(const nlohmann::json& j);
+
+class Streamer {
+ public:
+  Streamer(const DataConfig& cfg, const Tokenizer* tok)
+      : cfg_(cfg),
+        tok_(tok),
+        budget_(memory_budget(cfg)),
+        // LATHE_DATA_SPOOL_BYTES: both spools' memory (tests spill them to disk mid-run with a few bytes).
+        spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 4)),
+        key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
+    mo_.threshold = cfg.dedup.threshold;
+    mo_.ngram = cfg.dedup.ngram;
+    if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
+    if (!cfg.dedup.eval_prompts.empty()) prompts_ = read_eval_prompts(cfg.dedup.eval_prompts, cfg.collect);
+    if (tok) {
+      RecordFormatOptions ro;
+      ro.train_on_inputs = cfg.format.train_on_inputs;
+      ro.max_seq_length = cfg.format.max_seq_length;
+      encoder_ = std::make_unique<RecordEncoder>(
+          RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro));
+    }
+  }
+
+  // Stages 1-4 and the per-record work; false when the records are preference records.
+  bool read_all();
+
+  void finish(nlohmann::json& report);
+
+ private:
+  struct NotStreamed {};
+  void take_batch(std::vector<Record>& recs);
+  void progress();
+  StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_progress_ = start_;
+  Source source_of(size_t i) const {
+    const Meta& m = meta_[i];
+    Source s{files_[m.file], 0, 0, 0};
+    if (m.flags & kPosWide) {
+      const auto& w = wide_pos_.at(i);
+      s.line = w[0], s.page = w[1], s.item = w[2];
+    } else {
+      (m.flags & kPosLine ? s.line : m.flags & kPosPage ? s.page : s.item) = m.pos;
+    }
+    return s;
+  }
+  std::string where(size_t i) const { return source_of(i).where(); }
+  std::string read_dedup_text(size_t i) const;
+  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const;
+  StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
+  void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
+  void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
+                                    const std::vector<int8_t>& split_of, nlohmann::json& report,
+                                    DatasetManifest& m);
+  void write_token_shards(const std::vector<uint32_t>& kept, const std::vector<int8_t>& split_of,
+                          std::array<DatasetSplit, 3>& shards) const;
+
+  const DataConfig& cfg_;
+  const Tokenizer* tok_;
+  const uint64_t budget_;
+  Spool spool_;
+  // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
+  // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
+  Spool key_spool_;
+  struct KeyBlock {
+    size_t first = 0, count = 0;
+    uint64_t off = 0;
+  };
+  std::vector<KeyBlock> key_blocks_;
+  MinHashOptions mo_;
+  std::unique_ptr<MinHasher> hasher_;
+  std::vector<std::string> prompts_;
+  std::unique_ptr<RecordEncoder> encoder_;
+  std::optional<PiiPass> pii_;  // made at the first batch, where pii_stage would make its detector
+  RecordStages rs_;
+  ChunkedArray<Meta> meta_;
+  // XXH3-64 of each normalized dedup text (exact dedup: records with equal hashes are compared byte
+  // for byte, so the hash only has to make such groups rare, not prove equality).
+  ChunkedArray<uint64_t> hashes_;
+  std::vector<std::string> files_, strata_;
+  std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
+  std::map<size_t, std::string> errors_;               // format errors by record
+  std::map<size_t, std::array<int64_t, 3>> wide_pos_;  // (line, page, item) of records flagged kPosWide
+};
+
+}  // namespace lathe::data::stream_detail
