@@ -63,6 +63,7 @@ TEST(Kernels, FastExpWithinThreeUlp) {
   }
   EXPECT_LE(worst, 3 * 5.97e-8) << "relative error (1 ulp of float is 5.96e-8)";
   EXPECT_EQ(lathe::fast_exp(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(lathe::fast_exp(NAN)));  // passed through (and no NaN-to-int conversion)
   EXPECT_EQ(lathe::fast_exp(-1000.0f), 0.0f);
   EXPECT_EQ(lathe::fast_exp(0.0f), 1.0f);
   EXPECT_TRUE(std::isinf(lathe::fast_exp(100.0f)));

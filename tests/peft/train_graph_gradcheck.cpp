@@ -459,8 +459,8 @@ TEST(TrainGraph, KeptActivationsAreBitwiseTheRecompute) {
 }
 
 // The loss head runs only on the rows that have a target (gathered in order, over more than one
-// logits chunk here): each live row's log-probability is bitwise what it is when every row has a
-// target, rows without one give 0, the summed loss is the live rows' sum, and the weighted backward
+// logits chunk here): each live row's log-probability is what it is when every row has a target
+// (to the logits' rounding), rows without one give 0, the summed loss is the live rows' sum, and the weighted backward
 // over the masked batch gives the gradients of the full batch with zero weight on the masked rows.
 TEST(TrainGraph, HeadSkipsRowsWithoutTargets) {
   for (const bool tied : {true, false}) {
@@ -499,7 +499,9 @@ TEST(TrainGraph, HeadSkipsRowsWithoutTargets) {
       if (masked.targets[t] < 0) {
         EXPECT_EQ(lp_masked[t], 0.0) << "row " << t;
       } else {
-        ASSERT_EQ(lp_masked[t], lp_full[t]) << "row " << t;
+        // Natively the same bits; OpenBLAS's Haswell kernels may round a row's dot products
+        // differently at another position in their tiles (last bits of a logit).
+        ASSERT_NEAR(lp_masked[t], lp_full[t], 2e-5) << "row " << t;
         live_sum -= lp_full[t], live++;
       }
     }

@@ -146,9 +146,9 @@ void TrainGraph::prepare(const PackedBatch& b, const AdapterSet* adapters) {
 // Only the rows with a target go through the lm_head: prompt tokens under completion-only loss (a
 // third to two thirds of a chat corpus's tokens) and padding need no logits, and the head's two
 // products are a sixth of a SmolLM2-135M LoRA step. The rows are gathered in order, so each kept
-// row's logits, loss and gradient are computed as before (a row's products do not depend on the
-// others); the loss adds the same rows in the same order, grouped by chunk (so the double total
-// may differ from before in its last bits when rows are dropped).
+// row's logits, loss and gradient are the same products as before (the same bits natively;
+// OpenBLAS's Haswell kernels may round a row differently at another position in their tiles), and
+// the loss adds the same rows in the same order, grouped by chunk.
 double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, float scale, bool backward,
                                          int64_t* count, const float* row_weight, double* row_nll) {
   prof::PhaseScope ps(prof::Phase::Head);

@@ -14,7 +14,9 @@ namespace lathe {
 inline float fast_exp(float x) {
   // Clamp with selects, not fmin/fmax (those stay libm calls without -ffinite-math-only and block
   // vectorisation); keeps n in [-126, 127] so 2^n stays a normal float.
-  const float lo = x < -87.0f ? -87.0f : x;
+  // NaN takes the lower bound here (no float-to-int conversion of a NaN below) and is returned as is
+  // at the end.
+  const float lo = x >= -87.0f ? x : -87.0f;
   const float xc = lo > 88.0f ? 88.0f : lo;
   // n = round(x / ln2) by the 1.5·2^23 trick (floorf would stay a libm call too).
   const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -32,7 +34,7 @@ inline float fast_exp(float x) {
   std::memcpy(&scale, &bits, sizeof scale);
   const float y = p * scale;
   // Beyond the clamp: e^x underflows to (almost) 0 or overflows; -inf (masked scores) gives exactly 0.
-  return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : y);
+  return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : (x == x ? y : x));
 }
 
 // tanh(x) for GELU (tanh approximation) and soft-capping, in arithmetic the compiler vectorises
