@@ -196,7 +196,6 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
   const float cap = c.final_logit_softcapping;
   if (logits_.size() < size_t(std::min(kRows, L)) * V) logits_.resize(size_t(std::min(kRows, L)) * V);
   float* const logits = logits_.data();
-  std::vector<float> capped;
   double total = 0;
   *count = 0;
   Tensor* dlm = grads_ ? &grads_->lm_head : nullptr;
@@ -212,11 +211,11 @@ double TrainGraph::head_forward_backward(const float* x_last, float* dx_last, fl
     else
       matmul_forward(logits, hr, m_.weights.lm_head.f32(), nullptr, rows, C, V);
     logits_softcap(c, logits, rows);
-    if (backward && cap > 0.0f) capped.assign(logits, logits + size_t(rows) * V);
+    if (backward && cap > 0.0f) capped_.assign(logits, logits + size_t(rows) * V);
     int64_t cnt = 0;
     if (backward) {
       total += cross_entropy_backward(logits, tgt, rows, V, scale, &cnt, weights ? weights + r0 : nullptr);
-      if (cap > 0.0f) softcap_backward(logits, capped.data(), int64_t(rows) * V, cap);
+      if (cap > 0.0f) softcap_backward(logits, capped_.data(), int64_t(rows) * V, cap);
       if (lowp)
         base_compute_backward_input(bcomp, m_.weights.lm_head.f32(), V, C, logits, dh + size_t(r0) * C, rows);
       else

@@ -101,6 +101,7 @@ class TrainGraph {
   // The head's logits chunk, kept between steps: a vector made per step zero-filled its 50 MB
   // (SmolLM2's 256 x 49,152) and the allocator returned the pages to be faulted in again each step.
   std::vector<float> logits_;
+  std::vector<float> capped_;  // the soft-capped logits of a chunk (Gemma 2), kept for the same reason
   BlockScratch scratch_;
   std::function<void(int)> layer_hook_;
 };
