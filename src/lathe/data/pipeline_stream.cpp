@@ -59,6 +59,9 @@ namespace {
 // Much smaller batches were cheaper still at one thread but cost more at two (a barrier per stage
 // and batch, and a thread spinning at each on a busy machine).
 const size_t kBatchRecords = knob("LATHE_DATA_BATCH_RECORDS", 8192);
+// Records per run of the per-record pass (see take_batch); LATHE_DATA_RUN_RECORDS: tests cross runs
+// inside a batch with a few records.
+const int64_t kRunRecords = int64_t(std::max<uint64_t>(1, knob("LATHE_DATA_RUN_RECORDS", 4096)));
 
 // Meta::pos holds the one nonzero position a source has (line, page or item), when it fits 32 bits.
 void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std::array<int64_t, 3>>& wide) {
@@ -83,8 +86,10 @@ void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std:
 void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
   const size_t n = e.input_ids.size();
   // Ids in 3 bytes when they fit: a quarter less spool (memory, and pages the kernel faults in and zeroes).
-  if (append_ids24(e.input_ids.data(), n, out)) mt.flags |= kIds24;
-  else out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * n);
+  if (append_ids24(e.input_ids.data(), n, out))
+    mt.flags |= kIds24;
+  else
+    out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * n);
   bool bits = true;
   for (size_t j = 0; j < n && bits; j++) bits = e.labels[j] == kIgnoreIndex || e.labels[j] == e.input_ids[j];
   if (!bits) {
@@ -153,69 +158,88 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   std::vector<std::optional<std::string>> unclean(un);  // why clean drops the record
   std::vector<PiiPass::Found> found(un);
   std::vector<char> alive(un, 0);  // kept by clean and personal data: spooled
-  // In runs of 4,096 records, each spooled before the next starts: a batch's spool bytes (its lines
-  // and tokens, ~3x the piece with a tokenizer) are never all in memory at once.
-  constexpr int64_t kRun = 4096;
-  for (int64_t r0 = 0; r0 < n; r0 += kRun) {
-    const int64_t r1 = std::min(n, r0 + kRun);
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int64_t i = r0; i < r1; i++) {
+  // In runs of 4,096 records: a batch's spool bytes (its lines and tokens, ~3x the piece with a
+  // tokenizer) are never all in memory at once. A run's bytes are copied into the spool by one thread
+  // while the others start the next run (the copy and its fresh pages were a serial step: 0.2-0.3 s a
+  // 100 MB at two threads); their offsets are fixed before, in record order, so the spool's bytes are
+  // the same as appending each run before the next.
+  for (int64_t r0 = 0; r0 < n; r0 += kRunRecords) {
+    const int64_t r1 = std::min(n, r0 + kRunRecords);
+    std::vector<std::string> to_spool;
+    to_spool.swap(unspooled_);
+    std::exception_ptr spool_error;
+#pragma omp parallel
+    {
+#pragma omp single nowait
       try {
-        Record& r = recs[i];
-        if ((unclean[i] = clean_record(r.json, cfg_.clean))) continue;
-        pii.find(r.json, found[i]);
-        if (pii.drops(found[i])) continue;
-        alive[i] = 1;
-        Meta& mt = metas[i];
-        std::string text = dedup_text(r.json);
-        const std::string norm = dedup_normalize(text);
-        hashes[i] = XXH3_64bits(norm.data(), norm.size());
-        if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
-        std::string& out = bytes[i];
-        // The record as the records file will hold it, after its text statistics (the same text as the
-        // dedup text unless the record is pretokenized).
-        put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
-        if (!texts.empty()) texts[i] = std::move(text);
-        if (r.json.contains("messages")) mt.flags |= kHasMessages;
-        r.json["_source"] = r.source.to_json();
-        r.json["_id"] = r.id;
-        json_dump_fast(r.json, out);
-        out += '\n';
-        mt.rec_bytes = uint32_t(out.size());
-        LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
-        // Encoded after its line is written, so the encoder can take the record's strings over instead
-        // of copying them (the record is not read again; "_source" and "_id" are no field it reads).
-        EncodedRecord e;
-        if (encoder_) {
-          try {
-            e = encoder_->encode(std::move(r.json));
-          } catch (const Error& ex) {
-            mt.flags |= kFailed;
-            errors[i] = ex.what();
-          }
-        }
-        if (encoder_ && !(mt.flags & kFailed)) {
-          mt.ntok = uint32_t(e.input_ids.size());
-          mt.full_length = uint32_t(e.full_length);
-          mt.first_loss = uint32_t(first_loss_index(e.labels));
-          if (e.truncated) mt.flags |= kTruncated;
-          if (e.ends_with_eos) mt.flags |= kEndsEos;
-          spool_tokens(e, mt, out);
-        }
+        spool_in_order(to_spool);
       } catch (...) {
-        fatal[i] = std::current_exception();
+        spool_error = std::current_exception();
+      }
+#pragma omp for schedule(dynamic, 16) nowait
+      for (int64_t i = r0; i < r1; i++) {
+        try {
+          Record& r = recs[i];
+          if ((unclean[i] = clean_record(r.json, cfg_.clean))) continue;
+          pii.find(r.json, found[i]);
+          if (pii.drops(found[i])) continue;
+          alive[i] = 1;
+          Meta& mt = metas[i];
+          std::string text = dedup_text(r.json);
+          const std::string norm = dedup_normalize(text);
+          hashes[i] = XXH3_64bits(norm.data(), norm.size());
+          if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
+          std::string& out = bytes[i];
+          // The record as the records file will hold it, after its text statistics (the same text as the
+          // dedup text unless the record is pretokenized).
+          put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
+          if (!texts.empty()) texts[i] = std::move(text);
+          if (r.json.contains("messages")) mt.flags |= kHasMessages;
+          r.json["_source"] = r.source.to_json();
+          r.json["_id"] = r.id;
+          json_dump_fast(r.json, out);
+          out += '\n';
+          mt.rec_bytes = uint32_t(out.size());
+          LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
+          // Encoded after its line is written, so the encoder can take the record's strings over instead
+          // of copying them (the record is not read again; "_source" and "_id" are no field it reads).
+          EncodedRecord e;
+          if (encoder_) {
+            try {
+              e = encoder_->encode(std::move(r.json));
+            } catch (const Error& ex) {
+              mt.flags |= kFailed;
+              errors[i] = ex.what();
+            }
+          }
+          if (encoder_ && !(mt.flags & kFailed)) {
+            mt.ntok = uint32_t(e.input_ids.size());
+            mt.full_length = uint32_t(e.full_length);
+            mt.first_loss = uint32_t(first_loss_index(e.labels));
+            if (e.truncated) mt.flags |= kTruncated;
+            if (e.ends_with_eos) mt.flags |= kEndsEos;
+            spool_tokens(e, mt, out);
+          }
+          // The record's DOM is read no more (the tallies below read its source): freed here, in
+          // parallel, rather than by recs.clear() on one thread (8,192 DOMs a batch).
+          nlohmann::json().swap(r.json);
+        } catch (...) {
+          fatal[i] = std::current_exception();
+        }
       }
     }
+    if (spool_error) std::rethrow_exception(spool_error);
     for (int64_t i = r0; i < r1; i++)
       if (fatal[i]) std::rethrow_exception(fatal[i]);
     steps_("per-record pass");
     for (int64_t i = r0; i < r1; i++) {
       if (!alive[i]) continue;
       Meta& mt = metas[i];
-      mt.off = spool_.append(bytes[i]);
       LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected",
                   meta_.size() + size_t(i), bytes[i].size(), mt.spool_bytes());
-      std::string().swap(bytes[i]);
+      mt.off = spool_end_;  // where spool_in_order will append it
+      spool_end_ += bytes[i].size();
+      unspooled_.push_back(std::move(bytes[i]));
     }
     steps_("spool");
   }
@@ -282,6 +306,15 @@ void Streamer::progress() {
                mb, secs, mb / secs, n / secs);
 }
 
+// Appends records' bytes whose offsets take_batch fixed (spool_end_), in that order, and frees them
+// (finish() checks that the spool ends where the offsets said).
+void Streamer::spool_in_order(std::vector<std::string>& recs) {
+  for (std::string& b : recs) {
+    spool_.append(b);
+    std::string().swap(b);
+  }
+  recs.clear();
+}
 // The dedup text of a spooled record, from its records-file line (whose added "_source" and "_id"
 // the dedup text does not read).
 std::string Streamer::read_dedup_text(size_t i) const {

@@ -85,6 +85,7 @@ class Streamer {
  private:
   struct NotStreamed {};
   void take_batch(std::vector<Record>& recs);
+  void spool_in_order(std::vector<std::string>& recs);
   void progress();
   StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -115,6 +116,11 @@ class Streamer {
   const Tokenizer* tok_;
   const uint64_t budget_;
   Spool spool_;
+  // The last run's records, offsets fixed (Meta::off) but not yet in the spool: appended while the
+  // next run is worked on, or by finish() before the spool is read. spool_end_: the spool's size once
+  // they are.
+  std::vector<std::string> unspooled_;
+  uint64_t spool_end_ = 0;
   // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
   // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
   Spool key_spool_;

@@ -163,6 +163,8 @@ void Streamer::finish(nlohmann::json& report) {
   std::vector<int64_t> cluster;  // by position in `kept`
   std::vector<uint32_t> kept;    // record indices
   steps_("collect");             // the last piece after the last batch
+  spool_in_order(unspooled_);
+  LATHE_CHECK(spool_.size() == spool_end_, "the spool holds {} bytes, {} planned", spool_.size(), spool_end_);
   spool_.seal();
   key_spool_.seal();
   stages.push_back(dedup(report["dedup"], cluster, kept));

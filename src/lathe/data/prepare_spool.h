@@ -65,6 +65,7 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
   bool on_disk() const { return fd_ >= 0; }
+  uint64_t size() const { return size_; }
   uint64_t append(std::string_view b) {
     const uint64_t at = size_;
     if (fd_ < 0 && size_ + b.size() > cap_) spill();
