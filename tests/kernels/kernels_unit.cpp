@@ -111,6 +111,28 @@ TEST(Kernels, MaxOfMatchesSequentialMax) {
     }
 }
 
+// absmax_of (the int8 base compute's row scale) gives the plain loop's max of |x| bit for bit, with
+// NaNs passed over, negative zeros, -inf and the largest magnitude negative or in the tail.
+TEST(Kernels, AbsMaxOfMatchesSequentialMax) {
+  lathe::Rng r(78);
+  for (int n = 0; n <= 70; n++)
+    for (int trial = 0; trial < 24; trial++) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = 10.0f * r.normal();
+      if (n > 0 && trial % 6 == 1) x[r.next_u64() % n] = NAN;
+      if (n > 0 && trial % 6 == 2) x[size_t(n - 1)] = -1e30f;  // negative, past the last full 16
+      if (n > 0 && trial % 6 == 3) x[r.next_u64() % n] = -INFINITY;
+      if (trial % 6 == 4)
+        for (auto& v : x) v = -0.0f;
+      if (n > 0 && trial % 6 == 5) x[r.next_u64() % n] = -1e20f;
+      float want = 0.0f;
+      for (float v : x) want = std::max(want, std::fabs(v));
+      const float got = lathe::absmax_of(x.data(), n);
+      ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0) << "n=" << n << " trial=" << trial << ": " << got
+                                                          << " vs " << want;
+    }
+}
+
 // exp_sum's sixteen double partial sums: every stored e^(x - mx) is fast_exp's value bit for bit,
 // and the sum is the sequential double sum to double rounding (1e-13 relative; a float-precision
 // accumulation or a skipped tail element is off by 1e-8 or more), at every length around the lanes.

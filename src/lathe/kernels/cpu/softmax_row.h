@@ -7,31 +7,9 @@
 #include <cstring>
 
 #include "lathe/kernels/cpu/fast_exp.h"
+#include "lathe/kernels/cpu/row_reduce.h"
 
 namespace lathe {
-
-// Largest of x[0, n) (-inf when n = 0; NaNs are passed over, as std::max(m, x) passes them). Sixteen
-// running maxima in one GCC vector (a zmm, two ymm or four NEON registers): GCC leaves
-// `omp simd reduction(max : m)` over std::max a scalar vmaxss chain (4 cycles an element), and an
-// array of sixteen maxima sixteen scalar chains at -O3. Max is exact, so the order changes no bit.
-inline float max_of(const float* x, int n) {
-  constexpr int kLanes = 16;
-  typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
-  typedef int Mask __attribute__((vector_size(kLanes * sizeof(int))));
-  Lanes m;
-  for (int j = 0; j < kLanes; j++) m[j] = -INFINITY;
-  int s = 0;
-  for (; s + kLanes <= n; s += kLanes) {
-    Lanes v;
-    std::memcpy(&v, x + s, sizeof v);
-    const Mask gt = v > m;
-    m = gt ? v : m;
-  }
-  float mx = m[0];
-  for (int j = 1; j < kLanes; j++) mx = m[j] > mx ? m[j] : mx;
-  for (; s < n; s++) mx = x[s] > mx ? x[s] : mx;
-  return mx;
-}
 
 // Σ e^(x[c] - mx) over c in [0, n), in double, storing each e^(x[c] - mx) into y[c] when kStore (y
 // may be x). Sixteen double partial sums, added in lane order at the end: GCC compiles a plain
