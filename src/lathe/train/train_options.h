@@ -50,7 +50,7 @@ namespace lathe {
   X(int, logging_steps, 1, "Log metrics every this many optimizer steps", .min(1))                              \
   X(int, eval_steps, 0, "Evaluate every this many optimizer steps; 0 = off", .min(0))                           \
   X(bool, gradient_checkpointing, false, "Recompute activations in backward to save memory", )                  \
-  X(std::string, recompute_activations, "auto", "keep: keep the normalised inputs, SwiGLU output and attention probabilities for backward when the memory plan with them fits in half the available memory, else recompute them | auto: keep with a bf16/int8 --base-compute (where it measured faster), else recompute | always: recompute (least memory)", ) \
+  X(std::string, recompute_activations, "auto", "keep: keep the normalised inputs, SwiGLU output and attention probabilities for backward when the memory plan with them fits in half the available memory, else recompute them | auto: keep with a bf16 --base-compute, or int8 where the CPU has VNNI (where it measured faster), else recompute | always: recompute (least memory)", ) \
   X(std::string, resume_from_checkpoint, "", "Resume from a checkpoint directory, or 'latest' under --output", ) \
   X(int, lora_r, 8, "LoRA rank", .min(1))                                                                       \
   X(int, lora_alpha, 16, "LoRA alpha (scale alpha/r, or alpha/sqrt(r) with use_rslora)", .min(1))               \

@@ -559,11 +559,13 @@ int run_training(const TrainOptions& o) {
   // Backward recomputes the normalised inputs, the SwiGLU output and the attention probabilities
   // unless they fit: kept when the whole plan with them stays within half the available memory
   // (room left for the allocator, the OS and other processes), else recomputed as before.
-  // `auto` keeps only where it measured faster: with a bf16/int8 base the recompute was 7-12% of a
-  // step (AMX); with f32 keeping was level (the products read the kept values from memory instead of
-  // recomputing them in cache) for +409 MiB at SmolLM2-135M, seq 512 (docs/bench_train.md).
-  const bool want_keep = o.recompute_activations == "keep" ||
-                         (o.recompute_activations == "auto" && base_compute_used != BaseCompute::F32);
+  // `auto` keeps only where it measured faster: with a bf16 base (AMX) or int8 on VNNI the recompute
+  // was 5-12% of a step; with f32, and int8 on AVX2's vpmaddubsw (no VNNI), keeping was level (the
+  // products read the kept values from memory instead of recomputing them in cache) for +409-424 MiB
+  // at SmolLM2-135M, seq 512 (docs/bench_train.md).
+  const bool fast_base = base_compute_used == BaseCompute::BF16 ||
+                         (base_compute_used == BaseCompute::Int8 && base_compute_int8_wmax() == 127);
+  const bool want_keep = o.recompute_activations == "keep" || (o.recompute_activations == "auto" && fast_base);
   if (want_keep && !o.gradient_checkpointing && plan.available > 0) {
     const int Nr = N + P_rows * o.per_device_train_batch_size;
     const size_t extra = TrainGraph::activation_bytes(m.config, Nr, T + P_rows, P, false, /*keep=*/true) -

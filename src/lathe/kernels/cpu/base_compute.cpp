@@ -205,8 +205,10 @@ void run(BaseCompute c, const Product& p, const dnnl::matmul& mm, const float* a
   const size_t na = size_t(M) * K, nd = size_t(M) * N;
   LATHE_CHECK(accumulate == p.accumulate, "a product prepared for accumulate={} used with {}", p.accumulate, accumulate);
   // The conversions and scalings around the product are memory-bound passes: parallel only when large.
-  // On a shared machine every OpenMP fork/join can cost a scheduler time slice (docs/bench_train.md).
-  const bool par = nd + na > (size_t(1) << 21);
+  // On a shared machine every OpenMP fork/join can cost a scheduler time slice (docs/bench_train.md),
+  // but a training product (T = 512: 0.4-1.1 M elements around each of SmolLM2's) run on one thread
+  // left the other idle for the whole pass at two threads.
+  const bool par = nd + na > (size_t(1) << 17);
   if (c == BaseCompute::BF16) {
     abf.resize(na);
 #pragma omp parallel for if (par)
