@@ -230,6 +230,71 @@ TEST(CleanFast, RepetitionVerdictMatchesFullStatistics) {
   for (size_t v : verdicts) EXPECT_GT(v, 100u);
 }
 
+// The n-gram half of verdict_from_stats: 2 when some n-gram fraction passes its threshold.
+int ngram_verdict(const RepetitionStats& r, const CleanOptions& o) {
+  RepetitionStats no_lines = r;
+  no_lines.dup_line_fraction = no_lines.dup_line_char_fraction = 0;
+  return verdict_from_stats(no_lines, o);
+}
+
+TEST(CleanFast, RepetitionShortcutProvesOnlyTrueKeeps) {
+  // repetition_pass_proven may say "keep" only when the direct count (repetition_ref) has no fraction
+  // over its threshold. Thresholds are the defaults scaled, or each set at, just under or just over
+  // its text's own fraction, so a bound that undercounts by one word shows. Vocabularies run from 2
+  // words (everything repeats) to 3,000 (nothing does), with words of over 15 bytes (hashed keys),
+  // Korean and repeated stretches, so each bound of the shortcut is sometimes decisive.
+  const std::string kinds[] = {"w", "단어", "x", "longwordlongword_", "q"};
+  Rng rng{2024};
+  size_t proven = 0, tight = 0, rounds = 6000;
+  for (size_t round = 0; round < rounds; round++) {
+    const size_t vocab = 2 + rng.next() % (rng.next() % 2 ? 40 : 3000);
+    const int words = 20 + int(rng.next() % 300);
+    std::string t;
+    for (int k = 0; k < words; k++) {
+      t += kinds[rng.next() % std::size(kinds)] + std::to_string(rng.next() % vocab);
+      t += rng.next() % 11 == 0 ? "\n" : rng.next() % 17 == 0 ? "\t" : " ";
+    }
+    if (rng.next() % 4 == 0) t += " " + t.substr(t.size() / 2 + rng.next() % (t.size() / 4 + 1));
+    const RepetitionStats want = repetition_ref(t);
+    CleanOptions o;
+    auto near = [&](double f) {
+      const double d[] = {0, 1e-12, -1e-12, 0.01, -0.01, 0.05};
+      return std::max(0.0, f + d[rng.next() % std::size(d)]);
+    };
+    const uint32_t mode = rng.next() % 3;
+    if (mode == 0) {  // the defaults, scaled
+      const double scale = (rng.next() % 5) / 4.0;
+      for (double& x : o.max_top_ngram_fraction) x *= scale;
+      for (double& x : o.max_dup_ngram_fraction) x *= scale;
+    } else if (mode == 1) {  // every threshold near its fraction
+      for (int k = 0; k < 3; k++) o.max_top_ngram_fraction[k] = near(want.top_ngram[k]);
+      for (int k = 0; k < 6; k++) o.max_dup_ngram_fraction[k] = near(want.dup_ngram[k]);
+    } else {  // one threshold near its fraction, the others out of reach (1: no fraction exceeds it)
+      for (double& x : o.max_top_ngram_fraction) x = 1;
+      for (double& x : o.max_dup_ngram_fraction) x = 1;
+      const uint32_t k = rng.next() % 9;
+      if (k < 3) o.max_top_ngram_fraction[k] = near(want.top_ngram[k]);
+      else o.max_dup_ngram_fraction[k - 3] = near(want.dup_ngram[k - 3]);
+    }
+    const bool got = clean_detail::repetition_pass_proven(t, o);
+    const int truth = ngram_verdict(want, o);
+    if (got) {
+      ASSERT_EQ(truth, 0) << "proved a keep the count refutes: " << t;
+      proven++;
+      bool at_edge = false;  // some fraction within 0.011 under its threshold
+      for (int k = 0; k < 3; k++)
+        at_edge |= want.top_ngram[k] > 0 && o.max_top_ngram_fraction[k] - want.top_ngram[k] < 0.011;
+      for (int k = 0; k < 6; k++)
+        at_edge |= want.dup_ngram[k] > 0 && o.max_dup_ngram_fraction[k] - want.dup_ngram[k] < 0.011;
+      tight += at_edge;
+    }
+    ASSERT_EQ(clean_detail::repetition_verdict(t, o), verdict_from_stats(want, o)) << t;
+  }
+  // The shortcut must carry real weight, also where a fraction sits just under its threshold.
+  EXPECT_GT(proven, rounds / 5) << proven;
+  EXPECT_GT(tight, 100u) << tight;
+}
+
 // dedup_normalize's byte loop before its ASCII table (the NFC restart aside): the reference.
 std::string normalize_ref(std::string_view text) {
   std::string out;
