@@ -81,6 +81,60 @@ TEST(CleanFast, AlreadyCleanMatchesGeneralPath) {
   EXPECT_LT(fast, total * 9 / 10);
 }
 
+TEST(CleanFast, AlreadyCleanBlocksMatchByteLoop) {
+  // Texts long enough for the 64-byte blocks: mostly what already_clean accepts (ASCII words, Hangul,
+  // CJK, single spaces, one or two newlines), with now and then one piece that breaks it or sits on an
+  // edge of a range the blocks check (U+4DFF/U+4E00, U+ABFF/U+AC00, U+D7A3/U+D7A4, U+9FFF/U+A000),
+  // a Latin letter (the byte loop's, never a block's), a stray continuation byte or a cut character, at
+  // every position of a block. already_clean must say what the byte loop says, under NFC and NFKC.
+  const char* const words[] = {"hello", "a", "Z9", "(x)", "3.14", "!", "\u4E00", "\u9FFF", "\uAC00",
+                               "\uD7A3", "한국어", "서울특별시", "中文", "word한국", "x\u4E00y"};
+  const char* const seps[] = {" ", " ", " ", " ", " ", "\n", "\n\n"};
+  const char* const bad[] = {"\u4DFF", "\uABFF", "\uD7A4", "\uA000", "\uD7FF", "é", "ÿ", "  ", "\n\n\n",
+                             " \n", "\n ", "<", "&", "\t", "\x80", "\xEA\xB0", "\xED", "\x7F", "\x01",
+                             "\xC2\xA0", "\xF0\x9F\x98\x80", "\xE3\x81\x82"};
+  Rng rng{77};
+  size_t clean = 0, long_ones = 0;
+  for (int round = 0; round < 30000; round++) {
+    std::string t = "w";
+    const int pieces = int(rng.next() % 300);
+    const int breaks = rng.next() % 3 == 0 ? 0 : 1 + int(rng.next() % 2);
+    std::vector<int> at(static_cast<size_t>(breaks), 0);
+    for (int& a : at) a = pieces ? int(rng.next() % uint32_t(pieces)) : 0;
+    for (int k = 0; k < pieces; k++) {
+      t += seps[rng.next() % std::size(seps)];
+      t += words[rng.next() % std::size(words)];
+      for (int a : at)
+        if (a == k) t += bad[rng.next() % std::size(bad)];
+    }
+    if (rng.next() % 4) t += "z";  // else it may end in a separator
+    for (bool compat : {false, true}) {
+      const bool want = clean_detail::already_clean_bytewise(t, compat);
+      ASSERT_EQ(clean_detail::already_clean(t, compat), want) << (compat ? "NFKC: " : "NFC: ") << t;
+      clean += want;
+    }
+    long_ones += t.size() >= 256;
+  }
+  EXPECT_GT(clean, 10000u);
+  EXPECT_GT(long_ones, 15000u);
+  // Every way a block can end (after a character, a space, one or two newlines, inside a Hangul
+  // syllable) followed by every separator, at every offset around the first two blocks' ends.
+  const char* const tails[] = {" ", "\n", "\n\n", "\n\n\n", " \n", "\n ", "  ", "한", "\x80", "x"};
+  for (size_t pad = 0; pad < 140; pad++)
+    for (const char* a : tails)
+      for (const char* b : tails) {
+        std::string t = "w";
+        while (t.size() < pad) t += t.size() % 5 == 4 ? " " : "k";
+        if (t.back() == ' ') t += "k";
+        t += a;
+        t += "가";
+        t += b;
+        t += "y tail text to pass the block edge 한국어 文字 and more words here z";
+        for (bool compat : {false, true})
+          ASSERT_EQ(clean_detail::already_clean(t, compat), clean_detail::already_clean_bytewise(t, compat)) << t;
+      }
+}
+
 TEST(CleanFast, AlreadyCleanCases) {
   EXPECT_TRUE(clean_detail::already_clean("", false));
   EXPECT_TRUE(clean_detail::already_clean("안녕하세요. Hello, world!\n\n다음 줄", false));

@@ -13,6 +13,9 @@ namespace lathe::data::clean_detail {
 // Latin letters U+00C0-U+02FF, separated by single spaces or one or two newlines, with no separator
 // at either end. Most chat text passes, and clean_text then neither copies nor normalizes it.
 bool already_clean(std::string_view s, bool compat);
+// already_clean one character at a time, without its 64-byte blocks (AVX2): the reference its test
+// compares with.
+bool already_clean_bytewise(std::string_view s, bool compat);
 
 // clean_text without the already_clean shortcut: the general path, kept callable so that tests can
 // check the shortcut against it.
