@@ -346,20 +346,27 @@ struct PassSketch {
 
   // The words of `text` (next_word's, as Ngrams::start splits them); their count.
   size_t words(std::string_view text) {
-    hw.clear();
-    pre.assign(1, 0);
+    // A word and the separator after it take two bytes or more: sized once, written through pointers
+    // (push_back kept the vectors' ends in memory, behind every store).
+    const size_t most = text.size() / 2 + 1;
+    if (hw.size() < most) hw.resize(most);
+    if (pre.size() < most + 1) pre.resize(most + 1);
+    uint64_t* const h = hw.data();
+    size_t* const b = pre.data();
     const char* const p = text.data();
-    size_t i = 0, j;
+    size_t i = 0, j, w = 0;
     uint64_t k1, k2;
+    b[0] = 0;
     while (next_word(p, text.size(), i, j, k1, k2)) {
-      hw.push_back(mix(mix(k1) ^ (k2 * 0x9E3779B97F4A7C15ull)));
-      pre.push_back(pre.back() + (j - i));
+      h[w] = mix(mix(k1) ^ (k2 * 0x9E3779B97F4A7C15ull));
+      b[w + 1] = b[w] + (j - i);
+      w++;
       i = j;
     }
-    return W = hw.size();
+    return W = w;
   }
 
-  // Counts the n-grams (n = 1 or 2) of hashes `key(i)` in cells; returns the largest count x length
+  // Counts the n-grams (n = 1, 2 or 3) of hashes `key(i)` in cells; returns the largest count x length
   // over positions whose cell holds more than one, and empties the cells again.
   template <class Key>
   size_t top_bound(size_t n, int bits, Key key) {
@@ -394,16 +401,21 @@ struct PassSketch {
     }
     rep.assign(m, 0);
     const size_t mask = cap - 1;
+    // Locals, so that the byte stores into rep do not make the compiler reload them.
+    Fp* const f = fps.data();
+    uint8_t* const r = rep.data();
+    const uint64_t* const h = hw.data();
+    const uint32_t g = gen;
     for (size_t i = 0; i < m; i++) {
-      const uint64_t fp = mix(hw[i] * 0x9E3779B97F4A7C15ull + hw[i + 1] * 0xC2B2AE3D27D4EB4Full +
-                              hw[i + 2] * 0x165667B19E3779F9ull + hw[i + 3] * 0xD6E8FEB86659FD93ull + hw[i + 4]);
+      const uint64_t fp = mix(h[i] * 0x9E3779B97F4A7C15ull + h[i + 1] * 0xC2B2AE3D27D4EB4Full +
+                              h[i + 2] * 0x165667B19E3779F9ull + h[i + 3] * 0xD6E8FEB86659FD93ull + h[i + 4]);
       size_t k = size_t(fp >> (64 - bits));
-      while (fps[k].gen == gen && fps[k].fp != fp) k = (k + 1) & mask;
-      if (fps[k].gen != gen) {
-        fps[k] = Fp{fp, gen, uint32_t(i)};
+      while (f[k].gen == g && f[k].fp != fp) k = (k + 1) & mask;
+      if (f[k].gen != g) {
+        f[k] = Fp{fp, g, uint32_t(i)};
       } else {
-        rep[i] = 1;
-        rep[fps[k].first] = 1;
+        r[i] = 1;
+        r[f[k].first] = 1;
       }
     }
     size_t dup = 0, reach = 0;
