@@ -419,6 +419,49 @@ TEST(CleanFast, DedupNormalizeMatchesReferenceLoop) {
   EXPECT_EQ(dedup_normalize("Hello,  WORLD! 안녕\t하세요 ...x_y"), "hello world 안녕 하세요 xy");
 }
 
+TEST(CleanFast, DedupNormalizeBlocksMatchReferenceLoop) {
+  // Long texts for dedup_normalize's 64-byte blocks (AVX2): mostly words a block copies (lower-case
+  // letters, digits, Hangul syllables including U+AC00 and U+D7A3, single spaces), with now and then
+  // what it must leave to the byte loop: upper case, punctuation, double spaces, tabs, newlines,
+  // U+D7A4 and U+ABFF (next to the syllables), U+A640 and U+A4FF (a capital and a punctuation mark
+  // under the same lead byte EA), CJK, a stray continuation byte or a cut syllable. Blank
+  // or punctuation-only starts make the loop's first separator matter.
+  const char* const words[] = {"hello", "a", "z9", "0", "가", "\uAC00", "\uD7A3", "한국어", "서울특별시", "word한국",
+                               "x가y"};
+  const char* const odd[] = {"Hello", ".", ",", "  ", "\t", "\n", "\uD7A4", "\uABFF", "中文", "\x80", "\xEA\xB0",
+                             "\xED\x9E", "_", "\x7F", "A", "\uA640", "\uA4FF"};
+  const char* const starts[] = {"", " ", ". ", "  x", "가"};
+  Rng rng{4242};
+  size_t long_ones = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::string t = starts[rng.next() % std::size(starts)];
+    const int pieces = int(rng.next() % 200);
+    const int breaks = rng.next() % 3 == 0 ? 0 : 1 + int(rng.next() % 3);
+    std::vector<int> at(static_cast<size_t>(breaks), 0);
+    for (int& a : at) a = pieces ? int(rng.next() % uint32_t(pieces)) : 0;
+    for (int k = 0; k < pieces; k++) {
+      if (k) t += " ";
+      t += words[rng.next() % std::size(words)];
+      for (int a : at)
+        if (a == k) t += odd[rng.next() % std::size(odd)];
+    }
+    if (rng.next() % 3 == 0) t += rng.next() % 2 ? " " : ".";
+    ASSERT_EQ(dedup_normalize(t), normalize_ref(t)) << testing::PrintToString(t);
+    long_ones += t.size() >= 256;
+  }
+  EXPECT_GT(long_ones, 10000u);
+  // A block ending on every byte of a syllable, on a space and on a word, at every offset.
+  for (size_t pad = 0; pad < 140; pad++)
+    for (const char* tail : {" 가나", "가 나", " x", "x ", "  y", "\uD7A3 ", ". z"}) {
+      std::string t = "k";
+      while (t.size() < pad) t += t.size() % 6 == 5 ? " " : "q";
+      if (t.back() == ' ') t += "q";
+      t += tail;
+      t += " then some more words 한국어 to pass the block edge and more text here";
+      ASSERT_EQ(dedup_normalize(t), normalize_ref(t)) << t;
+    }
+}
+
 // count_scripts' eight-bytes-at-a-time ASCII runs against the byte loop: texts of the pieces above with
 // runs of random ASCII bytes (every value, letters and the bytes next to them: '@', '[', '`', '{')
 // of every length around the block size, at every alignment.
