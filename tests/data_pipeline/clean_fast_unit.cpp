@@ -81,6 +81,60 @@ TEST(CleanFast, AlreadyCleanMatchesGeneralPath) {
   EXPECT_LT(fast, total * 9 / 10);
 }
 
+TEST(CleanFast, AlreadyCleanBlocksMatchByteLoop) {
+  // Texts long enough for the 64-byte blocks: mostly what already_clean accepts (ASCII words, Hangul,
+  // CJK, single spaces, one or two newlines), with now and then one piece that breaks it or sits on an
+  // edge of a range the blocks check (U+4DFF/U+4E00, U+ABFF/U+AC00, U+D7A3/U+D7A4, U+9FFF/U+A000),
+  // a Latin letter (the byte loop's, never a block's), a stray continuation byte or a cut character, at
+  // every position of a block. already_clean must say what the byte loop says, under NFC and NFKC.
+  const char* const words[] = {"hello", "a", "Z9", "(x)", "3.14", "!", "\u4E00", "\u9FFF", "\uAC00",
+                               "\uD7A3", "한국어", "서울특별시", "中文", "word한국", "x\u4E00y"};
+  const char* const seps[] = {" ", " ", " ", " ", " ", "\n", "\n\n"};
+  const char* const bad[] = {"\u4DFF", "\uABFF", "\uD7A4", "\uA000", "\uD7FF", "é", "ÿ", "  ", "\n\n\n",
+                             " \n", "\n ", "<", "&", "\t", "\x80", "\xEA\xB0", "\xED", "\x7F", "\x01",
+                             "\xC2\xA0", "\xF0\x9F\x98\x80", "\xE3\x81\x82"};
+  Rng rng{77};
+  size_t clean = 0, long_ones = 0;
+  for (int round = 0; round < 30000; round++) {
+    std::string t = "w";
+    const int pieces = int(rng.next() % 300);
+    const int breaks = rng.next() % 3 == 0 ? 0 : 1 + int(rng.next() % 2);
+    std::vector<int> at(static_cast<size_t>(breaks), 0);
+    for (int& a : at) a = pieces ? int(rng.next() % uint32_t(pieces)) : 0;
+    for (int k = 0; k < pieces; k++) {
+      t += seps[rng.next() % std::size(seps)];
+      t += words[rng.next() % std::size(words)];
+      for (int a : at)
+        if (a == k) t += bad[rng.next() % std::size(bad)];
+    }
+    if (rng.next() % 4) t += "z";  // else it may end in a separator
+    for (bool compat : {false, true}) {
+      const bool want = clean_detail::already_clean_bytewise(t, compat);
+      ASSERT_EQ(clean_detail::already_clean(t, compat), want) << (compat ? "NFKC: " : "NFC: ") << t;
+      clean += want;
+    }
+    long_ones += t.size() >= 256;
+  }
+  EXPECT_GT(clean, 10000u);
+  EXPECT_GT(long_ones, 15000u);
+  // Every way a block can end (after a character, a space, one or two newlines, inside a Hangul
+  // syllable) followed by every separator, at every offset around the first two blocks' ends.
+  const char* const tails[] = {" ", "\n", "\n\n", "\n\n\n", " \n", "\n ", "  ", "한", "\x80", "x"};
+  for (size_t pad = 0; pad < 140; pad++)
+    for (const char* a : tails)
+      for (const char* b : tails) {
+        std::string t = "w";
+        while (t.size() < pad) t += t.size() % 5 == 4 ? " " : "k";
+        if (t.back() == ' ') t += "k";
+        t += a;
+        t += "가";
+        t += b;
+        t += "y tail text to pass the block edge 한국어 文字 and more words here z";
+        for (bool compat : {false, true})
+          ASSERT_EQ(clean_detail::already_clean(t, compat), clean_detail::already_clean_bytewise(t, compat)) << t;
+      }
+}
+
 TEST(CleanFast, AlreadyCleanCases) {
   EXPECT_TRUE(clean_detail::already_clean("", false));
   EXPECT_TRUE(clean_detail::already_clean("안녕하세요. Hello, world!\n\n다음 줄", false));
@@ -230,6 +284,71 @@ TEST(CleanFast, RepetitionVerdictMatchesFullStatistics) {
   for (size_t v : verdicts) EXPECT_GT(v, 100u);
 }
 
+// The n-gram half of verdict_from_stats: 2 when some n-gram fraction passes its threshold.
+int ngram_verdict(const RepetitionStats& r, const CleanOptions& o) {
+  RepetitionStats no_lines = r;
+  no_lines.dup_line_fraction = no_lines.dup_line_char_fraction = 0;
+  return verdict_from_stats(no_lines, o);
+}
+
+TEST(CleanFast, RepetitionShortcutProvesOnlyTrueKeeps) {
+  // repetition_pass_proven may say "keep" only when the direct count (repetition_ref) has no fraction
+  // over its threshold. Thresholds are the defaults scaled, or each set at, just under or just over
+  // its text's own fraction, so a bound that undercounts by one word shows. Vocabularies run from 2
+  // words (everything repeats) to 3,000 (nothing does), with words of over 15 bytes (hashed keys),
+  // Korean and repeated stretches, so each bound of the shortcut is sometimes decisive.
+  const std::string kinds[] = {"w", "단어", "x", "longwordlongword_", "q"};
+  Rng rng{2024};
+  size_t proven = 0, tight = 0, rounds = 6000;
+  for (size_t round = 0; round < rounds; round++) {
+    const size_t vocab = 2 + rng.next() % (rng.next() % 2 ? 40 : 3000);
+    const int words = 20 + int(rng.next() % 300);
+    std::string t;
+    for (int k = 0; k < words; k++) {
+      t += kinds[rng.next() % std::size(kinds)] + std::to_string(rng.next() % vocab);
+      t += rng.next() % 11 == 0 ? "\n" : rng.next() % 17 == 0 ? "\t" : " ";
+    }
+    if (rng.next() % 4 == 0) t += " " + t.substr(t.size() / 2 + rng.next() % (t.size() / 4 + 1));
+    const RepetitionStats want = repetition_ref(t);
+    CleanOptions o;
+    auto near = [&](double f) {
+      const double d[] = {0, 1e-12, -1e-12, 0.01, -0.01, 0.05};
+      return std::max(0.0, f + d[rng.next() % std::size(d)]);
+    };
+    const uint32_t mode = rng.next() % 3;
+    if (mode == 0) {  // the defaults, scaled
+      const double scale = (rng.next() % 5) / 4.0;
+      for (double& x : o.max_top_ngram_fraction) x *= scale;
+      for (double& x : o.max_dup_ngram_fraction) x *= scale;
+    } else if (mode == 1) {  // every threshold near its fraction
+      for (int k = 0; k < 3; k++) o.max_top_ngram_fraction[k] = near(want.top_ngram[k]);
+      for (int k = 0; k < 6; k++) o.max_dup_ngram_fraction[k] = near(want.dup_ngram[k]);
+    } else {  // one threshold near its fraction, the others out of reach (1: no fraction exceeds it)
+      for (double& x : o.max_top_ngram_fraction) x = 1;
+      for (double& x : o.max_dup_ngram_fraction) x = 1;
+      const uint32_t k = rng.next() % 9;
+      if (k < 3) o.max_top_ngram_fraction[k] = near(want.top_ngram[k]);
+      else o.max_dup_ngram_fraction[k - 3] = near(want.dup_ngram[k - 3]);
+    }
+    const bool got = clean_detail::repetition_pass_proven(t, o);
+    const int truth = ngram_verdict(want, o);
+    if (got) {
+      ASSERT_EQ(truth, 0) << "proved a keep the count refutes: " << t;
+      proven++;
+      bool at_edge = false;  // some fraction within 0.011 under its threshold
+      for (int k = 0; k < 3; k++)
+        at_edge |= want.top_ngram[k] > 0 && o.max_top_ngram_fraction[k] - want.top_ngram[k] < 0.011;
+      for (int k = 0; k < 6; k++)
+        at_edge |= want.dup_ngram[k] > 0 && o.max_dup_ngram_fraction[k] - want.dup_ngram[k] < 0.011;
+      tight += at_edge;
+    }
+    ASSERT_EQ(clean_detail::repetition_verdict(t, o), verdict_from_stats(want, o)) << t;
+  }
+  // The shortcut must carry real weight, also where a fraction sits just under its threshold.
+  EXPECT_GT(proven, rounds / 5) << proven;
+  EXPECT_GT(tight, 100u) << tight;
+}
+
 // dedup_normalize's byte loop before its ASCII table (the NFC restart aside): the reference.
 std::string normalize_ref(std::string_view text) {
   std::string out;
@@ -298,6 +417,49 @@ TEST(CleanFast, DedupNormalizeMatchesReferenceLoop) {
     ASSERT_EQ(dedup_normalize(s), normalize_ref(s)) << testing::PrintToString(s);
   }
   EXPECT_EQ(dedup_normalize("Hello,  WORLD! 안녕\t하세요 ...x_y"), "hello world 안녕 하세요 xy");
+}
+
+TEST(CleanFast, DedupNormalizeBlocksMatchReferenceLoop) {
+  // Long texts for dedup_normalize's 64-byte blocks (AVX2): mostly words a block copies (lower-case
+  // letters, digits, Hangul syllables including U+AC00 and U+D7A3, single spaces), with now and then
+  // what it must leave to the byte loop: upper case, punctuation, double spaces, tabs, newlines,
+  // U+D7A4 and U+ABFF (next to the syllables), U+A640 and U+A4FF (a capital and a punctuation mark
+  // under the same lead byte EA), CJK, a stray continuation byte or a cut syllable. Blank
+  // or punctuation-only starts make the loop's first separator matter.
+  const char* const words[] = {"hello", "a", "z9", "0", "가", "\uAC00", "\uD7A3", "한국어", "서울특별시", "word한국",
+                               "x가y"};
+  const char* const odd[] = {"Hello", ".", ",", "  ", "\t", "\n", "\uD7A4", "\uABFF", "中文", "\x80", "\xEA\xB0",
+                             "\xED\x9E", "_", "\x7F", "A", "\uA640", "\uA4FF"};
+  const char* const starts[] = {"", " ", ". ", "  x", "가"};
+  Rng rng{4242};
+  size_t long_ones = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::string t = starts[rng.next() % std::size(starts)];
+    const int pieces = int(rng.next() % 200);
+    const int breaks = rng.next() % 3 == 0 ? 0 : 1 + int(rng.next() % 3);
+    std::vector<int> at(static_cast<size_t>(breaks), 0);
+    for (int& a : at) a = pieces ? int(rng.next() % uint32_t(pieces)) : 0;
+    for (int k = 0; k < pieces; k++) {
+      if (k) t += " ";
+      t += words[rng.next() % std::size(words)];
+      for (int a : at)
+        if (a == k) t += odd[rng.next() % std::size(odd)];
+    }
+    if (rng.next() % 3 == 0) t += rng.next() % 2 ? " " : ".";
+    ASSERT_EQ(dedup_normalize(t), normalize_ref(t)) << testing::PrintToString(t);
+    long_ones += t.size() >= 256;
+  }
+  EXPECT_GT(long_ones, 10000u);
+  // A block ending on every byte of a syllable, on a space and on a word, at every offset.
+  for (size_t pad = 0; pad < 140; pad++)
+    for (const char* tail : {" 가나", "가 나", " x", "x ", "  y", "\uD7A3 ", ". z"}) {
+      std::string t = "k";
+      while (t.size() < pad) t += t.size() % 6 == 5 ? " " : "q";
+      if (t.back() == ' ') t += "q";
+      t += tail;
+      t += " then some more words 한국어 to pass the block edge and more text here";
+      ASSERT_EQ(dedup_normalize(t), normalize_ref(t)) << t;
+    }
 }
 
 // count_scripts' eight-bytes-at-a-time ASCII runs against the byte loop: texts of the pieces above with

@@ -3,6 +3,9 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 #include <array>
 #include <iterator>
 #include <cstring>
@@ -203,7 +206,86 @@ struct QuickTable {
 constexpr QuickTable kQuick;
 }  // namespace
 
-bool clean_detail::already_clean(std::string_view sv, bool compat) {
+#ifdef __AVX2__
+namespace {
+// 64 bytes p[0, 64) to bit masks (bit b: byte b) of the classes already_clean accepts in bulk.
+struct QuickMasks {
+  uint64_t ascii, space, newline, cont, lead3, bad3;  // bad3: a three-byte lead outside Hangul / CJK
+};
+inline uint64_t movemask64(__m256i lo, __m256i hi) {
+  return uint32_t(_mm256_movemask_epi8(lo)) | (uint64_t(uint32_t(_mm256_movemask_epi8(hi))) << 32);
+}
+inline QuickMasks quick_masks(const unsigned char* p) {
+  QuickMasks m;
+  __m256i ascii[2], space[2], newline[2], cont[2], lead3[2], bad3[2];
+  for (int h = 0; h < 2; h++) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
+    // The bytes one and two after each byte (the next vector's first bytes for the last two lanes;
+    // the caller keeps p[64, 66) inside the text).
+    const __m256i n1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 1));
+    const __m256i n2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 2));
+    auto eq = [](__m256i a, int c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(char(c))); };
+    auto ge = [](__m256i a, int c) {  // unsigned a >= c
+      return _mm256_cmpeq_epi8(_mm256_max_epu8(a, _mm256_set1_epi8(char(c))), a);
+    };
+    // 0x21-0x7E as signed bytes (0x80 and up are negative), less '<' and '&'.
+    ascii[h] = _mm256_andnot_si256(_mm256_or_si256(eq(x, '<'), eq(x, '&')),
+                                   _mm256_and_si256(_mm256_cmpgt_epi8(x, _mm256_set1_epi8(0x20)),
+                                                    _mm256_cmpgt_epi8(_mm256_set1_epi8(0x7F), x)));
+    space[h] = eq(x, ' ');
+    newline[h] = eq(x, '\n');
+    cont[h] = eq(_mm256_and_si256(x, _mm256_set1_epi8(char(0xC0))), 0x80);
+    lead3[h] = _mm256_and_si256(ge(x, 0xE4), _mm256_xor_si256(ge(x, 0xEE), _mm256_set1_epi8(-1)));
+    // Leads E4-ED are U+4000-U+DFFF: keep U+4E00-U+9FFF and U+AC00-U+D7A3, as the scalar loop does.
+    const __m256i lt = _mm256_set1_epi8(-1);
+    bad3[h] = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(eq(x, 0xE4), _mm256_xor_si256(ge(n1, 0xB8), lt)),   // < U+4E00
+                        _mm256_and_si256(eq(x, 0xEA), _mm256_xor_si256(ge(n1, 0xB0), lt))),  // < U+AC00
+        _mm256_and_si256(eq(x, 0xED),                                                        // > U+D7A3
+                         _mm256_or_si256(ge(n1, 0x9F), _mm256_and_si256(eq(n1, 0x9E), ge(n2, 0xA4)))));
+  }
+  m.ascii = movemask64(ascii[0], ascii[1]);
+  m.space = movemask64(space[0], space[1]);
+  m.newline = movemask64(newline[0], newline[1]);
+  m.cont = movemask64(cont[0], cont[1]);
+  m.lead3 = movemask64(lead3[0], lead3[1]);
+  m.bad3 = movemask64(bad3[0], bad3[1]);
+  return m;
+}
+
+// already_clean's loop over the text from i (a character boundary, i >= 2, i + 64 <= n), 60 bytes or
+// so at once: the window is s[i - 2, i + 62), so that the two bytes before i say what came last and a
+// character that starts before i + 60 can be seen whole. Only a stretch of printable ASCII, single
+// spaces, one or two newlines and Hangul / CJK characters is taken (anything else, Latin letters
+// included, is left to the byte loop, which decides); *last is set as the byte loop would have it.
+// Returns the bytes taken, 0 for none.
+size_t already_clean_block(const unsigned char* s, size_t i, int* last) {
+  const QuickMasks m = quick_masks(s + i - 2);
+  constexpr uint64_t kIn = 0x3FFFFFFFFFFFFFFCull;  // bits 2-61: s[i, i + 60)
+  const uint64_t ends = m.ascii | m.cont;             // the last byte of a character
+  if (~(m.ascii | m.space | m.newline | m.cont | m.lead3) & kIn) return 0;
+  if (m.bad3 & kIn) return 0;
+  // A lead has its two continuation bytes after it, and every continuation byte (up to bit 63) a lead
+  // one or two before it: the three-byte characters are whole, and nothing else holds a 10xxxxxx byte.
+  if (m.lead3 & kIn & ~((m.cont >> 1) & (m.cont >> 2))) return 0;
+  if (m.cont & ~uint64_t(3) & ~((m.lead3 << 1) | (m.lead3 << 2))) return 0;
+  // A space after a character; a newline after a character, or after one newline after a character.
+  if (m.space & kIn & ~(ends << 1)) return 0;
+  if (m.newline & kIn & ~((ends << 1) | ((m.newline << 1) & (ends << 2)))) return 0;
+  // Take s[i, i + 60) and the rest of a character that starts before i + 60.
+  size_t take = 60;
+  if (m.cont >> 62 & 1) take += 1 + (m.cont >> 63 & 1);
+  const size_t b = take + 1;  // the bit of the last byte taken
+  if (ends >> b & 1) *last = 1;
+  else if (m.space >> b & 1) *last = 2;
+  else *last = (m.newline >> (b - 1) & 1) ? 4 : 3;
+  return take;
+}
+}  // namespace
+#endif
+
+namespace {
+bool already_clean_loop(std::string_view sv, bool compat, bool blocks) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   const size_t n = sv.size();
   // What came last: 0 nothing, 1 a character, 2 a space, 3 one newline, 4 two newlines. A space must
@@ -211,7 +293,21 @@ bool clean_detail::already_clean(std::string_view sv, bool compat) {
   // or one newline, and the text must end in a character.
   int last = 0;
   size_t i = 0;
+#ifdef __AVX2__
+  size_t next_block = 2;  // where a block is tried next (after a refused one, 64 bytes on)
+#endif
   while (i < n) {
+#ifdef __AVX2__
+    if (blocks && i >= next_block && i + 64 <= n) {
+      if (const size_t took = already_clean_block(s, i, &last)) {
+        i += took;
+        continue;
+      }
+      next_block = i + 64;
+    }
+#else
+    (void)blocks;
+#endif
     switch (kQuick.t[s[i]]) {
       case kQAscii:
         do i++;
@@ -247,6 +343,12 @@ bool clean_detail::already_clean(std::string_view sv, bool compat) {
     }
   }
   return n == 0 || last == 1;
+}
+}  // namespace
+
+bool clean_detail::already_clean(std::string_view sv, bool compat) { return already_clean_loop(sv, compat, true); }
+bool clean_detail::already_clean_bytewise(std::string_view sv, bool compat) {
+  return already_clean_loop(sv, compat, false);
 }
 
 void clean_text(std::string& s, const CleanOptions& o) {

@@ -2,6 +2,10 @@
 #include <utf8proc.h>
 #include <xxhash.h>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -52,6 +56,55 @@ bool may_change_under_nfc(int32_t cp) {
   return utf8proc_get_property(cp)->combining_class != 0;
 }
 
+#ifdef __AVX2__
+// Where most of a Korean/English text goes: 64 bytes p[0, 64) (and p[64, 66), read for the last
+// characters' ranges) that are lower-case ASCII letters and digits, whole Hangul syllables and single
+// spaces after word characters come out of the byte loop exactly as they went in (runs copied, each
+// space a separator emitted before the next word). Returns how many of them, up to 60, can be copied
+// as they are, less a final space, which is left pending (*trailing_space): the copy stops before the
+// first byte that is not like that (a full stop, a capital), so most of a sentence still goes at
+// once. 0: none. first_space_ok: a space at p[0] is emitted (something was written before it, and the
+// loop has no separator pending).
+size_t plain_block(const uint8_t* p, bool first_space_ok, bool* trailing_space) {
+  uint64_t word = 0, space = 0, lead = 0, cont = 0, bad = 0;
+  for (int h = 0; h < 2; h++) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
+    const __m256i n1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 1));
+    const __m256i n2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 2));
+    auto eq = [](__m256i a, int c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(char(c))); };
+    auto ge = [](__m256i a, int c) {  // unsigned a >= c
+      return _mm256_cmpeq_epi8(_mm256_max_epu8(a, _mm256_set1_epi8(char(c))), a);
+    };
+    auto in = [&](__m256i a, int lo, int hi) { return _mm256_andnot_si256(ge(a, hi + 1), ge(a, lo)); };
+    auto bits = [&](__m256i m) { return uint64_t(uint32_t(_mm256_movemask_epi8(m))) << (32 * h); };
+    word |= bits(_mm256_or_si256(in(x, 'a', 'z'), in(x, '0', '9')));
+    space |= bits(eq(x, ' '));
+    lead |= bits(in(x, 0xEA, 0xED));
+    cont |= bits(eq(_mm256_and_si256(x, _mm256_set1_epi8(char(0xC0))), 0x80));
+    // Leads EA-ED are U+A000-U+DFFF: syllables are U+AC00 (EA B0 80) to U+D7A3 (ED 9E A3).
+    bad |= bits(_mm256_or_si256(
+        _mm256_andnot_si256(ge(n1, 0xB0), eq(x, 0xEA)),
+        _mm256_and_si256(eq(x, 0xED), _mm256_or_si256(ge(n1, 0x9F), _mm256_and_si256(eq(n1, 0x9E), ge(n2, 0xA4))))));
+  }
+  // Bytes that end the copy: anything else than the four classes, a lead outside the syllables or
+  // without its two continuation bytes, a continuation byte without a lead one or two before it (one
+  // at p[0] or p[1] is the byte loop's to judge), a space not after a letter, digit or a syllable's
+  // last byte (at p[0]: unless the loop would emit it). The copy stops at the first, or at 60.
+  const uint64_t stop = ~(word | space | lead | cont) | (bad & lead) | (lead & ~((cont >> 1) & (cont >> 2))) |
+                        (cont & ~((lead << 1) | (lead << 2))) |
+                        (space & ~(((word | cont) << 1) | (first_space_ok ? 1 : 0))) | (uint64_t(1) << 60);
+  size_t take = size_t(__builtin_ctzll(stop));
+  // A syllable cut by the stop is left whole to the loop.
+  if (take > 0 && (cont >> take & 1)) {
+    if (lead >> (take - 1) & 1) take -= 1;
+    else if (take > 1 && (lead >> (take - 2) & 1)) take -= 2;
+  }
+  if (take == 0) return 0;
+  *trailing_space = space >> (take - 1) & 1;
+  return take;
+}
+#endif
+
 // Returns false (and leaves `out` partial) when the text needs NFC first.
 // Written through a raw pointer into a per-thread scratch buffer (push_back per byte was most of the
 // cost): a character of L >= 2 bytes lower-cases to at most 4 bytes, an ASCII byte to at most 1 plus
@@ -70,7 +123,24 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
   const auto* s = reinterpret_cast<const uint8_t*>(text.data());
   size_t i = 0;
   bool complete = true;
+#ifdef __AVX2__
+  size_t next_block = 0;  // where a block is tried next
+#endif
   while (i < n) {
+#ifdef __AVX2__
+    if (!pending_space && i >= next_block && i + 66 <= n) {
+      bool trailing = false;
+      if (const size_t take = plain_block(s + i, o != begin, &trailing)) {
+        const size_t copy = take - (trailing ? 1 : 0);
+        std::memcpy(o, s + i, copy);
+        o += copy;
+        i += take;
+        pending_space = trailing;
+        continue;
+      }
+      next_block = i + 16;  // not at the next character: text the blocks refuse pays little for them
+    }
+#endif
     uint8_t c = s[i];
     if (c < 0x80) {
       uint8_t a = kAscii.t[c];
