@@ -3,9 +3,6 @@
 #include <utf8proc.h>
 
 #include <algorithm>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 #include <array>
 #include <iterator>
 #include <cstring>
@@ -14,6 +11,7 @@
 #include "lathe/core/utf8.h"
 #include "lathe/data/clean_internal.h"
 #include "lathe/data/collect.h"
+#include "lathe/data/text_blocks_avx2.h"
 
 namespace lathe::data {
 
@@ -219,30 +217,22 @@ inline QuickMasks quick_masks(const unsigned char* p) {
   QuickMasks m;
   __m256i ascii[2], space[2], newline[2], cont[2], lead3[2], bad3[2];
   for (int h = 0; h < 2; h++) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
-    // The bytes one and two after each byte (the next vector's first bytes for the last two lanes;
-    // the caller keeps p[64, 66) inside the text).
-    const __m256i n1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 1));
-    const __m256i n2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 2));
-    auto eq = [](__m256i a, int c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(char(c))); };
-    auto ge = [](__m256i a, int c) {  // unsigned a >= c
-      return _mm256_cmpeq_epi8(_mm256_max_epu8(a, _mm256_set1_epi8(char(c))), a);
-    };
-    // 0x21-0x7E as signed bytes (0x80 and up are negative), less '<' and '&'.
+    using namespace text_blocks;
+    const Window w = window(p + 32 * h);  // the caller keeps p[64, 66) inside the text
+    const __m256i x = w.x, n1 = w.n1;
     ascii[h] = _mm256_andnot_si256(_mm256_or_si256(eq(x, '<'), eq(x, '&')),
                                    _mm256_and_si256(_mm256_cmpgt_epi8(x, _mm256_set1_epi8(0x20)),
                                                     _mm256_cmpgt_epi8(_mm256_set1_epi8(0x7F), x)));
     space[h] = eq(x, ' ');
     newline[h] = eq(x, '\n');
-    cont[h] = eq(_mm256_and_si256(x, _mm256_set1_epi8(char(0xC0))), 0x80);
+    cont[h] = continuation(x);
     lead3[h] = _mm256_and_si256(ge(x, 0xE4), _mm256_xor_si256(ge(x, 0xEE), _mm256_set1_epi8(-1)));
     // Leads E4-ED are U+4000-U+DFFF: keep U+4E00-U+9FFF and U+AC00-U+D7A3, as the scalar loop does.
     const __m256i lt = _mm256_set1_epi8(-1);
     bad3[h] = _mm256_or_si256(
         _mm256_or_si256(_mm256_and_si256(eq(x, 0xE4), _mm256_xor_si256(ge(n1, 0xB8), lt)),   // < U+4E00
                         _mm256_and_si256(eq(x, 0xEA), _mm256_xor_si256(ge(n1, 0xB0), lt))),  // < U+AC00
-        _mm256_and_si256(eq(x, 0xED),                                                        // > U+D7A3
-                         _mm256_or_si256(ge(n1, 0x9F), _mm256_and_si256(eq(n1, 0x9E), ge(n2, 0xA4)))));
+        past_last_syllable(w));                                                              // > U+D7A3
   }
   m.ascii = movemask64(ascii[0], ascii[1]);
   m.space = movemask64(space[0], space[1]);

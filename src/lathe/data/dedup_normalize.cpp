@@ -2,15 +2,13 @@
 #include <utf8proc.h>
 #include <xxhash.h>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "lathe/data/dedup.h"
+#include "lathe/data/text_blocks_avx2.h"
 
 namespace lathe::data {
 
@@ -68,23 +66,18 @@ bool may_change_under_nfc(int32_t cp) {
 size_t plain_block(const uint8_t* p, bool first_space_ok, bool* trailing_space) {
   uint64_t word = 0, space = 0, lead = 0, cont = 0, bad = 0;
   for (int h = 0; h < 2; h++) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
-    const __m256i n1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 1));
-    const __m256i n2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * h + 2));
-    auto eq = [](__m256i a, int c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(char(c))); };
-    auto ge = [](__m256i a, int c) {  // unsigned a >= c
-      return _mm256_cmpeq_epi8(_mm256_max_epu8(a, _mm256_set1_epi8(char(c))), a);
-    };
-    auto in = [&](__m256i a, int lo, int hi) { return _mm256_andnot_si256(ge(a, hi + 1), ge(a, lo)); };
+    using namespace text_blocks;
+    const Window w = window(p + 32 * h);
+    const __m256i x = w.x, n1 = w.n1;
     auto bits = [&](__m256i m) { return uint64_t(uint32_t(_mm256_movemask_epi8(m))) << (32 * h); };
     word |= bits(_mm256_or_si256(in(x, 'a', 'z'), in(x, '0', '9')));
     space |= bits(eq(x, ' '));
     lead |= bits(in(x, 0xEA, 0xED));
-    cont |= bits(eq(_mm256_and_si256(x, _mm256_set1_epi8(char(0xC0))), 0x80));
+    cont |= bits(continuation(x));
     // Leads EA-ED are U+A000-U+DFFF: syllables are U+AC00 (EA B0 80) to U+D7A3 (ED 9E A3).
     bad |= bits(_mm256_or_si256(
         _mm256_andnot_si256(ge(n1, 0xB0), eq(x, 0xEA)),
-        _mm256_and_si256(eq(x, 0xED), _mm256_or_si256(ge(n1, 0x9F), _mm256_and_si256(eq(n1, 0x9E), ge(n2, 0xA4))))));
+        past_last_syllable(w)));
   }
   // Bytes that end the copy: anything else than the four classes, a lead outside the syllables or
   // without its two continuation bytes, a continuation byte without a lead one or two before it (one
