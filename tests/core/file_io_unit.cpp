@@ -52,5 +52,35 @@ TEST(FileIo, PrefaultMakesAMappingResident) {
   std::filesystem::remove(path);
 }
 
+// The pages a frozen base gives back (release_mapped_projection_pages) must be a read-only file
+// mapping's: a model file's tensor is found inside one, a heap buffer or a writable mapping is not, and
+// after its pages are released a read gives the file's bytes again.
+TEST(FileIo, ReadonlyFileMappingsTellTheModelFileFromMemory) {
+  const std::string path = std::filesystem::temp_directory_path() / ("lathe_maps_" + std::to_string(getpid()));
+  const size_t n = 1u << 20;
+  {
+    std::ofstream f(path, std::ios::binary);
+    for (size_t i = 0; i < n; i++) f.put(char(i * 7 + 3));
+  }
+  auto m = MappedFile::open(path);
+  ASSERT_EQ(m->size(), n);
+  std::vector<uint8_t> heap(n, 1);
+  void* anon = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(anon, MAP_FAILED);
+  const std::vector<MappedRange> maps = readonly_file_mappings();
+  ASSERT_FALSE(maps.empty()) << "no /proc/self/maps";
+  EXPECT_TRUE(inside_mapping(maps, m->data() + 4096, n - 8192));
+  EXPECT_TRUE(inside_mapping(maps, m->data(), n));
+  EXPECT_FALSE(inside_mapping(maps, m->data() + 1, n + 4096 * 4)) << "past the mapping's end";
+  EXPECT_FALSE(inside_mapping(maps, heap.data(), heap.size()));
+  EXPECT_FALSE(inside_mapping(maps, anon, n));
+  release_mapped_pages(m->data(), n);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) wrong += m->data()[i] != uint8_t(i * 7 + 3);
+  EXPECT_EQ(wrong, 0u) << "a released page read back other bytes than the file's";
+  munmap(anon, n);
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace lathe

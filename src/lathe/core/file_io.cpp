@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -119,6 +120,26 @@ void release_mapped_pages(const void* p, size_t n) {
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t begin = (uintptr_t(p) + page - 1) / page * page, end = (uintptr_t(p) + n) / page * page;
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+std::vector<MappedRange> readonly_file_mappings() {
+  std::vector<MappedRange> out;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    // "begin-end perms offset dev inode [path]"
+    unsigned long long lo = 0, hi = 0, off = 0, inode = 0;
+    char perms[8] = {}, dev[32] = {};
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %31s %llu", &lo, &hi, perms, &off, dev, &inode) != 6) continue;
+    if (std::strcmp(perms, "r--p") == 0 && inode != 0) out.push_back({uintptr_t(lo), uintptr_t(hi)});
+  }
+  return out;
+}
+
+bool inside_mapping(const std::vector<MappedRange>& ranges, const void* p, size_t n) {
+  const uintptr_t a = uintptr_t(p), b = a + n;
+  for (const MappedRange& r : ranges)
+    if (a >= r.begin && b <= r.end) return true;
+  return false;
 }
 
 bool file_exists(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lathe {
 
@@ -56,6 +57,16 @@ inline void write_file_atomic(const std::string& path, const std::string& s) {
 // Tells the kernel the whole pages inside [p, p+n) of a read-only file mapping are no longer needed,
 // so they leave RSS (QLoRA drops the f32 pages of each matrix once it holds the NF4 copy).
 void release_mapped_pages(const void* p, size_t n);
+// The read-only, private file mappings of this process (/proc/self/maps: perms "r--p", an inode), as
+// [begin, end) address ranges. Their pages hold the file's bytes and are never written, so releasing
+// them (above) only means the next read faults them back in from the file: unlike a heap buffer, which
+// MADV_DONTNEED would zero. Empty where /proc is not mounted.
+struct MappedRange {
+  uintptr_t begin = 0, end = 0;
+};
+std::vector<MappedRange> readonly_file_mappings();
+// [p, p + n) lies inside one of `ranges`.
+bool inside_mapping(const std::vector<MappedRange>& ranges, const void* p, size_t n);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lathe/core/error.h"
+#include "lathe/core/file_io.h"
 #include "lathe/kernels/cpu/qblock.h"
 #include "lathe/kernels/cpu/row_reduce.h"
 
@@ -169,6 +170,13 @@ std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, in
     dnnl::reorder(src, p->weights).execute(s, src, p->weights);
   }
   s.wait();
+  // A weight that is the model file's read-only mapping (a zero-copy f32 load) gives its pages back
+  // now that this copy serves its product: the frozen base's f32 bytes would otherwise stay resident
+  // beside the copies (+400 MiB at SmolLM2-135M). A later read (the other product's conversion, the
+  // sample below, DoRA, merging) faults them back in from the file. Heap weights are never touched
+  // (MADV_DONTNEED would zero them); the mappings are read afresh each time, never cached.
+  const size_t wbytes = size_t(K) * size_t(N) * sizeof(float);
+  if (inside_mapping(readonly_file_mappings(), W, wbytes)) release_mapped_pages(W, wbytes);
   p->by_m.emplace(first_m, dnnl::matmul(pd));
   p->bytes = int64_t(p->wdesc.get_size()) + int64_t(p->col_scale.size() + p->col_shift.size()) * 4;
   return p;
