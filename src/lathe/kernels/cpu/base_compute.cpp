@@ -79,11 +79,17 @@ struct Product {
   std::vector<int32_t> col_shift;
   std::map<int, dnnl::matmul> by_m;
   int64_t bytes = 0;
+  bool released = false;  // W is a read-only file mapping whose pages prepare() gave back
 };
 
 struct Prepared {
   std::unique_ptr<Product> fwd, bwd;
-  std::vector<float> sample;  // a few values of W: a different weight at the same address is caught
+  // A few values of W: a different weight at the same address is caught. Not read again once W's pages
+  // went back to its file (`released`): 8 reads a call fault whole large page-cache folios back in
+  // (most of each weight, for a file just written), and a read-only mapping's bytes cannot change under
+  // the same address while it stays mapped (the trainer frees the cache before its model goes).
+  std::vector<float> sample;
+  bool released = false;
 };
 
 std::mutex g_mu;
@@ -175,8 +181,12 @@ std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, in
   // beside the copies (+400 MiB at SmolLM2-135M). A later read (the other product's conversion, the
   // sample below, DoRA, merging) faults them back in from the file. Heap weights are never touched
   // (MADV_DONTNEED would zero them); the mappings are read afresh each time, never cached.
+  // (Its sample is not read again after this: see Prepared.)
   const size_t wbytes = size_t(K) * size_t(N) * sizeof(float);
-  if (inside_mapping(readonly_file_mappings(), W, wbytes)) release_mapped_pages(W, wbytes);
+  if (inside_mapping(readonly_file_mappings(), W, wbytes)) {
+    release_mapped_pages(W, wbytes);
+    p->released = true;
+  }
   p->by_m.emplace(first_m, dnnl::matmul(pd));
   p->bytes = int64_t(p->wdesc.get_size()) + int64_t(p->col_scale.size() + p->col_shift.size()) * 4;
   return p;
@@ -186,12 +196,17 @@ std::unique_ptr<Product> prepare(BaseCompute c, const float* W, int K, int N, in
 const Product& product_for(BaseCompute c, const float* W, int out, int in, bool fwd, int M, const dnnl::matmul** mm) {
   std::lock_guard<std::mutex> lock(g_mu);
   Prepared& e = g_cache[{W, out, in, int(c)}];
-  std::vector<float> smp = sample_of(W, out, in);
-  if (!e.sample.empty() && std::memcmp(e.sample.data(), smp.data(), smp.size() * 4) != 0) e = Prepared{};
-  e.sample = std::move(smp);
+  if (!e.released) {
+    std::vector<float> smp = sample_of(W, out, in);
+    if (!e.sample.empty() && std::memcmp(e.sample.data(), smp.data(), smp.size() * 4) != 0) e = Prepared{};
+    e.sample = std::move(smp);
+  }
   std::unique_ptr<Product>& p = fwd ? e.fwd : e.bwd;
   // forward: B = Wᵀ [in, out] (W's rows are B's columns); backward: B = W [out, in].
-  if (!p) p = fwd ? prepare(c, W, in, out, 1, in, M, false) : prepare(c, W, out, in, in, 1, M, true);
+  if (!p) {
+    p = fwd ? prepare(c, W, in, out, 1, in, M, false) : prepare(c, W, out, in, in, 1, M, true);
+    e.released = e.released || p->released;
+  }
   if (!p->by_m.count(M)) {
     try {
       p->by_m.emplace(M, dnnl::matmul(make_pd(c, M, p->K, p->N, p->wdesc, p->accumulate)));
