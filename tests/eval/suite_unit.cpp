@@ -112,6 +112,13 @@ TEST(SuiteParse, YamlErrorsNameFileAndLine) {
             std::string::npos);
   EXPECT_NE(error_of([] { parse_suite_yaml("name: x\n", "i.yaml", "."); }).find("i.yaml: the suite has no 'cases'"),
             std::string::npos);
+  // Complex keys are valid YAML but name no field (yaml-cpp threw its bad-conversion exception here).
+  EXPECT_NE(error_of([] { parse_suite_yaml("cases:\n  - prompt: x\n    ? [a, b]\n    : y\n", "j.yaml", "."); })
+                .find("j.yaml:3: a mapping key must be a plain name"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_suite_yaml("{a: 1}: x\ncases: []\n", "k.yaml", "."); })
+                .find("k.yaml:1: a mapping key must be a plain name"),
+            std::string::npos);
 }
 
 TEST(SuiteParse, JsonlCasesAndErrors) {

@@ -20,19 +20,25 @@ std::string at_line(const std::string& origin, const YAML::Node& n) {
 
 // YAML -> JSON. Plain (unquoted) scalars become numbers, booleans or null when they read as such
 // (YAML 1.2 core schema); quoted scalars stay strings.
-nlohmann::json yaml_to_json(const YAML::Node& n) {
+nlohmann::json yaml_to_json(const YAML::Node& n, const std::string& origin) {
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       nlohmann::json a = nlohmann::json::array();
-      for (const auto& x : n) a.push_back(yaml_to_json(x));
+      for (const auto& x : n) a.push_back(yaml_to_json(x, origin));
       return a;
     }
     case YAML::NodeType::Map: {
       nlohmann::json o = nlohmann::json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      for (const auto& kv : n) {
+        // A complex key (`? [a, b] : x`, `{a: 1}: x`) is valid YAML but names no field: an error with
+        // its line, never yaml-cpp's bad-conversion exception (found by fuzz_project_yaml).
+        if (!kv.first.IsScalar())
+          fail("eval", "{}: a mapping key must be a plain name, not a list or mapping", at_line(origin, kv.first));
+        o[kv.first.Scalar()] = yaml_to_json(kv.second, origin);
+      }
       return o;
     }
     case YAML::NodeType::Scalar:
@@ -199,7 +205,7 @@ EvalSuite parse_suite_yaml(const std::string& text, const std::string& origin, c
   if (!root.IsMap()) fail("eval", "{}: the suite must be a mapping (name, generation, baseline, gates, cases)", origin);
   EvalSuite s;
   s.source = origin;
-  nlohmann::json top = yaml_to_json(root);
+  nlohmann::json top = yaml_to_json(root, origin);
   check_keys(top, {"name", "description", "generation", "baseline", "gates", "retrieval", "cases", "cases_file"},
              at_line(origin, root), "the suite");
   s.name = get_string(top, "name", at_line(origin, root));
@@ -278,7 +284,7 @@ EvalSuite parse_suite_yaml(const std::string& text, const std::string& origin, c
       std::vector<std::string> aw;
       if (c.IsMap() && c["assert"] && c["assert"].IsSequence())
         for (const auto& a : c["assert"]) aw.push_back(at_line(origin, a));
-      s.cases.push_back(case_from_json_impl(yaml_to_json(c), at_line(origin, c), &aw));
+      s.cases.push_back(case_from_json_impl(yaml_to_json(c, origin), at_line(origin, c), &aw));
     }
     finish_cases(s.cases, origin);
   } else if (root["cases_file"]) {
