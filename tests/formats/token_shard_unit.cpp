@@ -50,8 +50,9 @@ TEST(TokenShard, StreamedWriterMatchesWriter) {
     TokenShardPlan plan;
     plan.packed = packed;
     size_t in_bin = 0;
-    for (size_t total = 0; total < 400000;) {
-      const size_t n = rng() % 9 == 0 ? 20000 + rng() % 50000 : rng() % 700;  // some span several flushes
+    for (size_t total = 0; total < 700000;) {
+      // Some longer than the writer's 512 KiB buffer (the first), some straddling its flushes, some empty.
+      const size_t n = ids.empty() ? 300000 : rng() % 9 == 0 ? 20000 + rng() % 50000 : rng() % 700;
       ids.emplace_back(n);
       labels.emplace_back(n);
       for (size_t j = 0; j < n; j++) {
@@ -75,7 +76,10 @@ TEST(TokenShard, StreamedWriterMatchesWriter) {
     w.write(dir / "a.safetensors", {{"split", "train"}});
     const uint64_t digest = write_token_shard_streamed(
         dir / "b.safetensors", plan, {{"split", "train"}},
-        [&](size_t q, bool want_labels, std::vector<int32_t>& buf) { buf = want_labels ? labels[q] : ids[q]; });
+        [&](size_t q, bool want_labels, int32_t* dst) {
+          const std::vector<int32_t>& v = want_labels ? labels[q] : ids[q];
+          std::copy(v.begin(), v.end(), dst);
+        });
     const std::string a = read_file(dir / "a.safetensors"), b = read_file(dir / "b.safetensors");
     EXPECT_GT(b.size(), size_t(3) << 20);
     EXPECT_TRUE(a == b) << "packed " << packed << ": " << a.size() << " vs " << b.size() << " bytes";

@@ -204,16 +204,16 @@ struct QuickTable {
 constexpr QuickTable kQuick;
 }  // namespace
 
-#ifdef __AVX2__
+#ifdef LATHE_TEXT_AVX2
 namespace {
 // 64 bytes p[0, 64) to bit masks (bit b: byte b) of the classes already_clean accepts in bulk.
 struct QuickMasks {
   uint64_t ascii, space, newline, cont, lead3, bad3;  // bad3: a three-byte lead outside Hangul / CJK
 };
-inline uint64_t movemask64(__m256i lo, __m256i hi) {
+LATHE_TARGET_AVX2 inline uint64_t movemask64(__m256i lo, __m256i hi) {
   return uint32_t(_mm256_movemask_epi8(lo)) | (uint64_t(uint32_t(_mm256_movemask_epi8(hi))) << 32);
 }
-inline QuickMasks quick_masks(const unsigned char* p) {
+LATHE_TARGET_AVX2 inline QuickMasks quick_masks(const unsigned char* p) {
   QuickMasks m;
   __m256i ascii[2], space[2], newline[2], cont[2], lead3[2], bad3[2];
   for (int h = 0; h < 2; h++) {
@@ -249,7 +249,7 @@ inline QuickMasks quick_masks(const unsigned char* p) {
 // spaces, one or two newlines and Hangul / CJK characters is taken (anything else, Latin letters
 // included, is left to the byte loop, which decides); *last is set as the byte loop would have it.
 // Returns the bytes taken, 0 for none.
-size_t already_clean_block(const unsigned char* s, size_t i, int* last) {
+LATHE_TARGET_AVX2 size_t already_clean_block(const unsigned char* s, size_t i, int* last) {
   const QuickMasks m = quick_masks(s + i - 2);
   constexpr uint64_t kIn = 0x3FFFFFFFFFFFFFFCull;  // bits 2-61: s[i, i + 60)
   const uint64_t ends = m.ascii | m.cont;             // the last byte of a character
@@ -283,12 +283,13 @@ bool already_clean_loop(std::string_view sv, bool compat, bool blocks) {
   // or one newline, and the text must end in a character.
   int last = 0;
   size_t i = 0;
-#ifdef __AVX2__
-  size_t next_block = 2;  // where a block is tried next (after a refused one, 64 bytes on)
+#ifdef LATHE_TEXT_AVX2
+  // where a block is tried next (after a refused one, 64 bytes on)
+  size_t next_block = blocks && cpu_text_avx2() ? 2 : SIZE_MAX;
 #endif
   while (i < n) {
-#ifdef __AVX2__
-    if (blocks && i >= next_block && i + 64 <= n) {
+#ifdef LATHE_TEXT_AVX2
+    if (i >= next_block && i + 64 <= n) {
       if (const size_t took = already_clean_block(s, i, &last)) {
         i += took;
         continue;

@@ -54,7 +54,7 @@ bool may_change_under_nfc(int32_t cp) {
   return utf8proc_get_property(cp)->combining_class != 0;
 }
 
-#ifdef __AVX2__
+#ifdef LATHE_TEXT_AVX2
 // Where most of a Korean/English text goes: 64 bytes p[0, 64) (and p[64, 66), read for the last
 // characters' ranges) that are lower-case ASCII letters and digits, whole Hangul syllables and single
 // spaces after word characters come out of the byte loop exactly as they went in (runs copied, each
@@ -63,13 +63,14 @@ bool may_change_under_nfc(int32_t cp) {
 // first byte that is not like that (a full stop, a capital), so most of a sentence still goes at
 // once. 0: none. first_space_ok: a space at p[0] is emitted (something was written before it, and the
 // loop has no separator pending).
-size_t plain_block(const uint8_t* p, bool first_space_ok, bool* trailing_space) {
+LATHE_TARGET_AVX2 size_t plain_block(const uint8_t* p, bool first_space_ok, bool* trailing_space) {
   uint64_t word = 0, space = 0, lead = 0, cont = 0, bad = 0;
   for (int h = 0; h < 2; h++) {
     using namespace text_blocks;
     const Window w = window(p + 32 * h);
     const __m256i x = w.x, n1 = w.n1;
-    auto bits = [&](__m256i m) { return uint64_t(uint32_t(_mm256_movemask_epi8(m))) << (32 * h); };
+    const int shift = 32 * h;  // (a lambda would not inherit the AVX2 target)
+#define bits(m) (uint64_t(uint32_t(_mm256_movemask_epi8(m))) << shift)
     word |= bits(_mm256_or_si256(in(x, 'a', 'z'), in(x, '0', '9')));
     space |= bits(eq(x, ' '));
     lead |= bits(in(x, 0xEA, 0xED));
@@ -78,6 +79,7 @@ size_t plain_block(const uint8_t* p, bool first_space_ok, bool* trailing_space) 
     bad |= bits(_mm256_or_si256(
         _mm256_andnot_si256(ge(n1, 0xB0), eq(x, 0xEA)),
         past_last_syllable(w)));
+#undef bits
   }
   // Bytes that end the copy: anything else than the four classes, a lead outside the syllables or
   // without its two continuation bytes, a continuation byte without a lead one or two before it (one
@@ -116,11 +118,11 @@ bool normalize_composed(std::string_view text, std::string& out, bool allow_nfc_
   const auto* s = reinterpret_cast<const uint8_t*>(text.data());
   size_t i = 0;
   bool complete = true;
-#ifdef __AVX2__
-  size_t next_block = 0;  // where a block is tried next
+#ifdef LATHE_TEXT_AVX2
+  size_t next_block = cpu_text_avx2() ? 0 : SIZE_MAX;  // where a block is tried next
 #endif
   while (i < n) {
-#ifdef __AVX2__
+#ifdef LATHE_TEXT_AVX2
     if (!pending_space && i >= next_block && i + 66 <= n) {
       bool trailing = false;
       if (const size_t take = plain_block(s + i, o != begin, &trailing)) {

@@ -35,6 +35,11 @@ void scan_email(std::string_view s, size_t at, Candidates& out);      // at '@'
 size_t scan_ipv6(std::string_view s, size_t colon, Candidates& out);  // at ':'
 size_t scan_private_key(std::string_view s, size_t pos, Candidates& out);  // at '-'
 
+// The first position >= i whose byte may start a candidate (a digit, an ASCII letter, one of + ( @ : -,
+// or EF, a full-width form's lead), n when none does: detect's skip over Korean text, spaces and
+// punctuation. `blocks`: 32 bytes at a time with AVX2 where the CPU has it (the same answer).
+size_t skip_inert(const unsigned char* b, size_t i, size_t n, bool blocks = true);
+
 // Final confidence of a candidate after looking at the words around it (pii_context.cpp).
 float score_with_context(std::string_view s, const Candidate& c);
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -688,6 +689,31 @@ CollectOptions collect_options(const DataConfig& cfg, const Tokenizer* tok) {
   return co;
 }
 
+CollectOptions collect_options(const DataConfig& cfg, const PendingTokenizer& tok) {
+  CollectOptions co = cfg.collect;
+  if (tok.wanted()) co.count_tokens = [&tok](std::string_view s) { return tok.get()->encode(s, false).size(); };
+  return co;
+}
+
+PendingTokenizer::PendingTokenizer(const std::string& path)
+    : wanted_(true), loading_(std::async(std::launch::async, [path] { return Tokenizer::load(path); })) {}
+
+// A run that fails before get() still waits here for the load (std::async's future joins its thread).
+PendingTokenizer::~PendingTokenizer() = default;
+
+const Tokenizer* PendingTokenizer::get() const {
+  if (!wanted_) return nullptr;
+  std::call_once(once_, [&] {
+    try {
+      tok_ = loading_.get();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  });
+  if (error_) std::rethrow_exception(error_);
+  return tok_.get();
+}
+
 // 2-4: map, clean, personal data.
 void run_record_stages(const DataConfig& cfg, RecordStages& rs, const std::function<void(const char*)>& lap) {
   rs.map = map_stage(rs.cr.records, cfg, rs.shapes, rs.kind);
@@ -709,18 +735,20 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   Communicator& comm = world();
   const bool sharded = comm.size() > 1;
   if (sharded && !std::getenv("OMP_NUM_THREADS") && comm.local_size() > 1) set_num_threads(default_threads_per_rank());
-  std::unique_ptr<Tokenizer> tok;
-  if (!cfg.format.model.empty() && (comm.is_root() || cfg.collect.chunk_tokens > 0)) tok = Tokenizer::load(cfg.format.model);
-
+  const bool streams = !sharded && cfg.review.empty() && !std::getenv("LATHE_DATA_IN_MEMORY");
+  std::optional<PendingTokenizer> pending;
+  if (!cfg.format.model.empty() && (comm.is_root() || cfg.collect.chunk_tokens > 0)) pending.emplace(cfg.format.model);
+  else pending.emplace();
   // One process, no reviewer's decisions: the streaming driver, unless the records turn out to be
-  // preference records (it hands those back before writing anything).
-  if (!sharded && cfg.review.empty() && !std::getenv("LATHE_DATA_IN_MEMORY") && run_streaming(cfg, tok.get(), report))
-    return report;
+  // preference records (it hands those back before writing anything). It reads its input while the
+  // tokenizer loads; the in-memory driver waits for it first, as it always did.
+  if (streams && run_streaming(cfg, *pending, report)) return report;
+  const Tokenizer* tok_ptr = pending->get();
   RecordStages rs;
   if (sharded) {
-    if (!sharded_record_stages(cfg, tok.get(), comm, rs, std::ref(lap))) return nullptr;
+    if (!sharded_record_stages(cfg, tok_ptr, comm, rs, std::ref(lap))) return nullptr;
   } else {
-    rs.cr = collect(cfg.inputs, collect_options(cfg, tok.get()));
+    rs.cr = collect(cfg.inputs, collect_options(cfg, tok_ptr));
     lap("collect");
     run_record_stages(cfg, rs, std::ref(lap));
   }
@@ -748,14 +776,14 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   text_statistics(recs, report);
   lap("stats");
   Formatted formatted;
-  if (kind == DatasetKind::Sft) stages.push_back(format_stage(recs, cfg, tok.get(), formatted, warnings, report));
-  else stages.push_back(format_preference_stage(recs, cfg, tok.get(), warnings, report));
+  if (kind == DatasetKind::Sft) stages.push_back(format_stage(recs, cfg, tok_ptr, formatted, warnings, report));
+  else stages.push_back(format_preference_stage(recs, cfg, tok_ptr, warnings, report));
   std::vector<int> split;
   stages.push_back(split_stage(recs, cfg.split, split));
   lap("format+split");
-  DatasetManifest manifest = write_dataset(cfg, recs, split, tok.get(), formatted, cr, stages, kind);
+  DatasetManifest manifest = write_dataset(cfg, recs, split, tok_ptr, formatted, cr, stages, kind);
   lap("write");
-  write_report(cfg, stages, recs.size(), manifest, cr, warnings, bool(tok) && kind == DatasetKind::Sft, report);
+  write_report(cfg, stages, recs.size(), manifest, cr, warnings, tok_ptr != nullptr && kind == DatasetKind::Sft, report);
   lap("report");
   return report;
 }

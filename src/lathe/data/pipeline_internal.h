@@ -7,8 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
+#include <future>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,6 +51,32 @@ struct RecordStages {
 
 // The collect options of a run: the config's, counting chunk tokens with `tok` when there is one.
 CollectOptions collect_options(const DataConfig& cfg, const Tokenizer* tok);
+
+// The `--model` tokenizer, loaded on a thread of its own from construction (Qwen3's takes 0.15 s, as
+// long as the streaming driver's checking pass over 100 MB of input, which ran after it): get() waits
+// for it once and is then a read. Thread-safe; a load error is rethrown by every get(), so a bad
+// model still fails the run, at the first use instead of before the input is read.
+class PendingTokenizer {
+ public:
+  PendingTokenizer() = default;  // no tokenizer: get() is nullptr
+  explicit PendingTokenizer(const std::string& path);
+  ~PendingTokenizer();
+  PendingTokenizer(const PendingTokenizer&) = delete;
+  PendingTokenizer& operator=(const PendingTokenizer&) = delete;
+  bool wanted() const { return wanted_; }
+  const Tokenizer* get() const;
+
+ private:
+  bool wanted_ = false;
+  mutable std::future<std::unique_ptr<Tokenizer>> loading_;
+  mutable std::once_flag once_;
+  mutable std::unique_ptr<Tokenizer> tok_;
+  mutable std::exception_ptr error_;
+};
+
+// collect_options counting chunk tokens with the pending tokenizer (waited for only when a document
+// is chunked by tokens).
+CollectOptions collect_options(const DataConfig& cfg, const PendingTokenizer& tok);
 
 // Map, clean and personal data over rs.cr.records (collected already); `lap` is told each stage's end.
 void run_record_stages(const DataConfig& cfg, RecordStages& rs, const std::function<void(const char*)>& lap);
@@ -153,7 +183,7 @@ void finish_manifest(const DataConfig& cfg, DatasetManifest& m, bool tokenized,
 // Runs the whole pipeline on records streamed through batches and a spool file, holding per record
 // only what dedup, split and the writers need (pipeline_stream.cpp); false, having written nothing,
 // when the data is of a kind it does not stream (preference records), for the in-memory driver.
-bool run_streaming(const DataConfig& cfg, const Tokenizer* tok, nlohmann::json& report);
+bool run_streaming(const DataConfig& cfg, const PendingTokenizer& tok, nlohmann::json& report);
 
 // LATHE_VERBOSE=1 prints each step's wall time (kept out of report.json, which stays deterministic).
 class Laps {

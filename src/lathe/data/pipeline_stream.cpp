@@ -134,8 +134,21 @@ bool Streamer::read_all() {
   return true;
 }
 
+void Streamer::make_encoder() {
+  if (encoder_made_) return;
+  encoder_made_ = true;
+  const Tokenizer* tok = tok_.get();
+  if (!tok) return;
+  RecordFormatOptions ro;
+  ro.train_on_inputs = cfg_.format.train_on_inputs;
+  ro.max_seq_length = cfg_.format.max_seq_length;
+  encoder_ = std::make_unique<RecordEncoder>(RecordEncoder::for_model(*tok, cfg_.format.model, cfg_.format.chat_template, ro));
+}
+
 void Streamer::take_batch(std::vector<Record>& recs) {
   steps_("collect");
+  make_encoder();
+  steps_("tokenizer wait");
   StageCounts m = map_stage(recs, cfg_, rs_.shapes, rs_.kind);
   if (rs_.kind.kind.value_or(DatasetKind::Sft) != DatasetKind::Sft) throw NotStreamed{};
   merge_counts(rs_.map, m);
@@ -328,29 +341,25 @@ std::string Streamer::read_dedup_text(size_t i) const {
   return dedup_text(j);
 }
 
-void Streamer::read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels,
-                           bool want_labels) const {
+// Record i's ids, or its labels, into dst (meta ntok values): decoded from the spool's bytes in place
+// where they sit in memory (a copy of them first only when spilled to disk).
+void Streamer::read_tokens(size_t i, bool labels, int32_t* dst) const {
   const Meta& m = meta_[i];
-  ids.resize(m.ntok);
+  thread_local std::string scratch;
   if (m.flags & kIds24) {
-    thread_local std::string packed;
-    packed.resize(m.id_bytes());
-    spool_.read(m.off + m.rec_bytes, packed.size(), packed.data());
-    read_ids24(packed.data(), m.ntok, ids.data());
+    read_ids24(spool_.view(m.off + m.rec_bytes, m.id_bytes(), scratch).data(), m.ntok, dst);
   } else {
-    spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, ids.data());
+    spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, dst);
   }
-  if (!want_labels) return;
-  labels.resize(m.ntok);
+  if (!labels) return;
   const uint64_t labels_at = m.off + m.rec_bytes + m.id_bytes();
   if (!(m.flags & kLabelBits)) {
-    spool_.read(labels_at, sizeof(int32_t) * m.ntok, labels.data());
+    spool_.read(labels_at, sizeof(int32_t) * m.ntok, dst);
     return;
   }
-  std::string bits(m.label_bytes(), '\0');
-  spool_.read(labels_at, bits.size(), bits.data());
+  const auto* bits = reinterpret_cast<const uint8_t*>(spool_.view(labels_at, m.label_bytes(), scratch).data());
   for (size_t j = 0; j < m.ntok; j++)
-    labels[j] = (uint8_t(bits[j / 8]) >> (j % 8)) & 1 ? ids[j] : kIgnoreIndex;
+    if (!((bits[j / 8] >> (j % 8)) & 1)) dst[j] = kIgnoreIndex;
 }
 
 // Up to 20 clusters (by representative, in record order), as the in-memory dedup reports them;
@@ -508,7 +517,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
 
 }  // namespace stream_detail
 
-bool run_streaming(const DataConfig& cfg, const Tokenizer* tok, nlohmann::json& report) {
+bool run_streaming(const DataConfig& cfg, const PendingTokenizer& tok, nlohmann::json& report) {
   stream_detail::Streamer st(cfg, tok);
   if (!st.read_all()) return false;
   st.finish(report);

@@ -57,7 +57,7 @@ std::string dedup_text(const nlohmann::json& j);
 
 class Streamer {
  public:
-  Streamer(const DataConfig& cfg, const Tokenizer* tok)
+  Streamer(const DataConfig& cfg, const PendingTokenizer& tok)
       : cfg_(cfg),
         tok_(tok),
         budget_(memory_budget(cfg)),
@@ -68,13 +68,6 @@ class Streamer {
     mo_.ngram = cfg.dedup.ngram;
     if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
     if (!cfg.dedup.eval_prompts.empty()) prompts_ = read_eval_prompts(cfg.dedup.eval_prompts, cfg.collect);
-    if (tok) {
-      RecordFormatOptions ro;
-      ro.train_on_inputs = cfg.format.train_on_inputs;
-      ro.max_seq_length = cfg.format.max_seq_length;
-      encoder_ = std::make_unique<RecordEncoder>(
-          RecordEncoder::for_model(*tok, cfg.format.model, cfg.format.chat_template, ro));
-    }
   }
 
   // Stages 1-4 and the per-record work; false when the records are preference records.
@@ -84,6 +77,8 @@ class Streamer {
 
  private:
   struct NotStreamed {};
+  // The encoder, made once the tokenizer has loaded (at the first batch, or at finish() without one).
+  void make_encoder();
   void take_batch(std::vector<Record>& recs);
   void spool_in_order(std::vector<std::string>& recs);
   void progress();
@@ -103,7 +98,7 @@ class Streamer {
   }
   std::string where(size_t i) const { return source_of(i).where(); }
   std::string read_dedup_text(size_t i) const;
-  void read_tokens(size_t i, std::vector<int32_t>& ids, std::vector<int32_t>& labels, bool want_labels) const;
+  void read_tokens(size_t i, bool labels, int32_t* dst) const;
   StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
   void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,
@@ -113,7 +108,8 @@ class Streamer {
                           std::array<DatasetSplit, 3>& shards) const;
 
   const DataConfig& cfg_;
-  const Tokenizer* tok_;
+  const PendingTokenizer& tok_;
+  bool encoder_made_ = false;
   const uint64_t budget_;
   Spool spool_;
   // The last run's records, offsets fixed (Meta::off) but not yet in the spool: appended while the

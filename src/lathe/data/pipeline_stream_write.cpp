@@ -135,14 +135,12 @@ void Streamer::write_token_shards(const std::vector<uint32_t>& kept, const std::
     plan.lengths.reserve(idx.size());
     for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
     size_t label_tokens = 0;
-    std::vector<int32_t> ids, labels;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
     const uint64_t shard_hash =
         write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
-                                   [&](size_t q, bool want_labels, std::vector<int32_t>& buf) {
-                                     read_tokens(idx[q], ids, labels, want_labels);
-                                     if (want_labels) label_tokens += count_loss_labels(labels);
-                                     buf.swap(want_labels ? labels : ids);
+                                   [&](size_t q, bool want_labels, int32_t* dst) {
+                                     read_tokens(idx[q], want_labels, dst);
+                                     if (want_labels) label_tokens += count_loss_labels({dst, plan.lengths[q]});
                                    });
     sp.shards.push_back(shard);
     sp.sequences = idx.size();
@@ -154,6 +152,7 @@ void Streamer::write_token_shards(const std::vector<uint32_t>& kept, const std::
 }
 
 void Streamer::finish(nlohmann::json& report) {
+  make_encoder();  // a run without records has not made it yet
   CollectResult& cr = rs_.cr;
   std::vector<StageCounts> stages = {cr.counts, rs_.map, rs_.clean, rs_.pii};
   std::vector<std::string> warnings = cr.warnings;

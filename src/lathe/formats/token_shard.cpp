@@ -2,6 +2,10 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/ignore_index.h"
@@ -55,12 +59,16 @@ void TokenShardWriter::write(const std::string& path, const std::map<std::string
 
 uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
                                     const std::map<std::string, std::string>& metadata,
-                                    const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill) {
+                                    const std::function<void(size_t, bool, int32_t*)>& fill) {
   // The sequence offsets are written last, summed as they go (not held: 8 bytes a sequence).
   std::vector<int64_t> bins{0};
   for (size_t b : plan.bin_sizes) bins.push_back(bins.back() + int64_t(b));
   int64_t tokens = 0;
-  for (size_t l : plan.lengths) tokens += int64_t(l);
+  size_t longest = 0;
+  for (size_t l : plan.lengths) {
+    tokens += int64_t(l);
+    longest = std::max(longest, l);
+  }
   std::vector<SafetensorsSpec> specs;  // name order, as safetensors_write lays them out
   if (plan.packed) specs.push_back({"bin_offsets", DType::I64, {int64_t(bins.size())}});
   specs.push_back({"input_ids", DType::I32, {tokens}});
@@ -72,24 +80,36 @@ uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPla
   AtomicFileWriter w(path);
   XXH3_state_t* h = XXH3_createState();
   XXH3_64bits_reset(h);
-  std::string out = head;  // written (and hashed) kFlushBytes at a time
+  // The sequences are filled straight into the write buffer (no copy through a vector per sequence):
+  // kFlushBytes plus the longest sequence, never zero-filled; written (and hashed) when full.
+  const size_t cap = kFlushBytes + sizeof(int64_t) * (longest + 1);
+  auto buf = std::make_unique_for_overwrite<char[]>(cap);
+  size_t used = 0;
   auto flush = [&] {
-    XXH3_64bits_update(h, out.data(), out.size());
-    w.write(out);
-    out.clear();
+    XXH3_64bits_update(h, buf.get(), used);
+    w.write(buf.get(), used);
+    used = 0;
   };
   auto put = [&](const void* p, size_t n) {
-    out.append(static_cast<const char*>(p), n);
-    if (out.size() >= kFlushBytes) flush();
+    if (used + n > cap) flush();
+    if (n > cap) {  // only the header or bin offsets can be this long
+      XXH3_64bits_update(h, p, n);
+      w.write(p, n);
+      return;
+    }
+    std::memcpy(buf.get() + used, p, n);
+    used += n;
   };
+  put(head.data(), head.size());
+  flush();  // the tensors start at the buffer's start: aligned for int32 and int64
   if (plan.packed) put(bins.data(), sizeof(int64_t) * bins.size());
-  std::vector<int32_t> buf;
   for (bool labels : {false, true})
     for (size_t k = 0; k < plan.lengths.size(); k++) {
-      fill(k, labels, buf);
-      LATHE_CHECK(buf.size() == plan.lengths[k], "token shard {}: sequence {} has {} tokens, planned {}", path, k,
-                  buf.size(), plan.lengths[k]);
-      put(buf.data(), sizeof(int32_t) * buf.size());
+      const size_t bytes = sizeof(int32_t) * plan.lengths[k];
+      if (used + bytes > cap) flush();
+      fill(k, labels, reinterpret_cast<int32_t*>(buf.get() + used));
+      used += bytes;
+      if (used >= kFlushBytes) flush();
     }
   int64_t off = 0;
   put(&off, sizeof off);

@@ -39,7 +39,8 @@ class TokenShardWriter {
 };
 
 // A shard written without holding its tokens (the streaming `data prepare`): the sequence lengths
-// (and bin sizes, packed) are known first, then fill(k, labels?, buf) supplies sequence k's ids, then
+// (and bin sizes, packed) are known first, then fill(k, labels?, dst) writes sequence k's ids (exactly
+// plan.lengths[k] of them, into the write buffer), then
 // (in a second pass over k) its labels. The file equals TokenShardWriter's for the same sequences.
 struct TokenShardPlan {
   std::vector<size_t> lengths;    // per sequence, in shard order
@@ -49,7 +50,7 @@ struct TokenShardPlan {
 // Returns the XXH3-64 of the file's bytes (what hashing the file afterwards would give).
 uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPlan& plan,
                                     const std::map<std::string, std::string>& metadata,
-                                    const std::function<void(size_t, bool, std::vector<int32_t>&)>& fill);
+                                    const std::function<void(size_t, bool, int32_t*)>& fill);
 
 class TokenShard {
  public:
