@@ -462,7 +462,7 @@ TEST(CleanFast, DedupNormalizeBlocksMatchReferenceLoop) {
     }
 }
 
-// count_scripts' eight-bytes-at-a-time ASCII runs against the byte loop: texts of the pieces above with
+// count_scripts' eight-bytes-at-a-time ASCII runs and 30-byte blocks against the byte loop: texts of the pieces above with
 // runs of random ASCII bytes (every value, letters and the bytes next to them: '@', '[', '`', '{')
 // of every length around the block size, at every alignment.
 TEST(CleanFast, CountScriptsMatchesByteLoop) {
@@ -480,6 +480,26 @@ TEST(CleanFast, CountScriptsMatchesByteLoop) {
     clean_detail::count_scripts_bytewise(s, ref);
     ASSERT_EQ(fast, ref) << testing::PrintToString(s);
   }
+  // Korean/English text for the 30-byte blocks: syllables (and the range edges U+AC00, U+D7A3 and
+  // their neighbours U+ABFF, U+D7A4, U+D7B0 under the same leads), spaces, punctuation, Latin letters
+  // and a breaker now and then (é, 中, an emoji, a stray or cut continuation byte, a lone lead), at
+  // every length and alignment around the block.
+  const char* pieces[] = {"한국어", " ", "법률", "가", "\uD7A3", "x", "Tenant", ". ", "\n", "0-9", "@[`{", "계약서 "};
+  const char* breakers[] = {"\uABFF", "\uD7A4", "\uD7B0", "é", "中", "\U0001F600", "\x80", "\xEA\xB0", "\xED", "\xC3"};
+  size_t hangul = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::string s;
+    for (int k = int(rng.next() % 40); k > 0; k--) s += pieces[rng.next() % std::size(pieces)];
+    if (round % 2) s.insert(rng.next() % (s.size() + 1), breakers[rng.next() % std::size(breakers)]);
+    for (size_t from = 0; from < 3 && from <= s.size(); from++) {
+      std::map<std::string, size_t> fast, ref;
+      count_scripts(std::string_view(s).substr(from), fast);
+      clean_detail::count_scripts_bytewise(std::string_view(s).substr(from), ref);
+      ASSERT_EQ(fast, ref) << testing::PrintToString(s.substr(from));
+      hangul += ref.count("hangul") ? ref["hangul"] : 0;
+    }
+  }
+  EXPECT_GT(hangul, 300000u);
   std::map<std::string, size_t> c;
   count_scripts("Hello, World! abcdefghijklmnopqrstuvwxyz@[`{ 안녕 中", c);
   EXPECT_EQ(c, (std::map<std::string, size_t>{{"latin", 36}, {"hangul", 2}, {"han", 1}}));

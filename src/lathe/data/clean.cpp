@@ -350,10 +350,52 @@ void clean_text(std::string& s, const CleanOptions& o) {
 
 namespace {
 
+#ifdef LATHE_TEXT_AVX2
+// count_scripts_from's Korean/English text 30 bytes or so at a time: from i (a character boundary,
+// i + 34 <= n), when p[i, i + 30) holds only ASCII bytes and whole Hangul syllables (lead EA-ED with
+// two continuation bytes, U+AC00-U+D7A3), adds its ASCII letters to local[0] and its syllables to
+// local[1] and returns the bytes taken (30, and the rest of a syllable that starts there); 0 (nothing
+// counted) for anything else, which the character loop decides.
+LATHE_TARGET_AVX2 size_t count_scripts_block(const unsigned char* p, size_t* local) {
+  using namespace text_blocks;
+  const Window w = window(p);
+  const __m256i x = w.x;
+  const uint32_t ascii = ~uint32_t(_mm256_movemask_epi8(x));
+  const uint32_t letter = uint32_t(_mm256_movemask_epi8(in(_mm256_or_si256(x, _mm256_set1_epi8(0x20)), 'a', 'z'))) & ascii;
+  const uint32_t cont = uint32_t(_mm256_movemask_epi8(continuation(x)));
+  // Leads EA-ED are U+A000-U+DFFF: syllables are U+AC00 (EA B0 80) to U+D7A3 (ED 9E A3), whole.
+  const __m256i syllable_lead = _mm256_andnot_si256(
+      _mm256_or_si256(_mm256_andnot_si256(ge(w.n1, 0xB0), eq(x, 0xEA)), past_last_syllable(w)),
+      _mm256_and_si256(in(x, 0xEA, 0xED), _mm256_and_si256(continuation(w.n1), continuation(w.n2))));
+  const uint32_t lead = uint32_t(_mm256_movemask_epi8(syllable_lead));
+  constexpr uint32_t kIn = (1u << 30) - 1;  // p[0, 30)
+  if (~(ascii | lead | cont) & kIn) return 0;                 // another lead or a bad byte
+  if (cont & ~((lead << 1) | (lead << 2))) return 0;          // a continuation byte without its syllable
+  local[0] += size_t(__builtin_popcount(letter & kIn));
+  local[1] += size_t(__builtin_popcount(lead & kIn));
+  size_t take = 30;
+  if (cont >> 30 & 1) take += 1 + (cont >> 31 & 1);
+  return take;
+}
+#endif
+
 // Script counts by index (kScripts) from position i on, one character at a time.
 void count_scripts_from(std::string_view text, size_t i, size_t* local, bool ascii_words) {
   const size_t n = text.size();
+#ifdef LATHE_TEXT_AVX2
+  static const bool avx2 = cpu_text_avx2();
+  size_t next_block = ascii_words && avx2 ? i : SIZE_MAX;  // where a block is tried next
+#endif
   while (i < n) {
+#ifdef LATHE_TEXT_AVX2
+    if (i >= next_block && i + 34 <= n) {
+      if (const size_t took = count_scripts_block(reinterpret_cast<const unsigned char*>(text.data()) + i, local)) {
+        i += took;
+        continue;
+      }
+      next_block = i + 32;
+    }
+#endif
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       // Eight ASCII bytes at a time: a byte x (high bit clear) is a letter when (x | 0x20) is in
