@@ -240,7 +240,8 @@ TEST(ChatPlan, GenerationBlocksShiftWithTheContents) {
 
 namespace {
 
-// guards_hold's quick answers (a content's truth, 'x' in content, startswith/endswith) against the
+// guards_hold's quick answers (a content's truth, 'x' in content, startswith/endswith, strip and trim
+// giving the content back) against the
 // interpreter's, guard by guard, on random contents built from the literals (at the start, the end, the
 // middle, cut short), empty contents and Korean; with expected results true and false, and with
 // operands the quick path must leave to the interpreter (a tuple of prefixes, a non-string needle).
@@ -254,6 +255,7 @@ TEST(ChatPlan, QuickGuardsMatchTheInterpreter) {
       const std::string& l = lits[rng() % lits.size()];
       s += rng() % 4 ? l : l.substr(0, l.size() / 2);
       if (rng() % 2) s += rng() % 2 ? "한국어 " : "text ";
+      if (rng() % 4 == 0) s += " \t\n\r\v\fx<"[rng() % 8];  // what strip() and its characters take
     }
     return s;
   };
@@ -274,7 +276,7 @@ TEST(ChatPlan, QuickGuardsMatchTheInterpreter) {
     const Value lit = Value::string(lits[rng() % lits.size()]);
     const int ref = int(rng() % 2);
     std::vector<Guard> gs;
-    switch (rng() % 6) {
+    switch (rng() % 8) {
       case 0: gs.push_back(guard(Guard::Kind::Truthy, "", {Value()}, {ref})); break;
       case 1: gs.push_back(guard(Guard::Kind::In, "in", {lit, Value()}, {-1, ref})); break;
       case 2: gs.push_back(guard(Guard::Kind::Method, "startswith", {Value(), lit}, {ref, -1})); break;
@@ -283,8 +285,23 @@ TEST(ChatPlan, QuickGuardsMatchTheInterpreter) {
         gs.push_back(guard(Guard::Kind::Method, rng() % 2 ? "startswith" : "endswith",
                            {Value(), Value::list({lit, Value::string("text")})}, {ref, -1}));
         break;
-      default:  // a number looked for in a string: an error, which the guard counts as not holding
+      case 5:  // a number looked for in a string: an error, which the guard counts as not holding
         gs.push_back(guard(Guard::Kind::In, "in", {Value::integer(3), Value()}, {-1, ref}));
+        break;
+      default: {  // strip / lstrip / rstrip / trim that gave the whole content back (or another's)
+        const char* names[] = {"strip", "lstrip", "rstrip", "trim"};
+        const std::string name = names[rng() % 4];
+        std::vector<Value> ops{Value()};
+        std::vector<int> refs{ref};
+        const int args = int(rng() % 4);  // none, a string of characters, a number, a content
+        if (args == 1) ops.push_back(Value::string(rng() % 2 ? "\n" : "x<"));
+        if (args == 2) ops.push_back(Value::integer(1));
+        if (args == 3) ops.push_back(Value());
+        if (args) refs.push_back(args == 3 ? 1 - ref : -1);
+        Guard g = guard(name == "trim" ? Guard::Kind::Filter : Guard::Kind::Method, name, ops, refs);
+        g.expected_ref = rng() % 8 ? ref : 1 - ref;
+        gs.push_back(g);
+      }
     }
     if (rng() % 3 == 0) gs.push_back(guard(Guard::Kind::Truthy, "", {Value()}, {1 - ref}));
     const bool quick = guards_hold(gs, ptrs, ro, true), slow = guards_hold(gs, ptrs, ro, false);

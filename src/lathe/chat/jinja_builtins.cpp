@@ -39,7 +39,6 @@ std::string ascii_lower(std::string s) {
   return s;
 }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 // Python str.title(): a letter is upper-cased when the previous character is not a letter.
 std::string python_title(const std::string& s) {

@@ -11,6 +11,10 @@ namespace lathe::jinja {
 
 using Args = std::vector<Value>;
 
+// What strip(), split() and the other string builtins take for white space (ASCII, as the templates'
+// Python does for these bytes; guards_hold's quick answers decide by the same test).
+inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
 class Interp {
  public:
   Interp(const Dict& globals, const RenderOptions& opts);

@@ -106,13 +106,35 @@ static bool same_value(const Value& a, const Value& b) {
   return values_equal(a, b);
 }
 
+// content.strip() / lstrip() / rstrip() (no argument, or a string of characters) and content|trim, where
+// the probe saw the whole content come back (Qwen3's templates strip every message's content): it still
+// does exactly when neither stripped end holds a character to strip, as strip_value decides. nullopt
+// for anything else, and for an empty content (left to the interpreter).
+static std::optional<bool> quick_strip_guard(const Guard& g, const std::vector<const std::string*>& contents) {
+  const size_t n = g.operands.size();
+  if (g.refs.size() != n || n == 0 || n > 2 || g.refs[0] != g.expected_ref || !g.kwargs.empty()) return std::nullopt;
+  bool left = true, right = true;
+  if (g.kind == Guard::Kind::Method && (g.name == "strip" || g.name == "lstrip" || g.name == "rstrip")) {
+    left = g.name != "rstrip";
+    right = g.name != "lstrip";
+  } else if (!(g.kind == Guard::Kind::Filter && g.name == "trim")) {
+    return std::nullopt;
+  }
+  if (n == 2 && (g.refs[1] >= 0 || !g.operands[1].is_string())) return std::nullopt;
+  const std::string& c = *contents[size_t(g.expected_ref)];
+  if (c.empty()) return std::nullopt;
+  auto strips = [&](char ch) { return n == 2 ? g.operands[1].s().find(ch) != std::string::npos : is_space(ch); };
+  return !(left && strips(c.front())) && !(right && strips(c.back()));
+}
+
 // The interpreter's answer to a guard that asks a yes/no question of one content with constant string
 // operands — what Qwen3's and similar templates ask of every message (`content.startswith(
 // '<tool_response>')`, `'</think>' in content`, `loop.first and content`) — from the content's bytes,
 // without copying it into a Value or building an interpreter: whether the guard gives its expected
 // result. nullopt: any other guard (the interpreter evaluates it).
 static std::optional<bool> quick_guard(const Guard& g, const std::vector<const std::string*>& contents) {
-  if (g.expected_ref >= 0 || g.expected.type() != Value::Type::Bool) return std::nullopt;
+  if (g.expected_ref >= 0) return quick_strip_guard(g, contents);
+  if (g.expected.type() != Value::Type::Bool) return std::nullopt;
   const bool want = g.expected.as_bool();
   const size_t n = g.operands.size();
   if (g.refs.size() != n) return std::nullopt;
