@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <random>
 
 #include "lathe/core/error.h"
 #include "lathe/data/collect.h"
@@ -287,4 +288,39 @@ TEST(DataCollect, SourceJsonAsTheInitializerListMadeIt) {
           json_dump_fast(s.to_json(), got);
           ASSERT_EQ(got, want.dump());
         }
+}
+
+// A record's line is written without adding "_source" and "_id" to its DOM: json_dump_record against
+// assigning them and dumping, for records whose own member names sort before, between, after and onto
+// them ("_i", "_id", "_ie", "_source", "_sourcf", capitals, "", "é", a control byte), nested values,
+// every Source shape and ids with characters to escape.
+TEST(DataCollect, RecordLineAsAssigningItsSourceAndId) {
+  const std::vector<std::string> names = {"text", "messages", "A", "Z", "_", "_i", "_id", "_ie", "_s",
+                                          "_source", "_sourcf", "_sourc", "a", "", "é", std::string(1, '\x01'),
+                                          "~", "\x7f", "input_ids"};
+  std::mt19937 rng(3);
+  for (int k = 0; k < 20000; k++) {
+    nlohmann::json rec = nlohmann::json::object();
+    for (int m = int(rng() % 6); m > 0; m--) {
+      const std::string& name = names[rng() % names.size()];
+      switch (rng() % 4) {
+        case 0: rec[name] = "v\"" + std::to_string(rng() % 100) + "\n한"; break;
+        case 1: rec[name] = int64_t(rng() % 1000) - 500; break;
+        case 2: rec[name] = {{"role", "user"}, {"content", "x"}}; break;
+        default: rec[name] = nlohmann::json::array({1, "a", nullptr});
+      }
+    }
+    const Source src{rng() % 5 ? "data/a.jsonl" : "odd \"name\".json", int64_t(rng() % 3), int64_t(rng() % 3) - 1,
+                     int64_t(rng() % 3)};
+    const std::string id = rng() % 9 ? hex64(rng()) : "quote\" and\\";
+    std::string got;
+    json_dump_record(rec, id, src, got);
+    nlohmann::json want = rec;
+    want["_source"] = src.to_json();
+    want["_id"] = id;
+    std::string expect;
+    json_dump_fast(want, expect);
+    ASSERT_EQ(got, expect) << rec.dump();
+    ASSERT_EQ(nlohmann::json::parse(got), want);
+  }
 }

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "lathe/core/error.h"
 #include "lathe/data/collect.h"
 
 namespace lathe::data {
@@ -205,9 +206,9 @@ struct Reader {
   }
 };
 
-void dump_string(const std::string& s, std::string& out) {
+void dump_string(std::string_view s, std::string& out) {
   if (!valid_utf8(s)) {  // nlohmann's replacement rules for broken UTF-8
-    out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
     return;
   }
   out += '"';
@@ -286,6 +287,58 @@ void json_dump_fast(const nlohmann::json& j, std::string& out) {
     }
     default: out += j.dump(-1, ' ', false, json::error_handler_t::replace); return;  // floats, binary
   }
+}
+
+void json_dump_record(const nlohmann::json& rec, std::string_view id, const Source& src, std::string& out) {
+  LATHE_CHECK(rec.is_object(), "json_dump_record: a record is an object");
+  bool first = true;
+  auto key = [&](std::string_view k) {
+    if (!first) out += ',';
+    first = false;
+    dump_string(k, out);
+    out += ':';
+  };
+  auto number = [&](std::string_view k, int64_t v) {
+    out += ',';
+    dump_string(k, out);
+    out += ':';
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  };
+  auto put_source = [&] {  // Source::to_json's members, in the object's (name) order
+    key("_source");
+    out += "{\"file\":";
+    dump_string(src.file, out);
+    if (src.item > 0) number("item", src.item);
+    if (src.line > 0) number("line", src.line);
+    if (src.page > 0) number("page", src.page);
+    out += '}';
+  };
+  // "_id" and "_source" go where the object's name order puts them; the record's own members of
+  // those names are replaced, as assigning them would.
+  constexpr std::string_view kId = "_id", kSource = "_source";
+  int placed = 0;  // 0: neither written yet, 1: "_id", 2: both
+  out += '{';
+  for (const auto& [k, v] : rec.get_ref<const json::object_t&>()) {
+    if (placed == 0 && std::string_view(k) >= kId) {
+      key(kId);
+      dump_string(id, out);
+      placed = 1;
+    }
+    if (placed == 1 && std::string_view(k) >= kSource) {
+      put_source();
+      placed = 2;
+    }
+    if (k == kId || k == kSource) continue;
+    key(k);
+    json_dump_fast(v, out);
+  }
+  if (placed == 0) {
+    key(kId);
+    dump_string(id, out);
+  }
+  if (placed < 2) put_source();
+  out += '}';
 }
 
 }  // namespace lathe::data

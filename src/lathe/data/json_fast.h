@@ -16,11 +16,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lathe/data/record.h"
+
 namespace lathe::data {
 
 // `text` must be valid UTF-8 (collect checks every line first). On false `out` is unspecified.
 bool json_parse_fast(std::string_view text, nlohmann::json& out);
 // Appends the compact dump of `j` to `out`.
 void json_dump_fast(const nlohmann::json& j, std::string& out);
+// Appends what json_dump_fast writes for the object `rec` after rec["_source"] = src.to_json() and
+// rec["_id"] = id, without adding them to it (a record's line in the records files: two map nodes, a
+// nested object and its strings per record saved).
+void json_dump_record(const nlohmann::json& rec, std::string_view id, const Source& src, std::string& out);
 
 }  // namespace lathe::data

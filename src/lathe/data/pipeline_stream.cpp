@@ -208,14 +208,13 @@ void Streamer::take_batch(std::vector<Record>& recs) {
           put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
           if (!texts.empty()) texts[i] = std::move(text);
           if (r.json.contains("messages")) mt.flags |= kHasMessages;
-          r.json["_source"] = r.source.to_json();
-          r.json["_id"] = r.id;
-          json_dump_fast(r.json, out);
+          json_dump_record(r.json, r.id, r.source, out);
           out += '\n';
           mt.rec_bytes = uint32_t(out.size());
           LATHE_CHECK(out.size() < UINT32_MAX, "{}: a record of {} bytes", r.source.where(), out.size());
           // Encoded after its line is written, so the encoder can take the record's strings over instead
-          // of copying them (the record is not read again; "_source" and "_id" are no field it reads).
+          // of copying them (the record is not read again; its line got "_source" and "_id" without
+          // their being added to it).
           EncodedRecord e;
           if (encoder_) {
             try {
