@@ -63,6 +63,10 @@ class Regex {
 int fast_regex_for(const std::string& pattern);
 bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
                    bool* nfc_quick = nullptr);
+// The same from the general scanner alone (every code point decoded first), without the byte-level
+// path for ASCII and Hangul that fast_find_all tries first: for tests, which compare the two.
+bool fast_find_all_general(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
+                           bool* nfc_quick = nullptr);
 
 // ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
 struct Span {
