@@ -178,6 +178,21 @@ TEST_P(RegexFast, BytePathHandsOverLikeTheGeneralScanner) {
   }
 }
 
+// Every three bytes led by E9..EE (the Hangul syllables' leads EA..ED and their neighbours), valid
+// or not, between letters, after a space and before a space: the byte path's test of a syllable on
+// the raw bytes must take exactly U+AC00..U+D7A3 and hand everything else over.
+TEST_P(RegexFast, BytePathTellsHangulFromEveryThreeBytes) {
+  const int which = lathe::tok::fast_regex_for(patterns()[GetParam()]);
+  ASSERT_GE(which, 0);
+  for (int lead = 0xE9; lead <= 0xEE; lead++)
+    for (int b1 = 0; b1 < 256; b1++)
+      for (int b2 = 0; b2 < 256; b2++) {
+        const std::string seq{char(lead), char(b1), char(b2)};
+        ASSERT_TRUE(same_as_general(which, "a" + seq + "b")) << "'" << escaped(seq) << "'";
+        ASSERT_TRUE(same_as_general(which, " " + seq + " ")) << "'" << escaped(seq) << "'";
+      }
+}
+
 INSTANTIATE_TEST_SUITE_P(Patterns, RegexFast, ::testing::Range<size_t>(0, 6));
 
 TEST(RegexFast, InvalidUtf8AndOtherPatternsGoToOniguruma) {
