@@ -336,8 +336,10 @@ size_t scan_bytes(const FastSpec& spec, std::string_view s, std::vector<std::pai
     const uint8_t c0 = class_at(i, &len0);
     if (c0 & kHi) return i;
     if (b[i] == '\'' && i + 1 < n) {  // contractions, as the general scanner
-      if (b[i + 1] >= 0x80 && spec.contractions == Contractions::FoldCase) return i;  // U+017F is an s
-      // A non-ASCII code point is no contraction letter past the first (U+017F is an s, never e or l).
+      // Only ASCII letters are read here: a code point past ASCII right after the apostrophe is no
+      // contraction letter, except U+017F under FoldCase, and neither style takes it as one here: the
+      // apostrophe is punctuation, and the test of the next code point's class below hands the piece
+      // over. One past ASCII in second place can only fold to s, never to the e or l asked there.
       const char a = contraction_letter(b[i + 1], spec.contractions);
       const char c = i + 2 < n && b[i + 2] < 0x80 ? contraction_letter(b[i + 2], spec.contractions) : 0;
       size_t len = 0;
