@@ -59,10 +59,15 @@ class Regex {
 // regex_fast.cpp: the index of a pattern the scanner knows (-1: none), and its matches; false when
 // it cannot decide (unknown index, text that is not valid UTF-8: the scan checks it as it decodes, so
 // callers make no pass of their own), and the caller uses Oniguruma. nfc_quick: receives
-// nfc_quick_yes(s), found on the way (the fused encode then needs no pass of its own).
+// nfc_quick_yes(s), found on the way (the fused encode then needs no pass of its own). On false,
+// out and *nfc_quick mean nothing.
 int fast_regex_for(const std::string& pattern);
 bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
                    bool* nfc_quick = nullptr);
+// The same from the general scanner alone (every code point decoded first), without the byte-level
+// path for ASCII and Hangul that fast_find_all tries first: for tests, which compare the two.
+bool fast_find_all_general(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
+                           bool* nfc_quick = nullptr);
 
 // ---- Pre-tokenized text: spans over one buffer; id >= 0 marks an added token already resolved ----
 struct Span {

@@ -140,9 +140,11 @@ int fast_regex_for(const std::string& pattern) {
   return -1;
 }
 
-bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out, bool* nfc_quick) {
-  if (which < 0 || size_t(which) >= std::size(kSpecs)) return false;
-  const FastSpec* spec = &kSpecs[which];
+namespace {
+
+// The general scanner: appends the matches of s, offset by base (s is the tail of a text from base on).
+bool find_all_general(const FastSpec* spec, std::string_view s, uint32_t base,
+                      std::vector<std::pair<uint32_t, uint32_t>>& out, bool* nfc_quick) {
   // Decode and classify every code point once, into buffers sized once per call (no push_back per
   // code point: this loop is most of the scanner's time on ASCII and Hangul text).
   thread_local Scan sc;
@@ -202,9 +204,8 @@ bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t
     while (pred(j)) j++;
     return j;
   };
-  auto emit = [&](size_t b, size_t e) { out.emplace_back(sc.off[b], sc.off[e]); };
+  auto emit = [&](size_t b, size_t e) { out.emplace_back(base + sc.off[b], base + sc.off[e]); };
   const bool cl100k = spec->kind == Style::Cl100k;
-  out.clear();
   size_t i = 0;
   while (i < n) {
     // 's 't 're 've 'm 'll 'd (their first letters differ, so the first that fits is the only one)
@@ -262,6 +263,183 @@ bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t
     i = e;
   }
   return true;
+}
+
+// ---- The byte-level path ----
+// Most text here is ASCII and Hangul syllables, and most pieces are " word" or ".": decoding every
+// code point into three arrays first (9 bytes written per code point) cost more than matching. This
+// path matches on the UTF-8 bytes while it knows every class involved (ASCII, and Hangul syllables,
+// which are letters and nfc_safe), and hands the rest of the text to the general scanner at the start
+// of the first piece whose end depends on any other code point (or on bytes that are not UTF-8). The
+// hand-over is exact because the patterns have no look-behind: the matches from a piece's start on
+// depend only on the text from there on.
+
+constexpr uint8_t kHi = 16;  // a byte >= 0x80: the code point must be looked at
+
+struct ByteClasses {
+  uint8_t c[256];
+  constexpr ByteClasses() : c() {
+    for (uint32_t k = 0; k < 256; k++) c[k] = k < 0x80 ? ascii_class(k) : kHi;
+  }
+  constexpr uint8_t operator[](unsigned char k) const { return c[k]; }
+};
+constexpr ByteClasses kByteClass;
+
+// A Hangul syllable U+AC00..U+D7A3 at b[j]; other non-ASCII is not decided here. UTF-8 keeps code
+// point order: with both continuation bytes in place, the three bytes read as one big-endian number
+// lie between those of U+AC00 (EA B0 80) and U+D7A3 (ED 9E A3) exactly for the syllables (decoding
+// the code point to test its range took 24% more instructions and 10% more time on the corpus).
+inline bool hangul_at(const unsigned char* b, size_t j, size_t n) {
+  if (n - j < 3) return false;
+  const uint32_t v = (uint32_t(b[j]) << 16) | (uint32_t(b[j + 1]) << 8) | b[j + 2];
+  return (v & 0xC0C0) == 0x8080 && v - 0xEAB080u <= 0xED9EA3u - 0xEAB080u;
+}
+
+constexpr size_t kBail = ~size_t(0);
+
+// Matches s from the start while the bytes decide; returns where the general scanner must go on
+// (s.size(): nowhere). Every byte before that offset is ASCII or a Hangul syllable, so valid and nfc_safe.
+size_t scan_bytes(const FastSpec& spec, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  // The class of the code point at j < n, kHi when it is neither ASCII nor a Hangul syllable; *len its bytes.
+  auto class_at = [&](size_t j, size_t* len) -> uint8_t {
+    const uint8_t c = kByteClass[b[j]];
+    if (!(c & kHi)) {
+      *len = 1;
+      return c;
+    }
+    *len = 3;
+    return hangul_at(b, j, n) ? kL : kHi;
+  };
+  // The end of the run from j of code points whose class has a bit of `bits` (none: punctuation);
+  // kBail at a code point it cannot classify, which could go on the run.
+  auto run = [&](size_t j, uint8_t bits) -> size_t {
+    while (j < n) {
+      const uint8_t c = kByteClass[b[j]];
+      if (!(c & kHi)) {
+        if (bits ? !(c & bits) : c != 0) break;
+        j++;
+      } else if (hangul_at(b, j, n)) {
+        if (bits != kL) break;
+        j += 3;
+      } else {
+        return kBail;
+      }
+    }
+    return j;
+  };
+  const bool cl100k = spec.kind == Style::Cl100k;
+  size_t i = 0;
+  while (i < n) {
+    size_t len0;
+    const uint8_t c0 = class_at(i, &len0);
+    if (c0 & kHi) return i;
+    if (b[i] == '\'' && i + 1 < n) {  // contractions, as the general scanner
+      // Only ASCII letters are read here: a code point past ASCII right after the apostrophe is no
+      // contraction letter, except U+017F under FoldCase, and neither style takes it as one here: the
+      // apostrophe is punctuation, and the test of the next code point's class below hands the piece
+      // over. One past ASCII in second place can only fold to s, never to the e or l asked there.
+      const char a = contraction_letter(b[i + 1], spec.contractions);
+      const char c = i + 2 < n && b[i + 2] < 0x80 ? contraction_letter(b[i + 2], spec.contractions) : 0;
+      size_t len = 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') len = 2;
+      else if ((a == 'r' && c == 'e') || (a == 'v' && c == 'e') || (a == 'l' && c == 'l')) len = 3;
+      if (len) {
+        out.emplace_back(uint32_t(i), uint32_t(i + len));
+        i += len;
+        continue;
+      }
+    }
+    size_t e = i;
+    if (cl100k) {
+      if (c0 & kL) {
+        e = run(i, kL);
+      } else if (c0 & kN) {  // \p{N}{1,max}: ASCII digits; a code point it cannot tell could be one
+        e = i + 1;
+        while (e < n && e - i < size_t(spec.max_digits)) {
+          const uint8_t c = kByteClass[b[e]];
+          if (c & kN) e++;
+          else if (!(c & kHi)) break;
+          else if (hangul_at(b, e, n)) break;
+          else return i;
+        }
+      } else {
+        // [^\r\n\p{L}\p{N}]?\p{L}+ first, then  ?[^\s\p{L}\p{N}]+[\r\n]*: the next code point decides
+        size_t len1 = 0;
+        const uint8_t c1 = i + 1 < n ? class_at(i + 1, &len1) : 0;
+        if (c1 & kHi) return i;
+        if (!(c0 & kNL) && (c1 & kL)) {
+          e = run(i + 1, kL);
+        } else {
+          const size_t p = (b[i] == ' ' && i + 1 < n && c1 == 0) ? i + 1 : i;
+          if (p < n && kByteClass[b[p]] == 0) {
+            e = run(p, 0);
+            // [\r\n]*: never a code point past ASCII, so one this path cannot classify ends it too
+            if (e != kBail)
+              while (e < n && (kByteClass[b[e]] & kNL)) e++;
+          }
+        }
+      }
+    } else {
+      // " ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+", as the general scanner
+      size_t p = i, lenp = len0;
+      uint8_t cp = c0;
+      if (b[i] == ' ') {
+        p = i + 1;
+        cp = p < n ? class_at(p, &lenp) : kWS;  // the end: none of the three
+        if (cp & kHi) return i;
+      }
+      if (cp & kL) e = run(p, kL);
+      else if (cp & kN) e = run(p, kN);
+      else if (!(cp & kWS)) e = run(p, 0);
+    }
+    if (e == kBail) return i;
+    if (e == i && (c0 & kWS)) {
+      const size_t w = run(i, kWS);
+      if (w == kBail) return i;  // the run, or what follows it, is a code point this path cannot classify
+      if (cl100k) {  // \s*[\r\n]+: up to and with the run's last CR/LF
+        for (size_t k = w; k > i; k--)
+          if (kByteClass[b[k - 1]] & kNL) {
+            e = k;
+            break;
+          }
+      }
+      if (e == i) {
+        if (w == n) e = w;                     // \s+(?!\S) at the end
+        else if (w - i >= 2) e = w - 1;        // \s+(?!\S): the run's code points are one byte each
+        else if (spec.trailing_space) e = w;   // \s+
+      }
+    }
+    if (e == i) {  // a gap: the regex search moves on one code point
+      i += len0;
+      continue;
+    }
+    out.emplace_back(uint32_t(i), uint32_t(e));
+    i = e;
+  }
+  return n;
+}
+
+}  // namespace
+
+bool fast_find_all(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out, bool* nfc_quick) {
+  if (which < 0 || size_t(which) >= std::size(kSpecs)) return false;
+  out.clear();
+  const size_t p = scan_bytes(kSpecs[which], s, out);
+  if (p == s.size()) {
+    if (nfc_quick) *nfc_quick = true;
+    return true;
+  }
+  // The prefix was ASCII and Hangul syllables, so valid and nfc_safe: the tail decides both.
+  return find_all_general(&kSpecs[which], s.substr(p), uint32_t(p), out, nfc_quick);
+}
+
+bool fast_find_all_general(int which, std::string_view s, std::vector<std::pair<uint32_t, uint32_t>>& out,
+                           bool* nfc_quick) {
+  if (which < 0 || size_t(which) >= std::size(kSpecs)) return false;
+  out.clear();
+  return find_all_general(&kSpecs[which], s, 0, out, nfc_quick);
 }
 
 }  // namespace lathe::tok
