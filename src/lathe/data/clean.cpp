@@ -522,7 +522,7 @@ std::optional<std::string> filter_preference(const nlohmann::json& rec, const Cl
 
 }  // namespace
 
-std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o) {
+std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o, RecordTextFacts* facts) {
   if (rec.contains("input_ids") || rec.contains("prompt_input_ids")) return std::nullopt;  // pre-tokenized: nothing to read
   if (preference_shape_of(rec) != PreferenceShape::None) return filter_preference(rec, o);
   std::string text = record_text(rec);
@@ -539,12 +539,17 @@ std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanO
   if (auto why = repetition_reason(text, o)) return why;
   if (!o.script.empty() && o.min_script_ratio > 0 && script_ratio(text, o.script) < o.min_script_ratio)
     return "script ratio below " + o.script + " minimum";
+  if (facts) {
+    facts->has = true;
+    facts->text = std::move(text);
+    facts->chars = n;
+  }
   return std::nullopt;
 }
 
-std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o) {
+std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o, RecordTextFacts* facts) {
   for_each_text(rec, [&](std::string& s) { clean_text(s, o); });
-  return filter_record(rec, o);
+  return filter_record(rec, o, facts);
 }
 
 void clean_drop(const Record& r, const std::string& why, StageCounts& counts) {

@@ -35,15 +35,24 @@ struct CleanOptions {
 
 // Normalises one string in place per `o`.
 void clean_text(std::string& s, const CleanOptions& o);
-// Why the record should be dropped (a reason name for the report), or nullopt to keep it.
-std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o);
+// What filter_record read of a kept record, for a caller that needs it again: record_text(rec) and
+// its length in characters. `has` is false where it read none (pre-tokenized and preference records).
+struct RecordTextFacts {
+  bool has = false;
+  std::string text;
+  size_t chars = 0;
+};
+// Why the record should be dropped (a reason name for the report), or nullopt to keep it; `facts`,
+// when given, receives the text it read.
+std::optional<std::string> filter_record(const nlohmann::json& rec, const CleanOptions& o,
+                                         RecordTextFacts* facts = nullptr);
 // Cleans and filters all records (in parallel); drops are counted in `counts`.
 void clean_records(std::vector<Record>& records, const CleanOptions& o, StageCounts& counts);
 // clean_records for one record, in two halves: clean_record cleans every text of `rec` and says why it
 // is dropped (filter_record); clean_drop counts a dropped record in `counts` (its reason and the start
 // of its text), called in record order. The streaming driver runs the first half inside its
 // per-record pass, so a record's text is cleaned, checked for personal data and hashed while in cache.
-std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o);
+std::optional<std::string> clean_record(nlohmann::json& rec, const CleanOptions& o, RecordTextFacts* facts = nullptr);
 void clean_drop(const Record& r, const std::string& why, StageCounts& counts);
 
 // Building blocks, exposed for tests.

@@ -193,19 +193,24 @@ void Streamer::take_batch(std::vector<Record>& recs) {
       for (int64_t i = r0; i < r1; i++) {
         try {
           Record& r = recs[i];
-          if ((unclean[i] = clean_record(r.json, cfg_.clean))) continue;
+          RecordTextFacts facts;
+          if ((unclean[i] = clean_record(r.json, cfg_.clean, &facts))) continue;
           pii.find(r.json, found[i]);
           if (pii.drops(found[i])) continue;
           alive[i] = 1;
           Meta& mt = metas[i];
-          std::string text = dedup_text(r.json);
+          // The text the filters read is the dedup text too, unless personal data was found in it since
+          // (redacted) or there was none to read (pre-tokenized): read again then.
+          const bool read_once = facts.has && found[i].empty();
+          std::string text = read_once ? std::move(facts.text) : dedup_text(r.json);
           const std::string norm = dedup_normalize(text);
           hashes[i] = XXH3_64bits(norm.data(), norm.size());
           if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
           std::string& out = bytes[i];
           // The record as the records file will hold it, after its text statistics (the same text as the
           // dedup text unless the record is pretokenized).
-          put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
+          if (read_once) put_text_statistics(out, text, facts.chars);
+          else put_text_statistics(out, r.json.contains("input_ids") ? record_text(r.json) : text);
           if (!texts.empty()) texts[i] = std::move(text);
           if (r.json.contains("messages")) mt.flags |= kHasMessages;
           json_dump_record(r.json, r.id, r.source, out);

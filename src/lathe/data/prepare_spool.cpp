@@ -69,10 +69,10 @@ uint64_t get_varint(std::string_view b, size_t& at) {
 
 }  // namespace
 
-void put_text_statistics(std::string& out, std::string_view text) {
+void put_text_statistics(std::string& out, std::string_view text, size_t chars) {
   ScriptCount sc[kScriptKinds];
   const size_t n = count_scripts_in_name_order(text, sc);
-  put_varint(out, utf8_length(text));
+  put_varint(out, chars);
   put_varint(out, n);
   for (size_t k = 0; k < n; k++) {
     put_varint(out, sc[k].name.size());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lathe/core/error.h"
+#include "lathe/core/utf8.h"
 #include "lathe/data/pipeline.h"
 
 namespace lathe::data {
@@ -163,7 +164,11 @@ uint64_t memory_budget(const DataConfig& cfg);
 bool append_ids24(const int32_t* ids, size_t n, std::string& out);
 // The n ids append_ids24 wrote at `packed`, widened back to int32.
 void read_ids24(const char* packed, size_t n, int32_t* ids);
-void put_text_statistics(std::string& out, std::string_view text);
+// `chars`: utf8_length(text), where the caller knows it already.
+void put_text_statistics(std::string& out, std::string_view text, size_t chars);
+inline void put_text_statistics(std::string& out, std::string_view text) {
+  put_text_statistics(out, text, utf8_length(text));
+}
 // Reads them back (adding to `scripts`) and returns where the line starts.
 size_t get_text_statistics(std::string_view b, size_t& char_len, std::map<std::string, size_t>* scripts);
 
