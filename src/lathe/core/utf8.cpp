@@ -51,6 +51,19 @@ void utf8_append(std::string& out, uint32_t cp) {
 
 bool valid_utf8(std::string_view sv) {
 #ifdef LATHE_HAVE_SIMDJSON
+  // Short ASCII strings (JSON keys, roles, ids: most of a record's strings by count) without the
+  // library's dispatch and block setup, which cost more than the check itself.
+  if (sv.size() <= 32) {
+    uint64_t any = 0;
+    size_t i = 0;
+    for (; i + 8 <= sv.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, sv.data() + i, 8);
+      any |= w;
+    }
+    for (; i < sv.size(); i++) any |= uint8_t(sv[i]);
+    if (!(any & 0x8080808080808080ull)) return true;
+  }
   return simdjson::validate_utf8(sv.data(), sv.size());
 #else
   return valid_utf8_scalar(sv);
