@@ -94,6 +94,15 @@ void AtomicFileWriter::write(const void* data, size_t n) {
     n -= size_t(w);
     bytes_ += size_t(w);
   }
+  // Writeback of what is written so far starts now, in the background, so that commit()'s fsync
+  // waits for the last few MiB rather than the whole file: a 189 MB token shard spent 0.08 s of its
+  // 0.22 s asleep in fsync with nothing started before it.
+  if (bytes_ - kicked_ >= kKickBytes) {
+#ifdef __linux__
+    ::sync_file_range(fd_, off_t(kicked_), off_t(bytes_ - kicked_), SYNC_FILE_RANGE_WRITE);
+#endif
+    kicked_ = bytes_;
+  }
 }
 
 void AtomicFileWriter::commit() {

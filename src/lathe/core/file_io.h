@@ -46,9 +46,10 @@ class AtomicFileWriter {
   size_t bytes() const { return bytes_; }
 
  private:
+  static constexpr size_t kKickBytes = size_t(8) << 20;  // writeback started every 8 MiB written
   std::string path_, tmp_;
   int fd_ = -1;
-  size_t bytes_ = 0;
+  size_t bytes_ = 0, kicked_ = 0;
 };
 void write_file_atomic(const std::string& path, const void* data, size_t n);
 inline void write_file_atomic(const std::string& path, const std::string& s) {
