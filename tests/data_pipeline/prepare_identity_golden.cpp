@@ -222,10 +222,13 @@ TEST_P(PrepareIdentity, SameBytesAsTheGoldenStreamedOrNot) {
   write(dir / "data.yaml", c.yaml);
   json got;
   // The streaming driver at its default batch size, at 2 threads, in batches of 7 records and JSONL
-  // pieces of 4 KB (every batch and piece boundary crossed), in runs of 3 records inside batches of 50
+  // pieces of 4 KB (every batch and piece boundary crossed; the tokenizer's load slowed down, so that
+  // the first batches wait for it while the next are read), in runs of 3 records inside batches of 50
   // (each run's spool copy overlaps the next run's work), and the in-memory driver.
   const std::vector<std::pair<int, std::string>> runs = {
-      {1, ""}, {2, ""}, {2, "LATHE_DATA_BATCH_RECORDS=7 LATHE_DATA_PIECE_BYTES=4096 LATHE_DATA_SPOOL_BYTES=1 LATHE_DATA_SPOOL_WRITE_BYTES=2000 "},
+      {1, ""}, {2, ""},
+      {2, "LATHE_DATA_BATCH_RECORDS=7 LATHE_DATA_PIECE_BYTES=4096 LATHE_DATA_SPOOL_BYTES=1 LATHE_DATA_SPOOL_WRITE_BYTES=2000 "
+          "LATHE_TOKENIZER_LOAD_DELAY_MS=400 "},
       {2, "LATHE_DATA_BATCH_RECORDS=50 LATHE_DATA_RUN_RECORDS=3 LATHE_DATA_SPOOL_BYTES=5000 "}, {1, "LATHE_DATA_IN_MEMORY=1 "}};
   for (auto& [threads, env] : runs) {
     fs::remove_all(dir / "out");

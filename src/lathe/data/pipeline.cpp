@@ -16,6 +16,7 @@
 #include <fstream>
 #include <numeric>
 #include <optional>
+#include <thread>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -25,6 +26,7 @@
 #include "lathe/data/pii.h"
 #include "lathe/data/pipeline_internal.h"
 #include "lathe/data/preference_stage.h"
+#include "lathe/data/prepare_spool.h"
 #include "lathe/data/review_stage.h"
 #include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
@@ -696,19 +698,31 @@ CollectOptions collect_options(const DataConfig& cfg, const PendingTokenizer& to
 }
 
 PendingTokenizer::PendingTokenizer(const std::string& path)
-    : wanted_(true), loading_(std::async(std::launch::async, [path] { return Tokenizer::load(path); })) {}
+    : wanted_(true), loading_(std::async(std::launch::async, [path, delay = knob("LATHE_TOKENIZER_LOAD_DELAY_MS", 0)] {
+        // Tests slow the load down so that the streaming driver's first batches wait for it.
+        if (delay) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+        return Tokenizer::load(path);
+      })) {}
 
 // A run that fails before get() still waits here for the load (std::async's future joins its thread).
 PendingTokenizer::~PendingTokenizer() = default;
 
+bool PendingTokenizer::ready() const {
+  if (!wanted_) return true;
+  std::lock_guard<std::mutex> lock(ready_mu_);
+  return resolved_ || loading_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
 const Tokenizer* PendingTokenizer::get() const {
   if (!wanted_) return nullptr;
   std::call_once(once_, [&] {
+    std::lock_guard<std::mutex> lock(ready_mu_);
     try {
       tok_ = loading_.get();
     } catch (...) {
       error_ = std::current_exception();
     }
+    resolved_ = true;
   });
   if (error_) std::rethrow_exception(error_);
   return tok_.get();

@@ -64,6 +64,8 @@ class PendingTokenizer {
   PendingTokenizer(const PendingTokenizer&) = delete;
   PendingTokenizer& operator=(const PendingTokenizer&) = delete;
   bool wanted() const { return wanted_; }
+  // get() would not wait (loaded, failed, or none wanted).
+  bool ready() const;
   const Tokenizer* get() const;
 
  private:
@@ -72,6 +74,8 @@ class PendingTokenizer {
   mutable std::once_flag once_;
   mutable std::unique_ptr<Tokenizer> tok_;
   mutable std::exception_ptr error_;
+  mutable std::mutex ready_mu_;  // loading_ is read by ready() and consumed by get()
+  mutable bool resolved_ = false;
 };
 
 // collect_options counting chunk tokens with the pending tokenizer (waited for only when a document

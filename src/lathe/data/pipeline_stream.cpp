@@ -127,11 +127,31 @@ bool Streamer::read_all() {
         knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 128, 1u << 20, 64u << 20));
     collect_batches(
         cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
-        [&](std::vector<Record>& b) { take_batch(b); }, rs_.cr);
+        [&](std::vector<Record>& b) { offer_batch(b); }, rs_.cr);
+    take_waiting();
   } catch (const NotStreamed&) {
     return false;
   }
   return true;
+}
+
+// The first batches arrive while the tokenizer may still be loading (0.15 s for Qwen3's): they wait
+// here, and collect reads and parses the next piece meanwhile, instead of take_batch waiting for the
+// load with the input untouched. In order: a batch goes on only after those that came before it.
+void Streamer::offer_batch(std::vector<Record>& recs) {
+  if (!encoder_made_ && waiting_.size() < kWaitingBatches && !tok_.ready()) {
+    waiting_.push_back(std::move(recs));
+    recs.clear();
+    steps_("collect");
+    return;
+  }
+  take_waiting();
+  take_batch(recs);
+}
+
+void Streamer::take_waiting() {
+  for (std::vector<Record>& w : waiting_) take_batch(w);
+  waiting_.clear();
 }
 
 void Streamer::make_encoder() {

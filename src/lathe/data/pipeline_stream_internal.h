@@ -80,6 +80,10 @@ class Streamer {
   // The encoder, made once the tokenizer has loaded (at the first batch, or at finish() without one).
   void make_encoder();
   void take_batch(std::vector<Record>& recs);
+  void offer_batch(std::vector<Record>& recs);
+  void take_waiting();
+  static constexpr size_t kWaitingBatches = 4;  // collected while the tokenizer loads, at most
+  std::vector<std::vector<Record>> waiting_;
   void spool_in_order(std::vector<std::string>& recs);
   void progress();
   StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
