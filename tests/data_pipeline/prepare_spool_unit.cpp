@@ -99,6 +99,19 @@ TEST(PrepareSpool, ViewMatchesReadInMemoryAndOnDisk) {
       ASSERT_EQ(got, all.substr(at, n)) << at << "+" << n;
       ASSERT_EQ(sp.view(at, n, scratch), got) << at << "+" << n << (sp.on_disk() ? " on disk" : " in memory");
     }
+    // SpoolReader: a pass in rising offsets with small gaps (its read-ahead windows, their edges and
+    // the spool's end), then jumps back and far ahead and reads longer than a window.
+    SpoolReader in(sp);
+    uint64_t at = 0;
+    size_t passed = 0;
+    while (at < all.size()) {
+      const size_t n = size_t(std::min<uint64_t>(rng.next() % 2000, all.size() - at));
+      ASSERT_EQ(in.view(at, n), std::string_view(all).substr(at, n)) << at << "+" << n;
+      at += n + rng.next() % 700;
+      passed++;
+    }
+    EXPECT_GT(passed, 10000u);
+    for (auto [a, n] : ranges) ASSERT_EQ(in.view(a, n), std::string_view(all).substr(a, n)) << a << "+" << n;
   }
   std::filesystem::remove_all(dir);
 }

@@ -366,22 +366,21 @@ std::string Streamer::read_dedup_text(size_t i) const {
 }
 
 // Record i's ids, or its labels, into dst (meta ntok values): decoded from the spool's bytes in place
-// where they sit in memory (a copy of them first only when spilled to disk).
-void Streamer::read_tokens(size_t i, bool labels, int32_t* dst) const {
+// where they sit in memory, through `in`'s read-ahead when spilled to disk.
+void Streamer::read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in) const {
   const Meta& m = meta_[i];
-  thread_local std::string scratch;
   if (m.flags & kIds24) {
-    read_ids24(spool_.view(m.off + m.rec_bytes, m.id_bytes(), scratch).data(), m.ntok, dst);
+    read_ids24(in.view(m.off + m.rec_bytes, m.id_bytes()).data(), m.ntok, dst);
   } else {
-    spool_.read(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok, dst);
+    std::memcpy(dst, in.view(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
   }
   if (!labels) return;
   const uint64_t labels_at = m.off + m.rec_bytes + m.id_bytes();
   if (!(m.flags & kLabelBits)) {
-    spool_.read(labels_at, sizeof(int32_t) * m.ntok, dst);
+    std::memcpy(dst, in.view(labels_at, sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
     return;
   }
-  const auto* bits = reinterpret_cast<const uint8_t*>(spool_.view(labels_at, m.label_bytes(), scratch).data());
+  const auto* bits = reinterpret_cast<const uint8_t*>(in.view(labels_at, m.label_bytes()).data());
   for (size_t j = 0; j < m.ntok; j++)
     if (!((bits[j / 8] >> (j % 8)) & 1)) dst[j] = kIgnoreIndex;
 }

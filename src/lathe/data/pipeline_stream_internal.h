@@ -102,7 +102,7 @@ class Streamer {
   }
   std::string where(size_t i) const { return source_of(i).where(); }
   std::string read_dedup_text(size_t i) const;
-  void read_tokens(size_t i, bool labels, int32_t* dst) const;
+  void read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in) const;
   StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
   void write_records_and_statistics(const std::vector<uint32_t>& kept, const std::vector<char>& formatted,

@@ -136,10 +136,11 @@ void Streamer::write_token_shards(const std::vector<uint32_t>& kept, const std::
     for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
     size_t label_tokens = 0;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
+    SpoolReader in(spool_);
     const uint64_t shard_hash =
         write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
                                    [&](size_t q, bool want_labels, int32_t* dst) {
-                                     read_tokens(idx[q], want_labels, dst);
+                                     read_tokens(idx[q], want_labels, dst, in);
                                      if (want_labels) label_tokens += count_loss_labels({dst, plan.lengths[q]});
                                    });
     sp.shards.push_back(shard);

@@ -164,6 +164,32 @@ class Spool {
   std::string pending_;  // on disk: what is not written yet
 };
 
+// Reads of a spool in rising offsets (a writer's pass over records in spool order): views in place
+// while the spool is in memory; on disk, 4 MiB read ahead at a time while the offsets go up (an access
+// far behind or ahead reads only what it asks for). A 1 GB corpus's token shards made ~3.6 million
+// preads of a few hundred bytes each, one or two per record and pass, once its spool had spilled.
+class SpoolReader {
+ public:
+  explicit SpoolReader(const Spool& s) : s_(s) {}
+  std::string_view view(uint64_t at, size_t n) {
+    if (!s_.on_disk()) return s_.view(at, n, scratch_);
+    const uint64_t end = w0_ + buf_.size();
+    if (at >= w0_ && at + n <= end) return {buf_.data() + (at - w0_), n};
+    const bool ahead = at >= w0_ && at <= end + kAhead;  // the next stretch of a pass in order
+    const size_t want = size_t(std::min<uint64_t>(std::max<uint64_t>(n, ahead ? kAhead : 0), s_.size() - at));
+    buf_.resize(want);
+    s_.read(at, want, buf_.data());
+    w0_ = at;
+    return {buf_.data(), n};
+  }
+
+ private:
+  static constexpr size_t kAhead = size_t(4) << 20;
+  const Spool& s_;
+  std::string buf_, scratch_;
+  uint64_t w0_ = 0;
+};
+
 // data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
 // in memory, a sixteenth for the band keys, a thirty-second for a JSONL piece (1-64 MiB; a batch's
 // DOMs, texts and tokens are a few times its piece). What is left holds the Metas and the tokenizer.
