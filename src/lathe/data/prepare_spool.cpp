@@ -10,6 +10,98 @@
 
 namespace lathe::data {
 
+void Spool::spill() {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  const int flags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
+  // LATHE_DATA_SPOOL_BUFFERED=1: through the page cache, as on a file system without O_DIRECT (tests).
+  if (!knob("LATHE_DATA_SPOOL_BUFFERED", 0)) fd_ = ::open(path_.c_str(), flags | O_DIRECT, 0600);
+  direct_ = fd_ >= 0;
+  if (fd_ < 0 && (errno == EINVAL || !direct_)) fd_ = ::open(path_.c_str(), flags, 0600);  // tmpfs and the like
+  if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+  wcap_ = (std::max(kWriteBytes, kBlock) + kBlock - 1) / kBlock * kBlock + kBlock;
+  void* p = nullptr;
+  if (posix_memalign(&p, kBlock, wcap_) != 0) fail("data", "cannot allocate the spool's write buffer");
+  wbuf_.reset(static_cast<char*>(p));
+  // The chunks in memory go first, whole blocks straight from them (mapped memory is page-aligned);
+  // the last block's bytes start the write buffer.
+  for (size_t c = 0; c < chunks_.size(); c++) {
+    const uint64_t pos = uint64_t(c) * kChunk;
+    const size_t bytes = size_t(std::min<uint64_t>(kChunk, size_ - pos)), whole = bytes / kBlock * kBlock;
+    write_at(chunks_[c].get(), whole, pos);
+    if (whole < bytes) {
+      wbase_ = pos + whole;
+      wlen_ = bytes - whole;
+      std::memcpy(wbuf_.get(), chunks_[c].get() + whole, wlen_);
+    } else {
+      wbase_ = pos + bytes;
+    }
+    chunks_[c].reset();
+  }
+  chunks_.clear();
+}
+
+void Spool::put(std::string_view b) {
+  while (!b.empty()) {
+    const size_t k = std::min(b.size(), wcap_ - wlen_);
+    std::memcpy(wbuf_.get() + wlen_, b.data(), k);
+    wlen_ += k;
+    b.remove_prefix(k);
+    if (wlen_ >= std::max(kWriteBytes, kBlock) || wlen_ == wcap_) flush(false);
+  }
+}
+
+void Spool::flush(bool partial_too) {
+  const size_t whole = wlen_ / kBlock * kBlock;
+  if (whole) {
+    write_at(wbuf_.get(), whole, wbase_);
+    std::memmove(wbuf_.get(), wbuf_.get() + whole, wlen_ - whole);
+    wbase_ += whole;
+    wlen_ -= whole;
+  }
+  if (partial_too && wlen_) {  // padded to a block (reads stop at size_), kept for the appends to come
+    std::memset(wbuf_.get() + wlen_, 0, kBlock - wlen_);
+    write_at(wbuf_.get(), kBlock, wbase_);
+  }
+}
+
+void Spool::write_at(const char* p, size_t n, uint64_t off) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t k = ::pwrite(fd_, p + done, n - done, off_t(off + done));
+    if (k <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
+    done += size_t(k);
+  }
+}
+
+void Spool::read_disk(uint64_t at, size_t n, char* out) const {
+  auto pread_all = [&](char* dst, size_t len, uint64_t off) {
+    for (size_t done = 0; done < len;) {
+      const ssize_t k = ::pread(fd_, dst + done, len - done, off_t(off + done));
+      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
+      done += size_t(k);
+    }
+  };
+  if (!direct_) return pread_all(out, n, at);
+  // Whole blocks into a per-thread aligned buffer, 8 MiB at a time, then copied out.
+  constexpr size_t kBounce = size_t(8) << 20;
+  thread_local std::unique_ptr<char, Free> bounce;
+  if (!bounce) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kBlock, kBounce) != 0) fail("data", "cannot allocate the spool's read buffer");
+    bounce.reset(static_cast<char*>(p));
+  }
+  while (n > 0) {
+    const uint64_t a0 = at / kBlock * kBlock;
+    const size_t take = std::min<size_t>(n, kBounce - size_t(at - a0));
+    const size_t len = size_t((at + take + kBlock - 1) / kBlock * kBlock - a0);
+    pread_all(bounce.get(), len, a0);
+    std::memcpy(out, bounce.get() + (at - a0), take);
+    out += take;
+    at += take;
+    n -= take;
+  }
+}
+
+
 size_t knob(const char* name, size_t dflt) {
   const char* v = std::getenv(name);
   return v && *v ? std::max<size_t>(1, std::stoull(v)) : dflt;
