@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -73,9 +72,9 @@ class Spool {
     const uint64_t at = size_;
     if (fd_ < 0 && size_ + b.size() > cap_) spill();
     if (fd_ >= 0) {
-      put(b);
-      size_ += b.size();
-      sealed_ = false;
+      pending_.append(b);
+      size_ += b.size();  // before seal(), which writes pending_ at size_ - its size
+      if (pending_.size() >= kWriteBytes) seal();
       return at;
     }
     for (size_t done = 0; done < b.size();) {
@@ -88,23 +87,23 @@ class Spool {
     size_ += b.size();
     return at;
   }
-  // Writes what the disk spool holds back (appending may go on afterwards).
   void seal() {
-    if (fd_ >= 0 && !sealed_) flush(true);
-    sealed_ = true;
+    if (pending_.empty()) return;
+    write_at(pending_, size_ - pending_.size());
+    pending_.clear();
   }
   // Bytes [at, at + n) where they lie, when the spool is in memory and they sit in one chunk (the
   // common case: a record or a block of records is far smaller than a chunk); else read into `scratch`.
   // Saves the copy a read makes of bytes that are only scanned once (the writers' pass).
   std::string_view view(uint64_t at, size_t n, std::string& scratch) const {
-    LATHE_CHECK(at + n <= size_ && sealed_, "spool read past its end or before seal()");
+    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
     if (fd_ < 0 && n > 0 && at / kChunk == (at + n - 1) / kChunk) return {chunks_[at / kChunk].get() + at % kChunk, n};
     scratch.resize(n);
     read(at, n, scratch.data());
     return scratch;
   }
   void read(uint64_t at, size_t n, void* out) const {
-    LATHE_CHECK(at + n <= size_ && sealed_, "spool read past its end or before seal()");
+    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
     char* o = static_cast<char*>(out);
     if (fd_ < 0) {
       for (size_t done = 0; done < n;) {
@@ -115,12 +114,15 @@ class Spool {
       }
       return;
     }
-    read_disk(at, n, o);
+    for (size_t done = 0; done < n;) {
+      const ssize_t k = ::pread(fd_, o + done, n - done, off_t(at + done));
+      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
+      done += size_t(k);
+    }
   }
 
  private:
   static constexpr size_t kChunk = size_t(8) << 20;
-  static constexpr size_t kBlock = 4096;  // the unit of O_DIRECT offsets, lengths and addresses
   struct Unmap {
     void operator()(char* p) const { ::munmap(p, kChunk); }
   };
@@ -136,29 +138,30 @@ class Spool {
   }
   // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
   const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
-  // prepare_spool.cpp: the spool on disk. Written through the page cache, a spilled spool cost the
-  // kernel a new page per 4 KiB (1.5 GB written: 7.7-9.7 CPU-s on this VM, all system time; with
-  // O_DIRECT 0.04 CPU-s and 0.8 s): it is written and read with O_DIRECT where the file system
-  // allows it, in whole 4 KiB blocks from an aligned buffer (the last block padded, and written again
-  // as appends fill it), and read through an aligned bounce buffer a piece at a time.
-  void spill();
-  void put(std::string_view b);
-  void flush(bool partial_too);
-  void write_at(const char* p, size_t n, uint64_t off);
-  void read_disk(uint64_t at, size_t n, char* out) const;
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
+  void spill() {
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+    for (size_t c = 0; c < chunks_.size(); c++) {
+      const uint64_t pos = uint64_t(c) * kChunk;
+      write_at({chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos))}, pos);
+      chunks_[c].reset();
+    }
+    chunks_.clear();
+  }
+  void write_at(std::string_view b, uint64_t off) {
+    for (size_t done = 0; done < b.size();) {
+      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(off + done));
+      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
+      done += size_t(n);
+    }
+  }
   std::string path_;
   uint64_t cap_;
   int fd_ = -1;
-  bool direct_ = false;  // fd_ is O_DIRECT
-  bool sealed_ = true;
   uint64_t size_ = 0;
   std::vector<Chunk> chunks_;
-  std::unique_ptr<char, Free> wbuf_;  // on disk: bytes [wbase_, wbase_ + wlen_) not written whole yet
-  size_t wcap_ = 0, wlen_ = 0;
-  uint64_t wbase_ = 0;  // a multiple of kBlock
+  std::string pending_;  // on disk: what is not written yet
 };
 
 // Reads of a spool in rising offsets (a writer's pass over records in spool order): views in place
