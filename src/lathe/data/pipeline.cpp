@@ -15,8 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-#include <optional>
-#include <thread>
 
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
@@ -26,7 +24,6 @@
 #include "lathe/data/pii.h"
 #include "lathe/data/pipeline_internal.h"
 #include "lathe/data/preference_stage.h"
-#include "lathe/data/prepare_spool.h"
 #include "lathe/data/review_stage.h"
 #include "lathe/dist/comm.h"
 #include "lathe/formats/dataset_manifest.h"
@@ -697,37 +694,6 @@ CollectOptions collect_options(const DataConfig& cfg, const PendingTokenizer& to
   return co;
 }
 
-PendingTokenizer::PendingTokenizer(const std::string& path)
-    : wanted_(true), loading_(std::async(std::launch::async, [path, delay = knob("LATHE_TOKENIZER_LOAD_DELAY_MS", 0)] {
-        // Tests slow the load down so that the streaming driver's first batches wait for it.
-        if (delay) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-        return Tokenizer::load(path);
-      })) {}
-
-// A run that fails before get() still waits here for the load (std::async's future joins its thread).
-PendingTokenizer::~PendingTokenizer() = default;
-
-bool PendingTokenizer::ready() const {
-  if (!wanted_) return true;
-  std::lock_guard<std::mutex> lock(ready_mu_);
-  return resolved_ || loading_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
-
-const Tokenizer* PendingTokenizer::get() const {
-  if (!wanted_) return nullptr;
-  std::call_once(once_, [&] {
-    std::lock_guard<std::mutex> lock(ready_mu_);
-    try {
-      tok_ = loading_.get();
-    } catch (...) {
-      error_ = std::current_exception();
-    }
-    resolved_ = true;
-  });
-  if (error_) std::rethrow_exception(error_);
-  return tok_.get();
-}
-
 // 2-4: map, clean, personal data.
 void run_record_stages(const DataConfig& cfg, RecordStages& rs, const std::function<void(const char*)>& lap) {
   rs.map = map_stage(rs.cr.records, cfg, rs.shapes, rs.kind);
@@ -750,14 +716,12 @@ nlohmann::json run_pipeline(const DataConfig& cfg) {
   const bool sharded = comm.size() > 1;
   if (sharded && !std::getenv("OMP_NUM_THREADS") && comm.local_size() > 1) set_num_threads(default_threads_per_rank());
   const bool streams = !sharded && cfg.review.empty() && !std::getenv("LATHE_DATA_IN_MEMORY");
-  std::optional<PendingTokenizer> pending;
-  if (!cfg.format.model.empty() && (comm.is_root() || cfg.collect.chunk_tokens > 0)) pending.emplace(cfg.format.model);
-  else pending.emplace();
+  const PendingTokenizer pending(comm.is_root() || cfg.collect.chunk_tokens > 0 ? cfg.format.model : "");
   // One process, no reviewer's decisions: the streaming driver, unless the records turn out to be
   // preference records (it hands those back before writing anything). It reads its input while the
   // tokenizer loads; the in-memory driver waits for it first, as it always did.
-  if (streams && run_streaming(cfg, *pending, report)) return report;
-  const Tokenizer* tok_ptr = pending->get();
+  if (streams && run_streaming(cfg, pending, report)) return report;
+  const Tokenizer* tok_ptr = pending.get();
   RecordStages rs;
   if (sharded) {
     if (!sharded_record_stages(cfg, tok_ptr, comm, rs, std::ref(lap))) return nullptr;

@@ -7,15 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "lathe/data/pending_tokenizer.h"
 #include "lathe/data/pipeline.h"
 #include "lathe/data/pii.h"
 #include "lathe/dist/comm.h"
@@ -51,32 +49,6 @@ struct RecordStages {
 
 // The collect options of a run: the config's, counting chunk tokens with `tok` when there is one.
 CollectOptions collect_options(const DataConfig& cfg, const Tokenizer* tok);
-
-// The `--model` tokenizer, loaded on a thread of its own from construction (Qwen3's takes 0.15 s, as
-// long as the streaming driver's checking pass over 100 MB of input, which ran after it): get() waits
-// for it once and is then a read. Thread-safe; a load error is rethrown by every get(), so a bad
-// model still fails the run, at the first use instead of before the input is read.
-class PendingTokenizer {
- public:
-  PendingTokenizer() = default;  // no tokenizer: get() is nullptr
-  explicit PendingTokenizer(const std::string& path);
-  ~PendingTokenizer();
-  PendingTokenizer(const PendingTokenizer&) = delete;
-  PendingTokenizer& operator=(const PendingTokenizer&) = delete;
-  bool wanted() const { return wanted_; }
-  // get() would not wait (loaded, failed, or none wanted).
-  bool ready() const;
-  const Tokenizer* get() const;
-
- private:
-  bool wanted_ = false;
-  mutable std::future<std::unique_ptr<Tokenizer>> loading_;
-  mutable std::once_flag once_;
-  mutable std::unique_ptr<Tokenizer> tok_;
-  mutable std::exception_ptr error_;
-  mutable std::mutex ready_mu_;  // loading_ is read by ready() and consumed by get()
-  mutable bool resolved_ = false;
-};
 
 // collect_options counting chunk tokens with the pending tokenizer (waited for only when a document
 // is chunked by tokens).
