@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "lathe/core/direct_io.h"
 #include "lathe/core/error.h"
 
 namespace lathe {
@@ -69,20 +70,29 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
+AtomicFileWriter::AtomicFileWriter(std::string path, bool direct) : path_(std::move(path)) {
   tmp_ = path_ + ".tmp." + std::to_string(getpid());
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  bool is_direct = false;
+  fd_ = direct ? open_direct(tmp_, flags, 0644, is_direct) : ::open(tmp_.c_str(), flags, 0644);
   if (fd_ < 0) fail("io", "{}: cannot create: {}", tmp_, std::strerror(errno));
+  if (direct) direct_ = std::make_unique<DirectAppender>(fd_, is_direct, tmp_);
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (fd_ >= 0) {  // not committed: nothing half-written stays behind
+    direct_.reset();  // a write in flight ends before the file goes
     ::close(fd_);
     ::unlink(tmp_.c_str());
   }
 }
 
 void AtomicFileWriter::write(const void* data, size_t n) {
+  if (direct_) {
+    direct_->append(data, n);
+    bytes_ += n;
+    return;
+  }
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
@@ -106,6 +116,18 @@ void AtomicFileWriter::write(const void* data, size_t n) {
 }
 
 void AtomicFileWriter::commit() {
+  if (direct_) {
+    // The last block went out padded with zeros: the file is cut back to what was written.
+    direct_->flush();
+    direct_.reset();
+    if (::ftruncate(fd_, off_t(bytes_)) != 0) {
+      const int e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      ::unlink(tmp_.c_str());
+      fail("io", "{}: cannot set its size: {}", tmp_, std::strerror(e));
+    }
+  }
   const int fd = fd_;
   fd_ = -1;
   if (fsync(fd) != 0 || ::close(fd) != 0) {

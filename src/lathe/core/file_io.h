@@ -10,6 +10,8 @@
 
 namespace lathe {
 
+class DirectAppender;
+
 class MappedFile {
  public:
   // Throws lathe::Error("[io] PATH: ...") when the file cannot be opened or mapped.
@@ -34,9 +36,11 @@ void prefault_pages(const void* p, size_t n);
 
 // A file written piece by piece under a temporary name and renamed into place by commit(); destroyed
 // without commit() (an error on the way), it removes the temporary. Throws "[io] PATH: ..." on failure.
+// `direct`: written around the page cache (direct_io.h), for files of hundreds of MB that nothing
+// reads back soon (the prepared dataset's records and token shards).
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(std::string path);
+  explicit AtomicFileWriter(std::string path, bool direct = false);
   ~AtomicFileWriter();
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
@@ -50,6 +54,7 @@ class AtomicFileWriter {
   std::string path_, tmp_;
   int fd_ = -1;
   size_t bytes_ = 0, kicked_ = 0;
+  std::unique_ptr<DirectAppender> direct_;
 };
 void write_file_atomic(const std::string& path, const void* data, size_t n);
 inline void write_file_atomic(const std::string& path, const std::string& s) {

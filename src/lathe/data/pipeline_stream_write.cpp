@@ -46,7 +46,7 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
     sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
-    out[s] = std::make_unique<AtomicFileWriter>(cfg_.output + "/" + sp.records);
+    out[s] = std::make_unique<AtomicFileWriter>(cfg_.output + "/" + sp.records, /*direct=*/true);
     h[s] = XXH3_createState();
     XXH3_64bits_reset(h[s]);
   }

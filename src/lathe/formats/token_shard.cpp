@@ -77,7 +77,7 @@ uint64_t write_token_shard_streamed(const std::string& path, const TokenShardPla
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = kFormat;
   const std::string head = safetensors_header(specs, meta);
-  AtomicFileWriter w(path);
+  AtomicFileWriter w(path, /*direct=*/true);  // hundreds of MB that training maps later
   XXH3_state_t* h = XXH3_createState();
   XXH3_64bits_reset(h);
   // The sequences are filled straight into the write buffer (no copy through a vector per sequence):
