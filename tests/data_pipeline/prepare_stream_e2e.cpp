@@ -52,12 +52,17 @@ PrepareRun prepare(const fs::path& dir, const std::string& env, const std::strin
   return r;
 }
 
-// Spools of 700 bytes in memory: they move to disk a few batches in, then are written every 300 bytes.
+// Spools of 700 bytes in memory: they move to disk a few batches in, then are written every 300 bytes
+// (whole blocks: 4 KiB), read ahead 64 bytes at a time, and dedup reads them back in windows of 200.
 const char* kTiny =
-    "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_SPOOL_BYTES=700 LATHE_DATA_SPOOL_WRITE_BYTES=300";
+    "LATHE_DATA_BATCH_RECORDS=3 LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_SPOOL_BYTES=700 LATHE_DATA_SPOOL_WRITE_BYTES=300 "
+    "LATHE_DATA_SPOOL_READ_AHEAD=64 LATHE_DATA_SCAN_BYTES=200";
+// Exact dedup with 3 bits of hash (different texts share a hash and are told apart byte for byte) and
+// no memory to hold texts in (each group of a shared hash waits for a pass of its own).
+const std::string kCollide = std::string(kTiny) + " LATHE_DATA_DEDUP_HASH_BITS=3 LATHE_DATA_DEDUP_HOLD_BYTES=1";
 
-void expect_same(const fs::path& dir, const std::string& args) {
-  const PrepareRun s = prepare(dir, kTiny, args);
+void expect_same(const fs::path& dir, const std::string& args, const std::string& env = kTiny) {
+  const PrepareRun s = prepare(dir, env, args);
   ASSERT_EQ(s.rc, 0) << s.log;
   const PrepareRun m = prepare(dir, "LATHE_DATA_IN_MEMORY=1", args);
   ASSERT_EQ(m.rc, 0) << m.log;
@@ -123,6 +128,7 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
   split: {ratios: [0.6, 0.2, 0.2], seed: 11, stratify_by: category}
 )");
   expect_same(dir, "");
+  expect_same(dir, "", kCollide);
   // The run saw what it was built to see.
   const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
   EXPECT_GT(report["dedup"]["near_clusters"].size(), 0u);
@@ -133,6 +139,7 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
     expect_same(dir, "--model model");
+    expect_same(dir, "--model model", kCollide);
     expect_same(dir, "--model model --dedup-near-action drop");
   }
   fs::remove_all(dir);

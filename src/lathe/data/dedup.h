@@ -72,11 +72,12 @@ class MinHasher {
   std::shared_ptr<const detail::Permutations> perm_;
 };
 // fill_band(band, bucket) appends (that band's key, i) for every text i in [0, n) that has keys, in any
-// order (one band at a time is all that is held: the keys may live on disk); signature_of(i, sig)
-// writes text i's signature (called in parallel, for the texts of candidate pairs only).
+// order (one band at a time is all that is held: the keys may live on disk); signatures_of(texts, sigs)
+// writes the signature of each text of `texts` (the texts of candidate pairs only, in rising order, so
+// that texts on disk are read in one pass) at sigs + k * num_perm.
 using BandFill = std::function<void(int band, std::vector<std::pair<uint64_t, int64_t>>& bucket)>;
-std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band,
-                                             const std::function<void(int64_t, uint32_t*)>& signature_of,
+using SignaturesOf = std::function<void(const std::vector<int64_t>& texts, uint32_t* sigs)>;
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band, const SignaturesOf& signatures_of,
                                              const MinHashOptions& options);
 
 // Exact clusters on normalized text, same convention (smallest index of equal normalized texts).

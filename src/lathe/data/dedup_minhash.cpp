@@ -159,8 +159,7 @@ bool MinHasher::band_keys(std::string_view normalized, uint64_t* keys) const {
   return true;
 }
 
-std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band,
-                                             const std::function<void(int64_t, uint32_t*)>& signature_of,
+std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_band, const SignaturesOf& signatures_of,
                                              const MinHashOptions& o) {
   validate_minhash_options(o);
   const int B = o.bands, P = o.num_perm;
@@ -188,8 +187,7 @@ std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_ban
   std::sort(involved.begin(), involved.end());
   involved.erase(std::unique(involved.begin(), involved.end()), involved.end());
   std::vector<uint32_t> sigs(involved.size() * P);
-#pragma omp parallel for schedule(dynamic, 64)
-  for (int64_t k = 0; k < static_cast<int64_t>(involved.size()); ++k) signature_of(involved[k], sigs.data() + k * P);
+  signatures_of(involved, sigs.data());
   auto slot = [&](int64_t idx) {
     return std::lower_bound(involved.begin(), involved.end(), idx) - involved.begin();
   };
@@ -223,7 +221,13 @@ std::vector<int64_t> near_duplicate_clusters(const std::vector<std::string_view>
         for (int64_t i = 0; i < n; ++i)
           if (has_shingles[i]) bucket.emplace_back(keys[i * B + band], i);
       },
-      [&](int64_t i, uint32_t* sig) { mh.signature(dedup_normalize(texts[i]), sig); }, o);
+      [&](const std::vector<int64_t>& which, uint32_t* sigs) {
+        const int P = o.num_perm;
+#pragma omp parallel for schedule(dynamic, 64)
+        for (int64_t k = 0; k < static_cast<int64_t>(which.size()); ++k)
+          mh.signature(dedup_normalize(texts[which[k]]), sigs + k * P);
+      },
+      o);
 }
 
 std::vector<int64_t> exact_duplicate_clusters(const std::vector<std::string_view>& texts) {

@@ -186,7 +186,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   std::vector<uint64_t> hashes(un);
   std::vector<uint64_t> keys(hasher_ ? un * B : 0);
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
-  std::vector<std::string> bytes(un), errors(un);
+  std::vector<std::string> bytes(un), toks(un), errors(un);
   std::vector<std::exception_ptr> fatal(un);
   std::vector<std::optional<std::string>> unclean(un);  // why clean drops the record
   std::vector<PiiPass::Found> found(un);
@@ -198,14 +198,15 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   // the same as appending each run before the next.
   for (int64_t r0 = 0; r0 < n; r0 += kRunRecords) {
     const int64_t r1 = std::min(n, r0 + kRunRecords);
-    std::vector<std::string> to_spool;
+    std::vector<std::string> to_spool, to_spool_tok;
     to_spool.swap(unspooled_);
+    to_spool_tok.swap(unspooled_tok_);
     std::exception_ptr spool_error;
 #pragma omp parallel
     {
 #pragma omp single nowait
       try {
-        spool_in_order(to_spool);
+        spool_in_order(to_spool, to_spool_tok);
       } catch (...) {
         spool_error = std::current_exception();
       }
@@ -255,7 +256,7 @@ void Streamer::take_batch(std::vector<Record>& recs) {
             mt.first_loss = uint32_t(first_loss_index(e.labels));
             if (e.truncated) mt.flags |= kTruncated;
             if (e.ends_with_eos) mt.flags |= kEndsEos;
-            spool_tokens(e, mt, out);
+            spool_tokens(e, mt, toks[i]);
           }
           // The record's DOM is read no more (the tallies below read its source): freed here, in
           // parallel, rather than by recs.clear() on one thread (8,192 DOMs a batch).
@@ -272,11 +273,15 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     for (int64_t i = r0; i < r1; i++) {
       if (!alive[i]) continue;
       Meta& mt = metas[i];
-      LATHE_CHECK(bytes[i].size() == mt.spool_bytes(), "record {}: {} spool bytes, {} expected",
-                  meta_.size() + size_t(i), bytes[i].size(), mt.spool_bytes());
-      mt.off = spool_end_;  // where spool_in_order will append it
+      LATHE_CHECK(bytes[i].size() == mt.rec_bytes && toks[i].size() == mt.tok_bytes(),
+                  "record {}: {} + {} spool bytes, {} + {} expected", meta_.size() + size_t(i), bytes[i].size(),
+                  toks[i].size(), mt.rec_bytes, mt.tok_bytes());
+      mt.off = spool_end_;  // where spool_in_order will append them
+      mt.set_tok_off(tok_end_);
       spool_end_ += bytes[i].size();
+      tok_end_ += toks[i].size();
       unspooled_.push_back(std::move(bytes[i]));
+      unspooled_tok_.push_back(std::move(toks[i]));
     }
     steps_("spool");
   }
@@ -345,37 +350,29 @@ void Streamer::progress() {
 
 // Appends records' bytes whose offsets take_batch fixed (spool_end_), in that order, and frees them
 // (finish() checks that the spool ends where the offsets said).
-void Streamer::spool_in_order(std::vector<std::string>& recs) {
+void Streamer::spool_in_order(std::vector<std::string>& recs, std::vector<std::string>& toks) {
   for (std::string& b : recs) {
     spool_.append(b);
     std::string().swap(b);
   }
+  for (std::string& b : toks) {
+    tok_spool_.append(b);
+    std::string().swap(b);
+  }
   recs.clear();
+  toks.clear();
 }
-// The dedup text of a spooled record, from its records-file line (whose added "_source" and "_id"
-// the dedup text does not read).
-std::string Streamer::read_dedup_text(size_t i) const {
-  std::string b(meta_[i].rec_bytes, '\0');
-  spool_.read(meta_[i].off, b.size(), b.data());
-  size_t char_len = 0;
-  const size_t at = get_text_statistics(b, char_len, nullptr);
-  const std::string_view line = std::string_view(b).substr(at, b.size() - at - 1);
-  nlohmann::json j;
-  if (!json_parse_fast(line, j)) j = nlohmann::json::parse(line);
-  return dedup_text(j);
-}
-
 // Record i's ids, or its labels, into dst (meta ntok values): decoded from the spool's bytes in place
 // where they sit in memory, through `in`'s read-ahead when spilled to disk.
 void Streamer::read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in) const {
   const Meta& m = meta_[i];
   if (m.flags & kIds24) {
-    read_ids24(in.view(m.off + m.rec_bytes, m.id_bytes()).data(), m.ntok, dst);
+    read_ids24(in.view(m.tok_off(), m.id_bytes()).data(), m.ntok, dst);
   } else {
-    std::memcpy(dst, in.view(m.off + m.rec_bytes, sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
+    std::memcpy(dst, in.view(m.tok_off(), sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
   }
   if (!labels) return;
-  const uint64_t labels_at = m.off + m.rec_bytes + m.id_bytes();
+  const uint64_t labels_at = m.tok_off() + m.id_bytes();
   if (!(m.flags & kLabelBits)) {
     std::memcpy(dst, in.view(labels_at, sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
     return;
@@ -384,159 +381,6 @@ void Streamer::read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in)
   for (size_t j = 0; j < m.ntok; j++)
     if (!((bits[j / 8] >> (j % 8)) & 1)) dst[j] = kIgnoreIndex;
 }
-
-// Up to 20 clusters (by representative, in record order), as the in-memory dedup reports them;
-// `pairs` = (representative, member) of every dropped or clustered member, in member order.
-void Streamer::report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs,
-                               nlohmann::json& out) const {
-  std::map<size_t, std::vector<size_t>> groups;
-  for (auto& [rep, member] : pairs) {
-    auto it = groups.find(rep);
-    if (it == groups.end() && groups.size() >= 20 && rep > groups.rbegin()->first) continue;
-    groups[rep].push_back(member);
-    if (groups.size() > 20) groups.erase(std::prev(groups.end()));
-  }
-  for (auto& [rep, members] : groups) {
-    nlohmann::json c{
-        {"kept", where(rep)}, {"kept_text", snippet(read_dedup_text(rep))}, {"size", members.size() + 1}};
-    for (size_t m = 0; m < std::min<size_t>(members.size(), 3); m++)
-      c["duplicates"].push_back(where(members[m]));
-    out.push_back(c);
-  }
-}
-
-// Stage 5 on the Metas: `kept` = the surviving records in order, `cluster` their near-duplicate
-// cluster as an index into `kept` (-1: none), as the in-memory dedup stage renumbers them.
-StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
-                            std::vector<uint32_t>& kept) {
-  const auto& o = cfg_.dedup;
-  StageCounts counts("dedup");
-  info = {{"exact_clusters", nlohmann::json::array()}, {"near_clusters", nlohmann::json::array()}};
-  const size_t n = meta_.size();
-  counts.in = n;
-  // Record indices as 32 bits (take_batch stops a run before 2^32 - 1 records): these arrays and the
-  // Metas are what is resident when dedup runs.
-  constexpr uint32_t kNone = UINT32_MAX;
-  std::vector<char> drop(n, 0);
-  std::vector<uint32_t> cl_of(n, kNone);
-  if (o.exact) {
-    // Records in (hash, record) order; within a run of equal hashes the normalized texts are compared,
-    // so a collision never merges two texts (the records read again are only those with a twin hash).
-#pragma pack(push, 4)
-    struct Keyed {
-      uint64_t h;
-      uint32_t i;
-    };
-#pragma pack(pop)
-    static_assert(sizeof(Keyed) == 12);
-    std::vector<Keyed> order(n);
-    for (size_t i = 0; i < n; i++) order[i] = {hashes_[i], uint32_t(i)};
-    hashes_.clear();  // needed no more
-    std::sort(order.begin(), order.end(),
-              [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
-    std::vector<uint32_t> rep(n, kNone);
-    for (size_t s = 0; s < n;) {
-      size_t e = s + 1;
-      while (e < n && order[e].h == order[s].h) e++;
-      if (e - s > 1) {
-        std::vector<std::string> norm(e - s);
-        for (size_t k = s; k < e; k++) norm[k - s] = dedup_normalize(read_dedup_text(order[k].i));
-        std::vector<size_t> reps;  // positions in [s, e) of distinct texts, first seen first
-        for (size_t k = s; k < e; k++) {
-          size_t r = k;
-          for (size_t q : reps)
-            if (norm[q - s] == norm[k - s]) {
-              r = q;
-              break;
-            }
-          if (r == k)
-            reps.push_back(k);
-          else
-            rep[order[k].i] = order[r].i;
-        }
-      }
-      s = e;
-    }
-    std::vector<Keyed>().swap(order);
-    std::vector<std::pair<size_t, size_t>> pairs;
-    for (size_t i = 0; i < n; i++)
-      if (rep[i] != kNone) {
-        pairs.emplace_back(size_t(rep[i]), i);
-        drop[i] = 1;
-        counts.drop("exact duplicate", where(i) + ": duplicate of " + where(size_t(rep[i])));
-      }
-    report_clusters(pairs, info["exact_clusters"]);
-  }
-  hashes_.clear();
-  if (o.near) {
-    std::vector<uint32_t> idx;
-    for (size_t i = 0; i < n; i++)
-      if (!drop[i]) idx.push_back(uint32_t(i));
-    std::vector<uint32_t> pos(n, kNone);  // record -> its place in idx
-    for (size_t k = 0; k < idx.size(); k++) pos[idx[k]] = uint32_t(k);
-    std::vector<uint64_t> block;
-    auto cl = near_clusters_from_keys(
-        int64_t(idx.size()),
-        [&](int band, std::vector<std::pair<uint64_t, int64_t>>& bucket) {
-          for (const KeyBlock& kb : key_blocks_) {
-            block.resize(kb.count);
-            key_spool_.read(kb.off + 8 * uint64_t(band) * kb.count, 8 * kb.count, block.data());
-            for (size_t j = 0; j < kb.count; j++) {
-              const size_t i = kb.first + j;
-              if (pos[i] != kNone && (meta_[i].flags & kHasKeys))
-                bucket.emplace_back(block[j], int64_t(pos[i]));
-            }
-          }
-        },
-        [&](int64_t k, uint32_t* sig) { hasher_->signature(dedup_normalize(read_dedup_text(idx[k])), sig); },
-        mo_);
-    std::vector<std::pair<size_t, size_t>> pairs;
-    for (size_t k = 0; k < cl.size(); k++) {
-      const size_t i = idx[k], r = idx[size_t(cl[k])];
-      cl_of[i] = uint32_t(r);
-      if (cl[k] == int64_t(k)) continue;
-      pairs.emplace_back(r, i);
-      if (o.near_action == "drop") {
-        drop[i] = 1;
-        counts.drop("near duplicate", where(i) + ": near " + where(r));
-      }
-    }
-    report_clusters(pairs, info["near_clusters"]);
-  }
-  if (!prompts_.empty()) {
-    size_t hits = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (drop[i] || meta_[i].contaminated < 0) continue;
-      hits++;
-      std::string ex =
-          where(i) + ": matches eval prompt \"" + snippet(prompts_[size_t(meta_[i].contaminated)], 80) + "\"";
-      if (o.contamination_action == "drop") {
-        drop[i] = 1;
-        counts.drop("contaminated (eval prompt)", ex);
-      } else if (info["contamination_examples"].size() < 10) {
-        info["contamination_examples"].push_back(ex);
-      }
-    }
-    info["eval_prompts"] = prompts_.size();
-    info["contaminated"] = hits;
-  }
-  for (size_t i = 0; i < n; i++)
-    if (!drop[i]) kept.push_back(uint32_t(i));
-  counts.out = kept.size();
-  // Cluster ids were record indices; renumbered as indices into `kept` of each cluster's first survivor.
-  std::map<uint32_t, int64_t> remap;
-  cluster.assign(kept.size(), -1);
-  for (size_t k = 0; k < kept.size(); k++) {
-    const uint32_t c = cl_of[kept[k]];
-    if (c != kNone && !remap.count(c)) remap[c] = int64_t(k);
-  }
-  for (size_t k = 0; k < kept.size(); k++)
-    if (cl_of[kept[k]] != kNone) cluster[k] = remap[cl_of[kept[k]]];
-  return counts;
-}
-
-// Records files of the three splits and the text statistics of every record dedup kept, in one pass
-// over the spool: blocks of records read and serialized in parallel, written in record order.
 
 }  // namespace stream_detail
 

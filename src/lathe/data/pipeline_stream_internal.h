@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,9 +37,9 @@ enum : uint16_t {
 };
 
 // What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
-// the resident memory); its text and tokens stay in the spool.
+// the resident memory); its text and tokens stay in the spools.
 struct Meta {
-  uint64_t off = 0;  // spool: rec_bytes of text statistics + records-file line, ntok ids (3 bytes or int32), labels
+  uint64_t off = 0;  // record spool: rec_bytes of text statistics + records-file line
   uint64_t id = 0;
   uint32_t rec_bytes = 0, ntok = 0;
   uint32_t pos = 0;  // the source line, page or item (flags say which)
@@ -46,9 +47,19 @@ struct Meta {
   int32_t contaminated = -1;  // eval prompt index
   uint32_t full_length = 0, first_loss = 0;
   uint16_t flags = 0;
+  // Token spool: ntok ids (3 bytes or int32), then the labels, at tok_off (48 bits, in what would be
+  // padding).
+  uint16_t tok_off_hi = 0;
+  uint32_t tok_off_lo = 0;
+  uint64_t tok_off() const { return uint64_t(tok_off_hi) << 32 | tok_off_lo; }
+  void set_tok_off(uint64_t v) {
+    LATHE_CHECK(v < (uint64_t(1) << 48), "token spool offset {} past 2^48", v);
+    tok_off_hi = uint16_t(v >> 32);
+    tok_off_lo = uint32_t(v);
+  }
   uint64_t id_bytes() const { return (flags & kIds24 ? 3 : 4) * uint64_t(ntok); }
   uint64_t label_bytes() const { return flags & kLabelBits ? (uint64_t(ntok) + 7) / 8 : 4 * uint64_t(ntok); }
-  uint64_t spool_bytes() const { return rec_bytes + id_bytes() + label_bytes(); }
+  uint64_t tok_bytes() const { return id_bytes() + label_bytes(); }
 };
 static_assert(sizeof(Meta) == 56);
 
@@ -62,7 +73,9 @@ class Streamer {
         tok_(tok),
         budget_(memory_budget(cfg)),
         // LATHE_DATA_SPOOL_BYTES: both spools' memory (tests spill them to disk mid-run with a few bytes).
-        spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 4)),
+        // A quarter of the budget for the two spools, shared as their bytes are (records ~3:2 tokens).
+        spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 5)),
+        tok_spool_(cfg.output, ".lathe-prepare-tokens", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 3)),
         key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
     mo_.threshold = cfg.dedup.threshold;
     mo_.ngram = cfg.dedup.ngram;
@@ -84,7 +97,7 @@ class Streamer {
   void take_waiting();
   static constexpr size_t kWaitingBatches = 4;  // collected while the tokenizer loads, at most
   std::vector<std::vector<Record>> waiting_;
-  void spool_in_order(std::vector<std::string>& recs);
+  void spool_in_order(std::vector<std::string>& recs, std::vector<std::string>& toks);
   void progress();
   StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -101,7 +114,16 @@ class Streamer {
     return s;
   }
   std::string where(size_t i) const { return source_of(i).where(); }
+  // The dedup text of a record from its spooled bytes (text statistics + records-file line); of record i.
+  static std::string dedup_text_of(std::string_view rec);
   std::string read_dedup_text(size_t i) const;
+  // fn(k0, k1, rec) for consecutive ranges of `recs` (rising record indices, hence rising spool offsets),
+  // where rec(k) is the spooled bytes of record recs[k], k in [k0, k1), valid during the call (and safe
+  // to call from several threads). On disk, each range is one read, the next read while fn runs.
+  using RecordBytes = std::function<std::string_view(size_t)>;
+  using ScanWindow = std::function<void(size_t k0, size_t k1, const RecordBytes& rec)>;
+  void scan_records(const std::vector<uint32_t>& recs, const ScanWindow& fn) const;
+  std::vector<uint32_t> exact_duplicates();
   void read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in) const;
   StageCounts dedup(nlohmann::json& info, std::vector<int64_t>& cluster, std::vector<uint32_t>& kept);
   void report_clusters(const std::vector<std::pair<size_t, size_t>>& pairs, nlohmann::json& out) const;
@@ -115,12 +137,14 @@ class Streamer {
   const PendingTokenizer& tok_;
   bool encoder_made_ = false;
   const uint64_t budget_;
-  Spool spool_;
-  // The last run's records, offsets fixed (Meta::off) but not yet in the spool: appended while the
-  // next run is worked on, or by finish() before the spool is read. spool_end_: the spool's size once
-  // they are.
-  std::vector<std::string> unspooled_;
-  uint64_t spool_end_ = 0;
+  // Records (text statistics + records-file line) and tokens (ids + labels) in two spools: the
+  // records files read only the first, the token shards only the second (twice: ids, then labels).
+  Spool spool_, tok_spool_;
+  // The last run's records and tokens, offsets fixed (Meta::off, tok_off) but not yet in the spools:
+  // appended while the next run is worked on, or by finish() before the spools are read. spool_end_,
+  // tok_end_: the spools' sizes once they are.
+  std::vector<std::string> unspooled_, unspooled_tok_;
+  uint64_t spool_end_ = 0, tok_end_ = 0;
   // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
   // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
   Spool key_spool_;

@@ -136,7 +136,7 @@ void Streamer::write_token_shards(const std::vector<uint32_t>& kept, const std::
     for (uint32_t i : idx) plan.lengths.push_back(meta_[i].ntok);
     size_t label_tokens = 0;
     const std::string shard = std::string(kSplitNames[s]) + ".tokens-00000.safetensors";
-    SpoolReader in(spool_);
+    SpoolReader in(tok_spool_);
     const uint64_t shard_hash =
         write_token_shard_streamed(cfg_.output + "/" + shard, plan, {{"split", kSplitNames[s]}},
                                    [&](size_t q, bool want_labels, int32_t* dst) {
@@ -163,9 +163,11 @@ void Streamer::finish(nlohmann::json& report) {
   std::vector<int64_t> cluster;  // by position in `kept`
   std::vector<uint32_t> kept;    // record indices
   steps_("collect");             // the last piece after the last batch
-  spool_in_order(unspooled_);
-  LATHE_CHECK(spool_.size() == spool_end_, "the spool holds {} bytes, {} planned", spool_.size(), spool_end_);
+  spool_in_order(unspooled_, unspooled_tok_);
+  LATHE_CHECK(spool_.size() == spool_end_ && tok_spool_.size() == tok_end_,
+              "the spools hold {} + {} bytes, {} + {} planned", spool_.size(), tok_spool_.size(), spool_end_, tok_end_);
   spool_.seal();
+  tok_spool_.seal();
   key_spool_.seal();
   stages.push_back(dedup(report["dedup"], cluster, kept));
   steps_("dedup");

@@ -22,6 +22,45 @@ uint64_t memory_budget(const DataConfig& cfg) {
   return std::min<uint64_t>(ram / 4, uint64_t(1) << 30);
 }
 
+std::string_view SpoolReader::view(uint64_t at, size_t n) {
+  if (!s_.on_disk()) return s_.view(at, n, scratch_);
+  uint64_t w1 = w0_ + win_.size();
+  if (at >= w0_ && at + n <= w1) return {win_.data() + (at - w0_), n};
+  if (win_.empty() || at < w0_ || at > w1 + kAhead) {  // not the next stretch of a pass in order
+    if (next_.valid()) next_.get();
+    next_ = {};
+    const std::string_view v = s_.view(at, n, scratch_);
+    win_.assign(v);
+    w0_ = at;
+    return win_;
+  }
+  extend(at + n);  // through a gap of skipped records too: the read ahead starts where the window ends
+  if (at - w0_ >= kAhead) {  // what the pass has left behind goes (the window stays a few MiB)
+    win_.erase(0, size_t(at - w0_));
+    w0_ = at;
+  }
+  w1 = w0_ + win_.size();
+  if (!next_.valid() && w1 < s_.size()) {
+    next_at_ = w1;
+    const size_t len = size_t(std::min<uint64_t>(kAhead, s_.size() - w1));
+    next_ = std::async(std::launch::async, [this, w1, len] { return s_.view(w1, len, fetched_); });
+  }
+  return {win_.data() + (at - w0_), n};
+}
+
+void SpoolReader::extend(uint64_t to) {
+  while (w0_ + win_.size() < to) {
+    const uint64_t w1 = w0_ + win_.size();
+    if (next_.valid()) {
+      const std::string_view v = next_.get();  // next_at_ == w1: read ahead from where the window ends
+      win_.append(v);
+      continue;
+    }
+    const size_t len = size_t(std::min<uint64_t>(std::max<uint64_t>(kAhead, to - w1), s_.size() - w1));
+    win_.append(s_.view(w1, len, scratch_));
+  }
+}
+
 bool append_ids24(const int32_t* ids, size_t n, std::string& out) {
   bool narrow = true;
   for (size_t j = 0; j < n; j++) narrow &= uint32_t(ids[j]) < (uint32_t(1) << 24);  // negative ids are wide

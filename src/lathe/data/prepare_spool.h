@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lathe/core/direct_io.h"
 #include "lathe/core/error.h"
 #include "lathe/core/utf8.h"
 #include "lathe/data/pipeline.h"
@@ -52,14 +54,16 @@ class ChunkedArray {
 
 // Records and tokens written once, read back by offset. They stay in memory (8 MiB chunks) while they
 // fit `mem_cap` bytes — a corpus of a few hundred MB never touches the disk — and move to a file beside
-// the output the first time they would not, written 8 MiB at a time (pread is safe from several
-// threads). seal() after the last append, before the first read.
+// the output the first time they would not, written and read around the page cache (direct_io.h: the
+// kernel's copy into fresh page-cache pages was most of a 1 GB run's kernel time). Reads are safe from
+// several threads. seal() after the last append, before the first read.
 class Spool {
  public:
   Spool(const std::string& dir, const char* name, uint64_t mem_cap)
       : path_(dir + "/" + name), cap_(mem_cap) {}
   ~Spool() {
     if (fd_ >= 0) {
+      out_.reset();
       ::close(fd_);
       ::unlink(path_.c_str());
     }
@@ -70,11 +74,11 @@ class Spool {
   uint64_t size() const { return size_; }
   uint64_t append(std::string_view b) {
     const uint64_t at = size_;
+    unsealed_ = true;
     if (fd_ < 0 && size_ + b.size() > cap_) spill();
     if (fd_ >= 0) {
-      pending_.append(b);
-      size_ += b.size();  // before seal(), which writes pending_ at size_ - its size
-      if (pending_.size() >= kWriteBytes) seal();
+      out_->append(b.data(), b.size());
+      size_ += b.size();
       return at;
     }
     for (size_t done = 0; done < b.size();) {
@@ -88,36 +92,34 @@ class Spool {
     return at;
   }
   void seal() {
-    if (pending_.empty()) return;
-    write_at(pending_, size_ - pending_.size());
-    pending_.clear();
+    if (out_) out_->flush();
+    unsealed_ = false;
   }
   // Bytes [at, at + n) where they lie, when the spool is in memory and they sit in one chunk (the
   // common case: a record or a block of records is far smaller than a chunk); else read into `scratch`.
   // Saves the copy a read makes of bytes that are only scanned once (the writers' pass).
   std::string_view view(uint64_t at, size_t n, std::string& scratch) const {
-    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
-    if (fd_ < 0 && n > 0 && at / kChunk == (at + n - 1) / kChunk) return {chunks_[at / kChunk].get() + at % kChunk, n};
+    LATHE_CHECK(at + n <= size_ && !unsealed_, "spool read past its end or before seal()");
+    if (fd_ >= 0) return pread_view(fd_, at, n, scratch, path_);
+    if (n > 0 && at / kChunk == (at + n - 1) / kChunk) return {chunks_[at / kChunk].get() + at % kChunk, n};
     scratch.resize(n);
     read(at, n, scratch.data());
     return scratch;
   }
   void read(uint64_t at, size_t n, void* out) const {
-    LATHE_CHECK(at + n <= size_ && pending_.empty(), "spool read past its end or before seal()");
+    LATHE_CHECK(at + n <= size_ && !unsealed_, "spool read past its end or before seal()");
     char* o = static_cast<char*>(out);
-    if (fd_ < 0) {
-      for (size_t done = 0; done < n;) {
-        const uint64_t pos = at + done;
-        const size_t k = std::min<size_t>(n - done, kChunk - pos % kChunk);
-        std::memcpy(o + done, chunks_[pos / kChunk].get() + pos % kChunk, k);
-        done += k;
-      }
+    if (fd_ >= 0) {
+      std::string scratch;
+      const std::string_view v = pread_view(fd_, at, n, scratch, path_);
+      std::memcpy(o, v.data(), n);
       return;
     }
     for (size_t done = 0; done < n;) {
-      const ssize_t k = ::pread(fd_, o + done, n - done, off_t(at + done));
-      if (k <= 0) fail("data", "{}: read failed: {}", path_, std::strerror(errno));
-      done += size_t(k);
+      const uint64_t pos = at + done;
+      const size_t k = std::min<size_t>(n - done, kChunk - pos % kChunk);
+      std::memcpy(o + done, chunks_[pos / kChunk].get() + pos % kChunk, k);
+      done += k;
     }
   }
 
@@ -137,57 +139,55 @@ class Spool {
     return Chunk(static_cast<char*>(p));
   }
   // Bytes gathered before a write (LATHE_DATA_SPOOL_WRITE_BYTES: tests write every few records).
-  const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", kChunk);
+  const size_t kWriteBytes = knob("LATHE_DATA_SPOOL_WRITE_BYTES", size_t(4) << 20);
   void spill() {
     std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool direct = false;
+    fd_ = open_direct(path_, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600, direct);
     if (fd_ < 0) fail("data", "{}: cannot create the spool file: {}", path_, std::strerror(errno));
+    out_ = std::make_unique<DirectAppender>(fd_, direct, path_, kWriteBytes);
     for (size_t c = 0; c < chunks_.size(); c++) {
       const uint64_t pos = uint64_t(c) * kChunk;
-      write_at({chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos))}, pos);
+      out_->append(chunks_[c].get(), size_t(std::min<uint64_t>(kChunk, size_ - pos)));
       chunks_[c].reset();
     }
     chunks_.clear();
-  }
-  void write_at(std::string_view b, uint64_t off) {
-    for (size_t done = 0; done < b.size();) {
-      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, off_t(off + done));
-      if (n <= 0) fail("data", "{}: write failed (disk full?): {}", path_, std::strerror(errno));
-      done += size_t(n);
-    }
   }
   std::string path_;
   uint64_t cap_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  bool unsealed_ = false;
   std::vector<Chunk> chunks_;
-  std::string pending_;  // on disk: what is not written yet
+  std::unique_ptr<DirectAppender> out_;  // on disk
 };
 
 // Reads of a spool in rising offsets (a writer's pass over records in spool order): views in place
-// while the spool is in memory; on disk, 4 MiB read ahead at a time while the offsets go up (an access
-// far behind or ahead reads only what it asks for). A 1 GB corpus's token shards made ~3.6 million
+// while the spool is in memory; on disk, through a window that slides forward 4 MiB at a time, the
+// next 4 MiB read on another thread while the caller works on this one (an access behind the window,
+// or far ahead of it, reads only what it asks for). A 1 GB corpus's token shards made ~3.6 million
 // preads of a few hundred bytes each, one or two per record and pass, once its spool had spilled.
 class SpoolReader {
  public:
   explicit SpoolReader(const Spool& s) : s_(s) {}
-  std::string_view view(uint64_t at, size_t n) {
-    if (!s_.on_disk()) return s_.view(at, n, scratch_);
-    const uint64_t end = w0_ + buf_.size();
-    if (at >= w0_ && at + n <= end) return {buf_.data() + (at - w0_), n};
-    const bool ahead = at >= w0_ && at <= end + kAhead;  // the next stretch of a pass in order
-    const size_t want = size_t(std::min<uint64_t>(std::max<uint64_t>(n, ahead ? kAhead : 0), s_.size() - at));
-    buf_.resize(want);
-    s_.read(at, want, buf_.data());
-    w0_ = at;
-    return {buf_.data(), n};
+  ~SpoolReader() {
+    if (next_.valid()) next_.wait();
   }
+  SpoolReader(const SpoolReader&) = delete;
+  SpoolReader& operator=(const SpoolReader&) = delete;
+  std::string_view view(uint64_t at, size_t n);
 
  private:
-  static constexpr size_t kAhead = size_t(4) << 20;
+  // LATHE_DATA_SPOOL_READ_AHEAD: tests slide the window a few bytes at a time.
+  const size_t kAhead = knob("LATHE_DATA_SPOOL_READ_AHEAD", size_t(4) << 20);
+  void extend(uint64_t to);  // the window grows to end at `to` or beyond
   const Spool& s_;
-  std::string buf_, scratch_;
-  uint64_t w0_ = 0;
+  std::string scratch_, win_, fetched_;
+  uint64_t w0_ = 0;  // the window holds [w0_, w0_ + win_.size())
+  bool streaming_ = false;
+  // The read ahead in flight: [next_at_, next_at_ + its size) into fetched_.
+  std::future<std::string_view> next_;
+  uint64_t next_at_ = 0;
 };
 
 // data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
