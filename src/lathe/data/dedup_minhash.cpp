@@ -16,6 +16,7 @@
 
 #include "lathe/core/error.h"
 #include "lathe/core/utf8.h"
+#include "lathe/data/bucket_sort.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/dedup_internal.h"
 
@@ -170,7 +171,8 @@ std::vector<int64_t> near_clusters_from_keys(int64_t n, const BandFill& fill_ban
   for (int band = 0; band < B; ++band) {
     bucket.clear();
     fill_band(band, bucket);
-    std::sort(bucket.begin(), bucket.end());
+    bucket_sort(bucket.data(), bucket.size(), [](const std::pair<uint64_t, int64_t>& p) { return size_t(p.first >> 56); },
+                std::less<>());
     for (size_t s = 0; s < bucket.size();) {
       size_t e = s + 1;
       while (e < bucket.size() && bucket[e].first == bucket[s].first) ++e;

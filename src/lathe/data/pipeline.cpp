@@ -308,18 +308,27 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
                                const std::function<const std::string&(size_t)>& stratum_of,
                                const std::function<int64_t(size_t)>& cluster_of, const SplitOptions& o) {
   // Group = near-duplicate cluster representative (its index) or the record itself. Members of a group
-  // in record order: records sorted by (group, index), one range per group.
-  std::vector<int64_t> group(n);
-  for (size_t i = 0; i < n; i++) {
-    const int64_t c = cluster_of(i);
-    group[i] = c >= 0 ? c : int64_t(i);
-  }
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  if (!std::is_sorted(group.begin(), group.end()))  // only with clusters kept
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return group[a] < group[b]; });
-  // 16 bytes a group (a streamed corpus has millions): the group id is group[order[first]].
+  // in record order: records sorted by (group, index), one range per group. Without clusters (no near
+  // dedup, or none found) every record is its own group and no array is made: at millions of records
+  // this is the moment memory peaks in a streamed run.
   LATHE_CHECK(n < (size_t(1) << 32), "assign_splits: {} records, at most 2^32", n);
+  bool clustered = false;
+  for (size_t i = 0; i < n && !clustered; i++) clustered = cluster_of(i) >= 0;
+  std::vector<uint32_t> group, order;  // 32-bit: indices below n
+  if (clustered) {
+    group.resize(n);
+    for (size_t i = 0; i < n; i++) {
+      const int64_t c = cluster_of(i);
+      group[i] = uint32_t(c >= 0 ? c : int64_t(i));
+    }
+    order.resize(n);
+    std::iota(order.begin(), order.end(), 0u);
+    if (!std::is_sorted(group.begin(), group.end()))  // only with clusters kept
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return group[a] < group[b]; });
+  }
+  auto order_at = [&](size_t k) -> size_t { return clustered ? order[k] : k; };
+  auto group_at = [&](size_t k) -> size_t { return clustered ? group[order[k]] : k; };  // of order_at(k)
+  // 16 bytes a group (a streamed corpus has millions): the group id is group_at(first).
   struct Group {
     uint64_t hash;
     uint32_t first, count;  // range of `order`
@@ -330,12 +339,12 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
   std::vector<Group>* last = nullptr;
   const std::string* last_stratum = nullptr;
   for (size_t a = 0; a < n;) {
-    size_t b = a;
-    while (b < n && group[order[b]] == group[order[a]]) b++;
-    const int64_t g = group[order[a]];
-    const size_t m0 = order[a];
+    size_t b = a + 1;
+    while (b < n && group_at(b) == group_at(a)) b++;
+    const size_t g = group_at(a);
+    const size_t m0 = order_at(a);
     // (g indexes the records as dedup left them; a later drop shifts them: kept as the golden has it)
-    key.assign(prefix).append(id_of(size_t(g) < n ? size_t(g) : m0));
+    key.assign(prefix).append(id_of(g < n ? g : m0));
     const std::string& st = stratum_of(m0);
     if (!last_stratum || *last_stratum != st) {
       last = &strata[st];
@@ -348,7 +357,7 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
   std::vector<int> split(n, 0);
   for (auto& [s, groups] : strata) {
     std::sort(groups.begin(), groups.end(), [&](const Group& x, const Group& y) {
-      return x.hash != y.hash ? x.hash < y.hash : group[order[x.first]] < group[order[y.first]];
+      return x.hash != y.hash ? x.hash < y.hash : group_at(x.first) < group_at(y.first);
     });
     size_t total = 0;
     for (auto& gr : groups) total += gr.count;
@@ -358,7 +367,7 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
     for (auto& gr : groups) {
       double mid = done + 0.5;
       int sp = mid < t0 ? 0 : mid < t1 ? 1 : 2;
-      for (size_t k = gr.first; k < gr.first + gr.count; k++) split[order[k]] = sp;
+      for (size_t k = gr.first; k < gr.first + gr.count; k++) split[order_at(k)] = sp;
       done += gr.count;
     }
   }

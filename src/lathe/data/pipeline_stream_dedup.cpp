@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "lathe/core/error.h"
+#include "lathe/data/bucket_sort.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/json_fast.h"
 #include "lathe/data/pipeline_internal.h"
@@ -113,7 +114,8 @@ std::vector<uint32_t> Streamer::exact_duplicates() {
   static const uint64_t mask = ~uint64_t(0) >> (64 - std::min<size_t>(64, knob("LATHE_DATA_DEDUP_HASH_BITS", 64)));
   for (size_t i = 0; i < n; i++) order[i] = {hashes_[i] & mask, uint32_t(i)};
   hashes_.clear();  // needed no more
-  std::sort(order.begin(), order.end(), [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
+  bucket_sort(order.data(), n, [](const Keyed& k) { return size_t(k.h >> 56); },
+              [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
   struct Twin {
     uint32_t i, group;
   };
