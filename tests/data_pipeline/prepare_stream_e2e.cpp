@@ -60,6 +60,10 @@ const char* kTiny =
 // Exact dedup with 3 bits of hash (different texts share a hash and are told apart byte for byte) and
 // no memory to hold texts in (each group of a shared hash waits for a pass of its own).
 const std::string kCollide = std::string(kTiny) + " LATHE_DATA_DEDUP_HASH_BITS=3 LATHE_DATA_DEDUP_HOLD_BYTES=1";
+// Recent texts held while the records stream by: none (every duplicate read back) and a few (some
+// groups settled as they came, some with several roots read back).
+const std::string kNoRecent = std::string(kTiny) + " LATHE_DATA_RECENT_BYTES=1";
+const std::string kFewRecent = std::string(kTiny) + " LATHE_DATA_RECENT_BYTES=400";
 
 void expect_same(const fs::path& dir, const std::string& args, const std::string& env = kTiny) {
   const PrepareRun s = prepare(dir, env, args);
@@ -129,6 +133,8 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
 )");
   expect_same(dir, "");
   expect_same(dir, "", kCollide);
+  expect_same(dir, "", kNoRecent);
+  expect_same(dir, "", kFewRecent);
   // The run saw what it was built to see.
   const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
   EXPECT_GT(report["dedup"]["near_clusters"].size(), 0u);
@@ -142,6 +148,27 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
     expect_same(dir, "--model model", kCollide);
     expect_same(dir, "--model model --dedup-near-action drop");
   }
+  fs::remove_all(dir);
+}
+
+// A text that comes back after the recent texts have let it go, then again at once: the second copy
+// is read back and found equal to the first, the third was seen equal to the second as it came, and
+// both are reported as duplicates of the first (as the in-memory driver reports them).
+TEST(PrepareStream, DuplicatesSettledAsTheyCameFollowTheFirstCopy) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-recent-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "in");
+  std::string lines;
+  const std::string again = sft_line(1000, "law");
+  lines += again + "\n";
+  for (int i = 0; i < 30; i++) lines += json{{"text", "Distinct note number " + std::to_string(i) + " on tenancy law."}}.dump() + "\n";
+  lines += again + "\n" + again + "\n";
+  write(dir / "in" / "a.jsonl", lines);
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n  dedup: {exact: true}\n  split: {ratios: [1]}\n");
+  for (const std::string& env : {kFewRecent, kNoRecent, std::string(kTiny)}) expect_same(dir, "", env);
+  const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
+  const std::string dump = report.dump();
+  EXPECT_NE(dump.find("in/a.jsonl:33: duplicate of in/a.jsonl:1"), std::string::npos) << dump;
   fs::remove_all(dir);
 }
 

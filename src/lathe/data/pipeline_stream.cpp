@@ -187,6 +187,8 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   std::vector<uint64_t> keys(hasher_ ? un * B : 0);
   std::vector<std::string> texts(prompts_.empty() ? 0 : un);
   std::vector<std::string> bytes(un), toks(un), errors(un);
+  std::vector<std::string> norms(cfg_.dedup.exact ? un : 0);  // normalized dedup texts, for recent_
+  size_t batch_live = 0;  // the batch's records spooled so far
   std::vector<std::exception_ptr> fatal(un);
   std::vector<std::optional<std::string>> unclean(un);  // why clean drops the record
   std::vector<PiiPass::Found> found(un);
@@ -198,15 +200,14 @@ void Streamer::take_batch(std::vector<Record>& recs) {
   // the same as appending each run before the next.
   for (int64_t r0 = 0; r0 < n; r0 += kRunRecords) {
     const int64_t r1 = std::min(n, r0 + kRunRecords);
-    std::vector<std::string> to_spool, to_spool_tok;
-    to_spool.swap(unspooled_);
-    to_spool_tok.swap(unspooled_tok_);
+    Unspooled to_spool;
+    std::swap(to_spool, unspooled_);
     std::exception_ptr spool_error;
 #pragma omp parallel
     {
 #pragma omp single nowait
       try {
-        spool_in_order(to_spool, to_spool_tok);
+        spool_in_order(to_spool);
       } catch (...) {
         spool_error = std::current_exception();
       }
@@ -224,9 +225,10 @@ void Streamer::take_batch(std::vector<Record>& recs) {
           // (redacted) or there was none to read (pre-tokenized): read again then.
           const bool read_once = facts.has && found[i].empty();
           std::string text = read_once ? std::move(facts.text) : dedup_text(r.json);
-          const std::string norm = dedup_normalize(text);
+          std::string norm = dedup_normalize(text);
           hashes[i] = XXH3_64bits(norm.data(), norm.size());
           if (hasher_ && hasher_->band_keys(norm, keys.data() + i * B)) mt.flags |= kHasKeys;
+          if (cfg_.dedup.exact) norms[i] = std::move(norm);
           std::string& out = bytes[i];
           // The record as the records file will hold it, after its text statistics (the same text as the
           // dedup text unless the record is pretokenized).
@@ -280,8 +282,11 @@ void Streamer::take_batch(std::vector<Record>& recs) {
       mt.set_tok_off(tok_end_);
       spool_end_ += bytes[i].size();
       tok_end_ += toks[i].size();
-      unspooled_.push_back(std::move(bytes[i]));
-      unspooled_tok_.push_back(std::move(toks[i]));
+      unspooled_.recs.push_back(std::move(bytes[i]));
+      unspooled_.toks.push_back(std::move(toks[i]));
+      // (its index once the batch's Metas are added below)
+      if (!norms.empty()) unspooled_.texts.emplace_back(uint32_t(meta_.size() + batch_live), hashes[i], std::move(norms[i]));
+      batch_live++;
     }
     steps_("spool");
   }
@@ -350,17 +355,17 @@ void Streamer::progress() {
 
 // Appends records' bytes whose offsets take_batch fixed (spool_end_), in that order, and frees them
 // (finish() checks that the spool ends where the offsets said).
-void Streamer::spool_in_order(std::vector<std::string>& recs, std::vector<std::string>& toks) {
-  for (std::string& b : recs) {
+void Streamer::spool_in_order(Unspooled& u) {
+  for (std::string& b : u.recs) {
     spool_.append(b);
     std::string().swap(b);
   }
-  for (std::string& b : toks) {
+  for (std::string& b : u.toks) {
     tok_spool_.append(b);
     std::string().swap(b);
   }
-  recs.clear();
-  toks.clear();
+  for (auto& [i, h, text] : u.texts) recent_.add(i, h, std::move(text));
+  u = {};
 }
 // Record i's ids, or its labels, into dst (meta ntok values): decoded from the spool's bytes in place
 // where they sit in memory, through `in`'s read-ahead when spilled to disk.

@@ -94,12 +94,40 @@ void Streamer::scan_records(const std::vector<uint32_t>& recs, const ScanWindow&
   }
 }
 
+void RecentTexts::add(uint32_t i, uint64_t hash, std::string&& text) {
+  constexpr uint64_t kEntryBytes = 64;  // what an entry costs beside its text (an empty text too)
+  auto [it, fresh] = map_.try_emplace(hash);
+  Entry& e = it->second;
+  if (!fresh) {
+    if (e.text == text) {
+      same.emplace_back(i, e.first);
+      e.last = i;  // kept as long as its text keeps coming
+      order_.emplace_back(hash, i);
+    }
+    return;  // (another text under this hash: dedup's read-back tells them apart)
+  }
+  e.first = e.last = i;
+  bytes_ += text.size() + kEntryBytes;
+  e.text = std::move(text);
+  order_.emplace_back(hash, i);
+  while (bytes_ > cap_ && !order_.empty()) {
+    const auto [h, r] = order_.front();
+    order_.pop_front();
+    auto o = map_.find(h);
+    if (o == map_.end() || o->second.last != r) continue;
+    bytes_ -= o->second.text.size() + kEntryBytes;
+    map_.erase(o);
+  }
+}
+
 // Exact duplicates: rep[i] = the first record (in input order) whose normalized dedup text equals
 // record i's, kNone for a record without an earlier equal. Records are grouped by hash (12 bytes a
-// record, sorted); only members of groups of two or more are read back, in spool order, and each is
-// compared with the distinct texts its group has shown so far, which are held until the group's last
-// member has been read. Groups whose texts would push what is held past a quarter of max_memory wait
-// for another pass, so memory stays bounded whatever the order of the duplicates.
+// record, sorted). In a group, a record recent_ saw equal an earlier one follows that one (its root);
+// a group with one root is settled so. Only the roots of the other groups are read back, in spool
+// order, and each is compared with the distinct texts its group has shown so far, which are held
+// until the group's last root has been read. Groups whose texts would push what is held past a
+// quarter of max_memory wait for another pass, so memory stays bounded whatever the order of the
+// duplicates.
 std::vector<uint32_t> Streamer::exact_duplicates() {
   const size_t n = meta_.size();
 #pragma pack(push, 4)
@@ -116,23 +144,44 @@ std::vector<uint32_t> Streamer::exact_duplicates() {
   hashes_.clear();  // needed no more
   bucket_sort(order.data(), n, [](const Keyed& k) { return size_t(k.h >> 56); },
               [](const Keyed& a, const Keyed& b) { return a.h != b.h ? a.h < b.h : a.i < b.i; });
+  const std::vector<std::pair<uint32_t, uint32_t>>& same = recent_.same;  // sorted by record
+  auto root_of = [&](uint32_t i) {
+    auto it = std::lower_bound(same.begin(), same.end(), std::make_pair(i, uint32_t(0)));
+    return it != same.end() && it->first == i ? it->second : kNone;
+  };
+  std::vector<uint32_t> rep(n, kNone);
   struct Twin {
     uint32_t i, group;
   };
-  std::vector<Twin> twins;     // members of groups of two or more
-  std::vector<uint32_t> left;  // per group: members not yet read
+  std::vector<Twin> twins;  // the roots of groups with two or more, to read back
+  std::vector<uint32_t> left;  // per group: roots not yet read
+  std::vector<std::pair<uint32_t, uint32_t>> follows;  // (record, its root) in those groups
+  std::vector<uint32_t> roots;
   for (size_t s = 0; s < n;) {
     size_t e = s + 1;
     while (e < n && order[e].h == order[s].h) e++;
     if (e - s > 1) {
-      for (size_t k = s; k < e; k++) twins.push_back({order[k].i, uint32_t(left.size())});
-      left.push_back(uint32_t(e - s));
+      roots.clear();
+      const size_t f0 = follows.size();
+      for (size_t k = s; k < e; k++) {
+        const uint32_t r = root_of(order[k].i);
+        if (r == kNone)
+          roots.push_back(order[k].i);
+        else
+          follows.emplace_back(order[k].i, r);
+      }
+      if (roots.size() == 1) {  // every other member's text was seen equal to it as the records came
+        for (size_t q = f0; q < follows.size(); q++) rep[follows[q].first] = roots[0];
+        follows.resize(f0);
+      } else {
+        for (uint32_t r : roots) twins.push_back({r, uint32_t(left.size())});
+        left.push_back(uint32_t(roots.size()));
+      }
     }
     s = e;
   }
   std::vector<Keyed>().swap(order);
   std::sort(twins.begin(), twins.end(), [](const Twin& a, const Twin& b) { return a.i < b.i; });
-  std::vector<uint32_t> rep(n, kNone);
   const uint64_t cap = knob("LATHE_DATA_DEDUP_HOLD_BYTES", budget_ / 4);
   std::vector<char> started(left.size(), 0);
   while (!twins.empty()) {
@@ -175,6 +224,9 @@ std::vector<uint32_t> Streamer::exact_duplicates() {
     });
     twins.swap(later);
   }
+  // A root's followers share its text: the first record with it is the root's representative, or the
+  // root itself.
+  for (auto [i, r] : follows) rep[i] = rep[r] != kNone ? rep[r] : r;
   return rep;
 }
 
@@ -221,6 +273,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
         counts.drop("exact duplicate", where(i) + ": duplicate of " + where(size_t(rep[i])));
       }
     report_clusters(pairs, info["exact_clusters"]);
+    steps_("dedup: exact");
   }
   hashes_.clear();
   if (o.near) {
@@ -267,6 +320,7 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
       }
     }
     report_clusters(pairs, info["near_clusters"]);
+    steps_("dedup: near");
   }
   if (!prompts_.empty()) {
     size_t hits = 0;

@@ -4,10 +4,13 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <unordered_map>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -66,6 +69,30 @@ static_assert(sizeof(Meta) == 56);
 // The dedup text of a record, as the in-memory dedup stage takes it for SFT records.
 std::string dedup_text(const nlohmann::json& j);
 
+// Exact duplicates found while the records stream by: the normalized dedup texts of the most recent
+// records (up to `cap` bytes), by hash. A record whose text is there already is known to equal that
+// earlier record without either being read back; dedup then reads back only the hash groups this
+// could not settle (their first member was gone from here when a twin came, or a collision).
+class RecentTexts {
+ public:
+  explicit RecentTexts(uint64_t cap) : cap_(cap) {}
+  // Record i (records come in order) with its hash and normalized dedup text.
+  void add(uint32_t i, uint64_t hash, std::string&& text);
+  // (record, the earlier record whose text it equals), in record order; the earlier one is never in
+  // this list as a record itself (it was new here when it came).
+  std::vector<std::pair<uint32_t, uint32_t>> same;
+
+ private:
+  struct Entry {
+    uint32_t first, last;  // the record that brought the text, the last one that had it
+    std::string text;
+  };
+  std::unordered_map<uint64_t, Entry> map_;
+  std::deque<std::pair<uint64_t, uint32_t>> order_;  // (hash, record) as they came; stale once `last` moved on
+  uint64_t bytes_ = 0;
+  const uint64_t cap_;
+};
+
 class Streamer {
  public:
   Streamer(const DataConfig& cfg, const PendingTokenizer& tok)
@@ -76,6 +103,8 @@ class Streamer {
         // A quarter of the budget for the two spools, shared as their bytes are (records ~3:2 tokens).
         spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 5)),
         tok_spool_(cfg.output, ".lathe-prepare-tokens", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 3)),
+        // LATHE_DATA_RECENT_BYTES: tests hold a text or none.
+        recent_(cfg.dedup.exact ? knob("LATHE_DATA_RECENT_BYTES", budget_ / 32) : 0),
         key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
     mo_.threshold = cfg.dedup.threshold;
     mo_.ngram = cfg.dedup.ngram;
@@ -97,7 +126,11 @@ class Streamer {
   void take_waiting();
   static constexpr size_t kWaitingBatches = 4;  // collected while the tokenizer loads, at most
   std::vector<std::vector<Record>> waiting_;
-  void spool_in_order(std::vector<std::string>& recs, std::vector<std::string>& toks);
+  struct Unspooled {  // a run's spool bytes and recent texts, added in order beside the next run's work
+    std::vector<std::string> recs, toks;
+    std::vector<std::tuple<uint32_t, uint64_t, std::string>> texts;
+  };
+  void spool_in_order(Unspooled& u);
   void progress();
   StepProfile steps_;  // LATHE_VERBOSE=1: wall seconds per step (collect = reading and parsing)
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -140,10 +173,10 @@ class Streamer {
   // Records (text statistics + records-file line) and tokens (ids + labels) in two spools: the
   // records files read only the first, the token shards only the second (twice: ids, then labels).
   Spool spool_, tok_spool_;
-  // The last run's records and tokens, offsets fixed (Meta::off, tok_off) but not yet in the spools:
-  // appended while the next run is worked on, or by finish() before the spools are read. spool_end_,
-  // tok_end_: the spools' sizes once they are.
-  std::vector<std::string> unspooled_, unspooled_tok_;
+  // The last run's records and tokens, offsets fixed (Meta::off, tok_off) but not yet in the spools,
+  // and its dedup texts: added while the next run is worked on, or by finish() before the spools are
+  // read. spool_end_, tok_end_: the spools' sizes once they are.
+  Unspooled unspooled_;
   uint64_t spool_end_ = 0, tok_end_ = 0;
   // Near dedup's band keys, per batch band by band (batch j's band b: count_j keys at off_j + 8·b·count_j),
   // so that clustering reads one band at a time instead of holding bands × 8 bytes per record.
@@ -163,6 +196,7 @@ class Streamer {
   // XXH3-64 of each normalized dedup text (exact dedup: records with equal hashes are compared byte
   // for byte, so the hash only has to make such groups rare, not prove equality).
   ChunkedArray<uint64_t> hashes_;
+  RecentTexts recent_;
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;               // format errors by record

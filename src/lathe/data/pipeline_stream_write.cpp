@@ -163,7 +163,7 @@ void Streamer::finish(nlohmann::json& report) {
   std::vector<int64_t> cluster;  // by position in `kept`
   std::vector<uint32_t> kept;    // record indices
   steps_("collect");             // the last piece after the last batch
-  spool_in_order(unspooled_, unspooled_tok_);
+  spool_in_order(unspooled_);
   LATHE_CHECK(spool_.size() == spool_end_ && tok_spool_.size() == tok_end_,
               "the spools hold {} + {} bytes, {} + {} planned", spool_.size(), tok_spool_.size(), spool_end_, tok_end_);
   spool_.seal();
