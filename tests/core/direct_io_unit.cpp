@@ -13,6 +13,7 @@
 #include "lathe/core/direct_io.h"
 #include "lathe/core/error.h"
 #include "lathe/core/file_io.h"
+#include "lathe/core/io_worker.h"
 
 namespace lathe {
 namespace {
@@ -105,6 +106,23 @@ TEST(DirectIo, AtomicWriterDirectGivesTheBufferedFile) {
     EXPECT_EQ(std::filesystem::file_size(c), 0u);
     for (const std::string& p : {a, b, c}) std::filesystem::remove(p);
   }
+}
+
+// IoWorker: jobs run one at a time in the order given, a job's exception comes out of its future, and
+// the destructor runs what is still queued.
+TEST(IoWorker, RunsJobsInOrderAndPassesErrorsOn) {
+  std::vector<int> seen;
+  {
+    IoWorker w;
+    std::vector<std::future<void>> f;
+    for (int i = 0; i < 50; i++) f.push_back(w.submit([&seen, i] { seen.push_back(i); }));
+    auto bad = w.submit([] { throw Error("io", "no disk"); });
+    for (auto& x : f) x.get();
+    EXPECT_THROW(bad.get(), Error);
+    for (int i = 50; i < 60; i++) w.submit([&seen, i] { seen.push_back(i); });  // futures dropped: run anyway
+  }
+  ASSERT_EQ(seen.size(), 60u);
+  for (int i = 0; i < 60; i++) EXPECT_EQ(seen[size_t(i)], i);
 }
 
 }  // namespace

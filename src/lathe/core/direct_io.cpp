@@ -109,7 +109,7 @@ void DirectAppender::append(const void* data, size_t n) {
     wait();
     const char* full = buf_[cur_].get();
     const uint64_t off = base_;
-    inflight_ = std::async(std::launch::async, [this, full, off] { write_at(full, cap_, off); });
+    inflight_ = io_.submit([this, full, off] { write_at(full, cap_, off); });
     base_ += cap_;
     cur_ ^= 1;
     used_ = 0;

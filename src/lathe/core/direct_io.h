@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "lathe/core/io_worker.h"
+
 namespace lathe {
 
 // Offsets, lengths and buffer addresses of a direct transfer are multiples of this (the logical
@@ -72,6 +74,7 @@ class DirectAppender {
   size_t used_ = 0;   // bytes in buf_[cur_]
   uint64_t base_ = 0; // the file offset of buf_[cur_][0] (aligned)
   std::future<void> inflight_;
+  IoWorker io_;  // declared last: destroyed (its thread joined) first
 };
 
 }  // namespace lathe

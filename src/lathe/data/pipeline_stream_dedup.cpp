@@ -75,6 +75,7 @@ void Streamer::scan_records(const std::vector<uint32_t>& recs, const ScanWindow&
     return end;
   };
   Window w[2];
+  IoWorker io;
   auto read = [&](Window& x, uint64_t end) { x.bytes = spool_.view(x.first, size_t(end - x.first), x.scratch); };
   if (n == 0) return;
   read(w[0], plan(0, w[0]));
@@ -83,7 +84,7 @@ void Streamer::scan_records(const std::vector<uint32_t>& recs, const ScanWindow&
     std::future<void> ahead;  // the next window read while this one is worked on
     if (cur.k1 < n) {
       const uint64_t end = plan(cur.k1, next);
-      ahead = std::async(std::launch::async, [&read, &next, end] { read(next, end); });
+      ahead = io.submit([&read, &next, end] { read(next, end); });
     }
     fn(cur.k0, cur.k1, [&](size_t k) {
       const Meta& m = meta_[recs[k]];

@@ -43,7 +43,7 @@ std::string_view SpoolReader::view(uint64_t at, size_t n) {
   if (!next_.valid() && w1 < s_.size()) {
     next_at_ = w1;
     const size_t len = size_t(std::min<uint64_t>(kAhead, s_.size() - w1));
-    next_ = std::async(std::launch::async, [this, w1, len] { return s_.view(w1, len, fetched_); });
+    next_ = io_.submit([this, w1, len] { fetched_view_ = s_.view(w1, len, fetched_); });
   }
   return {win_.data() + (at - w0_), n};
 }
@@ -52,8 +52,8 @@ void SpoolReader::extend(uint64_t to) {
   while (w0_ + win_.size() < to) {
     const uint64_t w1 = w0_ + win_.size();
     if (next_.valid()) {
-      const std::string_view v = next_.get();  // next_at_ == w1: read ahead from where the window ends
-      win_.append(v);
+      next_.get();  // next_at_ == w1: read ahead from where the window ends
+      win_.append(fetched_view_);
       continue;
     }
     const size_t len = size_t(std::min<uint64_t>(std::max<uint64_t>(kAhead, to - w1), s_.size() - w1));

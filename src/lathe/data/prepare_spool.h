@@ -20,6 +20,7 @@
 
 #include "lathe/core/direct_io.h"
 #include "lathe/core/error.h"
+#include "lathe/core/io_worker.h"
 #include "lathe/core/utf8.h"
 #include "lathe/data/pipeline.h"
 
@@ -185,9 +186,11 @@ class SpoolReader {
   std::string scratch_, win_, fetched_;
   uint64_t w0_ = 0;  // the window holds [w0_, w0_ + win_.size())
   bool streaming_ = false;
-  // The read ahead in flight: [next_at_, next_at_ + its size) into fetched_.
-  std::future<std::string_view> next_;
+  // The read ahead in flight: [next_at_, next_at_ + its size) into fetched_ (fetched_view_).
+  std::future<void> next_;
   uint64_t next_at_ = 0;
+  std::string_view fetched_view_;
+  IoWorker io_;  // declared last: destroyed (its thread joined) first
 };
 
 // data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record spool
