@@ -116,7 +116,7 @@ TEST(IoWorker, RunsJobsInOrderAndPassesErrorsOn) {
     IoWorker w;
     std::vector<std::future<void>> f;
     for (int i = 0; i < 50; i++) f.push_back(w.submit([&seen, i] { seen.push_back(i); }));
-    auto bad = w.submit([] { throw Error("io", "no disk"); });
+    auto bad = w.submit([] { throw Error("no disk"); });
     for (auto& x : f) x.get();
     EXPECT_THROW(bad.get(), Error);
     for (int i = 50; i < 60; i++) w.submit([&seen, i] { seen.push_back(i); });  // futures dropped: run anyway
