@@ -312,8 +312,11 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
   // dedup, or none found) every record is its own group and no array is made: at millions of records
   // this is the moment memory peaks in a streamed run.
   LATHE_CHECK(n < (size_t(1) << 32), "assign_splits: {} records, at most 2^32", n);
-  bool clustered = false;
-  for (size_t i = 0; i < n && !clustered; i++) clustered = cluster_of(i) >= 0;
+  bool clustered = false;  // a record whose group is not itself
+  for (size_t i = 0; i < n && !clustered; i++) {
+    const int64_t c = cluster_of(i);
+    clustered = c >= 0 && c != int64_t(i);
+  }
   std::vector<uint32_t> group, order;  // 32-bit: indices below n
   if (clustered) {
     group.resize(n);

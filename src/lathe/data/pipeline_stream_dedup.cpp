@@ -344,14 +344,16 @@ StageCounts Streamer::dedup(nlohmann::json& info, std::vector<int64_t>& cluster,
     if (!drop[i]) kept.push_back(uint32_t(i));
   counts.out = kept.size();
   // Cluster ids were record indices; renumbered as indices into `kept` of each cluster's first survivor.
-  std::map<uint32_t, int64_t> remap;
+  // (a record index -> the first place in `kept` of its cluster: an array, not a map, since with near
+  // dedup every record is in a cluster, of one for most)
+  std::vector<uint32_t> first_of(cl_of.empty() ? 0 : n, kNone);
   cluster.assign(kept.size(), -1);
   for (size_t k = 0; k < kept.size(); k++) {
     const uint32_t c = cl_of[kept[k]];
-    if (c != kNone && !remap.count(c)) remap[c] = int64_t(k);
+    if (c == kNone) continue;
+    if (first_of[c] == kNone) first_of[c] = uint32_t(k);
+    cluster[k] = int64_t(first_of[c]);
   }
-  for (size_t k = 0; k < kept.size(); k++)
-    if (cl_of[kept[k]] != kNone) cluster[k] = remap[cl_of[kept[k]]];
   return counts;
 }
 
