@@ -103,9 +103,9 @@ class Streamer {
         // A quarter of the budget for the two spools, shared as their bytes are (records ~3:2 tokens).
         spool_(cfg.output, ".lathe-prepare-spool", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 5)),
         tok_spool_(cfg.output, ".lathe-prepare-tokens", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 32 * 3)),
+        key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)),
         // LATHE_DATA_RECENT_BYTES: tests hold a text or none.
-        recent_(cfg.dedup.exact ? knob("LATHE_DATA_RECENT_BYTES", budget_ / 32) : 0),
-        key_spool_(cfg.output, ".lathe-prepare-keys", knob("LATHE_DATA_SPOOL_BYTES", budget_ / 16)) {
+        recent_(cfg.dedup.exact ? knob("LATHE_DATA_RECENT_BYTES", budget_ / 32) : 0) {
     mo_.threshold = cfg.dedup.threshold;
     mo_.ngram = cfg.dedup.ngram;
     if (cfg.dedup.near) hasher_ = std::make_unique<MinHasher>(mo_);
