@@ -194,8 +194,8 @@ class SpoolReader {
 };
 
 // data.max_memory (0: a quarter of the RAM, at most 1 GiB) shared out: a quarter for the record and
-// token spools in memory (5/32 and 3/32), a sixteenth for the band keys, a thirty-second for the recent
-// dedup texts, a hundred-and-twenty-eighth for a JSONL piece (1-64 MiB; a batch's DOMs, texts and
+// token spools in memory (5/32 and 3/32), a sixteenth for the band keys, 1/256 for the recent dedup
+// texts, a hundred-and-twenty-eighth for a JSONL piece (1-64 MiB; a batch's DOMs, texts and
 // tokens are a few times its piece); at dedup, a quarter for the texts held while duplicates are read
 // back. What is left holds the Metas and the tokenizer.
 uint64_t memory_budget(const DataConfig& cfg);
