@@ -69,7 +69,8 @@ void Streamer::scan_records(const std::vector<uint32_t>& recs, const ScanWindow&
     w.first = meta_[recs[k0]].off;
     uint64_t end = end_of(k0);
     size_t k1 = k0 + 1;
-    while (k1 < n && meta_[recs[k1]].off >= end && meta_[recs[k1]].off - end <= kGap && end_of(k1) - w.first <= kWindow)
+    // (recs rise, so each record starts at or after the last one's end)
+    while (k1 < n && meta_[recs[k1]].off - end <= kGap && end_of(k1) - w.first <= kWindow)
       end = end_of(k1++);
     w.k1 = k1;
     return end;

@@ -41,7 +41,6 @@ std::string_view SpoolReader::view(uint64_t at, size_t n) {
   }
   w1 = w0_ + win_.size();
   if (!next_.valid() && w1 < s_.size()) {
-    next_at_ = w1;
     const size_t len = size_t(std::min<uint64_t>(kAhead, s_.size() - w1));
     next_ = io_.submit([this, w1, len] { fetched_view_ = s_.view(w1, len, fetched_); });
   }
@@ -52,7 +51,7 @@ void SpoolReader::extend(uint64_t to) {
   while (w0_ + win_.size() < to) {
     const uint64_t w1 = w0_ + win_.size();
     if (next_.valid()) {
-      next_.get();  // next_at_ == w1: read ahead from where the window ends
+      next_.get();  // it starts where the window ends: only the window's growth reads ahead
       win_.append(fetched_view_);
       continue;
     }

@@ -186,9 +186,8 @@ class SpoolReader {
   std::string scratch_, win_, fetched_;
   uint64_t w0_ = 0;  // the window holds [w0_, w0_ + win_.size())
   bool streaming_ = false;
-  // The read ahead in flight: [next_at_, next_at_ + its size) into fetched_ (fetched_view_).
+  // The read ahead in flight, of the bytes right after the window, into fetched_ (fetched_view_).
   std::future<void> next_;
-  uint64_t next_at_ = 0;
   std::string_view fetched_view_;
   IoWorker io_;  // declared last: destroyed (its thread joined) first
 };
