@@ -65,17 +65,24 @@ const std::string kCollide = std::string(kTiny) + " LATHE_DATA_DEDUP_HASH_BITS=3
 const std::string kNoRecent = std::string(kTiny) + " LATHE_DATA_RECENT_BYTES=1";
 const std::string kFewRecent = std::string(kTiny) + " LATHE_DATA_RECENT_BYTES=400";
 
-void expect_same(const fs::path& dir, const std::string& args, const std::string& env = kTiny) {
+// The streaming run's log.
+std::string expect_same(const fs::path& dir, const std::string& args, const std::string& env = kTiny) {
   const PrepareRun s = prepare(dir, env, args);
-  ASSERT_EQ(s.rc, 0) << s.log;
+  EXPECT_EQ(s.rc, 0) << s.log;
+  if (s.rc != 0) return s.log;
   const PrepareRun m = prepare(dir, "LATHE_DATA_IN_MEMORY=1", args);
-  ASSERT_EQ(m.rc, 0) << m.log;
-  ASSERT_EQ(s.files.size(), m.files.size());
+  EXPECT_EQ(m.rc, 0) << m.log;
+  EXPECT_EQ(s.files.size(), m.files.size());
   for (auto& [name, bytes] : m.files) {
-    ASSERT_TRUE(s.files.count(name)) << name;
-    EXPECT_TRUE(s.files.at(name) == bytes) << name << " differs between the streaming and the in-memory driver";
+    EXPECT_TRUE(s.files.count(name)) << name;
+    if (s.files.count(name))
+      EXPECT_TRUE(s.files.at(name) == bytes) << name << " differs between the streaming and the in-memory driver";
   }
-  for (auto& [name, bytes] : s.files) EXPECT_NE(name.rfind(".lathe-prepare", 0), 0u) << name << " was left behind";
+  for (auto& [name, bytes] : s.files) {
+    EXPECT_NE(name.rfind(".lathe-prepare", 0), 0u) << name << " was left behind";
+    EXPECT_EQ(name.find(".tmp."), std::string::npos) << name << " was left behind";
+  }
+  return s.log;
 }
 
 std::string sft_line(int i, const std::string& category) {
@@ -169,6 +176,50 @@ TEST(PrepareStream, DuplicatesSettledAsTheyCameFollowTheFirstCopy) {
   const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
   const std::string dump = report.dump();
   EXPECT_NE(dump.find("in/a.jsonl:33: duplicate of in/a.jsonl:1"), std::string::npos) << dump;
+  fs::remove_all(dir);
+}
+
+// All records to one split: its records file is written as the records come, a prediction of what
+// dedup and format will keep that holds when every duplicate is seen among the recent texts, and is
+// written again by the writers' pass when not (a duplicate beyond them, a hash two texts share).
+TEST(PrepareStream, OneSplitRecordsFileWrittenAsTheRecordsCame) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-early-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  mixed_inputs(dir);
+  write(dir / "data.yaml", R"(data:
+  inputs: [in/]
+  output: out
+  pii: {policy: redact}
+  dedup: {exact: true, near: false}
+  format: {max_seq_length: 40, truncation: drop, min_tokens: 12}
+  split: {ratios: [0, 0.5, 0]}
+)");
+  const std::string kept = "the validation records file was written as the records came";
+  const std::string again = "the validation records file is written again";
+  std::string log = expect_same(dir, "", kTiny + std::string(" LATHE_VERBOSE=1"));
+  EXPECT_NE(log.find(kept), std::string::npos) << log;
+  log = expect_same(dir, "", kNoRecent + " LATHE_VERBOSE=1");
+  EXPECT_NE(log.find(again), std::string::npos) << log;
+  expect_same(dir, "", kCollide + " LATHE_VERBOSE=1");
+  const json report = json::parse(std::ifstream(dir / "out" / "report.json"));
+  EXPECT_GT(report["dedup"]["exact_clusters"].size(), 0u);
+  EXPECT_EQ(report["splits"]["train"].get<size_t>(), 0u) << report["splits"].dump();
+  EXPECT_GT(report["splits"]["validation"].get<size_t>(), 0u) << report["splits"].dump();
+  if (has_fixture("tokenizers/qwen3/tokenizer.json")) {
+    fs::create_directories(dir / "model");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+    log = expect_same(dir, "--model model", kTiny + std::string(" LATHE_VERBOSE=1"));
+    EXPECT_NE(log.find(kept), std::string::npos) << log;
+    // Format dropped some (too short, too long) and kept others: the file holds only the kept.
+    const json r = json::parse(std::ifstream(dir / "out" / "report.json"));
+    size_t format_drops = 0;
+    for (auto& st : r["stages"])
+      if (st["stage"] == "format") format_drops = st["in"].get<size_t>() - st["out"].get<size_t>();
+    EXPECT_GT(format_drops, 0u) << r["stages"].dump();
+    log = expect_same(dir, "--model model", kNoRecent + " LATHE_VERBOSE=1");
+    EXPECT_NE(log.find(again), std::string::npos) << log;
+  }
   fs::remove_all(dir);
 }
 

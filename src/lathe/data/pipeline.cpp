@@ -248,15 +248,22 @@ StageCounts dedup_stage(std::vector<Record>& recs, const DataConfig& cfg, Datase
   return counts;
 }
 
-std::vector<size_t> histogram(const std::vector<size_t>& v, const std::vector<size_t>& edges) {
-  std::vector<size_t> h(edges.size() + 1, 0);
-  for (size_t x : v) h[std::upper_bound(edges.begin(), edges.end(), x) - edges.begin()]++;
-  return h;
+namespace {
+const std::vector<size_t> kHistEdges{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+}  // namespace
+
+size_t LengthHistogram::bin(size_t x) {
+  return size_t(std::upper_bound(kHistEdges.begin(), kHistEdges.end(), x) - kHistEdges.begin());
 }
 
+LengthHistogram::LengthHistogram() : counts(kHistEdges.size() + 1, 0) {}
+
+nlohmann::json LengthHistogram::json() const { return {{"edges", kHistEdges}, {"counts", counts}}; }
+
 nlohmann::json hist_json(const std::vector<size_t>& v) {
-  std::vector<size_t> edges{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
-  return {{"edges", edges}, {"counts", histogram(v, edges)}};
+  LengthHistogram h;
+  for (size_t x : v) h.add(x);
+  return h.json();
 }
 
 // First-fit decreasing: sequences (indices into lens) into bins of at most `cap` tokens.
@@ -419,22 +426,22 @@ void text_statistics(const std::vector<Record>& recs, nlohmann::json& report) {
   report["char_length_histogram"] = hist_json(char_lens);
 }
 
+bool format_passes(const FormatFacts& e, const FormatOptions& f) {
+  return !e.failed && !(e.truncated && f.truncation == "drop") && e.tokens >= f.min_tokens &&
+         e.first_loss != e.tokens;
+}
+
 bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f, FormatTally& t,
                  std::vector<std::string>& warnings) {
-  if (e.failed) {
-    t.counts.drop("cannot encode", src.where() + ": " + *e.error);
-    return false;
-  }
-  if (e.truncated && f.truncation == "drop") {
-    t.counts.drop("longer than max_seq_length", fmt::format("{}: {} tokens", src.where(), e.full_length));
-    return false;
-  }
-  if (e.tokens < f.min_tokens) {
-    t.counts.drop("too short (tokens)", fmt::format("{}: {} tokens", src.where(), e.tokens));
-    return false;
-  }
-  if (e.first_loss == e.tokens) {
-    t.counts.drop("no loss tokens", src.where() + ": every token is masked (answer truncated away?)");
+  if (!format_passes(e, f)) {  // why, in format_passes' order
+    if (e.failed)
+      t.counts.drop("cannot encode", src.where() + ": " + *e.error);
+    else if (e.truncated && f.truncation == "drop")
+      t.counts.drop("longer than max_seq_length", fmt::format("{}: {} tokens", src.where(), e.full_length));
+    else if (e.tokens < f.min_tokens)
+      t.counts.drop("too short (tokens)", fmt::format("{}: {} tokens", src.where(), e.tokens));
+    else
+      t.counts.drop("no loss tokens", src.where() + ": every token is masked (answer truncated away?)");
     return false;
   }
   if (!e.ends_with_eos && e.has_messages && t.no_eos++ < 5)

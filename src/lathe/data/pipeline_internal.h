@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
@@ -73,26 +74,40 @@ std::vector<int> shard_files(const std::vector<uint64_t>& sizes, int ranks);
 // time between batches), printed when the run ends — the profile that says where a run goes.
 struct StepProfile {
   const bool on = std::getenv("LATHE_VERBOSE") != nullptr;
-  std::vector<std::pair<const char*, double>> secs;
+  struct Step {
+    const char* what;
+    double wall, cpu;  // seconds; cpu: the process's user + system time (cpu / wall: cores busy)
+  };
+  std::vector<Step> secs;
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  double last_cpu = process_cpu_seconds();
+  static double process_cpu_seconds() {
+    timespec t{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+  }
   void operator()(const char* what) {
     if (!on) return;
     const auto now = std::chrono::steady_clock::now();
     const double d = std::chrono::duration<double>(now - last).count();
+    const double cpu = process_cpu_seconds(), c = cpu - last_cpu;
     last = now;
-    for (auto& [w, t] : secs)
-      if (std::strcmp(w, what) == 0) {
-        t += d;
+    last_cpu = cpu;
+    for (Step& s : secs)
+      if (std::strcmp(s.what, what) == 0) {
+        s.wall += d;
+        s.cpu += c;
         return;
       }
-    secs.emplace_back(what, d);
+    secs.push_back({what, d, c});
   }
   void print() const {
     if (!on) return;
     double total = 0;
-    for (auto& [w, t] : secs) total += t;
-    for (auto& [w, t] : secs)
-      std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%\n", w, t, 100 * t / total);
+    for (const Step& s : secs) total += s.wall;
+    for (const Step& s : secs)
+      std::fprintf(stderr, "lathe data: %-22s %8.3f s %5.1f%%  %8.3f CPU-s\n", s.what, s.wall, 100 * s.wall / total,
+                   s.cpu);
   }
 };
 
@@ -125,6 +140,14 @@ class PiiPass {
 };
 std::vector<std::string> read_eval_prompts(const std::vector<std::string>& files, const CollectOptions& co);
 nlohmann::json hist_json(const std::vector<size_t>& v);
+// The report's length histograms (fixed edges: 16, 32, ..., 8192), added to one length at a time.
+struct LengthHistogram {
+  LengthHistogram();
+  std::vector<size_t> counts;
+  void add(size_t x) { counts[bin(x)]++; }
+  nlohmann::json json() const;
+  static size_t bin(size_t x);
+};
 // First-fit decreasing: sequences (indices into lens) into bins of at most `cap` tokens.
 std::vector<std::vector<size_t>> pack(const std::vector<size_t>& lens, size_t cap);
 std::string hash_file(const std::string& path);
@@ -143,6 +166,8 @@ struct FormatTally {
 };
 bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f, FormatTally& t,
                  std::vector<std::string>& warnings);
+// format_keep's verdict alone (no counts, no warnings).
+bool format_passes(const FormatFacts& e, const FormatOptions& f);
 // The last warning, the token-length histograms and counts.out.
 void format_finish(FormatTally& t, std::vector<std::string>& warnings, nlohmann::json& report);
 

@@ -122,6 +122,15 @@ std::string dedup_text(const nlohmann::json& j) {
 }
 
 bool Streamer::read_all() {
+  int splits = 0, only = 0;
+  for (int k = 0; k < 3; k++)
+    if (cfg_.split.ratios[size_t(k)] > 0) splits++, only = k;
+  // LATHE_DATA_EARLY_RECORDS=0: the writers' pass always (tests compare the two).
+  const char* early = std::getenv("LATHE_DATA_EARLY_RECORDS");
+  if (splits == 1 && !cfg_.dedup.near && prompts_.empty() && !(early && std::string_view(early) == "0")) {
+    fs::create_directories(cfg_.output);
+    early_ = std::make_unique<OneSplitRecords>(cfg_.output + "/" + kSplitNames[only] + ".records.jsonl", only);
+  }
   try {
     const size_t piece =
         knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 128, 1u << 20, 64u << 20));
@@ -284,6 +293,10 @@ void Streamer::take_batch(std::vector<Record>& recs) {
       tok_end_ += toks[i].size();
       unspooled_.recs.push_back(std::move(bytes[i]));
       unspooled_.toks.push_back(std::move(toks[i]));
+      if (early_) {
+        unspooled_.index.push_back(uint32_t(meta_.size() + batch_live));
+        unspooled_.formats.push_back(!encoder_ || format_passes(facts_of(mt), cfg_.format));
+      }
       // (its index once the batch's Metas are added below)
       if (!norms.empty()) unspooled_.texts.emplace_back(uint32_t(meta_.size() + batch_live), hashes[i], std::move(norms[i]));
       batch_live++;
@@ -355,17 +368,33 @@ void Streamer::progress() {
 
 // Appends records' bytes whose offsets take_batch fixed (spool_end_), in that order, and frees them
 // (finish() checks that the spool ends where the offsets said).
+// With early_, also writes the records file as far as these records go (see OneSplitRecords).
 void Streamer::spool_in_order(Unspooled& u) {
-  for (std::string& b : u.recs) {
-    spool_.append(b);
-    std::string().swap(b);
+  for (size_t j = 0; j < u.recs.size(); j++) {
+    spool_.append(u.recs[j]);
+    tok_spool_.append(u.toks[j]);
+    bool seen = false;  // an earlier record's text (exact dedup drops this one)
+    if (!u.texts.empty()) {
+      auto& [i, h, text] = u.texts[j];
+      seen = recent_.add(i, h, std::move(text));
+    }
+    if (early_ && !seen) early_->add(u.index[j], u.recs[j], u.formats[j]);
+    std::string().swap(u.recs[j]);
+    std::string().swap(u.toks[j]);
   }
-  for (std::string& b : u.toks) {
-    tok_spool_.append(b);
-    std::string().swap(b);
-  }
-  for (auto& [i, h, text] : u.texts) recent_.add(i, h, std::move(text));
   u = {};
+}
+
+FormatFacts Streamer::facts_of(const Meta& mt) const {
+  FormatFacts ff;
+  ff.failed = mt.flags & kFailed;
+  ff.truncated = mt.flags & kTruncated;
+  ff.ends_with_eos = mt.flags & kEndsEos;
+  ff.has_messages = mt.flags & kHasMessages;
+  ff.full_length = mt.full_length;
+  ff.tokens = mt.ntok;
+  ff.first_loss = mt.first_loss;
+  return ff;
 }
 // Record i's ids, or its labels, into dst (meta ntok values): decoded from the spool's bytes in place
 // where they sit in memory, through `in`'s read-ahead when spilled to disk.

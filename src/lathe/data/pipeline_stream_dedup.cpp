@@ -96,17 +96,16 @@ void Streamer::scan_records(const std::vector<uint32_t>& recs, const ScanWindow&
   }
 }
 
-void RecentTexts::add(uint32_t i, uint64_t hash, std::string&& text) {
+bool RecentTexts::add(uint32_t i, uint64_t hash, std::string&& text) {
   constexpr uint64_t kEntryBytes = 64;  // what an entry costs beside its text (an empty text too)
   auto [it, fresh] = map_.try_emplace(hash);
   Entry& e = it->second;
   if (!fresh) {
-    if (e.text == text) {
-      same.emplace_back(i, e.first);
-      e.last = i;  // kept as long as its text keeps coming
-      order_.emplace_back(hash, i);
-    }
-    return;  // (another text under this hash: dedup's read-back tells them apart)
+    if (e.text != text) return false;  // (another text under this hash: dedup's read-back tells them apart)
+    same.emplace_back(i, e.first);
+    e.last = i;  // kept as long as its text keeps coming
+    order_.emplace_back(hash, i);
+    return true;
   }
   e.first = e.last = i;
   bytes_ += text.size() + kEntryBytes;
@@ -120,6 +119,7 @@ void RecentTexts::add(uint32_t i, uint64_t hash, std::string&& text) {
     bytes_ -= o->second.text.size() + kEntryBytes;
     map_.erase(o);
   }
+  return false;
 }
 
 // Exact duplicates: rep[i] = the first record (in input order) whose normalized dedup text equals

@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include <xxhash.h>
+
+#include "lathe/core/file_io.h"
 #include "lathe/data/dedup.h"
 #include "lathe/data/pipeline_internal.h"
 #include "lathe/data/prepare_spool.h"
@@ -76,8 +79,9 @@ std::string dedup_text(const nlohmann::json& j);
 class RecentTexts {
  public:
   explicit RecentTexts(uint64_t cap) : cap_(cap) {}
-  // Record i (records come in order) with its hash and normalized dedup text.
-  void add(uint32_t i, uint64_t hash, std::string&& text);
+  // Record i (records come in order) with its hash and normalized dedup text; true when an earlier
+  // record's text here equals it (the pair goes into `same`).
+  bool add(uint32_t i, uint64_t hash, std::string&& text);
   // (record, the earlier record whose text it equals), in record order; the earlier one is never in
   // this list as a record itself (it was new here when it came).
   std::vector<std::pair<uint32_t, uint32_t>> same;
@@ -91,6 +95,43 @@ class RecentTexts {
   std::deque<std::pair<uint64_t, uint32_t>> order_;  // (hash, record) as they came; stale once `last` moved on
   uint64_t bytes_ = 0;
   const uint64_t cap_;
+};
+
+// The records file of a run whose records all go to one split (one nonzero split ratio; no near dedup
+// and no eval prompts, whose verdicts come only after the last record), written as the records come
+// rather than by the writers' pass over the spool at the end, which read the spool and wrote the file
+// with the cores idle (~1 s of a 1 GB run that was disk-bound there). What it writes is a prediction:
+// a record is kept by dedup unless recent_ saw its text before, and by format when format_passes says
+// so. finish() compares that with what dedup and format decide and commits the file only when they
+// agree; a duplicate beyond recent_'s reach, or a hash shared by two texts, sends the run back to the
+// writers' pass (the file is then dropped, never seen).
+class OneSplitRecords {
+ public:
+  OneSplitRecords(const std::string& path, int split);
+  ~OneSplitRecords();
+  OneSplitRecords(const OneSplitRecords&) = delete;
+  OneSplitRecords& operator=(const OneSplitRecords&) = delete;
+  int split() const { return split_; }
+  // Record i (in record order) predicted kept: its spool bytes (text statistics, then its line),
+  // written when `formatted`.
+  void add(uint32_t i, std::string_view rec, bool formatted);
+  // The records add() took are exactly `kept` (record indices, rising), and it wrote those of them
+  // that `formatted` (by position in `kept`) marks.
+  bool matches(const std::vector<uint32_t>& kept, const std::vector<char>& formatted) const;
+  // After matches(): the file renamed into place; its hash (hex) and record count, and the text
+  // statistics of the kept records (script counts added to `scripts`).
+  void commit(std::string& hash, size_t& count, std::map<std::string, size_t>& scripts, LengthHistogram& chars);
+
+ private:
+  static bool bit(const std::vector<uint64_t>& v, uint32_t i) { return i / 64 < v.size() && (v[i / 64] >> (i % 64)) & 1; }
+  static void set(std::vector<uint64_t>& v, uint32_t i);
+  const int split_;
+  AtomicFileWriter out_;
+  XXH3_state_t* h_;
+  std::vector<uint64_t> taken_, wrote_;  // one bit a record (by index): predicted kept, written
+  size_t taken_n_ = 0, wrote_n_ = 0;
+  std::map<std::string, size_t> scripts_;
+  LengthHistogram chars_;
 };
 
 class Streamer {
@@ -130,7 +171,9 @@ class Streamer {
   std::vector<std::vector<Record>> waiting_;
   struct Unspooled {  // a run's spool bytes and recent texts, added in order beside the next run's work
     std::vector<std::string> recs, toks;
-    std::vector<std::tuple<uint32_t, uint64_t, std::string>> texts;
+    std::vector<std::tuple<uint32_t, uint64_t, std::string>> texts;  // with exact dedup
+    std::vector<uint32_t> index;  // of each record (with early_)
+    std::vector<char> formats;    // format_passes (with early_)
   };
   void spool_in_order(Unspooled& u);
   void progress();
@@ -199,6 +242,8 @@ class Streamer {
   // for byte, so the hash only has to make such groups rare, not prove equality).
   ChunkedArray<uint64_t> hashes_;
   RecentTexts recent_;
+  std::unique_ptr<OneSplitRecords> early_;  // made by read_all() when the run qualifies
+  FormatFacts facts_of(const Meta& mt) const;
   std::vector<std::string> files_, strata_;
   std::map<std::string, uint32_t, std::less<>> file_ix_, stratum_ix_;
   std::map<size_t, std::string> errors_;               // format errors by record

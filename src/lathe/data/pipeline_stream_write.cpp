@@ -35,24 +35,78 @@ namespace fs = std::filesystem;
 
 namespace lathe::data::stream_detail {
 
+OneSplitRecords::OneSplitRecords(const std::string& path, int split)
+    : split_(split), out_(path, /*direct=*/true), h_(XXH3_createState()) {
+  XXH3_64bits_reset(h_);
+}
+
+OneSplitRecords::~OneSplitRecords() { XXH3_freeState(h_); }
+
+void OneSplitRecords::set(std::vector<uint64_t>& v, uint32_t i) {
+  if (i / 64 >= v.size()) v.resize(std::max<size_t>(i / 64 + 1, 2 * v.size()), 0);
+  v[i / 64] |= uint64_t(1) << (i % 64);
+}
+
+void OneSplitRecords::add(uint32_t i, std::string_view rec, bool formatted) {
+  set(taken_, i);
+  taken_n_++;
+  size_t chars = 0;
+  const size_t at = get_text_statistics(rec, chars, &scripts_);
+  chars_.add(chars);
+  if (!formatted) return;
+  set(wrote_, i);
+  wrote_n_++;
+  const std::string_view line = rec.substr(at);
+  out_.write(line.data(), line.size());
+  XXH3_64bits_update(h_, line.data(), line.size());
+}
+
+bool OneSplitRecords::matches(const std::vector<uint32_t>& kept, const std::vector<char>& formatted) const {
+  if (kept.size() != taken_n_) return false;
+  size_t wrote = 0;
+  for (size_t k = 0; k < kept.size(); k++) {
+    if (!bit(taken_, kept[k]) || bit(wrote_, kept[k]) != bool(formatted[k])) return false;
+    wrote += formatted[k] != 0;
+  }
+  return wrote == wrote_n_;
+}
+
+void OneSplitRecords::commit(std::string& hash, size_t& count, std::map<std::string, size_t>& scripts,
+                             LengthHistogram& chars) {
+  out_.commit();
+  hash = hex64(XXH3_64bits_digest(h_));
+  count = wrote_n_;
+  for (auto& [k, v] : scripts_) scripts[k] += v;
+  for (size_t b = 0; b < chars.counts.size(); b++) chars.counts[b] += chars_.counts[b];
+}
+
 void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
                                             const std::vector<char>& formatted,
                                             const std::vector<int8_t>& split_of, nlohmann::json& report,
                                             DatasetManifest& m) {
   constexpr int64_t kBlock = 1024, kWindow = 32;
+  // Written as the records came (early_, when its prediction held): only the other two splits' files,
+  // empty, are left to write, and nothing is read back.
+  const bool early = early_ && early_->matches(kept, formatted);
+  if (early_ && steps_.on)
+    std::fprintf(stderr, "lathe data: the %s records file %s\n", kSplitNames[early_->split()],
+                 early ? "was written as the records came" : "is written again (dedup or format decided otherwise)");
+  if (early_ && !early) early_.reset();  // its file goes; the pass below writes the right one
   std::array<std::unique_ptr<AtomicFileWriter>, 3> out;
   std::array<XXH3_state_t*, 3> h{};
   std::array<size_t, 3> count{};
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
     sp.records = std::string(kSplitNames[s]) + ".records.jsonl";
+    if (early && s == early_->split()) continue;
     out[s] = std::make_unique<AtomicFileWriter>(cfg_.output + "/" + sp.records, /*direct=*/true);
     h[s] = XXH3_createState();
     XXH3_64bits_reset(h[s]);
   }
   std::map<std::string, size_t> scripts, sources;
-  std::vector<size_t> char_lens(kept.size());  // (hist_json takes size_t)
-  const int64_t nblocks = (int64_t(kept.size()) + kBlock - 1) / kBlock;
+  LengthHistogram chars;
+  std::vector<size_t> char_lens(early ? 0 : kept.size());  // (hist_json takes size_t)
+  const int64_t nblocks = early ? 0 : (int64_t(kept.size()) + kBlock - 1) / kBlock;
   std::vector<std::array<std::string, 3>> blocks(kWindow);
   std::vector<std::map<std::string, size_t>> block_scripts(kWindow);
   for (int64_t w0 = 0; w0 < nblocks; w0 += kWindow) {
@@ -93,18 +147,25 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
     if (formatted[k]) count[size_t(split_of[k])]++;
   for (int s = 0; s < 3; s++) {
     DatasetSplit& sp = m.splits[kSplitNames[s]];
+    if (!out[s]) {
+      early_->commit(sp.records_hash, sp.records_count, scripts, chars);
+      LATHE_CHECK(sp.records_count == count[s], "{}: {} records written, {} formatted", sp.records,
+                  sp.records_count, count[s]);
+      continue;
+    }
     sp.records_hash = hex64(XXH3_64bits_digest(h[s]));
     XXH3_freeState(h[s]);
     sp.records_count = count[s];
     out[s]->commit();
   }
+  for (size_t x : char_lens) chars.add(x);
   report["scripts"] = scripts;
   std::vector<std::pair<size_t, std::string>> top;
   for (auto& [f, c] : sources) top.emplace_back(c, f);
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < std::min<size_t>(top.size(), 20); i++)
     report["top_sources"].push_back({{"file", top[i].second}, {"records", top[i].first}});
-  report["char_length_histogram"] = hist_json(char_lens);
+  report["char_length_histogram"] = chars.json();
 }
 
 // Each split's token shard, written from the spool; its facts (file, hash, counts, bins) go into
@@ -178,17 +239,9 @@ void Streamer::finish(nlohmann::json& report) {
     FormatTally tally;
     tally.counts.in = kept.size();
     for (size_t k = 0; k < kept.size(); k++) {
-      const Meta& mt = meta_[kept[k]];
-      FormatFacts ff;
-      ff.failed = mt.flags & kFailed;
+      FormatFacts ff = facts_of(meta_[kept[k]]);
       auto err = errors_.find(kept[k]);
       ff.error = err == errors_.end() ? nullptr : &err->second;
-      ff.truncated = mt.flags & kTruncated;
-      ff.ends_with_eos = mt.flags & kEndsEos;
-      ff.has_messages = mt.flags & kHasMessages;
-      ff.full_length = mt.full_length;
-      ff.tokens = mt.ntok;
-      ff.first_loss = mt.first_loss;
       formatted[k] = format_keep(ff, source_of(kept[k]), cfg_.format, tally, warnings);
     }
     format_finish(tally, warnings, report);
