@@ -136,6 +136,11 @@ TEST(DataSplit, DeterministicRatiosAndClustersTogether) {
   for (size_t i = 0; i < recs.size(); i += 2) even_train += c[i] == 0;
   EXPECT_NEAR(double(even_train), 250, 20);
   for (int s : c) EXPECT_NE(s, 2);
+  // One split with a share takes every record, whatever the share (the cuts fall past the end).
+  for (auto [r, only] : {std::pair{std::array<double, 3>{0.7, 0, 0}, 0}, {{0, 0.37, 0}, 1}, {{0, 0, 3}, 2}}) {
+    o.ratios = r;
+    EXPECT_EQ(assign_splits(recs, o), std::vector<int>(recs.size(), only)) << only;
+  }
 }
 
 namespace {

@@ -53,3 +53,18 @@ TEST(DataConfig, MaxMemoryIsReadButNotPartOfTheDatasetIdentity) {
     EXPECT_NE(std::string(e.what()).find("max_memory"), std::string::npos) << e.what();
   }
 }
+
+// A ratio that is not a finite number >= 0 (YAML's .nan and .inf included) is named, not used: with
+// it the split's cuts would fall nowhere.
+TEST(DataConfig, SplitRatiosMustBeFiniteAndNotNegative) {
+  for (const char* bad : {"[1, .nan, 0]", "[.inf, 0, 0]", "[0.9, -0.1, 0.2]"}) {
+    try {
+      parse_data_config(YAML::Load(std::string("inputs: [a.jsonl]\noutput: out\nsplit: {ratios: ") + bad + "}"),
+                        "project.yaml:data");
+      ADD_FAILURE() << bad << ": no error";
+    } catch (const lathe::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("split.ratios"), std::string::npos) << bad << ": " << e.what();
+    }
+  }
+  EXPECT_NO_THROW(parse_data_config(YAML::Load("inputs: [a.jsonl]\noutput: out\nsplit: {ratios: [0, 1]}"), "d"));
+}

@@ -223,6 +223,36 @@ TEST(PrepareStream, OneSplitRecordsFileWrittenAsTheRecordsCame) {
   fs::remove_all(dir);
 }
 
+// A JSONL file is read once, each piece checked as it comes: one that is UTF-8 for some pieces and
+// then not is read whole after all, as the in-memory driver reads it. Records of it handed on already
+// (small batches) make the run start over with the file read whole; none yet (one large batch), and
+// they are taken back. With strict, a malformed line before the bad bytes errs only as the file read
+// whole does.
+TEST(PrepareStream, JsonlThatStopsBeingUtf8IsReadWhole) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-utf8-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::string a;
+  for (int i = 0; i < 40; i++) a += sft_line(i, "law") + "\n";
+  a += "{\"text\": \"\xC7\xD1\xB1\xDB \xB9\xAE\xC0\xE5\"}\n";  // CP949 Korean: not UTF-8
+  for (int i = 40; i < 50; i++) a += sft_line(i, "tax") + "\n";
+  write(dir / "in" / "a.jsonl", a);
+  write(dir / "in" / "b.jsonl", sft_line(77, "law") + "\n");
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n  dedup: {exact: true, near: false}\n");
+  const std::string log = expect_same(dir, "", kTiny);
+  EXPECT_NE(log.find("in/a.jsonl is not UTF-8 past its first piece"), std::string::npos) << log;
+  const std::string one_batch = "LATHE_DATA_PIECE_BYTES=64 LATHE_DATA_BATCH_RECORDS=100000";
+  EXPECT_EQ(expect_same(dir, "", one_batch).find("not UTF-8 past"), std::string::npos);
+  // Strict: the streaming run errs exactly when the whole-file read does, with the same words.
+  write(dir / "in" / "a.jsonl", sft_line(1, "law") + "\n{\"broken\n" + a);
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n  strict: true\n");
+  for (const std::string& env : {std::string(kTiny), one_batch}) {
+    const PrepareRun s = prepare(dir, env, ""), m = prepare(dir, "LATHE_DATA_IN_MEMORY=1", "");
+    EXPECT_EQ(s.rc, m.rc) << s.log << m.log;
+    EXPECT_EQ(s.log.substr(s.log.find("error")), m.log.substr(m.log.find("error"))) << s.log << m.log;
+  }
+  fs::remove_all(dir);
+}
+
 // Pretokenized records whose labels are not the masked ids (spooled as int32 labels, the others as
 // one bit a token), and records from a JSON array (positions by item, not line).
 TEST(PrepareStream, PretokenizedLabelsAndArrayItemsSurviveTheSpool) {

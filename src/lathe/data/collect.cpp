@@ -504,45 +504,101 @@ bool for_each_piece(const std::string& path, size_t piece, const std::function<v
   }
 }
 
-// A JSONL file in plain UTF-8 (no BOM), not blank, read in pieces: the records, counts and input entry
-// collect_file gives, without holding the file. False (nothing added) for any other file, which the
-// caller then reads whole: the encoding checks and conversions need all of it.
 constexpr size_t kCheckPiece = size_t(1) << 20;
 
+// Whether `text` (pieces of a file end at '\n', which never sits inside a character) is UTF-8,
+// checked in parallel parts cut at line ends.
+bool piece_valid_utf8(std::string_view text) {
+  constexpr size_t kPart = size_t(1) << 20;
+  if (text.size() <= kPart) return valid_utf8(text);
+  std::vector<size_t> cuts{0};
+  while (cuts.back() < text.size()) {
+    size_t c = std::min(text.size(), cuts.back() + kPart);
+    if (c < text.size()) {
+      const size_t nl = text.find('\n', c);
+      c = nl == std::string_view::npos ? text.size() : nl + 1;
+    }
+    cuts.push_back(c);
+  }
+  const int64_t parts = int64_t(cuts.size()) - 1;
+  int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : bad)
+  for (int64_t k = 0; k < parts; k++) bad |= !valid_utf8(text.substr(cuts[size_t(k)], cuts[size_t(k) + 1] - cuts[size_t(k)]));
+  return !bad;
+}
+
+// A JSONL file in plain UTF-8 (no BOM), not blank, read in pieces: the records, counts and input entry
+// collect_file gives, without holding the file. False, with nothing added, for any other file, which
+// the caller then reads whole (the encoding checks and conversions need all of it). Each piece is
+// checked before its lines are parsed, so the file is read once: a BOM shows in the first piece, a
+// blank file at its end, bytes that are not UTF-8 in the piece that has them — the file's records so
+// far are then taken back, or, when some went on to the caller (`flush` hands out the records
+// collected), JsonlNotUtf8 is thrown. With strict, the first bad line's error waits until the rest
+// of the file is known to be UTF-8 (else the file is read whole and errs, or not, as collect()'s would).
 bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size_t piece, CollectResult& out,
                           const std::function<void()>& flush) {
-  bool valid = true, blank = true, bom = false, first = true;
   XXH3_state_t* h = XXH3_createState();
   XXH3_64bits_reset(h);
-  // The checking pass reads at most 1 MiB at a time: the bytes are hashed and checked while they are
-  // still in the cache, and a buffer of `piece` bytes (32 MiB at the default) is not faulted in for
-  // it. Pieces end at a '\n', which never sits inside a character, so their checks add up to the
-  // whole file's at any piece size.
-  const bool read = for_each_piece(path, std::min(piece, kCheckPiece), [&](std::string_view p) {
-    if (first && p.size() >= 2 && (p.substr(0, 3) == "\xEF\xBB\xBF" || uint8_t(p[0]) == 0xFF || uint8_t(p[0]) == 0xFE))
-      bom = true;
-    first = false;
-    XXH3_64bits_update(h, p.data(), p.size());
-    if (valid) valid = valid_utf8(p);  // '\n' never sits inside a character: pieces check like the whole
-    if (blank) blank = p.find_first_not_of(" \t\r\n") == std::string_view::npos;
-  });
-  const uint64_t digest = XXH3_64bits_digest(h);
-  XXH3_freeState(h);
-  if (!read || !valid || blank || bom) return false;
+  struct FreeState {
+    XXH3_state_t* h;
+    ~FreeState() { XXH3_freeState(h); }
+  } free_state{h};
+  // What to put back when the file turns out not to be read in pieces.
+  const StageCounts counts_before = out.counts;
+  const uint64_t bytes_before = out.bytes_read;
+  size_t first_mine = out.records.size();  // where this file's records start in out.records
+  bool handed = false, blank = true, first = true, not_utf8 = false;
+  std::exception_ptr strict_error;
   InputFile f;
   f.path = path;
-  f.hash = hex64(digest);
   f.format = "jsonl";
   int64_t line0 = 0;
-  const bool again = for_each_piece(path, piece, [&](std::string_view p) {
+  const bool read = for_each_piece(path, piece, [&](std::string_view p) {
+    if (not_utf8 || strict_error) return;
+    if (first && p.size() >= 2 && (p.substr(0, 3) == "\xEF\xBB\xBF" || uint8_t(p[0]) == 0xFF || uint8_t(p[0]) == 0xFE)) {
+      not_utf8 = true;  // a BOM: the file is read whole, its encoding named by it
+      return;
+    }
+    first = false;
+    if (!piece_valid_utf8(p)) {
+      not_utf8 = true;
+      return;
+    }
+    XXH3_64bits_update(h, p.data(), p.size());
+    if (blank) blank = p.find_first_not_of(" \t\r\n") == std::string_view::npos;
     const size_t before = out.records.size();
-    read_jsonl(p, path, o, out, true, line0);
+    try {
+      read_jsonl(p, path, o, out, true, line0);
+    } catch (const Error&) {
+      if (!o.strict) throw;
+      strict_error = std::current_exception();
+      return;
+    }
     line0 += int64_t(std::count(p.begin(), p.end(), '\n'));
     f.records += out.records.size() - before;
     out.bytes_read += p.size();
+    const bool mine = out.records.size() > first_mine;
     flush();
+    if (out.records.empty()) {  // handed on
+      handed |= mine;
+      first_mine = 0;
+    }
   });
-  if (!again) fail("data", "{}: the file changed or became unreadable while it was read", path);
+  if (strict_error) {
+    bool valid = true;
+    for_each_piece(path, kCheckPiece, [&](std::string_view p) { valid = valid && valid_utf8(p); });
+    if (valid) std::rethrow_exception(strict_error);
+    not_utf8 = true;
+  }
+  if (!read || not_utf8 || blank) {
+    if (handed && !read) fail("data", "{}: the file changed or became unreadable while it was read", path);
+    if (handed) throw JsonlNotUtf8{path};
+    out.records.erase(out.records.begin() + std::ptrdiff_t(first_mine), out.records.end());
+    out.counts = counts_before;
+    out.bytes_read = bytes_before;
+    return false;  // (an unreadable file: collect_file names the error)
+  }
+  f.hash = hex64(XXH3_64bits_digest(h));
   out.inputs.push_back(std::move(f));
   return true;
 }
@@ -568,7 +624,8 @@ void collect_batches(const std::vector<std::string>& patterns, const CollectOpti
   std::vector<std::string> files = expand_inputs(patterns, &skipped);
   collect_skipped(std::move(skipped), o, out);
   for (const auto& f : files) {
-    if (format_of(lower_ext(f)) == "jsonl" && collect_jsonl_pieces(f, o, piece_bytes, out, [&] { flush(false); }))
+    const bool whole = std::find(o.whole_jsonl.begin(), o.whole_jsonl.end(), f) != o.whole_jsonl.end();
+    if (format_of(lower_ext(f)) == "jsonl" && !whole && collect_jsonl_pieces(f, o, piece_bytes, out, [&] { flush(false); }))
       continue;
     collect_file(f, o, out);
     flush(false);

@@ -24,6 +24,15 @@ struct CollectOptions {
   std::function<size_t(std::string_view)> count_tokens;
   size_t max_line_bytes = 16u << 20;  // a JSONL line or CSV row longer than this is skipped
   bool strict = false;
+  // JSONL files collect_batches reads whole, not in pieces (see JsonlNotUtf8).
+  std::vector<std::string> whole_jsonl;
+};
+
+// collect_batches found bytes that are not UTF-8 in a JSONL file it was reading in pieces, after some
+// of the file's records had been handed on: such a file is read whole (its encoding found first), as
+// collect() reads it, so the caller starts over with the file in CollectOptions::whole_jsonl.
+struct JsonlNotUtf8 {
+  std::string path;
 };
 
 struct InputFile {
@@ -58,7 +67,8 @@ CollectResult collect(const std::vector<std::string>& patterns, const CollectOpt
 // collect() for inputs too large to hold: `on_batch` gets the records read so far whenever there are
 // at least `batch_records` of them (and the rest at the end), and takes them (the vector is cleared
 // after). A JSONL file in plain UTF-8 is read `piece_bytes` at a time, cut at line ends, so no such
-// file is held whole; other files are read as collect() reads them. The rest of `out` (counts,
+// file is held whole (throws JsonlNotUtf8 when one turns out not to be); other files are read as
+// collect() reads them. The rest of `out` (counts,
 // inputs, skipped, warnings) ends as collect() leaves it, and the records come in the same order.
 void collect_batches(const std::vector<std::string>& patterns, const CollectOptions& options, size_t batch_records,
                      size_t piece_bytes, const std::function<void(std::vector<Record>&)>& on_batch,

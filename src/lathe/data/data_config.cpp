@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <filesystem>
 
@@ -173,7 +174,7 @@ void finish_data_config(DataConfig& c, const std::string& where) {
   c.mapping.stratify_by = c.split.stratify_by;
   double sum = c.split.ratios[0] + c.split.ratios[1] + c.split.ratios[2];
   for (double r : c.split.ratios)
-    if (r < 0) fail("data", "{}: split.ratios: negative ratio", where);
+    if (!(r >= 0) || !std::isfinite(r)) fail("data", "{}: split.ratios: {} is not a finite ratio >= 0", where, r);
   if (sum <= 0) fail("data", "{}: split.ratios: they sum to zero", where);
   c.collect.strict = c.strict;
 }

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -134,8 +135,10 @@ bool Streamer::read_all() {
   try {
     const size_t piece =
         knob("LATHE_DATA_PIECE_BYTES", std::clamp<uint64_t>(budget_ / 128, 1u << 20, 64u << 20));
+    CollectOptions co = collect_options(cfg_, tok_);
+    co.whole_jsonl = whole_jsonl_;
     collect_batches(
-        cfg_.inputs, collect_options(cfg_, tok_), kBatchRecords, piece,
+        cfg_.inputs, co, kBatchRecords, piece,
         [&](std::vector<Record>& b) { offer_batch(b); }, rs_.cr);
     take_waiting();
   } catch (const NotStreamed&) {
@@ -334,8 +337,10 @@ void Streamer::take_batch(std::vector<Record>& recs) {
     mt.file = intern(r.source.file, file_ix_, files_);
     mt.stratum = intern(r.stratum, stratum_ix_, strata_);
     set_position(mt, r.source, meta_.size(), wide_pos_);
-    LATHE_CHECK(r.id.size() == 16, "record id '{}' is not 16 hex digits", r.id);
-    mt.id = std::stoull(r.id, nullptr, 16);
+    // (from_chars: strtoull's locale and whitespace handling made it a serial step's largest part)
+    const auto [end, ec] = std::from_chars(r.id.data(), r.id.data() + r.id.size(), mt.id, 16);
+    LATHE_CHECK(r.id.size() == 16 && ec == std::errc() && end == r.id.data() + 16, "record id '{}' is not 16 hex digits",
+                r.id);
     if (!contaminated.empty()) mt.contaminated = int32_t(contaminated[k]);
     if (!errors[i].empty()) errors_[meta_.size()] = std::move(errors[i]);
     meta_.push_back(mt);
@@ -419,10 +424,21 @@ void Streamer::read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in)
 }  // namespace stream_detail
 
 bool run_streaming(const DataConfig& cfg, const PendingTokenizer& tok, nlohmann::json& report) {
-  stream_detail::Streamer st(cfg, tok);
-  if (!st.read_all()) return false;
-  st.finish(report);
-  return true;
+  std::vector<std::string> whole;  // JSONL files found not to be UTF-8 after records of theirs went on
+  while (true) {
+    try {
+      stream_detail::Streamer st(cfg, tok);
+      st.read_jsonl_whole(whole);
+      if (!st.read_all()) return false;
+      st.finish(report);
+      return true;
+    } catch (const JsonlNotUtf8& e) {
+      // From the start, that file read whole: rare (a file that is UTF-8 for a piece or more, then not).
+      std::fprintf(stderr, "data prepare: %s is not UTF-8 past its first piece: reading again, that file whole\n",
+                   e.path.c_str());
+      whole.push_back(e.path);
+    }
+  }
 }
 
 }  // namespace lathe::data

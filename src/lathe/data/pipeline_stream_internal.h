@@ -157,6 +157,8 @@ class Streamer {
 
   // Stages 1-4 and the per-record work; false when the records are preference records.
   bool read_all();
+  // JSONL files read_all() reads whole (CollectOptions::whole_jsonl).
+  void read_jsonl_whole(std::vector<std::string> paths) { whole_jsonl_ = std::move(paths); }
 
   void finish(nlohmann::json& report);
 
@@ -169,6 +171,7 @@ class Streamer {
   void take_waiting();
   static constexpr size_t kWaitingBatches = 4;  // collected while the tokenizer loads, at most
   std::vector<std::vector<Record>> waiting_;
+  std::vector<std::string> whole_jsonl_;
   struct Unspooled {  // a run's spool bytes and recent texts, added in order beside the next run's work
     std::vector<std::string> recs, toks;
     std::vector<std::tuple<uint32_t, uint64_t, std::string>> texts;  // with exact dedup
