@@ -2,7 +2,9 @@
 // JSONL lines are parsed in parallel (OpenMP) because JSON parsing dominates collect time.
 #include "lathe/data/collect.h"
 
+#include <fcntl.h>
 #include <glob.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -14,7 +16,9 @@
 #include <filesystem>
 #include <set>
 
+#include "lathe/core/direct_io.h"
 #include "lathe/core/error.h"
+#include "lathe/core/io_worker.h"
 #include "lathe/core/file_io.h"
 #include "lathe/core/json_io.h"
 #include "lathe/data/json_fast.h"
@@ -462,45 +466,67 @@ void collect_skipped(std::vector<SkippedSource> skipped, const CollectOptions& o
 namespace {
 
 // Reads a file `piece` bytes at a time, each piece cut after its last '\n' (a line longer than a piece
-// makes the piece longer). fn(piece) for each; false when the file cannot be opened or read.
+// makes the piece longer). fn(piece) for each; false when the file cannot be opened or read. The next
+// piece is read on an IoWorker while fn works on this one, into the other of two aligned buffers, and
+// around the page cache where the file system allows (direct_io.h): the read was a serial step of a
+// prepare run, the kernel copying 8 MiB from the page cache while the other cores waited. A piece is
+// read from where the last one was cut, so no leftover line is copied.
 bool for_each_piece(const std::string& path, size_t piece, const std::function<void(std::string_view)>& fn) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  // A buffer that is read into, not zero-filled first (a std::string resized by `piece` would write
-  // every byte of a 100 MB file twice more, once per pass over it); it grows only for a line longer
-  // than a piece. Two pieces from the start: the part of a line left over from one piece and the
-  // next piece fit, so the buffer is not allocated again (and its pages faulted in again by the kernel)
-  // after the first piece; only the bytes read are ever touched.
-  std::unique_ptr<char[]> buf;
-  size_t cap = 0, len = 0;
-  size_t scanned = 0;  // bytes of buf known to hold no '\n'
+  bool direct = false;
+  const int fd = open_direct(path, O_RDONLY | O_CLOEXEC, 0, direct);
+  if (fd < 0) return false;
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  struct Buffer {
+    AlignedBlock block;
+    size_t cap = 0, skip = 0, got = 0;  // the bytes asked for start at block + skip; got of them came
+  };
+  Buffer bufs[2];
+  // Bytes [off, off + want) into b (one aligned read around them); fewer only at the end of the file.
+  auto read_into = [&](Buffer& b, uint64_t off, size_t want) {
+    const uint64_t a0 = align_down(off), len = align_up(off + want) - a0;
+    if (b.cap < len) {
+      b.block = aligned_block(size_t(len));
+      b.cap = size_t(len);
+    }
+    const size_t n = pread_full(fd, a0, size_t(len), b.block.get(), path);
+    b.skip = size_t(off - a0);
+    b.got = std::min(want, n > b.skip ? n - b.skip : 0);
+  };
+  IoWorker io;  // (its queue runs out before the buffers and the descriptor go: declared after them)
+  uint64_t off = 0;
+  size_t want = piece;
+  int cur = 0;
+  std::future<void> next = io.submit([&, want] { read_into(bufs[0], 0, want); });
   while (true) {
-    if (len + piece > cap) {
-      const size_t want = std::max({len + piece, 2 * cap, 2 * piece});
-      auto bigger = std::make_unique_for_overwrite<char[]>(want);
-      if (len) std::memcpy(bigger.get(), buf.get(), len);
-      buf = std::move(bigger);
-      cap = want;
+    try {
+      next.get();
+    } catch (const Error&) {
+      return false;  // a read error (fn's errors go to the caller)
     }
-    in.read(buf.get() + len, std::streamsize(piece));
-    len += size_t(in.gcount());
-    if (in.bad()) return false;
-    const bool eof = !in;
-    const std::string_view all(buf.get(), len);
-    size_t nl = all.substr(scanned).rfind('\n');
-    if (eof) {
-      if (len) fn(all);
-      return true;
+    {
+      const Buffer& b = bufs[cur];
+      const std::string_view v(b.block.get() + b.skip, b.got);
+      const bool end = b.got < want;  // the rest of the file
+      size_t cut = v.size();
+      if (!end) {
+        const size_t nl = v.rfind('\n');
+        if (nl == std::string_view::npos) {  // a line longer than the piece: read it all
+          want = 2 * want;
+          next = io.submit([&, cur, off, want] { read_into(bufs[cur], off, want); });
+          continue;
+        }
+        cut = nl + 1;
+        want = piece;
+        next = io.submit([&, other = cur ^ 1, at = off + cut, want] { read_into(bufs[other], at, want); });
+      }
+      if (!v.empty()) fn(v.substr(0, cut));
+      if (end) return true;
+      off += cut;
+      cur ^= 1;
     }
-    if (nl == std::string_view::npos) {
-      scanned = len;
-      continue;
-    }
-    nl += scanned;
-    fn(all.substr(0, nl + 1));
-    len -= nl + 1;
-    std::memmove(buf.get(), buf.get() + nl + 1, len);
-    scanned = 0;
   }
 }
 
