@@ -28,42 +28,50 @@ struct Rng {
 
 }  // namespace
 
-TEST(PrepareSpool, Ids24RoundTripAfterOtherBytes) {
-  // Every byte position of the 24 bits matters: the edges of each byte, then random ids of any size.
-  const int32_t edges[] = {0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFF, 0x800000, 0xFFFFFF, 151642};
+TEST(PrepareSpool, PackedIdsRoundTripAtEveryWidth) {
+  // Every width from 1 to 31 bits, ids at the edges of their width and random ones, after bytes the
+  // spool holds already (untouched), at lengths that end inside and on a byte.
   Rng rng{5};
-  for (int round = 0; round < 500; round++) {
-    const size_t n = round == 0 ? 0 : rng.next() % 700;
+  for (int round = 0; round < 600; round++) {
+    const int w = 1 + round % 31;
+    const size_t n = round < 31 ? 0 : rng.next() % 300;
+    const uint32_t top = w == 31 ? 0x7FFFFFFFu : (1u << w) - 1;
     std::vector<int32_t> ids(n);
-    for (auto& v : ids) v = rng.next() % 3 == 0 ? edges[rng.next() % std::size(edges)] : int32_t(rng.next() % (1u << 24));
-    const std::string prefix(rng.next() % 9, char(0xA5));  // what the spool holds before: not touched
+    for (auto& v : ids) {
+      const uint32_t r = rng.next() % 4;
+      v = int32_t(r == 0 ? top : r == 1 ? 0 : uint32_t(rng.next()) & top);
+    }
+    if (n) ids[rng.next() % n] = int32_t(top);  // the width is the largest id's
+    EXPECT_EQ(packed_id_width(ids.data(), n), n ? w : 1) << round;
+    const std::string prefix(rng.next() % 9, char(0xA5));
     std::string out = prefix;
-    ASSERT_TRUE(append_ids24(ids.data(), n, out));
-    ASSERT_EQ(out.size(), prefix.size() + 3 * n);
+    append_packed_ids(ids.data(), n, w, out);
+    ASSERT_EQ(out.size(), prefix.size() + packed_id_bytes(n, w));
     ASSERT_EQ(out.substr(0, prefix.size()), prefix);
     std::vector<int32_t> back(n, -7);
-    read_ids24(out.data() + prefix.size(), n, back.data());
-    ASSERT_EQ(back, ids) << "round " << round;
+    // Read from a buffer that ends where the packed bytes end: no byte past them is touched.
+    const std::vector<char> exact(out.begin() + std::ptrdiff_t(prefix.size()), out.end());
+    read_packed_ids(exact.data(), n, w, back.data());
+    ASSERT_EQ(back, ids) << "round " << round << " width " << w;
   }
-  // Little-endian whatever the machine: 0x0A0B0C is 0C 0B 0A.
-  const int32_t one = 0x0A0B0C;
+  // Little-endian from bit 0: 5 and 6 in 3 bits each are 101 then 110 -> 0b110101 = 0x35.
+  const int32_t two[] = {5, 6};
   std::string b;
-  ASSERT_TRUE(append_ids24(&one, 1, b));
-  EXPECT_EQ(b, std::string("\x0C\x0B\x0A", 3));
+  append_packed_ids(two, 2, 3, b);
+  EXPECT_EQ(b, std::string("\x35", 1));
 }
 
-TEST(PrepareSpool, Ids24RefusesIdsThatDoNotFit) {
-  // One id outside [0, 2^24) anywhere (first, middle, last) and nothing is appended: the caller keeps
-  // the int32 form.
-  for (int32_t wide : {int32_t(1) << 24, -1, -100, INT32_MAX, INT32_MIN}) {
+TEST(PrepareSpool, PackedIdWidthRefusesNegativeIds) {
+  // A negative id anywhere (first, middle, last) and the width is 0: the caller keeps int32.
+  for (int32_t neg : {-1, -100, INT32_MIN}) {
     for (size_t at : {size_t(0), size_t(5), size_t(9)}) {
       std::vector<int32_t> ids(10, 42);
-      ids[at] = wide;
-      std::string out = "x";
-      EXPECT_FALSE(append_ids24(ids.data(), ids.size(), out)) << wide << " at " << at;
-      EXPECT_EQ(out, "x");
+      ids[at] = neg;
+      EXPECT_EQ(packed_id_width(ids.data(), ids.size()), 0) << neg << " at " << at;
     }
   }
+  const int32_t big[] = {INT32_MAX, 3};
+  EXPECT_EQ(packed_id_width(big, 2), 31);
 }
 
 TEST(PrepareSpool, ViewMatchesReadInMemoryAndOnDisk) {

@@ -86,11 +86,13 @@ void set_position(Meta& mt, const Source& s, size_t index, std::map<size_t, std:
 // then travel as one bit a token, a ninth of the int32s (full labels otherwise).
 void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
   const size_t n = e.input_ids.size();
-  // Ids in 3 bytes when they fit: a quarter less spool (memory, and pages the kernel faults in and zeroes).
-  if (append_ids24(e.input_ids.data(), n, out))
-    mt.flags |= kIds24;
-  else
+  // Ids bit-packed (no negative one): 17-18 bits each where int32 takes 32.
+  if (const int w = packed_id_width(e.input_ids.data(), n)) {
+    append_packed_ids(e.input_ids.data(), n, w, out);
+    mt.flags |= uint16_t(kIdsPacked | (w << kIdWidthShift));
+  } else {
     out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * n);
+  }
   bool bits = true;
   for (size_t j = 0; j < n && bits; j++) bits = e.labels[j] == kIgnoreIndex || e.labels[j] == e.input_ids[j];
   if (!bits) {
@@ -405,8 +407,8 @@ FormatFacts Streamer::facts_of(const Meta& mt) const {
 // where they sit in memory, through `in`'s read-ahead when spilled to disk.
 void Streamer::read_tokens(size_t i, bool labels, int32_t* dst, SpoolReader& in) const {
   const Meta& m = meta_[i];
-  if (m.flags & kIds24) {
-    read_ids24(in.view(m.tok_off(), m.id_bytes()).data(), m.ntok, dst);
+  if (m.flags & kIdsPacked) {
+    read_packed_ids(in.view(m.tok_off(), m.id_bytes()).data(), m.ntok, m.id_width(), dst);
   } else {
     std::memcpy(dst, in.view(m.tok_off(), sizeof(int32_t) * m.ntok).data(), sizeof(int32_t) * m.ntok);
   }

@@ -39,8 +39,9 @@ enum : uint16_t {
   kPosPage = 128,
   kPosItem = 256,
   kPosWide = 512,
-  kIds24 = 1024,  // token ids spooled in 3 bytes each (all below 2^24: every vocabulary we load)
+  kIdsPacked = 1024,  // token ids spooled bit-packed (packed_id_width bits each, in the bits below)
 };
+constexpr int kIdWidthShift = 11;  // flags bits 11-15: the packed ids' width (1-31)
 
 // What stages 5-7 and the writers need of a record (56 bytes: at 6 M records this array is most of
 // the resident memory); its text and tokens stay in the spools.
@@ -63,7 +64,8 @@ struct Meta {
     tok_off_hi = uint16_t(v >> 32);
     tok_off_lo = uint32_t(v);
   }
-  uint64_t id_bytes() const { return (flags & kIds24 ? 3 : 4) * uint64_t(ntok); }
+  int id_width() const { return flags >> kIdWidthShift; }
+  uint64_t id_bytes() const { return flags & kIdsPacked ? packed_id_bytes(ntok, id_width()) : 4 * uint64_t(ntok); }
   uint64_t label_bytes() const { return flags & kLabelBits ? (uint64_t(ntok) + 7) / 8 : 4 * uint64_t(ntok); }
   uint64_t tok_bytes() const { return id_bytes() + label_bytes(); }
 };

@@ -6,7 +6,6 @@
 #include "lathe/core/utf8.h"
 #include "lathe/data/clean.h"
 #include "lathe/data/pipeline_internal.h"
-#include "lathe/data/text_blocks_avx2.h"
 
 namespace lathe::data {
 
@@ -60,63 +59,53 @@ void SpoolReader::extend(uint64_t to) {
   }
 }
 
-bool append_ids24(const int32_t* ids, size_t n, std::string& out) {
-  bool narrow = true;
-  for (size_t j = 0; j < n; j++) narrow &= uint32_t(ids[j]) < (uint32_t(1) << 24);  // negative ids are wide
-  if (!narrow) return false;
-  const size_t at = out.size();
-  out.resize(at + 3 * n);
+int packed_id_width(const int32_t* ids, size_t n) {
+  uint32_t all = 0;
+  for (size_t j = 0; j < n; j++) all |= uint32_t(ids[j]);
+  if (all >> 31) return 0;  // a negative id
+  return all ? 32 - __builtin_clz(all) : 1;
+}
+
+void append_packed_ids(const int32_t* ids, size_t n, int w, std::string& out) {
+  const size_t at = out.size(), bytes = packed_id_bytes(n, w);
+  out.resize(at + bytes + 4);  // (4 bytes of slack: whole 32-bit stores, cut off below)
   char* d = out.data() + at;
+  uint64_t acc = 0;
+  unsigned nb = 0;  // bits in acc, below 32 between ids (w <= 31: acc never overflows)
   for (size_t j = 0; j < n; j++) {
-    const uint32_t v = uint32_t(ids[j]);
-    d[3 * j] = char(v & 0xFF);
-    d[3 * j + 1] = char((v >> 8) & 0xFF);
-    d[3 * j + 2] = char(v >> 16);
+    acc |= uint64_t(uint32_t(ids[j])) << nb;
+    nb += unsigned(w);
+    if (nb >= 32) {
+      const uint32_t lo = uint32_t(acc);
+      std::memcpy(d, &lo, 4);
+      d += 4;
+      acc >>= 32;
+      nb -= 32;
+    }
   }
-  return true;
+  const uint32_t rest = uint32_t(acc);
+  std::memcpy(d, &rest, 4);
+  out.resize(at + bytes);
 }
 
-#ifdef LATHE_TEXT_AVX2
-namespace {
-// Eight ids (24 bytes) per step: one 32-byte load (j + 11 <= n keeps it inside the 3n bytes), the
-// dwords moved so that each 128-bit lane holds its twelve bytes, and a byte shuffle that widens each
-// three-byte id to four. Returns where the scalar loop goes on.
-LATHE_TARGET_AVX2 size_t read_ids24_avx2(const char* packed, size_t n, int32_t* ids) {
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6);  // bytes 0-15 | bytes 12-27
-  const __m256i widen = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,  //
-                                         0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+void read_packed_ids(const char* packed, size_t n, int w, int32_t* ids) {
+  // Id j's bits start at bit j*w: one unaligned 8-byte load from its first byte holds them all (a shift
+  // of at most 7 plus w <= 31 bits), while 8 bytes remain; the last few ids are gathered byte by byte.
+  const uint64_t mask = (uint64_t(1) << w) - 1;
+  const size_t bytes = packed_id_bytes(n, w);
   size_t j = 0;
-  for (; j + 11 <= n; j += 8) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + 3 * j));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ids + j),
-                        _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(v, lanes), widen));
-  }
-  return j;
-}
-}  // namespace
-#endif
-
-void read_ids24(const char* packed, size_t n, int32_t* ids) {
-  // Four ids (12 bytes) from two overlapping 8-byte loads, bytes 0-7 and 4-11, instead of twelve byte
-  // loads (half the time in a loop over records' ids); the last few one byte at a time. With AVX2,
-  // eight at a time first (the token shards decode every id twice: ids, then labels).
-  size_t j = 0;
-#ifdef LATHE_TEXT_AVX2
-  static const bool avx2 = cpu_text_avx2();
-  if (avx2) j = read_ids24_avx2(packed, n, ids);
-#endif
-  for (; j + 4 <= n; j += 4) {
-    uint64_t lo, hi;
-    std::memcpy(&lo, packed + 3 * j, 8);
-    std::memcpy(&hi, packed + 3 * j + 4, 8);
-    ids[j] = int32_t(lo & 0xFFFFFF);
-    ids[j + 1] = int32_t((lo >> 24) & 0xFFFFFF);
-    ids[j + 2] = int32_t((hi >> 16) & 0xFFFFFF);
-    ids[j + 3] = int32_t((hi >> 40) & 0xFFFFFF);
+  for (uint64_t bit = 0; j < n && (bit >> 3) + 8 <= bytes; j++, bit += uint64_t(w)) {
+    uint64_t x;
+    std::memcpy(&x, packed + (bit >> 3), 8);
+    ids[j] = int32_t((x >> (bit & 7)) & mask);
   }
   const auto* d = reinterpret_cast<const uint8_t*>(packed);
-  for (; j < n; j++)
-    ids[j] = int32_t(uint32_t(d[3 * j]) | uint32_t(d[3 * j + 1]) << 8 | uint32_t(d[3 * j + 2]) << 16);
+  for (; j < n; j++) {
+    const uint64_t bit = uint64_t(j) * uint64_t(w);
+    uint64_t x = 0;
+    for (size_t b = bit >> 3, k = 0; b < bytes && k < 8; b++, k++) x |= uint64_t(d[b]) << (8 * k);
+    ids[j] = int32_t((x >> (bit & 7)) & mask);
+  }
 }
 
 namespace {
