@@ -88,15 +88,51 @@ void bad(CollectResult& out, const CollectOptions& o, const std::string& reason,
 
 // `text_valid`: the whole text is known to be valid UTF-8, so lines need no check of their own.
 // `line0`: lines before `text` in its file (a piece of a file read in pieces).
-void read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out,
-                bool text_valid, int64_t line0 = 0) {
+// Cuts of `text` after a '\n' about every `part` bytes (0 and text.size() included): parts of lines
+// whole, to be read side by side.
+std::vector<size_t> cuts_at_lines(std::string_view text, size_t part) {
+  std::vector<size_t> cuts{0};
+  while (cuts.back() < text.size()) {
+    size_t c = std::min(text.size(), cuts.back() + part);
+    if (c < text.size()) {
+      const size_t nl = text.find('\n', c);
+      c = nl == std::string_view::npos ? text.size() : nl + 1;
+    }
+    cuts.push_back(c);
+  }
+  return cuts;
+}
+
+// Returns the count of '\n' in `text` (its lines, for the next piece's numbers).
+int64_t read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out,
+                   bool text_valid, int64_t line0 = 0) {
+  // The non-blank lines, found in parts side by side (a serial walk over each 8 MiB piece was a step the
+  // other cores waited on): per part its (offset, length) and line number within the part, then each
+  // part's numbers moved on by the lines of the parts before it.
+  const std::vector<size_t> cuts = cuts_at_lines(text, size_t(1) << 20);
+  const int64_t parts = int64_t(cuts.size()) - 1;
+  std::vector<std::vector<std::pair<size_t, size_t>>> part_lines(size_t(std::max<int64_t>(parts, 0)));
+  std::vector<std::vector<int64_t>> part_numbers(part_lines.size());
+  std::vector<int64_t> part_count(part_lines.size());  // lines a part spans (its '\n's, but the last)
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t k = 0; k < parts; k++) {
+    const std::string_view t = text.substr(cuts[size_t(k)], cuts[size_t(k) + 1] - cuts[size_t(k)]);
+    JsonlTextLines walk(t);
+    for (std::string_view l; walk.next(l);) {
+      part_lines[size_t(k)].emplace_back(size_t(l.data() - text.data()), l.size());
+      part_numbers[size_t(k)].push_back(walk.line());
+    }
+    part_count[size_t(k)] = walk.line();
+  }
   std::vector<std::pair<size_t, size_t>> lines;  // (offset, length) of non-blank lines
   std::vector<int64_t> numbers;
-  JsonlTextLines walk(text);
-  for (std::string_view l; walk.next(l);) {
-    lines.emplace_back(size_t(l.data() - text.data()), l.size());
-    numbers.push_back(line0 + walk.line());
+  int64_t before = line0;
+  for (size_t k = 0; k < part_lines.size(); k++) {
+    lines.insert(lines.end(), part_lines[k].begin(), part_lines[k].end());
+    for (int64_t x : part_numbers[k]) numbers.push_back(before + x);
+    before += part_count[k];  // every part but the last ends with '\n': its lines are its '\n's
   }
+  const int64_t newlines = before - line0 - (text.empty() || text.back() == '\n' ? 0 : 1);
   const int64_t n = int64_t(lines.size());
   std::vector<nlohmann::json> parsed(n);
   std::vector<std::string> errors(n), ids(n);
@@ -143,6 +179,7 @@ void read_jsonl(std::string_view text, const std::string& path, const CollectOpt
     r.source = Source{path, numbers[i], 0, 0};
     out.records.push_back(std::move(r));
   }
+  return newlines;
 }
 
 void read_json(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out) {
@@ -401,7 +438,10 @@ void collect_bytes(std::string_view bytes, const std::string& path, const std::s
     out.warnings.push_back(fmt::format("{}: {} undecodable byte sequence(s) replaced with U+FFFD", path, n));
   }
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return bad(out, o, "empty file", path, "only whitespace");
-  if (format == "jsonl") return read_jsonl(text, path, o, out, enc == "utf-8" || enc == "utf-8-bom" || enc == "cp949");
+  if (format == "jsonl") {
+    read_jsonl(text, path, o, out, enc == "utf-8" || enc == "utf-8-bom" || enc == "cp949");
+    return;
+  }
   if (enc == "invalid" && structured && format != "jsonl") {
     // Whole-document formats cannot skip a line: report the first bad byte's line and skip the file.
     int64_t line = 1;
@@ -471,7 +511,10 @@ namespace {
 // around the page cache where the file system allows (direct_io.h): the read was a serial step of a
 // prepare run, the kernel copying 8 MiB from the page cache while the other cores waited. A piece is
 // read from where the last one was cut, so no leftover line is copied.
-bool for_each_piece(const std::string& path, size_t piece, const std::function<void(std::string_view)>& fn) {
+// `behind`, when given, also gets each piece, on the reading thread while fn works on it (the file
+// hash: a serial step otherwise); it has been called for every piece when this returns true.
+bool for_each_piece(const std::string& path, size_t piece, const std::function<void(std::string_view)>& fn,
+                    const std::function<void(std::string_view)>& behind = nullptr) {
   bool direct = false;
   const int fd = open_direct(path, O_RDONLY | O_CLOEXEC, 0, direct);
   if (fd < 0) return false;
@@ -499,7 +542,7 @@ bool for_each_piece(const std::string& path, size_t piece, const std::function<v
   uint64_t off = 0;
   size_t want = piece;
   int cur = 0;
-  std::future<void> next = io.submit([&, want] { read_into(bufs[0], 0, want); });
+  std::future<void> next = io.submit([&, want] { read_into(bufs[0], 0, want); }), last_behind;
   while (true) {
     try {
       next.get();
@@ -520,10 +563,15 @@ bool for_each_piece(const std::string& path, size_t piece, const std::function<v
         }
         cut = nl + 1;
         want = piece;
-        next = io.submit([&, other = cur ^ 1, at = off + cut, want] { read_into(bufs[other], at, want); });
       }
+      // The buffer stays until behind is done with it: the read into it comes two jobs later.
+      if (behind && cut > 0) last_behind = io.submit([&behind, p = v.substr(0, cut)] { behind(p); });
+      if (!end) next = io.submit([&, other = cur ^ 1, at = off + cut, want] { read_into(bufs[other], at, want); });
       if (!v.empty()) fn(v.substr(0, cut));
-      if (end) return true;
+      if (end) {
+        if (last_behind.valid()) last_behind.get();
+        return true;
+      }
       off += cut;
       cur ^= 1;
     }
@@ -537,15 +585,7 @@ constexpr size_t kCheckPiece = size_t(1) << 20;
 bool piece_valid_utf8(std::string_view text) {
   constexpr size_t kPart = size_t(1) << 20;
   if (text.size() <= kPart) return valid_utf8(text);
-  std::vector<size_t> cuts{0};
-  while (cuts.back() < text.size()) {
-    size_t c = std::min(text.size(), cuts.back() + kPart);
-    if (c < text.size()) {
-      const size_t nl = text.find('\n', c);
-      c = nl == std::string_view::npos ? text.size() : nl + 1;
-    }
-    cuts.push_back(c);
-  }
+  const std::vector<size_t> cuts = cuts_at_lines(text, kPart);
   const int64_t parts = int64_t(cuts.size()) - 1;
   int bad = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : bad)
@@ -590,17 +630,15 @@ bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size
       not_utf8 = true;
       return;
     }
-    XXH3_64bits_update(h, p.data(), p.size());
     if (blank) blank = p.find_first_not_of(" \t\r\n") == std::string_view::npos;
     const size_t before = out.records.size();
     try {
-      read_jsonl(p, path, o, out, true, line0);
+      line0 += read_jsonl(p, path, o, out, true, line0);
     } catch (const Error&) {
       if (!o.strict) throw;
       strict_error = std::current_exception();
       return;
     }
-    line0 += int64_t(std::count(p.begin(), p.end(), '\n'));
     f.records += out.records.size() - before;
     out.bytes_read += p.size();
     const bool mine = out.records.size() > first_mine;
@@ -609,7 +647,7 @@ bool collect_jsonl_pieces(const std::string& path, const CollectOptions& o, size
       handed |= mine;
       first_mine = 0;
     }
-  });
+  }, [h](std::string_view p) { XXH3_64bits_update(h, p.data(), p.size()); });
   if (strict_error) {
     bool valid = true;
     for_each_piece(path, kCheckPiece, [&](std::string_view p) { valid = valid && valid_utf8(p); });

@@ -1,5 +1,6 @@
 #include "lathe/data/mapping.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "lathe/core/error.h"
@@ -132,7 +133,6 @@ DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, S
   for (int64_t i = 0; i < n; i++) why[i] = map_record(records[i], o, &shape[i], &pref[i]);
   counts.in += records.size();
   std::vector<Record> kept;
-  kept.reserve(records.size());
   // The first record's kind (shape after mapping.fields, malformed or not) is the set's; the first
   // record of another kind stops the preparation.
   std::optional<DatasetKind> kind;
@@ -147,7 +147,25 @@ DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, S
     }
   }
   if (seen) *seen = {kind, kind ? records[first].source.where() : std::string()};
-  for (int64_t i = 0; i < n; i++) {
+  // Shapes counted by name pointer (a handful), then into `shapes`: a map lookup with a key string built
+  // per record, and a move of every record into a new vector, were a serial step of the streamed run;
+  // the records move only when some are dropped.
+  std::vector<std::pair<const char*, size_t>> tally;
+  auto count_shape = [&](int64_t i) {
+    const char* name = !o.fields.empty()                       ? "mapped"
+                       : shape[i] == RecordShape::Preference ? preference_shape_name(pref[i])
+                                                             : record_shape_name(shape[i]);
+    for (auto& [nm, c] : tally)
+      if (nm == name) {
+        c++;
+        return;
+      }
+    tally.emplace_back(name, 1);
+  };
+  const bool drops = std::any_of(why.begin(), why.end(), [](const auto& w) { return w.has_value(); });
+  for (int64_t i = 0; i < n && !drops; i++) count_shape(i);
+  if (drops) kept.reserve(records.size());
+  for (int64_t i = 0; i < n && drops; i++) {
     if (why[i]) {
       // The reason names the fields; group the report by its first words so reasons stay few.
       std::string reason = why[i]->substr(0, why[i]->find(" (fields"));
@@ -155,11 +173,11 @@ DatasetKind map_records(std::vector<Record>& records, const MappingOptions& o, S
       counts.drop(reason, records[i].source.where() + ": " + *why[i]);
       continue;
     }
-    const char* name = shape[i] == RecordShape::Preference ? preference_shape_name(pref[i]) : record_shape_name(shape[i]);
-    shapes[o.fields.empty() ? name : "mapped"]++;
+    count_shape(i);
     kept.push_back(std::move(records[i]));
   }
-  records.swap(kept);
+  if (drops) records.swap(kept);
+  for (auto& [name, c] : tally) shapes[name] += c;
   counts.out += records.size();
   return kind.value_or(DatasetKind::Sft);
 }
