@@ -124,16 +124,28 @@ void mixed_inputs(const fs::path& d) {
   write(d / "eval.jsonl", json{{"instruction", "Question 3 about the lease deposit"}, {"output", "x"}}.dump() + "\n");
 }
 
+// A fresh directory with mixed_inputs and a data.yaml of inputs [in/], output out, and `rest`.
+fs::path mixed_dir(const std::string& tag, const std::string& rest) {
+  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-" + tag + std::to_string(getpid()));
+  fs::remove_all(dir);
+  mixed_inputs(dir);
+  write(dir / "data.yaml", "data:\n  inputs: [in/]\n  output: out\n" + rest);
+  return dir;
+}
+
+// The Qwen3 tokenizer as dir/model; false without the fixture.
+bool add_qwen3_model(const fs::path& dir) {
+  if (!has_fixture("tokenizers/qwen3/tokenizer.json")) return false;
+  fs::create_directories(dir / "model");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+  return true;
+}
+
 }  // namespace
 
 TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
-  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  mixed_inputs(dir);
-  write(dir / "data.yaml", R"(data:
-  inputs: [in/]
-  output: out
-  pii: {policy: redact}
+  const fs::path dir = mixed_dir("", R"(  pii: {policy: redact}
   dedup: {exact: true, near: true, near_action: keep, threshold: 0.6, eval_prompts: [eval.jsonl], contamination_action: report}
   format: {max_seq_length: 48, packing: true}
   split: {ratios: [0.6, 0.2, 0.2], seed: 11, stratify_by: category}
@@ -147,10 +159,7 @@ TEST(PrepareStream, SameBytesAsInMemoryOnMixedInputs) {
   EXPECT_GT(report["dedup"]["near_clusters"].size(), 0u);
   EXPECT_GT(report["dedup"]["exact_clusters"].size(), 0u);
   EXPECT_TRUE(report["totals"]["reconciles"].get<bool>());
-  if (has_fixture("tokenizers/qwen3/tokenizer.json")) {
-    fs::create_directories(dir / "model");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-      fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+  if (add_qwen3_model(dir)) {
     expect_same(dir, "--model model");
     expect_same(dir, "--model model", kCollide);
     expect_same(dir, "--model model --dedup-near-action drop");
@@ -183,13 +192,7 @@ TEST(PrepareStream, DuplicatesSettledAsTheyCameFollowTheFirstCopy) {
 // dedup and format will keep that holds when every duplicate is seen among the recent texts, and is
 // written again by the writers' pass when not (a duplicate beyond them, a hash two texts share).
 TEST(PrepareStream, OneSplitRecordsFileWrittenAsTheRecordsCame) {
-  const fs::path dir = fs::temp_directory_path() / ("lathe-prepare-stream-early-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  mixed_inputs(dir);
-  write(dir / "data.yaml", R"(data:
-  inputs: [in/]
-  output: out
-  pii: {policy: redact}
+  const fs::path dir = mixed_dir("early-", R"(  pii: {policy: redact}
   dedup: {exact: true, near: false}
   format: {max_seq_length: 40, truncation: drop, min_tokens: 12}
   split: {ratios: [0, 0.5, 0]}
@@ -205,10 +208,7 @@ TEST(PrepareStream, OneSplitRecordsFileWrittenAsTheRecordsCame) {
   EXPECT_GT(report["dedup"]["exact_clusters"].size(), 0u);
   EXPECT_EQ(report["splits"]["train"].get<size_t>(), 0u) << report["splits"].dump();
   EXPECT_GT(report["splits"]["validation"].get<size_t>(), 0u) << report["splits"].dump();
-  if (has_fixture("tokenizers/qwen3/tokenizer.json")) {
-    fs::create_directories(dir / "model");
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-      fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+  if (add_qwen3_model(dir)) {
     log = expect_same(dir, "--model model", kTiny + std::string(" LATHE_VERBOSE=1"));
     EXPECT_NE(log.find(kept), std::string::npos) << log;
     // Format dropped some (too short, too long) and kept others: the file holds only the kept.
@@ -273,9 +273,7 @@ TEST(PrepareStream, PretokenizedLabelsAndArrayItemsSurviveTheSpool) {
   json arr = json::array();
   for (int i = 0; i < 9; i++) arr.push_back(json::parse(sft_line(200 + i, "law")));
   write(dir / "in" / "b.json", arr.dump());
-  fs::create_directories(dir / "model");
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    fs::copy_file(fixture_path(std::string("tokenizers/qwen3/") + f), dir / "model" / f);
+  add_qwen3_model(dir);
   write(dir / "data.yaml", R"(data:
   inputs: [in/]
   output: out
