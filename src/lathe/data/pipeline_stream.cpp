@@ -93,17 +93,30 @@ void spool_tokens(const EncodedRecord& e, Meta& mt, std::string& out) {
   } else {
     out.append(reinterpret_cast<const char*>(e.input_ids.data()), sizeof(int32_t) * n);
   }
+  // One pass that writes the bits and checks they say it all (eight labels a byte, without branches:
+  // the compiler vectorizes it); int32 labels instead when one is neither.
+  const size_t at = out.size();
+  out.resize(at + (n + 7) / 8);
+  const int32_t* l = e.labels.data();
+  const int32_t* ids = e.input_ids.data();
   bool bits = true;
-  for (size_t j = 0; j < n && bits; j++) bits = e.labels[j] == kIgnoreIndex || e.labels[j] == e.input_ids[j];
-  if (!bits) {
-    out.append(reinterpret_cast<const char*>(e.labels.data()), sizeof(int32_t) * n);
+  for (size_t j0 = 0; j0 < n; j0 += 8) {
+    uint32_t b = 0;
+    bool ok = true;
+    for (size_t k = 0; k < 8 && j0 + k < n; k++) {
+      const int32_t v = l[j0 + k];
+      ok &= (v == kIgnoreIndex) | (v == ids[j0 + k]);
+      b |= uint32_t(v != kIgnoreIndex) << k;
+    }
+    bits &= ok;
+    out[at + j0 / 8] = char(b);
+  }
+  if (bits) {
+    mt.flags |= kLabelBits;
     return;
   }
-  mt.flags |= kLabelBits;
-  const size_t at = out.size();
-  out.resize(at + (n + 7) / 8, '\0');
-  for (size_t j = 0; j < n; j++)
-    if (e.labels[j] != kIgnoreIndex) out[at + j / 8] = char(uint8_t(out[at + j / 8]) | (1u << (j % 8)));
+  out.resize(at);
+  out.append(reinterpret_cast<const char*>(l), sizeof(int32_t) * n);
 }
 
 // The index of `s` in `names` (added when new). Records of a file come one after another, so the last
