@@ -86,8 +86,6 @@ void bad(CollectResult& out, const CollectOptions& o, const std::string& reason,
   out.counts.drop(reason, where + ": " + detail);
 }
 
-// `text_valid`: the whole text is known to be valid UTF-8, so lines need no check of their own.
-// `line0`: lines before `text` in its file (a piece of a file read in pieces).
 // Cuts of `text` after a '\n' about every `part` bytes (0 and text.size() included): parts of lines
 // whole, to be read side by side.
 std::vector<size_t> cuts_at_lines(std::string_view text, size_t part) {
@@ -103,7 +101,9 @@ std::vector<size_t> cuts_at_lines(std::string_view text, size_t part) {
   return cuts;
 }
 
-// Returns the count of '\n' in `text` (its lines, for the next piece's numbers).
+// `text_valid`: the whole text is known to be valid UTF-8, so lines need no check of their own.
+// `line0`: lines before `text` in its file (a piece of a file read in pieces). Returns the count of
+// '\n' in `text` (its lines, for the next piece's numbers).
 int64_t read_jsonl(std::string_view text, const std::string& path, const CollectOptions& o, CollectResult& out,
                    bool text_valid, int64_t line0 = 0) {
   // The non-blank lines, found in parts side by side (a serial walk over each 8 MiB piece was a step the

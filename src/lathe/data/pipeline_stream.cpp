@@ -13,7 +13,9 @@
 //      recomputed for candidate pairs; the drops and examples in record order as before.
 //   3. One pass over the spool copies the kept lines into the records files and adds up the text
 //      statistics; each split's token shard is written from the spool into a safetensors file whose
-//      header is known from the lengths.
+//      header is known from the lengths. When every record goes to one split, that split's records
+//      file was written while the records came (OneSplitRecords), and this pass is left out when what
+//      it wrote proves to be what dedup and format kept.
 //
 // The outputs are the in-memory driver's byte for byte (tests/data_pipeline/prepare_identity_golden.cpp,
 // and prepare_stream_e2e.cpp against LATHE_DATA_IN_MEMORY=1).
