@@ -454,14 +454,14 @@ bool format_keep(const FormatFacts& e, const Source& src, const FormatOptions& f
     warnings.push_back(src.where() + ": answer never ends (no end-of-turn token after truncation)");
   if (f.max_seq_length > 0 && e.first_loss > size_t(f.max_seq_length) * 3 / 4 && t.long_prompts++ < 5)
     warnings.push_back(fmt::format("{}: very long prompt ({} of {} tokens before the answer)", src.where(), e.first_loss, e.tokens));
-  t.before.push_back(e.full_length);
-  t.after.push_back(e.tokens);
+  t.before.add(e.full_length);
+  t.after.add(e.tokens);
   return true;
 }
 
 void format_finish(FormatTally& t, std::vector<std::string>& warnings, nlohmann::json& report) {
   if (t.no_eos > 5) warnings.push_back(fmt::format("{} records in all end without an end-of-turn token", t.no_eos));
-  report["token_length_histogram"] = {{"before", hist_json(t.before)}, {"after", hist_json(t.after)}};
+  report["token_length_histogram"] = {{"before", t.before.json()}, {"after", t.after.json()}};
   t.counts.out = t.counts.in;
   for (auto& [k, v] : t.counts.dropped) t.counts.out -= v;
 }

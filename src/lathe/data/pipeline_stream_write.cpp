@@ -77,7 +77,7 @@ void OneSplitRecords::commit(std::string& hash, size_t& count, std::map<std::str
   hash = hex64(XXH3_64bits_digest(h_));
   count = wrote_n_;
   for (auto& [k, v] : scripts_) scripts[k] += v;
-  for (size_t b = 0; b < chars.counts.size(); b++) chars.counts[b] += chars_.counts[b];
+  chars.add(chars_);
 }
 
 void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
@@ -104,8 +104,8 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
     XXH3_64bits_reset(h[s]);
   }
   std::map<std::string, size_t> scripts, sources;
-  LengthHistogram chars;
-  std::vector<size_t> char_lens(early ? 0 : kept.size());  // (hist_json takes size_t)
+  LengthHistogram chars;  // of the kept records' character counts (sums: added per block)
+  std::vector<LengthHistogram> block_chars(kWindow);
   const int64_t nblocks = early ? 0 : (int64_t(kept.size()) + kBlock - 1) / kBlock;
   std::vector<std::array<std::string, 3>> blocks(kWindow);
   std::vector<std::map<std::string, size_t>> block_scripts(kWindow);
@@ -116,6 +116,8 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
       auto& bufs = blocks[b - w0];
       for (auto& x : bufs) x.clear();
       auto& sc = block_scripts[b - w0];
+      LengthHistogram& ch = block_chars[b - w0];
+      ch = LengthHistogram();
       sc.clear();
       // The block's records lie in order in the spool: one read from the first to the last, unless
       // what dedup dropped between them makes that span large.
@@ -129,7 +131,9 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
         const Meta& mt = meta_[kept[k]];
         const std::string_view rec =
             span.empty() ? spool_.view(mt.off, mt.rec_bytes, one) : span.substr(mt.off - first.off, mt.rec_bytes);
-        const size_t at = get_text_statistics(rec, char_lens[k], &sc);
+        size_t char_len = 0;
+        const size_t at = get_text_statistics(rec, char_len, &sc);
+        ch.add(char_len);
         if (formatted[k]) bufs[size_t(split_of[k])].append(rec.substr(at));
       }
     }
@@ -140,6 +144,7 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
       }
       // Script counts are sums: adding per block equals adding per record.
       for (auto& [k, v] : block_scripts[b - w0]) scripts[k] += v;
+      chars.add(block_chars[b - w0]);
     }
   }
   for (size_t k = 0; k < kept.size(); k++) sources[files_[meta_[kept[k]].file]]++;
@@ -158,7 +163,6 @@ void Streamer::write_records_and_statistics(const std::vector<uint32_t>& kept,
     sp.records_count = count[s];
     out[s]->commit();
   }
-  for (size_t x : char_lens) chars.add(x);
   report["scripts"] = scripts;
   std::vector<std::pair<size_t, std::string>> top;
   for (auto& [f, c] : sources) top.emplace_back(c, f);
