@@ -1,6 +1,6 @@
 // The streaming `lathe data prepare` (pipeline_stream.cpp) against the in-memory driver
 // (LATHE_DATA_IN_MEMORY=1) on inputs that take every way through it: JSONL read in pieces (CRLF, blank
-// lines, a malformed line, a line longer than a piece), files read whole (CSV, Markdown, HTML, a JSONL
+// lines, a malformed line, a line longer than a piece, a last line without '\n'), files read whole (CSV, Markdown, HTML, a JSONL
 // with a BOM, an empty and a blank JSONL), near-duplicate clusters kept (split groups), strata, eval
 // prompts, packing, and preference records (handed back to the in-memory driver). Tiny batches and
 // pieces cross every boundary. prepare_identity_golden.cpp holds both to the golden bytes as well.
@@ -113,7 +113,7 @@ void mixed_inputs(const fs::path& d) {
                             {{"role", "assistant"}, {"content", "답변 " + std::to_string(i % 7) + " 입니다. 감사합니다."}}}},
               {"category", "law"}}
              .dump() +
-         "\n";
+         (i < 19 ? "\n" : "");  // the last line without its '\n'
   write(d / "in" / "b.jsonl", b);
   write(d / "in" / "c.csv", "question,answer,category\nWhat is a lease?,A contract to rent.,law\n\"broken,quote\n");
   write(d / "in" / "d.md", "# Notes\n\nThe deposit is returned within two weeks.\n\n## More\n\nKeep the receipt.\n");
