@@ -311,6 +311,13 @@ std::vector<int> assign_splits(const std::vector<Record>& recs, const SplitOptio
       [&](size_t i) -> const std::string& { return recs[i].stratum; }, [&](size_t i) { return recs[i].cluster; }, o);
 }
 
+int only_split(const SplitOptions& o) {
+  int shares = 0, only = -1;
+  for (int s = 0; s < 3; s++)
+    if (o.ratios[size_t(s)] > 0) shares++, only = s;
+  return shares == 1 ? only : -1;
+}
+
 std::vector<int> assign_splits(size_t n, const std::function<const std::string&(size_t)>& id_of,
                                const std::function<const std::string&(size_t)>& stratum_of,
                                const std::function<int64_t(size_t)>& cluster_of, const SplitOptions& o) {
@@ -321,10 +328,7 @@ std::vector<int> assign_splits(size_t n, const std::function<const std::string&(
   LATHE_CHECK(n < (size_t(1) << 32), "assign_splits: {} records, at most 2^32", n);
   // One split with a share: every group lands in it (a cut below would fall at or past each stratum's
   // end, mid <= total - 0.5 against total x r / r), so no hash, no sort (0.6 s of a 5 GB run).
-  int shares = 0, only = 0;
-  for (int s = 0; s < 3; s++)
-    if (o.ratios[size_t(s)] > 0) shares++, only = s;
-  if (shares == 1) return std::vector<int>(n, only);
+  if (const int only = only_split(o); only >= 0) return std::vector<int>(n, only);
   bool clustered = false;  // a record whose group is not itself
   for (size_t i = 0; i < n && !clustered; i++) {
     const int64_t c = cluster_of(i);

@@ -86,6 +86,8 @@ DataConfig load_data_config(const std::string& path);
 // Split per record (0 train, 1 validation, 2 test): groups (near-duplicate clusters, or single
 // records) are ordered by a hash of (seed, group id) within each stratum and cut by the ratios, so
 // the result depends only on the seed, ratios and record ids, and a cluster never straddles splits.
+// The one split with a share of the records (0 train, 1 validation, 2 test), or -1 when several have.
+int only_split(const SplitOptions& o);
 std::vector<int> assign_splits(const std::vector<Record>& records, const SplitOptions& o);
 // The same over n records given by their id, stratum and cluster (-1: none); the references returned
 // must stay valid while the call runs.

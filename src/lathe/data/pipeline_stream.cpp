@@ -140,12 +140,10 @@ std::string dedup_text(const nlohmann::json& j) {
 }
 
 bool Streamer::read_all() {
-  int splits = 0, only = 0;
-  for (int k = 0; k < 3; k++)
-    if (cfg_.split.ratios[size_t(k)] > 0) splits++, only = k;
+  const int only = only_split(cfg_.split);
   // LATHE_DATA_EARLY_RECORDS=0: the writers' pass always (tests compare the two).
   const char* early = std::getenv("LATHE_DATA_EARLY_RECORDS");
-  if (splits == 1 && !cfg_.dedup.near && prompts_.empty() && !(early && std::string_view(early) == "0")) {
+  if (only >= 0 && !cfg_.dedup.near && prompts_.empty() && !(early && std::string_view(early) == "0")) {
     fs::create_directories(cfg_.output);
     early_ = std::make_unique<OneSplitRecords>(cfg_.output + "/" + kSplitNames[only] + ".records.jsonl", only);
   }
